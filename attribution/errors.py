@@ -1,0 +1,87 @@
+"""Exceptions raised by `attribution`.
+
+The tree::
+
+    AttributionError (ValueError)          base: the CLI catches it once, exit code 2
+    ├── InputError                         a file cannot be used as it is
+    │   ├── ColumnNotFoundError            a required column is missing (lists what exists)
+    │   ├── FileFormatError                unknown extension, unreadable file
+    │   └── RejectedRowError               a bad row while running with ``strict``
+    ├── ConfigError                        attribution.toml or a flag is wrong
+    ├── ChannelRulesError                  a channel-rules file is wrong
+    └── ModelError                         a model cannot run on this data
+        └── UnknownModelError              no model of that name (lists the valid ones)
+
+Every message says what was wrong, where (file, row, column) and what is valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AttributionError(ValueError):
+    """Base class of every error this library raises on purpose."""
+
+
+class InputError(AttributionError):
+    """An input file cannot be used as it is."""
+
+
+class FileFormatError(InputError):
+    """The file's format is unknown or the file cannot be read."""
+
+
+class ColumnNotFoundError(InputError):
+    """A required column is missing from an input file."""
+
+    @classmethod
+    def from_missing(
+        cls, path: str, missing: Iterable[str], available: Iterable[str], hint: str = ""
+    ) -> ColumnNotFoundError:
+        available = list(available)
+        parts = []
+        for name in missing:
+            close = difflib.get_close_matches(name, available, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"{name!r}{guess}")
+        message = (
+            f"{path}: missing column {', '.join(parts)}; "
+            f"the file has {', '.join(repr(c) for c in available) or 'no columns'}"
+        )
+        if hint:
+            message += f"; {hint}"
+        return cls(message)
+
+
+class RejectedRowError(InputError):
+    """A row was rejected while running in strict mode."""
+
+    @classmethod
+    def from_reject(cls, path: str, row: int, column: str, reason: str, value: str | None):
+        shown = "empty" if value is None else repr(value)
+        return cls(f"{path}: row {row}, column {column!r}: {reason} (value {shown})")
+
+
+class ConfigError(AttributionError):
+    """A configuration file or command-line option is wrong."""
+
+
+class ChannelRulesError(AttributionError):
+    """A channel-rules file is wrong."""
+
+
+class ModelError(AttributionError):
+    """A model cannot run on the data it was given."""
+
+
+class UnknownModelError(ModelError):
+    """No model is registered under that name."""
+
+    @classmethod
+    def from_name(cls, name: str, valid: Iterable[str]) -> UnknownModelError:
+        valid = sorted(valid)
+        close = difflib.get_close_matches(name, valid, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        return cls(f"unknown model {name!r}{guess}; valid models: {', '.join(valid)}")

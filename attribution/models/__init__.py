@@ -1,0 +1,42 @@
+"""The model registry: one explicit list of classes, looked up by name.
+
+A new model is one new file in this folder and one line in ``_CLASSES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attribution.errors import ConfigError, UnknownModelError
+from attribution.models.base import AttributionModel
+
+_CLASSES: list[type[AttributionModel]] = []
+
+MODELS: dict[str, type[AttributionModel]] = {cls.name: cls for cls in _CLASSES}
+
+
+def model_names() -> list[str]:
+    """Registered model names, in registry order."""
+    return list(MODELS)
+
+
+def get_model(model: str | AttributionModel, **params: Any) -> AttributionModel:
+    """Return a model instance from a registered name (with hyperparameters) or an instance.
+
+    >>> get_model("time_decay", half_life_days=14).params()["half_life_days"]
+    14.0
+    """
+    if isinstance(model, AttributionModel):
+        return model
+    try:
+        cls = MODELS[model]
+    except KeyError:
+        raise UnknownModelError.from_name(model, MODELS) from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        valid = ", ".join(cls().params()) or "none"
+        raise ConfigError(f"model {model!r}: {exc}; its parameters are: {valid}") from None
+
+
+__all__ = ["MODELS", "AttributionModel", "get_model", "model_names"]

@@ -1,0 +1,73 @@
+"""The interface every attribution model implements.
+
+A model is a frozen dataclass whose fields are its keyword hyperparameters (stored unchanged,
+as in scikit-learn). It never reads files and never prints. Given :class:`~attribution.journeys.Journeys`
+it returns *weights*: a lazy frame with :data:`~attribution.schema.WEIGHT_SCHEMA`
+(``journey_id, touch_index, channel, weight``) whose weights are >= 0 and sum to 1 inside
+every journey that has at least one touch. ``touch_index`` may be null when a model credits
+channels of a journey rather than individual touches (a global Markov allocation, say).
+
+Turning weights into exact money is not the model's job: :func:`attribution.credit.allocate`
+does it once for every model, so conservation to the cent holds by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import polars as pl
+
+from attribution.errors import ModelError
+from attribution.journeys import Journeys
+
+#: what a model may need from the journeys
+NEEDS_TIMESTAMPS = "timestamps"
+NEEDS_MILESTONES = "milestones"
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributionModel:
+    """Base class: subclasses set ``name``, ``label``, ``needs`` and implement ``weights``."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    #: one line shown by ``attribution models``
+    summary: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """Hyperparameters and their values, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def check(self, journeys: Journeys) -> None:
+        """Raise :class:`ModelError` if the journeys lack what this model needs."""
+        if NEEDS_TIMESTAMPS in self.needs and not journeys.has_timestamps:
+            raise ModelError(
+                f"model {self.name!r} needs touch timestamps, which a path table does not have; "
+                "run it on touchpoint exports instead"
+            )
+        if NEEDS_MILESTONES in self.needs and not journeys.has_milestones:
+            raise ModelError(
+                f"model {self.name!r} needs journey milestones (lead and opportunity creation), "
+                "which a path table does not have; run it on touchpoint and deal exports instead"
+            )
+
+
+def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
+    """Turn a column of raw non-negative scores into weights summing to 1 per journey.
+
+    A journey whose scores are all zero gets an even split over its rows.
+    """
+    total = pl.col(raw).sum().over("journey_id")
+    count = pl.len().over("journey_id")
+    return weights.with_columns(
+        pl.when(total > 0)
+        .then(pl.col(raw) / total)
+        .otherwise(1.0 / count)
+        .cast(pl.Float64)
+        .alias("weight")
+    ).select("journey_id", "touch_index", "channel", "weight")

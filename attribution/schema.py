@@ -1,0 +1,148 @@
+"""Column names and dtypes of every table `attribution` reads or produces.
+
+Input columns are the *canonical* names; a config's ``[columns.<input>]`` table maps a
+file's own names onto them. Money is held as integer minor units (cents) in ``Int64``
+everywhere inside the library and only turned into decimals at the output edge.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TIME = pl.Datetime("us", "UTC")
+
+# -- inputs ----------------------------------------------------------------------------
+#: canonical input columns: name -> required?  (``None``: required unless an alternative is given)
+TOUCHPOINT_COLUMNS: dict[str, bool] = {
+    "timestamp": True,
+    "contact_id": False,  # contact_id and/or account_id
+    "account_id": False,
+    "channel": False,  # channel, or utm_source / utm_medium
+    "utm_source": False,
+    "utm_medium": False,
+    "utm_campaign": False,
+    "touch_type": False,
+    "touchpoint_id": False,
+}
+DEAL_COLUMNS: dict[str, bool] = {
+    "deal_id": True,
+    "account_id": True,
+    "created_at": True,
+    "closed_at": False,
+    "status": True,
+    "amount": True,
+    "currency": False,
+}
+CONTACT_COLUMNS: dict[str, bool] = {
+    "contact_id": True,
+    "account_id": True,
+    "lead_created_at": False,
+}
+INPUT_COLUMNS: dict[str, dict[str, bool]] = {
+    "touchpoints": TOUCHPOINT_COLUMNS,
+    "deals": DEAL_COLUMNS,
+    "contacts": CONTACT_COLUMNS,
+}
+
+DEAL_STATUSES = ("won", "lost", "open")
+
+# -- rejects ---------------------------------------------------------------------------
+REJECT_SCHEMA = pl.Schema(
+    {
+        "file": pl.String,
+        "input": pl.String,  # touchpoints | deals | contacts | spend | paths
+        "row": pl.Int64,  # 1-based data row (the header is row 0)
+        "column": pl.String,
+        "reason": pl.String,
+        "value": pl.String,
+    }
+)
+
+# -- journeys (the contract between journeys.py and every model) -------------------------
+#: one row per touch of a journey, ordered by ``touch_index`` inside ``journey_id``
+TOUCH_SCHEMA = pl.Schema(
+    {
+        "journey_id": pl.String,
+        "account_id": pl.String,
+        "touch_index": pl.UInt32,  # 0-based position in the journey, by time
+        "touchpoint_id": pl.String,
+        "contact_id": pl.String,
+        "timestamp": UTC_TIME,  # null for journeys read from a path table
+        "channel": pl.String,
+        "channel_group": pl.String,
+        "touch_type": pl.String,
+        "campaign": pl.String,
+        "is_first": pl.Boolean,
+        "is_lead_creation": pl.Boolean,
+        "is_opportunity_creation": pl.Boolean,
+        "is_closed_won": pl.Boolean,
+    }
+)
+
+#: one row per journey: a deal (won, lost, open), an account touched without a deal
+#: (status ``none``), or one row of an aggregated path table (status ``path``)
+JOURNEY_SCHEMA = pl.Schema(
+    {
+        "journey_id": pl.String,
+        "account_id": pl.String,
+        "deal_id": pl.String,
+        "status": pl.String,  # won | lost | open | none | path
+        "amount": pl.Int64,  # minor units; the pipeline value of a deal, revenue of a path row
+        "created_at": UTC_TIME,
+        "closed_at": UTC_TIME,
+        "end_at": UTC_TIME,  # close, or the as-of date for open deals and deal-less accounts
+        "n_touches": pl.UInt32,
+        "conversions": pl.Int64,  # 1 for a won deal; the count for a path row
+        "nulls": pl.Int64,  # 1 for a lost deal or a deal-less account; the count for a path row
+        "revenue": pl.Int64,  # minor units: amount of a won deal, conversion value of a path row
+    }
+)
+
+#: what a model returns: a weight per touch (or per channel when touch_index is null)
+WEIGHT_SCHEMA = pl.Schema(
+    {
+        "journey_id": pl.String,
+        "touch_index": pl.UInt32,
+        "channel": pl.String,
+        "weight": pl.Float64,
+    }
+)
+
+#: touch-level credit, one row per (model, journey, touch); money in minor units
+CREDIT_SCHEMA = pl.Schema(
+    {
+        "model": pl.String,
+        "journey_id": pl.String,
+        "deal_id": pl.String,
+        "account_id": pl.String,
+        "status": pl.String,
+        "touch_index": pl.UInt32,
+        "touchpoint_id": pl.String,
+        "timestamp": UTC_TIME,
+        "channel": pl.String,
+        "channel_group": pl.String,
+        "weight": pl.Float64,
+        "pipeline_credit": pl.Int64,  # share of the deal's amount (every created deal)
+        "revenue_credit": pl.Int64,  # share of won revenue (won deals / path conversion value)
+        "conversion_credit": pl.Float64,  # share of conversions
+    }
+)
+
+#: channel summary, one row per (model, channel)
+SUMMARY_SCHEMA = pl.Schema(
+    {
+        "model": pl.String,
+        "channel": pl.String,
+        "channel_group": pl.String,
+        "deals_touched": pl.UInt32,
+        "pipeline_credit": pl.Int64,
+        "revenue_credit": pl.Int64,
+        "conversion_credit": pl.Float64,
+        "pipeline_share": pl.Float64,
+        "revenue_share": pl.Float64,
+    }
+)
+
+NO_TOUCH_CHANNEL = "(no touch)"
+NO_TOUCH_GROUP = "(no touch)"
+UNMAPPED_CHANNEL = "(unmapped)"
