@@ -1,16 +1,36 @@
 """Buying-group journeys: every touch of every contact at a deal's account, in time order.
 
-(The builder from loaded inputs is added below the container.)
+A deal's journey holds every touch by any contact of the deal's account (the buying group,
+not one lead) between ``created_at - lookback`` and the deal's close (the as-of instant for an
+open deal), both ends included. Touches are ordered by time, ties broken by contact, channel,
+touch type, campaign and touchpoint id, so the order never depends on the order of input rows.
+
+Before that, touches of the same contact (the account, for touches without one) and channel
+that follow the previous one within ``dedup_minutes`` count once (the first is kept): a chain
+rule, so a burst of clicks a minute apart is one touch.
+
+Milestones of each journey (W-shaped and full-path read them):
+
+* first touch: the earliest touch;
+* lead creation: the last touch at or before the earliest ``lead_created_at`` of the buying
+  group; the first touch when there is none (no lead date, or every touch came later);
+* opportunity creation: the last touch at or before the deal's ``created_at``; the first
+  touch when every touch came later;
+* closed won: the last touch of a won deal (every touch is at or before its close).
+
+Accounts touched without any deal give non-converting journeys (status ``none``), closed at
+the as-of instant. Everything here depends only on each account's own rows, so any split of the
+data by account gives the same journeys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
-from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA
+from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA, UTC_TIME
 
 
 @dataclass(frozen=True)
@@ -69,3 +89,213 @@ def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
             for name, dtype in schema.items()
         ]
     )
+
+
+@dataclass(frozen=True)
+class JourneyStats:
+    """What journey building did with the rows it was given."""
+
+    touches_deduplicated: int
+    touches_out_of_window: int
+    touches_used: int
+    deals_out_of_window: int
+    deals_without_touch: int
+    deal_journeys: int
+    account_journeys: int
+    as_of: datetime
+
+
+#: order of touches inside a journey (content only, never input row order)
+TOUCH_ORDER = ["timestamp", "contact_id", "channel", "touch_type", "campaign", "touchpoint_id"]
+
+
+def deduplicate(touchpoints: pl.LazyFrame, dedup_minutes: float) -> pl.LazyFrame:
+    """Flag ``_duplicate`` on touches that repeat the same contact and channel within the window."""
+    person = pl.coalesce("contact_id", pl.lit("")).alias("_person")
+    ordered = touchpoints.with_columns(person).sort(
+        ["account_id", "_person", "channel", *TOUCH_ORDER, "utm_source", "utm_medium"],
+        nulls_last=True,
+        maintain_order=True,
+    )
+    gap = pl.col("timestamp") - pl.col("timestamp").shift(1).over(
+        ["account_id", "_person", "channel"]
+    )
+    window = timedelta(minutes=dedup_minutes)
+    return ordered.with_columns(
+        (gap.is_not_null() & (gap < window) if dedup_minutes > 0 else pl.lit(False)).alias(
+            "_duplicate"
+        )
+    ).drop("_person")
+
+
+def build_journeys(
+    touchpoints: pl.DataFrame,
+    deals: pl.DataFrame,
+    contacts: pl.DataFrame,
+    *,
+    lookback_days: int = 180,
+    dedup_minutes: float = 30.0,
+    as_of: datetime | None = None,
+) -> tuple[Journeys, JourneyStats]:
+    """Build buying-group journeys from validated inputs (see :mod:`attribution.loading`).
+
+    Parameters
+    ----------
+    touchpoints
+        ``_row, touchpoint_id, timestamp, contact_id, account_id, channel, channel_group,
+        touch_type, campaign`` (utm columns optional).
+    deals
+        ``deal_id, account_id, created_at, closed_at, status, amount`` (minor units).
+    contacts
+        ``contact_id, account_id, lead_created_at``.
+    as_of
+        Closes open deals and deal-less journeys; default: the latest instant in the data.
+
+    Returns
+    -------
+    (Journeys, JourneyStats)
+    """
+    for name in ("utm_source", "utm_medium"):
+        if name not in touchpoints.columns:
+            touchpoints = touchpoints.with_columns(pl.lit(None, pl.String).alias(name))
+    if as_of is None:
+        candidates = [
+            touchpoints.get_column("timestamp").max(),
+            deals.get_column("created_at").max(),
+            deals.get_column("closed_at").max(),
+        ]
+        present = [c for c in candidates if c is not None]
+        as_of = max(present) if present else datetime(1970, 1, 1)  # type: ignore[type-var]
+    as_of_lit = pl.lit(as_of, dtype=UTC_TIME)
+    lookback = timedelta(days=lookback_days)
+
+    flagged = deduplicate(touchpoints.lazy(), dedup_minutes).collect()
+    duplicates = int(flagged.get_column("_duplicate").sum())
+    kept = flagged.filter(~pl.col("_duplicate")).drop("_duplicate")
+
+    in_scope = deals.filter(pl.col("created_at") <= as_of_lit)
+    deals_out = deals.height - in_scope.height
+    deal_rows = in_scope.with_columns(
+        # a deal closed after the as-of instant is still open as of then
+        pl.when(pl.col("closed_at") > as_of_lit)
+        .then(pl.lit("open"))
+        .otherwise(pl.col("status"))
+        .alias("status"),
+    ).with_columns(
+        pl.when(pl.col("status") == "open").then(None).otherwise(pl.col("closed_at")).alias(
+            "closed_at"
+        ),
+    ).with_columns(
+        pl.coalesce("closed_at", as_of_lit).alias("end_at"),
+        (pl.col("created_at") - lookback).alias("_window_start"),
+        pl.col("deal_id").alias("journey_id"),
+    )
+
+    touch_columns = ["_row", "touchpoint_id", "timestamp", "contact_id", "account_id", "channel",
+                     "channel_group", "touch_type", "campaign"]
+    deal_touches = (
+        kept.lazy()
+        .select(touch_columns)
+        .join(
+            deal_rows.lazy().select("journey_id", "account_id", "_window_start", "end_at"),
+            on="account_id",
+            how="inner",
+        )
+        .filter(
+            (pl.col("timestamp") >= pl.col("_window_start"))
+            & (pl.col("timestamp") <= pl.col("end_at"))
+        )
+        .drop("_window_start", "end_at")
+    )
+    deal_accounts = deal_rows.select("account_id").unique()
+    account_touches = (
+        kept.lazy()
+        .select(touch_columns)
+        .join(deal_accounts.lazy(), on="account_id", how="anti")
+        .filter(pl.col("timestamp") <= as_of_lit)
+        .with_columns(pl.concat_str(pl.lit("account:"), pl.col("account_id")).alias("journey_id"))
+    )
+    ordered = (
+        pl.concat([deal_touches, account_touches.select(deal_touches.collect_schema().names())])
+        .sort(["journey_id", *TOUCH_ORDER], nulls_last=True, maintain_order=True)
+        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
+        .collect()
+    )
+    used = ordered.get_column("_row").n_unique()
+
+    lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
+    anchors = pl.concat(
+        [
+            deal_rows.select("journey_id", "status", "created_at"),
+            ordered.filter(pl.col("journey_id").str.starts_with("account:"))
+            .select("journey_id")
+            .unique()
+            .with_columns(pl.lit("none").alias("status"), pl.lit(None, UTC_TIME).alias("created_at")),
+        ]
+    )
+    last_at_or_before = lambda moment: (  # noqa: E731
+        pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over("journey_id")
+    )
+    touches = (
+        ordered.lazy()
+        .join(lead_at.lazy(), on="account_id", how="left")
+        .join(anchors.lazy(), on="journey_id", how="left")
+        .with_columns(
+            (pl.col("touch_index") == 0).alias("is_first"),
+            (pl.col("touch_index") == last_at_or_before(pl.col("_lead_at")).fill_null(0)).alias(
+                "is_lead_creation"
+            ),
+            (
+                (pl.col("status") != "none")
+                & (pl.col("touch_index") == last_at_or_before(pl.col("created_at")).fill_null(0))
+            ).alias("is_opportunity_creation"),
+            (
+                (pl.col("status") == "won")
+                & (pl.col("touch_index") == pl.col("touch_index").max().over("journey_id"))
+            ).alias("is_closed_won"),
+        )
+        .sort(["journey_id", "touch_index"])
+        .collect()
+    )
+    counts = touches.group_by("journey_id").agg(pl.len().cast(pl.UInt32).alias("n_touches"))
+    deal_journeys = deal_rows.join(counts, on="journey_id", how="left").select(
+        "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
+        "end_at", pl.col("n_touches").fill_null(0),
+        (pl.col("status") == "won").cast(pl.Int64).alias("conversions"),
+        (pl.col("status") == "lost").cast(pl.Int64).alias("nulls"),
+        pl.when(pl.col("status") == "won").then(pl.col("amount")).otherwise(0).alias("revenue"),
+    )
+    account_journeys = (
+        touches.filter(pl.col("status") == "none")
+        .group_by("journey_id", "account_id")
+        .agg(pl.len().cast(pl.UInt32).alias("n_touches"))
+        .select(
+            "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
+            pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
+            pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
+            as_of_lit.alias("end_at"), "n_touches",
+            pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
+            pl.lit(0, pl.Int64).alias("revenue"),
+        )
+    )
+    journey_frame = pl.concat(
+        [conform(deal_journeys.lazy(), JOURNEY_SCHEMA), conform(account_journeys.lazy(), JOURNEY_SCHEMA)]
+    ).sort("journey_id").collect()
+    stats = JourneyStats(
+        touches_deduplicated=duplicates,
+        touches_out_of_window=kept.height - used,
+        touches_used=used,
+        deals_out_of_window=deals_out,
+        deals_without_touch=int(
+            journey_frame.filter((pl.col("status") != "none") & (pl.col("n_touches") == 0)).height
+        ),
+        deal_journeys=deal_rows.height,
+        account_journeys=account_journeys.height,
+        as_of=as_of,
+    )
+    journeys = Journeys(
+        touches=conform(touches.lazy(), TOUCH_SCHEMA).collect().lazy(),
+        journeys=journey_frame.lazy(),
+        as_of=as_of,
+    )
+    return journeys, stats

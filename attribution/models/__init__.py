@@ -9,8 +9,20 @@ from typing import Any
 
 from attribution.errors import ConfigError, UnknownModelError
 from attribution.models.base import AttributionModel
+from attribution.models.position import FullPath, UShaped, WShaped
+from attribution.models.rule_based import FirstTouch, LastNonDirect, LastTouch, Linear
+from attribution.models.time_decay import TimeDecay
 
-_CLASSES: list[type[AttributionModel]] = []
+_CLASSES: list[type[AttributionModel]] = [
+    FirstTouch,
+    LastTouch,
+    LastNonDirect,
+    Linear,
+    TimeDecay,
+    UShaped,
+    WShaped,
+    FullPath,
+]
 
 MODELS: dict[str, type[AttributionModel]] = {cls.name: cls for cls in _CLASSES}
 

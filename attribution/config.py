@@ -1,0 +1,187 @@
+"""Run configuration: one ``attribution.toml`` holds every option; CLI flags override it.
+
+Relative paths inside a config file are resolved against the file's own folder, so a config
+can sit next to its exports. Every option and its default is listed in :data:`CONFIG_TEMPLATE`
+(``attribution init`` writes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from attribution.errors import ConfigError
+
+INPUT_NAMES = ("touchpoints", "deals", "contacts", "spend", "paths")
+OUTPUT_FORMATS = ("parquet", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of a run, with its default."""
+
+    # inputs
+    touchpoints: Path | None = None
+    deals: Path | None = None
+    contacts: Path | None = None
+    spend: Path | None = None
+    paths: Path | None = None
+    #: per input, canonical column name -> the file's column name
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: separator between channels in a path table's path column
+    path_separator: str = ">"
+    # journeys
+    lookback_days: int = 180
+    dedup_minutes: float = 30.0
+    #: instant that closes open deals and deal-less journeys; default: latest date in the data
+    as_of: datetime | None = None
+    # channels
+    channel_rules: Path | None = None
+    direct_channels: tuple[str, ...] = ("direct",)
+    # money
+    currency: str | None = None
+    # models
+    models: tuple[str, ...] = ()
+    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # output
+    out: Path | None = None
+    format: str = "parquet"
+    strict: bool = False
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
+        given = {k: v for k, v in changes.items() if v is not None and v != ()}
+        unknown = set(given) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown option {sorted(unknown)[0]!r}")
+        return dataclasses.replace(self, **given)
+
+    def params_for(self, model: str) -> dict[str, Any]:
+        return dict(self.model_params.get(model, {}))
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read an ``attribution.toml``; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return config_from_dict(document, base=path.parent, origin=str(path))
+
+
+def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Config:
+    """Build a :class:`Config` from a parsed TOML document."""
+    known = {"inputs", "columns", "journeys", "channels", "money", "models", "output"}
+    unknown = set(document) - known
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown section [{sorted(unknown)[0]}]; "
+            f"valid sections: {', '.join(sorted(known))}"
+        )
+    options: dict[str, Any] = {}
+
+    def section(name: str, keys: set[str]) -> dict[str, Any]:
+        table = document.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: [{name}] must be a table")
+        bad = set(table) - keys
+        if bad and name != "models":
+            raise ConfigError(
+                f"{origin}: unknown key {sorted(bad)[0]!r} in [{name}]; "
+                f"valid keys: {', '.join(sorted(keys))}"
+            )
+        return table
+
+    inputs = section("inputs", {*INPUT_NAMES, "path_separator"})
+    for name in INPUT_NAMES:
+        if name in inputs:
+            options[name] = _resolve(base, inputs[name])
+    if "path_separator" in inputs:
+        options["path_separator"] = str(inputs["path_separator"])
+
+    columns = section("columns", set(INPUT_NAMES))
+    options["columns"] = {
+        name: {str(k): str(v) for k, v in mapping.items()} for name, mapping in columns.items()
+    }
+
+    journeys = section("journeys", {"lookback_days", "dedup_minutes", "as_of"})
+    if "lookback_days" in journeys:
+        options["lookback_days"] = _number(journeys["lookback_days"], "lookback_days", origin, int)
+    if "dedup_minutes" in journeys:
+        options["dedup_minutes"] = _number(
+            journeys["dedup_minutes"], "dedup_minutes", origin, float
+        )
+    if "as_of" in journeys:
+        options["as_of"] = parse_instant(journeys["as_of"], f"{origin}: [journeys] as_of")
+
+    channels = section("channels", {"rules", "direct"})
+    if "rules" in channels:
+        options["channel_rules"] = _resolve(base, channels["rules"])
+    if "direct" in channels:
+        options["direct_channels"] = tuple(channels["direct"])
+
+    money = section("money", {"currency"})
+    if "currency" in money:
+        options["currency"] = str(money["currency"]).upper()
+
+    models = section("models", {"run"})
+    if "run" in models:
+        options["models"] = tuple(models["run"])
+    options["model_params"] = {
+        name: dict(params) for name, params in models.items() if isinstance(params, dict)
+    }
+
+    output = section("output", {"dir", "format", "strict"})
+    if "dir" in output:
+        options["out"] = _resolve(base, output["dir"])
+    if "format" in output:
+        options["format"] = check_format(str(output["format"]), origin)
+    if "strict" in output:
+        options["strict"] = bool(output["strict"])
+    return Config(**options)
+
+
+def check_format(value: str, origin: str = "--format") -> str:
+    if value not in OUTPUT_FORMATS:
+        raise ConfigError(
+            f"{origin}: unknown output format {value!r}; valid: {', '.join(OUTPUT_FORMATS)}"
+        )
+    return value
+
+
+def parse_instant(value: Any, where: str) -> datetime:
+    """A date or date-time (TOML value or ISO text) as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {value!r} is not a date; expected ISO-8601 like 2025-12-31"
+            ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _resolve(base: Path, value: Any) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _number(value: Any, name: str, origin: str, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{origin}: {name} must be a non-negative number, not {value!r}")
+    return kind(value)

@@ -1,0 +1,607 @@
+"""Read exports (CSV, Parquet, NDJSON by extension), validate them, and split off rejects.
+
+Nothing is dropped silently: a row is used, counted as a duplicate, or written to the rejects
+table with the file, its 1-based data row (the header is row 0), the column and the reason.
+A file-level problem (missing column, unreadable file) raises an :class:`InputError` whose
+one-line message names the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from attribution.channels import ChannelRules
+from attribution.errors import ColumnNotFoundError, FileFormatError, InputError, RejectedRowError
+from attribution.schema import (
+    CONTACT_COLUMNS,
+    DEAL_COLUMNS,
+    REJECT_SCHEMA,
+    TOUCHPOINT_COLUMNS,
+    UNMAPPED_CHANNEL,
+    UTC_TIME,
+)
+
+ROW = "_row"
+_REASON = "_reason"
+_COLUMN = "_column"
+_VALUE = "_value"
+
+TIMESTAMP_HINT = "expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04"
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+_STATUS_WORDS = {
+    "won": "won",
+    "closedwon": "won",
+    "win": "won",
+    "lost": "lost",
+    "closedlost": "lost",
+    "open": "open",
+    "pipeline": "open",
+    "inprogress": "open",
+    "active": "open",
+}
+CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
+PARQUET_EXTENSIONS = (".parquet", ".pq")
+NDJSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """Where an input came from, for the run's record."""
+
+    input: str
+    path: str
+    rows: int
+    sha256: str
+
+
+@dataclass
+class Accounting:
+    """Row accounting of one input: read = used + deduplicated + out_of_window + rejected."""
+
+    input: str
+    path: str
+    read: int = 0
+    used: int = 0
+    deduplicated: int = 0
+    out_of_window: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "input": self.input,
+            "file": self.path,
+            "read": self.read,
+            "used": self.used,
+            "deduplicated": self.deduplicated,
+            "out_of_window": self.out_of_window,
+            "rejected": self.rejected_total,
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+        }
+
+
+@dataclass
+class Inputs:
+    """Validated inputs.
+
+    ``touchpoints`` has ``_row, touchpoint_id, timestamp, contact_id, account_id, channel,
+    channel_group, touch_type, campaign, utm_source, utm_medium``; ``deals`` has ``_row, deal_id,
+    account_id, created_at, closed_at, status, amount`` (minor units); ``contacts`` has
+    ``contact_id, account_id, lead_created_at``.
+    """
+
+    touchpoints: pl.DataFrame
+    deals: pl.DataFrame
+    contacts: pl.DataFrame
+    rejects: pl.DataFrame
+    accounting: dict[str, Accounting]
+    files: list[InputFile]
+    currency: str
+    unmapped: pl.DataFrame
+    channel_groups: dict[str, str]
+
+
+# -- reading ------------------------------------------------------------------------------
+def read_table(path: str | Path, input_name: str, mapping: dict[str, str] | None = None,
+               expected: Sequence[str] = ()) -> pl.DataFrame:
+    """Read a file by its extension, rename mapped columns to canonical names, add ``_row``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such {input_name} file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in CSV_EXTENSIONS:
+            frame = pl.read_csv(
+                path,
+                infer_schema=False,
+                separator=_sniff_separator(path),
+                encoding="utf8-lossy",
+                truncate_ragged_lines=False,
+            )
+        elif suffix in PARQUET_EXTENSIONS:
+            frame = pl.read_parquet(path)
+        elif suffix in NDJSON_EXTENSIONS:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        else:
+            raise FileFormatError(
+                f"{path}: unknown file type {suffix or '(none)'!r} for {input_name}; "
+                "use .csv, .parquet or .ndjson/.jsonl"
+            )
+    except FileFormatError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{path}: cannot read {input_name} ({first_line})") from None
+    frame = frame.rename({c: c.strip() for c in frame.columns if c != c.strip()})
+    mapping = mapping or {}
+    renames = {}
+    for canonical, original in mapping.items():
+        if original not in frame.columns:
+            raise ColumnNotFoundError.from_missing(
+                str(path), [original], frame.columns,
+                hint=f"the config maps {input_name} column {canonical!r} to it",
+            )
+        renames[original] = canonical
+    frame = frame.rename(renames)
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise ColumnNotFoundError.from_missing(
+            str(path), missing, frame.columns,
+            hint=f"map a differently named column with [columns.{input_name}] in the config",
+        )
+    return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _sniff_separator(path: Path) -> str:
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+    if path.suffix.lower() == ".tsv" or ("\t" in header and "," not in header):
+        return "\t"
+    if ";" in header and "," not in header:
+        return ";"
+    return ","
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- parsing expressions ---------------------------------------------------------------------
+def text(name: str, frame: pl.DataFrame) -> pl.Expr:
+    """A column as trimmed text with empty strings as null (null when the column is absent)."""
+    if name not in frame.columns:
+        return pl.lit(None, dtype=pl.String)
+    column = pl.col(name)
+    if frame.schema[name] != pl.String:
+        column = column.cast(pl.String)
+    stripped = column.str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped)
+
+
+def instant(name: str, frame: pl.DataFrame) -> pl.Expr:
+    """A column as a UTC datetime; unparseable text becomes null (checked by the caller)."""
+    if name not in frame.columns:
+        return pl.lit(None, dtype=UTC_TIME)
+    dtype = frame.schema[name]
+    column = pl.col(name)
+    if dtype == pl.Date:
+        return column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if isinstance(dtype, pl.Datetime):
+        column = column.dt.cast_time_unit("us")
+        if dtype.time_zone is None:
+            return column.dt.replace_time_zone("UTC")
+        return column.dt.convert_time_zone("UTC")
+    raw = text(name, frame).str.replace(" ", "T")
+    return pl.coalesce(
+        [raw.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _TIME_FORMATS]
+    )
+
+
+def minor_units(name: str, frame: pl.DataFrame) -> pl.Expr:
+    """An amount as integer minor units (cents), rounded half away from zero; null if not a number."""
+    dtype = frame.schema[name]
+    column = pl.col(name)
+    if dtype.is_integer():
+        return column.cast(pl.Int64) * 100
+    if dtype.is_float():
+        return (column * 100).round(0).cast(pl.Int64)
+    raw = text(name, frame).str.replace_all(r"^[$€£]|[ _]", "")
+    # thousands separators, only in the unambiguous form 1,234,567.89
+    raw = pl.when(raw.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")).then(
+        raw.str.replace_all(",", "")
+    ).otherwise(raw)
+    valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+    decimal = raw.cast(pl.Decimal(38, 4), strict=False)
+    cents = (decimal * 100).round(0).cast(pl.Int64, strict=False)
+    return pl.when(valid).then(cents).otherwise(None)
+
+
+def _first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.Expr]:
+    """Columns ``_reason``, ``_column``, ``_value`` for the first failing check of each row."""
+    reason = column = value = None
+    for failed, column_name, message, shown in reversed(checks):
+        reason = pl.when(failed).then(pl.lit(message)).otherwise(
+            reason if reason is not None else pl.lit(None, pl.String)
+        )
+        column = pl.when(failed).then(pl.lit(column_name)).otherwise(
+            column if column is not None else pl.lit(None, pl.String)
+        )
+        value = pl.when(failed).then(shown.cast(pl.String)).otherwise(
+            value if value is not None else pl.lit(None, pl.String)
+        )
+    assert reason is not None and column is not None and value is not None
+    return [reason.alias(_REASON), column.alias(_COLUMN), value.alias(_VALUE)]
+
+
+def _split(frame: pl.DataFrame, path: Path, input_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a checked frame into (good rows, rejects)."""
+    bad = frame.filter(pl.col(_REASON).is_not_null())
+    rejects = bad.select(
+        pl.lit(str(path)).alias("file"),
+        pl.lit(input_name).alias("input"),
+        pl.col(ROW).alias("row"),
+        pl.col(_COLUMN).alias("column"),
+        pl.col(_REASON).alias("reason"),
+        pl.col(_VALUE).alias("value"),
+    )
+    good = frame.filter(pl.col(_REASON).is_null()).drop(_REASON, _COLUMN, _VALUE)
+    return good, rejects.cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
+
+
+def _reason_counts(rejects: pl.DataFrame) -> dict[str, int]:
+    counts = rejects.group_by("reason").len().sort("reason")
+    return {str(r): int(n) for r, n in counts.iter_rows()}
+
+
+def _duplicates(frame: pl.DataFrame, key: str, content: list[str]) -> tuple[pl.Expr, pl.Expr]:
+    """(exact copy of an earlier row, conflicting duplicate) flags for ``key``.
+
+    Exact copies are counted as deduplicated (one is kept); rows sharing a key with different
+    content are all rejected, since keeping either would be a guess.
+    """
+    conflicting = (pl.struct(content).n_unique().over(key) > 1) & pl.col(key).is_not_null()
+    # among exact copies keep the one with the lowest row number
+    copy = pl.struct(content).is_duplicated() & (pl.col(ROW) != pl.col(ROW).min().over(content))
+    return copy, conflicting
+
+
+# -- the three inputs ------------------------------------------------------------------------
+def load_contacts(path: Path, mapping: dict[str, str] | None = None):
+    frame = read_table(path, "contacts", mapping, [c for c, req in CONTACT_COLUMNS.items() if req])
+    parsed = frame.select(
+        ROW,
+        text("contact_id", frame).alias("contact_id"),
+        text("account_id", frame).alias("account_id"),
+        instant("lead_created_at", frame).alias("lead_created_at"),
+        text("lead_created_at", frame).alias("_lead_text"),
+    )
+    copy, conflicting = _duplicates(parsed, "contact_id", ["contact_id", "account_id", "lead_created_at"])
+    parsed = parsed.with_columns(copy.alias("_copy"), conflicting.alias("_conflict"))
+    checked = parsed.with_columns(
+        _first_failure(
+            [
+                (pl.col("contact_id").is_null(), "contact_id", "missing contact_id", pl.col("contact_id")),
+                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
+                (
+                    pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
+                    "lead_created_at",
+                    f"unparseable timestamp; {TIMESTAMP_HINT}",
+                    pl.col("_lead_text"),
+                ),
+                (
+                    pl.col("_conflict"),
+                    "contact_id",
+                    "duplicate contact_id with different values on another row",
+                    pl.col("contact_id"),
+                ),
+            ]
+        )
+    )
+    good, rejects = _split(checked, path, "contacts")
+    copies = int(good["_copy"].sum())
+    good = good.filter(~pl.col("_copy")).drop("_copy", "_conflict", "_lead_text")
+    accounting = Accounting("contacts", str(path), read=frame.height, used=good.height,
+                            deduplicated=copies, rejected=_reason_counts(rejects))
+    return good, rejects, accounting, frame.height
+
+
+def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | None,
+                     mapping: dict[str, str] | None = None):
+    frame = read_table(path, "touchpoints", mapping, ["timestamp"])
+    has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
+    if not has_channel_info:
+        raise ColumnNotFoundError.from_missing(
+            str(path), ["channel"], [c for c in frame.columns if c != ROW],
+            hint="touchpoints need 'channel' or 'utm_source'/'utm_medium'",
+        )
+    if not {"contact_id", "account_id"} & set(frame.columns):
+        raise ColumnNotFoundError.from_missing(
+            str(path), ["account_id"], [c for c in frame.columns if c != ROW],
+            hint="touchpoints need 'contact_id' and/or 'account_id'",
+        )
+    parsed = frame.select(
+        ROW,
+        text("touchpoint_id", frame).alias("touchpoint_id"),
+        instant("timestamp", frame).alias("timestamp"),
+        text("timestamp", frame).alias("_time_text"),
+        text("contact_id", frame).alias("contact_id"),
+        text("account_id", frame).alias("_row_account"),
+        text("channel", frame).str.to_lowercase().alias("_channel"),
+        text("utm_source", frame).alias("utm_source"),
+        text("utm_medium", frame).alias("utm_medium"),
+        text("utm_campaign", frame).alias("campaign"),
+        text("touch_type", frame).alias("touch_type"),
+    )
+    if contacts is not None:
+        parsed = parsed.join(
+            contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
+            on="contact_id", how="left", nulls_equal=False,
+        ).sort(ROW)
+    else:
+        parsed = parsed.with_columns(pl.lit(None, pl.String).alias("_contact_account"))
+    parsed = parsed.with_columns(
+        pl.coalesce("_row_account", "_contact_account").alias("account_id")
+    )
+    content = ["touchpoint_id", "timestamp", "contact_id", "account_id", "_channel",
+               "utm_source", "utm_medium", "campaign", "touch_type"]
+    copy, conflicting = _duplicates(parsed, "touchpoint_id", content)
+    parsed = parsed.with_columns(
+        (copy & pl.col("touchpoint_id").is_not_null()).alias("_copy"), conflicting.alias("_conflict")
+    )
+    unknown_contact = (
+        "unknown contact: not in the contacts file, and the row has no account_id"
+        if contacts is not None
+        else "no account_id, and no contacts file to find the contact's account"
+    )
+    checked = parsed.with_columns(
+        _first_failure(
+            [
+                (pl.col("_time_text").is_null(), "timestamp", "missing timestamp", pl.col("_time_text")),
+                (
+                    pl.col("timestamp").is_null(), "timestamp",
+                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
+                ),
+                (
+                    pl.col("contact_id").is_null() & pl.col("_row_account").is_null(),
+                    "contact_id", "no contact_id and no account_id", pl.lit(None, pl.String),
+                ),
+                (pl.col("account_id").is_null(), "contact_id", unknown_contact, pl.col("contact_id")),
+                (
+                    pl.col("_channel").is_null()
+                    & pl.col("utm_source").is_null()
+                    & pl.col("utm_medium").is_null(),
+                    "channel", "no channel and no utm_source/utm_medium", pl.lit(None, pl.String),
+                ),
+                (
+                    pl.col("_conflict"), "touchpoint_id",
+                    "duplicate touchpoint_id with different values on another row",
+                    pl.col("touchpoint_id"),
+                ),
+            ]
+        )
+    )
+    good, rejects = _split(checked, path, "touchpoints")
+    copies = int(good["_copy"].sum())
+    good = good.filter(~pl.col("_copy"))
+    # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
+    pairs = good.select("utm_source", "utm_medium", "campaign").unique()
+    pairs = pairs.with_columns(
+        rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
+    )
+    good = good.join(pairs, on=["utm_source", "utm_medium", "campaign"], how="left", nulls_equal=True)
+    groups = {**rules.groups, UNMAPPED_CHANNEL: UNMAPPED_CHANNEL}
+    good = good.with_columns(pl.coalesce("_channel", "_rule_channel").alias("channel")).with_columns(
+        rules.group_of(pl.col("channel")).alias("channel_group")
+    ).with_columns(
+        pl.when(pl.col("channel") == UNMAPPED_CHANNEL).then(pl.lit(UNMAPPED_CHANNEL))
+        .otherwise(pl.col("channel_group")).alias("channel_group")
+    )
+    unmapped = (
+        good.filter(pl.col("channel") == UNMAPPED_CHANNEL)
+        .group_by("utm_source", "utm_medium")
+        .agg(pl.len().alias("touches"))
+        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
+    )
+    good = good.select(
+        ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
+        "touch_type", "campaign", "utm_source", "utm_medium",
+    ).sort(ROW)
+    accounting = Accounting("touchpoints", str(path), read=frame.height, used=good.height,
+                            deduplicated=copies, rejected=_reason_counts(rejects))
+    return good, rejects, accounting, unmapped, groups
+
+
+def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | None,
+               mapping: dict[str, str] | None = None):
+    required = [c for c, req in DEAL_COLUMNS.items() if req]
+    frame = read_table(path, "deals", mapping, required)
+    status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
+    parsed = frame.select(
+        ROW,
+        text("deal_id", frame).alias("deal_id"),
+        text("account_id", frame).alias("account_id"),
+        instant("created_at", frame).alias("created_at"),
+        text("created_at", frame).alias("_created_text"),
+        instant("closed_at", frame).alias("closed_at"),
+        text("closed_at", frame).alias("_closed_text"),
+        status_key.replace_strict(_STATUS_WORDS, default=None, return_dtype=pl.String).alias("status"),
+        text("status", frame).alias("_status_text"),
+        minor_units("amount", frame).alias("amount"),
+        text("amount", frame).alias("_amount_text"),
+        text("currency", frame).str.to_uppercase().alias("currency"),
+    )
+    if currency is None:
+        seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
+        seen = seen.sort(["len", "currency"], descending=[True, False])
+        currency = str(seen["currency"][0]) if seen.height else "USD"
+    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency"]
+    copy, conflicting = _duplicates(parsed, "deal_id", content)
+    parsed = parsed.with_columns(copy.alias("_copy"), conflicting.alias("_conflict"))
+    closed = pl.col("status").is_in(["won", "lost"])
+    account_unknown = (
+        ~pl.col("account_id").is_in(known_accounts.implode())
+        if known_accounts is not None
+        else pl.lit(False)
+    )
+    checked = parsed.with_columns(
+        _first_failure(
+            [
+                (pl.col("deal_id").is_null(), "deal_id", "missing deal_id", pl.col("deal_id")),
+                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
+                (pl.col("_created_text").is_null(), "created_at", "missing created_at", pl.col("_created_text")),
+                (
+                    pl.col("created_at").is_null(), "created_at",
+                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
+                ),
+                (pl.col("_status_text").is_null(), "status", "missing status", pl.col("_status_text")),
+                (
+                    pl.col("status").is_null(), "status",
+                    "unknown status; expected won, lost or open", pl.col("_status_text"),
+                ),
+                (
+                    pl.col("_closed_text").is_not_null() & pl.col("closed_at").is_null(),
+                    "closed_at", f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_closed_text"),
+                ),
+                (
+                    closed & pl.col("closed_at").is_null(), "closed_at",
+                    "missing closed_at for a won or lost deal", pl.col("_closed_text"),
+                ),
+                (
+                    pl.col("closed_at") < pl.col("created_at"), "closed_at",
+                    "closed_at is before created_at", pl.col("_closed_text"),
+                ),
+                (pl.col("_amount_text").is_null(), "amount", "missing amount", pl.col("_amount_text")),
+                (
+                    pl.col("amount").is_null(), "amount",
+                    "amount is not a number; expected a decimal like 48250.00", pl.col("_amount_text"),
+                ),
+                (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
+                (
+                    pl.col("currency").is_not_null() & (pl.col("currency") != currency),
+                    "currency",
+                    f"currency differs from the run's currency {currency}; convert amounts first "
+                    "or set [money] currency",
+                    pl.col("currency"),
+                ),
+                (
+                    pl.col("_conflict"), "deal_id",
+                    "duplicate deal_id with different values on another row", pl.col("deal_id"),
+                ),
+                (
+                    account_unknown, "account_id",
+                    "unknown account: not in the contacts file and never touched",
+                    pl.col("account_id"),
+                ),
+            ]
+        )
+    )
+    good, rejects = _split(checked, path, "deals")
+    copies = int(good["_copy"].sum())
+    good = good.filter(~pl.col("_copy")).select(
+        ROW, "deal_id", "account_id", "created_at",
+        pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
+        "status", "amount",
+    )
+    accounting = Accounting("deals", str(path), read=frame.height, used=good.height,
+                            deduplicated=copies, rejected=_reason_counts(rejects))
+    return good, rejects, accounting, currency
+
+
+ProgressCallback = Callable[[str], None]
+
+
+def load_inputs(
+    touchpoints: str | Path,
+    deals: str | Path,
+    contacts: str | Path | None = None,
+    *,
+    rules: ChannelRules,
+    columns: dict[str, dict[str, str]] | None = None,
+    currency: str | None = None,
+    strict: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Inputs:
+    """Read and validate the three exports.
+
+    Parameters
+    ----------
+    touchpoints, deals, contacts
+        Paths; the format is picked by extension (.csv/.tsv, .parquet, .ndjson/.jsonl).
+    rules
+        Channel rules that turn utm values into channels (see :mod:`attribution.channels`).
+    columns
+        Per input, canonical column -> the file's column.
+    strict
+        Raise :class:`RejectedRowError` on the first rejected row instead of collecting rejects.
+    """
+    columns = columns or {}
+    step = progress or (lambda _stage: None)
+    files = []
+    accounting: dict[str, Accounting] = {}
+    all_rejects = []
+    contact_frame = None
+    if contacts is not None:
+        step("contacts")
+        contact_frame, rejects, acc, rows = load_contacts(Path(contacts), columns.get("contacts"))
+        accounting["contacts"] = acc
+        all_rejects.append(rejects)
+        files.append(InputFile("contacts", str(contacts), rows, file_digest(contacts)))
+    step("touchpoints")
+    touch_frame, rejects, acc, unmapped, groups = load_touchpoints(
+        Path(touchpoints), rules, contact_frame, columns.get("touchpoints")
+    )
+    accounting["touchpoints"] = acc
+    all_rejects.append(rejects)
+    files.append(InputFile("touchpoints", str(touchpoints), acc.read, file_digest(touchpoints)))
+    step("deals")
+    known = touch_frame.get_column("account_id")
+    if contact_frame is not None:
+        known = pl.concat([known, contact_frame.get_column("account_id")])
+    deal_frame, rejects, acc, currency = load_deals(
+        Path(deals), known.unique(), currency, columns.get("deals")
+    )
+    accounting["deals"] = acc
+    all_rejects.append(rejects)
+    files.append(InputFile("deals", str(deals), acc.read, file_digest(deals)))
+    rejects = pl.concat(all_rejects).sort(["input", "row"])
+    if strict and rejects.height:
+        first = rejects.row(0, named=True)
+        raise RejectedRowError.from_reject(
+            first["file"], first["row"], first["column"], first["reason"], first["value"]
+        )
+    if contact_frame is None:
+        contact_frame = pl.DataFrame(
+            schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}
+        )
+    return Inputs(
+        touchpoints=touch_frame,
+        deals=deal_frame,
+        contacts=contact_frame.select("contact_id", "account_id", "lead_created_at"),
+        rejects=rejects,
+        accounting=accounting,
+        files=files,
+        currency=currency,
+        unmapped=unmapped,
+        channel_groups=groups,
+    )
+
+
+__all__ = ["Accounting", "InputError", "InputFile", "Inputs", "load_inputs", "read_table"]

@@ -1,0 +1,140 @@
+"""Position-based models: U-shaped, W-shaped and full-path.
+
+Each gives fixed shares to anchor touches and spreads the rest evenly over the other touches
+(the definitions popularised by Bizible/Adobe Marketo Measure):
+
+* U-shaped (position-based): 40% first touch, 40% last touch, 20% over the touches between;
+* W-shaped: 30% each to the first, lead-creation and opportunity-creation touches, 10% over
+  the rest;
+* full-path (Z-shaped): 22.5% each to first, lead-creation, opportunity-creation and
+  closed-won touches, 10% over the rest.
+
+When anchors coincide (one touch is both first and lead creation) that touch earns both
+shares. The share of an anchor a journey lacks (no closed-won touch on an open deal) joins the
+spread; when there is no other touch to spread over, the anchors' shares are scaled up to sum
+to 1 (so a two-touch journey is 50/50 under U-shaped, a one-touch journey 100%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import polars as pl
+
+from attribution.errors import ConfigError
+from attribution.journeys import Journeys
+from attribution.models.base import NEEDS_MILESTONES, AttributionModel, normalise
+
+
+def _anchored(journeys: Journeys, anchors: list[tuple[pl.Expr, float]]) -> pl.LazyFrame:
+    """Weights from (anchor flag, share) pairs, the remainder spread over non-anchor touches."""
+    in_journey = "journey_id"
+    anchor_score = pl.sum_horizontal([flag.cast(pl.Float64) * share for flag, share in anchors])
+    is_anchor = pl.any_horizontal([flag for flag, _ in anchors])
+    missing = pl.sum_horizontal(
+        [(~flag.any().over(in_journey)).cast(pl.Float64) * share for flag, share in anchors]
+    )
+    spread = 1.0 - sum(share for _, share in anchors) + missing
+    middle = (~is_anchor).sum().over(in_journey)
+    raw = pl.when(is_anchor).then(anchor_score).otherwise(
+        pl.when(middle > 0).then(spread / middle).otherwise(0.0)
+    )
+    return normalise(journeys.touches.with_columns(raw.alias("raw")))
+
+
+def _check_shares(model: str, shares: dict[str, float]) -> None:
+    if any(v < 0 for v in shares.values()) or sum(shares.values()) > 1 + 1e-12:
+        raise ConfigError(
+            f"{model}: shares must be >= 0 and sum to at most 1, got "
+            + ", ".join(f"{k}={v}" for k, v in shares.items())
+        )
+
+
+LAST = pl.col("touch_index") == pl.col("touch_index").max().over("journey_id")
+
+
+@dataclass(frozen=True)
+class UShaped(AttributionModel):
+    """Position-based: ``first`` to the first touch, ``last`` to the last, the rest between."""
+
+    name: ClassVar[str] = "u_shaped"
+    label: ClassVar[str] = "U-shaped"
+    summary: ClassVar[str] = "40% first, 40% last, 20% spread over the touches between"
+
+    first: float = 0.4
+    last: float = 0.4
+
+    def __post_init__(self) -> None:
+        _check_shares(self.name, {"first": self.first, "last": self.last})
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        return _anchored(journeys, [(pl.col("is_first"), self.first), (LAST, self.last)])
+
+
+@dataclass(frozen=True)
+class WShaped(AttributionModel):
+    """W-shaped: first, lead-creation and opportunity-creation touches, the rest spread."""
+
+    name: ClassVar[str] = "w_shaped"
+    label: ClassVar[str] = "W-shaped"
+    summary: ClassVar[str] = "30% each to first, lead and opportunity creation; 10% spread"
+    needs: ClassVar[frozenset[str]] = frozenset({NEEDS_MILESTONES})
+
+    first: float = 0.3
+    lead: float = 0.3
+    opportunity: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_shares(
+            self.name, {"first": self.first, "lead": self.lead, "opportunity": self.opportunity}
+        )
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        self.check(journeys)
+        return _anchored(
+            journeys,
+            [
+                (pl.col("is_first"), self.first),
+                (pl.col("is_lead_creation"), self.lead),
+                (pl.col("is_opportunity_creation"), self.opportunity),
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class FullPath(AttributionModel):
+    """Full-path (Z-shaped): the four milestones, the rest spread."""
+
+    name: ClassVar[str] = "full_path"
+    label: ClassVar[str] = "Full path"
+    summary: ClassVar[str] = "22.5% each to first, lead, opportunity and closed-won; 10% spread"
+    needs: ClassVar[frozenset[str]] = frozenset({NEEDS_MILESTONES})
+
+    first: float = 0.225
+    lead: float = 0.225
+    opportunity: float = 0.225
+    closed_won: float = 0.225
+
+    def __post_init__(self) -> None:
+        _check_shares(
+            self.name,
+            {
+                "first": self.first,
+                "lead": self.lead,
+                "opportunity": self.opportunity,
+                "closed_won": self.closed_won,
+            },
+        )
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        self.check(journeys)
+        return _anchored(
+            journeys,
+            [
+                (pl.col("is_first"), self.first),
+                (pl.col("is_lead_creation"), self.lead),
+                (pl.col("is_opportunity_creation"), self.opportunity),
+                (pl.col("is_closed_won"), self.closed_won),
+            ],
+        )

@@ -1,0 +1,570 @@
+"""Shapley-value attribution: channels are players, coalitions are sets of channels.
+
+Three games, chosen with ``variant``:
+
+``simplified``
+    Zhao, Mahboobi & Bagheri (2018), "Shapley value methods for attribution modeling in
+    online advertising" (arXiv:1804.05327). A coalition ``S`` is worth the conversions (or
+    revenue) of the converting journeys whose channel set is contained in ``S``. That game is a
+    sum of unanimity games, one per journey, so its Shapley value reduces to the closed form
+
+        phi_c = sum over converting journeys j with c in C_j of value_j / |C_j|
+
+    i.e. *an even split of each journey's value over its distinct channels*. That is how it is
+    computed here (no coalition is enumerated, so any number of channels works), and the weights
+    are that split: ``1 / |C_j|`` per distinct channel, then evenly over the channel's touches.
+    Summing the credit of converting journeys per channel gives back ``phi_c`` exactly.
+
+``rate``
+    Shao & Li (2011), "Data-driven multi-touch attribution models" (KDD), and Dalessandro,
+    Perlich, Stitelman & Provost (2012), "Causally motivated attribution for online
+    advertising" (ADKDD). A coalition ``S`` is worth the conversion rate (``value="conversions"``)
+    or the revenue per journey (``value="revenue"``) of the journeys, converting *and not*,
+    whose channel set lies in ``S``::
+
+        v(S) = sum(conversions or revenue) / sum(conversions + nulls)   over j with C_j <= S
+        v(S) = 0 when no journey has its channel set inside S
+
+    so a channel present in many non-converting journeys earns less, and can earn a negative
+    value. The values sum to ``v(N)``, the overall conversion rate (revenue per journey) of the
+    journeys with touches. Journeys are first grouped by channel set; ``v`` is then built for
+    all ``2**n`` coalitions with one subset-sum (zeta) transform over the sets that occur, and
+    the Shapley formula is evaluated exactly, in ``O(n * 2**n)`` for ``n`` channels. Beyond
+    ``max_channels`` channels that is refused with a :class:`ModelError` unless ``samples`` is
+    set: then the values are estimated from ``samples`` random channel orders (Castro, Gomez &
+    Tejada 2009) drawn with ``seed``, and :meth:`ShapleyFit.values` reports each value's
+    standard error.
+
+``ordered``
+    The position-aware variant of Zhao et al. (2018): the credit a journey gives channel ``c``
+    is counted at the position ``p`` (1-based) at which ``c`` first appears in the journey::
+
+        phi_c^p = sum over converting journeys j where c first appears p-th of value_j / |C_j|
+
+    (:meth:`ShapleyFit.position_values`; summed over ``p`` it is the simplified value).
+
+From global values to per-journey weights
+-----------------------------------------
+Every journey with touches gets weights (open deals too: pipeline is split by the same weights),
+built the same way for all three variants: each distinct channel ``c`` of journey ``j`` gets a
+*score*; the journey's weight is split over its distinct channels in proportion to the scores,
+then evenly over each channel's touches. Scores:
+
+* ``simplified``: 1 for every channel (the even split above).
+* ``rate``: ``max(phi_c, 0)``, the channel's global Shapley value. A channel whose value is
+  negative (its journeys convert worse than those without it) gets no credit inside a journey;
+  its signed value stays in :meth:`ShapleyFit.values`.
+* ``ordered``: ``phi_c^p`` for the position ``p`` at which ``c`` first appears in *this*
+  journey, so the same channel set in a different order is split differently.
+
+A journey whose channels all score 0 (every value negative, or channels and positions never
+seen in a converting journey) is split evenly over its distinct channels. Hence weights are
+>= 0 and sum to 1 per journey. Channels that occur only in open journeys are not players of
+the game and score 0.
+
+What the channel totals mean: for ``simplified`` the credit of converting journeys per channel
+*is* the Shapley value. For ``rate`` and ``ordered`` the per-channel credit totals are the
+observed conversions (revenue) of each journey re-split by the global values; they are not
+the Shapley values, which are in their own units (conversion rate, revenue per journey, or
+conversions by position) and come from :meth:`ShapleyModel.fit`.
+
+Which journeys are observations: a ``won`` deal is one conversion (revenue: its amount); a
+``lost`` deal or a deal-less account (``none``) is one null; a ``path`` row brings its own
+conversions, nulls and revenue; ``open`` deals are pipeline, not observations. Journeys
+without touches take no part (they have no channel to credit).
+
+>>> import polars as pl
+>>> from attribution.journeys import Journeys
+>>> touches = pl.DataFrame({"journey_id": ["d1", "d1", "d2"], "touch_index": [0, 1, 0],
+...                         "channel": ["search", "email", "search"]})
+>>> deals = pl.DataFrame({"journey_id": ["d1", "d2"], "status": ["won", "lost"]})
+>>> fit = ShapleyModel(variant="rate").fit(Journeys.from_frames(touches, deals))
+>>> fit.values().select("channel", "shapley_value").rows()
+[('email', 0.75), ('search', -0.25)]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+
+from attribution.errors import ConfigError, ModelError
+from attribution.journeys import Journeys
+from attribution.models.base import AttributionModel
+from attribution.schema import UNMAPPED_CHANNEL, WEIGHT_SCHEMA
+
+VARIANTS = ("simplified", "rate", "ordered")
+VALUES = ("conversions", "revenue")
+
+#: channel-level Shapley values, one row per channel seen in a journey with touches
+SHAPLEY_VALUE_SCHEMA = pl.Schema(
+    {
+        "channel": pl.String,
+        "shapley_value": pl.Float64,
+        "share": pl.Float64,  # shapley_value / sum of all values (null when that sum is 0)
+        "standard_error": pl.Float64,  # null when exact
+    }
+)
+
+#: ordered Shapley values, one row per (channel, position of first appearance)
+POSITION_VALUE_SCHEMA = pl.Schema(
+    {
+        "channel": pl.String,
+        "position": pl.UInt32,  # 1-based order of the channel's first appearance in a journey
+        "shapley_value": pl.Float64,
+        "share": pl.Float64,
+    }
+)
+
+# joins a journey's channels into one key; a channel name containing it is refused
+_SEPARATOR = "\x1f"
+# bound on the (permutations x set members) block held at once while sampling
+_SAMPLING_BLOCK = 4_000_000
+
+
+@dataclass(frozen=True)
+class ShapleyFit:
+    """The fitted game: channel values, and the per-journey weights they imply.
+
+    Attributes
+    ----------
+    variant, value
+        As on the model.
+    method
+        ``"closed_form"`` (simplified, ordered), ``"exact"`` or ``"sampled"`` (rate).
+    samples
+        Random channel orders drawn when ``method == "sampled"``, else 0.
+    total
+        What the values add up to: total conversions (revenue) of converting journeys for
+        simplified and ordered, ``v(N)`` (overall conversion rate or revenue per journey)
+        for rate.
+    """
+
+    variant: str
+    value: str
+    method: str
+    samples: int
+    total: float
+    _values: pl.DataFrame
+    _position_values: pl.DataFrame | None
+    _key_weights: pl.DataFrame
+    _journey_keys: pl.DataFrame
+    _touches: pl.LazyFrame
+
+    def values(self) -> pl.DataFrame:
+        """Channel Shapley values with :data:`SHAPLEY_VALUE_SCHEMA`, sorted by channel."""
+        return self._values
+
+    def position_values(self) -> pl.DataFrame:
+        """Ordered Shapley values with :data:`POSITION_VALUE_SCHEMA` (``variant="ordered"``)."""
+        if self._position_values is None:
+            raise ModelError(
+                f"position values exist only for the ordered Shapley variant, "
+                f"not {self.variant!r}; use ShapleyModel(variant='ordered')"
+            )
+        return self._position_values
+
+    def weights(self) -> pl.LazyFrame:
+        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA` for the fitted journeys."""
+        touches = self._touches.select(
+            "journey_id",
+            "touch_index",
+            "channel",
+            pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
+        ).with_columns(pl.len().over("journey_id", "channel_key").alias("channel_touches"))
+        return (
+            touches.join(self._journey_keys.lazy(), on="journey_id", how="left")
+            .join(self._key_weights.lazy(), on=["key", "channel_key"], how="left")
+            .select(
+                "journey_id",
+                "touch_index",
+                "channel",
+                (pl.col("channel_weight") / pl.col("channel_touches")).alias("weight"),
+            )
+            .cast(dict(WEIGHT_SCHEMA))
+            .sort("journey_id", "touch_index")
+        )
+
+
+@dataclass(frozen=True)
+class ShapleyModel(AttributionModel):
+    """Shapley-value attribution over channels (see the module docstring for the games).
+
+    Parameters
+    ----------
+    variant
+        ``"simplified"`` (Zhao et al. 2018: even split over a journey's distinct channels),
+        ``"rate"`` (Shao & Li 2011; Dalessandro et al. 2012: coalitions valued by conversion
+        rate, so non-converting journeys count) or ``"ordered"`` (Zhao et al. 2018: credit by
+        the position at which a channel first appears).
+    value
+        ``"conversions"`` or ``"revenue"``: what a coalition is worth.
+    max_channels
+        Largest number of channels the rate variant computes exactly (cost ``n * 2**n``).
+    samples
+        Rate variant beyond ``max_channels``: estimate from this many random channel orders
+        instead of raising :class:`ModelError`. ``None`` refuses.
+    seed
+        Seed of the random channel orders.
+
+    Examples
+    --------
+    >>> ShapleyModel(variant="ordered").params()["variant"]
+    'ordered'
+    """
+
+    name: ClassVar[str] = "shapley"
+    label: ClassVar[str] = "Shapley value"
+    summary: ClassVar[str] = (
+        "cooperative-game credit over channel sets (simplified, conversion-rate or ordered)"
+    )
+
+    variant: str = "simplified"
+    value: str = "conversions"
+    max_channels: int = 20
+    samples: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(
+                f"shapley variant {self.variant!r} is not one of: {', '.join(VARIANTS)}"
+            )
+        if self.value not in VALUES:
+            raise ConfigError(f"shapley value {self.value!r} is not one of: {', '.join(VALUES)}")
+        if not 1 <= self.max_channels <= 30:
+            raise ConfigError(
+                f"shapley max_channels must be between 1 and 30, not {self.max_channels}"
+            )
+        if self.samples is not None and self.samples < 2:
+            raise ConfigError(f"shapley samples must be at least 2, not {self.samples}")
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        """Per-touch weights (>= 0, summing to 1 per journey with touches)."""
+        return self.fit(journeys).weights()
+
+    def fit(self, journeys: Journeys) -> ShapleyFit:
+        """Play the game on ``journeys``: channel values plus the weights they imply."""
+        self.check(journeys)
+        journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
+        keys = _key_table(journey_keys)
+        channels = _channels(keys)
+        members = keys.select("key", "channels").explode("channels")
+        member_channel = np.searchsorted(channels, members["channels"].to_numpy())
+        lengths = keys["channels"].list.len().to_numpy().astype(np.int64)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        numerator = keys["revenue" if self.value == "revenue" else "conversions"].to_numpy()
+        trials = keys["trials"].to_numpy()
+
+        standard_error: np.ndarray | None = None
+        position_values: pl.DataFrame | None = None
+        method, samples = "closed_form", 0
+        if self.variant == "rate":
+            observed = trials > 0
+            players = np.unique(member_channel[np.repeat(observed, lengths)])
+            if len(players) > self.max_channels and self.samples is None:
+                raise ModelError(
+                    f"the rate Shapley variant is exact for up to max_channels="
+                    f"{self.max_channels} channels; these journeys have {len(players)} "
+                    f"({', '.join(channels[players])}). Pass samples=N for a seeded estimate "
+                    f"with standard errors, raise max_channels (cost doubles per channel), "
+                    f"or attribute channel groups instead"
+                )
+            # renumber players 0..n-1 over the observed sets only
+            player_of = np.full(len(channels), -1, dtype=np.int64)
+            player_of[players] = np.arange(len(players))
+            observed_members = np.repeat(observed, lengths)
+            obs_lengths = lengths[observed]
+            obs_starts = np.concatenate(([0], np.cumsum(obs_lengths)[:-1])).astype(np.int64)
+            obs_flat = player_of[member_channel[observed_members]]
+            obs_numerator = numerator[observed]
+            obs_trials = trials[observed]
+            if len(players) <= self.max_channels:
+                player_values = _rate_exact(
+                    obs_flat, obs_starts, obs_numerator, obs_trials, len(players)
+                )
+                method = "exact"
+            else:
+                assert self.samples is not None
+                player_values, player_errors = _rate_sampled(
+                    obs_flat, obs_starts, obs_numerator, obs_trials, len(players),
+                    self.samples, self.seed,
+                )
+                standard_error = np.zeros(len(channels))
+                standard_error[players] = player_errors
+                method, samples = "sampled", self.samples
+            shapley = np.zeros(len(channels))
+            shapley[players] = player_values
+            total_trials = int(obs_trials.sum())
+            total = float(obs_numerator.sum()) / total_trials if total_trials else 0.0
+            scores = np.maximum(shapley, 0.0)[member_channel]
+        else:
+            # closed form: each journey's value split evenly over its distinct channels
+            member_credit = np.repeat(numerator / lengths, lengths)
+            shapley = np.bincount(member_channel, weights=member_credit, minlength=len(channels))
+            total = float(numerator.sum())
+            scores = np.ones(len(member_channel))
+            if self.variant == "ordered":
+                position = _positions(lengths)
+                width = int(lengths.max()) if len(lengths) else 0
+                cell = member_channel * width + (position - 1)
+                by_cell = np.bincount(cell, weights=member_credit, minlength=len(channels) * width)
+                scores = by_cell[cell]
+                position_values = _position_frame(channels, by_cell, width, total)
+
+        key_weights = pl.DataFrame(
+            {
+                "key": members["key"],
+                "channel_key": members["channels"],
+                "channel_weight": _split(scores, starts, lengths),
+            }
+        )
+        return ShapleyFit(
+            variant=self.variant,
+            value=self.value,
+            method=method,
+            samples=samples,
+            total=total,
+            _values=_value_frame(channels, shapley, standard_error),
+            _position_values=position_values,
+            _key_weights=key_weights,
+            _journey_keys=journey_keys.select("journey_id", "key"),
+            _touches=journeys.touches,
+        )
+
+
+def _observations(journeys: Journeys) -> pl.LazyFrame:
+    """Per journey: conversions, trials (conversions + nulls) and revenue; open deals count 0."""
+    status = pl.col("status")
+    conversions = (
+        pl.when(status == "won")
+        .then(pl.col("conversions").fill_null(1))
+        .when(status == "path")
+        .then(pl.col("conversions").fill_null(0))
+        .otherwise(0)
+    )
+    nulls = (
+        pl.when(status.is_in(["lost", "none"]))
+        .then(pl.col("nulls").fill_null(1))
+        .when(status == "path")
+        .then(pl.col("nulls").fill_null(0))
+        .otherwise(0)
+    )
+    revenue = (
+        pl.when(status == "won")
+        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
+        .when(status == "path")
+        .then(pl.col("revenue").fill_null(0))
+        .otherwise(0)
+    )
+    return journeys.journeys.select(
+        "journey_id",
+        conversions.cast(pl.Int64).alias("conversions"),
+        (conversions + nulls).cast(pl.Int64).alias("trials"),
+        revenue.cast(pl.Int64).alias("revenue"),
+    ).unique("journey_id", keep="first")
+
+
+def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
+    """One row per journey with touches: its channel key and observation counts.
+
+    The key is the journey's distinct channels, sorted by name (a channel *set*) or, when
+    ``ordered``, in the order of their first appearance.
+    """
+    by_channel = (
+        journeys.touches.select(
+            "journey_id",
+            "touch_index",
+            pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
+        )
+        .group_by("journey_id", "channel_key")
+        .agg(pl.col("touch_index").min().alias("first"))
+    )
+    order = pl.col("channel_key").sort_by("first") if ordered else pl.col("channel_key").sort()
+    return (
+        by_channel.group_by("journey_id")
+        .agg(order.alias("channels"))
+        .with_columns(pl.col("channels").list.join(_SEPARATOR).alias("key"))
+        .join(_observations(journeys), on="journey_id", how="left")
+        .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
+    )
+
+
+def _key_table(journey_keys: pl.DataFrame) -> pl.DataFrame:
+    """Distinct keys, sorted, with summed observations: the only table the game reads."""
+    return (
+        journey_keys.group_by("key")
+        .agg(
+            pl.col("channels").first(),
+            pl.len().alias("journeys"),
+            pl.col("conversions", "trials", "revenue").sum(),
+        )
+        .sort("key")
+    )
+
+
+def _channels(keys: pl.DataFrame) -> np.ndarray:
+    """Sorted distinct channel names (object array); refuses names holding the key separator."""
+    names = keys["channels"].explode().unique().sort()
+    if names.str.contains(_SEPARATOR, literal=True).any():
+        raise ModelError(
+            "a channel name contains the control character U+001F, which the Shapley model "
+            "uses to join channel names; rename the channel"
+        )
+    return np.array(names.to_list(), dtype=object)
+
+
+def _positions(lengths: np.ndarray) -> np.ndarray:
+    """1-based position of every member in its key, for keys laid end to end."""
+    total = int(lengths.sum())
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - starts + 1
+
+
+def _split(scores: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Normalise scores inside each key; a key whose scores are all 0 is split evenly."""
+    if len(scores) == 0:
+        return np.zeros(0)
+    sums = np.add.reduceat(scores, starts)
+    sums_each = np.repeat(sums, lengths)
+    even = 1.0 / np.repeat(lengths, lengths)
+    safe = np.where(sums_each > 0, sums_each, 1.0)
+    return np.where(sums_each > 0, scores / safe, even)
+
+
+def _shares(values: np.ndarray) -> list[float | None]:
+    total = float(values.sum())
+    if total == 0:
+        return [None] * len(values)
+    return (values / total).tolist()
+
+
+def _value_frame(
+    channels: np.ndarray, shapley: np.ndarray, standard_error: np.ndarray | None
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "channel": channels.tolist(),
+            "shapley_value": shapley.tolist(),
+            "share": _shares(shapley),
+            "standard_error": (
+                [None] * len(channels) if standard_error is None else standard_error.tolist()
+            ),
+        },
+        schema=SHAPLEY_VALUE_SCHEMA,
+    )
+
+
+def _position_frame(
+    channels: np.ndarray, by_cell: np.ndarray, width: int, total: float
+) -> pl.DataFrame:
+    cells = np.flatnonzero(by_cell)
+    return pl.DataFrame(
+        {
+            "channel": channels[cells // width].tolist() if width else [],
+            "position": (cells % width + 1).tolist() if width else [],
+            "shapley_value": by_cell[cells].tolist(),
+            "share": (by_cell[cells] / total).tolist() if total else [None] * len(cells),
+        },
+        schema=POSITION_VALUE_SCHEMA,
+    )
+
+
+def _shapley_coefficients(n: int) -> np.ndarray:
+    """``|S|! (n - |S| - 1)! / n!`` for ``|S|`` = 0..n (0 at n, which never occurs)."""
+    return np.array([1.0 / (n * math.comb(n - 1, size)) for size in range(n)] + [0.0])
+
+
+def _rate_exact(
+    flat: np.ndarray, starts: np.ndarray, numerator: np.ndarray, trials: np.ndarray, n: int
+) -> np.ndarray:
+    """Exact Shapley values of the conversion-rate game over ``n`` players.
+
+    ``flat``/``starts`` list each observed channel set's players end to end. The numerator and
+    trial counts of every coalition are subset sums over the sets that occur, built in integers
+    with one zeta transform; then for each player ``i``,
+    ``phi_i = sum over S without i of coef(|S|) * (v(S + i) - v(S))``.
+    """
+    if n == 0:
+        return np.zeros(0)
+    masks = np.bitwise_or.reduceat(np.left_shift(np.int64(1), flat.astype(np.int64)), starts)
+    size = 1 << n
+    numerator_of = np.zeros(size, dtype=np.int64)
+    trials_of = np.zeros(size, dtype=np.int64)
+    numerator_of[masks] = numerator  # sets are distinct, so masks are too
+    trials_of[masks] = trials
+    popcount = np.zeros(size, dtype=np.int8)
+    for bit in range(n):
+        step = 1 << bit
+        for lattice in (numerator_of, trials_of):
+            view = lattice.reshape(-1, 2, step)
+            view[:, 1, :] += view[:, 0, :]
+        popcount.reshape(-1, 2, step)[:, 1, :] += 1
+    worth = np.zeros(size)
+    np.divide(numerator_of, trials_of, out=worth, where=trials_of > 0)
+    coefficient = _shapley_coefficients(n)[popcount]
+    values = np.empty(n)
+    for bit in range(n):
+        step = 1 << bit
+        view = worth.reshape(-1, 2, step)
+        without = coefficient.reshape(-1, 2, step)[:, 0, :]
+        values[bit] = float(np.sum(without * (view[:, 1, :] - view[:, 0, :])))
+    return values
+
+
+def _rate_sampled(
+    flat: np.ndarray,
+    starts: np.ndarray,
+    numerator: np.ndarray,
+    trials: np.ndarray,
+    n: int,
+    samples: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte-Carlo Shapley values of the rate game from ``samples`` random channel orders.
+
+    In an order, a channel set joins the growing coalition at the position of its last
+    member, so every prefix's worth comes from one bincount and a cumulative sum. Returns the
+    mean marginal contribution per player and its standard error.
+    """
+    rng = np.random.default_rng(seed)
+    block = max(1, min(samples, _SAMPLING_BLOCK // max(len(flat), 1)))
+    total = np.zeros(n)
+    total_squares = np.zeros(n)
+    drawn = 0
+    positions = np.arange(n)
+    while drawn < samples:
+        rows = min(block, samples - drawn)
+        order = np.argsort(rng.random((rows, n)), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(positions, (rows, n)), axis=1)
+        joins = np.maximum.reduceat(rank[:, flat], starts, axis=1)
+        cells = (joins + n * np.arange(rows)[:, None]).ravel()
+        numerator_at = np.bincount(cells, weights=np.tile(numerator, rows), minlength=rows * n)
+        trials_at = np.bincount(cells, weights=np.tile(trials, rows), minlength=rows * n)
+        numerator_prefix = np.cumsum(numerator_at.reshape(rows, n), axis=1)
+        trials_prefix = np.cumsum(trials_at.reshape(rows, n), axis=1)
+        worth = np.zeros((rows, n))
+        np.divide(numerator_prefix, trials_prefix, out=worth, where=trials_prefix > 0)
+        marginal_at = np.diff(worth, axis=1, prepend=0.0)
+        marginal = np.take_along_axis(marginal_at, rank, axis=1)
+        total += marginal.sum(axis=0)
+        total_squares += np.square(marginal).sum(axis=0)
+        drawn += rows
+    mean = total / samples
+    variance = np.maximum(total_squares / samples - np.square(mean), 0.0) * samples / (samples - 1)
+    return mean, np.sqrt(variance / samples)
+
+
+__all__ = [
+    "POSITION_VALUE_SCHEMA",
+    "SHAPLEY_VALUE_SCHEMA",
+    "VALUES",
+    "VARIANTS",
+    "ShapleyFit",
+    "ShapleyModel",
+]
