@@ -1,0 +1,558 @@
+"""The path graph: journeys as a Markov chain of channels (or channel windows), in aggregate.
+
+Counting is polars work over all journeys: journeys are first reduced to *distinct paths* (one
+row per distinct sequence of channels, with its conversions, nulls and conversion value), and
+only those are turned into states and transitions. The graph holds aggregates, never one node
+per touch.
+
+Outcomes (the absorbing nodes ``(conversion)`` and ``(null)``):
+
+* a won deal is one conversion carrying its revenue; a lost deal and a deal-less account
+  (status ``none``) are one null; a path-table row (status ``path``) brings its own
+  ``conversions``, ``nulls`` and ``revenue``;
+* open deals are pipeline, neither converted nor lost: left out unless ``include_open=True``,
+  which counts them as nulls (not converted yet);
+* journeys without touches have no path and are left out.
+
+States for ``order`` k follow ChannelAttribution (Altomare & Loris): a state is a window of k
+consecutive channels, ``a > b > c > d`` at order 2 being ``(start) → a > b → b > c → c > d``;
+a journey shorter than k is a single state made of its whole path. At order 1 a state is a
+channel. Removing a channel removes every state that contains it.
+
+Public pieces: :func:`distinct_paths`, :func:`state_chain`, :func:`transition_table`,
+:func:`path_graph` (networkx), the statistics :func:`top_paths`,
+:func:`path_length_distribution`, :func:`time_to_close_distribution`, and the exports
+:func:`write_graphml` / :func:`read_graphml` / :func:`to_node_link_json` /
+:func:`from_node_link_json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from attribution.errors import ConfigError, InputError
+from attribution.journeys import Journeys
+
+START = "(start)"
+CONVERSION = "(conversion)"
+NULL = "(null)"
+#: separator of channels inside a state's display name (order > 1)
+STATE_SEPARATOR = " > "
+#: separator used internally to join a journey's channels into one key
+_KEY_SEPARATOR = "\x1f"
+MAX_ORDER = 4
+
+DISTINCT_PATH_SCHEMA = pl.Schema(
+    {
+        "path_id": pl.UInt32,
+        "channels": pl.List(pl.String),
+        "conversions": pl.Int64,
+        "nulls": pl.Int64,
+        "revenue": pl.Int64,
+    }
+)
+
+
+# -- outcomes and distinct paths ---------------------------------------------------------------
+def journey_outcomes(journeys: Journeys, *, include_open: bool = False) -> pl.LazyFrame:
+    """One row per counted journey: ``journey_id, status, conversions, nulls, revenue`` (Int64).
+
+    See the module docstring for which statuses count as what.
+    """
+    status = pl.col("status")
+    null_statuses = ["lost", "none", "open"] if include_open else ["lost", "none"]
+    return (
+        journeys.journeys.filter(status.is_in(["won", "path", *null_statuses]).fill_null(False))
+        .select(
+            "journey_id",
+            "status",
+            pl.when(status == "path")
+            .then(pl.col("conversions").fill_null(0))
+            .when(status == "won")
+            .then(1)
+            .otherwise(0)
+            .cast(pl.Int64)
+            .alias("conversions"),
+            pl.when(status == "path")
+            .then(pl.col("nulls").fill_null(0))
+            .when(status == "won")
+            .then(0)
+            .otherwise(1)
+            .cast(pl.Int64)
+            .alias("nulls"),
+            pl.when(status == "path")
+            .then(pl.col("revenue").fill_null(0))
+            .when(status == "won")
+            .then(pl.coalesce("revenue", "amount", pl.lit(0)))
+            .otherwise(0)
+            .cast(pl.Int64)
+            .alias("revenue"),
+        )
+    )
+
+
+def journey_paths(touches: pl.LazyFrame) -> pl.LazyFrame:
+    """``journey_id, path_key``: each journey's channels in touch order, joined into one string."""
+    return (
+        touches.sort("journey_id", "touch_index")
+        .group_by("journey_id", maintain_order=True)
+        .agg(pl.col("channel").fill_null("").str.join(_KEY_SEPARATOR).alias("path_key"))
+    )
+
+
+def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
+    """Reduce journeys to distinct paths with their outcome counts.
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`DISTINCT_PATH_SCHEMA`: ``path_id`` (0.. in path order), ``channels`` (list),
+        ``conversions``, ``nulls``, ``revenue`` (minor units). Sorted by path, so the same
+        journeys always give the same ids.
+    """
+    return (
+        journey_paths(journeys.touches)
+        .join(journey_outcomes(journeys, include_open=include_open), on="journey_id")
+        .group_by("path_key")
+        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum())
+        .sort("path_key")
+        .select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("path_id"),
+            pl.col("path_key").str.split(_KEY_SEPARATOR).alias("channels"),
+            "conversions",
+            "nulls",
+            "revenue",
+        )
+        .collect()
+    )
+
+
+# -- the state chain ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StateChain:
+    """Distinct paths encoded as walks over integer states, ready for counting and solving.
+
+    Node ids: 0 is ``(start)``, 1..S the states (sorted by their channels); the absorbing
+    nodes are not numbered. Per-path arrays are indexed by ``path_id``.
+
+    Attributes
+    ----------
+    order
+        Markov order k.
+    states
+        Display name of state i+1 at position i (``"a > b"`` at order 2).
+    channels
+        Sorted distinct channels.
+    contains
+        Boolean matrix (S+1, n_channels): node i contains channel j (row 0, the start: none).
+    edge_from, edge_to
+        The distinct transient transitions (start→state and state→state).
+    incidence
+        Sparse (n_edges, n_paths): how many times each path makes each transition.
+    last_state
+        Node id of each path's last state (where its conversions and nulls leave from).
+    conversions, nulls, revenue
+        Each distinct path's outcome counts and conversion value (minor units), int64.
+    """
+
+    order: int
+    states: list[str]
+    channels: list[str]
+    contains: np.ndarray
+    edge_from: np.ndarray
+    edge_to: np.ndarray
+    incidence: sp.csr_matrix
+    last_state: np.ndarray
+    conversions: np.ndarray
+    nulls: np.ndarray
+    revenue: np.ndarray
+
+    @property
+    def n_nodes(self) -> int:
+        """Transient nodes: the start and every state."""
+        return len(self.states) + 1
+
+    def node_names(self) -> list[str]:
+        return [START, *self.states]
+
+    def counts(
+        self,
+        conversions: np.ndarray | None = None,
+        nulls: np.ndarray | None = None,
+        revenue: np.ndarray | None = None,
+    ) -> TransitionCounts:
+        """Transition counts for these per-path outcomes (the chain's own by default)."""
+        conversions = self.conversions if conversions is None else conversions
+        nulls = self.nulls if nulls is None else nulls
+        revenue = self.revenue if revenue is None else revenue
+        weight = (conversions + nulls).astype(np.float64)
+        n = self.n_nodes
+        return TransitionCounts(
+            edge=self.incidence @ weight,
+            edge_conversions=self.incidence @ conversions.astype(np.float64),
+            edge_value=self.incidence @ revenue.astype(np.float64),
+            conversion=np.bincount(self.last_state, weights=conversions, minlength=n),
+            null=np.bincount(self.last_state, weights=nulls, minlength=n),
+            value=np.bincount(self.last_state, weights=revenue, minlength=n),
+        )
+
+
+@dataclass(frozen=True)
+class TransitionCounts:
+    """Counts on a :class:`StateChain`: transient edges, and per node the absorbing exits."""
+
+    edge: np.ndarray  # journeys making each transient transition (with repeats)
+    edge_conversions: np.ndarray  # of which converting journeys
+    edge_value: np.ndarray  # their conversion value
+    conversion: np.ndarray  # per node: journeys converting from it
+    null: np.ndarray  # per node: journeys ending without conversion from it
+    value: np.ndarray  # per node: conversion value leaving to (conversion)
+
+
+def state_chain(paths: pl.DataFrame, order: int = 1) -> StateChain:
+    """Encode distinct paths (from :func:`distinct_paths`) as walks over order-``order`` states."""
+    check_order(order)
+    n_paths = paths.height
+    touches = (
+        paths.lazy()
+        .select("path_id", pl.col("channels").alias("channel"))
+        .explode("channel")
+        .with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int64).over("path_id").alias("pos"),
+            pl.len().over("path_id").cast(pl.Int64).alias("length"),
+        )
+    )
+    window = [pl.col("channel")]
+    for step in range(1, order):
+        same = pl.col("path_id").shift(-step) == pl.col("path_id")
+        window.append(pl.when(same).then(pl.col("channel").shift(-step)))
+    walks = (
+        touches.with_columns(
+            pl.concat_str(window, separator=_KEY_SEPARATOR, ignore_nulls=True).alias("key")
+        )
+        .filter(pl.col("pos") <= (pl.col("length") - order).clip(lower_bound=0))
+        .with_columns(pl.col("key").rank("dense").cast(pl.Int64).alias("node"))
+        .select("path_id", "pos", "key", "node")
+        .collect()
+    )
+    state_keys = walks.select("key", "node").unique("node").sort("node")
+    channels = sorted(
+        paths.lazy().select(pl.col("channels").explode().unique()).collect().to_series().to_list()
+    )
+    n_nodes = state_keys.height + 1
+    contains = np.zeros((n_nodes, len(channels)), dtype=bool)
+    if state_keys.height:
+        membership = (
+            state_keys.lazy()
+            .select("node", pl.col("key").str.split(_KEY_SEPARATOR).alias("channel"))
+            .explode("channel")
+            .join(
+                pl.LazyFrame(
+                    {"channel": channels, "column": np.arange(len(channels), dtype=np.int64)}
+                ),
+                on="channel",
+            )
+            .collect()
+        )
+        contains[membership["node"].to_numpy(), membership["column"].to_numpy()] = True
+
+    node = walks["node"].to_numpy()
+    path_id = walks["path_id"].to_numpy().astype(np.int64)
+    first = walks["pos"].to_numpy() == 0
+    previous = np.empty_like(node)
+    previous[0:1] = 0
+    previous[1:] = node[:-1]
+    previous[first] = 0
+    key = previous * n_nodes + node
+    edge_key, edge_index = np.unique(key, return_inverse=True)
+    incidence = sp.csr_matrix(
+        (np.ones(len(node)), (edge_index.ravel(), path_id)), shape=(len(edge_key), n_paths)
+    )
+    is_last = np.ones(len(node), dtype=bool)
+    is_last[:-1] = path_id[1:] != path_id[:-1]  # rows are in walk order inside each path
+    last_state = np.zeros(n_paths, dtype=np.int64)
+    last_state[path_id[is_last]] = node[is_last]
+    return StateChain(
+        order=order,
+        states=state_keys["key"].str.replace_all(_KEY_SEPARATOR, STATE_SEPARATOR).to_list(),
+        channels=channels,
+        contains=contains,
+        edge_from=edge_key // n_nodes,
+        edge_to=edge_key % n_nodes,
+        incidence=incidence,
+        last_state=last_state,
+        conversions=paths["conversions"].to_numpy().astype(np.int64),
+        nulls=paths["nulls"].to_numpy().astype(np.int64),
+        revenue=paths["revenue"].to_numpy().astype(np.int64),
+    )
+
+
+def check_order(order: int) -> None:
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
+        raise ConfigError(f"Markov order must be a whole number from 1 to {MAX_ORDER}, not {order!r}")
+
+
+# -- tables ------------------------------------------------------------------------------------
+TRANSITION_SCHEMA = pl.Schema(
+    {
+        "from_state": pl.String,
+        "to_state": pl.String,
+        "count": pl.Int64,
+        "probability": pl.Float64,
+        "conversions": pl.Int64,
+        "value": pl.Int64,
+    }
+)
+
+
+def chain_transitions(chain: StateChain, counts: TransitionCounts | None = None) -> pl.DataFrame:
+    """Every transition with its count, probability, converting journeys and their value.
+
+    Rows: transient transitions, then exits to ``(conversion)`` and ``(null)``; sorted by
+    ``from_state`` (the start first) then ``to_state``. Edges with a zero count are left out.
+    """
+    counts = chain.counts() if counts is None else counts
+    names = np.array(chain.node_names(), dtype=object)
+    nodes = np.arange(chain.n_nodes)
+    from_node = np.concatenate([chain.edge_from, nodes, nodes])
+    to_name = np.concatenate(
+        [names[chain.edge_to], np.full(chain.n_nodes, CONVERSION), np.full(chain.n_nodes, NULL)]
+    )
+    count = np.concatenate([counts.edge, counts.conversion, counts.null])
+    conversions = np.concatenate([counts.edge_conversions, counts.conversion, np.zeros(chain.n_nodes)])
+    value = np.concatenate([counts.edge_value, counts.value, np.zeros(chain.n_nodes)])
+    out_total = np.bincount(from_node, weights=count, minlength=chain.n_nodes)
+    keep = count > 0
+    frame = pl.DataFrame(
+        {
+            "from_node": from_node[keep],
+            "from_state": names[from_node[keep]].tolist(),
+            "to_state": to_name[keep].tolist(),
+            "count": np.rint(count[keep]).astype(np.int64),
+            "probability": count[keep] / out_total[from_node[keep]],
+            "conversions": np.rint(conversions[keep]).astype(np.int64),
+            "value": np.rint(value[keep]).astype(np.int64),
+        },
+        schema_overrides={"from_state": pl.String, "to_state": pl.String},
+    )
+    return frame.sort("from_node", "to_state").drop("from_node").cast(dict(TRANSITION_SCHEMA))
+
+
+def transition_table(
+    journeys: Journeys, *, order: int = 1, include_open: bool = False
+) -> pl.DataFrame:
+    """Channel-to-channel (state-to-state) transition table of the journeys.
+
+    Returns :data:`TRANSITION_SCHEMA`: ``from_state, to_state, count, probability, conversions,
+    value`` — ``count`` journeys made the step, ``probability`` is the share of ``from_state``'s
+    exits, ``conversions``/``value`` are the converting journeys among them and their value.
+
+    >>> t = pl.DataFrame({"journey_id": ["d1", "d1"], "touch_index": [0, 1],
+    ...                   "channel": ["email", "search"]})
+    >>> j = pl.DataFrame({"journey_id": ["d1"], "status": ["won"], "amount": [500]})
+    >>> transition_table(Journeys.from_frames(t, j))["to_state"].to_list()
+    ['email', 'search', '(conversion)']
+    """
+    return chain_transitions(state_chain(distinct_paths(journeys, include_open=include_open), order))
+
+
+def top_paths(
+    journeys: Journeys,
+    n: int | None = 20,
+    *,
+    include_open: bool = False,
+    separator: str = " > ",
+) -> pl.DataFrame:
+    """The most frequent paths: ``path, journeys, conversions, nulls, conversion_rate, revenue``.
+
+    ``journeys`` is conversions + nulls (for a path table, the row's counts). Sorted by
+    journeys (most first), then conversions, then path; ``n=None`` keeps every path.
+    """
+    paths = distinct_paths(journeys, include_open=include_open)
+    table = paths.select(
+        pl.col("channels").list.join(separator).alias("path"),
+        (pl.col("conversions") + pl.col("nulls")).alias("journeys"),
+        "conversions",
+        "nulls",
+        _rate().alias("conversion_rate"),
+        "revenue",
+    ).sort(["journeys", "conversions", "path"], descending=[True, True, False])
+    return table if n is None else table.head(n)
+
+
+def path_length_distribution(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
+    """Journeys by number of touches: ``n_touches, journeys, conversions, nulls, conversion_rate, revenue``."""
+    return (
+        distinct_paths(journeys, include_open=include_open)
+        .group_by(pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"))
+        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum())
+        .select(
+            "n_touches",
+            (pl.col("conversions") + pl.col("nulls")).alias("journeys"),
+            "conversions",
+            "nulls",
+            _rate().alias("conversion_rate"),
+            "revenue",
+        )
+        .sort("n_touches")
+    )
+
+
+#: default bucket edges (days) of :func:`time_to_close_distribution`
+CLOSE_BUCKETS_DAYS = (7, 14, 30, 60, 90, 180, 365)
+
+
+def time_to_close_distribution(
+    journeys: Journeys, *, buckets_days: tuple[int, ...] = CLOSE_BUCKETS_DAYS
+) -> pl.DataFrame:
+    """Days from a closed deal's first touch to its close, as a histogram per status.
+
+    Returns ``bucket, from_days, to_days, won, lost, won_revenue`` with one row per bucket
+    ``[from_days, to_days)`` (the last one open-ended, ``to_days`` null). Only won and lost
+    deals with a close date and at least one timestamped touch count.
+
+    Raises
+    ------
+    InputError
+        When the journeys have no timestamps (a path table).
+    """
+    if not journeys.has_timestamps:
+        raise InputError("time to close needs touch timestamps, which a path table does not have")
+    edges = sorted(set(int(b) for b in buckets_days if b > 0))
+    lower = [0, *edges]
+    labels = [f"{lo}-{hi}d" for lo, hi in zip(lower, edges)] + [f"{lower[-1]}d+"]
+    first_touch = journeys.touches.group_by("journey_id").agg(pl.col("timestamp").min().alias("_first"))
+    closed = (
+        journeys.journeys.filter(pl.col("status").is_in(["won", "lost"]) & pl.col("closed_at").is_not_null())
+        .join(first_touch, on="journey_id")
+        .filter(pl.col("_first").is_not_null())
+        .with_columns(
+            ((pl.col("closed_at") - pl.col("_first")).dt.total_seconds() / 86400.0)
+            .clip(lower_bound=0.0)
+            .alias("days")
+        )
+        .with_columns(
+            pl.col("days")
+            .cut([float(e) for e in edges], labels=labels, left_closed=True)
+            .cast(pl.String)
+            .alias("bucket")
+        )
+        .group_by("bucket")
+        .agg(
+            (pl.col("status") == "won").sum().cast(pl.Int64).alias("won"),
+            (pl.col("status") == "lost").sum().cast(pl.Int64).alias("lost"),
+            pl.when(pl.col("status") == "won").then(pl.col("amount")).sum().cast(pl.Int64).alias("won_revenue"),
+        )
+    )
+    frame = pl.LazyFrame(
+        {
+            "bucket": labels,
+            "from_days": lower,
+            "to_days": [*edges, None],
+        },
+        schema={"bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64},
+    )
+    return (
+        frame.join(closed, on="bucket", how="left", maintain_order="left")
+        .with_columns(pl.col("won", "lost", "won_revenue").fill_null(0))
+        .collect()
+    )
+
+
+def _rate() -> pl.Expr:
+    total = pl.col("conversions") + pl.col("nulls")
+    return pl.when(total > 0).then(pl.col("conversions") / total).otherwise(None).cast(pl.Float64)
+
+
+# -- networkx ----------------------------------------------------------------------------------
+def path_graph(journeys: Journeys, *, order: int = 1, include_open: bool = False) -> nx.DiGraph:
+    """The path graph as a networkx ``DiGraph``.
+
+    Nodes: ``(start)``, one per channel (per state at higher orders), ``(conversion)``,
+    ``(null)``; node attributes ``kind`` (start / state / conversion / null) and ``visits``
+    (journeys entering the node, repeats counted). Edge attributes: ``count``,
+    ``probability``, ``conversions`` and ``value`` (see :func:`transition_table`). Graph
+    attributes: ``order``, ``journeys``, ``conversions``, ``revenue``.
+    """
+    chain = state_chain(distinct_paths(journeys, include_open=include_open), order)
+    return chain_graph(chain)
+
+
+def chain_graph(chain: StateChain, counts: TransitionCounts | None = None) -> nx.DiGraph:
+    """Build the networkx graph of a :class:`StateChain` (see :func:`path_graph`)."""
+    counts = chain.counts() if counts is None else counts
+    table = chain_transitions(chain, counts)
+    graph = nx.DiGraph(
+        order=chain.order,
+        journeys=int(chain.conversions.sum() + chain.nulls.sum()),
+        conversions=int(chain.conversions.sum()),
+        revenue=int(chain.revenue.sum()),
+    )
+    graph.add_node(START, kind="start", visits=graph.graph["journeys"])
+    for name in chain.states:
+        graph.add_node(name, kind="state", visits=0)
+    graph.add_node(CONVERSION, kind="conversion", visits=0)
+    graph.add_node(NULL, kind="null", visits=0)
+    for row in table.iter_rows(named=True):  # one row per distinct transition, not per touch
+        graph.add_edge(
+            row["from_state"],
+            row["to_state"],
+            count=row["count"],
+            probability=row["probability"],
+            conversions=row["conversions"],
+            value=row["value"],
+        )
+    visits = table.group_by("to_state").agg(pl.col("count").sum())
+    for name, total in visits.iter_rows():
+        graph.nodes[name]["visits"] = int(total)
+    return graph
+
+
+def write_graphml(graph: nx.DiGraph, path: str | Path) -> None:
+    """Write the path graph as GraphML (read it back with :func:`read_graphml`)."""
+    nx.write_graphml(graph, str(path))
+
+
+def read_graphml(path: str | Path) -> nx.DiGraph:
+    """Read a path graph written by :func:`write_graphml`."""
+    return nx.read_graphml(str(path))
+
+
+def to_node_link_json(graph: nx.DiGraph, *, indent: int | None = 2) -> str:
+    """The path graph as node-link JSON (``{"nodes": [...], "edges": [...], ...}``)."""
+    return json.dumps(nx.node_link_data(graph, edges="edges"), indent=indent, sort_keys=False)
+
+
+def from_node_link_json(text: str) -> nx.DiGraph:
+    """Read a path graph from :func:`to_node_link_json` output."""
+    return nx.node_link_graph(json.loads(text), directed=True, edges="edges")
+
+
+__all__ = [
+    "CONVERSION",
+    "NULL",
+    "START",
+    "StateChain",
+    "TransitionCounts",
+    "chain_graph",
+    "chain_transitions",
+    "distinct_paths",
+    "from_node_link_json",
+    "journey_outcomes",
+    "path_graph",
+    "path_length_distribution",
+    "read_graphml",
+    "state_chain",
+    "time_to_close_distribution",
+    "to_node_link_json",
+    "top_paths",
+    "transition_table",
+    "write_graphml",
+]
