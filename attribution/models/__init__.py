@@ -11,6 +11,7 @@ from attribution.errors import ConfigError, UnknownModelError
 from attribution.models.base import AttributionModel
 from attribution.models.position import FullPath, UShaped, WShaped
 from attribution.models.rule_based import FirstTouch, LastNonDirect, LastTouch, Linear
+from attribution.models.shapley import ShapleyModel
 from attribution.models.time_decay import TimeDecay
 
 _CLASSES: list[type[AttributionModel]] = [
@@ -22,6 +23,7 @@ _CLASSES: list[type[AttributionModel]] = [
     UShaped,
     WShaped,
     FullPath,
+    ShapleyModel,
 ]
 
 MODELS: dict[str, type[AttributionModel]] = {cls.name: cls for cls in _CLASSES}

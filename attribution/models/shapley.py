@@ -75,12 +75,14 @@ without touches take no part (they have no channel to credit).
 
 >>> import polars as pl
 >>> from attribution.journeys import Journeys
->>> touches = pl.DataFrame({"journey_id": ["d1", "d1", "d2"], "touch_index": [0, 1, 0],
-...                         "channel": ["search", "email", "search"]})
->>> deals = pl.DataFrame({"journey_id": ["d1", "d2"], "status": ["won", "lost"]})
+>>> touches = pl.DataFrame({"journey_id": ["d1", "d1", "d2", "d3"], "touch_index": [0, 1, 0, 0],
+...                         "channel": ["search", "email", "search", "email"]})
+>>> deals = pl.DataFrame({"journey_id": ["d1", "d2", "d3"], "status": ["won", "lost", "won"]})
 >>> fit = ShapleyModel(variant="rate").fit(Journeys.from_frames(touches, deals))
->>> fit.values().select("channel", "shapley_value").rows()
-[('email', 0.75), ('search', -0.25)]
+>>> fit.values().select("channel", pl.col("shapley_value").round(4)).rows()
+[('email', 0.8333), ('search', -0.1667)]
+>>> fit.weights().collect()["weight"].to_list()  # search's negative value earns it nothing
+[0.0, 1.0, 1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ class ShapleyModel(AttributionModel):
         members = keys.select("key", "channels").explode("channels")
         member_channel = np.searchsorted(channels, members["channels"].to_numpy())
         lengths = keys["channels"].list.len().to_numpy().astype(np.int64)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
         numerator = keys["revenue" if self.value == "revenue" else "conversions"].to_numpy()
         trials = keys["trials"].to_numpy()
 
@@ -279,7 +281,7 @@ class ShapleyModel(AttributionModel):
             player_of[players] = np.arange(len(players))
             observed_members = np.repeat(observed, lengths)
             obs_lengths = lengths[observed]
-            obs_starts = np.concatenate(([0], np.cumsum(obs_lengths)[:-1])).astype(np.int64)
+            obs_starts = np.cumsum(obs_lengths) - obs_lengths
             obs_flat = player_of[member_channel[observed_members]]
             obs_numerator = numerator[observed]
             obs_trials = trials[observed]
@@ -366,7 +368,7 @@ def _observations(journeys: Journeys) -> pl.LazyFrame:
         conversions.cast(pl.Int64).alias("conversions"),
         (conversions + nulls).cast(pl.Int64).alias("trials"),
         revenue.cast(pl.Int64).alias("revenue"),
-    ).unique("journey_id", keep="first")
+    )
 
 
 def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
