@@ -146,3 +146,18 @@ SUMMARY_SCHEMA = pl.Schema(
 NO_TOUCH_CHANNEL = "(no touch)"
 NO_TOUCH_GROUP = "(no touch)"
 UNMAPPED_CHANNEL = "(unmapped)"
+
+#: columns that hold money in minor units; written out as decimals (JSON: numbers)
+MONEY_COLUMNS = frozenset(
+    {
+        "amount",
+        "revenue",
+        "pipeline_credit",
+        "revenue_credit",
+        "last_touch_revenue_credit",
+        "revenue_shift",
+        "pipeline",
+        "won_revenue",
+        "spend",
+    }
+)

@@ -1,0 +1,81 @@
+"""Last-touch next to every other model: who gains and who loses credit.
+
+For each model and channel the comparison holds the model's revenue and pipeline credit, the
+revenue share, last-touch's revenue credit and share for the same channel, and the shift:
+``revenue_shift`` (model minus last-touch, minor units), ``revenue_shift_pct`` (relative to
+last-touch; null where last-touch gave the channel nothing) and ``share_shift`` (share points).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from attribution.errors import ModelError
+
+BASELINE = "last_touch"
+
+COMPARISON_SCHEMA = pl.Schema(
+    {
+        "model": pl.String,
+        "channel": pl.String,
+        "channel_group": pl.String,
+        "revenue_credit": pl.Int64,
+        "pipeline_credit": pl.Int64,
+        "revenue_share": pl.Float64,
+        "pipeline_share": pl.Float64,
+        "last_touch_revenue_credit": pl.Int64,
+        "last_touch_revenue_share": pl.Float64,
+        "revenue_shift": pl.Int64,
+        "revenue_shift_pct": pl.Float64,
+        "share_shift": pl.Float64,
+    }
+)
+
+
+def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
+    """Every model's channel credit beside the baseline model's (last-touch by default).
+
+    Every (model, channel) pair that any model credits appears, with zeros where a model gave
+    the channel nothing. Rows are ordered by model (as in ``summary``), then by the shift,
+    largest gain first.
+    """
+    models = summary.select("model").unique(maintain_order=True)
+    if baseline not in models.get_column("model").to_list():
+        raise ModelError(
+            f"the comparison needs the {baseline!r} model in the run; add --model {baseline}"
+        )
+    channels = summary.select("channel", "channel_group").unique(subset="channel", keep="first")
+    grid = models.join(channels, how="cross")
+    filled = grid.join(
+        summary.select(
+            "model", "channel", "revenue_credit", "pipeline_credit", "revenue_share",
+            "pipeline_share",
+        ),
+        on=["model", "channel"],
+        how="left",
+    ).with_columns(
+        pl.col("revenue_credit", "pipeline_credit").fill_null(0),
+        pl.col("revenue_share", "pipeline_share").fill_null(0.0),
+    )
+    base = filled.filter(pl.col("model") == baseline).select(
+        "channel",
+        pl.col("revenue_credit").alias("last_touch_revenue_credit"),
+        pl.col("revenue_share").alias("last_touch_revenue_share"),
+    )
+    result = (
+        filled.join(base, on="channel", how="left")
+        .with_columns(
+            (pl.col("revenue_credit") - pl.col("last_touch_revenue_credit")).alias("revenue_shift"),
+            (pl.col("revenue_share") - pl.col("last_touch_revenue_share")).alias("share_shift"),
+        )
+        .with_columns(
+            pl.when(pl.col("last_touch_revenue_credit") != 0)
+            .then(pl.col("revenue_shift") / pl.col("last_touch_revenue_credit"))
+            .otherwise(None)
+            .alias("revenue_shift_pct")
+        )
+        .join(models.with_row_index("_order"), on="model")
+        .sort(["_order", "revenue_shift", "channel"], descending=[False, True, False])
+        .drop("_order")
+    )
+    return result.select([pl.col(n).cast(t) for n, t in COMPARISON_SCHEMA.items()])

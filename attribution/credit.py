@@ -1,0 +1,173 @@
+"""Weights -> money: exact touch-level credit and the channel summary.
+
+This is the only place a model's weights become money, so conservation holds for every model
+by construction: each deal's amount (in minor units) is split over its weighted rows by the
+largest-remainder method. Every row first gets ``floor(weight x amount)`` cents; the cents
+left over go one each to the rows with the largest fractional parts, ties going to the earlier
+touch (then the channel name). The credit of a deal therefore sums to its amount exactly,
+and channel totals sum to total pipeline and total won revenue to the cent.
+
+A deal with no touch in its window is credited whole to the ``(no touch)`` channel so that
+totals always reconcile with the deals file.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from attribution.errors import ModelError
+from attribution.journeys import Journeys, conform
+from attribution.schema import CREDIT_SCHEMA, NO_TOUCH_CHANNEL, NO_TOUCH_GROUP, SUMMARY_SCHEMA
+
+WEIGHT_TOLERANCE = 1e-9
+
+
+def channel_groups(journeys: Journeys) -> pl.LazyFrame:
+    """Distinct ``channel -> channel_group`` pairs of the journeys (plus ``(no touch)``)."""
+    return pl.concat(
+        [
+            journeys.touches.select("channel", "channel_group").unique(),
+            pl.LazyFrame({"channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP]}),
+        ]
+    ).unique(subset="channel", keep="first")
+
+
+def _split_exact(frame: pl.LazyFrame, total: str, out: str) -> pl.LazyFrame:
+    """Split ``total`` (Int64 minor units per journey) over rows by ``weight``, exactly."""
+    raw = pl.col("weight") * pl.col(total).cast(pl.Float64)
+    frame = frame.with_columns(
+        raw.floor().cast(pl.Int64).alias("_base"),
+        (raw - raw.floor()).alias("_frac"),
+    )
+    residue = pl.col(total) - pl.col("_base").sum().over("journey_id")
+    rank = pl.int_range(pl.len()).over("journey_id")
+    return (
+        frame.sort(
+            ["journey_id", "_frac", "touch_index", "channel"],
+            descending=[False, True, False, False],
+            nulls_last=True,
+            maintain_order=True,
+        )
+        .with_columns((pl.col("_base") + (rank < residue).cast(pl.Int64)).alias(out))
+        .drop("_base", "_frac")
+    )
+
+
+def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFrame:
+    """Touch-level credit (:data:`~attribution.schema.CREDIT_SCHEMA`) for one model's weights.
+
+    Only journeys that carry money are credited: deals (won, lost, open) and path-table rows.
+    ``pipeline_credit`` splits every deal's amount; ``revenue_credit`` splits won revenue;
+    ``conversion_credit`` splits conversions (1 per won deal).
+
+    Raises
+    ------
+    ModelError
+        If the weights of a journey do not sum to 1 or a weight is negative.
+    """
+    money = journeys.journeys.filter(pl.col("status") != "none").select(
+        "journey_id", "deal_id", "account_id", "status", "amount", "revenue", "conversions",
+        "n_touches",
+    )
+    weighted = (
+        weights.select("journey_id", "touch_index", "channel", "weight")
+        .join(money.drop("n_touches"), on="journey_id", how="inner")
+    )
+    # zero-weight rows carry no money; checked for conservation first, then left out
+    no_touch = money.filter(pl.col("n_touches") == 0).drop("n_touches").with_columns(
+        pl.lit(None, pl.UInt32).alias("touch_index"),
+        pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
+        pl.lit(1.0).alias("weight"),
+    )
+    rows = pl.concat([weighted, no_touch.select(weighted.collect_schema().names())]).collect()
+    _check_weights(rows, model)
+    rows = rows.lazy().filter(pl.col("weight") > 0)
+    if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).collect().item():
+        rows = _split_exact(_split_exact(rows, "amount", "pipeline_credit"), "revenue", "revenue_credit")
+    else:
+        rows = _split_exact(rows, "amount", "pipeline_credit").with_columns(
+            pl.when(pl.col("revenue") == 0).then(0).otherwise(pl.col("pipeline_credit")).alias(
+                "revenue_credit"
+            )
+        )
+    details = journeys.touches.select("journey_id", "touch_index", "touchpoint_id", "timestamp")
+    credit = (
+        rows.with_columns(
+            (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
+            pl.lit(model).alias("model"),
+        )
+        .join(details, on=["journey_id", "touch_index"], how="left")
+        .join(channel_groups(journeys), on="channel", how="left")
+        .sort(["journey_id", "touch_index", "channel"], nulls_last=True)
+    )
+    return conform(credit, CREDIT_SCHEMA)
+
+
+def _check_weights(rows: pl.DataFrame, model: str) -> None:
+    totals = rows.group_by("journey_id").agg(
+        pl.col("weight").sum().alias("total"), pl.col("weight").min().alias("lowest")
+    )
+    bad = totals.filter(
+        ((pl.col("total") - 1.0).abs() > WEIGHT_TOLERANCE)
+        | (pl.col("lowest") < 0)
+        | pl.col("total").is_nan()
+    ).sort("journey_id")
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise ModelError(
+            f"model {model!r} returned weights summing to {first['total']!r} "
+            f"(lowest {first['lowest']!r}) for journey {first['journey_id']!r}; "
+            "weights must be >= 0 and sum to 1 per journey"
+        )
+
+
+def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.DataFrame:
+    """Channel summary (:data:`~attribution.schema.SUMMARY_SCHEMA`) of a credit table.
+
+    ``deals_touched`` counts the deals (path rows) on which the channel has at least one touch,
+    whatever the model credited; shares are of the model's total revenue and pipeline.
+    """
+    credit = credit.lazy()
+    money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id", "n_touches")
+    touched = (
+        journeys.touches.select("journey_id", "channel")
+        .unique()
+        .join(money, on="journey_id", how="semi")
+        .group_by("channel")
+        .agg(pl.len().cast(pl.UInt32).alias("deals_touched"))
+    )
+    untouched = money.filter(pl.col("n_touches") == 0).select(
+        pl.lit(NO_TOUCH_CHANNEL).alias("channel"), pl.len().cast(pl.UInt32).alias("deals_touched")
+    )
+    touched = pl.concat([touched, untouched])
+    models = credit.select("model").unique(maintain_order=True)
+    summary = (
+        credit.group_by("model", "channel", "channel_group")
+        .agg(
+            pl.col("pipeline_credit").sum(),
+            pl.col("revenue_credit").sum(),
+            pl.col("conversion_credit").sum(),
+        )
+        .join(touched, on="channel", how="left")
+        .with_columns(
+            _share("pipeline_credit"),
+            _share("revenue_credit"),
+            pl.col("deals_touched").fill_null(0),
+        )
+        .filter(
+            (pl.col("pipeline_credit") != 0)
+            | (pl.col("revenue_credit") != 0)
+            | (pl.col("channel") != NO_TOUCH_CHANNEL)
+        )
+        .join(models.with_row_index("_model_order"), on="model", how="left")
+        .sort(["_model_order", "revenue_credit", "pipeline_credit", "channel"],
+              descending=[False, True, True, False])
+        .drop("_model_order")
+    )
+    return conform(summary, SUMMARY_SCHEMA).collect()
+
+
+def _share(column: str) -> pl.Expr:
+    total = pl.col(column).sum().over("model")
+    name = column.replace("_credit", "_share")
+    return pl.when(total != 0).then(pl.col(column) / total).otherwise(0.0).alias(name)

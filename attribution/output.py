@@ -1,0 +1,63 @@
+"""Write result tables as Parquet, CSV or JSON, with money as decimals.
+
+Inside the library money is integer minor units; here it becomes ``Decimal(38, 2)`` for
+Parquet and CSV (``48250.00``) and a JSON number with two decimals for JSON. Same input, same
+bytes out: the writers are given frames in a fixed order and no timestamps of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from attribution.schema import MONEY_COLUMNS
+
+EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "json": ".json"}
+
+
+def money_to_decimal(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) -> pl.DataFrame:
+    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units."""
+    present = [c for c in frame.columns if c in set(columns) and frame.schema[c].is_integer()]
+    return frame.with_columns([(pl.col(c).cast(pl.Decimal(38, 2)) / 100).alias(c) for c in present])
+
+
+def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) -> pl.DataFrame:
+    """Minor-unit money columns as floats in major units (exact to the cent when printed)."""
+    present = [c for c in frame.columns if c in set(columns) and frame.schema[c].is_integer()]
+    return frame.with_columns([(pl.col(c) / 100).alias(c) for c in present])
+
+
+def write_table(frame: pl.DataFrame, directory: Path, stem: str, fmt: str) -> Path:
+    """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}{EXTENSIONS[fmt]}"
+    if fmt == "parquet":
+        money_to_decimal(frame).write_parquet(path, compression="zstd", statistics=False)
+    elif fmt == "csv":
+        money_to_decimal(frame).write_csv(path)
+    else:
+        money_to_float(frame).write_json(path)
+    return path
+
+
+def json_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts, money in major units, datetimes as ISO text."""
+    converted = money_to_float(frame)
+    converted = converted.with_columns(
+        [
+            pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")
+            for c, t in converted.schema.items()
+            if isinstance(t, pl.Datetime)
+        ]
+    )
+    return converted.to_dicts()
+
+
+def write_json_document(document: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n", "utf-8")
+    return path

@@ -1,0 +1,201 @@
+"""The pipeline as functions: load -> journeys -> models -> credit -> summary.
+
+This is the Python API the CLI calls and notebooks use::
+
+    from attribution import Config, run
+    result = run(Config(touchpoints="t.csv", deals="d.csv", contacts="c.csv"))
+    result.summary          # polars DataFrame: model, channel, ..., revenue_credit, revenue_share
+    result.comparison()     # last-touch next to every other model
+
+Progress is reported through an optional callback ``progress(stage, done, total)``; the
+library itself never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from attribution.channels import load_rules
+from attribution.compare import BASELINE, compare
+from attribution.config import Config
+from attribution.credit import allocate, summarise
+from attribution.errors import ConfigError, ModelError
+from attribution.journeys import Journeys, JourneyStats, build_journeys
+from attribution.loading import Accounting, InputFile, Inputs, load_inputs
+from attribution.models import MODELS, AttributionModel, get_model
+from attribution.schema import REJECT_SCHEMA
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced; tables are polars DataFrames, money in minor units."""
+
+    config: Config
+    journeys: Journeys
+    models: list[AttributionModel]
+    credit: pl.DataFrame
+    summary: pl.DataFrame
+    accounting: list[Accounting] = field(default_factory=list)
+    rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_SCHEMA))
+    files: list[InputFile] = field(default_factory=list)
+    stats: JourneyStats | None = None
+    currency: str = "USD"
+    unmapped: pl.DataFrame | None = None
+
+    def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
+        """Per model and channel, the credit next to last-touch's, with the shift."""
+        return compare(self.summary, baseline)
+
+    def totals(self) -> dict[str, Any]:
+        """Headline figures: deals, won revenue, pipeline, journeys (money in minor units)."""
+        deals = self.journeys.journeys.filter(pl.col("status") != "none").collect()
+        return {
+            "deals": deals.height,
+            "won_deals": int(deals.filter(pl.col("status") == "won").height),
+            "lost_deals": int(deals.filter(pl.col("status") == "lost").height),
+            "open_deals": int(deals.filter(pl.col("status") == "open").height),
+            "won_revenue": int(deals.get_column("revenue").sum()),
+            "pipeline": int(deals.get_column("amount").sum()),
+            "deals_without_touch": int(deals.filter(pl.col("n_touches") == 0).height),
+            "journeys": self.journeys.journeys.select(pl.len()).collect().item(),
+            "touches": self.journeys.touches.select(pl.len()).collect().item(),
+        }
+
+
+def load(config: Config, progress: Progress | None = None) -> Inputs:
+    """Read and validate the inputs named by ``config`` (see :func:`attribution.loading.load_inputs`)."""
+    if config.touchpoints is None or config.deals is None:
+        missing = "--touchpoints" if config.touchpoints is None else "--deals"
+        raise ConfigError(
+            f"no {missing[2:]} file: give {missing} FILE or set it under [inputs] in the config"
+        )
+    report = progress or _quiet
+    stages = ["contacts", "touchpoints", "deals"] if config.contacts else ["touchpoints", "deals"]
+
+    def step(stage: str) -> None:
+        report(f"load {stage}", stages.index(stage), len(stages))
+
+    inputs = load_inputs(
+        config.touchpoints,
+        config.deals,
+        config.contacts,
+        rules=load_rules(config.channel_rules),
+        columns=config.columns,
+        currency=config.currency,
+        strict=config.strict,
+        progress=step,
+    )
+    report("load", len(stages), len(stages))
+    return inputs
+
+
+def journeys_from(inputs: Inputs, config: Config) -> tuple[Journeys, JourneyStats]:
+    """Build journeys and fold their row accounting into ``inputs.accounting``."""
+    journeys, stats = build_journeys(
+        inputs.touchpoints,
+        inputs.deals,
+        inputs.contacts,
+        lookback_days=config.lookback_days,
+        dedup_minutes=config.dedup_minutes,
+        as_of=config.as_of,
+    )
+    touch = inputs.accounting["touchpoints"]
+    touch.deduplicated += stats.touches_deduplicated
+    touch.out_of_window = stats.touches_out_of_window
+    touch.used = stats.touches_used
+    deal = inputs.accounting["deals"]
+    deal.out_of_window = stats.deals_out_of_window
+    deal.used -= stats.deals_out_of_window
+    return journeys, stats
+
+
+def resolve_models(config: Config, journeys: Journeys | None = None) -> list[AttributionModel]:
+    """Model instances for the run: the configured names, or every model the data supports."""
+    names: Sequence[str] = config.models or list(MODELS)
+    models = []
+    for name in names:
+        params = config.params_for(name)
+        if name == "last_non_direct":
+            params.setdefault("direct_channels", config.direct_channels)
+        models.append(get_model(name, **params))
+    if not config.models and journeys is not None:
+        models = [m for m in models if _supports(m, journeys)]
+    return models
+
+
+def _supports(model: AttributionModel, journeys: Journeys) -> bool:
+    try:
+        model.check(journeys)
+    except ModelError:
+        return False
+    return True
+
+
+def run_models(
+    journeys: Journeys,
+    models: Sequence[AttributionModel],
+    progress: Progress | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Credit and channel summary of every model, concatenated in the order given."""
+    report = progress or _quiet
+    credits = []
+    for done, model in enumerate(models):
+        report(f"model {model.name}", done, len(models))
+        model.check(journeys)
+        credits.append(allocate(journeys, model.weights(journeys), model.name).collect())
+    report("models", len(models), len(models))
+    credit = pl.concat(credits) if credits else pl.DataFrame()
+    summary = summarise(credit, journeys)
+    return credit, summary
+
+
+def run(config: Config, progress: Progress | None = None) -> RunResult:
+    """The whole pipeline on the exports named by ``config``."""
+    inputs = load(config, progress)
+    journeys, stats = journeys_from(inputs, config)
+    (progress or _quiet)("journeys", 1, 1)
+    models = resolve_models(config, journeys)
+    credit, summary = run_models(journeys, models, progress)
+    return RunResult(
+        config=config,
+        journeys=journeys,
+        models=models,
+        credit=credit,
+        summary=summary,
+        accounting=list(inputs.accounting.values()),
+        rejects=inputs.rejects,
+        files=inputs.files,
+        stats=stats,
+        currency=inputs.currency,
+        unmapped=inputs.unmapped,
+    )
+
+
+def validate(config: Config, progress: Progress | None = None) -> RunResult:
+    """Load and build journeys only: the row accounting without running any model."""
+    inputs = load(config, progress)
+    journeys, stats = journeys_from(inputs, config)
+    empty = pl.DataFrame()
+    return RunResult(
+        config=config,
+        journeys=journeys,
+        models=[],
+        credit=empty,
+        summary=empty,
+        accounting=list(inputs.accounting.values()),
+        rejects=inputs.rejects,
+        files=inputs.files,
+        stats=stats,
+        currency=inputs.currency,
+        unmapped=inputs.unmapped,
+    )
