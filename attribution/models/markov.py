@@ -36,7 +36,6 @@ value — and report the 2.5 % and 97.5 % percentiles of each channel's share.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import networkx as nx
@@ -374,10 +373,6 @@ def _global_weights(touches: pl.LazyFrame, fit: MarkovFit) -> pl.LazyFrame:
         )
         .sort("journey_id", "channel")
     )
-
-
-def _as_tuple(channels: Iterable[str]) -> tuple[str, ...]:
-    return tuple(channels)
 
 
 __all__ = ["MarkovFit", "MarkovModel", "fit_chain", "removal_effects"]
