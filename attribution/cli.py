@@ -1,0 +1,380 @@
+"""The ``attribution`` command line: a thin layer over :mod:`attribution.pipeline`.
+
+Each command checks its arguments, calls one library function and renders the result. Tables
+and JSON go to stdout; progress, the row accounting and notes go to stderr, so
+``--format json`` output can be piped. Exit codes: 0 success, 2 bad usage or bad input, 1
+anything else (one line; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
+from attribution.errors import AttributionError, ConfigError
+from attribution.models import MODELS
+from attribution.output import json_records, write_json_document, write_table
+from attribution.pipeline import RunResult
+from attribution import pipeline, render
+
+STDOUT_FORMATS = ("table", "json", "csv")
+
+
+class State:
+    """Per-invocation settings shared by every command."""
+
+    def __init__(self, quiet: bool = False, debug: bool = False) -> None:
+        self.quiet = quiet
+        self.debug = debug
+        self.out = Console(file=sys.stdout, soft_wrap=False)
+        self.err = Console(file=sys.stderr, soft_wrap=False)
+
+    def note(self, *renderables: Any) -> None:
+        if not self.quiet:
+            for item in renderables:
+                if item is not None:
+                    self.err.print(item)
+
+    @contextmanager
+    def progress(self) -> Iterator[pipeline.Progress]:
+        if self.quiet or not self.err.is_terminal:
+            yield lambda _stage, _done, _total: None
+            return
+        bar = Progress(
+            TextColumn("{task.description:<24}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=self.err, transient=True,
+        )
+        task = bar.add_task("starting", total=1)
+        with bar:
+            def report(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=max(total, 1))
+            yield report
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one line and exit code 2; anything else into exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = click.get_current_context().find_object(State) or State()
+        try:
+            return command(*args, **kwargs)
+        except AttributionError as exc:
+            if state.debug:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the edge of the program
+            if state.debug:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"Error: {type(exc).__name__}: {message} (run with --debug for details)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+# -- shared options -------------------------------------------------------------------------
+def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--touchpoints", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Touchpoint export (.csv, .parquet, .ndjson)."),
+        click.option("--deals", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Deals (opportunities) export."),
+        click.option("--contacts", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Contacts export: contact_id, account_id, lead_created_at."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="attribution.toml holding any option; flags override it."),
+        click.option("--lookback-days", type=click.IntRange(min=0),
+                     help="Days before a deal's creation that count.  [default: 180]"),
+        click.option("--dedup-minutes", type=click.FloatRange(min=0),
+                     help="Same contact and channel within this many minutes count once.  [default: 30]"),
+        click.option("--as-of", help="Instant that closes open deals (ISO date); default: latest date in the data."),
+        click.option("--channel-rules", type=click.Path(dir_okay=False, path_type=Path),
+                     help="TOML channel rules (utm -> channel, group); default: built-in rules."),
+        click.option("--currency", help="Currency of the run; deals in another currency are rejected."),
+        click.option("--strict", is_flag=True, default=None,
+                     help="Fail on the first bad row instead of writing it to the rejects file."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder for result files and rejects.csv.  [default: out]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--model", "model_names", multiple=True, metavar="NAME",
+                     help="Model to run (repeatable); default: every model the data supports. "
+                          "See `attribution models`."),
+        click.option("--half-life-days", type=click.FloatRange(min=0, min_open=True),
+                     help="time_decay half-life.  [default: 7]"),
+        click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
+                     help="Any model parameter, e.g. u_shaped.first=0.3 (repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "stdout_format", type=click.Choice(STDOUT_FORMATS),
+                        default="table", show_default=True,
+                        help="What to print on stdout.")(command)
+
+
+def build_config(config_path: Path | None, model_names: tuple[str, ...] = (),
+                 half_life_days: float | None = None, params: tuple[str, ...] = (),
+                 as_of: str | None = None, **flags: Any) -> Config:
+    config = load_config(config_path)
+    model_params = {name: dict(values) for name, values in config.model_params.items()}
+    if half_life_days is not None:
+        model_params.setdefault("time_decay", {})["half_life_days"] = half_life_days
+    for item in params:
+        key, _, value = item.partition("=")
+        model, _, name = key.partition(".")
+        if not model or not name or not _:
+            raise ConfigError(f"--param {item!r}: expected MODEL.KEY=VALUE, e.g. u_shaped.first=0.3")
+        model_params.setdefault(model, {})[name] = _parse_value(value)
+    if flags.get("currency"):
+        flags["currency"] = flags["currency"].upper()
+    return config.replace(
+        models=tuple(model_names) or None,
+        model_params=model_params,
+        as_of=parse_instant(as_of, "--as-of") if as_of else None,
+        **flags,
+    )
+
+
+def _parse_value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "," in text:
+        return tuple(part.strip() for part in text.split(","))
+    return text
+
+
+def out_dir(config: Config) -> Path:
+    return config.out or Path("out")
+
+
+def report_inputs(state: State, result: RunResult) -> None:
+    """Row accounting, rejects and unmapped sources, on stderr."""
+    state.note(render.accounting_table(result.accounting), render.reject_reasons_table(result.accounting))
+    report_notes(state, result)
+
+
+def report_notes(state: State, result: RunResult) -> None:
+    """Journey counts, unmapped sources, and the rejects file (written here), on stderr."""
+    if result.stats is not None:
+        stats = result.stats
+        state.note(
+            f"journeys: {stats.deal_journeys:,} deals ({stats.deals_without_touch:,} with no touch "
+            f"in their window, credited to '(no touch)'), {stats.account_journeys:,} accounts "
+            f"touched without a deal; as of {stats.as_of:%Y-%m-%d %H:%M} UTC"
+        )
+    if result.unmapped is not None and result.unmapped.height:
+        pairs = ", ".join(
+            f"{s or '(empty)'}/{m or '(empty)'} ({n:,})"
+            for s, m, n in result.unmapped.head(5).iter_rows()
+        )
+        more = f" and {result.unmapped.height - 5} more" if result.unmapped.height > 5 else ""
+        state.note(
+            f"[yellow]unmapped utm source/medium, kept as '(unmapped)': {pairs}{more}; "
+            "add rules with --channel-rules[/yellow]"
+        )
+    if result.rejects.height:
+        path = out_dir(result.config) / "rejects.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result.rejects.write_csv(path)
+        state.note(f"{result.rejects.height:,} rejected rows written to {path}")
+
+
+def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
+    """Print a result on stdout as a table, JSON (list of objects) or CSV."""
+    if fmt == "json":
+        click.echo(json.dumps(json_records(frame), indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        from attribution.output import money_to_decimal
+
+        money_to_decimal(frame).write_csv(buffer)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        state.out.print(table)
+
+
+# -- commands -------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="attribution")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
+    """Multi-touch attribution for B2B revenue teams.
+
+    Reads touchpoint, deal and contact exports, rebuilds each deal's buying-group journey and
+    re-assigns its revenue to the channels that touched it, model by model, next to last-touch.
+
+    \b
+    Start with:
+      attribution run --config fixtures/demo/attribution.toml
+      attribution models
+    """
+    ctx.obj = State(quiet=quiet, debug=debug)
+
+
+@cli.command()
+@input_options
+@model_options
+@format_option
+@click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
+              help="Format of the result files.  [default: parquet]")
+@click.pass_obj
+@handle_errors
+def run(state: State, stdout_format: str, out_format: str | None, **options: Any) -> None:
+    """Run the models and write touch-level credit and the channel summary.
+
+    Writes credit.<ext> (deal, touch, channel, model, weight, credit), summary.<ext> (model,
+    channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>,
+    accounting.json and rejects.csv into --out, and prints the channel summary.
+    """
+    config = build_config(**options)
+    if out_format:
+        config = config.replace(format=out_format)
+    with state.progress() as progress:
+        result = pipeline.run(config, progress)
+    report_inputs(state, result)
+    directory = out_dir(config)
+    written = [
+        write_table(result.credit, directory, "credit", config.format),
+        write_table(result.summary, directory, "summary", config.format),
+    ]
+    if "last_touch" in {m.name for m in result.models}:
+        written.append(write_table(result.comparison(), directory, "comparison", config.format))
+    written.append(write_json_document(run_record(result), directory / "run.json"))
+    state.note("wrote " + ", ".join(str(p) for p in written))
+    models = [m.name for m in result.models]
+    if stdout_format == "table":
+        for model in models:
+            state.out.print(render.summary_table(result.summary, result.currency, model))
+        if "last_touch" in models and len(models) > 1:
+            state.out.print(render.comparison_table(result.comparison(), result.currency))
+    else:
+        emit(state, result.summary, stdout_format, None)
+
+
+def run_record(result: RunResult) -> dict[str, Any]:
+    """What a run read, assumed and produced, for run.json and the report."""
+    config = result.config
+    return {
+        "currency": result.currency,
+        "totals": result.totals(),
+        "accounting": [a.as_dict() for a in result.accounting],
+        "files": [f.__dict__ for f in result.files],
+        "options": {
+            "lookback_days": config.lookback_days,
+            "dedup_minutes": config.dedup_minutes,
+            "as_of": result.stats.as_of.isoformat() if result.stats else None,
+            "channel_rules": str(config.channel_rules) if config.channel_rules else "built-in",
+            "direct_channels": list(config.direct_channels),
+        },
+        "models": [{"name": m.name, "params": m.params()} for m in result.models],
+    }
+
+
+@cli.command()
+@input_options
+@model_options
+@format_option
+@click.pass_obj
+@handle_errors
+def compare(state: State, stdout_format: str, **options: Any) -> None:
+    """Show last-touch revenue credit next to every other model, with the shift.
+
+    With --format json, stdout holds only a JSON list of objects: model, channel,
+    channel_group, revenue_credit, pipeline_credit, revenue_share, pipeline_share,
+    last_touch_revenue_credit, last_touch_revenue_share, revenue_shift, revenue_shift_pct,
+    share_shift (money in major units).
+    """
+    config = build_config(**options)
+    if config.models and "last_touch" not in config.models:
+        config = config.replace(models=("last_touch", *config.models))
+    with state.progress() as progress:
+        result = pipeline.run(config, progress)
+    report_inputs(state, result)
+    comparison = result.comparison()
+    emit(state, comparison, stdout_format, render.comparison_table(comparison, result.currency))
+
+
+@cli.command()
+@input_options
+@format_option
+@click.pass_obj
+@handle_errors
+def validate(state: State, stdout_format: str, **options: Any) -> None:
+    """Check the inputs and print the row accounting, without running any model."""
+    config = build_config(**options)
+    with state.progress() as progress:
+        result = pipeline.validate(config, progress)
+    if stdout_format == "table":
+        state.out.print(render.accounting_table(result.accounting))
+        reasons = render.reject_reasons_table(result.accounting)
+        if reasons is not None:
+            state.out.print(reasons)
+        report_notes(state, result)
+    else:
+        report_notes(state, result)
+        emit(state, pl.DataFrame([a.as_dict() for a in result.accounting]).drop("rejected_by_reason"),
+             stdout_format, None)
+
+
+@cli.command("models")
+@click.option("--format", "stdout_format", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="What to print on stdout.")
+@click.pass_obj
+@handle_errors
+def models_command(state: State, stdout_format: str) -> None:
+    """List the registered models with their parameters and defaults."""
+    records = [
+        {"name": name, "label": cls.label, "summary": cls.summary,
+         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()}}
+        for name, cls in MODELS.items()
+    ]
+    if stdout_format == "json":
+        click.echo(json.dumps(records, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="Registered models", title_justify="left")
+    table.add_column("name")
+    table.add_column("what it does")
+    table.add_column("parameters (defaults)")
+    for record in records:
+        params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
+        table.add_row(record["name"], record["summary"], params)
+    state.out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    cli()

@@ -1,0 +1,154 @@
+"""Terminal rendering: result frames -> rich tables (the CLI prints them).
+
+Money is shown in major units with the currency (``$48,250.00``), shares as percentages, shifts
+with a sign. Nothing here computes a figure: it only formats what the library returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+from rich.table import Table
+from rich.text import Text
+
+from attribution.loading import Accounting
+
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "AUD": "A$", "CAD": "C$"}
+CREATION = "demand_creation"
+
+
+def money(cents: int | None, currency: str = "USD") -> str:
+    """``123456 -> '$1,234.56'`` (exact: integer arithmetic, no float)."""
+    if cents is None:
+        return ""
+    sign = "-" if cents < 0 else ""
+    units, rest = divmod(abs(int(cents)), 100)
+    symbol = SYMBOLS.get(currency)
+    body = f"{units:,}.{rest:02d}"
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
+
+
+def percent(share: float | None, digits: int = 1) -> str:
+    return "" if share is None else f"{share * 100:.{digits}f}%"
+
+
+def signed_points(share: float | None) -> str:
+    return "" if share is None else f"{share * 100:+.1f} pts"
+
+
+def _style(group: str | None) -> str:
+    return "bold green" if group == CREATION else ""
+
+
+def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
+    """One model's channel summary."""
+    table = Table(title=f"Channel credit - {model}", title_justify="left")
+    for name, justify in [
+        ("channel", "left"), ("group", "left"), ("deals touched", "right"),
+        ("pipeline credit", "right"), ("revenue credit", "right"), ("revenue share", "right"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rows = summary.filter(pl.col("model") == model)
+    for row in rows.iter_rows(named=True):
+        table.add_row(
+            Text(row["channel"], style=_style(row["channel_group"])),
+            row["channel_group"],
+            f"{row['deals_touched']:,}",
+            money(row["pipeline_credit"], currency),
+            money(row["revenue_credit"], currency),
+            percent(row["revenue_share"]),
+        )
+    table.add_section()
+    table.add_row(
+        "total", "", "",
+        money(int(rows.get_column("pipeline_credit").sum()), currency),
+        money(int(rows.get_column("revenue_credit").sum()), currency),
+        percent(1.0 if rows.height else 0.0),
+    )
+    return table
+
+
+def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "last_touch") -> Table:
+    """Channels down, models across: last-touch revenue, then each model's share and its shift."""
+    models = [m for m in comparison.get_column("model").unique(maintain_order=True) if m != baseline]
+    table = Table(
+        title="Revenue credit: last-touch vs multi-touch (share, and shift in points)",
+        title_justify="left",
+    )
+    table.add_column("channel")
+    table.add_column("group")
+    table.add_column(f"{baseline}", justify="right")
+    for model in models:
+        table.add_column(model, justify="right")
+    base = comparison.filter(pl.col("model") == baseline).sort(
+        ["last_touch_revenue_credit", "channel"], descending=[True, False]
+    )
+    wide = {
+        (row["model"], row["channel"]): row for row in comparison.iter_rows(named=True)
+    }
+    for row in base.iter_rows(named=True):
+        channel = row["channel"]
+        cells = [
+            Text(channel, style=_style(row["channel_group"])),
+            row["channel_group"],
+            f"{money(row['revenue_credit'], currency)} {percent(row['revenue_share'])}",
+        ]
+        for model in models:
+            other = wide[(model, channel)]
+            shift = other["share_shift"]
+            style = "green" if shift > 0.0005 else "red" if shift < -0.0005 else ""
+            cells.append(
+                Text(f"{percent(other['revenue_share'])} ({shift * 100:+.1f})", style=style)
+            )
+        table.add_row(*cells)
+    return table
+
+
+def accounting_table(accounting: Iterable[Accounting]) -> Table:
+    table = Table(title="Row accounting", title_justify="left")
+    for name in ("input", "read", "used", "deduplicated", "out of window", "rejected"):
+        table.add_column(name, justify="left" if name == "input" else "right")
+    for item in accounting:
+        table.add_row(
+            item.input, f"{item.read:,}", f"{item.used:,}", f"{item.deduplicated:,}",
+            f"{item.out_of_window:,}", f"{item.rejected_total:,}",
+        )
+    return table
+
+
+def reject_reasons_table(accounting: Iterable[Accounting]) -> Table | None:
+    rows = [(a.input, reason, n) for a in accounting for reason, n in sorted(a.rejected.items())]
+    if not rows:
+        return None
+    table = Table(title="Rejected rows by reason", title_justify="left")
+    table.add_column("input")
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for input_name, reason, count in rows:
+        table.add_row(input_name, reason, f"{count:,}")
+    return table
+
+
+def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
+                money_columns: Iterable[str] = (), share_columns: Iterable[str] = ()) -> Table:
+    """Any small frame as a table, formatting the named money and share columns."""
+    money_set, share_set = set(money_columns), set(share_columns)
+    table = Table(title=title or None, title_justify="left")
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for name, value in row.items():
+            if name in money_set:
+                cells.append(money(value, currency))
+            elif name in share_set:
+                cells.append(percent(value))
+            elif isinstance(value, float):
+                cells.append(f"{value:,.4g}")
+            elif isinstance(value, int):
+                cells.append(f"{value:,}")
+            else:
+                cells.append("" if value is None else str(value))
+        table.add_row(*cells)
+    return table
