@@ -25,7 +25,8 @@ def random_journeys(n_journeys: int, n_channels: int, seed: int = 0) -> Journeys
     rng = np.random.default_rng(seed)
     lengths = np.minimum(rng.geometric(0.3, size=n_journeys), 8)
     journey_of_touch = np.repeat(np.arange(n_journeys), lengths)
-    touch_index = np.arange(len(journey_of_touch)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    touch_index = np.arange(len(journey_of_touch)) - starts
     popularity = 1.0 / np.arange(1, n_channels + 1)
     channel = rng.choice(n_channels, size=len(journey_of_touch), p=popularity / popularity.sum())
     names = np.array([f"channel_{k:02d}" for k in range(n_channels)])
@@ -65,7 +66,7 @@ def main() -> None:
             done = time.perf_counter()
             fits.append(fitted - start)
             totals.append(done - start)
-        keys = fit._journey_keys["key"].n_unique()
+        keys = fit.channel_sets
         print(
             f"journeys={n:>9,} touches={n_touches:>10,} channel_sets={keys:>6,} "
             f"fit={min(fits):6.2f}s fit+weights={min(totals):6.2f}s "

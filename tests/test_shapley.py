@@ -73,7 +73,7 @@ def test_simplified_by_hand():
     fit = ShapleyModel(variant="simplified").fit(make_journeys(HAND, HAND_AMOUNTS))
     assert values_of(fit) == pytest.approx({"email": 11 / 6, "event": 1 / 3, "search": 5 / 6})
     assert fit.total == 3
-    assert fit.method == "closed_form"
+    assert (fit.method, fit.channel_sets) == ("closed_form", 4)
     # revenue: d1 $100 -> s, e $50; d2 $100 -> e; d3 $300 -> s, v, e $100 each
     #   search = 5000 + 10000 = 15000 cents   email = 5000 + 10000 + 10000 = 25000   event = 10000
     revenue = ShapleyModel(variant="simplified", value="revenue").fit(
@@ -229,7 +229,9 @@ def brute_force_shapley(players: list[str], worth) -> dict[str, Fraction]:
         others = [p for p in players if p != player]
         total = Fraction(0)
         for size in range(n):
-            weight = Fraction(math.factorial(size) * math.factorial(n - size - 1), math.factorial(n))
+            weight = Fraction(
+                math.factorial(size) * math.factorial(n - size - 1), math.factorial(n)
+            )
             for coalition in itertools.combinations(others, size):
                 members = frozenset(coalition)
                 total += weight * (worth(members | {player}) - worth(members))
@@ -248,41 +250,41 @@ def random_paths(rng: random.Random, n_journeys: int, channels: list[str]):
     }
 
 
+@pytest.mark.parametrize("value", ["conversions", "revenue"])
 @pytest.mark.parametrize("seed", range(8))
-def test_simplified_equals_even_split_and_brute_force(seed):
+def test_simplified_equals_even_split_and_brute_force(seed, value):
     rng = random.Random(seed)
     channels = ["direct", "email", "event", "search", "social"][: rng.randint(2, 5)]
     paths = random_paths(rng, 30, channels)
     amounts = {jid: rng.randint(1, 9) * 1000 for jid in paths}
     journeys = make_journeys(paths, amounts)
-    won = [(frozenset(path), amounts[jid]) for jid, (status, path) in paths.items()
-           if status == "won"]  # fmt: skip
-    for value, index in (("conversions", None), ("revenue", 1)):
-        def worth(coalition, index=index):
-            return sum(Fraction(1 if index is None else amount)
-                       for channel_set, amount in won if channel_set <= coalition)  # fmt: skip
+    worth_of_deal = {jid: 1 if value == "conversions" else amounts[jid] for jid in paths}
+    won = [(frozenset(path), worth_of_deal[jid])
+           for jid, (status, path) in paths.items() if status == "won"]  # fmt: skip
 
-        present = sorted({c for _, (_, path) in paths.items() for c in path})
-        expected = brute_force_shapley(present, worth)
-        even_split = {c: Fraction(0) for c in present}
-        for channel_set, amount in won:
-            for channel in channel_set:
-                even_split[channel] += Fraction(1 if index is None else amount, len(channel_set))
-        assert expected == even_split
-        fit = ShapleyModel(variant="simplified", value=value).fit(journeys)
-        assert values_of(fit) == pytest.approx({c: float(v) for c, v in expected.items()})
-        # and the credit of won deals per channel, from the weights, gives the values back
-        credit = (
-            ShapleyModel(variant="simplified", value=value)
-            .weights(journeys)
-            .join(journeys.journeys.select("journey_id", "status", "amount"), on="journey_id")
-            .filter(pl.col("status") == "won")
-            .group_by("channel")
-            .agg((pl.col("weight") * (1 if index is None else pl.col("amount"))).sum())
-            .collect()
-        )
-        assert dict(credit.iter_rows()) == pytest.approx({c: float(v) for c, v in expected.items()
-                                                          if v})  # fmt: skip
+    def worth(coalition):
+        return sum(Fraction(deal) for channel_set, deal in won if channel_set <= coalition)
+
+    present = sorted({c for _, path in paths.values() for c in path})
+    brute_force = brute_force_shapley(present, worth)
+    even_split = dict.fromkeys(present, Fraction(0))
+    for channel_set, deal in won:
+        for channel in channel_set:
+            even_split[channel] += Fraction(deal, len(channel_set))
+    assert brute_force == even_split
+    expected = {c: float(v) for c, v in brute_force.items()}
+    fit = ShapleyModel(variant="simplified", value=value).fit(journeys)
+    assert values_of(fit) == pytest.approx(expected)
+    # the won deals' credit per channel, from the weights, gives the values back
+    credit = (
+        fit.weights()
+        .join(journeys.journeys.select("journey_id", "status", "amount"), on="journey_id")
+        .filter(pl.col("status") == "won")
+        .group_by("channel")
+        .agg((pl.col("weight") * (1 if value == "conversions" else pl.col("amount"))).sum())
+        .collect()
+    )
+    assert dict(credit.iter_rows()) == pytest.approx({c: v for c, v in expected.items() if v})
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -402,6 +404,12 @@ def test_journeys_without_touches_and_open_only_channels():
     assert weights == {("d1", 0): 1.0, ("o1", 0): 0.0, ("o1", 1): 1.0}
 
 
+def test_channel_name_with_the_key_separator_is_refused():
+    journeys = make_journeys({"d1": ("won", ["e\x1fmail"])})
+    with pytest.raises(ModelError, match="U\\+001F"):
+        ShapleyModel().fit(journeys)
+
+
 def test_no_touches_at_all():
     journeys = make_journeys({"d1": ("won", [])})
     for variant in VARIANTS:
@@ -425,12 +433,16 @@ def wide_journeys(n_channels: int, n_journeys: int = 400, seed: int = 1) -> Jour
 
 
 def test_rate_beyond_max_channels_is_refused():
-    with pytest.raises(ModelError, match=r"exact for up to max_channels=4 channels; these journeys "
-                                          r"have 6 \(c00, c01, c02, c03, c04, c05\)\. Pass samples"):
+    message = (
+        r"exact for up to max_channels=4 channels; these journeys have 6 "
+        r"\(c00, c01, c02, c03, c04, c05\)\. Pass samples=N for a seeded estimate"
+    )
+    with pytest.raises(ModelError, match=message):
         ShapleyModel(variant="rate", max_channels=4).fit(wide_journeys(6))
     # the closed-form variants have no such limit
     for variant in ("simplified", "ordered"):
-        assert ShapleyModel(variant=variant, max_channels=4).fit(wide_journeys(6)).values().height == 6
+        fit = ShapleyModel(variant=variant, max_channels=4).fit(wide_journeys(6))
+        assert fit.values().height == 6
 
 
 def test_rate_sampling_is_seeded_and_close_to_exact():
@@ -444,13 +456,15 @@ def test_rate_sampling_is_seeded_and_close_to_exact():
     assert not sampled.values().equals(other.values())
     errors = sampled.values()["standard_error"].to_numpy()
     assert (errors > 0).all()
-    difference = sampled.values()["shapley_value"].to_numpy() - exact.values()["shapley_value"].to_numpy()
+    estimate = sampled.values()["shapley_value"].to_numpy()
+    difference = estimate - exact.values()["shapley_value"].to_numpy()
     assert (np.abs(difference) < 5 * errors).all()
     # every sampled order is efficient, so the estimates still add up to v(N)
     assert sampled.values()["shapley_value"].sum() == pytest.approx(exact.total)
     assert exact.values()["standard_error"].null_count() == 6
     weights = sampled.weights().collect()
-    assert weights.group_by("journey_id").agg(pl.col("weight").sum())["weight"].to_numpy() == pytest.approx(1.0)
+    sums = weights.group_by("journey_id").agg(pl.col("weight").sum())["weight"].to_numpy()
+    assert sums == pytest.approx(1.0)
 
 
 def test_rate_exact_on_twenty_channels():
@@ -465,7 +479,7 @@ def test_rate_exact_on_twenty_channels():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"variant": "markov"}, "shapley variant 'markov' is not one of: simplified, rate, ordered"),
+        ({"variant": "markov"}, "variant 'markov' is not one of: simplified, rate, ordered"),
         ({"value": "pipeline"}, "shapley value 'pipeline' is not one of: conversions, revenue"),
         ({"max_channels": 40}, "max_channels must be between 1 and 30, not 40"),
         ({"samples": 1}, "samples must be at least 2, not 1"),

@@ -144,6 +144,9 @@ class ShapleyFit:
         What the values add up to: total conversions (revenue) of converting journeys for
         simplified and ordered, ``v(N)`` (overall conversion rate or revenue per journey)
         for rate.
+    channel_sets
+        Distinct channel sets (channel sequences for ordered) among journeys with touches:
+        the rows the game is played on.
     """
 
     variant: str
@@ -151,6 +154,7 @@ class ShapleyFit:
     method: str
     samples: int
     total: float
+    channel_sets: int
     _values: pl.DataFrame
     _position_values: pl.DataFrame | None
     _key_weights: pl.DataFrame
@@ -331,6 +335,7 @@ class ShapleyModel(AttributionModel):
             method=method,
             samples=samples,
             total=total,
+            channel_sets=keys.height,
             _values=_value_frame(channels, shapley, standard_error),
             _position_values=position_values,
             _key_weights=key_weights,
