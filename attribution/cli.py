@@ -38,8 +38,9 @@ class State:
     def __init__(self, quiet: bool = False, debug: bool = False) -> None:
         self.quiet = quiet
         self.debug = debug
-        self.out = Console(file=sys.stdout, soft_wrap=False)
-        self.err = Console(file=sys.stderr, soft_wrap=False)
+        # piped output gets a wide fixed width instead of rich's 80 columns
+        self.out = Console(file=sys.stdout, soft_wrap=False, width=_width(sys.stdout))
+        self.err = Console(file=sys.stderr, soft_wrap=False, width=_width(sys.stderr))
 
     def note(self, *renderables: Any) -> None:
         if not self.quiet:
@@ -61,6 +62,13 @@ class State:
             def report(stage: str, done: int, total: int) -> None:
                 bar.update(task, description=stage, completed=done, total=max(total, 1))
             yield report
+
+
+def _width(stream: Any) -> int | None:
+    try:
+        return None if stream.isatty() else 160
+    except (AttributeError, ValueError):
+        return 160
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -276,8 +284,10 @@ def run(state: State, stdout_format: str, out_format: str | None, **options: Any
     state.note("wrote " + ", ".join(str(p) for p in written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
-        for model in models:
-            state.out.print(render.summary_table(result.summary, result.currency, model))
+        if len(models) == 1:
+            state.out.print(render.summary_table(result.summary, result.currency, models[0]))
+        else:
+            state.out.print(render.credit_matrix(result.summary, result.currency))
         if "last_touch" in models and len(models) > 1:
             state.out.print(render.comparison_table(result.comparison(), result.currency))
     else:

@@ -29,6 +29,23 @@ def money(cents: int | None, currency: str = "USD") -> str:
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
 
+def compact_money(cents: int | None, currency: str = "USD") -> str:
+    """``123456789 -> '$1.23M'``: for wide terminal tables; files keep every cent."""
+    if cents is None:
+        return ""
+    value = cents / 100
+    symbol = SYMBOLS.get(currency, "")
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            text = f"{value / limit:.3g}{suffix}"
+            break
+    else:
+        text = f"{value:.0f}"
+    sign = "-" if text.startswith("-") else ""
+    text = text.lstrip("-")
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
 def percent(share: float | None, digits: int = 1) -> str:
     return "" if share is None else f"{share * 100:.{digits}f}%"
 
@@ -69,38 +86,67 @@ def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
     return table
 
 
+def credit_matrix(summary: pl.DataFrame, currency: str) -> Table:
+    """Channels down, models across: each model's revenue credit (compact money)."""
+    models = summary.get_column("model").unique(maintain_order=True).to_list()
+    table = Table(title="Revenue credit by channel and model", title_justify="left")
+    table.add_column("channel")
+    table.add_column("deals", justify="right")
+    for model in models:
+        table.add_column(model, justify="right")
+    cells = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
+    order = (
+        summary.group_by("channel", "channel_group")
+        .agg(pl.col("revenue_credit").sum(), pl.col("deals_touched").max())
+        .sort(["revenue_credit", "channel"], descending=[True, False])
+    )
+    for row in order.iter_rows(named=True):
+        table.add_row(
+            Text(row["channel"], style=_style(row["channel_group"])),
+            f"{row['deals_touched']:,}",
+            *[
+                compact_money(cells[(m, row["channel"])]["revenue_credit"], currency)
+                if (m, row["channel"]) in cells else "-"
+                for m in models
+            ],
+        )
+    table.add_section()
+    table.add_row(
+        "total", "",
+        *[
+            compact_money(int(summary.filter(pl.col("model") == m)["revenue_credit"].sum()), currency)
+            for m in models
+        ],
+    )
+    return table
+
+
 def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "last_touch") -> Table:
-    """Channels down, models across: last-touch revenue, then each model's share and its shift."""
+    """Channels down: last-touch revenue and share, then each model's share and shift (points)."""
     models = [m for m in comparison.get_column("model").unique(maintain_order=True) if m != baseline]
     table = Table(
-        title="Revenue credit: last-touch vs multi-touch (share, and shift in points)",
+        title="Revenue share: last-touch vs multi-touch (shift in points; demand creation in green)",
         title_justify="left",
     )
     table.add_column("channel")
-    table.add_column("group")
-    table.add_column(f"{baseline}", justify="right")
+    table.add_column(baseline, justify="right")
     for model in models:
         table.add_column(model, justify="right")
     base = comparison.filter(pl.col("model") == baseline).sort(
         ["last_touch_revenue_credit", "channel"], descending=[True, False]
     )
-    wide = {
-        (row["model"], row["channel"]): row for row in comparison.iter_rows(named=True)
-    }
+    wide = {(row["model"], row["channel"]): row for row in comparison.iter_rows(named=True)}
     for row in base.iter_rows(named=True):
         channel = row["channel"]
-        cells = [
+        cells: list[str | Text] = [
             Text(channel, style=_style(row["channel_group"])),
-            row["channel_group"],
-            f"{money(row['revenue_credit'], currency)} {percent(row['revenue_share'])}",
+            f"{compact_money(row['revenue_credit'], currency)} {percent(row['revenue_share'])}",
         ]
         for model in models:
             other = wide[(model, channel)]
             shift = other["share_shift"]
             style = "green" if shift > 0.0005 else "red" if shift < -0.0005 else ""
-            cells.append(
-                Text(f"{percent(other['revenue_share'])} ({shift * 100:+.1f})", style=style)
-            )
+            cells.append(Text(f"{percent(other['revenue_share'])} {shift * 100:+.1f}", style=style))
         table.add_row(*cells)
     return table
 
