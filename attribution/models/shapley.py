@@ -258,90 +258,123 @@ class ShapleyModel(AttributionModel):
         self.check(journeys)
         journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
         keys = _key_table(journey_keys)
-        channels = _channels(keys)
-        members = keys.select("key", "channels").explode("channels")
-        member_channel = np.searchsorted(channels, members["channels"].to_numpy())
-        lengths = keys["channels"].list.len().to_numpy().astype(np.int64)
-        starts = np.cumsum(lengths) - lengths
-        numerator = keys["revenue" if self.value == "revenue" else "conversions"].to_numpy()
-        trials = keys["trials"].to_numpy()
-
-        standard_error: np.ndarray | None = None
-        position_values: pl.DataFrame | None = None
-        method, samples = "closed_form", 0
-        if self.variant == "rate":
-            observed = trials > 0
-            players = np.unique(member_channel[np.repeat(observed, lengths)])
-            if len(players) > self.max_channels and self.samples is None:
-                raise ModelError(
-                    f"the rate Shapley variant is exact for up to max_channels="
-                    f"{self.max_channels} channels; these journeys have {len(players)} "
-                    f"({', '.join(channels[players])}). Pass samples=N for a seeded estimate "
-                    f"with standard errors, raise max_channels (cost doubles per channel), "
-                    f"or attribute channel groups instead"
-                )
-            # renumber players 0..n-1 over the observed sets only
-            player_of = np.full(len(channels), -1, dtype=np.int64)
-            player_of[players] = np.arange(len(players))
-            observed_members = np.repeat(observed, lengths)
-            obs_lengths = lengths[observed]
-            obs_starts = np.cumsum(obs_lengths) - obs_lengths
-            obs_flat = player_of[member_channel[observed_members]]
-            obs_numerator = numerator[observed]
-            obs_trials = trials[observed]
-            if len(players) <= self.max_channels:
-                player_values = _rate_exact(
-                    obs_flat, obs_starts, obs_numerator, obs_trials, len(players)
-                )
-                method = "exact"
-            else:
-                assert self.samples is not None
-                player_values, player_errors = _rate_sampled(
-                    obs_flat, obs_starts, obs_numerator, obs_trials, len(players),
-                    self.samples, self.seed,
-                )
-                standard_error = np.zeros(len(channels))
-                standard_error[players] = player_errors
-                method, samples = "sampled", self.samples
-            shapley = np.zeros(len(channels))
-            shapley[players] = player_values
-            total_trials = int(obs_trials.sum())
-            total = float(obs_numerator.sum()) / total_trials if total_trials else 0.0
-            scores = np.maximum(shapley, 0.0)[member_channel]
-        else:
-            # closed form: each journey's value split evenly over its distinct channels
-            member_credit = np.repeat(numerator / lengths, lengths)
-            shapley = np.bincount(member_channel, weights=member_credit, minlength=len(channels))
-            total = float(numerator.sum())
-            scores = np.ones(len(member_channel))
-            if self.variant == "ordered":
-                position = _positions(lengths)
-                width = int(lengths.max()) if len(lengths) else 0
-                cell = member_channel * width + (position - 1)
-                by_cell = np.bincount(cell, weights=member_credit, minlength=len(channels) * width)
-                scores = by_cell[cell]
-                position_values = _position_frame(channels, by_cell, width, total)
-
+        sets = _ChannelSets.from_keys(keys, self.value)
+        game = self._play_rate(sets) if self.variant == "rate" else self._play_closed_form(sets)
         key_weights = pl.DataFrame(
             {
-                "key": members["key"],
-                "channel_key": members["channels"],
-                "channel_weight": _split(scores, starts, lengths),
+                "key": sets.members["key"],
+                "channel_key": sets.members["channels"],
+                "channel_weight": _split(game.scores, sets.starts, sets.lengths),
             }
         )
         return ShapleyFit(
             variant=self.variant,
             value=self.value,
-            method=method,
-            samples=samples,
-            total=total,
+            method=game.method,
+            samples=game.samples,
+            total=game.total,
             channel_sets=keys.height,
-            _values=_value_frame(channels, shapley, standard_error),
-            _position_values=position_values,
+            _values=_value_frame(sets.channels, game.shapley, game.standard_error),
+            _position_values=game.position_values,
             _key_weights=key_weights,
             _journey_keys=journey_keys.select("journey_id", "key"),
             _touches=journeys.touches,
         )
+
+    def _play_closed_form(self, sets: _ChannelSets) -> _Game:
+        """Simplified and ordered: each journey's value split evenly over its channels."""
+        member_credit = np.repeat(sets.numerator / sets.lengths, sets.lengths)
+        n_channels = len(sets.channels)
+        shapley = np.bincount(sets.member_channel, weights=member_credit, minlength=n_channels)
+        total = float(sets.numerator.sum())
+        if self.variant == "simplified":
+            return _Game(shapley, None, "closed_form", 0, total, np.ones(len(member_credit)))
+        width = int(sets.lengths.max()) if len(sets.lengths) else 0
+        cell = sets.member_channel * width + (_positions(sets.lengths) - 1)
+        by_cell = np.bincount(cell, weights=member_credit, minlength=n_channels * width)
+        positions = _position_frame(sets.channels, by_cell, width, total)
+        return _Game(shapley, None, "closed_form", 0, total, by_cell[cell], positions)
+
+    def _play_rate(self, sets: _ChannelSets) -> _Game:
+        """Conversion-rate game over the channels of observed (non-open) journeys."""
+        observed = sets.trials > 0
+        observed_members = np.repeat(observed, sets.lengths)
+        players = np.unique(sets.member_channel[observed_members])
+        if len(players) > self.max_channels and self.samples is None:
+            raise ModelError(
+                f"the rate Shapley variant is exact for up to max_channels="
+                f"{self.max_channels} channels; these journeys have {len(players)} "
+                f"({', '.join(sets.channels[players])}). Pass samples=N for a seeded estimate "
+                f"with standard errors, raise max_channels (cost doubles per channel), "
+                f"or attribute channel groups instead"
+            )
+        # players renumbered 0..n-1; the observed sets' members laid end to end
+        player_of = np.full(len(sets.channels), -1, dtype=np.int64)
+        player_of[players] = np.arange(len(players))
+        flat = player_of[sets.member_channel[observed_members]]
+        lengths = sets.lengths[observed]
+        starts = np.cumsum(lengths) - lengths
+        numerator, trials = sets.numerator[observed], sets.trials[observed]
+
+        shapley = np.zeros(len(sets.channels))
+        standard_error = None
+        if len(players) <= self.max_channels:
+            shapley[players] = _rate_exact(flat, starts, numerator, trials, len(players))
+            method, samples = "exact", 0
+        else:
+            assert self.samples is not None
+            estimate, error = _rate_sampled(
+                flat, starts, numerator, trials, len(players), self.samples, self.seed
+            )
+            shapley[players] = estimate
+            standard_error = np.zeros(len(sets.channels))
+            standard_error[players] = error
+            method, samples = "sampled", self.samples
+        total_trials = int(trials.sum())
+        total = float(numerator.sum()) / total_trials if total_trials else 0.0
+        scores = np.maximum(shapley, 0.0)[sets.member_channel]
+        return _Game(shapley, standard_error, method, samples, total, scores)
+
+
+@dataclass(frozen=True)
+class _ChannelSets:
+    """The distinct keys as arrays: members laid end to end, one count per key."""
+
+    channels: np.ndarray  # sorted channel names (object)
+    members: pl.DataFrame  # key, channels: one row per (key, channel) in key order
+    member_channel: np.ndarray  # index into ``channels`` of every member
+    lengths: np.ndarray  # channels per key
+    starts: np.ndarray  # offset of each key's first member
+    numerator: np.ndarray  # conversions or revenue per key
+    trials: np.ndarray  # conversions + nulls per key
+
+    @classmethod
+    def from_keys(cls, keys: pl.DataFrame, value: str) -> _ChannelSets:
+        channels = _channels(keys)
+        members = keys.select("key", "channels").explode("channels")
+        lengths = keys["channels"].list.len().to_numpy().astype(np.int64)
+        return cls(
+            channels=channels,
+            members=members,
+            member_channel=np.searchsorted(channels, members["channels"].to_numpy()),
+            lengths=lengths,
+            starts=np.cumsum(lengths) - lengths,
+            numerator=keys["revenue" if value == "revenue" else "conversions"].to_numpy(),
+            trials=keys["trials"].to_numpy(),
+        )
+
+
+@dataclass(frozen=True)
+class _Game:
+    """What a variant computed: values per channel and a score per (key, channel) member."""
+
+    shapley: np.ndarray
+    standard_error: np.ndarray | None
+    method: str
+    samples: int
+    total: float
+    scores: np.ndarray
+    position_values: pl.DataFrame | None = None
 
 
 def _observations(journeys: Journeys) -> pl.LazyFrame:
