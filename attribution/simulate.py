@@ -429,8 +429,9 @@ def _baseline() -> World:
         },
         win_effect={"events": 0.4, "review_sites": 0.4, "webinar": 0.2, "community": 0.2},
         size_effect={"events": 0.3, "podcast": 0.1, "paid_social": 0.1},
-        base_deal_logit=-3.2,
+        base_deal_logit=-2.4,
         base_win_logit=-1.0,
+        noise_touches=1.5,
         cost_per_touch=_COSTS,
     )
 
@@ -733,9 +734,9 @@ def realise(world: World, draws: Draws, removed: Collection[str] = ()) -> Outcom
             cause_time = np.where(
                 fires, np.minimum(cause_time, first[:, CHANNELS.index(cause)]), cause_time
             )
-        caused_time = np.minimum(
-            cause_time + np.floor(world.cause_delay_days * day * draws.delay_e[:, col]),
-            end - 1.0,
+        delay = np.floor(world.cause_delay_days * day * draws.delay_e[:, col])
+        caused_time = np.where(
+            np.isfinite(cause_time), np.minimum(cause_time + delay, end - 1.0), np.inf
         )
         first_time = np.minimum(organic_time, caused_time)
         is_exposed = np.isfinite(first_time)
@@ -1251,4 +1252,263 @@ def _spend_output(
         "period_end",
         _cents_text(pl.col("cents")).alias("amount"),
         pl.lit("USD").alias("currency"),
+    )
+
+
+# -- deliberate bad rows ------------------------------------------------------------------------
+
+
+def _shift_iso(text: str, minutes: int = 0, offset_hours: int | None = 0) -> str:
+    """Re-write an ISO UTC timestamp: moved by ``minutes``, shown at ``offset_hours`` (None:
+    no zone at all)."""
+    instant = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    instant += timedelta(minutes=minutes)
+    if offset_hours is None:
+        return instant.strftime("%Y-%m-%dT%H:%M:%S")
+    if offset_hours == 0:
+        return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    local = instant.astimezone(timezone(timedelta(hours=offset_hours)))
+    return local.isoformat()
+
+
+def _insert_rows(
+    frame: pl.DataFrame, extra: list[tuple[int, dict[str, str | None], str]]
+) -> pl.DataFrame:
+    """Insert ``(before_row, row, tag)`` rows; existing rows get a null ``_tag`` unless set."""
+    if "_tag" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("_tag"))
+    order = frame.with_columns(pl.int_range(pl.len()).cast(pl.Float64).alias("_order"))
+    added = pl.DataFrame(
+        [row | {"_tag": tag, "_order": before - 0.5 + i * 1e-3} for i, (before, row, tag) in
+         enumerate(extra)],
+        schema=order.schema,
+        orient="row",
+    )
+    return pl.concat([order, added]).sort("_order").drop("_order")
+
+
+def _add_defects(
+    touchpoints: pl.DataFrame,
+    deals: pl.DataFrame,
+    contacts: pl.DataFrame,
+    seed: int,
+    start: date,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Add the deliberate bad rows that ``messy=True`` promises (see fixtures/demo/README.md).
+
+    Extra rows are *added* (the clean rows all stay), except the zone-format defects, which
+    re-write existing good rows to the same instant in another notation.
+    """
+    if touchpoints.height < 10 or deals.height < 2 or contacts.height < 1:
+        raise ConfigError(
+            "messy=True needs at least 10 touchpoints, 2 deals and a contact; "
+            f"got {touchpoints.height}, {deals.height} and {contacts.height}: add accounts"
+        )
+    rng = np.random.default_rng([seed, 0xBAD])
+    n_touch, n_deal = touchpoints.height, deals.height
+    touch_digits = len(touchpoints["touchpoint_id"][0]) - 1
+    deal_digits = len(deals["deal_id"][0]) - 1
+    contact_digits = len(contacts["contact_id"][0]) - 1
+    picks = rng.choice(n_touch, size=8, replace=False).tolist()
+    rows = touchpoints.to_dicts()
+
+    def new_touch_id(i: int) -> str:
+        return "T" + str(n_touch + i).zfill(touch_digits)
+
+    # zone notations: same instant, other spelling (should be accepted and converted)
+    tags: list[str | None] = [None] * n_touch
+    timestamps = touchpoints["timestamp"].to_list()
+    for i in picks[:2]:
+        timestamps[i] = _shift_iso(timestamps[i], offset_hours=2)
+        tags[i] = "offset_timestamp"
+    for i in picks[2:4]:
+        timestamps[i] = _shift_iso(timestamps[i], offset_hours=None)
+        tags[i] = "naive_timestamp"
+    touchpoints = touchpoints.with_columns(
+        pl.Series("timestamp", timestamps, dtype=pl.String),
+        pl.Series("_tag", tags, dtype=pl.String),
+    )
+    ad_clicks = np.flatnonzero((touchpoints["touch_type"] == "ad_click").to_numpy())
+    clicked = int(ad_clicks[rng.integers(ad_clicks.size)]) if ad_clicks.size else picks[4]
+    extra_touches: list[tuple[int, dict[str, str | None], str]] = [
+        (
+            int(rng.integers(n_touch)),
+            rows[picks[4]] | {"touchpoint_id": new_touch_id(1),
+                              "timestamp": f"{start.year}-02-30T09:15:00Z"},
+            "unparseable_timestamp",
+        ),
+        (
+            int(rng.integers(n_touch)),
+            rows[picks[5]] | {"touchpoint_id": new_touch_id(2),
+                              "contact_id": "C" + "9" * contact_digits, "account_id": None},
+            "unknown_contact",
+        ),
+        (
+            int(rng.integers(n_touch)),
+            rows[picks[6]] | {"touchpoint_id": new_touch_id(3), "utm_source": "tiktok",
+                              "utm_medium": "influencer", "utm_campaign": "creator-collab"},
+            "unmapped_utm",
+        ),
+        (
+            clicked + 1,
+            rows[clicked] | {"touchpoint_id": new_touch_id(4),
+                             "timestamp": _shift_iso(rows[clicked]["timestamp"], minutes=2)},
+            "repeated_click",
+        ),
+    ]
+    touchpoints = _insert_rows(touchpoints, extra_touches)
+
+    deal_rows = deals.to_dicts()
+    dealt = set(deals["account_id"].to_list())
+    free = [a for a in dict.fromkeys(contacts["account_id"].to_list()) if a not in dealt]
+    free = free or list(dict.fromkeys(contacts["account_id"].to_list()))
+    first_free, second_free = free[0], free[min(1, len(free) - 1)]
+    duplicated = int(rng.integers(n_deal))
+    template = deal_rows[int(rng.integers(n_deal))]
+    extra_deals: list[tuple[int, dict[str, str | None], str]] = [
+        (
+            int(rng.integers(n_deal)),
+            template | {"deal_id": "D" + str(n_deal + 1).zfill(deal_digits),
+                        "account_id": first_free, "status": "lost", "amount": "-12500.00"},
+            "negative_amount",
+        ),
+        (
+            int(rng.integers(duplicated + 1, n_deal + 1)),
+            deal_rows[duplicated] | {"status": "open", "closed_at": None, "amount": "9999.00"},
+            "duplicate_deal_id",
+        ),
+        (
+            int(rng.integers(n_deal)),
+            template | {"deal_id": "D" + str(n_deal + 2).zfill(deal_digits),
+                        "account_id": second_free, "status": "pending", "closed_at": None},
+            "unknown_status",
+        ),
+    ]
+    deals = _insert_rows(deals, extra_deals)
+
+    column_of = {
+        "offset_timestamp": "timestamp",
+        "naive_timestamp": "timestamp",
+        "unparseable_timestamp": "timestamp",
+        "unknown_contact": "contact_id",
+        "unmapped_utm": "utm_source",
+        "repeated_click": "timestamp",
+        "negative_amount": "amount",
+        "duplicate_deal_id": "deal_id",
+        "unknown_status": "status",
+    }
+    found = []
+    for name, frame, key in (("touchpoints", touchpoints, "touchpoint_id"), ("deals", deals, "deal_id")):
+        tagged = frame.with_row_index("row", offset=1).filter(pl.col("_tag").is_not_null())
+        for row in tagged.iter_rows(named=True):
+            column = column_of[row["_tag"]]
+            found.append((name, row["row"], row[key], row["_tag"], column, row[column]))
+    defects = pl.DataFrame(found, schema=DEFECT_SCHEMA, orient="row").sort("input", "row")
+    return touchpoints.drop("_tag"), deals.drop("_tag"), defects
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+#: file format -> extension
+FORMATS = {"csv": "csv", "parquet": "parquet", "ndjson": "ndjson"}
+
+
+def write_export(
+    export: SimulatedExport, directory: str | Path, format: str = "csv"
+) -> dict[str, Path]:
+    """Write ``touchpoints``, ``deals``, ``contacts`` and ``spend`` files into ``directory``.
+
+    Every column is written as text (empty / null where a value is missing), so a file in any
+    format carries exactly what the CSV does. Same export, same bytes.
+
+    >>> import tempfile
+    >>> paths = write_export(simulate(50), tempfile.mkdtemp(), format="parquet")
+    >>> sorted(p.name for p in paths.values())
+    ['contacts.parquet', 'deals.parquet', 'spend.parquet', 'touchpoints.parquet']
+    """
+    if format not in FORMATS:
+        close = difflib.get_close_matches(format, FORMATS, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown export format {format!r}{guess}; valid: {', '.join(FORMATS)}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, table in export.tables().items():
+        path = directory / f"{name}.{FORMATS[format]}"
+        if format == "csv":
+            table.write_csv(path)
+        elif format == "parquet":
+            table.write_parquet(path, statistics=False)
+        else:
+            table.write_ndjson(path)
+        paths[name] = path
+    return paths
+
+
+# -- ground truth ------------------------------------------------------------------------------
+
+
+def baseline_revenue(export: SimulatedExport) -> int:
+    """The world's won revenue inside the window, in cents (the clean ``won`` deals' sum)."""
+    return export.outcomes().revenue_cents
+
+
+def channel_truth(export: SimulatedExport, channel: str) -> int:
+    """Revenue (cents) the world loses when ``channel`` is removed, every other draw fixed.
+
+    Removing the channel also removes the exposures it alone caused (their touches and their
+    effects). The answer is exact for the export's seed: no sampling error. It can be
+    negative for a channel with a negative effect.
+    """
+    return baseline_revenue(export) - export.outcomes((channel,)).revenue_cents
+
+
+TRUTH_SCHEMA = pl.Schema(
+    {"channel": pl.String, "revenue_removed": pl.Int64, "share": pl.Float64}
+)
+
+
+def ground_truth(
+    export: SimulatedExport, channels: Iterable[str] | None = None
+) -> pl.DataFrame:
+    """The revenue each channel is truly responsible for: its exact removal effect.
+
+    Parameters
+    ----------
+    export
+        A :class:`SimulatedExport` (it carries its world and draws).
+    channels
+        Channels to evaluate; every channel of the world (not already removed) by default.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``channel`` (in :data:`CHANNELS` order), ``revenue_removed`` (Int64 cents: won revenue
+        lost when the channel and the touches it caused are removed, every other draw held
+        fixed) and ``share`` (``revenue_removed`` over the sum of ``revenue_removed``, the
+        normalisation Markov removal effects use; 0 when that sum is 0). Channel interactions
+        mean removal effects need not add up to the total revenue.
+
+    Examples
+    --------
+    >>> truth = ground_truth(simulate(500, seed=2, world=scenario("brand_drives_search")))
+    >>> truth.columns
+    ['channel', 'revenue_removed', 'share']
+    """
+    base = baseline_revenue(export)
+    names = [c for c in export.world.channels if c not in export.removed]
+    if channels is not None:
+        wanted = list(channels)
+        for channel in wanted:
+            _check_channel(channel, "ground_truth")
+        names = [c for c in CHANNELS if c in wanted]
+    removed = [base - export.outcomes((c,)).revenue_cents for c in names]
+    total = sum(removed)
+    return pl.DataFrame(
+        {
+            "channel": names,
+            "revenue_removed": removed,
+            "share": [r / total if total else 0.0 for r in removed],
+        },
+        schema=TRUTH_SCHEMA,
     )
