@@ -191,7 +191,7 @@ class ShapleyFit:
                 "channel",
                 (pl.col("channel_weight") / pl.col("channel_touches")).alias("weight"),
             )
-            .cast(dict(WEIGHT_SCHEMA))
+            .cast(WEIGHT_SCHEMA)
             .sort("journey_id", "touch_index")
         )
 
@@ -550,9 +550,9 @@ def _rate_exact(
     values = np.empty(n)
     for bit in range(n):
         step = 1 << bit
-        view = worth.reshape(-1, 2, step)
+        pairs = worth.reshape(-1, 2, step)  # [:, 0]: coalitions without the player; [:, 1]: with
         without = coefficient.reshape(-1, 2, step)[:, 0, :]
-        values[bit] = float(np.sum(without * (view[:, 1, :] - view[:, 0, :])))
+        values[bit] = float(np.sum(without * (pairs[:, 1, :] - pairs[:, 0, :])))
     return values
 
 
