@@ -439,12 +439,10 @@ def time_to_close_distribution(
             .alias("days")
         )
         .with_columns(
-            pl.col("days")
-            .cut([float(e) for e in edges], labels=labels, left_closed=True)
-            .cast(pl.String)
-            .alias("bucket")
+            pl.sum_horizontal([(pl.col("days") >= e).cast(pl.Int64) for e in edges] or [pl.lit(0)])
+            .alias("bucket_index")
         )
-        .group_by("bucket")
+        .group_by("bucket_index")
         .agg(
             (pl.col("status") == "won").sum().cast(pl.Int64).alias("won"),
             (pl.col("status") == "lost").sum().cast(pl.Int64).alias("lost"),
@@ -453,15 +451,17 @@ def time_to_close_distribution(
     )
     frame = pl.LazyFrame(
         {
+            "bucket_index": range(len(labels)),
             "bucket": labels,
             "from_days": lower,
             "to_days": [*edges, None],
         },
-        schema={"bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64},
+        schema={"bucket_index": pl.Int64, "bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64},
     )
     return (
-        frame.join(closed, on="bucket", how="left", maintain_order="left")
+        frame.join(closed, on="bucket_index", how="left", maintain_order="left")
         .with_columns(pl.col("won", "lost", "won_revenue").fill_null(0))
+        .drop("bucket_index")
         .collect()
     )
 
@@ -522,7 +522,10 @@ def write_graphml(graph: nx.DiGraph, path: str | Path) -> None:
 
 def read_graphml(path: str | Path) -> nx.DiGraph:
     """Read a path graph written by :func:`write_graphml`."""
-    return nx.read_graphml(str(path))
+    graph = nx.read_graphml(str(path))
+    for key in ("node_default", "edge_default"):  # added by the GraphML reader
+        graph.graph.pop(key, None)
+    return graph
 
 
 def to_node_link_json(graph: nx.DiGraph, *, indent: int | None = 2) -> str:
