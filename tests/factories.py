@@ -1,0 +1,98 @@
+"""Tiny inline exports for tests: validated frames and journeys built from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from attribution.journeys import Journeys, build_journeys
+from attribution.schema import UTC_TIME
+
+GROUPS = {
+    "podcast": "demand_creation",
+    "newsletter": "demand_creation",
+    "community": "demand_creation",
+    "events": "demand_creation",
+    "paid_search": "demand_capture",
+    "direct": "demand_capture",
+    "review_sites": "demand_capture",
+}
+
+
+def at(text: str) -> datetime:
+    """'2025-01-31' or '2025-01-31T10:00' as an aware UTC datetime."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC)
+
+
+def touches_frame(rows: list[tuple[str, str, str, str]]) -> pl.DataFrame:
+    """rows of (account_id, contact_id, channel, timestamp) -> validated touchpoints."""
+    return pl.DataFrame(
+        {
+            "_row": list(range(1, len(rows) + 1)),
+            "touchpoint_id": [f"t{i}" for i in range(1, len(rows) + 1)],
+            "timestamp": [at(r[3]) for r in rows],
+            "contact_id": [r[1] for r in rows],
+            "account_id": [r[0] for r in rows],
+            "channel": [r[2] for r in rows],
+            "channel_group": [GROUPS.get(r[2], "other") for r in rows],
+            "touch_type": [None] * len(rows),
+            "campaign": [None] * len(rows),
+        },
+        schema_overrides={"timestamp": UTC_TIME, "touch_type": pl.String, "campaign": pl.String},
+    )
+
+
+def deals_frame(rows: list[tuple[str, str, str, str | None, str, int]]) -> pl.DataFrame:
+    """rows of (deal_id, account_id, created_at, closed_at, status, amount_cents)."""
+    return pl.DataFrame(
+        {
+            "_row": list(range(1, len(rows) + 1)),
+            "deal_id": [r[0] for r in rows],
+            "account_id": [r[1] for r in rows],
+            "created_at": [at(r[2]) for r in rows],
+            "closed_at": [at(r[3]) if r[3] else None for r in rows],
+            "status": [r[4] for r in rows],
+            "amount": [r[5] for r in rows],
+        },
+        schema_overrides={"created_at": UTC_TIME, "closed_at": UTC_TIME, "amount": pl.Int64},
+    )
+
+
+def contacts_frame(rows: list[tuple[str, str, str | None]]) -> pl.DataFrame:
+    """rows of (contact_id, account_id, lead_created_at)."""
+    return pl.DataFrame(
+        {
+            "contact_id": [r[0] for r in rows],
+            "account_id": [r[1] for r in rows],
+            "lead_created_at": [at(r[2]) if r[2] else None for r in rows],
+        },
+        schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME},
+    )
+
+
+def journeys_of(touches, deals, contacts=(), **options) -> Journeys:
+    journeys, _stats = build_journeys(
+        touches_frame(list(touches)), deals_frame(list(deals)), contacts_frame(list(contacts)),
+        **options,
+    )
+    return journeys
+
+
+def channel_credit(credit: pl.DataFrame, column: str = "revenue_credit") -> dict[str, int]:
+    """{channel: credit in cents} of a credit table."""
+    totals = credit.group_by("channel").agg(pl.col(column).sum()).sort("channel")
+    return {c: int(v) for c, v in totals.iter_rows()}
+
+
+#: the worked journey of tests/test_rule_models.py: deal D1 at account A, $1,000.00 won
+WORKED_TOUCHES = [
+    ("A", "ann", "podcast", "2025-01-01"),      # 0 first touch
+    ("A", "bob", "newsletter", "2025-01-10"),   # 1 lead creation (bob's lead at 2025-01-12)
+    ("A", "ann", "direct", "2025-01-20"),       # 2
+    ("A", "bob", "paid_search", "2025-02-01"),  # 3 opportunity creation (deal created 02-03)
+    ("A", "cat", "direct", "2025-02-10"),       # 4 closed won (last touch; closed 02-15)
+]
+WORKED_DEALS = [("D1", "A", "2025-02-03", "2025-02-15", "won", 100_000)]
+WORKED_CONTACTS = [("ann", "A", None), ("bob", "A", "2025-01-12"), ("cat", "A", "2025-03-01")]

@@ -1,0 +1,141 @@
+"""One battery of checks run against every registered model (a pytest id per model).
+
+Like scikit-learn's ``parametrize_with_checks``: schema, no negative credit, credit summing to
+each deal's amount and channel totals to total pipeline and revenue (to the cent, on random
+exports drawn by hypothesis), a one-touch journey credited whole to its channel,
+determinism, and independence from the order of input rows.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from attribution.credit import allocate, summarise
+from attribution.journeys import build_journeys
+from attribution.models import MODELS, get_model
+from attribution.schema import CREDIT_SCHEMA, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
+from tests.factories import contacts_frame, deals_frame, journeys_of, touches_frame
+
+CHANNELS = ["podcast", "newsletter", "community", "paid_search", "direct", "review_sites"]
+ALL_MODELS = sorted(MODELS)
+
+touch_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "B", "C", "D"]),
+        st.sampled_from(["p", "q", "r"]),
+        st.sampled_from(CHANNELS),
+        st.integers(min_value=0, max_value=120).map(lambda d: f"2025-01-01T00:00:00+{d:02d}:00"
+                                                    if False else d),
+    ),
+    min_size=1,
+    max_size=40,
+)
+deal_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "B", "C", "E"]),
+        st.integers(min_value=20, max_value=140),
+        st.sampled_from(["won", "lost", "open"]),
+        st.integers(min_value=0, max_value=10_000_000),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _export(touches, deals):
+    from datetime import timedelta
+
+    from tests.factories import at
+
+    start = at("2025-01-01")
+    touch_frame = touches_frame(
+        [(a, f"{a}-{c}", ch, (start + timedelta(days=d, hours=d % 7)).isoformat()[:19])
+         for a, c, ch, d in touches]
+    )
+    deal_frame = deals_frame(
+        [
+            (f"D{i}", a, (start + timedelta(days=day)).isoformat()[:19],
+             (start + timedelta(days=day + 10)).isoformat()[:19] if status != "open" else None,
+             status, amount)
+            for i, (a, day, status, amount) in enumerate(deals)
+        ]
+    )
+    return touch_frame, deal_frame
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows)
+def test_conservation_to_the_cent(name, touches, deals):
+    touch_frame, deal_frame = _export(touches, deals)
+    journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
+    model = get_model(name)
+    weights = model.weights(journeys).collect()
+    assert weights.schema == WEIGHT_SCHEMA
+    assert (weights["weight"] >= 0).all()
+    credit = allocate(journeys, model.weights(journeys), name).collect()
+    assert credit.schema == CREDIT_SCHEMA
+    assert (credit["pipeline_credit"] >= 0).all() and (credit["revenue_credit"] >= 0).all()
+    per_deal = credit.group_by("journey_id").agg(
+        pl.col("pipeline_credit").sum(), pl.col("revenue_credit").sum()
+    )
+    expected = journeys.journeys.filter(pl.col("status") != "none").collect().select(
+        "journey_id", pl.col("amount").alias("pipeline_credit"),
+        pl.col("revenue").alias("revenue_credit"),
+    )
+    assert_frame_equal(per_deal, expected, check_row_order=False)
+    summary = summarise(credit, journeys)
+    assert summary["pipeline_credit"].sum() == deal_frame["amount"].sum()
+    assert summary["revenue_credit"].sum() == deal_frame.filter(pl.col("status") == "won")[
+        "amount"
+    ].sum()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_one_touch_journeys_credit_their_channel_whole(name):
+    journeys = journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("B", "y", "podcast", "2025-01-02")],
+        [("D1", "A", "2025-01-03", "2025-01-20", "won", 12_345),
+         ("D2", "B", "2025-01-03", "2025-01-20", "lost", 500)],
+    )
+    credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
+    assert credit.filter(pl.col("journey_id") == "D1").select(
+        "channel", "pipeline_credit", "revenue_credit"
+    ).rows() == [("podcast", 12_345, 12_345)]
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_deal_without_touch_goes_to_no_touch(name):
+    journeys = journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("A", "x", "direct", "2025-01-04")],
+        [("D1", "A", "2025-01-03", "2025-01-20", "won", 1_000),
+         ("D2", "B", "2025-01-03", "2025-01-20", "won", 700)],
+    )
+    credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
+    assert credit.filter(pl.col("journey_id") == "D2").select("channel", "revenue_credit").rows() == [
+        (NO_TOUCH_CHANNEL, 700)
+    ]
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows, seed=st.randoms(use_true_random=False))
+def test_deterministic_and_row_order_independent(name, touches, deals, seed):
+    touch_frame, deal_frame = _export(touches, deals)
+    order = list(range(touch_frame.height))
+    seed.shuffle(order)
+    shuffled = touch_frame[order]
+    deal_order = list(range(deal_frame.height))
+    seed.shuffle(deal_order)
+    results = []
+    for t, d in [(touch_frame, deal_frame), (touch_frame, deal_frame), (shuffled, deal_frame[deal_order])]:
+        journeys, _ = build_journeys(t, d, contacts_frame([]), lookback_days=30)
+        model = get_model(name)
+        credit = allocate(journeys, model.weights(journeys), name).collect()
+        results.append(credit.drop("touchpoint_id"))  # ids follow input rows in the factory
+    assert_frame_equal(results[0], results[1])
+    assert_frame_equal(results[0], results[2])
