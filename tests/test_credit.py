@@ -1,0 +1,101 @@
+"""credit.allocate / summarise: exact money from weights, and the comparison with last-touch."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from attribution.compare import compare
+from attribution.credit import allocate, summarise
+from attribution.errors import ModelError
+from attribution.journeys import Journeys
+from attribution.models import get_model
+from tests.factories import channel_credit, journeys_of
+
+
+def three_touch_deal(amount: int) -> Journeys:
+    return journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("A", "x", "newsletter", "2025-01-02"),
+         ("A", "x", "paid_search", "2025-01-03")],
+        [("D", "A", "2025-01-04", "2025-01-10", "won", amount)],
+    )
+
+
+def test_largest_remainder_gives_leftover_cents_to_earliest_equal_fractions():
+    # 100 cents / 3 = 33.33 each: floors 33, 33, 33 leave 1 cent -> the first touch
+    journeys = three_touch_deal(100)
+    credit = allocate(journeys, get_model("linear").weights(journeys), "linear").collect()
+    assert credit.sort("touch_index")["pipeline_credit"].to_list() == [34, 33, 33]
+    # 200 cents: 66.67 each, floors 66 x3 leave 2 cents -> touches 0 and 1
+    journeys = three_touch_deal(200)
+    credit = allocate(journeys, get_model("linear").weights(journeys), "linear").collect()
+    assert credit.sort("touch_index")["pipeline_credit"].to_list() == [67, 67, 66]
+
+
+def test_largest_fraction_wins_over_position():
+    # weights 0.15 / 0.25 / 0.6 of 7 cents: 1.05, 1.75, 4.2 -> floors 1, 1, 4 leave 1 cent
+    # -> the largest fraction (.75, touch 1), not the first touch
+    journeys = three_touch_deal(7)
+    weights = pl.LazyFrame(
+        {"journey_id": ["D"] * 3, "touch_index": [0, 1, 2],
+         "channel": ["podcast", "newsletter", "paid_search"], "weight": [0.15, 0.25, 0.6]},
+        schema_overrides={"touch_index": pl.UInt32},
+    )
+    credit = allocate(journeys, weights, "custom").collect().sort("touch_index")
+    assert credit["pipeline_credit"].to_list() == [1, 2, 4]
+    assert credit["revenue_credit"].to_list() == [1, 2, 4]
+    assert credit["conversion_credit"].to_list() == pytest.approx([0.15, 0.25, 0.6])
+
+
+def test_weights_not_summing_to_one_are_refused():
+    journeys = three_touch_deal(100)
+    weights = pl.LazyFrame(
+        {"journey_id": ["D"] * 3, "touch_index": [0, 1, 2],
+         "channel": ["podcast", "newsletter", "paid_search"], "weight": [0.5, 0.5, 0.5]},
+        schema_overrides={"touch_index": pl.UInt32},
+    )
+    with pytest.raises(ModelError, match=r"model 'bad' returned weights summing to 1.5 .* journey 'D'"):
+        allocate(journeys, weights, "bad").collect()
+
+
+def test_summary_and_comparison_figures():
+    journeys = journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("A", "x", "paid_search", "2025-01-05"),
+         ("B", "y", "paid_search", "2025-01-05"), ("C", "z", "newsletter", "2025-01-05")],
+        [("D1", "A", "2025-01-06", "2025-01-10", "won", 10_000),
+         ("D2", "B", "2025-01-06", "2025-01-10", "won", 30_000),
+         ("D3", "C", "2025-01-06", "2025-01-10", "lost", 5_000),
+         ("D4", "Z", "2025-01-06", "2025-01-10", "won", 1_000)],
+    )
+    credit = pl.concat(
+        [allocate(journeys, get_model(m).weights(journeys), m).collect()
+         for m in ("last_touch", "linear")]
+    )
+    summary = summarise(credit, journeys)
+    rows = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
+    # linear: D1 splits 5000/5000, D2 all paid_search, D3 (lost) newsletter pipeline only,
+    # D4 has no touch at all -> (no touch)
+    assert rows[("linear", "paid_search")]["revenue_credit"] == 35_000
+    assert rows[("linear", "podcast")]["revenue_credit"] == 5_000
+    assert rows[("linear", "newsletter")]["revenue_credit"] == 0
+    assert rows[("linear", "newsletter")]["pipeline_credit"] == 5_000
+    assert rows[("linear", "(no touch)")]["revenue_credit"] == 1_000
+    assert rows[("linear", "paid_search")]["deals_touched"] == 2
+    assert rows[("linear", "paid_search")]["revenue_share"] == pytest.approx(35 / 41)
+    comparison = compare(summary)
+    podcast = comparison.filter((pl.col("model") == "linear") & (pl.col("channel") == "podcast"))
+    assert podcast.select("last_touch_revenue_credit", "revenue_shift", "revenue_shift_pct").row(0) == (
+        0, 5_000, None,
+    )
+    search = comparison.filter((pl.col("model") == "linear") & (pl.col("channel") == "paid_search"))
+    assert search.select("revenue_shift", "revenue_shift_pct").row(0) == (-5_000, -5_000 / 40_000)
+    assert channel_credit(credit.filter(pl.col("model") == "last_touch")) == {
+        "(no touch)": 1_000, "newsletter": 0, "paid_search": 40_000,
+    }
+
+
+def test_comparison_needs_last_touch():
+    journeys = three_touch_deal(100)
+    credit = allocate(journeys, get_model("linear").weights(journeys), "linear").collect()
+    with pytest.raises(ModelError, match="needs the 'last_touch' model"):
+        compare(summarise(credit, journeys))
