@@ -105,6 +105,10 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Deals (opportunities) export."),
         click.option("--contacts", type=click.Path(dir_okay=False, path_type=Path),
                      help="Contacts export: contact_id, account_id, lead_created_at."),
+        click.option("--paths", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Aggregated path table (path, conversions, value, nulls) instead of "
+                          "--touchpoints/--deals."),
+        click.option("--path-separator", help="Separator between channels in --paths.  [default: >]"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="attribution.toml holding any option; flags override it."),
         click.option("--lookback-days", type=click.IntRange(min=0),

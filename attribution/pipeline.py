@@ -25,7 +25,7 @@ from attribution.config import Config
 from attribution.credit import allocate, summarise
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys, JourneyStats, build_journeys
-from attribution.loading import Accounting, InputFile, Inputs, load_inputs
+from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.schema import REJECT_SCHEMA
 
@@ -159,8 +159,44 @@ def run_models(
     return credit, summary
 
 
+def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
+    """Journeys from an aggregated path table (``--paths``), with its accounting and rejects."""
+    from attribution.paths import read_paths
+
+    assert config.paths is not None
+    table = read_paths(config.paths, columns=config.columns.get("paths"), separator=config.path_separator)
+    rules = load_rules(config.channel_rules)
+    journeys = table.journeys
+    journeys = Journeys(
+        touches=journeys.touches.with_columns(rules.group_of(pl.col("channel")).alias("channel_group")),
+        journeys=journeys.journeys,
+        has_timestamps=False,
+        has_milestones=False,
+    )
+    used = journeys.journeys.select(pl.len()).collect().item()
+    first_reasons = table.rejects.unique(subset="row", keep="first", maintain_order=True)
+    accounting = Accounting(
+        "paths",
+        str(config.paths),
+        read=used + first_reasons.height,
+        used=used,
+        rejected={str(r): int(n) for r, n in first_reasons.group_by("reason").len().sort("reason").iter_rows()},
+    )
+    return journeys, accounting, table.rejects
+
+
 def run(config: Config, progress: Progress | None = None) -> RunResult:
-    """The whole pipeline on the exports named by ``config``."""
+    """The whole pipeline on the exports named by ``config`` (or its path table)."""
+    if config.paths is not None:
+        journeys, accounting, rejects = load_paths(config)
+        models = resolve_models(config, journeys)
+        credit, summary = run_models(journeys, models, progress)
+        return RunResult(
+            config=config, journeys=journeys, models=models, credit=credit, summary=summary,
+            accounting=[accounting], rejects=rejects,
+            files=[InputFile("paths", str(config.paths), accounting.read, file_digest(config.paths))],
+            currency=config.currency or "USD",
+        )
     inputs = load(config, progress)
     journeys, stats = journeys_from(inputs, config)
     (progress or _quiet)("journeys", 1, 1)
