@@ -217,71 +217,73 @@ class TransitionCounts:
 
 
 def state_chain(paths: pl.DataFrame, order: int = 1) -> StateChain:
-    """Encode distinct paths (from :func:`distinct_paths`) as walks over order-``order`` states."""
+    """Encode distinct paths (from :func:`distinct_paths`) as walks over order-``order`` states.
+
+    Vectorised with numpy: channels become integer codes and a window of ``order`` channels
+    one int64 key (base ``n_channels + 1`` digits, 0 padding short windows), so finding the
+    distinct states is one integer sort.
+    """
     check_order(order)
     n_paths = paths.height
-    touches = (
-        paths.lazy()
-        .select("path_id", pl.col("channels").alias("channel"))
-        .explode("channel")
-        .with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int64).over("path_id").alias("pos"),
-            pl.len().over("path_id").cast(pl.Int64).alias("length"),
-        )
-    )
-    window = [pl.col("channel")]
-    for step in range(1, order):
-        same = pl.col("path_id").shift(-step) == pl.col("path_id")
-        window.append(pl.when(same).then(pl.col("channel").shift(-step)))
-    walks = (
-        touches.with_columns(
-            pl.concat_str(window, separator=_KEY_SEPARATOR, ignore_nulls=True).alias("key")
-        )
-        .filter(pl.col("pos") <= (pl.col("length") - order).clip(lower_bound=0))
-        .with_columns(pl.col("key").rank("dense").cast(pl.Int64).alias("node"))
-        .select("path_id", "pos", "key", "node")
-        .collect()
-    )
-    state_keys = walks.select("key", "node").unique("node").sort("node")
-    channels = sorted(
-        paths.lazy().select(pl.col("channels").explode().unique()).collect().to_series().to_list()
-    )
-    n_nodes = state_keys.height + 1
-    contains = np.zeros((n_nodes, len(channels)), dtype=bool)
-    if state_keys.height:
-        membership = (
-            state_keys.lazy()
-            .select("node", pl.col("key").str.split(_KEY_SEPARATOR).alias("channel"))
-            .explode("channel")
-            .join(
-                pl.LazyFrame(
-                    {"channel": channels, "column": np.arange(len(channels), dtype=np.int64)}
-                ),
-                on="channel",
-            )
-            .collect()
-        )
-        contains[membership["node"].to_numpy(), membership["column"].to_numpy()] = True
+    flat = paths["channels"].explode(empty_as_null=False)
+    channels = sorted(flat.drop_nulls().unique().to_list())
+    base = len(channels) + 1
+    if base ** order >= 2**62:
+        raise ConfigError(f"too many channels ({len(channels)}) for Markov order {order}")
+    codes = flat.cast(pl.Enum(channels)).to_physical().to_numpy().astype(np.int64) + 1
+    lengths = paths["channels"].list.len().to_numpy().astype(np.int64)
+    total = int(lengths.sum())
+    path_of = np.repeat(np.arange(n_paths, dtype=np.int64), lengths)
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
-    node = walks["node"].to_numpy()
-    path_id = walks["path_id"].to_numpy().astype(np.int64)
-    first = walks["pos"].to_numpy() == 0
-    previous = np.empty_like(node)
-    previous[0:1] = 0
+    key = np.zeros(total, dtype=np.int64)
+    digits = []
+    for step in range(order):
+        ahead = np.arange(step, total + step)
+        inside = ahead < total
+        inside[inside] &= path_of[ahead[inside]] == path_of[inside]
+        digit = np.zeros(total, dtype=np.int64)
+        digit[inside] = codes[ahead[inside]]
+        digits.append(digit)
+        key = key * base + digit
+    walk = position <= np.maximum(np.repeat(lengths, lengths) - order, 0)
+    key, path_id, position = key[walk], path_of[walk], position[walk]
+    state_key, inverse = _unique(key, base**order)
+    node = inverse + 1
+    n_nodes = len(state_key) + 1
+
+    contains = np.zeros((n_nodes, len(channels)), dtype=bool)
+    names = np.array(channels + [""], dtype=object)
+    parts = []
+    for step in range(order):
+        digit = (state_key // base ** (order - 1 - step)) % base
+        present = digit > 0
+        contains[np.flatnonzero(present) + 1, digit[present] - 1] = True
+        parts.append(pl.Series(names[digit - 1]).replace("", None) if step else pl.Series(names[digit - 1]))
+    states = (
+        pl.DataFrame({f"c{i}": part for i, part in enumerate(parts)}, schema={f"c{i}": pl.String for i in range(order)})
+        .select(pl.concat_str(pl.all(), separator=STATE_SEPARATOR, ignore_nulls=True))
+        .to_series()
+        .to_list()
+        if len(state_key)
+        else []
+    )
+
+    previous = np.zeros_like(node)
     previous[1:] = node[:-1]
-    previous[first] = 0
-    key = previous * n_nodes + node
-    edge_key, edge_index = np.unique(key, return_inverse=True)
+    previous[position == 0] = 0
+    edge_key, edge_index = _unique(previous * n_nodes + node, n_nodes * n_nodes)
     incidence = sp.csr_matrix(
-        (np.ones(len(node)), (edge_index.ravel(), path_id)), shape=(len(edge_key), n_paths)
+        (np.ones(len(node)), (edge_index, path_id)), shape=(len(edge_key), n_paths)
     )
     is_last = np.ones(len(node), dtype=bool)
-    is_last[:-1] = path_id[1:] != path_id[:-1]  # rows are in walk order inside each path
+    is_last[:-1] = path_id[1:] != path_id[:-1]  # walks are in order inside each path
     last_state = np.zeros(n_paths, dtype=np.int64)
     last_state[path_id[is_last]] = node[is_last]
     return StateChain(
         order=order,
-        states=state_keys["key"].str.replace_all(_KEY_SEPARATOR, STATE_SEPARATOR).to_list(),
+        states=states,
         channels=channels,
         contains=contains,
         edge_from=edge_key // n_nodes,
@@ -292,6 +294,17 @@ def state_chain(paths: pl.DataFrame, order: int = 1) -> StateChain:
         nulls=paths["nulls"].to_numpy().astype(np.int64),
         revenue=paths["revenue"].to_numpy().astype(np.int64),
     )
+
+
+def _unique(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and each key's index among them (a lookup table when keys are small)."""
+    if bound <= 1 << 25:
+        present = np.zeros(bound, dtype=bool)
+        present[keys] = True
+        rank = np.cumsum(present) - 1
+        return np.flatnonzero(present), rank[keys]
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    return distinct, inverse.ravel()
 
 
 def check_order(order: int) -> None:
