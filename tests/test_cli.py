@@ -1,0 +1,175 @@
+"""The command line end to end: output, files, accounting, exit codes and error lines."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from attribution import pipeline
+from attribution.cli import cli
+
+MESSY = Path(__file__).parent.parent / "fixtures" / "messy"
+INPUTS = [
+    "--touchpoints", str(MESSY / "touchpoints.csv"),
+    "--deals", str(MESSY / "deals.csv"),
+    "--contacts", str(MESSY / "contacts.csv"),
+]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["compare"], ["validate"], ["models"]]
+)
+def test_every_command_has_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_run_writes_results_and_accounts_for_every_row(tmp_path):
+    result = invoke("run", *INPUTS, "--out", str(tmp_path), "--out-format", "csv")
+    assert result.exit_code == 0, result.output
+    for name in ("credit.csv", "summary.csv", "comparison.csv", "run.json", "rejects.csv"):
+        assert (tmp_path / name).exists(), name
+    record = json.loads((tmp_path / "run.json").read_text())
+    accounting = {a["input"]: a for a in record["accounting"]}
+    assert {k: accounting["touchpoints"][k] for k in ("read", "used", "deduplicated",
+            "out_of_window", "rejected")} == {
+        "read": 12, "used": 7, "deduplicated": 1, "out_of_window": 1, "rejected": 3,
+    }
+    assert (accounting["deals"]["read"], accounting["deals"]["used"],
+            accounting["deals"]["rejected"]) == (10, 3, 7)
+    for item in accounting.values():
+        assert item["read"] == (item["used"] + item["deduplicated"] + item["out_of_window"]
+                                + item["rejected"])
+    rejects = pl.read_csv(tmp_path / "rejects.csv", infer_schema=False)
+    assert rejects.filter(pl.col("input") == "deals").select("row", "column").rows() == [
+        ("4", "status"), ("5", "amount"), ("6", "account_id"), ("7", "amount"),
+        ("8", "currency"), ("9", "deal_id"), ("10", "deal_id"),
+    ]
+    summary = pl.read_csv(tmp_path / "summary.csv")
+    # D1 ($12,000 won) is the only won deal; every model hands out exactly that
+    per_model = summary.group_by("model").agg(pl.col("revenue_credit").sum(),
+                                              pl.col("pipeline_credit").sum())
+    assert set(per_model["revenue_credit"].to_list()) == {12000.0}
+    # pipeline: D1 12000 + D2 8000 + D3 5000.50
+    assert set(per_model["pipeline_credit"].round(2).to_list()) == {25000.5}
+    assert "Revenue share: last-touch vs multi-touch" in result.stdout
+    assert "unmapped utm source/medium" in result.stderr
+    assert "mystery/thing (1)" in result.stderr
+
+
+def test_compare_json_is_clean_json_on_stdout(tmp_path):
+    result = invoke("compare", *INPUTS, "--out", str(tmp_path), "--format", "json",
+                    "--model", "linear")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    fields = {"model", "channel", "channel_group", "revenue_credit", "pipeline_credit",
+              "revenue_share", "last_touch_revenue_credit", "revenue_shift",
+              "revenue_shift_pct", "share_shift"}
+    assert all(fields <= set(row) for row in rows)
+    podcast = next(r for r in rows if r["model"] == "linear" and r["channel"] == "podcast")
+    # D1's journey: podcast, newsletter, paid_search, direct -> 3000.00 each under linear;
+    # last-touch gives direct all 12000.00
+    assert (podcast["revenue_credit"], podcast["last_touch_revenue_credit"],
+            podcast["revenue_shift"]) == (3000.0, 0.0, 3000.0)
+    direct = next(r for r in rows if r["model"] == "linear" and r["channel"] == "direct")
+    assert (direct["revenue_shift"], direct["revenue_shift_pct"]) == (-9000.0, -0.75)
+
+
+def test_validate_prints_accounting_without_models(tmp_path):
+    result = invoke("validate", *INPUTS, "--out", str(tmp_path))
+    assert result.exit_code == 0
+    assert "Row accounting" in result.stdout and "negative amount" in result.stdout
+    assert not (tmp_path / "credit.parquet").exists()
+
+
+def test_models_lists_every_model_with_parameters():
+    result = invoke("models", "--format", "json")
+    names = [m["name"] for m in json.loads(result.stdout)]
+    assert names[:8] == ["first_touch", "last_touch", "last_non_direct", "linear",
+                         "time_decay", "u_shaped", "w_shaped", "full_path"]
+    decay = next(m for m in json.loads(result.stdout) if m["name"] == "time_decay")
+    assert decay["params"] == {"half_life_days": 7.0, "reference": "close"}
+
+
+def test_missing_column_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "tp.csv"
+    bad.write_text("touchpoint_id,timestmp,contact_id,utm_source,utm_medium\nt1,2025-01-01,ann,a,b\n")
+    result = invoke("run", "--touchpoints", str(bad), "--deals", str(MESSY / "deals.csv"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {bad}: missing column 'timestamp' (did you mean 'timestmp'?); the file has "
+        "'touchpoint_id', 'timestmp', 'contact_id', 'utm_source', 'utm_medium'; map a "
+        "differently named column with [columns.touchpoints] in the config"
+    )
+
+
+def test_strict_fails_on_first_bad_row(tmp_path):
+    result = invoke("run", *INPUTS, "--strict", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {MESSY / 'contacts.csv'}: row 5, column 'account_id': missing account_id "
+        "(value empty)"
+    )
+
+
+def test_unknown_model_lists_valid_ones(tmp_path):
+    result = invoke("run", *INPUTS, "--model", "linaer", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: unknown model 'linaer' (did you mean 'linear'?); valid models: ")
+
+
+def test_missing_deals_file_is_a_usage_error():
+    result = invoke("run", "--touchpoints", str(MESSY / "touchpoints.csv"))
+    assert result.exit_code == 2
+    assert "no deals file: give --deals FILE" in result.stderr
+
+
+def test_unexpected_failure_is_exit_1_with_one_line(monkeypatch, tmp_path):
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pipeline, "run", explode)
+    result = invoke("run", *INPUTS, "--out", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: RuntimeError: disk on fire (run with --debug for details)"
+
+
+def _shuffled_copy(source: Path, target: Path, seed: int) -> None:
+    header, *rows = source.read_text().splitlines()
+    random.Random(seed).shuffle(rows)
+    target.write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_same_bytes_twice_and_on_shuffled_rows(tmp_path):
+    outputs = []
+    for run_number in range(3):
+        folder = tmp_path / f"in{run_number}"
+        folder.mkdir()
+        for name in ("touchpoints.csv", "deals.csv", "contacts.csv"):
+            if run_number == 2:
+                _shuffled_copy(MESSY / name, folder / name, seed=7)
+            else:
+                (folder / name).write_text((MESSY / name).read_text())
+        out = tmp_path / f"out{run_number}"
+        result = invoke("-q", "run", "--touchpoints", str(folder / "touchpoints.csv"),
+                        "--deals", str(folder / "deals.csv"), "--contacts",
+                        str(folder / "contacts.csv"), "--out", str(out))
+        assert result.exit_code == 0
+        outputs.append(out)
+    for name in ("summary.parquet", "comparison.parquet"):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes()
+        assert (outputs[0] / name).read_bytes() == (outputs[2] / name).read_bytes()
+    # touch-level credit: identical but for the touchpoint ids, which name input rows
+    first = pl.read_parquet(outputs[0] / "credit.parquet")
+    assert (outputs[0] / "credit.parquet").read_bytes() == (outputs[1] / "credit.parquet").read_bytes()
+    assert first.equals(pl.read_parquet(outputs[2] / "credit.parquet"))
