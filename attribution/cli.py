@@ -390,5 +390,31 @@ def models_command(state: State, stdout_format: str) -> None:
     state.out.print(table)
 
 
+@cli.command()
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where to write attribution.toml and channels.toml.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.pass_obj
+@handle_errors
+def init(state: State, directory: Path, force: bool) -> None:
+    """Write a commented attribution.toml with every option and its default, and an editable
+    copy of the built-in channel rules (channels.toml)."""
+    from importlib import resources
+
+    from attribution.channels import default_rules_text
+
+    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
+    template = template.replace('# rules = "channels.toml"  # default: the built-in rules (attribution init writes a copy)',
+                                'rules = "channels.toml"    # edit it: utm source/medium -> channel, group')
+    files = {directory / "attribution.toml": template, directory / "channels.toml": default_rules_text()}
+    existing = [str(p) for p in files if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"{', '.join(existing)} already exist; use --force to overwrite")
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, content in files.items():
+        path.write_text(content, "utf-8")
+    state.note("wrote " + ", ".join(str(p) for p in files))
+
+
 def main() -> None:  # pragma: no cover - console entry
     cli()
