@@ -379,3 +379,9 @@ def test_matches_channelattribution_exactly_on_its_data(order: int) -> None:
     assert set(got) == set(expected)
     for channel, value in expected.items():
         assert got[channel] == pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+def test_only_open_deals_split_each_journey_evenly() -> None:
+    # nothing to fit (open deals are left out), yet every journey with touches needs weights
+    weights = MarkovModel().weights(deals([("a>b", "open", 20)])).collect()
+    assert weights.select("touch_index", "channel", "weight").rows() == [(0, "a", 0.5), (1, "b", 0.5)]

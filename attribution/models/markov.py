@@ -27,7 +27,9 @@ Two allocations of credit to journeys (both give weights summing to 1 per journe
   proportion to their channels' removal effects (touch-level rows). Channel totals then
   depend on which channels co-occur in converting journeys and differ from share × total.
 
-Path transforms (:mod:`attribution.transforms`) apply before counting. Bootstrap intervals
+Path transforms (:mod:`attribution.transforms`) apply before counting. With nothing to fit
+(no journey with touches counts, e.g. only open deals) each journey is split evenly over its
+touches; with no conversion at all the global shares are even over the fitted channels. Bootstrap intervals
 resample journeys with replacement — the individual conversions and nulls, as a multinomial
 draw over (distinct path, outcome) cells, each resampled conversion carrying its path's mean
 value — and report the 2.5 % and 97.5 % percentiles of each channel's share.
@@ -355,7 +357,10 @@ def _bootstrap(chain: StateChain, *, weight_by: str, bootstrap: int, seed: int) 
 
 def _global_weights(touches: pl.LazyFrame, fit: MarkovFit) -> pl.LazyFrame:
     share = fit.shares()
-    if share.sum() <= 0 and len(share):
+    if not len(share):  # nothing to fit (only open deals, say): an even split of each journey
+        raw = touches.select("journey_id", "touch_index", "channel", pl.lit(0.0).alias("raw"))
+        return normalise(raw).sort("journey_id", "touch_index")
+    if share.sum() <= 0:
         share = np.full(len(share), 1.0 / len(share))  # no conversion at all: an even split
     channel_weights = pl.LazyFrame(
         {"channel": fit.channels, "weight": share},
