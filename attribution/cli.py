@@ -136,6 +136,12 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "See `attribution models`."),
         click.option("--half-life-days", type=click.FloatRange(min=0, min_open=True),
                      help="time_decay half-life.  [default: 7]"),
+        click.option("--markov-order", type=click.IntRange(1, 4),
+                     help="Markov chain order: a state is the last K channels.  [default: 1]"),
+        click.option("--bootstrap", type=click.IntRange(min=0),
+                     help="Markov: bootstrap resamples for confidence intervals.  [default: 0]"),
+        click.option("--shapley-variant", type=click.Choice(["simplified", "rate", "ordered"]),
+                     help="Shapley variant.  [default: simplified]"),
         click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
                      help="Any model parameter, e.g. u_shaped.first=0.3 (repeatable)."),
     ]
@@ -152,11 +158,19 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_config(config_path: Path | None, model_names: tuple[str, ...] = (),
                  half_life_days: float | None = None, params: tuple[str, ...] = (),
-                 as_of: str | None = None, **flags: Any) -> Config:
+                 as_of: str | None = None, markov_order: int | None = None,
+                 bootstrap: int | None = None, shapley_variant: str | None = None,
+                 **flags: Any) -> Config:
     config = load_config(config_path)
     model_params = {name: dict(values) for name, values in config.model_params.items()}
-    if half_life_days is not None:
-        model_params.setdefault("time_decay", {})["half_life_days"] = half_life_days
+    for model, key, value in [
+        ("time_decay", "half_life_days", half_life_days),
+        ("markov", "order", markov_order),
+        ("markov", "bootstrap", bootstrap),
+        ("shapley", "variant", shapley_variant),
+    ]:
+        if value is not None:
+            model_params.setdefault(model, {})[key] = value
     for item in params:
         key, _, value = item.partition("=")
         model, _, name = key.partition(".")
@@ -284,6 +298,8 @@ def run(state: State, stdout_format: str, out_format: str | None, **options: Any
     ]
     if "last_touch" in {m.name for m in result.models}:
         written.append(write_table(result.comparison(), directory, "comparison", config.format))
+    for stem, table in pipeline.model_diagnostics(result).items():
+        written.append(write_table(table, directory, stem, config.format))
     written.append(write_json_document(run_record(result), directory / "run.json"))
     state.note("wrote " + ", ".join(str(p) for p in written))
     models = [m.name for m in result.models]
@@ -361,6 +377,80 @@ def validate(state: State, stdout_format: str, **options: Any) -> None:
         report_notes(state, result)
         emit(state, pl.DataFrame([a.as_dict() for a in result.accounting]).drop("rejected_by_reason"),
              stdout_format, None)
+
+
+@cli.command()
+@input_options
+@click.option("--format", "stdout_format", type=click.Choice(["table", "json", "graphml"]),
+              default="table", show_default=True,
+              help="table: top paths, lengths, transitions; json: node-link graph; graphml: for Gephi.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the json/graphml graph here instead of stdout.")
+@click.option("--order", type=click.IntRange(1, 4), default=1, show_default=True,
+              help="Markov order of the graph's states (a state is the last K channels).")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many paths the table shows.")
+@click.option("--include-open", is_flag=True, help="Count open deals' journeys too.")
+@click.pass_obj
+@handle_errors
+def paths(state: State, stdout_format: str, output: Path | None, order: int, top: int,
+          include_open: bool, **options: Any) -> None:
+    """Journey path graph and path statistics.
+
+    The graph has a (start) node, one node per channel (per state for --order > 1) and the
+    absorbing (conversion) and (null) nodes; edges carry transition counts, probabilities,
+    conversions and value. Converting journeys are won deals; non-converting are lost deals and
+    accounts touched without a deal (open deals only with --include-open).
+    """
+    from attribution import graph
+
+    config = build_config(**options)
+    with state.progress() as progress:
+        result = pipeline.prepare(config, progress)
+    report_inputs(state, result)
+    journeys = result.journeys
+    if stdout_format in ("json", "graphml"):
+        network = graph.path_graph(journeys, order=order, include_open=include_open)
+        if stdout_format == "graphml":
+            target = output or Path("-")
+            if output is None:
+                buffer = io.BytesIO()
+                import networkx as nx
+
+                nx.write_graphml(network, buffer)
+                click.echo(buffer.getvalue().decode("utf-8"), nl=False)
+            else:
+                graph.write_graphml(network, target)
+                state.note(f"wrote {target}")
+        else:
+            text = graph.to_node_link_json(network)
+            if output is None:
+                click.echo(text)
+            else:
+                output.write_text(text + "\n", "utf-8")
+                state.note(f"wrote {output}")
+        return
+    state.out.print(render.frame_table(
+        graph.top_paths(journeys, top, include_open=include_open), title=f"Top {top} paths",
+        currency=result.currency, money_columns=["revenue"], share_columns=["conversion_rate"],
+    ))
+    state.out.print(render.frame_table(
+        graph.path_length_distribution(journeys, include_open=include_open),
+        title="Path length", currency=result.currency, money_columns=["revenue"],
+        share_columns=["conversion_rate", "share"],
+    ))
+    if journeys.has_timestamps:
+        state.out.print(render.frame_table(
+            graph.time_to_close_distribution(journeys), title="Days from first touch to close",
+            currency=result.currency, money_columns=["revenue", "won_revenue"],
+            share_columns=["share"],
+        ))
+    transitions = graph.transition_table(journeys, order=order, include_open=include_open)
+    state.out.print(render.frame_table(
+        transitions.sort(["count", "from_state", "to_state"], descending=[True, False, False]).head(top),
+        title=f"Top {top} transitions", currency=result.currency, money_columns=["value"],
+        share_columns=["probability"],
+    ))
 
 
 @cli.command("models")

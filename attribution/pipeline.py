@@ -14,6 +14,7 @@ library itself never prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class RunResult:
     stats: JourneyStats | None = None
     currency: str = "USD"
     unmapped: pl.DataFrame | None = None
+    #: the validated exports (None for a path table): touchpoints, deals, contacts
+    inputs: Inputs | None = None
 
     def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
         """Per model and channel, the credit next to last-touch's, with the shift."""
@@ -185,14 +188,16 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     return journeys, accounting, table.rejects
 
 
-def run(config: Config, progress: Progress | None = None) -> RunResult:
-    """The whole pipeline on the exports named by ``config`` (or its path table)."""
+def prepare(config: Config, progress: Progress | None = None) -> RunResult:
+    """Load the inputs and build journeys, without running any model (``credit`` is empty).
+
+    Reads the path table when ``config.paths`` is set, the exports otherwise.
+    """
+    empty = pl.DataFrame()
     if config.paths is not None:
         journeys, accounting, rejects = load_paths(config)
-        models = resolve_models(config, journeys)
-        credit, summary = run_models(journeys, models, progress)
         return RunResult(
-            config=config, journeys=journeys, models=models, credit=credit, summary=summary,
+            config=config, journeys=journeys, models=[], credit=empty, summary=empty,
             accounting=[accounting], rejects=rejects,
             files=[InputFile("paths", str(config.paths), accounting.read, file_digest(config.paths))],
             currency=config.currency or "USD",
@@ -200,28 +205,6 @@ def run(config: Config, progress: Progress | None = None) -> RunResult:
     inputs = load(config, progress)
     journeys, stats = journeys_from(inputs, config)
     (progress or _quiet)("journeys", 1, 1)
-    models = resolve_models(config, journeys)
-    credit, summary = run_models(journeys, models, progress)
-    return RunResult(
-        config=config,
-        journeys=journeys,
-        models=models,
-        credit=credit,
-        summary=summary,
-        accounting=list(inputs.accounting.values()),
-        rejects=inputs.rejects,
-        files=inputs.files,
-        stats=stats,
-        currency=inputs.currency,
-        unmapped=inputs.unmapped,
-    )
-
-
-def validate(config: Config, progress: Progress | None = None) -> RunResult:
-    """Load and build journeys only: the row accounting without running any model."""
-    inputs = load(config, progress)
-    journeys, stats = journeys_from(inputs, config)
-    empty = pl.DataFrame()
     return RunResult(
         config=config,
         journeys=journeys,
@@ -234,4 +217,35 @@ def validate(config: Config, progress: Progress | None = None) -> RunResult:
         stats=stats,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
+        inputs=inputs,
     )
+
+
+def run(config: Config, progress: Progress | None = None) -> RunResult:
+    """The whole pipeline on the exports named by ``config`` (or its path table)."""
+    prepared = prepare(config, progress)
+    models = resolve_models(config, prepared.journeys)
+    credit, summary = run_models(prepared.journeys, models, progress)
+    return dataclasses.replace(prepared, models=models, credit=credit, summary=summary)
+
+
+def model_diagnostics(result: RunResult) -> dict[str, pl.DataFrame]:
+    """Model outputs in their own right: Markov removal effects and transition matrix,
+    Shapley channel values (for the models of the run that have them)."""
+    tables: dict[str, pl.DataFrame] = {}
+    for model in result.models:
+        fit = getattr(model, "fit", None)
+        if fit is None:
+            continue
+        fitted = fit(result.journeys)
+        if hasattr(fitted, "removal_effects"):
+            tables[f"{model.name}_removal_effects"] = fitted.removal_effects()
+            tables[f"{model.name}_transitions"] = fitted.transition_matrix()
+        if hasattr(fitted, "values"):
+            tables[f"{model.name}_values"] = fitted.values()
+    return tables
+
+
+def validate(config: Config, progress: Progress | None = None) -> RunResult:
+    """Load and build journeys only: the row accounting without running any model."""
+    return prepare(config, progress)

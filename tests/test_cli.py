@@ -173,3 +173,30 @@ def test_same_bytes_twice_and_on_shuffled_rows(tmp_path):
     first = pl.read_parquet(outputs[0] / "credit.parquet")
     assert (outputs[0] / "credit.parquet").read_bytes() == (outputs[1] / "credit.parquet").read_bytes()
     assert first.equals(pl.read_parquet(outputs[2] / "credit.parquet"))
+
+
+def test_paths_json_and_graphml(tmp_path):
+    result = invoke("-q", "paths", *INPUTS, "--format", "json", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    graph = json.loads(result.stdout)
+    edges = {(e["source"], e["target"]): e for e in graph.get("edges", graph.get("links", []))}
+    # the won journey podcast > newsletter > paid_search > direct and the lost one
+    # community > review_sites: two journeys leave the start node
+    assert edges[("(start)", "podcast")]["count"] == 1
+    assert edges[("direct", "(conversion)")]["count"] == 1
+    assert edges[("review_sites", "(null)")]["count"] == 1
+    target = tmp_path / "paths.graphml"
+    result = invoke("-q", "paths", *INPUTS, "--format", "graphml", "-o", str(target),
+                    "--out", str(tmp_path))
+    assert result.exit_code == 0 and target.read_text().startswith("<?xml")
+
+
+def test_paths_table_and_path_table_input(tmp_path):
+    result = invoke("-q", "paths", *INPUTS, "--out", str(tmp_path))
+    assert "podcast > newsletter > paid_search > direct" in result.stdout
+    sample = Path(__file__).parent.parent / "fixtures" / "paths" / "sample.csv"
+    result = invoke("-q", "compare", "--paths", str(sample), "--format", "json",
+                    "--model", "markov", "--markov-order", "2", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert {r["model"] for r in rows} == {"last_touch", "markov"}
