@@ -35,6 +35,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import scipy.sparse as sp
 
 from attribution.errors import ConfigError, InputError
@@ -110,6 +111,11 @@ def journey_paths(touches: pl.LazyFrame) -> pl.LazyFrame:
 def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
     """Reduce journeys to distinct paths with their outcome counts.
 
+    A journey's path becomes one exact integer key, ``sum(code_i * base ** i)`` over its
+    touches (channel codes 1..n in bijective base ``n + 1``, so every path has its own key),
+    which makes grouping millions of journeys an integer group-by. Paths too long for a 63-bit
+    key fall back to grouping the list of channels.
+
     Returns
     -------
     polars.DataFrame
@@ -117,21 +123,71 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
         ``conversions``, ``nulls``, ``revenue`` (minor units). Sorted by path, so the same
         journeys always give the same ids.
     """
-    return (
-        journey_paths(journeys.touches)
-        .join(journey_outcomes(journeys, include_open=include_open), on="journey_id")
-        .group_by("path_key")
-        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum())
-        .sort("path_key")
-        .select(
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("path_id"),
-            pl.col("path_key").str.split(_KEY_SEPARATOR).alias("channels"),
-            "conversions",
-            "nulls",
-            "revenue",
+    touches = journeys.touches.select(
+        "journey_id", "touch_index", pl.col("channel").fill_null("")
+    )
+    channels = touches.select(pl.col("channel").unique()).collect().to_series().sort().to_list()
+    base = len(channels) + 1
+    max_length = max(1, int(62 // np.log2(max(base, 2))))
+    outcomes = journey_outcomes(journeys, include_open=include_open)
+    code = pl.col("channel").cast(pl.Enum(channels)).to_physical().cast(pl.Int64) + 1
+    # one integer group-by gives every journey's key and length; a key is only exact (and
+    # used) when the path is short enough, longer paths are grouped by their channel lists
+    per_journey = (
+        touches.group_by("journey_id")
+        .agg(
+            (code * pl.lit(base, pl.Int64).pow(pl.col("touch_index").clip(0, max_length).cast(pl.Int64)))
+            .sum()
+            .alias("_key"),
+            pl.len().alias("_length"),
         )
+        .join(outcomes, on="journey_id")
         .collect()
     )
+    sums = [pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum()]
+    short = per_journey.filter(pl.col("_length") <= max_length).group_by("_key").agg(*sums)
+    long_ids = per_journey.filter(pl.col("_length") > max_length)
+    long = (
+        touches.join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
+        .group_by("journey_id")
+        .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
+        .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
+        .group_by("channels")
+        .agg(*sums)
+        .collect()
+    )
+    decoded = short.select(
+        pl.Series("channels", _decode_keys(short["_key"].to_numpy(), channels, max_length)),
+        "conversions", "nulls", "revenue",
+    )
+    return (
+        pl.concat([decoded, long.select(decoded.columns)])
+        .with_columns(pl.col("channels").list.join(_KEY_SEPARATOR).alias("_sort"))
+        .sort("_sort")
+        .select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("path_id"),
+            pl.col("channels").cast(pl.List(pl.String)),
+            pl.col("conversions").cast(pl.Int64),
+            pl.col("nulls").cast(pl.Int64),
+            pl.col("revenue").cast(pl.Int64),
+        )
+    )
+
+
+def _decode_keys(keys: np.ndarray, channels: list[str], max_length: int) -> pl.Series:
+    """Integer path keys (bijective base ``len(channels) + 1``) back to lists of channels."""
+    base = len(channels) + 1
+    digits = np.zeros((len(keys), max_length), dtype=np.int64)
+    rest = keys.astype(np.int64).copy()
+    for position in range(max_length):
+        digits[:, position] = rest % base
+        rest //= base
+    lengths = (digits > 0).sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = pa.DictionaryArray.from_arrays(
+        pa.array(digits[digits > 0] - 1, type=pa.int32()), pa.array(channels, type=pa.string())
+    ).cast(pa.string())
+    return pl.Series(pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets), values)))
 
 
 # -- the state chain ---------------------------------------------------------------------------
