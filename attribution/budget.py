@@ -1,0 +1,610 @@
+"""Budget: move spend toward the channels that earn more credited revenue per unit of spend.
+
+:func:`recommend_budget` compares each paid channel's share of current spend with its share of
+credited revenue under the chosen model, and recommends a budget that moves a share
+``shift`` of it toward the revenue shares::
+
+    target_i = total x ((1 - shift) x spend_share_i + shift x revenue_share_i)
+
+A channel whose revenue share exceeds its spend share has a higher credited revenue per unit of
+spend (ROAS) than the paid channels together, so it gains; one below loses. ``shift=0`` keeps
+the current mix (scaled to ``total``), ``shift=1`` spends in proportion to credited revenue.
+
+Floors and caps
+    Per channel, as absolute amounts (``int`` minor units, or text ``"5000"`` / ``"5,000.50"``
+    in major units) or shares of the total (:class:`Share`, or text ``"10%"``). A share floor
+    is rounded up to the cent and a share cap down, so both always hold. With bounds, every
+    channel gets ``clamp(lam x target_i, floor_i, cap_i)`` with one common factor ``lam``
+    chosen (exactly, with fractions) so that the budget sums to ``total``: channels at a bound
+    stay there and the others share what is left in proportion to their targets.
+
+Exact cents
+    The amounts are then rounded by the largest remainder: each channel gets the integer part
+    of its exact amount and the cents left over go to the largest fractional parts (ties by
+    channel name). The recommendation sums to ``total`` to the cent; floors and caps, being
+    whole cents, still hold. Same inputs, same budget.
+
+Which channels
+    Channels with current spend > 0 (revenue credit of unpaid channels - direct, organic - is
+    not budget). A channel without current spend has no measured return: it is budgeted only
+    when a floor names it, and gets exactly its floor. When no paid channel has revenue credit
+    the revenue shares are undefined and the target is the current mix.
+
+Last-touch next to the model
+    With ``baseline="last_touch"`` (the default) the same recommendation is made on last-touch
+    credit and set beside the model's: ``decision_shift`` is how much more (or less) each
+    channel gets when the decision is made on the model's credit instead of last-touch's.
+
+:func:`what_if` gives the expected revenue of a proposed budget under a stated assumption:
+each channel returns its current credited revenue per unit of spend (``revenue_credit /
+current_spend``) for spend within a band around its current spend (``+-band``, default
++-50%). Above the band the return is capped: spend beyond ``current x (1 + band)`` is assumed
+to buy nothing (revenue flat at the band's edge). Below the band, ``below_band`` says what is
+assumed: ``"proportional"`` (default: revenue keeps falling with spend, the cautious reading)
+or ``"flat"`` (revenue held at the band's lower edge). Rows outside the band are flagged
+``in_band = False``: the figure there is an assumption, not a measurement.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+
+import polars as pl
+
+from attribution.errors import ConfigError, InputError, ModelError
+from attribution.loading import ROW, minor_units, read_table, text
+from attribution.spend import Spend
+
+BASELINE = "last_touch"
+
+
+@dataclass(frozen=True)
+class Share:
+    """A floor or cap given as a share of the total budget, between 0 and 1."""
+
+    value: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.value <= 1:
+            raise ConfigError(f"a share must be between 0% and 100%, not {self.value * 100:g}%")
+
+
+Bound = int | Share | str
+
+#: the budget recommendation, one row per budgeted channel
+BUDGET_SCHEMA = pl.Schema(
+    {
+        "model": pl.String,
+        "channel": pl.String,
+        "channel_group": pl.String,
+        "current_spend": pl.Int64,
+        "current_share": pl.Float64,
+        "revenue_credit": pl.Int64,
+        "revenue_share": pl.Float64,  # among budgeted channels
+        "roas": pl.Float64,  # revenue_credit / current_spend
+        "floor": pl.Int64,
+        "cap": pl.Int64,
+        "recommended": pl.Int64,
+        "recommended_share": pl.Float64,
+        "change": pl.Int64,  # recommended - current_spend
+        "bound": pl.String,  # "floor" / "cap" when the channel sits at it
+        "last_touch_revenue_credit": pl.Int64,
+        "last_touch_revenue_share": pl.Float64,
+        "last_touch_recommended": pl.Int64,
+        "last_touch_change": pl.Int64,
+        "decision_shift": pl.Int64,  # recommended - last_touch_recommended
+    }
+)
+
+#: expected revenue of a proposed budget, one row per channel
+WHAT_IF_SCHEMA = pl.Schema(
+    {
+        "model": pl.String,
+        "channel": pl.String,
+        "channel_group": pl.String,
+        "current_spend": pl.Int64,
+        "proposed_spend": pl.Int64,
+        "revenue_credit": pl.Int64,
+        "return_per_unit": pl.Float64,  # revenue_credit / current_spend
+        "band_low": pl.Int64,
+        "band_high": pl.Int64,
+        "counted_spend": pl.Int64,  # the spend the estimate believes in
+        "expected_revenue": pl.Int64,
+        "revenue_change": pl.Int64,
+        "in_band": pl.Boolean,
+        "note": pl.String,
+    }
+)
+
+
+# -- bounds --------------------------------------------------------------------------------------
+def parse_bound(value: Bound) -> int | Share:
+    """A floor or cap from its text: ``"10%"`` -> ``Share(0.1)``, ``"5,000.50"`` -> ``500050`` cents.
+
+    Integers are taken as minor units already; text without ``%`` is in major units.
+
+    >>> parse_bound("12.5%"), parse_bound("5,000.50"), parse_bound(700)
+    (Share(value=0.125), 500050, 700)
+    """
+    if isinstance(value, Share):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"a floor or cap must be an amount or a share like 10%, not {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"a floor or cap cannot be negative ({value})")
+        return value
+    cleaned = value.strip().replace(",", "").replace("_", "").lstrip("$€£")
+    try:
+        if cleaned.endswith("%"):
+            return Share(float(Decimal(cleaned[:-1]) / 100))
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise ConfigError(
+            f"{value!r} is not an amount or a share; expected e.g. 5000, 5000.50 or 10%"
+        ) from None
+    if amount < 0 or not amount.is_finite():
+        raise ConfigError(f"a floor or cap cannot be negative ({value})")
+    return int((amount * 100).to_integral_value())
+
+
+def parse_bound_option(item: str, option: str = "--floor") -> tuple[str, int | Share]:
+    """``"podcast=5000"`` -> ``("podcast", 500000)``: for ``--floor`` / ``--cap`` flags."""
+    channel, sep, amount = item.partition("=")
+    if not sep or not channel.strip() or not amount.strip():
+        raise ConfigError(f"{option} {item!r}: expected CHANNEL=AMOUNT or CHANNEL=SHARE%, e.g. podcast=5000")
+    return channel.strip().lower(), parse_bound(amount)
+
+
+def _cents(bound: int | Share, total: int, up: bool) -> int:
+    if isinstance(bound, Share):
+        exact = Fraction(Decimal(repr(bound.value))) * total
+        return math.ceil(exact) if up else math.floor(exact)
+    return bound
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+def _revenue(credit_by_channel: pl.DataFrame, model: str) -> pl.DataFrame:
+    """``channel, channel_group, revenue_credit`` (and ``spend`` if given) of one model."""
+    models = credit_by_channel.get_column("model").unique(maintain_order=True).to_list()
+    if model not in models:
+        raise ModelError(
+            f"model {model!r} is not in the run; the run has {', '.join(models) or 'no model'}; "
+            f"add --model {model}"
+        )
+    sums = [pl.col("revenue_credit").sum()]
+    if "spend" in credit_by_channel.columns:
+        sums.append(pl.col("spend").sum())
+    return (
+        credit_by_channel.filter(pl.col("model") == model)
+        .group_by("channel")
+        .agg(pl.col("channel_group").drop_nulls().first(), *sums)
+    )
+
+
+def current_spend(
+    spend: Spend | pl.DataFrame | None, credit_by_channel: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Current spend per channel (``channel, channel_group, spend``) from any spend form.
+
+    ``spend`` may be a :class:`~attribution.spend.Spend`, its daily frame (``day`` column), or a
+    frame of ``channel, spend`` totals; ``None`` takes the ``spend`` column of a channel
+    scorecard (the first model's rows).
+    """
+    if spend is None:
+        if credit_by_channel is None or "spend" not in credit_by_channel.columns:
+            raise ConfigError("no spend: give a spend file (--spend FILE)")
+        first = credit_by_channel.get_column("model")[0]
+        spend = credit_by_channel.filter(pl.col("model") == first)
+    frame = spend.daily if isinstance(spend, Spend) else spend
+    group = (
+        pl.col("channel_group").drop_nulls().first()
+        if "channel_group" in frame.columns
+        else pl.lit(None, pl.String)
+    )
+    return (
+        frame.group_by("channel")
+        .agg(group.alias("channel_group"), pl.col("spend").sum().cast(pl.Int64))
+        .sort("channel")
+    )
+
+
+# -- the allocation ----------------------------------------------------------------------------------
+def _clamp(value: Fraction, low: int, high: int | None) -> Fraction:
+    value = max(value, Fraction(low))
+    return value if high is None else min(value, Fraction(high))
+
+
+def _scale_into_bounds(
+    targets: dict[str, Fraction], lows: dict[str, int], highs: dict[str, int | None], total: int
+) -> dict[str, Fraction] | None:
+    """``clamp(lam x target, low, high)`` per channel with the ``lam`` that makes them sum to total.
+
+    ``None`` when no ``lam`` reaches the total: every channel with a target is capped below it.
+    """
+    names = sorted(targets)
+
+    def filled(lam: Fraction) -> Fraction:
+        return sum((_clamp(lam * targets[n], lows[n], highs[n]) for n in names), Fraction(0))
+
+    if sum(lows.values()) > total:
+        raise ConfigError(
+            f"the floors add up to {sum(lows.values()) / 100:,.2f}, more than the total "
+            f"{total / 100:,.2f}; lower a floor or raise --total"
+        )
+    growing = [n for n in names if targets[n] > 0]
+    reachable = sum(
+        (Fraction(lows[n]) for n in names if targets[n] == 0), Fraction(0)
+    ) + sum((Fraction(highs[n]) for n in growing if highs[n] is not None), Fraction(0))
+    if all(highs[n] is not None for n in growing) and reachable < total:
+        return None
+    breaks = sorted(
+        {Fraction(0)}
+        | {Fraction(lows[n]) / targets[n] for n in growing}
+        | {Fraction(highs[n]) / targets[n] for n in growing if highs[n] is not None}
+    )
+    previous = breaks[0]
+    if filled(previous) >= total:
+        lam = previous
+    else:
+        lam = None
+        for point in breaks[1:]:
+            if filled(point) >= total:
+                low_value, high_value = filled(previous), filled(point)
+                lam = previous + (total - low_value) * (point - previous) / (high_value - low_value)
+                break
+            previous = point
+        if lam is None:  # past the last break only uncapped channels grow: linear from there
+            slope = sum((targets[n] for n in growing if highs[n] is None), Fraction(0))
+            lam = previous + (total - filled(previous)) / slope
+    return {n: _clamp(lam * targets[n], lows[n], highs[n]) for n in names}
+
+
+def largest_remainder(amounts: Mapping[str, Fraction], total: int) -> dict[str, int]:
+    """Whole cents summing to ``total``: integer parts, then a cent each to the largest
+    fractional parts (ties by name). ``amounts`` must sum to ``total`` exactly.
+
+    >>> largest_remainder({"a": Fraction(1, 3) * 100, "b": Fraction(2, 3) * 100}, 100)
+    {'a': 33, 'b': 67}
+    """
+    base = {name: math.floor(value) for name, value in amounts.items()}
+    left = total - sum(base.values())
+    order = sorted(amounts, key=lambda n: (-(amounts[n] - base[n]), n))
+    for name in order[:left]:
+        base[name] += 1
+    return dict(sorted(base.items()))
+
+
+def _allocate(
+    spend: dict[str, int],
+    revenue: dict[str, int],
+    budgeted: list[str],
+    total: int,
+    shift: Fraction,
+    lows: dict[str, int],
+    highs: dict[str, int | None],
+) -> tuple[dict[str, int], dict[str, Fraction]]:
+    spent_total = sum(spend[n] for n in budgeted)
+    paid_revenue = sum(revenue.get(n, 0) for n in budgeted if spend[n] > 0)
+    targets = {}
+    for name in budgeted:
+        spend_share = Fraction(spend[name], spent_total) if spent_total else Fraction(0)
+        if spend[name] > 0 and paid_revenue > 0:
+            revenue_share = Fraction(max(revenue.get(name, 0), 0), paid_revenue)
+        else:
+            revenue_share = spend_share if spend[name] > 0 else Fraction(0)
+        targets[name] = total * ((1 - shift) * spend_share + shift * revenue_share)
+    exact = _scale_into_bounds(targets, lows, highs, total)
+    if exact is None:
+        # the earning channels are all capped: they get their caps, and the rest of the total
+        # goes to the other channels by the current mix (evenly if none has spend)
+        capped = {n: Fraction(highs[n] or 0) for n in budgeted if targets[n] > 0}
+        others = [n for n in budgeted if targets[n] == 0]
+        rest = total - sum(capped.values())
+        mix = {n: Fraction(spend[n]) for n in others}
+        if not any(mix.values()):
+            mix = {n: Fraction(1) for n in others}
+        filled = _scale_into_bounds(mix, lows, highs, int(rest)) if others else None
+        if filled is None:
+            reachable = sum(capped.values()) + sum(
+                (Fraction(highs[n]) for n in others if highs[n] is not None), Fraction(0)
+            )
+            raise ConfigError(
+                f"the caps allow at most {float(reachable) / 100:,.2f} of the total "
+                f"{total / 100:,.2f}; raise a cap or lower --total"
+            )
+        exact = {**capped, **filled}
+    return largest_remainder(exact, total), targets
+
+
+def recommend_budget(
+    credit_by_channel: pl.DataFrame,
+    spend: Spend | pl.DataFrame | None,
+    model: str,
+    *,
+    total: int | None = None,
+    shift: float = 0.2,
+    floors: Mapping[str, Bound] | None = None,
+    caps: Mapping[str, Bound] | None = None,
+    baseline: str | None = BASELINE,
+) -> pl.DataFrame:
+    """Recommend a budget per channel from credited revenue per unit of spend.
+
+    Parameters
+    ----------
+    credit_by_channel
+        ``RunResult.summary`` (:data:`~attribution.schema.SUMMARY_SCHEMA`) or a channel
+        scorecard (:func:`attribution.economics.channel_scorecard`; periods are summed): needs
+        ``model, channel, channel_group, revenue_credit``.
+    spend
+        Current spend (:class:`~attribution.spend.Spend`, its daily frame or ``channel, spend``
+        totals); ``None`` takes the scorecard's ``spend`` column. It should cover the same dates
+        as the credit.
+    model
+        The model whose credit drives the decision.
+    total
+        The budget to allocate, minor units; default: the current total spend.
+    shift
+        Share of the budget moved from the current mix toward the revenue mix, 0..1.
+    floors, caps
+        Channel -> bound (see the module docstring: cents, text amounts, :class:`Share`, "10%").
+    baseline
+        The model to set beside (``last_touch``), or ``None`` to skip it.
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`BUDGET_SCHEMA`, one row per budgeted channel, largest recommendation first.
+        ``recommended`` sums to ``total`` exactly; so does ``last_touch_recommended``.
+
+    Raises
+    ------
+    ConfigError
+        Shift outside 0..1, a negative total, an unknown channel in floors/caps, a floor above
+        its cap, floors above the total or caps below it.
+    ModelError
+        The model (or the baseline) is not in ``credit_by_channel``.
+
+    Examples
+    --------
+    >>> recommend_budget(result.summary, spend, "linear", shift=0.3,
+    ...                  floors={"podcast": "10%"}, caps={"paid_search": "5000"})  # doctest: +SKIP
+    """
+    if not 0 <= shift <= 1:
+        raise ConfigError(f"shift must be between 0 and 1, not {shift}")
+    current = current_spend(spend, credit_by_channel)
+    chosen = _revenue(credit_by_channel, model)
+    base = _revenue(credit_by_channel, baseline) if baseline is not None else None
+    spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
+    groups = {c: g for c, g in current.select("channel", "channel_group").iter_rows() if g is not None}
+    for frame in (chosen, base):
+        if frame is not None:
+            for channel, group in frame.select("channel", "channel_group").iter_rows():
+                groups.setdefault(channel, group)
+    known = sorted(set(spend_of) | set(groups))
+    floors_given = {c: parse_bound(b) for c, b in (floors or {}).items()}
+    caps_given = {c: parse_bound(b) for c, b in (caps or {}).items()}
+    for kind, given in (("floor", floors_given), ("cap", caps_given)):
+        for channel in given:
+            if channel not in known:
+                close = difflib.get_close_matches(channel, known, n=1)
+                guess = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"{kind} for unknown channel {channel!r}{guess}; channels: {', '.join(known)}"
+                )
+    budgeted = sorted({c for c, s in spend_of.items() if s > 0} | set(floors_given))
+    if not budgeted:
+        raise ConfigError("no channel has spend: nothing to budget")
+    for channel in budgeted:
+        spend_of.setdefault(channel, 0)
+    total = sum(spend_of[c] for c in budgeted) if total is None else int(total)
+    if total < 0:
+        raise ConfigError(f"the total budget cannot be negative ({total})")
+    lows = {c: _cents(floors_given[c], total, up=True) if c in floors_given else 0 for c in budgeted}
+    highs: dict[str, int | None] = {
+        c: _cents(caps_given[c], total, up=False) if c in caps_given else None for c in budgeted
+    }
+    for channel in budgeted:
+        high = highs[channel]
+        if high is not None and lows[channel] > high:
+            raise ConfigError(
+                f"the floor of {channel!r} ({lows[channel] / 100:,.2f}) is above its cap "
+                f"({high / 100:,.2f})"
+            )
+    step = Fraction(Decimal(repr(shift)))
+    revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
+    recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs)
+    if base is not None:
+        base_revenue = {c: int(r) for c, r in base.select("channel", "revenue_credit").iter_rows()}
+        base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows, highs)
+    else:
+        base_revenue, base_recommended = {}, {}
+
+    spent_total = sum(spend_of[c] for c in budgeted)
+    paid_revenue = sum(revenue_of.get(c, 0) for c in budgeted)
+    paid_base = sum(base_revenue.get(c, 0) for c in budgeted)
+    rows = []
+    for channel in budgeted:
+        amount = recommended[channel]
+        high = highs[channel]
+        at_bound = (
+            "floor" if channel in floors_given and amount == lows[channel]
+            else "cap" if high is not None and amount == high
+            else None
+        )
+        rows.append(
+            {
+                "model": model,
+                "channel": channel,
+                "channel_group": groups.get(channel),
+                "current_spend": spend_of[channel],
+                "current_share": spend_of[channel] / spent_total if spent_total else None,
+                "revenue_credit": revenue_of.get(channel, 0),
+                "revenue_share": revenue_of.get(channel, 0) / paid_revenue if paid_revenue else None,
+                "roas": revenue_of.get(channel, 0) / spend_of[channel] if spend_of[channel] else None,
+                "floor": lows[channel] if channel in floors_given else None,
+                "cap": high,
+                "recommended": amount,
+                "recommended_share": amount / total if total else None,
+                "change": amount - spend_of[channel],
+                "bound": at_bound,
+                "last_touch_revenue_credit": base_revenue.get(channel, 0) if base is not None else None,
+                "last_touch_revenue_share": (
+                    base_revenue.get(channel, 0) / paid_base if base is not None and paid_base else None
+                ),
+                "last_touch_recommended": base_recommended.get(channel),
+                "last_touch_change": (
+                    base_recommended[channel] - spend_of[channel] if base is not None else None
+                ),
+                "decision_shift": (
+                    amount - base_recommended[channel] if base is not None else None
+                ),
+            }
+        )
+    frame = pl.DataFrame(rows, schema=BUDGET_SCHEMA, orient="row")
+    return frame.sort(["recommended", "channel"], descending=[True, False])
+
+
+# -- what if ----------------------------------------------------------------------------------------
+def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """A proposed budget file (``channel, amount`` in major units) as ``channel, spend`` cents.
+
+    Any bad row raises :class:`~attribution.errors.InputError` naming the file and row: a
+    budget is short and every line of it matters. Rows of one channel are added up.
+    """
+    frame = read_table(path, "budget", dict(columns or {}), ["channel", "amount"])
+    parsed = frame.select(
+        ROW,
+        text("channel", frame).str.to_lowercase().alias("channel"),
+        minor_units("amount", frame).alias("spend"),
+        text("amount", frame).alias("_amount_text"),
+    )
+    bad = parsed.filter(
+        pl.col("channel").is_null() | pl.col("spend").is_null() | (pl.col("spend") < 0)
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        if row["channel"] is None:
+            problem = "column 'channel': missing channel"
+        elif row["spend"] is None:
+            problem = f"column 'amount': not a number (value {row['_amount_text']!r})"
+        else:
+            problem = f"column 'amount': negative amount (value {row['_amount_text']!r})"
+        raise InputError(f"{path}: row {row[ROW]}, {problem}")
+    return parsed.group_by("channel").agg(pl.col("spend").sum()).sort("channel")
+
+
+def _proposal(proposed: Mapping[str, int] | pl.DataFrame) -> dict[str, int]:
+    if isinstance(proposed, pl.DataFrame):
+        column = next((c for c in ("spend", "recommended", "amount") if c in proposed.columns), None)
+        if column is None:
+            raise ConfigError("a proposed budget needs 'channel' and 'spend' (or 'recommended') columns")
+        pairs = proposed.group_by("channel").agg(pl.col(column).sum()).iter_rows()
+        return {str(c): int(v) for c, v in pairs}
+    return {str(c): int(v) for c, v in proposed.items()}
+
+
+def what_if(
+    proposed: Mapping[str, int] | pl.DataFrame,
+    credit_by_channel: pl.DataFrame,
+    spend: Spend | pl.DataFrame | None,
+    model: str,
+    *,
+    band: float = 0.5,
+    below_band: str = "proportional",
+) -> pl.DataFrame:
+    """Expected credited revenue of a proposed budget (:data:`WHAT_IF_SCHEMA`).
+
+    Assumption (module docstring): a channel returns ``r = revenue_credit / current_spend``
+    per unit of spend between ``current x (1 - band)`` and ``current x (1 + band)``. Above the
+    band, spend counts only up to the band's edge (revenue flat). Below it, ``below_band``
+    ``"proportional"`` keeps ``r x proposed`` and ``"flat"`` holds ``r x band_low``. Expected
+    revenue is rounded half to even to the cent.
+
+    Channels left out of the proposal keep their current spend. A proposed channel with no
+    current spend has no measured return: its expected revenue is its current credit, unchanged
+    (note ``no current spend``).
+
+    Parameters
+    ----------
+    proposed
+        Channel -> minor units, or a frame with ``channel`` and ``spend`` (e.g. from
+        :func:`read_budget`) or ``recommended`` (a :func:`recommend_budget` result).
+    credit_by_channel, spend, model
+        As for :func:`recommend_budget`.
+    band
+        Half-width of the band as a share of current spend (0.5: +-50%), >= 0.
+    below_band
+        ``"proportional"`` or ``"flat"``.
+
+    Examples
+    --------
+    >>> what_if({"events": 450_000}, result.summary, spend, "linear")  # doctest: +SKIP
+    """
+    if band < 0:
+        raise ConfigError(f"band must be >= 0, not {band}")
+    if below_band not in ("proportional", "flat"):
+        raise ConfigError(f"below_band must be 'proportional' or 'flat', not {below_band!r}")
+    current = current_spend(spend, credit_by_channel)
+    chosen = _revenue(credit_by_channel, model)
+    plan = _proposal(proposed)
+    spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
+    revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
+    groups = {c: g for c, g in chosen.select("channel", "channel_group").iter_rows()}
+    groups.update({c: g for c, g in current.select("channel", "channel_group").iter_rows() if g})
+    width = Fraction(Decimal(repr(band)))
+    rows = []
+    for channel in sorted({c for c, s in spend_of.items() if s > 0} | set(plan)):
+        now = spend_of.get(channel, 0)
+        new = plan.get(channel, now)
+        revenue = revenue_of.get(channel, 0)
+        if now <= 0:
+            rows.append(
+                {"channel": channel, "current_spend": now, "proposed_spend": new,
+                 "revenue_credit": revenue, "return_per_unit": None, "band_low": None,
+                 "band_high": None, "counted_spend": None, "expected_revenue": revenue,
+                 "revenue_change": 0, "in_band": False, "note": "no current spend"}
+            )
+            continue
+        low, high = now * (1 - width), now * (1 + width)
+        if new > high:
+            counted, note = high, "above band: capped"
+        elif new < low:
+            counted = Fraction(new) if below_band == "proportional" else low
+            note = f"below band: {below_band}"
+        else:
+            counted, note = Fraction(new), "in band" if channel in plan else "unchanged"
+        expected = round(Fraction(revenue) * counted / now)
+        rows.append(
+            {"channel": channel, "current_spend": now, "proposed_spend": new,
+             "revenue_credit": revenue, "return_per_unit": revenue / now,
+             "band_low": math.ceil(low), "band_high": math.floor(high),
+             "counted_spend": round(counted), "expected_revenue": expected,
+             "revenue_change": expected - revenue, "in_band": low <= new <= high, "note": note}
+        )
+    frame = pl.DataFrame(rows, schema={k: v for k, v in WHAT_IF_SCHEMA.items() if k not in ("model", "channel_group")}, orient="row")
+    frame = frame.with_columns(
+        pl.lit(model).alias("model"),
+        pl.col("channel").replace_strict(groups, default=None, return_dtype=pl.String).alias("channel_group"),
+    )
+    return frame.select([pl.col(n).cast(t) for n, t in WHAT_IF_SCHEMA.items()])
+
+
+__all__ = [
+    "BUDGET_SCHEMA",
+    "WHAT_IF_SCHEMA",
+    "Share",
+    "current_spend",
+    "largest_remainder",
+    "parse_bound",
+    "parse_bound_option",
+    "read_budget",
+    "recommend_budget",
+    "what_if",
+]
