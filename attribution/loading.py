@@ -156,7 +156,13 @@ def read_table(path: str | Path, input_name: str, mapping: dict[str, str] | None
                 hint=f"the config maps {input_name} column {canonical!r} to it",
             )
         renames[original] = canonical
-    frame = frame.rename(renames)
+    # the config names the column to use: a column already called by the canonical name (and
+    # not itself mapped elsewhere) is set aside rather than clashing with the renamed one
+    shadowed = [
+        name for name in renames.values()
+        if name in frame.columns and name not in renames
+    ]
+    frame = frame.drop(shadowed).rename(renames)
     missing = [name for name in expected if name not in frame.columns]
     if missing:
         raise ColumnNotFoundError.from_missing(
@@ -216,20 +222,24 @@ def instant(name: str, frame: pl.DataFrame) -> pl.Expr:
 
 
 def minor_units(name: str, frame: pl.DataFrame) -> pl.Expr:
-    """An amount as integer minor units (cents), rounded half away from zero; null if not a number."""
+    """An amount as integer minor units (cents); null if not a number.
+
+    Digits beyond the cents are rounded half to even, once, on the exact decimal value. A float
+    column (Parquet, NDJSON) is read through its shortest decimal text, so ``1.005`` is treated
+    like the text ``1.005`` in a CSV and NaN or infinity becomes null (a reject), never a crash.
+    """
     dtype = frame.schema[name]
     column = pl.col(name)
     if dtype.is_integer():
         return column.cast(pl.Int64) * 100
-    if dtype.is_float():
-        return (column * 100).round(0).cast(pl.Int64)
     raw = text(name, frame).str.replace_all(r"^[$€£]|[ _]", "")
     # thousands separators, only in the unambiguous form 1,234,567.89
     raw = pl.when(raw.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")).then(
         raw.str.replace_all(",", "")
     ).otherwise(raw)
     valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-    decimal = raw.cast(pl.Decimal(38, 4), strict=False)
+    # a wide scale so the cast itself does not round (rounding twice moved 0.0149999 to 2 cents)
+    decimal = raw.cast(pl.Decimal(38, 12), strict=False)
     cents = (decimal * 100).round(0).cast(pl.Int64, strict=False)
     return pl.when(valid).then(cents).otherwise(None)
 
@@ -271,16 +281,23 @@ def _reason_counts(rejects: pl.DataFrame) -> dict[str, int]:
     return {str(r): int(n) for r, n in counts.iter_rows()}
 
 
-def _duplicates(frame: pl.DataFrame, key: str, content: list[str]) -> tuple[pl.Expr, pl.Expr]:
-    """(exact copy of an earlier row, conflicting duplicate) flags for ``key``.
+def _flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason: str) -> pl.DataFrame:
+    """Add ``_copy`` and reject conflicting duplicates of ``key`` in a checked frame.
 
-    Exact copies are counted as deduplicated (one is kept); rows sharing a key with different
-    content are all rejected, since keeping either would be a guess.
+    Only rows that passed every other check take part, so a rejected row never hides a good one.
+    Exact copies are counted as deduplicated (the one with the lowest row number is kept); rows
+    sharing a key with different content are all rejected, since keeping either would be a guess.
     """
-    conflicting = (pl.struct(content).n_unique().over(key) > 1) & pl.col(key).is_not_null()
-    # among exact copies keep the one with the lowest row number
-    copy = pl.struct(content).is_duplicated() & (pl.col(ROW) != pl.col(ROW).min().over(content))
-    return copy, conflicting
+    ok = pl.col(_REASON).is_null() & pl.col(key).is_not_null()
+    conflicting = ok & (pl.struct(content).filter(ok).n_unique().over(key) > 1)
+    copy = ok & ~conflicting & (pl.col(ROW) != pl.col(ROW).filter(ok).min().over(key))
+    flagged = checked.with_columns(copy.alias("_copy"), conflicting.alias("_conflict"))
+    conflict = pl.col("_conflict")
+    return flagged.with_columns(
+        pl.when(conflict).then(pl.lit(reason)).otherwise(pl.col(_REASON)).alias(_REASON),
+        pl.when(conflict).then(pl.lit(key)).otherwise(pl.col(_COLUMN)).alias(_COLUMN),
+        pl.when(conflict).then(pl.col(key)).otherwise(pl.col(_VALUE)).alias(_VALUE),
+    ).drop("_conflict")
 
 
 # -- the three inputs ------------------------------------------------------------------------
@@ -293,8 +310,6 @@ def load_contacts(path: Path, mapping: dict[str, str] | None = None):
         instant("lead_created_at", frame).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
     )
-    copy, conflicting = _duplicates(parsed, "contact_id", ["contact_id", "account_id", "lead_created_at"])
-    parsed = parsed.with_columns(copy.alias("_copy"), conflicting.alias("_conflict"))
     checked = parsed.with_columns(
         _first_failure(
             [
@@ -306,18 +321,16 @@ def load_contacts(path: Path, mapping: dict[str, str] | None = None):
                     f"unparseable timestamp; {TIMESTAMP_HINT}",
                     pl.col("_lead_text"),
                 ),
-                (
-                    pl.col("_conflict"),
-                    "contact_id",
-                    "duplicate contact_id with different values on another row",
-                    pl.col("contact_id"),
-                ),
             ]
         )
     )
+    checked = _flag_duplicates(
+        checked, "contact_id", ["contact_id", "account_id", "lead_created_at"],
+        "duplicate contact_id with different values on another row",
+    )
     good, rejects = _split(checked, path, "contacts")
     copies = int(good["_copy"].sum())
-    good = good.filter(~pl.col("_copy")).drop("_copy", "_conflict", "_lead_text")
+    good = good.filter(~pl.col("_copy")).drop("_copy", "_lead_text")
     accounting = Accounting("contacts", str(path), read=frame.height, used=good.height,
                             deduplicated=copies, rejected=_reason_counts(rejects))
     return good, rejects, accounting, frame.height
@@ -362,10 +375,6 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     )
     content = ["touchpoint_id", "timestamp", "contact_id", "account_id", "_channel",
                "utm_source", "utm_medium", "campaign", "touch_type"]
-    copy, conflicting = _duplicates(parsed, "touchpoint_id", content)
-    parsed = parsed.with_columns(
-        (copy & pl.col("touchpoint_id").is_not_null()).alias("_copy"), conflicting.alias("_conflict")
-    )
     unknown_contact = (
         "unknown contact: not in the contacts file, and the row has no account_id"
         if contacts is not None
@@ -390,13 +399,12 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
                     & pl.col("utm_medium").is_null(),
                     "channel", "no channel and no utm_source/utm_medium", pl.lit(None, pl.String),
                 ),
-                (
-                    pl.col("_conflict"), "touchpoint_id",
-                    "duplicate touchpoint_id with different values on another row",
-                    pl.col("touchpoint_id"),
-                ),
             ]
         )
+    )
+    checked = _flag_duplicates(
+        checked, "touchpoint_id", content,
+        "duplicate touchpoint_id with different values on another row",
     )
     good, rejects = _split(checked, path, "touchpoints")
     copies = int(good["_copy"].sum())
@@ -453,8 +461,6 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
         seen = seen.sort(["len", "currency"], descending=[True, False])
         currency = str(seen["currency"][0]) if seen.height else "USD"
     content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency"]
-    copy, conflicting = _duplicates(parsed, "deal_id", content)
-    parsed = parsed.with_columns(copy.alias("_copy"), conflicting.alias("_conflict"))
     closed = pl.col("status").is_in(["won", "lost"])
     account_unknown = (
         ~pl.col("account_id").is_in(known_accounts.implode())
@@ -502,16 +508,15 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
                     pl.col("currency"),
                 ),
                 (
-                    pl.col("_conflict"), "deal_id",
-                    "duplicate deal_id with different values on another row", pl.col("deal_id"),
-                ),
-                (
                     account_unknown, "account_id",
                     "unknown account: not in the contacts file and never touched",
                     pl.col("account_id"),
                 ),
             ]
         )
+    )
+    checked = _flag_duplicates(
+        checked, "deal_id", content, "duplicate deal_id with different values on another row"
     )
     good, rejects = _split(checked, path, "deals")
     copies = int(good["_copy"].sum())
