@@ -5,9 +5,10 @@ not one lead) between ``created_at - lookback`` and the deal's close (the as-of 
 open deal), both ends included. Touches are ordered by time, ties broken by contact, channel,
 touch type, campaign and touchpoint id, so the order never depends on the order of input rows.
 
-Before that, touches of the same contact (the account, for touches without one) and channel
-that follow the previous one within ``dedup_minutes`` count once (the first is kept): a chain
-rule, so a burst of clicks a minute apart is one touch.
+Inside each journey, touches of the same contact (the account, for touches without one) and
+channel that follow the previous one within ``dedup_minutes`` count once (the first is kept): a
+chain rule, so a burst of clicks a minute apart is one touch. Deduplicating inside the journey's
+window means a touch just inside the window is never dropped for repeating one just outside it.
 
 Milestones of each journey (W-shaped and full-path read them):
 
@@ -26,7 +27,7 @@ data by account gives the same journeys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -111,14 +112,19 @@ TOUCH_ORDER = ["timestamp", "contact_id", "channel", "touch_type", "campaign", "
 
 def deduplicate(touchpoints: pl.LazyFrame, dedup_minutes: float) -> pl.LazyFrame:
     """Flag ``_duplicate`` on touches that repeat the same contact and channel within the window."""
+    return _flag_repeats(touchpoints, dedup_minutes, ["account_id"])
+
+
+def _flag_repeats(touchpoints: pl.LazyFrame, dedup_minutes: float, within: list[str]) -> pl.LazyFrame:
+    """:func:`deduplicate` inside each group of ``within`` (the account, or the journey)."""
     person = pl.coalesce("contact_id", pl.lit("")).alias("_person")
     ordered = touchpoints.with_columns(person).sort(
-        ["account_id", "_person", "channel", *TOUCH_ORDER, "utm_source", "utm_medium"],
+        [*within, "_person", "channel", *TOUCH_ORDER, "utm_source", "utm_medium"],
         nulls_last=True,
         maintain_order=True,
     )
     gap = pl.col("timestamp") - pl.col("timestamp").shift(1).over(
-        ["account_id", "_person", "channel"]
+        [*within, "_person", "channel"]
     )
     window = timedelta(minutes=dedup_minutes)
     return ordered.with_columns(
@@ -165,13 +171,9 @@ def build_journeys(
             deals.get_column("closed_at").max(),
         ]
         present = [c for c in candidates if c is not None]
-        as_of = max(present) if present else datetime(1970, 1, 1)  # type: ignore[type-var]
+        as_of = max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)  # type: ignore[type-var]
     as_of_lit = pl.lit(as_of, dtype=UTC_TIME)
     lookback = timedelta(days=lookback_days)
-
-    flagged = deduplicate(touchpoints.lazy(), dedup_minutes).collect()
-    duplicates = int(flagged.get_column("_duplicate").sum())
-    kept = flagged.filter(~pl.col("_duplicate")).drop("_duplicate")
 
     in_scope = deals.filter(pl.col("created_at") <= as_of_lit)
     deals_out = deals.height - in_scope.height
@@ -192,9 +194,9 @@ def build_journeys(
     )
 
     touch_columns = ["_row", "touchpoint_id", "timestamp", "contact_id", "account_id", "channel",
-                     "channel_group", "touch_type", "campaign"]
+                     "channel_group", "touch_type", "campaign", "utm_source", "utm_medium"]
     deal_touches = (
-        kept.lazy()
+        touchpoints.lazy()
         .select(touch_columns)
         .join(
             deal_rows.lazy().select("journey_id", "account_id", "_window_start", "end_at"),
@@ -209,19 +211,27 @@ def build_journeys(
     )
     deal_accounts = deal_rows.select("account_id").unique()
     account_touches = (
-        kept.lazy()
+        touchpoints.lazy()
         .select(touch_columns)
         .join(deal_accounts.lazy(), on="account_id", how="anti")
         .filter(pl.col("timestamp") <= as_of_lit)
         .with_columns(pl.concat_str(pl.lit("account:"), pl.col("account_id")).alias("journey_id"))
     )
+    in_window = pl.concat(
+        [deal_touches, account_touches.select(deal_touches.collect_schema().names())]
+    )
+    flagged = _flag_repeats(in_window, dedup_minutes, ["journey_id"]).collect()
     ordered = (
-        pl.concat([deal_touches, account_touches.select(deal_touches.collect_schema().names())])
+        flagged.filter(~pl.col("_duplicate"))
+        .drop("_duplicate", "utm_source", "utm_medium")
         .sort(["journey_id", *TOUCH_ORDER], nulls_last=True, maintain_order=True)
         .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
-        .collect()
     )
+    # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
+    # journey's window but every such journey drops it as a repeat, else out of window
     used = ordered.get_column("_row").n_unique()
+    windowed = flagged.get_column("_row").n_unique()
+    duplicates = windowed - used
 
     lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
     anchors = pl.concat(
@@ -283,7 +293,7 @@ def build_journeys(
     ).sort("journey_id").collect()
     stats = JourneyStats(
         touches_deduplicated=duplicates,
-        touches_out_of_window=kept.height - used,
+        touches_out_of_window=touchpoints.height - windowed,
         touches_used=used,
         deals_out_of_window=deals_out,
         deals_without_touch=int(
