@@ -8,6 +8,8 @@ can sit next to its exports. Every option and its default is listed in :data:`CO
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import ConfigError
+from attribution.schema import INPUT_COLUMNS
 
 INPUT_NAMES = ("touchpoints", "deals", "contacts", "spend", "paths")
 OUTPUT_FORMATS = ("parquet", "csv", "json")
@@ -110,7 +113,7 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
 
     columns = section("columns", set(INPUT_NAMES))
     options["columns"] = {
-        name: {str(k): str(v) for k, v in mapping.items()} for name, mapping in columns.items()
+        name: _column_mapping(name, mapping, origin) for name, mapping in columns.items()
     }
 
     journeys = section("journeys", {"lookback_days", "dedup_minutes", "as_of"})
@@ -127,7 +130,7 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     if "rules" in channels:
         options["channel_rules"] = _resolve(base, channels["rules"])
     if "direct" in channels:
-        options["direct_channels"] = tuple(channels["direct"])
+        options["direct_channels"] = _names(channels["direct"], "[channels] direct", origin)
 
     money = section("money", {"currency"})
     if "currency" in money:
@@ -135,7 +138,13 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
 
     models = section("models", {"run"})
     if "run" in models:
-        options["models"] = tuple(models["run"])
+        options["models"] = _names(models["run"], "[models] run", origin)
+    for name, params in models.items():
+        if name != "run" and not isinstance(params, dict):
+            raise ConfigError(
+                f"{origin}: [models] {name} must be a table of that model's parameters "
+                f"([models.{name}]), not {params!r}"
+            )
     options["model_params"] = {
         name: dict(params) for name, params in models.items() if isinstance(params, dict)
     }
@@ -146,7 +155,11 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     if "format" in output:
         options["format"] = check_format(str(output["format"]), origin)
     if "strict" in output:
-        options["strict"] = bool(output["strict"])
+        if not isinstance(output["strict"], bool):
+            raise ConfigError(
+                f"{origin}: [output] strict must be true or false, not {output['strict']!r}"
+            )
+        options["strict"] = output["strict"]
     return Config(**options)
 
 
@@ -182,6 +195,42 @@ def _resolve(base: Path, value: Any) -> Path:
 
 
 def _number(value: Any, name: str, origin: str, kind: type) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{origin}: {name} must be a non-negative number, not {value!r}")
+    allowed = int if kind is int else int | float
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, allowed)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        what = "a non-negative whole number" if kind is int else "a non-negative number"
+        raise ConfigError(f"{origin}: {name} must be {what}, not {value!r}")
     return kind(value)
+
+
+def _names(value: Any, where: str, origin: str) -> tuple[str, ...]:
+    """A string or a list of strings, as a tuple (a bare string is one name, not letters)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{origin}: {where} must be a string or a list of strings, not {value!r}")
+
+
+def _column_mapping(input_name: str, mapping: Any, origin: str) -> dict[str, str]:
+    """``[columns.<input>]``: canonical column -> the file's column, canonical names checked."""
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ConfigError(
+            f"{origin}: [columns.{input_name}] must map column names to the file's column "
+            'names, like timestamp = "event_time"'
+        )
+    canonical = INPUT_COLUMNS.get(input_name)
+    if canonical is not None:
+        for name in mapping:
+            if name not in canonical:
+                close = difflib.get_close_matches(name, list(canonical), n=1)
+                guess = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"{origin}: unknown {input_name} column {name!r}{guess} in "
+                    f"[columns.{input_name}]; valid: {', '.join(canonical)}"
+                )
+    return {str(k): v for k, v in mapping.items()}
