@@ -114,11 +114,20 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
         isinstance(k, str) and isinstance(v, str) for k, v in groups.items()
     ):
         raise ChannelRulesError(f"{origin}: [groups] must map channel names to group names")
+    raw_rules = document.get("rule", [])
+    if not isinstance(raw_rules, list):
+        raise ChannelRulesError(
+            f"{origin}: rules must be an array of tables: write [[rule]], not [rule]"
+        )
     rules = []
-    for number, raw in enumerate(document.get("rule", []), start=1):
+    for number, raw in enumerate(raw_rules, start=1):
         where = f"{origin}: rule {number}"
-        if not isinstance(raw, dict) or not isinstance(raw.get("channel"), str):
-            raise ChannelRulesError(f"{where}: needs a string 'channel'")
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("channel"), str)
+            or not raw["channel"].strip()
+        ):
+            raise ChannelRulesError(f"{where}: needs a non-empty string 'channel'")
         extra = set(raw) - {"channel", "group", *_MATCH_KEYS}
         if extra:
             raise ChannelRulesError(
@@ -134,6 +143,8 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
                 raise ChannelRulesError(f"{where}: {key!r} must be a string or list of strings")
             patterns[key] = tuple(value)
         if "group" in raw:
-            groups = {**groups, raw["channel"]: str(raw["group"])}
+            if not isinstance(raw["group"], str) or not raw["group"].strip():
+                raise ChannelRulesError(f"{where}: 'group' must be a non-empty string")
+            groups = {**groups, raw["channel"]: raw["group"]}
         rules.append(ChannelRule(channel=raw["channel"], **patterns))
     return ChannelRules(rules=tuple(rules), groups=dict(groups), origin=origin)
