@@ -588,10 +588,12 @@ def what_if(
              "counted_spend": round(counted), "expected_revenue": expected,
              "revenue_change": expected - revenue, "in_band": low <= new <= high, "note": note}
         )
-    frame = pl.DataFrame(rows, schema={k: v for k, v in WHAT_IF_SCHEMA.items() if k not in ("model", "channel_group")}, orient="row")
-    frame = frame.with_columns(
+    per_row = {k: v for k, v in WHAT_IF_SCHEMA.items() if k not in ("model", "channel_group")}
+    frame = pl.DataFrame(rows, schema=per_row, orient="row").with_columns(
         pl.lit(model).alias("model"),
-        pl.col("channel").replace_strict(groups, default=None, return_dtype=pl.String).alias("channel_group"),
+        pl.col("channel")
+        .replace_strict(groups, default=None, return_dtype=pl.String)
+        .alias("channel_group"),
     )
     return frame.select([pl.col(n).cast(t) for n, t in WHAT_IF_SCHEMA.items()])
 
