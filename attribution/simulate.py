@@ -43,7 +43,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import polars as pl
-from scipy.special import expit, ndtri
+from scipy.special import expit, gammaincinv
 
 from attribution.errors import ConfigError
 
@@ -226,8 +226,9 @@ class World:
         the export's window are ``open``.
     noise_touches
         Mean number of extra touches per touched account that have no effect on anything
-        (a stray page view, an organic search), spread from the journey's start to the deal's
-        close.
+        (a stray page view, an organic search), spread from the journey's start to the
+        (would-be) deal close. Only accounts with at least one causal exposure get them, so
+        they disappear with an account's last causal exposure in a counterfactual.
     noise_channels
         channel -> relative weight of the channel among noise touches.
     cost_per_touch
@@ -573,25 +574,25 @@ def random_world(seed: int) -> World:
 class Draws:
     """Every random number the world uses, drawn up front (one row per account).
 
-    Matrices have one column per channel of :data:`CHANNELS` (all of them, whatever the
-    world), so the same seed gives the same draws for any world with the same account count.
+    Matrices have one row per channel of :data:`CHANNELS` (all of them, whatever the
+    world) and one column per account, so the same seed gives the same draws for any world with the same account count.
     Per-touch details are not here: they are hashed from ``seed`` and the touch's identity.
     """
 
     seed: int
     n_accounts: int
     total_minutes: float  # the export window's length
-    engagement_z: np.ndarray  # (n,) uniform, turned into a Gamma engagement by the world
+    engagement_u: np.ndarray  # (n,) uniform, turned into a Gamma engagement by the world
     group_u: np.ndarray  # (n,) uniform -> buying-group size
     journey_u: np.ndarray  # (n,) uniform -> journey length
     start_u: np.ndarray  # (n,) uniform -> journey start
     created_u: np.ndarray  # (n,) uniform -> days from journey end to deal creation
     cycle_u: np.ndarray  # (n,) uniform -> sales cycle
-    organic_u: np.ndarray  # (n, C) uniform: exposed on its own when below the reach
-    stage_z: np.ndarray  # (n, C) standard normal: position around the channel's stage
-    spread_e: np.ndarray  # (n, C) standard exponential: first-to-last touch of an exposure
-    extra_u: np.ndarray  # (n, C) uniform -> extra touches of an exposure (Poisson)
-    delay_e: np.ndarray  # (n, C) standard exponential: delay of a caused exposure
+    organic_u: np.ndarray  # (C, n) uniform: exposed on its own when below the reach
+    stage_z: np.ndarray  # (C, n) standard normal: position around the channel's stage
+    spread_e: np.ndarray  # (C, n) standard exponential: first-to-last touch of an exposure
+    extra_u: np.ndarray  # (C, n) uniform -> extra touches of an exposure (Poisson)
+    delay_e: np.ndarray  # (C, n) standard exponential: delay of a caused exposure
     deal_u: np.ndarray  # (n,) uniform: a deal is created when below its probability
     win_u: np.ndarray  # (n,) uniform: the deal is won when below its probability
     amount_z: np.ndarray  # (n,) standard normal: log-amount noise
@@ -615,17 +616,17 @@ def draw(n_accounts: int, *, seed: int = 0, days: int = 365) -> Draws:
         seed=seed,
         n_accounts=n,
         total_minutes=days * _MINUTES_PER_DAY,
-        engagement_z=rng.random(n),
+        engagement_u=rng.random(n),
         group_u=rng.random(n),
         journey_u=rng.random(n),
         start_u=rng.random(n),
         created_u=rng.random(n),
         cycle_u=rng.random(n),
-        organic_u=rng.random((n, width)),
-        stage_z=rng.standard_normal((n, width)),
-        spread_e=rng.standard_exponential((n, width)),
-        extra_u=rng.random((n, width)),
-        delay_e=rng.standard_exponential((n, width)),
+        organic_u=rng.random((width, n)),
+        stage_z=rng.standard_normal((width, n)),
+        spread_e=rng.standard_exponential((width, n)),
+        extra_u=rng.random((width, n)),
+        delay_e=rng.standard_exponential((width, n)),
         deal_u=rng.random(n),
         win_u=rng.random(n),
         amount_z=rng.standard_normal(n),
@@ -637,10 +638,10 @@ def draw(n_accounts: int, *, seed: int = 0, days: int = 365) -> Draws:
 class Outcomes:
     """What the world does with its draws (see :func:`realise`); times in minutes."""
 
-    exposed: np.ndarray  # (n, C) bool: the buying group saw the channel
-    first_touch: np.ndarray  # (n, C) minutes of the exposure's first touch (inf if none)
-    last_touch: np.ndarray  # (n, C) minutes of the exposure's last touch (-inf if none)
-    n_touches: np.ndarray  # (n, C) touches of each exposure (0 if not exposed)
+    exposed: np.ndarray  # (C, n) bool: the buying group saw the channel
+    first_touch: np.ndarray  # (C, n) minutes of the exposure's first touch (inf if none)
+    last_touch: np.ndarray  # (C, n) minutes of the exposure's last touch (-inf if none)
+    n_touches: np.ndarray  # (C, n) touches of each exposure (0 if not exposed)
     group_size: np.ndarray  # (n,) 1..8
     journey_start: np.ndarray  # (n,) minutes
     journey_end: np.ndarray  # (n,) minutes
@@ -661,7 +662,8 @@ class Outcomes:
         return int(self.amount_cents[self.is_closed & self.won].sum())
 
 
-def _logit_effect(world: World, kind: str) -> np.ndarray:
+def _effect(world: World, kind: str) -> np.ndarray:
+    """The world's ``kind`` effects as a vector over :data:`CHANNELS` (0 where absent)."""
     mapping: Mapping[str, float] = getattr(world, kind)
     return np.array([float(mapping.get(c, 0.0)) if c in world.reach else 0.0 for c in CHANNELS])
 
@@ -674,14 +676,32 @@ def realise(world: World, draws: Draws, removed: Collection[str] = ()) -> Outcom
     cause probability); a caused exposure starts ``cause_delay_days`` (exponential) after the
     earliest firing cause's first touch. Removing a channel removes its exposures and every
     exposure that only it caused; every draw stays as it was.
+
+    >>> world, draws = scenario("brand_drives_search"), draw(1000, seed=4)
+    >>> realise(world, draws).exposed.shape
+    (14, 1000)
     """
+    removed = tuple(removed)
     for channel in removed:
         _check_channel(channel, "removed")
-    n, width = draws.n_accounts, len(CHANNELS)
-    total = draws.total_minutes
-    day = _MINUTES_PER_DAY
+    return _realise(world, draws, _accounts(world, draws), removed)
 
-    # account timing: journeys fit inside the window, the deal comes 0-3 days after
+
+@dataclass(frozen=True, eq=False)
+class _Accounts:
+    """Per-account quantities that no channel removal changes (minutes)."""
+
+    start: np.ndarray
+    end: np.ndarray
+    created: np.ndarray
+    closed: np.ndarray
+    group_size: np.ndarray
+    engagement: np.ndarray
+
+
+def _accounts(world: World, draws: Draws) -> _Accounts:
+    total, day = draws.total_minutes, _MINUTES_PER_DAY
+    # journeys fit inside the window; the deal comes 0-3 days after the journey ends
     shortest, longest = world.journey_days
     longest_fit = max(1.0, min(float(longest), 0.8 * total / day - 3.0))
     shortest_fit = min(float(shortest), longest_fit)
@@ -691,92 +711,110 @@ def realise(world: World, draws: Draws, removed: Collection[str] = ()) -> Outcom
     created = end + np.floor(draws.created_u * 3 * day)
     cycle_low, cycle_high = world.sales_cycle_days
     closed = created + np.floor((cycle_low + draws.cycle_u * (cycle_high - cycle_low)) * day)
-
     weights = np.asarray(world.buying_group_weights, dtype=float)
     cumulative = np.cumsum(weights / weights.sum())
     cumulative[-1] = 1.0
-    group_size = (np.searchsorted(cumulative, draws.group_u, side="right") + 1).astype(np.int64)
-    group_size = np.minimum(group_size, 8)
-
+    group_size = np.minimum(np.searchsorted(cumulative, draws.group_u, side="right") + 1, 8)
     if math.isinf(world.engagement_shape):
-        engagement = np.ones(n)
+        engagement = np.ones(draws.n_accounts)
     else:
-        from scipy.special import gammaincinv
-
         shape = world.engagement_shape
-        engagement = gammaincinv(shape, draws.engagement_z) / shape
+        engagement = gammaincinv(shape, draws.engagement_u) / shape
+    return _Accounts(start, end, created, closed, group_size.astype(np.int64), engagement)
 
-    exposed = np.zeros((n, width), dtype=bool)
-    first = np.full((n, width), np.inf)
-    last = np.full((n, width), -np.inf)
-    n_touches = np.zeros((n, width), dtype=np.int64)
+
+def _realise(
+    world: World,
+    draws: Draws,
+    accounts: _Accounts,
+    removed: tuple[str, ...],
+    reuse: tuple[Outcomes, Collection[str]] | None = None,
+) -> Outcomes:
+    """:func:`realise` on prepared accounts; ``reuse=(outcomes, channels)`` copies every
+    channel from ``outcomes`` except ``channels`` (those a removal can change)."""
+    n, width, day = draws.n_accounts, len(CHANNELS), _MINUTES_PER_DAY
+    start, end = accounts.start, accounts.end
+    if reuse is None:
+        exposed = np.zeros((width, n), dtype=bool)
+        first = np.full((width, n), np.inf)
+        last = np.full((width, n), -np.inf)
+        n_touches = np.zeros((width, n), dtype=np.int64)
+        redo = set(world.channels)
+    else:
+        exposed, first, last, n_touches = (
+            reuse[0].exposed.copy(),
+            reuse[0].first_touch.copy(),
+            reuse[0].last_touch.copy(),
+            reuse[0].n_touches.copy(),
+        )
+        redo = set(reuse[1])
     parents: dict[str, list[str]] = {}
     for cause, effect in world.causes:
         parents.setdefault(effect, []).append(cause)
     removed_set = set(removed)
     span = np.maximum(end - start - 1.0, 0.0)
     for channel in world.causal_order():
-        if channel in removed_set:
+        if channel not in redo:
             continue
-        col = CHANNELS.index(channel)
+        row = CHANNELS.index(channel)
+        if channel in removed_set:
+            exposed[row], first[row], last[row], n_touches[row] = False, np.inf, -np.inf, 0
+            continue
         reach = float(world.reach[channel])
-        own_reach = 1.0 - np.power(1.0 - reach, engagement) if reach < 1.0 else np.ones(n)
-        organic = draws.organic_u[:, col] < own_reach
-        position = np.clip(world.stage[channel] + world.stage_spread * draws.stage_z[:, col], 0, 1)
+        own_reach = 1.0 - np.power(1.0 - reach, accounts.engagement) if reach < 1.0 else 1.0
+        organic = draws.organic_u[row] < own_reach
+        position = np.clip(world.stage[channel] + world.stage_spread * draws.stage_z[row], 0, 1)
         organic_time = np.where(organic, start + np.floor(position * span), np.inf)
         cause_time = np.full(n, np.inf)
         for cause in sorted(parents.get(channel, ()), key=CHANNELS.index):
             if cause in removed_set:
                 continue
-            fires = exposed[:, CHANNELS.index(cause)] & (
+            cause_row = CHANNELS.index(cause)
+            fires = exposed[cause_row] & (
                 draws.cause_uniform(cause, channel) < world.causes[(cause, channel)]
             )
-            cause_time = np.where(
-                fires, np.minimum(cause_time, first[:, CHANNELS.index(cause)]), cause_time
-            )
-        delay = np.floor(world.cause_delay_days * day * draws.delay_e[:, col])
+            cause_time = np.where(fires, np.minimum(cause_time, first[cause_row]), cause_time)
+        delay = np.floor(world.cause_delay_days * day * draws.delay_e[row])
         caused_time = np.where(
             np.isfinite(cause_time), np.minimum(cause_time + delay, end - 1.0), np.inf
         )
         first_time = np.minimum(organic_time, caused_time)
         is_exposed = np.isfinite(first_time)
         mean_touches = float(world.touches_per_exposure.get(channel, 1.0))
-        extra = _poisson_quantile(draws.extra_u[:, col], max(mean_touches - 1.0, 0.0))
+        extra = _poisson_quantile(draws.extra_u[row], max(mean_touches - 1.0, 0.0))
         count = np.where(is_exposed, 1 + extra, 0)
-        gap = np.floor(world.touch_spread_days * day * draws.spread_e[:, col])
+        gap = np.floor(world.touch_spread_days * day * draws.spread_e[row])
         last_time = np.where(count > 1, np.minimum(first_time + gap, end - 1.0), first_time)
-        exposed[:, col] = is_exposed
-        first[:, col] = first_time
-        last[:, col] = np.where(is_exposed, last_time, -np.inf)
-        n_touches[:, col] = count
+        exposed[row] = is_exposed
+        first[row] = first_time
+        last[row] = np.where(is_exposed, last_time, -np.inf)
+        n_touches[row] = count
 
     if world.last_touch_only:
-        touched = exposed.any(axis=1)
-        last_channel = np.argmax(last, axis=1)  # ties: the first channel in CHANNELS order
-        effective = np.zeros((n, width))
-        effective[np.arange(n)[touched], last_channel[touched]] = 1.0
+        touched = exposed.any(axis=0)
+        last_channel = np.argmax(last, axis=0)  # ties: the first channel in CHANNELS order
+        effective = np.zeros((width, n))
+        effective[last_channel[touched], np.flatnonzero(touched)] = 1.0
     else:
         effective = exposed.astype(float)
-    deal_logit = world.base_deal_logit + effective @ _logit_effect(world, "deal_effect")
-    win_logit = world.base_win_logit + effective @ _logit_effect(world, "win_effect")
-    log_size = world.amount_sigma * draws.amount_z + effective @ _logit_effect(world, "size_effect")
-    has_deal = draws.deal_u < expit(deal_logit)
-    won = draws.win_u < expit(win_logit)
+    deal_logit = world.base_deal_logit + _effect(world, "deal_effect") @ effective
+    win_logit = world.base_win_logit + _effect(world, "win_effect") @ effective
+    log_size = world.amount_sigma * draws.amount_z + _effect(world, "size_effect") @ effective
     amount_usd = np.maximum(np.round(world.base_amount * np.exp(log_size) / 50.0) * 50.0, 1000.0)
     return Outcomes(
         exposed=exposed,
         first_touch=first,
         last_touch=last,
         n_touches=n_touches,
-        group_size=group_size,
+        group_size=accounts.group_size,
         journey_start=start,
         journey_end=end,
-        created=created,
-        closed=closed,
-        has_deal=has_deal,
-        won=won,
+        created=accounts.created,
+        closed=accounts.closed,
+        has_deal=draws.deal_u < expit(deal_logit),
+        won=draws.win_u < expit(win_logit),
         amount_cents=(amount_usd * 100).astype(np.int64),
-        total_minutes=total,
+        total_minutes=draws.total_minutes,
     )
 
 
@@ -985,8 +1023,8 @@ def _touch_frame(
     cell = np.repeat(cells, per_cell)
     offsets = np.cumsum(per_cell) - per_cell
     k = np.arange(cell.size, dtype=np.int64) - np.repeat(offsets, per_cell)
-    account = cell // width
-    channel = cell % width
+    account = cell % n
+    channel = cell // n
     key = cell * _MAX_TOUCHES_PER_EXPOSURE + k
     first = outcomes.first_touch.ravel()[cell]
     last = outcomes.last_touch.ravel()[cell]
@@ -996,8 +1034,9 @@ def _touch_frame(
     )
     minute = first + np.floor(position * (last - first))
 
-    # noise touches: no effect on anything, from the journey's start to the deal's close
-    touched = outcomes.exposed.any(axis=1)
+    # noise touches: no effect on anything, from the journey's start to the deal's close;
+    # only accounts with a causal exposure have them (they go when a removal leaves none)
+    touched = outcomes.exposed.any(axis=0)
     noise_count = np.where(
         touched,
         np.minimum(_poisson_quantile(draws.noise_u, world.noise_touches), _MAX_NOISE_TOUCHES - 1),
@@ -1018,11 +1057,8 @@ def _touch_frame(
         noise_channel = np.array([CHANNELS.index(c) for c in noise_names])[pick]
     else:
         noise_channel = np.zeros(noise_key.size, dtype=np.int64)
-    activity_end = np.where(
-        outcomes.has_deal,
-        np.minimum(outcomes.closed, outcomes.total_minutes - 1.0),
-        outcomes.journey_end,
-    )
+    # (the would-be close, whether or not a deal exists: noise never depends on outcomes)
+    activity_end = np.minimum(outcomes.closed, outcomes.total_minutes - 1.0)
     noise_start = outcomes.journey_start[noise_account]
     noise_minute = noise_start + np.floor(
         _hash_uniform(seed, _STREAM_NOISE_TIME, noise_key)
@@ -1125,7 +1161,7 @@ def _contact_output(
     3) after its first touch; for an untouched contact of an account with a deal, up to two
     weeks before the deal (a sales-sourced lead); otherwise empty.
     """
-    visible = outcomes.exposed.any(axis=1) | outcomes.has_deal
+    visible = outcomes.exposed.any(axis=0) | outcomes.has_deal
     accounts = np.flatnonzero(visible)
     sizes = outcomes.group_size[accounts]
     account = np.repeat(accounts, sizes)
@@ -1159,7 +1195,9 @@ def _contact_output(
             _iso(
                 pl.coalesce(
                     pl.col("first_form"),
-                    pl.min_horizontal(pl.col("first_touch") + pl.col("delay"), last_second),
+                    pl.when(pl.col("first_touch").is_not_null()).then(
+                        pl.min_horizontal(pl.col("first_touch") + pl.col("delay"), last_second)
+                    ),
                     pl.col("sales_sourced").fill_nan(None).cast(pl.Int64),
                 ),
                 epoch_seconds,
@@ -1346,7 +1384,8 @@ def _add_defects(
         (
             int(rng.integers(n_touch)),
             rows[picks[6]] | {"touchpoint_id": new_touch_id(3), "utm_source": "tiktok",
-                              "utm_medium": "influencer", "utm_campaign": "creator-collab"},
+                              "utm_medium": "influencer", "utm_campaign": "creator-collab",
+                              "touch_type": "ad_click"},
             "unmapped_utm",
         ),
         (
@@ -1495,14 +1534,24 @@ def ground_truth(
     >>> truth.columns
     ['channel', 'revenue_removed', 'share']
     """
-    base = baseline_revenue(export)
-    names = [c for c in export.world.channels if c not in export.removed]
+    world, draws = export.world, export.draws
+    names = [c for c in world.channels if c not in export.removed]
     if channels is not None:
         wanted = list(channels)
         for channel in wanted:
             _check_channel(channel, "ground_truth")
         names = [c for c in CHANNELS if c in wanted]
-    removed = [base - export.outcomes((c,)).revenue_cents for c in names]
+    accounts = _accounts(world, draws)
+    baseline = _realise(world, draws, accounts, export.removed)
+    graph = nx.DiGraph(list(world.causes))
+    removed = []
+    for channel in names:
+        # only the channel and what it (transitively) causes can change
+        affected = {channel} | (nx.descendants(graph, channel) if channel in graph else set())
+        without = _realise(
+            world, draws, accounts, export.removed + (channel,), reuse=(baseline, affected)
+        )
+        removed.append(baseline.revenue_cents - without.revenue_cents)
     total = sum(removed)
     return pl.DataFrame(
         {
