@@ -32,12 +32,11 @@ over channels, cause pairs, months and the handful of deliberate bad rows.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import networkx as nx
@@ -50,9 +49,9 @@ from attribution.errors import ConfigError
 __all__ = [
     "CHANNELS",
     "CHANNEL_UTMS",
+    "SCENARIOS",
     "Draws",
     "Outcomes",
-    "SCENARIOS",
     "SimulatedExport",
     "World",
     "baseline_revenue",
@@ -975,7 +974,7 @@ def simulate(
     draws = draw(n_accounts, seed=seed, days=days)
     removed = tuple(removed)
     outcomes = realise(world, draws, removed)
-    origin = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    origin = datetime(start.year, start.month, start.day, tzinfo=UTC)
     epoch_seconds = int(origin.timestamp())
     digits = max(6, len(str(n_accounts)))
 
@@ -1090,9 +1089,9 @@ def _touch_frame(
             "source": np.floor(_hash_uniform(seed, _STREAM_SOURCE, key) * n_sources).astype(
                 np.int64
             ),
-            "campaign": np.floor(
-                _hash_uniform(seed, _STREAM_CAMPAIGN, key) * n_campaigns
-            ).astype(np.int64),
+            "campaign": np.floor(_hash_uniform(seed, _STREAM_CAMPAIGN, key) * n_campaigns).astype(
+                np.int64
+            ),
             "form_fill": web & (_hash_uniform(seed, _STREAM_FORM, key) < _FORM_FILL_RATE),
             "blank_account": _hash_uniform(seed, _STREAM_BLANK, key) < ACCOUNT_ID_BLANK_RATE,
         }
@@ -1257,10 +1256,12 @@ def _spend_output(
     """Monthly spend per paid channel: touches in the month x cost per touch x (0.85-1.15)."""
     paid = [c for c in world.channels if world.cost_per_touch.get(c, 0.0) > 0]
     months = _months(start, days)
-    origin = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    origin = datetime(start.year, start.month, start.day, tzinfo=UTC)
     month_starts = np.array(
-        [(datetime(m.year, m.month, m.day, tzinfo=timezone.utc) - origin).total_seconds()
-         for m, _ in months[1:]],
+        [
+            (datetime(m.year, m.month, m.day, tzinfo=UTC) - origin).total_seconds()
+            for m, _ in months[1:]
+        ],
         dtype=np.int64,
     )
     month = np.searchsorted(month_starts, touches["second"].to_numpy(), side="right")
@@ -1280,8 +1281,12 @@ def _spend_output(
             rows.append((channel, first_day.isoformat(), last_day.isoformat(), cents))
     frame = pl.DataFrame(
         rows,
-        schema={"channel": pl.String, "period_start": pl.String, "period_end": pl.String,
-                "cents": pl.Int64},
+        schema={
+            "channel": pl.String,
+            "period_start": pl.String,
+            "period_end": pl.String,
+            "cents": pl.Int64,
+        },
         orient="row",
     )
     return frame.select(
@@ -1299,7 +1304,7 @@ def _spend_output(
 def _shift_iso(text: str, minutes: int = 0, offset_hours: int | None = 0) -> str:
     """Re-write an ISO UTC timestamp: moved by ``minutes``, shown at ``offset_hours`` (None:
     no zone at all)."""
-    instant = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    instant = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     instant += timedelta(minutes=minutes)
     if offset_hours is None:
         return instant.strftime("%Y-%m-%dT%H:%M:%S")
@@ -1317,8 +1322,10 @@ def _insert_rows(
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("_tag"))
     order = frame.with_columns(pl.int_range(pl.len()).cast(pl.Float64).alias("_order"))
     added = pl.DataFrame(
-        [row | {"_tag": tag, "_order": before - 0.5 + i * 1e-3} for i, (before, row, tag) in
-         enumerate(extra)],
+        [
+            row | {"_tag": tag, "_order": before - 0.5 + i * 1e-3}
+            for i, (before, row, tag) in enumerate(extra)
+        ],
         schema=order.schema,
         orient="row",
     )
@@ -1371,27 +1378,39 @@ def _add_defects(
     extra_touches: list[tuple[int, dict[str, str | None], str]] = [
         (
             int(rng.integers(n_touch)),
-            rows[picks[4]] | {"touchpoint_id": new_touch_id(1),
-                              "timestamp": f"{start.year}-02-30T09:15:00Z"},
+            rows[picks[4]]
+            | {"touchpoint_id": new_touch_id(1), "timestamp": f"{start.year}-02-30T09:15:00Z"},
             "unparseable_timestamp",
         ),
         (
             int(rng.integers(n_touch)),
-            rows[picks[5]] | {"touchpoint_id": new_touch_id(2),
-                              "contact_id": "C" + "9" * contact_digits, "account_id": None},
+            rows[picks[5]]
+            | {
+                "touchpoint_id": new_touch_id(2),
+                "contact_id": "C" + "9" * contact_digits,
+                "account_id": None,
+            },
             "unknown_contact",
         ),
         (
             int(rng.integers(n_touch)),
-            rows[picks[6]] | {"touchpoint_id": new_touch_id(3), "utm_source": "tiktok",
-                              "utm_medium": "influencer", "utm_campaign": "creator-collab",
-                              "touch_type": "ad_click"},
+            rows[picks[6]]
+            | {
+                "touchpoint_id": new_touch_id(3),
+                "utm_source": "tiktok",
+                "utm_medium": "influencer",
+                "utm_campaign": "creator-collab",
+                "touch_type": "ad_click",
+            },
             "unmapped_utm",
         ),
         (
             clicked + 1,
-            rows[clicked] | {"touchpoint_id": new_touch_id(4),
-                             "timestamp": _shift_iso(rows[clicked]["timestamp"], minutes=2)},
+            rows[clicked]
+            | {
+                "touchpoint_id": new_touch_id(4),
+                "timestamp": _shift_iso(rows[clicked]["timestamp"], minutes=2),
+            },
             "repeated_click",
         ),
     ]
@@ -1407,8 +1426,13 @@ def _add_defects(
     extra_deals: list[tuple[int, dict[str, str | None], str]] = [
         (
             int(rng.integers(n_deal)),
-            template | {"deal_id": "D" + str(n_deal + 1).zfill(deal_digits),
-                        "account_id": first_free, "status": "lost", "amount": "-12500.00"},
+            template
+            | {
+                "deal_id": "D" + str(n_deal + 1).zfill(deal_digits),
+                "account_id": first_free,
+                "status": "lost",
+                "amount": "-12500.00",
+            },
             "negative_amount",
         ),
         (
@@ -1418,8 +1442,13 @@ def _add_defects(
         ),
         (
             int(rng.integers(n_deal)),
-            template | {"deal_id": "D" + str(n_deal + 2).zfill(deal_digits),
-                        "account_id": second_free, "status": "pending", "closed_at": None},
+            template
+            | {
+                "deal_id": "D" + str(n_deal + 2).zfill(deal_digits),
+                "account_id": second_free,
+                "status": "pending",
+                "closed_at": None,
+            },
             "unknown_status",
         ),
     ]
@@ -1437,7 +1466,10 @@ def _add_defects(
         "unknown_status": "status",
     }
     found = []
-    for name, frame, key in (("touchpoints", touchpoints, "touchpoint_id"), ("deals", deals, "deal_id")):
+    for name, frame, key in (
+        ("touchpoints", touchpoints, "touchpoint_id"),
+        ("deals", deals, "deal_id"),
+    ):
         tagged = frame.with_row_index("row", offset=1).filter(pl.col("_tag").is_not_null())
         for row in tagged.iter_rows(named=True):
             column = column_of[row["_tag"]]
@@ -1502,14 +1534,10 @@ def channel_truth(export: SimulatedExport, channel: str) -> int:
     return baseline_revenue(export) - export.outcomes((channel,)).revenue_cents
 
 
-TRUTH_SCHEMA = pl.Schema(
-    {"channel": pl.String, "revenue_removed": pl.Int64, "share": pl.Float64}
-)
+TRUTH_SCHEMA = pl.Schema({"channel": pl.String, "revenue_removed": pl.Int64, "share": pl.Float64})
 
 
-def ground_truth(
-    export: SimulatedExport, channels: Iterable[str] | None = None
-) -> pl.DataFrame:
+def ground_truth(export: SimulatedExport, channels: Iterable[str] | None = None) -> pl.DataFrame:
     """The revenue each channel is truly responsible for: its exact removal effect.
 
     Parameters

@@ -113,9 +113,13 @@ def test_write_export_round_trips_every_format(tmp_path):
 
 
 def test_unknown_format_and_scenario_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown export format 'parquett' \(did you mean 'parquet'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown export format 'parquett' \(did you mean 'parquet'\?\)"
+    ):
         write_export(simulate(50), tmp_path, format="parquett")
-    with pytest.raises(ConfigError, match=r"unknown scenario 'baseline2'.*valid scenarios: baseline, "):
+    with pytest.raises(
+        ConfigError, match=r"unknown scenario 'baseline2'.*valid scenarios: baseline, "
+    ):
         scenario("baseline2")
 
 
@@ -130,7 +134,9 @@ def test_world_validation_reports_every_problem():
     message = str(caught.value)
     assert "reach['podcast'] = 1.5 is not a probability" in message
     assert "causes contain a cycle" in message
-    with pytest.raises(ConfigError, match=r"unknown channel 'podcasts' \(did you mean 'podcast'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown channel 'podcasts' \(did you mean 'podcast'\?\)"
+    ):
         World(name="typo", reach={"podcasts": 0.1}, stage={"podcasts": 0.1})
 
 
@@ -285,7 +291,10 @@ def test_removing_podcast_removes_the_search_it_caused():
 
     assert touches(counterfactual, "podcast") == set()
     # paid search touches only disappear (they are caused by podcast, or else untouched)...
-    paid_before, paid_after = touches(factual, "paid_search"), touches(counterfactual, "paid_search")
+    paid_before, paid_after = (
+        touches(factual, "paid_search"),
+        touches(counterfactual, "paid_search"),
+    )
     assert len(paid_after) < 0.9 * len(paid_before)
     # ...channels podcast does not cause are exactly the same touches
     for channel in ("newsletter", "community"):
@@ -301,7 +310,7 @@ def test_ground_truth_matches_the_counterfactual_exports():
 
     def won_cents(export) -> int:
         won = export.deals.filter(pl.col("status") == "won")["amount"]
-        return int(round(won.cast(pl.Float64).sum() * 100))
+        return round(won.cast(pl.Float64).sum() * 100)
 
     assert baseline_revenue(factual) == won_cents(factual)
     truth = dict(ground_truth(factual).select("channel", "revenue_removed").iter_rows())
@@ -317,19 +326,19 @@ def _hand_world(**changes) -> World:
     """podcast and direct reach everyone; podcast always causes paid search; every account
     creates a deal; a deal is won exactly when paid search was seen; direct doubles its
     size from 10,000 to 20,000 USD; no noise."""
-    fields = dict(
-        name="hand",
-        reach={"podcast": 1.0, "paid_search": 0.0, "direct": 1.0},
-        stage={"podcast": 0.1, "paid_search": 0.6, "direct": 0.9},
-        causes={("podcast", "paid_search"): 1.0},
-        base_deal_logit=60.0,
-        base_win_logit=-60.0,
-        win_effect={"paid_search": 120.0},
-        size_effect={"direct": math.log(2.0)},
-        base_amount=10_000.0,
-        amount_sigma=0.0,
-        noise_touches=0.0,
-    )
+    fields: dict[str, object] = {
+        "name": "hand",
+        "reach": {"podcast": 1.0, "paid_search": 0.0, "direct": 1.0},
+        "stage": {"podcast": 0.1, "paid_search": 0.6, "direct": 0.9},
+        "causes": {("podcast", "paid_search"): 1.0},
+        "base_deal_logit": 60.0,
+        "base_win_logit": -60.0,
+        "win_effect": {"paid_search": 120.0},
+        "size_effect": {"direct": math.log(2.0)},
+        "base_amount": 10_000.0,
+        "amount_sigma": 0.0,
+        "noise_touches": 0.0,
+    }
     return World(**(fields | changes))
 
 
@@ -429,7 +438,7 @@ def test_messy_adds_each_documented_defect_once(tmp_path):
 
 def test_demo_fixture_is_what_its_readme_says(tmp_path):
     readme = (DEMO / "README.md").read_text()
-    call = re.search(r"```python\n(.*?)```", readme, re.S)
+    call = re.search(r"```python\n(.*?)```", readme, re.DOTALL)
     assert call is not None
     code = call.group(1).replace('"fixtures/demo"', repr(str(tmp_path)))
     exec(code, {})  # noqa: S102 - the README's own generating call
