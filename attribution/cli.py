@@ -453,6 +453,179 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     ))
 
 
+def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--spend", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Channel spend export: channel (or utm), period_start, period_end or "
+                             "period, amount.")(command)
+
+
+def load_run_spend(state: State, result: RunResult, spend_path: Path | None, required: bool):
+    """Load the spend file of a run (flag, else config), folding its accounting into the run's."""
+    from attribution.channels import load_rules
+    from attribution.spend import load_spend
+
+    path = spend_path or result.config.spend
+    if path is None:
+        if required:
+            raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
+        return None
+    config = result.config
+    spend = load_spend(path, rules=load_rules(config.channel_rules), currency=result.currency,
+                       columns=config.columns.get("spend"), strict=config.strict)
+    result.accounting.append(spend.accounting)
+    result.files.append(spend.file)
+    if spend.rejects.height:
+        result.rejects = pl.concat([result.rejects, spend.rejects])
+    return spend
+
+
+SCORECARD_COLUMNS = [
+    "channel", "channel_group", "leads", "opportunities", "pipeline_credit", "won_deals",
+    "revenue_credit", "win_rate", "avg_deal_size", "days_to_close", "spend", "cost_per_lead",
+    "cost_per_won_deal", "roas",
+]
+FUNNEL_COLUMNS = [
+    "period", "channel_group", "leads", "opportunities", "pipeline", "won_deals", "won_revenue",
+    "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend", "volume_effect",
+    "conversion_effect",
+]
+
+
+@cli.command()
+@input_options
+@model_options
+@format_option
+@spend_option
+@click.option("--grain", type=click.Choice(["week", "month", "quarter"]),
+              help="Funnel by period (leads, opportunities, pipeline, won revenue, rates, cycle) "
+                   "in total and by channel group; without it, one scorecard per channel.")
+@click.option("--by-period-channel", is_flag=True,
+              help="With --grain: the channel scorecard per period instead of the funnel.")
+@click.option("--no-hygiene", is_flag=True, help="Skip the pipeline-hygiene report.")
+@click.option("--signup-minutes", type=click.FloatRange(min=0),
+              help="Hygiene: a deal created this close to a sign-up touch, with no later sales "
+                   "touch, looks auto-created.  [default: 10]")
+@click.pass_obj
+@handle_errors
+def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str | None,
+              by_period_channel: bool, no_hygiene: bool, signup_minutes: float | None,
+              **options: Any) -> None:
+    """Channel economics: leads next to pipeline and revenue, win rate, deal size, cost.
+
+    Judges channels by the pipeline and revenue they create, not by lead counts: for each
+    channel (under each --model; default w_shaped) leads (contacts whose first touch is the
+    channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
+    size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
+    """
+    from attribution import economics, hygiene
+
+    if not options.get("model_names"):
+        options["model_names"] = ("w_shaped",)
+    config = build_config(**options)
+    with state.progress() as progress:
+        result = pipeline.run(config, progress)
+    spend_data = load_run_spend(state, result, spend, required=False)
+    report_inputs(state, result)
+    inputs = result.inputs
+    leads = economics.first_touch_leads(inputs.touchpoints, inputs.contacts) if inputs else None
+    if grain and not by_period_channel:
+        table = economics.scorecard(result.credit, result.journeys, leads, spend_data, grain=grain)
+        columns = FUNNEL_COLUMNS
+        title = f"Funnel by {grain}"
+    else:
+        table = economics.channel_scorecard(result.credit, result.journeys, leads, spend_data,
+                                            grain=grain)
+        columns = (["period"] if grain else []) + SCORECARD_COLUMNS
+        title = "Channel scorecard" + (f" by {grain}" if grain else "")
+    if stdout_format == "table":
+        for model in table.get_column("model").unique(maintain_order=True):
+            rows = table.filter(pl.col("model") == model).select(
+                [c for c in columns if c in table.columns]
+            )
+            state.out.print(render.frame_table(rows, title=f"{title} - {model}",
+                                               currency=result.currency, compact=True))
+    else:
+        emit(state, table, stdout_format, None)
+    if not no_hygiene and inputs is not None:
+        rules = hygiene.HygieneRules(
+            **({"signup_minutes": signup_minutes} if signup_minutes is not None else {})
+        )
+        report = hygiene.hygiene_report(hygiene.flag_deals(result.journeys, rules))
+        state.note(render.frame_table(report, title="Pipeline hygiene: deals that look "
+                                      "auto-created (report only, credit unchanged)",
+                                      currency=result.currency))
+
+
+BUDGET_COLUMNS = [
+    "channel", "channel_group", "current_spend", "current_share", "revenue_share", "roas",
+    "recommended", "change", "last_touch_recommended", "decision_shift",
+]
+
+
+@cli.command()
+@input_options
+@model_options
+@format_option
+@spend_option
+@click.option("--total", help="Budget to allocate (major units, e.g. 250000); default: current spend.")
+@click.option("--shift", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Share of the budget moved from the current mix toward the credited-revenue mix.")
+@click.option("--floor", "floors", multiple=True, metavar="CHANNEL=AMOUNT|SHARE%",
+              help="Minimum for a channel (repeatable), e.g. podcast=5000 or podcast=10%.")
+@click.option("--cap", "caps", multiple=True, metavar="CHANNEL=AMOUNT|SHARE%",
+              help="Maximum for a channel (repeatable).")
+@click.option("--what-if", "what_if_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A proposed budget (channel, amount) to estimate revenue for.")
+@click.option("--band", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="What-if: returns per unit of spend hold within +-band of current spend.")
+@click.pass_obj
+@handle_errors
+def budget(state: State, stdout_format: str, spend: Path | None, total: str | None, shift: float,
+           floors: tuple[str, ...], caps: tuple[str, ...], what_if_path: Path | None, band: float,
+           **options: Any) -> None:
+    """Recommend a budget from credited revenue per unit of spend, next to last-touch's.
+
+    Compares each paid channel's share of spend with its share of credited revenue under
+    --model (one model, e.g. --model w_shaped), moves --shift of the budget toward the revenue
+    mix within floors and caps (the total is kept to the cent), and shows what changes when the
+    decision is made on multi-touch credit rather than last-touch.
+    """
+    from attribution import budget as budgeting
+
+    names = options.get("model_names") or ()
+    if len(names) != 1:
+        raise ConfigError("budget needs exactly one --model, e.g. --model w_shaped")
+    model = names[0]
+    if model != "last_touch":
+        options["model_names"] = ("last_touch", model)
+    config = build_config(**options)
+    with state.progress() as progress:
+        result = pipeline.run(config, progress)
+    spend_data = load_run_spend(state, result, spend, required=True)
+    report_inputs(state, result)
+    recommendation = budgeting.recommend_budget(
+        result.summary, spend_data, model,
+        total=budgeting.parse_bound(total) if total else None,  # type: ignore[arg-type]
+        shift=shift,
+        floors=dict(budgeting.parse_bound_option(f, "--floor") for f in floors),
+        caps=dict(budgeting.parse_bound_option(c, "--cap") for c in caps),
+    )
+    shown = recommendation.select(
+        [c for c in BUDGET_COLUMNS if c in recommendation.columns]
+    )
+    emit(state, recommendation, stdout_format,
+         render.frame_table(shown, title=f"Budget recommendation - {model} (shift {shift:.0%} "
+                            "toward credited revenue), next to the same rule on last-touch credit",
+                            currency=result.currency, compact=True))
+    if what_if_path is not None:
+        estimate = budgeting.what_if(budgeting.read_budget(what_if_path), result.summary,
+                                     spend_data, model, band=band)
+        emit(state, estimate, stdout_format,
+             render.frame_table(estimate.drop("model"), compact=True, title=f"What if - {model} (constant return per unit "
+                                f"of spend within +-{band:.0%} of current spend)",
+                                currency=result.currency))
+
+
 @cli.command("models")
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="What to print on stdout.")

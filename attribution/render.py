@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from attribution.loading import Accounting
+from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "AUD": "A$", "CAD": "C$"}
 CREATION = "demand_creation"
@@ -176,22 +177,40 @@ def reject_reasons_table(accounting: Iterable[Accounting]) -> Table | None:
     return table
 
 
+#: short headers for wide tables
+LABELS = {
+    "channel_group": "group", "opportunities": "opps", "pipeline_credit": "pipeline",
+    "revenue_credit": "revenue", "won_deals": "won", "win_rate": "win rate",
+    "avg_deal_size": "deal size", "days_to_close": "days to close", "cost_per_lead": "cost/lead",
+    "cost_per_opportunity": "cost/opp", "cost_per_won_deal": "cost/won", "roas": "ROAS",
+    "roi": "ROI", "lead_to_opportunity": "lead->opp", "avg_cycle_days": "cycle days",
+    "won_revenue": "won revenue", "volume_effect": "volume effect",
+    "conversion_effect": "conversion effect", "current_spend": "current spend",
+    "recommended": "recommended", "last_touch_recommended": "last-touch rec.",
+    "decision_shift": "multi vs last-touch",
+}
+
+
 def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
-                money_columns: Iterable[str] = (), share_columns: Iterable[str] = ()) -> Table:
-    """Any small frame as a table, formatting the named money and share columns."""
-    money_set, share_set = set(money_columns), set(share_columns)
+                money_columns: Iterable[str] | None = None,
+                share_columns: Iterable[str] | None = None, compact: bool = False) -> Table:
+    """Any small frame as a table, formatting money and share columns (by default the ones
+    :data:`~attribution.schema.MONEY_COLUMNS` and ``SHARE_COLUMNS`` name)."""
+    money_set = set(MONEY_COLUMNS if money_columns is None else money_columns)
+    share_set = set(SHARE_COLUMNS if share_columns is None else share_columns)
     table = Table(title=title or None, title_justify="left")
     for name, dtype in frame.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+        table.add_column(LABELS.get(name, name) if compact else name,
+                         justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows(named=True):
         cells = []
         for name, value in row.items():
-            if name in money_set:
-                cells.append(money(value, currency))
+            if name in money_set and (value is None or isinstance(value, int)):
+                cells.append(compact_money(value, currency) if compact else money(value, currency))
             elif name in share_set:
                 cells.append(percent(value))
             elif isinstance(value, float):
-                cells.append(f"{value:,.4g}")
+                cells.append(f"{value:,.2f}")
             elif isinstance(value, int):
                 cells.append(f"{value:,}")
             else:

@@ -159,5 +159,43 @@ MONEY_COLUMNS = frozenset(
         "pipeline",
         "won_revenue",
         "spend",
+        "avg_deal_size",
+        "revenue_per_lead",
+        "cost_per_lead",
+        "cost_per_opportunity",
+        "cost_per_won_deal",
+        "current_spend",
+        "recommended",
+        "change",
+        "last_touch_recommended",
+        "last_touch_change",
+        "decision_shift",
+        "floor",
+        "cap",
+        "proposed_spend",
+        "expected_revenue",
+        "revenue_change",
+        "counted_spend",
+        "band_low",
+        "band_high",
+    }
+)
+
+#: columns that hold a share or rate (shown as percentages)
+SHARE_COLUMNS = frozenset(
+    {
+        "revenue_share",
+        "pipeline_share",
+        "share",
+        "share_value",
+        "win_rate",
+        "lead_to_opportunity",
+        "conversion_rate",
+        "probability",
+        "spend_share",
+        "revenue_credit_share",
+        "recommended_share",
+        "last_touch_revenue_share",
+        "current_share",
     }
 )

@@ -200,3 +200,27 @@ def test_paths_table_and_path_table_input(tmp_path):
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
     assert {r["model"] for r in rows} == {"last_touch", "markov"}
+
+
+DEMO = Path(__file__).parent.parent / "fixtures" / "demo"
+
+
+def test_scorecard_and_budget_on_the_demo(tmp_path):
+    config = str(DEMO / "attribution.toml")
+    result = invoke("-q", "scorecard", "--config", config, "--out", str(tmp_path),
+                    "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["model"] for r in rows} == {"w_shaped"}
+    assert {"leads", "pipeline_credit", "revenue_credit", "win_rate", "roas"} <= set(rows[0])
+    result = invoke("-q", "budget", "--config", config, "--model", "w_shaped", "--out",
+                    str(tmp_path), "--format", "json", "--floor", "podcast=10%")
+    assert result.exit_code == 0, result.stderr
+    budget = json.loads(result.stdout)
+    current = round(sum(r["current_spend"] for r in budget), 2)
+    assert round(sum(r["recommended"] for r in budget), 2) == current
+    assert round(sum(r["last_touch_recommended"] for r in budget), 2) == current
+    podcast = next(r for r in budget if r["channel"] == "podcast")
+    assert podcast["recommended"] >= 0.1 * current
+    result = invoke("-q", "budget", "--config", config, "--out", str(tmp_path))
+    assert result.exit_code == 2 and "exactly one --model" in result.stderr
