@@ -8,6 +8,7 @@ can sit next to its exports. Every option and its default is listed in :data:`CO
 from __future__ import annotations
 
 import dataclasses
+import os
 import difflib
 import math
 import tomllib
@@ -191,7 +192,7 @@ def parse_instant(value: Any, where: str) -> datetime:
 
 def _resolve(base: Path, value: Any) -> Path:
     path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else base / path
+    return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
 
 def _number(value: Any, name: str, origin: str, kind: type) -> Any:
