@@ -1,0 +1,809 @@
+"""The report's charts as Vega-Lite specifications, each titled by the finding it shows.
+
+Every function takes result tables (polars frames, money in minor units) and returns a
+:class:`Chart` - or ``None`` when the run has nothing to plot (no last-touch model to compare
+with, no Markov model, no spend). A chart's ``title`` states the finding in words a board deck
+can reuse ("Every multi-touch model gives demand creation more credit than last-touch"); the
+``subtitle`` says what is plotted. Nothing is re-estimated here: shares, shifts, removal
+effects and budgets come from :mod:`attribution.compare`, :mod:`attribution.graph`,
+:mod:`attribution.models.markov` and :mod:`attribution.budget`; this module only arranges
+them (the journey flow lays out its Sankey ribbons in Python so that it needs no plug-in).
+
+The specs carry their data inline (``data.values``) and no title; :meth:`Chart.titled` adds
+the title for a stand-alone PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from attribution.render import compact_money, money, percent
+from attribution.report import theme
+from attribution.report.theme import CAPTURE, CREATION, group_label
+
+BASELINE = "last_touch"
+CONVERSION = "(conversion)"
+NULL = "(null)"
+START = "(start)"
+STATE_LABELS = {START: "Start", CONVERSION: "Won", NULL: "Not won"}
+
+Spec = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart: ``name`` (the HTML container ``chart-<name>`` and ``<name>.png``), the
+    finding as ``title``, what is plotted as ``subtitle``, and the Vega-Lite ``spec``."""
+
+    name: str
+    title: str
+    subtitle: str
+    spec: Spec
+
+    def titled(self) -> Spec:
+        """The spec with its title and subtitle, for a stand-alone image."""
+        return {"title": {"text": self.title, "subtitle": self.subtitle}, **self.spec}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _major(cents: int | float | None) -> float | None:
+    return None if cents is None else cents / 100
+
+
+def _group_rank(group: str | None) -> int:
+    return {CREATION: 0, CAPTURE: 1}.get(group or "", 2)
+
+
+def label_colour_expr(groups: Mapping[str, str | None], default: str = "#374151") -> dict[str, str]:
+    """A Vega expression colouring axis labels (channel names) by their channel group."""
+    creation = sorted(c for c, g in groups.items() if g == CREATION)
+    capture = sorted(c for c, g in groups.items() if g == CAPTURE)
+    return {
+        "expr": (
+            f"indexof({json.dumps(creation)}, datum.value) >= 0 ? '{theme.GROUP_COLOURS[CREATION]}' : "
+            f"indexof({json.dumps(capture)}, datum.value) >= 0 ? '{theme.GROUP_COLOURS[CAPTURE]}' : "
+            f"'{default}'"
+        )
+    }
+
+
+def _models(frame: pl.DataFrame) -> list[str]:
+    return frame.get_column("model").unique(maintain_order=True).to_list()
+
+
+def channel_groups(summary: pl.DataFrame) -> dict[str, str | None]:
+    """``channel -> channel_group`` of a summary or comparison frame."""
+    return dict(summary.select("channel", "channel_group").unique(subset="channel", keep="first").iter_rows())
+
+
+def channel_order(summary: pl.DataFrame) -> list[str]:
+    """Channels by group (creation, capture, other), then by mean revenue credit over models."""
+    mean = (
+        summary.group_by("channel", "channel_group")
+        .agg(pl.col("revenue_credit").mean().alias("mean"), pl.col("pipeline_credit").mean().alias("pipe"))
+        .with_columns(pl.col("channel_group").map_elements(_group_rank, return_dtype=pl.Int64).alias("rank"))
+        .sort(["rank", "mean", "pipe", "channel"], descending=[False, True, True, False])
+    )
+    return mean.get_column("channel").to_list()
+
+
+def _present_groups(groups: Sequence[str | None]) -> list[str]:
+    labels = {group_label(g) for g in groups}
+    return [label for label in theme.GROUP_ORDER if label in labels]
+
+
+def _sign_money(cents: int, currency: str) -> str:
+    text = compact_money(cents, currency)
+    return text if cents < 0 else f"+{text}"
+
+
+# -- 1. credit by model -----------------------------------------------------------------------
+def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) -> Chart | None:
+    """Grouped bars: each channel's revenue credit under every model, split by channel group."""
+    if summary.height == 0:
+        return None
+    models = _models(summary)
+    if baseline in models:
+        models = [baseline, *[m for m in models if m != baseline]]
+    order = channel_order(summary)
+    groups = channel_groups(summary)
+    values = [
+        {
+            "model": row["model"],
+            "channel": row["channel"],
+            "group": group_label(row["channel_group"]),
+            "credit": _major(row["revenue_credit"]),
+            "credit_label": money(row["revenue_credit"], currency),
+            "share_label": percent(row["revenue_share"]),
+        }
+        for row in summary.iter_rows(named=True)
+    ]
+    title = "Revenue credit by channel depends on the model"
+    if baseline in models and len(models) > 1:
+        others = [m for m in models if m != baseline]
+        wide = summary.pivot(on="model", index="channel", values="revenue_credit").fill_null(0)
+        gains = wide.select(
+            "channel",
+            pl.col(baseline).alias("base"),
+            pl.mean_horizontal(others).alias("mean"),
+        ).with_columns((pl.col("mean") - pl.col("base")).alias("gain"))
+        top = gains.sort(["gain", "channel"], descending=[True, False]).row(0, named=True)
+        if top["gain"] > 0:
+            title = (
+                f"{top['channel']} is undervalued by last-touch: {compact_money(int(top['base']), currency)} "
+                f"under last-touch vs {compact_money(round(top['mean']), currency)} on average "
+                f"across {len(others)} multi-touch model{'s' if len(others) > 1 else ''}"
+            )
+    # with yOffset, the step is the height of one model's bar inside a channel's band
+    step = 5 if len(models) > 4 else 9
+    spec: Spec = {
+        "data": {"values": values},
+        "facet": {
+            "row": {
+                "field": "group",
+                "type": "nominal",
+                "sort": _present_groups(list(groups.values())),
+                "title": None,
+                "header": {"labelAngle": 0, "labelAlign": "left", "labelAnchor": "start",
+                           "labelOrient": "top", "labelFontSize": 14},
+            }
+        },
+        "resolve": {"scale": {"y": "independent"}},
+        "spacing": 16,
+        "spec": {
+            "width": 820,
+            "height": {"step": step},
+            "mark": {"type": "bar", "cornerRadiusEnd": 2},
+            "encoding": {
+                "y": {"field": "channel", "type": "nominal", "sort": order, "title": None,
+                      "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 13,
+                               "labelFontWeight": 600}},
+                "yOffset": {"field": "model", "type": "nominal", "sort": models},
+                "x": {"field": "credit", "type": "quantitative",
+                      "title": f"Revenue credit ({currency})", "axis": {"format": "$,.3~s"}},
+                "color": {"field": "model", "type": "nominal", "sort": models,
+                          "scale": theme.model_scale(models, baseline), "title": "Model",
+                          "legend": {"columns": min(len(models), 6)}},
+                "tooltip": [
+                    {"field": "channel", "title": "Channel"},
+                    {"field": "model", "title": "Model"},
+                    {"field": "credit_label", "title": "Revenue credit"},
+                    {"field": "share_label", "title": "Share of revenue"},
+                ],
+            },
+        },
+    }
+    subtitle = "Won revenue credited to each channel, one bar per model; channel names coloured by group"
+    return Chart("credit_by_model", title, subtitle, spec)
+
+
+# -- 2. shift from last-touch -----------------------------------------------------------------
+def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str = BASELINE) -> Chart | None:
+    """Diverging bars, one panel per multi-touch model: revenue credit minus last-touch's."""
+    if comparison.height == 0:
+        return None
+    others = [m for m in _models(comparison) if m != baseline]
+    if not others:
+        return None
+    rows = comparison.filter(pl.col("model") != baseline)
+    groups = channel_groups(comparison)
+    order = (
+        rows.group_by("channel")
+        .agg(pl.col("revenue_shift").mean().alias("mean"))
+        .sort(["mean", "channel"], descending=[True, False])
+        .get_column("channel")
+        .to_list()
+    )
+    values = [
+        {
+            "model": row["model"],
+            "channel": row["channel"],
+            "group": group_label(row["channel_group"]),
+            "shift": _major(row["revenue_shift"]),
+            "shift_label": ("+" if row["revenue_shift"] > 0 else "") + money(row["revenue_shift"], currency),
+            "share_label": f"{row['share_shift'] * 100:+.1f} pts",
+            "base_label": money(row["last_touch_revenue_credit"], currency),
+            "credit_label": money(row["revenue_credit"], currency),
+        }
+        for row in rows.iter_rows(named=True)
+    ]
+    creation = (
+        rows.filter(pl.col("channel_group") == CREATION)
+        .group_by("model")
+        .agg(pl.col("revenue_shift").sum())
+    )
+    shifts = dict(creation.iter_rows())
+    if shifts:
+        low, high = min(shifts.values()), max(shifts.values())
+        span = (
+            _sign_money(low, currency) if low == high
+            else f"{_sign_money(low, currency)} to {_sign_money(high, currency)}"
+        )
+        if low > 0:
+            count = "The multi-touch model gives" if len(shifts) == 1 else f"All {len(shifts)} multi-touch models give"
+            title = f"{count} demand creation more revenue credit than last-touch: {span}"
+        elif high < 0:
+            title = f"Multi-touch models give demand creation less credit than last-touch: {span}"
+        else:
+            gain = sum(1 for v in shifts.values() if v > 0)
+            title = (
+                f"{gain} of {len(shifts)} multi-touch models give demand creation more credit than "
+                f"last-touch ({span})"
+            )
+    else:
+        title = "How each multi-touch model moves credit away from last-touch"
+    columns = min(3, len(others))
+    spec: Spec = {
+        "data": {"values": values},
+        "facet": {"field": "model", "type": "nominal", "sort": others, "title": None,
+                  "header": {"labelFontSize": 14, "labelAnchor": "start"}},
+        "columns": columns,
+        "spacing": {"row": 18, "column": 24},
+        "resolve": {"axis": {"y": "independent"}},
+        "spec": {
+            "width": 880 // columns - 110,
+            "height": {"step": 15},
+            "layer": [
+                {
+                    "mark": {"type": "bar", "cornerRadiusEnd": 2},
+                    "encoding": {
+                        "y": {"field": "channel", "type": "nominal", "sort": order, "title": None,
+                              "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 11}},
+                        "x": {"field": "shift", "type": "quantitative",
+                              "title": f"vs last-touch ({currency})", "axis": {"format": "$,.2~s", "tickCount": 4}},
+                        "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                                  "title": "Channel group"},
+                        "tooltip": [
+                            {"field": "channel", "title": "Channel"},
+                            {"field": "model", "title": "Model"},
+                            {"field": "shift_label", "title": "Shift vs last-touch"},
+                            {"field": "share_label", "title": "Share shift"},
+                            {"field": "base_label", "title": "Last-touch credit"},
+                            {"field": "credit_label", "title": "Model credit"},
+                        ],
+                    },
+                },
+                {"mark": {"type": "rule", "color": "#4B5563"}, "encoding": {"x": {"datum": 0}}},
+            ],
+        },
+    }
+    subtitle = (
+        "Revenue credit under each model minus last-touch's, per channel: right of the line "
+        "gains, left loses; green is demand creation"
+    )
+    return Chart("shift", title, subtitle, spec)
+
+
+# -- 3. share by channel group ----------------------------------------------------------------
+def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) -> Chart | None:
+    """100% stacked bars: each model's revenue split between channel groups."""
+    if summary.height == 0:
+        return None
+    models = _models(summary)
+    if baseline in models:
+        models = [baseline, *[m for m in models if m != baseline]]
+    by_group = (
+        summary.with_columns(
+            pl.col("channel_group").map_elements(group_label, return_dtype=pl.String).alias("group")
+        )
+        .group_by("model", "group")
+        .agg(pl.col("revenue_share").sum().alias("share"), pl.col("revenue_credit").sum().alias("credit"))
+    )
+    values = []
+    for model in models:
+        start = 0.0
+        part = {g: (s, c) for _, g, s, c in by_group.filter(pl.col("model") == model).iter_rows()}
+        for group in theme.GROUP_ORDER:
+            if group not in part:
+                continue
+            share, credit = part[group]
+            values.append(
+                {
+                    "model": model,
+                    "group": group,
+                    "start": start,
+                    "end": start + share,
+                    "mid": start + share / 2,
+                    "share": share,
+                    "label": percent(share, 0) if share >= 0.04 else "",
+                    "credit_label": money(int(credit), currency),
+                    "share_label": percent(share),
+                }
+            )
+            start += share
+    creation = {
+        m: s for m, g, s, _ in by_group.iter_rows() if g == theme.GROUP_LABELS[CREATION]
+    }
+    title = "Revenue credit by channel group and model"
+    if baseline in models and len(models) > 1:
+        others = [creation.get(m, 0.0) for m in models if m != baseline]
+        base = creation.get(baseline, 0.0)
+        low, high = min(others), max(others)
+        span = percent(low, 0) if round(low, 2) == round(high, 2) else f"{percent(low, 0)}-{percent(high, 0)}"
+        title = (
+            f"Demand creation earns {percent(base, 0)} of revenue credit under last-touch, "
+            f"{span} under multi-touch models"
+        )
+    y = {"field": "model", "type": "nominal", "sort": models, "title": None,
+         "axis": {"labelFontSize": 13, "labelFontWeight": 600}}
+    spec: Spec = {
+        "data": {"values": values},
+        "width": 820,
+        "height": {"step": 30},
+        "layer": [
+            {
+                "mark": {"type": "bar", "height": {"band": 0.8}},
+                "encoding": {
+                    "y": y,
+                    "x": {"field": "start", "type": "quantitative", "title": "Share of won revenue",
+                          "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
+                    "x2": {"field": "end"},
+                    "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                              "title": "Channel group"},
+                    "tooltip": [
+                        {"field": "model", "title": "Model"},
+                        {"field": "group", "title": "Group"},
+                        {"field": "share_label", "title": "Share"},
+                        {"field": "credit_label", "title": "Revenue credit"},
+                    ],
+                },
+            },
+            {
+                "mark": {"type": "text", "color": "white", "fontWeight": 600, "fontSize": 12},
+                "encoding": {"y": y, "x": {"field": "mid", "type": "quantitative"}, "text": {"field": "label"}},
+            },
+        ],
+    }
+    return Chart("group_share", title, "Each model's won revenue split by channel group", spec)
+
+
+# -- 4. journey flow ----------------------------------------------------------------------------
+def journey_flow(
+    paths: pl.DataFrame,
+    groups: Mapping[str, str | None],
+    currency: str,
+    *,
+    height: int = 480,
+    points: int = 24,
+) -> Chart | None:
+    """Sankey of journeys: first-touch channel -> last-touch channel -> won / not won.
+
+    ``paths`` is :func:`attribution.graph.distinct_paths` (``channels, conversions, nulls,
+    revenue``); ribbon widths are journeys (conversions + nulls). The layout is computed here
+    (nodes stacked per column, ribbons as smooth areas), so any Vega-Lite renderer draws it.
+    """
+    if paths.height == 0:
+        return None
+    flows = (
+        paths.filter(pl.col("channels").list.len() > 0)
+        .select(
+            pl.col("channels").list.first().alias("first"),
+            pl.col("channels").list.last().alias("last"),
+            "conversions",
+            "nulls",
+            "revenue",
+        )
+    )
+    if flows.height == 0:
+        return None
+    first_last = (
+        flows.group_by("first", "last")
+        .agg((pl.col("conversions") + pl.col("nulls")).sum().alias("journeys"),
+             pl.col("conversions").sum(), pl.col("revenue").sum())
+        .filter(pl.col("journeys") > 0)
+    )
+    last_out = flows.group_by("last").agg(
+        pl.col("conversions").sum().alias("won"), pl.col("nulls").sum().alias("not_won"),
+        pl.col("revenue").sum(),
+    )
+    total = int(first_last.get_column("journeys").sum())
+    if total == 0:
+        return None
+
+    def ordered(column: str) -> list[str]:
+        sizes = first_last.group_by(column).agg(pl.col("journeys").sum()).iter_rows()
+        return [c for c, _ in sorted(sizes, key=lambda cs: (_group_rank(groups.get(cs[0])), -cs[1], cs[0]))]
+
+    firsts, lasts = ordered("first"), ordered("last")
+    outcomes = ["Won", "Not won"]
+    size: dict[tuple[int, str], int] = defaultdict(int)
+    for f, la, n, _, _ in first_last.iter_rows():
+        size[(0, f)] += n
+        size[(1, la)] += n
+    for la, won, not_won, _ in last_out.iter_rows():
+        size[(2, "Won")] += won
+        size[(2, "Not won")] += not_won
+    columns = [firsts, lasts, [o for o in outcomes if size[(2, o)] > 0]]
+    pad = 6.0
+    scale = min((height - pad * (len(col) - 1)) / total for col in columns)
+    top: dict[tuple[int, str], float] = {}
+    for index, column in enumerate(columns):
+        used = sum(size[(index, n)] for n in column) * scale + pad * (len(column) - 1)
+        y = (height - used) / 2
+        for name in column:
+            top[(index, name)] = y
+            y += size[(index, name)] * scale + pad
+    xs = [0.0, 0.5, 1.0]
+    node_width = 0.014
+
+    nodes = []
+    headers = ["First touch", "Last touch", "Outcome"]
+    for index, column in enumerate(columns):
+        for name in column:
+            journeys = size[(index, name)]
+            y0 = top[(index, name)]
+            y1 = y0 + journeys * scale
+            if index == 2:
+                colour = theme.WON_COLOUR if name == "Won" else theme.NOT_WON_COLOUR
+            else:
+                colour = theme.group_colour(groups.get(name))
+            label = f"{name} {journeys:,}" if (y1 - y0) >= 9 else ""
+            nodes.append({
+                "x0": xs[index], "x1": xs[index] + node_width, "y0": y0, "y1": y1,
+                "colour": colour, "label": label, "column": headers[index], "node": name,
+                "journeys": f"{journeys:,}", "share": percent(journeys / total),
+                "label_x": xs[index] - 0.008 if index == 0 else xs[index] + node_width + 0.008,
+                "align": "right" if index == 0 else "left", "label_y": (y0 + y1) / 2,
+            })
+
+    ribbons: list[dict[str, Any]] = []
+    source_offset: dict[tuple[int, str], float] = defaultdict(float)
+    target_offset: dict[tuple[int, str], float] = defaultdict(float)
+
+    def ribbon(link: int, column: int, source: str, target: str, value: int, group: str,
+               tooltip: dict[str, str]) -> None:
+        width = value * scale
+        sy = top[(column, source)] + source_offset[(column, source)]
+        ty = top[(column + 1, target)] + target_offset[(column + 1, target)]
+        source_offset[(column, source)] += width
+        target_offset[(column + 1, target)] += width
+        x0, x1 = xs[column] + node_width, xs[column + 1]
+        for step in range(points + 1):
+            t = step / points
+            s = t * t * (3 - 2 * t)
+            ribbons.append({
+                "link": link, "x": x0 + (x1 - x0) * t, "y0": sy + (ty - sy) * s,
+                "y1": sy + width + (ty - sy) * s, "group": group, **tooltip,
+            })
+
+    link = 0
+    lookup = {(f, la): (n, c, r) for f, la, n, c, r in first_last.iter_rows()}
+    # sources in node order, each source's targets in node order: ribbons do not cross at the nodes
+    pairs = sorted(lookup, key=lambda p: (firsts.index(p[0]), lasts.index(p[1])))
+    # targets take their incoming ribbons in source order
+    target_rank = {p: i for i, p in enumerate(sorted(lookup, key=lambda p: (lasts.index(p[1]), firsts.index(p[0]))))}
+    target_starts: dict[tuple[str, str], float] = {}
+    running: dict[str, float] = defaultdict(float)
+    for pair in sorted(lookup, key=lambda p: target_rank[p]):
+        target_starts[pair] = running[pair[1]]
+        running[pair[1]] += lookup[pair][0] * scale
+    for pair in pairs:
+        n, won, revenue = lookup[pair]
+        target_offset[(1, pair[1])] = target_starts[pair]
+        ribbon(link, 0, pair[0], pair[1], n, group_label(groups.get(pair[0])), {
+            "from": pair[0], "to": pair[1], "journeys": f"{n:,}", "won": f"{won:,}",
+            "revenue": money(revenue, currency),
+        })
+        link += 1
+    for la in lasts:
+        row = last_out.filter(pl.col("last") == la).row(0, named=True)
+        for outcome, value in (("Won", row["won"]), ("Not won", row["not_won"])):
+            if value > 0:
+                ribbon(link, 1, la, outcome, value, group_label(groups.get(la)), {
+                    "from": la, "to": outcome, "journeys": f"{value:,}",
+                    "won": f"{row['won']:,}" if outcome == "Won" else "0",
+                    "revenue": money(row["revenue"] if outcome == "Won" else 0, currency),
+                })
+                link += 1
+
+    revenue_total = int(flows.get_column("revenue").sum())
+    creation_first = int(
+        flows.filter(pl.col("first").replace_strict(dict(groups), default=None) == CREATION)
+        .get_column("revenue").sum()
+    )
+    capture_last = int(
+        flows.filter(pl.col("last").replace_strict(dict(groups), default=None) == CAPTURE)
+        .get_column("revenue").sum()
+    )
+    if revenue_total > 0:
+        title = (
+            f"{percent(creation_first / revenue_total, 0)} of won revenue starts with a demand-creation "
+            f"touch; {percent(capture_last / revenue_total, 0)} ends on a demand-capture touch"
+        )
+    else:
+        title = "How journeys flow from their first touch to their last touch"
+    x_scale = {"domain": [-0.17, 1.17], "nice": False, "zero": False}
+    y_scale = {"domain": [0, height], "reverse": True, "nice": False, "zero": False}
+    header_values = [{"x": xs[i] + node_width / 2, "text": h} for i, h in enumerate(headers)]
+    spec: Spec = {
+        "width": 880,
+        "height": height + 24,
+        "layer": [
+            {
+                "data": {"values": ribbons},
+                "mark": {"type": "area", "opacity": 0.38, "interpolate": "linear"},
+                "encoding": {
+                    "x": {"field": "x", "type": "quantitative", "scale": x_scale, "axis": None},
+                    "y": {"field": "y0", "type": "quantitative", "scale": y_scale, "axis": None, "stack": None},
+                    "y2": {"field": "y1"},
+                    "detail": {"field": "link", "type": "nominal"},
+                    "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                              "title": "Channel group"},
+                    "tooltip": [
+                        {"field": "from", "title": "From"},
+                        {"field": "to", "title": "To"},
+                        {"field": "journeys", "title": "Journeys"},
+                        {"field": "won", "title": "Won"},
+                        {"field": "revenue", "title": "Won revenue"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": nodes},
+                "mark": {"type": "rect"},
+                "encoding": {
+                    "x": {"field": "x0", "type": "quantitative", "scale": x_scale, "axis": None},
+                    "x2": {"field": "x1"},
+                    "y": {"field": "y0", "type": "quantitative", "scale": y_scale, "axis": None},
+                    "y2": {"field": "y1"},
+                    "color": {"field": "colour", "type": "nominal", "scale": None, "legend": None},
+                    "tooltip": [
+                        {"field": "column", "title": "Column"},
+                        {"field": "node", "title": "Node"},
+                        {"field": "journeys", "title": "Journeys"},
+                        {"field": "share", "title": "Share of journeys"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": nodes},
+                "mark": {"type": "text", "fontSize": 11, "fontWeight": 600, "color": "#111827"},
+                "encoding": {
+                    "x": {"field": "label_x", "type": "quantitative", "scale": x_scale, "axis": None},
+                    "y": {"field": "label_y", "type": "quantitative", "scale": y_scale, "axis": None},
+                    "text": {"field": "label"},
+                    "align": {"field": "align", "type": "nominal", "scale": None},
+                },
+            },
+            {
+                "data": {"values": header_values},
+                "mark": {"type": "text", "fontSize": 13, "fontWeight": 700, "color": "#374151", "dy": -14},
+                "encoding": {
+                    "x": {"field": "x", "type": "quantitative", "scale": x_scale, "axis": None},
+                    "y": {"datum": 0, "type": "quantitative", "scale": y_scale, "axis": None},
+                    "text": {"field": "text"},
+                },
+            },
+        ],
+    }
+    subtitle = (
+        f"{total:,} journeys with touches (won deals; lost deals and accounts without a deal are "
+        "not won; open deals left out): their first-touch channel, last-touch channel and outcome"
+    )
+    return Chart("journey_flow", title, subtitle, spec)
+
+
+# -- 5. transition heatmap ---------------------------------------------------------------------
+def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | None]) -> Chart | None:
+    """Heatmap of transition probabilities between states (``graph.transition_table`` rows)."""
+    if transitions.height == 0:
+        return None
+    states = sorted(
+        set(transitions.get_column("from_state").to_list()) | set(transitions.get_column("to_state").to_list())
+        - {START, CONVERSION, NULL},
+        key=lambda s: (_group_rank(groups.get(s)), s),
+    )
+    rows = [START, *states]
+    columns = [*states, CONVERSION, NULL]
+
+    def name(state: str) -> str:
+        return STATE_LABELS.get(state, state)
+
+    values = [
+        {
+            "from": name(row["from_state"]),
+            "to": name(row["to_state"]),
+            "probability": row["probability"],
+            "label": f"{row['probability'] * 100:.0f}" if row["probability"] >= 0.095 else "",
+            "probability_label": percent(row["probability"]),
+            "count": f"{row['count']:,}",
+        }
+        for row in transitions.iter_rows(named=True)
+    ]
+    exits = transitions.filter(
+        (pl.col("to_state") == CONVERSION) & ~pl.col("from_state").is_in([START])
+    ).sort(["probability", "from_state"], descending=[True, False])
+    if exits.height:
+        best = exits.row(0, named=True)
+        title = (
+            f"{best['from_state']} is the strongest closer: {percent(best['probability'], 0)} of "
+            "its next steps are a won deal"
+        )
+    else:
+        title = "Where journeys go next, channel by channel"
+    label_groups = dict(groups)
+    colour = label_colour_expr(label_groups)
+    axis_common = {"labelFontSize": 11, "labelColor": colour, "domain": False, "ticks": False}
+    spec: Spec = {
+        "data": {"values": values},
+        "width": {"step": 38},
+        "height": {"step": 24},
+        "layer": [
+            {
+                "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
+                "encoding": {
+                    "x": {"field": "to", "type": "nominal", "sort": [name(c) for c in columns],
+                          "title": "Next step", "axis": {**axis_common, "orient": "top", "labelAngle": -40}},
+                    "y": {"field": "from", "type": "nominal", "sort": [name(r) for r in rows],
+                          "title": "From", "axis": axis_common},
+                    "color": {"field": "probability", "type": "quantitative",
+                              "scale": {"scheme": "purples", "domain": [0, 1]},
+                              "title": "Probability", "legend": {"format": "%", "orient": "right"}},
+                    "tooltip": [
+                        {"field": "from", "title": "From"},
+                        {"field": "to", "title": "To"},
+                        {"field": "probability_label", "title": "Probability"},
+                        {"field": "count", "title": "Transitions"},
+                    ],
+                },
+            },
+            {
+                "mark": {"type": "text", "fontSize": 10},
+                "encoding": {
+                    "x": {"field": "to", "type": "nominal", "sort": [name(c) for c in columns]},
+                    "y": {"field": "from", "type": "nominal", "sort": [name(r) for r in rows]},
+                    "text": {"field": "label"},
+                    "color": {"condition": {"test": "datum.probability > 0.5", "value": "white"},
+                              "value": "#111827"},
+                },
+            },
+        ],
+    }
+    subtitle = (
+        "Markov transition probabilities: each row sums to 100% over the next channel, a won deal "
+        "or no win (numbers are percent, shown from 10%)"
+    )
+    return Chart("transitions", title, subtitle, spec)
+
+
+# -- 6. removal effects ---------------------------------------------------------------------------
+def removal_effects(
+    effects: pl.DataFrame, groups: Mapping[str, str | None], weight_by: str = "conversions"
+) -> Chart | None:
+    """Bars of each channel's removal-effect share, with the bootstrap 95% interval when present."""
+    if effects.height == 0:
+        return None
+    column = "share_value" if weight_by == "revenue" else "share"
+    has_ci = "ci_low" in effects.columns and "ci_high" in effects.columns
+    frame = effects.sort([column, "channel"], descending=[True, False])
+    values = []
+    for row in frame.iter_rows(named=True):
+        item = {
+            "channel": row["channel"],
+            "group": group_label(groups.get(row["channel"])),
+            "share": row[column],
+            "share_label": percent(row[column]),
+            "removal_effect": percent(row["removal_effect_value" if weight_by == "revenue" else "removal_effect"]),
+        }
+        if has_ci:
+            item.update(ci_low=row["ci_low"], ci_high=row["ci_high"],
+                        ci_label=f"{percent(row['ci_low'])} - {percent(row['ci_high'])}")
+        values.append(item)
+    top = frame.row(0, named=True)
+    what = "revenue" if weight_by == "revenue" else "conversions"
+    title = (
+        f"Removing {top['channel']} would cost the most {what}: "
+        f"{percent(top[column])} of the total removal effect"
+    )
+    if has_ci:
+        title += f" (95% CI {percent(top['ci_low'])}-{percent(top['ci_high'])})"
+    order = [v["channel"] for v in values]
+    y = {"field": "channel", "type": "nominal", "sort": order, "title": None,
+         "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 12, "labelFontWeight": 600}}
+    tooltip = [
+        {"field": "channel", "title": "Channel"},
+        {"field": "share_label", "title": "Share of removal effect"},
+        {"field": "removal_effect", "title": "Removal effect"},
+    ]
+    if has_ci:
+        tooltip.append({"field": "ci_label", "title": "95% bootstrap interval"})
+    layers: list[Spec] = [
+        {
+            "mark": {"type": "bar", "cornerRadiusEnd": 2, "height": {"band": 0.7}},
+            "encoding": {
+                "y": y,
+                "x": {"field": "share", "type": "quantitative", "title": f"Share of removal effect ({what})",
+                      "axis": {"format": "%"}},
+                "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                          "title": "Channel group"},
+                "tooltip": tooltip,
+            },
+        }
+    ]
+    if has_ci:
+        layers.append({
+            "mark": {"type": "rule", "color": "#111827", "strokeWidth": 1.5},
+            "encoding": {"y": y, "x": {"field": "ci_low", "type": "quantitative"}, "x2": {"field": "ci_high"},
+                         "tooltip": tooltip},
+        })
+        for end in ("ci_low", "ci_high"):
+            layers.append({
+                "mark": {"type": "tick", "color": "#111827", "thickness": 1.5, "size": 10, "orient": "vertical"},
+                "encoding": {"y": y, "x": {"field": end, "type": "quantitative"}},
+            })
+    spec: Spec = {"data": {"values": values}, "width": 820, "height": {"step": 24}, "layer": layers}
+    subtitle = (
+        "Markov chain: the drop in " + what + " if the channel were removed, as a share of all "
+        "channels' drops" + ("; black lines are 95% bootstrap intervals" if has_ci else
+                             " (run with --bootstrap N for confidence intervals)")
+    )
+    return Chart("removal_effects", title, subtitle, spec)
+
+
+# -- 7. budget -----------------------------------------------------------------------------------
+def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
+    """Current spend next to the recommended budget (and last-touch's), per channel."""
+    if budget.height == 0:
+        return None
+    model = budget.get_column("model")[0]
+    groups = dict(budget.select("channel", "channel_group").iter_rows())
+    order = budget.sort(["recommended", "channel"], descending=[True, False]).get_column("channel").to_list()
+    series = [("Current spend", "current_spend"), (f"Recommended ({model})", "recommended")]
+    has_base = "last_touch_recommended" in budget.columns and budget.get_column("last_touch_recommended").null_count() == 0
+    if has_base:
+        series.append(("Recommended (last-touch)", "last_touch_recommended"))
+    values = [
+        {
+            "channel": row["channel"],
+            "series": label,
+            "amount": _major(row[column]),
+            "amount_label": money(row[column], currency),
+            "change_label": ("+" if row["change"] > 0 else "") + money(row["change"], currency),
+        }
+        for row in budget.iter_rows(named=True)
+        for label, column in series
+    ]
+    moved = int(budget.filter(pl.col("change") > 0).get_column("change").sum())
+    gainer = budget.sort(["change", "channel"], descending=[True, False]).row(0, named=True)
+    loser = budget.sort(["change", "channel"]).row(0, named=True)
+    if moved > 0:
+        title = (
+            f"Move {compact_money(moved, currency)} of spend: most into {gainer['channel']} "
+            f"({_sign_money(gainer['change'], currency)}), most out of {loser['channel']} "
+            f"({_sign_money(loser['change'], currency)})"
+        )
+    else:
+        title = "The recommended budget keeps the current mix"
+    labels = [label for label, _ in series]
+    colours = ["#9AA0A6", "#E69F00", theme.BASELINE_COLOUR][: len(labels)]
+    spec: Spec = {
+        "data": {"values": values},
+        "width": 820,
+        "height": {"step": 9},
+        "mark": {"type": "bar", "cornerRadiusEnd": 2},
+        "encoding": {
+            "y": {"field": "channel", "type": "nominal", "sort": order, "title": None,
+                  "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 12, "labelFontWeight": 600}},
+            "yOffset": {"field": "series", "type": "nominal", "sort": labels},
+            "x": {"field": "amount", "type": "quantitative", "title": f"Spend ({currency})",
+                  "axis": {"format": "$,.3~s"}},
+            "color": {"field": "series", "type": "nominal", "sort": labels,
+                      "scale": {"domain": labels, "range": colours}, "title": None},
+            "tooltip": [
+                {"field": "channel", "title": "Channel"},
+                {"field": "series", "title": "Budget"},
+                {"field": "amount_label", "title": "Amount"},
+                {"field": "change_label", "title": "Recommended change"},
+            ],
+        },
+    }
+    subtitle = f"Current spend per paid channel and the budget recommended from {model} credit"
+    if has_base:
+        subtitle += ", next to the same recommendation made on last-touch credit"
+    return Chart("budget", title, subtitle, spec)

@@ -1,0 +1,634 @@
+"""One self-contained HTML report of a run: headline figures, charts, tables, assumptions.
+
+The page embeds its charts as Vega-Lite specifications and the Vega / Vega-Lite / Vega-Embed
+JavaScript bundled by ``vl-convert-python`` inline, so it opens offline: no CDN, no font or
+script fetched. Same run, same bytes (nothing time-dependent is written).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from attribution.errors import ConfigError
+from attribution.render import compact_money, money, percent
+from attribution.report import charts as charts_module
+from attribution.report import theme
+from attribution.report.charts import BASELINE, Chart
+from attribution.report.template import CSS, EMBED_SCRIPT
+
+if TYPE_CHECKING:
+    from attribution.pipeline import RunResult
+
+DEFAULT_TITLE = "Attribution report"
+TOP_PATHS = 12
+
+
+# -- the JavaScript -----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed as one script (from vl-convert-python, no network)."""
+    try:
+        import vl_convert
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise ConfigError(
+            "the HTML report needs the vl-convert-python package: pip install vl-convert-python"
+        ) from None
+    return str(vl_convert.javascript_bundle()).replace("</script", "<\\/script")
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=False, separators=(",", ":"))
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def embed_options(currency: str) -> dict[str, Any]:
+    """Options of ``vegaEmbed``: SVG, the report theme, money in the run's currency, and only
+    the offline export actions (no "open in editor" link)."""
+    return {
+        "renderer": "svg",
+        "actions": {"export": True, "source": False, "compiled": False, "editor": False},
+        "config": theme.vega_config(),
+        "formatLocale": theme.format_locale(currency),
+        "downloadFileName": "attribution-chart",
+    }
+
+
+# -- what goes in -------------------------------------------------------------------------------
+def _diagnostics(result: RunResult, diagnostics: Mapping[str, pl.DataFrame] | None) -> Mapping[str, pl.DataFrame]:
+    if diagnostics is not None:
+        return diagnostics
+    from attribution.pipeline import model_diagnostics
+
+    return model_diagnostics(result) if result.models else {}
+
+
+def _model(result: RunResult, name: str) -> Any:
+    return next((m for m in result.models if m.name == name), None)
+
+
+def _groups(result: RunResult) -> dict[str, str | None]:
+    groups: dict[str, str | None] = dict(
+        result.journeys.touches.select("channel", "channel_group").unique(subset="channel", keep="first")
+        .collect().iter_rows()
+    )
+    if result.summary.height:
+        groups.update(charts_module.channel_groups(result.summary))
+    return groups
+
+
+def _transitions(result: RunResult, diagnostics: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    from attribution import graph
+
+    markov = _model(result, "markov")
+    table = diagnostics.get("markov_transitions")
+    if table is not None and markov is not None and markov.params().get("order", 1) == 1:
+        return table
+    return graph.transition_table(result.journeys, order=1)
+
+
+def report_charts(
+    result: RunResult,
+    *,
+    diagnostics: Mapping[str, pl.DataFrame] | None = None,
+    budget: pl.DataFrame | None = None,
+) -> list[Chart]:
+    """Every chart the run supports, in report order (see :mod:`attribution.report.charts`).
+
+    Parameters
+    ----------
+    result
+        A :class:`~attribution.pipeline.RunResult` with models run.
+    diagnostics
+        :func:`attribution.pipeline.model_diagnostics` of the run (computed when omitted).
+    budget
+        :func:`attribution.budget.recommend_budget` output, for the budget chart.
+    """
+    from attribution import graph
+
+    diagnostics = _diagnostics(result, diagnostics)
+    currency = result.currency
+    groups = _groups(result)
+    found: list[Chart | None] = [
+        charts_module.credit_by_model(result.summary, currency),
+    ]
+    models = {m.name for m in result.models}
+    if BASELINE in models and len(models) > 1:
+        comparison = result.comparison()
+        found.append(charts_module.shift_from_last_touch(comparison, currency))
+    found.append(charts_module.group_share(result.summary, currency))
+    found.append(charts_module.journey_flow(graph.distinct_paths(result.journeys), groups, currency))
+    found.append(charts_module.transition_heatmap(_transitions(result, diagnostics), groups))
+    effects = diagnostics.get("markov_removal_effects")
+    if effects is not None:
+        markov = _model(result, "markov")
+        weight_by = markov.params().get("weight_by", "conversions") if markov is not None else "conversions"
+        found.append(charts_module.removal_effects(effects, groups, weight_by))
+    if budget is not None:
+        found.append(charts_module.budget_chart(budget, currency))
+    return [chart for chart in found if chart is not None]
+
+
+# -- small HTML pieces ---------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Iterable[int] = (),
+           classes: str = "", row_classes: Sequence[str] | None = None) -> str:
+    """An HTML table; cells are escaped unless given as ``Raw``."""
+    numeric_set = set(numeric)
+    head = "".join(
+        f'<th class="num">{_e(h)}</th>' if i in numeric_set else f"<th>{_e(h)}</th>"
+        for i, h in enumerate(headers)
+    )
+    body = []
+    for index, row in enumerate(rows):
+        cells = []
+        for i, cell in enumerate(row):
+            content = cell.html if isinstance(cell, Raw) else _e(cell)
+            cells.append(f'<td class="num">{content}</td>' if i in numeric_set else f"<td>{content}</td>")
+        css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
+        body.append(f"<tr{css}>{''.join(cells)}</tr>")
+    return (f'<div class="wide"><table class="{classes}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+class Raw:
+    """Trusted HTML for a table cell."""
+
+    def __init__(self, html_text: str) -> None:
+        self.html = html_text
+
+
+def _channel(name: str, group: str | None) -> Raw:
+    return Raw(f'<span class="group-{_e(group)}">{_e(name)}</span>')
+
+
+def _signed(cents: int | None, currency: str) -> Raw:
+    if cents is None:
+        return Raw("")
+    css = "pos" if cents > 0 else "neg" if cents < 0 else ""
+    text = ("+" if cents > 0 else "") + money(cents, currency)
+    return Raw(f'<span class="{css}">{_e(text)}</span>')
+
+
+def _chart_block(chart: Chart) -> str:
+    return (
+        f'<h3 class="finding">{_e(chart.title)}</h3>\n<p class="subtitle">{_e(chart.subtitle)}</p>\n'
+        f'<div class="chart" id="chart-{chart.name}" data-chart="{chart.name}"></div>\n'
+    )
+
+
+def _section(section_id: str, heading: str, body: str) -> str:
+    return f'<section id="{section_id}">\n<h2>{_e(heading)}</h2>\n{body}</section>\n'
+
+
+def _group_legend() -> str:
+    parts = [
+        f'<span class="swatch" style="background:{theme.GROUP_COLOURS[g]}"></span>{_e(theme.GROUP_LABELS[g])}'
+        for g in (theme.CREATION, theme.CAPTURE)
+    ]
+    parts.append(f'<span class="swatch" style="background:{theme.OTHER_COLOUR}"></span>Other')
+    return f'<div class="legend-groups">Channel groups: {"".join(parts)}</div>'
+
+
+# -- sections ---------------------------------------------------------------------------------------
+def headline_figures(result: RunResult) -> dict[str, Any]:
+    """The headline numbers of the report (money in minor units), from ``RunResult.totals``."""
+    totals = result.totals()
+    read = sum(a.read for a in result.accounting)
+    used = sum(a.used for a in result.accounting)
+    rejected = sum(a.rejected_total for a in result.accounting)
+    return {**totals, "rows_read": read, "rows_used": used, "rows_rejected": rejected,
+            "rows_deduplicated": sum(a.deduplicated for a in result.accounting),
+            "rows_out_of_window": sum(a.out_of_window for a in result.accounting)}
+
+
+def _headline(result: RunResult) -> str:
+    figures = headline_figures(result)
+    currency = result.currency
+    stats = result.stats
+    accounts = f"{stats.account_journeys:,} accounts touched without a deal" if stats else ""
+    cards = [
+        ("Won revenue", compact_money(figures["won_revenue"], currency),
+         f"{money(figures['won_revenue'], currency)} from {figures['won_deals']:,} won deals", "won_revenue"),
+        ("Pipeline", compact_money(figures["pipeline"], currency),
+         f"{money(figures['pipeline'], currency)} over {figures['deals']:,} deals", "pipeline"),
+        ("Deals", f"{figures['deals']:,}",
+         f"{figures['won_deals']:,} won · {figures['lost_deals']:,} lost · {figures['open_deals']:,} open",
+         "deals"),
+        ("Journeys", f"{figures['journeys']:,}",
+         f"{figures['touches']:,} touches" + (f"; {accounts}" if accounts else ""), "journeys"),
+    ]
+    html_cards = "".join(
+        f'<div class="card" data-figure="{key}"><div class="label">{_e(label)}</div>'
+        f'<div class="value">{_e(value)}</div><div class="detail">{_e(detail)}</div></div>'
+        for label, value, detail, key in cards
+    )
+    rows_share = figures["rows_used"] / figures["rows_read"] if figures["rows_read"] else 0.0
+    accounting = (
+        f'<p class="note" data-figure="accounting">Data accounting: {figures["rows_read"]:,} input rows read, '
+        f'{figures["rows_used"]:,} used ({percent(rows_share)}), {figures["rows_deduplicated"]:,} '
+        f'deduplicated, {figures["rows_out_of_window"]:,} outside the lookback window, '
+        f'{figures["rows_rejected"]:,} rejected (every reason is listed under '
+        f'<a href="#configuration">Configuration</a>).'
+    )
+    if figures["deals_without_touch"]:
+        accounting += (
+            f' {figures["deals_without_touch"]:,} deals had no touch in their window and are credited '
+            "to (no touch)."
+        )
+    accounting += "</p>"
+    models = ", ".join(m.name for m in result.models)
+    intro = (
+        f'<p class="note">Credit re-assigned to channels by {len(result.models)} models ({_e(models)}); '
+        "every model's credit sums to each deal's amount to the cent.</p>"
+    )
+    return _section("headline", "Headline", f'<div class="cards">{html_cards}</div>\n{accounting}\n{intro}')
+
+
+def _credit_table(summary: pl.DataFrame, currency: str) -> str:
+    models = summary.get_column("model").unique(maintain_order=True).to_list()
+    if BASELINE in models:
+        models = [BASELINE, *[m for m in models if m != BASELINE]]
+    cells = {(r["model"], r["channel"]): r["revenue_credit"] for r in summary.iter_rows(named=True)}
+    groups = charts_module.channel_groups(summary)
+    rows = []
+    for channel in charts_module.channel_order(summary):
+        rows.append([_channel(channel, groups.get(channel)),
+                     *[money(cells.get((m, channel), 0), currency) for m in models]])
+    totals = [int(summary.filter(pl.col("model") == m).get_column("revenue_credit").sum()) for m in models]
+    rows.append(["total", *[money(t, currency) for t in totals]])
+    return _table(["channel", *models], rows, numeric=range(1, len(models) + 1),
+                  row_classes=[""] * (len(rows) - 1) + ["total"])
+
+
+def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
+    models = [m for m in comparison.get_column("model").unique(maintain_order=True).to_list() if m != BASELINE]
+    base = comparison.filter(pl.col("model") == BASELINE).sort(
+        ["last_touch_revenue_credit", "channel"], descending=[True, False]
+    )
+    wide = {(r["model"], r["channel"]): r for r in comparison.iter_rows(named=True)}
+    rows = []
+    for row in base.iter_rows(named=True):
+        channel = row["channel"]
+        rows.append([
+            _channel(channel, row["channel_group"]),
+            money(row["revenue_credit"], currency),
+            *[_signed(wide[(m, channel)]["revenue_shift"], currency) for m in models],
+        ])
+    return _table(["channel", "last_touch", *[f"{m} vs last_touch" for m in models]], rows,
+                  numeric=range(1, len(models) + 2))
+
+
+def _top_paths_table(result: RunResult, currency: str) -> str:
+    from attribution import graph
+    from attribution.transforms import apply_transforms
+
+    collapsed = apply_transforms(result.journeys, collapse_repeats=True)
+    top = graph.top_paths(collapsed, TOP_PATHS)
+    total = int(graph.distinct_paths(collapsed).select((pl.col("conversions") + pl.col("nulls")).sum()).item() or 0)
+    rows = [
+        [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0), f"{r['conversions']:,}",
+         percent(r["conversion_rate"]), money(r["revenue"], currency)]
+        for r in top.iter_rows(named=True)
+    ]
+    table = _table(["path (repeats collapsed)", "journeys", "share", "won", "win rate", "won revenue"],
+                   rows, numeric=range(1, 6))
+    return (f'<h3 class="finding">The {min(TOP_PATHS, top.height)} most common paths</h3>'
+            '<p class="subtitle">Channel sequences with consecutive repeats of a channel collapsed '
+            "(podcast &gt; podcast &gt; paid_search is podcast &gt; paid_search)</p>" + table)
+
+
+def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], currency: str) -> str:
+    has_ci = "ci_low" in effects.columns
+    headers = ["channel", "removal effect", "share", "removal effect (value)", "share (value)",
+               "conversions credit", "revenue credit"]
+    if has_ci:
+        headers += ["95% CI low", "95% CI high"]
+    rows = []
+    for r in effects.sort(["share", "channel"], descending=[True, False]).iter_rows(named=True):
+        row = [
+            _channel(r["channel"], groups.get(r["channel"])), percent(r["removal_effect"]),
+            percent(r["share"]), percent(r["removal_effect_value"]), percent(r["share_value"]),
+            f"{r['conversions_credit']:,.2f}", money(round(r["revenue_credit"]), currency),
+        ]
+        if has_ci:
+            row += [percent(r["ci_low"]), percent(r["ci_high"])]
+        rows.append(row)
+    return _table(headers, rows, numeric=range(1, len(headers)))
+
+
+#: scorecard columns shown, with their kind
+SCORECARD_COLUMNS = [
+    ("leads", "int"), ("opportunities", "float"), ("pipeline_credit", "money"), ("won_deals", "float"),
+    ("revenue_credit", "money"), ("win_rate", "share"), ("avg_deal_size", "money"),
+    ("days_to_close", "days"), ("spend", "money"), ("cost_per_opportunity", "money"),
+    ("cost_per_won_deal", "money"), ("roas", "ratio"),
+]
+
+
+def _cell(value: Any, kind: str, currency: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "money":
+        return money(int(value), currency)
+    if kind == "share":
+        return percent(value)
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "float":
+        return f"{value:,.1f}"
+    if kind == "days":
+        return f"{value:,.0f} d"
+    if kind == "ratio":
+        return f"{value:,.2f}×"
+    return str(value)
+
+
+def _scorecard(scorecard: pl.DataFrame, currency: str) -> str:
+    frame = scorecard
+    if "period" in frame.columns:
+        frame = frame.filter(pl.col("period").is_null()) if frame.get_column("period").null_count() else frame
+    models = frame.get_column("model").unique(maintain_order=True).to_list()
+    columns = [(c, k) for c, k in SCORECARD_COLUMNS if c in frame.columns]
+    if "spend" in frame.columns and int(frame.get_column("spend").fill_null(0).sum()) == 0:
+        columns = [(c, k) for c, k in columns if c not in ("spend", "cost_per_opportunity", "cost_per_won_deal", "roas")]
+    parts = []
+    for index, model in enumerate(models):
+        rows = [
+            [_channel(r["channel"], r["channel_group"]), *[_cell(r[c], k, currency) for c, k in columns]]
+            for r in frame.filter(pl.col("model") == model).iter_rows(named=True)
+        ]
+        table = _table(["channel", *[c.replace("_", " ") for c, _ in columns]], rows,
+                       numeric=range(1, len(columns) + 1))
+        parts.append(f'<details{" open" if index == 0 else ""} data-model="{_e(model)}">'
+                     f"<summary>{_e(model)}</summary>{table}</details>")
+    return (
+        '<h3 class="finding">Channel scorecard: what each channel creates, and what it costs</h3>'
+        '<p class="subtitle">Leads by first touch; opportunities, pipeline, won deals and revenue as '
+        "credited by each model; cost figures from the spend file. One table per model.</p>"
+        + "".join(parts)
+    )
+
+
+def _budget_table(budget: pl.DataFrame, currency: str) -> str:
+    has_base = "last_touch_recommended" in budget.columns and budget.get_column("last_touch_recommended").null_count() == 0
+    headers = ["channel", "current spend", "revenue credit", "ROAS", "recommended", "change"]
+    if has_base:
+        headers += ["last-touch recommends", "difference"]
+    headers.append("bound")
+    rows = []
+    for r in budget.iter_rows(named=True):
+        row: list[Any] = [
+            _channel(r["channel"], r["channel_group"]), money(r["current_spend"], currency),
+            money(r["revenue_credit"], currency), _cell(r["roas"], "ratio", currency),
+            money(r["recommended"], currency), _signed(r["change"], currency),
+        ]
+        if has_base:
+            row += [money(r["last_touch_recommended"], currency), _signed(r["decision_shift"], currency)]
+        row.append(r["bound"] or "")
+        rows.append(row)
+    total = int(budget.get_column("recommended").sum())
+    current = int(budget.get_column("current_spend").sum())
+    total_row: list[Any] = ["total", money(current, currency), "", "", money(total, currency),
+                            _signed(total - current, currency)]
+    if has_base:
+        total_row += [money(int(budget.get_column("last_touch_recommended").sum()), currency), ""]
+    total_row.append("")
+    rows.append(total_row)
+    return _table(headers, rows, numeric=range(1, len(headers) - 1),
+                  row_classes=[""] * (len(rows) - 1) + ["total"])
+
+
+def _configuration(result: RunResult) -> str:
+    config = result.config
+    stats = result.stats
+    settings = [
+        ("Currency", result.currency),
+        ("As of", f"{stats.as_of:%Y-%m-%d %H:%M} UTC" if stats else (config.as_of or "latest date in the data")),
+        ("Lookback window", f"{config.lookback_days} days before each deal's creation, to its close"),
+        ("Deduplication", f"same contact and channel within {config.dedup_minutes:g} minutes count once"),
+        ("Channel rules", str(config.channel_rules) if config.channel_rules else "built-in"),
+        ("Direct channels", ", ".join(config.direct_channels)),
+        ("Baseline", "last_touch"),
+    ]
+    if config.paths is not None:
+        settings.append(("Path table", f"{config.paths} (separator {config.path_separator!r})"))
+    if stats is not None:
+        settings += [
+            ("Deal journeys", f"{stats.deal_journeys:,} ({stats.deals_without_touch:,} without a touch in window)"),
+            ("Accounts without a deal", f"{stats.account_journeys:,} (non-converting journeys)"),
+            ("Touches", f"{stats.touches_used:,} used, {stats.touches_deduplicated:,} deduplicated, "
+                        f"{stats.touches_out_of_window:,} out of window"),
+        ]
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in settings)
+    models = _table(
+        ["model", "what it does", "parameters"],
+        [[m.name, getattr(m, "summary", ""),
+          ", ".join(f"{k}={_param(v)}" for k, v in m.params().items()) or "–"] for m in result.models],
+    )
+    files = _table(
+        ["input", "file", "rows", "sha256"],
+        [[f.input, f.path, f"{f.rows:,}", Raw(f'<span class="mono">{_e(f.sha256)}</span>')] for f in result.files],
+        numeric=[2],
+    )
+    accounting = _table(
+        ["input", "read", "used", "deduplicated", "out of window", "rejected"],
+        [[a.input, f"{a.read:,}", f"{a.used:,}", f"{a.deduplicated:,}", f"{a.out_of_window:,}",
+          f"{a.rejected_total:,}"] for a in result.accounting],
+        numeric=range(1, 6),
+    )
+    reasons = [(a.input, reason, n) for a in result.accounting for reason, n in sorted(a.rejected.items())]
+    rejects = (
+        _table(["input", "reason", "rows"], [[i, r, f"{n:,}"] for i, r, n in reasons], numeric=[2])
+        if reasons else '<p class="note">No row was rejected.</p>'
+    )
+    unmapped = ""
+    if result.unmapped is not None and result.unmapped.height:
+        names = result.unmapped.columns
+        unmapped = "<h3>Unmapped UTM sources (kept as (unmapped))</h3>" + _table(
+            names, [[("" if v is None else f"{v:,}" if isinstance(v, int) else v) for v in row]
+                    for row in result.unmapped.iter_rows()],
+        )
+    body = (
+        f'<dl class="settings">{dl}</dl>'
+        f"<h3>Models and parameters</h3>{models}"
+        f"<h3>Input files</h3>{files}"
+        f"<h3>Row accounting</h3><p class=\"note\">read = used + deduplicated + out of window + rejected</p>{accounting}"
+        f"<h3>Rejected rows by reason</h3>{rejects}{unmapped}"
+        '<h3>Assumptions</h3><ul class="note">'
+        "<li>A deal's journey is every touch by any contact of its account (the buying group) from "
+        "the lookback window's start to the deal's close (the as-of date for open deals).</li>"
+        "<li>Revenue credit splits won deals; pipeline credit splits every created deal. Credit is "
+        "rounded to the cent by the largest remainder, so each deal's credit sums to its amount.</li>"
+        "<li>Lost deals and accounts touched without a deal are non-converting journeys (they matter "
+        "to the Markov model); open deals are pipeline, neither converted nor lost.</li>"
+        "<li>Deals with no touch in their window are credited whole to (no touch), so totals always "
+        "reconcile with the deals file.</li></ul>"
+    )
+    return _section("configuration", "Configuration and assumptions", body)
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+# -- the page ----------------------------------------------------------------------------------------
+def build_report(
+    result: RunResult,
+    *,
+    diagnostics: Mapping[str, pl.DataFrame] | None = None,
+    scorecard: pl.DataFrame | None = None,
+    budget: pl.DataFrame | None = None,
+    title: str = DEFAULT_TITLE,
+    charts: Sequence[Chart] | None = None,
+) -> str:
+    """The report of a run as one self-contained HTML document.
+
+    Parameters
+    ----------
+    result
+        A :class:`~attribution.pipeline.RunResult` of :func:`attribution.pipeline.run`.
+    diagnostics
+        :func:`attribution.pipeline.model_diagnostics` of the run (computed when omitted): the
+        Markov removal effects (with ``ci_low``/``ci_high`` when bootstrapped) and transitions.
+    scorecard
+        Optional :func:`attribution.economics.channel_scorecard` (whole range, any models):
+        adds the channel scorecard section.
+    budget
+        Optional :func:`attribution.budget.recommend_budget`: adds the budget section.
+    title
+        The page title.
+    charts
+        The charts, when already built by :func:`report_charts` (to reuse them for PNGs).
+
+    Returns
+    -------
+    str
+        The HTML text; same inputs, same text.
+
+    Examples
+    --------
+    >>> text = build_report(at.run(config))  # doctest: +SKIP
+    >>> text.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
+    """
+    diagnostics = _diagnostics(result, diagnostics)
+    if charts is None:
+        charts = report_charts(result, diagnostics=diagnostics, budget=budget)
+    by_name = {c.name: c for c in charts}
+    currency = result.currency
+    groups = _groups(result)
+    sections = [_headline(result)]
+    nav = [("headline", "Headline")]
+
+    if "credit_by_model" in by_name:
+        body = _chart_block(by_name["credit_by_model"])
+        body += ("<details><summary>Revenue credit by channel and model (table)</summary>"
+                 + _credit_table(result.summary, currency) + "</details>")
+        sections.append(_section("credit", "Channel credit by model", body))
+        nav.append(("credit", "Credit by model"))
+    if "shift" in by_name:
+        body = _chart_block(by_name["shift"]) + _group_legend()
+        body += ("<details><summary>Shift from last-touch by channel (table)</summary>"
+                 + _shift_table(result.comparison(), currency) + "</details>")
+        sections.append(_section("shift", "Last-touch vs multi-touch", body))
+        nav.append(("shift", "Shift from last-touch"))
+    if "group_share" in by_name:
+        sections.append(_section("groups", "Demand creation vs demand capture", _chart_block(by_name["group_share"])))
+        nav.append(("groups", "Channel groups"))
+    journeys_body = _chart_block(by_name["journey_flow"]) if "journey_flow" in by_name else ""
+    journeys_body += _top_paths_table(result, currency)
+    sections.append(_section("journeys", "Journeys", journeys_body))
+    nav.append(("journeys", "Journeys"))
+    markov_body = ""
+    if "transitions" in by_name:
+        markov_body += _chart_block(by_name["transitions"])
+    if "removal_effects" in by_name:
+        markov_body += _chart_block(by_name["removal_effects"])
+        effects = diagnostics["markov_removal_effects"]
+        markov_body += ("<details><summary>Removal effects (table)</summary>"
+                        + _removal_table(effects, groups, currency) + "</details>")
+    elif "markov" not in {m.name for m in result.models}:
+        markov_body += '<p class="note">The Markov model was not run: add --model markov for removal effects.</p>'
+    if markov_body:
+        sections.append(_section("markov", "Markov chain", markov_body))
+        nav.append(("markov", "Markov chain"))
+    if scorecard is not None and scorecard.height:
+        sections.append(_section("scorecard", "Channel scorecard", _scorecard(scorecard, currency)))
+        nav.append(("scorecard", "Scorecard"))
+    if budget is not None and budget.height:
+        body = _chart_block(by_name["budget"]) if "budget" in by_name else ""
+        body += _budget_table(budget, currency)
+        sections.append(_section("budget", "Budget recommendation", body))
+        nav.append(("budget", "Budget"))
+    sections.append(_configuration(result))
+    nav.append(("configuration", "Configuration"))
+
+    specs = {c.name: c.spec for c in charts}
+    as_of = f"as of {result.stats.as_of:%Y-%m-%d}" if result.stats else "from a path table"
+    subtitle = (f"{as_of} · {currency} · {len(result.models)} models · "
+                f"lookback {result.config.lookback_days} days")
+    nav_html = "".join(f'<a href="#{i}">{_e(label)}</a>' for i, label in nav)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="generator" content="attribution">\n'
+        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f'<header class="top"><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>\n'
+        f"<nav>{nav_html}</nav>\n<main>\n{''.join(sections)}"
+        '<footer>Made by attribution. Charts: Vega-Lite, embedded; this file needs no network.</footer>\n'
+        "</main>\n"
+        f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>\n'
+        f'<script type="application/json" id="report-embed-options">{_script_json(embed_options(currency))}</script>\n'
+        f"<script>{vega_bundle()}</script>\n"
+        f"<script>{EMBED_SCRIPT}</script>\n"
+        "</body>\n</html>\n"
+    )
+
+
+def write_report(
+    result: RunResult,
+    path: str | Path,
+    *,
+    png_dir: str | Path | None = None,
+    diagnostics: Mapping[str, pl.DataFrame] | None = None,
+    scorecard: pl.DataFrame | None = None,
+    budget: pl.DataFrame | None = None,
+    title: str = DEFAULT_TITLE,
+) -> Path:
+    """Write the HTML report to ``path`` (and the main charts as PNG into ``png_dir``).
+
+    See :func:`build_report` for the parameters; the PNGs are named after the charts
+    (``credit_by_model.png``, ``shift.png``, ...) and drawn without a browser
+    (:func:`attribution.report.png.write_pngs`). Returns the path of the HTML file.
+
+    Examples
+    --------
+    >>> write_report(at.run(config), "report.html", png_dir="slides")  # doctest: +SKIP
+    PosixPath('report.html')
+    """
+    diagnostics = _diagnostics(result, diagnostics)
+    charts = report_charts(result, diagnostics=diagnostics, budget=budget)
+    text = build_report(result, diagnostics=diagnostics, scorecard=scorecard, budget=budget,
+                        title=title, charts=charts)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, "utf-8")
+    if png_dir is not None:
+        from attribution.report.png import write_pngs
+
+        write_pngs(charts, png_dir, currency=result.currency)
+    return target
