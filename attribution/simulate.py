@@ -854,9 +854,12 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 
 def _hash_uniform(seed: int, stream: int, keys: np.ndarray) -> np.ndarray:
     """Uniforms in [0, 1) that depend only on (seed, stream, key): stable per touch identity."""
-    salt = np.uint64(((seed * 0x100000001B3) ^ (stream * 0x9E3779B97F4A7C15)) & _MASK)
-    mixed = _splitmix(_splitmix(keys.astype(np.uint64) ^ salt))
-    return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    salt = _splitmix(np.array([seed & _MASK, stream], dtype=np.uint64))
+    salt = _splitmix(salt[:1] ^ (salt[1:] * np.uint64(0x9E3779B97F4A7C15)))
+    mixed = _splitmix(keys.astype(np.uint64) ^ salt[0])
+    # 52 random mantissa bits under the exponent of 1.0 give a double in [1, 2)
+    unit = (mixed >> np.uint64(12)) | np.uint64(0x3FF0000000000000)
+    return unit.view(np.float64) - 1.0
 
 
 # -- the export -------------------------------------------------------------------------------

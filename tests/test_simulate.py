@@ -399,7 +399,11 @@ def test_random_worlds_are_valid_and_deterministic(seed):
     assert world == random_world(seed)
     export = simulate(600, seed=seed, world=world)
     assert export.touchpoints.height > 0
-    assert ground_truth(export).height == len(world.channels)
+    truth = ground_truth(export)
+    assert truth["channel"].to_list() == list(world.channels)
+    # the fast path (recompute only what a channel causes) agrees with a full recompute
+    for channel, removed in truth.select("channel", "revenue_removed").iter_rows():
+        assert removed == channel_truth(export, channel)
 
 
 # -- messy rows and the demo -------------------------------------------------------------------
@@ -446,5 +450,7 @@ def test_demo_fixture_is_what_its_readme_says(tmp_path):
         assert (tmp_path / f"{name}.csv").read_bytes() == (DEMO / f"{name}.csv").read_bytes(), name
     deals = pl.read_csv(DEMO / "deals.csv", infer_schema=False)
     assert 300 <= deals.height <= 400
-    for value in ("2025-02-30T09:15:00Z", "C9999999", "tiktok", "-12500.00", "pending", "+02:00"):
+    defects = simulate(1600, seed=2025, messy=True).defects
+    for table, row, key, defect, _column, value in defects.iter_rows():
+        assert f"| {table} | {row} | {key} | `{defect}` | " in readme, defect
         assert value in readme
