@@ -1,0 +1,24 @@
+"""A tiny run of the benchmark harness, so it cannot rot (timings are not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pipeline_benchmark_smoke_run(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_pipeline.py"), "--accounts", "200",
+         "--repeat", "1", "--no-peers", "--no-report", "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    stages = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "---" not in line]
+    assert stages[0] == "stage"
+    assert {"limit: scan + sort touchpoints", "load", "journeys", "model markov order 3",
+            "channel summary"} <= set(stages)
+    assert any("**end to end**" in line for line in lines)
