@@ -1,0 +1,380 @@
+"""Journeys: buying groups, lookback windows, dedup chains, ties, milestones, statuses, and
+invariance under row order and under splitting the data by account."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from attribution.journeys import build_journeys
+from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA
+from tests.factories import at, contacts_frame, deals_frame
+
+DEAL_SCHEMA = deals_frame([("d", "a", "2025-01-01", "2025-01-02", "won", 1)]).schema
+
+AS_OF = at("2025-12-31")
+
+
+def touches(rows: list[tuple]) -> pl.DataFrame:
+    """rows of (touchpoint_id, account_id, contact_id, channel, timestamp): a validated frame."""
+    return pl.DataFrame(
+        {
+            "_row": list(range(1, len(rows) + 1)),
+            "touchpoint_id": [r[0] for r in rows],
+            "timestamp": [at(r[4]) for r in rows],
+            "contact_id": [r[2] for r in rows],
+            "account_id": [r[1] for r in rows],
+            "channel": [r[3] for r in rows],
+            "channel_group": ["g"] * len(rows),
+            "touch_type": [None] * len(rows),
+            "campaign": [None] * len(rows),
+        },
+        schema={"_row": pl.Int64, "touchpoint_id": pl.String, "timestamp": TOUCH_SCHEMA["timestamp"],
+                "contact_id": pl.String, "account_id": pl.String, "channel": pl.String,
+                "channel_group": pl.String, "touch_type": pl.String, "campaign": pl.String},
+    )
+
+
+def build(touch_rows, deal_rows=(), contact_rows=(), **options):
+    options.setdefault("as_of", AS_OF)
+    return build_journeys(
+        touches(list(touch_rows)),
+        deals_frame(list(deal_rows)).cast(dict(DEAL_SCHEMA)),  # typed even when empty
+        contacts_frame(list(contact_rows)),
+        **options,
+    )
+
+
+def paths(journeys) -> dict[str, list[str]]:
+    """journey_id -> touchpoint ids in touch_index order."""
+    frame = journeys.touches.collect()
+    return {
+        jid: ids
+        for jid, ids in frame.group_by("journey_id", maintain_order=True)
+        .agg(pl.col("touchpoint_id").sort_by("touch_index"))
+        .iter_rows()
+    }
+
+
+def milestones(journeys, journey_id: str) -> dict[str, str | None]:
+    frame = journeys.touches.collect().filter(pl.col("journey_id") == journey_id)
+    found = {}
+    for flag in ("is_first", "is_lead_creation", "is_opportunity_creation", "is_closed_won"):
+        ids = frame.filter(pl.col(flag))["touchpoint_id"].to_list()
+        assert len(ids) <= 1
+        found[flag] = ids[0] if ids else None
+    return found
+
+
+# -- buying group, windows, statuses --------------------------------------------------------------
+def test_buying_group_journey_with_milestones_and_schemas() -> None:
+    journeys, stats = build(
+        [
+            ("t1", "A", "ann", "podcast", "2025-01-01"),
+            ("t2", "A", "bob", "newsletter", "2025-01-10"),
+            ("t3", "A", "ann", "direct", "2025-01-20"),
+            ("t4", "A", "bob", "paid_search", "2025-02-01"),
+            ("t5", "A", "cat", "direct", "2025-02-10"),
+            ("t6", "A", "cat", "direct", "2025-03-01"),  # after the close
+        ],
+        [("D1", "A", "2025-02-03", "2025-02-15", "won", 100000)],
+        [("ann", "A", None), ("bob", "A", "2025-01-12"), ("cat", "A", "2025-02-05")],
+    )
+    assert journeys.touches.collect_schema() == TOUCH_SCHEMA
+    assert journeys.journeys.collect_schema() == JOURNEY_SCHEMA
+    assert paths(journeys) == {"D1": ["t1", "t2", "t3", "t4", "t5"]}
+    assert journeys.touches.collect()["touch_index"].to_list() == [0, 1, 2, 3, 4]
+    assert milestones(journeys, "D1") == {
+        "is_first": "t1",
+        "is_lead_creation": "t2",         # last at or before the group's earliest lead (01-12)
+        "is_opportunity_creation": "t4",  # last at or before created_at (02-03)
+        "is_closed_won": "t5",
+    }
+    assert journeys.journeys.collect().row(0, named=True) | {} == {
+        "journey_id": "D1", "account_id": "A", "deal_id": "D1", "status": "won", "amount": 100000,
+        "created_at": at("2025-02-03"), "closed_at": at("2025-02-15"), "end_at": at("2025-02-15"),
+        "n_touches": 5, "conversions": 1, "nulls": 0, "revenue": 100000,
+    }
+    assert (stats.touches_used, stats.touches_out_of_window, stats.touches_deduplicated) == (5, 1, 0)
+
+
+def test_window_boundaries_are_inclusive() -> None:
+    journeys, stats = build(
+        [
+            ("early", "A", "c", "x", "2024-10-04T23:59:59"),
+            ("start", "A", "c", "y", "2024-10-05"),      # created_at - 90 days exactly
+            ("end", "A", "c", "z", "2025-01-10"),        # exactly at close
+            ("late", "A", "c", "w", "2025-01-10T00:00:01"),
+        ],
+        [("D", "A", "2025-01-03", "2025-01-10", "lost", 500)],
+        lookback_days=90,
+    )
+    assert paths(journeys) == {"D": ["start", "end"]}
+    row = journeys.journeys.collect().row(0, named=True)
+    assert (row["status"], row["conversions"], row["nulls"], row["revenue"]) == ("lost", 0, 1, 0)
+    assert milestones(journeys, "D")["is_closed_won"] is None
+    assert (stats.touches_used, stats.touches_out_of_window) == (2, 2)
+
+
+def test_statuses_open_lost_none_and_deals_without_touches() -> None:
+    journeys, stats = build(
+        [
+            ("t1", "A", "a1", "x", "2025-01-01"),
+            ("t2", "N", "n1", "y", "2025-01-02"),  # account with no deal
+            ("t3", "N", None, "z", "2025-01-03"),
+        ],
+        [
+            ("D-open", "A", "2025-01-05", None, "open", 700),
+            ("D-empty", "E", "2025-01-05", "2025-02-01", "won", 300),
+        ],
+    )
+    rows = {r["journey_id"]: r for r in journeys.journeys.collect().iter_rows(named=True)}
+    assert sorted(rows) == ["D-empty", "D-open", "account:N"]
+    assert {k: (r["status"], r["n_touches"], r["conversions"], r["nulls"], r["revenue"], r["end_at"])
+            for k, r in rows.items()} == {
+        "D-open": ("open", 1, 0, 0, 0, AS_OF),
+        "D-empty": ("won", 0, 1, 0, 300, at("2025-02-01")),
+        "account:N": ("none", 2, 0, 1, 0, AS_OF),
+    }
+    assert rows["account:N"]["deal_id"] is None and rows["account:N"]["amount"] == 0
+    assert paths(journeys) == {"D-open": ["t1"], "account:N": ["t2", "t3"]}
+    assert milestones(journeys, "account:N") == {
+        "is_first": "t2", "is_lead_creation": "t2", "is_opportunity_creation": None,
+        "is_closed_won": None,
+    }
+    assert (stats.deals_without_touch, stats.deal_journeys, stats.account_journeys) == (1, 2, 1)
+
+
+def test_as_of_reopens_later_closes_and_drops_later_deals() -> None:
+    journeys, stats = build(
+        [("t1", "A", "c", "x", "2025-01-01"), ("t2", "A", "c", "y", "2025-03-01")],
+        [
+            ("D1", "A", "2025-01-10", "2025-03-15", "won", 100),   # closes after as_of
+            ("D2", "A", "2025-02-20", None, "open", 50),            # created after as_of
+        ],
+        as_of=at("2025-02-01"),
+    )
+    rows = journeys.journeys.collect()
+    assert rows.select("journey_id", "status", "closed_at", "end_at", "revenue").rows() == [
+        ("D1", "open", None, at("2025-02-01"), 0)
+    ]
+    assert paths(journeys) == {"D1": ["t1"]}
+    assert stats.deals_out_of_window == 1
+
+
+def test_default_as_of_is_the_latest_instant_in_the_data() -> None:
+    journeys, stats = build(
+        [("t1", "A", "c", "x", "2025-01-01")],
+        [("D1", "A", "2025-01-10", None, "open", 1), ("D2", "B", "2025-01-05", "2025-03-02", "lost", 1)],
+        as_of=None,
+    )
+    assert stats.as_of == at("2025-03-02") == journeys.as_of
+    empty, empty_stats = build([], [], as_of=None)
+    assert empty_stats.as_of == datetime(1970, 1, 1, tzinfo=UTC)
+    assert empty.journeys.collect().height == 0 and empty.touches.collect().height == 0
+
+
+def test_two_deals_at_one_account_share_overlapping_touches() -> None:
+    journeys, stats = build(
+        [
+            ("t1", "A", "c", "x", "2025-01-01"),
+            ("t2", "A", "c", "y", "2025-02-01"),
+            ("t3", "A", "c", "z", "2025-03-01"),
+        ],
+        [
+            ("D1", "A", "2025-01-15", "2025-02-10", "won", 100),
+            ("D2", "A", "2025-02-05", "2025-03-05", "lost", 200),
+        ],
+        lookback_days=30,
+    )
+    assert paths(journeys) == {"D1": ["t1", "t2"], "D2": ["t2", "t3"]}
+    assert milestones(journeys, "D1")["is_opportunity_creation"] == "t1"
+    assert milestones(journeys, "D2")["is_opportunity_creation"] == "t2"
+    # each row counted once, however many journeys use it
+    assert (stats.touches_used, stats.touches_out_of_window) == (3, 0)
+
+
+# -- milestones -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("leads", "lead_touch"),
+    [
+        ([("c1", "A", None)], "t1"),                                    # no lead date: first touch
+        ([("c1", "A", "2024-12-01")], "t1"),                            # lead before any touch
+        ([("c1", "A", "2025-01-10"), ("c2", "A", "2025-02-20")], "t1"),  # group's earliest lead
+        ([("c1", "A", "2025-02-01")], "t2"),                            # at the touch: included
+        ([("c1", "A", "2025-03-30")], "t3"),
+        ([("c1", "B", "2025-01-01")], "t1"),                            # another account's lead
+    ],
+)
+def test_lead_creation_touch(leads, lead_touch) -> None:
+    journeys, _ = build(
+        [
+            ("t1", "A", "c1", "x", "2025-01-10"),
+            ("t2", "A", "c2", "y", "2025-02-01"),
+            ("t3", "A", "c1", "z", "2025-03-01"),
+        ],
+        [("D", "A", "2025-01-05", "2025-04-01", "won", 1)],
+        leads,
+    )
+    found = milestones(journeys, "D")
+    assert found["is_lead_creation"] == lead_touch
+    # every touch came after created_at: the opportunity touch is the first
+    assert found["is_opportunity_creation"] == "t1"
+    assert found["is_closed_won"] == "t3"
+
+
+# -- deduplication and ties ---------------------------------------------------------------------------
+def test_dedup_is_a_chain_per_contact_and_channel() -> None:
+    journeys, stats = build(
+        [
+            ("t1", "A", "c1", "email", "2025-01-01T00:00"),
+            ("t2", "A", "c1", "email", "2025-01-01T00:20"),  # repeat of t1
+            ("t3", "A", "c1", "email", "2025-01-01T00:40"),  # repeat of t2: the chain goes on
+            ("t4", "A", "c1", "email", "2025-01-01T01:10"),  # exactly 30 min: counts again
+            ("t5", "A", "c2", "email", "2025-01-01T01:15"),  # another contact
+            ("t6", "A", "c1", "web", "2025-01-01T01:15"),    # another channel
+        ],
+    )
+    assert paths(journeys) == {"account:A": ["t1", "t4", "t6", "t5"]}  # tie: c1 before c2
+    assert (stats.touches_used, stats.touches_deduplicated, stats.touches_out_of_window) == (4, 2, 0)
+    _, no_dedup = build(
+        [("t1", "A", "c1", "email", "2025-01-01T00:00"), ("t2", "A", "c1", "email", "2025-01-01T00:00")],
+        dedup_minutes=0,
+    )
+    assert (no_dedup.touches_used, no_dedup.touches_deduplicated) == (2, 0)
+
+
+def test_account_level_touches_dedup_by_account() -> None:
+    journeys, _ = build(
+        [("t1", "A", None, "ads", "2025-01-01T00:00"), ("t2", "A", None, "ads", "2025-01-01T00:05")],
+    )
+    assert paths(journeys) == {"account:A": ["t1"]}
+
+
+def test_a_touch_inside_the_window_is_not_dropped_for_repeating_one_outside_it() -> None:
+    # window starts 2024-07-06T00:00 (180 days before created_at); t1 is outside it
+    journeys, stats = build(
+        [
+            ("t1", "A", "c1", "webinar", "2024-07-05T23:50"),
+            ("t2", "A", "c1", "webinar", "2024-07-06T00:10"),
+            ("t3", "A", "c1", "webinar", "2024-07-06T00:20"),  # repeat of t2 inside the journey
+        ],
+        [("D", "A", "2025-01-02", "2025-01-03", "won", 1)],
+    )
+    assert paths(journeys) == {"D": ["t2"]}
+    assert (stats.touches_used, stats.touches_deduplicated, stats.touches_out_of_window) == (1, 1, 1)
+
+
+def test_ties_in_time_break_by_contact_channel_then_id() -> None:
+    rows = [
+        ("t9", "A", "bob", "email", "2025-01-01T09:00"),
+        ("t8", "A", "ann", "web", "2025-01-01T09:00"),
+        ("t7", "A", "ann", "email", "2025-01-01T09:00"),
+        ("t2", "A", None, "ads", "2025-01-01T09:00"),   # no contact: after named contacts
+        ("t1", "A", None, "ads", "2025-01-01T09:00"),
+    ]
+    journeys, _ = build(rows, dedup_minutes=0)
+    assert paths(journeys) == {"account:A": ["t7", "t8", "t9", "t1", "t2"]}
+    reversed_journeys, _ = build(rows[::-1], dedup_minutes=0)
+    assert paths(reversed_journeys) == paths(journeys)
+
+
+# -- invariance ---------------------------------------------------------------------------------------
+ACCOUNTS = ["A", "B", "C", "D"]
+
+
+@st.composite
+def datasets(draw):
+    n = draw(st.integers(0, 30))
+    touch_rows = [
+        (
+            f"t{i}",
+            draw(st.sampled_from(ACCOUNTS)),
+            draw(st.sampled_from([None, "c1", "c2"])),
+            draw(st.sampled_from(["email", "web", "ads"])),
+            f"2025-{draw(st.integers(1, 6)):02d}-{draw(st.integers(1, 3)):02d}T"
+            f"{draw(st.integers(0, 1)):02d}:{draw(st.sampled_from([0, 10, 29, 30, 45])):02d}",
+        )
+        for i in range(n)
+    ]
+    deal_rows = []
+    for j, account in enumerate(draw(st.lists(st.sampled_from(ACCOUNTS), max_size=5))):
+        created = f"2025-{draw(st.integers(1, 7)):02d}-15"
+        status = draw(st.sampled_from(["won", "lost", "open"]))
+        closed = None if status == "open" else f"2025-{draw(st.integers(8, 9)):02d}-01"
+        deal_rows.append((f"D{j}", account, created, closed, status, draw(st.integers(0, 10**6))))
+    contact_rows = [
+        (f"c{k}", account, draw(st.sampled_from([None, "2025-02-01", "2025-04-01"])))
+        for k, account in ((1, "A"), (2, "B"))
+    ]
+    return touch_rows, deal_rows, contact_rows
+
+
+def _collected(journeys):
+    return (
+        journeys.touches.collect().sort("journey_id", "touch_index"),
+        journeys.journeys.collect().sort("journey_id"),
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(datasets(), st.randoms(use_true_random=False), st.sampled_from([AS_OF, at("2025-05-01")]))
+def test_shuffled_rows_give_identical_journeys(data, random, as_of) -> None:
+    touch_rows, deal_rows, contact_rows = data
+    expected, expected_stats = build(touch_rows, deal_rows, contact_rows, as_of=as_of, lookback_days=60)
+    touch_rows, deal_rows, contact_rows = list(touch_rows), list(deal_rows), list(contact_rows)
+    for rows in (touch_rows, deal_rows, contact_rows):
+        random.shuffle(rows)
+    actual, actual_stats = build(touch_rows, deal_rows, contact_rows, as_of=as_of, lookback_days=60)
+    for left, right in zip(_collected(actual), _collected(expected), strict=True):
+        assert_frame_equal(left, right)
+    assert actual_stats == expected_stats
+
+
+@settings(max_examples=80, deadline=None)
+@given(datasets(), st.sets(st.sampled_from(ACCOUNTS)))
+def test_any_split_by_account_gives_the_same_journeys(data, first_half) -> None:
+    touch_rows, deal_rows, contact_rows = data
+
+    def part(rows, keep):
+        return [r for r in rows if keep(r[1])]
+
+    whole, whole_stats = build(touch_rows, deal_rows, contact_rows, lookback_days=60)
+    halves = [
+        build(part(touch_rows, keep), part(deal_rows, keep), part(contact_rows, keep),
+              lookback_days=60)
+        for keep in (lambda a: a in first_half, lambda a: a not in first_half)
+    ]
+    touches_whole, journeys_whole = _collected(whole)
+    touches_parts = pl.concat([_collected(j)[0] for j, _ in halves]).sort("journey_id", "touch_index")
+    journeys_parts = pl.concat([_collected(j)[1] for j, _ in halves]).sort("journey_id")
+    assert_frame_equal(touches_parts, touches_whole)
+    assert_frame_equal(journeys_parts, journeys_whole)
+    for field in ("touches_used", "touches_deduplicated", "touches_out_of_window",
+                  "deals_without_touch", "deal_journeys", "account_journeys"):
+        assert sum(getattr(s, field) for _, s in halves) == getattr(whole_stats, field)
+
+
+@settings(max_examples=40, deadline=None)
+@given(datasets(), st.sets(st.sampled_from(ACCOUNTS)))
+def test_split_with_the_default_as_of_changes_only_open_end_dates(data, first_half) -> None:
+    # the default as_of is the latest instant in the data given, so a half may close its open
+    # and deal-less journeys earlier; which touches belong to which journey never changes
+    touch_rows, deal_rows, contact_rows = data
+    whole, _ = build(touch_rows, deal_rows, contact_rows, lookback_days=60, as_of=None)
+    halves = [
+        build(part_rows, part_deals, contact_rows, lookback_days=60, as_of=None)[0]
+        for part_rows, part_deals in (
+            ([r for r in touch_rows if r[1] in first_half], [d for d in deal_rows if d[1] in first_half]),
+            ([r for r in touch_rows if r[1] not in first_half], [d for d in deal_rows if d[1] not in first_half]),
+        )
+    ]
+    touches_parts = pl.concat([_collected(j)[0] for j in halves]).sort("journey_id", "touch_index")
+    assert_frame_equal(touches_parts, _collected(whole)[0])
+    journeys_parts = pl.concat([_collected(j)[1] for j in halves]).sort("journey_id")
+    assert_frame_equal(journeys_parts.drop("end_at"), _collected(whole)[1].drop("end_at"))
