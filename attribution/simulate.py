@@ -32,12 +32,14 @@ over channels, cause pairs, months and the handful of deliberate bad rows.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 import networkx as nx
 import numpy as np
@@ -169,7 +171,8 @@ class World:
 
     A channel is part of the world when it has a key in ``reach``; every other mapping may
     leave channels out (they count as 0). Probabilities are per account, effects are on the
-    log-odds (``deal_effect``, ``win_effect``) or log-amount (``size_effect``) scale.
+    log-odds (``deal_effect``, ``win_effect``) or log-amount (``size_effect``) scale. The
+    mappings are stored read-only; derive a variant with ``dataclasses.replace``.
 
     Attributes
     ----------
@@ -262,6 +265,12 @@ class World:
     cost_per_touch: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # freeze the mappings too: a World never changes once made
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, item.name, MappingProxyType(dict(value)))
+        object.__setattr__(self, "buying_group_weights", tuple(self.buying_group_weights))
         named = {
             "reach": self.reach,
             "stage": self.stage,

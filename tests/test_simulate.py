@@ -123,6 +123,13 @@ def test_unknown_format_and_scenario_are_config_errors(tmp_path):
         scenario("baseline2")
 
 
+def test_worlds_are_immutable():
+    world = scenario("baseline")
+    with pytest.raises(TypeError):
+        world.reach["podcast"] = 1.0  # type: ignore[index]
+    assert world == scenario("baseline")
+
+
 def test_world_validation_reports_every_problem():
     with pytest.raises(ConfigError) as caught:
         World(
