@@ -20,8 +20,10 @@ Milestones of each journey (W-shaped and full-path read them):
 * closed won: the last touch of a won deal (every touch is at or before its close).
 
 Accounts touched without any deal give non-converting journeys (status ``none``), closed at
-the as-of instant. Everything here depends only on each account's own rows, so any split of the
-data by account gives the same journeys.
+the as-of instant. Everything here depends only on each account's own rows and the as-of
+instant, so with a given ``as_of`` any split of the data by account gives the same journeys. The
+default ``as_of`` is the latest instant in the data given, so a part may close its open and
+deal-less journeys earlier (``end_at``); which touches each journey holds does not change.
 """
 
 from __future__ import annotations
