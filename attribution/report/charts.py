@@ -93,6 +93,11 @@ def channel_order(summary: pl.DataFrame) -> list[str]:
     return mean.get_column("channel").to_list()
 
 
+def _credited(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Rows of the channels with a non-zero ``column`` under at least one model."""
+    return frame.filter((pl.col(column) != 0).any().over("channel"))
+
+
 def _present_groups(groups: Sequence[str | None]) -> list[str]:
     labels = {group_label(g) for g in groups}
     return [label for label in theme.GROUP_ORDER if label in labels]
@@ -111,6 +116,7 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
     models = _models(summary)
     if baseline in models:
         models = [baseline, *[m for m in models if m != baseline]]
+    summary = _credited(summary, "revenue_credit")
     order = channel_order(summary)
     groups = channel_groups(summary)
     values = [
@@ -191,7 +197,7 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
     others = [m for m in _models(comparison) if m != baseline]
     if not others:
         return None
-    rows = comparison.filter(pl.col("model") != baseline)
+    rows = _credited(comparison.filter(pl.col("model") != baseline), "revenue_shift")
     groups = channel_groups(comparison)
     order = (
         rows.group_by("channel")
@@ -369,58 +375,44 @@ def journey_flow(
     groups: Mapping[str, str | None],
     currency: str,
     *,
-    height: int = 480,
+    height: int = 460,
     points: int = 24,
 ) -> Chart | None:
-    """Sankey of journeys: first-touch channel -> last-touch channel -> won / not won.
+    """Sankey of won revenue from each journey's first-touch channel to its last-touch channel.
 
     ``paths`` is :func:`attribution.graph.distinct_paths` (``channels, conversions, nulls,
-    revenue``); ribbon widths are journeys (conversions + nulls). The layout is computed here
-    (nodes stacked per column, ribbons as smooth areas), so any Vega-Lite renderer draws it.
+    revenue``); ribbon widths are won revenue. The layout is computed here (nodes stacked per
+    column, ribbons as smooth areas), so any Vega-Lite renderer draws it without a plug-in.
+    Returns None when no journey with touches won.
     """
-    if paths.height == 0:
-        return None
-    flows = (
-        paths.filter(pl.col("channels").list.len() > 0)
-        .select(
-            pl.col("channels").list.first().alias("first"),
-            pl.col("channels").list.last().alias("last"),
-            "conversions",
-            "nulls",
-            "revenue",
-        )
+    flows = paths.filter((pl.col("channels").list.len() > 0) & (pl.col("revenue") > 0)).select(
+        pl.col("channels").list.first().alias("first"),
+        pl.col("channels").list.last().alias("last"),
+        "conversions",
+        "revenue",
     )
     if flows.height == 0:
         return None
-    first_last = (
+    pairs = (
         flows.group_by("first", "last")
-        .agg((pl.col("conversions") + pl.col("nulls")).sum().alias("journeys"),
-             pl.col("conversions").sum(), pl.col("revenue").sum())
-        .filter(pl.col("journeys") > 0)
+        .agg(pl.col("conversions").sum(), pl.col("revenue").sum())
+        .sort("first", "last")
     )
-    last_out = flows.group_by("last").agg(
-        pl.col("conversions").sum().alias("won"), pl.col("nulls").sum().alias("not_won"),
-        pl.col("revenue").sum(),
-    )
-    total = int(first_last.get_column("journeys").sum())
-    if total == 0:
-        return None
-
-    def ordered(column: str) -> list[str]:
-        sizes = first_last.group_by(column).agg(pl.col("journeys").sum()).iter_rows()
-        return [c for c, _ in sorted(sizes, key=lambda cs: (_group_rank(groups.get(cs[0])), -cs[1], cs[0]))]
-
-    firsts, lasts = ordered("first"), ordered("last")
-    outcomes = ["Won", "Not won"]
+    total = int(pairs.get_column("revenue").sum())
     size: dict[tuple[int, str], int] = defaultdict(int)
-    for f, la, n, _, _ in first_last.iter_rows():
-        size[(0, f)] += n
-        size[(1, la)] += n
-    for la, won, not_won, _ in last_out.iter_rows():
-        size[(2, "Won")] += won
-        size[(2, "Not won")] += not_won
-    columns = [firsts, lasts, [o for o in outcomes if size[(2, o)] > 0]]
-    pad = 6.0
+    deals: dict[tuple[int, str], int] = defaultdict(int)
+    for first, last, won, revenue in pairs.iter_rows():
+        size[(0, first)] += revenue
+        size[(1, last)] += revenue
+        deals[(0, first)] += won
+        deals[(1, last)] += won
+
+    def ordered(column: int) -> list[str]:
+        names = [name for (c, name) in size if c == column]
+        return sorted(names, key=lambda n: (_group_rank(groups.get(n)), -size[(column, n)], n))
+
+    columns = [ordered(0), ordered(1)]
+    pad = 8.0
     scale = min((height - pad * (len(col) - 1)) / total for col in columns)
     top: dict[tuple[int, str], float] = {}
     for index, column in enumerate(columns):
@@ -429,118 +421,96 @@ def journey_flow(
         for name in column:
             top[(index, name)] = y
             y += size[(index, name)] * scale + pad
-    xs = [0.0, 0.5, 1.0]
-    node_width = 0.014
+    xs = [0.0, 1.0]
+    node_width = 0.012
+    headers = ["First touch", "Last touch"]
 
     nodes = []
-    headers = ["First touch", "Last touch", "Outcome"]
     for index, column in enumerate(columns):
         for name in column:
-            journeys = size[(index, name)]
+            revenue = size[(index, name)]
             y0 = top[(index, name)]
-            y1 = y0 + journeys * scale
-            if index == 2:
-                colour = theme.WON_COLOUR if name == "Won" else theme.NOT_WON_COLOUR
-            else:
-                colour = theme.group_colour(groups.get(name))
-            label = f"{name} {journeys:,}" if (y1 - y0) >= 9 else ""
+            y1 = y0 + revenue * scale
             nodes.append({
-                "x0": xs[index], "x1": xs[index] + node_width, "y0": y0, "y1": y1,
-                "colour": colour, "label": label, "column": headers[index], "node": name,
-                "journeys": f"{journeys:,}", "share": percent(journeys / total),
-                "label_x": xs[index] - 0.008 if index == 0 else xs[index] + node_width + 0.008,
-                "align": "right" if index == 0 else "left", "label_y": (y0 + y1) / 2,
+                "x0": xs[index] - (node_width if index == 1 else 0), "x1": xs[index] + (node_width if index == 0 else 0),
+                "y0": y0, "y1": y1, "colour": theme.group_colour(groups.get(name)),
+                "label": f"{name}  {compact_money(revenue, currency)}" if (y1 - y0) >= 8 else "",
+                "column": headers[index], "node": name, "revenue": money(revenue, currency),
+                "share": percent(revenue / total), "won": f"{deals[(index, name)]:,}",
+                "label_x": xs[index] - 0.012 if index == 0 else xs[index] + 0.012,
+                "label_y": (y0 + y1) / 2, "side": index,
             })
 
+    # ribbons leave a source in target order and enter a target in source order: no crossing at nodes
+    first_rank = {n: i for i, n in enumerate(columns[0])}
+    last_rank = {n: i for i, n in enumerate(columns[1])}
+    source_start: dict[tuple[str, str], float] = {}
+    target_start: dict[tuple[str, str], float] = {}
+    offset: dict[str, float] = defaultdict(float)
+    rows = list(pairs.iter_rows())
+    for first, last, _, revenue in sorted(rows, key=lambda r: (first_rank[r[0]], last_rank[r[1]])):
+        source_start[(first, last)] = top[(0, first)] + offset["s" + first]
+        offset["s" + first] += revenue * scale
+    for first, last, _, revenue in sorted(rows, key=lambda r: (last_rank[r[1]], first_rank[r[0]])):
+        target_start[(first, last)] = top[(1, last)] + offset["t" + last]
+        offset["t" + last] += revenue * scale
     ribbons: list[dict[str, Any]] = []
-    source_offset: dict[tuple[int, str], float] = defaultdict(float)
-    target_offset: dict[tuple[int, str], float] = defaultdict(float)
-
-    def ribbon(link: int, column: int, source: str, target: str, value: int, group: str,
-               tooltip: dict[str, str]) -> None:
-        width = value * scale
-        sy = top[(column, source)] + source_offset[(column, source)]
-        ty = top[(column + 1, target)] + target_offset[(column + 1, target)]
-        source_offset[(column, source)] += width
-        target_offset[(column + 1, target)] += width
-        x0, x1 = xs[column] + node_width, xs[column + 1]
+    x0, x1 = xs[0] + node_width, xs[1] - node_width
+    for link, (first, last, won, revenue) in enumerate(sorted(rows, key=lambda r: (first_rank[r[0]], last_rank[r[1]]))):
+        width = revenue * scale
+        sy, ty = source_start[(first, last)], target_start[(first, last)]
+        tooltip = {"from": first, "to": last, "won": f"{won:,}", "revenue": money(revenue, currency),
+                   "share": percent(revenue / total)}
         for step in range(points + 1):
             t = step / points
             s = t * t * (3 - 2 * t)
-            ribbons.append({
-                "link": link, "x": x0 + (x1 - x0) * t, "y0": sy + (ty - sy) * s,
-                "y1": sy + width + (ty - sy) * s, "group": group, **tooltip,
-            })
+            ribbons.append({"link": link, "x": x0 + (x1 - x0) * t, "y0": sy + (ty - sy) * s,
+                            "y1": sy + width + (ty - sy) * s, "group": group_label(groups.get(first)),
+                            **tooltip})
 
-    link = 0
-    lookup = {(f, la): (n, c, r) for f, la, n, c, r in first_last.iter_rows()}
-    # sources in node order, each source's targets in node order: ribbons do not cross at the nodes
-    pairs = sorted(lookup, key=lambda p: (firsts.index(p[0]), lasts.index(p[1])))
-    # targets take their incoming ribbons in source order
-    target_rank = {p: i for i, p in enumerate(sorted(lookup, key=lambda p: (lasts.index(p[1]), firsts.index(p[0]))))}
-    target_starts: dict[tuple[str, str], float] = {}
-    running: dict[str, float] = defaultdict(float)
-    for pair in sorted(lookup, key=lambda p: target_rank[p]):
-        target_starts[pair] = running[pair[1]]
-        running[pair[1]] += lookup[pair][0] * scale
-    for pair in pairs:
-        n, won, revenue = lookup[pair]
-        target_offset[(1, pair[1])] = target_starts[pair]
-        ribbon(link, 0, pair[0], pair[1], n, group_label(groups.get(pair[0])), {
-            "from": pair[0], "to": pair[1], "journeys": f"{n:,}", "won": f"{won:,}",
-            "revenue": money(revenue, currency),
-        })
-        link += 1
-    for la in lasts:
-        row = last_out.filter(pl.col("last") == la).row(0, named=True)
-        for outcome, value in (("Won", row["won"]), ("Not won", row["not_won"])):
-            if value > 0:
-                ribbon(link, 1, la, outcome, value, group_label(groups.get(la)), {
-                    "from": la, "to": outcome, "journeys": f"{value:,}",
-                    "won": f"{row['won']:,}" if outcome == "Won" else "0",
-                    "revenue": money(row["revenue"] if outcome == "Won" else 0, currency),
-                })
-                link += 1
-
-    revenue_total = int(flows.get_column("revenue").sum())
-    creation_first = int(
-        flows.filter(pl.col("first").replace_strict(dict(groups), default=None) == CREATION)
-        .get_column("revenue").sum()
+    creation_first = sum(size[(0, n)] for n in columns[0] if groups.get(n) == CREATION)
+    capture_last = sum(size[(1, n)] for n in columns[1] if groups.get(n) == CAPTURE)
+    title = (
+        f"{percent(creation_first / total, 0)} of won revenue starts with a demand-creation touch; "
+        f"{percent(capture_last / total, 0)} ends on a demand-capture touch"
     )
-    capture_last = int(
-        flows.filter(pl.col("last").replace_strict(dict(groups), default=None) == CAPTURE)
-        .get_column("revenue").sum()
-    )
-    if revenue_total > 0:
-        title = (
-            f"{percent(creation_first / revenue_total, 0)} of won revenue starts with a demand-creation "
-            f"touch; {percent(capture_last / revenue_total, 0)} ends on a demand-capture touch"
-        )
-    else:
-        title = "How journeys flow from their first touch to their last touch"
-    x_scale = {"domain": [-0.17, 1.17], "nice": False, "zero": False}
+    x_scale = {"domain": [-0.24, 1.24], "nice": False, "zero": False}
     y_scale = {"domain": [0, height], "reverse": True, "nice": False, "zero": False}
-    header_values = [{"x": xs[i] + node_width / 2, "text": h} for i, h in enumerate(headers)]
+
+    def axis_free(field: str) -> dict[str, Any]:
+        return {"field": field, "type": "quantitative", "axis": None}
+
+    def labels(side: int, align: str) -> Spec:
+        return {
+            "data": {"values": [n for n in nodes if n["side"] == side]},
+            "mark": {"type": "text", "fontSize": 12, "fontWeight": 600, "color": "#111827", "align": align},
+            "encoding": {
+                "x": {**axis_free("label_x"), "scale": x_scale},
+                "y": {**axis_free("label_y"), "scale": y_scale},
+                "text": {"field": "label"},
+            },
+        }
+
     spec: Spec = {
         "width": 880,
-        "height": height + 24,
+        "height": height + 10,
         "layer": [
             {
                 "data": {"values": ribbons},
-                "mark": {"type": "area", "opacity": 0.38, "interpolate": "linear"},
+                "mark": {"type": "area", "opacity": 0.42, "interpolate": "linear"},
                 "encoding": {
-                    "x": {"field": "x", "type": "quantitative", "scale": x_scale, "axis": None},
-                    "y": {"field": "y0", "type": "quantitative", "scale": y_scale, "axis": None, "stack": None},
+                    "x": {**axis_free("x"), "scale": x_scale},
+                    "y": {**axis_free("y0"), "scale": y_scale, "stack": None},
                     "y2": {"field": "y1"},
                     "detail": {"field": "link", "type": "nominal"},
                     "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
-                              "title": "Channel group"},
+                              "title": "First touch in"},
                     "tooltip": [
-                        {"field": "from", "title": "From"},
-                        {"field": "to", "title": "To"},
-                        {"field": "journeys", "title": "Journeys"},
-                        {"field": "won", "title": "Won"},
+                        {"field": "from", "title": "First touch"},
+                        {"field": "to", "title": "Last touch"},
+                        {"field": "won", "title": "Won deals"},
                         {"field": "revenue", "title": "Won revenue"},
+                        {"field": "share", "title": "Share of won revenue"},
                     ],
                 },
             },
@@ -548,43 +518,50 @@ def journey_flow(
                 "data": {"values": nodes},
                 "mark": {"type": "rect"},
                 "encoding": {
-                    "x": {"field": "x0", "type": "quantitative", "scale": x_scale, "axis": None},
+                    "x": {**axis_free("x0"), "scale": x_scale},
                     "x2": {"field": "x1"},
-                    "y": {"field": "y0", "type": "quantitative", "scale": y_scale, "axis": None},
+                    "y": {**axis_free("y0"), "scale": y_scale},
                     "y2": {"field": "y1"},
                     "color": {"field": "colour", "type": "nominal", "scale": None, "legend": None},
                     "tooltip": [
                         {"field": "column", "title": "Column"},
-                        {"field": "node", "title": "Node"},
-                        {"field": "journeys", "title": "Journeys"},
-                        {"field": "share", "title": "Share of journeys"},
+                        {"field": "node", "title": "Channel"},
+                        {"field": "won", "title": "Won deals"},
+                        {"field": "revenue", "title": "Won revenue"},
+                        {"field": "share", "title": "Share of won revenue"},
                     ],
                 },
             },
+            labels(0, "right"),
+            labels(1, "left"),
             {
-                "data": {"values": nodes},
-                "mark": {"type": "text", "fontSize": 11, "fontWeight": 600, "color": "#111827"},
+                "data": {"values": [{"x": xs[i], "text": h, "align": a}
+                                    for i, (h, a) in enumerate(zip(headers, ["right", "left"]))]},
+                "transform": [{"filter": "datum.align == 'right'"}],
+                "mark": {"type": "text", "fontSize": 13, "fontWeight": 700, "color": "#374151",
+                         "dy": -8, "align": "right"},
                 "encoding": {
-                    "x": {"field": "label_x", "type": "quantitative", "scale": x_scale, "axis": None},
-                    "y": {"field": "label_y", "type": "quantitative", "scale": y_scale, "axis": None},
-                    "text": {"field": "label"},
-                    "align": {"field": "align", "type": "nominal", "scale": None},
+                    "x": {**axis_free("x"), "scale": x_scale},
+                    "y": {"datum": 0, "type": "quantitative", "scale": y_scale, "axis": None},
+                    "text": {"field": "text"},
                 },
             },
             {
-                "data": {"values": header_values},
-                "mark": {"type": "text", "fontSize": 13, "fontWeight": 700, "color": "#374151", "dy": -14},
+                "data": {"values": [{"x": xs[1], "text": headers[1]}]},
+                "mark": {"type": "text", "fontSize": 13, "fontWeight": 700, "color": "#374151",
+                         "dy": -8, "align": "left"},
                 "encoding": {
-                    "x": {"field": "x", "type": "quantitative", "scale": x_scale, "axis": None},
+                    "x": {**axis_free("x"), "scale": x_scale},
                     "y": {"datum": 0, "type": "quantitative", "scale": y_scale, "axis": None},
                     "text": {"field": "text"},
                 },
             },
         ],
     }
+    won = int(pairs.get_column("conversions").sum())
     subtitle = (
-        f"{total:,} journeys with touches (won deals; lost deals and accounts without a deal are "
-        "not won; open deals left out): their first-touch channel, last-touch channel and outcome"
+        f"Won revenue of {won:,} won deals with touches ({compact_money(total, currency)}), from the "
+        "channel of each deal's first touch (left) to the channel of its last touch (right)"
     )
     return Chart("journey_flow", title, subtitle, spec)
 
@@ -621,9 +598,11 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     ).sort(["probability", "from_state"], descending=[True, False])
     if exits.height:
         best = exits.row(0, named=True)
+        steps = transitions.filter(pl.col("from_state") != START)
+        overall = exits.get_column("count").sum() / max(int(steps.get_column("count").sum()), 1)
         title = (
-            f"{best['from_state']} is the strongest closer: {percent(best['probability'], 0)} of "
-            "its next steps are a won deal"
+            f"{best['from_state']} is the strongest closer: {percent(best['probability'])} of its next "
+            f"steps are a won deal ({percent(overall)} across all channels)"
         )
     else:
         title = "Where journeys go next, channel by channel"
@@ -643,7 +622,7 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
                     "y": {"field": "from", "type": "nominal", "sort": [name(r) for r in rows],
                           "title": "From", "axis": axis_common},
                     "color": {"field": "probability", "type": "quantitative",
-                              "scale": {"scheme": "purples", "domain": [0, 1]},
+                              "scale": {"scheme": "purples", "type": "sqrt", "domain": [0, 1]},
                               "title": "Probability", "legend": {"format": "%", "orient": "right"}},
                     "tooltip": [
                         {"field": "from", "title": "From"},

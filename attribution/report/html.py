@@ -21,7 +21,7 @@ from attribution.render import compact_money, money, percent
 from attribution.report import charts as charts_module
 from attribution.report import theme
 from attribution.report.charts import BASELINE, Chart
-from attribution.report.template import CSS, EMBED_SCRIPT
+from attribution.report.template import CSS, EMBED_SCRIPT, ERROR_SCRIPT
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -591,6 +591,7 @@ def build_report(
         f"<nav>{nav_html}</nav>\n<main>\n{''.join(sections)}"
         '<footer>Made by attribution. Charts: Vega-Lite, embedded; this file needs no network.</footer>\n'
         "</main>\n"
+        f"<script>{ERROR_SCRIPT}</script>\n"
         f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>\n'
         f'<script type="application/json" id="report-embed-options">{_script_json(embed_options(currency))}</script>\n'
         f"<script>{vega_bundle()}</script>\n"

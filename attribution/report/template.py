@@ -49,6 +49,24 @@ footer { color: var(--muted); font-size: 12px; margin-top: 48px; border-top: 1px
 @media print { nav { display: none; } section { break-inside: avoid; } }
 """
 
+#: records any script error on <html data-errors="..."> so a reader (or a test) can see it
+ERROR_SCRIPT = """
+(function () {
+  var root = document.documentElement;
+  function record(message) {
+    var previous = root.getAttribute("data-errors");
+    root.setAttribute("data-errors", (previous ? previous + " | " : "") + message);
+  }
+  window.addEventListener("error", function (event) { record(String(event.message)); });
+  window.addEventListener("unhandledrejection", function (event) { record(String(event.reason)); });
+  var original = console.error;
+  console.error = function () {
+    record(Array.prototype.join.call(arguments, " "));
+    return original.apply(console, arguments);
+  };
+})();
+"""
+
 #: draws every chart; marks each container data-rendered / data-error for tests and readers
 EMBED_SCRIPT = """
 (function () {

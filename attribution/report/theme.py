@@ -26,8 +26,8 @@ GROUP_RANGE = [GROUP_COLOURS[CREATION], GROUP_COLOURS[CAPTURE], OTHER_COLOUR]
 BASELINE_COLOUR = "#3C4043"
 #: colours of the non-baseline models (no green or blue: those mean channel groups)
 MODEL_COLOURS = [
-    "#E69F00", "#D55E00", "#CC79A7", "#8E6C8A", "#F0C419", "#A0522D", "#E377C2",
-    "#B8860B", "#7F7F7F", "#C44E52", "#FFB07C", "#9467BD",
+    "#E69F00", "#D55E00", "#CC79A7", "#7B4FA0", "#8C564B", "#F781BF", "#B8860B", "#800000",
+    "#B0B0B0", "#FFB000", "#5E3C99", "#E7298A",
 ]
 WON_COLOUR = "#1F2937"
 NOT_WON_COLOUR = "#C7CBD1"
