@@ -264,3 +264,11 @@ def test_write_pngs_titles_each_image(tmp_path):
     assert chart.titled()["title"] == {"text": "A finding", "subtitle": "what is shown"}
     [path] = write_pngs([chart], tmp_path, currency="EUR")
     assert path == tmp_path / "tiny.png" and png_size(path)[0] > 100
+
+
+def test_top_paths_are_ranked_by_won_revenue(page):
+    section = page[page.index('<section id="journeys">'):page.index('<section id="markov">')]
+    assert "paths that won the most revenue" in section
+    # D3 events > paid_search ($60,000) before D1 paid_social > paid_search ($1,000)
+    assert section.index("<td>events &gt; paid_search</td>") < section.index("<td>paid_social &gt; paid_search</td>")
+    assert "$60,000.00" in section and "$1,000.00" in section

@@ -294,18 +294,25 @@ def _top_paths_table(result: RunResult, currency: str) -> str:
     from attribution.transforms import apply_transforms
 
     collapsed = apply_transforms(result.journeys, collapse_repeats=True)
-    top = graph.top_paths(collapsed, TOP_PATHS)
-    total = int(graph.distinct_paths(collapsed).select((pl.col("conversions") + pl.col("nulls")).sum()).item() or 0)
+    every = graph.top_paths(collapsed, None)
+    total = int(every.get_column("journeys").sum()) if every.height else 0
+    by_revenue = int(every.get_column("revenue").sum()) > 0 if every.height else False
+    top = (
+        every.sort(["revenue", "journeys", "path"], descending=[True, True, False]) if by_revenue else every
+    ).head(TOP_PATHS)
     rows = [
         [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0), f"{r['conversions']:,}",
          percent(r["conversion_rate"]), money(r["revenue"], currency)]
         for r in top.iter_rows(named=True)
     ]
-    table = _table(["path (repeats collapsed)", "journeys", "share", "won", "win rate", "won revenue"],
-                   rows, numeric=range(1, 6))
-    return (f'<h3 class="finding">The {min(TOP_PATHS, top.height)} most common paths</h3>'
+    table = _table(["path (repeats collapsed)", "journeys", "share of journeys", "won", "win rate",
+                    "won revenue"], rows, numeric=range(1, 6))
+    heading = (f"The {top.height} paths that won the most revenue" if by_revenue
+               else f"The {top.height} most common paths")
+    return (f'<h3 class="finding">{heading}</h3>'
             '<p class="subtitle">Channel sequences with consecutive repeats of a channel collapsed '
-            "(podcast &gt; podcast &gt; paid_search is podcast &gt; paid_search)</p>" + table)
+            "(podcast &gt; podcast &gt; paid_search is podcast &gt; paid_search); journeys are won "
+            "deals, lost deals and accounts touched without a deal</p>" + table)
 
 
 def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], currency: str) -> str:
