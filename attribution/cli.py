@@ -626,6 +626,55 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                                 currency=result.currency))
 
 
+@cli.command()
+@input_options
+@model_options
+@spend_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("report.html"), show_default=True,
+              help="The HTML report: one file that opens offline.")
+@click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write the main charts as PNG into this folder (for slides).")
+@click.option("--budget-model", metavar="NAME",
+              help="Model whose credit drives the budget section.  [default: w_shaped]")
+@click.pass_obj
+@handle_errors
+def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
+           budget_model: str | None, **options: Any) -> None:
+    """Write one self-contained HTML report that opens offline.
+
+    Headline figures, credit by model, the shift from last-touch (demand creation in green),
+    the share by channel group, a Sankey of won revenue from first to last touch, the Markov
+    transition heatmap and removal effects (with --bootstrap N: confidence intervals), the
+    channel scorecard and budget recommendation (with a spend file), and every setting, input
+    checksum and row count of the run.
+    """
+    from attribution import economics
+    from attribution import budget as budgeting
+    from attribution.report import write_report
+
+    config = build_config(**options)
+    if config.models and "last_touch" not in config.models:
+        config = config.replace(models=("last_touch", *config.models))
+    with state.progress() as progress:
+        result = pipeline.run(config, progress)
+    spend_data = load_run_spend(state, result, spend, required=False)
+    report_inputs(state, result)
+    scorecard = recommendation = None
+    names = [m.name for m in result.models]
+    if spend_data is not None and result.inputs is not None:
+        leads = economics.first_touch_leads(result.inputs.touchpoints, result.inputs.contacts)
+        scorecard = economics.channel_scorecard(result.credit, result.journeys, leads, spend_data)
+        chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
+        if chosen not in names:
+            raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
+                              f"{', '.join(names)}")
+        recommendation = budgeting.recommend_budget(result.summary, spend_data, chosen)
+    path = write_report(result, output, png_dir=png_dir, scorecard=scorecard,
+                        budget=recommendation)
+    state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
+
+
 @cli.command("models")
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="What to print on stdout.")

@@ -224,3 +224,13 @@ def test_scorecard_and_budget_on_the_demo(tmp_path):
     assert podcast["recommended"] >= 0.1 * current
     result = invoke("-q", "budget", "--config", config, "--out", str(tmp_path))
     assert result.exit_code == 2 and "exactly one --model" in result.stderr
+
+
+def test_report_command_writes_one_offline_file(tmp_path):
+    target = tmp_path / "report.html"
+    result = invoke("-q", "report", *INPUTS, "--out", str(tmp_path), "-o", str(target),
+                    "--model", "linear")
+    assert result.exit_code == 0, result.stderr
+    html = target.read_text()
+    assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
+    assert "https://cdn" not in html and "src=\"http" not in html
