@@ -289,9 +289,19 @@ def _flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason
     sharing a key with different content are all rejected, since keeping either would be a guess.
     """
     ok = pl.col(_REASON).is_null() & pl.col(key).is_not_null()
-    conflicting = ok & (pl.struct(content).filter(ok).n_unique().over(key) > 1)
-    copy = ok & ~conflicting & (pl.col(ROW) != pl.col(ROW).filter(ok).min().over(key))
-    flagged = checked.with_columns(copy.alias("_copy"), conflicting.alias("_conflict"))
+    # only rows whose key repeats can be copies or conflicts: compare content on those alone
+    repeated = checked.filter(ok).filter(pl.col(key).is_duplicated())
+    repeated = repeated.with_columns(
+        (pl.struct(content).n_unique().over(key) > 1).alias("_conflict")
+    ).with_columns(
+        (~pl.col("_conflict") & (pl.col(ROW) != pl.col(ROW).min().over(key))).alias("_copy")
+    )
+    conflicting_rows = repeated.filter(pl.col("_conflict")).get_column(ROW)
+    copy_rows = repeated.filter(pl.col("_copy")).get_column(ROW)
+    flagged = checked.with_columns(
+        pl.col(ROW).is_in(copy_rows.implode()).alias("_copy"),
+        pl.col(ROW).is_in(conflicting_rows.implode()).alias("_conflict"),
+    )
     conflict = pl.col("_conflict")
     return flagged.with_columns(
         pl.when(conflict).then(pl.lit(reason)).otherwise(pl.col(_REASON)).alias(_REASON),
@@ -366,8 +376,8 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     if contacts is not None:
         parsed = parsed.join(
             contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
-            on="contact_id", how="left", nulls_equal=False,
-        ).sort(ROW)
+            on="contact_id", how="left", nulls_equal=False, maintain_order="left",
+        )
     else:
         parsed = parsed.with_columns(pl.lit(None, pl.String).alias("_contact_account"))
     parsed = parsed.with_columns(
@@ -414,7 +424,8 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     pairs = pairs.with_columns(
         rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
     )
-    good = good.join(pairs, on=["utm_source", "utm_medium", "campaign"], how="left", nulls_equal=True)
+    good = good.join(pairs, on=["utm_source", "utm_medium", "campaign"], how="left",
+                     nulls_equal=True, maintain_order="left")
     groups = {**rules.groups, UNMAPPED_CHANNEL: UNMAPPED_CHANNEL}
     good = good.with_columns(pl.coalesce("_channel", "_rule_channel").alias("channel")).with_columns(
         rules.group_of(pl.col("channel")).alias("channel_group")
@@ -431,7 +442,7 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     good = good.select(
         ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
         "touch_type", "campaign", "utm_source", "utm_medium",
-    ).sort(ROW)
+    )
     accounting = Accounting("touchpoints", str(path), read=frame.height, used=good.height,
                             deduplicated=copies, rejected=_reason_counts(rejects))
     return good, rejects, accounting, unmapped, groups
