@@ -33,24 +33,16 @@ def channel_groups(journeys: Journeys) -> pl.LazyFrame:
 
 
 def _split_exact(frame: pl.LazyFrame, total: str, out: str) -> pl.LazyFrame:
-    """Split ``total`` (Int64 minor units per journey) over rows by ``weight``, exactly."""
+    """Split ``total`` (Int64 minor units per journey) over rows by ``weight``, exactly.
+
+    ``frame`` must be ordered by journey, then touch, then channel: the ordinal rank of the
+    fractional parts inside each journey then breaks ties by that order, with no extra sort.
+    """
     raw = pl.col("weight") * pl.col(total).cast(pl.Float64)
-    frame = frame.with_columns(
-        raw.floor().cast(pl.Int64).alias("_base"),
-        (raw - raw.floor()).alias("_frac"),
-    )
-    residue = pl.col(total) - pl.col("_base").sum().over("journey_id")
-    rank = pl.int_range(pl.len()).over("journey_id")
-    return (
-        frame.sort(
-            ["journey_id", "_frac", "touch_index", "channel"],
-            descending=[False, True, False, False],
-            nulls_last=True,
-            maintain_order=True,
-        )
-        .with_columns((pl.col("_base") + (rank < residue).cast(pl.Int64)).alias(out))
-        .drop("_base", "_frac")
-    )
+    base = raw.floor().cast(pl.Int64)
+    residue = pl.col(total) - base.sum().over("journey_id")
+    rank = (raw - raw.floor()).rank("ordinal", descending=True).over("journey_id")
+    return frame.with_columns((base + (rank <= residue).cast(pl.Int64)).alias(out))
 
 
 def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFrame:
@@ -81,7 +73,11 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     )
     rows = pl.concat([weighted, no_touch.select(weighted.collect_schema().names())]).collect()
     _check_weights(rows, model)
-    rows = rows.lazy().filter(pl.col("weight") > 0)
+    rows = (
+        rows.lazy()
+        .filter(pl.col("weight") > 0)
+        .sort(["journey_id", "touch_index", "channel"], nulls_last=True, maintain_order=True)
+    )
     if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).collect().item():
         rows = _split_exact(_split_exact(rows, "amount", "pipeline_credit"), "revenue", "revenue_credit")
     else:
@@ -96,9 +92,8 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
             (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
             pl.lit(model).alias("model"),
         )
-        .join(details, on=["journey_id", "touch_index"], how="left")
-        .join(channel_groups(journeys), on="channel", how="left")
-        .sort(["journey_id", "touch_index", "channel"], nulls_last=True)
+        .join(details, on=["journey_id", "touch_index"], how="left", maintain_order="left")
+        .join(channel_groups(journeys), on="channel", how="left", maintain_order="left")
     )
     return conform(credit, CREDIT_SCHEMA)
 

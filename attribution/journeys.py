@@ -118,22 +118,23 @@ def deduplicate(touchpoints: pl.LazyFrame, dedup_minutes: float) -> pl.LazyFrame
 
 
 def _flag_repeats(touchpoints: pl.LazyFrame, dedup_minutes: float, within: list[str]) -> pl.LazyFrame:
-    """:func:`deduplicate` inside each group of ``within`` (the account, or the journey)."""
-    person = pl.coalesce("contact_id", pl.lit("")).alias("_person")
-    ordered = touchpoints.with_columns(person).sort(
-        [*within, "_person", "channel", *TOUCH_ORDER, "utm_source", "utm_medium"],
-        nulls_last=True,
-        maintain_order=True,
+    """:func:`deduplicate` inside each group of ``within`` (the account, or the journey).
+
+    The result is sorted by ``within`` then :data:`TOUCH_ORDER` (then utm source and medium, so
+    even fully tied rows have one order); a touch repeats when the previous touch of the same
+    person and channel in that order came less than ``dedup_minutes`` earlier.
+    """
+    ordered = touchpoints.sort(
+        [*within, *TOUCH_ORDER, "utm_source", "utm_medium"], nulls_last=True, maintain_order=True
     )
-    gap = pl.col("timestamp") - pl.col("timestamp").shift(1).over(
-        [*within, "_person", "channel"]
-    )
+    person = pl.coalesce("contact_id", pl.lit(""))
+    gap = pl.col("timestamp") - pl.col("timestamp").shift(1).over([*within, person, "channel"])
     window = timedelta(minutes=dedup_minutes)
     return ordered.with_columns(
         (gap.is_not_null() & (gap < window) if dedup_minutes > 0 else pl.lit(False)).alias(
             "_duplicate"
         )
-    ).drop("_person")
+    )
 
 
 def build_journeys(
@@ -222,11 +223,12 @@ def build_journeys(
     in_window = pl.concat(
         [deal_touches, account_touches.select(deal_touches.collect_schema().names())]
     )
+    # one sort gives both the journey order and, within each (journey, person, channel), the
+    # time order that repeat detection needs (window functions keep the frame's row order)
     flagged = _flag_repeats(in_window, dedup_minutes, ["journey_id"]).collect()
     ordered = (
         flagged.filter(~pl.col("_duplicate"))
         .drop("_duplicate", "utm_source", "utm_medium")
-        .sort(["journey_id", *TOUCH_ORDER], nulls_last=True, maintain_order=True)
         .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
     )
     # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
@@ -250,8 +252,8 @@ def build_journeys(
     )
     touches = (
         ordered.lazy()
-        .join(lead_at.lazy(), on="account_id", how="left")
-        .join(anchors.lazy(), on="journey_id", how="left")
+        .join(lead_at.lazy(), on="account_id", how="left", maintain_order="left")
+        .join(anchors.lazy(), on="journey_id", how="left", maintain_order="left")
         .with_columns(
             (pl.col("touch_index") == 0).alias("is_first"),
             (pl.col("touch_index") == last_at_or_before(pl.col("_lead_at")).fill_null(0)).alias(
@@ -266,7 +268,6 @@ def build_journeys(
                 & (pl.col("touch_index") == pl.col("touch_index").max().over("journey_id"))
             ).alias("is_closed_won"),
         )
-        .sort(["journey_id", "touch_index"])
         .collect()
     )
     counts = touches.group_by("journey_id").agg(pl.len().cast(pl.UInt32).alias("n_touches"))
