@@ -30,17 +30,23 @@ from attribution.models.base import NEEDS_MILESTONES, AttributionModel, normalis
 def _anchored(journeys: Journeys, anchors: list[tuple[pl.Expr, float]]) -> pl.LazyFrame:
     """Weights from (anchor flag, share) pairs, the remainder spread over non-anchor touches."""
     in_journey = "journey_id"
-    anchor_score = pl.sum_horizontal([flag.cast(pl.Float64) * share for flag, share in anchors])
-    is_anchor = pl.any_horizontal([flag for flag, _ in anchors])
-    missing = pl.sum_horizontal(
-        [(~flag.any().over(in_journey)).cast(pl.Float64) * share for flag, share in anchors]
+    names = [f"_anchor{i}" for i in range(len(anchors))]
+    touches = journeys.touches.with_columns(
+        [flag.alias(name) for (flag, _), name in zip(anchors, names, strict=True)]
     )
-    spread = 1.0 - sum(share for _, share in anchors) + missing
+    shares = [share for _, share in anchors]
+    flags = [pl.col(name) for name in names]
+    anchor_score = pl.sum_horizontal([f.cast(pl.Float64) * s for f, s in zip(flags, shares, strict=True)])
+    is_anchor = pl.any_horizontal(flags)
+    missing = pl.sum_horizontal(
+        [(~f.any().over(in_journey)).cast(pl.Float64) * s for f, s in zip(flags, shares, strict=True)]
+    )
+    spread = 1.0 - sum(shares) + missing
     middle = (~is_anchor).sum().over(in_journey)
     raw = pl.when(is_anchor).then(anchor_score).otherwise(
         pl.when(middle > 0).then(spread / middle).otherwise(0.0)
     )
-    return normalise(journeys.touches.with_columns(raw.alias("raw")))
+    return normalise(touches.with_columns(raw.alias("raw")))
 
 
 def _check_shares(model: str, shares: dict[str, float]) -> None:
