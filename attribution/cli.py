@@ -675,6 +675,42 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
     state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
 
 
+@cli.command()
+@click.option("--accounts", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="How many accounts (about 7 touchpoints and 0.2 deals each).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search", "last_touch_world",
+                                                "no_marketing"]),
+              default="baseline", show_default=True, help="The causal world to simulate.")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
+              help="Length of the export, from 2025-01-01.")
+@click.option("--messy", is_flag=True, help="Add realistic bad rows (see fixtures/demo/README.md).")
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet", "ndjson"]),
+              default="csv", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("simulated"),
+              show_default=True, help="Folder for touchpoints, deals, contacts and spend.")
+@click.pass_obj
+@handle_errors
+def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, messy: bool,
+             file_format: str, out: Path) -> None:
+    """Generate a realistic B2B export (touchpoints, deals, contacts, spend) from a causal world.
+
+    Buying groups of several contacts, multi-week journeys where podcast, newsletter and
+    community come early and paid search late, and deal creation, win rate and deal size that
+    depend on the channels each account was exposed to. Deterministic for a seed.
+    """
+    from attribution import simulate as simulation
+
+    export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
+                                 days=days, messy=messy)
+    paths = simulation.write_export(export, out, format=file_format)
+    state.note("wrote " + ", ".join(str(p) for p in paths.values()))
+    click.echo(
+        f"{export.touchpoints.height:,} touchpoints, {export.deals.height:,} deals, "
+        f"{export.contacts.height:,} contacts, {export.spend.height:,} spend rows in {out}"
+    )
+
+
 @cli.command("models")
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="What to print on stdout.")

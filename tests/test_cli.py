@@ -26,7 +26,8 @@ def invoke(*args: str):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["run"], ["compare"], ["validate"], ["models"]]
+    "command", [[], ["run"], ["compare"], ["validate"], ["models"], ["paths"], ["scorecard"],
+                ["budget"], ["report"], ["simulate"], ["init"]]
 )
 def test_every_command_has_help(command):
     result = invoke(*command, "--help")
@@ -234,3 +235,30 @@ def test_report_command_writes_one_offline_file(tmp_path):
     html = target.read_text()
     assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
     assert "https://cdn" not in html and "src=\"http" not in html
+
+
+def test_simulate_then_run_round_trip(tmp_path):
+    result = invoke("-q", "simulate", "--accounts", "300", "--seed", "3", "--out",
+                    str(tmp_path / "export"), "--format", "parquet")
+    assert result.exit_code == 0
+    first = (tmp_path / "export" / "touchpoints.parquet").read_bytes()
+    invoke("-q", "simulate", "--accounts", "300", "--seed", "3", "--out", str(tmp_path / "again"),
+           "--format", "parquet")
+    assert (tmp_path / "again" / "touchpoints.parquet").read_bytes() == first
+    folder = tmp_path / "export"
+    result = invoke("-q", "validate", "--touchpoints", str(folder / "touchpoints.parquet"),
+                    "--deals", str(folder / "deals.parquet"), "--contacts",
+                    str(folder / "contacts.parquet"), "--out", str(tmp_path), "--format", "json")
+    assert result.exit_code == 0
+    accounting = {row["input"]: row for row in json.loads(result.stdout)}
+    assert accounting["touchpoints"]["rejected"] == 0 and accounting["deals"]["rejected"] == 0
+
+
+def test_init_writes_a_config_that_loads(tmp_path):
+    result = invoke("init", "--directory", str(tmp_path))
+    assert result.exit_code == 0
+    from attribution.config import load_config
+
+    config = load_config(tmp_path / "attribution.toml")
+    assert config.lookback_days == 180 and config.channel_rules == tmp_path / "channels.toml"
+    assert invoke("init", "--directory", str(tmp_path)).exit_code == 2
