@@ -9,6 +9,7 @@ from typing import Any
 
 from attribution.errors import ConfigError, UnknownModelError
 from attribution.models.base import AttributionModel
+from attribution.models.incremental import IncrementalModel
 from attribution.models.markov import MarkovModel
 from attribution.models.position import FullPath, UShaped, WShaped
 from attribution.models.rule_based import FirstTouch, LastNonDirect, LastTouch, Linear
@@ -26,6 +27,7 @@ _CLASSES: list[type[AttributionModel]] = [
     FullPath,
     ShapleyModel,
     MarkovModel,
+    IncrementalModel,
 ]
 
 MODELS: dict[str, type[AttributionModel]] = {cls.name: cls for cls in _CLASSES}
