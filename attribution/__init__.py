@@ -11,6 +11,7 @@ The public API mirrors the CLI::
 
 from __future__ import annotations
 
+from attribution.api import read_spend, recommend_budget, scorecard, write_report
 from attribution.compare import compare
 from attribution.config import Config, load_config
 from attribution.credit import allocate, summarise
@@ -26,7 +27,7 @@ from attribution.errors import (
 from attribution.journeys import Journeys, build_journeys
 from attribution.loading import load_inputs
 from attribution.models import MODELS, AttributionModel, get_model, model_names
-from attribution.pipeline import RunResult, load, run, run_models, validate
+from attribution.pipeline import RunResult, load, prepare, run, run_models, validate
 
 __all__ = [
     "MODELS",
@@ -49,8 +50,13 @@ __all__ = [
     "load_config",
     "load_inputs",
     "model_names",
+    "prepare",
+    "read_spend",
+    "recommend_budget",
     "run",
     "run_models",
+    "scorecard",
     "summarise",
     "validate",
+    "write_report",
 ]

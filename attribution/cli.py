@@ -27,7 +27,7 @@ from attribution.errors import AttributionError, ConfigError
 from attribution.models import MODELS
 from attribution.output import json_records, write_json_document, write_table
 from attribution.pipeline import RunResult
-from attribution import pipeline, render
+from attribution import api, pipeline, render
 
 STDOUT_FORMATS = ("table", "json", "csv")
 
@@ -461,17 +461,11 @@ def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def load_run_spend(state: State, result: RunResult, spend_path: Path | None, required: bool):
     """Load the spend file of a run (flag, else config), folding its accounting into the run's."""
-    from attribution.channels import load_rules
-    from attribution.spend import load_spend
-
-    path = spend_path or result.config.spend
-    if path is None:
+    if spend_path is None and result.config.spend is None:
         if required:
             raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
         return None
-    config = result.config
-    spend = load_spend(path, rules=load_rules(config.channel_rules), currency=result.currency,
-                       columns=config.columns.get("spend"), strict=config.strict)
+    spend = api.read_spend(result, spend_path)
     result.accounting.append(spend.accounting)
     result.files.append(spend.file)
     if spend.rejects.height:
@@ -517,7 +511,7 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """
-    from attribution import economics, hygiene
+    from attribution import hygiene
 
     if not options.get("model_names"):
         options["model_names"] = ("w_shaped",)
@@ -526,15 +520,11 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
         result = pipeline.run(config, progress)
     spend_data = load_run_spend(state, result, spend, required=False)
     report_inputs(state, result)
-    inputs = result.inputs
-    leads = economics.first_touch_leads(inputs.touchpoints, inputs.contacts) if inputs else None
+    table = api.scorecard(result, spend_data, grain=grain, by_period_channel=by_period_channel)
     if grain and not by_period_channel:
-        table = economics.scorecard(result.credit, result.journeys, leads, spend_data, grain=grain)
         columns = FUNNEL_COLUMNS
         title = f"Funnel by {grain}"
     else:
-        table = economics.channel_scorecard(result.credit, result.journeys, leads, spend_data,
-                                            grain=grain)
         columns = (["period"] if grain else []) + SCORECARD_COLUMNS
         title = "Channel scorecard" + (f" by {grain}" if grain else "")
     if stdout_format == "table":
@@ -546,7 +536,7 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
                                                currency=result.currency, compact=True))
     else:
         emit(state, table, stdout_format, None)
-    if not no_hygiene and inputs is not None:
+    if not no_hygiene and result.inputs is not None:
         rules = hygiene.HygieneRules(
             **({"signup_minutes": signup_minutes} if signup_minutes is not None else {})
         )
@@ -649,10 +639,6 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
     channel scorecard and budget recommendation (with a spend file), and every setting, input
     checksum and row count of the run.
     """
-    from attribution import economics
-    from attribution import budget as budgeting
-    from attribution.report import write_report
-
     config = build_config(**options)
     if config.models and "last_touch" not in config.models:
         config = config.replace(models=("last_touch", *config.models))
@@ -660,18 +646,12 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
         result = pipeline.run(config, progress)
     spend_data = load_run_spend(state, result, spend, required=False)
     report_inputs(state, result)
-    scorecard = recommendation = None
     names = [m.name for m in result.models]
-    if spend_data is not None and result.inputs is not None:
-        leads = economics.first_touch_leads(result.inputs.touchpoints, result.inputs.contacts)
-        scorecard = economics.channel_scorecard(result.credit, result.journeys, leads, spend_data)
-        chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
-        if chosen not in names:
-            raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
-                              f"{', '.join(names)}")
-        recommendation = budgeting.recommend_budget(result.summary, spend_data, chosen)
-    path = write_report(result, output, png_dir=png_dir, scorecard=scorecard,
-                        budget=recommendation)
+    chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
+    if spend_data is not None and chosen not in names:
+        raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
+                          f"{', '.join(names)}")
+    path = api.write_report(result, output, spend=spend_data, budget_model=chosen, png_dir=png_dir)
     state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
 
 

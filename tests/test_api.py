@@ -1,0 +1,33 @@
+"""The notebook API mirrors the CLI on the demo export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+import attribution as at
+
+DEMO = Path(__file__).parent.parent / "fixtures" / "demo" / "attribution.toml"
+
+
+def test_notebook_workflow_on_the_demo(tmp_path):
+    config = at.load_config(DEMO).replace(models=("last_touch", "w_shaped"), out=tmp_path)
+    result = at.run(config)
+    totals = result.totals()
+    summary = result.summary
+    for model in ("last_touch", "w_shaped"):
+        rows = summary.filter(pl.col("model") == model)
+        assert rows["revenue_credit"].sum() == totals["won_revenue"]
+        assert rows["pipeline_credit"].sum() == totals["pipeline"]
+    comparison = result.comparison()
+    assert set(comparison["model"]) == {"last_touch", "w_shaped"}
+    spend = at.read_spend(result)
+    card = at.scorecard(result, spend)
+    assert card.filter(pl.col("model") == "w_shaped")["revenue_credit"].sum() == totals["won_revenue"]
+    funnel = at.scorecard(result, spend, grain="quarter")
+    assert set(funnel["channel_group"]) >= {"total", "demand_creation", "demand_capture"}
+    plan = at.recommend_budget(result, spend, "w_shaped", shift=0.3)
+    assert plan["recommended"].sum() == plan["current_spend"].sum()
+    path = at.write_report(result, tmp_path / "report.html", spend=spend)
+    assert path.exists() and path.stat().st_size > 100_000
