@@ -164,11 +164,13 @@ SUMMARY_SCHEMA = pl.Schema(
 def _confounded_engagement() -> World:
     """A world built to fool the ``incremental`` model: engagement, not brand, drives revenue.
 
-    Accounts differ a lot in engagement (Gamma shape 0.4), so an engaged account sees many
+    Accounts differ a lot in engagement (Gamma shape 0.2), so an engaged account sees many
     channels. Early brand channels (podcast, newsletter, community) have *no* effect and cause
-    nothing; the late channels (demo-intent search, review sites, direct) do. Engaged accounts
-    see the brand channels early *and* convert more (through the late channels), so a model
-    that adjusts an early channel for nothing before it reads engagement as a brand effect.
+    nothing; the late channels (paid search, review sites, direct) do. Engaged accounts see the
+    brand channels early *and* convert more (through the late channels), so a model that
+    adjusts an early channel for nothing before it reads engagement as a brand effect. There
+    are no noise touches, so a deal's last touch is usually a channel that works: last-touch
+    is close to right here.
     """
     brand = {"podcast": 0.25, "newsletter": 0.25, "community": 0.2}
     late = {"paid_search": 0.2, "review_sites": 0.12, "direct": 0.25}
@@ -184,12 +186,12 @@ def _confounded_engagement() -> World:
             "direct": 0.92,
         },
         touches_per_exposure={"podcast": 2.5, "newsletter": 2.5, "community": 2.0},
-        engagement_shape=0.4,
+        engagement_shape=0.2,
         deal_effect={"paid_search": 1.2, "review_sites": 1.0, "direct": 0.9},
         win_effect={"review_sites": 0.4},
         base_deal_logit=-3.2,
         base_win_logit=-0.8,
-        noise_touches=1.0,
+        noise_touches=0.0,
     )
 
 
@@ -352,7 +354,7 @@ def evaluate(
         export = simulate(n_accounts, seed=seed + index, world=world)
         truth = world_truth(export)
         credit = _model_credit(export, instances, names)
-        shares.append(_score_shares(truth, credit, _kind(world)))
+        shares.append(score_shares(truth, credit, _kind(world)))
         truths.append(truth)
         everything = export.outcomes()
         nothing = export.outcomes(world.channels)
@@ -377,7 +379,7 @@ def evaluate(
         worlds=pl.DataFrame(world_rows, schema=WORLD_SCHEMA, orient="row"),
         truth=pl.concat(truths) if truths else pl.DataFrame(schema=TRUTH_SCHEMA),
         shares=share_frame,
-        errors=_errors(share_frame),
+        errors=share_errors(share_frame),
     )
 
 
@@ -408,7 +410,7 @@ def _model_credit(export, models: list[AttributionModel], names: list[str]) -> p
     return pl.concat(frames)
 
 
-def _score_shares(truth: pl.DataFrame, credit: pl.DataFrame, kind: str) -> pl.DataFrame:
+def score_shares(truth: pl.DataFrame, credit: pl.DataFrame, kind: str) -> pl.DataFrame:
     """Every model's shares over the scored channels, next to both truths' shares."""
     world = truth["world"][0]
     groups = load_rules().groups
@@ -446,7 +448,7 @@ def _abs_share_over(value: pl.Expr) -> pl.Expr:
     return pl.when(total != 0).then(value.cast(pl.Float64) / total).otherwise(0.0)
 
 
-def _errors(shares: pl.DataFrame) -> pl.DataFrame:
+def share_errors(shares: pl.DataFrame) -> pl.DataFrame:
     """Per world and model: the error measures of the module docstring."""
     demand = pl.col("channel_group") == DEMAND_CREATION
     per_model = shares.group_by("world", "kind", "model", maintain_order=True).agg(
