@@ -150,6 +150,7 @@ class IncrementalModel(AttributionModel):
             touches.filter(pl.col("feature"))
             .group_by("journey_id", "channel_key")
             .agg(pl.col("touch_index").min().alias("first"))
+            .collect()
         )
         order, position = _channel_order(first)
         channels = tuple(order)
@@ -233,7 +234,7 @@ def _feature_touches(journeys: Journeys, before_creation: bool) -> pl.LazyFrame:
     )
 
 
-def _channel_order(first: pl.LazyFrame) -> tuple[list[str], dict[str, float]]:
+def _channel_order(first: pl.DataFrame) -> tuple[list[str], dict[str, float]]:
     """Channels by the mean relative position of their first touch (ties by name)."""
     ranked = first.with_columns(
         (pl.col("first").rank("ordinal").over("journey_id") - 1).alias("rank"),
@@ -250,13 +251,12 @@ def _channel_order(first: pl.LazyFrame) -> tuple[list[str], dict[str, float]]:
             .alias("position")
         )
         .sort("position", "channel_key")
-        .collect()
     )
     order = positions["channel_key"].to_list()
     return order, dict(zip(order, positions["position"].to_list(), strict=True))
 
 
-def _patterns(first: pl.LazyFrame, journeys: Journeys, rank: dict[str, int]) -> pl.DataFrame:
+def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> pl.DataFrame:
     """Distinct channel sets (bit masks in time order) with summed observations."""
     status = pl.col("status")
     conversions = (
@@ -274,14 +274,23 @@ def _patterns(first: pl.LazyFrame, journeys: Journeys, rank: dict[str, int]) -> 
         .otherwise(0)
     )
     revenue = pl.when(status.is_in(["won", "path"])).then(pl.col("revenue").fill_null(0)).otherwise(0)
-    observed = journeys.journeys.filter(pl.col("n_touches") > 0).select(
+    # eager on purpose: these frames are small (one row per journey or channel set), and a
+    # lazy left join against an empty frame panics in polars 2.1's streaming engine
+    observed = journeys.journeys.filter(pl.col("n_touches") > 0).collect().select(
         "journey_id",
         conversions.cast(pl.Float64).alias("conversions"),
         (conversions + nulls).cast(pl.Float64).alias("trials"),
         revenue.cast(pl.Float64).alias("revenue"),
     )
-    bit = pl.col("channel_key").replace_strict({c: 1 << i for c, i in rank.items()}, return_dtype=pl.Int64)
-    masks = first.group_by("journey_id").agg(bit.sum().alias("mask"))
+    bits = pl.DataFrame(
+        {"channel_key": list(rank), "_bit": [1 << i for i in rank.values()]},
+        schema={"channel_key": pl.String, "_bit": pl.Int64},
+    )
+    masks = (
+        first.join(bits, on="channel_key", how="inner")
+        .group_by("journey_id")
+        .agg(pl.col("_bit").sum().alias("mask"))
+    )
     return (
         observed.join(masks, on="journey_id", how="left")
         .with_columns(pl.col("mask").fill_null(0))
@@ -291,7 +300,6 @@ def _patterns(first: pl.LazyFrame, journeys: Journeys, rank: dict[str, int]) -> 
             pl.col("conversions", "trials", "revenue").sum(),
         )
         .sort("mask")
-        .collect()
     )
 
 
