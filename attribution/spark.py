@@ -1,0 +1,1385 @@
+"""The Spark engine: the same pipeline, run on Apache Spark for exports that outgrow one machine.
+
+Nothing here redefines a journey, a check or a credit rule. Spark moves rows so that every
+piece of the polars pipeline sees *complete* inputs for the keys it depends on, and calls
+that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
+
+1. **read** each export with Spark (Parquet, CSV or NDJSON; a file, a folder or a glob, on
+   any file system Spark can read) and number its rows in file order, so ``rejects`` name the
+   same file and 1-based row as the polars engine;
+2. **validate** with a shuffle by the input's id (contact, touchpoint, deal): every group of
+   ids goes through :func:`attribution.loading.load_contacts` / ``load_touchpoints`` /
+   ``load_deals`` as it stands, so row checks, duplicate ids, the contacts join, unknown
+   accounts and the currency check give exactly the same rejects and messages. What a group
+   cannot see on its own is brought to it first: each touch carries its contact's account,
+   each deal whether its account is known, and the run's currency (the most common one) is
+   counted over the whole deals file;
+3. **journeys** with a shuffle by account: :func:`attribution.journeys.build_journeys` on
+   each batch of accounts with one global ``as_of`` (computed in Spark when not configured),
+   which is exactly what it depends on. Each batch also reduces its journeys to distinct
+   paths (:func:`attribution.graph.distinct_paths`), and the batches' path counts are summed
+   in Spark;
+4. **models**: rule-based models weigh each journey on its own. Markov and Shapley fit once,
+   on the driver, on the summed distinct paths (the table ``distinct_paths`` returns for all
+   journeys, so the fit is the polars engine's fit), and then score the journeys of each
+   batch with that fit;
+5. **credit** with :func:`attribution.credit.allocate` per batch (exact largest remainder
+   per deal), and the channel summary as a Spark aggregation finished by
+   :func:`attribution.credit.summarise`.
+
+Money stays integer minor units; results are written back as Parquet with money as
+``Decimal(38, 2)``, like the polars writer. Install with ``pip install 'attribution[spark]'``
+(pyspark; Arrow UDFs need pandas on the workers, which the core library never imports).
+
+>>> import attribution.spark as engine                                  # doctest: +SKIP
+>>> result = engine.run(config, master="local[4]")                      # doctest: +SKIP
+>>> result.summary                     # polars, as from attribution.run   # doctest: +SKIP
+>>> engine.write_results(result, "s3://bucket/attribution/run-1")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from attribution.channels import ChannelRules, load_rules
+from attribution.compare import BASELINE, compare
+from attribution.config import Config
+from attribution.credit import allocate, summarise
+from attribution.errors import (
+    AttributionError,
+    ConfigError,
+    FileFormatError,
+    ModelError,
+    RejectedRowError,
+)
+from attribution.graph import distinct_paths, time_to_close_distribution
+from attribution.journeys import Journeys, JourneyStats, build_journeys
+from attribution.loading import (
+    CSV_EXTENSIONS,
+    NDJSON_EXTENSIONS,
+    PARQUET_EXTENSIONS,
+    ROW,
+    Accounting,
+    InputFile,
+    Inputs,
+    _sniff_separator,
+    file_digest,
+    load_contacts,
+    load_deals,
+    load_touchpoints,
+    read_table,
+)
+from attribution.models import AttributionModel
+from attribution.models.markov import MarkovModel
+from attribution.models.shapley import ShapleyModel, _journey_keys
+from attribution.pipeline import Progress, RunResult, resolve_models
+from attribution.schema import (
+    CREDIT_SCHEMA,
+    JOURNEY_SCHEMA,
+    MONEY_COLUMNS,
+    NO_TOUCH_CHANNEL,
+    NO_TOUCH_GROUP,
+    REJECT_SCHEMA,
+    SUMMARY_SCHEMA,
+    TOUCH_SCHEMA,
+    UTC_TIME,
+)
+
+try:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.errors import AnalysisException
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ConfigError(
+        "the spark engine needs pyspark: pip install 'attribution[spark]'"
+    ) from exc
+
+#: Spark settings the engine relies on (applied to the session it is given, too)
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+#: a batch of accounts (or ids) handed to one polars call holds about this many rows
+ROWS_PER_BATCH = 200_000
+_KIND = "_kind"
+_SEP = "\x1f"
+# helper columns the engine adds to every input row
+_FILE = "_spark_file"
+_FILE_ROW = "_spark_file_row"
+_ORDINAL = "_spark_ordinal"
+_BUCKET = "_spark_bucket"
+_CONTACTS = "_spark_contacts"
+_KNOWN = "_spark_known"
+_WHITESPACE = r"^\p{IsWhite_Space}+|\p{IsWhite_Space}+$"
+
+
+# -- sessions -------------------------------------------------------------------------------
+def session(
+    master: str = "local[*]",
+    conf: Mapping[str, str] | None = None,
+    app_name: str = "attribution",
+) -> SparkSession:
+    """A SparkSession for the engine (an existing active session is reused, with ``conf`` set).
+
+    In local mode the Python workers run this interpreter, so the executors see the same
+    ``attribution`` and polars as the driver.
+
+    >>> spark = session("local[2]", {"spark.sql.shuffle.partitions": "8"})  # doctest: +SKIP
+    """
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**SESSION_CONF, **dict(conf or {})}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _configure(spark: SparkSession) -> None:
+    for key, value in SESSION_CONF.items():
+        spark.conf.set(key, value)
+
+
+# -- polars <-> Spark types -------------------------------------------------------------------
+def _arrow_type(dtype: pl.DataType) -> pa.DataType:
+    """The Arrow type Spark exchanges for a polars column (unsigned ints widen to int64)."""
+    if dtype in (pl.String, pl.Null, pl.Categorical):
+        return pa.string()
+    if dtype.is_integer():
+        return pa.int64()
+    if dtype.is_float():
+        return pa.float64()
+    if dtype == pl.Boolean:
+        return pa.bool_()
+    if isinstance(dtype, pl.Datetime):
+        return pa.timestamp("us", tz="UTC") if dtype.time_zone else pa.timestamp("us")
+    if dtype == pl.Date:
+        return pa.date32()
+    if isinstance(dtype, pl.List):
+        return pa.list_(_arrow_type(dtype.inner))
+    if isinstance(dtype, pl.Decimal):
+        return pa.decimal128(dtype.precision or 38, dtype.scale or 0)
+    raise TypeError(f"no Spark type for polars {dtype}")
+
+
+def _spark_type(arrow: pa.DataType) -> T.DataType:
+    if pa.types.is_timestamp(arrow):
+        return T.TimestampType() if arrow.tz else T.TimestampNTZType()
+    if pa.types.is_list(arrow):
+        return T.ArrayType(_spark_type(arrow.value_type))
+    return {
+        pa.string(): T.StringType(),
+        pa.int64(): T.LongType(),
+        pa.float64(): T.DoubleType(),
+        pa.bool_(): T.BooleanType(),
+        pa.date32(): T.DateType(),
+    }.get(arrow) or T.DecimalType(arrow.precision, arrow.scale)
+
+
+def _struct(schema: pl.Schema) -> T.StructType:
+    """The Spark schema of a polars schema."""
+    return T.StructType(
+        [T.StructField(name, _spark_type(_arrow_type(dtype))) for name, dtype in schema.items()]
+    )
+
+
+def _to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """``frame`` as an Arrow table of exactly ``schema`` (absent columns as nulls)."""
+    columns = []
+    for target in schema:
+        if target.name in frame.columns:
+            column = frame.get_column(target.name)
+            if isinstance(column.dtype, pl.Datetime) and column.dtype.time_zone:
+                column = column.dt.convert_time_zone("UTC")
+            columns.append(column.to_arrow().cast(target.type))
+        else:
+            columns.append(pa.nulls(frame.height, target.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _from_arrow(table: pa.Table, schema: pl.Schema) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.select(
+        [
+            (pl.col(name).dt.convert_time_zone("UTC") if isinstance(dtype, pl.Datetime) and dtype.time_zone
+             else pl.col(name)).cast(dtype)
+            for name, dtype in schema.items()
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class _Packing:
+    """Several tables of different schemas in one Spark frame: ``_kind`` + ``<kind>__<column>``.
+
+    A UDF returns one schema, so a batch's outputs (good rows, rejects, counts, ...) travel
+    side by side and are split again with :meth:`spark_frame` or :meth:`local`.
+    """
+
+    kinds: dict[str, pl.Schema]
+
+    @property
+    def arrow(self) -> pa.Schema:
+        fields = [pa.field(_KIND, pa.string())]
+        for kind, schema in self.kinds.items():
+            fields += [pa.field(f"{kind}__{name}", _arrow_type(dtype)) for name, dtype in schema.items()]
+        return pa.schema(fields)
+
+    @property
+    def spark(self) -> T.StructType:
+        return T.StructType([T.StructField(f.name, _spark_type(f.type)) for f in self.arrow])
+
+    def pack(self, frames: Mapping[str, pl.DataFrame]) -> pa.Table:
+        schema = self.arrow
+        tables = []
+        for kind, frame in frames.items():
+            renamed = frame.select(
+                pl.lit(kind).alias(_KIND),
+                *[pl.col(name).alias(f"{kind}__{name}") for name in self.kinds[kind] if name in frame.columns],
+            )
+            tables.append(_to_arrow(renamed, schema))
+        return pa.concat_tables(tables) if tables else schema.empty_table()
+
+    def local(self, table: pa.Table, kind: str) -> pl.DataFrame:
+        mask = pa.compute.equal(table.column(_KIND), pa.scalar(kind))
+        chosen = table.filter(mask).select([f"{kind}__{name}" for name in self.kinds[kind]])
+        return _from_arrow(chosen.rename_columns(list(self.kinds[kind])), self.kinds[kind])
+
+    def spark_frame(self, frame: DataFrame, kind: str) -> DataFrame:
+        return frame.filter(F.col(_KIND) == kind).select(
+            [F.col(f"{kind}__{name}").alias(name) for name in self.kinds[kind]]
+        )
+
+    def tag(self, frame: DataFrame, kind: str, extra: Sequence[Column] = ()) -> DataFrame:
+        """A Spark frame of ``kind`` with its columns renamed into the packing."""
+        return frame.select(
+            F.lit(kind).alias(_KIND),
+            *[F.col(name).alias(f"{kind}__{name}") for name in self.kinds[kind]],
+            *extra,
+        )
+
+
+def _collect(frame: DataFrame, schema: pl.Schema | None = None) -> pl.DataFrame:
+    """A (small) Spark frame on the driver as polars, through Arrow (time zones kept)."""
+    table = frame.toArrow()
+    if schema is None:
+        collected = pl.from_arrow(table)
+        assert isinstance(collected, pl.DataFrame)
+        return collected
+    return _from_arrow(table, schema)
+
+
+# -- reading --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Source:
+    """One export as Spark reads it, each row numbered as the polars engine numbers it."""
+
+    input: str
+    location: str
+    frame: DataFrame  # raw columns + _FILE, _FILE_ROW, _ORDINAL
+    columns: list[str]  # the raw columns, in file order
+    rows: int
+    single_file: bool
+
+
+def _location(path: str | Path) -> str:
+    text = str(path)
+    # pathlib folds "s3://bucket" into "s3:/bucket"; give the URI its two slashes back
+    for scheme in ("s3a:", "s3:", "gs:", "abfss:", "abfs:", "hdfs:", "dbfs:", "wasbs:", "file:"):
+        if text.startswith(scheme) and not text.startswith(scheme + "//"):
+            return scheme + "//" + text[len(scheme):].lstrip("/") if scheme != "file:" else text
+    return text
+
+
+def _hadoop_files(spark: SparkSession, location: str) -> list[str]:
+    """Data files at a location (a file, a folder or a glob), hidden files left out."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    statuses = fs.globStatus(hadoop_path) or []
+    files: list[str] = []
+    for status in statuses:
+        if status.isDirectory():
+            iterator = fs.listFiles(status.getPath(), True)
+            while iterator.hasNext():
+                files.append(iterator.next().getPath().toString())
+        else:
+            files.append(status.getPath().toString())
+    return sorted(f for f in files if not Path(f).name.startswith(("_", ".")))
+
+
+def _format(spark: SparkSession, location: str, input_name: str) -> tuple[str, list[str]]:
+    files = _hadoop_files(spark, location)
+    if not files:
+        raise FileFormatError(f"{location}: no such {input_name} file")
+    suffixes = {Path(location.rstrip("/")).suffix.lower()} | {Path(f).suffix.lower() for f in files}
+    for kind, extensions in (("csv", CSV_EXTENSIONS), ("parquet", PARQUET_EXTENSIONS),
+                             ("json", NDJSON_EXTENSIONS)):
+        if suffixes & set(extensions):
+            return kind, files
+    suffix = Path(location).suffix.lower()
+    raise FileFormatError(
+        f"{location}: unknown file type {suffix or '(none)'!r} for {input_name}; "
+        "use .csv, .parquet or .ndjson/.jsonl"
+    )
+
+
+def _separator(spark: SparkSession, first_file: str) -> str:
+    """The CSV separator, sniffed from the header line exactly as the polars reader does."""
+    header = spark.read.text(first_file).limit(1).collect()
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / f"header{Path(first_file).suffix.lower()}"
+        probe.write_text((header[0][0] if header else "") + "\n", "utf-8")
+        return _sniff_separator(probe)
+
+
+def read_input(spark: SparkSession, location: str | Path, input_name: str) -> _Source:
+    """Read one export with Spark and number its rows (1-based, in file order, per file).
+
+    CSV is read as text (every column a string, like the polars reader), quoted fields may
+    hold newlines; NDJSON and Parquet keep their types.
+    """
+    location = _location(location)
+    kind, files = _format(spark, location, input_name)
+    try:
+        if kind == "csv":
+            reader = (
+                spark.read.option("header", True)
+                .option("sep", _separator(spark, files[0]))
+                .option("quote", '"')
+                .option("escape", '"')
+                .option("multiLine", True)
+                .option("mode", "PERMISSIVE")
+            )
+            raw = reader.csv(location)
+        elif kind == "parquet":
+            raw = spark.read.parquet(location)
+        else:
+            raw = spark.read.option("mode", "PERMISSIVE").json(location)
+    except AnalysisException as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise FileFormatError(f"{location}: cannot read {input_name} ({first_line})") from None
+    columns = list(raw.columns)
+    if "_corrupt_record" in columns:
+        raise FileFormatError(f"{location}: cannot read {input_name} (a line is not valid JSON)")
+    numbered = raw.select(
+        "*",
+        F.col("_metadata.file_path").alias(_FILE),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.monotonically_increasing_id().alias("_id"),
+    )
+    # rows of one file block are read in order by one task, so their ids are consecutive:
+    # counting each block's rows gives every row its place in its file
+    blocks = _collect(
+        numbered.groupBy(_FILE, "_block").agg(F.count(F.lit(1)).alias("n"), F.min("_id").alias("first"))
+    ).sort(_FILE, "_block")
+    blocks = blocks.with_columns(
+        (pl.col("n").cum_sum() - pl.col("n")).alias("_ordinal_offset"),
+        (pl.col("n").cum_sum().over(_FILE) - pl.col("n")).alias("_file_offset"),
+    )
+    offsets = spark.createDataFrame(
+        blocks.select(_FILE, "_block", "first", "_ordinal_offset", "_file_offset").to_arrow()
+    )
+    position = F.col("_id") - F.col("first") + 1
+    frame = numbered.join(F.broadcast(offsets), [_FILE, "_block"]).select(
+        *[F.col(f"`{c}`") for c in columns],
+        F.col(_FILE),
+        (F.col("_file_offset") + position).alias(_FILE_ROW),
+        (F.col("_ordinal_offset") + position).alias(_ORDINAL),
+    )
+    return _Source(input_name, location, frame, columns, int(blocks["n"].sum()), len(files) == 1)
+
+
+# -- validation ----------------------------------------------------------------------------------
+def _arrow_schema(frame: DataFrame) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(frame.schema)
+
+
+def _probe(source: _Source, call: Callable[[Path], Any], rows: int) -> Any:
+    """Run a loader on a tiny stand-in of the export (0 or 1 row, every value its column's
+    name), so file-level errors and column mapping are the polars engine's own."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probe.parquet"
+        if rows:
+            pl.DataFrame({c: [c] for c in source.columns}).write_parquet(path)
+        else:
+            empty = pl.from_arrow(_arrow_schema(source.frame.select([F.col(f"`{c}`") for c in source.columns])).empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            empty.write_parquet(path)
+        try:
+            return call(path)
+        except AttributionError as exc:
+            raise type(exc)(str(exc).replace(str(path), source.location)) from None
+
+
+def _column_of(source: _Source, canonical: str, mapping: dict[str, str] | None,
+               expected: Sequence[str]) -> str | None:
+    """The raw column that becomes ``canonical`` after the polars reader's renaming."""
+    named = _probe(source, lambda path: read_table(path, source.input, mapping, expected), rows=1)
+    return str(named[canonical][0]) if canonical in named.columns else None
+
+
+def _text_key(column: str | None) -> Column:
+    """The text a loader compares for ``column`` (cast to text, white space trimmed, empty
+    as null), computed in Spark for shuffling and joining; null when the column is absent."""
+    if column is None:
+        return F.lit(None).cast("string")
+    trimmed = F.regexp_replace(F.col(f"`{column}`").cast("string"), _WHITESPACE, "")
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def _bucket(key: Column, buckets: int) -> Column:
+    """Rows of one key go to one group; rows without a key are spread by row."""
+    return F.pmod(F.hash(F.coalesce(key, F.concat(F.lit("\x00row"), F.col(_ORDINAL).cast("string")))),
+                  F.lit(buckets))
+
+
+_REJECTS = pl.Schema(dict(REJECT_SCHEMA))
+_COUNTS = pl.Schema({"read": pl.Int64, "used": pl.Int64, "deduplicated": pl.Int64})
+_UNMAPPED = pl.Schema({"utm_source": pl.String, "utm_medium": pl.String, "touches": pl.Int64})
+
+
+@dataclass
+class _Validated:
+    """One validated input: good rows (Spark), rejects, counts."""
+
+    good: DataFrame
+    rejects: DataFrame
+    accounting: Accounting
+    unmapped: pl.DataFrame | None = None
+    extra: Any = None
+
+
+def _validate(
+    source: _Source,
+    key: Column,
+    buckets: int,
+    good_schema: pl.Schema,
+    call: Callable[[Path, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]],
+    carried: Sequence[str] = (),
+    with_unmapped: bool = False,
+) -> _Validated:
+    """Shuffle an export by its id and run ``call`` (a polars loader) on every group.
+
+    ``call(path, helpers)`` reads the group's raw rows from ``path`` (a Parquet file holding
+    them in row order) and returns ``(good, rejects, unmapped)``; the group-local row numbers
+    it reports are mapped back to the file's own rows here.
+    """
+    kinds = {"good": good_schema, "reject": _REJECTS, "count": _COUNTS}
+    if with_unmapped:
+        kinds["unmapped"] = _UNMAPPED
+    packing = _Packing(kinds)
+    columns, location, single = list(source.columns), source.location, source.single_file
+    input_name = source.input
+
+    def check(table: pa.Table) -> pa.Table:
+        helpers = pl.from_arrow(table.select([_FILE, _FILE_ROW, _ORDINAL, *carried]))
+        assert isinstance(helpers, pl.DataFrame)
+        helpers = helpers.sort(_ORDINAL).with_row_index("_local", offset=1).with_columns(
+            pl.col("_local").cast(pl.Int64)
+        )
+        raw = pl.from_arrow(table)
+        assert isinstance(raw, pl.DataFrame)
+        raw = raw.sort(_ORDINAL).select(columns)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "rows.parquet"
+            raw.write_parquet(path, compression="uncompressed", statistics=False)
+            good, rejects, unmapped = call(path, helpers)
+        index = helpers.select("_local", _ORDINAL, _FILE_ROW, _FILE)
+        good = good.join(index, left_on=ROW, right_on="_local", how="left", maintain_order="left")
+        good = good.with_columns(pl.col(_ORDINAL).alias(ROW))
+        rejects = rejects.join(index, left_on="row", right_on="_local", how="left", maintain_order="left")
+        rejects = rejects.with_columns(
+            (pl.lit(location) if single else pl.col(_FILE)).alias("file"),
+            pl.col(_FILE_ROW).alias("row"),
+        )
+        frames = {
+            "good": good,
+            "reject": rejects,
+            "count": pl.DataFrame({"read": [raw.height], "used": [good.height], "deduplicated": [0]}),
+        }
+        if with_unmapped and unmapped is not None:
+            frames["unmapped"] = unmapped.with_columns(pl.col("touches").cast(pl.Int64))
+        return packing.pack(frames)
+
+    frame = source.frame.withColumn(_BUCKET, _bucket(key, buckets))
+    out = frame.groupBy(_BUCKET).applyInArrow(check, packing.spark).persist()
+    counts = _collect(packing.spark_frame(out, "count").agg(*[F.sum(c).alias(c) for c in _COUNTS]))
+    reasons = _collect(
+        packing.spark_frame(out, "reject").groupBy("reason").count().orderBy("reason")
+    )
+    read = int(counts["read"][0] or 0)
+    used = int(counts["used"][0] or 0)
+    rejected = {str(r): int(n) for r, n in reasons.iter_rows()}
+    accounting = Accounting(
+        input_name, location, read=read, used=used,
+        deduplicated=read - used - sum(rejected.values()), rejected=rejected,
+    )
+    unmapped = None
+    if with_unmapped:
+        unmapped = (
+            _collect(packing.spark_frame(out, "unmapped").groupBy("utm_source", "utm_medium")
+                     .agg(F.sum("touches").alias("touches")))
+            .with_columns(pl.col("touches").cast(pl.UInt32))
+            .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
+        )
+    return _Validated(
+        good=packing.spark_frame(out, "good"),
+        rejects=packing.spark_frame(out, "reject"),
+        accounting=accounting,
+        unmapped=unmapped,
+    )
+
+
+def _schema_of(frame: pl.DataFrame) -> pl.Schema:
+    """A probe's output schema, with all-null columns typed as text."""
+    return pl.Schema({c: (pl.String if t == pl.Null else t) for c, t in frame.schema.items()})
+
+
+@dataclass
+class SparkInputs:
+    """Validated exports as Spark frames (the columns of :class:`attribution.loading.Inputs`)."""
+
+    touchpoints: DataFrame
+    deals: DataFrame
+    contacts: DataFrame
+    rejects: DataFrame
+    accounting: dict[str, Accounting]
+    files: list[InputFile]
+    currency: str
+    unmapped: pl.DataFrame
+    channel_groups: dict[str, str]
+    schemas: dict[str, pl.Schema]
+
+
+_CONTACT_SCHEMA = pl.Schema({"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME})
+
+
+def _buckets(spark: SparkSession, rows: int, buckets: int | None) -> int:
+    if buckets:
+        return int(buckets)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
+    return max(4 * partitions, -(-rows // ROWS_PER_BATCH))
+
+
+def _local_file(location: str) -> Path | None:
+    if "://" in location and not location.startswith("file://"):
+        return None
+    path = Path(location.removeprefix("file://"))
+    return path if path.is_file() else None
+
+
+def _input_file(source: _Source, accounting: Accounting) -> InputFile:
+    local = _local_file(source.location) if source.single_file else None
+    return InputFile(source.input, source.location, accounting.read, file_digest(local) if local else "")
+
+
+def load(
+    spark: SparkSession,
+    config: Config,
+    *,
+    buckets: int | None = None,
+    progress: Progress | None = None,
+) -> SparkInputs:
+    """Read and validate the exports named by ``config`` on Spark.
+
+    Gives the same rows, rejects (file, row, column, reason, value), accounting and currency
+    as :func:`attribution.pipeline.load`; the loaders themselves run on groups of ids.
+    """
+    if config.touchpoints is None or config.deals is None:
+        missing = "--touchpoints" if config.touchpoints is None else "--deals"
+        raise ConfigError(
+            f"no {missing[2:]} file: give {missing} FILE or set it under [inputs] in the config"
+        )
+    report = progress or (lambda _stage, _done, _total: None)
+    _configure(spark)
+    rules = load_rules(config.channel_rules)
+    columns = config.columns
+    stages = ["contacts", "touchpoints", "deals"] if config.contacts else ["touchpoints", "deals"]
+    accounting: dict[str, Accounting] = {}
+    files: list[InputFile] = []
+    rejects: list[DataFrame] = []
+    schemas: dict[str, pl.Schema] = {}
+
+    contacts: DataFrame | None = None
+    contact_schema = _CONTACT_SCHEMA
+    if config.contacts is not None:
+        report("load contacts", stages.index("contacts"), len(stages))
+        mapping = columns.get("contacts")
+        source = read_input(spark, config.contacts, "contacts")
+        probe = _probe(source, lambda path: load_contacts(path, mapping), rows=0)
+        contact_schema = _schema_of(probe[0])
+        validated = _validate(
+            source,
+            _text_key(_column_of(source, "contact_id", mapping, ())),
+            _buckets(spark, source.rows, buckets),
+            contact_schema,
+            lambda path, _helpers: (lambda out: (out[0], out[1], None))(load_contacts(path, mapping)),
+        )
+        contacts = validated.good
+        accounting["contacts"] = validated.accounting
+        files.append(_input_file(source, validated.accounting))
+        rejects.append(validated.rejects)
+
+    report("load touchpoints", stages.index("touchpoints"), len(stages))
+    mapping = columns.get("touchpoints")
+    source = read_input(spark, config.touchpoints, "touchpoints")
+    empty_contacts = None if contacts is None else pl.DataFrame(schema=contact_schema)
+    probe = _probe(source, lambda path: load_touchpoints(path, rules, empty_contacts, mapping), rows=0)
+    touch_schema, groups = _schema_of(probe[0]), probe[4]
+    frame = source.frame
+    carried: list[str] = []
+    if contacts is not None:
+        contact_key = _text_key(_column_of(source, "contact_id", mapping, ()))
+        lookup = contacts.select(
+            F.col("contact_id").alias("_contact_key"),
+            F.array(F.struct("contact_id", "account_id")).alias(_CONTACTS),
+        )
+        frame = frame.withColumn("_contact_key", contact_key).join(
+            lookup, "_contact_key", "left"
+        ).drop("_contact_key")
+        carried = [_CONTACTS]
+
+    def check_touchpoints(path: Path, helpers: pl.DataFrame):
+        known = None
+        if carried:
+            known = (
+                helpers.select(pl.col(_CONTACTS).explode()).unnest(_CONTACTS)
+                .drop_nulls("contact_id").unique(maintain_order=True)
+            ).cast({"contact_id": pl.String, "account_id": pl.String})
+        good, bad, _acc, unmapped, _groups = load_touchpoints(path, rules, known, mapping)
+        return good, bad, unmapped
+
+    touch_source = dataclasses.replace(source, frame=frame)
+    validated = _validate(
+        touch_source,
+        _text_key(_column_of(source, "touchpoint_id", mapping, ())),
+        _buckets(spark, source.rows, buckets),
+        touch_schema,
+        check_touchpoints,
+        carried=carried,
+        with_unmapped=True,
+    )
+    touchpoints = validated.good
+    accounting["touchpoints"] = validated.accounting
+    files.append(_input_file(source, validated.accounting))
+    rejects.append(validated.rejects)
+    unmapped = validated.unmapped
+    assert unmapped is not None
+
+    report("load deals", stages.index("deals"), len(stages))
+    mapping = columns.get("deals")
+    source = read_input(spark, config.deals, "deals")
+    probe = _probe(
+        source, lambda path: load_deals(path, pl.Series("account_id", [], pl.String), config.currency or "USD", mapping),
+        rows=0,
+    )
+    deal_schema = _schema_of(probe[0])
+    currency = config.currency or _currency(source, mapping)
+    known_accounts = touchpoints.select("account_id")
+    if contacts is not None:
+        known_accounts = known_accounts.union(contacts.select("account_id"))
+    lookup = known_accounts.distinct().select(
+        F.col("account_id").alias("_account_key"), F.array("account_id").alias(_KNOWN)
+    )
+    frame = source.frame.withColumn(
+        "_account_key", _text_key(_column_of(source, "account_id", mapping, ()))
+    ).join(lookup, "_account_key", "left").drop("_account_key")
+
+    def check_deals(path: Path, helpers: pl.DataFrame):
+        known = helpers.select(pl.col(_KNOWN).explode()).drop_nulls().unique().to_series()
+        good, bad, _acc, _currency_used = load_deals(path, known.cast(pl.String).rename("account_id"), currency, mapping)
+        return good, bad, None
+
+    validated = _validate(
+        dataclasses.replace(source, frame=frame),
+        _text_key(_column_of(source, "deal_id", mapping, ())),
+        _buckets(spark, source.rows, buckets),
+        deal_schema,
+        check_deals,
+        carried=[_KNOWN],
+    )
+    deals = validated.good
+    accounting["deals"] = validated.accounting
+    files.append(_input_file(source, validated.accounting))
+    rejects.append(validated.rejects)
+
+    all_rejects = rejects[0]
+    for more in rejects[1:]:
+        all_rejects = all_rejects.unionByName(more)
+    if config.strict:
+        first = all_rejects.orderBy("input", "row").limit(1).collect()
+        if first:
+            row = first[0]
+            raise RejectedRowError.from_reject(row["file"], row["row"], row["column"], row["reason"], row["value"])
+    if contacts is None:
+        contacts = spark.createDataFrame([], _struct(_CONTACT_SCHEMA))
+    report("load", len(stages), len(stages))
+    schemas.update(touchpoints=touch_schema, deals=deal_schema, contacts=contact_schema)
+    return SparkInputs(
+        touchpoints=touchpoints,
+        deals=deals,
+        contacts=contacts,
+        rejects=all_rejects,
+        accounting=accounting,
+        files=files,
+        currency=currency,
+        unmapped=unmapped,
+        channel_groups=groups,
+        schemas=schemas,
+    )
+
+
+def _currency(source: _Source, mapping: dict[str, str] | None) -> str:
+    """The run's currency when not configured: the most common one in the deals file, as the
+    polars loader picks it (ties to the first name)."""
+    column = _column_of(source, "currency", mapping, ())
+    if column is None:
+        return "USD"
+    seen = _collect(
+        source.frame.select(F.upper(_text_key(column)).alias("currency"))
+        .filter(F.col("currency").isNotNull()).groupBy("currency").agg(F.count(F.lit(1)).alias("len"))
+    )
+    seen = seen.sort(["len", "currency"], descending=[True, False])
+    return str(seen["currency"][0]) if seen.height else "USD"
+
+
+# -- journeys ---------------------------------------------------------------------------------
+_PATHS = pl.Schema(
+    {
+        "path_key": pl.String,
+        "channels": pl.List(pl.String),
+        "conversions": pl.Int64,
+        "nulls": pl.Int64,  # lost deals and deal-less accounts
+        "revenue": pl.Int64,
+        "opens": pl.Int64,  # open deals (nulls for a model that counts them)
+    }
+)
+_STATS = pl.Schema(
+    {
+        name: pl.Int64
+        for name in ("touches_deduplicated", "touches_out_of_window", "touches_used",
+                     "deals_out_of_window", "deals_without_touch", "deal_journeys",
+                     "account_journeys")
+    }
+)
+_TOTALS = pl.Schema(
+    {
+        name: pl.Int64
+        for name in ("deals", "won_deals", "lost_deals", "open_deals", "won_revenue", "pipeline",
+                     "deals_without_touch", "journeys", "touches")
+    }
+)
+_CLOSE = pl.Schema(
+    {"bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64, "won": pl.Int64,
+     "lost": pl.Int64, "won_revenue": pl.Int64}
+)
+_BUILT = _Packing(
+    {
+        "touch": TOUCH_SCHEMA,
+        "journey": JOURNEY_SCHEMA,
+        "path": _PATHS,
+        "stats": _STATS,
+        "totals": _TOTALS,
+        "close": _CLOSE,
+    }
+)
+
+
+def _paths_of(journeys: Journeys) -> pl.DataFrame:
+    """A batch's distinct paths, with open deals counted apart (see :func:`distinct_paths`)."""
+    key = pl.col("channels").list.join(_SEP).alias("path_key")
+    everything = distinct_paths(journeys, include_open=True).with_columns(key)
+    closed = distinct_paths(journeys, include_open=False).with_columns(key)
+    return everything.join(
+        closed.select("path_key", pl.col("nulls").alias("_closed_nulls")),
+        on="path_key", how="left", maintain_order="left",
+    ).select(
+        "path_key", "channels", "conversions",
+        pl.col("_closed_nulls").fill_null(0).alias("nulls"),
+        "revenue",
+        (pl.col("nulls") - pl.col("_closed_nulls").fill_null(0)).alias("opens"),
+    )
+
+
+def _as_of(inputs: SparkInputs) -> datetime:
+    """The default as-of instant of :func:`build_journeys`, over all the data."""
+    latest = _collect(
+        inputs.touchpoints.agg(F.max("timestamp").alias("t")).crossJoin(
+            inputs.deals.agg(F.max("created_at").alias("c"), F.max("closed_at").alias("d"))
+        )
+    )
+    present = [v for v in latest.row(0) if v is not None]
+    moment = max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class _Journeys:
+    built: DataFrame  # the packed output of the journey stage (persisted)
+    stats: JourneyStats
+    totals: dict[str, int]
+    paths: pl.DataFrame
+    time_to_close: pl.DataFrame
+    channel_groups: pl.DataFrame
+
+    @property
+    def touches(self) -> DataFrame:
+        return _BUILT.spark_frame(self.built, "touch")
+
+    @property
+    def journeys(self) -> DataFrame:
+        return _BUILT.spark_frame(self.built, "journey")
+
+
+def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: int | None) -> _Journeys:
+    """Journeys per batch of accounts (one shuffle by account), with their path counts."""
+    as_of = config.as_of or _as_of(inputs)
+    schemas = inputs.schemas
+    packing = _Packing({"touch": schemas["touchpoints"], "deal": schemas["deals"], "contact": schemas["contacts"]})
+    rows = inputs.accounting["touchpoints"].used + inputs.accounting["deals"].used
+    count = _buckets(spark, rows, buckets)
+    bucket = F.pmod(F.hash("account_id"), F.lit(count)).alias(_BUCKET)
+    stacked = (
+        packing.tag(inputs.touchpoints, "touch", [bucket])
+        .unionByName(packing.tag(inputs.deals, "deal", [bucket]))
+        .unionByName(packing.tag(inputs.contacts, "contact", [bucket]))
+    )
+    lookback, dedup = config.lookback_days, config.dedup_minutes
+    empty = pl.DataFrame()
+
+    def build(table: pa.Table) -> pa.Table:
+        journeys, stats = build_journeys(
+            packing.local(table, "touch"),
+            packing.local(table, "deal"),
+            packing.local(table, "contact"),
+            lookback_days=lookback,
+            dedup_minutes=dedup,
+            as_of=as_of,
+        )
+        totals = RunResult(config=config, journeys=journeys, models=[], credit=empty, summary=empty).totals()
+        stat_values = {name: [getattr(stats, name)] for name in _STATS}
+        packed = _BUILT.pack(
+            {
+                "touch": journeys.touches.collect(),
+                "journey": journeys.journeys.collect(),
+                "path": _paths_of(journeys),
+                "stats": pl.DataFrame(stat_values),
+                "totals": pl.DataFrame({k: [v] for k, v in totals.items() if k in _TOTALS}),
+                "close": time_to_close_distribution(journeys),
+            }
+        )
+        bucket_of = table.column(_BUCKET)[0] if table.num_rows else None
+        return packed.append_column(_BUCKET, pa.array([bucket_of] * packed.num_rows, pa.int32()))
+
+    schema = T.StructType([*_BUILT.spark.fields, T.StructField(_BUCKET, T.IntegerType())])
+    built = stacked.groupBy(_BUCKET).applyInArrow(build, schema).persist()
+
+    summed = _collect(_BUILT.spark_frame(built, "stats").agg(*[F.sum(c).alias(c) for c in _STATS]))
+    stats = JourneyStats(**{name: int(summed[name][0] or 0) for name in _STATS}, as_of=as_of)
+    summed = _collect(_BUILT.spark_frame(built, "totals").agg(*[F.sum(c).alias(c) for c in _TOTALS]))
+    totals = {name: int(summed[name][0] or 0) for name in _TOTALS}
+    paths = _collect(
+        _BUILT.spark_frame(built, "path").groupBy("path_key").agg(
+            F.first("channels").alias("channels"),
+            *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue", "opens")],
+        ),
+        _PATHS,
+    ).sort("path_key")
+    close = _collect(
+        _BUILT.spark_frame(built, "close").groupBy("bucket", "from_days", "to_days").agg(
+            *[F.sum(c).alias(c) for c in ("won", "lost", "won_revenue")]
+        ),
+        _CLOSE,
+    ).sort("from_days")
+    groups = _collect(_BUILT.spark_frame(built, "touch").select("channel", "channel_group").distinct())
+    groups = pl.concat(
+        [groups.sort("channel", "channel_group", nulls_last=True),
+         pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP]})],
+        how="vertical_relaxed",
+    ).unique(subset="channel", keep="first", maintain_order=True)
+    return _Journeys(built, stats, totals, paths, close, groups)
+
+
+def path_journeys(paths: pl.DataFrame, *, include_open: bool = False, keep_unobserved: bool = False) -> Journeys:
+    """Journeys of status ``path`` from the engine's summed distinct paths.
+
+    Every model and statistic that reads journeys only through
+    :func:`attribution.graph.distinct_paths` gives the same result on these as on the full
+    journeys: Markov (``include_open`` as the model's), the path graph, top paths and path
+    lengths. ``keep_unobserved`` keeps paths seen only in open deals (as Shapley's game does).
+    """
+    rows = paths.with_columns(
+        (pl.col("nulls") + (pl.col("opens") if include_open else 0)).alias("nulls")
+    )
+    if not keep_unobserved:
+        rows = rows.filter(pl.col("conversions") + pl.col("nulls") > 0)
+    rows = rows.with_row_index("_i").with_columns(
+        pl.format("path:{}", pl.col("_i")).alias("journey_id"),
+        pl.lit("path").alias("status"),
+        pl.col("revenue").alias("amount"),
+        pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"),
+    )
+    touches = rows.select("journey_id", "channels").explode("channels").rename({"channels": "channel"}).with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index")
+    ).filter(pl.col("channel").is_not_null())
+    return Journeys.from_frames(touches, rows, has_timestamps=False, has_milestones=False)
+
+
+# -- models and credit ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Scorer:
+    """A model ready to weigh any batch of journeys: its global fit, if it has one, made once."""
+
+    model: AttributionModel
+    fit: Any = None
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        if isinstance(self.model, MarkovModel):
+            fitted = copy.copy(self.model)
+            object.__setattr__(fitted, "fit", lambda _journeys: self.fit)
+            return fitted.weights(journeys)
+        if isinstance(self.model, ShapleyModel):
+            keys = _journey_keys(journeys, ordered=self.model.variant == "ordered").collect()
+            return dataclasses.replace(
+                self.fit, _journey_keys=keys.select("journey_id", "key"), _touches=journeys.touches
+            ).weights()
+        return self.model.weights(journeys)
+
+
+def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Any]]:
+    """Fit Markov and Shapley on the summed distinct paths; rule-based models need nothing."""
+    scorers, fits = [], {}
+    for model in models:
+        if isinstance(model, MarkovModel):
+            fit = model.fit(path_journeys(paths, include_open=model.include_open))
+            fits[model.name] = fit
+            scorers.append(_Scorer(model, fit))
+        elif isinstance(model, ShapleyModel):
+            fit = model.fit(path_journeys(paths, keep_unobserved=True))
+            fits[model.name] = fit
+            shipped = dataclasses.replace(
+                fit, _journey_keys=fit._journey_keys.clear(), _touches=pl.LazyFrame()
+            )
+            scorers.append(_Scorer(model, shipped))
+        elif hasattr(model, "fit"):
+            raise ModelError(
+                f"model {model.name!r} fits on all journeys at once, which the spark engine "
+                "does not know how to reduce; run it with the polars engine"
+            )
+        else:
+            scorers.append(_Scorer(model))
+    return scorers, fits
+
+
+_REACH = pl.Schema({"channel": pl.String, "deals_touched": pl.Int64})
+_SCORED = _Packing({"credit": CREDIT_SCHEMA, "reach": _REACH})
+
+
+def _deals_touched(journeys: Journeys) -> pl.DataFrame:
+    """``deals_touched`` per channel of a batch, by :func:`summarise`'s own definition."""
+    channels = pl.concat(
+        [journeys.touches.select("channel").unique().collect(),
+         pl.DataFrame({"channel": [NO_TOUCH_CHANNEL]})]
+    ).unique()
+    probe = channels.with_columns(
+        pl.lit("reach").alias("model"), pl.lit(None, pl.String).alias("channel_group"),
+        pl.lit(1, pl.Int64).alias("pipeline_credit"), pl.lit(0, pl.Int64).alias("revenue_credit"),
+        pl.lit(0.0).alias("conversion_credit"),
+    )
+    return summarise(probe, journeys).select("channel", pl.col("deals_touched").cast(pl.Int64))
+
+
+def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> DataFrame:
+    """Credit of every model for every batch of accounts, where the journey stage left it.
+
+    The journey stage wrote each batch's rows contiguously into one partition, so a map over
+    those partitions sees whole batches; no second shuffle is needed.
+    """
+    groups = built.channel_groups
+
+    def score_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
+        batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
+        credits = []
+        for scorer in scorers:
+            credit = allocate(batch, scorer.weights(batch), scorer.model.name).collect()
+            credits.append(
+                credit.drop("channel_group")
+                .join(groups, on="channel", how="left", maintain_order="left")
+                .select(list(CREDIT_SCHEMA))
+            )
+        credit = pl.concat(credits) if credits else pl.DataFrame(schema=CREDIT_SCHEMA)
+        return _SCORED.pack({"credit": credit, "reach": _deals_touched(batch)})
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        pending: list[pa.Table] = []
+        current = None
+        done: set[int] = set()
+
+        def flush() -> Iterator[pa.RecordBatch]:
+            if not pending:
+                return
+            table = pa.concat_tables(pending)
+            pending.clear()
+            touches = _BUILT.local(table, "touch")
+            journeys = _BUILT.local(table, "journey")
+            yield from score_batch(touches, journeys).to_batches()
+
+        for record in batches:
+            table = pa.Table.from_batches([record])
+            buckets = table.column(_BUCKET).to_numpy(zero_copy_only=False)
+            start = 0
+            for end in range(1, len(buckets) + 1):
+                if end == len(buckets) or buckets[end] != buckets[start]:
+                    bucket = int(buckets[start])
+                    if bucket != current:
+                        yield from flush()
+                        if bucket in done:
+                            raise RuntimeError(f"account batch {bucket} split across rows of its partition")
+                        if current is not None:
+                            done.add(current)
+                        current = bucket
+                    pending.append(table.slice(start, end - start))
+                    start = end
+        yield from flush()
+
+    wanted = built.built.filter(F.col(_KIND).isin("touch", "journey"))
+    return wanted.mapInArrow(score, _SCORED.spark)
+
+
+def _summary(scored: DataFrame, models: Sequence[AttributionModel]) -> pl.DataFrame:
+    """The channel summary: sums in Spark, then :func:`summarise` on the small totals."""
+    credit = _SCORED.spark_frame(scored, "credit")
+    totals = _collect(
+        credit.groupBy("model", "channel", "channel_group").agg(
+            F.sum("pipeline_credit").alias("pipeline_credit"),
+            F.sum("revenue_credit").alias("revenue_credit"),
+            F.sum("conversion_credit").alias("conversion_credit"),
+        ),
+        pl.Schema({"model": pl.String, "channel": pl.String, "channel_group": pl.String,
+                   "pipeline_credit": pl.Int64, "revenue_credit": pl.Int64,
+                   "conversion_credit": pl.Float64}),
+    )
+    order = pl.DataFrame({"model": [m.name for m in models]}).with_row_index("_order")
+    totals = totals.join(order, on="model", how="left").sort("_order", "channel", nulls_last=True).drop("_order")
+    reach = _collect(
+        _SCORED.spark_frame(scored, "reach").groupBy("channel").agg(F.sum("deals_touched").alias("deals_touched")),
+        _REACH,
+    )
+    nothing = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA), pl.DataFrame(schema=JOURNEY_SCHEMA))
+    summary = summarise(totals, nothing)
+    return summary.drop("deals_touched").join(
+        reach, on="channel", how="left", maintain_order="left"
+    ).with_columns(pl.col("deals_touched").fill_null(0)).select(
+        [pl.col(name).cast(dtype) for name, dtype in SUMMARY_SCHEMA.items()]
+    )
+
+
+# -- the run --------------------------------------------------------------------------------
+@dataclass
+class SparkRunResult:
+    """What a Spark run produced: small tables on the driver (polars), large ones in Spark.
+
+    It answers what :class:`attribution.pipeline.RunResult` answers for the CLI — ``summary``,
+    :meth:`comparison`, :meth:`totals`, ``accounting``, ``rejects``, ``files``, ``stats``,
+    ``currency``, ``unmapped``, ``models`` — while touch-level ``credit_frame``,
+    ``touches_frame`` and ``journeys_frame`` stay distributed. :meth:`to_local` collects
+    everything into a ``RunResult`` (for data that fits on the driver).
+    """
+
+    config: Config
+    spark: SparkSession
+    inputs: SparkInputs
+    models: list[AttributionModel]
+    summary: pl.DataFrame
+    credit_frame: DataFrame | None
+    touches_frame: DataFrame
+    journeys_frame: DataFrame
+    #: summed distinct paths: ``path_key, channels, conversions, nulls, revenue, opens``
+    paths: pl.DataFrame
+    #: :func:`attribution.graph.time_to_close_distribution` over all journeys
+    time_to_close: pl.DataFrame
+    stats: JourneyStats
+    accounting: list[Accounting]
+    rejects: pl.DataFrame
+    files: list[InputFile]
+    currency: str
+    unmapped: pl.DataFrame | None
+    fits: dict[str, Any] = field(default_factory=dict)
+    _totals: dict[str, int] = field(default_factory=dict)
+
+    def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
+        """Per model and channel, the credit next to last-touch's, with the shift."""
+        return compare(self.summary, baseline)
+
+    def totals(self) -> dict[str, Any]:
+        """Headline figures, as :meth:`attribution.pipeline.RunResult.totals`."""
+        return dict(self._totals)
+
+    def path_journeys(self, *, include_open: bool = False) -> Journeys:
+        """Path-table journeys for the path graph and statistics (see :func:`path_journeys`)."""
+        return path_journeys(self.paths, include_open=include_open)
+
+    def diagnostics(self) -> dict[str, pl.DataFrame]:
+        """Markov removal effects and transitions, Shapley values (as
+        :func:`attribution.pipeline.model_diagnostics`)."""
+        tables: dict[str, pl.DataFrame] = {}
+        for model in self.models:
+            fitted = self.fits.get(model.name)
+            if hasattr(fitted, "removal_effects"):
+                tables[f"{model.name}_removal_effects"] = fitted.removal_effects()
+                tables[f"{model.name}_transitions"] = fitted.transition_matrix()
+            if hasattr(fitted, "values"):
+                tables[f"{model.name}_values"] = fitted.values()
+        return tables
+
+    def credit(self) -> pl.DataFrame:
+        """Touch-level credit on the driver, in the polars engine's order."""
+        if self.credit_frame is None:
+            return pl.DataFrame(schema=CREDIT_SCHEMA)
+        order = pl.DataFrame({"model": [m.name for m in self.models]}).with_row_index("_order")
+        return (
+            _collect(self.credit_frame, CREDIT_SCHEMA)
+            .join(order, on="model", how="left")
+            .sort(["_order", "journey_id", "touch_index", "channel"], nulls_last=True)
+            .drop("_order")
+        )
+
+    def to_local(self) -> RunResult:
+        """Everything collected to the driver as a polars-engine :class:`RunResult`."""
+        touches = _collect(self.touches_frame, TOUCH_SCHEMA).sort("journey_id", "touch_index")
+        journeys = _collect(self.journeys_frame, JOURNEY_SCHEMA).sort("journey_id")
+        schemas = self.inputs.schemas
+        inputs = Inputs(
+            touchpoints=_collect(self.inputs.touchpoints, schemas["touchpoints"]).sort(ROW),
+            deals=_collect(self.inputs.deals, schemas["deals"]).sort(ROW),
+            contacts=_collect(self.inputs.contacts, schemas["contacts"]).select(list(_CONTACT_SCHEMA)),
+            rejects=self.rejects,
+            accounting={a.input: a for a in self.accounting},
+            files=self.files,
+            currency=self.currency,
+            unmapped=self.unmapped if self.unmapped is not None else pl.DataFrame(),
+            channel_groups=self.inputs.channel_groups,
+        )
+        return RunResult(
+            config=self.config,
+            journeys=Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=self.stats.as_of),
+            models=list(self.models),
+            credit=self.credit() if self.models else pl.DataFrame(),
+            summary=self.summary,
+            accounting=list(self.accounting),
+            rejects=self.rejects,
+            files=list(self.files),
+            stats=self.stats,
+            currency=self.currency,
+            unmapped=self.unmapped,
+            inputs=inputs,
+        )
+
+
+def _session_for(spark: SparkSession | None, master: str, conf: Mapping[str, str] | None) -> SparkSession:
+    if spark is not None:
+        for key, value in dict(conf or {}).items():
+            spark.conf.set(key, value)
+        _configure(spark)
+        return spark
+    return session(master, conf)
+
+
+def prepare(
+    config: Config,
+    *,
+    spark: SparkSession | None = None,
+    master: str = "local[*]",
+    conf: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    buckets: int | None = None,
+) -> SparkRunResult:
+    """Load and validate the exports and build journeys on Spark, without running a model.
+
+    The Spark counterpart of :func:`attribution.pipeline.prepare` (``validate`` and ``paths``
+    need no more). ``spark`` is used as given (else a session on ``master`` with ``conf``);
+    ``buckets`` is how many batches of ids or accounts the polars steps run on (default:
+    4 per shuffle partition, at most about 200,000 rows each).
+    """
+    return _prepare(config, spark=spark, master=master, conf=conf, progress=progress,
+                    buckets=buckets)[0]
+
+
+def _prepare(
+    config: Config,
+    *,
+    spark: SparkSession | None,
+    master: str,
+    conf: Mapping[str, str] | None,
+    progress: Progress | None,
+    buckets: int | None,
+) -> tuple[SparkRunResult, _Journeys]:
+    if config.paths is not None:
+        raise ConfigError(
+            "the spark engine reads touchpoint, deal and contact exports; a path table is "
+            "already aggregated: run it without --engine spark"
+        )
+    spark = _session_for(spark, master, conf)
+    report = progress or (lambda _stage, _done, _total: None)
+    inputs = load(spark, config, buckets=buckets, progress=report)
+    report("journeys", 0, 1)
+    built = _build(spark, inputs, config, buckets)
+    report("journeys", 1, 1)
+    stats = built.stats
+    accounting = {name: dataclasses.replace(a) for name, a in inputs.accounting.items()}
+    touch = accounting["touchpoints"]
+    touch.deduplicated += stats.touches_deduplicated
+    touch.out_of_window = stats.touches_out_of_window
+    touch.used = stats.touches_used
+    deal = accounting["deals"]
+    deal.out_of_window = stats.deals_out_of_window
+    deal.used -= stats.deals_out_of_window
+    rejects = _collect(inputs.rejects, _REJECTS).sort(["input", "file", "row"])
+    return SparkRunResult(
+        config=config,
+        spark=spark,
+        inputs=inputs,
+        models=[],
+        summary=pl.DataFrame(),
+        credit_frame=None,
+        touches_frame=built.touches,
+        journeys_frame=built.journeys,
+        paths=built.paths,
+        time_to_close=built.time_to_close,
+        stats=stats,
+        accounting=list(accounting.values()),
+        rejects=rejects,
+        files=inputs.files,
+        currency=inputs.currency,
+        unmapped=inputs.unmapped,
+        _totals=built.totals,
+    ), built
+
+
+def run(
+    config: Config,
+    *,
+    spark: SparkSession | None = None,
+    master: str = "local[*]",
+    conf: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    buckets: int | None = None,
+) -> SparkRunResult:
+    """The whole pipeline on Spark: the same models, credit and summary as
+    :func:`attribution.pipeline.run`, to the cent.
+
+    Examples
+    --------
+    >>> from attribution import Config
+    >>> result = run(Config(touchpoints="s3://lake/touchpoints/", deals="s3://lake/deals.parquet"),
+    ...              master="yarn", conf={"spark.executor.memory": "8g"})  # doctest: +SKIP
+    >>> result.summary.head()                                              # doctest: +SKIP
+    """
+    prepared, built = _prepare(config, spark=spark, master=master, conf=conf, progress=progress,
+                               buckets=buckets)
+    report = progress or (lambda _stage, _done, _total: None)
+    stub = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA), pl.DataFrame(schema=JOURNEY_SCHEMA))
+    models = resolve_models(config, stub)
+    for model in models:
+        model.check(stub)
+    report("models", 0, len(models))
+    scorers, fits = _scorers(models, built.paths)
+    scored = _score(built, scorers, prepared.stats.as_of).persist()
+    summary = _summary(scored, models)
+    report("models", len(models), len(models))
+    return dataclasses.replace(
+        prepared,
+        models=models,
+        summary=summary,
+        credit_frame=_SCORED.spark_frame(scored, "credit"),
+        fits=fits,
+    )
+
+
+# -- writing -----------------------------------------------------------------------------------
+def _money_as_decimal(frame: DataFrame) -> DataFrame:
+    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units (as the polars writer)."""
+    return frame.select(
+        [
+            (F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)").alias(name)
+            if name in MONEY_COLUMNS and isinstance(dtype, (T.LongType, T.IntegerType))
+            else F.col(name)
+            for name, dtype in ((f.name, f.dataType) for f in frame.schema.fields)
+        ]
+    )
+
+
+def write_results(
+    result: SparkRunResult,
+    out: str | Path,
+    *,
+    mode: str = "overwrite",
+    journeys: bool = False,
+) -> dict[str, str]:
+    """Write a Spark run's tables as Parquet under ``out`` (any location Spark can write).
+
+    ``credit`` (touch-level, written by the executors), ``summary``, ``comparison`` (when
+    last-touch ran), the model diagnostics and ``rejects``; with ``journeys=True`` also
+    ``journeys`` and ``touches``. Money is ``Decimal(38, 2)`` in major units. Each table is a
+    Parquet folder ``out/<name>``; returns ``{name: location}``.
+    """
+    spark = result.spark
+    base = _location(out).rstrip("/")
+    written: dict[str, str] = {}
+
+    def save(name: str, frame: DataFrame, files: int | None = None) -> None:
+        location = f"{base}/{name}"
+        frame = _money_as_decimal(frame)
+        if files:
+            frame = frame.coalesce(files)
+        frame.write.mode(mode).parquet(location)
+        written[name] = location
+
+    def small(frame: pl.DataFrame) -> DataFrame:
+        return spark.createDataFrame(_to_arrow(frame, pa.schema(
+            [pa.field(n, _arrow_type(t)) for n, t in frame.schema.items()]
+        )))
+
+    if result.credit_frame is not None:
+        save("credit", result.credit_frame)
+    if result.summary.height:
+        save("summary", small(result.summary), 1)
+        if BASELINE in {m.name for m in result.models}:
+            save("comparison", small(result.comparison()), 1)
+    for stem, table in result.diagnostics().items():
+        save(stem, small(table), 1)
+    save("rejects", small(result.rejects if result.rejects.height else pl.DataFrame(schema=_REJECTS)), 1)
+    if journeys:
+        save("journeys", result.journeys_frame)
+        save("touches", result.touches_frame)
+    return written
+
+
+__all__ = [
+    "SESSION_CONF",
+    "SparkInputs",
+    "SparkRunResult",
+    "load",
+    "path_journeys",
+    "prepare",
+    "read_input",
+    "run",
+    "session",
+    "write_results",
+]
