@@ -67,6 +67,7 @@ from attribution.pipeline import prepare, run_models
 from attribution.schema import NO_TOUCH_CHANNEL
 from attribution.simulate import (
     SCENARIOS,
+    SimulatedExport,
     World,
     ground_truth,
     random_world,
@@ -222,11 +223,11 @@ def _kind(world: World) -> str:
 # -- truth --------------------------------------------------------------------------------------
 
 
-def world_truth(export) -> pl.DataFrame:  # noqa: ANN001 - a SimulatedExport
+def world_truth(export: SimulatedExport) -> pl.DataFrame:
     """Both exact truths of a simulated export, with shares (see the module docstring).
 
-    Returns :data:`TRUTH_SCHEMA` without the ``world`` column... plus it: one row per channel
-    of the world, in the simulator's channel order.
+    Returns :data:`TRUTH_SCHEMA`: one row per channel of the world, in the simulator's channel
+    order; ``world`` is the world's name.
     """
     removal = ground_truth(export).select("channel", "revenue_removed")
     shapley = shapley_truth(export).select("channel", "shapley_revenue")
@@ -293,7 +294,9 @@ def summarise_errors(errors: pl.DataFrame) -> pl.DataFrame:
         pl.col("mae").alias("_lt"), pl.col("mae_demand_creation").alias("_lt_dc")
     )
     if baseline.height == 0:
-        baseline = pl.DataFrame({"_lt": [None], "_lt_dc": [None]}, schema={"_lt": pl.Float64, "_lt_dc": pl.Float64})
+        baseline = pl.DataFrame(
+            {"_lt": [None], "_lt_dc": [None]}, schema={"_lt": pl.Float64, "_lt_dc": pl.Float64}
+        )
     return (
         per_model.join(baseline, how="cross")
         .with_columns(
@@ -392,7 +395,9 @@ def _model_label(model: AttributionModel, models: list[AttributionModel]) -> str
     return f"{model.name}({', '.join(changed)})" if changed else model.name
 
 
-def _model_credit(export, models: list[AttributionModel], names: list[str]) -> pl.DataFrame:  # noqa: ANN001
+def _model_credit(
+    export: SimulatedExport, models: list[AttributionModel], names: list[str]
+) -> pl.DataFrame:
     """``model, channel, revenue_credit`` of every model on the export, via the pipeline."""
     with tempfile.TemporaryDirectory(prefix="attribution-evaluate-") as directory:
         paths = write_export(export, Path(directory), format="parquet")
@@ -404,9 +409,7 @@ def _model_credit(export, models: list[AttributionModel], names: list[str]) -> p
         frames = []
         for model, name in zip(models, names, strict=True):
             _, summary = run_models(prepared.journeys, [model])
-            frames.append(
-                summary.select(pl.lit(name).alias("model"), "channel", "revenue_credit")
-            )
+            frames.append(summary.select(pl.lit(name).alias("model"), "channel", "revenue_credit"))
     return pl.concat(frames)
 
 
@@ -415,9 +418,9 @@ def score_shares(truth: pl.DataFrame, credit: pl.DataFrame, kind: str) -> pl.Dat
     world = truth["world"][0]
     groups = load_rules().groups
     scored = credit.filter(pl.col("channel") != NO_TOUCH_CHANNEL)
-    channels = pl.concat(
-        [truth.select("channel"), scored.select("channel")]
-    ).unique(maintain_order=True)
+    channels = pl.concat([truth.select("channel"), scored.select("channel")]).unique(
+        maintain_order=True
+    )
     models = credit.select("model").unique(maintain_order=True)
     truth_values = truth.select("channel", "revenue_removed", "shapley_revenue")
     grid = (

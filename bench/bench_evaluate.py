@@ -26,9 +26,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from attribution.evaluate import evaluate, evaluation_worlds  # noqa: E402
-from attribution.models import MODELS, get_model  # noqa: E402
-from attribution.simulate import ground_truth, shapley_truth, simulate  # noqa: E402
+from attribution.evaluate import evaluate, evaluation_worlds
+from attribution.models import MODELS, get_model
+from attribution.simulate import ground_truth, shapley_truth, simulate
 
 
 def model_list(variants: bool) -> list:
@@ -116,18 +116,14 @@ def main() -> None:
     print()
     print(
         markdown(
-            kinds.pivot(on="kind", index="model", values="mae", sort_columns=True).sort(
-                "random"
-            )
+            kinds.pivot(on="kind", index="model", values="mae", sort_columns=True).sort("random")
         )
     )
     print()
     print("## Per world: mean absolute error of channel shares (Shapley truth)")
     print()
     order = [str(m) for m in result.summary()["model"]]
-    per_world = result.errors.pivot(on="model", index="world", values="mae").select(
-        "world", *order
-    )
+    per_world = result.errors.pivot(on="model", index="world", values="mae").select("world", *order)
     print(markdown(per_world))
     print()
     print("## Per world: demand-creation channels only")

@@ -56,6 +56,7 @@ Assumptions, and where it fails
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -136,7 +137,9 @@ class IncrementalModel(AttributionModel):
         if not self.l2 >= 0:
             raise ConfigError(f"incremental: l2 must be >= 0, not {self.l2}")
         if self.value not in VALUES:
-            raise ConfigError(f"incremental: value {self.value!r} is not one of: {', '.join(VALUES)}")
+            raise ConfigError(
+                f"incremental: value {self.value!r} is not one of: {', '.join(VALUES)}"
+            )
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         """Per-touch weights (>= 0, summing to 1 per journey with touches)."""
@@ -273,14 +276,20 @@ def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> 
         .then(pl.col("nulls").fill_null(0))
         .otherwise(0)
     )
-    revenue = pl.when(status.is_in(["won", "path"])).then(pl.col("revenue").fill_null(0)).otherwise(0)
+    revenue = (
+        pl.when(status.is_in(["won", "path"])).then(pl.col("revenue").fill_null(0)).otherwise(0)
+    )
     # eager on purpose: these frames are small (one row per journey or channel set), and a
     # lazy left join against an empty frame panics in polars 2.1's streaming engine
-    observed = journeys.journeys.filter(pl.col("n_touches") > 0).collect().select(
-        "journey_id",
-        conversions.cast(pl.Float64).alias("conversions"),
-        (conversions + nulls).cast(pl.Float64).alias("trials"),
-        revenue.cast(pl.Float64).alias("revenue"),
+    observed = (
+        journeys.journeys.filter(pl.col("n_touches") > 0)
+        .collect()
+        .select(
+            "journey_id",
+            conversions.cast(pl.Float64).alias("conversions"),
+            (conversions + nulls).cast(pl.Float64).alias("trials"),
+            revenue.cast(pl.Float64).alias("revenue"),
+        )
     )
     bits = pl.DataFrame(
         {"channel_key": list(rank), "_bit": [1 << i for i in rank.values()]},
@@ -312,7 +321,11 @@ def _design(x: np.ndarray) -> np.ndarray:
     return np.hstack([np.ones((x.shape[0], 1)), x])
 
 
-def _newton(design: np.ndarray, gradient_hessian, l2: float) -> np.ndarray:
+def _newton(
+    design: np.ndarray,
+    gradient_hessian: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    l2: float,
+) -> np.ndarray:
     """Penalised Newton steps from 0 (no penalty on the intercept, column 0)."""
     coef = np.zeros(design.shape[1])
     penalty = np.full(design.shape[1], l2)
@@ -368,14 +381,19 @@ def _expected(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     return expit(design @ beta) * np.exp(np.clip(design @ gamma, -30, 30))
 
 
-def _weights(touches: pl.LazyFrame, journey_masks: pl.DataFrame, key_scores: pl.DataFrame) -> pl.LazyFrame:
+def _weights(
+    touches: pl.LazyFrame, journey_masks: pl.DataFrame, key_scores: pl.DataFrame
+) -> pl.LazyFrame:
     """Scores -> per-touch weights summing to 1 per journey (see the module docstring)."""
     masks = journey_masks.explode("journey_ids").rename({"journey_ids": "journey_id"})
     scored = (
         touches.join(masks.lazy(), on="journey_id", how="left")
         .join(key_scores.lazy(), on=["mask", "channel_key"], how="left")
         .with_columns(
-            pl.when(pl.col("feature")).then(pl.col("score").fill_null(0.0)).otherwise(0.0).alias("score"),
+            pl.when(pl.col("feature"))
+            .then(pl.col("score").fill_null(0.0))
+            .otherwise(0.0)
+            .alias("score"),
         )
         .with_columns(
             pl.col("feature").any().over("journey_id").alias("_any_feature"),
