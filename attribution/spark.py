@@ -857,8 +857,8 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
     bucket = F.pmod(F.hash("account_id"), F.lit(count)).alias(_BUCKET)
     stacked = (
         packing.tag(inputs.touchpoints, "touch", [bucket])
-        .unionByName(packing.tag(inputs.deals, "deal", [bucket]))
-        .unionByName(packing.tag(inputs.contacts, "contact", [bucket]))
+        .unionByName(packing.tag(inputs.deals, "deal", [bucket]), allowMissingColumns=True)
+        .unionByName(packing.tag(inputs.contacts, "contact", [bucket]), allowMissingColumns=True)
     )
     lookback, dedup = config.lookback_days, config.dedup_minutes
     empty = pl.DataFrame()
