@@ -63,6 +63,18 @@ class Journeys:
     has_milestones: bool = True
     as_of: datetime | None = None
 
+    def with_money_only(self) -> Journeys:
+        """The journeys that carry money (deals and path rows), without deal-less accounts."""
+        money = self.journeys.filter(pl.col("status") != "none").collect()
+        return Journeys(
+            touches=self.touches.join(money.lazy().select("journey_id"), on="journey_id",
+                                      how="semi", maintain_order="left").collect().lazy(),
+            journeys=money.lazy(),
+            has_timestamps=self.has_timestamps,
+            has_milestones=self.has_milestones,
+            as_of=self.as_of,
+        )
+
     @classmethod
     def from_frames(
         cls,

@@ -152,10 +152,15 @@ def run_models(
     """Credit and channel summary of every model, concatenated in the order given."""
     report = progress or _quiet
     credits = []
+    money_only: Journeys | None = None
     for done, model in enumerate(models):
         report(f"model {model.name}", done, len(models))
         model.check(journeys)
-        credits.append(allocate(journeys, model.weights(journeys), model.name).collect())
+        scope = journeys
+        if not model.uses_population:
+            money_only = money_only or journeys.with_money_only()
+            scope = money_only
+        credits.append(allocate(scope, model.weights(scope), model.name).collect())
     report("models", len(models), len(models))
     credit = pl.concat(credits) if credits else pl.DataFrame()
     summary = summarise(credit, journeys)

@@ -139,3 +139,17 @@ def test_deterministic_and_row_order_independent(name, touches, deals, seed):
         results.append(credit.drop("touchpoint_id"))  # ids follow input rows in the factory
     assert_frame_equal(results[0], results[1])
     assert_frame_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_MODELS if not MODELS[n].uses_population])
+def test_per_journey_models_ignore_other_journeys(name):
+    # a model that says uses_population=False gets only the money journeys in a run: its
+    # weights there must equal its weights computed with every journey present
+    journeys = journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("A", "y", "direct", "2025-01-04"),
+         ("B", "z", "events", "2025-01-02"), ("C", "w", "newsletter", "2025-01-03")],
+        [("D1", "A", "2025-01-03", "2025-01-20", "won", 1_000)],
+    )
+    model = get_model(name)
+    full = model.weights(journeys).collect().filter(pl.col("journey_id") == "D1")
+    assert_frame_equal(full, model.weights(journeys.with_money_only()).collect())

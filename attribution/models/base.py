@@ -35,6 +35,10 @@ class AttributionModel:
     #: one line shown by ``attribution models``
     summary: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: whether a journey's weights depend on other journeys (statistics fitted over all of
+    #: them, converting or not). A model that says False is given only the journeys that carry
+    #: money (deals, path rows), which is much less work on real exports.
+    uses_population: ClassVar[bool] = True
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:  # pragma: no cover - interface
         raise NotImplementedError

@@ -67,6 +67,7 @@ class UShaped(AttributionModel):
     name: ClassVar[str] = "u_shaped"
     label: ClassVar[str] = "U-shaped"
     summary: ClassVar[str] = "40% first, 40% last, 20% spread over the touches between"
+    uses_population: ClassVar[bool] = False
 
     first: float = 0.4
     last: float = 0.4
@@ -85,6 +86,7 @@ class WShaped(AttributionModel):
     name: ClassVar[str] = "w_shaped"
     label: ClassVar[str] = "W-shaped"
     summary: ClassVar[str] = "30% each to first, lead and opportunity creation; 10% spread"
+    uses_population: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_MILESTONES})
 
     first: float = 0.3
@@ -115,6 +117,7 @@ class FullPath(AttributionModel):
     name: ClassVar[str] = "full_path"
     label: ClassVar[str] = "Full path"
     summary: ClassVar[str] = "22.5% each to first, lead, opportunity and closed-won; 10% spread"
+    uses_population: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_MILESTONES})
 
     first: float = 0.225

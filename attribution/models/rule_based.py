@@ -27,6 +27,7 @@ class FirstTouch(AttributionModel):
     name: ClassVar[str] = "first_touch"
     label: ClassVar[str] = "First touch"
     summary: ClassVar[str] = "100% to the first touch"
+    uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         return _one_hot(journeys, pl.col("touch_index") == 0)
@@ -39,6 +40,7 @@ class LastTouch(AttributionModel):
     name: ClassVar[str] = "last_touch"
     label: ClassVar[str] = "Last touch"
     summary: ClassVar[str] = "100% to the last touch"
+    uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         return _one_hot(journeys, pl.col("touch_index") == pl.col("touch_index").max().over("journey_id"))
@@ -57,6 +59,7 @@ class LastNonDirect(AttributionModel):
     name: ClassVar[str] = "last_non_direct"
     label: ClassVar[str] = "Last non-direct"
     summary: ClassVar[str] = "100% to the last touch that is not direct traffic"
+    uses_population: ClassVar[bool] = False
 
     direct_channels: tuple[str, ...] = ("direct",)
 
@@ -79,6 +82,7 @@ class Linear(AttributionModel):
     name: ClassVar[str] = "linear"
     label: ClassVar[str] = "Linear"
     summary: ClassVar[str] = "equal credit to every touch"
+    uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         return normalise(journeys.touches.with_columns(pl.lit(1.0).alias("raw")))

@@ -36,6 +36,7 @@ class TimeDecay(AttributionModel):
     name: ClassVar[str] = "time_decay"
     label: ClassVar[str] = "Time decay"
     summary: ClassVar[str] = "credit halves every half_life_days before the reference instant"
+    uses_population: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_TIMESTAMPS})
 
     half_life_days: float = 7.0
