@@ -245,7 +245,7 @@ class MarkovModel(AttributionModel):
         """Weights per journey (see the module docstring for the two allocations)."""
         fit = self.fit(journeys)
         if self.allocation == "global":
-            return _global_weights(journeys.touches, fit)
+            return _global_weights(journeys, fit)
         raw = pl.LazyFrame(
             {"channel": fit.channels, "raw": _effect(fit, self.weight_by)},
             schema={"channel": pl.String, "raw": pl.Float64},
@@ -355,7 +355,13 @@ def _bootstrap(chain: StateChain, *, weight_by: str, bootstrap: int, seed: int) 
     return shares
 
 
-def _global_weights(touches: pl.LazyFrame, fit: MarkovFit) -> pl.LazyFrame:
+def _global_weights(journeys: Journeys, fit: MarkovFit) -> pl.LazyFrame:
+    """Channel-level rows with the global shares, for every journey that carries money.
+
+    Deal-less journeys (status ``none``) get no rows: they hold no money to credit, and at
+    scale they are most journeys (journeys x channels rows would dominate a run).
+    """
+    touches = journeys.touches
     share = fit.shares()
     if not len(share):  # nothing to fit (only open deals, say): an even split of each journey
         raw = touches.select("journey_id", "touch_index", "channel", pl.lit(0.0).alias("raw"))
@@ -366,17 +372,18 @@ def _global_weights(touches: pl.LazyFrame, fit: MarkovFit) -> pl.LazyFrame:
         {"channel": fit.channels, "weight": share},
         schema={"channel": pl.String, "weight": pl.Float64},
     ).filter(pl.col("weight") > 0)
+    credited = journeys.journeys.filter(
+        (pl.col("status") != "none") & (pl.col("n_touches") > 0)
+    ).select("journey_id")
     return (
-        touches.select("journey_id")
-        .unique()
-        .join(channel_weights, how="cross")
+        credited.sort("journey_id")
+        .join(channel_weights, how="cross", maintain_order="left_right")
         .select(
             "journey_id",
             pl.lit(None, dtype=pl.UInt32).alias("touch_index"),
             "channel",
             "weight",
         )
-        .sort("journey_id", "channel")
     )
 
 
