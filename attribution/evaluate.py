@@ -196,8 +196,37 @@ def _confounded_engagement() -> World:
     )
 
 
+def _engaged_closer() -> World:
+    """A world built so that last-touch is right and the ``incremental`` model is not.
+
+    Only direct visits (the closing channel, always the latest) create deals. Podcast,
+    newsletter, community and paid search do nothing and cause nothing, but engagement is
+    very uneven (Gamma shape 0.2) and no noise touches: the accounts that come back directly
+    are the engaged ones, who also heard the podcast and clicked ads. Every path-reading model
+    spreads credit over the inert channels; the incremental model adjusts the podcast for
+    nothing before it and reads engagement as a podcast effect.
+    """
+    return World(
+        name="engaged_closer",
+        reach={"podcast": 0.3, "newsletter": 0.3, "community": 0.25}
+        | {"paid_search": 0.25, "direct": 0.3},
+        stage={"podcast": 0.1, "newsletter": 0.2, "community": 0.22}
+        | {"paid_search": 0.6, "direct": 0.95},
+        stage_spread=0.05,
+        touches_per_exposure={"podcast": 2.5, "newsletter": 2.5, "community": 2.0},
+        engagement_shape=0.2,
+        deal_effect={"direct": 1.8},
+        base_deal_logit=-3.2,
+        base_win_logit=-0.6,
+        noise_touches=0.0,
+    )
+
+
 #: worlds built to expose a model's assumptions (name -> constructor)
-ADVERSARIAL = {"confounded_engagement": _confounded_engagement}
+ADVERSARIAL = {
+    "confounded_engagement": _confounded_engagement,
+    "engaged_closer": _engaged_closer,
+}
 
 
 def evaluation_worlds(random_worlds: int = 20, seed: int = 0) -> list[World]:
