@@ -452,6 +452,7 @@ def _bucket(key: Column, buckets: int) -> Column:
 _REJECTS = pl.Schema(dict(REJECT_SCHEMA))
 _COUNTS = pl.Schema({"read": pl.Int64, "used": pl.Int64, "deduplicated": pl.Int64})
 _UNMAPPED = pl.Schema({"utm_source": pl.String, "utm_medium": pl.String, "touches": pl.Int64})
+_REASONS = pl.Schema({"reason": pl.String, "n": pl.Int64})
 
 
 @dataclass
@@ -480,9 +481,8 @@ def _validate(
     them in row order) and returns ``(good, rejects, unmapped)``; the group-local row numbers
     it reports are mapped back to the file's own rows here.
     """
-    kinds = {"good": good_schema, "reject": _REJECTS, "count": _COUNTS}
-    if with_unmapped:
-        kinds["unmapped"] = _UNMAPPED
+    kinds = {"good": good_schema, "reject": _REJECTS, "count": _COUNTS, "reason": _REASONS,
+             "unmapped": _UNMAPPED}
     packing = _Packing(kinds)
     columns, location, single = list(source.columns), source.location, source.single_file
     input_name = source.input
@@ -512,17 +512,18 @@ def _validate(
             "good": good,
             "reject": rejects,
             "count": pl.DataFrame({"read": [raw.height], "used": [good.height], "deduplicated": [0]}),
+            "reason": rejects.group_by("reason").len().rename({"len": "n"}),
         }
-        if with_unmapped and unmapped is not None:
+        if unmapped is not None:
             frames["unmapped"] = unmapped.with_columns(pl.col("touches").cast(pl.Int64))
         return packing.pack(frames)
 
     frame = source.frame.withColumn(_BUCKET, _bucket(key, buckets))
     out = frame.groupBy(_BUCKET).applyInArrow(check, packing.spark).persist()
-    counts = _collect(packing.spark_frame(out, "count").agg(*[F.sum(c).alias(c) for c in _COUNTS]))
-    reasons = _collect(
-        packing.spark_frame(out, "reject").groupBy("reason").count().orderBy("reason")
-    )
+    # one small collect: every group's counts, reject reasons and unmapped utm pairs
+    tallies = out.filter(F.col(_KIND).isin("count", "reason", "unmapped")).toArrow()
+    counts = packing.local(tallies, "count").sum()
+    reasons = packing.local(tallies, "reason").group_by("reason").agg(pl.col("n").sum()).sort("reason")
     read = int(counts["read"][0] or 0)
     used = int(counts["used"][0] or 0)
     rejected = {str(r): int(n) for r, n in reasons.iter_rows()}
@@ -533,9 +534,8 @@ def _validate(
     unmapped = None
     if with_unmapped:
         unmapped = (
-            _collect(packing.spark_frame(out, "unmapped").groupBy("utm_source", "utm_medium")
-                     .agg(F.sum("touches").alias("touches")))
-            .with_columns(pl.col("touches").cast(pl.UInt32))
+            packing.local(tallies, "unmapped").group_by("utm_source", "utm_medium")
+            .agg(pl.col("touches").sum().cast(pl.UInt32))
             .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
         )
     return _Validated(
@@ -797,6 +797,7 @@ _BUILT = _Packing(
         "stats": _STATS,
         "totals": _TOTALS,
         "close": _CLOSE,
+        "groups": pl.Schema({"channel": pl.String, "channel_group": pl.String}),
     }
 )
 
@@ -882,6 +883,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
                 "stats": pl.DataFrame(stat_values),
                 "totals": pl.DataFrame({k: [v] for k, v in totals.items() if k in _TOTALS}),
                 "close": time_to_close_distribution(journeys),
+                "groups": journeys.touches.select("channel", "channel_group").unique().collect(),
             }
         )
         bucket_of = table.column(_BUCKET)[0] if table.num_rows else None
@@ -890,10 +892,21 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
     schema = T.StructType([*_BUILT.spark.fields, T.StructField(_BUCKET, T.IntegerType())])
     built = stacked.groupBy(_BUCKET).applyInArrow(build, schema).persist()
 
-    summed = _collect(_BUILT.spark_frame(built, "stats").agg(*[F.sum(c).alias(c) for c in _STATS]))
+    # one small collect: every batch's counts, time-to-close histogram and channel groups
+    tallies = built.filter(F.col(_KIND).isin("stats", "totals", "close", "groups")).toArrow()
+    summed = _BUILT.local(tallies, "stats").sum()
     stats = JourneyStats(**{name: int(summed[name][0] or 0) for name in _STATS}, as_of=as_of)
-    summed = _collect(_BUILT.spark_frame(built, "totals").agg(*[F.sum(c).alias(c) for c in _TOTALS]))
+    summed = _BUILT.local(tallies, "totals").sum()
     totals = {name: int(summed[name][0] or 0) for name in _TOTALS}
+    close = (
+        _BUILT.local(tallies, "close").group_by("bucket", "from_days", "to_days")
+        .agg(pl.col("won", "lost", "won_revenue").sum()).sort("from_days")
+    )
+    groups = pl.concat(
+        [_BUILT.local(tallies, "groups").unique().sort("channel", "channel_group", nulls_last=True),
+         pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP]})],
+        how="vertical_relaxed",
+    ).unique(subset="channel", keep="first", maintain_order=True)
     paths = _collect(
         _BUILT.spark_frame(built, "path").groupBy("path_key").agg(
             F.first("channels").alias("channels"),
@@ -901,18 +914,6 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
         ),
         _PATHS,
     ).sort("path_key")
-    close = _collect(
-        _BUILT.spark_frame(built, "close").groupBy("bucket", "from_days", "to_days").agg(
-            *[F.sum(c).alias(c) for c in ("won", "lost", "won_revenue")]
-        ),
-        _CLOSE,
-    ).sort("from_days")
-    groups = _collect(_BUILT.spark_frame(built, "touch").select("channel", "channel_group").distinct())
-    groups = pl.concat(
-        [groups.sort("channel", "channel_group", nulls_last=True),
-         pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP]})],
-        how="vertical_relaxed",
-    ).unique(subset="channel", keep="first", maintain_order=True)
     return _Journeys(built, stats, totals, paths, close, groups)
 
 
@@ -988,7 +989,11 @@ def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[l
 
 
 _REACH = pl.Schema({"channel": pl.String, "deals_touched": pl.Int64})
-_SCORED = _Packing({"credit": CREDIT_SCHEMA, "reach": _REACH})
+_TOTAL_CREDIT = pl.Schema(
+    {"model": pl.String, "channel": pl.String, "channel_group": pl.String,
+     "pipeline_credit": pl.Int64, "revenue_credit": pl.Int64, "conversion_credit": pl.Float64}
+)
+_SCORED = _Packing({"credit": CREDIT_SCHEMA, "reach": _REACH, "total": _TOTAL_CREDIT})
 
 
 def _deals_touched(journeys: Journeys) -> pl.DataFrame:
@@ -1024,7 +1029,10 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
                 .select(list(CREDIT_SCHEMA))
             )
         credit = pl.concat(credits) if credits else pl.DataFrame(schema=CREDIT_SCHEMA)
-        return _SCORED.pack({"credit": credit, "reach": _deals_touched(batch)})
+        total = credit.group_by("model", "channel", "channel_group").agg(
+            pl.col("pipeline_credit", "revenue_credit", "conversion_credit").sum()
+        )
+        return _SCORED.pack({"credit": credit, "reach": _deals_touched(batch), "total": total})
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         pending: list[pa.Table] = []
@@ -1063,24 +1071,15 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
 
 
 def _summary(scored: DataFrame, models: Sequence[AttributionModel]) -> pl.DataFrame:
-    """The channel summary: sums in Spark, then :func:`summarise` on the small totals."""
-    credit = _SCORED.spark_frame(scored, "credit")
-    totals = _collect(
-        credit.groupBy("model", "channel", "channel_group").agg(
-            F.sum("pipeline_credit").alias("pipeline_credit"),
-            F.sum("revenue_credit").alias("revenue_credit"),
-            F.sum("conversion_credit").alias("conversion_credit"),
-        ),
-        pl.Schema({"model": pl.String, "channel": pl.String, "channel_group": pl.String,
-                   "pipeline_credit": pl.Int64, "revenue_credit": pl.Int64,
-                   "conversion_credit": pl.Float64}),
+    """The channel summary: each batch's sums added up, then :func:`summarise` on the totals."""
+    tallies = scored.filter(F.col(_KIND).isin("reach", "total")).toArrow()
+    totals = (
+        _SCORED.local(tallies, "total").group_by("model", "channel", "channel_group")
+        .agg(pl.col("pipeline_credit", "revenue_credit", "conversion_credit").sum())
     )
     order = pl.DataFrame({"model": [m.name for m in models]}).with_row_index("_order")
     totals = totals.join(order, on="model", how="left").sort("_order", "channel", nulls_last=True).drop("_order")
-    reach = _collect(
-        _SCORED.spark_frame(scored, "reach").groupBy("channel").agg(F.sum("deals_touched").alias("deals_touched")),
-        _REACH,
-    )
+    reach = _SCORED.local(tallies, "reach").group_by("channel").agg(pl.col("deals_touched").sum())
     nothing = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA), pl.DataFrame(schema=JOURNEY_SCHEMA))
     summary = summarise(totals, nothing)
     return summary.drop("deals_touched").join(
