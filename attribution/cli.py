@@ -22,12 +22,12 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from attribution import api, pipeline, render
 from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
 from attribution.errors import AttributionError, ConfigError
 from attribution.models import MODELS
 from attribution.output import json_records, write_json_document, write_table
 from attribution.pipeline import RunResult
-from attribution import api, pipeline, render
 
 STDOUT_FORMATS = ("table", "json", "csv")
 
@@ -86,7 +86,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
-        except Exception as exc:  # noqa: BLE001 - the edge of the program
+        except Exception as exc:
             if state.debug:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

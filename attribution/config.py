@@ -8,9 +8,9 @@ can sit next to its exports. Every option and its default is listed in :data:`CO
 from __future__ import annotations
 
 import dataclasses
-import os
 import difflib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime

@@ -259,7 +259,7 @@ def build_journeys(
             .with_columns(pl.lit("none").alias("status"), pl.lit(None, UTC_TIME).alias("created_at")),
         ]
     )
-    last_at_or_before = lambda moment: (  # noqa: E731
+    last_at_or_before = lambda moment: (
         pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over("journey_id")
     )
     touches = (

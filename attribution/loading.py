@@ -21,7 +21,6 @@ from attribution.schema import (
     CONTACT_COLUMNS,
     DEAL_COLUMNS,
     REJECT_SCHEMA,
-    TOUCHPOINT_COLUMNS,
     UNMAPPED_CHANNEL,
     UTC_TIME,
 )
