@@ -262,3 +262,15 @@ def test_init_writes_a_config_that_loads(tmp_path):
     config = load_config(tmp_path / "attribution.toml")
     assert config.lookback_days == 180 and config.channel_rules == tmp_path / "channels.toml"
     assert invoke("init", "--directory", str(tmp_path)).exit_code == 2
+
+
+def test_evaluate_scores_models_against_the_truth(tmp_path):
+    result = invoke("-q", "evaluate", "--world", "brand_drives_search", "--accounts", "400",
+                    "--model", "linear", "--format", "json", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    rows = {row["model"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"last_touch", "linear"}
+    assert rows["last_touch"]["improvement"] == 0.0 and rows["linear"]["worlds"] == 1
+    assert (tmp_path / "evaluation_truth.parquet").exists()
+    bad = invoke("-q", "evaluate", "--world", "atlantis")
+    assert bad.exit_code == 2 and "unknown world 'atlantis'" in bad.stderr
