@@ -64,8 +64,10 @@ def recommend_budget(result: RunResult, spend: Spend, model: str, *, total: int 
 
 
 def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = None,
-           budget_model: str = "w_shaped", png_dir: str | Path | None = None) -> Path:
-    """Write the self-contained HTML report (and PNG charts) of a run."""
+                 budget_model: str = "w_shaped", png_dir: str | Path | None = None,
+                 evaluation: pl.DataFrame | None = None) -> Path:
+    """Write the self-contained HTML report (and PNG charts) of a run; ``evaluation`` is an
+    :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section."""
     from attribution import report as reporting
 
     scorecard_frame = budget_frame = None
@@ -75,4 +77,5 @@ def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = N
         if budget_model in names:
             budget_frame = recommend_budget(result, spend, budget_model)
     return reporting.write_report(result, Path(path), png_dir=Path(png_dir) if png_dir else None,
-                        scorecard=scorecard_frame, budget=budget_frame)
+                                  scorecard=scorecard_frame, budget=budget_frame,
+                                  evaluation=evaluation)

@@ -627,10 +627,13 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
               help="Also write the main charts as PNG into this folder (for slides).")
 @click.option("--budget-model", metavar="NAME",
               help="Model whose credit drives the budget section.  [default: w_shaped]")
+@click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
+                   "against simulated truth.")
 @click.pass_obj
 @handle_errors
 def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
-           budget_model: str | None, **options: Any) -> None:
+           budget_model: str | None, evaluation_dir: Path | None, **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
     Headline figures, credit by model, the shift from last-touch (demand creation in green),
@@ -651,7 +654,15 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
     if spend_data is not None and chosen not in names:
         raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
                           f"{', '.join(names)}")
-    path = api.write_report(result, output, spend=spend_data, budget_model=chosen, png_dir=png_dir)
+    evaluation = None
+    if evaluation_dir is not None:
+        summary_file = evaluation_dir / "evaluation_summary.parquet"
+        if not summary_file.exists():
+            raise ConfigError(f"{summary_file}: not found; write it with "
+                              f"`attribution evaluate --out {evaluation_dir}`")
+        evaluation = pl.read_parquet(summary_file)
+    path = api.write_report(result, output, spend=spend_data, budget_model=chosen, png_dir=png_dir,
+                            evaluation=evaluation)
     state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
 
 

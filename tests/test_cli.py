@@ -274,3 +274,17 @@ def test_evaluate_scores_models_against_the_truth(tmp_path):
     assert (tmp_path / "evaluation_truth.parquet").exists()
     bad = invoke("-q", "evaluate", "--world", "atlantis")
     assert bad.exit_code == 2 and "unknown world 'atlantis'" in bad.stderr
+
+
+def test_report_with_the_evaluation_section(tmp_path):
+    assert invoke("-q", "evaluate", "--world", "baseline", "--accounts", "300", "--model",
+                  "linear", "--out", str(tmp_path / "ev")).exit_code == 0
+    target = tmp_path / "report.html"
+    result = invoke("-q", "report", *INPUTS, "--out", str(tmp_path), "-o", str(target),
+                    "--model", "linear", "--evaluation", str(tmp_path / "ev"))
+    assert result.exit_code == 0, result.stderr
+    html = target.read_text()
+    assert 'id="evaluation"' in html and "closest to the truth" in html
+    missing = invoke("-q", "report", *INPUTS, "--out", str(tmp_path), "-o", str(target),
+                     "--evaluation", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and "evaluation_summary.parquet: not found" in missing.stderr

@@ -786,3 +786,59 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     if has_base:
         subtitle += ", next to the same recommendation made on last-touch credit"
     return Chart("budget", title, subtitle, spec)
+
+
+def model_error_chart(summary: pl.DataFrame, baseline: str = BASELINE) -> Chart | None:
+    """Each model's error against the simulated truth (``attribution evaluate``), best first,
+    with last-touch's error as the reference line."""
+    if summary.height == 0 or "mae" not in summary.columns:
+        return None
+    rows = summary.sort(["mae", "model"])
+    order = rows.get_column("model").to_list()
+    base = rows.filter(pl.col("model") == baseline)
+    base_mae = float(base.get_column("mae")[0]) if base.height else None
+    values = [
+        {
+            "model": r["model"],
+            "mae": r["mae"] * 100,
+            "label": f"{r['mae'] * 100:.1f} pts",
+            "beats": f"{r['beats_last_touch']} of {r['worlds']} worlds",
+            "kind": "last-touch" if r["model"] == baseline else
+                    ("beats last-touch" if base_mae is not None and r["mae"] < base_mae
+                     else "no better than last-touch"),
+        }
+        for r in rows.iter_rows(named=True)
+    ]
+    best = rows.row(0, named=True)
+    worlds = int(best["worlds"])
+    if base_mae is not None and best["model"] != baseline:
+        title = (f"{best['model']} is closest to the truth: {best['mae'] * 100:.1f} points of "
+                 f"share off per channel, against {base_mae * 100:.1f} for last-touch")
+    else:
+        title = f"{best['model']} is closest to the truth over {worlds} simulated worlds"
+    layers: list[Spec] = [
+        {
+            "mark": {"type": "bar", "cornerRadiusEnd": 2},
+            "encoding": {
+                "y": {"field": "model", "type": "nominal", "sort": order, "title": None,
+                      "axis": {"labelFontSize": 12, "labelFontWeight": 600}},
+                "x": {"field": "mae", "type": "quantitative",
+                      "title": "Mean absolute error of channel revenue shares (points)"},
+                "color": {"field": "kind", "type": "nominal", "title": None,
+                          "scale": {"domain": ["beats last-touch", "last-touch",
+                                               "no better than last-touch"],
+                                    "range": [theme.GROUP_COLOURS[theme.CREATION], theme.BASELINE_COLOUR, theme.OTHER_COLOUR]}},
+                "tooltip": [{"field": "model", "title": "Model"},
+                            {"field": "label", "title": "Error"},
+                            {"field": "beats", "title": "Beats last-touch in"}],
+            },
+        }
+    ]
+    if base_mae is not None:
+        layers.append({"mark": {"type": "rule", "strokeDash": [4, 3], "color": "#111827"},
+                       "encoding": {"x": {"datum": base_mae * 100}}})
+    spec: Spec = {"data": {"values": values}, "width": 820, "height": {"step": 22},
+                  "layer": layers}
+    subtitle = (f"Over {worlds} simulated worlds whose causal truth is known exactly "
+                "(attribution evaluate); dashed line: last-touch")
+    return Chart("model_error", title, subtitle, spec)

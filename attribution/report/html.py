@@ -99,6 +99,7 @@ def report_charts(
     *,
     diagnostics: Mapping[str, pl.DataFrame] | None = None,
     budget: pl.DataFrame | None = None,
+    evaluation: pl.DataFrame | None = None,
 ) -> list[Chart]:
     """Every chart the run supports, in report order (see :mod:`attribution.report.charts`).
 
@@ -133,6 +134,8 @@ def report_charts(
         found.append(charts_module.removal_effects(effects, groups, weight_by))
     if budget is not None:
         found.append(charts_module.budget_chart(budget, currency))
+    if evaluation is not None:
+        found.append(charts_module.model_error_chart(evaluation))
     return [chart for chart in found if chart is not None]
 
 
@@ -500,6 +503,7 @@ def build_report(
     budget: pl.DataFrame | None = None,
     title: str = DEFAULT_TITLE,
     charts: Sequence[Chart] | None = None,
+    evaluation: pl.DataFrame | None = None,
 ) -> str:
     """The report of a run as one self-contained HTML document.
 
@@ -519,6 +523,8 @@ def build_report(
         The page title.
     charts
         The charts, when already built by :func:`report_charts` (to reuse them for PNGs).
+    evaluation
+        Optional :meth:`attribution.evaluate.Evaluation.summary`: adds "Which model to trust".
 
     Returns
     -------
@@ -533,7 +539,8 @@ def build_report(
     """
     diagnostics = _diagnostics(result, diagnostics)
     if charts is None:
-        charts = report_charts(result, diagnostics=diagnostics, budget=budget)
+        charts = report_charts(result, diagnostics=diagnostics, budget=budget,
+                               evaluation=evaluation)
     by_name = {c.name: c for c in charts}
     currency = result.currency
     groups = _groups(result)
@@ -580,6 +587,13 @@ def build_report(
         body += _budget_table(budget, currency)
         sections.append(_section("budget", "Budget recommendation", body))
         nav.append(("budget", "Budget"))
+    if "model_error" in by_name:
+        body = _chart_block(by_name["model_error"])
+        body += ('<p class="note">Errors come from simulated worlds, not from this export: they '
+                 "say which model recovers known channel effects in markets like the simulated "
+                 "ones. See docs/evaluation.md for where every model fails.</p>")
+        sections.append(_section("evaluation", "Which model to trust", body))
+        nav.append(("evaluation", "Model accuracy"))
     sections.append(_configuration(result))
     nav.append(("configuration", "Configuration"))
 
@@ -616,6 +630,7 @@ def write_report(
     scorecard: pl.DataFrame | None = None,
     budget: pl.DataFrame | None = None,
     title: str = DEFAULT_TITLE,
+    evaluation: pl.DataFrame | None = None,
 ) -> Path:
     """Write the HTML report to ``path`` (and the main charts as PNG into ``png_dir``).
 
@@ -629,9 +644,9 @@ def write_report(
     PosixPath('report.html')
     """
     diagnostics = _diagnostics(result, diagnostics)
-    charts = report_charts(result, diagnostics=diagnostics, budget=budget)
+    charts = report_charts(result, diagnostics=diagnostics, budget=budget, evaluation=evaluation)
     text = build_report(result, diagnostics=diagnostics, scorecard=scorecard, budget=budget,
-                        title=title, charts=charts)
+                        title=title, charts=charts, evaluation=evaluation)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, "utf-8")
