@@ -978,14 +978,20 @@ def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[l
                 fit, _journey_keys=fit._journey_keys.clear(), _touches=pl.LazyFrame()
             )
             scorers.append(_Scorer(model, shipped))
-        elif hasattr(model, "fit"):
+        elif not supported(model):
             raise ModelError(
-                f"model {model.name!r} fits on all journeys at once, which the spark engine "
-                "does not know how to reduce; run it with the polars engine"
+                f"model {model.name!r} fits on all journeys at once in a way the spark engine "
+                "does not reduce yet; run it without --engine spark"
             )
         else:
             scorers.append(_Scorer(model))
     return scorers, fits
+
+
+def supported(model: AttributionModel) -> bool:
+    """Whether the spark engine runs ``model``: per-journey models, Markov and Shapley (fitted
+    on summed distinct paths). Other models fitted over all journeys are not reduced yet."""
+    return isinstance(model, (MarkovModel, ShapleyModel)) or not model.uses_population
 
 
 _REACH = pl.Schema({"channel": pl.String, "deals_touched": pl.Int64})
@@ -1021,8 +1027,13 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
     def score_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
         batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
         credits = []
+        money_only: Journeys | None = None
         for scorer in scorers:
-            credit = allocate(batch, scorer.weights(batch), scorer.model.name).collect()
+            scope = batch  # as pipeline.run_models: per-journey models see the money journeys
+            if not scorer.model.uses_population:
+                money_only = money_only or batch.with_money_only()
+                scope = money_only
+            credit = allocate(scope, scorer.weights(scope), scorer.model.name).collect()
             credits.append(
                 credit.drop("channel_group")
                 .join(groups, on="channel", how="left", maintain_order="left")
@@ -1120,6 +1131,9 @@ class SparkRunResult:
     currency: str
     unmapped: pl.DataFrame | None
     fits: dict[str, Any] = field(default_factory=dict)
+    #: models left out of a run with no models configured, because the engine does not run
+    #: them (see :func:`supported`); the CLI should say so
+    skipped_models: list[str] = field(default_factory=list)
     _totals: dict[str, int] = field(default_factory=dict)
 
     def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
@@ -1295,6 +1309,8 @@ def run(
     report = progress or (lambda _stage, _done, _total: None)
     stub = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA), pl.DataFrame(schema=JOURNEY_SCHEMA))
     models = resolve_models(config, stub)
+    skipped = [] if config.models else [m.name for m in models if not supported(m)]
+    models = [m for m in models if m.name not in skipped]
     for model in models:
         model.check(stub)
     report("models", 0, len(models))
@@ -1308,6 +1324,7 @@ def run(
         summary=summary,
         credit_frame=_SCORED.spark_frame(scored, "credit"),
         fits=fits,
+        skipped_models=skipped,
     )
 
 
@@ -1380,5 +1397,6 @@ __all__ = [
     "read_input",
     "run",
     "session",
+    "supported",
     "write_results",
 ]

@@ -1,0 +1,181 @@
+"""The Spark engine gives the polars engine's results: same credit to the cent, same summary,
+same rejects and messages, same accounting.
+
+Runs Spark in local mode with one session for the module. Skipped when pyspark is not
+installed, unless the environment variable CI is set (CI installs the ``spark`` extra, so a
+missing pyspark there is a failure).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+try:
+    import pyspark  # noqa: F401
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("pyspark is not installed (pip install 'attribution[spark]')", allow_module_level=True)
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME") and not os.environ.get("CI"):
+    pytest.skip("Spark needs Java", allow_module_level=True)
+
+import attribution.spark as engine  # noqa: E402
+from attribution import pipeline  # noqa: E402
+from attribution.config import Config, load_config  # noqa: E402
+from attribution.errors import AttributionError  # noqa: E402
+from attribution.models import get_model, model_names  # noqa: E402
+from attribution.output import money_to_decimal  # noqa: E402
+from attribution.pipeline import RunResult  # noqa: E402
+from attribution.simulate import simulate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo"
+MESSY = ROOT / "fixtures" / "messy"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = engine.session(
+        "local[2]",
+        {
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            # small file splits, so one Parquet file is read by several tasks
+            "spark.sql.files.maxPartitionBytes": "4096",
+            "spark.sql.files.openCostInBytes": "0",
+        },
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def assert_same(expected: RunResult, result: engine.SparkRunResult) -> None:
+    """Every table and count of a polars run equals the Spark run's."""
+    local = result.to_local()
+    assert_frame_equal(local.rejects, expected.rejects)
+    assert [a.as_dict() for a in local.accounting] == [a.as_dict() for a in expected.accounting]
+    assert local.stats == expected.stats
+    assert local.totals() == expected.totals()
+    assert result.totals() == expected.totals()
+    assert local.currency == expected.currency
+    assert_frame_equal(local.unmapped, expected.unmapped)
+    assert_frame_equal(local.journeys.journeys.collect(), expected.journeys.journeys.collect())
+    assert_frame_equal(local.journeys.touches.collect(), expected.journeys.touches.collect())
+    assert [m.name for m in local.models] == [m.name for m in expected.models]
+    # touch-level credit: every row, every cent, every weight
+    assert_frame_equal(local.credit, expected.credit)
+    # the summary: money and counts exact; conversion credit is a float sum, its order differs
+    exact = expected.summary.drop("conversion_credit")
+    assert_frame_equal(result.summary.drop("conversion_credit"), exact)
+    assert_frame_equal(
+        result.summary.select("conversion_credit"), expected.summary.select("conversion_credit"),
+        check_exact=False, rel_tol=1e-12, abs_tol=1e-9,
+    )
+    assert_frame_equal(result.comparison().drop(pl.selectors.contains("conversion")),
+                       expected.comparison().drop(pl.selectors.contains("conversion")))
+
+
+def test_demo_export_gives_the_polars_credit_and_summary(spark):
+    config = load_config(DEMO / "attribution.toml")
+    expected = pipeline.run(config)
+    result = engine.run(config, spark=spark)
+    assert_same(expected, result)
+    assert result.summary.height and result.models[0].name == "last_touch"
+    # Markov and Shapley were fitted once on the summed paths: same diagnostics as polars
+    diagnostics = pipeline.model_diagnostics(expected)
+    for name, table in result.diagnostics().items():
+        assert_frame_equal(table, diagnostics[name])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_simulated_export_split_across_partitions(spark, tmp_path, seed):
+    export = simulate(120, seed=seed, messy=True)
+    paths = {}
+    for name in ("touchpoints", "deals", "contacts"):
+        paths[name] = tmp_path / f"{name}.parquet"
+        # small row groups: Spark reads each file in several splits, numbered back in order
+        export.tables()[name].write_parquet(paths[name], row_group_size=200)
+    config = Config(
+        touchpoints=paths["touchpoints"], deals=paths["deals"], contacts=paths["contacts"],
+        models=("last_touch", "linear", "w_shaped", "time_decay", "markov", "shapley"),
+        model_params={"markov": {"order": 2}, "shapley": {"variant": "ordered"}},
+    )
+    expected = pipeline.run(config)
+    source = engine.read_input(spark, paths["touchpoints"], "touchpoints")
+    assert source.frame.rdd.getNumPartitions() >= 4
+    assert_same(expected, engine.run(config, spark=spark, buckets=8))
+
+
+def test_messy_export_gives_the_same_rejects_and_messages(spark):
+    config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
+                    contacts=MESSY / "contacts.csv")
+    result = engine.run(config, spark=spark, buckets=3)
+    # every model the engine runs; the ones it does not are named, never dropped silently
+    assert result.skipped_models == [m for m in model_names() if not engine.supported(get_model(m))]
+    expected = pipeline.run(config.replace(models=tuple(m.name for m in result.models)))
+    assert result.rejects.height == 11  # 3 touchpoints, 7 deals, 1 contact (fixtures/messy/README.md)
+    assert set(result.rejects["reason"]) >= {
+        "unknown status; expected won, lost or open",
+        "duplicate deal_id with different values on another row",
+        "unknown account: not in the contacts file and never touched",
+    }
+    assert_same(expected, result)
+
+
+def test_folder_of_csv_files_reads_as_one_export(spark, tmp_path):
+    """A folder of part files is one export, its rows in file-name then row order."""
+    export = simulate(60, seed=3)
+    folder = tmp_path / "touchpoints"
+    folder.mkdir()
+    touchpoints = export.touchpoints
+    third = touchpoints.height // 3 + 1
+    for part in range(3):
+        touchpoints.slice(part * third, third).write_csv(folder / f"part-{part}.csv")
+    touchpoints.write_csv(tmp_path / "touchpoints.csv")
+    export.deals.write_csv(tmp_path / "deals.csv")
+    export.contacts.write_csv(tmp_path / "contacts.csv")
+    whole = Config(touchpoints=tmp_path / "touchpoints.csv", deals=tmp_path / "deals.csv",
+                   contacts=tmp_path / "contacts.csv", models=("first_touch", "markov"))
+    expected = pipeline.run(whole)
+    result = engine.run(whole.replace(touchpoints=folder), spark=spark).to_local()
+    assert_frame_equal(result.credit, expected.credit)
+    assert result.files[1].path == str(folder) and result.files[1].rows == touchpoints.height
+
+
+def test_file_errors_read_the_same(spark, tmp_path):
+    (tmp_path / "touchpoints.csv").write_text("when,channel,account_id\n2025-01-01,direct,A\n")
+    config = Config(touchpoints=tmp_path / "touchpoints.csv", deals=MESSY / "deals.csv")
+
+    def error_of(run) -> tuple[type, str]:
+        with pytest.raises(AttributionError) as raised:
+            run(config)
+        return type(raised.value), str(raised.value)
+
+    expected = error_of(pipeline.run)
+    assert "timestamp" in expected[1]
+    assert error_of(lambda c: engine.run(c, spark=spark)) == expected
+    missing = Config(touchpoints=tmp_path / "nowhere.csv", deals=MESSY / "deals.csv")
+    with pytest.raises(AttributionError, match="nowhere.csv: no such touchpoints file"):
+        engine.run(missing, spark=spark)
+
+
+def test_write_results_as_parquet_with_decimal_money(spark, tmp_path):
+    config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
+                    contacts=MESSY / "contacts.csv", models=("last_touch", "u_shaped"))
+    result = engine.run(config, spark=spark)
+    written = engine.write_results(result, tmp_path / "out")
+    assert set(written) == {"credit", "summary", "comparison", "rejects"}
+    summary = pl.read_parquet(tmp_path / "out" / "summary" / "*.parquet")
+    assert_frame_equal(summary, money_to_decimal(result.summary), check_dtypes=False)
+    credit = pl.read_parquet(tmp_path / "out" / "credit" / "*.parquet")
+    assert credit.height == result.credit().height
+    assert credit["revenue_credit"].dtype == pl.Decimal(38, 2)
