@@ -574,7 +574,7 @@ def _buckets(spark: SparkSession, rows: int, buckets: int | None) -> int:
     if buckets:
         return int(buckets)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
-    return max(4 * partitions, -(-rows // ROWS_PER_BATCH))
+    return max(partitions, -(-rows // ROWS_PER_BATCH))
 
 
 def _local_file(location: str) -> Path | None:
@@ -1228,7 +1228,7 @@ def prepare(
     The Spark counterpart of :func:`attribution.pipeline.prepare` (``validate`` and ``paths``
     need no more). ``spark`` is used as given (else a session on ``master`` with ``conf``);
     ``buckets`` is how many batches of ids or accounts the polars steps run on (default:
-    4 per shuffle partition, at most about 200,000 rows each).
+    one per shuffle partition, at most about 200,000 rows each).
     """
     return _prepare(config, spark=spark, master=master, conf=conf, progress=progress,
                     buckets=buckets)[0]
