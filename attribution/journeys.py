@@ -235,28 +235,30 @@ def build_journeys(
     in_window = pl.concat(
         [deal_touches, account_touches.select(deal_touches.collect_schema().names())]
     )
+    # rows that fall in some journey's window (for the accounting), counted without the sort
+    windowed = in_window.select(pl.col("_row").n_unique()).collect().item()
     # one sort gives both the journey order and, within each (journey, person, channel), the
     # time order that repeat detection needs (window functions keep the frame's row order)
-    flagged = _flag_repeats(in_window, dedup_minutes, ["journey_id"]).collect()
     ordered = (
-        flagged.filter(~pl.col("_duplicate"))
+        _flag_repeats(in_window.drop("account_id"), dedup_minutes, ["journey_id"])
+        .filter(~pl.col("_duplicate"))
         .drop("_duplicate", "utm_source", "utm_medium")
         .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
+        .collect()
     )
     # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
     # journey's window but every such journey drops it as a repeat, else out of window
     used = ordered.get_column("_row").n_unique()
-    windowed = flagged.get_column("_row").n_unique()
     duplicates = windowed - used
 
     lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
-    anchors = pl.concat(
+    journey_accounts = pl.concat(
         [
-            deal_rows.select("journey_id", "status", "created_at"),
-            ordered.filter(pl.col("journey_id").str.starts_with("account:"))
-            .select("journey_id")
+            deal_rows.select("journey_id", "account_id", "status", "created_at"),
+            account_touches.select("journey_id", "account_id")
             .unique()
-            .with_columns(pl.lit("none").alias("status"), pl.lit(None, UTC_TIME).alias("created_at")),
+            .with_columns(pl.lit("none").alias("status"), pl.lit(None, UTC_TIME).alias("created_at"))
+            .collect(),
         ]
     )
     last_at_or_before = lambda moment: (
@@ -264,8 +266,8 @@ def build_journeys(
     )
     touches = (
         ordered.lazy()
+        .join(journey_accounts.lazy(), on="journey_id", how="left", maintain_order="left")
         .join(lead_at.lazy(), on="account_id", how="left", maintain_order="left")
-        .join(anchors.lazy(), on="journey_id", how="left", maintain_order="left")
         .with_columns(
             (pl.col("touch_index") == 0).alias("is_first"),
             (pl.col("touch_index") == last_at_or_before(pl.col("_lead_at")).fill_null(0)).alias(
