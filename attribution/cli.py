@@ -270,7 +270,7 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
     ctx.obj = State(quiet=quiet, debug=debug)
 
 
-@cli.command()
+@cli.command(short_help="Run the models; write credit, summary and comparison files.")
 @input_options
 @model_options
 @format_option
@@ -282,8 +282,10 @@ def run(state: State, stdout_format: str, out_format: str | None, **options: Any
     """Run the models and write touch-level credit and the channel summary.
 
     Writes credit.<ext> (deal, touch, channel, model, weight, credit), summary.<ext> (model,
-    channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>,
-    accounting.json and rejects.csv into --out, and prints the channel summary.
+    channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>, the
+    Markov removal effects and transitions and the Shapley values, run.json (row accounting,
+    totals, input checksums, every option) and rejects.csv into --out, and prints the credit
+    by channel and model next to last-touch.
     """
     config = build_config(**options)
     if out_format:
@@ -333,7 +335,7 @@ def run_record(result: RunResult) -> dict[str, Any]:
     }
 
 
-@cli.command()
+@cli.command(short_help="Last-touch revenue credit next to every other model, with the shift.")
 @input_options
 @model_options
 @format_option
@@ -357,7 +359,7 @@ def compare(state: State, stdout_format: str, **options: Any) -> None:
     emit(state, comparison, stdout_format, render.comparison_table(comparison, result.currency))
 
 
-@cli.command()
+@cli.command(short_help="Check the inputs: row accounting and rejects, no models.")
 @input_options
 @format_option
 @click.pass_obj
@@ -379,7 +381,7 @@ def validate(state: State, stdout_format: str, **options: Any) -> None:
              stdout_format, None)
 
 
-@cli.command()
+@cli.command(short_help="Journey path graph (GraphML, JSON) and path statistics.")
 @input_options
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json", "graphml"]),
               default="table", show_default=True,
@@ -485,7 +487,7 @@ FUNNEL_COLUMNS = [
 ]
 
 
-@cli.command()
+@cli.command(short_help="Channel economics: leads, pipeline, revenue, win rate, cost, ROAS.")
 @input_options
 @model_options
 @format_option
@@ -552,7 +554,7 @@ BUDGET_COLUMNS = [
 ]
 
 
-@cli.command()
+@cli.command(short_help="Recommend a budget from credited revenue per dollar, vs last-touch.")
 @input_options
 @model_options
 @format_option
@@ -616,7 +618,7 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                                 currency=result.currency))
 
 
-@cli.command()
+@cli.command(short_help="One self-contained HTML report (and PNG charts) of a run.")
 @input_options
 @model_options
 @spend_option
@@ -666,7 +668,7 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
     state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
 
 
-@cli.command()
+@cli.command(short_help="Generate a realistic B2B export from a causal world.")
 @click.option("--accounts", type=click.IntRange(min=1), default=1000, show_default=True,
               help="How many accounts (about 7 touchpoints and 0.2 deals each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
@@ -702,7 +704,7 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     )
 
 
-@cli.command()
+@cli.command(short_help="Score every model against the exact truth of simulated worlds.")
 @click.option("--random-worlds", type=click.IntRange(min=0), default=20, show_default=True,
               help="Random worlds to add to the named and adversarial ones.")
 @click.option("--world", "world_names", multiple=True, metavar="NAME",
@@ -786,7 +788,7 @@ def models_command(state: State, stdout_format: str) -> None:
     state.out.print(table)
 
 
-@cli.command()
+@cli.command(short_help="Write a commented attribution.toml and an editable channels.toml.")
 @click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where to write attribution.toml and channels.toml.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
