@@ -112,8 +112,10 @@ SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
-#: a batch of accounts (or ids) handed to one polars call holds about this many rows
+#: a batch of accounts (or ids) handed to one polars call holds at most about this many rows
 ROWS_PER_BATCH = 200_000
+#: ... and, when there are enough rows, at least this many (each call has a fixed cost)
+MIN_ROWS_PER_BATCH = 20_000
 _KIND = "_kind"
 _SEP = "\x1f"
 # helper columns the engine adds to every input row
@@ -407,7 +409,7 @@ def read_input(spark: SparkSession, location: str | Path, input_name: str) -> _S
 def _arrow_schema(frame: DataFrame) -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return to_arrow_schema(frame.schema)
+    return to_arrow_schema(frame.schema, timezone="UTC")
 
 
 def _probe(source: _Source, call: Callable[[Path], Any], rows: int) -> Any:
@@ -463,7 +465,7 @@ class _Validated:
     rejects: DataFrame
     accounting: Accounting
     unmapped: pl.DataFrame | None = None
-    extra: Any = None
+    cached: DataFrame | None = None
 
 
 def _validate(
@@ -543,6 +545,7 @@ def _validate(
         rejects=packing.spark_frame(out, "reject"),
         accounting=accounting,
         unmapped=unmapped,
+        cached=out,
     )
 
 
@@ -565,6 +568,8 @@ class SparkInputs:
     unmapped: pl.DataFrame
     channel_groups: dict[str, str]
     schemas: dict[str, pl.Schema]
+    #: frames the engine cached; :meth:`SparkRunResult.unpersist` frees them
+    cached: list[DataFrame] = field(default_factory=list)
 
 
 _CONTACT_SCHEMA = pl.Schema({"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME})
@@ -574,7 +579,8 @@ def _buckets(spark: SparkSession, rows: int, buckets: int | None) -> int:
     if buckets:
         return int(buckets)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
-    return max(partitions, -(-rows // ROWS_PER_BATCH))
+    wanted = min(partitions, -(-rows // MIN_ROWS_PER_BATCH))
+    return max(1, wanted, -(-rows // ROWS_PER_BATCH))
 
 
 def _local_file(location: str) -> Path | None:
@@ -615,6 +621,7 @@ def load(
     files: list[InputFile] = []
     rejects: list[DataFrame] = []
     schemas: dict[str, pl.Schema] = {}
+    cached: list[DataFrame] = []
 
     contacts: DataFrame | None = None
     contact_schema = _CONTACT_SCHEMA
@@ -632,6 +639,7 @@ def load(
             lambda path, _helpers: (lambda out: (out[0], out[1], None))(load_contacts(path, mapping)),
         )
         contacts = validated.good
+        cached.append(validated.cached)
         accounting["contacts"] = validated.accounting
         files.append(_input_file(source, validated.accounting))
         rejects.append(validated.rejects)
@@ -676,6 +684,7 @@ def load(
         with_unmapped=True,
     )
     touchpoints = validated.good
+    cached.append(validated.cached)
     accounting["touchpoints"] = validated.accounting
     files.append(_input_file(source, validated.accounting))
     rejects.append(validated.rejects)
@@ -715,6 +724,7 @@ def load(
         carried=[_KNOWN],
     )
     deals = validated.good
+    cached.append(validated.cached)
     accounting["deals"] = validated.accounting
     files.append(_input_file(source, validated.accounting))
     rejects.append(validated.rejects)
@@ -742,6 +752,7 @@ def load(
         unmapped=unmapped,
         channel_groups=groups,
         schemas=schemas,
+        cached=cached,
     )
 
 
@@ -1135,6 +1146,12 @@ class SparkRunResult:
     #: them (see :func:`supported`); the CLI should say so
     skipped_models: list[str] = field(default_factory=list)
     _totals: dict[str, int] = field(default_factory=dict)
+    _cached: list[DataFrame] = field(default_factory=list)
+
+    def unpersist(self) -> None:
+        """Free what the engine cached on the executors (validated rows, journeys, credit)."""
+        for frame in self._cached:
+            frame.unpersist()
 
     def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
         """Per model and channel, the credit next to last-touch's, with the shift."""
@@ -1228,7 +1245,7 @@ def prepare(
     The Spark counterpart of :func:`attribution.pipeline.prepare` (``validate`` and ``paths``
     need no more). ``spark`` is used as given (else a session on ``master`` with ``conf``);
     ``buckets`` is how many batches of ids or accounts the polars steps run on (default:
-    one per shuffle partition, at most about 200,000 rows each).
+    one per shuffle partition, with 20,000 to 200,000 rows each where the data allows).
     """
     return _prepare(config, spark=spark, master=master, conf=conf, progress=progress,
                     buckets=buckets)[0]
@@ -1282,6 +1299,7 @@ def _prepare(
         currency=inputs.currency,
         unmapped=inputs.unmapped,
         _totals=built.totals,
+        _cached=[*inputs.cached, built.built],
     ), built
 
 
@@ -1325,6 +1343,7 @@ def run(
         credit_frame=_SCORED.spark_frame(scored, "credit"),
         fits=fits,
         skipped_models=skipped,
+        _cached=[*prepared._cached, scored],
     )
 
 

@@ -87,7 +87,7 @@ def assert_same(expected: RunResult, result: engine.SparkRunResult) -> None:
 def test_demo_export_gives_the_polars_credit_and_summary(spark):
     config = load_config(DEMO / "attribution.toml")
     expected = pipeline.run(config)
-    result = engine.run(config, spark=spark)
+    result = engine.run(config, spark=spark, buckets=4)
     assert_same(expected, result)
     assert result.summary.height and result.models[0].name == "last_touch"
     # Markov and Shapley were fitted once on the summed paths: same diagnostics as polars
