@@ -119,6 +119,9 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--channel-rules", type=click.Path(dir_okay=False, path_type=Path),
                      help="TOML channel rules (utm -> channel, group); default: built-in rules."),
         click.option("--currency", help="Currency of the run; deals in another currency are rejected."),
+        click.option("--timestamp-format", "time_formats", multiple=True, metavar="STRFTIME",
+                     help="Format of your timestamps when not ISO-8601, e.g. '%m/%d/%Y %I:%M %p' "
+                          "(repeatable; naive times are UTC)."),
         click.option("--strict", is_flag=True, default=None,
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -156,7 +159,7 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="What to print on stdout.")(command)
 
 
-def build_config(config_path: Path | None, model_names: tuple[str, ...] = (),
+def build_config(config_path: Path | None = None, model_names: tuple[str, ...] = (),
                  half_life_days: float | None = None, params: tuple[str, ...] = (),
                  as_of: str | None = None, markov_order: int | None = None,
                  bootstrap: int | None = None, shapley_variant: str | None = None,

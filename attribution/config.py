@@ -55,6 +55,10 @@ class Config:
     out: Path | None = None
     format: str = "parquet"
     strict: bool = False
+    #: strftime patterns tried first on timestamp text (e.g. "%m/%d/%Y %I:%M %p")
+    time_formats: tuple[str, ...] = ()
+    #: extra CRM stage names per status: {"won": ("Signed",), "open": ("Negotiation",)}
+    statuses: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
@@ -84,7 +88,8 @@ def load_config(path: str | Path | None) -> Config:
 
 def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Config:
     """Build a :class:`Config` from a parsed TOML document."""
-    known = {"inputs", "columns", "journeys", "channels", "money", "models", "output"}
+    known = {"inputs", "columns", "journeys", "channels", "money", "models", "output",
+             "formats", "statuses"}
     unknown = set(document) - known
     if unknown:
         raise ConfigError(
@@ -136,6 +141,15 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     money = section("money", {"currency"})
     if "currency" in money:
         options["currency"] = str(money["currency"]).upper()
+
+    formats = section("formats", {"timestamp"})
+    if "timestamp" in formats:
+        options["time_formats"] = _names(formats["timestamp"], "[formats] timestamp", origin)
+
+    statuses = section("statuses", {"won", "lost", "open"})
+    options["statuses"] = {
+        status: _names(names, f"[statuses] {status}", origin) for status, names in statuses.items()
+    }
 
     models = section("models", {"run"})
     if "run" in models:

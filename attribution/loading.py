@@ -9,7 +9,8 @@ one-line message names the file and what was expected.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,10 @@ _REASON = "_reason"
 _COLUMN = "_column"
 _VALUE = "_value"
 
-TIMESTAMP_HINT = "expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04"
+TIMESTAMP_HINT = (
+    "expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04, or declare the format with "
+    "--timestamp-format"
+)
 _TIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f%#z",
     "%Y-%m-%dT%H:%M%#z",
@@ -39,6 +43,20 @@ _TIME_FORMATS = (
     "%Y-%m-%d",
 )
 _STATUS_WORDS = {
+    # common open pipeline stages of Salesforce / HubSpot / Pipedrive exports
+    "prospecting": "open",
+    "qualification": "open",
+    "qualified": "open",
+    "discovery": "open",
+    "needsanalysis": "open",
+    "demo": "open",
+    "evaluation": "open",
+    "proposal": "open",
+    "proposalpricequote": "open",
+    "negotiation": "open",
+    "negotiationreview": "open",
+    "contractsent": "open",
+    "commit": "open",
     "won": "won",
     "closedwon": "won",
     "win": "won",
@@ -49,6 +67,19 @@ _STATUS_WORDS = {
     "inprogress": "open",
     "active": "open",
 }
+def status_words(statuses: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """Normalised CRM stage word -> won | lost | open: the built-in words plus the user's.
+
+    Words are compared lower-cased with everything but letters removed, so ``Closed Won``,
+    ``closed-won`` and ``CLOSED_WON`` are one word.
+    """
+    words = dict(_STATUS_WORDS)
+    for status, names in (statuses or {}).items():
+        for name in names:
+            words[re.sub(r"[^a-z]", "", name.lower())] = status
+    return words
+
+
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 NDJSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
@@ -201,8 +232,15 @@ def text(name: str, frame: pl.DataFrame) -> pl.Expr:
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
 
-def instant(name: str, frame: pl.DataFrame) -> pl.Expr:
-    """A column as a UTC datetime; unparseable text becomes null (checked by the caller)."""
+def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.Expr:
+    """A column as a UTC datetime; unparseable text becomes null (checked by the caller).
+
+    Text is tried against ``formats`` (strftime patterns the user declared, e.g.
+    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC) first, then ISO-8601 with or without a zone
+    (``Z``, ``+02:00``, a trailing ``UTC``/``GMT``), date only, and Unix epoch seconds or
+    milliseconds. Day-first and month-first dates like 02/03/2025 are ambiguous, so they are
+    read only with a declared format.
+    """
     if name not in frame.columns:
         return pl.lit(None, dtype=UTC_TIME)
     dtype = frame.schema[name]
@@ -214,9 +252,24 @@ def instant(name: str, frame: pl.DataFrame) -> pl.Expr:
         if dtype.time_zone is None:
             return column.dt.replace_time_zone("UTC")
         return column.dt.convert_time_zone("UTC")
-    raw = text(name, frame).str.replace(" ", "T")
+    original = text(name, frame)
+    declared = [
+        original.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+        for f in formats
+    ]
+    raw = original.str.replace(r"\s*(UTC|GMT)$", "").str.replace(" ", "T")
+    epoch = pl.when(original.str.contains(r"^\d{13}$")).then(
+        original.cast(pl.Int64, strict=False) * 1_000
+    ).when(original.str.contains(r"^\d{10}$")).then(
+        original.cast(pl.Int64, strict=False) * 1_000_000
+    ).otherwise(None).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     return pl.coalesce(
-        [raw.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _TIME_FORMATS]
+        [
+            *declared,
+            *[raw.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+              for f in _TIME_FORMATS],
+            epoch,
+        ]
     )
 
 
@@ -258,6 +311,16 @@ def _first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.E
         )
     assert reason is not None and column is not None and value is not None
     return [reason.alias(_REASON), column.alias(_COLUMN), value.alias(_VALUE)]
+
+
+def _blank(frame: pl.DataFrame) -> pl.Expr:
+    """``_empty``: every cell of the row is blank (a trailing ``,,,`` line of a CSV export)."""
+    cells = [c for c in frame.columns if c != ROW]
+    blank = pl.all_horizontal([text(c, frame).is_null() for c in cells]) if cells else pl.lit(False)
+    return blank.alias("_empty")
+
+
+EMPTY_ROW_CHECK = (pl.col("_empty"), "", "empty row", pl.lit(None, pl.String))
 
 
 def _split(frame: pl.DataFrame, path: Path, input_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -310,18 +373,21 @@ def _flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason
 
 
 # -- the three inputs ------------------------------------------------------------------------
-def load_contacts(path: Path, mapping: dict[str, str] | None = None):
+def load_contacts(path: Path, mapping: dict[str, str] | None = None, *,
+                  time_formats: Sequence[str] = ()):
     frame = read_table(path, "contacts", mapping, [c for c, req in CONTACT_COLUMNS.items() if req])
     parsed = frame.select(
         ROW,
+        _blank(frame),
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("account_id"),
-        instant("lead_created_at", frame).alias("lead_created_at"),
+        instant("lead_created_at", frame, time_formats).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
     )
     checked = parsed.with_columns(
         _first_failure(
             [
+                EMPTY_ROW_CHECK,
                 (pl.col("contact_id").is_null(), "contact_id", "missing contact_id", pl.col("contact_id")),
                 (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
                 (
@@ -339,14 +405,14 @@ def load_contacts(path: Path, mapping: dict[str, str] | None = None):
     )
     good, rejects = _split(checked, path, "contacts")
     copies = int(good["_copy"].sum())
-    good = good.filter(~pl.col("_copy")).drop("_copy", "_lead_text")
+    good = good.filter(~pl.col("_copy")).drop("_copy", "_lead_text", "_empty")
     accounting = Accounting("contacts", str(path), read=frame.height, used=good.height,
                             deduplicated=copies, rejected=_reason_counts(rejects))
     return good, rejects, accounting, frame.height
 
 
 def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | None,
-                     mapping: dict[str, str] | None = None):
+                     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = ()):
     frame = read_table(path, "touchpoints", mapping, ["timestamp"])
     has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
     if not has_channel_info:
@@ -361,8 +427,9 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         )
     parsed = frame.select(
         ROW,
+        _blank(frame),
         text("touchpoint_id", frame).alias("touchpoint_id"),
-        instant("timestamp", frame).alias("timestamp"),
+        instant("timestamp", frame, time_formats).alias("timestamp"),
         text("timestamp", frame).alias("_time_text"),
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("_row_account"),
@@ -392,6 +459,7 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     checked = parsed.with_columns(
         _first_failure(
             [
+                EMPTY_ROW_CHECK,
                 (pl.col("_time_text").is_null(), "timestamp", "missing timestamp", pl.col("_time_text")),
                 (
                     pl.col("timestamp").is_null(), "timestamp",
@@ -448,19 +516,22 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
 
 
 def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | None,
-               mapping: dict[str, str] | None = None):
+               mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
+               statuses: Mapping[str, Sequence[str]] | None = None):
     required = [c for c, req in DEAL_COLUMNS.items() if req]
     frame = read_table(path, "deals", mapping, required)
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
     parsed = frame.select(
         ROW,
+        _blank(frame),
         text("deal_id", frame).alias("deal_id"),
         text("account_id", frame).alias("account_id"),
-        instant("created_at", frame).alias("created_at"),
+        instant("created_at", frame, time_formats).alias("created_at"),
         text("created_at", frame).alias("_created_text"),
-        instant("closed_at", frame).alias("closed_at"),
+        instant("closed_at", frame, time_formats).alias("closed_at"),
         text("closed_at", frame).alias("_closed_text"),
-        status_key.replace_strict(_STATUS_WORDS, default=None, return_dtype=pl.String).alias("status"),
+        status_key.replace_strict(status_words(statuses), default=None,
+                                  return_dtype=pl.String).alias("status"),
         text("status", frame).alias("_status_text"),
         minor_units("amount", frame).alias("amount"),
         text("amount", frame).alias("_amount_text"),
@@ -480,6 +551,7 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
     checked = parsed.with_columns(
         _first_failure(
             [
+                EMPTY_ROW_CHECK,
                 (pl.col("deal_id").is_null(), "deal_id", "missing deal_id", pl.col("deal_id")),
                 (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
                 (pl.col("_created_text").is_null(), "created_at", "missing created_at", pl.col("_created_text")),
@@ -553,6 +625,8 @@ def load_inputs(
     currency: str | None = None,
     strict: bool = False,
     progress: ProgressCallback | None = None,
+    time_formats: Sequence[str] = (),
+    statuses: Mapping[str, Sequence[str]] | None = None,
 ) -> Inputs:
     """Read and validate the three exports.
 
@@ -575,13 +649,16 @@ def load_inputs(
     contact_frame = None
     if contacts is not None:
         step("contacts")
-        contact_frame, rejects, acc, rows = load_contacts(Path(contacts), columns.get("contacts"))
+        contact_frame, rejects, acc, rows = load_contacts(
+            Path(contacts), columns.get("contacts"), time_formats=time_formats
+        )
         accounting["contacts"] = acc
         all_rejects.append(rejects)
         files.append(InputFile("contacts", str(contacts), rows, file_digest(contacts)))
     step("touchpoints")
     touch_frame, rejects, acc, unmapped, groups = load_touchpoints(
-        Path(touchpoints), rules, contact_frame, columns.get("touchpoints")
+        Path(touchpoints), rules, contact_frame, columns.get("touchpoints"),
+        time_formats=time_formats,
     )
     accounting["touchpoints"] = acc
     all_rejects.append(rejects)
@@ -591,12 +668,19 @@ def load_inputs(
     if contact_frame is not None:
         known = pl.concat([known, contact_frame.get_column("account_id")])
     deal_frame, rejects, acc, currency = load_deals(
-        Path(deals), known.unique(), currency, columns.get("deals")
+        Path(deals), known.unique(), currency, columns.get("deals"),
+        time_formats=time_formats, statuses=statuses,
     )
     accounting["deals"] = acc
     all_rejects.append(rejects)
     files.append(InputFile("deals", str(deals), acc.read, file_digest(deals)))
-    rejects = pl.concat(all_rejects).sort(["input", "row"])
+    order = {"contacts": 0, "touchpoints": 1, "deals": 2}
+    rejects = (
+        pl.concat(all_rejects)
+        .with_columns(pl.col("input").replace_strict(order, default=3).alias("_order"))
+        .sort(["_order", "row"])
+        .drop("_order")
+    )
     if strict and rejects.height:
         first = rejects.row(0, named=True)
         raise RejectedRowError.from_reject(

@@ -97,6 +97,8 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
         currency=config.currency,
         strict=config.strict,
         progress=step,
+        time_formats=config.time_formats,
+        statuses=config.statuses,
     )
     report("load", len(stages), len(stages))
     return inputs

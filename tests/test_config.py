@@ -116,8 +116,8 @@ def test_replace_ignores_flags_not_given_and_rejects_unknown_options() -> None:
     [
         (
             {"journey": {}},
-            "a.toml: unknown section [journey]; valid sections: channels, columns, inputs, "
-            "journeys, models, money, output",
+            "a.toml: unknown section [journey]; valid sections: channels, columns, formats, "
+            "inputs, journeys, models, money, output, statuses",
         ),
         (
             {"journeys": {"lookback": 3}},
@@ -211,3 +211,11 @@ def test_check_format() -> None:
     with pytest.raises(ConfigError) as caught:
         check_format("xml")
     assert str(caught.value) == "--format: unknown output format 'xml'; valid: parquet, csv, json"
+
+
+def test_formats_and_statuses_sections(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('[formats]\ntimestamp = "%d.%m.%Y"\n[statuses]\nwon = ["Signed", "Booked"]\n')
+    config = load_config(path)
+    assert config.time_formats == ("%d.%m.%Y",)
+    assert config.statuses == {"won": ("Signed", "Booked")}

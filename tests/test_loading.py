@@ -18,7 +18,10 @@ from attribution.loading import load_inputs
 from attribution.pipeline import validate
 from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
 
-TIME_HINT = "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04"
+TIME_HINT = (
+    "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04, or "
+    "declare the format with --timestamp-format"
+)
 DEALS_HEADER = "deal_id,account_id,created_at,closed_at,status,amount\n"
 
 
