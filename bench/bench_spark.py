@@ -88,13 +88,22 @@ def main() -> None:
           f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')})", flush=True)
 
     spark_times = []
+    stages: dict[str, float] = {}
     result = None
     for attempt in range(args.repeat + 1):
         if result is not None:
             result.unpersist()
         start = time.perf_counter()
-        result = engine.run(config, spark=spark, buckets=args.buckets)
+        events: list[tuple[str, float]] = []
+
+        def progress(stage: str, done: int, total: int) -> None:
+            events.append((f"{stage} {done}/{total}", time.perf_counter()))
+
+        result = engine.run(config, spark=spark, buckets=args.buckets, progress=progress)
         spark_times.append(seconds(start))
+        events.append(("end", time.perf_counter()))
+        # each span is named by the progress report that opened it
+        stages = {name: later - at for (name, at), (_next, later) in zip(events, events[1:])}
         print(f"spark run{' (first, warming up)' if attempt == 0 else ''}: "
               f"{spark_times[-1]:.1f} s", flush=True)
     assert result is not None
@@ -115,6 +124,8 @@ def main() -> None:
     print(f"summaries agree: {same and close} (money and shares exact: {same}; "
           f"conversion credit within 1e-9: {close})")
 
+    print("spark spans of the last run, named by the progress report that opened them: "
+          + ", ".join(f"[{k}] {v:.1f} s" for k, v in stages.items()))
     warm = spark_times[1:] or spark_times
     table = pl.DataFrame(
         {
