@@ -53,7 +53,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from attribution.channels import ChannelRules, load_rules
+from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
 from attribution.config import Config
 from attribution.credit import allocate, summarise
@@ -98,10 +98,10 @@ from attribution.schema import (
 )
 
 try:
+    from pyspark.errors import AnalysisException
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
-    from pyspark.errors import AnalysisException
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
         "the spark engine needs pyspark: pip install 'attribution[spark]'"
@@ -631,12 +631,17 @@ def load(
         source = read_input(spark, config.contacts, "contacts")
         probe = _probe(source, lambda path: load_contacts(path, mapping), rows=0)
         contact_schema = _schema_of(probe[0])
+
+        def check_contacts(path: Path, _helpers: pl.DataFrame):
+            good, bad, _acc, _rows = load_contacts(path, mapping)
+            return good, bad, None
+
         validated = _validate(
             source,
             _text_key(_column_of(source, "contact_id", mapping, ())),
             _buckets(spark, source.rows, buckets),
             contact_schema,
-            lambda path, _helpers: (lambda out: (out[0], out[1], None))(load_contacts(path, mapping)),
+            check_contacts,
         )
         contacts = validated.good
         cached.append(validated.cached)

@@ -25,6 +25,7 @@ Run (from the repository root, with the spark extra installed and Java 17)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -37,10 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_pipeline import workload  # noqa: E402
+from bench_pipeline import workload
 
-from attribution import pipeline  # noqa: E402
-from attribution.config import Config  # noqa: E402
+from attribution import pipeline
+from attribution.config import Config
 
 MODELS = ("first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "u_shaped",
           "w_shaped", "full_path", "markov", "shapley")
@@ -96,14 +97,14 @@ def main() -> None:
         start = time.perf_counter()
         events: list[tuple[str, float]] = []
 
-        def progress(stage: str, done: int, total: int) -> None:
+        def progress(stage: str, done: int, total: int, events: list = events) -> None:
             events.append((f"{stage} {done}/{total}", time.perf_counter()))
 
         result = engine.run(config, spark=spark, buckets=args.buckets, progress=progress)
         spark_times.append(seconds(start))
         events.append(("end", time.perf_counter()))
         # each span is named by the progress report that opened it
-        stages = {name: later - at for (name, at), (_next, later) in zip(events, events[1:])}
+        stages = {name: later - at for (name, at), (_next, later) in itertools.pairwise(events)}
         print(f"spark run{' (first, warming up)' if attempt == 0 else ''}: "
               f"{spark_times[-1]:.1f} s", flush=True)
     assert result is not None

@@ -25,14 +25,14 @@ except ImportError:
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME") and not os.environ.get("CI"):
     pytest.skip("Spark needs Java", allow_module_level=True)
 
-import attribution.spark as engine  # noqa: E402
-from attribution import pipeline  # noqa: E402
-from attribution.config import Config, load_config  # noqa: E402
-from attribution.errors import AttributionError  # noqa: E402
-from attribution.models import get_model, model_names  # noqa: E402
-from attribution.output import money_to_decimal  # noqa: E402
-from attribution.pipeline import RunResult  # noqa: E402
-from attribution.simulate import simulate  # noqa: E402
+import attribution.spark as engine
+from attribution import pipeline
+from attribution.config import Config, load_config
+from attribution.errors import AttributionError
+from attribution.models import get_model, model_names
+from attribution.output import money_to_decimal
+from attribution.pipeline import RunResult
+from attribution.simulate import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
