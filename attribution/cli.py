@@ -9,6 +9,7 @@ anything else (one line; ``--debug`` shows the traceback).
 from __future__ import annotations
 
 import functools
+import os
 import io
 import json
 import sys
@@ -65,10 +66,14 @@ class State:
 
 
 def _width(stream: Any) -> int | None:
+    """The terminal's width; when piped, $COLUMNS or a wide 160 (tables are not wrapped)."""
     try:
-        return None if stream.isatty() else 160
+        if stream.isatty():
+            return None
     except (AttributeError, ValueError):
-        return 160
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 160
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,8 +102,17 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # -- shared options -------------------------------------------------------------------------
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        state = ctx.find_object(State)
+        if state is not None:
+            state.quiet = True
+
+
 def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
+        click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_quiet,
+                     help="No progress bars or notes on stderr (same as `attribution -q`)."),
         click.option("--touchpoints", type=click.Path(dir_okay=False, path_type=Path),
                      help="Touchpoint export (.csv, .parquet, .ndjson)."),
         click.option("--deals", type=click.Path(dir_okay=False, path_type=Path),
@@ -135,8 +149,8 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--model", "model_names", multiple=True, metavar="NAME",
-                     help="Model to run (repeatable); default: every model the data supports. "
-                          "See `attribution models`."),
+                     help="Model to run (repeatable); see `attribution models`. Default: every "
+                          "model the data supports (scorecard: w_shaped; budget: give one)."),
         click.option("--half-life-days", type=click.FloatRange(min=0, min_open=True),
                      help="time_decay half-life.  [default: 7]"),
         click.option("--markov-order", type=click.IntRange(1, 4),
@@ -213,15 +227,35 @@ def report_inputs(state: State, result: RunResult) -> None:
     report_notes(state, result)
 
 
+#: share of an input's rows rejected above which the run warns
+REJECT_WARNING = 0.05
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
 def report_notes(state: State, result: RunResult) -> None:
     """Journey counts, unmapped sources, and the rejects file (written here), on stderr."""
     if result.stats is not None:
         stats = result.stats
         state.note(
-            f"journeys: {stats.deal_journeys:,} deals ({stats.deals_without_touch:,} with no touch "
-            f"in their window, credited to '(no touch)'), {stats.account_journeys:,} accounts "
-            f"touched without a deal; as of {stats.as_of:%Y-%m-%d %H:%M} UTC"
+            f"journeys: {_count(stats.deal_journeys, 'deal')} "
+            f"({stats.deals_without_touch:,} with no touch in their window, credited to "
+            f"'(no touch)'), {_count(stats.account_journeys, 'account')} touched without a deal; "
+            f"as of {stats.as_of:%Y-%m-%d %H:%M} UTC"
         )
+    for item in result.accounting:
+        share = item.rejected_total / item.read if item.read else 0.0
+        if share > REJECT_WARNING:
+            state.note(f"[yellow]warning: {share:.0%} of {item.input} rows were rejected "
+                       f"({item.rejected_total:,} of {item.read:,}); see rejects.csv[/yellow]")
+        if item.rejected_amount:
+            state.note(
+                f"[yellow]rejected deals carry {render.money(item.rejected_amount, result.currency)}"
+                f" of pipeline ({render.money(item.rejected_won_amount, result.currency)} won) "
+                "that is in no total of this run[/yellow]"
+            )
     if result.unmapped is not None and result.unmapped.height:
         pairs = ", ".join(
             f"{s or '(empty)'}/{m or '(empty)'} ({n:,})"
@@ -237,6 +271,18 @@ def report_notes(state: State, result: RunResult) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         result.rejects.write_csv(path)
         state.note(f"{result.rejects.height:,} rejected rows written to {path}")
+
+
+def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int) -> list[str]:
+    """The models whose columns fit the terminal (last-touch first); a note names the rest."""
+    ordered = sorted(models, key=lambda name: name != "last_touch")
+    room = max(1, (state.out.width - fixed) // per_model)
+    if len(ordered) <= room:
+        return ordered
+    state.note(f"[yellow]{len(ordered) - room} more models than this terminal fits: "
+               f"{', '.join(ordered[room:])}; widen it, pick some with --model, or see the "
+               "summary file[/yellow]")
+    return ordered[:room]
 
 
 def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
@@ -312,9 +358,12 @@ def run(state: State, stdout_format: str, out_format: str | None, **options: Any
         if len(models) == 1:
             state.out.print(render.summary_table(result.summary, result.currency, models[0]))
         else:
-            state.out.print(render.credit_matrix(result.summary, result.currency))
+            shown = fitting_models(state, models, per_model=12, fixed=26)
+            state.out.print(render.credit_matrix(result.summary, result.currency, shown))
         if "last_touch" in models and len(models) > 1:
-            state.out.print(render.comparison_table(result.comparison(), result.currency))
+            shown = fitting_models(state, models, per_model=14, fixed=30)
+            state.out.print(render.comparison_table(result.comparison(), result.currency,
+                                                    models=shown))
     else:
         emit(state, result.summary, stdout_format, None)
 
@@ -359,7 +408,9 @@ def compare(state: State, stdout_format: str, **options: Any) -> None:
         result = pipeline.run(config, progress)
     report_inputs(state, result)
     comparison = result.comparison()
-    emit(state, comparison, stdout_format, render.comparison_table(comparison, result.currency))
+    shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)
+    emit(state, comparison, stdout_format,
+         render.comparison_table(comparison, result.currency, models=shown))
 
 
 @cli.command(short_help="Check the inputs: row accounting and rejects, no models.")

@@ -106,6 +106,10 @@ class Accounting:
     deduplicated: int = 0
     out_of_window: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    #: deals only: the amount (minor units) of rejected rows whose amount could be read, and of
+    #: those marked won; money that is in the file but in no total of the run
+    rejected_amount: int = 0
+    rejected_won_amount: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -121,6 +125,9 @@ class Accounting:
             "out_of_window": self.out_of_window,
             "rejected": self.rejected_total,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
+            **({"rejected_amount": self.rejected_amount / 100,
+                "rejected_won_amount": self.rejected_won_amount / 100}
+               if self.input == "deals" else {}),
         }
 
 
@@ -607,8 +614,14 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
         pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
         "status", "amount",
     )
+    # the money the rejected rows would have brought, where it could be read
+    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0))
     accounting = Accounting("deals", str(path), read=frame.height, used=good.height,
-                            deduplicated=copies, rejected=_reason_counts(rejects))
+                            deduplicated=copies, rejected=_reason_counts(rejects),
+                            rejected_amount=int(lost.get_column("amount").sum()),
+                            rejected_won_amount=int(
+                                lost.filter(pl.col("status") == "won").get_column("amount").sum()
+                            ))
     return good, rejects, accounting, currency
 
 

@@ -126,7 +126,8 @@ def journeys_from(inputs: Inputs, config: Config) -> tuple[Journeys, JourneyStat
 
 def resolve_models(config: Config, journeys: Journeys | None = None) -> list[AttributionModel]:
     """Model instances for the run: the configured names, or every model the data supports."""
-    names: Sequence[str] = config.models or list(MODELS)
+    # last-touch first: everything is compared with it
+    names: Sequence[str] = config.models or sorted(MODELS, key=lambda name: name != "last_touch")
     models = []
     for name in names:
         params = config.params_for(name)

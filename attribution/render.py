@@ -87,16 +87,27 @@ def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
     return table
 
 
-def credit_matrix(summary: pl.DataFrame, currency: str) -> Table:
+#: placeholder channels, listed after the real ones
+PLACEHOLDERS = ("(no touch)", "(unmapped)")
+
+
+def _last_placeholders(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows of real channels first (in their order), then ``(no touch)`` and ``(unmapped)``."""
+    return frame.with_columns(pl.col("channel").is_in(PLACEHOLDERS).alias("_placeholder")).sort(
+        "_placeholder", maintain_order=True
+    ).drop("_placeholder")
+
+
+def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None = None) -> Table:
     """Channels down, models across: each model's revenue credit (compact money)."""
-    models = summary.get_column("model").unique(maintain_order=True).to_list()
+    models = models or summary.get_column("model").unique(maintain_order=True).to_list()
     table = Table(title="Revenue credit by channel and model", title_justify="left")
     table.add_column("channel")
     table.add_column("deals", justify="right")
     for model in models:
         table.add_column(model, justify="right")
     cells = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
-    order = (
+    order = _last_placeholders(
         summary.group_by("channel", "channel_group")
         .agg(pl.col("revenue_credit").sum(), pl.col("deals_touched").max())
         .sort(["revenue_credit", "channel"], descending=[True, False])
@@ -107,7 +118,7 @@ def credit_matrix(summary: pl.DataFrame, currency: str) -> Table:
             f"{row['deals_touched']:,}",
             *[
                 compact_money(cells[(m, row["channel"])]["revenue_credit"], currency)
-                if (m, row["channel"]) in cells else "-"
+                if (m, row["channel"]) in cells else compact_money(0, currency)
                 for m in models
             ],
         )
@@ -122,9 +133,11 @@ def credit_matrix(summary: pl.DataFrame, currency: str) -> Table:
     return table
 
 
-def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "last_touch") -> Table:
+def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "last_touch",
+                     models: list[str] | None = None) -> Table:
     """Channels down: last-touch revenue and share, then each model's share and shift (points)."""
-    models = [m for m in comparison.get_column("model").unique(maintain_order=True) if m != baseline]
+    models = [m for m in (models or comparison.get_column("model").unique(maintain_order=True))
+              if m != baseline]
     table = Table(
         title="Revenue share: last-touch vs multi-touch (shift in points; demand creation in green)",
         title_justify="left",
@@ -133,9 +146,9 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
     table.add_column(baseline, justify="right")
     for model in models:
         table.add_column(model, justify="right")
-    base = comparison.filter(pl.col("model") == baseline).sort(
+    base = _last_placeholders(comparison.filter(pl.col("model") == baseline).sort(
         ["last_touch_revenue_credit", "channel"], descending=[True, False]
-    )
+    ))
     wide = {(row["model"], row["channel"]): row for row in comparison.iter_rows(named=True)}
     for row in base.iter_rows(named=True):
         channel = row["channel"]

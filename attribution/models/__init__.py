@@ -5,6 +5,7 @@ A new model is one new file in this folder and one line in ``_CLASSES``.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from attribution.errors import ConfigError, UnknownModelError
@@ -50,11 +51,19 @@ def get_model(model: str | AttributionModel, **params: Any) -> AttributionModel:
         cls = MODELS[model]
     except KeyError:
         raise UnknownModelError.from_name(model, MODELS) from None
+    valid = list(cls().params())
+    unknown = [key for key in params if key not in valid]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"model {model!r} has no parameter {unknown[0]!r}{guess}; its parameters are: "
+            f"{', '.join(valid) or 'none'}"
+        )
     try:
         return cls(**params)
     except TypeError as exc:
-        valid = ", ".join(cls().params()) or "none"
-        raise ConfigError(f"model {model!r}: {exc}; its parameters are: {valid}") from None
+        raise ConfigError(f"model {model!r}: {exc}") from None
 
 
 __all__ = ["MODELS", "AttributionModel", "get_model", "model_names"]
