@@ -522,6 +522,12 @@ def load_run_spend(state: State, result: RunResult, spend_path: Path | None, req
             raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
         return None
     spend = api.read_spend(result, spend_path)
+    touched = set(result.journeys.touches.select("channel").unique().collect().to_series())
+    spent = set(spend.rows.get_column("channel").unique())
+    strangers = sorted(spent - touched)
+    if strangers:
+        state.note(f"[yellow]spend on channels no touch has: {', '.join(strangers)}; they earn no "
+                   "credit (rename them to a channel of the touchpoints, or add a rule)[/yellow]")
     result.accounting.append(spend.accounting)
     result.files.append(spend.file)
     if spend.rejects.height:

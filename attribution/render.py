@@ -196,7 +196,7 @@ LABELS = {
     "revenue_credit": "revenue", "won_deals": "won", "win_rate": "win rate",
     "avg_deal_size": "deal size", "days_to_close": "days to close", "cost_per_lead": "cost/lead",
     "cost_per_opportunity": "cost/opp", "cost_per_won_deal": "cost/won", "roas": "ROAS",
-    "roi": "ROI", "lead_to_opportunity": "lead->opp", "avg_cycle_days": "cycle days",
+    "roi": "ROI", "lead_to_opportunity": "opps per lead", "avg_cycle_days": "cycle days",
     "won_revenue": "won revenue", "volume_effect": "volume effect",
     "conversion_effect": "conversion effect", "current_spend": "current spend",
     "recommended": "recommended", "last_touch_recommended": "last-touch rec.",

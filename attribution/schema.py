@@ -189,7 +189,6 @@ SHARE_COLUMNS = frozenset(
         "share",
         "share_value",
         "win_rate",
-        "lead_to_opportunity",
         "conversion_rate",
         "probability",
         "spend_share",

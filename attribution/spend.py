@@ -198,11 +198,8 @@ def load_spend(
         raise ColumnNotFoundError.from_missing(
             str(path), ["channel"], available, hint="spend needs 'channel' or 'utm_source'/'utm_medium'"
         )
-    if not {"period_end", "period"} & set(frame.columns):
-        raise ColumnNotFoundError.from_missing(
-            str(path), ["period_end"], available,
-            hint="spend needs 'period_end' (inclusive) or 'period' (day, week, month or quarter)",
-        )
+    # a period_start like 2025-03 names a month: its first day, the month as the period
+    month_label = text("period_start", frame).str.contains(r"^\d{4}-\d{2}$").fill_null(False)
 
     parsed = frame.select(
         ROW,
@@ -210,11 +207,18 @@ def load_spend(
         text("utm_source", frame).alias("utm_source"),
         text("utm_medium", frame).alias("utm_medium"),
         text("utm_campaign", frame).alias("utm_campaign"),
-        instant("period_start", frame).dt.date().alias("period_start"),
+        pl.when(month_label)
+        .then((text("period_start", frame) + "-01").str.to_date("%Y-%m-%d", strict=False))
+        .otherwise(instant("period_start", frame).dt.date())
+        .alias("period_start"),
         text("period_start", frame).alias("_start_text"),
+        month_label.alias("_month_label"),
         instant("period_end", frame).dt.date().alias("_end"),
         text("period_end", frame).alias("_end_text"),
-        text("period", frame).str.to_lowercase().alias("_period"),
+        pl.coalesce(
+            text("period", frame).str.to_lowercase(),
+            pl.when(month_label & text("period_end", frame).is_null()).then(pl.lit("month")),
+        ).alias("_period"),
         minor_units("amount", frame).alias("amount"),
         text("amount", frame).alias("_amount_text"),
         text("currency", frame).str.to_uppercase().alias("currency"),
@@ -260,7 +264,8 @@ def load_spend(
                 (pl.col("_period").is_not_null() & offset.is_null(), "period",
                  f"unknown period kind; expected {kinds}", pl.col("_period")),
                 (pl.col("_end").is_null() & pl.col("_period").is_null(), "period_end",
-                 "no period_end and no period", pl.lit(None, pl.String)),
+                 "no period_end and no period (day, week, month or quarter); a period_start "
+                 "like 2025-03 means the whole month", pl.lit(None, pl.String)),
                 (pl.col("_end").is_not_null() & pl.col("_kind_end").is_not_null()
                  & (pl.col("_end") != pl.col("_kind_end")), "period_end",
                  "period_end does not match period", pl.col("_end_text")),

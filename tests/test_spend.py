@@ -182,7 +182,8 @@ def test_bad_rows_are_rejected_with_their_reasons(tmp_path: Path) -> None:
         (3, "period_start", "unparseable date; expected an ISO date like 2025-03-01", "2025-13-01"),
         (4, "period_end", "period_end is before period_start", "2025-01-01"),
         (5, "period", "unknown period kind; expected day, week, month, quarter", "fortnight"),
-        (6, "period_end", "no period_end and no period", None),
+        (6, "period_end", "no period_end and no period (day, week, month or quarter); a "
+         "period_start like 2025-03 means the whole month", None),
         (7, "amount", "negative amount", "-10"),
         (8, "amount", "amount is not a number; expected a decimal like 1250.00", "ten"),
         (9, "currency", "currency differs from the run's currency USD; convert amounts first "
@@ -220,7 +221,6 @@ def test_currency_defaults_to_the_most_common_one(tmp_path: Path) -> None:
     [
         ("channel,period_start,period", r"missing column 'amount'"),
         ("channel,period,amount", r"missing column 'period_start'"),
-        ("channel,period_start,amount", r"missing column 'period_end'.*'period' \(day, week"),
         ("period_start,period,amount", r"missing column 'channel'.*utm_source"),
     ],
 )
@@ -252,3 +252,16 @@ def test_mapped_column_names_and_other_formats(tmp_path: Path) -> None:
 def test_unknown_grain() -> None:
     with pytest.raises(ConfigError, match="unknown grain 'year'; valid grains: day, week, month, quarter"):
         period_of(pl.col("day"), "year")
+
+
+def test_month_labels_need_no_period_column(tmp_path: Path) -> None:
+    # "Channel,Month,Cost" as spend exports come: 2025-02 is February, 28 days
+    path = tmp_path / "spend.csv"
+    path.write_text("Channel,Month,Cost\npodcast,2025-02,2800\npodcast,2025-03-05,10\n")
+    spend = load_spend(path, columns={"channel": "Channel", "period_start": "Month",
+                                      "amount": "Cost"})
+    assert spend.rows.select("channel", "period_start", "period_end", "amount").rows() == [
+        ("podcast", D(2025, 2, 1), D(2025, 2, 28), 280_000),
+    ]
+    assert spend.rejects.select("row", "column").rows() == [(2, "period_end")]
+    assert spend.daily.filter(pl.col("day") == D(2025, 2, 14))["spend"].to_list() == [10_000]
