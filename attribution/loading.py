@@ -233,7 +233,12 @@ def text(name: str, frame: pl.DataFrame) -> pl.Expr:
     if name not in frame.columns:
         return pl.lit(None, dtype=pl.String)
     column = pl.col(name)
-    if frame.schema[name] != pl.String:
+    dtype = frame.schema[name]
+    if dtype.is_temporal():
+        # a typed date needs no parsing: only whether it is there matters (and formatting
+        # millions of datetimes as text would cost more than the whole load)
+        return pl.when(column.is_null()).then(None).otherwise(pl.lit("(typed value)"))
+    if dtype != pl.String:
         column = column.cast(pl.String)
     stripped = column.str.strip_chars()
     return pl.when(stripped == "").then(None).otherwise(stripped)
@@ -320,11 +325,10 @@ def _first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.E
     return [reason.alias(_REASON), column.alias(_COLUMN), value.alias(_VALUE)]
 
 
-def _blank(frame: pl.DataFrame) -> pl.Expr:
-    """``_empty``: every cell of the row is blank (a trailing ``,,,`` line of a CSV export)."""
-    cells = [c for c in frame.columns if c != ROW]
-    blank = pl.all_horizontal([text(c, frame).is_null() for c in cells]) if cells else pl.lit(False)
-    return blank.alias("_empty")
+def _blank(*cells: str) -> pl.Expr:
+    """``_empty``: every cell of the row is blank (a trailing ``,,,`` line of a CSV export),
+    judged on the parsed text columns (null where the file's cell was empty)."""
+    return pl.all_horizontal([pl.col(c).is_null() for c in cells]).alias("_empty")
 
 
 EMPTY_ROW_CHECK = (pl.col("_empty"), "", "empty row", pl.lit(None, pl.String))
@@ -385,12 +389,11 @@ def load_contacts(path: Path, mapping: dict[str, str] | None = None, *,
     frame = read_table(path, "contacts", mapping, [c for c, req in CONTACT_COLUMNS.items() if req])
     parsed = frame.select(
         ROW,
-        _blank(frame),
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("account_id"),
         instant("lead_created_at", frame, time_formats).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
-    )
+    ).with_columns(_blank("contact_id", "account_id", "_lead_text"))
     checked = parsed.with_columns(
         _first_failure(
             [
@@ -434,7 +437,6 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         )
     parsed = frame.select(
         ROW,
-        _blank(frame),
         text("touchpoint_id", frame).alias("touchpoint_id"),
         instant("timestamp", frame, time_formats).alias("timestamp"),
         text("timestamp", frame).alias("_time_text"),
@@ -445,7 +447,8 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         text("utm_medium", frame).alias("utm_medium"),
         text("utm_campaign", frame).alias("campaign"),
         text("touch_type", frame).alias("touch_type"),
-    )
+    ).with_columns(_blank("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
+                          "utm_source", "utm_medium", "campaign", "touch_type"))
     if contacts is not None:
         parsed = parsed.join(
             contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
@@ -530,7 +533,6 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
     parsed = frame.select(
         ROW,
-        _blank(frame),
         text("deal_id", frame).alias("deal_id"),
         text("account_id", frame).alias("account_id"),
         instant("created_at", frame, time_formats).alias("created_at"),
@@ -543,7 +545,8 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
         minor_units("amount", frame).alias("amount"),
         text("amount", frame).alias("_amount_text"),
         text("currency", frame).str.to_uppercase().alias("currency"),
-    )
+    ).with_columns(_blank("deal_id", "account_id", "_created_text", "_closed_text",
+                          "_status_text", "_amount_text", "currency"))
     if currency is None:
         seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
         seen = seen.sort(["len", "currency"], descending=[True, False])
