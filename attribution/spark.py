@@ -155,7 +155,7 @@ def _configure(spark: SparkSession) -> None:
 
 
 # -- polars <-> Spark types -------------------------------------------------------------------
-def _arrow_type(dtype: pl.DataType) -> pa.DataType:
+def _arrow_type(dtype: Any) -> pa.DataType:
     """The Arrow type Spark exchanges for a polars column (unsigned ints widen to int64)."""
     if dtype in (pl.String, pl.Null, pl.Categorical):
         return pa.string()
@@ -308,7 +308,8 @@ def _location(path: str | Path) -> str:
 
 def _hadoop_files(spark: SparkSession, location: str) -> list[str]:
     """Data files at a location (a file, a folder or a glob), hidden files left out."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
     fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
     statuses = fs.globStatus(hadoop_path) or []
@@ -452,7 +453,10 @@ def _bucket(key: Column, buckets: int) -> Column:
 
 
 _REJECTS = pl.Schema(dict(REJECT_SCHEMA))
-_COUNTS = pl.Schema({"read": pl.Int64, "used": pl.Int64, "deduplicated": pl.Int64})
+#: the additive counts of :class:`Accounting` (read, used, deduplicated, amounts, ...)
+_COUNTS = pl.Schema(
+    [(f.name, pl.Int64()) for f in dataclasses.fields(Accounting) if f.type in ("int", int)]
+)
 _UNMAPPED = pl.Schema({"utm_source": pl.String, "utm_medium": pl.String, "touches": pl.Int64})
 _REASONS = pl.Schema({"reason": pl.String, "n": pl.Int64})
 
@@ -464,8 +468,8 @@ class _Validated:
     good: DataFrame
     rejects: DataFrame
     accounting: Accounting
+    cached: DataFrame
     unmapped: pl.DataFrame | None = None
-    cached: DataFrame | None = None
 
 
 def _validate(
@@ -473,15 +477,16 @@ def _validate(
     key: Column,
     buckets: int,
     good_schema: pl.Schema,
-    call: Callable[[Path, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]],
+    call: Callable[[Path, pl.DataFrame],
+                   tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None, Accounting]],
     carried: Sequence[str] = (),
     with_unmapped: bool = False,
 ) -> _Validated:
     """Shuffle an export by its id and run ``call`` (a polars loader) on every group.
 
     ``call(path, helpers)`` reads the group's raw rows from ``path`` (a Parquet file holding
-    them in row order) and returns ``(good, rejects, unmapped)``; the group-local row numbers
-    it reports are mapped back to the file's own rows here.
+    them in row order) and returns ``(good, rejects, unmapped, accounting)``; the group-local row numbers
+    it reports are mapped back to the file's own rows here, and its accounting is summed.
     """
     kinds = {"good": good_schema, "reject": _REJECTS, "count": _COUNTS, "reason": _REASONS,
              "unmapped": _UNMAPPED}
@@ -501,7 +506,7 @@ def _validate(
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "rows.parquet"
             raw.write_parquet(path, compression="uncompressed", statistics=False)
-            good, rejects, unmapped = call(path, helpers)
+            good, rejects, unmapped, accounting = call(path, helpers)
         index = helpers.select("_local", _ORDINAL, _FILE_ROW, _FILE)
         good = good.join(index, left_on=ROW, right_on="_local", how="left", maintain_order="left")
         good = good.with_columns(pl.col(_ORDINAL).alias(ROW))
@@ -513,7 +518,7 @@ def _validate(
         frames = {
             "good": good,
             "reject": rejects,
-            "count": pl.DataFrame({"read": [raw.height], "used": [good.height], "deduplicated": [0]}),
+            "count": pl.DataFrame({name: [getattr(accounting, name)] for name in _COUNTS}),
             "reason": rejects.group_by("reason").len().rename({"len": "n"}),
         }
         if unmapped is not None:
@@ -526,12 +531,10 @@ def _validate(
     tallies = out.filter(F.col(_KIND).isin("count", "reason", "unmapped")).toArrow()
     counts = packing.local(tallies, "count").sum()
     reasons = packing.local(tallies, "reason").group_by("reason").agg(pl.col("n").sum()).sort("reason")
-    read = int(counts["read"][0] or 0)
-    used = int(counts["used"][0] or 0)
-    rejected = {str(r): int(n) for r, n in reasons.iter_rows()}
     accounting = Accounting(
-        input_name, location, read=read, used=used,
-        deduplicated=read - used - sum(rejected.values()), rejected=rejected,
+        input_name, location,
+        rejected={str(r): int(n) for r, n in reasons.iter_rows()},
+        **{name: int(counts[name][0] or 0) for name in _COUNTS},  # type: ignore[arg-type]
     )
     unmapped = None
     if with_unmapped:
@@ -551,7 +554,7 @@ def _validate(
 
 def _schema_of(frame: pl.DataFrame) -> pl.Schema:
     """A probe's output schema, with all-null columns typed as text."""
-    return pl.Schema({c: (pl.String if t == pl.Null else t) for c, t in frame.schema.items()})
+    return pl.Schema([(c, pl.String() if t == pl.Null else t) for c, t in frame.schema.items()])
 
 
 @dataclass
@@ -572,7 +575,9 @@ class SparkInputs:
     cached: list[DataFrame] = field(default_factory=list)
 
 
-_CONTACT_SCHEMA = pl.Schema({"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME})
+_CONTACT_SCHEMA = pl.Schema(
+    [("contact_id", pl.String()), ("account_id", pl.String()), ("lead_created_at", UTC_TIME)]
+)
 
 
 def _buckets(spark: SparkSession, rows: int, buckets: int | None) -> int:
@@ -616,6 +621,9 @@ def load(
     _configure(spark)
     rules = load_rules(config.channel_rules)
     columns = config.columns
+    # the loaders' options, as pipeline.load passes them
+    time_options: dict[str, Any] = {"time_formats": config.time_formats}
+    deal_options: dict[str, Any] = {**time_options, "statuses": config.statuses}
     stages = ["contacts", "touchpoints", "deals"] if config.contacts else ["touchpoints", "deals"]
     accounting: dict[str, Accounting] = {}
     files: list[InputFile] = []
@@ -629,12 +637,12 @@ def load(
         report("load contacts", stages.index("contacts"), len(stages))
         mapping = columns.get("contacts")
         source = read_input(spark, config.contacts, "contacts")
-        probe = _probe(source, lambda path: load_contacts(path, mapping), rows=0)
+        probe = _probe(source, lambda path: load_contacts(path, mapping, **time_options), rows=0)
         contact_schema = _schema_of(probe[0])
 
         def check_contacts(path: Path, _helpers: pl.DataFrame):
-            good, bad, _acc, _rows = load_contacts(path, mapping)
-            return good, bad, None
+            good, bad, counted, _rows = load_contacts(path, mapping, **time_options)
+            return good, bad, None, counted
 
         validated = _validate(
             source,
@@ -653,7 +661,10 @@ def load(
     mapping = columns.get("touchpoints")
     source = read_input(spark, config.touchpoints, "touchpoints")
     empty_contacts = None if contacts is None else pl.DataFrame(schema=contact_schema)
-    probe = _probe(source, lambda path: load_touchpoints(path, rules, empty_contacts, mapping), rows=0)
+    probe = _probe(
+        source, lambda path: load_touchpoints(path, rules, empty_contacts, mapping, **time_options),
+        rows=0,
+    )
     touch_schema, groups = _schema_of(probe[0]), probe[4]
     frame = source.frame
     carried: list[str] = []
@@ -675,8 +686,9 @@ def load(
                 helpers.select(pl.col(_CONTACTS).explode()).unnest(_CONTACTS)
                 .drop_nulls("contact_id").unique(maintain_order=True)
             ).cast({"contact_id": pl.String, "account_id": pl.String})
-        good, bad, _acc, unmapped, _groups = load_touchpoints(path, rules, known, mapping)
-        return good, bad, unmapped
+        good, bad, counted, unmapped, _groups = load_touchpoints(path, rules, known, mapping,
+                                                                **time_options)
+        return good, bad, unmapped, counted
 
     touch_source = dataclasses.replace(source, frame=frame)
     validated = _validate(
@@ -700,7 +712,8 @@ def load(
     mapping = columns.get("deals")
     source = read_input(spark, config.deals, "deals")
     probe = _probe(
-        source, lambda path: load_deals(path, pl.Series("account_id", [], pl.String), config.currency or "USD", mapping),
+        source, lambda path: load_deals(path, pl.Series("account_id", [], pl.String),
+                                        config.currency or "USD", mapping, **deal_options),
         rows=0,
     )
     deal_schema = _schema_of(probe[0])
@@ -717,8 +730,10 @@ def load(
 
     def check_deals(path: Path, helpers: pl.DataFrame):
         known = helpers.select(pl.col(_KNOWN).explode()).drop_nulls().unique().to_series()
-        good, bad, _acc, _currency_used = load_deals(path, known.cast(pl.String).rename("account_id"), currency, mapping)
-        return good, bad, None
+        good, bad, counted, _currency_used = load_deals(
+            path, known.cast(pl.String).rename("account_id"), currency, mapping, **deal_options
+        )
+        return good, bad, None, counted
 
     validated = _validate(
         dataclasses.replace(source, frame=frame),
@@ -738,7 +753,8 @@ def load(
     for more in rejects[1:]:
         all_rejects = all_rejects.unionByName(more)
     if config.strict:
-        first = all_rejects.orderBy("input", "row").limit(1).collect()
+        order = F.when(F.col("input") == "contacts", 0).when(F.col("input") == "touchpoints", 1)
+        first = all_rejects.orderBy(order.otherwise(2), "file", "row").limit(1).collect()
         if first:
             row = first[0]
             raise RejectedRowError.from_reject(row["file"], row["row"], row["column"], row["reason"], row["value"])
@@ -777,29 +793,29 @@ def _currency(source: _Source, mapping: dict[str, str] | None) -> str:
 
 # -- journeys ---------------------------------------------------------------------------------
 _PATHS = pl.Schema(
-    {
-        "path_key": pl.String,
-        "channels": pl.List(pl.String),
-        "conversions": pl.Int64,
-        "nulls": pl.Int64,  # lost deals and deal-less accounts
-        "revenue": pl.Int64,
-        "opens": pl.Int64,  # open deals (nulls for a model that counts them)
-    }
+    [
+        ("path_key", pl.String()),
+        ("channels", pl.List(pl.String)),
+        ("conversions", pl.Int64()),
+        ("nulls", pl.Int64()),  # lost deals and deal-less accounts
+        ("revenue", pl.Int64()),
+        ("opens", pl.Int64()),  # open deals (nulls for a model that counts them)
+    ]
 )
 _STATS = pl.Schema(
-    {
-        name: pl.Int64
+    [
+        (name, pl.Int64())
         for name in ("touches_deduplicated", "touches_out_of_window", "touches_used",
                      "deals_out_of_window", "deals_without_touch", "deal_journeys",
                      "account_journeys")
-    }
+    ]
 )
 _TOTALS = pl.Schema(
-    {
-        name: pl.Int64
+    [
+        (name, pl.Int64())
         for name in ("deals", "won_deals", "lost_deals", "open_deals", "won_revenue", "pipeline",
                      "deals_without_touch", "journeys", "touches")
-    }
+    ]
 )
 _CLOSE = pl.Schema(
     {"bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64, "won": pl.Int64,
@@ -981,17 +997,18 @@ class _Scorer:
 
 def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Any]]:
     """Fit Markov and Shapley on the summed distinct paths; rule-based models need nothing."""
-    scorers, fits = [], {}
+    scorers: list[_Scorer] = []
+    fits: dict[str, Any] = {}
     for model in models:
         if isinstance(model, MarkovModel):
-            fit = model.fit(path_journeys(paths, include_open=model.include_open))
-            fits[model.name] = fit
-            scorers.append(_Scorer(model, fit))
+            chain = model.fit(path_journeys(paths, include_open=model.include_open))
+            fits[model.name] = chain
+            scorers.append(_Scorer(model, chain))
         elif isinstance(model, ShapleyModel):
-            fit = model.fit(path_journeys(paths, keep_unobserved=True))
-            fits[model.name] = fit
+            game = model.fit(path_journeys(paths, keep_unobserved=True))
+            fits[model.name] = game
             shipped = dataclasses.replace(
-                fit, _journey_keys=fit._journey_keys.clear(), _touches=pl.LazyFrame()
+                game, _journey_keys=game._journey_keys.clear(), _touches=pl.LazyFrame()
             )
             scorers.append(_Scorer(model, shipped))
         elif not supported(model):
@@ -1176,6 +1193,8 @@ class SparkRunResult:
         tables: dict[str, pl.DataFrame] = {}
         for model in self.models:
             fitted = self.fits.get(model.name)
+            if fitted is None:
+                continue
             if hasattr(fitted, "removal_effects"):
                 tables[f"{model.name}_removal_effects"] = fitted.removal_effects()
                 tables[f"{model.name}_transitions"] = fitted.transition_matrix()
@@ -1285,7 +1304,13 @@ def _prepare(
     deal = accounting["deals"]
     deal.out_of_window = stats.deals_out_of_window
     deal.used -= stats.deals_out_of_window
-    rejects = _collect(inputs.rejects, _REJECTS).sort(["input", "file", "row"])
+    order = {"contacts": 0, "touchpoints": 1, "deals": 2}  # as loading.load_inputs
+    rejects = (
+        _collect(inputs.rejects, _REJECTS)
+        .with_columns(pl.col("input").replace_strict(order, default=3).alias("_order"))
+        .sort(["_order", "file", "row"])
+        .drop("_order")
+    )
     return SparkRunResult(
         config=config,
         spark=spark,
