@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA, UTC_TIME
@@ -125,28 +126,68 @@ TOUCH_ORDER = ["timestamp", "contact_id", "channel", "touch_type", "campaign", "
 
 
 def deduplicate(touchpoints: pl.LazyFrame, dedup_minutes: float) -> pl.LazyFrame:
-    """Flag ``_duplicate`` on touches that repeat the same contact and channel within the window."""
-    return _flag_repeats(touchpoints, dedup_minutes, ["account_id"])
+    """Flag ``_duplicate`` on touches that repeat the same contact and channel within the window
+    (per account; :func:`build_journeys` applies the same rule per journey)."""
+    ordered = order_touches(touchpoints.collect(), "account_id")
+    return ordered.with_columns(repeat_flags(ordered, "account_id", dedup_minutes)).lazy()
 
 
-def _flag_repeats(touchpoints: pl.LazyFrame, dedup_minutes: float, within: list[str]) -> pl.LazyFrame:
-    """:func:`deduplicate` inside each group of ``within`` (the account, or the journey).
+def order_touches(touches: pl.DataFrame, within: str) -> pl.DataFrame:
+    """Group ``touches`` by ``within`` and order each group by :data:`TOUCH_ORDER` (then utm
+    source and medium).
 
-    The result is sorted by ``within`` then :data:`TOUCH_ORDER` (then utm source and medium, so
-    even fully tied rows have one order); a touch repeats when the previous touch of the same
-    person and channel in that order came less than ``dedup_minutes`` earlier.
+    Sorting millions of rows on many text columns is the slowest step of a run, so the frame is
+    sorted on two fixed-width keys (a hash of the group, which keeps each group together in an
+    order that does not depend on the input's, and the timestamp); only the rare rows that tie
+    on both are then ordered by the text columns, in place.
     """
-    ordered = touchpoints.sort(
-        [*within, *TOUCH_ORDER, "utm_source", "utm_medium"], nulls_last=True, maintain_order=True
+    if touches.height == 0:
+        return touches
+    keyed = touches.with_columns(_group_key(within)).sort(["_group", "timestamp"], nulls_last=True)
+    tied = keyed.select(pl.arg_where(pl.struct("_group", "timestamp").is_duplicated())).to_series()
+    if tied.len():
+        order = [c for c in ["_group", *TOUCH_ORDER, "utm_source", "utm_medium"] if c in keyed.columns]
+        block = keyed[tied].sort(order, nulls_last=True, maintain_order=True)
+        keyed = _place(keyed, tied, block)
+    return keyed.drop("_group")
+
+
+def _group_key(within: str) -> pl.Expr:
+    return pl.col(within).hash(seed=7).alias("_group")
+
+
+def _place(frame: pl.DataFrame, positions: pl.Series, block: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its rows at ``positions`` (ascending) replaced by ``block``'s rows."""
+    index = pl.Series("_index", range(frame.height), dtype=pl.UInt32)
+    index = index.scatter(positions, pl.Series(range(frame.height, frame.height + len(positions)),
+                                                dtype=pl.UInt32))
+    stacked = pl.concat([frame, block.select(frame.columns)])
+    return stacked[index.to_numpy()]
+
+
+def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl.Series:
+    """``_duplicate`` for touches ordered by :func:`order_touches`: the previous touch of the
+    same person (contact, else the account) and channel in that order came less than
+    ``dedup_minutes`` earlier (a chain: a burst of clicks a minute apart is one touch)."""
+    if dedup_minutes <= 0 or ordered.height == 0:
+        return pl.Series("_duplicate", [False] * ordered.height, dtype=pl.Boolean)
+    person = pl.struct(pl.coalesce("contact_id", pl.lit("")), "channel").hash(seed=11)
+    by_person = ordered.select(
+        _group_key(within),
+        person.alias("_person"),
+        "timestamp",
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_position"),
+    ).sort(["_group", "_person", "_position"])
+    same = (pl.col("_group") == pl.col("_group").shift(1)) & (
+        pl.col("_person") == pl.col("_person").shift(1)
     )
-    person = pl.coalesce("contact_id", pl.lit(""))
-    gap = pl.col("timestamp") - pl.col("timestamp").shift(1).over([*within, person, "channel"])
-    window = timedelta(minutes=dedup_minutes)
-    return ordered.with_columns(
-        (gap.is_not_null() & (gap < window) if dedup_minutes > 0 else pl.lit(False)).alias(
-            "_duplicate"
-        )
+    gap = pl.col("timestamp") - pl.col("timestamp").shift(1)
+    flags = by_person.select(
+        "_position", (same & (gap < timedelta(minutes=dedup_minutes))).fill_null(False).alias("f")
     )
+    result = np.zeros(ordered.height, dtype=bool)
+    result[flags["_position"].to_numpy()] = flags["f"].to_numpy()
+    return pl.Series("_duplicate", result)
 
 
 def build_journeys(
@@ -239,13 +280,13 @@ def build_journeys(
     windowed = in_window.select(pl.col("_row").n_unique()).collect().item()
     # one sort gives both the journey order and, within each (journey, person, channel), the
     # time order that repeat detection needs (window functions keep the frame's row order)
+    windowed_rows = order_touches(in_window.drop("account_id").collect(), "journey_id")
     ordered = (
-        _flag_repeats(in_window.drop("account_id"), dedup_minutes, ["journey_id"])
-        .filter(~pl.col("_duplicate"))
-        .drop("_duplicate", "utm_source", "utm_medium")
+        windowed_rows.filter(~repeat_flags(windowed_rows, "journey_id", dedup_minutes))
+        .drop("utm_source", "utm_medium")
         .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
-        .collect()
     )
+    del windowed_rows
     # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
     # journey's window but every such journey drops it as a repeat, else out of window
     used = ordered.get_column("_row").n_unique()
@@ -264,10 +305,10 @@ def build_journeys(
     last_at_or_before = lambda moment: (
         pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over("journey_id")
     )
+    # eager steps: the same plan run lazily was several times slower here (polars 2.1)
     touches = (
-        ordered.lazy()
-        .join(journey_accounts.lazy(), on="journey_id", how="left", maintain_order="left")
-        .join(lead_at.lazy(), on="account_id", how="left", maintain_order="left")
+        ordered.join(journey_accounts, on="journey_id", how="left", maintain_order="left")
+        .join(lead_at, on="account_id", how="left", maintain_order="left")
         .with_columns(
             (pl.col("touch_index") == 0).alias("is_first"),
             (pl.col("touch_index") == last_at_or_before(pl.col("_lead_at")).fill_null(0)).alias(
@@ -282,7 +323,6 @@ def build_journeys(
                 & (pl.col("touch_index") == pl.col("touch_index").max().over("journey_id"))
             ).alias("is_closed_won"),
         )
-        .collect()
     )
     counts = touches.group_by("journey_id").agg(pl.len().cast(pl.UInt32).alias("n_touches"))
     deal_journeys = deal_rows.join(counts, on="journey_id", how="left").select(
