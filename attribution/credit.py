@@ -73,27 +73,33 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     )
     rows = pl.concat([weighted, no_touch.select(weighted.collect_schema().names())]).collect()
     _check_weights(rows, model)
+    # rows grouped by journey (in the order of a hash of its id: deterministic, and cheaper to
+    # sort than the text) and ordered by touch, then channel, inside each journey
     rows = (
-        rows.lazy()
-        .filter(pl.col("weight") > 0)
-        .sort(["journey_id", "touch_index", "channel"], nulls_last=True, maintain_order=True)
+        rows.filter(pl.col("weight") > 0)
+        .with_columns(pl.col("journey_id").hash(seed=7).alias("_journey"))
+        .sort(["_journey", "touch_index", "channel"], nulls_last=True, maintain_order=True)
+        .drop("_journey")
     )
-    if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).collect().item():
-        rows = _split_exact(_split_exact(rows, "amount", "pipeline_credit"), "revenue", "revenue_credit")
+    if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).item():
+        rows = _split_exact(_split_exact(rows.lazy(), "amount", "pipeline_credit"), "revenue",
+                            "revenue_credit").collect()
     else:
-        rows = _split_exact(rows, "amount", "pipeline_credit").with_columns(
+        rows = _split_exact(rows.lazy(), "amount", "pipeline_credit").with_columns(
             pl.when(pl.col("revenue") == 0).then(0).otherwise(pl.col("pipeline_credit")).alias(
                 "revenue_credit"
             )
-        )
+        ).collect()
     details = journeys.touches.select("journey_id", "touch_index", "touchpoint_id", "timestamp")
     credit = (
         rows.with_columns(
             (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
             pl.lit(model).alias("model"),
         )
-        .join(details, on=["journey_id", "touch_index"], how="left", maintain_order="left")
-        .join(channel_groups(journeys), on="channel", how="left", maintain_order="left")
+        .join(details.collect(), on=["journey_id", "touch_index"], how="left",
+              maintain_order="left")
+        .join(channel_groups(journeys).collect(), on="channel", how="left", maintain_order="left")
+        .lazy()
     )
     return conform(credit, CREDIT_SCHEMA)
 
