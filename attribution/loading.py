@@ -449,6 +449,8 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         text("touch_type", frame).alias("touch_type"),
     ).with_columns(_blank("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
                           "utm_source", "utm_medium", "campaign", "touch_type"))
+    rows_read = frame.height
+    del frame  # the parsed columns replace the raw ones: free them before the joins
     if contacts is not None:
         parsed = parsed.join(
             contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
@@ -494,6 +496,7 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         "duplicate touchpoint_id with different values on another row",
     )
     good, rejects = _split(checked, path, "touchpoints")
+    del checked, parsed
     copies = int(good["_copy"].sum())
     good = good.filter(~pl.col("_copy"))
     # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
@@ -520,7 +523,7 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
         "touch_type", "campaign", "utm_source", "utm_medium",
     )
-    accounting = Accounting("touchpoints", str(path), read=frame.height, used=good.height,
+    accounting = Accounting("touchpoints", str(path), read=rows_read, used=good.height,
                             deduplicated=copies, rejected=_reason_counts(rejects))
     return good, rejects, accounting, unmapped, groups
 
