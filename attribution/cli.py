@@ -167,6 +167,58 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--engine", type=click.Choice(["polars", "spark"]), default="polars",
+                     show_default=True,
+                     help="Where journeys and credit are computed: this machine (polars) or "
+                          "Apache Spark (the `spark` extra; same definitions, same numbers)."),
+        click.option("--spark-master", default="local[*]", show_default=True,
+                     help="Spark master URL (with --engine spark)."),
+        click.option("--spark-conf", multiple=True, metavar="KEY=VALUE",
+                     help="Spark configuration (repeatable), e.g. spark.executor.memory=8g."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _spark_conf(items: tuple[str, ...]) -> dict[str, str]:
+    conf = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--spark-conf {item!r}: expected KEY=VALUE, e.g. spark.executor.memory=8g")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def _spark_module() -> Any:
+    try:
+        from attribution import spark as spark_engine
+    except ImportError as exc:
+        raise ConfigError(
+            f"--engine spark needs PySpark ({exc}); install the extra: pip install 'attribution[spark]'"
+        ) from None
+    return spark_engine
+
+
+def run_pipeline(state: State, config: Config, engine: str, spark_master: str,
+                 spark_conf: tuple[str, ...], *, models: bool = True) -> Any:
+    """The pipeline on the chosen engine (with progress); ``models=False`` stops after journeys."""
+    with state.progress() as progress:
+        if engine == "spark":
+            spark_engine = _spark_module()
+            call = spark_engine.run if models else spark_engine.prepare
+            result = call(config, master=spark_master, conf=_spark_conf(spark_conf),
+                          progress=progress)
+            skipped = getattr(result, "skipped_models", None)
+            if skipped:
+                state.note(f"[yellow]not run on Spark: {', '.join(skipped)}[/yellow]")
+            return result
+        return (pipeline.run if models else pipeline.prepare)(config, progress)
+
+
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--format", "stdout_format", type=click.Choice(STDOUT_FORMATS),
                         default="table", show_default=True,
@@ -323,11 +375,13 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
 @input_options
 @model_options
 @format_option
+@engine_options
 @click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
               help="Format of the result files.  [default: parquet]")
 @click.pass_obj
 @handle_errors
-def run(state: State, stdout_format: str, out_format: str | None, **options: Any) -> None:
+def run(state: State, stdout_format: str, out_format: str | None, engine: str,
+        spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Run the models and write touch-level credit and the channel summary.
 
     Writes credit.<ext> (deal, touch, channel, model, weight, credit), summary.<ext> (model,
@@ -339,19 +393,23 @@ def run(state: State, stdout_format: str, out_format: str | None, **options: Any
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
-    with state.progress() as progress:
-        result = pipeline.run(config, progress)
+    result = run_pipeline(state, config, engine, spark_master, spark_conf)
     report_inputs(state, result)
     directory = out_dir(config)
-    written = [
-        write_table(result.credit, directory, "credit", config.format),
-        write_table(result.summary, directory, "summary", config.format),
-    ]
-    if "last_touch" in {m.name for m in result.models}:
-        written.append(write_table(result.comparison(), directory, "comparison", config.format))
-    for stem, table in pipeline.model_diagnostics(result).items():
-        written.append(write_table(table, directory, stem, config.format))
-    written.append(write_json_document(run_record(result), directory / "run.json"))
+    if engine == "spark":
+        written = list(_spark_module().write_results(result, directory).values())
+        written.append(str(write_json_document(run_record(result), directory / "run.json")))
+    else:
+        written = [
+            write_table(result.credit, directory, "credit", config.format),
+            write_table(result.summary, directory, "summary", config.format),
+        ]
+        if "last_touch" in {m.name for m in result.models}:
+            written.append(write_table(result.comparison(), directory, "comparison",
+                                       config.format))
+        for stem, table in pipeline.model_diagnostics(result).items():
+            written.append(write_table(table, directory, stem, config.format))
+        written.append(write_json_document(run_record(result), directory / "run.json"))
     state.note("wrote " + ", ".join(str(p) for p in written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
@@ -391,9 +449,11 @@ def run_record(result: RunResult) -> dict[str, Any]:
 @input_options
 @model_options
 @format_option
+@engine_options
 @click.pass_obj
 @handle_errors
-def compare(state: State, stdout_format: str, **options: Any) -> None:
+def compare(state: State, stdout_format: str, engine: str, spark_master: str,
+            spark_conf: tuple[str, ...], **options: Any) -> None:
     """Show last-touch revenue credit next to every other model, with the shift.
 
     With --format json, stdout holds only a JSON list of objects: model, channel,
@@ -404,8 +464,7 @@ def compare(state: State, stdout_format: str, **options: Any) -> None:
     config = build_config(**options)
     if config.models and "last_touch" not in config.models:
         config = config.replace(models=("last_touch", *config.models))
-    with state.progress() as progress:
-        result = pipeline.run(config, progress)
+    result = run_pipeline(state, config, engine, spark_master, spark_conf)
     report_inputs(state, result)
     comparison = result.comparison()
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)
@@ -447,10 +506,12 @@ def validate(state: State, stdout_format: str, **options: Any) -> None:
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many paths the table shows.")
 @click.option("--include-open", is_flag=True, help="Count open deals' journeys too.")
+@engine_options
 @click.pass_obj
 @handle_errors
 def paths(state: State, stdout_format: str, output: Path | None, order: int, top: int,
-          include_open: bool, **options: Any) -> None:
+          include_open: bool, engine: str, spark_master: str, spark_conf: tuple[str, ...],
+          **options: Any) -> None:
     """Journey path graph and path statistics.
 
     The graph has a (start) node, one node per channel (per state for --order > 1) and the
@@ -461,10 +522,14 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     from attribution import graph
 
     config = build_config(**options)
-    with state.progress() as progress:
-        result = pipeline.prepare(config, progress)
+    result = run_pipeline(state, config, engine, spark_master, spark_conf, models=False)
     report_inputs(state, result)
-    journeys = result.journeys
+    if engine == "spark":  # the distinct paths, reduced in Spark, are all the graph needs
+        journeys = result.path_journeys(include_open=include_open)
+        time_to_close = result.time_to_close
+    else:
+        journeys = result.journeys
+        time_to_close = graph.time_to_close_distribution(journeys) if journeys.has_timestamps else None
     if stdout_format in ("json", "graphml"):
         network = graph.path_graph(journeys, order=order, include_open=include_open)
         if stdout_format == "graphml":
@@ -495,9 +560,9 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
         title="Path length", currency=result.currency, money_columns=["revenue"],
         share_columns=["conversion_rate", "share"],
     ))
-    if journeys.has_timestamps:
+    if time_to_close is not None:
         state.out.print(render.frame_table(
-            graph.time_to_close_distribution(journeys), title="Days from first touch to close",
+            time_to_close, title="Days from first touch to close",
             currency=result.currency, money_columns=["revenue", "won_revenue"],
             share_columns=["share"],
         ))
@@ -522,7 +587,7 @@ def load_run_spend(state: State, result: RunResult, spend_path: Path | None, req
             raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
         return None
     spend = api.read_spend(result, spend_path)
-    touched = set(result.journeys.touches.select("channel").unique().collect().to_series())
+    touched = set(result.summary.get_column("channel").unique())
     spent = set(spend.rows.get_column("channel").unique())
     strangers = sorted(spent - touched)
     if strangers:
@@ -630,11 +695,12 @@ BUDGET_COLUMNS = [
               help="A proposed budget (channel, amount) to estimate revenue for.")
 @click.option("--band", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="What-if: returns per unit of spend hold within +-band of current spend.")
+@engine_options
 @click.pass_obj
 @handle_errors
 def budget(state: State, stdout_format: str, spend: Path | None, total: str | None, shift: float,
            floors: tuple[str, ...], caps: tuple[str, ...], what_if_path: Path | None, band: float,
-           **options: Any) -> None:
+           engine: str, spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Recommend a budget from credited revenue per unit of spend, next to last-touch's.
 
     Compares each paid channel's share of spend with its share of credited revenue under
@@ -651,8 +717,7 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     if model != "last_touch":
         options["model_names"] = ("last_touch", model)
     config = build_config(**options)
-    with state.progress() as progress:
-        result = pipeline.run(config, progress)
+    result = run_pipeline(state, config, engine, spark_master, spark_conf)
     spend_data = load_run_spend(state, result, spend, required=True)
     report_inputs(state, result)
     recommendation = budgeting.recommend_budget(
