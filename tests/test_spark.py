@@ -206,3 +206,19 @@ def test_write_results_as_parquet_with_decimal_money(messy, tmp_path):
     credit = pl.read_parquet(tmp_path / "out" / "credit" / "*.parquet")
     assert credit.height == result.credit().height
     assert credit["revenue_credit"].dtype == pl.Decimal(38, 2)
+
+
+def test_cli_engine_spark_prints_the_same_comparison(spark, tmp_path):
+    # the CLI reuses the module's session (getOrCreate): compare on both engines, same JSON
+    import json
+
+    from click.testing import CliRunner
+
+    from attribution.cli import cli
+
+    args = ["-q", "compare", "--config", str(DEMO / "attribution.toml"), "--model", "w_shaped",
+            "--format", "json", "--out", str(tmp_path)]
+    polars_rows = json.loads(CliRunner().invoke(cli, args).stdout)
+    spark_result = CliRunner().invoke(cli, [*args, "--engine", "spark"])
+    assert spark_result.exit_code == 0, spark_result.stderr
+    assert json.loads(spark_result.stdout) == polars_rows
