@@ -109,17 +109,33 @@ def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None
             state.quiet = True
 
 
+class Location(click.ParamType):
+    """A local path, or a URL-like location Spark can read (``s3a://bucket/exports/``), kept
+    as text so its ``//`` survives."""
+
+    name = "location"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path) or value is None:
+            return value
+        text = str(value)
+        return text if "://" in text else Path(text)
+
+
+LOCATION = Location()
+
+
 def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_quiet,
                      help="No progress bars or notes on stderr (same as `attribution -q`)."),
-        click.option("--touchpoints", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--touchpoints", type=LOCATION, metavar="FILE",
                      help="Touchpoint export (.csv, .parquet, .ndjson)."),
-        click.option("--deals", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--deals", type=LOCATION, metavar="FILE",
                      help="Deals (opportunities) export."),
-        click.option("--contacts", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--contacts", type=LOCATION, metavar="FILE",
                      help="Contacts export: contact_id, account_id, lead_created_at."),
-        click.option("--paths", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--paths", type=LOCATION, metavar="FILE",
                      help="Aggregated path table (path, conversions, value, nulls) instead of "
                           "--touchpoints/--deals."),
         click.option("--path-separator", help="Separator between channels in --paths.  [default: >]"),
@@ -138,7 +154,7 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "(repeatable; naive times are UTC)."),
         click.option("--strict", is_flag=True, default=None,
                      help="Fail on the first bad row instead of writing it to the rejects file."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+        click.option("--out", type=LOCATION, metavar="DIR",
                      help="Folder for result files and rejects.csv.  [default: out]"),
     ]
     for option in reversed(options):
@@ -270,7 +286,9 @@ def _parse_value(text: str) -> Any:
 
 
 def out_dir(config: Config) -> Path:
-    return config.out or Path("out")
+    """The local folder for side files (rejects.csv, run.json); ``out`` when --out is remote."""
+    out = config.out or Path("out")
+    return Path("out") if isinstance(out, str) else out
 
 
 def report_inputs(state: State, result: RunResult) -> None:
@@ -397,7 +415,7 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
     report_inputs(state, result)
     directory = out_dir(config)
     if engine == "spark":
-        written = list(_spark_module().write_results(result, directory).values())
+        written = list(_spark_module().write_results(result, config.out or directory).values())
         written.append(str(write_json_document(run_record(result), directory / "run.json")))
     else:
         written = [

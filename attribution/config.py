@@ -205,6 +205,9 @@ def parse_instant(value: Any, where: str) -> datetime:
 
 
 def _resolve(base: Path, value: Any) -> Path:
+    """A path relative to the config's folder; a URL-like location (``s3a://...``) unchanged."""
+    if "://" in str(value):
+        return str(value)  # type: ignore[return-value]
     path = Path(str(value)).expanduser()
     return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
