@@ -51,12 +51,15 @@ class State:
 
     @contextmanager
     def progress(self) -> Iterator[pipeline.Progress]:
-        if self.quiet or not self.err.is_terminal:
+        """Progress bars on stderr: on a terminal, or always with ATTRIBUTION_PROGRESS=always
+        (logs of long batch jobs); never with --quiet."""
+        forced = os.environ.get("ATTRIBUTION_PROGRESS", "") == "always"
+        if self.quiet or not (self.err.is_terminal or forced):
             yield lambda _stage, _done, _total: None
             return
         bar = Progress(
             TextColumn("{task.description:<24}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=self.err, transient=True,
+            TimeElapsedColumn(), console=self.err, transient=not forced,
         )
         task = bar.add_task("starting", total=1)
         with bar:

@@ -288,3 +288,15 @@ def test_report_with_the_evaluation_section(tmp_path):
     missing = invoke("-q", "report", *INPUTS, "--out", str(tmp_path), "-o", str(target),
                      "--evaluation", str(tmp_path / "nowhere"))
     assert missing.exit_code == 2 and "evaluation_summary.parquet: not found" in missing.stderr
+
+
+def test_json_stays_parseable_while_progress_is_shown(monkeypatch, tmp_path):
+    monkeypatch.setenv("ATTRIBUTION_PROGRESS", "always")
+    result = invoke("compare", *INPUTS, "--format", "json", "--model", "linear", "--out",
+                    str(tmp_path))
+    assert result.exit_code == 0
+    assert {row["model"] for row in json.loads(result.stdout)} == {"last_touch", "linear"}
+    assert "model linear" in result.stderr or "models" in result.stderr  # the bar's stages
+    quiet = invoke("compare", *INPUTS, "--format", "json", "--model", "linear", "--out",
+                   str(tmp_path), "--quiet")
+    assert quiet.stderr == "" and json.loads(quiet.stdout)
