@@ -116,9 +116,9 @@ def test_screenshot(report):
     path, _, folder = report
     target = Path(os.environ.get("ATTRIBUTION_SCREENSHOT") or folder / "report.png")
     target.parent.mkdir(parents=True, exist_ok=True)
-    done = run_browser(["--window-size=1400,5000", f"--screenshot={target}", path.as_uri()], folder / "profile-shot")
+    done = run_browser(["--window-size=1400,12000", f"--screenshot={target}", path.as_uri()], folder / "profile-shot")
     assert done.returncode == 0, done.stderr[-2000:]
     data = target.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1400, 5000)
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1400, 12000)
     assert len(data) > 100_000  # charts and text, not a blank page
