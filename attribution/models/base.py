@@ -75,3 +75,38 @@ def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
         .cast(pl.Float64)
         .alias("weight")
     ).select("journey_id", "touch_index", "channel", "weight")
+
+
+def journey_observations(journeys: Journeys) -> pl.LazyFrame:
+    """Per journey, what data-driven models fit on: ``conversions``, ``trials`` (conversions
+    plus nulls) and ``revenue`` (minor units). A won deal is one conversion carrying its
+    revenue, a lost deal or a deal-less account one null, a path-table row its own counts;
+    open deals are neither (zeros)."""
+    status = pl.col("status")
+    conversions = (
+        pl.when(status == "won")
+        .then(pl.col("conversions").fill_null(1))
+        .when(status == "path")
+        .then(pl.col("conversions").fill_null(0))
+        .otherwise(0)
+    )
+    nulls = (
+        pl.when(status.is_in(["lost", "none"]))
+        .then(pl.col("nulls").fill_null(1))
+        .when(status == "path")
+        .then(pl.col("nulls").fill_null(0))
+        .otherwise(0)
+    )
+    revenue = (
+        pl.when(status == "won")
+        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
+        .when(status == "path")
+        .then(pl.col("revenue").fill_null(0))
+        .otherwise(0)
+    )
+    return journeys.journeys.select(
+        "journey_id",
+        conversions.cast(pl.Int64).alias("conversions"),
+        (conversions + nulls).cast(pl.Int64).alias("trials"),
+        revenue.cast(pl.Int64).alias("revenue"),
+    )

@@ -66,7 +66,7 @@ from scipy.special import expit
 
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel
+from attribution.models.base import AttributionModel, journey_observations
 from attribution.schema import UNMAPPED_CHANNEL, WEIGHT_SCHEMA
 
 VALUES = ("revenue", "conversions")
@@ -261,34 +261,18 @@ def _channel_order(first: pl.DataFrame) -> tuple[list[str], dict[str, float]]:
 
 def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> pl.DataFrame:
     """Distinct channel sets (bit masks in time order) with summed observations."""
-    status = pl.col("status")
-    conversions = (
-        pl.when(status == "won")
-        .then(pl.col("conversions").fill_null(1))
-        .when(status == "path")
-        .then(pl.col("conversions").fill_null(0))
-        .otherwise(0)
-    )
-    nulls = (
-        pl.when(status.is_in(["lost", "none"]))
-        .then(pl.col("nulls").fill_null(1))
-        .when(status == "path")
-        .then(pl.col("nulls").fill_null(0))
-        .otherwise(0)
-    )
-    revenue = (
-        pl.when(status.is_in(["won", "path"])).then(pl.col("revenue").fill_null(0)).otherwise(0)
-    )
     # eager on purpose: these frames are small (one row per journey or channel set), and a
     # lazy left join against an empty frame panics in polars 2.1's streaming engine
+    touched = journeys.journeys.filter(pl.col("n_touches") > 0).select("journey_id").collect()
     observed = (
-        journeys.journeys.filter(pl.col("n_touches") > 0)
+        journey_observations(journeys)
         .collect()
+        .join(touched, on="journey_id", how="semi", maintain_order="left")
         .select(
             "journey_id",
-            conversions.cast(pl.Float64).alias("conversions"),
-            (conversions + nulls).cast(pl.Float64).alias("trials"),
-            revenue.cast(pl.Float64).alias("revenue"),
+            pl.col("conversions").cast(pl.Float64),
+            pl.col("trials").cast(pl.Float64),
+            pl.col("revenue").cast(pl.Float64),
         )
     )
     bits = pl.DataFrame(

@@ -96,7 +96,7 @@ import polars as pl
 
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel
+from attribution.models.base import AttributionModel, journey_observations
 from attribution.schema import UNMAPPED_CHANNEL, WEIGHT_SCHEMA
 
 VARIANTS = ("simplified", "rate", "ordered")
@@ -377,38 +377,6 @@ class _Game:
     position_values: pl.DataFrame | None = None
 
 
-def _observations(journeys: Journeys) -> pl.LazyFrame:
-    """Per journey: conversions, trials (conversions + nulls) and revenue; open deals count 0."""
-    status = pl.col("status")
-    conversions = (
-        pl.when(status == "won")
-        .then(pl.col("conversions").fill_null(1))
-        .when(status == "path")
-        .then(pl.col("conversions").fill_null(0))
-        .otherwise(0)
-    )
-    nulls = (
-        pl.when(status.is_in(["lost", "none"]))
-        .then(pl.col("nulls").fill_null(1))
-        .when(status == "path")
-        .then(pl.col("nulls").fill_null(0))
-        .otherwise(0)
-    )
-    revenue = (
-        pl.when(status == "won")
-        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
-        .when(status == "path")
-        .then(pl.col("revenue").fill_null(0))
-        .otherwise(0)
-    )
-    return journeys.journeys.select(
-        "journey_id",
-        conversions.cast(pl.Int64).alias("conversions"),
-        (conversions + nulls).cast(pl.Int64).alias("trials"),
-        revenue.cast(pl.Int64).alias("revenue"),
-    )
-
-
 def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
     """One row per journey with touches: its channel key and observation counts.
 
@@ -429,7 +397,7 @@ def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
         by_channel.group_by("journey_id")
         .agg(order.alias("channels"))
         .with_columns(pl.col("channels").list.join(_SEPARATOR).alias("key"))
-        .join(_observations(journeys), on="journey_id", how="left")
+        .join(journey_observations(journeys), on="journey_id", how="left")
         .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
     )
 
