@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from attribution import progress as progress_events
 from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
 from attribution.config import Config
@@ -163,7 +164,8 @@ def run_models(
         if not model.uses_population:
             money_only = money_only or journeys.with_money_only()
             scope = money_only
-        credits.append(allocate(scope, model.weights(scope), model.name).collect())
+        with progress_events.reporting(progress):
+            credits.append(allocate(scope, model.weights(scope), model.name).collect())
     report("models", len(models), len(models))
     credit = pl.concat(credits) if credits else pl.DataFrame()
     summary = summarise(credit, journeys)

@@ -300,3 +300,17 @@ def test_json_stays_parseable_while_progress_is_shown(monkeypatch, tmp_path):
     quiet = invoke("compare", *INPUTS, "--format", "json", "--model", "linear", "--out",
                    str(tmp_path), "--quiet")
     assert quiet.stderr == "" and json.loads(quiet.stdout)
+
+
+def test_bootstrap_reports_progress(tmp_path):
+    from attribution.config import Config
+
+    seen = []
+    config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
+                    contacts=MESSY / "contacts.csv", models=("markov",),
+                    model_params={"markov": {"bootstrap": 30}})
+    pipeline.run(config, lambda stage, done, total: seen.append((stage, done, total)))
+    stages = [stage for stage, _, _ in seen]
+    assert stages[:3] == ["load contacts", "load touchpoints", "load deals"]
+    assert ("markov bootstrap", 0, 30) in seen and ("markov bootstrap", 30, 30) in seen
+    assert "journeys" in stages and "model markov" in stages

@@ -46,6 +46,7 @@ import polars as pl
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from attribution import progress
 from attribution.errors import ConfigError
 from attribution.graph import (
     StateChain,
@@ -347,11 +348,14 @@ def _bootstrap(chain: StateChain, *, weight_by: str, bootstrap: int, seed: int) 
         return shares
     probabilities = cells / total
     for replicate in range(bootstrap):  # a loop over resamples, not over journeys
+        if replicate % 10 == 0:
+            progress.report("markov bootstrap", replicate, bootstrap)
         drawn = rng.multinomial(total, probabilities)
         conversions, nulls = drawn[:n_paths], drawn[n_paths:]
         counts = chain.counts(conversions, nulls, conversions * mean_value)
         _, _, effect, effect_value = removal_effects(chain, counts)
         shares[replicate] = _shares(effect_value if weight_by == "revenue" else effect)
+    progress.report("markov bootstrap", bootstrap, bootstrap)
     return shares
 
 
