@@ -247,12 +247,19 @@ def model_diagnostics(result: RunResult) -> dict[str, pl.DataFrame]:
         fit = getattr(model, "fit", None)
         if fit is None:
             continue
-        fitted = fit(result.journeys)
-        if hasattr(fitted, "removal_effects"):
-            tables[f"{model.name}_removal_effects"] = fitted.removal_effects()
-            tables[f"{model.name}_transitions"] = fitted.transition_matrix()
-        if hasattr(fitted, "values"):
-            tables[f"{model.name}_values"] = fitted.values()
+        tables.update(fit_tables(model.name, fit(result.journeys)))
+    return tables
+
+
+def fit_tables(name: str, fitted: Any) -> dict[str, pl.DataFrame]:
+    """The output tables of one fitted model: Markov removal effects and transition matrix,
+    Shapley (and incremental) channel values; named ``<model>_<table>``."""
+    tables: dict[str, pl.DataFrame] = {}
+    if hasattr(fitted, "removal_effects"):
+        tables[f"{name}_removal_effects"] = fitted.removal_effects()
+        tables[f"{name}_transitions"] = fitted.transition_matrix()
+    if hasattr(fitted, "values"):
+        tables[f"{name}_values"] = fitted.values()
     return tables
 
 

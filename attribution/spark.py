@@ -84,7 +84,7 @@ from attribution.loading import (
 from attribution.models import AttributionModel
 from attribution.models.markov import MarkovModel
 from attribution.models.shapley import ShapleyModel, _journey_keys
-from attribution.pipeline import Progress, RunResult, resolve_models
+from attribution.pipeline import Progress, RunResult, fit_tables, resolve_models
 from attribution.schema import (
     CREDIT_SCHEMA,
     JOURNEY_SCHEMA,
@@ -1193,13 +1193,8 @@ class SparkRunResult:
         tables: dict[str, pl.DataFrame] = {}
         for model in self.models:
             fitted = self.fits.get(model.name)
-            if fitted is None:
-                continue
-            if hasattr(fitted, "removal_effects"):
-                tables[f"{model.name}_removal_effects"] = fitted.removal_effects()
-                tables[f"{model.name}_transitions"] = fitted.transition_matrix()
-            if hasattr(fitted, "values"):
-                tables[f"{model.name}_values"] = fitted.values()
+            if fitted is not None:
+                tables.update(fit_tables(model.name, fitted))
         return tables
 
     def credit(self) -> pl.DataFrame:
