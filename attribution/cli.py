@@ -750,7 +750,7 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     )
     shown = recommendation.select(
         [c for c in BUDGET_COLUMNS if c in recommendation.columns]
-    )
+    ).rename({"revenue_share": "paid_revenue_share"}, strict=False)
     emit(state, recommendation, stdout_format,
          render.frame_table(shown, title=f"Budget recommendation - {model} (shift {shift:.0%} "
                             "toward credited revenue), next to the same rule on last-touch credit",

@@ -56,6 +56,12 @@ class RunResult:
     #: the validated exports (None for a path table): touchpoints, deals, contacts
     inputs: Inputs | None = None
 
+    def __repr__(self) -> str:
+        models = ", ".join(m.name for m in self.models) or "none"
+        return (f"RunResult(models=[{models}], credit={self.credit.height:,} rows, "
+                f"summary={self.summary.height:,} rows, rejects={self.rejects.height:,} rows, "
+                f"currency={self.currency!r})")
+
     def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
         """Per model and channel, the credit next to last-touch's, with the shift."""
         return compare(self.summary, baseline)

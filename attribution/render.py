@@ -200,7 +200,10 @@ LABELS = {
     "won_revenue": "won revenue", "volume_effect": "volume effect",
     "conversion_effect": "conversion effect", "current_spend": "current spend",
     "recommended": "recommended", "last_touch_recommended": "last-touch rec.",
-    "decision_shift": "multi vs last-touch",
+    "decision_shift": "multi vs last-touch", "current_share": "spend share",
+    "proposed_spend": "proposed", "return_per_unit": "return per $", "counted_spend": "counted",
+    "expected_revenue": "expected revenue", "revenue_change": "revenue change",
+    "in_band": "in band", "paid_revenue_share": "revenue share (paid channels)",
 }
 
 
@@ -222,6 +225,8 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
                 cells.append(compact_money(value, currency) if compact else money(value, currency))
             elif name in share_set:
                 cells.append(percent(value))
+            elif isinstance(value, bool):
+                cells.append("yes" if value else "no")
             elif isinstance(value, float):
                 cells.append(f"{value:,.2f}")
             elif isinstance(value, int):

@@ -196,5 +196,6 @@ SHARE_COLUMNS = frozenset(
         "recommended_share",
         "last_touch_revenue_share",
         "current_share",
+        "paid_revenue_share",
     }
 )
