@@ -173,9 +173,11 @@ def stages(paths: dict[str, Path], repeat: int, report: bool) -> list[dict[str, 
         )[0]
 
     built = record("journeys", journeys)
+    # as pipeline.run_models does: per-journey models see only the journeys that carry money
+    money = record("money journeys (for per-journey models)", built.with_money_only)
     credits = []
     for name in RULE_MODELS:
-        credits.append(record(f"model {name}", lambda n=name: credit_of(built, n)))
+        credits.append(record(f"model {name}", lambda n=name: credit_of(money, n)))
     for order in (1, 2, 3):
         credit = record(f"model markov order {order}",
                         lambda o=order: credit_of(built, "markov", order=o))
