@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import polars as pl
 
 from attribution.journeys import Journeys, build_journeys
 from attribution.schema import UTC_TIME
+from attribution.simulate import World
 
 GROUPS = {
     "podcast": "demand_creation",
@@ -96,3 +98,24 @@ WORKED_TOUCHES = [
 ]
 WORKED_DEALS = [("D1", "A", "2025-02-03", "2025-02-15", "won", 100_000)]
 WORKED_CONTACTS = [("ann", "A", None), ("bob", "A", "2025-01-12"), ("cat", "A", "2025-03-01")]
+
+
+def hand_world(**changes) -> World:
+    """A world whose truth is worked out by hand: podcast and direct reach every account;
+    podcast always causes paid search (its only way in); every account creates a deal; a deal
+    is won exactly when paid search was seen; deals are 10,000 USD, doubled by direct; no noise
+    touches, no randomness in outcomes."""
+    fields: dict[str, object] = {
+        "name": "hand",
+        "reach": {"podcast": 1.0, "paid_search": 0.0, "direct": 1.0},
+        "stage": {"podcast": 0.1, "paid_search": 0.6, "direct": 0.9},
+        "causes": {("podcast", "paid_search"): 1.0},
+        "base_deal_logit": 60.0,
+        "base_win_logit": -60.0,
+        "win_effect": {"paid_search": 120.0},
+        "size_effect": {"direct": math.log(2.0)},
+        "base_amount": 10_000.0,
+        "amount_sigma": 0.0,
+        "noise_touches": 0.0,
+    }
+    return World(**(fields | changes))

@@ -28,7 +28,6 @@ from attribution.evaluate import (
 from attribution.simulate import (
     CHANNELS,
     SCENARIOS,
-    World,
     draw,
     random_world,
     realise,
@@ -36,26 +35,9 @@ from attribution.simulate import (
     shapley_truth,
     simulate,
 )
+from tests.factories import hand_world
 
-
-def _hand_world(**changes) -> World:
-    """podcast and direct reach every account; podcast always causes paid search (its only
-    way in); every account creates a deal; a deal is won exactly when paid search was seen;
-    deals are 10,000 USD, doubled by direct; no noise touches, no randomness in outcomes."""
-    fields: dict[str, object] = {
-        "name": "hand",
-        "reach": {"podcast": 1.0, "paid_search": 0.0, "direct": 1.0},
-        "stage": {"podcast": 0.1, "paid_search": 0.6, "direct": 0.9},
-        "causes": {("podcast", "paid_search"): 1.0},
-        "base_deal_logit": 60.0,
-        "base_win_logit": -60.0,
-        "win_effect": {"paid_search": 120.0},
-        "size_effect": {"direct": math.log(2.0)},
-        "base_amount": 10_000.0,
-        "amount_sigma": 0.0,
-        "noise_touches": 0.0,
-    }
-    return World(**(fields | changes))
+_hand_world = hand_world
 
 
 # -- the truth of a tiny world, by hand ------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from attribution.simulate import (
     simulate,
     write_export,
 )
+from tests.factories import hand_world
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
@@ -329,24 +329,7 @@ def test_ground_truth_matches_the_counterfactual_exports():
     assert truth["podcast"] > 0  # its only value is the search and direct visits it causes
 
 
-def _hand_world(**changes) -> World:
-    """podcast and direct reach everyone; podcast always causes paid search; every account
-    creates a deal; a deal is won exactly when paid search was seen; direct doubles its
-    size from 10,000 to 20,000 USD; no noise."""
-    fields: dict[str, object] = {
-        "name": "hand",
-        "reach": {"podcast": 1.0, "paid_search": 0.0, "direct": 1.0},
-        "stage": {"podcast": 0.1, "paid_search": 0.6, "direct": 0.9},
-        "causes": {("podcast", "paid_search"): 1.0},
-        "base_deal_logit": 60.0,
-        "base_win_logit": -60.0,
-        "win_effect": {"paid_search": 120.0},
-        "size_effect": {"direct": math.log(2.0)},
-        "base_amount": 10_000.0,
-        "amount_sigma": 0.0,
-        "noise_touches": 0.0,
-    }
-    return World(**(fields | changes))
+_hand_world = hand_world
 
 
 def test_ground_truth_on_a_hand_worked_world():

@@ -61,7 +61,15 @@ LAST = pl.col("touch_index") == pl.col("touch_index").max().over("journey_id")
 
 
 @dataclass(frozen=True)
-class UShaped(AttributionModel):
+class _Anchored(AttributionModel):
+    """Base of the position models: every hyperparameter is an anchor's share."""
+
+    def __post_init__(self) -> None:
+        _check_shares(self.name, self.params())
+
+
+@dataclass(frozen=True)
+class UShaped(_Anchored):
     """Position-based: ``first`` to the first touch, ``last`` to the last, the rest between."""
 
     name: ClassVar[str] = "u_shaped"
@@ -72,15 +80,12 @@ class UShaped(AttributionModel):
     first: float = 0.4
     last: float = 0.4
 
-    def __post_init__(self) -> None:
-        _check_shares(self.name, {"first": self.first, "last": self.last})
-
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         return _anchored(journeys, [(pl.col("is_first"), self.first), (LAST, self.last)])
 
 
 @dataclass(frozen=True)
-class WShaped(AttributionModel):
+class WShaped(_Anchored):
     """W-shaped: first, lead-creation and opportunity-creation touches, the rest spread."""
 
     name: ClassVar[str] = "w_shaped"
@@ -92,11 +97,6 @@ class WShaped(AttributionModel):
     first: float = 0.3
     lead: float = 0.3
     opportunity: float = 0.3
-
-    def __post_init__(self) -> None:
-        _check_shares(
-            self.name, {"first": self.first, "lead": self.lead, "opportunity": self.opportunity}
-        )
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         self.check(journeys)
@@ -111,7 +111,7 @@ class WShaped(AttributionModel):
 
 
 @dataclass(frozen=True)
-class FullPath(AttributionModel):
+class FullPath(_Anchored):
     """Full-path (Z-shaped): the four milestones, the rest spread."""
 
     name: ClassVar[str] = "full_path"
@@ -124,17 +124,6 @@ class FullPath(AttributionModel):
     lead: float = 0.225
     opportunity: float = 0.225
     closed_won: float = 0.225
-
-    def __post_init__(self) -> None:
-        _check_shares(
-            self.name,
-            {
-                "first": self.first,
-                "lead": self.lead,
-                "opportunity": self.opportunity,
-                "closed_won": self.closed_won,
-            },
-        )
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         self.check(journeys)
