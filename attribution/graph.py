@@ -99,22 +99,8 @@ def journey_outcomes(journeys: Journeys, *, include_open: bool = False) -> pl.La
     )
 
 
-def journey_paths(touches: pl.LazyFrame) -> pl.LazyFrame:
-    """``journey_id, path_key``: each journey's channels in touch order, joined into one string."""
-    return (
-        touches.sort("journey_id", "touch_index")
-        .group_by("journey_id", maintain_order=True)
-        .agg(pl.col("channel").fill_null("").str.join(_KEY_SEPARATOR).alias("path_key"))
-    )
-
-
 def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
     """Reduce journeys to distinct paths with their outcome counts.
-
-    A journey's path becomes one exact integer key, ``sum(code_i * base ** i)`` over its
-    touches (channel codes 1..n in bijective base ``n + 1``, so every path has its own key),
-    which makes grouping millions of journeys an integer group-by. Paths too long for a 63-bit
-    key fall back to grouping the list of channels.
 
     Returns
     -------
@@ -123,45 +109,21 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
         ``conversions``, ``nulls``, ``revenue`` (minor units). Sorted by path, so the same
         journeys always give the same ids.
     """
-    touches = journeys.touches.select(
-        "journey_id", "touch_index", pl.col("channel").fill_null("")
-    )
-    channels = touches.select(pl.col("channel").unique()).collect().to_series().sort().to_list()
-    base = len(channels) + 1
-    max_length = max(1, int(62 // np.log2(max(base, 2))))
-    outcomes = journey_outcomes(journeys, include_open=include_open)
-    code = pl.col("channel").cast(pl.Enum(channels)).to_physical().cast(pl.Int64) + 1
-    # one integer group-by gives every journey's key and length; a key is only exact (and
-    # used) when the path is short enough, longer paths are grouped by their channel lists
-    per_journey = (
-        touches.group_by("journey_id")
-        .agg(
-            (code * pl.lit(base, pl.Int64).pow(pl.col("touch_index").clip(0, max_length).cast(pl.Int64)))
-            .sum()
-            .alias("_key"),
-            pl.len().alias("_length"),
-        )
-        .join(outcomes, on="journey_id")
-        .collect()
-    )
-    sums = [pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum()]
-    short = per_journey.filter(pl.col("_length") <= max_length).group_by("_key").agg(*sums)
-    long_ids = per_journey.filter(pl.col("_length") > max_length)
-    long = (
-        touches.join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
-        .group_by("journey_id")
-        .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
-        .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
-        .group_by("channels")
-        .agg(*sums)
-        .collect()
-    )
-    decoded = short.select(
-        pl.Series("channels", _decode_keys(short["_key"].to_numpy(), channels, max_length)),
-        "conversions", "nulls", "revenue",
-    )
+    coded = path_codes(journeys, include_open=include_open)
+    values = pa.DictionaryArray.from_arrays(
+        pa.array(coded.codes - 1, type=pa.int32()), pa.array(coded.channels, type=pa.string())
+    ).cast(pa.string())
+    offsets = np.concatenate([[0], np.cumsum(coded.lengths)]).astype(np.int32)
+    lists = pl.Series(pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets), values)))
     return (
-        pl.concat([decoded, long.select(decoded.columns)])
+        pl.DataFrame(
+            {
+                "channels": lists,
+                "conversions": coded.conversions,
+                "nulls": coded.nulls,
+                "revenue": coded.revenue,
+            }
+        )
         .with_columns(pl.col("channels").list.join(_KEY_SEPARATOR).alias("_sort"))
         .sort("_sort")
         .select(
@@ -174,20 +136,182 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
     )
 
 
-def _decode_keys(keys: np.ndarray, channels: list[str], max_length: int) -> pl.Series:
-    """Integer path keys (bijective base ``len(channels) + 1``) back to lists of channels."""
+@dataclass(frozen=True)
+class PathCodes:
+    """Distinct paths as integer channel codes: what :func:`state_chain` encodes.
+
+    Attributes
+    ----------
+    channels
+        Sorted distinct channels; code ``c`` (1..n) stands for ``channels[c - 1]``.
+    codes
+        Every path's channel codes back to back, in touch order (int64).
+    lengths
+        Each path's number of touches (int64, >= 1).
+    conversions, nulls, revenue
+        Each path's outcome counts and conversion value (minor units), int64.
+    """
+
+    channels: list[str]
+    codes: np.ndarray
+    lengths: np.ndarray
+    conversions: np.ndarray
+    nulls: np.ndarray
+    revenue: np.ndarray
+
+    @classmethod
+    def from_paths(cls, paths: pl.DataFrame) -> PathCodes:
+        """Codes of a :func:`distinct_paths` table (or any table with its columns)."""
+        flat = paths["channels"].explode(empty_as_null=False)
+        channels = sorted(flat.drop_nulls().unique().to_list())
+        codes = flat.cast(pl.Enum(channels)).to_physical().to_numpy().astype(np.int64) + 1
+        return cls(
+            channels=channels,
+            codes=codes,
+            lengths=paths["channels"].list.len().to_numpy().astype(np.int64),
+            conversions=paths["conversions"].to_numpy().astype(np.int64),
+            nulls=paths["nulls"].to_numpy().astype(np.int64),
+            revenue=paths["revenue"].to_numpy().astype(np.int64),
+        )
+
+
+def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
+    """Reduce journeys to distinct paths, as integer codes (see :func:`distinct_paths`).
+
+    A journey's path becomes one exact integer key, ``sum(code_i * base ** i)`` over its
+    touches (channel codes 1..n in bijective base ``n + 1``, so every path has its own key),
+    which makes finding the distinct paths an integer group-by. Journeys whose touches come
+    grouped together in touch order (as :func:`~attribution.journeys.build_journeys` gives
+    them) get their keys from one pass over the touches, others from a group-by on the
+    journey. Paths too long for a 63-bit key are grouped by their list of channels. Paths come
+    ordered by key (the long ones last, by path): the same journeys always give the same order.
+    """
+    touches = journeys.touches.select(
+        "journey_id", "touch_index", pl.col("channel").fill_null("")
+    ).collect()
+    channels = touches.get_column("channel").unique().sort().to_list()
     base = len(channels) + 1
+    max_length = max(1, int(62 // np.log2(max(base, 2))))
+    code = touches.get_column("channel").cast(pl.Enum(channels)).to_physical().to_numpy()
+    code = code.astype(np.int64) + 1
+    keyed = _journey_keys(touches, code, base, max_length)
+    outcomes = journey_outcomes(journeys, include_open=include_open).collect()
+    per_journey = _with_outcomes(keyed, outcomes)
+    sums = [pl.col(name).sum() for name in PATH_SUMS]
+    # any journey of a path shows its codes: the first row of one (touches grouped by journey),
+    # or the digits of the key
+    example = [pl.col("_start").first()] if "_start" in keyed.columns else []
+    short = (
+        per_journey.filter(pl.col("_length") <= max_length)
+        .group_by("_key")
+        .agg(*sums, pl.col("_length").first(), *example)
+        .sort("_key")
+    )
+    short_lengths = short["_length"].to_numpy().astype(np.int64)
+    if example:
+        short_codes = code[_spans(short["_start"].to_numpy(), short_lengths)]
+    else:
+        digits = _digits(short["_key"].to_numpy(), base, max_length)
+        short_codes = digits[digits > 0]
+    long_ids = per_journey.filter(pl.col("_length") > max_length)
+    long = short.select(*PATH_SUMS).clear().with_columns(
+        pl.lit(None, pl.List(pl.String)).alias("channels")
+    )
+    if long_ids.height:  # rare: paths too long for an integer key, grouped by their channels
+        long = (
+            touches.lazy()
+            .join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
+            .group_by("journey_id")
+            .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
+            .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
+            .group_by("channels")
+            .agg(*sums)
+            .sort(pl.col("channels").list.join(_KEY_SEPARATOR))
+            .collect()
+        )
+    long_codes = long["channels"].explode().cast(pl.Enum(channels)).to_physical().to_numpy()
+    frame = pl.concat([short.select(long.drop("channels").columns), long.drop("channels")])
+    codes = np.concatenate([short_codes, long_codes.astype(np.int64) + 1])
+    # only the channels of counted journeys (open deals may bring others), renumbered 1..m
+    present = np.bincount(codes, minlength=base) > 0
+    present[0] = False
+    renumber = np.cumsum(present)
+    return PathCodes(
+        channels=[c for c, keep in zip(channels, present[1:], strict=True) if keep],
+        codes=renumber[codes],
+        lengths=np.concatenate([short_lengths, long["channels"].list.len().to_numpy()]).astype(
+            np.int64
+        ),
+        conversions=frame["conversions"].to_numpy().astype(np.int64),
+        nulls=frame["nulls"].to_numpy().astype(np.int64),
+        revenue=frame["revenue"].to_numpy().astype(np.int64),
+    )
+
+
+PATH_SUMS = ("conversions", "nulls", "revenue")
+
+
+def _journey_keys(
+    touches: pl.DataFrame, code: np.ndarray, base: int, max_length: int
+) -> pl.DataFrame:
+    """``journey_id, _key, _length`` per journey (``_key`` only exact up to ``max_length``), and
+    ``_start``, the row of its first touch, when touches come grouped by journey."""
+    powers = np.zeros(max_length + 1, dtype=np.int64)
+    powers[:max_length] = np.int64(base) ** np.arange(max_length, dtype=np.int64)
+    position = np.minimum(touches.get_column("touch_index").to_numpy(), max_length)
+    term = code * powers[position]
+    starts = _journey_starts(touches)
+    if starts is None:
+        return (
+            touches.select("journey_id", pl.Series("_term", term))
+            .group_by("journey_id")
+            .agg(pl.col("_term").sum().alias("_key"), pl.len().alias("_length"))
+        )
+    return pl.DataFrame(
+        {
+            "journey_id": touches.get_column("journey_id").gather(starts),
+            "_key": np.add.reduceat(term, starts) if len(starts) else term[:0],
+            "_length": np.diff(np.append(starts, len(term))),
+            "_start": starts,
+        }
+    )
+
+
+def _with_outcomes(keyed: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """``keyed`` joined with the outcomes of its journeys (inner); side by side, without a
+    join, when both list the same journeys in the same order."""
+    ids = keyed.get_column("journey_id")
+    if outcomes.height == keyed.height and outcomes.get_column("journey_id").equals(ids):
+        return pl.concat([keyed, outcomes.drop("journey_id")], how="horizontal")
+    return keyed.join(outcomes, on="journey_id")
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Row numbers ``start, start + 1, ..., start + length - 1`` of each span, back to back."""
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
+def _journey_starts(touches: pl.DataFrame) -> np.ndarray | None:
+    """Row of each journey's first touch when every journey's touches are consecutive rows in
+    touch order (``touch_index`` 0, 1, ... on the same ``journey_id``); None otherwise."""
+    journey, index = pl.col("journey_id"), pl.col("touch_index")
+    new = touches.select(journey.ne_missing(journey.shift()).fill_null(True)).to_series()
+    in_order = touches.select(
+        pl.when(new).then(index == 0).otherwise(index == index.shift() + 1).all()
+    ).item()
+    return np.flatnonzero(new.to_numpy()) if in_order else None
+
+
+def _digits(keys: np.ndarray, base: int, max_length: int) -> np.ndarray:
+    """Integer path keys (bijective base ``base``) as a (paths, max_length) matrix of codes,
+    0 past each path's end."""
     digits = np.zeros((len(keys), max_length), dtype=np.int64)
     rest = keys.astype(np.int64).copy()
     for position in range(max_length):
         digits[:, position] = rest % base
         rest //= base
-    lengths = (digits > 0).sum(axis=1)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    values = pa.DictionaryArray.from_arrays(
-        pa.array(digits[digits > 0] - 1, type=pa.int32()), pa.array(channels, type=pa.string())
-    ).cast(pa.string())
-    return pl.Series(pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets), values)))
+    return digits
 
 
 # -- the state chain ---------------------------------------------------------------------------
@@ -224,7 +348,7 @@ class StateChain:
     contains: np.ndarray
     edge_from: np.ndarray
     edge_to: np.ndarray
-    incidence: sp.csr_matrix
+    incidence: sp.csc_matrix
     last_state: np.ndarray
     conversions: np.ndarray
     nulls: np.ndarray
@@ -272,39 +396,41 @@ class TransitionCounts:
     value: np.ndarray  # per node: conversion value leaving to (conversion)
 
 
-def state_chain(paths: pl.DataFrame, order: int = 1) -> StateChain:
-    """Encode distinct paths (from :func:`distinct_paths`) as walks over order-``order`` states.
+def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
+    """Encode distinct paths (from :func:`distinct_paths` or :func:`path_codes`) as walks over
+    order-``order`` states.
 
-    Vectorised with numpy: channels become integer codes and a window of ``order`` channels
-    one int64 key (base ``n_channels + 1`` digits, 0 padding short windows), so finding the
-    distinct states is one integer sort.
+    Vectorised with numpy: a window of ``order`` channel codes becomes one int64 key (base
+    ``n_channels + 1`` digits, 0 padding short windows), so finding the distinct states is one
+    integer sort.
     """
     check_order(order)
-    n_paths = paths.height
-    flat = paths["channels"].explode(empty_as_null=False)
-    channels = sorted(flat.drop_nulls().unique().to_list())
+    coded = paths if isinstance(paths, PathCodes) else PathCodes.from_paths(paths)
+    n_paths = len(coded.lengths)
+    channels = coded.channels
     base = len(channels) + 1
     if base ** order >= 2**62:
         raise ConfigError(f"too many channels ({len(channels)}) for Markov order {order}")
-    codes = flat.cast(pl.Enum(channels)).to_physical().to_numpy().astype(np.int64) + 1
-    lengths = paths["channels"].list.len().to_numpy().astype(np.int64)
+    codes, lengths = coded.codes, coded.lengths
     total = int(lengths.sum())
     path_of = np.repeat(np.arange(n_paths, dtype=np.int64), lengths)
     starts = np.cumsum(lengths) - lengths
     position = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
-    key = np.zeros(total, dtype=np.int64)
-    digits = []
-    for step in range(order):
-        ahead = np.arange(step, total + step)
-        inside = ahead < total
-        inside[inside] &= path_of[ahead[inside]] == path_of[inside]
+    key = codes.copy()
+    for step in range(1, order):  # the channel ``step`` touches ahead, 0 past the path's end
+        same = path_of[step:] == path_of[:-step]
         digit = np.zeros(total, dtype=np.int64)
-        digit[inside] = codes[ahead[inside]]
-        digits.append(digit)
+        digit[:-step][same] = codes[step:][same]
         key = key * base + digit
-    walk = position <= np.maximum(np.repeat(lengths, lengths) - order, 0)
-    key, path_id, position = key[walk], path_of[walk], position[walk]
+    # a walk of k-channel windows: every window that starts a full k channels from the end,
+    # and the whole path as one state when it is shorter than k
+    steps = np.maximum(lengths - order + 1, 1)
+    if order > 1:
+        walk = position < np.repeat(steps, lengths)
+        key, path_id, position = key[walk], path_of[walk], position[walk]
+    else:
+        path_id = path_of
     state_key, inverse = _unique(key, base**order)
     node = inverse + 1
     n_nodes = len(state_key) + 1
@@ -330,8 +456,10 @@ def state_chain(paths: pl.DataFrame, order: int = 1) -> StateChain:
     previous[1:] = node[:-1]
     previous[position == 0] = 0
     edge_key, edge_index = _unique(previous * n_nodes + node, n_nodes * n_nodes)
-    incidence = sp.csr_matrix(
-        (np.ones(len(node)), (edge_index, path_id)), shape=(len(edge_key), n_paths)
+    # one column per path, its walk's steps in order (repeats are summed by the products)
+    incidence = sp.csc_matrix(
+        (np.ones(len(node)), edge_index, np.concatenate([[0], np.cumsum(steps)])),
+        shape=(len(edge_key), n_paths),
     )
     is_last = np.ones(len(node), dtype=bool)
     is_last[:-1] = path_id[1:] != path_id[:-1]  # walks are in order inside each path
@@ -346,9 +474,9 @@ def state_chain(paths: pl.DataFrame, order: int = 1) -> StateChain:
         edge_to=edge_key % n_nodes,
         incidence=incidence,
         last_state=last_state,
-        conversions=paths["conversions"].to_numpy().astype(np.int64),
-        nulls=paths["nulls"].to_numpy().astype(np.int64),
-        revenue=paths["revenue"].to_numpy().astype(np.int64),
+        conversions=coded.conversions,
+        nulls=coded.nulls,
+        revenue=coded.revenue,
     )
 
 
@@ -611,6 +739,7 @@ __all__ = [
     "CONVERSION",
     "NULL",
     "START",
+    "PathCodes",
     "StateChain",
     "TransitionCounts",
     "chain_graph",
@@ -618,6 +747,7 @@ __all__ = [
     "distinct_paths",
     "from_node_link_json",
     "journey_outcomes",
+    "path_codes",
     "path_graph",
     "path_length_distribution",
     "read_graphml",

@@ -4,7 +4,8 @@ Journeys come from a known first-order chain over 12 channels (numpy, seeded). F
 and order we time
 
 * ``ours (journeys)``: ``MarkovModel(order).fit(journeys).removal_effects()`` from touch-level
-  journeys (one row per touch: grouping into distinct paths is included in the time);
+  journeys (one row per touch, grouped by journey in touch order as ``build_journeys`` gives
+  them: grouping them into distinct paths is included in the time);
 * ``ours (paths)``: the same from the distinct-path table (status ``path`` journeys), which is
   exactly what ChannelAttribution receives;
 * ``CA markov_model``: ChannelAttribution's simulation estimate on the path table;
@@ -66,12 +67,14 @@ def first_order_process(n: int, seed: int = 0) -> tuple[Journeys, pl.DataFrame]:
         alive[live[step >= k]] = False
         state[live[step < k]] = step[step < k]
         position += 1
-    journey = np.concatenate(ids)
+    journey, position_of, label = np.concatenate(ids), np.concatenate(positions), np.concatenate(labels)
+    # touches grouped by journey, in touch order: the layout build_journeys gives the models
+    layout = np.lexsort((position_of, journey))
     touches = pl.DataFrame(
         {
-            "journey_id": pl.Series(journey).cast(pl.String),
-            "touch_index": np.concatenate(positions),
-            "channel": pl.Series(CHANNELS[np.concatenate(labels)]),
+            "journey_id": pl.Series(journey[layout]).cast(pl.String),
+            "touch_index": position_of[layout],
+            "channel": pl.Series(CHANNELS[label[layout]]),
         }
     )
     amount = rng.integers(1_000, 500_000, size=n)

@@ -8,13 +8,18 @@ from pathlib import Path
 import networkx as nx
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attribution.errors import InputError
 from attribution.graph import (
+    distinct_paths,
     from_node_link_json,
+    path_codes,
     path_graph,
     path_length_distribution,
     read_graphml,
+    state_chain,
     time_to_close_distribution,
     to_node_link_json,
     top_paths,
@@ -114,3 +119,80 @@ def test_node_link_json_round_trip(order: int) -> None:
     again = from_node_link_json(to_node_link_json(graph))
     assert again.is_directed()
     assert_same_graph(again, graph)
+
+
+# -- distinct paths: the one-pass keys, the group-by fallback and paths too long for a key -----
+def reference_paths(
+    journeys: list[tuple[str, list[str], str]],
+) -> dict[tuple[str, ...], tuple[int, int, int]]:
+    """Distinct paths counted by hand: (conversions, nulls, revenue) per channel tuple."""
+    counts: dict[tuple[str, ...], tuple[int, int, int]] = {}
+    for journey_id, channels, status in journeys:
+        if not channels or status == "open":
+            continue
+        won = status == "won"
+        conversions, nulls, revenue = counts.get(tuple(channels), (0, 0, 0))
+        counts[tuple(channels)] = (conversions + won, nulls + (not won),
+                                   revenue + (int(journey_id[1:]) if won else 0))
+    return counts
+
+
+def journeys_of(
+    journeys: list[tuple[str, list[str], str]], order: list[int] | None = None
+) -> Journeys:
+    rows = [(j, i, c) for j, channels, _ in journeys for i, c in enumerate(channels)]
+    if order is not None:
+        rows = [rows[k] for k in order]
+    touches = pl.DataFrame(rows, schema={"journey_id": pl.String, "touch_index": pl.UInt32,
+                                         "channel": pl.String}, orient="row")
+    deals = pl.DataFrame(
+        [(j, s, int(j[1:]), int(j[1:]) if s == "won" else 0) for j, _, s in journeys],
+        schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64,
+                "revenue": pl.Int64},
+        orient="row",
+    )
+    return Journeys.from_frames(touches, deals)
+
+
+journey_lists = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from([f"c{i:02d}" for i in range(40)]), min_size=0, max_size=14),
+        st.sampled_from(["won", "lost", "open"]),
+    ),
+    min_size=1, max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(journey_lists, st.randoms(use_true_random=False))
+def test_distinct_paths_match_a_hand_count_in_any_row_order(drawn, random) -> None:
+    # 40 channels: keys are exact up to 11 touches, so longer paths take the fallback
+    journeys = [(f"d{n + 1}", channels, status) for n, (channels, status) in enumerate(drawn)]
+    expected = reference_paths(journeys)
+    grouped = distinct_paths(journeys_of(journeys))
+    n_rows = sum(len(c) for _, c, _ in journeys)
+    shuffled = distinct_paths(journeys_of(journeys, random.sample(range(n_rows), n_rows)))
+    assert grouped.equals(shuffled)
+    assert {tuple(c): (v, n, r) for _, c, v, n, r in grouped.iter_rows()} == expected
+    assert grouped["path_id"].to_list() == list(range(len(expected)))
+    assert [tuple(c) for c in grouped["channels"]] == sorted(expected, key="\x1f".join)
+    coded = path_codes(journeys_of(journeys))
+    assert coded.channels == sorted({c for path in expected for c in path})
+    assert int(coded.lengths.sum()) == len(coded.codes) == sum(len(p) for p in expected)
+
+
+def test_state_chain_counts_repeats_and_short_paths_at_order_2() -> None:
+    # a > b > a > b won (3 steps: ab, ba, ab), a lost (shorter than 2: one state "a")
+    paths = pl.DataFrame(
+        {"channels": [["a", "b", "a", "b"], ["a"]], "conversions": [1, 0], "nulls": [0, 1],
+         "revenue": [7, 0]}
+    )
+    chain = state_chain(paths, order=2)
+    assert chain.node_names() == ["(start)", "a", "a > b", "b > a"]
+    counts = chain.counts()
+    edges = {(chain.node_names()[f], chain.node_names()[t]): n
+             for f, t, n in zip(chain.edge_from, chain.edge_to, counts.edge, strict=True)}
+    assert edges == {("(start)", "a"): 1, ("(start)", "a > b"): 1, ("a > b", "b > a"): 1,
+                     ("b > a", "a > b"): 1}
+    assert counts.conversion.tolist() == [0, 0, 1, 0] and counts.null.tolist() == [0, 1, 0, 0]
+    assert chain.last_state.tolist() == [2, 1]

@@ -54,7 +54,7 @@ from attribution.graph import (
     chain_graph,
     chain_transitions,
     check_order,
-    distinct_paths,
+    path_codes,
     state_chain,
 )
 from attribution.journeys import Journeys
@@ -234,7 +234,7 @@ class MarkovModel(AttributionModel):
         """Count transitions over all journeys and solve the chain for removal effects."""
         self.check(journeys)
         transformed = apply_transforms(journeys, **self._transforms())
-        paths = distinct_paths(transformed, include_open=self.include_open)
+        paths = path_codes(transformed, include_open=self.include_open)
         return fit_chain(
             state_chain(paths, self.order),
             weight_by=self.weight_by,
