@@ -16,8 +16,15 @@ from __future__ import annotations
 import polars as pl
 
 from attribution.errors import ModelError
-from attribution.journeys import Journeys, conform
-from attribution.schema import CREDIT_SCHEMA, NO_TOUCH_CHANNEL, NO_TOUCH_GROUP, SUMMARY_SCHEMA
+from attribution.journeys import Journeys, conform, journey_order
+from attribution.schema import (
+    CREDIT_SCHEMA,
+    DETAIL_COLUMNS,
+    NO_TOUCH_CHANNEL,
+    NO_TOUCH_GROUP,
+    SUMMARY_SCHEMA,
+    UTC_TIME,
+)
 
 WEIGHT_TOLERANCE = 1e-9
 
@@ -36,12 +43,13 @@ def _split_exact(frame: pl.LazyFrame, total: str, out: str) -> pl.LazyFrame:
     """Split ``total`` (Int64 minor units per journey) over rows by ``weight``, exactly.
 
     ``frame`` must be ordered by journey, then touch, then channel: the ordinal rank of the
-    fractional parts inside each journey then breaks ties by that order, with no extra sort.
+    fractional parts inside each journey (``_j``) then breaks ties by that order, with no
+    extra sort.
     """
     raw = pl.col("weight") * pl.col(total).cast(pl.Float64)
     base = raw.floor().cast(pl.Int64)
-    residue = pl.col(total) - base.sum().over("journey_id")
-    rank = (raw - raw.floor()).rank("ordinal", descending=True).over("journey_id")
+    residue = pl.col(total) - base.sum().over("_j")
+    rank = (raw - raw.floor()).rank("ordinal", descending=True).over("_j")
     return frame.with_columns((base + (rank <= residue).cast(pl.Int64)).alias(out))
 
 
@@ -50,37 +58,48 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
 
     Only journeys that carry money are credited: deals (won, lost, open) and path-table rows.
     ``pipeline_credit`` splits every deal's amount; ``revenue_credit`` splits won revenue;
-    ``conversion_credit`` splits conversions (1 per won deal).
+    ``conversion_credit`` splits conversions (1 per won deal). The touch's id, time and channel
+    group come with the weights when the model carried them (:data:`DETAIL_COLUMNS`), else
+    from the journeys.
 
     Raises
     ------
     ModelError
         If the weights of a journey do not sum to 1 or a weight is negative.
     """
-    money = journeys.journeys.filter(pl.col("status") != "none").select(
-        "journey_id", "deal_id", "account_id", "status", "amount", "revenue", "conversions",
-        "n_touches",
+    money = (
+        journeys.journeys.filter(pl.col("status") != "none")
+        .select("journey_id", "deal_id", "account_id", "status", "amount", "revenue",
+                "conversions", "n_touches")
+        .with_row_index("_j")
     )
+    carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
     weighted = (
-        weights.select("journey_id", "touch_index", "channel", "weight")
-        .join(money.drop("n_touches"), on="journey_id", how="inner")
+        weights.select("journey_id", "touch_index", "channel", "weight", *carried)
+        .join(money.drop("n_touches"), on="journey_id", how="inner", maintain_order="left")
     )
     # zero-weight rows carry no money; checked for conservation first, then left out
     no_touch = money.filter(pl.col("n_touches") == 0).drop("n_touches").with_columns(
         pl.lit(None, pl.UInt32).alias("touch_index"),
         pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
         pl.lit(1.0).alias("weight"),
+        pl.lit(None, pl.String).alias("touchpoint_id"),
+        pl.lit(None, UTC_TIME).alias("timestamp"),
+        pl.lit(NO_TOUCH_GROUP).alias("channel_group"),
     )
-    rows = pl.concat([weighted, no_touch.select(weighted.collect_schema().names())]).collect()
-    _check_weights(rows, model)
+    touched = weighted.collect()
+    untouched = no_touch.select(touched.columns).collect()
+    _check_weights(pl.concat([touched, untouched]), model)
     # rows grouped by journey (in the order of a hash of its id: deterministic, and cheaper to
-    # sort than the text) and ordered by touch, then channel, inside each journey
-    rows = (
-        rows.filter(pl.col("weight") > 0)
-        .with_columns(pl.col("journey_id").hash(seed=7).alias("_journey"))
-        .sort(["_journey", "touch_index", "channel"], nulls_last=True, maintain_order=True)
-        .drop("_journey")
-    )
+    # sort than the text) and ordered by touch, then channel, inside each journey; weights
+    # made from the journeys' touches come in that order already. Deals without a touch (one
+    # row each) come last.
+    order = ["_journey", "touch_index", "channel"]
+    touched = touched.filter(pl.col("weight") > 0).with_columns(journey_order().alias("_journey"))
+    if not _in_order(touched, order):
+        touched = touched.sort(order, nulls_last=True, maintain_order=True)
+    untouched = untouched.with_columns(journey_order().alias("_journey")).sort(order)
+    rows = pl.concat([touched, untouched]).drop("_journey")
     if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).item():
         rows = _split_exact(_split_exact(rows.lazy(), "amount", "pipeline_credit"), "revenue",
                             "revenue_credit").collect()
@@ -90,23 +109,42 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
                 "revenue_credit"
             )
         ).collect()
-    details = journeys.touches.select("journey_id", "touch_index", "touchpoint_id", "timestamp")
-    credit = (
-        rows.with_columns(
-            (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
-            pl.lit(model).alias("model"),
-        )
-        .join(details.collect(), on=["journey_id", "touch_index"], how="left",
-              maintain_order="left")
-        .join(channel_groups(journeys).collect(), on="channel", how="left", maintain_order="left")
-        .lazy()
+    rows = rows.with_columns(
+        (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
+        pl.lit(model).alias("model"),
     )
-    return conform(credit, CREDIT_SCHEMA)
+    looked_up = [c for c in ("touchpoint_id", "timestamp") if c not in carried]
+    if looked_up and rows.get_column("touch_index").null_count() == rows.height:
+        rows = rows.with_columns(  # channel-level weights: no touch to look up
+            pl.lit(None, CREDIT_SCHEMA[c]).alias(c) for c in looked_up
+        )
+    elif looked_up:
+        details = journeys.touches.select("journey_id", "touch_index", *looked_up).collect()
+        rows = rows.join(details, on=["journey_id", "touch_index"], how="left",
+                         maintain_order="left")
+    if "channel_group" not in carried:
+        rows = rows.join(channel_groups(journeys).collect(), on="channel", how="left",
+                         maintain_order="left")
+    return conform(rows.lazy(), CREDIT_SCHEMA)
+
+
+def _in_order(rows: pl.DataFrame, order: list[str]) -> bool:
+    """Whether ``rows`` are sorted by the ``order`` columns (nulls last), without sorting."""
+    later = pl.lit(False)
+    for name in reversed(order):  # lexicographic: a column decides unless equal, then the next
+        column = pl.col(name)
+        previous = column.shift(1)
+        greater = (column > previous).fill_null(column.is_null() & previous.is_not_null())
+        equal = column.eq_missing(previous)
+        later = greater | (equal & later)
+    return bool(rows.select((later | (pl.int_range(pl.len()) == 0)).all()).item())
 
 
 def _check_weights(rows: pl.DataFrame, model: str) -> None:
-    totals = rows.group_by("journey_id").agg(
-        pl.col("weight").sum().alias("total"), pl.col("weight").min().alias("lowest")
+    totals = rows.group_by("_j").agg(
+        pl.col("journey_id").first(),
+        pl.col("weight").sum().alias("total"),
+        pl.col("weight").min().alias("lowest"),
     )
     bad = totals.filter(
         ((pl.col("total") - 1.0).abs() > WEIGHT_TOLERANCE)

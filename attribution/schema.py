@@ -108,6 +108,10 @@ WEIGHT_SCHEMA = pl.Schema(
     }
 )
 
+#: columns of a touch that a model's weights may carry along, saving
+#: :func:`attribution.credit.allocate` a lookup
+DETAIL_COLUMNS = ("touchpoint_id", "timestamp", "channel_group")
+
 #: touch-level credit, one row per (model, journey, touch); money in minor units
 CREDIT_SCHEMA = pl.Schema(
     {

@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 from attribution.credit import allocate, summarise
 from attribution.journeys import build_journeys
 from attribution.models import MODELS, get_model
-from attribution.schema import CREDIT_SCHEMA, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
+from attribution.schema import CREDIT_SCHEMA, DETAIL_COLUMNS, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
 from tests.factories import contacts_frame, deals_frame, journeys_of, touches_frame
 
 CHANNELS = ["podcast", "newsletter", "community", "paid_search", "direct", "review_sites"]
@@ -67,6 +67,14 @@ def _export(touches, deals):
     return touch_frame, deal_frame
 
 
+def assert_weight_schema(weights: pl.DataFrame) -> None:
+    """The weight contract: its four columns first, then only touch details credit has."""
+    assert pl.Schema(list(weights.schema.items())[:4]) == WEIGHT_SCHEMA
+    extra = weights.columns[4:]
+    assert set(extra) <= set(DETAIL_COLUMNS)
+    assert all(weights.schema[c] == CREDIT_SCHEMA[c] for c in extra)
+
+
 @pytest.mark.parametrize("name", ALL_MODELS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(touches=touch_rows, deals=deal_rows)
@@ -75,7 +83,7 @@ def test_conservation_to_the_cent(name, touches, deals):
     journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
     model = get_model(name)
     weights = model.weights(journeys).collect()
-    assert weights.schema == WEIGHT_SCHEMA
+    assert_weight_schema(weights)
     assert (weights["weight"] >= 0).all()
     credit = allocate(journeys, model.weights(journeys), name).collect()
     assert credit.schema == CREDIT_SCHEMA
@@ -153,3 +161,19 @@ def test_per_journey_models_ignore_other_journeys(name):
     model = get_model(name)
     full = model.weights(journeys).collect().filter(pl.col("journey_id") == "D1")
     assert_frame_equal(full, model.weights(journeys.with_money_only()).collect())
+
+
+@pytest.mark.parametrize("name", ["linear", "w_shaped", "time_decay", "markov"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows, seed=st.integers(0, 2**16))
+def test_credit_is_the_same_with_or_without_carried_details_and_in_any_row_order(
+    name, touches, deals, seed
+):
+    touch_frame, deal_frame = _export(touches, deals)
+    journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
+    weights = get_model(name).weights(journeys).collect()
+    reference = allocate(journeys, weights.lazy(), name).collect()
+    bare = allocate(journeys, weights.select(WEIGHT_SCHEMA.names()).lazy(), name).collect()
+    shuffled = weights.sample(fraction=1.0, shuffle=True, seed=seed)
+    assert bare.equals(reference)
+    assert allocate(journeys, shuffled.lazy(), name).collect().equals(reference)

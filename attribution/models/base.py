@@ -4,7 +4,8 @@ A model is a frozen dataclass whose fields are its keyword hyperparameters (stor
 as in scikit-learn). It never reads files and never prints. Given :class:`~attribution.journeys.Journeys`
 it returns *weights*: a lazy frame with :data:`~attribution.schema.WEIGHT_SCHEMA`
 (``journey_id, touch_index, channel, weight``) whose weights are >= 0 and sum to 1 inside
-every journey that has at least one touch. ``touch_index`` may be null when a model credits
+every journey that has at least one touch. It may also carry the touch's ``touchpoint_id``,
+``timestamp`` and ``channel_group`` (:data:`DETAIL_COLUMNS`), which saves looking them up. ``touch_index`` may be null when a model credits
 channels of a journey rather than individual touches (a global Markov allocation, say).
 
 Turning weights into exact money is not the model's job: :func:`attribution.credit.allocate`
@@ -20,6 +21,7 @@ import polars as pl
 
 from attribution.errors import ModelError
 from attribution.journeys import Journeys
+from attribution.schema import DETAIL_COLUMNS
 
 #: what a model may need from the journeys
 NEEDS_TIMESTAMPS = "timestamps"
@@ -64,17 +66,20 @@ class AttributionModel:
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
     """Turn a column of raw non-negative scores into weights summing to 1 per journey.
 
-    A journey whose scores are all zero gets an even split over its rows.
+    A journey whose scores are all zero gets an even split over its rows. The touch's
+    :data:`DETAIL_COLUMNS`, when ``weights`` has them, are kept for :func:`~attribution.credit.allocate`.
     """
     total = pl.col(raw).sum().over("journey_id")
     count = pl.len().over("journey_id")
+    names = weights.collect_schema().names()
     return weights.with_columns(
         pl.when(total > 0)
         .then(pl.col(raw) / total)
         .otherwise(1.0 / count)
         .cast(pl.Float64)
         .alias("weight")
-    ).select("journey_id", "touch_index", "channel", "weight")
+    ).select("journey_id", "touch_index", "channel", "weight",
+             *[c for c in DETAIL_COLUMNS if c in names])
 
 
 def journey_observations(journeys: Journeys) -> pl.LazyFrame:

@@ -60,7 +60,9 @@ class TimeDecay(AttributionModel):
         age_days = (
             (pl.col("_reference") - pl.col("timestamp")).dt.total_microseconds() / _DAY_US
         ).clip(lower_bound=0.0)
-        scored = journeys.touches.join(reference, on="journey_id", how="left").with_columns(
+        scored = journeys.touches.join(
+            reference, on="journey_id", how="left", maintain_order="left"
+        ).with_columns(
             (2.0 ** (-age_days / self.half_life_days)).alias("raw")
         )
         return normalise(scored)
