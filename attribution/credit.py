@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from attribution.errors import ModelError
-from attribution.journeys import Journeys, conform, journey_order
+from attribution.journeys import Journeys, conform
 from attribution.schema import (
     CREDIT_SCHEMA,
     DETAIL_COLUMNS,
@@ -90,16 +90,14 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     touched = weighted.collect()
     untouched = no_touch.select(touched.columns).collect()
     _check_weights(pl.concat([touched, untouched]), model)
-    # rows grouped by journey (in the order of a hash of its id: deterministic, and cheaper to
-    # sort than the text) and ordered by touch, then channel, inside each journey; weights
-    # made from the journeys' touches come in that order already. Deals without a touch (one
-    # row each) come last.
-    order = ["_journey", "touch_index", "channel"]
-    touched = touched.filter(pl.col("weight") > 0).with_columns(journey_order().alias("_journey"))
+    # rows in the journeys' order (by journey_id for built journeys), by touch, then channel,
+    # inside each journey; weights made from the journeys' touches come in that order already.
+    # Deals without a touch (one row each) come last.
+    order = ["_j", "touch_index", "channel"]
+    touched = touched.filter(pl.col("weight") > 0)
     if not _in_order(touched, order):
         touched = touched.sort(order, nulls_last=True, maintain_order=True)
-    untouched = untouched.with_columns(journey_order().alias("_journey")).sort(order)
-    rows = pl.concat([touched, untouched]).drop("_journey")
+    rows = pl.concat([touched, untouched.sort("_j")])
     if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).item():
         rows = _split_exact(_split_exact(rows.lazy(), "amount", "pipeline_credit"), "revenue",
                             "revenue_credit").collect()

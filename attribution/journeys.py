@@ -45,7 +45,9 @@ class Journeys:
     ----------
     touches
         Lazy frame with :data:`attribution.schema.TOUCH_SCHEMA`: one row per touch, ``touch_index``
-        0..n-1 in time order inside each ``journey_id``.
+        0..n-1 in time order inside each ``journey_id``. :func:`build_journeys` lists each
+        journey's touches as consecutive rows in touch order, journeys in ``journeys``' order
+        (models and credit then skip sorting; other layouts are sorted where needed).
     journeys
         Lazy frame with :data:`attribution.schema.JOURNEY_SCHEMA`: one row per journey (deal,
         deal-less account, or path-table row). Journeys with no touch have ``n_touches == 0``
@@ -125,61 +127,41 @@ class JourneyStats:
 TOUCH_ORDER = ["timestamp", "contact_id", "channel", "touch_type", "campaign", "touchpoint_id"]
 
 
-def deduplicate(touchpoints: pl.LazyFrame, dedup_minutes: float) -> pl.LazyFrame:
-    """Flag ``_duplicate`` on touches that repeat the same contact and channel within the window
-    (per account; :func:`build_journeys` applies the same rule per journey)."""
-    ordered = order_touches(touchpoints.collect(), "account_id")
-    return ordered.with_columns(repeat_flags(ordered, "account_id", dedup_minutes)).lazy()
+def touch_order(touches: pl.DataFrame, within: str) -> pl.Series:
+    """Row numbers of ``touches`` grouped by ``within`` (an integer journey number) and, inside
+    each group, ordered by :data:`TOUCH_ORDER` (then utm source and medium).
 
-
-def order_touches(touches: pl.DataFrame, within: str) -> pl.DataFrame:
-    """Group ``touches`` by ``within`` and order each group by :data:`TOUCH_ORDER` (then utm
-    source and medium).
-
-    Sorting millions of rows on many text columns is the slowest step of a run, so the frame is
-    sorted on two fixed-width keys (a hash of the group, which keeps each group together in an
-    order that does not depend on the input's, and the timestamp); only the rare rows that tie
-    on both are then ordered by the text columns, in place.
+    Sorting millions of wide rows on many text columns is the slowest step of a run, so only
+    the two fixed-width keys (the group and the timestamp) are sorted; the rare rows that tie on
+    both are then ordered by the text columns among themselves. The caller gathers the rows
+    once, in this order.
     """
-    if touches.height == 0:
-        return touches
-    keyed = touches.with_columns(_group_key(within)).sort(["_group", "timestamp"], nulls_last=True)
-    tied = keyed.select(pl.arg_where(pl.struct("_group", "timestamp").is_duplicated())).to_series()
+    keys = touches.select(within, "timestamp", pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"))
+    keys = keys.sort([within, "timestamp"])  # validated timestamps: never null
+    same = lambda shift: (  # noqa: E731
+        (pl.col(within) == pl.col(within).shift(shift))
+        & pl.col("timestamp").eq_missing(pl.col("timestamp").shift(shift))
+    ).fill_null(False)
+    tied = keys.select(pl.arg_where(same(1) | same(-1))).to_series()
+    order = keys.get_column("_i")
     if tied.len():
-        order = [c for c in ["_group", *TOUCH_ORDER, "utm_source", "utm_medium"] if c in keyed.columns]
-        block = keyed[tied].sort(order, nulls_last=True, maintain_order=True)
-        keyed = _place(keyed, tied, block)
-    return keyed.drop("_group")
-
-
-def journey_order(within: str = "journey_id") -> pl.Expr:
-    """The order journeys' touches are grouped in (a hash of the id: it does not depend on the
-    input's order, and is cheaper to sort by than the text)."""
-    return pl.col(within).hash(seed=7)
-
-
-def _group_key(within: str) -> pl.Expr:
-    return journey_order(within).alias("_group")
-
-
-def _place(frame: pl.DataFrame, positions: pl.Series, block: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its rows at ``positions`` (ascending) replaced by ``block``'s rows."""
-    index = pl.Series("_index", range(frame.height), dtype=pl.UInt32)
-    index = index.scatter(positions, pl.Series(range(frame.height, frame.height + len(positions)),
-                                                dtype=pl.UInt32))
-    stacked = pl.concat([frame, block.select(frame.columns)])
-    return stacked[index.to_numpy()]
+        columns = [c for c in [within, *TOUCH_ORDER, "utm_source", "utm_medium"] if c in touches.columns]
+        rows = order.gather(tied)
+        block = touches.select(columns)[rows].with_columns(rows.alias("_i"))
+        block = block.sort(columns, nulls_last=True, maintain_order=True)
+        order = order.scatter(tied, block.get_column("_i"))
+    return order
 
 
 def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl.Series:
-    """``_duplicate`` for touches ordered by :func:`order_touches`: the previous touch of the
-    same person (contact, else the account) and channel in that order came less than
-    ``dedup_minutes`` earlier (a chain: a burst of clicks a minute apart is one touch)."""
+    """``_duplicate`` for touches in :func:`touch_order`: the previous touch of the same person
+    (contact, else the account) and channel in that order came less than ``dedup_minutes``
+    earlier (a chain: a burst of clicks a minute apart is one touch)."""
     if dedup_minutes <= 0 or ordered.height == 0:
         return pl.Series("_duplicate", [False] * ordered.height, dtype=pl.Boolean)
     person = pl.struct(pl.coalesce("contact_id", pl.lit("")), "channel").hash(seed=11)
     by_person = ordered.select(
-        _group_key(within),
+        pl.col(within).alias("_group"),
         person.alias("_person"),
         "timestamp",
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_position"),
@@ -257,64 +239,80 @@ def build_journeys(
 
     touch_columns = ["_row", "touchpoint_id", "timestamp", "contact_id", "account_id", "channel",
                      "channel_group", "touch_type", "campaign", "utm_source", "utm_medium"]
+    lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
+    # every journey, numbered 0.. in journey_id order: deals, and accounts touched (by the as-of
+    # instant) without a deal. Touches carry the number, not the id, until the end.
+    touched_by_as_of = touchpoints.lazy().filter(pl.col("timestamp") <= as_of_lit)
+    account_rows = (
+        touched_by_as_of.select("account_id").unique()
+        .join(deal_rows.lazy().select("account_id"), on="account_id", how="anti")
+        .select(
+            pl.concat_str(pl.lit("account:"), pl.col("account_id")).alias("journey_id"),
+            "account_id",
+            pl.lit("none").alias("status"),
+            pl.lit(None, UTC_TIME).alias("created_at"),
+        )
+        .collect()
+    )
+    journey_table = (
+        pl.concat([deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows])
+        .sort("journey_id")
+        .with_row_index("_jn")
+        .join(lead_at, on="account_id", how="left", maintain_order="left")
+    )
+    numbers = journey_table.select("journey_id", "_jn")
+    deal_windows = deal_rows.join(numbers, on="journey_id").select(
+        "_jn", "account_id", "_window_start", "end_at"
+    )
     deal_touches = (
         touchpoints.lazy()
         .select(touch_columns)
-        .join(
-            deal_rows.lazy().select("journey_id", "account_id", "_window_start", "end_at"),
-            on="account_id",
-            how="inner",
-        )
+        .join(deal_windows.lazy(), on="account_id", how="inner")
         .filter(
             (pl.col("timestamp") >= pl.col("_window_start"))
             & (pl.col("timestamp") <= pl.col("end_at"))
         )
         .drop("_window_start", "end_at")
     )
-    deal_accounts = deal_rows.select("account_id").unique()
-    account_touches = (
-        touchpoints.lazy()
-        .select(touch_columns)
-        .join(deal_accounts.lazy(), on="account_id", how="anti")
-        .filter(pl.col("timestamp") <= as_of_lit)
-        .with_columns(pl.concat_str(pl.lit("account:"), pl.col("account_id")).alias("journey_id"))
+    account_touches = touched_by_as_of.select(touch_columns).join(
+        account_rows.lazy().join(numbers.lazy(), on="journey_id").select("account_id", "_jn"),
+        on="account_id",
+        how="inner",
     )
     in_window = pl.concat(
         [deal_touches, account_touches.select(deal_touches.collect_schema().names())]
-    )
-    # rows that fall in some journey's window (for the accounting), counted without the sort
-    windowed = in_window.select(pl.col("_row").n_unique()).collect().item()
-    # one sort gives both the journey order and, within each (journey, person, channel), the
-    # time order that repeat detection needs (window functions keep the frame's row order)
-    windowed_rows = order_touches(in_window.drop("account_id").collect(), "journey_id")
-    ordered = (
-        windowed_rows.filter(~repeat_flags(windowed_rows, "journey_id", dedup_minutes))
-        .drop("utm_source", "utm_medium")
-        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
-    )
-    del windowed_rows
+    ).drop("account_id").collect().rechunk()
+    # rows that fall in some journey's window (for the accounting)
+    windowed = in_window.get_column("_row").n_unique()
+    # one order gives both the journey order and, within each (journey, person, channel), the
+    # time order that repeat detection needs; the rows are gathered once, in the final order
+    order = touch_order(in_window, "_jn")
+    keys = in_window.select("_jn", "contact_id", "channel", "timestamp")[order]
+    order = order.filter(~repeat_flags(keys, "_jn", dedup_minutes))
+    del keys
+    ordered = in_window.drop("utm_source", "utm_medium")[order]
+    del in_window, order
+    journey_number = ordered.get_column("_jn").to_numpy()
+    counts = np.bincount(journey_number, minlength=journey_table.height).astype(np.uint32)
+    first_row = np.cumsum(counts) - counts
+    touch_index = np.arange(len(journey_number), dtype=np.int64) - first_row[journey_number]
+    is_last = np.ones(len(journey_number), dtype=bool)
+    is_last[:-1] = journey_number[1:] != journey_number[:-1]
     # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
     # journey's window but every such journey drops it as a repeat, else out of window
     used = ordered.get_column("_row").n_unique()
     duplicates = windowed - used
 
-    lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
-    journey_accounts = pl.concat(
-        [
-            deal_rows.select("journey_id", "account_id", "status", "created_at"),
-            account_touches.select("journey_id", "account_id")
-            .unique()
-            .with_columns(pl.lit("none").alias("status"), pl.lit(None, UTC_TIME).alias("created_at"))
-            .collect(),
-        ]
+    of_journey = pl.col("_jn")
+    last_at_or_before = lambda moment: (  # noqa: E731
+        pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over(of_journey)
     )
-    last_at_or_before = lambda moment: (
-        pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over("journey_id")
-    )
-    # eager steps: the same plan run lazily was several times slower here (polars 2.1)
+    journey_columns = journey_table.select("journey_id", "account_id", "status", "created_at", "_lead_at")
     touches = (
-        ordered.join(journey_accounts, on="journey_id", how="left", maintain_order="left")
-        .join(lead_at, on="account_id", how="left", maintain_order="left")
+        ordered.with_columns(
+            pl.Series("touch_index", touch_index, dtype=pl.UInt32),
+            *(journey_columns.get_column(c).gather(ordered.get_column("_jn")) for c in journey_columns.columns),
+        )
         .with_columns(
             (pl.col("touch_index") == 0).alias("is_first"),
             (pl.col("touch_index") == last_at_or_before(pl.col("_lead_at")).fill_null(0)).alias(
@@ -324,32 +322,25 @@ def build_journeys(
                 (pl.col("status") != "none")
                 & (pl.col("touch_index") == last_at_or_before(pl.col("created_at")).fill_null(0))
             ).alias("is_opportunity_creation"),
-            (
-                (pl.col("status") == "won")
-                & (pl.col("touch_index") == pl.col("touch_index").max().over("journey_id"))
-            ).alias("is_closed_won"),
+            ((pl.col("status") == "won") & pl.Series(is_last)).alias("is_closed_won"),
         )
     )
-    counts = touches.group_by("journey_id").agg(pl.len().cast(pl.UInt32).alias("n_touches"))
-    deal_journeys = deal_rows.join(counts, on="journey_id", how="left").select(
+    del ordered
+    n_touches = journey_table.select("journey_id", pl.Series("n_touches", counts, dtype=pl.UInt32))
+    deal_journeys = deal_rows.join(n_touches, on="journey_id", how="left").select(
         "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
         "end_at", pl.col("n_touches").fill_null(0),
         (pl.col("status") == "won").cast(pl.Int64).alias("conversions"),
         (pl.col("status") == "lost").cast(pl.Int64).alias("nulls"),
         pl.when(pl.col("status") == "won").then(pl.col("amount")).otherwise(0).alias("revenue"),
     )
-    account_journeys = (
-        touches.filter(pl.col("status") == "none")
-        .group_by("journey_id", "account_id")
-        .agg(pl.len().cast(pl.UInt32).alias("n_touches"))
-        .select(
-            "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
-            pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
-            pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
-            as_of_lit.alias("end_at"), "n_touches",
-            pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
-            pl.lit(0, pl.Int64).alias("revenue"),
-        )
+    account_journeys = account_rows.join(n_touches, on="journey_id", how="left").select(
+        "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
+        pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
+        pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
+        as_of_lit.alias("end_at"), "n_touches",
+        pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
+        pl.lit(0, pl.Int64).alias("revenue"),
     )
     journey_frame = pl.concat(
         [conform(deal_journeys.lazy(), JOURNEY_SCHEMA), conform(account_journeys.lazy(), JOURNEY_SCHEMA)]
@@ -363,7 +354,7 @@ def build_journeys(
             journey_frame.filter((pl.col("status") != "none") & (pl.col("n_touches") == 0)).height
         ),
         deal_journeys=deal_rows.height,
-        account_journeys=account_journeys.height,
+        account_journeys=account_rows.height,
         as_of=as_of,
     )
     journeys = Journeys(

@@ -378,3 +378,16 @@ def test_split_with_the_default_as_of_changes_only_open_end_dates(data, first_ha
     assert_frame_equal(touches_parts, _collected(whole)[0])
     journeys_parts = pl.concat([_collected(j)[1] for j in halves]).sort("journey_id")
     assert_frame_equal(journeys_parts.drop("end_at"), _collected(whole)[1].drop("end_at"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(datasets())
+def test_touches_come_grouped_by_journey_in_the_journeys_order(data) -> None:
+    # the layout models and credit rely on to skip sorts: journeys sorted by id, and each
+    # journey's touches as consecutive rows, touch_index 0, 1, ... in that order
+    journeys, _ = build(*data, lookback_days=60)
+    touches, frame = journeys.touches.collect(), journeys.journeys.collect()
+    assert frame["journey_id"].to_list() == sorted(frame["journey_id"].to_list())
+    counts = frame.select("journey_id", "n_touches").rows()
+    assert touches["journey_id"].to_list() == [j for j, n in counts for _ in range(n)]
+    assert touches["touch_index"].to_list() == [i for _, n in counts for i in range(n)]
