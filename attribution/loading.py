@@ -345,7 +345,9 @@ def _split(frame: pl.DataFrame, path: Path, input_name: str) -> tuple[pl.DataFra
         pl.col(_REASON).alias("reason"),
         pl.col(_VALUE).alias("value"),
     )
-    good = frame.filter(pl.col(_REASON).is_null()).drop(_REASON, _COLUMN, _VALUE)
+    # (no copy of the frame when nothing was rejected)
+    good = frame.filter(pl.col(_REASON).is_null()) if bad.height else frame
+    good = good.drop(_REASON, _COLUMN, _VALUE)
     return good, rejects.cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
 
 
@@ -363,7 +365,8 @@ def _flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason
     """
     ok = pl.col(_REASON).is_null() & pl.col(key).is_not_null()
     # only rows whose key repeats can be copies or conflicts: compare content on those alone
-    repeated = checked.filter(ok).filter(pl.col(key).is_duplicated())
+    repeats = pl.when(ok).then(pl.col(key)).is_duplicated() & ok
+    repeated = checked.filter(checked.select(repeats).to_series())
     repeated = repeated.with_columns(
         (pl.struct(content).n_unique().over(key) > 1).alias("_conflict")
     ).with_columns(
@@ -372,8 +375,10 @@ def _flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason
     conflicting_rows = repeated.filter(pl.col("_conflict")).get_column(ROW)
     copy_rows = repeated.filter(pl.col("_copy")).get_column(ROW)
     flagged = checked.with_columns(
-        pl.col(ROW).is_in(copy_rows.implode()).alias("_copy"),
-        pl.col(ROW).is_in(conflicting_rows.implode()).alias("_conflict"),
+        pl.col(ROW).is_in(copy_rows.implode()).alias("_copy")
+        if copy_rows.len() else pl.lit(False).alias("_copy"),
+        pl.col(ROW).is_in(conflicting_rows.implode()).alias("_conflict")
+        if conflicting_rows.len() else pl.lit(False).alias("_conflict"),
     )
     conflict = pl.col("_conflict")
     return flagged.with_columns(
@@ -415,7 +420,7 @@ def load_contacts(path: Path, mapping: dict[str, str] | None = None, *,
     )
     good, rejects = _split(checked, path, "contacts")
     copies = int(good["_copy"].sum())
-    good = good.filter(~pl.col("_copy")).drop("_copy", "_lead_text", "_empty")
+    good = (good.filter(~pl.col("_copy")) if copies else good).drop("_copy", "_lead_text", "_empty")
     accounting = Accounting("contacts", str(path), read=frame.height, used=good.height,
                             deduplicated=copies, rejected=_reason_counts(rejects))
     return good, rejects, accounting, frame.height
@@ -451,13 +456,16 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
                           "utm_source", "utm_medium", "campaign", "touch_type"))
     rows_read = frame.height
     del frame  # the parsed columns replace the raw ones: free them before the joins
-    if contacts is not None:
-        parsed = parsed.join(
-            contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
-            on="contact_id", how="left", nulls_equal=False, maintain_order="left",
+    contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
+    if contacts is not None and parsed.get_column("_row_account").null_count():
+        # looked up on the key column alone: joining the wide frame would copy every column
+        contact_account = (
+            parsed.select("contact_id")
+            .join(contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
+                  on="contact_id", how="left", nulls_equal=False, maintain_order="left")
+            .get_column("_contact_account")
         )
-    else:
-        parsed = parsed.with_columns(pl.lit(None, pl.String).alias("_contact_account"))
+    parsed = parsed.with_columns(contact_account)
     parsed = parsed.with_columns(
         pl.coalesce("_row_account", "_contact_account").alias("account_id")
     )
@@ -498,14 +506,18 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     good, rejects = _split(checked, path, "touchpoints")
     del checked, parsed
     copies = int(good["_copy"].sum())
-    good = good.filter(~pl.col("_copy"))
+    good = good.filter(~pl.col("_copy")) if copies else good
     # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
     pairs = good.select("utm_source", "utm_medium", "campaign").unique()
     pairs = pairs.with_columns(
         rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
     )
-    good = good.join(pairs, on=["utm_source", "utm_medium", "campaign"], how="left",
-                     nulls_equal=True, maintain_order="left")
+    utm = ["utm_source", "utm_medium", "campaign"]
+    good = good.with_columns(
+        good.select(utm)
+        .join(pairs, on=utm, how="left", nulls_equal=True, maintain_order="left")
+        .get_column("_rule_channel")
+    )
     groups = {**rules.groups, UNMAPPED_CHANNEL: UNMAPPED_CHANNEL}
     good = good.with_columns(pl.coalesce("_channel", "_rule_channel").alias("channel")).with_columns(
         rules.group_of(pl.col("channel")).alias("channel_group")
@@ -556,11 +568,13 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
         currency = str(seen["currency"][0]) if seen.height else "USD"
     content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency"]
     closed = pl.col("status").is_in(["won", "lost"])
-    account_unknown = (
-        ~pl.col("account_id").is_in(known_accounts.implode())
-        if known_accounts is not None
-        else pl.lit(False)
-    )
+    account_unknown = pl.lit(False)
+    if known_accounts is not None:
+        # the known accounts this file names: probing millions of touch accounts into the few
+        # deal accounts is much cheaper than finding every distinct touch account
+        named = parsed.get_column("account_id").drop_nulls().unique()
+        known = known_accounts.filter(known_accounts.is_in(named.implode())).unique()
+        account_unknown = ~pl.col("account_id").is_in(known.implode())
     checked = parsed.with_columns(
         _first_failure(
             [
@@ -615,7 +629,7 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
     )
     good, rejects = _split(checked, path, "deals")
     copies = int(good["_copy"].sum())
-    good = good.filter(~pl.col("_copy")).select(
+    good = (good.filter(~pl.col("_copy")) if copies else good).select(
         ROW, "deal_id", "account_id", "created_at",
         pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
         "status", "amount",
@@ -687,7 +701,7 @@ def load_inputs(
     if contact_frame is not None:
         known = pl.concat([known, contact_frame.get_column("account_id")])
     deal_frame, rejects, acc, currency = load_deals(
-        Path(deals), known.unique(), currency, columns.get("deals"),
+        Path(deals), known, currency, columns.get("deals"),
         time_formats=time_formats, statuses=statuses,
     )
     accounting["deals"] = acc
