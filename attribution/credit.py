@@ -168,8 +168,8 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
     money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id", "n_touches")
     touched = (
         journeys.touches.select("journey_id", "channel")
+        .join(money, on="journey_id", how="semi")  # first: most touches have no deal
         .unique()
-        .join(money, on="journey_id", how="semi")
         .group_by("channel")
         .agg(pl.len().cast(pl.UInt32).alias("deals_touched"))
     )

@@ -110,11 +110,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
         journeys always give the same ids.
     """
     coded = path_codes(journeys, include_open=include_open)
-    values = pa.DictionaryArray.from_arrays(
-        pa.array(coded.codes - 1, type=pa.int32()), pa.array(coded.channels, type=pa.string())
-    ).cast(pa.string())
-    offsets = np.concatenate([[0], np.cumsum(coded.lengths)]).astype(np.int32)
-    lists = pl.Series(pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets), values)))
+    lists = _channel_lists(coded.codes, coded.lengths, coded.channels)
     return (
         pl.DataFrame(
             {
@@ -218,13 +214,21 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
         pl.lit(None, pl.List(pl.String)).alias("channels")
     )
     if long_ids.height:  # rare: paths too long for an integer key, grouped by their channels
+        if example:
+            lengths = long_ids["_length"].to_numpy().astype(np.int64)
+            lists = _channel_lists(code[_spans(long_ids["_start"].to_numpy(), lengths)], lengths,
+                                   channels)
+            per_long = long_ids.lazy().select(*PATH_SUMS).with_columns(lists.alias("channels"))
+        else:
+            per_long = (
+                touches.lazy()
+                .join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
+                .group_by("journey_id")
+                .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
+                .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
+            )
         long = (
-            touches.lazy()
-            .join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
-            .group_by("journey_id")
-            .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
-            .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
-            .group_by("channels")
+            per_long.group_by("channels")
             .agg(*sums)
             .sort(pl.col("channels").list.join(_KEY_SEPARATOR))
             .collect()
@@ -284,6 +288,15 @@ def _with_outcomes(keyed: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     if outcomes.height == keyed.height and outcomes.get_column("journey_id").equals(ids):
         return pl.concat([keyed, outcomes.drop("journey_id")], how="horizontal")
     return keyed.join(outcomes, on="journey_id")
+
+
+def _channel_lists(codes: np.ndarray, lengths: np.ndarray, channels: list[str]) -> pl.Series:
+    """Channel codes (1..n, back to back) as one list of channel names per path."""
+    values = pa.DictionaryArray.from_arrays(
+        pa.array(codes - 1, type=pa.int32()), pa.array(channels, type=pa.string())
+    ).cast(pa.string())
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pl.Series(pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets), values)))
 
 
 def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
