@@ -261,27 +261,29 @@ def build_journeys(
         .join(lead_at, on="account_id", how="left", maintain_order="left")
     )
     numbers = journey_table.select("journey_id", "_jn")
-    deal_windows = deal_rows.join(numbers, on="journey_id").select(
-        "_jn", "account_id", "_window_start", "end_at"
-    )
-    deal_touches = (
+    # every journey's window at its account (a deal-less account's runs to the as-of instant):
+    # one join of the touches finds every (touch, journey) pair
+    windows = pl.concat([
+        deal_rows.join(numbers, on="journey_id").select(
+            "account_id", "_jn", "_window_start", "end_at"
+        ),
+        account_rows.join(numbers, on="journey_id").select(
+            "account_id", "_jn", pl.lit(None, UTC_TIME).alias("_window_start"),
+            as_of_lit.alias("end_at"),
+        ),
+    ])
+    in_window = (
         touchpoints.lazy()
         .select(touch_columns)
-        .join(deal_windows.lazy(), on="account_id", how="inner")
+        .join(windows.lazy(), on="account_id", how="inner")
         .filter(
-            (pl.col("timestamp") >= pl.col("_window_start"))
+            ((pl.col("timestamp") >= pl.col("_window_start")) | pl.col("_window_start").is_null())
             & (pl.col("timestamp") <= pl.col("end_at"))
         )
-        .drop("_window_start", "end_at")
+        .drop("account_id", "_window_start", "end_at")
+        .collect()
+        .rechunk()
     )
-    account_touches = touched_by_as_of.select(touch_columns).join(
-        account_rows.lazy().join(numbers.lazy(), on="journey_id").select("account_id", "_jn"),
-        on="account_id",
-        how="inner",
-    )
-    in_window = pl.concat(
-        [deal_touches, account_touches.select(deal_touches.collect_schema().names())]
-    ).drop("account_id").collect().rechunk()
     # rows that fall in some journey's window (for the accounting)
     windowed = in_window.get_column("_row").n_unique()
     # one order gives both the journey order and, within each (journey, person, channel), the
