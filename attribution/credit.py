@@ -76,9 +76,9 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
     weighted = (
         weights.select("journey_id", "touch_index", "channel", "weight", *carried)
+        .filter(pl.col("weight") != 0)  # zero-weight rows carry no money
         .join(money.drop("n_touches"), on="journey_id", how="inner", maintain_order="left")
     )
-    # zero-weight rows carry no money; checked for conservation first, then left out
     no_touch = money.filter(pl.col("n_touches") == 0).drop("n_touches").with_columns(
         pl.lit(None, pl.UInt32).alias("touch_index"),
         pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
@@ -89,12 +89,12 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     )
     touched = weighted.collect()
     untouched = no_touch.select(touched.columns).collect()
-    _check_weights(pl.concat([touched, untouched]), model)
+    _check_weights(pl.concat([touched, untouched]), money.select("_j", "journey_id").collect(),
+                   model)
     # rows in the journeys' order (by journey_id for built journeys), by touch, then channel,
     # inside each journey; weights made from the journeys' touches come in that order already.
     # Deals without a touch (one row each) come last.
     order = ["_j", "touch_index", "channel"]
-    touched = touched.filter(pl.col("weight") > 0)
     if not _in_order(touched, order):
         touched = touched.sort(order, nulls_last=True, maintain_order=True)
     rows = pl.concat([touched, untouched.sort("_j")])
@@ -138,7 +138,9 @@ def _in_order(rows: pl.DataFrame, order: list[str]) -> bool:
     return bool(rows.select((later | (pl.int_range(pl.len()) == 0)).all()).item())
 
 
-def _check_weights(rows: pl.DataFrame, model: str) -> None:
+def _check_weights(rows: pl.DataFrame, money: pl.DataFrame, model: str) -> None:
+    """Every journey that carries money has weights >= 0 summing to 1 (its nonzero ones in
+    ``rows``)."""
     totals = rows.group_by("_j").agg(
         pl.col("journey_id").first(),
         pl.col("weight").sum().alias("total"),
@@ -154,6 +156,12 @@ def _check_weights(rows: pl.DataFrame, model: str) -> None:
         raise ModelError(
             f"model {model!r} returned weights summing to {first['total']!r} "
             f"(lowest {first['lowest']!r}) for journey {first['journey_id']!r}; "
+            "weights must be >= 0 and sum to 1 per journey"
+        )
+    if totals.height < money.height:
+        missing = money.join(totals, on="_j", how="anti").sort("journey_id").row(0, named=True)
+        raise ModelError(
+            f"model {model!r} returned no weight above 0 for journey {missing['journey_id']!r}; "
             "weights must be >= 0 and sum to 1 per journey"
         )
 

@@ -58,6 +58,30 @@ def test_weights_not_summing_to_one_are_refused():
         allocate(journeys, weights, "bad").collect()
 
 
+@pytest.mark.parametrize("weight", [[0.0, 0.0, 0.0], None])
+def test_a_deal_left_without_weight_is_refused(weight):
+    # all-zero weights, or no row at all: the deal's money would vanish from the totals
+    journeys = three_touch_deal(100)
+    rows = {"journey_id": ["D"] * 3, "touch_index": [0, 1, 2],
+            "channel": ["podcast", "newsletter", "paid_search"], "weight": weight or [1.0] * 3}
+    weights = pl.LazyFrame(rows, schema_overrides={"touch_index": pl.UInt32})
+    if weight is None:
+        weights = weights.filter(pl.col("journey_id") != "D")
+    with pytest.raises(ModelError, match=r"model 'bad' returned no weight above 0 for journey 'D'"):
+        allocate(journeys, weights, "bad").collect()
+
+
+def test_negative_weights_are_refused_even_when_they_sum_to_one():
+    journeys = three_touch_deal(100)
+    weights = pl.LazyFrame(
+        {"journey_id": ["D"] * 3, "touch_index": [0, 1, 2],
+         "channel": ["podcast", "newsletter", "paid_search"], "weight": [1.5, -0.5, 0.0]},
+        schema_overrides={"touch_index": pl.UInt32},
+    )
+    with pytest.raises(ModelError, match=r"summing to 1.0 \(lowest -0.5\) for journey 'D'"):
+        allocate(journeys, weights, "bad").collect()
+
+
 def test_summary_and_comparison_figures():
     journeys = journeys_of(
         [("A", "x", "podcast", "2025-01-01"), ("A", "x", "paid_search", "2025-01-05"),
