@@ -60,7 +60,7 @@ def test_the_podcast_is_credited_with_the_searches_it_causes():
 def test_touches_after_the_deal_was_created_get_no_credit():
     journeys = _brand_world(after_creation=True)
     weights = IncrementalModel().weights(journeys).collect()
-    assert weights.schema == WEIGHT_SCHEMA
+    assert weights.select(WEIGHT_SCHEMA.names()).schema == WEIGHT_SCHEMA
     direct = weights.filter(pl.col("channel") == "direct")
     assert direct.height == 20 and direct["weight"].to_list() == [0.0] * 20
     # ... unless every touch came after creation: then split evenly over them

@@ -67,7 +67,7 @@ from scipy.special import expit
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel, journey_observations
-from attribution.schema import UNMAPPED_CHANNEL, WEIGHT_SCHEMA
+from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VALUES = ("revenue", "conversions")
 
@@ -212,7 +212,13 @@ class IncrementalModel(AttributionModel):
             },
             schema=EFFECT_SCHEMA,
         )
-        weights = _weights(touches, patterns.select("journey_ids", "mask"), key_scores)
+        # deal-less accounts take part in the fit but have nothing to credit: no weight rows
+        money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id")
+        weights = _weights(
+            touches.join(money, on="journey_id", how="semi", maintain_order="left"),
+            patterns.select("journey_ids", "mask"),
+            key_scores,
+        )
         return IncrementalFit(channels, effects, weights)
 
 
@@ -226,14 +232,16 @@ def _feature_touches(journeys: Journeys, before_creation: bool) -> pl.LazyFrame:
             | pl.col("timestamp").is_null()
             | (pl.col("timestamp") <= pl.col("created_at"))
         )
+    names = journeys.touches.collect_schema().names()
+    details = [c for c in ("touchpoint_id", "channel_group") if c in names]
     return (
-        journeys.touches.select("journey_id", "touch_index", "channel", "timestamp")
-        .join(created, on="journey_id", how="left")
+        journeys.touches.select("journey_id", "touch_index", "channel", "timestamp", *details)
+        .join(created, on="journey_id", how="left", maintain_order="left")
         .with_columns(
             pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
             feature.alias("feature"),
         )
-        .drop("created_at", "timestamp")
+        .drop("created_at")
     )
 
 
@@ -371,8 +379,8 @@ def _weights(
     """Scores -> per-touch weights summing to 1 per journey (see the module docstring)."""
     masks = journey_masks.explode("journey_ids").rename({"journey_ids": "journey_id"})
     scored = (
-        touches.join(masks.lazy(), on="journey_id", how="left")
-        .join(key_scores.lazy(), on=["mask", "channel_key"], how="left")
+        touches.join(masks.lazy(), on="journey_id", how="left", maintain_order="left")
+        .join(key_scores.lazy(), on=["mask", "channel_key"], how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("feature"))
             .then(pl.col("score").fill_null(0.0))
@@ -397,12 +405,14 @@ def _weights(
         .then(pl.when(pl.col("feature")).then(channel_score / total).otherwise(0.0))
         .otherwise(pl.when(pl.col("feature")).then(1.0 / pl.col("_features")).otherwise(0.0))
     )
-    return (
-        scored.select(
-            "journey_id", "touch_index", "channel", weight.cast(pl.Float64).alias("weight")
-        )
-        .cast(WEIGHT_SCHEMA)
-        .sort("journey_id", "touch_index")
+    # in the touches' order, with their details (allocate then has nothing to look up)
+    details = [c for c in DETAIL_COLUMNS if c in scored.collect_schema().names()]
+    return scored.select(
+        pl.col("journey_id").cast(pl.String),
+        pl.col("touch_index").cast(pl.UInt32),
+        pl.col("channel").cast(pl.String),
+        weight.cast(pl.Float64).alias("weight"),
+        *details,
     )
 
 

@@ -97,7 +97,7 @@ import polars as pl
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel, journey_observations
-from attribution.schema import UNMAPPED_CHANNEL, WEIGHT_SCHEMA
+from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VARIANTS = ("simplified", "rate", "ordered")
 VALUES = ("conversions", "revenue")
@@ -175,24 +175,31 @@ class ShapleyFit:
         return self._position_values
 
     def weights(self) -> pl.LazyFrame:
-        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA` for the fitted journeys."""
+        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA` for the fitted journeys that
+        carry money (deals, path rows), in the order of their touches, with the touches'
+        details (:data:`~attribution.schema.DETAIL_COLUMNS`). Deal-less accounts (status
+        ``none``) take part in the game but have nothing to credit, so they get no rows: at
+        scale they are most journeys."""
+        details = [c for c in DETAIL_COLUMNS if c in self._touches.collect_schema().names()]
         touches = self._touches.select(
             "journey_id",
             "touch_index",
             "channel",
+            *details,
             pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
         ).with_columns(pl.len().over("journey_id", "channel_key").alias("channel_touches"))
         return (
-            touches.join(self._journey_keys.lazy(), on="journey_id", how="left")
-            .join(self._key_weights.lazy(), on=["key", "channel_key"], how="left")
+            touches.join(self._journey_keys.lazy(), on="journey_id", how="left",
+                         maintain_order="left")
+            .join(self._key_weights.lazy(), on=["key", "channel_key"], how="left",
+                  maintain_order="left")
             .select(
-                "journey_id",
-                "touch_index",
-                "channel",
+                pl.col("journey_id").cast(pl.String),
+                pl.col("touch_index").cast(pl.UInt32),
+                pl.col("channel").cast(pl.String),
                 (pl.col("channel_weight") / pl.col("channel_touches")).alias("weight"),
+                *details,
             )
-            .cast(WEIGHT_SCHEMA)
-            .sort("journey_id", "touch_index")
         )
 
 
@@ -278,7 +285,10 @@ class ShapleyModel(AttributionModel):
             _position_values=game.position_values,
             _key_weights=key_weights,
             _journey_keys=journey_keys.select("journey_id", "key"),
-            _touches=journeys.touches,
+            _touches=journeys.touches.join(
+                journeys.journeys.filter(pl.col("status") != "none").select("journey_id"),
+                on="journey_id", how="semi", maintain_order="left",
+            ),
         )
 
     def _play_closed_form(self, sets: _ChannelSets) -> _Game:
