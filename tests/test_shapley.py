@@ -498,3 +498,34 @@ def test_registered():
     assert model.params() == {
         "variant": "rate", "value": "revenue", "max_channels": 20, "samples": None, "seed": 0
     }  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(journeys_strategy())
+def test_channel_set_keys_from_bit_masks_match_the_grouped_keys(case):
+    # the bit-mask shortcut for channel sets gives the same keys as grouping by channel
+    from attribution.models import shapley
+
+    journeys = make_journeys(*case)
+    masked = shapley._set_keys(journeys)
+    assert masked is not None
+    by_mask = masked.collect().sort("journey_id")
+    by_group = shapley._journey_keys(journeys, ordered=True).collect()  # grouped path...
+    grouped = by_group.with_columns(pl.col("channels").list.sort()).with_columns(
+        pl.col("channels").list.join("\x1f").alias("key")  # ...as sets
+    ).sort("journey_id")
+    assert_frame_equal(by_mask.select(grouped.columns), grouped)
+
+
+def test_more_channels_than_a_bit_mask_holds_take_the_grouped_keys():
+    from attribution.models import shapley
+
+    channels = [f"c{i:02d}" for i in range(63)]
+    paths = {"d1": ("won", channels), "d2": ("won", channels[:2])}
+    journeys = make_journeys(paths, {"d1": 100, "d2": 100})
+    assert shapley._set_keys(journeys) is None
+    values = ShapleyModel().fit(journeys).values()
+    # simplified: each won deal's conversion split evenly over its distinct channels
+    by_channel = dict(values.select("channel", "shapley_value").iter_rows())
+    assert by_channel["c00"] == pytest.approx(1 / 63 + 1 / 2)
+    assert by_channel["c62"] == pytest.approx(1 / 63)

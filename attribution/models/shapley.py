@@ -393,6 +393,10 @@ def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
     The key is the journey's distinct channels, sorted by name (a channel *set*) or, when
     ``ordered``, in the order of their first appearance.
     """
+    if not ordered:
+        keyed = _set_keys(journeys)
+        if keyed is not None:
+            return keyed
     by_channel = (
         journeys.touches.select(
             "journey_id",
@@ -407,6 +411,37 @@ def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
         by_channel.group_by("journey_id")
         .agg(order.alias("channels"))
         .with_columns(pl.col("channels").list.join(_SEPARATOR).alias("key"))
+        .join(journey_observations(journeys), on="journey_id", how="left")
+        .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
+    )
+
+
+def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
+    """:func:`_journey_keys` for channel sets, through one integer bit mask per journey (an OR
+    of its channels' bits: one group-by instead of two and no text per journey). None beyond
+    62 channels, where a mask does not fit."""
+    channel = pl.col("channel").fill_null(UNMAPPED_CHANNEL)
+    touches = journeys.touches.select("journey_id", channel.alias("channel_key")).collect()
+    names = touches.get_column("channel_key").unique().sort()
+    if names.len() > 62:
+        return None
+    code = touches.get_column("channel_key").cast(pl.Enum(names.to_list())).to_physical()
+    bit = np.left_shift(np.int64(1), code.to_numpy().astype(np.int64))
+    masks = (
+        touches.select("journey_id", pl.Series("_bit", bit))
+        .group_by("journey_id")
+        .agg(pl.col("_bit").bitwise_or().alias("_mask"))
+    )
+    distinct = masks.get_column("_mask").unique().sort()
+    members = [[name for b, name in enumerate(names) if mask >> b & 1] for mask in distinct]
+    sets = pl.DataFrame(
+        {"_mask": distinct, "channels": members},
+        schema={"_mask": pl.Int64, "channels": pl.List(pl.String)},
+    ).with_columns(pl.col("channels").list.join(_SEPARATOR).alias("key"))
+    return (
+        masks.lazy()
+        .join(sets.lazy(), on="_mask")
+        .drop("_mask")
         .join(journey_observations(journeys), on="journey_id", how="left")
         .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
     )
