@@ -240,8 +240,7 @@ def text(name: str, frame: pl.DataFrame) -> pl.Expr:
         return pl.when(column.is_null()).then(None).otherwise(pl.lit("(typed value)"))
     if dtype != pl.String:
         column = column.cast(pl.String)
-    stripped = column.str.strip_chars()
-    return pl.when(stripped == "").then(None).otherwise(stripped)
+    return column.str.strip_chars().replace("", None)
 
 
 def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.Expr:
