@@ -145,7 +145,8 @@ def touch_order(touches: pl.DataFrame, within: str) -> pl.Series:
     tied = keys.select(pl.arg_where(same(1) | same(-1))).to_series()
     order = keys.get_column("_i")
     if tied.len():
-        columns = [c for c in [within, *TOUCH_ORDER, "utm_source", "utm_medium"] if c in touches.columns]
+        wanted = [within, *TOUCH_ORDER, "utm_source", "utm_medium"]
+        columns = [c for c in wanted if c in touches.columns]
         rows = order.gather(tied)
         block = touches.select(columns)[rows].with_columns(rows.alias("_i"))
         block = block.sort(columns, nulls_last=True, maintain_order=True)
@@ -255,7 +256,9 @@ def build_journeys(
         .collect()
     )
     journey_table = (
-        pl.concat([deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows])
+        pl.concat(
+            [deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows]
+        )
         .sort("journey_id")
         .with_row_index("_jn")
         .join(lead_at, on="account_id", how="left", maintain_order="left")
@@ -309,11 +312,14 @@ def build_journeys(
     last_at_or_before = lambda moment: (  # noqa: E731
         pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over(of_journey)
     )
-    journey_columns = journey_table.select("journey_id", "account_id", "status", "created_at", "_lead_at")
+    journey_columns = journey_table.select(
+        "journey_id", "account_id", "status", "created_at", "_lead_at"
+    )
     touches = (
         ordered.with_columns(
             pl.Series("touch_index", touch_index, dtype=pl.UInt32),
-            *(journey_columns.get_column(c).gather(ordered.get_column("_jn")) for c in journey_columns.columns),
+            *(journey_columns.get_column(c).gather(ordered.get_column("_jn"))
+              for c in journey_columns.columns),
         )
         .with_columns(
             (pl.col("touch_index") == 0).alias("is_first"),

@@ -383,7 +383,7 @@ def main() -> None:
               f"{pl.read_parquet(paths['deals']).height:,} deals\n")
         del touches
         if args.end_to_end:
-            _, base, _ = measure(lambda: limit(paths["touchpoints"]), args.repeat)
+            _, base, _ = measure(lambda p=paths: limit(p["touchpoints"]), args.repeat)
             seconds, peak = end_to_end_subprocess(paths, args.repeat)
             print(f"limit {base:.3f} s | end to end {seconds:.3f} s = {seconds / base:.2f} x limit"
                   f" | peak RSS {peak:,.0f} MB = {peak / arrow_mb:.2f} x Arrow size")
