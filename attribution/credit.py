@@ -13,6 +13,7 @@ totals always reconcile with the deals file.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from attribution.errors import ModelError
@@ -39,20 +40,6 @@ def channel_groups(journeys: Journeys) -> pl.LazyFrame:
     ).unique(subset="channel", keep="first")
 
 
-def _split_exact(frame: pl.LazyFrame, total: str, out: str) -> pl.LazyFrame:
-    """Split ``total`` (Int64 minor units per journey) over rows by ``weight``, exactly.
-
-    ``frame`` must be ordered by journey, then touch, then channel: the ordinal rank of the
-    fractional parts inside each journey (``_j``) then breaks ties by that order, with no
-    extra sort.
-    """
-    raw = pl.col("weight") * pl.col(total).cast(pl.Float64)
-    base = raw.floor().cast(pl.Int64)
-    residue = pl.col(total) - base.sum().over("_j")
-    rank = (raw - raw.floor()).rank("ordinal", descending=True).over("_j")
-    return frame.with_columns((base + (rank <= residue).cast(pl.Int64)).alias(out))
-
-
 def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFrame:
     """Touch-level credit (:data:`~attribution.schema.CREDIT_SCHEMA`) for one model's weights.
 
@@ -72,14 +59,16 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
         .select("journey_id", "deal_id", "account_id", "status", "amount", "revenue",
                 "conversions", "n_touches")
         .with_row_index("_j")
+        .collect()
     )
     carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
-    weighted = (
-        weights.select("journey_id", "touch_index", "channel", "weight", *carried)
-        .filter(pl.col("weight") != 0)  # zero-weight rows carry no money
-        .join(money.drop("n_touches"), on="journey_id", how="inner", maintain_order="left")
-    )
-    no_touch = money.filter(pl.col("n_touches") == 0).drop("n_touches").with_columns(
+    touched = weights.select("journey_id", "touch_index", "channel", "weight", *carried).collect()
+    if touched.select((pl.col("weight") == 0).any()).item():
+        touched = touched.filter(pl.col("weight") != 0)  # zero-weight rows carry no money
+    touched = _in_credit_order(_with_money_row(touched, money))
+    untouched = money.filter(pl.col("n_touches") == 0).select(
+        "_j",
+        "journey_id",
         pl.lit(None, pl.UInt32).alias("touch_index"),
         pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
         pl.lit(1.0).alias("weight"),
@@ -87,27 +76,26 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
         pl.lit(None, UTC_TIME).alias("timestamp"),
         pl.lit(NO_TOUCH_GROUP).alias("channel_group"),
     )
-    touched = weighted.collect()
-    untouched = no_touch.select(touched.columns).collect()
-    _check_weights(pl.concat([touched, untouched]), money.select("_j", "journey_id").collect(),
-                   model)
-    # rows in the journeys' order (by journey_id for built journeys), by touch, then channel,
-    # inside each journey; weights made from the journeys' touches come in that order already.
-    # Deals without a touch (one row each) come last.
-    order = ["_j", "touch_index", "channel"]
-    if not _in_order(touched, order):
-        touched = touched.sort(order, nulls_last=True, maintain_order=True)
-    rows = pl.concat([touched, untouched.sort("_j")])
-    if rows.select(((pl.col("revenue") != 0) & (pl.col("revenue") != pl.col("amount"))).any()).item():
-        rows = _split_exact(_split_exact(rows.lazy(), "amount", "pipeline_credit"), "revenue",
-                            "revenue_credit").collect()
-    else:
-        rows = _split_exact(rows.lazy(), "amount", "pipeline_credit").with_columns(
-            pl.when(pl.col("revenue") == 0).then(0).otherwise(pl.col("pipeline_credit")).alias(
-                "revenue_credit"
-            )
-        ).collect()
-    rows = rows.with_columns(
+    _check_weights(touched, untouched, money, model)
+    # touched rows in the journeys' order (by journey_id for built journeys), by touch, then
+    # channel, inside each journey; deals without a touch (one row each) come last.
+    rows = pl.concat([touched, untouched.select(touched.columns)])
+    row = rows.get_column("_j").to_numpy()
+    deal = money.select("deal_id", "account_id", "status", "amount", "revenue", "conversions")[
+        rows.get_column("_j")
+    ]
+    starts = _starts(row)
+    weight = rows.get_column("weight").to_numpy()
+    amount = deal.get_column("amount").to_numpy()
+    revenue = deal.get_column("revenue").to_numpy()
+    pipeline_credit = _largest_remainder(weight, amount[starts], starts)
+    if ((revenue != 0) & (revenue != amount)).any():
+        revenue_credit = _largest_remainder(weight, revenue[starts], starts)
+    else:  # revenue is 0 or the whole amount: it splits as the amount does
+        revenue_credit = np.where(revenue == 0, 0, pipeline_credit)
+    rows = rows.drop("_j").hstack(deal.drop("amount", "revenue")).with_columns(
+        pl.Series("pipeline_credit", pipeline_credit),
+        pl.Series("revenue_credit", revenue_credit),
         (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
         pl.lit(model).alias("model"),
     )
@@ -126,6 +114,71 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     return conform(rows.lazy(), CREDIT_SCHEMA)
 
 
+def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with ``_j``, their journey's row in ``money``; rows of other journeys dropped.
+
+    A journey's rows usually come together, so only the first id of each run of equal ids is
+    looked up (a hash join on the runs, not on every row).
+    """
+    ids = rows.get_column("journey_id")
+    first = ids.ne_missing(ids.shift(1))
+    run = (first.cum_sum() - 1).cast(pl.UInt32)
+    found = (
+        ids.filter(first)
+        .to_frame()
+        .join(money.select("journey_id", "_j"), on="journey_id", how="left",
+              maintain_order="left")
+        .get_column("_j")
+    )
+    rows = rows.with_columns(found.gather(run).alias("_j"))
+    if rows.get_column("_j").null_count():
+        rows = rows.filter(pl.col("_j").is_not_null())
+    return rows
+
+
+def _in_credit_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` by money row ``_j``, then touch, then channel (nulls last). Weights made from
+    the journeys' touches come in that order already, which is checked in one pass."""
+    row = rows.get_column("_j").to_numpy()
+    touch = rows.get_column("touch_index")
+    same = row[1:] == row[:-1]
+    if not (row[1:] < row[:-1]).any() and not touch.null_count():
+        index = touch.to_numpy()
+        if not (same & (index[1:] <= index[:-1])).any():
+            return rows  # journeys in order, touches strictly increasing inside each
+    order = ["_j", "touch_index", "channel"]
+    if _in_order(rows, order):
+        return rows
+    return rows.sort(order, nulls_last=True, maintain_order=True)
+
+
+def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Split each segment's total (minor units) over its rows by ``weight``, exactly.
+
+    Segments are the runs of rows beginning at ``starts``. Each row gets the floor of its
+    share; the cents left over go one each to the rows with the largest fractional parts,
+    ties to the earlier row.
+    """
+    sizes = np.diff(np.r_[starts, weight.size])
+    raw = weight * np.repeat(totals, sizes).astype(np.float64)
+    floor = np.floor(raw)
+    credit = floor.astype(np.int64)
+    left = totals - np.add.reduceat(credit, starts) if weight.size else totals
+    credit += np.repeat(left >= sizes, sizes)  # enough for every row: one each
+    partial = (left > 0) & (left < sizes)
+    if partial.any():  # rank the fractions inside the segments that get some of them
+        segment = np.repeat(np.arange(starts.size), sizes)
+        rows = np.flatnonzero(np.repeat(partial, sizes))
+        fraction = (raw - floor)[rows]
+        ranked = rows[np.lexsort((-fraction, segment[rows]))]  # stable: ties keep row order
+        ranked_segment = segment[ranked]
+        begins = np.r_[True, ranked_segment[1:] != ranked_segment[:-1]]
+        position = np.arange(ranked.size)
+        rank = position - np.maximum.accumulate(np.where(begins, position, 0))
+        credit[ranked] += rank < left[ranked_segment]
+    return credit
+
+
 def _in_order(rows: pl.DataFrame, order: list[str]) -> bool:
     """Whether ``rows`` are sorted by the ``order`` columns (nulls last), without sorting."""
     later = pl.lit(False)
@@ -138,28 +191,47 @@ def _in_order(rows: pl.DataFrame, order: list[str]) -> bool:
     return bool(rows.select((later | (pl.int_range(pl.len()) == 0)).all()).item())
 
 
-def _check_weights(rows: pl.DataFrame, money: pl.DataFrame, model: str) -> None:
-    """Every journey that carries money has weights >= 0 summing to 1 (its nonzero ones in
-    ``rows``)."""
-    totals = rows.group_by("_j").agg(
-        pl.col("journey_id").first(),
-        pl.col("weight").sum().alias("total"),
-        pl.col("weight").min().alias("lowest"),
-    )
-    bad = totals.filter(
-        ((pl.col("total") - 1.0).abs() > WEIGHT_TOLERANCE)
-        | (pl.col("lowest") < 0)
-        | pl.col("total").is_nan()
-    ).sort("journey_id")
-    if bad.height:
-        first = bad.row(0, named=True)
+def _starts(row: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of ``row`` begins."""
+    if not row.size:
+        return np.empty(0, np.int64)
+    return np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+
+
+def _check_weights(touched: pl.DataFrame, untouched: pl.DataFrame, money: pl.DataFrame,
+                   model: str) -> None:
+    """Every journey that carries money has weights >= 0 summing to 1: its nonzero ones in
+    ``touched`` (in credit order), or its one row in ``untouched`` (a deal without a touch)."""
+    row = touched.get_column("_j").to_numpy()
+    starts = _starts(row)
+    weight = touched.get_column("weight").to_numpy()
+    journey = row[starts]
+    total = np.add.reduceat(weight, starts) if weight.size else weight
+    lowest = np.fmin.reduceat(weight, starts) if weight.size else weight
+    bare = untouched.get_column("_j").to_numpy()
+    twice = np.isin(journey, bare)  # weights for a deal without a touch: its row counts too
+    total = total + twice
+    lowest = np.where(twice, np.fmin(lowest, 1.0), lowest)
+    bad = (np.abs(total - 1.0) > WEIGHT_TOLERANCE) | (lowest < 0) | np.isnan(total)
+    if bad.any():
+        first = (
+            pl.DataFrame({"_j": journey[bad], "total": total[bad], "lowest": lowest[bad]})
+            .join(money.select("_j", "journey_id"), on="_j")
+            .sort("journey_id")
+            .row(0, named=True)
+        )
         raise ModelError(
             f"model {model!r} returned weights summing to {first['total']!r} "
             f"(lowest {first['lowest']!r}) for journey {first['journey_id']!r}; "
             "weights must be >= 0 and sum to 1 per journey"
         )
-    if totals.height < money.height:
-        missing = money.join(totals, on="_j", how="anti").sort("journey_id").row(0, named=True)
+    if journey.size + bare.size - int(twice.sum()) < money.height:
+        missing = (
+            money.join(pl.DataFrame({"_j": np.r_[journey, bare]}, schema={"_j": pl.UInt32}),
+                       on="_j", how="anti")
+            .sort("journey_id")
+            .row(0, named=True)
+        )
         raise ModelError(
             f"model {model!r} returned no weight above 0 for journey {missing['journey_id']!r}; "
             "weights must be >= 0 and sum to 1 per journey"
@@ -191,7 +263,7 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
         .agg(
             pl.col("pipeline_credit").sum(),
             pl.col("revenue_credit").sum(),
-            pl.col("conversion_credit").sum(),
+            ordered_sum(pl.col("conversion_credit")),
         )
         .join(touched, on="channel", how="left")
         .with_columns(
@@ -210,6 +282,16 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
         .drop("_model_order")
     )
     return conform(summary, SUMMARY_SCHEMA).collect()
+
+
+def ordered_sum(value: pl.Expr) -> pl.Expr:
+    """The sum of a float expression inside a ``group_by``, added in the rows' order.
+
+    A plain ``sum()`` adds partial sums in an order that depends on how polars spread the rows
+    over threads, so two runs on the same input can differ in the last digit. Rows keep their
+    order inside a group, and so does a running sum: the result is the same bytes every run.
+    """
+    return value.cum_sum().last().fill_null(0.0)
 
 
 def _share(column: str) -> pl.Expr:

@@ -67,6 +67,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from attribution.credit import ordered_sum
 from attribution.errors import ModelError
 from attribution.journeys import TOUCH_ORDER, Journeys
 from attribution.schema import DEAL_STATUSES, NO_TOUCH_CHANNEL, NO_TOUCH_GROUP, UTC_TIME
@@ -99,6 +100,12 @@ _FACTS = {
     "_won_days": pl.Float64,  # sum of weight x days to close over won deals
     "spend": pl.Int64,
 }
+
+
+def _sum(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A group's sum; floats added in row order, so every run gives the same bytes."""
+    return ordered_sum(value) if dtype == pl.Float64 else value.sum()
+
 
 #: one row per (model, period, channel); ``period`` is null in the whole-range table
 CHANNEL_SCORECARD_SCHEMA = pl.Schema(
@@ -255,7 +262,7 @@ def channel_facts(
     deals = deals.join(dates, on="journey_id", how="left")
     parts.append(
         deals.group_by("model", _period("created_at", grain), "channel", "channel_group").agg(
-            pl.col("weight").sum().alias("opportunities"),
+            ordered_sum(pl.col("weight")).alias("opportunities"),
             pl.col("pipeline_credit").sum(),
         )
     )
@@ -264,10 +271,10 @@ def channel_facts(
     days = (pl.col("closed_at") - pl.col("created_at")).dt.total_microseconds() / _US_PER_DAY
     parts.append(
         closed.group_by("model", _period("closed_at", grain), "channel", "channel_group").agg(
-            pl.col("weight").sum().alias("closed_deals"),
-            pl.col("weight").filter(won).sum().alias("won_deals"),
+            ordered_sum(pl.col("weight")).alias("closed_deals"),
+            ordered_sum(pl.col("weight").filter(won)).alias("won_deals"),
             pl.col("revenue_credit").sum(),
-            (pl.col("weight") * days).filter(won).sum().alias("_won_days"),
+            ordered_sum((pl.col("weight") * days).filter(won)).alias("_won_days"),
         )
     )
 
@@ -313,7 +320,7 @@ def channel_facts(
         combined.group_by("model", "period", "channel")
         .agg(
             pl.col("channel_group").drop_nulls().first(),
-            *[pl.col(name).fill_null(0).sum().cast(dtype) for name, dtype in _FACTS.items()],
+            *[_sum(pl.col(name).fill_null(0), dtype).cast(dtype) for name, dtype in _FACTS.items()],
         )
         .join(order, on="model", how="left")
         .sort(["_order", "period", "revenue_credit", "pipeline_credit", "channel"],
@@ -421,7 +428,8 @@ def scorecard(
     """
     check_grain(grain)
     facts = channel_facts(credit, journeys, leads, spend, grain=grain, models=models)
-    sums = [pl.col(name).sum() for name in _FACTS if name != "opportunities_touched"]
+    sums = [_sum(pl.col(name), dtype).alias(name) for name, dtype in _FACTS.items()
+            if name != "opportunities_touched"]
     by_group = facts.group_by("model", "period", "channel_group").agg(sums)
     total = facts.group_by("model", "period").agg(sums).with_columns(pl.lit(TOTAL).alias("channel_group"))
     stacked = pl.concat([total, by_group.select(total.columns)])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attribution.compare import compare
-from attribution.credit import allocate, summarise
+from attribution.credit import _largest_remainder, allocate, ordered_sum, summarise
 from attribution.errors import ModelError
 from attribution.journeys import Journeys
 from attribution.models import get_model
@@ -123,3 +128,71 @@ def test_comparison_needs_last_touch():
     credit = allocate(journeys, get_model("linear").weights(journeys), "linear").collect()
     with pytest.raises(ModelError, match="needs the 'last_touch' model"):
         compare(summarise(credit, journeys))
+
+
+def _largest_remainder_by_hand(weights: list[float], total: int) -> list[int]:
+    """The documented rule, one journey at a time: floors, then one cent each to the largest
+    fractional parts, ties to the earlier row."""
+    raw = [w * float(total) for w in weights]
+    credit = [math.floor(r) for r in raw]
+    left = total - sum(credit)
+    ranked = sorted(range(len(raw)), key=lambda i: (-(raw[i] - math.floor(raw[i])), i))
+    for rank, i in enumerate(ranked):
+        credit[i] += rank < left
+    return credit
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    journeys=st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 9), min_size=1, max_size=7),  # raw scores of the touches
+            st.integers(0, 10**9),  # the journey's amount in cents
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_largest_remainder_matches_the_rule_worked_by_hand(journeys):
+    weights, totals, starts, expected = [], [], [], []
+    for scores, total in journeys:
+        share = [s / sum(scores) if sum(scores) else 1 / len(scores) for s in scores]
+        starts.append(len(weights))
+        weights += share
+        totals.append(total)
+        expected += _largest_remainder_by_hand(share, total)
+    credit = _largest_remainder(np.array(weights), np.array(totals, np.int64),
+                                np.array(starts, np.int64))
+    assert credit.tolist() == expected
+
+
+def test_ordered_sum_adds_in_row_order_every_run():
+    # a plain group_by sum adds thread-partial sums in a varying order: last-digit noise
+    rng = np.random.default_rng(11)
+    frame = pl.DataFrame({"g": rng.integers(0, 3, 300_000), "x": rng.random(300_000) * 1e3})
+    expected = [float(np.cumsum(frame.filter(pl.col("g") == g)["x"].to_numpy())[-1])
+                for g in range(3)]
+    for _ in range(5):
+        eager = frame.group_by("g").agg(ordered_sum(pl.col("x"))).sort("g")
+        lazy = frame.lazy().group_by("g").agg(ordered_sum(pl.col("x"))).sort("g").collect()
+        assert eager["x"].to_list() == expected
+        assert lazy["x"].to_list() == expected
+    empty = frame.group_by("g").agg(ordered_sum(pl.col("x").filter(pl.col("x") < 0)))
+    assert empty["x"].to_list() == [0.0, 0.0, 0.0]
+
+
+def test_weights_of_other_journeys_and_split_runs_change_nothing():
+    # population models weigh deal-less accounts too (no money: ignored), and a journey's rows
+    # need not come together or in order
+    journeys = journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("A", "x", "newsletter", "2025-01-02"),
+         ("B", "y", "events", "2025-01-02"), ("C", "z", "paid_search", "2025-01-03")],
+        [("D1", "A", "2025-01-04", "2025-01-10", "won", 1_001),
+         ("D2", "C", "2025-01-04", "2025-01-10", "lost", 500)],
+    )
+    clean = get_model("linear").weights(journeys).collect()
+    expected = allocate(journeys, clean.lazy(), "linear").collect()
+    assert expected["pipeline_credit"].to_list() == [501, 500, 500]
+    assert clean["journey_id"].to_list() == ["D1", "D1", "D2", "account:B"]
+    messy = clean[[1, 3, 2, 0]]  # D1's touches apart, the deal-less account between them
+    assert allocate(journeys, messy.lazy(), "linear").collect().equals(expected)
