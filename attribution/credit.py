@@ -263,7 +263,7 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
         .agg(
             pl.col("pipeline_credit").sum(),
             pl.col("revenue_credit").sum(),
-            ordered_sum(pl.col("conversion_credit")),
+            exact_sum(pl.col("conversion_credit")),
         )
         .join(touched, on="channel", how="left")
         .with_columns(
@@ -284,14 +284,21 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
     return conform(summary, SUMMARY_SCHEMA).collect()
 
 
-def ordered_sum(value: pl.Expr) -> pl.Expr:
-    """The sum of a float expression inside a ``group_by``, added in the rows' order.
+def exact_sum(value: pl.Expr) -> pl.Expr:
+    """The sum of a float expression (inside a ``group_by`` or not), correctly rounded.
 
     A plain ``sum()`` adds partial sums in an order that depends on how polars spread the rows
-    over threads, so two runs on the same input can differ in the last digit. Rows keep their
-    order inside a group, and so does a running sum: the result is the same bytes every run.
+    over threads, so two runs on the same input could differ in the last digit. Here every
+    value is cut into two integers (its multiples of 2^-32 and the 2^-84 multiples of the
+    rest); integer sums are exact in any order, and the total is rounded to a float once. The
+    result depends only on the values, not on their order: the same bytes every run. (Bits
+    below 2^-84 of each value are dropped; nulls count as nothing.)
     """
-    return value.cum_sum().last().fill_null(0.0)
+    scaled = value * 2.0**32
+    whole = scaled.floor()
+    rest = ((scaled - whole) * 2.0**52).floor()
+    exact = whole.cast(pl.Int128).sum() * 2**52 + rest.cast(pl.Int128).sum()
+    return exact.cast(pl.Float64) * 2.0**-84
 
 
 def _share(column: str) -> pl.Expr:

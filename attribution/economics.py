@@ -67,7 +67,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from attribution.credit import ordered_sum
+from attribution.credit import exact_sum
 from attribution.errors import ModelError
 from attribution.journeys import TOUCH_ORDER, Journeys
 from attribution.schema import DEAL_STATUSES, NO_TOUCH_CHANNEL, NO_TOUCH_GROUP, UTC_TIME
@@ -103,8 +103,8 @@ _FACTS = {
 
 
 def _sum(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A group's sum; floats added in row order, so every run gives the same bytes."""
-    return ordered_sum(value) if dtype == pl.Float64 else value.sum()
+    """A group's sum; floats summed exactly, so every run gives the same bytes."""
+    return exact_sum(value) if dtype == pl.Float64 else value.sum()
 
 
 #: one row per (model, period, channel); ``period`` is null in the whole-range table
@@ -262,7 +262,7 @@ def channel_facts(
     deals = deals.join(dates, on="journey_id", how="left")
     parts.append(
         deals.group_by("model", _period("created_at", grain), "channel", "channel_group").agg(
-            ordered_sum(pl.col("weight")).alias("opportunities"),
+            exact_sum(pl.col("weight")).alias("opportunities"),
             pl.col("pipeline_credit").sum(),
         )
     )
@@ -271,10 +271,10 @@ def channel_facts(
     days = (pl.col("closed_at") - pl.col("created_at")).dt.total_microseconds() / _US_PER_DAY
     parts.append(
         closed.group_by("model", _period("closed_at", grain), "channel", "channel_group").agg(
-            ordered_sum(pl.col("weight")).alias("closed_deals"),
-            ordered_sum(pl.col("weight").filter(won)).alias("won_deals"),
+            exact_sum(pl.col("weight")).alias("closed_deals"),
+            exact_sum(pl.col("weight").filter(won)).alias("won_deals"),
             pl.col("revenue_credit").sum(),
-            ordered_sum((pl.col("weight") * days).filter(won)).alias("_won_days"),
+            exact_sum((pl.col("weight") * days).filter(won)).alias("_won_days"),
         )
     )
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attribution.compare import compare
-from attribution.credit import _largest_remainder, allocate, ordered_sum, summarise
+from attribution.credit import _largest_remainder, allocate, exact_sum, summarise
 from attribution.errors import ModelError
 from attribution.journeys import Journeys
 from attribution.models import get_model
@@ -166,19 +166,23 @@ def test_largest_remainder_matches_the_rule_worked_by_hand(journeys):
     assert credit.tolist() == expected
 
 
-def test_ordered_sum_adds_in_row_order_every_run():
+def test_exact_sum_is_the_correctly_rounded_sum_in_any_order():
     # a plain group_by sum adds thread-partial sums in a varying order: last-digit noise
     rng = np.random.default_rng(11)
-    frame = pl.DataFrame({"g": rng.integers(0, 3, 300_000), "x": rng.random(300_000) * 1e3})
-    expected = [float(np.cumsum(frame.filter(pl.col("g") == g)["x"].to_numpy())[-1])
-                for g in range(3)]
-    for _ in range(5):
-        eager = frame.group_by("g").agg(ordered_sum(pl.col("x"))).sort("g")
-        lazy = frame.lazy().group_by("g").agg(ordered_sum(pl.col("x"))).sort("g").collect()
+    frame = pl.DataFrame({"g": rng.integers(0, 3, 300_000),
+                          "x": rng.random(300_000) * 1e3 - 100.0})
+    expected = [math.fsum(frame.filter(pl.col("g") == g)["x"].to_list()) for g in range(3)]
+    for seed in range(4):
+        rows = frame.sample(fraction=1.0, shuffle=True, seed=seed)
+        eager = rows.group_by("g").agg(exact_sum(pl.col("x"))).sort("g")
+        lazy = rows.lazy().group_by("g").agg(exact_sum(pl.col("x"))).sort("g").collect()
         assert eager["x"].to_list() == expected
         assert lazy["x"].to_list() == expected
-    empty = frame.group_by("g").agg(ordered_sum(pl.col("x").filter(pl.col("x") < 0)))
-    assert empty["x"].to_list() == [0.0, 0.0, 0.0]
+    assert frame.select(exact_sum(pl.col("x"))).item() == math.fsum(frame["x"].to_list())
+    # 0.1 + 0.2 + 0.3 is 0.6000000000000001 added left to right; exactly it rounds to 0.6
+    assert pl.DataFrame({"x": [0.1, 0.2, 0.3]}).select(exact_sum(pl.col("x"))).item() == 0.6
+    nothing = frame.group_by("g").agg(exact_sum(pl.col("x").filter(pl.col("x") > 1e6)))
+    assert nothing["x"].to_list() == [0.0, 0.0, 0.0]
 
 
 def test_weights_of_other_journeys_and_split_runs_change_nothing():
