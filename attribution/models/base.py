@@ -66,20 +66,25 @@ class AttributionModel:
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
     """Turn a column of raw non-negative scores into weights summing to 1 per journey.
 
-    A journey whose scores are all zero gets an even split over its rows. The touch's
+    A journey whose scores are all zero gets an even split. The touch's
     :data:`DETAIL_COLUMNS`, when ``weights`` has them, are kept for :func:`~attribution.credit.allocate`.
     """
-    total = pl.col(raw).sum().over("journey_id")
-    count = pl.len().over("journey_id")
-    names = weights.collect_schema().names()
-    return weights.with_columns(
-        pl.when(total > 0)
-        .then(pl.col(raw) / total)
-        .otherwise(1.0 / count)
-        .cast(pl.Float64)
-        .alias("weight")
-    ).select("journey_id", "touch_index", "channel", "weight",
-             *[c for c in DETAIL_COLUMNS if c in names])
+    return with_weight(weights, normalised(pl.col(raw)))
+
+
+def normalised(raw: pl.Expr) -> pl.Expr:
+    """``raw`` scores over their journey's total (an even split when the total is 0)."""
+    total = raw.sum().over("journey_id")
+    return pl.when(total > 0).then(raw / total).otherwise(1.0 / pl.len().over("journey_id"))
+
+
+def with_weight(touches: pl.LazyFrame, weight: pl.Expr) -> pl.LazyFrame:
+    """Weight rows (:data:`~attribution.schema.WEIGHT_SCHEMA`, plus the touch's
+    :data:`DETAIL_COLUMNS` when ``touches`` has them) with ``weight`` computed on ``touches``."""
+    names = touches.collect_schema().names()
+    return touches.select("journey_id", "touch_index", "channel",
+                          weight.cast(pl.Float64).alias("weight"),
+                          *[c for c in DETAIL_COLUMNS if c in names])
 
 
 def journey_observations(journeys: Journeys) -> pl.LazyFrame:

@@ -13,11 +13,14 @@ from typing import ClassVar
 import polars as pl
 
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, normalise
+from attribution.models.base import AttributionModel, with_weight
 
 
 def _one_hot(journeys: Journeys, chosen: pl.Expr) -> pl.LazyFrame:
-    return normalise(journeys.touches.with_columns(chosen.cast(pl.Float64).alias("raw")))
+    """Weight 1 to the chosen touch, 0 to the others. ``touch_index`` is the touch's 0-based
+    position in its journey, so each rule below chooses exactly one touch per journey and the
+    weights need no normalising (a journey breaking that is refused by ``allocate``)."""
+    return with_weight(journeys.touches, chosen)
 
 
 @dataclass(frozen=True)
@@ -85,4 +88,4 @@ class Linear(AttributionModel):
     uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return normalise(journeys.touches.with_columns(pl.lit(1.0).alias("raw")))
+        return with_weight(journeys.touches, 1.0 / pl.len().over("journey_id"))
