@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from attribution.journeys import build_journeys
+from attribution.journeys import (
+    TOUCH_ORDER,
+    _distinct_rows,
+    _group_time_key,
+    build_journeys,
+    touch_order,
+)
 from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA
 from tests.factories import at, contacts_frame, deals_frame
 
@@ -391,3 +397,41 @@ def test_touches_come_grouped_by_journey_in_the_journeys_order(data) -> None:
     counts = frame.select("journey_id", "n_touches").rows()
     assert touches["journey_id"].to_list() == [j for j, n in counts for _ in range(n)]
     assert touches["touch_index"].to_list() == [i for _, n in counts for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("first_group", "step_us", "one_key"),
+    [
+        (0, 1_000_000, True),  # whole seconds: journey number and seconds share one integer
+        (0, 1_000, True),  # whole milliseconds
+        (2**40, 1, False),  # 41-bit journey numbers and a microsecond span: the two-key sort
+    ],
+)
+def test_touch_order_is_the_full_sort_whichever_key_is_used(first_group, step_us, one_key):
+    import random
+
+    rng = random.Random(5)
+    n = 400
+    start = datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1_000_000
+    frame = pl.DataFrame({
+        "_jn": [first_group + rng.randrange(12) for _ in range(n)],
+        "timestamp": [int(start) + step_us * rng.randrange(2**22 if not one_key else 30)
+                      for _ in range(n)],  # few distinct instants: many ties to break by text
+        "contact_id": [rng.choice(["c1", "c2", None]) for _ in range(n)],
+        "channel": [rng.choice(["podcast", "events"]) for _ in range(n)],
+        "touch_type": [rng.choice(["view", "click"]) for _ in range(n)],
+        "campaign": [None] * n,
+        "touchpoint_id": [f"t{i:04d}" for i in rng.sample(range(n), n)],
+    }).with_columns(pl.from_epoch("timestamp", time_unit="us").dt.replace_time_zone("UTC"))
+    assert (_group_time_key(frame, "_jn") is not None) == one_key
+    expected = frame.with_row_index("_i").sort(["_jn", *TOUCH_ORDER], nulls_last=True)["_i"]
+    assert touch_order(frame, "_jn").to_list() == expected.to_list()
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [[1, 5, 5, 2, 1], [], [3, None, 3], [-4, 2, 2], [10**12, 7, 10**12]],  # bitmap, then hashed
+)
+def test_distinct_rows_counts_like_n_unique(rows):
+    series = pl.Series("_row", rows, dtype=pl.Int64)
+    assert _distinct_rows(series) == series.n_unique()
