@@ -63,55 +63,72 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     )
     carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
     touched = weights.select("journey_id", "touch_index", "channel", "weight", *carried).collect()
-    if touched.select((pl.col("weight") == 0).any()).item():
+    if not touched.get_column("weight").to_numpy().all():
         touched = touched.filter(pl.col("weight") != 0)  # zero-weight rows carry no money
     touched = _in_credit_order(_with_money_row(touched, money))
-    untouched = money.filter(pl.col("n_touches") == 0).select(
-        "_j",
-        "journey_id",
-        pl.lit(None, pl.UInt32).alias("touch_index"),
-        pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
-        pl.lit(1.0).alias("weight"),
-        pl.lit(None, pl.String).alias("touchpoint_id"),
-        pl.lit(None, UTC_TIME).alias("timestamp"),
-        pl.lit(NO_TOUCH_GROUP).alias("channel_group"),
-    )
+    untouched = _untouched(money, touched.columns)
     _check_weights(touched, untouched, money, model)
     # touched rows in the journeys' order (by journey_id for built journeys), by touch, then
-    # channel, inside each journey; deals without a touch (one row each) come last.
-    rows = pl.concat([touched, untouched.select(touched.columns)])
-    row = rows.get_column("_j").to_numpy()
-    deal = money.select("deal_id", "account_id", "status", "amount", "revenue", "conversions")[
-        rows.get_column("_j")
-    ]
+    # channel, inside each journey; deals without a touch (one row each) come last. Built
+    # column by column (Series operations): each DataFrame operation costs a query plan,
+    # which is most of the time on small inputs.
+    rows = pl.concat([touched, untouched]) if untouched.height else touched
+    index = rows.get_column("_j")
+    row = index.to_numpy()
     starts = _starts(row)
+    journey = row[starts]
     weight = rows.get_column("weight").to_numpy()
-    amount = deal.get_column("amount").to_numpy()
-    revenue = deal.get_column("revenue").to_numpy()
-    pipeline_credit = _largest_remainder(weight, amount[starts], starts)
-    if ((revenue != 0) & (revenue != amount)).any():
-        revenue_credit = _largest_remainder(weight, revenue[starts], starts)
+    amount = money.get_column("amount").to_numpy()
+    revenue = money.get_column("revenue").to_numpy()
+    pipeline_credit = _largest_remainder(weight, amount[journey], starts)
+    if ((revenue[journey] != 0) & (revenue[journey] != amount[journey])).any():
+        revenue_credit = _largest_remainder(weight, revenue[journey], starts)
     else:  # revenue is 0 or the whole amount: it splits as the amount does
-        revenue_credit = np.where(revenue == 0, 0, pipeline_credit)
-    rows = rows.drop("_j").hstack(deal.drop("amount", "revenue")).with_columns(
-        pl.Series("pipeline_credit", pipeline_credit),
-        pl.Series("revenue_credit", revenue_credit),
-        (pl.col("weight") * pl.col("conversions")).alias("conversion_credit"),
-        pl.lit(model).alias("model"),
-    )
+        revenue_credit = np.where(revenue[row] == 0, 0, pipeline_credit)
+    columns = {
+        "model": pl.Series("model", [model], pl.String).new_from_index(0, rows.height),
+        **{c: money.get_column(c).gather(index) for c in ("deal_id", "account_id", "status")},
+        **{c: rows.get_column(c) for c in rows.columns if c != "_j"},
+        "pipeline_credit": pl.Series("pipeline_credit", pipeline_credit),
+        "revenue_credit": pl.Series("revenue_credit", revenue_credit),
+        "conversion_credit": (rows.get_column("weight")
+                              * money.get_column("conversions").gather(index)).alias(
+                                  "conversion_credit"),
+    }
+    if set(CREDIT_SCHEMA.names()) <= set(columns):  # every detail came with the weights
+        return pl.DataFrame([columns[c].cast(t).alias(c) for c, t in CREDIT_SCHEMA.items()]).lazy()
+    credit = pl.DataFrame(list(columns.values()))
     looked_up = [c for c in ("touchpoint_id", "timestamp") if c not in carried]
-    if looked_up and rows.get_column("touch_index").null_count() == rows.height:
-        rows = rows.with_columns(  # channel-level weights: no touch to look up
+    if looked_up and credit.get_column("touch_index").null_count() == credit.height:
+        credit = credit.with_columns(  # channel-level weights: no touch to look up
             pl.lit(None, CREDIT_SCHEMA[c]).alias(c) for c in looked_up
         )
     elif looked_up:
         details = journeys.touches.select("journey_id", "touch_index", *looked_up).collect()
-        rows = rows.join(details, on=["journey_id", "touch_index"], how="left",
-                         maintain_order="left")
+        credit = credit.join(details, on=["journey_id", "touch_index"], how="left",
+                             maintain_order="left")
     if "channel_group" not in carried:
-        rows = rows.join(channel_groups(journeys).collect(), on="channel", how="left",
-                         maintain_order="left")
-    return conform(rows.lazy(), CREDIT_SCHEMA)
+        credit = credit.join(channel_groups(journeys).collect(), on="channel", how="left",
+                             maintain_order="left")
+    return conform(credit.lazy(), CREDIT_SCHEMA)
+
+
+def _untouched(money: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """One ``(no touch)`` row, weight 1, per money journey without a touch, with ``columns``."""
+    bare = (money.get_column("n_touches") == 0).arg_true()
+    values = {
+        "_j": money.get_column("_j").gather(bare),
+        "journey_id": money.get_column("journey_id").gather(bare),
+        "channel": pl.Series([NO_TOUCH_CHANNEL], dtype=pl.String).new_from_index(0, bare.len()),
+        "weight": pl.Series([1.0], dtype=pl.Float64).new_from_index(0, bare.len()),
+        "channel_group": pl.Series([NO_TOUCH_GROUP], dtype=pl.String).new_from_index(
+            0, bare.len()),
+    }
+    types = {"touch_index": pl.UInt32, "touchpoint_id": pl.String, "timestamp": UTC_TIME}
+    return pl.DataFrame([
+        values[c].alias(c) if c in values else pl.Series(c, [None] * bare.len(), types[c])
+        for c in columns
+    ])
 
 
 def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
@@ -120,17 +137,16 @@ def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
     A journey's rows usually come together, so only the first id of each run of equal ids is
     looked up (a hash join on the runs, not on every row).
     """
-    ids = rows.get_column("journey_id")
-    first = ids.ne_missing(ids.shift(1))
-    run = (first.cum_sum() - 1).cast(pl.UInt32)
+    journey = pl.col("journey_id")
+    first = rows.select(journey.ne_missing(journey.shift(1))).to_series().to_numpy()
+    run = pl.Series(np.cumsum(first, dtype=np.int64) - 1)
     found = (
-        ids.filter(first)
-        .to_frame()
+        rows.select(journey.filter(pl.Series(first)))
         .join(money.select("journey_id", "_j"), on="journey_id", how="left",
               maintain_order="left")
         .get_column("_j")
     )
-    rows = rows.with_columns(found.gather(run).alias("_j"))
+    rows = rows.hstack([found.gather(run).alias("_j")])
     if rows.get_column("_j").null_count():
         rows = rows.filter(pl.col("_j").is_not_null())
     return rows
@@ -169,11 +185,16 @@ def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarra
     if partial.any():  # rank the fractions inside the segments that get some of them
         segment = np.repeat(np.arange(starts.size), sizes)
         rows = np.flatnonzero(np.repeat(partial, sizes))
-        by_fraction = pl.DataFrame({"segment": segment[rows], "fraction": (raw - floor)[rows]})
-        ranked = rows[  # stable: ties keep the rows' order (3-4x numpy's lexsort, two threads)
-            by_fraction.select(pl.arg_sort_by(["segment", "fraction"], descending=[False, True],
-                                              maintain_order=True)).to_series().to_numpy()
-        ]
+        fraction = (raw - floor)[rows]
+        if rows.size < 100_000:  # stable sorts: ties keep the rows' order
+            ranked = rows[np.lexsort((-fraction, segment[rows]))]
+        else:  # polars' two-key sort is 3-4x numpy's lexsort on large inputs (two threads)
+            by_fraction = pl.DataFrame({"segment": segment[rows], "fraction": fraction})
+            ranked = rows[
+                by_fraction.select(pl.arg_sort_by(["segment", "fraction"],
+                                                  descending=[False, True],
+                                                  maintain_order=True)).to_series().to_numpy()
+            ]
         ranked_segment = segment[ranked]
         begins = np.r_[True, ranked_segment[1:] != ranked_segment[:-1]]
         position = np.arange(ranked.size)

@@ -166,6 +166,24 @@ def test_largest_remainder_matches_the_rule_worked_by_hand(journeys):
     assert credit.tolist() == expected
 
 
+def test_large_inputs_rank_fractions_like_small_ones():
+    # past 100,000 rows to rank the fractions are sorted by polars, below by numpy: same cents
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 9, 40_000)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    scores = rng.integers(0, 4, int(sizes.sum())).astype(np.float64) + 1.0
+    weights = scores / np.repeat(np.add.reduceat(scores, starts), sizes)
+    totals = rng.integers(0, 10**7, sizes.size)
+    large = _largest_remainder(weights, totals, starts)
+    assert (np.add.reduceat(large, starts) == totals).all()
+    small = np.concatenate([  # the same journeys, a thousand at a time
+        _largest_remainder(weights[starts[i]:starts[i] + sizes[i:i + 1000].sum()],
+                           totals[i:i + 1000], starts[i:i + 1000] - starts[i])
+        for i in range(0, sizes.size, 1000)
+    ])
+    assert large.tolist() == small.tolist()
+
+
 def test_exact_sum_is_the_correctly_rounded_sum_in_any_order():
     # a plain group_by sum adds thread-partial sums in a varying order: last-digit noise
     rng = np.random.default_rng(11)
