@@ -140,12 +140,17 @@ def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
     journey = pl.col("journey_id")
     first = rows.select(journey.ne_missing(journey.shift(1))).to_series().to_numpy()
     run = pl.Series(np.cumsum(first, dtype=np.int64) - 1)
-    found = (
-        rows.select(journey.filter(pl.Series(first)))
-        .join(money.select("journey_id", "_j"), on="journey_id", how="left",
-              maintain_order="left")
-        .get_column("_j")
-    )
+    keys = rows.get_column("journey_id").filter(pl.Series(first))
+    touched = money.get_column("n_touches") > 0
+    if keys.equals(money.get_column("journey_id").filter(touched)):
+        found = money.get_column("_j").filter(touched)  # every touched journey, in order
+    else:
+        found = (
+            keys.to_frame()
+            .join(money.select("journey_id", "_j"), on="journey_id", how="left",
+                  maintain_order="left")
+            .get_column("_j")
+        )
     rows = rows.hstack([found.gather(run).alias("_j")])
     if rows.get_column("_j").null_count():
         rows = rows.filter(pl.col("_j").is_not_null())
