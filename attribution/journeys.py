@@ -193,6 +193,20 @@ def _distinct_rows(rows: pl.Series) -> int:
     return int(np.count_nonzero(seen))
 
 
+def _last_at_or_before(times: np.ndarray, journey: np.ndarray, moments: pl.Series) -> np.ndarray:
+    """Per touch, the index of its journey's last touch at or before the journey's moment
+    (``moments`` by journey number), 0 when there is none or no moment.
+
+    Touches come grouped by journey and in time order inside each, so the touches at or before
+    the moment are a prefix of the journey: the last one's index is their count less one.
+    """
+    physical = moments.cast(UTC_TIME).to_physical()
+    known = physical.is_not_null().to_numpy()[journey]
+    moment = physical.fill_null(0).to_numpy()[journey]
+    counts = np.bincount(journey, weights=known & (times <= moment), minlength=len(physical))
+    return np.maximum(counts.astype(np.int64) - 1, 0)[journey]
+
+
 def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl.Series:
     """``_duplicate`` for touches in :func:`touch_order`: the previous touch of the same person
     (contact, else the account) and channel in that order came less than ``dedup_minutes``
@@ -347,10 +361,10 @@ def build_journeys(
     used = _distinct_rows(ordered.get_column("_row"))
     duplicates = windowed - used
 
-    of_journey = pl.col("_jn")
-    last_at_or_before = lambda moment: (  # noqa: E731
-        pl.col("touch_index").filter(pl.col("timestamp") <= moment).max().over(of_journey)
-    )
+    times = ordered.get_column("timestamp").cast(UTC_TIME).to_physical().to_numpy()
+    lead_touch = _last_at_or_before(times, journey_number, journey_table.get_column("_lead_at"))
+    created_touch = _last_at_or_before(times, journey_number,
+                                       journey_table.get_column("created_at"))
     journey_columns = journey_table.select(
         "journey_id", "account_id", "status", "created_at", "_lead_at"
     )
@@ -362,13 +376,10 @@ def build_journeys(
         )
         .with_columns(
             (pl.col("touch_index") == 0).alias("is_first"),
-            (pl.col("touch_index") == last_at_or_before(pl.col("_lead_at")).fill_null(0)).alias(
-                "is_lead_creation"
+            pl.Series("is_lead_creation", touch_index == lead_touch),
+            ((pl.col("status") != "none") & pl.Series(touch_index == created_touch)).alias(
+                "is_opportunity_creation"
             ),
-            (
-                (pl.col("status") != "none")
-                & (pl.col("touch_index") == last_at_or_before(pl.col("created_at")).fill_null(0))
-            ).alias("is_opportunity_creation"),
             ((pl.col("status") == "won") & pl.Series(is_last)).alias("is_closed_won"),
         )
     )
