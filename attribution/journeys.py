@@ -193,18 +193,23 @@ def _distinct_rows(rows: pl.Series) -> int:
     return int(np.count_nonzero(seen))
 
 
-def _last_at_or_before(times: np.ndarray, journey: np.ndarray, moments: pl.Series) -> np.ndarray:
+def _last_at_or_before(times: np.ndarray, journey: np.ndarray, starts: np.ndarray,
+                       moments: pl.Series) -> np.ndarray:
     """Per touch, the index of its journey's last touch at or before the journey's moment
     (``moments`` by journey number), 0 when there is none or no moment.
 
-    Touches come grouped by journey and in time order inside each, so the touches at or before
-    the moment are a prefix of the journey: the last one's index is their count less one.
+    Touches come grouped by journey (each group beginning at ``starts``) and in time order
+    inside each, so the touches at or before the moment are a prefix of the journey: the last
+    one's index is their count less one.
     """
     physical = moments.cast(UTC_TIME).to_physical()
-    known = physical.is_not_null().to_numpy()[journey]
-    moment = physical.fill_null(0).to_numpy()[journey]
-    counts = np.bincount(journey, weights=known & (times <= moment), minlength=len(physical))
-    return np.maximum(counts.astype(np.int64) - 1, 0)[journey]
+    at_or_before = times <= physical.fill_null(0).to_numpy()[journey]
+    if physical.null_count():
+        at_or_before &= physical.is_not_null().to_numpy()[journey]
+    counts = np.zeros(len(physical), dtype=np.int64)
+    if len(starts):
+        counts[journey[starts]] = np.add.reduceat(at_or_before.astype(np.int64), starts)
+    return np.maximum(counts - 1, 0)[journey]
 
 
 def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl.Series:
@@ -352,7 +357,7 @@ def build_journeys(
     del in_window, order
     journey_number = ordered.get_column("_jn").to_numpy()
     counts = np.bincount(journey_number, minlength=journey_table.height).astype(np.uint32)
-    first_row = np.cumsum(counts) - counts
+    first_row = np.cumsum(counts, dtype=np.int64) - counts
     touch_index = np.arange(len(journey_number), dtype=np.int64) - first_row[journey_number]
     is_last = np.ones(len(journey_number), dtype=bool)
     is_last[:-1] = journey_number[1:] != journey_number[:-1]
@@ -362,8 +367,10 @@ def build_journeys(
     duplicates = windowed - used
 
     times = ordered.get_column("timestamp").cast(UTC_TIME).to_physical().to_numpy()
-    lead_touch = _last_at_or_before(times, journey_number, journey_table.get_column("_lead_at"))
-    created_touch = _last_at_or_before(times, journey_number,
+    starts = first_row[counts > 0]
+    lead_touch = _last_at_or_before(times, journey_number, starts,
+                                    journey_table.get_column("_lead_at"))
+    created_touch = _last_at_or_before(times, journey_number, starts,
                                        journey_table.get_column("created_at"))
     journey_columns = journey_table.select(
         "journey_id", "account_id", "status", "created_at", "_lead_at"
