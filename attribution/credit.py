@@ -85,15 +85,17 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
         revenue_credit = _largest_remainder(weight, revenue[journey], starts)
     else:  # revenue is 0 or the whole amount: it splits as the amount does
         revenue_credit = np.where(revenue[row] == 0, 0, pipeline_credit)
+    deal = pl.DataFrame(  # one frame gather: its columns are gathered in parallel
+        [money.get_column(c) for c in ("deal_id", "account_id", "status", "conversions")]
+    )[index]
     columns = {
         "model": pl.Series("model", [model], pl.String).new_from_index(0, rows.height),
-        **{c: money.get_column(c).gather(index) for c in ("deal_id", "account_id", "status")},
+        **{c: deal.get_column(c) for c in ("deal_id", "account_id", "status")},
         **{c: rows.get_column(c) for c in rows.columns if c != "_j"},
         "pipeline_credit": pl.Series("pipeline_credit", pipeline_credit),
         "revenue_credit": pl.Series("revenue_credit", revenue_credit),
-        "conversion_credit": (rows.get_column("weight")
-                              * money.get_column("conversions").gather(index)).alias(
-                                  "conversion_credit"),
+        "conversion_credit": (rows.get_column("weight") * deal.get_column("conversions")).alias(
+            "conversion_credit"),
     }
     if set(CREDIT_SCHEMA.names()) <= set(columns):  # every detail came with the weights
         return pl.DataFrame([columns[c].cast(t).alias(c) for c, t in CREDIT_SCHEMA.items()]).lazy()
@@ -188,23 +190,23 @@ def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarra
     credit += np.repeat(left >= sizes, sizes)  # enough for every row: one each
     partial = (left > 0) & (left < sizes)
     if partial.any():  # rank the fractions inside the segments that get some of them
-        segment = np.repeat(np.arange(starts.size), sizes)
+        ranked_sizes = sizes[partial]
+        segment = np.repeat(np.flatnonzero(partial), ranked_sizes)  # non-decreasing
         rows = np.flatnonzero(np.repeat(partial, sizes))
         fraction = (raw - floor)[rows]
         if rows.size < 100_000:  # stable sorts: ties keep the rows' order
-            ranked = rows[np.lexsort((-fraction, segment[rows]))]
+            ranked = rows[np.lexsort((-fraction, segment))]
         else:  # polars' two-key sort is 3-4x numpy's lexsort on large inputs (two threads)
-            by_fraction = pl.DataFrame({"segment": segment[rows], "fraction": fraction})
+            by_fraction = pl.DataFrame({"segment": segment, "fraction": fraction})
             ranked = rows[
                 by_fraction.select(pl.arg_sort_by(["segment", "fraction"],
                                                   descending=[False, True],
                                                   maintain_order=True)).to_series().to_numpy()
             ]
-        ranked_segment = segment[ranked]
-        begins = np.r_[True, ranked_segment[1:] != ranked_segment[:-1]]
-        position = np.arange(ranked.size)
-        rank = position - np.maximum.accumulate(np.where(begins, position, 0))
-        credit[ranked] += rank < left[ranked_segment]
+        # sorted by segment first, the segments keep their places: rank = position - offset
+        offset = np.repeat(np.cumsum(ranked_sizes) - ranked_sizes, ranked_sizes)
+        rank = np.arange(ranked.size) - offset
+        credit[ranked] += rank < left[segment]
     return credit
 
 
