@@ -138,7 +138,8 @@ def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
     """``rows`` with ``_j``, their journey's row in ``money``; rows of other journeys dropped.
 
     A journey's rows usually come together, so only the first id of each run of equal ids is
-    looked up (a hash join on the runs, not on every row).
+    looked up (a hash join on the runs, not on every row); no join at all when the runs are
+    the money journeys that have touches, in order (weights made from the journeys' touches).
     """
     journey = pl.col("journey_id")
     first = rows.select(journey.ne_missing(journey.shift(1))).to_series().to_numpy()
