@@ -127,14 +127,16 @@ class JourneyStats:
 TOUCH_ORDER = ["timestamp", "contact_id", "channel", "touch_type", "campaign", "touchpoint_id"]
 
 
-def touch_order(touches: pl.DataFrame, within: str) -> pl.Series:
+def touch_order(touches: pl.DataFrame, within: str,
+                detail: pl.DataFrame | None = None) -> pl.Series:
     """Row numbers of ``touches`` grouped by ``within`` (an integer journey number) and, inside
     each group, ordered by :data:`TOUCH_ORDER` (then utm source and medium).
 
     Sorting millions of wide rows on many text columns is the slowest step of a run, so only
     the two fixed-width keys (the group and the timestamp) are sorted; the rare rows that tie on
     both are then ordered by the text columns among themselves. The caller gathers the rows
-    once, in this order.
+    once, in this order. With ``detail``, ``touches`` holds only ``within``, ``timestamp`` and
+    ``_i``, and the text columns of a row are ``detail``'s row ``_i``.
     """
     key = _group_time_key(touches, within)
     if key is not None:  # one integer key: a single-column sort, about half the time of two
@@ -156,9 +158,17 @@ def touch_order(touches: pl.DataFrame, within: str) -> pl.Series:
         order = keys.get_column("_i")
     if tied.len():
         wanted = [within, *TOUCH_ORDER, "utm_source", "utm_medium"]
-        columns = [c for c in wanted if c in touches.columns]
+        source = touches if detail is None else detail
+        columns = [c for c in wanted if c in source.columns or c in (within, "timestamp")]
         rows = order.gather(tied)
-        block = touches.select(columns)[rows].with_columns(rows.alias("_i"))
+        if detail is None:
+            block = touches.select(columns)[rows]
+        else:
+            keys = touches.select(within, "timestamp", "_i")[rows]
+            block = detail.select(c for c in columns if c not in (within, "timestamp"))[
+                keys.get_column("_i")
+            ].with_columns(keys.get_column(within), keys.get_column("timestamp")).select(columns)
+        block = block.with_columns(rows.alias("_i"))
         block = block.sort(columns, nulls_last=True, maintain_order=True)
         order = order.scatter(tied, block.get_column("_i"))
     return order
@@ -212,13 +222,20 @@ def _last_at_or_before(times: np.ndarray, journey: np.ndarray, starts: np.ndarra
     return np.maximum(counts - 1, 0)[journey]
 
 
+#: one hash per (contact, channel) of a touch: within a journey, the touches of a person (the
+#: account, for touches without a contact) on one channel
+PERSON = pl.struct(pl.coalesce("contact_id", pl.lit("")), "channel").hash(seed=11)
+
+
 def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl.Series:
     """``_duplicate`` for touches in :func:`touch_order`: the previous touch of the same person
     (contact, else the account) and channel in that order came less than ``dedup_minutes``
-    earlier (a chain: a burst of clicks a minute apart is one touch)."""
+    earlier (a chain: a burst of clicks a minute apart is one touch). ``ordered`` holds
+    ``within``, ``timestamp`` and either ``_person`` (:data:`PERSON`) or the contact and channel.
+    """
     if dedup_minutes <= 0 or ordered.height == 0:
         return pl.Series("_duplicate", [False] * ordered.height, dtype=pl.Boolean)
-    person = pl.struct(pl.coalesce("contact_id", pl.lit("")), "channel").hash(seed=11)
+    person = pl.col("_person") if "_person" in ordered.columns else PERSON
     by_person = ordered.select(
         pl.col(within).alias("_group"),
         person.alias("_person"),
@@ -333,28 +350,36 @@ def build_journeys(
             as_of_lit.alias("end_at"),
         ),
     ])
-    in_window = (
+    # (touch, journey) pairs on the key columns alone: the wide rows are gathered once, at the
+    # end, in their final order (joining and reordering them whole cost 1.5x the time and held
+    # two copies of the touches)
+    pairs = (
         touchpoints.lazy()
-        .select(touch_columns)
+        .select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), "account_id", "timestamp")
         .join(windows.lazy(), on="account_id", how="inner")
         .filter(
             ((pl.col("timestamp") >= pl.col("_window_start")) | pl.col("_window_start").is_null())
             & (pl.col("timestamp") <= pl.col("end_at"))
         )
-        .drop("account_id", "_window_start", "end_at")
+        .select("_i", "_jn", "timestamp")
         .collect()
         .rechunk()
     )
-    # rows that fall in some journey's window (for the accounting)
-    windowed = _distinct_rows(in_window.get_column("_row"))
+    # rows that fall in some journey's window (for the accounting); positions stand for rows
+    windowed = _distinct_rows(pairs.get_column("_i"))
     # one order gives both the journey order and, within each (journey, person, channel), the
-    # time order that repeat detection needs; the rows are gathered once, in the final order
-    order = touch_order(in_window, "_jn")
-    keys = in_window.select("_jn", "contact_id", "channel", "timestamp")[order]
-    order = order.filter(~repeat_flags(keys, "_jn", dedup_minutes))
-    del keys
-    ordered = in_window.drop("utm_source", "utm_medium")[order]
-    del in_window, order
+    # time order that repeat detection needs
+    order = touch_order(pairs, "_jn", detail=touchpoints)
+    pairs = pairs[order]
+    del order
+    person = touchpoints.select(PERSON).to_series().gather(pairs.get_column("_i"))
+    pairs = pairs.filter(~repeat_flags(pairs.with_columns(person.alias("_person")), "_jn",
+                                       dedup_minutes))
+    del person
+    wide = [c for c in touch_columns if c not in ("_row", "account_id", "utm_source", "utm_medium")]
+    ordered = touchpoints.select(wide)[pairs.get_column("_i")].with_columns(pairs.get_column("_jn"))
+    used = _distinct_rows(pairs.get_column("_i"))
+    del pairs
     journey_number = ordered.get_column("_jn").to_numpy()
     counts = np.bincount(journey_number, minlength=journey_table.height).astype(np.uint32)
     first_row = np.cumsum(counts, dtype=np.int64) - counts
@@ -363,7 +388,6 @@ def build_journeys(
     is_last[:-1] = journey_number[1:] != journey_number[:-1]
     # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
     # journey's window but every such journey drops it as a repeat, else out of window
-    used = _distinct_rows(ordered.get_column("_row"))
     duplicates = windowed - used
 
     times = ordered.get_column("timestamp").cast(UTC_TIME).to_physical().to_numpy()

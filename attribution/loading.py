@@ -546,7 +546,7 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     good = good.select(
         ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
         "touch_type", "campaign", "utm_source", "utm_medium",
-    )
+    ).rechunk()  # one chunk per column: a file's row groups made gathers by row 4x slower
     accounting = Accounting("touchpoints", str(path), read=rows_read, used=good.height,
                             deduplicated=copies, rejected=_reason_counts(rejects))
     return good, rejects, accounting, unmapped, groups
