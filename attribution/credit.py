@@ -60,6 +60,7 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
                 "conversions", "n_touches")
         .with_row_index("_j")
         .collect()
+        .rechunk()  # gathered by row below: one chunk per column is several times faster
     )
     carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
     touched = weights.select("journey_id", "touch_index", "channel", "weight", *carried).collect()

@@ -68,10 +68,11 @@ class Journeys:
 
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
-        money = self.journeys.filter(pl.col("status") != "none").collect()
+        # one chunk per column: gathers by row over many chunks (a filter's output) are slow
+        money = self.journeys.filter(pl.col("status") != "none").collect().rechunk()
         return Journeys(
             touches=self.touches.join(money.lazy().select("journey_id"), on="journey_id",
-                                      how="semi", maintain_order="left").collect().lazy(),
+                                      how="semi", maintain_order="left").collect().rechunk().lazy(),
             journeys=money.lazy(),
             has_timestamps=self.has_timestamps,
             has_milestones=self.has_milestones,
