@@ -63,19 +63,46 @@ class AttributionModel:
             )
 
 
+#: a sorted integer numbering the journeys of :func:`numbered` touches: windows ``over`` it run
+#: on sorted integer groups, about 4x faster than over the text ``journey_id``
+JOURNEY = "_journey"
+
+
+def numbered(touches: pl.LazyFrame) -> pl.LazyFrame:
+    """``touches`` (collected) with :data:`JOURNEY`, numbering each journey's run of rows.
+
+    Built journeys list each journey's touches as consecutive rows; any other layout is first
+    sorted by ``journey_id`` (stably), so that each journey is one run. The frame comes back
+    lazy; :func:`with_weight` leaves the number out of the weights.
+    """
+    frame = touches.collect()
+    for attempt in range(2):
+        journey = frame.get_column("journey_id")
+        first = journey.ne_missing(journey.shift(1)).fill_null(True)
+        run_starts = journey.filter(first)
+        if attempt or run_starts.n_unique() == run_starts.len():  # one run per journey
+            break
+        frame = frame.sort("journey_id", maintain_order=True, nulls_last=True)
+    number = (first.cast(pl.UInt32).cum_sum() - 1).alias(JOURNEY).set_sorted()
+    return frame.with_columns(number).lazy()
+
+
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
     """Turn a column of raw non-negative scores into weights summing to 1 per journey.
 
     A journey whose scores are all zero gets an even split. The touch's
     :data:`DETAIL_COLUMNS`, when ``weights`` has them, are kept for :func:`~attribution.credit.allocate`.
     """
+    if JOURNEY not in weights.collect_schema().names():
+        weights = numbered(weights)
     return with_weight(weights, normalised(pl.col(raw)))
 
 
 def normalised(raw: pl.Expr) -> pl.Expr:
-    """``raw`` scores over their journey's total (an even split when the total is 0)."""
-    total = raw.sum().over("journey_id")
-    return pl.when(total > 0).then(raw / total).otherwise(1.0 / pl.len().over("journey_id"))
+    """``raw`` scores over their journey's total (an even split when the total is 0), on
+    :func:`numbered` rows."""
+    total = raw.sum().over(JOURNEY)
+    return pl.when(total > 0).then(raw / total).otherwise(1.0 / pl.len().over(JOURNEY))
 
 
 def with_weight(touches: pl.LazyFrame, weight: pl.Expr) -> pl.LazyFrame:

@@ -24,14 +24,14 @@ import polars as pl
 
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
-from attribution.models.base import NEEDS_MILESTONES, AttributionModel, normalise
+from attribution.models.base import JOURNEY, NEEDS_MILESTONES, AttributionModel, normalise, numbered
 
 
 def _anchored(journeys: Journeys, anchors: list[tuple[pl.Expr, float]]) -> pl.LazyFrame:
     """Weights from (anchor flag, share) pairs, the remainder spread over non-anchor touches."""
-    in_journey = "journey_id"
+    in_journey = JOURNEY
     names = [f"_anchor{i}" for i in range(len(anchors))]
-    touches = journeys.touches.with_columns(
+    touches = numbered(journeys.touches).with_columns(
         [flag.alias(name) for (flag, _), name in zip(anchors, names, strict=True)]
     )
     shares = [share for _, share in anchors]
@@ -57,7 +57,7 @@ def _check_shares(model: str, shares: dict[str, float]) -> None:
         )
 
 
-LAST = pl.col("touch_index") == pl.col("touch_index").max().over("journey_id")
+LAST = pl.col("touch_index") == pl.col("touch_index").max().over(JOURNEY)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from typing import ClassVar
 import polars as pl
 
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, with_weight
+from attribution.models.base import JOURNEY, AttributionModel, numbered, with_weight
 
 
 def _one_hot(journeys: Journeys, chosen: pl.Expr) -> pl.LazyFrame:
     """Weight 1 to the chosen touch, 0 to the others. ``touch_index`` is the touch's 0-based
     position in its journey, so each rule below chooses exactly one touch per journey and the
     weights need no normalising (a journey breaking that is refused by ``allocate``)."""
-    return with_weight(journeys.touches, chosen)
+    return with_weight(numbered(journeys.touches), chosen)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class LastTouch(AttributionModel):
     uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return _one_hot(journeys, pl.col("touch_index") == pl.col("touch_index").max().over("journey_id"))
+        return _one_hot(journeys, pl.col("touch_index") == pl.col("touch_index").max().over(JOURNEY))
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class LastNonDirect(AttributionModel):
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         index = pl.col("touch_index")
         non_direct = ~pl.col("channel").is_in(list(self.direct_channels))
-        target = index.filter(non_direct).max().over("journey_id").fill_null(
-            index.max().over("journey_id")
+        target = index.filter(non_direct).max().over(JOURNEY).fill_null(
+            index.max().over(JOURNEY)
         )
         return _one_hot(journeys, index == target)
 
@@ -88,4 +88,4 @@ class Linear(AttributionModel):
     uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return with_weight(journeys.touches, 1.0 / pl.len().over("journey_id"))
+        return with_weight(numbered(journeys.touches), 1.0 / pl.len().over(JOURNEY))
