@@ -389,10 +389,16 @@ def _global_weights(journeys: Journeys, fit: MarkovFit) -> pl.LazyFrame:
         return normalise(raw).sort("journey_id", "touch_index")
     if share.sum() <= 0:
         share = np.full(len(share), 1.0 / len(share))  # no conversion at all: an even split
-    channel_weights = pl.LazyFrame(
-        {"channel": fit.channels, "weight": share},
-        schema={"channel": pl.String, "weight": pl.Float64},
-    ).filter(pl.col("weight") > 0)
+    # each channel's group comes with the weights: allocate then joins no lookup on its rows
+    groups = touches.group_by("channel").agg(pl.col("channel_group").first())
+    channel_weights = (
+        pl.LazyFrame(
+            {"channel": fit.channels, "weight": share},
+            schema={"channel": pl.String, "weight": pl.Float64},
+        )
+        .filter(pl.col("weight") > 0)
+        .join(groups, on="channel", how="left", maintain_order="left")
+    )
     credited = journeys.journeys.filter(
         (pl.col("status") != "none") & (pl.col("n_touches") > 0)
     ).select("journey_id")
@@ -404,6 +410,7 @@ def _global_weights(journeys: Journeys, fit: MarkovFit) -> pl.LazyFrame:
             pl.lit(None, dtype=pl.UInt32).alias("touch_index"),
             "channel",
             "weight",
+            "channel_group",
         )
     )
 
