@@ -19,6 +19,7 @@ import polars as pl
 
 from attribution.channels import ChannelRules
 from attribution.errors import ColumnNotFoundError, FileFormatError, InputError, RejectedRowError
+from attribution.keys import lookup
 from attribution.schema import (
     CONTACT_COLUMNS,
     DEAL_COLUMNS,
@@ -465,13 +466,10 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
     del frame  # the parsed columns replace the raw ones: free them before the joins
     contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
     if contacts is not None and parsed.get_column("_row_account").null_count():
-        # looked up on the key column alone: joining the wide frame would copy every column
-        contact_account = (
-            parsed.select("contact_id")
-            .join(contacts.select("contact_id", pl.col("account_id").alias("_contact_account")),
-                  on="contact_id", how="left", nulls_equal=False, maintain_order="left")
-            .get_column("_contact_account")
-        )
+        # looked up on the key column alone (joining the wide frame would copy every column),
+        # through checked 64-bit hashes (validated contact ids are distinct)
+        rows = lookup(parsed.get_column("contact_id"), contacts.get_column("contact_id"))
+        contact_account = contacts.get_column("account_id").gather(rows).alias("_contact_account")
     parsed = parsed.with_columns(contact_account)
     parsed = parsed.with_columns(
         pl.coalesce("_row_account", "_contact_account").alias("account_id")
