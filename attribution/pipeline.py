@@ -163,6 +163,8 @@ def run_models(
     report = progress or _quiet
     credits = []
     money_only: Journeys | None = None
+    # the money journeys' copy of the touches is let go after the last model that reads it
+    last_reader = max((i for i, m in enumerate(models) if not m.uses_population), default=-1)
     for done, model in enumerate(models):
         report(f"model {model.name}", done, len(models))
         model.check(journeys)
@@ -172,6 +174,9 @@ def run_models(
             scope = money_only
         with progress_events.reporting(progress):
             credits.append(allocate(scope, model.weights(scope), model.name).collect())
+        del scope
+        if done == last_reader:
+            money_only = None
     report("models", len(models), len(models))
     credit = pl.concat(credits) if credits else pl.DataFrame()
     summary = summarise(credit, journeys)
