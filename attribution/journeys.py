@@ -331,23 +331,27 @@ def build_journeys(
         )
         .collect()
     )
+    listed = pl.concat(
+        [deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows]
+    )
+    # journey numbers by position: the deal rows, then the account rows, each get the rank of
+    # their journey_id (no join on the ids)
+    by_id = listed.select(pl.arg_sort_by("journey_id", maintain_order=True)).to_series()
+    rank = np.empty(listed.height, dtype=np.uint32)
+    rank[by_id.to_numpy()] = np.arange(listed.height, dtype=np.uint32)
+    deal_number = pl.Series("_jn", rank[:deal_rows.height])
+    account_number = pl.Series("_jn", rank[deal_rows.height:])
     journey_table = (
-        pl.concat(
-            [deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows]
-        )
-        .sort("journey_id")
+        listed[by_id]
         .with_row_index("_jn")
         .join(lead_at, on="account_id", how="left", maintain_order="left")
     )
-    numbers = journey_table.select("journey_id", "_jn")
     # every journey's window at its account (a deal-less account's runs to the as-of instant):
     # one join of the touches finds every (touch, journey) pair
     windows = pl.concat([
-        deal_rows.join(numbers, on="journey_id").select(
-            "account_id", "_jn", "_window_start", "end_at"
-        ),
-        account_rows.join(numbers, on="journey_id").select(
-            "account_id", "_jn", pl.lit(None, UTC_TIME).alias("_window_start"),
+        deal_rows.select("account_id", deal_number, "_window_start", "end_at"),
+        account_rows.select(
+            "account_id", account_number, pl.lit(None, UTC_TIME).alias("_window_start"),
             as_of_lit.alias("end_at"),
         ),
     ])
@@ -416,25 +420,25 @@ def build_journeys(
         )
     )
     del ordered
-    n_touches = journey_table.select("journey_id", pl.Series("n_touches", counts, dtype=pl.UInt32))
-    deal_journeys = deal_rows.join(n_touches, on="journey_id", how="left").select(
+    deal_journeys = deal_rows.select(
         "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
-        "end_at", pl.col("n_touches").fill_null(0),
+        "end_at", pl.Series("n_touches", counts[rank[:deal_rows.height]], dtype=pl.UInt32),
         (pl.col("status") == "won").cast(pl.Int64).alias("conversions"),
         (pl.col("status") == "lost").cast(pl.Int64).alias("nulls"),
         pl.when(pl.col("status") == "won").then(pl.col("amount")).otherwise(0).alias("revenue"),
     )
-    account_journeys = account_rows.join(n_touches, on="journey_id", how="left").select(
+    account_journeys = account_rows.select(
         "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
         pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
         pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
-        as_of_lit.alias("end_at"), "n_touches",
+        as_of_lit.alias("end_at"),
+        pl.Series("n_touches", counts[rank[deal_rows.height:]], dtype=pl.UInt32),
         pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
         pl.lit(0, pl.Int64).alias("revenue"),
     )
     journey_frame = pl.concat(
         [conform(deal_journeys.lazy(), JOURNEY_SCHEMA), conform(account_journeys.lazy(), JOURNEY_SCHEMA)]
-    ).sort("journey_id").collect()
+    ).collect()[by_id].rechunk()  # in journey_id order, as numbered
     stats = JourneyStats(
         touches_deduplicated=duplicates,
         touches_out_of_window=touchpoints.height - windowed,
