@@ -26,6 +26,7 @@ def lookup(keys: pl.Series, table: pl.Series) -> pl.Series:
     [1, None, None, 0]
     """
     rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
+    table = table.rechunk()  # gathered by row below: 10x faster from one chunk
     hashed = table.to_frame("_key").select(_hashed(pl.col("_key")).alias("_hash"), rows)
     if hashed.get_column("_hash").n_unique() == hashed.height:
         found = (
