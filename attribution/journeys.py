@@ -345,6 +345,7 @@ def build_journeys(
         listed[by_id]
         .with_row_index("_jn")
         .join(lead_at, on="account_id", how="left", maintain_order="left")
+        .rechunk()  # gathered by touch below
     )
     # every journey's window at its account (a deal-less account's runs to the as-of instant):
     # one join of the touches finds every (touch, journey) pair
