@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from attribution.credit import allocate, summarise
-from attribution.journeys import build_journeys
-from attribution.models import MODELS, get_model
+from attribution.journeys import Journeys, build_journeys
+from attribution.models import MODELS, base, get_model
 from attribution.schema import CREDIT_SCHEMA, DETAIL_COLUMNS, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
 from tests.factories import contacts_frame, deals_frame, journeys_of, touches_frame
 
@@ -177,3 +177,40 @@ def test_credit_is_the_same_with_or_without_carried_details_and_in_any_row_order
     shuffled = weights.sample(fraction=1.0, shuffle=True, seed=seed)
     assert bare.equals(reference)
     assert allocate(journeys, shuffled.lazy(), name).collect().equals(reference)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows, seed=st.integers(0, 2**16))
+def test_numbered_journey_windows_give_the_text_keyed_weights(
+    name, touches, deals, seed
+):
+    # on large inputs journey windows run over a sorted integer number; forced here on small
+    # ones (NUMBER_FROM 0), on the built touches and on the same touches in shuffled rows
+    touch_frame, deal_frame = _export(touches, deals)
+    journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
+    shuffled = Journeys(
+        touches=journeys.touches.collect().sample(fraction=1.0, shuffle=True, seed=seed).lazy(),
+        journeys=journeys.journeys,
+        as_of=journeys.as_of,
+    )
+    order = ["journey_id", "touch_index", "channel"]
+    model = get_model(name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base, "NUMBER_FROM", 10**12)
+        expected = model.weights(journeys).collect().sort(order, nulls_last=True)
+        patch.setattr(base, "NUMBER_FROM", 0)
+        for scope in (journeys, shuffled):
+            got = model.weights(scope).collect().sort(order, nulls_last=True)
+            assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-15)
+
+
+def test_numbered_gives_each_journey_one_sorted_number(monkeypatch):
+    monkeypatch.setattr(base, "NUMBER_FROM", 0)
+    touches = pl.LazyFrame({"journey_id": ["b", "a", "b", "c", "a"], "touch_index": [0, 0, 1, 0, 1]})
+    numbered = base.numbered(touches).collect()
+    assert numbered.select("journey_id", base.JOURNEY).rows() == [
+        ("a", 0), ("a", 0), ("b", 1), ("b", 1), ("c", 2)
+    ]
+    assert numbered.get_column("touch_index").to_list() == [0, 1, 0, 1, 0]  # stable
+    assert numbered.get_column(base.JOURNEY).flags["SORTED_ASC"]

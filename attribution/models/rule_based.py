@@ -19,8 +19,11 @@ from attribution.models.base import JOURNEY, AttributionModel, numbered, with_we
 def _one_hot(journeys: Journeys, chosen: pl.Expr) -> pl.LazyFrame:
     """Weight 1 to the chosen touch, 0 to the others. ``touch_index`` is the touch's 0-based
     position in its journey, so each rule below chooses exactly one touch per journey and the
-    weights need no normalising (a journey breaking that is refused by ``allocate``)."""
-    return with_weight(numbered(journeys.touches), chosen)
+    weights need no normalising (a journey breaking that is refused by ``allocate``). Rules
+    that look across the journey (``over(JOURNEY)``) get :func:`numbered` touches."""
+    uses_windows = JOURNEY in chosen.meta.root_names()
+    touches = numbered(journeys.touches) if uses_windows else journeys.touches
+    return with_weight(touches, chosen)
 
 
 @dataclass(frozen=True)
