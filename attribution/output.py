@@ -10,18 +10,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
 from attribution.schema import MONEY_COLUMNS
 
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "json": ".json"}
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 
-def money_to_decimal(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) -> pl.DataFrame:
-    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units."""
-    present = [c for c in frame.columns if c in set(columns) and frame.schema[c].is_integer()]
+#: rows per Parquet row group: fixed, so a file's bytes never depend on how the frame happened
+#: to be chunked in memory
+ROW_GROUP_ROWS = 250_000
+
+
+def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS) -> FrameT:
+    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units (of a DataFrame or a
+    LazyFrame)."""
+    schema = frame.collect_schema()
+    present = [c for c in schema.names() if c in set(columns) and schema[c].is_integer()]
     return frame.with_columns([(pl.col(c).cast(pl.Decimal(38, 2)) / 100).alias(c) for c in present])
 
 
@@ -35,10 +43,19 @@ def write_table(frame: pl.DataFrame, directory: Path, stem: str, fmt: str) -> Pa
     """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
-    if fmt == "parquet":
-        money_to_decimal(frame).write_parquet(path, compression="zstd", statistics=False)
+    # Parquet and CSV are written by the streaming engine, a batch of rows at a time: on a
+    # credit table of millions of rows, converting the money columns of the whole frame first
+    # held a second copy of it (+4 GB and 10 s at 10^7 touchpoints)
+    if fmt == "parquet" and frame.width:
+        money_to_decimal(frame.lazy()).sink_parquet(
+            path, compression="zstd", statistics=False, row_group_size=ROW_GROUP_ROWS
+        )
+    elif fmt == "parquet":
+        frame.write_parquet(path, compression="zstd", statistics=False)
+    elif fmt == "csv" and frame.width:
+        money_to_decimal(frame.lazy()).sink_csv(path)
     elif fmt == "csv":
-        money_to_decimal(frame).write_csv(path)
+        frame.write_csv(path)
     else:
         money_to_float(frame).write_json(path)
     return path
