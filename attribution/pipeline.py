@@ -14,6 +14,7 @@ library itself never prints.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ class RunResult:
     unmapped: pl.DataFrame | None = None
     #: the validated exports (None for a path table): touchpoints, deals, contacts
     inputs: Inputs | None = None
+    #: the fitted models' own tables (:func:`model_diagnostics`), when the run kept them
+    diagnostics: dict[str, pl.DataFrame] | None = None
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -158,10 +161,16 @@ def run_models(
     journeys: Journeys,
     models: Sequence[AttributionModel],
     progress: Progress | None = None,
+    diagnostics: dict[str, pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Credit and channel summary of every model, concatenated in the order given."""
+    """Credit and channel summary of every model, concatenated in the order given.
+
+    The fitted models' own tables (:func:`fit_tables`: Markov removal effects, Shapley values)
+    go into ``diagnostics`` when it is given, from the same fit as the credit.
+    """
     report = progress or _quiet
     credits = []
+    diagnostics = diagnostics if diagnostics is not None else {}
     money_only: Journeys | None = None
     # the money journeys' copy of the touches is let go after the last model that reads it
     last_reader = max((i for i, m in enumerate(models) if not m.uses_population), default=-1)
@@ -173,8 +182,20 @@ def run_models(
             money_only = money_only or journeys.with_money_only()
             scope = money_only
         with progress_events.reporting(progress):
-            credits.append(allocate(scope, model.weights(scope), model.name).collect())
-        del scope
+            fit = getattr(model, "fit", None)
+            if fit is None:
+                weights = model.weights(scope)
+            elif "fit" in inspect.signature(model.weights).parameters:
+                # fitted once: the credit and the model's own tables come from one fit
+                fitted = fit(scope)
+                weights = model.weights(scope, fit=fitted)  # type: ignore[call-arg]
+                diagnostics.update(fit_tables(model.name, fitted))
+                del fitted
+            else:
+                weights = model.weights(scope)
+                diagnostics.update(fit_tables(model.name, fit(scope)))
+            credits.append(allocate(scope, weights, model.name).collect())
+        del scope, weights
         if done == last_reader:
             money_only = None
     report("models", len(models), len(models))
@@ -246,13 +267,18 @@ def run(config: Config, progress: Progress | None = None) -> RunResult:
     """The whole pipeline on the exports named by ``config`` (or its path table)."""
     prepared = prepare(config, progress)
     models = resolve_models(config, prepared.journeys)
-    credit, summary = run_models(prepared.journeys, models, progress)
-    return dataclasses.replace(prepared, models=models, credit=credit, summary=summary)
+    diagnostics: dict[str, pl.DataFrame] = {}
+    credit, summary = run_models(prepared.journeys, models, progress, diagnostics)
+    return dataclasses.replace(prepared, models=models, credit=credit, summary=summary,
+                               diagnostics=diagnostics)
 
 
 def model_diagnostics(result: RunResult) -> dict[str, pl.DataFrame]:
     """Model outputs in their own right: Markov removal effects and transition matrix,
-    Shapley channel values (for the models of the run that have them)."""
+    Shapley channel values (for the models of the run that have them). A run keeps them from
+    the fits that gave its credit; otherwise the models are fitted again here."""
+    if result.diagnostics is not None:
+        return dict(result.diagnostics)
     tables: dict[str, pl.DataFrame] = {}
     for model in result.models:
         fit = getattr(model, "fit", None)

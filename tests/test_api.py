@@ -31,3 +31,26 @@ def test_notebook_workflow_on_the_demo(tmp_path):
     assert plan["recommended"].sum() == plan["current_spend"].sum()
     path = at.write_report(result, tmp_path / "report.html", spend=spend)
     assert path.exists() and path.stat().st_size > 100_000
+
+
+def test_a_run_keeps_the_fitted_tables_of_its_credit_from_one_fit(monkeypatch):
+    from attribution import pipeline
+    from attribution.models.markov import MarkovModel
+
+    fits = []
+    fit = MarkovModel.fit
+    monkeypatch.setattr(MarkovModel, "fit", lambda self, j: fits.append(1) or fit(self, j))
+    config = at.load_config(DEMO).replace(models=("last_touch", "markov", "shapley",
+                                                  "incremental"))
+    result = at.run(config)
+    assert len(fits) == 1  # the credit's fit, not a second one for the tables
+    kept = pipeline.model_diagnostics(result)
+    assert len(fits) == 1
+    assert list(kept) == ["markov_removal_effects", "markov_transitions", "shapley_values"]
+    import dataclasses
+
+    refit = pipeline.model_diagnostics(dataclasses.replace(result, diagnostics=None))
+    assert len(fits) == 2
+    assert list(refit) == list(kept)
+    for name, table in kept.items():
+        assert table.equals(refit[name]), name

@@ -141,9 +141,10 @@ class IncrementalModel(AttributionModel):
                 f"incremental: value {self.value!r} is not one of: {', '.join(VALUES)}"
             )
 
-    def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        """Per-touch weights (>= 0, summing to 1 per journey with touches)."""
-        return self.fit(journeys).weights()
+    def weights(self, journeys: Journeys, fit: IncrementalFit | None = None) -> pl.LazyFrame:
+        """Per-touch weights (>= 0, summing to 1 per journey with touches), from ``fit`` (this
+        model's :meth:`fit` of ``journeys``) when given."""
+        return (fit or self.fit(journeys)).weights()
 
     def fit(self, journeys: Journeys) -> IncrementalFit:
         """Order the channels, fit the nested models, score every journey's channels."""

@@ -244,9 +244,10 @@ class MarkovModel(AttributionModel):
             seed=self.seed,
         )
 
-    def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        """Weights per journey (see the module docstring for the two allocations)."""
-        fit = self.fit(journeys)
+    def weights(self, journeys: Journeys, fit: MarkovFit | None = None) -> pl.LazyFrame:
+        """Weights per journey (see the module docstring for the two allocations), from
+        ``fit`` (this model's :meth:`fit` of ``journeys``) when given."""
+        fit = fit or self.fit(journeys)
         if self.allocation == "global":
             return _global_weights(journeys, fit)
         raw = pl.LazyFrame(

@@ -256,9 +256,10 @@ class ShapleyModel(AttributionModel):
         if self.samples is not None and self.samples < 2:
             raise ConfigError(f"shapley samples must be at least 2, not {self.samples}")
 
-    def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        """Per-touch weights (>= 0, summing to 1 per journey with touches)."""
-        return self.fit(journeys).weights()
+    def weights(self, journeys: Journeys, fit: ShapleyFit | None = None) -> pl.LazyFrame:
+        """Per-touch weights (>= 0, summing to 1 per journey with touches), from ``fit`` (this
+        model's :meth:`fit` of ``journeys``) when given."""
+        return (fit or self.fit(journeys)).weights()
 
     def fit(self, journeys: Journeys) -> ShapleyFit:
         """Play the game on ``journeys``: channel values plus the weights they imply."""
