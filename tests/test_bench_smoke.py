@@ -22,3 +22,4 @@ def test_pipeline_benchmark_smoke_run(tmp_path):
     assert {"limit: scan + sort touchpoints", "load", "journeys", "model markov order 3",
             "channel summary"} <= set(stages)
     assert any("**end to end**" in line for line in lines)
+    assert any("**attribution run**" in line for line in lines)
