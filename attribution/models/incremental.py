@@ -144,7 +144,7 @@ class IncrementalModel(AttributionModel):
     def weights(self, journeys: Journeys, fit: IncrementalFit | None = None) -> pl.LazyFrame:
         """Per-touch weights (>= 0, summing to 1 per journey with touches), from ``fit`` (this
         model's :meth:`fit` of ``journeys``) when given."""
-        return (fit or self.fit(journeys)).weights()
+        return (fit if fit is not None else self.fit(journeys)).weights()
 
     def fit(self, journeys: Journeys) -> IncrementalFit:
         """Order the channels, fit the nested models, score every journey's channels."""

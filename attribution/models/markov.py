@@ -247,7 +247,7 @@ class MarkovModel(AttributionModel):
     def weights(self, journeys: Journeys, fit: MarkovFit | None = None) -> pl.LazyFrame:
         """Weights per journey (see the module docstring for the two allocations), from
         ``fit`` (this model's :meth:`fit` of ``journeys``) when given."""
-        fit = fit or self.fit(journeys)
+        fit = fit if fit is not None else self.fit(journeys)
         if self.allocation == "global":
             return _global_weights(journeys, fit)
         raw = pl.LazyFrame(

@@ -259,7 +259,7 @@ class ShapleyModel(AttributionModel):
     def weights(self, journeys: Journeys, fit: ShapleyFit | None = None) -> pl.LazyFrame:
         """Per-touch weights (>= 0, summing to 1 per journey with touches), from ``fit`` (this
         model's :meth:`fit` of ``journeys``) when given."""
-        return (fit or self.fit(journeys)).weights()
+        return (fit if fit is not None else self.fit(journeys)).weights()
 
     def fit(self, journeys: Journeys) -> ShapleyFit:
         """Play the game on ``journeys``: channel values plus the weights they imply."""
