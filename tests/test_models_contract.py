@@ -67,6 +67,11 @@ def _export(touches, deals):
     return touch_frame, deal_frame
 
 
+def _journeys(touches, deals):
+    touch_frame, deal_frame = _export(touches, deals)
+    return build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)[0]
+
+
 def assert_weight_schema(weights: pl.DataFrame) -> None:
     """The weight contract: its four columns first, then only touch details credit has."""
     assert pl.Schema(list(weights.schema.items())[:4]) == WEIGHT_SCHEMA
@@ -169,8 +174,7 @@ def test_per_journey_models_ignore_other_journeys(name):
 def test_credit_is_the_same_with_or_without_carried_details_and_in_any_row_order(
     name, touches, deals, seed
 ):
-    touch_frame, deal_frame = _export(touches, deals)
-    journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
+    journeys = _journeys(touches, deals)
     weights = get_model(name).weights(journeys).collect()
     reference = allocate(journeys, weights.lazy(), name).collect()
     bare = allocate(journeys, weights.select(WEIGHT_SCHEMA.names()).lazy(), name).collect()
@@ -182,13 +186,10 @@ def test_credit_is_the_same_with_or_without_carried_details_and_in_any_row_order
 @pytest.mark.parametrize("name", ALL_MODELS)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(touches=touch_rows, deals=deal_rows, seed=st.integers(0, 2**16))
-def test_numbered_journey_windows_give_the_text_keyed_weights(
-    name, touches, deals, seed
-):
+def test_numbered_journey_windows_give_the_text_keyed_weights(name, touches, deals, seed):
     # on large inputs journey windows run over a sorted integer number; forced here on small
     # ones (NUMBER_FROM 0), on the built touches and on the same touches in shuffled rows
-    touch_frame, deal_frame = _export(touches, deals)
-    journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
+    journeys = _journeys(touches, deals)
     shuffled = Journeys(
         touches=journeys.touches.collect().sample(fraction=1.0, shuffle=True, seed=seed).lazy(),
         journeys=journeys.journeys,
