@@ -30,15 +30,20 @@ ZSTD_LEVEL = 1
 
 def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS) -> FrameT:
     """Minor-unit money columns as exact ``Decimal(38, 2)`` major units (of a DataFrame or a
-    LazyFrame)."""
+    LazyFrame); float ones (estimates such as share x total revenue) as float major units."""
     schema = frame.collect_schema()
     present = [c for c in schema.names() if c in set(columns) and schema[c].is_integer()]
-    return frame.with_columns([(pl.col(c).cast(pl.Decimal(38, 2)) / 100).alias(c) for c in present])
+    estimates = [c for c in schema.names() if c in set(columns) and schema[c].is_float()]
+    return frame.with_columns(
+        *[(pl.col(c).cast(pl.Decimal(38, 2)) / 100).alias(c) for c in present],
+        *[(pl.col(c) / 100).alias(c) for c in estimates],  # shares x totals: not exact cents
+    )
 
 
 def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) -> pl.DataFrame:
-    """Minor-unit money columns as floats in major units (exact to the cent when printed)."""
-    present = [c for c in frame.columns if c in set(columns) and frame.schema[c].is_integer()]
+    """Minor-unit money columns (integer or float) as floats in major units."""
+    present = [c for c in frame.columns
+               if c in set(columns) and (frame.schema[c].is_integer() or frame.schema[c].is_float())]
     return frame.with_columns([(pl.col(c) / 100).alias(c) for c in present])
 
 

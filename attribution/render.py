@@ -6,6 +6,7 @@ with a sign. Nothing here computes a figure: it only formats what the library re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import polars as pl
@@ -221,7 +222,10 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
     for row in frame.iter_rows(named=True):
         cells = []
         for name, value in row.items():
-            if name in money_set and (value is None or isinstance(value, int)):
+            if name in money_set and isinstance(value, float):  # an estimate: whole cents
+                cents = round(value) if math.isfinite(value) else None
+                cells.append(compact_money(cents, currency) if compact else money(cents, currency))
+            elif name in money_set and (value is None or isinstance(value, int)):
                 cells.append(compact_money(value, currency) if compact else money(value, currency))
             elif name in share_set:
                 cells.append(percent(value))

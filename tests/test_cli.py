@@ -68,6 +68,20 @@ def test_run_writes_results_and_accounts_for_every_row(tmp_path):
     assert "mystery/thing (1)" in result.stderr
 
 
+@pytest.mark.parametrize("out_format", ["csv", "parquet", "json"])
+def test_every_result_file_states_money_in_major_units(tmp_path, out_format):
+    # the Markov removal effects' revenue credit is an estimate (a float: share x total
+    # revenue); it is written in dollars like the credit and summary, not in cents
+    result = invoke("run", *INPUTS, "--out", str(tmp_path), "--out-format", out_format,
+                    "--model", "last_touch", "--model", "markov")
+    assert result.exit_code == 0, result.output
+    read = {"csv": pl.read_csv, "parquet": pl.read_parquet, "json": pl.read_json}[out_format]
+    effects = read(tmp_path / f"markov_removal_effects.{out_format}")
+    summary = read(tmp_path / f"summary.{out_format}").filter(pl.col("model") == "markov")
+    assert effects["revenue_credit"].sum() == pytest.approx(12000.0)  # D1, the one won deal
+    assert float(summary["revenue_credit"].sum()) == 12000.0
+
+
 def test_compare_json_is_clean_json_on_stdout(tmp_path):
     result = invoke("compare", *INPUTS, "--out", str(tmp_path), "--format", "json",
                     "--model", "linear")
