@@ -405,7 +405,8 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
         spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Run the models and write touch-level credit and the channel summary.
 
-    Writes credit.<ext> (deal, touch, channel, model, weight, credit), summary.<ext> (model,
+    Writes credit.<ext> (a row per model, deal and touch: ids, status, touch index and time,
+    channel and group, weight, pipeline, revenue and conversion credit), summary.<ext> (model,
     channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>, the
     Markov removal effects and transitions and the Shapley values, run.json (row accounting,
     totals, input checksums, every option) and rejects.csv into --out, and prints the credit
