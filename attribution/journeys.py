@@ -242,7 +242,7 @@ def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl
         person.alias("_person"),
         "timestamp",
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_position"),
-    ).sort(["_group", "_person", "_position"])
+    ).sort(["_group", "_person"], maintain_order=True)  # stable: positions stay in order
     same = (pl.col("_group") == pl.col("_group").shift(1)) & (
         pl.col("_person") == pl.col("_person").shift(1)
     )
