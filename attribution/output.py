@@ -53,7 +53,7 @@ def write_table(frame: pl.DataFrame, directory: Path, stem: str, fmt: str) -> Pa
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
     # Parquet and CSV are written by the streaming engine, a batch of rows at a time: on a
     # credit table of millions of rows, converting the money columns of the whole frame first
-    # held a second copy of it (+4 GB and 10 s at 10^7 touchpoints)
+    # re-chunked and copied it (+2.9 GB and 3.5 s on the 13M credit rows of 6.9M touchpoints)
     if fmt == "parquet" and frame.width:
         money_to_decimal(frame.lazy()).sink_parquet(
             path, compression="zstd", compression_level=ZSTD_LEVEL, statistics=False,
