@@ -1374,15 +1374,16 @@ def run(
 
 # -- writing -----------------------------------------------------------------------------------
 def _money_as_decimal(frame: DataFrame) -> DataFrame:
-    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units (as the polars writer)."""
-    return frame.select(
-        [
-            (F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)").alias(name)
-            if name in MONEY_COLUMNS and isinstance(dtype, (T.LongType, T.IntegerType))
-            else F.col(name)
-            for name, dtype in ((f.name, f.dataType) for f in frame.schema.fields)
-        ]
-    )
+    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units, float ones (estimates)
+    as float major units (as the polars writer)."""
+    def major(name: str, dtype: T.DataType) -> Column:
+        if name in MONEY_COLUMNS and isinstance(dtype, (T.LongType, T.IntegerType)):
+            return (F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)").alias(name)
+        if name in MONEY_COLUMNS and isinstance(dtype, (T.DoubleType, T.FloatType)):
+            return (F.col(name) / F.lit(100.0)).alias(name)
+        return F.col(name)
+
+    return frame.select([major(f.name, f.dataType) for f in frame.schema.fields])
 
 
 def write_results(
