@@ -269,8 +269,9 @@ def build_journeys(
     Parameters
     ----------
     touchpoints
-        ``_row, touchpoint_id, timestamp, contact_id, account_id, channel, channel_group,
-        touch_type, campaign`` (utm columns optional).
+        ``touchpoint_id, timestamp, contact_id, account_id, channel, channel_group,
+        touch_type, campaign`` (utm source and medium optional: they break ties in the touch
+        order), one row per input row (the row accounting counts positions).
     deals
         ``deal_id, account_id, created_at, closed_at, status, amount`` (minor units).
     contacts
@@ -282,9 +283,6 @@ def build_journeys(
     -------
     (Journeys, JourneyStats)
     """
-    for name in ("utm_source", "utm_medium"):
-        if name not in touchpoints.columns:
-            touchpoints = touchpoints.with_columns(pl.lit(None, pl.String).alias(name))
     if as_of is None:
         candidates = [
             touchpoints.get_column("timestamp").max(),
@@ -314,8 +312,6 @@ def build_journeys(
         pl.col("deal_id").alias("journey_id"),
     )
 
-    touch_columns = ["_row", "touchpoint_id", "timestamp", "contact_id", "account_id", "channel",
-                     "channel_group", "touch_type", "campaign", "utm_source", "utm_medium"]
     lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
     # every journey, numbered 0.. in journey_id order: deals, and accounts touched (by the as-of
     # instant) without a deal. Touches carry the number, not the id, until the end.
@@ -382,7 +378,8 @@ def build_journeys(
     pairs = pairs.filter(~repeat_flags(pairs.with_columns(person.alias("_person")), "_jn",
                                        dedup_minutes))
     del person
-    wide = [c for c in touch_columns if c not in ("_row", "account_id", "utm_source", "utm_medium")]
+    wide = ["touchpoint_id", "timestamp", "contact_id", "channel", "channel_group", "touch_type",
+            "campaign"]
     ordered = touchpoints.select(wide)[pairs.get_column("_i")].with_columns(pairs.get_column("_jn"))
     used = _distinct_rows(pairs.get_column("_i"))
     del pairs

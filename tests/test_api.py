@@ -54,3 +54,23 @@ def test_a_run_keeps_the_fitted_tables_of_its_credit_from_one_fit(monkeypatch):
     assert list(refit) == list(kept)
     for name, table in kept.items():
         assert table.equals(refit[name]), name
+
+
+def test_a_model_whose_weights_take_no_fit_still_gets_its_tables(monkeypatch):
+    from dataclasses import dataclass
+
+    from attribution import pipeline
+    from attribution.models.markov import MarkovModel
+
+    @dataclass(frozen=True)
+    class OwnMarkov(MarkovModel):  # a custom model: weights(journeys) only, fit of its own
+        def weights(self, journeys):
+            return super().weights(journeys)
+
+    config = at.load_config(DEMO).replace(models=("last_touch",))
+    prepared = pipeline.prepare(config)
+    tables: dict = {}
+    pipeline.run_models(prepared.journeys, [OwnMarkov()], diagnostics=tables)
+    assert list(tables) == ["markov_removal_effects", "markov_transitions"]
+    expected = MarkovModel().fit(prepared.journeys).removal_effects()
+    assert tables["markov_removal_effects"].equals(expected)
