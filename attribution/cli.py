@@ -223,8 +223,10 @@ def _spark_module() -> Any:
 
 
 def run_pipeline(state: State, config: Config, engine: str, spark_master: str,
-                 spark_conf: tuple[str, ...], *, models: bool = True) -> Any:
-    """The pipeline on the chosen engine (with progress); ``models=False`` stops after journeys."""
+                 spark_conf: tuple[str, ...], *, models: bool = True,
+                 keep_inputs: bool = True) -> Any:
+    """The pipeline on the chosen engine (with progress); ``models=False`` stops after journeys;
+    ``keep_inputs=False`` lets the validated exports go once the journeys are built."""
     with state.progress() as progress:
         if engine == "spark":
             spark_engine = _spark_module()
@@ -235,7 +237,9 @@ def run_pipeline(state: State, config: Config, engine: str, spark_master: str,
             if skipped:
                 state.note(f"[yellow]not run on Spark: {', '.join(skipped)}[/yellow]")
             return result
-        return (pipeline.run if models else pipeline.prepare)(config, progress)
+        if not models:
+            return pipeline.prepare(config, progress)
+        return pipeline.run(config, progress, keep_inputs=keep_inputs)
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -415,7 +419,8 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
-    result = run_pipeline(state, config, engine, spark_master, spark_conf)
+    # nothing written here reads the exports once the journeys are built
+    result = run_pipeline(state, config, engine, spark_master, spark_conf, keep_inputs=False)
     report_inputs(state, result)
     directory = out_dir(config)
     if engine == "spark":
@@ -486,7 +491,7 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     config = build_config(**options)
     if config.models and "last_touch" not in config.models:
         config = config.replace(models=("last_touch", *config.models))
-    result = run_pipeline(state, config, engine, spark_master, spark_conf)
+    result = run_pipeline(state, config, engine, spark_master, spark_conf, keep_inputs=False)
     report_inputs(state, result)
     comparison = result.comparison()
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)

@@ -255,6 +255,47 @@ def repeat_flags(ordered: pl.DataFrame, within: str, dedup_minutes: float) -> pl
     return pl.Series("_duplicate", result)
 
 
+def _window_pairs(touchpoints: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """``_i`` (touch row), ``_jn`` (journey number) and ``timestamp`` of every touch in a
+    window (``account_id``, ``_window_start``, ``end_at``) at its account.
+
+    Joined on 64-bit hashes of the account ids (a third faster than on the text); every pair
+    is then checked against the text, and any pair of different accounts whose hashes
+    collide sends it back to the join on the text: the pairs are always the text join's.
+    """
+    in_window = (
+        ((pl.col("timestamp") >= pl.col("_window_start")) | pl.col("_window_start").is_null())
+        & (pl.col("timestamp") <= pl.col("end_at"))
+    )
+    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")
+    hashed = _account_hash().alias("_account")
+    pairs = (
+        touchpoints.lazy()
+        .select(rows, hashed, "timestamp")
+        .join(windows.lazy().with_columns(hashed), on="_account", how="inner")
+        .filter(in_window)
+        .select("_i", "_jn", "timestamp", "account_id")
+        .collect()
+    )
+    touch_account = touchpoints.get_column("account_id").rechunk().gather(pairs.get_column("_i"))
+    if (touch_account == pairs.get_column("account_id")).all():
+        return pairs.drop("account_id").rechunk()
+    return (  # hashes of two accounts collide: the text join itself
+        touchpoints.lazy()
+        .select(rows, "account_id", "timestamp")
+        .join(windows.lazy(), on="account_id", how="inner")
+        .filter(in_window)
+        .select("_i", "_jn", "timestamp")
+        .collect()
+        .rechunk()
+    )
+
+
+def _account_hash() -> pl.Expr:
+    """The 64-bit hash :func:`_window_pairs` joins accounts on."""
+    return pl.col("account_id").hash(seed=23)
+
+
 def build_journeys(
     touchpoints: pl.DataFrame,
     deals: pl.DataFrame,
@@ -355,18 +396,7 @@ def build_journeys(
     # (touch, journey) pairs on the key columns alone: the wide rows are gathered once, at the
     # end, in their final order (joining and reordering them whole cost 1.5x the time and held
     # two copies of the touches)
-    pairs = (
-        touchpoints.lazy()
-        .select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), "account_id", "timestamp")
-        .join(windows.lazy(), on="account_id", how="inner")
-        .filter(
-            ((pl.col("timestamp") >= pl.col("_window_start")) | pl.col("_window_start").is_null())
-            & (pl.col("timestamp") <= pl.col("end_at"))
-        )
-        .select("_i", "_jn", "timestamp")
-        .collect()
-        .rechunk()
-    )
+    pairs = _window_pairs(touchpoints, windows)
     # rows that fall in some journey's window (for the accounting); positions stand for rows
     windowed = _distinct_rows(pairs.get_column("_i"))
     # one order gives both the journey order and, within each (journey, person, channel), the

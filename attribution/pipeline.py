@@ -263,9 +263,18 @@ def prepare(config: Config, progress: Progress | None = None) -> RunResult:
     )
 
 
-def run(config: Config, progress: Progress | None = None) -> RunResult:
-    """The whole pipeline on the exports named by ``config`` (or its path table)."""
+def run(config: Config, progress: Progress | None = None, *,
+        keep_inputs: bool = True) -> RunResult:
+    """The whole pipeline on the exports named by ``config`` (or its path table).
+
+    ``keep_inputs=False`` lets the validated exports go once the journeys are built
+    (``RunResult.inputs`` is then None): a run that needs only the credit, the summary and the
+    model tables holds a third less memory. The channel scorecard's lead counts
+    (:func:`attribution.api.scorecard`) read the inputs.
+    """
     prepared = prepare(config, progress)
+    if not keep_inputs:
+        prepared = dataclasses.replace(prepared, inputs=None)
     models = resolve_models(config, prepared.journeys)
     diagnostics: dict[str, pl.DataFrame] = {}
     credit, summary = run_models(prepared.journeys, models, progress, diagnostics)

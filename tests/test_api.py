@@ -74,3 +74,16 @@ def test_a_model_whose_weights_take_no_fit_still_gets_its_tables(monkeypatch):
     assert list(tables) == ["markov_removal_effects", "markov_transitions"]
     expected = MarkovModel().fit(prepared.journeys).removal_effects()
     assert tables["markov_removal_effects"].equals(expected)
+
+
+def test_a_run_that_lets_the_inputs_go_gives_the_same_results():
+    from attribution import pipeline
+
+    config = at.load_config(DEMO).replace(models=("last_touch", "w_shaped", "markov"))
+    kept = pipeline.run(config)
+    lean = pipeline.run(config, keep_inputs=False)
+    assert kept.inputs is not None and lean.inputs is None
+    assert lean.credit.equals(kept.credit)
+    assert lean.summary.equals(kept.summary)
+    assert lean.totals() == kept.totals()
+    assert [a.as_dict() for a in lean.accounting] == [a.as_dict() for a in kept.accounting]

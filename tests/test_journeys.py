@@ -435,3 +435,40 @@ def test_touch_order_is_the_full_sort_whichever_key_is_used(first_group, step_us
 def test_distinct_rows_counts_like_n_unique(rows):
     series = pl.Series("_row", rows, dtype=pl.Int64)
     assert _distinct_rows(series) == series.n_unique()
+
+
+@settings(max_examples=40, deadline=None)
+@given(datasets(), st.sampled_from(["same", "length"]))
+def test_accounts_whose_hashes_collide_give_the_same_journeys(data, collide) -> None:
+    # the window join runs on 64-bit hashes of the account ids, checked against the text;
+    # forced collisions (every account alike, or accounts alike by length) must change nothing
+    import attribution.journeys as journeys_module
+
+    touch_rows, deal_rows, contact_rows = data
+    expected, expected_stats = build(touch_rows, deal_rows, contact_rows, lookback_days=60)
+    forced = {
+        "same": lambda: pl.col("account_id").str.len_bytes().cast(pl.UInt64) * 0,
+        "length": lambda: pl.col("account_id").str.len_bytes().cast(pl.UInt64),
+    }[collide]
+    original = journeys_module._account_hash
+    journeys_module._account_hash = forced
+    try:
+        actual, actual_stats = build(touch_rows, deal_rows, contact_rows, lookback_days=60)
+    finally:
+        journeys_module._account_hash = original
+    for left, right in zip(_collected(actual), _collected(expected), strict=True):
+        assert_frame_equal(left, right)
+    assert actual_stats == expected_stats
+
+
+def test_colliding_account_hashes_never_pair_a_touch_with_another_account(monkeypatch) -> None:
+    import attribution.journeys as journeys_module
+
+    # "A" and "B" hash alike: without the text check B's deal would take A's touch
+    monkeypatch.setattr(journeys_module, "_account_hash",
+                        lambda: pl.col("account_id").str.len_bytes().cast(pl.UInt64))
+    journeys, _ = build(
+        [("t1", "A", None, "x", "2025-01-10"), ("t2", "B", None, "y", "2025-01-11")],
+        [("D1", "B", "2025-01-15", "2025-02-10", "won", 100)],
+    )
+    assert paths(journeys) == {"D1": ["t2"], "account:A": ["t1"]}

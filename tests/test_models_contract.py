@@ -215,3 +215,15 @@ def test_numbered_gives_each_journey_one_sorted_number(monkeypatch):
     ]
     assert numbered.get_column("touch_index").to_list() == [0, 1, 0, 1, 0]  # stable
     assert numbered.get_column(base.JOURNEY).flags["SORTED_ASC"]
+
+
+def test_journey_columns_is_a_left_join_on_the_journey_whatever_the_layout():
+    # runs of one journey (b twice, apart), a journey the table lacks (z) and a null id
+    touches = pl.DataFrame({"journey_id": ["b", "b", "a", "z", "b", None, None]})
+    table = pl.LazyFrame({"journey_id": ["a", "b", "c"], "v": [1, 2, 3], "w": ["x", "y", "z"]})
+    found = base.journey_columns(touches, table, ["v", "w"])
+    joined = touches.join(table.collect(), on="journey_id", how="left", maintain_order="left")
+    assert found.columns == ["v", "w"]
+    assert found.rows() == joined.select("v", "w").rows()
+    assert found.get_column("v").to_list() == [2, 2, 1, None, 2, None, None]
+    assert base.journey_columns(touches.clear(), table, ["v"]).height == 0

@@ -95,6 +95,30 @@ def numbered(touches: pl.LazyFrame) -> pl.LazyFrame:
     return frame.drop("_distinct").with_columns(pl.col(JOURNEY).set_sorted()).lazy()
 
 
+def journey_columns(touches: pl.DataFrame, table: pl.LazyFrame | pl.DataFrame,
+                    columns: list[str]) -> pl.DataFrame:
+    """``columns`` of ``table`` (one row per ``journey_id``) for each row of ``touches``, in
+    the touches' order (null where the table lacks the journey): a left join on
+    ``journey_id``.
+
+    A journey's touches usually come as one run of rows, so the table is joined on the first
+    row of each run only and the values repeated along it: about a tenth of the keys of a
+    row-by-row join, the same result for any layout.
+    """
+    journey = touches.get_column("journey_id")
+    first = journey.ne_missing(journey.shift(1))
+    if len(first):
+        first[0] = True
+    run = first.cast(pl.UInt32).cum_sum() - 1
+    found = (
+        journey.filter(first).to_frame()
+        .join(table.lazy().select("journey_id", *columns).collect(), on="journey_id",
+              how="left", maintain_order="left")
+        .select(columns)
+    )
+    return found[run]
+
+
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
     """Turn a column of raw non-negative scores into weights summing to 1 per journey.
 

@@ -15,7 +15,12 @@ import polars as pl
 
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
-from attribution.models.base import NEEDS_TIMESTAMPS, AttributionModel, normalise
+from attribution.models.base import (
+    NEEDS_TIMESTAMPS,
+    AttributionModel,
+    journey_columns,
+    normalise,
+)
 
 _DAY_US = 86_400_000_000
 
@@ -60,9 +65,10 @@ class TimeDecay(AttributionModel):
         age_days = (
             (pl.col("_reference") - pl.col("timestamp")).dt.total_microseconds() / _DAY_US
         ).clip(lower_bound=0.0)
-        scored = journeys.touches.join(
-            reference, on="journey_id", how="left", maintain_order="left"
-        ).with_columns(
+        touches = journeys.touches.collect()
+        scored = touches.with_columns(
+            journey_columns(touches, reference, ["_reference"])
+        ).lazy().with_columns(
             (2.0 ** (-age_days / self.half_life_days)).alias("raw")
         )
         return normalise(scored)
