@@ -46,6 +46,11 @@ def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | Non
     from attribution import economics
 
     inputs = result.inputs
+    if inputs is None and result.stats is not None:  # built from exports, which it let go
+        raise ConfigError(
+            "this run let its inputs go (run(config, keep_inputs=False)); the scorecard counts "
+            "leads from them: run with keep_inputs=True"
+        )
     leads = economics.first_touch_leads(inputs.touchpoints, inputs.contacts) if inputs else None
     if grain and not by_period_channel:
         return economics.scorecard(result.credit, result.journeys, leads, spend, grain=grain)

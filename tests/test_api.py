@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 import attribution as at
 
@@ -87,3 +88,6 @@ def test_a_run_that_lets_the_inputs_go_gives_the_same_results():
     assert lean.summary.equals(kept.summary)
     assert lean.totals() == kept.totals()
     assert [a.as_dict() for a in lean.accounting] == [a.as_dict() for a in kept.accounting]
+    # the scorecard counts leads from the inputs: refused, not a silent zero
+    with pytest.raises(at.ConfigError, match="keep_inputs=True"):
+        at.scorecard(lean, at.read_spend(lean))
