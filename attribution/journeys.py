@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA, UTC_TIME
+from attribution.schema import ACCOUNT_JOURNEY_PREFIX, JOURNEY_SCHEMA, TOUCH_SCHEMA, UTC_TIME
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def _window_pairs(touchpoints: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFr
         .collect()
     )
     touch_account = touchpoints.get_column("account_id").rechunk().gather(pairs.get_column("_i"))
-    if (touch_account == pairs.get_column("account_id")).all():
+    if (touch_account == pairs.get_column("account_id")).fill_null(False).all():
         return pairs.drop("account_id").rechunk()
     return (  # hashes of two accounts collide: the text join itself
         touchpoints.lazy()
@@ -292,8 +292,10 @@ def _window_pairs(touchpoints: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFr
 
 
 def _account_hash() -> pl.Expr:
-    """The 64-bit hash :func:`_window_pairs` joins accounts on."""
-    return pl.col("account_id").hash(seed=23)
+    """The 64-bit hash :func:`_window_pairs` joins accounts on (null for a null account, which
+    joins nothing, as in the text join)."""
+    account = pl.col("account_id")
+    return pl.when(account.is_not_null()).then(account.hash(seed=23))
 
 
 def build_journeys(
@@ -361,7 +363,8 @@ def build_journeys(
         touched_by_as_of.select("account_id").unique()
         .join(deal_rows.lazy().select("account_id"), on="account_id", how="anti")
         .select(
-            pl.concat_str(pl.lit("account:"), pl.col("account_id")).alias("journey_id"),
+            pl.concat_str(pl.lit(ACCOUNT_JOURNEY_PREFIX), pl.col("account_id"))
+            .alias("journey_id"),
             "account_id",
             pl.lit("none").alias("status"),
             pl.lit(None, UTC_TIME).alias("created_at"),

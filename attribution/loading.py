@@ -20,6 +20,7 @@ from attribution.channels import ChannelRules
 from attribution.errors import ColumnNotFoundError, FileFormatError, InputError, RejectedRowError
 from attribution.keys import lookup
 from attribution.schema import (
+    ACCOUNT_JOURNEY_PREFIX,
     CONTACT_COLUMNS,
     DEAL_COLUMNS,
     REJECT_SCHEMA,
@@ -603,6 +604,12 @@ def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | Non
             [
                 EMPTY_ROW_CHECK,
                 (pl.col("deal_id").is_null(), "deal_id", "missing deal_id", pl.col("deal_id")),
+                (
+                    pl.col("deal_id").str.starts_with(ACCOUNT_JOURNEY_PREFIX), "deal_id",
+                    f"deal_id starts with {ACCOUNT_JOURNEY_PREFIX!r}, which names the journeys "
+                    "of accounts without a deal; rename the deal",
+                    pl.col("deal_id"),
+                ),
                 (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
                 (pl.col("_created_text").is_null(), "created_at", "missing created_at", pl.col("_created_text")),
                 (

@@ -79,6 +79,10 @@ TOUCH_SCHEMA = pl.Schema(
     }
 )
 
+#: journey_id of an account touched without a deal: this, then the account id (a deal_id
+#: starting with it is rejected at load, so journey ids never clash)
+ACCOUNT_JOURNEY_PREFIX = "account:"
+
 #: one row per journey: a deal (won, lost, open), an account touched without a deal
 #: (status ``none``), or one row of an aggregated path table (status ``path``)
 JOURNEY_SCHEMA = pl.Schema(

@@ -472,3 +472,18 @@ def test_colliding_account_hashes_never_pair_a_touch_with_another_account(monkey
         [("D1", "B", "2025-01-15", "2025-02-10", "won", 100)],
     )
     assert paths(journeys) == {"D1": ["t2"], "account:A": ["t1"]}
+
+
+def test_touches_without_an_account_join_no_window() -> None:
+    # validated exports never hold them, but build_journeys is public: a null account matches
+    # nothing, as in a text join (its hash must not match a null account's either)
+    frame = touches([("t1", "a", None, "x", "2025-01-10"), ("t2", None, "c", "y", "2025-01-11"),
+                     ("t3", None, "c", "y", "2025-01-12")])
+    journeys, stats = build_journeys(
+        frame,
+        deals_frame([("D1", "a", "2025-01-15", "2025-02-10", "won", 100)]).cast(dict(DEAL_SCHEMA)),
+        contacts_frame([]),
+        as_of=AS_OF,
+    )
+    assert paths(journeys) == {"D1": ["t1"]}
+    assert (stats.touches_used, stats.touches_out_of_window) == (1, 2)

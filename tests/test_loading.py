@@ -405,6 +405,10 @@ BAD_DEALS = [
     ("d1,a9,2025-01-02,,open,5", "account_id", "unknown account: not in the contacts file and never touched", "a9"),
     ("d1,,2025-01-02,,open,5", "account_id", "missing account_id", None),
     (",a1,2025-01-02,,open,5", "deal_id", "missing deal_id", None),
+    # the journey id of an account touched without a deal: a deal named so would clash with it
+    ("account:a1,a1,2025-01-02,,open,5", "deal_id",
+     "deal_id starts with 'account:', which names the journeys of accounts without a deal; "
+     "rename the deal", "account:a1"),
 ]
 
 

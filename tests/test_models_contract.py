@@ -217,13 +217,22 @@ def test_numbered_gives_each_journey_one_sorted_number(monkeypatch):
     assert numbered.get_column(base.JOURNEY).flags["SORTED_ASC"]
 
 
-def test_journey_columns_is_a_left_join_on_the_journey_whatever_the_layout():
+def test_with_journey_columns_is_a_left_join_on_the_journey_whatever_the_layout():
     # runs of one journey (b twice, apart), a journey the table lacks (z) and a null id
-    touches = pl.DataFrame({"journey_id": ["b", "b", "a", "z", "b", None, None]})
+    touches = pl.DataFrame({"journey_id": ["b", "b", "a", "z", "b", None, None],
+                            "touch_index": [0, 1, 0, 0, 2, 0, 1]})
     table = pl.LazyFrame({"journey_id": ["a", "b", "c"], "v": [1, 2, 3], "w": ["x", "y", "z"]})
-    found = base.journey_columns(touches, table, ["v", "w"])
+    found = base.with_journey_columns(touches, table, ["v", "w"])
     joined = touches.join(table.collect(), on="journey_id", how="left", maintain_order="left")
-    assert found.columns == ["v", "w"]
-    assert found.rows() == joined.select("v", "w").rows()
+    assert_frame_equal(found, joined)
     assert found.get_column("v").to_list() == [2, 2, 1, None, 2, None, None]
-    assert base.journey_columns(touches.clear(), table, ["v"]).height == 0
+    assert base.with_journey_columns(touches.clear(), table, ["v"]).height == 0
+
+
+def test_with_journey_columns_of_a_journey_listed_twice_is_the_row_level_join():
+    touches = pl.DataFrame({"journey_id": ["x", "x", "y"], "touch_index": [0, 1, 0]})
+    table = pl.DataFrame({"journey_id": ["x", "x", "y"], "v": [1, 2, 3]})
+    found = base.with_journey_columns(touches, table, ["v"])
+    assert_frame_equal(found, touches.join(table, on="journey_id", how="left",
+                                           maintain_order="left"))
+    assert found.get_column("v").to_list() == [1, 2, 1, 2, 3]

@@ -95,28 +95,28 @@ def numbered(touches: pl.LazyFrame) -> pl.LazyFrame:
     return frame.drop("_distinct").with_columns(pl.col(JOURNEY).set_sorted()).lazy()
 
 
-def journey_columns(touches: pl.DataFrame, table: pl.LazyFrame | pl.DataFrame,
-                    columns: list[str]) -> pl.DataFrame:
-    """``columns`` of ``table`` (one row per ``journey_id``) for each row of ``touches``, in
-    the touches' order (null where the table lacks the journey): a left join on
-    ``journey_id``.
+def with_journey_columns(touches: pl.DataFrame, table: pl.LazyFrame | pl.DataFrame,
+                         columns: list[str]) -> pl.DataFrame:
+    """``touches`` with ``columns`` of ``table`` (a row per ``journey_id``) added: the left
+    join of the touches on ``journey_id``, in the touches' order (null where the table lacks
+    the journey).
 
     A journey's touches usually come as one run of rows, so the table is joined on the first
     row of each run only and the values repeated along it: about a tenth of the keys of a
-    row-by-row join, the same result for any layout.
+    row-by-row join, the same result for any layout. A journey the table lists twice gets the
+    row-by-row join itself (its touches once per listing).
     """
     journey = touches.get_column("journey_id")
     first = journey.ne_missing(journey.shift(1))
     if len(first):
         first[0] = True
+    table = table.lazy().select("journey_id", *columns).collect()
+    runs = journey.filter(first).to_frame()
+    found = runs.join(table, on="journey_id", how="left", maintain_order="left")
+    if found.height != runs.height:  # a journey listed twice in the table
+        return touches.join(table, on="journey_id", how="left", maintain_order="left")
     run = first.cast(pl.UInt32).cum_sum() - 1
-    found = (
-        journey.filter(first).to_frame()
-        .join(table.lazy().select("journey_id", *columns).collect(), on="journey_id",
-              how="left", maintain_order="left")
-        .select(columns)
-    )
-    return found[run]
+    return touches.hstack(found.select(columns)[run].get_columns())
 
 
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:

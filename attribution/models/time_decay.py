@@ -18,8 +18,8 @@ from attribution.journeys import Journeys
 from attribution.models.base import (
     NEEDS_TIMESTAMPS,
     AttributionModel,
-    journey_columns,
     normalise,
+    with_journey_columns,
 )
 
 _DAY_US = 86_400_000_000
@@ -65,9 +65,8 @@ class TimeDecay(AttributionModel):
         age_days = (
             (pl.col("_reference") - pl.col("timestamp")).dt.total_microseconds() / _DAY_US
         ).clip(lower_bound=0.0)
-        touches = journeys.touches.collect()
-        scored = touches.with_columns(
-            journey_columns(touches, reference, ["_reference"])
+        scored = with_journey_columns(
+            journeys.touches.collect(), reference, ["_reference"]
         ).lazy().with_columns(
             (2.0 ** (-age_days / self.half_life_days)).alias("raw")
         )
