@@ -23,3 +23,18 @@ def test_pipeline_benchmark_smoke_run(tmp_path):
             "channel summary"} <= set(stages)
     assert any("**end to end**" in line for line in lines)
     assert any("**attribution run**" in line for line in lines)
+
+
+def test_key_steps_benchmark_smoke_run(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_keys.py"), "--accounts", "200",
+         "--repeat", "1", "--memory", "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    steps = [line.split("|")[1].strip() for line in completed.stdout.splitlines()
+             if line.startswith("| ") and "---" not in line]
+    assert steps[1] == "window join"
+    assert steps[2].startswith("contact lookup")
+    assert steps[3] == "deal accounts among the known"
+    assert any(step.startswith("credit: model") for step in steps)
