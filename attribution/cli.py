@@ -27,8 +27,9 @@ from attribution import api, pipeline, render
 from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
 from attribution.errors import AttributionError, ConfigError
 from attribution.models import MODELS
-from attribution.output import json_records, write_json_document, write_table
+from attribution.output import TableParts, json_records, write_json_document, write_table
 from attribution.pipeline import RunResult
+from attribution.schema import CREDIT_SCHEMA
 
 STDOUT_FORMATS = ("table", "json", "csv")
 
@@ -224,9 +225,11 @@ def _spark_module() -> Any:
 
 def run_pipeline(state: State, config: Config, engine: str, spark_master: str,
                  spark_conf: tuple[str, ...], *, models: bool = True,
-                 keep_inputs: bool = True) -> Any:
+                 keep_inputs: bool = True, keep_credit: bool = True,
+                 on_credit: Callable[[pl.DataFrame], None] | None = None) -> Any:
     """The pipeline on the chosen engine (with progress); ``models=False`` stops after journeys;
-    ``keep_inputs=False`` lets the validated exports go once the journeys are built."""
+    ``keep_inputs``, ``keep_credit`` and ``on_credit`` as in :func:`attribution.pipeline.run`
+    (local engine only)."""
     with state.progress() as progress:
         if engine == "spark":
             spark_engine = _spark_module()
@@ -239,7 +242,8 @@ def run_pipeline(state: State, config: Config, engine: str, spark_master: str,
             return result
         if not models:
             return pipeline.prepare(config, progress)
-        return pipeline.run(config, progress, keep_inputs=keep_inputs)
+        return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit,
+                            on_credit=on_credit)
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -419,18 +423,21 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
-    # nothing written here reads the exports once the journeys are built
-    result = run_pipeline(state, config, engine, spark_master, spark_conf, keep_inputs=False)
-    report_inputs(state, result)
     directory = out_dir(config)
     if engine == "spark":
+        result = run_pipeline(state, config, engine, spark_master, spark_conf)
+        report_inputs(state, result)
         written = list(_spark_module().write_results(result, config.out or directory).values())
         written.append(str(write_json_document(run_record(result), directory / "run.json")))
     else:
-        written = [
-            write_table(result.credit, directory, "credit", config.format),
-            write_table(result.summary, directory, "summary", config.format),
-        ]
+        # nothing written here reads the exports once the journeys are built, and each model's
+        # credit goes to the credit file as soon as it is allocated: the run holds neither
+        with TableParts(directory, "credit", config.format, CREDIT_SCHEMA) as credit:
+            result = run_pipeline(state, config, engine, spark_master, spark_conf,
+                                  keep_inputs=False, keep_credit=False, on_credit=credit.add)
+            report_inputs(state, result)
+            written = [credit.close(),
+                       write_table(result.summary, directory, "summary", config.format)]
         if "last_touch" in {m.name for m in result.models}:
             written.append(write_table(result.comparison(), directory, "comparison",
                                        config.format))
@@ -491,7 +498,8 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     config = build_config(**options)
     if config.models and "last_touch" not in config.models:
         config = config.replace(models=("last_touch", *config.models))
-    result = run_pipeline(state, config, engine, spark_master, spark_conf, keep_inputs=False)
+    result = run_pipeline(state, config, engine, spark_master, spark_conf, keep_inputs=False,
+                          keep_credit=False)
     report_inputs(state, result)
     comparison = result.comparison()
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)

@@ -272,13 +272,9 @@ def _check_weights(touched: pl.DataFrame, untouched: pl.DataFrame, money: pl.Dat
         )
 
 
-def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.DataFrame:
-    """Channel summary (:data:`~attribution.schema.SUMMARY_SCHEMA`) of a credit table.
-
-    ``deals_touched`` counts the deals (path rows) on which the channel has at least one touch,
-    whatever the model credited; shares are of the model's total revenue and pipeline.
-    """
-    credit = credit.lazy()
+def deals_touched(journeys: Journeys) -> pl.DataFrame:
+    """``channel, deals_touched``: the deals (path rows) on which each channel has at least one
+    touch, and :data:`~attribution.schema.NO_TOUCH_CHANNEL` with the deals without any."""
     money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id", "n_touches")
     touched = (
         journeys.touches.select("journey_id", "channel")
@@ -290,7 +286,21 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
     untouched = money.filter(pl.col("n_touches") == 0).select(
         pl.lit(NO_TOUCH_CHANNEL).alias("channel"), pl.len().cast(pl.UInt32).alias("deals_touched")
     )
-    touched = pl.concat([touched, untouched])
+    return pl.concat([touched, untouched]).collect()
+
+
+def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,
+              touched: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Channel summary (:data:`~attribution.schema.SUMMARY_SCHEMA`) of a credit table.
+
+    ``deals_touched`` counts the deals (path rows) on which the channel has at least one touch,
+    whatever the model credited; shares are of the model's total revenue and pipeline. A caller
+    summarising models one at a time passes ``touched`` (:func:`deals_touched` of the journeys)
+    to count it once: the summaries of each model's credit, concatenated in model order, are
+    the summary of the whole credit table.
+    """
+    credit = credit.lazy()
+    touched = deals_touched(journeys) if touched is None else touched
     models = credit.select("model").unique(maintain_order=True)
     summary = (
         credit.group_by("model", "channel", "channel_group")
@@ -299,12 +309,8 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
             pl.col("revenue_credit").sum(),
             exact_sum(pl.col("conversion_credit")),
         )
-        .join(touched, on="channel", how="left")
-        .with_columns(
-            _share("pipeline_credit"),
-            _share("revenue_credit"),
-            pl.col("deals_touched").fill_null(0),
-        )
+        .join(touched.lazy(), on="channel", how="left")
+        .with_columns(pl.col("deals_touched").fill_null(0))
         .filter(
             (pl.col("pipeline_credit") != 0)
             | (pl.col("revenue_credit") != 0)
@@ -315,7 +321,7 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys) -> pl.Dat
               descending=[False, True, True, False])
         .drop("_model_order")
     )
-    return conform(summary, SUMMARY_SCHEMA).collect()
+    return conform(_with_shares(summary.collect()).lazy(), SUMMARY_SCHEMA).collect()
 
 
 def exact_sum(value: pl.Expr) -> pl.Expr:
@@ -335,7 +341,22 @@ def exact_sum(value: pl.Expr) -> pl.Expr:
     return exact.cast(pl.Float64) * 2.0**-84
 
 
-def _share(column: str) -> pl.Expr:
-    total = pl.col(column).sum().over("model")
-    name = column.replace("_credit", "_share")
-    return pl.when(total != 0).then(pl.col(column) / total).otherwise(0.0).alias(name)
+def _with_shares(summary: pl.DataFrame) -> pl.DataFrame:
+    """``pipeline_share`` and ``revenue_share``: each row's credit over its model's total (0
+    when that is 0), divided in numpy so every share is the correctly rounded quotient.
+
+    (In polars a quotient by a value that is the same on every row, such as one model's total,
+    can be taken as a product with its reciprocal, off in the last digit: a model's shares
+    then depended on which other models ran with it.)
+    """
+    shares = []
+    for column in ("pipeline_credit", "revenue_credit"):
+        credit = summary.get_column(column).cast(pl.Float64).to_numpy()
+        totals = summary.get_column("model").replace_strict(
+            dict(summary.group_by("model").agg(pl.col(column).sum()).iter_rows()),
+            return_dtype=pl.Int64,
+        ).cast(pl.Float64).to_numpy()
+        share = np.zeros(summary.height, dtype=np.float64)
+        np.divide(credit, totals, out=share, where=totals != 0)
+        shares.append(pl.Series(column.replace("_credit", "_share"), share))
+    return summary.with_columns(shares)

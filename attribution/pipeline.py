@@ -25,12 +25,12 @@ from attribution import progress as progress_events
 from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
 from attribution.config import Config
-from attribution.credit import allocate, summarise
+from attribution.credit import allocate, deals_touched, summarise
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
-from attribution.schema import REJECT_SCHEMA
+from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
 
 Progress = Callable[[str, int, int], None]
 
@@ -114,8 +114,13 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
     return inputs
 
 
-def journeys_from(inputs: Inputs, config: Config) -> tuple[Journeys, JourneyStats]:
-    """Build journeys and fold their row accounting into ``inputs.accounting``."""
+def journeys_from(inputs: Inputs, config: Config, *,
+                  consume: bool = False) -> tuple[Journeys, JourneyStats]:
+    """Build journeys and fold their row accounting into ``inputs.accounting``.
+
+    ``consume=True`` lets the build drop ``inputs.touchpoints``' columns as it goes
+    (:func:`~attribution.journeys.build_journeys`): for a caller done with the inputs after this.
+    """
     journeys, stats = build_journeys(
         inputs.touchpoints,
         inputs.deals,
@@ -123,6 +128,7 @@ def journeys_from(inputs: Inputs, config: Config) -> tuple[Journeys, JourneyStat
         lookback_days=config.lookback_days,
         dedup_minutes=config.dedup_minutes,
         as_of=config.as_of,
+        consume=consume,
     )
     touch = inputs.accounting["touchpoints"]
     touch.deduplicated += stats.touches_deduplicated
@@ -162,14 +168,21 @@ def run_models(
     models: Sequence[AttributionModel],
     progress: Progress | None = None,
     diagnostics: dict[str, pl.DataFrame] | None = None,
+    *,
+    keep_credit: bool = True,
+    on_credit: Callable[[pl.DataFrame], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Credit and channel summary of every model, concatenated in the order given.
 
     The fitted models' own tables (:func:`fit_tables`: Markov removal effects, Shapley values)
-    go into ``diagnostics`` when it is given, from the same fit as the credit.
+    go into ``diagnostics`` when it is given, from the same fit as the credit. Each model's
+    credit is handed to ``on_credit`` as soon as it is allocated, in model order;
+    ``keep_credit=False`` then lets it go (the credit returned is empty, the summary the same).
     """
     report = progress or _quiet
     credits = []
+    summaries = []
+    touched = deals_touched(journeys)
     diagnostics = diagnostics if diagnostics is not None else {}
     money_only: Journeys | None = None
     # the money journeys' copy of the touches is let go after the last model that reads it
@@ -194,13 +207,22 @@ def run_models(
             else:
                 weights = model.weights(scope)
                 diagnostics.update(fit_tables(model.name, fit(scope)))
-            credits.append(allocate(scope, weights, model.name).collect())
+            credit = allocate(scope, weights, model.name).collect()
         del scope, weights
         if done == last_reader:
             money_only = None
+        summaries.append(summarise(credit, journeys, touched=touched))
+        if on_credit is not None:
+            on_credit(credit)
+        if keep_credit:
+            credits.append(credit)
+        del credit
     report("models", len(models), len(models))
-    credit = pl.concat(credits) if credits else pl.DataFrame()
-    summary = summarise(credit, journeys)
+    if credits:
+        credit = pl.concat(credits)
+    else:
+        credit = pl.DataFrame(schema=CREDIT_SCHEMA) if models else pl.DataFrame()
+    summary = pl.concat(summaries) if summaries else summarise(credit, journeys, touched=touched)
     return credit, summary
 
 
@@ -230,10 +252,13 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     return journeys, accounting, table.rejects
 
 
-def prepare(config: Config, progress: Progress | None = None) -> RunResult:
+def prepare(config: Config, progress: Progress | None = None, *,
+            keep_inputs: bool = True) -> RunResult:
     """Load the inputs and build journeys, without running any model (``credit`` is empty).
 
-    Reads the path table when ``config.paths`` is set, the exports otherwise.
+    Reads the path table when ``config.paths`` is set, the exports otherwise. With
+    ``keep_inputs=False`` the validated exports are let go while the journeys are built
+    (``RunResult.inputs`` is None).
     """
     empty = pl.DataFrame()
     if config.paths is not None:
@@ -245,7 +270,7 @@ def prepare(config: Config, progress: Progress | None = None) -> RunResult:
             currency=config.currency or "USD",
         )
     inputs = load(config, progress)
-    journeys, stats = journeys_from(inputs, config)
+    journeys, stats = journeys_from(inputs, config, consume=not keep_inputs)
     (progress or _quiet)("journeys", 1, 1)
     return RunResult(
         config=config,
@@ -259,25 +284,36 @@ def prepare(config: Config, progress: Progress | None = None) -> RunResult:
         stats=stats,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
-        inputs=inputs,
+        inputs=inputs if keep_inputs else None,
     )
 
 
 def run(config: Config, progress: Progress | None = None, *,
-        keep_inputs: bool = True) -> RunResult:
+        keep_inputs: bool = True, keep_credit: bool = True,
+        on_credit: Callable[[pl.DataFrame], None] | None = None) -> RunResult:
     """The whole pipeline on the exports named by ``config`` (or its path table).
 
-    ``keep_inputs=False`` lets the validated exports go once the journeys are built
-    (``RunResult.inputs`` is then None): a run that needs only the credit, the summary and the
-    model tables holds a third less memory. The channel scorecard's lead counts
-    (:func:`attribution.api.scorecard`) read the inputs.
+    What a run holds on to can be cut for large exports; the summary, the comparison and the
+    model tables are the same either way:
+
+    * ``keep_inputs=False`` lets the validated exports go while the journeys are built
+      (``RunResult.inputs`` is then None). The channel scorecard's lead counts
+      (:func:`attribution.api.scorecard`) read the inputs.
+    * ``on_credit`` is handed each model's touch-level credit
+      (:data:`~attribution.schema.CREDIT_SCHEMA`) as soon as it is allocated, in model order;
+      with ``keep_credit=False`` the run then lets it go (``RunResult.credit`` is empty).
+      ``attribution run`` writes the credit file this way, a model at a time: at 10^7
+      touchpoints the credit of nine models is about 2 GB.
+
+    Example: the summary alone, holding neither the exports nor the credit::
+
+        summary = run(config, keep_inputs=False, keep_credit=False).summary
     """
-    prepared = prepare(config, progress)
-    if not keep_inputs:
-        prepared = dataclasses.replace(prepared, inputs=None)
+    prepared = prepare(config, progress, keep_inputs=keep_inputs)
     models = resolve_models(config, prepared.journeys)
     diagnostics: dict[str, pl.DataFrame] = {}
-    credit, summary = run_models(prepared.journeys, models, progress, diagnostics)
+    credit, summary = run_models(prepared.journeys, models, progress, diagnostics,
+                                 keep_credit=keep_credit, on_credit=on_credit)
     return dataclasses.replace(prepared, models=models, credit=credit, summary=summary,
                                diagnostics=diagnostics)
 

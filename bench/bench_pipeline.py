@@ -159,10 +159,11 @@ def config_for(paths: dict[str, Path]) -> Config:
 
 
 def end_to_end(paths: dict[str, Path]) -> pl.DataFrame:
-    """Load, journeys, every rule-based model, Markov order 1, channel summary (letting the
-    inputs go once the journeys are built, as ``attribution run`` does)."""
+    """Load, journeys, every rule-based model, Markov order 1, channel summary. Like
+    ``attribution run``, the run lets the inputs go while the journeys are built and lets each
+    model's credit go once summarised (``attribution run`` writes it to the credit file)."""
     config = config_for(paths).replace(models=(*RULE_MODELS, "markov"))
-    return pipeline.run(config, keep_inputs=False).summary
+    return pipeline.run(config, keep_inputs=False, keep_credit=False).summary
 
 
 def credit_of(journeys: Any, name: str, **params: Any) -> pl.DataFrame:

@@ -91,3 +91,36 @@ def test_a_run_that_lets_the_inputs_go_gives_the_same_results():
     # the scorecard counts leads from the inputs: refused, not a silent zero
     with pytest.raises(at.ConfigError, match="keep_inputs=True"):
         at.scorecard(lean, at.read_spend(lean))
+
+
+def test_a_run_that_hands_its_credit_on_gives_the_same_results():
+    from attribution import pipeline
+    from attribution.schema import CREDIT_SCHEMA
+
+    config = at.load_config(DEMO).replace(models=("last_touch", "w_shaped", "markov"))
+    kept = pipeline.run(config)
+    parts: list[pl.DataFrame] = []
+    lean = pipeline.run(config, keep_inputs=False, keep_credit=False, on_credit=parts.append)
+    assert [p["model"].unique().to_list() for p in parts] == [["last_touch"], ["w_shaped"],
+                                                               ["markov"]]
+    assert pl.concat(parts).equals(kept.credit)
+    assert lean.credit.height == 0 and lean.credit.schema == CREDIT_SCHEMA
+    assert lean.summary.equals(kept.summary)  # summarised a model at a time, the same table
+    assert lean.comparison().equals(kept.comparison())
+    assert lean.totals() == kept.totals()
+    # handed on and kept too
+    both: list[pl.DataFrame] = []
+    again = pipeline.run(config, on_credit=both.append)
+    assert again.credit.equals(kept.credit) and pl.concat(both).equals(kept.credit)
+
+
+def test_a_models_shares_do_not_depend_on_the_models_run_with_it():
+    from attribution import pipeline
+
+    config = at.load_config(DEMO)
+    alone = pipeline.run(config.replace(models=("last_touch",))).summary
+    together = pipeline.run(config.replace(models=("linear", "last_touch"))).summary
+    assert together.filter(pl.col("model") == "last_touch").equals(alone)
+    # each share is the correctly rounded quotient of the integer cents
+    total = alone["revenue_credit"].sum()
+    assert alone["revenue_share"].to_list() == [c / total for c in alone["revenue_credit"]]

@@ -328,3 +328,16 @@ def test_bootstrap_reports_progress(tmp_path):
     assert stages[:3] == ["load contacts", "load touchpoints", "load deals"]
     assert ("markov bootstrap", 0, 30) in seen and ("markov bootstrap", 30, 30) in seen
     assert "journeys" in stages and "model markov" in stages
+
+
+def test_run_writes_the_credit_a_model_at_a_time_as_the_api_gives_it(tmp_path):
+    from attribution.config import Config
+    from attribution.output import write_table
+
+    result = invoke("run", *INPUTS, "--out", str(tmp_path / "cli"), "--format", "json")
+    assert result.exit_code == 0, result.output
+    config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
+                    contacts=MESSY / "contacts.csv")
+    expected = write_table(pipeline.run(config).credit, tmp_path / "api", "credit", "parquet")
+    assert (tmp_path / "cli" / "credit.parquet").read_bytes() == expected.read_bytes()
+    assert not [p for p in (tmp_path / "cli").iterdir() if p.name.startswith(".")]  # no scratch

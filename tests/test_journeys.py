@@ -487,3 +487,20 @@ def test_touches_without_an_account_join_no_window() -> None:
     )
     assert paths(journeys) == {"D1": ["t1"]}
     assert (stats.touches_used, stats.touches_out_of_window) == (1, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(datasets(), st.sampled_from([AS_OF, at("2025-05-01")]))
+def test_a_consuming_build_gives_the_same_journeys_and_empties_the_touchpoints(data, as_of):
+    """``consume=True`` drops the touchpoints' columns as it reads them; nothing else changes."""
+    touch_rows, deal_rows, contact_rows = data
+    deals = deals_frame(list(deal_rows)).cast(dict(DEAL_SCHEMA))
+    contacts = contacts_frame(list(contact_rows))
+    options = {"as_of": as_of, "lookback_days": 60}
+    kept, kept_stats = build_journeys(touches(touch_rows), deals, contacts, **options)
+    given_away = touches(touch_rows)
+    built, stats = build_journeys(given_away, deals, contacts, consume=True, **options)
+    assert given_away.width == 0
+    assert stats == kept_stats
+    assert_frame_equal(built.touches.collect(), kept.touches.collect())
+    assert_frame_equal(built.journeys.collect(), kept.journeys.collect())

@@ -1,0 +1,65 @@
+"""Result files: a table handed over in parts is written byte for byte as the whole table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from attribution.output import TableParts, write_table
+from attribution.schema import CREDIT_SCHEMA
+
+
+def credit_rows(model: str, n: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "model": [model] * n,
+            "journey_id": [f"D{i % 7}" for i in range(n)],
+            "deal_id": [f"D{i % 7}" for i in range(n)],
+            "account_id": [f"A{i % 3}" for i in range(n)],
+            "status": ["won", "lost"] * (n // 2) + ["open"] * (n % 2),
+            "touch_index": list(range(n)),
+            "touchpoint_id": [None if i % 5 == 0 else f"t{i}" for i in range(n)],
+            "timestamp": [datetime(2025, 1, 1 + i % 28, tzinfo=UTC) for i in range(n)],
+            "channel": ["podcast", "paid_search", "newsletter"] * (n // 3) + ["event"] * (n % 3),
+            "channel_group": ["demand_creation"] * n,
+            "weight": [1 / (i + 1) for i in range(n)],
+            "pipeline_credit": [12_345 * i for i in range(n)],
+            "revenue_credit": [-1 if i == 3 else 99 * i for i in range(n)],
+            "conversion_credit": [0.1 * i for i in range(n)],
+        },
+        schema=CREDIT_SCHEMA,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_parts_write_the_bytes_of_the_whole_table(tmp_path, fmt, monkeypatch):
+    import attribution.output as output
+
+    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 100)  # row groups across the parts' seams
+    parts = [credit_rows("linear", 250), credit_rows("last_touch", 1), credit_rows("markov", 333)]
+    whole = write_table(pl.concat(parts), tmp_path / "whole", "credit", fmt)
+    with TableParts(tmp_path / "parts", "credit", fmt, CREDIT_SCHEMA) as writer:
+        for part in parts:
+            writer.add(part)
+        written = writer.close()
+    assert written == tmp_path / "parts" / f"credit.{fmt}"
+    assert written.read_bytes() == whole.read_bytes()
+    assert [p.name for p in (tmp_path / "parts").iterdir()] == [f"credit.{fmt}"]  # no scratch
+
+
+def test_no_parts_write_an_empty_table_with_the_schema(tmp_path):
+    with TableParts(tmp_path, "credit", "parquet", CREDIT_SCHEMA) as writer:
+        path = writer.close()
+    table = pl.read_parquet(path)
+    assert table.height == 0 and table.columns == list(CREDIT_SCHEMA)
+
+
+def test_a_failed_run_leaves_no_scratch_and_no_result(tmp_path):
+    with pytest.raises(RuntimeError, match="model failed"):
+        with TableParts(tmp_path, "credit", "csv", CREDIT_SCHEMA) as writer:
+            writer.add(credit_rows("linear", 10))
+            assert any(p.name.startswith(".credit.parts.") for p in tmp_path.iterdir())
+            raise RuntimeError("model failed")
+    assert list(tmp_path.iterdir()) == []
