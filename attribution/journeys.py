@@ -367,7 +367,10 @@ def build_journeys(
         pl.col("deal_id").alias("journey_id"),
     )
 
-    lead_at = contacts.group_by("account_id").agg(pl.col("lead_created_at").min().alias("_lead_at"))
+    # (group-bys and distinct values of millions of text keys: the streaming engine takes
+    # about half the time of the in-memory one)
+    lead_at = contacts.lazy().group_by("account_id").agg(
+        pl.col("lead_created_at").min().alias("_lead_at")).collect(engine="streaming")
     # every journey, numbered 0.. in journey_id order: deals, and accounts touched (by the as-of
     # instant) without a deal. Touches carry the number, not the id, until the end.
     account_rows = (
@@ -380,7 +383,7 @@ def build_journeys(
             pl.lit("none").alias("status"),
             pl.lit(None, UTC_TIME).alias("created_at"),
         )
-        .collect()
+        .collect(engine="streaming")
     )
     listed = pl.concat(
         [deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows]

@@ -600,3 +600,34 @@ def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
         a for a in result.accounting if a.input == "deals"
     ).used
     assert result.stats is not None and result.stats.touches_used == touch_counts.used
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_utm_combinations_map_to_channels_whether_or_not_their_keys_collide(
+        tmp_path: Path, monkeypatch, collide: bool) -> None:
+    # each distinct (source, medium, campaign) is mapped once and looked up by a 64-bit key;
+    # when two combinations key alike the rows are joined on the text instead: same channels
+    import attribution.loading as loading_module
+
+    if collide:
+        monkeypatch.setattr(loading_module, "_utm_key",
+                            lambda: pl.col("utm_source").str.len_bytes().cast(pl.UInt64) * 0)
+    touches = write(tmp_path, "t.csv", (
+        "timestamp,account_id,utm_source,utm_medium,utm_campaign\n"
+        "2025-03-01,A,google,cpc,brand\n"
+        "2025-03-02,A,linkedin,paid_social,\n"
+        "2025-03-03,A,,,\n"
+        "2025-03-04,A,google,cpc,\n"
+        "2025-03-05,A,spotify,podcast,q1\n"
+        "2025-03-06,A,google,cpc,brand\n"
+        "2025-03-07,A,nowhere,unknown,\n"
+    ))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,2025-03-10,2025-03-20,won,100\n")
+    inputs = load(touches, deals)
+    assert inputs.touchpoints.sort("_row").select("_row", "channel").rows() == [
+        (1, "paid_search"), (2, "paid_social"), (4, "paid_search"), (5, "podcast"),
+        (6, "paid_search"), (7, "(unmapped)"),
+    ]
+    assert rejects_of(inputs, "touchpoints") == [
+        (3, "channel", "no channel and no utm_source/utm_medium", None)]
