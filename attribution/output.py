@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,9 +81,13 @@ class TableParts:
     ``directory/stem.<ext>``, byte for byte as :func:`write_table` writes the parts'
     concatenation, while holding one part at a time.
 
-    Each part is spilled to an Arrow IPC file in a scratch folder inside ``directory``; on
-    :meth:`close` the parts stream into the result file, and the scratch folder is removed
-    (also when the run fails: use it as a context manager)::
+    Each part is spilled to an uncompressed Parquet file in a scratch folder inside
+    ``directory`` (on a background thread, while the run goes on: at most one part waits);
+    on :meth:`close` the parts stream into the result file, and the scratch folder is removed
+    (also when the run fails: use it as a context manager). Of the spill formats tried at
+    10^7 touchpoints (19M credit rows) this one cost least, writing and reading back: 6.2 s
+    against 7.8 s for lz4 Arrow IPC and 7.9 s for lz4 Parquet; 3.6 s for writing the whole
+    table from memory::
 
         with TableParts(out, "credit", "parquet", CREDIT_SCHEMA) as parts:
             result = pipeline.run(config, keep_credit=False, on_credit=parts.add)
@@ -93,23 +98,37 @@ class TableParts:
         self.directory, self.stem, self.fmt, self.schema = directory, stem, fmt, schema
         self._scratch: Path | None = None
         self._parts: list[Path] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     def add(self, frame: pl.DataFrame) -> None:
-        """Spill one part (a frame with :attr:`schema`)."""
+        """Spill one part (a frame with :attr:`schema`); raises what spilling the previous
+        part raised."""
+        self._wait()
         if self._scratch is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._scratch = Path(tempfile.mkdtemp(prefix=f".{self.stem}.parts.",
                                                   dir=self.directory))
-        part = self._scratch / f"{len(self._parts):05d}.arrow"
-        frame.select(list(self.schema)).cast(dict(self.schema)).write_ipc(part, compression="lz4")
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="attribution-spill")
+        part = self._scratch / f"{len(self._parts):05d}.parquet"
+        frame = frame.select(list(self.schema)).cast(dict(self.schema))
+        assert self._writer is not None
+        self._pending = self._writer.submit(frame.write_parquet, part,
+                                            compression="uncompressed", statistics=False)
         self._parts.append(part)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> Path:
         """Write the result file from the parts given so far (none: an empty table with
         :attr:`schema`) and remove the scratch folder; returns the path written."""
         try:
+            self._wait()
             if self._parts:
-                table: pl.LazyFrame | pl.DataFrame = pl.scan_ipc(self._parts)
+                table: pl.LazyFrame | pl.DataFrame = pl.scan_parquet(self._parts)
             else:
                 table = pl.DataFrame(schema=self.schema)
             return write_table(table, self.directory, self.stem, self.fmt)
@@ -117,10 +136,12 @@ class TableParts:
             self.discard()
 
     def discard(self) -> None:
-        """Remove the scratch folder and its parts."""
+        """Remove the scratch folder and its parts (after the part being spilled, if any)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
-        self._scratch, self._parts = None, []
+        self._scratch, self._parts, self._writer, self._pending = None, [], None, None
 
     def __enter__(self) -> TableParts:
         return self
