@@ -51,6 +51,11 @@ def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | Non
             "this run let its inputs go (run(config, keep_inputs=False)); the scorecard counts "
             "leads from them: run with keep_inputs=True"
         )
+    if result.models and result.credit.is_empty() and not result.summary.is_empty():
+        raise ConfigError(
+            "this run let its credit go (run(config, keep_credit=False)); the scorecard "
+            "reads it: run with keep_credit=True"
+        )
     leads = economics.first_touch_leads(inputs.touchpoints, inputs.contacts) if inputs else None
     if grain and not by_period_channel:
         return economics.scorecard(result.credit, result.journeys, leads, spend, grain=grain)

@@ -39,6 +39,10 @@ def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
     the channel nothing. Rows are ordered by model (as in ``summary``), then by the shift,
     largest gain first.
     """
+    if summary.is_empty():  # no deal to credit: an empty comparison, not a missing model
+        probe = pl.DataFrame({c: [None] for c in summary.columns}, schema=summary.schema)
+        probe = probe.with_columns(pl.lit(baseline).alias("model"), pl.lit("").alias("channel"))
+        return compare(probe, baseline).clear()
     models = summary.select("model").unique(maintain_order=True)
     if baseline not in models.get_column("model").to_list():
         raise ModelError(

@@ -142,8 +142,10 @@ def journeys_from(inputs: Inputs, config: Config, *,
 
 def resolve_models(config: Config, journeys: Journeys | None = None) -> list[AttributionModel]:
     """Model instances for the run: the configured names, or every model the data supports."""
-    # last-touch first: everything is compared with it
-    names: Sequence[str] = config.models or sorted(MODELS, key=lambda name: name != "last_touch")
+    # last-touch first: everything is compared with it; a model named twice runs once (its
+    # credit counted twice would double every channel's)
+    names: Sequence[str] = list(dict.fromkeys(config.models)) or sorted(
+        MODELS, key=lambda name: name != "last_touch")
     models = []
     for name in names:
         params = config.params_for(name)
@@ -218,10 +220,7 @@ def run_models(
             credits.append(credit)
         del credit
     report("models", len(models), len(models))
-    if credits:
-        credit = pl.concat(credits)
-    else:
-        credit = pl.DataFrame(schema=CREDIT_SCHEMA) if models else pl.DataFrame()
+    credit = pl.concat(credits) if credits else pl.DataFrame(schema=CREDIT_SCHEMA)
     summary = pl.concat(summaries) if summaries else summarise(credit, journeys, touched=touched)
     return credit, summary
 
@@ -301,7 +300,8 @@ def run(config: Config, progress: Progress | None = None, *,
       (:func:`attribution.api.scorecard`) read the inputs.
     * ``on_credit`` is handed each model's touch-level credit
       (:data:`~attribution.schema.CREDIT_SCHEMA`) as soon as it is allocated, in model order;
-      with ``keep_credit=False`` the run then lets it go (``RunResult.credit`` is empty).
+      with ``keep_credit=False`` the run then lets it go (``RunResult.credit`` is empty, and
+      the scorecard and the report, which read it, refuse the result).
       ``attribution run`` writes the credit file this way, a model at a time: at 10^7
       touchpoints the credit of nine models is about 2 GB.
 

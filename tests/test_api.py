@@ -124,3 +124,32 @@ def test_a_models_shares_do_not_depend_on_the_models_run_with_it():
     # each share is the correctly rounded quotient of the integer cents
     total = alone["revenue_credit"].sum()
     assert alone["revenue_share"].to_list() == [c / total for c in alone["revenue_credit"]]
+
+
+def test_a_run_that_let_its_credit_go_is_refused_by_the_scorecard():
+    from attribution import pipeline
+
+    config = at.load_config(DEMO).replace(models=("last_touch", "linear"))
+    lean = pipeline.run(config, keep_credit=False)
+    with pytest.raises(at.ConfigError, match="keep_credit=True"):
+        at.scorecard(lean, at.read_spend(lean))
+
+
+def test_a_model_named_twice_runs_once():
+    from attribution import pipeline
+
+    config = at.load_config(DEMO)
+    once = pipeline.run(config.replace(models=("last_touch", "linear")))
+    twice = pipeline.run(config.replace(models=("last_touch", "linear", "linear", "last_touch")))
+    assert [m.name for m in twice.models] == ["last_touch", "linear"]
+    assert twice.credit.equals(once.credit) and twice.summary.equals(once.summary)
+
+
+def test_no_model_gives_an_empty_credit_table_with_its_schema():
+    from attribution import pipeline
+    from attribution.schema import CREDIT_SCHEMA
+
+    prepared = pipeline.prepare(at.load_config(DEMO))
+    credit, summary = pipeline.run_models(prepared.journeys, [])
+    assert credit.height == 0 and credit.schema == CREDIT_SCHEMA
+    assert summary.height == 0

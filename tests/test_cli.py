@@ -330,14 +330,31 @@ def test_bootstrap_reports_progress(tmp_path):
     assert "journeys" in stages and "model markov" in stages
 
 
-def test_run_writes_the_credit_a_model_at_a_time_as_the_api_gives_it(tmp_path):
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_run_writes_the_credit_a_model_at_a_time_as_the_api_gives_it(tmp_path, fmt):
     from attribution.config import Config
     from attribution.output import write_table
 
-    result = invoke("run", *INPUTS, "--out", str(tmp_path / "cli"), "--format", "json")
+    out = tmp_path / "Reports [2025]"  # a folder name that is also a glob pattern
+    result = invoke("run", *INPUTS, "--out", str(out), "--format", "json", "--out-format", fmt)
     assert result.exit_code == 0, result.output
     config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
                     contacts=MESSY / "contacts.csv")
-    expected = write_table(pipeline.run(config).credit, tmp_path / "api", "credit", "parquet")
-    assert (tmp_path / "cli" / "credit.parquet").read_bytes() == expected.read_bytes()
-    assert not [p for p in (tmp_path / "cli").iterdir() if p.name.startswith(".")]  # no scratch
+    expected = write_table(pipeline.run(config).credit, tmp_path / "api", "credit", fmt)
+    assert (out / f"credit.{fmt}").read_bytes() == expected.read_bytes()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+def test_run_with_no_deal_left_writes_empty_credit_and_comparison(tmp_path):
+    touches = tmp_path / "t.csv"
+    touches.write_text("timestamp,account_id,channel\n2025-03-01,A,podcast\n")
+    deals = tmp_path / "d.csv"  # every deal's account is unknown: rejected
+    deals.write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
+                     "D1,Z,2025-03-10,2025-03-20,won,100\n")
+    result = invoke("run", "--touchpoints", str(touches), "--deals", str(deals),
+                    "--out", str(tmp_path / "out"), "--out-format", "csv", "--format", "json",
+                    "--model", "last_touch", "--model", "linear")
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(tmp_path / "out" / "credit.csv").height == 0
+    comparison = pl.read_csv(tmp_path / "out" / "comparison.csv")
+    assert comparison.height == 0 and "revenue_shift" in comparison.columns

@@ -63,3 +63,24 @@ def test_a_failed_run_leaves_no_scratch_and_no_result(tmp_path):
             assert any(p.name.startswith(".credit.parts.") for p in tmp_path.iterdir())
             raise RuntimeError("model failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_that_fails_to_spill_fails_the_write_and_leaves_nothing(tmp_path, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    writer = TableParts(tmp_path, "credit", "parquet", CREDIT_SCHEMA)
+    with pytest.raises(OSError, match="disk full"), writer:
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", broken)
+        writer.add(credit_rows("linear", 10))  # spilled on the writer's thread
+        writer.close()  # raises what the spill raised
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parts_added_after_the_table_was_written_are_refused(tmp_path):
+    with TableParts(tmp_path, "credit", "csv", CREDIT_SCHEMA) as writer:
+        writer.add(credit_rows("linear", 3))
+        writer.close()
+        with pytest.raises(RuntimeError, match="after the table was written"):
+            writer.add(credit_rows("markov", 3))
+    assert [p.name for p in tmp_path.iterdir()] == ["credit.csv"]
