@@ -87,11 +87,10 @@ class TableParts:
     ``directory`` (on a background thread, while the run goes on: at most one part waits);
     on :meth:`close` the parts stream into the result file, and the scratch folder is removed
     (also when the run fails: use it as a context manager). The scratch folder needs room for
-    an uncompressed copy of the table (about 1.3 GB for the 19M credit rows of 10^7
-    touchpoints). Of the spill formats tried at
-    10^7 touchpoints (19M credit rows) this one cost least, writing and reading back: 6.2 s
-    against 7.8 s for lz4 Arrow IPC and 7.9 s for lz4 Parquet; 3.6 s for writing the whole
-    table from memory::
+    an uncompressed copy of the table: 0.85 GB for the 19M credit rows of 10^7 touchpoints.
+    Of the spill formats tried on those rows this one cost least, writing and reading back:
+    6.2 s, against 7.8 s for lz4 Arrow IPC and 7.9 s for lz4 Parquet (3.6 s to write the whole
+    table from memory)::
 
         with TableParts(out, "credit", "parquet", CREDIT_SCHEMA) as parts:
             result = pipeline.run(config, keep_credit=False, on_credit=parts.add)
