@@ -555,8 +555,8 @@ def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | N
         rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
     )
     utm = ["utm_source", "utm_medium", "campaign"]
-    # joined on one 64-bit hash of the three (twice as fast as on the text): exact when the
-    # distinct combinations hash apart, as every row's combination is one of them
+    # each row's channel looked up by one 64-bit key of the three: exact when the distinct
+    # combinations key apart, as every row's combination is one of them (else the text join)
     key = _utm_key().alias("_utm_key")
     pairs = pairs.with_columns(key)
     on: str | list[str] = "_utm_key" if pairs["_utm_key"].n_unique() == pairs.height else utm
