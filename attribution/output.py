@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
