@@ -184,7 +184,7 @@ def run_models(
     report = progress or _quiet
     credits = []
     summaries = []
-    touched = deals_touched(journeys)
+    touched: pl.DataFrame | None = None
     diagnostics = diagnostics if diagnostics is not None else {}
     money_only: Journeys | None = None
     # the money journeys' copy of the touches is let go after the last model that reads it
@@ -210,6 +210,8 @@ def run_models(
                 weights = model.weights(scope)
                 diagnostics.update(fit_tables(model.name, fit(scope)))
             credit = allocate(scope, weights, model.name).collect()
+        if touched is None:  # counted once, on the money journeys alone when the model had them
+            touched = deals_touched(scope)
         del scope, weights
         if done == last_reader:
             money_only = None
