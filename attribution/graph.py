@@ -31,8 +31,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -40,6 +40,9 @@ import scipy.sparse as sp
 
 from attribution.errors import ConfigError, InputError
 from attribution.journeys import Journeys
+
+if TYPE_CHECKING:  # networkx is imported where a graph is made or read (0.15 s a run else)
+    import networkx as nx
 
 START = "(start)"
 CONVERSION = "(conversion)"
@@ -696,6 +699,8 @@ def path_graph(journeys: Journeys, *, order: int = 1, include_open: bool = False
 
 def chain_graph(chain: StateChain, counts: TransitionCounts | None = None) -> nx.DiGraph:
     """Build the networkx graph of a :class:`StateChain` (see :func:`path_graph`)."""
+    import networkx as nx
+
     counts = chain.counts() if counts is None else counts
     table = chain_transitions(chain, counts)
     graph = nx.DiGraph(
@@ -726,11 +731,15 @@ def chain_graph(chain: StateChain, counts: TransitionCounts | None = None) -> nx
 
 def write_graphml(graph: nx.DiGraph, path: str | Path) -> None:
     """Write the path graph as GraphML (read it back with :func:`read_graphml`)."""
+    import networkx as nx
+
     nx.write_graphml(graph, str(path))
 
 
 def read_graphml(path: str | Path) -> nx.DiGraph:
     """Read a path graph written by :func:`write_graphml`."""
+    import networkx as nx
+
     graph = nx.read_graphml(str(path))
     for key in ("node_default", "edge_default"):  # added by the GraphML reader
         graph.graph.pop(key, None)
@@ -739,11 +748,15 @@ def read_graphml(path: str | Path) -> nx.DiGraph:
 
 def to_node_link_json(graph: nx.DiGraph, *, indent: int | None = 2) -> str:
     """The path graph as node-link JSON (``{"nodes": [...], "edges": [...], ...}``)."""
+    import networkx as nx
+
     return json.dumps(nx.node_link_data(graph, edges="edges"), indent=indent, sort_keys=False)
 
 
 def from_node_link_json(text: str) -> nx.DiGraph:
     """Read a path graph from :func:`to_node_link_json` output."""
+    import networkx as nx
+
     return nx.node_link_graph(json.loads(text), directed=True, edges="edges")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -737,6 +738,36 @@ def load_inputs(
     strict
         Raise :class:`RejectedRowError` on the first rejected row instead of collecting rejects.
     """
+    # the files' digests are taken on a thread while they load (hashlib lets go of the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as pool:
+        digests = {name: pool.submit(file_digest, path) for name, path in
+                   (("contacts", contacts), ("touchpoints", touchpoints), ("deals", deals))
+                   if path is not None}
+        try:
+            return _load_inputs(
+                touchpoints, deals, contacts, digests, rules=rules, columns=columns,
+                currency=currency, strict=strict, progress=progress, time_formats=time_formats,
+                statuses=statuses,
+            )
+        finally:
+            for digest in digests.values():
+                digest.cancel()  # an error: the digests not begun are not wanted
+
+
+def _load_inputs(
+    touchpoints: str | Path,
+    deals: str | Path,
+    contacts: str | Path | None,
+    digests: dict[str, Future[str]],
+    *,
+    rules: ChannelRules,
+    columns: dict[str, dict[str, str]] | None,
+    currency: str | None,
+    strict: bool,
+    progress: ProgressCallback | None,
+    time_formats: Sequence[str],
+    statuses: Mapping[str, Sequence[str]] | None,
+) -> Inputs:
     columns = columns or {}
     step = progress or (lambda _stage: None)
     files = []
@@ -750,7 +781,7 @@ def load_inputs(
         )
         accounting["contacts"] = acc
         all_rejects.append(rejects)
-        files.append(InputFile("contacts", str(contacts), rows, file_digest(contacts)))
+        files.append(InputFile("contacts", str(contacts), rows, digests["contacts"].result()))
     step("touchpoints")
     touch_frame, rejects, acc, unmapped, groups = load_touchpoints(
         Path(touchpoints), rules, contact_frame, columns.get("touchpoints"),
@@ -758,7 +789,7 @@ def load_inputs(
     )
     accounting["touchpoints"] = acc
     all_rejects.append(rejects)
-    files.append(InputFile("touchpoints", str(touchpoints), acc.read, file_digest(touchpoints)))
+    files.append(InputFile("touchpoints", str(touchpoints), acc.read, digests["touchpoints"].result()))
     step("deals")
     known = touch_frame.get_column("account_id")
     if contact_frame is not None:
@@ -769,7 +800,7 @@ def load_inputs(
     )
     accounting["deals"] = acc
     all_rejects.append(rejects)
-    files.append(InputFile("deals", str(deals), acc.read, file_digest(deals)))
+    files.append(InputFile("deals", str(deals), acc.read, digests["deals"].result()))
     order = {"contacts": 0, "touchpoints": 1, "deals": 2}
     rejects = (
         pl.concat(all_rejects)

@@ -218,3 +218,38 @@ def test_weights_of_other_journeys_and_split_runs_change_nothing():
     assert clean["journey_id"].to_list() == ["D1", "D1", "D2", "account:B"]
     messy = clean[[1, 3, 2, 0]]  # D1's touches apart, the deal-less account between them
     assert allocate(journeys, messy.lazy(), "linear").collect().equals(expected)
+
+
+@pytest.mark.parametrize(
+    ("weights", "total", "expected"),
+    [
+        ([1 / 3, 1 / 3, 1 / 3], 100, [34, 33, 33]),  # equal fractions: in row order already
+        ([0.45, 0.35, 0.2], 10, [5, 3, 2]),  # .5 .5 0: falling, no ranking needed
+        ([0.5, 0.3, 0.2], 8, [4, 2, 2]),  # 0 .4 .6: rising, the last outranks the second
+        ([0.2, 0.3, 0.5], 7, [1, 2, 4]),  # .4 .1 .5: the last outranks the first
+    ],
+)
+def test_leftover_cents_in_row_order_and_ranked(weights, total, expected):
+    credit = _largest_remainder(np.array(weights), np.array([total], np.int64),
+                                np.array([0], np.int64))
+    assert credit.tolist() == expected == _largest_remainder_by_hand(weights, total)
+
+
+def test_deal_columns_gathered_one_at_a_time_give_the_same_credit(monkeypatch):
+    # large credit tables gather the deal columns column by column (less memory at the peak)
+    journeys = journeys_of(
+        [("A", "x", "podcast", "2025-01-01"), ("A", "y", "newsletter", "2025-01-02"),
+         ("B", "z", "events", "2025-01-02")],
+        [("D1", "A", "2025-01-04", "2025-01-10", "won", 1_001),
+         ("D2", "B", "2025-01-04", "2025-01-10", "open", 700),
+         ("D3", "C", "2025-01-04", "2025-01-10", "lost", 300)],  # no touch
+    )
+    weights = get_model("linear").weights(journeys).collect().lazy()
+    together = allocate(journeys, weights, "linear").collect()
+    monkeypatch.setattr("attribution.credit.GATHER_BY_COLUMN_FROM", 0)
+    apart = allocate(journeys, weights, "linear").collect()
+    assert apart.equals(together)
+    assert together.select("deal_id", "account_id", "status", "pipeline_credit").rows() == [
+        ("D1", "A", "won", 501), ("D1", "A", "won", 500), ("D2", "B", "open", 700),
+        ("D3", "C", "lost", 300),
+    ]

@@ -40,9 +40,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import networkx as nx
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -62,6 +61,9 @@ from attribution.graph import (
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel, normalise
 from attribution.transforms import SOURCE_INDEX, _check_last_n, apply_transforms, transform_touches
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 WEIGHT_BY = ("conversions", "revenue")
 ALLOCATIONS = ("global", "per_deal")
