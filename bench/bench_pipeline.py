@@ -147,6 +147,19 @@ def measure(function: Callable[[], Any], repeat: int) -> tuple[Any, float, int]:
     return result, statistics.median(times), peak
 
 
+def alternate(first: Callable[[], Any], second: Callable[[], Any],
+              repeat: int) -> tuple[float, float]:
+    """Median seconds of ``first`` and of ``second``, called in turn ``repeat`` times each: a
+    VM that slows down or speeds up during the runs weighs on both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for function, spent in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            function()
+            spent.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def limit(touchpoints: Path) -> pl.DataFrame:
     """What it costs polars to scan the touchpoints and sort them by account and time once."""
     return pl.scan_parquet(touchpoints).sort(["account_id", "timestamp"]).collect()
@@ -314,6 +327,11 @@ def peers(paths: dict[str, Path], repeat: int) -> list[dict[str, Any]]:
             )
         rows.append({"peer": "ChannelAttribution heuristic_models", "seconds": seconds,
                      "max_share_gap_vs_ours": agreement})
+        ours_seconds, theirs_seconds = alternate(our_heuristics, heuristics, repeat)
+        rows.append({"peer": "first/last/linear head to head, calls alternating",
+                     "attribution_seconds": ours_seconds,
+                     "channelattribution_seconds": theirs_seconds,
+                     "attribution_faster_by": theirs_seconds / ours_seconds})
 
         for order in (1, 2, 3):
             def markov(o: int = order) -> Any:
