@@ -30,6 +30,10 @@ from attribution.schema import (
 WEIGHT_TOLERANCE = 1e-9
 #: from this many credit rows on, the deal columns are gathered one at a time (less memory)
 GATHER_BY_COLUMN_FROM = 1_000_000
+#: the columns a money journey without a touch may be given (:func:`_untouched`)
+_UNTOUCHED_TYPES = {"_j": pl.UInt32, "journey_id": pl.String, "touch_index": pl.UInt32,
+                    "channel": pl.String, "weight": pl.Float64, "touchpoint_id": pl.String,
+                    "timestamp": UTC_TIME, "channel_group": pl.String}
 
 
 def channel_groups(journeys: Journeys) -> pl.LazyFrame:
@@ -120,14 +124,10 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     return conform(credit.lazy(), CREDIT_SCHEMA)
 
 
-_UNTOUCHED_TYPES = {"_j": pl.UInt32, "weight": pl.Float64, "touch_index": pl.UInt32,
-                    "timestamp": UTC_TIME}
-
-
 def _untouched(money: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """One ``(no touch)`` row, weight 1, per money journey without a touch, with ``columns``."""
     if money.height and money.get_column("n_touches").min():  # every journey has a touch
-        return pl.DataFrame(schema={c: _UNTOUCHED_TYPES.get(c, pl.String) for c in columns})
+        return pl.DataFrame(schema={c: _UNTOUCHED_TYPES[c] for c in columns})
     bare = (money.get_column("n_touches") == 0).arg_true()
     values = {
         "_j": money.get_column("_j").gather(bare),
@@ -139,7 +139,7 @@ def _untouched(money: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     }
     return pl.DataFrame([
         values[c].alias(c) if c in values
-        else pl.Series(c, [None] * bare.len(), _UNTOUCHED_TYPES.get(c, pl.String))
+        else pl.Series(c, [None] * bare.len(), _UNTOUCHED_TYPES[c])
         for c in columns
     ])
 

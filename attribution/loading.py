@@ -739,19 +739,18 @@ def load_inputs(
         Raise :class:`RejectedRowError` on the first rejected row instead of collecting rejects.
     """
     # the files' digests are taken on a thread while they load (hashlib lets go of the GIL)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as pool:
-        digests = {name: pool.submit(file_digest, path) for name, path in
-                   (("contacts", contacts), ("touchpoints", touchpoints), ("deals", deals))
-                   if path is not None}
-        try:
-            return _load_inputs(
-                touchpoints, deals, contacts, digests, rules=rules, columns=columns,
-                currency=currency, strict=strict, progress=progress, time_formats=time_formats,
-                statuses=statuses,
-            )
-        finally:
-            for digest in digests.values():
-                digest.cancel()  # an error: the digests not begun are not wanted
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution-digest")
+    digests = {name: pool.submit(file_digest, path) for name, path in
+               (("contacts", contacts), ("touchpoints", touchpoints), ("deals", deals))
+               if path is not None}
+    try:
+        return _load_inputs(
+            touchpoints, deals, contacts, digests, rules=rules, columns=columns,
+            currency=currency, strict=strict, progress=progress, time_formats=time_formats,
+            statuses=statuses,
+        )
+    finally:  # all done after a load; after an error, the error is not kept waiting on them
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _load_inputs(
@@ -781,7 +780,8 @@ def _load_inputs(
         )
         accounting["contacts"] = acc
         all_rejects.append(rejects)
-        files.append(InputFile("contacts", str(contacts), rows, digests["contacts"].result()))
+        digest = digests["contacts"].result()
+        files.append(InputFile("contacts", str(contacts), rows, digest))
     step("touchpoints")
     touch_frame, rejects, acc, unmapped, groups = load_touchpoints(
         Path(touchpoints), rules, contact_frame, columns.get("touchpoints"),
@@ -789,7 +789,8 @@ def _load_inputs(
     )
     accounting["touchpoints"] = acc
     all_rejects.append(rejects)
-    files.append(InputFile("touchpoints", str(touchpoints), acc.read, digests["touchpoints"].result()))
+    digest = digests["touchpoints"].result()
+    files.append(InputFile("touchpoints", str(touchpoints), acc.read, digest))
     step("deals")
     known = touch_frame.get_column("account_id")
     if contact_frame is not None:
@@ -800,7 +801,8 @@ def _load_inputs(
     )
     accounting["deals"] = acc
     all_rejects.append(rejects)
-    files.append(InputFile("deals", str(deals), acc.read, digests["deals"].result()))
+    digest = digests["deals"].result()
+    files.append(InputFile("deals", str(deals), acc.read, digest))
     order = {"contacts": 0, "touchpoints": 1, "deals": 2}
     rejects = (
         pl.concat(all_rejects)

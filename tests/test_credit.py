@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from attribution.compare import compare
 from attribution.credit import _largest_remainder, allocate, exact_sum, summarise
@@ -248,8 +249,19 @@ def test_deal_columns_gathered_one_at_a_time_give_the_same_credit(monkeypatch):
     together = allocate(journeys, weights, "linear").collect()
     monkeypatch.setattr("attribution.credit.GATHER_BY_COLUMN_FROM", 0)
     apart = allocate(journeys, weights, "linear").collect()
-    assert apart.equals(together)
+    assert_frame_equal(apart, together)
     assert together.select("deal_id", "account_id", "status", "pipeline_credit").rows() == [
         ("D1", "A", "won", 501), ("D1", "A", "won", 500), ("D2", "B", "open", 700),
         ("D3", "C", "lost", 300),
     ]
+
+
+def test_weight_rows_without_a_journey_carry_no_money():
+    # a weight row whose journey_id is null belongs to no journey: it is left out, wherever it
+    # comes (first or between a journey's rows), and the journeys' own rows are credited
+    journeys = three_touch_deal(1_000)
+    weights = get_model("linear").weights(journeys).collect()
+    expected = allocate(journeys, weights.lazy(), "linear").collect()
+    stray = weights.head(1).with_columns(pl.lit(None, pl.String).alias("journey_id"))
+    for rows in (pl.concat([stray, weights]), pl.concat([weights.head(1), stray, weights.tail(2)])):
+        assert_frame_equal(allocate(journeys, rows.lazy(), "linear").collect(), expected)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from attribution.output import TableParts, write_table
+from attribution.output import TableParts, money_to_decimal, write_table
 from attribution.schema import CREDIT_SCHEMA
 
 
@@ -87,10 +89,6 @@ def test_parts_added_after_the_table_was_written_are_refused(tmp_path):
 
 
 def test_money_becomes_exact_decimals_at_any_size():
-    from decimal import Decimal
-
-    from attribution.output import money_to_decimal
-
     cents = [0, 1, -1, 99, -250, 4_825_000, 2**53 + 1, 2**63 - 1, -(2**63)]
     frame = pl.DataFrame({"pipeline_credit": cents, "revenue_credit": [None] + cents[1:]})
     converted = money_to_decimal(frame)
@@ -100,4 +98,4 @@ def test_money_becomes_exact_decimals_at_any_size():
         Decimal(c).scaleb(-2) for c in cents
     ]
     assert converted.get_column("revenue_credit").to_list()[:2] == [None, Decimal("0.01")]
-    assert money_to_decimal(frame.lazy()).collect().equals(converted)
+    assert_frame_equal(money_to_decimal(frame.lazy()).collect(), converted)
