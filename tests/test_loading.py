@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -631,3 +632,20 @@ def test_utm_combinations_map_to_channels_whether_or_not_their_keys_collide(
     ]
     assert rejects_of(inputs, "touchpoints") == [
         (3, "channel", "no channel and no utm_source/utm_medium", None)]
+
+
+def test_each_input_is_recorded_with_the_sha256_of_its_bytes():
+    # the digests are taken on a thread while the files load
+    demo = Path(__file__).parent.parent / "fixtures" / "demo"
+    paths = {name: demo / f"{name}.csv" for name in ("contacts", "touchpoints", "deals")}
+    inputs = load(paths["touchpoints"], paths["deals"], paths["contacts"])
+    assert {f.input: f.sha256 for f in inputs.files} == {
+        name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()
+    }
+
+
+def test_a_missing_file_is_reported_while_the_others_are_digested(tmp_path):
+    touchpoints = write(tmp_path, "touchpoints.csv", "touchpoint_id,timestamp,account_id,channel\n"
+                        "t1,2025-01-01,A,podcast\n")
+    with pytest.raises(FileFormatError, match="deals.csv"):
+        load(touchpoints, tmp_path / "deals.csv")
