@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -66,6 +67,12 @@ class Journeys:
     has_milestones: bool = True
     as_of: datetime | None = None
 
+    @cached_property
+    def runs(self) -> TouchRuns:
+        """The touches, collected, with each journey's rows as one run (:class:`TouchRuns`):
+        taken once per ``Journeys`` and shared by the models that read it."""
+        return TouchRuns.of(self.touches.collect())
+
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
         # one chunk per column: gathers by row over many chunks (a filter's output) are slow
@@ -97,6 +104,53 @@ class Journeys:
             has_milestones=has_milestones,
             as_of=as_of,
         )
+
+
+@dataclass(frozen=True)
+class TouchRuns:
+    """Touches with each journey's rows together (one run of rows a journey), and where the
+    runs begin: what per-journey sums, maxima and counts are taken over, in numpy (``reduceat``
+    over the runs: several times faster than polars windows over the journey key).
+
+    Built journeys list each journey's touches as one run already and are used as they are;
+    any other layout is sorted by ``journey_id`` first (stably: rows keep their order inside a
+    journey; null ids form the last run).
+    """
+
+    touches: pl.DataFrame
+    #: row where each run begins (int64), in row order
+    starts: np.ndarray
+    #: rows in each run (int64)
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, touches: pl.DataFrame) -> TouchRuns:
+        journey = touches.get_column("journey_id")
+        begins = journey.ne_missing(journey.shift(1)).fill_null(True)
+        runs = int(begins.sum())
+        if runs and journey.filter(begins).n_unique() != runs:  # a journey in several runs
+            touches = touches.sort("journey_id", maintain_order=True, nulls_last=True)
+            journey = touches.get_column("journey_id")
+            begins = journey.ne_missing(journey.shift(1)).fill_null(True)
+        starts = np.flatnonzero(begins.to_numpy()).astype(np.int64)
+        sizes = np.diff(np.r_[starts, touches.height]).astype(np.int64)
+        return cls(touches, starts, sizes)
+
+    def spread(self, per_run: np.ndarray) -> np.ndarray:
+        """A value per run repeated along its rows."""
+        return np.repeat(per_run, self.sizes)
+
+    def total(self, values: np.ndarray) -> np.ndarray:
+        """Each run's sum of ``values`` (in row order)."""
+        return np.add.reduceat(values, self.starts) if len(values) else values[:0]
+
+    def any(self, flags: np.ndarray) -> np.ndarray:
+        """Whether any row of each run is flagged."""
+        return np.logical_or.reduceat(flags, self.starts) if len(flags) else flags[:0]
+
+    def max(self, values: np.ndarray) -> np.ndarray:
+        """Each run's largest value."""
+        return np.maximum.reduceat(values, self.starts) if len(values) else values[:0]
 
 
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:

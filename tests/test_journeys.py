@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,8 @@ from polars.testing import assert_frame_equal
 
 from attribution.journeys import (
     TOUCH_ORDER,
+    Journeys,
+    TouchRuns,
     _distinct_rows,
     _group_time_key,
     build_journeys,
@@ -504,3 +507,33 @@ def test_a_consuming_build_gives_the_same_journeys_and_empties_the_touchpoints(d
     assert stats == kept_stats
     assert_frame_equal(built.touches.collect(), kept.touches.collect())
     assert_frame_equal(built.journeys.collect(), kept.journeys.collect())
+
+
+def test_touch_runs_put_each_journey_in_one_run_and_keep_built_layouts() -> None:
+    # b in two runs, nulls apart: sorted by journey (stably, nulls last)
+    touches = pl.DataFrame({"journey_id": ["b", "a", "b", None, "c", None],
+                            "touch_index": [0, 0, 1, 0, 0, 1]})
+    runs = TouchRuns.of(touches)
+    assert runs.touches.rows() == [("a", 0), ("b", 0), ("b", 1), ("c", 0), (None, 0), (None, 1)]
+    assert runs.starts.tolist() == [0, 1, 3, 4]
+    assert runs.sizes.tolist() == [1, 2, 1, 2]
+    assert runs.total(np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])).tolist() == [1.0, 5.0, 4.0, 11.0]
+    assert runs.max(np.array([3, 1, 2, 0, 7, 5])).tolist() == [3, 2, 0, 7]
+    assert runs.any(np.array([False, False, True, False, False, False])).tolist() == [
+        False, True, False, False]
+    assert runs.spread(np.array([9, 8, 7, 6])).tolist() == [9, 8, 8, 7, 6, 6]
+    # each journey already one run (as built): the frame as it is, in its order
+    built = pl.DataFrame({"journey_id": ["z", "z", "a"], "touch_index": [0, 1, 0]})
+    kept = TouchRuns.of(built)
+    assert kept.touches.equals(built) and kept.starts.tolist() == [0, 2]
+    empty = TouchRuns.of(built.clear())
+    assert empty.starts.size == 0 and empty.total(np.zeros(0)).size == 0
+
+
+def test_journeys_take_their_runs_once() -> None:
+    journeys = Journeys.from_frames(
+        pl.DataFrame({"journey_id": ["b", "a", "b"], "touch_index": [0, 0, 1]}),
+        pl.DataFrame({"journey_id": ["a", "b"]}),
+    )
+    assert journeys.runs is journeys.runs
+    assert journeys.runs.touches.get_column("journey_id").to_list() == ["a", "b", "b"]

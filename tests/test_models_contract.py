@@ -8,6 +8,7 @@ determinism, and independence from the order of input rows.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,10 +16,19 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from attribution.credit import allocate, summarise
-from attribution.journeys import Journeys, build_journeys
+from attribution.errors import ModelError
+from attribution.journeys import Journeys, TouchRuns, build_journeys
 from attribution.models import MODELS, base, get_model
 from attribution.schema import CREDIT_SCHEMA, DETAIL_COLUMNS, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
-from tests.factories import contacts_frame, deals_frame, journeys_of, touches_frame
+from tests.factories import (
+    WORKED_CONTACTS,
+    WORKED_DEALS,
+    WORKED_TOUCHES,
+    contacts_frame,
+    deals_frame,
+    journeys_of,
+    touches_frame,
+)
 
 CHANNELS = ["podcast", "newsletter", "community", "paid_search", "direct", "review_sites"]
 ALL_MODELS = sorted(MODELS)
@@ -236,3 +246,19 @@ def test_with_journey_columns_of_a_journey_listed_twice_is_the_row_level_join():
     assert_frame_equal(found, touches.join(table, on="journey_id", how="left",
                                            maintain_order="left"))
     assert found.get_column("v").to_list() == [1, 2, 1, 2, 3]
+
+
+def test_run_normalised_scores_over_their_journey_an_even_split_at_zero_and_nan_kept():
+    runs = TouchRuns.of(pl.DataFrame({"journey_id": ["a", "a", "b", "b", "c", "c"]}))
+    raw = np.array([1.0, 3.0, 0.0, 0.0, np.nan, 1.0])
+    weights = base.run_normalised(runs, raw)
+    assert weights[:4].tolist() == [0.25, 0.75, 0.5, 0.5]
+    assert np.isnan(weights[4:]).all()  # refused by allocate, not split evenly
+
+
+def test_time_decay_refuses_a_journey_listed_twice():
+    journeys = journeys_of(WORKED_TOUCHES, WORKED_DEALS, WORKED_CONTACTS)
+    twice = Journeys(touches=journeys.touches,
+                     journeys=pl.concat([journeys.journeys, journeys.journeys]))
+    with pytest.raises(ModelError, match="listed twice"):
+        get_model("time_decay").weights(twice)

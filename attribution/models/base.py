@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
 
 from attribution.errors import ModelError
-from attribution.journeys import Journeys
+from attribution.journeys import Journeys, TouchRuns
 from attribution.schema import DETAIL_COLUMNS
 
 #: what a model may need from the journeys
@@ -144,6 +145,39 @@ def with_weight(touches: pl.LazyFrame, weight: pl.Expr) -> pl.LazyFrame:
     return touches.select("journey_id", "touch_index", "channel",
                           weight.cast(pl.Float64).alias("weight"),
                           *[c for c in DETAIL_COLUMNS if c in names])
+
+
+def run_weights(runs: TouchRuns, weight: np.ndarray) -> pl.LazyFrame:
+    """Weight rows (as :func:`with_weight` makes them) of the runs' touches, in their order,
+    with ``weight`` (one value a row)."""
+    touches = runs.touches
+    return pl.DataFrame([
+        *(touches.get_column(c) for c in ("journey_id", "touch_index", "channel")),
+        pl.Series("weight", weight, dtype=pl.Float64),
+        *(touches.get_column(c) for c in DETAIL_COLUMNS if c in touches.columns),
+    ]).lazy()
+
+
+def run_normalised(runs: TouchRuns, raw: np.ndarray) -> np.ndarray:
+    """Raw non-negative scores (one a row of the runs) over their journey's total; an even
+    split where the total is 0. A missing score (NaN) makes its journey's weights NaN, which
+    :func:`~attribution.credit.allocate` refuses."""
+    total = runs.spread(runs.total(raw))
+    even = runs.spread(1.0 / runs.sizes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = raw / total
+    return np.where(total > 0, scaled, np.where(np.isnan(total), np.nan, even))
+
+
+def last_touches(runs: TouchRuns) -> np.ndarray:
+    """Whether each touch of the runs is its journey's last (the largest ``touch_index``)."""
+    index = runs.touches.get_column("touch_index").to_numpy()
+    return index == runs.spread(runs.max(index))
+
+
+def flag(runs: TouchRuns, column: str) -> np.ndarray:
+    """A boolean touch column of the runs (a missing value is False)."""
+    return runs.touches.get_column(column).fill_null(False).to_numpy()
 
 
 def journey_observations(journeys: Journeys) -> pl.LazyFrame:

@@ -20,33 +20,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
-from attribution.models.base import JOURNEY, NEEDS_MILESTONES, AttributionModel, normalise, numbered
+from attribution.models.base import (
+    NEEDS_MILESTONES,
+    AttributionModel,
+    flag,
+    last_touches,
+    run_normalised,
+    run_weights,
+)
 
 
-def _anchored(journeys: Journeys, anchors: list[tuple[pl.Expr, float]]) -> pl.LazyFrame:
-    """Weights from (anchor flag, share) pairs, the remainder spread over non-anchor touches."""
-    in_journey = JOURNEY
-    names = [f"_anchor{i}" for i in range(len(anchors))]
-    touches = numbered(journeys.touches).with_columns(
-        [flag.alias(name) for (flag, _), name in zip(anchors, names, strict=True)]
-    )
+#: the anchor that is the journey's last touch (its other anchors are touch columns)
+LAST = "(last touch)"
+
+
+def _anchored(journeys: Journeys, anchors: list[tuple[str, float]]) -> pl.LazyFrame:
+    """Weights from (anchor, share) pairs, the remainder spread over non-anchor touches. An
+    anchor is a boolean touch column, or :data:`LAST`."""
+    runs = journeys.runs
+    flags = [last_touches(runs) if name == LAST else flag(runs, name) for name, _ in anchors]
     shares = [share for _, share in anchors]
-    flags = [pl.col(name) for name in names]
-    anchor_score = pl.sum_horizontal([f.cast(pl.Float64) * s for f, s in zip(flags, shares, strict=True)])
-    is_anchor = pl.any_horizontal(flags)
-    missing = pl.sum_horizontal(
-        [(~f.any().over(in_journey)).cast(pl.Float64) * s for f, s in zip(flags, shares, strict=True)]
-    )
-    spread = 1.0 - sum(shares) + missing
-    middle = (~is_anchor).sum().over(in_journey)
-    raw = pl.when(is_anchor).then(anchor_score).otherwise(
-        pl.when(middle > 0).then(spread / middle).otherwise(0.0)
-    )
-    return normalise(touches.with_columns(raw.alias("raw")))
+    score = np.zeros(runs.touches.height)  # the anchors' shares each touch earns
+    missing = np.zeros(runs.starts.size)  # the shares of the anchors a journey lacks
+    for flagged, share in zip(flags, shares, strict=True):
+        score += flagged * share
+        missing += ~runs.any(flagged) * share
+    is_anchor = np.logical_or.reduce(flags)
+    spread = runs.spread(1.0 - sum(shares) + missing)
+    middle = runs.spread(runs.total((~is_anchor).astype(np.int64)))
+    between = np.divide(spread, middle, out=np.zeros_like(spread), where=middle > 0)
+    return run_weights(runs, run_normalised(runs, np.where(is_anchor, score, between)))
 
 
 def _check_shares(model: str, shares: dict[str, float]) -> None:
@@ -55,9 +63,6 @@ def _check_shares(model: str, shares: dict[str, float]) -> None:
             f"{model}: shares must be >= 0 and sum to at most 1, got "
             + ", ".join(f"{k}={v}" for k, v in shares.items())
         )
-
-
-LAST = pl.col("touch_index") == pl.col("touch_index").max().over(JOURNEY)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class UShaped(_Anchored):
     last: float = 0.4
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return _anchored(journeys, [(pl.col("is_first"), self.first), (LAST, self.last)])
+        return _anchored(journeys, [("is_first", self.first), (LAST, self.last)])
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,9 @@ class WShaped(_Anchored):
         return _anchored(
             journeys,
             [
-                (pl.col("is_first"), self.first),
-                (pl.col("is_lead_creation"), self.lead),
-                (pl.col("is_opportunity_creation"), self.opportunity),
+                ("is_first", self.first),
+                ("is_lead_creation", self.lead),
+                ("is_opportunity_creation", self.opportunity),
             ],
         )
 
@@ -130,9 +135,9 @@ class FullPath(_Anchored):
         return _anchored(
             journeys,
             [
-                (pl.col("is_first"), self.first),
-                (pl.col("is_lead_creation"), self.lead),
-                (pl.col("is_opportunity_creation"), self.opportunity),
-                (pl.col("is_closed_won"), self.closed_won),
+                ("is_first", self.first),
+                ("is_lead_creation", self.lead),
+                ("is_opportunity_creation", self.opportunity),
+                ("is_closed_won", self.closed_won),
             ],
         )

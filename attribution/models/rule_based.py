@@ -10,20 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from attribution.journeys import Journeys
-from attribution.models.base import JOURNEY, AttributionModel, numbered, with_weight
+from attribution.models.base import AttributionModel, last_touches, run_weights, with_weight
 
-
-def _one_hot(journeys: Journeys, chosen: pl.Expr) -> pl.LazyFrame:
-    """Weight 1 to the chosen touch, 0 to the others. ``touch_index`` is the touch's 0-based
-    position in its journey, so each rule below chooses exactly one touch per journey and the
-    weights need no normalising (a journey breaking that is refused by ``allocate``). Rules
-    that look across the journey (``over(JOURNEY)``) get :func:`numbered` touches."""
-    uses_windows = JOURNEY in chosen.meta.root_names()
-    touches = numbered(journeys.touches) if uses_windows else journeys.touches
-    return with_weight(touches, chosen)
+# Each rule chooses one touch per journey by ``touch_index``, the touch's 0-based position in
+# its journey, so the weights need no normalising (a journey breaking that is refused by
+# ``allocate``). Rules that look across a journey read its run of rows (``Journeys.runs``).
 
 
 @dataclass(frozen=True)
@@ -36,7 +31,7 @@ class FirstTouch(AttributionModel):
     uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return _one_hot(journeys, pl.col("touch_index") == 0)
+        return with_weight(journeys.touches, pl.col("touch_index") == 0)
 
 
 @dataclass(frozen=True)
@@ -49,7 +44,8 @@ class LastTouch(AttributionModel):
     uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return _one_hot(journeys, pl.col("touch_index") == pl.col("touch_index").max().over(JOURNEY))
+        runs = journeys.runs
+        return run_weights(runs, last_touches(runs))
 
 
 @dataclass(frozen=True)
@@ -73,12 +69,13 @@ class LastNonDirect(AttributionModel):
         object.__setattr__(self, "direct_channels", tuple(self.direct_channels))
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        index = pl.col("touch_index")
-        non_direct = ~pl.col("channel").is_in(list(self.direct_channels))
-        target = index.filter(non_direct).max().over(JOURNEY).fill_null(
-            index.max().over(JOURNEY)
-        )
-        return _one_hot(journeys, index == target)
+        runs = journeys.runs
+        index = runs.touches.get_column("touch_index").cast(pl.Int64).fill_null(-1).to_numpy()
+        non_direct = (~runs.touches.get_column("channel").is_in(list(self.direct_channels))
+                      ).fill_null(False).to_numpy()
+        target = runs.max(np.where(non_direct, index, -1))  # -1: no touch is non-direct
+        target = np.where(target >= 0, target, runs.max(index))
+        return run_weights(runs, index == runs.spread(target))
 
 
 @dataclass(frozen=True)
@@ -91,4 +88,5 @@ class Linear(AttributionModel):
     uses_population: ClassVar[bool] = False
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        return with_weight(numbered(journeys.touches), 1.0 / pl.len().over(JOURNEY))
+        runs = journeys.runs
+        return run_weights(runs, runs.spread(1.0 / runs.sizes))

@@ -13,12 +13,13 @@ from typing import ClassVar
 
 import polars as pl
 
-from attribution.errors import ConfigError
+from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
 from attribution.models.base import (
     NEEDS_TIMESTAMPS,
     AttributionModel,
-    normalise,
+    run_normalised,
+    run_weights,
     with_journey_columns,
 )
 
@@ -65,9 +66,9 @@ class TimeDecay(AttributionModel):
         age_days = (
             (pl.col("_reference") - pl.col("timestamp")).dt.total_microseconds() / _DAY_US
         ).clip(lower_bound=0.0)
-        scored = with_journey_columns(
-            journeys.touches.collect(), reference, ["_reference"]
-        ).lazy().with_columns(
-            (2.0 ** (-age_days / self.half_life_days)).alias("raw")
-        )
-        return normalise(scored)
+        runs = journeys.runs
+        dated = with_journey_columns(runs.touches, reference, ["_reference"])
+        if dated.height != runs.touches.height:
+            raise ModelError("time_decay: a journey is listed twice in the journeys table")
+        raw = dated.select(2.0 ** (-age_days / self.half_life_days)).to_series()
+        return run_weights(runs, run_normalised(runs, raw.to_numpy()))
