@@ -73,10 +73,16 @@ class Journeys:
         taken once per ``Journeys`` and shared by the models that read it."""
         return TouchRuns.of(self.touches.collect())
 
+    @cached_property
+    def money(self) -> pl.DataFrame:
+        """The journeys that carry money (deals and path rows: every status but ``none``),
+        collected once, one chunk per column (gathers by row over many chunks, a filter's
+        output, are slow)."""
+        return self.journeys.filter(pl.col("status") != "none").collect().rechunk()
+
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
-        # one chunk per column: gathers by row over many chunks (a filter's output) are slow
-        money = self.journeys.filter(pl.col("status") != "none").collect().rechunk()
+        money = self.money
         return Journeys(
             touches=self.touches.join(money.lazy().select("journey_id"), on="journey_id",
                                       how="semi", maintain_order="left").collect().rechunk().lazy(),

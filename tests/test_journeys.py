@@ -537,3 +537,13 @@ def test_journeys_take_their_runs_once() -> None:
     )
     assert journeys.runs is journeys.runs
     assert journeys.runs.touches.get_column("journey_id").to_list() == ["a", "b", "b"]
+
+
+def test_journeys_collect_their_money_rows_once() -> None:
+    journeys = Journeys.from_frames(
+        pl.DataFrame({"journey_id": ["a"], "touch_index": [0]}),
+        pl.DataFrame({"journey_id": ["a", "b", "c"], "status": ["won", "none", "path"]}),
+    )
+    assert journeys.money is journeys.money
+    assert journeys.money.get_column("journey_id").to_list() == ["a", "c"]
+    assert journeys.with_money_only().journeys.collect().equals(journeys.money)
