@@ -514,22 +514,20 @@ def build_journeys(
     created_touch = _last_at_or_before(times, journey_number, starts,
                                        journey_table.get_column("created_at"))
     del times, starts
-    journey_columns = journey_table.select("journey_id", "account_id", "status")
-    touches = (
-        ordered.with_columns(
-            pl.Series("touch_index", touch_index, dtype=pl.UInt32),
-            *(journey_columns.get_column(c).gather(ordered.get_column("_jn"))
-              for c in journey_columns.columns),
-        )
-        .with_columns(
-            (pl.col("touch_index") == 0).alias("is_first"),
-            pl.Series("is_lead_creation", touch_index == lead_touch),
-            ((pl.col("status") != "none") & pl.Series(touch_index == created_touch)).alias(
-                "is_opportunity_creation"
-            ),
-            ((pl.col("status") == "won") & pl.Series(is_last)).alias("is_closed_won"),
-        )
+    # the journey's status read per journey and spread as booleans (not as text per touch)
+    status = journey_table.get_column("status")
+    has_deal = (status != "none").to_numpy()[journey_number]
+    won = (status == "won").to_numpy()[journey_number]
+    touches = ordered.with_columns(
+        pl.Series("touch_index", touch_index, dtype=pl.UInt32),
+        *(journey_table.get_column(c).gather(ordered.get_column("_jn"))
+          for c in ("journey_id", "account_id")),
+        pl.Series("is_first", touch_index == 0),
+        pl.Series("is_lead_creation", touch_index == lead_touch),
+        pl.Series("is_opportunity_creation", has_deal & (touch_index == created_touch)),
+        pl.Series("is_closed_won", won & is_last),
     )
+    del has_deal, won
     del ordered
     deal_journeys = deal_rows.select(
         "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
