@@ -427,27 +427,28 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
     if base ** order >= 2**62:
         raise ConfigError(f"too many channels ({len(channels)}) for Markov order {order}")
     codes, lengths = coded.codes, coded.lengths
-    total = int(lengths.sum())
-    path_of = np.repeat(np.arange(n_paths, dtype=np.int64), lengths)
-    starts = np.cumsum(lengths) - lengths
-    position = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-
-    key = codes.copy()
-    for step in range(1, order):  # the channel ``step`` touches ahead, 0 past the path's end
-        same = path_of[step:] == path_of[:-step]
-        digit = np.zeros(total, dtype=np.int64)
-        digit[:-step][same] = codes[step:][same]
-        key = key * base + digit
     # a walk of k-channel windows: every window that starts a full k channels from the end,
-    # and the whole path as one state when it is shorter than k
+    # and the whole path as one state when it is shorter than k; path i's walk is the
+    # ``steps[i]`` keys from ``walk_starts[i]`` on
     steps = np.maximum(lengths - order + 1, 1)
-    if order > 1:
-        walk = position < np.repeat(steps, lengths)
-        key, path_id, position = key[walk], path_of[walk], position[walk]
+    walk_starts = np.cumsum(steps) - steps
+    if order == 1:  # the windows are the codes themselves
+        key = codes
     else:
-        path_id = path_of
-    state_key, inverse = _unique(key, base**order)
-    node = inverse + 1
+        total = int(lengths.sum())
+        path_of = np.repeat(np.arange(n_paths, dtype=np.int64), lengths)
+        position = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                 lengths)
+        key = codes.copy()
+        for step in range(1, order):  # the channel ``step`` touches ahead, 0 past the path's end
+            same = path_of[step:] == path_of[:-step]
+            digit = np.zeros(total, dtype=np.int64)
+            digit[:-step][same] = codes[step:][same]
+            key = key * base + digit
+        key = key[position < np.repeat(steps, lengths)]
+        del path_of, position
+    state_key, node = _unique(key, base**order)
+    node += 1  # (a fresh array: numbered in place, as are the edges below, to spare memory)
     n_nodes = len(state_key) + 1
 
     contains = np.zeros((n_nodes, len(channels)), dtype=bool)
@@ -467,19 +468,19 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
         else []
     )
 
-    previous = np.zeros_like(node)
-    previous[1:] = node[:-1]
-    previous[position == 0] = 0
-    edge_key, edge_index = _unique(previous * n_nodes + node, n_nodes * n_nodes)
+    edges = np.empty_like(node)  # (previous state, state) as one key: 0 before a walk
+    edges[1:] = node[:-1]
+    edges[walk_starts] = 0
+    edges *= n_nodes
+    edges += node
+    edge_key, edge_index = _unique(edges, n_nodes * n_nodes)
+    del edges
     # one column per path, its walk's steps in order (repeats are summed by the products)
     incidence = sp.csc_matrix(
         (np.ones(len(node)), edge_index, np.concatenate([[0], np.cumsum(steps)])),
         shape=(len(edge_key), n_paths),
     )
-    is_last = np.ones(len(node), dtype=bool)
-    is_last[:-1] = path_id[1:] != path_id[:-1]  # walks are in order inside each path
-    last_state = np.zeros(n_paths, dtype=np.int64)
-    last_state[path_id[is_last]] = node[is_last]
+    last_state = node[walk_starts + steps - 1].astype(np.int64)
     return StateChain(
         order=order,
         states=states,
