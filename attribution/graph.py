@@ -70,36 +70,43 @@ def journey_outcomes(journeys: Journeys, *, include_open: bool = False) -> pl.La
 
     See the module docstring for which statuses count as what.
     """
-    status = pl.col("status")
-    null_statuses = ["lost", "none", "open"] if include_open else ["lost", "none"]
-    return (
-        journeys.journeys.filter(status.is_in(["won", "path", *null_statuses]).fill_null(False))
-        .select(
-            "journey_id",
-            "status",
-            pl.when(status == "path")
-            .then(pl.col("conversions").fill_null(0))
-            .when(status == "won")
-            .then(1)
-            .otherwise(0)
-            .cast(pl.Int64)
-            .alias("conversions"),
-            pl.when(status == "path")
-            .then(pl.col("nulls").fill_null(0))
-            .when(status == "won")
-            .then(0)
-            .otherwise(1)
-            .cast(pl.Int64)
-            .alias("nulls"),
-            pl.when(status == "path")
-            .then(pl.col("revenue").fill_null(0))
-            .when(status == "won")
-            .then(pl.coalesce("revenue", "amount", pl.lit(0)))
-            .otherwise(0)
-            .cast(pl.Int64)
-            .alias("revenue"),
-        )
+    return journeys.journeys.filter(_counted(include_open)).select(
+        "journey_id", "status", *_outcome_columns()
     )
+
+
+def _counted(include_open: bool) -> pl.Expr:
+    """Whether a journey counts (see :func:`journey_outcomes`)."""
+    null_statuses = ["lost", "none", "open"] if include_open else ["lost", "none"]
+    return pl.col("status").is_in(["won", "path", *null_statuses]).fill_null(False)
+
+
+def _outcome_columns() -> list[pl.Expr]:
+    """``conversions, nulls, revenue`` of a counted journey."""
+    status = pl.col("status")
+    return [
+        pl.when(status == "path")
+        .then(pl.col("conversions").fill_null(0))
+        .when(status == "won")
+        .then(1)
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("conversions"),
+        pl.when(status == "path")
+        .then(pl.col("nulls").fill_null(0))
+        .when(status == "won")
+        .then(0)
+        .otherwise(1)
+        .cast(pl.Int64)
+        .alias("nulls"),
+        pl.when(status == "path")
+        .then(pl.col("revenue").fill_null(0))
+        .when(status == "won")
+        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("revenue"),
+    ]
 
 
 def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
@@ -194,8 +201,7 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
     code = touches.get_column("channel").cast(pl.Enum(channels)).to_physical().to_numpy()
     code = code.astype(np.int64) + 1
     keyed = _journey_keys(touches, code, base, max_length)
-    outcomes = journey_outcomes(journeys, include_open=include_open).collect()
-    per_journey = _with_outcomes(keyed, outcomes)
+    per_journey = _with_outcomes(keyed, journeys, include_open)
     sums = [pl.col(name).sum() for name in PATH_SUMS]
     # any journey of a path shows its codes: the first row of one (touches grouped by journey),
     # or the digits of the key
@@ -284,13 +290,18 @@ def _journey_keys(
     )
 
 
-def _with_outcomes(keyed: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
-    """``keyed`` joined with the outcomes of its journeys (inner); side by side, without a
-    join, when both list the same journeys in the same order."""
+def _with_outcomes(keyed: pl.DataFrame, journeys: Journeys, include_open: bool) -> pl.DataFrame:
+    """``keyed`` (a row per journey with touches) with the outcomes of its counted journeys
+    (:func:`journey_outcomes`; the others dropped). Side by side, without a join, when the
+    journeys with touches are ``keyed``'s, in its order (as built)."""
     ids = keyed.get_column("journey_id")
-    if outcomes.height == keyed.height and outcomes.get_column("journey_id").equals(ids):
-        return pl.concat([keyed, outcomes.drop("journey_id")], how="horizontal")
-    return keyed.join(outcomes, on="journey_id")
+    touched = journeys.journeys.filter(pl.col("n_touches") > 0).collect()
+    if touched.get_column("journey_id").equals(ids):
+        outcomes = touched.select(_counted(include_open).alias("_counted"), *_outcome_columns())
+        return (pl.concat([keyed, outcomes], how="horizontal")
+                .filter(pl.col("_counted")).drop("_counted"))
+    outcomes = journey_outcomes(journeys, include_open=include_open).collect()
+    return keyed.join(outcomes.drop("status"), on="journey_id")
 
 
 def _channel_lists(codes: np.ndarray, lengths: np.ndarray, channels: list[str]) -> pl.Series:

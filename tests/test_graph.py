@@ -145,10 +145,12 @@ def journeys_of(
         rows = [rows[k] for k in order]
     touches = pl.DataFrame(rows, schema={"journey_id": pl.String, "touch_index": pl.UInt32,
                                          "channel": pl.String}, orient="row")
+    # n_touches: journeys listed in the touches' order read their outcomes side by side, the
+    # shuffled ones through a join
     deals = pl.DataFrame(
-        [(j, s, int(j[1:]), int(j[1:]) if s == "won" else 0) for j, _, s in journeys],
+        [(j, s, int(j[1:]), int(j[1:]) if s == "won" else 0, len(c)) for j, c, s in journeys],
         schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64,
-                "revenue": pl.Int64},
+                "revenue": pl.Int64, "n_touches": pl.UInt32},
         orient="row",
     )
     return Journeys.from_frames(touches, deals)
