@@ -67,9 +67,9 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
                                         "amount", "revenue", "conversions", "n_touches")),
     ])
     carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
-    touched = (  # zero-weight rows carry no money
+    touched = (  # zero-weight rows carry no money (a missing weight stays, to be refused)
         weights.select("journey_id", "touch_index", "channel", "weight", *carried)
-        .filter(pl.col("weight") != 0)
+        .filter(pl.col("weight").ne_missing(0.0))
         .collect()
     )
     touched = _in_credit_order(_with_money_row(touched, money))

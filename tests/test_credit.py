@@ -77,6 +77,19 @@ def test_a_deal_left_without_weight_is_refused(weight):
         allocate(journeys, weights, "bad").collect()
 
 
+@pytest.mark.parametrize("missing", [None, float("nan")])
+def test_a_missing_weight_is_refused_not_taken_as_zero(missing):
+    # the other two weights sum to 1: dropping the missing one would hide the model's failure
+    journeys = three_touch_deal(100)
+    weights = pl.LazyFrame(
+        {"journey_id": ["D"] * 3, "touch_index": [0, 1, 2],
+         "channel": ["podcast", "newsletter", "paid_search"], "weight": [0.5, missing, 0.5]},
+        schema_overrides={"touch_index": pl.UInt32, "weight": pl.Float64},
+    )
+    with pytest.raises(ModelError, match=r"model 'bad' returned weights summing to nan"):
+        allocate(journeys, weights, "bad").collect()
+
+
 def test_negative_weights_are_refused_even_when_they_sum_to_one():
     journeys = three_touch_deal(100)
     weights = pl.LazyFrame(
