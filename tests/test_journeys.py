@@ -3,7 +3,7 @@ invariance under row order and under splitting the data by account."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -16,9 +16,12 @@ from attribution.journeys import (
     TOUCH_ORDER,
     Journeys,
     TouchRuns,
+    PERSON,
     _distinct_rows,
     _group_time_key,
+    _repeats,
     build_journeys,
+    repeat_flags,
     touch_order,
 )
 from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA
@@ -547,3 +550,31 @@ def test_journeys_collect_their_money_rows_once() -> None:
     assert journeys.money is journeys.money
     assert journeys.money.get_column("journey_id").to_list() == ["a", "c"]
     assert journeys.with_money_only().journeys.collect().equals(journeys.money)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 240), st.sampled_from(["p", "q", None]),
+                  st.sampled_from(["email", "direct"])),
+        max_size=40,
+    ),
+    dedup_minutes=st.sampled_from([0.0, 0.5, 1.0, 30.0, 90.0]),
+)
+def test_repeats_looked_for_in_runs_of_close_touches_are_the_journeys_repeats(
+        rows, dedup_minutes) -> None:
+    # touches in touch order (journey, then time); minutes apart, often equal or a few apart
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    touchpoints = pl.DataFrame(
+        {"contact_id": [r[2] for r in rows], "channel": [r[3] for r in rows]},
+        schema={"contact_id": pl.String, "channel": pl.String},
+    ).reverse()  # the touchpoints' rows in another order than the pairs'
+    pairs = pl.DataFrame({
+        "_i": pl.Series([len(rows) - 1 - k for k in range(len(rows))], dtype=pl.UInt32),
+        "_jn": pl.Series([r[0] for r in rows], dtype=pl.UInt32),
+        "timestamp": pl.Series([at("2025-01-01") + timedelta(minutes=r[1]) for r in rows],
+                               dtype=pl.Datetime("us", "UTC")),
+    })
+    person = touchpoints.select(PERSON).to_series().gather(pairs.get_column("_i"))
+    expected = repeat_flags(pairs.with_columns(person.alias("_person")), "_jn", dedup_minutes)
+    assert _repeats(pairs, touchpoints, dedup_minutes).to_list() == expected.to_list()
