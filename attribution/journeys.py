@@ -35,6 +35,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from attribution.keys import lookup
 from attribution.schema import ACCOUNT_JOURNEY_PREFIX, JOURNEY_SCHEMA, TOUCH_SCHEMA, UTC_TIME
 
 
@@ -493,12 +494,12 @@ def build_journeys(
     rank[by_id.to_numpy()] = np.arange(listed.height, dtype=np.uint32)
     deal_number = pl.Series("_jn", rank[:deal_rows.height])
     account_number = pl.Series("_jn", rank[deal_rows.height:])
-    journey_table = (
-        listed[by_id]
-        .with_row_index("_jn")
-        .join(lead_at, on="account_id", how="left", maintain_order="left")
-        .rechunk()  # gathered by touch below
-    )
+    journey_table = listed[by_id].with_row_index("_jn")
+    # each journey's buying group's earliest lead (a checked hash lookup of the account)
+    found = lookup(journey_table.get_column("account_id"), lead_at.get_column("account_id"))
+    journey_table = journey_table.with_columns(
+        lead_at.get_column("_lead_at").gather(found)
+    ).rechunk()  # gathered by touch below
     # every journey's window at its account (a deal-less account's runs to the as-of instant):
     # one join of the touches finds every (touch, journey) pair
     windows = pl.concat([
