@@ -288,21 +288,50 @@ def _check_weights(touched: pl.DataFrame, untouched: pl.DataFrame | None, money:
         )
 
 
+#: above this many (journey, channel) cells, :func:`deals_touched` sorts instead of marking
+_MARKED_CELLS = 50_000_000
+
+
 def deals_touched(journeys: Journeys) -> pl.DataFrame:
     """``channel, deals_touched``: the deals (path rows) on which each channel has at least one
-    touch, and :data:`~attribution.schema.NO_TOUCH_CHANNEL` with the deals without any."""
-    money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id", "n_touches")
-    touched = (
-        journeys.touches.select("journey_id", "channel")
-        .join(money, on="journey_id", how="semi")  # first: most touches have no deal
-        .unique()
-        .group_by("channel")
-        .agg(pl.len().cast(pl.UInt32).alias("deals_touched"))
-    )
-    untouched = money.filter(pl.col("n_touches") == 0).select(
-        pl.lit(NO_TOUCH_CHANNEL).alias("channel"), pl.len().cast(pl.UInt32).alias("deals_touched")
-    )
-    return pl.concat([touched, untouched]).collect()
+    touch, and :data:`~attribution.schema.NO_TOUCH_CHANNEL` with the deals without any.
+
+    Counted on the journeys' runs of rows (``Journeys.runs``, which the models share): each
+    touch's (journey, channel) cell is marked once in a table of journeys by channels, so no
+    text is hashed beyond the channels' own coding.
+    """
+    money = journeys.money
+    runs = journeys.runs
+    touches = runs.touches
+    keys = touches.get_column("journey_id").gather(runs.starts)
+    ids = money.get_column("journey_id")
+    if keys.equals(ids.filter(money.get_column("n_touches") > 0)):  # the money journeys alone
+        counted = np.ones(keys.len(), dtype=bool)
+    else:
+        counted = keys.is_in(ids.implode()).fill_null(False).to_numpy()
+    channel = touches.get_column("channel")
+    names = channel.drop_nulls().unique().sort()
+    width = names.len() + 1  # the last code: a touch without a channel
+    code = (channel.cast(pl.Enum(names.to_list())).to_physical().fill_null(names.len())
+            .to_numpy().astype(np.int64))
+    run = np.repeat(np.arange(runs.starts.size, dtype=np.int64), runs.sizes)
+    rows = runs.spread(counted)
+    cells = run[rows] * width + code[rows]
+    if runs.starts.size * width <= _MARKED_CELLS:
+        marked = np.zeros(runs.starts.size * width, dtype=bool)
+        marked[cells] = True
+        counts = marked.reshape(-1, width).sum(axis=0)
+    else:
+        counts = np.bincount(np.unique(cells) % width, minlength=width)
+    touched = pl.DataFrame({
+        "channel": pl.concat([names, pl.Series([None], dtype=pl.String)]),
+        "deals_touched": pl.Series(counts, dtype=pl.UInt32),
+    }).filter(pl.col("deals_touched") > 0)
+    untouched = pl.DataFrame({
+        "channel": [NO_TOUCH_CHANNEL],
+        "deals_touched": [int((money.get_column("n_touches") == 0).sum())],
+    }, schema={"channel": pl.String, "deals_touched": pl.UInt32})
+    return pl.concat([touched, untouched])
 
 
 def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from attribution.credit import allocate, summarise
+from attribution import credit as credit_module
+from attribution.credit import allocate, deals_touched, summarise
 from attribution.errors import ModelError
 from attribution.journeys import Journeys, TouchRuns, build_journeys
 from attribution.models import MODELS, base, get_model
@@ -262,3 +263,31 @@ def test_time_decay_refuses_a_journey_listed_twice():
                      journeys=pl.concat([journeys.journeys, journeys.journeys]))
     with pytest.raises(ModelError, match="listed twice"):
         get_model("time_decay").weights(twice)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows, seed=st.integers(0, 2**16),
+       marked=st.booleans())
+def test_deals_touched_counts_each_deal_once_per_channel_in_any_layout(touches, deals, seed,
+                                                                      marked):
+    journeys = _journeys(touches, deals)
+    rows = journeys.touches.collect()
+    rows = rows.with_columns(  # a touch without a channel counts as its own (null) channel
+        pl.when(pl.col("touch_index") == 1).then(None).otherwise(pl.col("channel"))
+        .alias("channel"))
+    shuffled = Journeys(touches=rows.sample(fraction=1.0, shuffle=True, seed=seed).lazy(),
+                        journeys=journeys.journeys)
+    money = journeys.journeys.filter(pl.col("status") != "none").collect()
+    expected = {
+        **dict(rows.join(money, on="journey_id", how="semi").select("journey_id", "channel")
+               .unique().group_by("channel").len().iter_rows()),
+        NO_TOUCH_CHANNEL: int((money.get_column("n_touches") == 0).sum()),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        if not marked:  # the sorted count, as for very many journeys and channels
+            patch.setattr(credit_module, "_MARKED_CELLS", 0)
+        every = Journeys(touches=rows.lazy(), journeys=journeys.journeys)
+        for scope in (every, shuffled, every.with_money_only()):
+            got = deals_touched(scope)
+            assert got.schema == pl.Schema({"channel": pl.String, "deals_touched": pl.UInt32})
+            assert dict(got.iter_rows()) == expected
