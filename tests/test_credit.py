@@ -180,6 +180,28 @@ def test_largest_remainder_matches_the_rule_worked_by_hand(journeys):
     assert credit.tolist() == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    width=st.integers(1, 6),
+    journeys=st.lists(
+        st.tuples(st.lists(st.integers(0, 9), min_size=6, max_size=6), st.integers(0, 10**9)),
+        min_size=1, max_size=12,
+    ),
+)
+def test_largest_remainder_of_journeys_of_one_size_matches_the_rule(width, journeys):
+    # every journey as many rows (channel-level weights): ranked as a table, row by row
+    weights, totals, expected = [], [], []
+    for scores, total in journeys:
+        scores = scores[:width]
+        share = [s / sum(scores) if sum(scores) else 1 / width for s in scores]
+        weights += share
+        totals.append(total)
+        expected += _largest_remainder_by_hand(share, total)
+    starts = np.arange(0, len(weights), width, dtype=np.int64)
+    credit = _largest_remainder(np.array(weights), np.array(totals, np.int64), starts)
+    assert credit.tolist() == expected
+
+
 def test_large_inputs_rank_fractions_like_small_ones():
     # past 100,000 rows to rank the fractions are sorted by polars, below by numpy: same cents
     rng = np.random.default_rng(3)
@@ -278,3 +300,18 @@ def test_weight_rows_without_a_journey_carry_no_money():
     stray = weights.head(1).with_columns(pl.lit(None, pl.String).alias("journey_id"))
     for rows in (pl.concat([stray, weights]), pl.concat([weights.head(1), stray, weights.tail(2)])):
         assert_frame_equal(allocate(journeys, rows.lazy(), "linear").collect(), expected)
+
+
+def test_channel_level_weights_are_credited_in_channel_order_whatever_their_order():
+    # no touch to order by: the channel decides, so the leftover cent of 101 / 2 goes to
+    # newsletter, the first channel by name, however the weights list them
+    journeys = three_touch_deal(101)
+    for channels in (["newsletter", "podcast"], ["podcast", "newsletter"]):
+        weights = pl.LazyFrame(
+            {"journey_id": ["D", "D"], "touch_index": [None, None], "channel": channels,
+             "weight": [0.5, 0.5]},
+            schema_overrides={"touch_index": pl.UInt32},
+        )
+        credit = allocate(journeys, weights, "global").collect()
+        assert credit.select("channel", "pipeline_credit").rows() == [
+            ("newsletter", 51), ("podcast", 50)]
