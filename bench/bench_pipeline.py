@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -248,19 +249,34 @@ def cli_end_to_end(paths: dict[str, Path]) -> None:
             raise SystemExit(f"attribution run failed: {result.output}")
 
 
+def _child(paths: dict[str, Path], mode: str) -> dict[str, float]:
+    """``seconds`` and ``peak_rss_mb`` of one run in a fresh process (``mode``: one of the
+    hidden ``--...-only`` options)."""
+    command = [sys.executable, __file__, mode, json.dumps({k: str(v) for k, v in paths.items()})]
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def end_to_end_subprocess(paths: dict[str, Path], repeat: int,
                           mode: str = "--end-to-end-only") -> tuple[float, float]:
     """(median seconds, peak RSS MB) of the end-to-end run, each run in a fresh process
     (``mode`` ``--cli-only``: through ``attribution run``, writing the result files)."""
-    times, peaks = [], []
+    reports = [_child(paths, mode) for _ in range(repeat)]
+    return (statistics.median(r["seconds"] for r in reports),
+            max(r["peak_rss_mb"] for r in reports))
+
+
+def paired_end_to_end(paths: dict[str, Path], repeat: int) -> tuple[float, float, float]:
+    """(median limit seconds, median end-to-end seconds, median of the pairs' ratios): each
+    pair is the limit in a fresh process, then the end-to-end run in another, back to back, so
+    that both see the VM at the same speed and start alike (this VM's speed drifts by 20-30%
+    within minutes, which the limit measured once, ahead of every run, does not follow)."""
+    limits, times = [], []
     for _ in range(repeat):
-        command = [sys.executable, __file__, mode,
-                   json.dumps({k: str(v) for k, v in paths.items()})]
-        completed = subprocess.run(command, capture_output=True, text=True, check=True)
-        report = json.loads(completed.stdout.strip().splitlines()[-1])
-        times.append(report["seconds"])
-        peaks.append(report["peak_rss_mb"])
-    return statistics.median(times), max(peaks)
+        limits.append(_child(paths, "--limit-only")["seconds"])
+        times.append(_child(paths, "--end-to-end-only")["seconds"])
+    ratios = [t / b for t, b in zip(times, limits, strict=True)]
+    return statistics.median(limits), statistics.median(times), statistics.median(ratios)
 
 
 # -- peers ----------------------------------------------------------------------------------
@@ -290,7 +306,10 @@ def peers(paths: dict[str, Path], repeat: int) -> list[dict[str, Any]]:
     path_journeys = parse_paths(path_table, names, separator=" > ").journeys
 
     def our_heuristics() -> Any:
-        return [credit_of(path_journeys, n) for n in ("first_touch", "last_touch", "linear")]
+        # a fresh Journeys a call: what it collects once (its money rows, its runs of touches)
+        # is shared by the three models, as in a run, but not carried from one call to the next
+        fresh = dataclasses.replace(path_journeys)
+        return [credit_of(fresh, n) for n in ("first_touch", "last_touch", "linear")]
 
     _, seconds, _ = measure(our_heuristics, repeat)
     rows.append({"peer": "attribution first/last/linear with exact credit, same path table",
@@ -406,12 +425,16 @@ def main() -> None:
                         help="only the end-to-end rows (fresh processes) and the limit")
     parser.add_argument("--end-to-end-only", metavar="PATHS_JSON", help=argparse.SUPPRESS)
     parser.add_argument("--cli-only", metavar="PATHS_JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--limit-only", metavar="PATHS_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.end_to_end_only or args.cli_only:
-        paths = {k: Path(v) for k, v in json.loads(args.end_to_end_only or args.cli_only).items()}
+    child = args.end_to_end_only or args.cli_only or args.limit_only
+    if child:
+        paths = {k: Path(v) for k, v in json.loads(child).items()}
+        run = (end_to_end if args.end_to_end_only else cli_end_to_end if args.cli_only
+               else lambda p: limit(p["touchpoints"]))
         start = time.perf_counter()
-        (end_to_end if args.end_to_end_only else cli_end_to_end)(paths)
+        run(paths)
         seconds = time.perf_counter() - start
         print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
         return
@@ -433,6 +456,11 @@ def main() -> None:
             print(f"limit {base:.3f} s | attribution run (writes the result files) "
                   f"{seconds:.3f} s = {seconds / base:.2f} x limit"
                   f" | peak RSS {peak:,.0f} MB = {peak / arrow_mb:.2f} x Arrow size")
+            limits, seconds, ratio = paired_end_to_end(paths, args.repeat)
+            print(f"paired (limit, then end to end, each in a fresh process) x{args.repeat}: "
+                  f"limit {limits:.3f} s | end to end {seconds:.3f} s | "
+                  f"median ratio {ratio:.2f} x limit")
+            sys.stdout.flush()
             continue
         rows = stages(paths, args.repeat, report=not args.no_report)
         base = rows[0]["seconds"]

@@ -25,6 +25,21 @@ def test_pipeline_benchmark_smoke_run(tmp_path):
     assert any("**attribution run**" in line for line in lines)
 
 
+def test_pipeline_benchmark_end_to_end_and_peers_smoke_run(tmp_path):
+    bench = [sys.executable, str(ROOT / "bench" / "bench_pipeline.py"), "--accounts", "200",
+             "--repeat", "1", "--data", str(tmp_path)]
+    completed = subprocess.run([*bench, "--end-to-end"], capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    paired = [line for line in completed.stdout.splitlines() if line.startswith("paired")]
+    assert len(paired) == 1 and "median ratio" in paired[0]
+    # the peers' rows, ours first (the peers themselves may not be installed)
+    completed = subprocess.run([*bench, "--no-report"], capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert "attribution first/last/linear with exact credit" in completed.stdout
+
+
 def test_key_steps_benchmark_smoke_run(tmp_path):
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_keys.py"), "--accounts", "200",
