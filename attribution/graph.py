@@ -82,31 +82,16 @@ def _counted(include_open: bool) -> pl.Expr:
 
 
 def _outcome_columns() -> list[pl.Expr]:
-    """``conversions, nulls, revenue`` of a counted journey."""
+    """``conversions, nulls, revenue`` of a counted journey: a path row's own counts, else by
+    its status (a won deal: one conversion carrying its revenue; any other: one null)."""
     status = pl.col("status")
-    return [
-        pl.when(status == "path")
-        .then(pl.col("conversions").fill_null(0))
-        .when(status == "won")
-        .then(1)
-        .otherwise(0)
-        .cast(pl.Int64)
-        .alias("conversions"),
-        pl.when(status == "path")
-        .then(pl.col("nulls").fill_null(0))
-        .when(status == "won")
-        .then(0)
-        .otherwise(1)
-        .cast(pl.Int64)
-        .alias("nulls"),
-        pl.when(status == "path")
-        .then(pl.col("revenue").fill_null(0))
-        .when(status == "won")
-        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
-        .otherwise(0)
-        .cast(pl.Int64)
-        .alias("revenue"),
-    ]
+
+    def by_status(name: str, won: int | pl.Expr, other: int) -> pl.Expr:
+        return (pl.when(status == "path").then(pl.col(name).fill_null(0))
+                .when(status == "won").then(won).otherwise(other).cast(pl.Int64).alias(name))
+
+    return [by_status("conversions", 1, 0), by_status("nulls", 0, 1),
+            by_status("revenue", pl.coalesce("revenue", "amount", pl.lit(0)), 0)]
 
 
 def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
