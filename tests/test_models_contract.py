@@ -197,9 +197,9 @@ def test_credit_is_the_same_with_or_without_carried_details_and_in_any_row_order
 @pytest.mark.parametrize("name", ALL_MODELS)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(touches=touch_rows, deals=deal_rows, seed=st.integers(0, 2**16))
-def test_numbered_journey_windows_give_the_text_keyed_weights(name, touches, deals, seed):
-    # on large inputs journey windows run over a sorted integer number; forced here on small
-    # ones (NUMBER_FROM 0), on the built touches and on the same touches in shuffled rows
+def test_weights_are_the_same_whatever_the_layout_of_the_touches(name, touches, deals, seed):
+    # per-journey sums and maxima run over each journey's run of rows: the built touches and
+    # the same touches in shuffled rows (grouped into runs first) give the same weights
     journeys = _journeys(touches, deals)
     shuffled = Journeys(
         touches=journeys.touches.collect().sample(fraction=1.0, shuffle=True, seed=seed).lazy(),
@@ -208,24 +208,9 @@ def test_numbered_journey_windows_give_the_text_keyed_weights(name, touches, dea
     )
     order = ["journey_id", "touch_index", "channel"]
     model = get_model(name)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(base, "NUMBER_FROM", 10**12)
-        expected = model.weights(journeys).collect().sort(order, nulls_last=True)
-        patch.setattr(base, "NUMBER_FROM", 0)
-        for scope in (journeys, shuffled):
-            got = model.weights(scope).collect().sort(order, nulls_last=True)
-            assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-15)
-
-
-def test_numbered_gives_each_journey_one_sorted_number(monkeypatch):
-    monkeypatch.setattr(base, "NUMBER_FROM", 0)
-    touches = pl.LazyFrame({"journey_id": ["b", "a", "b", "c", "a"], "touch_index": [0, 0, 1, 0, 1]})
-    numbered = base.numbered(touches).collect()
-    assert numbered.select("journey_id", base.JOURNEY).rows() == [
-        ("a", 0), ("a", 0), ("b", 1), ("b", 1), ("c", 2)
-    ]
-    assert numbered.get_column("touch_index").to_list() == [0, 1, 0, 1, 0]  # stable
-    assert numbered.get_column(base.JOURNEY).flags["SORTED_ASC"]
+    expected = model.weights(journeys).collect().sort(order, nulls_last=True)
+    got = model.weights(shuffled).collect().sort(order, nulls_last=True)
+    assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-15)
 
 
 def test_with_journey_columns_is_a_left_join_on_the_journey_whatever_the_layout():

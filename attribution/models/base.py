@@ -64,38 +64,6 @@ class AttributionModel:
             )
 
 
-#: what touches are grouped by in journey windows (``over(JOURNEY)``): see :func:`numbered`
-JOURNEY = "_journey"
-#: from this many touches on, journeys are numbered with a sorted integer
-NUMBER_FROM = 100_000
-
-
-def numbered(touches: pl.LazyFrame) -> pl.LazyFrame:
-    """``touches`` (collected) with :data:`JOURNEY`, the key of journey windows.
-
-    On many touches it is a sorted integer numbering each journey's run of rows: windows over
-    it run about 4x faster than over the text ``journey_id``. Built journeys list each
-    journey's touches as consecutive rows; any other layout is first sorted by ``journey_id``
-    (stably), so that each journey is one run. On few touches (under :data:`NUMBER_FROM`),
-    where numbering would cost more than it saves, it is the ``journey_id`` itself. The frame
-    comes back lazy; :func:`with_weight` leaves the key out of the weights.
-    """
-    frame = touches.collect()
-    if frame.height < NUMBER_FROM:
-        return frame.lazy().with_columns(pl.col("journey_id").alias(JOURNEY))
-    journey = pl.col("journey_id")
-    first = journey.ne_missing(journey.shift(1)).fill_null(True)
-    number = (first.cast(pl.UInt32).cum_sum() - 1).alias(JOURNEY)
-    # the numbers, and how many distinct journeys begin a run (one run each when that is the
-    # number of runs)
-    frame = frame.with_columns(number, journey.filter(first).n_unique().alias("_distinct"))
-    runs = frame.get_column(JOURNEY).max()
-    if frame.height and frame.get_column("_distinct")[0] != runs + 1:  # type: ignore[operator]
-        frame = (frame.drop(JOURNEY).sort("journey_id", maintain_order=True, nulls_last=True)
-                 .with_columns(number))
-    return frame.drop("_distinct").with_columns(pl.col(JOURNEY).set_sorted()).lazy()
-
-
 def with_journey_columns(touches: pl.DataFrame, table: pl.LazyFrame | pl.DataFrame,
                          columns: list[str]) -> pl.DataFrame:
     """``touches`` with ``columns`` of ``table`` (a row per ``journey_id``) added: the left
@@ -121,21 +89,15 @@ def with_journey_columns(touches: pl.DataFrame, table: pl.LazyFrame | pl.DataFra
 
 
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
-    """Turn a column of raw non-negative scores into weights summing to 1 per journey.
+    """Turn a column of raw non-negative scores into weights summing to 1 per journey
+    (:func:`run_normalised` over the journeys' runs of rows; any layout).
 
     A journey whose scores are all zero gets an even split. The touch's
     :data:`DETAIL_COLUMNS`, when ``weights`` has them, are kept for :func:`~attribution.credit.allocate`.
     """
-    if JOURNEY not in weights.collect_schema().names():
-        weights = numbered(weights)
-    return with_weight(weights, normalised(pl.col(raw)))
-
-
-def normalised(raw: pl.Expr) -> pl.Expr:
-    """``raw`` scores over their journey's total (an even split when the total is 0), on
-    :func:`numbered` rows."""
-    total = raw.sum().over(JOURNEY)
-    return pl.when(total > 0).then(raw / total).otherwise(1.0 / pl.len().over(JOURNEY))
+    runs = TouchRuns.of(weights.collect())
+    scores = runs.touches.get_column(raw).cast(pl.Float64).to_numpy()
+    return run_weights(runs, run_normalised(runs, scores))
 
 
 def with_weight(touches: pl.LazyFrame, weight: pl.Expr) -> pl.LazyFrame:
