@@ -81,6 +81,13 @@ class Journeys:
         output, are slow)."""
         return self.journeys.filter(pl.col("status") != "none").collect().rechunk()
 
+    @cached_property
+    def shared(self) -> dict[str, object]:
+        """What the models of a run work out once and share, for these journeys only (a new
+        ``Journeys`` starts empty): :func:`attribution.credit.allocate` keeps its last gather of
+        the deal columns by credit row here, as the touch-level models credit the same rows."""
+        return {}
+
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
         money = self.money
