@@ -19,6 +19,7 @@ from attribution.journeys import (
     PERSON,
     _distinct_rows,
     _group_time_key,
+    _in_touch_order,
     _repeats,
     build_journeys,
     repeat_flags,
@@ -432,6 +433,37 @@ def test_touch_order_is_the_full_sort_whichever_key_is_used(first_group, step_us
     assert (_group_time_key(frame, "_jn") is not None) == one_key
     expected = frame.with_row_index("_i").sort(["_jn", *TOUCH_ORDER], nulls_last=True)["_i"]
     assert touch_order(frame, "_jn").to_list() == expected.to_list()
+
+
+@pytest.mark.parametrize(("first_group", "in_time_order"),
+                         [(0, True), (0, False), (2**40, True), (2**60, True)])
+def test_pairs_come_in_touch_order_whether_or_not_the_touches_are_in_time_order(
+        first_group, in_time_order):
+    # touches listed in time order: (journey, row) keys sorted as values, ties on the time then
+    # ordered by the text columns; otherwise (or journey numbers too large to share 63 bits
+    # with the rows) touch_order itself: the same pairs in the same order either way
+    import random
+
+    rng = random.Random(11)
+    n, touches_n = 600, 150
+    start = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    moments = [start + 1_000_000 * rng.randrange(40) for _ in range(touches_n)]  # many ties
+    detail = pl.DataFrame({
+        "timestamp": sorted(moments) if in_time_order else moments,
+        "contact_id": [rng.choice(["c1", "c2", None]) for _ in range(touches_n)],
+        "channel": [rng.choice(["podcast", "events"]) for _ in range(touches_n)],
+        "touch_type": [rng.choice(["view", "click"]) for _ in range(touches_n)],
+        "campaign": [rng.choice(["x", None]) for _ in range(touches_n)],
+        "touchpoint_id": [f"t{i:04d}" for i in rng.sample(range(touches_n), touches_n)],
+        "utm_source": [rng.choice(["a", "b"]) for _ in range(touches_n)],
+    }).with_columns(pl.from_epoch("timestamp", time_unit="us").dt.replace_time_zone("UTC"))
+    chosen = rng.sample([(j, i) for j in range(12) for i in range(touches_n)], n)
+    pairs = pl.DataFrame({
+        "_i": [i for _, i in chosen], "_jn": [first_group + j for j, _ in chosen],
+    }, schema={"_i": pl.UInt32, "_jn": pl.UInt32 if first_group == 0 else pl.Int64})
+    pairs = pairs.with_columns(detail.get_column("timestamp").gather(pairs.get_column("_i")))
+    expected = pairs[touch_order(pairs, "_jn", detail=detail)]
+    assert_frame_equal(_in_touch_order(pairs, detail), expected)
 
 
 @pytest.mark.parametrize(
