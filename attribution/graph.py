@@ -208,25 +208,29 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
         pl.lit(None, pl.List(pl.String)).alias("channels")
     )
     if long_ids.height:  # rare: paths too long for an integer key, grouped by their channels
-        if example:
+        if example:  # grouped by their codes as bytes; lists made for the distinct ones only
             lengths = long_ids["_length"].to_numpy().astype(np.int64)
-            lists = _channel_lists(code[_spans(long_ids["_start"].to_numpy(), lengths)], lengths,
+            path = _code_bytes(code[_spans(long_ids["_start"].to_numpy(), lengths)], lengths)
+            distinct = (
+                long_ids.select(*PATH_SUMS, "_length", "_start").with_columns(path.alias("_path"))
+                .group_by("_path").agg(*sums, pl.col("_length").first(), pl.col("_start").first())
+            )
+            lengths = distinct["_length"].to_numpy().astype(np.int64)
+            lists = _channel_lists(code[_spans(distinct["_start"].to_numpy(), lengths)], lengths,
                                    channels)
-            per_long = long_ids.lazy().select(*PATH_SUMS).with_columns(lists.alias("channels"))
+            long = distinct.select(*PATH_SUMS).with_columns(lists.alias("channels"))
         else:
-            per_long = (
+            long = (
                 touches.lazy()
                 .join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
                 .group_by("journey_id")
                 .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
                 .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
+                .group_by("channels")
+                .agg(*sums)
+                .collect()
             )
-        long = (
-            per_long.group_by("channels")
-            .agg(*sums)
-            .sort(pl.col("channels").list.join(_KEY_SEPARATOR))
-            .collect()
-        )
+        long = long.sort(pl.col("channels").list.join(_KEY_SEPARATOR))
     long_codes = long["channels"].explode().cast(pl.Enum(channels)).to_physical().to_numpy()
     frame = pl.concat([short.select(long.drop("channels").columns), long.drop("channels")])
     codes = np.concatenate([short_codes, long_codes.astype(np.int64) + 1])
@@ -247,6 +251,16 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
 
 
 PATH_SUMS = ("conversions", "nulls", "revenue")
+
+
+def _code_bytes(codes: np.ndarray, lengths: np.ndarray) -> pl.Series:
+    """Paths of channel codes (back to back, ``lengths`` each) as one binary value a path,
+    equal exactly when the paths are (what grouping the long paths needs)."""
+    data = codes.astype("<u4").view(np.uint8)
+    offsets = np.concatenate([[0], np.cumsum(lengths) * 4]).astype(np.int64)
+    array = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pl.Series(pl.from_arrow(array))
 
 
 def _journey_keys(
@@ -306,12 +320,15 @@ def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def _journey_starts(touches: pl.DataFrame) -> np.ndarray | None:
     """Row of each journey's first touch when every journey's touches are consecutive rows in
     touch order (``touch_index`` 0, 1, ... on the same ``journey_id``); None otherwise."""
-    journey, index = pl.col("journey_id"), pl.col("touch_index")
-    new = touches.select(journey.ne_missing(journey.shift()).fill_null(True)).to_series()
+    index = pl.col("touch_index")
+    ids = touches.get_column("journey_id")
+    new = np.ones(len(ids), dtype=bool)  # (slices compared: no shifted copy of the ids)
+    if len(ids) > 1:
+        new[1:] = ids.slice(1).ne_missing(ids.slice(0, len(ids) - 1)).to_numpy()
     in_order = touches.select(
-        pl.when(new).then(index == 0).otherwise(index == index.shift() + 1).all()
+        pl.when(pl.Series(new)).then(index == 0).otherwise(index == index.shift() + 1).all()
     ).item()
-    return np.flatnonzero(new.to_numpy()) if in_order else None
+    return np.flatnonzero(new) if in_order else None
 
 
 def _digits(keys: np.ndarray, base: int, max_length: int) -> np.ndarray:

@@ -183,6 +183,23 @@ def test_distinct_paths_match_a_hand_count_in_any_row_order(drawn, random) -> No
     assert int(coded.lengths.sum()) == len(coded.codes) == sum(len(p) for p in expected)
 
 
+def test_long_paths_group_by_their_channels() -> None:
+    # 40 channels: keys are exact up to 11 touches. Long paths repeat (grouped by their codes
+    # as bytes), differ in one touch, or extend another
+    long = [f"c{i:02d}" for i in range(13)]
+    other = [*long[:5], "c39", *long[6:]]
+    journeys = [("d1", long, "won"), ("d2", long, "lost"), ("d3", other, "won"),
+                ("d4", [*long, "c00"], "lost"), ("d5", long, "won"), ("d6", ["c05"], "won"),
+                ("d7", other, "open")]
+    expected = reference_paths(journeys)
+    assert expected[tuple(long)] == (2, 1, 6)
+    grouped = distinct_paths(journeys_of(journeys))
+    assert {tuple(c): (v, n, r) for _, c, v, n, r in grouped.iter_rows()} == expected
+    assert [tuple(c) for c in grouped["channels"]] == sorted(expected, key="\x1f".join)
+    coded = path_codes(journeys_of(journeys))
+    assert coded.channels == sorted({c for path in expected for c in path})
+
+
 def test_state_chain_counts_repeats_and_short_paths_at_order_2() -> None:
     # a > b > a > b won (3 steps: ab, ba, ab), a lost (shorter than 2: one state "a")
     paths = pl.DataFrame(
