@@ -569,9 +569,11 @@ def build_journeys(
     # time order that repeat detection needs
     pairs = _in_touch_order(pairs, touchpoints)
     pairs = pairs.filter(~_repeats(pairs, touchpoints, dedup_minutes))
+    gathered = [c for c in wide if c != "timestamp"]  # the pairs have the time, in order
     if consume:
-        _release(touchpoints, keep=set(wide))
-    ordered = touchpoints.select(wide)[pairs.get_column("_i")].with_columns(pairs.get_column("_jn"))
+        _release(touchpoints, keep=set(gathered))
+    ordered = touchpoints.select(gathered)[pairs.get_column("_i")].with_columns(
+        pairs.get_column("timestamp"), pairs.get_column("_jn"))
     if consume:
         _release(touchpoints, keep=set())
     used = _distinct_rows(pairs.get_column("_i"))
