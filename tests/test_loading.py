@@ -634,6 +634,32 @@ def test_utm_combinations_map_to_channels_whether_or_not_their_keys_collide(
         (3, "channel", "no channel and no utm_source/utm_medium", None)]
 
 
+@pytest.mark.parametrize("messy", [False, True])
+def test_utm_values_are_trimmed_whether_or_not_the_file_needs_it(tmp_path: Path, messy) -> None:
+    # a file whose distinct utm values have no blanks keeps its columns as they are; one with
+    # blanks (around a value, or a value that is only blanks) is trimmed row by row: the same
+    # touches and channels either way
+    pad = (lambda v: f"  {v} ") if messy else (lambda v: v)
+    frame = pl.DataFrame({
+        "touchpoint_id": ["t1", "t2", "t3", "t4"],
+        "timestamp": [utc(2025, 3, d) for d in (1, 2, 3, 4)],
+        "account_id": ["A"] * 4,
+        "utm_source": [pad("google"), "google", "linkedin", "spotify"],
+        "utm_medium": ["cpc", "cpc", "paid_social", "podcast"],
+        "utm_campaign": ["brand", pad("brand"), " " if messy else None, None],
+    })
+    touches = tmp_path / "t.parquet"
+    frame.write_parquet(touches)
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,2025-03-10,2025-03-20,won,100\n")
+    inputs = load(touches, deals)
+    assert inputs.touchpoints.sort("_row").select(
+        "utm_source", "utm_medium", "campaign", "channel").rows() == [
+        ("google", "cpc", "brand", "paid_search"), ("google", "cpc", "brand", "paid_search"),
+        ("linkedin", "paid_social", None, "paid_social"), ("spotify", "podcast", None, "podcast"),
+    ]
+
+
 def test_each_input_is_recorded_with_the_sha256_of_its_bytes():
     # the digests are taken on a thread while the files load
     demo = Path(__file__).parent.parent / "fixtures" / "demo"
