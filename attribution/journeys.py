@@ -310,23 +310,24 @@ def _distinct_rows(rows: pl.Series) -> int:
     return int(np.count_nonzero(seen))
 
 
-def _last_at_or_before(times: np.ndarray, journey: np.ndarray, starts: np.ndarray,
-                       moments: pl.Series) -> np.ndarray:
-    """Per touch, the index of its journey's last touch at or before the journey's moment
-    (``moments`` by journey number), 0 when there is none or no moment.
+def _last_at_or_before(times: np.ndarray, journey: np.ndarray, is_first: np.ndarray,
+                       is_last: np.ndarray, moments: pl.Series) -> np.ndarray:
+    """Per touch, whether it is its journey's last touch at or before the journey's moment
+    (``moments`` by journey number); the journey's first touch when none is, or there is no
+    moment.
 
-    Touches come grouped by journey (each group beginning at ``starts``) and in time order
-    inside each, so the touches at or before the moment are a prefix of the journey: the last
-    one's index is their count less one.
+    Touches come grouped by journey (``is_first``, ``is_last``: a journey's first and last
+    rows) and in time order inside each, so the touches at or before the moment are a prefix
+    of the journey: the last of them is the one not followed by another in the same journey
+    (flags on the rows, no per-journey counts spread back over them).
     """
     physical = moments.cast(UTC_TIME).to_physical()
     at_or_before = times <= physical.fill_null(0).to_numpy()[journey]
     if physical.null_count():
         at_or_before &= physical.is_not_null().to_numpy()[journey]
-    counts = np.zeros(len(physical), dtype=np.int64)
-    if len(starts):
-        counts[journey[starts]] = np.add.reduceat(at_or_before.astype(np.int64), starts)
-    return np.maximum(counts - 1, 0)[journey]
+    followed = np.zeros(len(at_or_before), dtype=bool)
+    followed[:-1] = at_or_before[1:] & ~is_last[:-1]
+    return (at_or_before & ~followed) | (is_first & ~at_or_before)
 
 
 #: one hash per (contact, channel) of a touch: within a journey, the touches of a person (the
@@ -589,12 +590,12 @@ def build_journeys(
     duplicates = windowed - used
 
     times = ordered.get_column("timestamp").cast(UTC_TIME).to_physical().to_numpy()
-    starts = first_row[counts > 0]
-    lead_touch = _last_at_or_before(times, journey_number, starts,
+    is_first = touch_index == 0
+    lead_touch = _last_at_or_before(times, journey_number, is_first, is_last,
                                     journey_table.get_column("_lead_at"))
-    created_touch = _last_at_or_before(times, journey_number, starts,
+    created_touch = _last_at_or_before(times, journey_number, is_first, is_last,
                                        journey_table.get_column("created_at"))
-    del times, starts
+    del times
     # the journey's status read per journey and spread as booleans (not as text per touch)
     status = journey_table.get_column("status")
     has_deal = (status != "none").to_numpy()[journey_number]
@@ -603,9 +604,9 @@ def build_journeys(
         pl.Series("touch_index", touch_index, dtype=pl.UInt32),
         *(journey_table.get_column(c).gather(ordered.get_column("_jn"))
           for c in ("journey_id", "account_id")),
-        pl.Series("is_first", touch_index == 0),
-        pl.Series("is_lead_creation", touch_index == lead_touch),
-        pl.Series("is_opportunity_creation", has_deal & (touch_index == created_touch)),
+        pl.Series("is_first", is_first),
+        pl.Series("is_lead_creation", lead_touch),
+        pl.Series("is_opportunity_creation", has_deal & created_touch),
         pl.Series("is_closed_won", won & is_last),
     )
     del has_deal, won

@@ -20,6 +20,7 @@ from attribution.journeys import (
     _distinct_rows,
     _group_time_key,
     _in_touch_order,
+    _last_at_or_before,
     _repeats,
     build_journeys,
     repeat_flags,
@@ -213,6 +214,26 @@ def test_two_deals_at_one_account_share_overlapping_touches() -> None:
 
 
 # -- milestones -------------------------------------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 9), min_size=1, max_size=5),
+                          st.one_of(st.none(), st.integers(-1, 10))), min_size=1, max_size=8))
+def test_last_touch_at_or_before_a_moment_matches_a_count_per_journey(drawn) -> None:
+    # journeys back to back, touches in time order: the flag marks the last touch at or before
+    # the journey's moment, else (none, or no moment) the first touch, never across journeys
+    times = [sorted(t) for t, _ in drawn]
+    moments = pl.Series([m for _, m in drawn], dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    journey = np.repeat(np.arange(len(drawn)), [len(t) for t in times])
+    index = np.concatenate([np.arange(len(t)) for t in times])
+    last = np.r_[journey[1:] != journey[:-1], True]
+    flags = _last_at_or_before(np.concatenate(times).astype(np.int64), journey, index == 0, last,
+                               moments)
+    expected = []
+    for t, (_, moment) in zip(times, drawn, strict=True):
+        before = sum(1 for x in t if moment is not None and x <= moment)
+        expected += [i == max(before - 1, 0) for i in range(len(t))]
+    assert flags.tolist() == expected
+
+
 @pytest.mark.parametrize(
     ("leads", "lead_touch"),
     [
