@@ -320,21 +320,15 @@ def test_channel_level_weights_are_credited_in_channel_order_whatever_their_orde
 def test_models_crediting_the_same_rows_share_the_deal_columns_and_others_do_not():
     # allocate keeps its last gather of the deal columns on the journeys: a model crediting the
     # same rows reuses it, one crediting other rows (fewer, or in another journey) gathers anew
-    journeys = journeys_of(
-        [("A", "x", "podcast", "2025-01-01"), ("A", "y", "newsletter", "2025-01-02"),
-         ("B", "z", "events", "2025-01-02"), ("B", "z", "webinar", "2025-01-03")],
-        [("D1", "A", "2025-01-04", "2025-01-10", "won", 1_001),
-         ("D2", "B", "2025-01-04", "2025-01-10", "lost", 700)],
-    )
+    touches = [("A", "x", "podcast", "2025-01-01"), ("A", "y", "newsletter", "2025-01-02"),
+               ("B", "z", "events", "2025-01-02"), ("B", "z", "webinar", "2025-01-03")]
+    deals = [("D1", "A", "2025-01-04", "2025-01-10", "won", 1_001),
+             ("D2", "B", "2025-01-04", "2025-01-10", "lost", 700)]
+    journeys = journeys_of(touches, deals)
     names = ["linear", "first_touch", "u_shaped", "last_touch", "time_decay"]
     shared = [allocate(journeys, get_model(n).weights(journeys), n).collect() for n in names]
     for name, credit in zip(names, shared, strict=True):
-        fresh = journeys_of(
-            [("A", "x", "podcast", "2025-01-01"), ("A", "y", "newsletter", "2025-01-02"),
-             ("B", "z", "events", "2025-01-02"), ("B", "z", "webinar", "2025-01-03")],
-            [("D1", "A", "2025-01-04", "2025-01-10", "won", 1_001),
-             ("D2", "B", "2025-01-04", "2025-01-10", "lost", 700)],
-        )
+        fresh = journeys_of(touches, deals)  # nothing kept from another model
         assert_frame_equal(credit, allocate(fresh, get_model(name).weights(fresh), name).collect())
     first = shared[1]
     assert first.select("deal_id", "status", "channel", "pipeline_credit").rows() == [
