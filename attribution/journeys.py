@@ -267,8 +267,8 @@ def _in_touch_order(pairs: pl.DataFrame, detail: pl.DataFrame) -> pl.DataFrame:
 
     Exports usually list their touches in time order. Then a touch's row number orders as its
     time does, so one Int64 per pair, ``(journey, row)``, orders as ``(journey, time)`` do and
-    is distinct: the keys' values are sorted, no permutation (a third of the time at 10^7
-    touchpoints), and the journey and the row are read back from them. Pairs that tie on
+    is distinct: the keys' values are sorted, no permutation (0.88 -> 0.48 s with the gathers
+    after it, at 10^7 touchpoints), and the journey and the row are read back from them. Pairs that tie on
     journey and time are then ordered by the text columns, as in :func:`touch_order`. Touches
     out of time order, or too many rows and journeys for 63 bits: :func:`touch_order` itself.
     """
