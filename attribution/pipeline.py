@@ -14,7 +14,6 @@ library itself never prints.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
+from attribution.models.base import Fit
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
 
 Progress = Callable[[str, int, int], None]
@@ -197,18 +197,14 @@ def run_models(
             money_only = money_only or journeys.with_money_only()
             scope = money_only
         with progress_events.reporting(progress):
-            fit = getattr(model, "fit", None)
-            if fit is None:
-                weights = model.weights(scope)
-            elif "fit" in inspect.signature(model.weights).parameters:
+            if model.fits:
                 # fitted once: the credit and the model's own tables come from one fit
-                fitted = fit(scope)
-                weights = model.weights(scope, fit=fitted)  # type: ignore[call-arg]
+                fitted = model.fit(scope)
+                weights = fitted.weights(scope)
                 diagnostics.update(fit_tables(model.name, fitted))
                 del fitted
             else:
                 weights = model.weights(scope)
-                diagnostics.update(fit_tables(model.name, fit(scope)))
             credit = allocate(scope, weights, model.name).collect()
         if touched is None:  # counted once, on the money journeys alone when the model had them
             touched = deals_touched(scope)
@@ -328,23 +324,15 @@ def model_diagnostics(result: RunResult) -> dict[str, pl.DataFrame]:
         return dict(result.diagnostics)
     tables: dict[str, pl.DataFrame] = {}
     for model in result.models:
-        fit = getattr(model, "fit", None)
-        if fit is None:
-            continue
-        tables.update(fit_tables(model.name, fit(result.journeys)))
+        if model.fits:
+            tables.update(fit_tables(model.name, model.fit(result.journeys)))
     return tables
 
 
-def fit_tables(name: str, fitted: Any) -> dict[str, pl.DataFrame]:
-    """The output tables of one fitted model: Markov removal effects and transition matrix,
-    Shapley (and incremental) channel values; named ``<model>_<table>``."""
-    tables: dict[str, pl.DataFrame] = {}
-    if hasattr(fitted, "removal_effects"):
-        tables[f"{name}_removal_effects"] = fitted.removal_effects()
-        tables[f"{name}_transitions"] = fitted.transition_matrix()
-    if hasattr(fitted, "values"):
-        tables[f"{name}_values"] = fitted.values()
-    return tables
+def fit_tables(name: str, fitted: Fit) -> dict[str, pl.DataFrame]:
+    """The output tables of one fitted model (:meth:`Fit.tables`), named ``<model>_<table>``:
+    Markov removal effects and transition matrix, Shapley values, incremental effects."""
+    return {f"{name}_{table}": frame for table, frame in fitted.tables().items()}
 
 
 def validate(config: Config, progress: Progress | None = None) -> RunResult:

@@ -39,7 +39,6 @@ Money stays integer minor units; results are written back as Parquet with money 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import sys
@@ -64,7 +63,7 @@ from attribution.errors import (
     ModelError,
     RejectedRowError,
 )
-from attribution.graph import distinct_paths, time_to_close_distribution
+from attribution.graph import time_to_close_distribution
 from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import (
     CSV_EXTENSIONS,
@@ -82,8 +81,8 @@ from attribution.loading import (
     read_table,
 )
 from attribution.models import AttributionModel
-from attribution.models.markov import MarkovModel
-from attribution.models.shapley import ShapleyModel, _journey_keys
+from attribution.models.base import Fit
+from attribution.models.counts import PATH_COUNTS_SCHEMA, path_counts, path_journeys
 from attribution.pipeline import Progress, RunResult, fit_tables, resolve_models
 from attribution.schema import (
     CREDIT_SCHEMA,
@@ -117,7 +116,6 @@ ROWS_PER_BATCH = 200_000
 #: ... and, when there are enough rows, at least this many (each call has a fixed cost)
 MIN_ROWS_PER_BATCH = 20_000
 _KIND = "_kind"
-_SEP = "\x1f"
 # helper columns the engine adds to every input row
 _FILE = "_spark_file"
 _FILE_ROW = "_spark_file_row"
@@ -792,16 +790,7 @@ def _currency(source: _Source, mapping: dict[str, str] | None) -> str:
 
 
 # -- journeys ---------------------------------------------------------------------------------
-_PATHS = pl.Schema(
-    [
-        ("path_key", pl.String()),
-        ("channels", pl.List(pl.String)),
-        ("conversions", pl.Int64()),
-        ("nulls", pl.Int64()),  # lost deals and deal-less accounts
-        ("revenue", pl.Int64()),
-        ("opens", pl.Int64()),  # open deals (nulls for a model that counts them)
-    ]
-)
+_PATHS = PATH_COUNTS_SCHEMA
 _STATS = pl.Schema(
     [
         (name, pl.Int64())
@@ -832,22 +821,6 @@ _BUILT = _Packing(
         "groups": pl.Schema({"channel": pl.String, "channel_group": pl.String}),
     }
 )
-
-
-def _paths_of(journeys: Journeys) -> pl.DataFrame:
-    """A batch's distinct paths, with open deals counted apart (see :func:`distinct_paths`)."""
-    key = pl.col("channels").list.join(_SEP).alias("path_key")
-    everything = distinct_paths(journeys, include_open=True).with_columns(key)
-    closed = distinct_paths(journeys, include_open=False).with_columns(key)
-    return everything.join(
-        closed.select("path_key", pl.col("nulls").alias("_closed_nulls")),
-        on="path_key", how="left", maintain_order="left",
-    ).select(
-        "path_key", "channels", "conversions",
-        pl.col("_closed_nulls").fill_null(0).alias("nulls"),
-        "revenue",
-        (pl.col("nulls") - pl.col("_closed_nulls").fill_null(0)).alias("opens"),
-    )
 
 
 def _as_of(inputs: SparkInputs) -> datetime:
@@ -911,7 +884,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
             {
                 "touch": journeys.touches.collect(),
                 "journey": journeys.journeys.collect(),
-                "path": _paths_of(journeys),
+                "path": path_counts(journeys),
                 "stats": pl.DataFrame(stat_values),
                 "totals": pl.DataFrame({k: [v] for k, v in totals.items() if k in _TOTALS}),
                 "close": time_to_close_distribution(journeys),
@@ -949,82 +922,43 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
     return _Journeys(built, stats, totals, paths, close, groups)
 
 
-def path_journeys(paths: pl.DataFrame, *, include_open: bool = False, keep_unobserved: bool = False) -> Journeys:
-    """Journeys of status ``path`` from the engine's summed distinct paths.
-
-    Every model and statistic that reads journeys only through
-    :func:`attribution.graph.distinct_paths` gives the same result on these as on the full
-    journeys: Markov (``include_open`` as the model's), the path graph, top paths and path
-    lengths. ``keep_unobserved`` keeps paths seen only in open deals (as Shapley's game does).
-    """
-    rows = paths.with_columns(
-        (pl.col("nulls") + (pl.col("opens") if include_open else 0)).alias("nulls")
-    )
-    if not keep_unobserved:
-        rows = rows.filter(pl.col("conversions") + pl.col("nulls") > 0)
-    rows = rows.with_row_index("_i").with_columns(
-        pl.format("path:{}", pl.col("_i")).alias("journey_id"),
-        pl.lit("path").alias("status"),
-        pl.col("revenue").alias("amount"),
-        pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"),
-    )
-    touches = rows.select("journey_id", "channels").explode("channels").rename({"channels": "channel"}).with_columns(
-        pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index")
-    ).filter(pl.col("channel").is_not_null())
-    return Journeys.from_frames(touches, rows, has_timestamps=False, has_milestones=False)
-
-
 # -- models and credit ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Scorer:
-    """A model ready to weigh any batch of journeys: its global fit, if it has one, made once."""
+    """A model ready to weigh any batch of journeys: its fit (from the summed path counts),
+    if it fits, made once on the driver and shipped to the executors."""
 
     model: AttributionModel
-    fit: Any = None
+    fit: Fit | None = None
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
-        if isinstance(self.model, MarkovModel):
-            fitted = copy.copy(self.model)
-            object.__setattr__(fitted, "fit", lambda _journeys: self.fit)
-            return fitted.weights(journeys)
-        if isinstance(self.model, ShapleyModel):
-            keys = _journey_keys(journeys, ordered=self.model.variant == "ordered").collect()
-            return dataclasses.replace(
-                self.fit, _journey_keys=keys.select("journey_id", "key"), _touches=journeys.touches
-            ).weights()
-        return self.model.weights(journeys)
+        return self.model.weights(journeys) if self.fit is None else self.fit.weights(journeys)
 
 
-def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Any]]:
-    """Fit Markov and Shapley on the summed distinct paths; rule-based models need nothing."""
+def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Fit]]:
+    """Fit the models whose fits merge on the summed path counts; the others fit nothing."""
     scorers: list[_Scorer] = []
-    fits: dict[str, Any] = {}
+    fits: dict[str, Fit] = {}
     for model in models:
-        if isinstance(model, MarkovModel):
-            chain = model.fit(path_journeys(paths, include_open=model.include_open))
-            fits[model.name] = chain
-            scorers.append(_Scorer(model, chain))
-        elif isinstance(model, ShapleyModel):
-            game = model.fit(path_journeys(paths, keep_unobserved=True))
-            fits[model.name] = game
-            shipped = dataclasses.replace(
-                game, _journey_keys=game._journey_keys.clear(), _touches=pl.LazyFrame()
-            )
-            scorers.append(_Scorer(model, shipped))
-        elif not supported(model):
+        if not supported(model):
             raise ModelError(
                 f"model {model.name!r} fits on all journeys at once in a way the spark engine "
                 "does not reduce yet; run it without --engine spark"
             )
+        if model.fits:
+            fits[model.name] = model.fit_counts(paths)
+            scorers.append(_Scorer(model, fits[model.name]))
         else:
             scorers.append(_Scorer(model))
     return scorers, fits
 
 
 def supported(model: AttributionModel) -> bool:
-    """Whether the spark engine runs ``model``: per-journey models, Markov and Shapley (fitted
-    on summed distinct paths). Other models fitted over all journeys are not reduced yet."""
-    return isinstance(model, (MarkovModel, ShapleyModel)) or not model.uses_population
+    """Whether the spark engine runs ``model``: per-journey models, and fitted models whose fit
+    merges over partitions (:attr:`~attribution.models.base.FitInput.merges`)."""
+    if model.fit_input is not None:
+        return model.fit_input.merges
+    return not model.uses_population
 
 
 _REACH = pl.Schema({"channel": pl.String, "deals_touched": pl.Int64})

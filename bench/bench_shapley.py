@@ -62,7 +62,7 @@ def main() -> None:
             start = time.perf_counter()
             fit = model.fit(journeys)
             fitted = time.perf_counter()
-            weights = fit.weights().collect()
+            weights = fit.weights(journeys).collect()
             done = time.perf_counter()
             fits.append(fitted - start)
             totals.append(done - start)

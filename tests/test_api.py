@@ -47,7 +47,8 @@ def test_a_run_keeps_the_fitted_tables_of_its_credit_from_one_fit(monkeypatch):
     assert len(fits) == 1  # the credit's fit, not a second one for the tables
     kept = pipeline.model_diagnostics(result)
     assert len(fits) == 1
-    assert list(kept) == ["markov_removal_effects", "markov_transitions", "shapley_values"]
+    assert list(kept) == ["markov_removal_effects", "markov_transitions", "shapley_values",
+                          "incremental_effects"]
     import dataclasses
 
     refit = pipeline.model_diagnostics(dataclasses.replace(result, diagnostics=None))
@@ -57,24 +58,23 @@ def test_a_run_keeps_the_fitted_tables_of_its_credit_from_one_fit(monkeypatch):
         assert table.equals(refit[name]), name
 
 
-def test_a_model_whose_weights_take_no_fit_still_gets_its_tables(monkeypatch):
+def test_a_subclass_of_a_fitted_model_keeps_its_tables():
     from dataclasses import dataclass
 
     from attribution import pipeline
     from attribution.models.markov import MarkovModel
 
     @dataclass(frozen=True)
-    class OwnMarkov(MarkovModel):  # a custom model: weights(journeys) only, fit of its own
-        def weights(self, journeys):
-            return super().weights(journeys)
+    class OwnMarkov(MarkovModel):  # a custom model: the fit of its parent, a name of its own
+        name = "own_markov"
 
     config = at.load_config(DEMO).replace(models=("last_touch",))
     prepared = pipeline.prepare(config)
     tables: dict = {}
     pipeline.run_models(prepared.journeys, [OwnMarkov()], diagnostics=tables)
-    assert list(tables) == ["markov_removal_effects", "markov_transitions"]
+    assert list(tables) == ["own_markov_removal_effects", "own_markov_transitions"]
     expected = MarkovModel().fit(prepared.journeys).removal_effects()
-    assert tables["markov_removal_effects"].equals(expected)
+    assert tables["own_markov_removal_effects"].equals(expected)
 
 
 def test_a_run_that_lets_the_inputs_go_gives_the_same_results():

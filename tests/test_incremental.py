@@ -43,7 +43,7 @@ def test_the_podcast_is_credited_with_the_searches_it_causes():
     # P(won | podcast) = 20/40 against 0/20 without; P(won | podcast, search) = 20/20
     # against 0/20 for the podcast alone: both effects are large and positive
     assert effects["conversion_effect"].min() > 1.0
-    credit = allocate(journeys, fit.weights(), "incremental").collect()
+    credit = allocate(journeys, fit.weights(journeys), "incremental").collect()
     won = channel_credit(credit.filter(pl.col("status") == "won"))
     last = channel_credit(
         allocate(journeys, get_model("last_touch").weights(journeys), "last_touch")
@@ -85,7 +85,7 @@ def test_deterministic():
     journeys = _brand_world(after_creation=True)
     first, second = IncrementalModel().fit(journeys), IncrementalModel().fit(journeys)
     assert_frame_equal(first.effects(), second.effects())
-    assert_frame_equal(first.weights().collect(), second.weights().collect())
+    assert_frame_equal(first.weights(journeys).collect(), second.weights(journeys).collect())
 
 
 def test_path_tables_work_without_timestamps():

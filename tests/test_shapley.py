@@ -278,7 +278,7 @@ def test_simplified_equals_even_split_and_brute_force(seed, value):
     assert values_of(fit) == pytest.approx(expected)
     # the won deals' credit per channel, from the weights, gives the values back
     credit = (
-        fit.weights()
+        fit.weights(journeys)
         .join(journeys.journeys.select("journey_id", "status", "amount"), on="journey_id")
         .filter(pl.col("status") == "won")
         .group_by("channel")
@@ -417,7 +417,7 @@ def test_no_touches_at_all():
     for variant in VARIANTS:
         fit = ShapleyModel(variant=variant).fit(journeys)
         assert fit.values().height == 0
-        assert fit.weights().collect().height == 0
+        assert fit.weights(journeys).collect().height == 0
 
 
 # -- limits and sampling -----------------------------------------------------------------
@@ -464,7 +464,7 @@ def test_rate_sampling_is_seeded_and_close_to_exact():
     # every sampled order is efficient, so the estimates still add up to v(N)
     assert sampled.values()["shapley_value"].sum() == pytest.approx(exact.total)
     assert exact.values()["standard_error"].null_count() == 6
-    weights = sampled.weights().collect()
+    weights = sampled.weights(journeys).collect()
     sums = weights.group_by("journey_id").agg(pl.col("weight").sum())["weight"].to_numpy()
     assert sums == pytest.approx(1.0)
 

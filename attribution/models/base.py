@@ -8,6 +8,14 @@ every journey that has at least one touch. It may also carry the touch's ``touch
 ``timestamp`` and ``channel_group`` (:data:`DETAIL_COLUMNS`), which saves looking them up. ``touch_index`` may be null when a model credits
 channels of a journey rather than individual touches (a global Markov allocation, say).
 
+Models that learn from the population (Markov, Shapley, incremental) take two declared steps:
+``fit(journeys) -> Fit`` learns once from every journey, and the :class:`Fit` gives the weights
+of any journeys (``Fit.weights(journeys)``) and its own output tables (``Fit.tables()``: removal
+effects, channel values, effects). Such a model says so with ``fit_input``, a
+:class:`FitInput` that engines read to decide what to fit it on: every journey at once, or
+counts summed over partitions of the accounts (:mod:`attribution.models.counts`). Both steps
+are checked when the class is defined, not when a run reaches them.
+
 Turning weights into exact money is not the model's job: :func:`attribution.credit.allocate`
 does it once for every model, so conservation to the cent holds by construction.
 """
@@ -15,6 +23,7 @@ does it once for every model, so conservation to the cent holds by construction.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,9 +38,69 @@ NEEDS_TIMESTAMPS = "timestamps"
 NEEDS_MILESTONES = "milestones"
 
 
+class FitInput(enum.Enum):
+    """What a fitted model learns from; engines read it instead of asking for a model's type.
+
+    * ``JOURNEYS``: every journey at once (touch times, milestones); no summary of the
+      partitions reproduces the fit.
+    * ``PATH_COUNTS``: the distinct channel paths with their summed outcomes
+      (:func:`attribution.models.counts.path_counts`); counts of disjoint sets of accounts add up,
+      so a fit on merged partition counts equals the fit on the whole.
+    * ``CHANNEL_SETS``: the same counts, keeping paths seen only in open deals (a channel-set
+      game plays on every set it saw).
+    """
+
+    JOURNEYS = "journeys"
+    PATH_COUNTS = "path_counts"
+    CHANNEL_SETS = "channel_sets"
+
+    @property
+    def merges(self) -> bool:
+        """Whether fits on partitions' counts, merged, equal the fit on the whole."""
+        return self is not FitInput.JOURNEYS
+
+
+class Fit:
+    """What a fitted model learned from the population.
+
+    Subclasses (frozen dataclasses) implement :meth:`weights` and :meth:`tables`; a subclass
+    that lacks either is refused when it is defined. Attributes named in ``transient`` (caches
+    tied to the journeys the fit was made on) are not pickled, so a fit shipped to another
+    process carries only what it learned.
+    """
+
+    transient: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in ("weights", "tables"):
+            if getattr(cls, method) is getattr(Fit, method):
+                raise TypeError(f"{cls.__name__} is a Fit and must implement {method}()")
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:  # pragma: no cover - interface
+        """Weights (:data:`~attribution.schema.WEIGHT_SCHEMA`) of ``journeys``' touches, from
+        what was fitted; the journeys need not be the ones the fit was made on."""
+        raise NotImplementedError
+
+    def tables(self) -> dict[str, pl.DataFrame]:  # pragma: no cover - interface
+        """The fit's own output tables by name (written as ``<model>_<name>``)."""
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in self.transient:
+            state[name] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
 @dataclasses.dataclass(frozen=True)
 class AttributionModel:
-    """Base class: subclasses set ``name``, ``label``, ``needs`` and implement ``weights``."""
+    """Base class: subclasses set ``name``, ``label``, ``needs`` and implement ``weights``;
+    a model that learns from the population sets ``fit_input`` and ``fit_type`` and implements
+    ``fit`` instead (its weights are its fit's)."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
@@ -42,9 +111,58 @@ class AttributionModel:
     #: them, converting or not). A model that says False is given only the journeys that carry
     #: money (deals, path rows), which is much less work on real exports.
     uses_population: ClassVar[bool] = True
+    #: what the model's fit learns from; None for a model that fits nothing
+    fit_input: ClassVar[FitInput | None] = None
+    #: the class of what ``fit`` returns (a :class:`Fit`), for a model that fits
+    fit_type: ClassVar[type[Fit] | None] = None
 
-    def weights(self, journeys: Journeys) -> pl.LazyFrame:  # pragma: no cover - interface
-        raise NotImplementedError
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.fit_input is None:
+            return
+        problems = []
+        if cls.fit is AttributionModel.fit:
+            problems.append("implement fit(journeys) -> Fit")
+        if cls.weights is not AttributionModel.weights:
+            problems.append("take its weights from its fit (Fit.weights), not override weights")
+        if not (isinstance(cls.fit_type, type) and issubclass(cls.fit_type, Fit)):
+            problems.append("name the Fit subclass its fit returns in fit_type")
+        if problems:
+            raise TypeError(
+                f"model {cls.__name__} declares fit_input={cls.fit_input.value!r}, so it must "
+                + " and ".join(problems)
+            )
+
+    @property
+    def fits(self) -> bool:
+        """Whether the model learns from the population (``fit`` then ``Fit.weights``)."""
+        return self.fit_input is not None
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        """Weights (:data:`~attribution.schema.WEIGHT_SCHEMA`) of ``journeys``; for a model
+        that fits, those of its fit on the same journeys."""
+        if self.fit_input is None:  # pragma: no cover - interface
+            raise NotImplementedError
+        return self.fit(journeys).weights(journeys)
+
+    def fit(self, journeys: Journeys) -> Fit:
+        """Learn from every journey given; only models with a ``fit_input`` do."""
+        raise ModelError(f"model {self.name!r} learns nothing from the population: it has no fit")
+
+    def fit_counts(self, paths: pl.DataFrame) -> Fit:
+        """The fit from summed distinct-path counts
+        (:func:`attribution.models.counts.path_counts`, merged over partitions with
+        :func:`~attribution.models.counts.merge_path_counts`), for a model whose ``fit_input``
+        merges; equal to :meth:`fit` on the journeys the counts came from."""
+        from attribution.models.counts import path_journeys
+
+        if self.fit_input is None or not self.fit_input.merges:
+            raise ModelError(
+                f"model {self.name!r} fits on every journey at once; it cannot be fitted from "
+                "path counts"
+            )
+        keep_unobserved = self.fit_input is FitInput.CHANNEL_SETS
+        return self.fit(path_journeys(paths, keep_unobserved=keep_unobserved))
 
     def params(self) -> dict[str, Any]:
         """Hyperparameters and their values, in declaration order."""

@@ -57,7 +57,7 @@ Assumptions, and where it fails
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -65,7 +65,7 @@ import polars as pl
 
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, journey_observations
+from attribution.models.base import AttributionModel, Fit, FitInput, journey_observations
 from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VALUES = ("revenue", "conversions")
@@ -88,20 +88,46 @@ _MAX_CHANNELS = 62  # channel sets are Int64 bit masks
 
 
 @dataclass(frozen=True)
-class IncrementalFit:
-    """The fitted nested models and the per-journey weights they imply."""
+class IncrementalFit(Fit):
+    """The fitted nested models: each channel's score in each channel set it was seen in.
+
+    Attributes
+    ----------
+    channels
+        The channels in the fitted time order (bit ``i`` of a set's mask is ``channels[i]``).
+    before_creation
+        As on the model: which touches are a journey's features.
+    """
 
     channels: tuple[str, ...]
+    before_creation: bool
     _effects: pl.DataFrame
-    _weights: pl.LazyFrame
+    #: ``mask, channel_key, score``: a channel's score in each fitted channel set
+    _key_scores: pl.DataFrame
+    #: the journeys fitted on and their weights (reused when those same journeys are scored)
+    _source: Journeys | None = field(default=None, compare=False, repr=False)
+    _source_weights: pl.LazyFrame | None = field(default=None, compare=False, repr=False)
+
+    transient: ClassVar[tuple[str, ...]] = ("_source", "_source_weights")
 
     def effects(self) -> pl.DataFrame:
         """Channel effects with :data:`EFFECT_SCHEMA`, in the fitted time order."""
         return self._effects
 
-    def weights(self) -> pl.LazyFrame:
-        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA`."""
-        return self._weights
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """``effects``: each channel's fitted effects (:data:`EFFECT_SCHEMA`)."""
+        return {"effects": self.effects()}
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA` of the journeys that carry
+        money: each journey's feature channels by their score in its channel set. A set the fit
+        never saw scores nothing, so its journey's features share evenly."""
+        if journeys is self._source and self._source_weights is not None:
+            return self._source_weights
+        touches = _feature_touches(journeys, self.before_creation)
+        first = _first_touches(touches)
+        rank = {c: i for i, c in enumerate(self.channels)}
+        return _weights(_money_touches(touches, journeys), _masks(first, rank), self._key_scores)
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,8 @@ class IncrementalModel(AttributionModel):
     summary: ClassVar[str] = (
         "each channel's total effect on expected revenue, adjusting only for earlier channels"
     )
+    fit_input: ClassVar[FitInput | None] = FitInput.JOURNEYS
+    fit_type: ClassVar[type[Fit] | None] = IncrementalFit
 
     l2: float = 1.0
     value: str = "revenue"
@@ -140,21 +168,11 @@ class IncrementalModel(AttributionModel):
                 f"incremental: value {self.value!r} is not one of: {', '.join(VALUES)}"
             )
 
-    def weights(self, journeys: Journeys, fit: IncrementalFit | None = None) -> pl.LazyFrame:
-        """Per-touch weights (>= 0, summing to 1 per journey with touches), from ``fit`` (this
-        model's :meth:`fit` of ``journeys``) when given."""
-        return (fit if fit is not None else self.fit(journeys)).weights()
-
     def fit(self, journeys: Journeys) -> IncrementalFit:
         """Order the channels, fit the nested models, score every journey's channels."""
         self.check(journeys)
         touches = _feature_touches(journeys, self.before_creation)
-        first = (
-            touches.filter(pl.col("feature"))
-            .group_by("journey_id", "channel_key")
-            .agg(pl.col("touch_index").min().alias("first"))
-            .collect()
-        )
+        first = _first_touches(touches)
         order, position = _channel_order(first)
         channels = tuple(order)
         if len(channels) > _MAX_CHANNELS:
@@ -212,14 +230,42 @@ class IncrementalModel(AttributionModel):
             },
             schema=EFFECT_SCHEMA,
         )
-        # deal-less accounts take part in the fit but have nothing to credit: no weight rows
-        money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id")
-        weights = _weights(
-            touches.join(money, on="journey_id", how="semi", maintain_order="left"),
-            patterns.select("journey_ids", "mask"),
-            key_scores,
-        )
-        return IncrementalFit(channels, effects, weights)
+        masks = patterns.select("journey_ids", "mask").explode("journey_ids").rename(
+            {"journey_ids": "journey_id"})
+        weights = _weights(_money_touches(touches, journeys), masks, key_scores)
+        return IncrementalFit(channels, self.before_creation, effects, key_scores,
+                              _source=journeys, _source_weights=weights)
+
+
+def _first_touches(touches: pl.LazyFrame) -> pl.DataFrame:
+    """``journey_id, channel_key, first``: each journey's first feature touch per channel."""
+    return (
+        touches.filter(pl.col("feature"))
+        .group_by("journey_id", "channel_key")
+        .agg(pl.col("touch_index").min().alias("first"))
+        .collect()
+    )
+
+
+def _money_touches(touches: pl.LazyFrame, journeys: Journeys) -> pl.LazyFrame:
+    """The touches of journeys that carry money: deal-less accounts take part in the fit but
+    have nothing to credit, so they get no weight rows."""
+    money = journeys.journeys.filter(pl.col("status") != "none").select("journey_id")
+    return touches.join(money, on="journey_id", how="semi", maintain_order="left")
+
+
+def _masks(first: pl.DataFrame, rank: dict[str, int]) -> pl.DataFrame:
+    """``journey_id, mask``: each journey's fitted channels as a bit mask (channels the fit
+    does not know set no bit)."""
+    bits = pl.DataFrame(
+        {"channel_key": list(rank), "_bit": [1 << i for i in rank.values()]},
+        schema={"channel_key": pl.String, "_bit": pl.Int64},
+    )
+    return (
+        first.join(bits, on="channel_key", how="inner")
+        .group_by("journey_id")
+        .agg(pl.col("_bit").sum().alias("mask"))
+    )
 
 
 def _feature_touches(journeys: Journeys, before_creation: bool) -> pl.LazyFrame:
@@ -283,15 +329,7 @@ def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> 
             pl.col("revenue").cast(pl.Float64),
         )
     )
-    bits = pl.DataFrame(
-        {"channel_key": list(rank), "_bit": [1 << i for i in rank.values()]},
-        schema={"channel_key": pl.String, "_bit": pl.Int64},
-    )
-    masks = (
-        first.join(bits, on="channel_key", how="inner")
-        .group_by("journey_id")
-        .agg(pl.col("_bit").sum().alias("mask"))
-    )
+    masks = _masks(first, rank)
     return (
         observed.join(masks, on="journey_id", how="left")
         .with_columns(pl.col("mask").fill_null(0))
@@ -378,10 +416,10 @@ def _expected(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
 
 
 def _weights(
-    touches: pl.LazyFrame, journey_masks: pl.DataFrame, key_scores: pl.DataFrame
+    touches: pl.LazyFrame, masks: pl.DataFrame, key_scores: pl.DataFrame
 ) -> pl.LazyFrame:
-    """Scores -> per-touch weights summing to 1 per journey (see the module docstring)."""
-    masks = journey_masks.explode("journey_ids").rename({"journey_ids": "journey_id"})
+    """Scores -> per-touch weights summing to 1 per journey (see the module docstring);
+    ``masks`` holds ``journey_id, mask``."""
     scored = (
         touches.join(masks.lazy(), on="journey_id", how="left", maintain_order="left")
         .join(key_scores.lazy(), on=["mask", "channel_key"], how="left", maintain_order="left")

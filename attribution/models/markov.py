@@ -48,7 +48,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from attribution import progress
-from attribution.errors import ConfigError
+from attribution.errors import ConfigError, ModelError
 from attribution.graph import (
     StateChain,
     TransitionCounts,
@@ -59,7 +59,7 @@ from attribution.graph import (
     state_chain,
 )
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, normalise
+from attribution.models.base import AttributionModel, Fit, FitInput, normalise
 from attribution.transforms import SOURCE_INDEX, _check_last_n, apply_transforms, transform_touches
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ REMOVAL_EFFECT_SCHEMA = pl.Schema(
 
 
 @dataclasses.dataclass(frozen=True)
-class MarkovFit:
+class MarkovFit(Fit):
     """A fitted Markov chain: transition matrix, conversion probability, removal effects.
 
     Attributes
@@ -101,6 +101,10 @@ class MarkovFit:
         Per channel (in ``chain.channels`` order): ``1 - P_{-c}/P`` and ``1 - V_{-c}/V``.
     bootstrap_shares
         (bootstrap, n_channels) shares by ``weight_by`` in each resample, or None.
+    model
+        The model whose fit this is: its allocation and path transforms turn the fit into
+        weights. None for a chain fitted on its own (:func:`fit_chain`), which has tables but
+        no weights.
     """
 
     order: int
@@ -114,6 +118,7 @@ class MarkovFit:
     removal_effect: np.ndarray
     removal_effect_value: np.ndarray
     bootstrap_shares: np.ndarray | None = None
+    model: MarkovModel | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -131,6 +136,33 @@ class MarkovFit:
     def graph(self) -> nx.DiGraph:
         """The fitted chain as a networkx path graph."""
         return chain_graph(self.chain, self.counts)
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """``removal_effects`` and ``transitions`` (the transition matrix)."""
+        return {"removal_effects": self.removal_effects(), "transitions": self.transition_matrix()}
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        """Weights per journey by the model's allocation (see the module docstring)."""
+        model = self.model
+        if model is None:
+            raise ModelError("this Markov chain was fitted without a model: fit it with "
+                             "MarkovModel(...).fit(journeys) to get weights")
+        if model.allocation == "global":
+            return _global_weights(journeys, self)
+        raw = pl.LazyFrame(
+            {"channel": self.channels, "raw": _effect(self, model.weight_by)},
+            schema={"channel": pl.String, "raw": pl.Float64},
+        )
+        scored = (
+            transform_touches(journeys.touches, **model._transforms())
+            .join(raw, on="channel", how="left")
+            .select("journey_id", pl.col(SOURCE_INDEX).alias("touch_index"), "raw")
+        )
+        touches = journeys.touches.select("journey_id", "touch_index", "channel")
+        scored_touches = touches.join(
+            scored, on=["journey_id", "touch_index"], how="left", maintain_order="left"
+        ).with_columns(pl.col("raw").fill_null(0.0))
+        return normalise(scored_touches).sort("journey_id", "touch_index")
 
     def removal_effects(self) -> pl.DataFrame:
         """One row per channel, sorted by channel.
@@ -194,6 +226,8 @@ class MarkovModel(AttributionModel):
     name: ClassVar[str] = "markov"
     label: ClassVar[str] = "Markov chain"
     summary: ClassVar[str] = "removal effect of each channel in a Markov chain of journeys (exact)"
+    fit_input: ClassVar[FitInput | None] = FitInput.PATH_COUNTS
+    fit_type: ClassVar[type[Fit] | None] = MarkovFit
 
     order: int = 1
     weight_by: str = "conversions"
@@ -239,33 +273,19 @@ class MarkovModel(AttributionModel):
         self.check(journeys)
         transformed = apply_transforms(journeys, **self._transforms())
         paths = path_codes(transformed, include_open=self.include_open)
-        return fit_chain(
+        chain = fit_chain(
             state_chain(paths, self.order),
             weight_by=self.weight_by,
             bootstrap=self.bootstrap,
             seed=self.seed,
         )
+        return dataclasses.replace(chain, model=self)
 
-    def weights(self, journeys: Journeys, fit: MarkovFit | None = None) -> pl.LazyFrame:
-        """Weights per journey (see the module docstring for the two allocations), from
-        ``fit`` (this model's :meth:`fit` of ``journeys``) when given."""
-        fit = fit if fit is not None else self.fit(journeys)
-        if self.allocation == "global":
-            return _global_weights(journeys, fit)
-        raw = pl.LazyFrame(
-            {"channel": fit.channels, "raw": _effect(fit, self.weight_by)},
-            schema={"channel": pl.String, "raw": pl.Float64},
-        )
-        scored = (
-            transform_touches(journeys.touches, **self._transforms())
-            .join(raw, on="channel", how="left")
-            .select("journey_id", pl.col(SOURCE_INDEX).alias("touch_index"), "raw")
-        )
-        touches = journeys.touches.select("journey_id", "touch_index", "channel")
-        scored_touches = touches.join(
-            scored, on=["journey_id", "touch_index"], how="left", maintain_order="left"
-        ).with_columns(pl.col("raw").fill_null(0.0))
-        return normalise(scored_touches).sort("journey_id", "touch_index")
+    def fit_counts(self, paths: pl.DataFrame) -> MarkovFit:
+        """The fit from summed path counts, with open deals counted as the model says."""
+        from attribution.models.counts import path_journeys
+
+        return self.fit(path_journeys(paths, include_open=self.include_open))
 
 
 def fit_chain(

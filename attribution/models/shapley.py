@@ -81,14 +81,14 @@ without touches take no part (they have no channel to credit).
 >>> fit = ShapleyModel(variant="rate").fit(Journeys.from_frames(touches, deals))
 >>> fit.values().select("channel", pl.col("shapley_value").round(4)).rows()
 [('email', 0.8333), ('search', -0.1667)]
->>> fit.weights().collect()["weight"].to_list()  # search's negative value earns it nothing
+>>> fit.weights(Journeys.from_frames(touches, deals)).collect()["weight"].to_list()  # search's negative value earns it nothing
 [0.0, 1.0, 1.0, 1.0]
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -96,7 +96,7 @@ import polars as pl
 
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, journey_observations
+from attribution.models.base import AttributionModel, Fit, FitInput, journey_observations
 from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VARIANTS = ("simplified", "rate", "ordered")
@@ -129,7 +129,7 @@ _SAMPLING_BLOCK = 4_000_000
 
 
 @dataclass(frozen=True)
-class ShapleyFit:
+class ShapleyFit(Fit):
     """The fitted game: channel values, and the per-journey weights they imply.
 
     Attributes
@@ -158,8 +158,12 @@ class ShapleyFit:
     _values: pl.DataFrame
     _position_values: pl.DataFrame | None
     _key_weights: pl.DataFrame
-    _journey_keys: pl.DataFrame
-    _touches: pl.LazyFrame
+    #: the journeys the game was played on and their channel-set keys: scoring those same
+    #: journeys (a local run) reuses the keys instead of deriving them again
+    _source: Journeys | None = field(default=None, compare=False, repr=False)
+    _source_keys: pl.DataFrame | None = field(default=None, compare=False, repr=False)
+
+    transient: ClassVar[tuple[str, ...]] = ("_source", "_source_keys")
 
     def values(self) -> pl.DataFrame:
         """Channel Shapley values with :data:`SHAPLEY_VALUE_SCHEMA`, sorted by channel."""
@@ -174,14 +178,28 @@ class ShapleyFit:
             )
         return self._position_values
 
-    def weights(self) -> pl.LazyFrame:
-        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA` for the fitted journeys that
-        carry money (deals, path rows), in the order of their touches, with the touches'
-        details (:data:`~attribution.schema.DETAIL_COLUMNS`). Deal-less accounts (status
-        ``none``) take part in the game but have nothing to credit, so they get no rows: at
-        scale they are most journeys."""
-        details = [c for c in DETAIL_COLUMNS if c in self._touches.collect_schema().names()]
-        touches = self._touches.select(
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """``values``: the channel Shapley values."""
+        return {"values": self.values()}
+
+    def weights(self, journeys: Journeys) -> pl.LazyFrame:
+        """Weights with :data:`~attribution.schema.WEIGHT_SCHEMA` for the journeys that carry
+        money (deals, path rows), in the order of their touches, with the touches' details
+        (:data:`~attribution.schema.DETAIL_COLUMNS`): each channel of a journey's set takes its
+        value in the game, split evenly over the journey's touches of that channel. Deal-less
+        accounts (status ``none``) take part in the game but have nothing to credit, so they
+        get no rows: at scale they are most journeys."""
+        if journeys is self._source and self._source_keys is not None:
+            journey_keys = self._source_keys
+        else:
+            journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
+            journey_keys = journey_keys.select("journey_id", "key")
+        money = journeys.touches.join(
+            journeys.journeys.filter(pl.col("status") != "none").select("journey_id"),
+            on="journey_id", how="semi", maintain_order="left",
+        )
+        details = [c for c in DETAIL_COLUMNS if c in money.collect_schema().names()]
+        touches = money.select(
             "journey_id",
             "touch_index",
             "channel",
@@ -189,7 +207,7 @@ class ShapleyFit:
             pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
         ).with_columns(pl.len().over("journey_id", "channel_key").alias("channel_touches"))
         return (
-            touches.join(self._journey_keys.lazy(), on="journey_id", how="left",
+            touches.join(journey_keys.lazy(), on="journey_id", how="left",
                          maintain_order="left")
             .join(self._key_weights.lazy(), on=["key", "channel_key"], how="left",
                   maintain_order="left")
@@ -235,6 +253,8 @@ class ShapleyModel(AttributionModel):
     summary: ClassVar[str] = (
         "cooperative-game credit over channel sets (simplified, conversion-rate or ordered)"
     )
+    fit_input: ClassVar[FitInput | None] = FitInput.CHANNEL_SETS
+    fit_type: ClassVar[type[Fit] | None] = ShapleyFit
 
     variant: str = "simplified"
     value: str = "conversions"
@@ -255,11 +275,6 @@ class ShapleyModel(AttributionModel):
             )
         if self.samples is not None and self.samples < 2:
             raise ConfigError(f"shapley samples must be at least 2, not {self.samples}")
-
-    def weights(self, journeys: Journeys, fit: ShapleyFit | None = None) -> pl.LazyFrame:
-        """Per-touch weights (>= 0, summing to 1 per journey with touches), from ``fit`` (this
-        model's :meth:`fit` of ``journeys``) when given."""
-        return (fit if fit is not None else self.fit(journeys)).weights()
 
     def fit(self, journeys: Journeys) -> ShapleyFit:
         """Play the game on ``journeys``: channel values plus the weights they imply."""
@@ -285,11 +300,8 @@ class ShapleyModel(AttributionModel):
             _values=_value_frame(sets.channels, game.shapley, game.standard_error),
             _position_values=game.position_values,
             _key_weights=key_weights,
-            _journey_keys=journey_keys.select("journey_id", "key"),
-            _touches=journeys.touches.join(
-                journeys.journeys.filter(pl.col("status") != "none").select("journey_id"),
-                on="journey_id", how="semi", maintain_order="left",
-            ),
+            _source=journeys,
+            _source_keys=journey_keys.select("journey_id", "key"),
         )
 
     def _play_closed_form(self, sets: _ChannelSets) -> _Game:
