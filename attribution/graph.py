@@ -471,7 +471,9 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
         digit = (state_key // base ** (order - 1 - step)) % base
         present = digit > 0
         contains[np.flatnonzero(present) + 1, digit[present] - 1] = True
-        parts.append(pl.Series(names[digit - 1]).replace("", None) if step else pl.Series(names[digit - 1]))
+        # typed: an object array whose names are all "" is not read as text by polars
+        named = pl.Series(names[digit - 1], dtype=pl.String)
+        parts.append(named.replace("", None) if step else named)
     states = (
         pl.DataFrame({f"c{i}": part for i, part in enumerate(parts)}, schema={f"c{i}": pl.String for i in range(order)})
         .select(pl.concat_str(pl.all(), separator=STATE_SEPARATOR, ignore_nulls=True))

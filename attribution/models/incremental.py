@@ -292,25 +292,32 @@ def _feature_touches(journeys: Journeys, before_creation: bool) -> pl.LazyFrame:
 
 
 def _channel_order(first: pl.DataFrame) -> tuple[list[str], dict[str, float]]:
-    """Channels by the mean relative position of their first touch (ties by name)."""
-    ranked = first.with_columns(
-        (pl.col("first").rank("ordinal").over("journey_id") - 1).alias("rank"),
-        pl.len().over("journey_id").alias("width"),
-    )
-    positions = (
-        ranked.group_by("channel_key")
-        .agg(
-            pl.when(pl.col("width") > 1)
-            .then(pl.col("rank") / (pl.col("width") - 1))
-            .otherwise(None)
-            .mean()
-            .fill_null(0.5)
-            .alias("position")
+    """Channels by the mean relative position of their first touch (ties by name).
+
+    The mean is summed in a fixed row order (by channel, then journey), not by a parallel
+    group-by whose float sums can differ in their last bits from run to run: the order and
+    the positions written to the effects table must be the same bytes every time.
+    """
+    ranked = (
+        first.with_columns(
+            (pl.col("first").rank("ordinal").over("journey_id") - 1).alias("rank"),
+            pl.len().over("journey_id").alias("width"),
         )
-        .sort("position", "channel_key")
+        .filter(pl.col("width") > 1)
+        .select("channel_key", "journey_id",
+                (pl.col("rank") / (pl.col("width") - 1)).alias("relative"))
+        .sort("channel_key", "journey_id")
     )
-    order = positions["channel_key"].to_list()
-    return order, dict(zip(order, positions["position"].to_list(), strict=True))
+    channels = sorted(set(first["channel_key"].to_list()))
+    code = {c: i for i, c in enumerate(channels)}
+    codes = np.array([code[c] for c in ranked["channel_key"].to_list()], dtype=np.int64)
+    sums = np.bincount(codes, weights=ranked["relative"].to_numpy(), minlength=len(channels))
+    counts = np.bincount(codes, minlength=len(channels))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.5)
+    position = {c: float(means[code[c]]) for c in channels}
+    order = sorted(channels, key=lambda c: (position[c], c))
+    return order, position
 
 
 def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> pl.DataFrame:
