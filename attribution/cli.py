@@ -1,6 +1,7 @@
-"""The ``attribution`` command line: a thin layer over :mod:`attribution.pipeline`.
+"""The ``attribution`` command line: a thin layer over :mod:`attribution.commands`.
 
-Each command checks its arguments, calls one library function and renders the result. Tables
+Each command checks its arguments, calls one library function (one of
+:mod:`attribution.commands`, on the engine ``--engine`` names) and renders the result. Tables
 and JSON go to stdout; progress, the row accounting and notes go to stderr, so
 ``--format json`` output can be piped. Exit codes: 0 success, 2 bad usage or bad input, 1
 anything else (one line; ``--debug`` shows the traceback).
@@ -9,9 +10,9 @@ anything else (one line; ``--debug`` shows the traceback).
 from __future__ import annotations
 
 import functools
-import os
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,13 +24,13 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from attribution import api, pipeline, render
+from attribution import commands, render
 from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
+from attribution.engine import Engine, get_engine, parse_spark_conf
 from attribution.errors import AttributionError, ConfigError
-from attribution.models import MODELS
-from attribution.output import TableParts, json_records, write_json_document, write_table
+from attribution.output import json_records, money_to_decimal
+from attribution.pipeline import Progress as ProgressCallback
 from attribution.pipeline import RunResult
-from attribution.schema import CREDIT_SCHEMA
 
 STDOUT_FORMATS = ("table", "json", "csv")
 
@@ -51,7 +52,7 @@ class State:
                     self.err.print(item)
 
     @contextmanager
-    def progress(self) -> Iterator[pipeline.Progress]:
+    def progress(self) -> Iterator[ProgressCallback]:
         """Progress bars on stderr: on a terminal, or always with ATTRIBUTION_PROGRESS=always
         (logs of long batch jobs); never with --quiet."""
         forced = os.environ.get("ATTRIBUTION_PROGRESS", "") == "always"
@@ -203,47 +204,10 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _spark_conf(items: tuple[str, ...]) -> dict[str, str]:
-    conf = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--spark-conf {item!r}: expected KEY=VALUE, e.g. spark.executor.memory=8g")
-        conf[key.strip()] = value.strip()
-    return conf
-
-
-def _spark_module() -> Any:
-    try:
-        from attribution import spark as spark_engine
-    except ImportError as exc:
-        raise ConfigError(
-            f"--engine spark needs PySpark ({exc}); install the extra: pip install 'attribution[spark]'"
-        ) from None
-    return spark_engine
-
-
-def run_pipeline(state: State, config: Config, engine: str, spark_master: str,
-                 spark_conf: tuple[str, ...], *, models: bool = True,
-                 keep_inputs: bool = True, keep_credit: bool = True,
-                 on_credit: Callable[[pl.DataFrame], None] | None = None) -> Any:
-    """The pipeline on the chosen engine (with progress); ``models=False`` stops after journeys;
-    ``keep_inputs``, ``keep_credit`` and ``on_credit`` as in :func:`attribution.pipeline.run`
-    (local engine only)."""
-    with state.progress() as progress:
-        if engine == "spark":
-            spark_engine = _spark_module()
-            call = spark_engine.run if models else spark_engine.prepare
-            result = call(config, master=spark_master, conf=_spark_conf(spark_conf),
-                          progress=progress)
-            skipped = getattr(result, "skipped_models", None)
-            if skipped:
-                state.note(f"[yellow]not run on Spark: {', '.join(skipped)}[/yellow]")
-            return result
-        if not models:
-            return pipeline.prepare(config, progress)
-        return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit,
-                            on_credit=on_credit)
+def make_engine(engine: str = "polars", spark_master: str = "local[*]",
+                spark_conf: tuple[str, ...] = ()) -> Engine:
+    """The engine the --engine options name."""
+    return get_engine(engine, spark_master=spark_master, spark_conf=parse_spark_conf(spark_conf))
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -296,16 +260,10 @@ def _parse_value(text: str) -> Any:
     return text
 
 
-def out_dir(config: Config) -> Path:
-    """The local folder for side files (rejects.csv, run.json); ``out`` when --out is remote."""
-    out = config.out or Path("out")
-    return Path("out") if isinstance(out, str) else out
-
-
-def report_inputs(state: State, result: RunResult) -> None:
+def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
     """Row accounting, rejects and unmapped sources, on stderr."""
     state.note(render.accounting_table(result.accounting), render.reject_reasons_table(result.accounting))
-    report_notes(state, result)
+    report_notes(state, result, rejects_file)
 
 
 #: share of an input's rows rejected above which the run warns
@@ -316,8 +274,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
-def report_notes(state: State, result: RunResult) -> None:
-    """Journey counts, unmapped sources, and the rejects file (written here), on stderr."""
+def report_notes(state: State, result: RunResult, rejects_file: str | None) -> None:
+    """Journey counts, unmapped sources, skipped models and the rejects file, on stderr."""
+    if result.skipped_models:
+        state.note(f"[yellow]not run on Spark: {', '.join(result.skipped_models)}[/yellow]")
     if result.stats is not None:
         stats = result.stats
         state.note(
@@ -347,11 +307,8 @@ def report_notes(state: State, result: RunResult) -> None:
             f"[yellow]unmapped utm source/medium, kept as '(unmapped)': {pairs}{more}; "
             "add rules with --channel-rules[/yellow]"
         )
-    if result.rejects.height:
-        path = out_dir(result.config) / "rejects.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        result.rejects.write_csv(path)
-        state.note(f"{result.rejects.height:,} rejected rows written to {path}")
+    if rejects_file is not None:
+        state.note(f"{result.rejects.height:,} rejected rows written to {rejects_file}")
 
 
 def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int) -> list[str]:
@@ -372,8 +329,6 @@ def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
         click.echo(json.dumps(json_records(frame), indent=2))
     elif fmt == "csv":
         buffer = io.StringIO()
-        from attribution.output import money_to_decimal
-
         money_to_decimal(frame).write_csv(buffer)
         click.echo(buffer.getvalue(), nl=False)
     else:
@@ -416,35 +371,18 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
     Writes credit.<ext> (a row per model, deal and touch: ids, status, touch index and time,
     channel and group, weight, pipeline, revenue and conversion credit), summary.<ext> (model,
     channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>, the
-    Markov removal effects and transitions and the Shapley values, run.json (row accounting,
-    totals, input checksums, every option) and rejects.csv into --out, and prints the credit
-    by channel and model next to last-touch.
+    fitted models' tables (Markov removal effects and transitions, Shapley values, incremental
+    effects), run.json (row accounting, totals, input checksums, every option) and rejects.csv
+    into --out, and prints the credit by channel and model next to last-touch.
     """
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
-    directory = out_dir(config)
-    if engine == "spark":
-        result = run_pipeline(state, config, engine, spark_master, spark_conf)
-        report_inputs(state, result)
-        written = list(_spark_module().write_results(result, config.out or directory).values())
-        written.append(str(write_json_document(run_record(result), directory / "run.json")))
-    else:
-        # nothing written here reads the exports once the journeys are built, and each model's
-        # credit goes to the credit file as soon as it is allocated: the run holds neither
-        with TableParts(directory, "credit", config.format, CREDIT_SCHEMA) as credit:
-            result = run_pipeline(state, config, engine, spark_master, spark_conf,
-                                  keep_inputs=False, keep_credit=False, on_credit=credit.add)
-            report_inputs(state, result)
-            written = [credit.close(),
-                       write_table(result.summary, directory, "summary", config.format)]
-        if "last_touch" in {m.name for m in result.models}:
-            written.append(write_table(result.comparison(), directory, "comparison",
-                                       config.format))
-        for stem, table in pipeline.model_diagnostics(result).items():
-            written.append(write_table(table, directory, stem, config.format))
-        written.append(write_json_document(run_record(result), directory / "run.json"))
-    state.note("wrote " + ", ".join(str(p) for p in written))
+    with state.progress() as progress:
+        outcome = commands.run(config, make_engine(engine, spark_master, spark_conf), progress)
+    result = outcome.result
+    report_inputs(state, result, outcome.rejects_file)
+    state.note("wrote " + ", ".join(outcome.written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
         if len(models) == 1:
@@ -458,25 +396,6 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
                                                     models=shown))
     else:
         emit(state, result.summary, stdout_format, None)
-
-
-def run_record(result: RunResult) -> dict[str, Any]:
-    """What a run read, assumed and produced, for run.json and the report."""
-    config = result.config
-    return {
-        "currency": result.currency,
-        "totals": result.totals(),
-        "accounting": [a.as_dict() for a in result.accounting],
-        "files": [f.__dict__ for f in result.files],
-        "options": {
-            "lookback_days": config.lookback_days,
-            "dedup_minutes": config.dedup_minutes,
-            "as_of": result.stats.as_of.isoformat() if result.stats else None,
-            "channel_rules": str(config.channel_rules) if config.channel_rules else "built-in",
-            "direct_channels": list(config.direct_channels),
-        },
-        "models": [{"name": m.name, "params": m.params()} for m in result.models],
-    }
 
 
 @cli.command(short_help="Last-touch revenue credit next to every other model, with the shift.")
@@ -496,11 +415,11 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     share_shift (money in major units).
     """
     config = build_config(**options)
-    if config.models and "last_touch" not in config.models:
-        config = config.replace(models=("last_touch", *config.models))
-    result = run_pipeline(state, config, engine, spark_master, spark_conf, keep_inputs=False,
-                          keep_credit=False)
-    report_inputs(state, result)
+    with state.progress() as progress:
+        outcome = commands.compare(config, make_engine(engine, spark_master, spark_conf),
+                                   progress)
+    result = outcome.result
+    report_inputs(state, result, outcome.rejects_file)
     comparison = result.comparison()
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)
     emit(state, comparison, stdout_format,
@@ -510,21 +429,25 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
 @cli.command(short_help="Check the inputs: row accounting and rejects, no models.")
 @input_options
 @format_option
+@engine_options
 @click.pass_obj
 @handle_errors
-def validate(state: State, stdout_format: str, **options: Any) -> None:
+def validate(state: State, stdout_format: str, engine: str, spark_master: str,
+             spark_conf: tuple[str, ...], **options: Any) -> None:
     """Check the inputs and print the row accounting, without running any model."""
     config = build_config(**options)
     with state.progress() as progress:
-        result = pipeline.validate(config, progress)
+        outcome = commands.validate(config, make_engine(engine, spark_master, spark_conf),
+                                    progress)
+    result = outcome.result
     if stdout_format == "table":
         state.out.print(render.accounting_table(result.accounting))
         reasons = render.reject_reasons_table(result.accounting)
         if reasons is not None:
             state.out.print(reasons)
-        report_notes(state, result)
+        report_notes(state, result, outcome.rejects_file)
     else:
-        report_notes(state, result)
+        report_notes(state, result, outcome.rejects_file)
         emit(state, pl.DataFrame([a.as_dict() for a in result.accounting]).drop("rejected_by_reason"),
              stdout_format, None)
 
@@ -554,58 +477,41 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     conversions and value. Converting journeys are won deals; non-converting are lost deals and
     accounts touched without a deal (open deals only with --include-open).
     """
-    from attribution import graph
-
     config = build_config(**options)
-    result = run_pipeline(state, config, engine, spark_master, spark_conf, models=False)
-    report_inputs(state, result)
-    if engine == "spark":  # the distinct paths, reduced in Spark, are all the graph needs
-        journeys = result.path_journeys(include_open=include_open)
-        time_to_close = result.time_to_close
-    else:
-        journeys = result.journeys
-        time_to_close = graph.time_to_close_distribution(journeys) if journeys.has_timestamps else None
+    chosen = make_engine(engine, spark_master, spark_conf)
     if stdout_format in ("json", "graphml"):
-        network = graph.path_graph(journeys, order=order, include_open=include_open)
-        if stdout_format == "graphml":
-            target = output or Path("-")
-            if output is None:
-                buffer = io.BytesIO()
-                import networkx as nx
-
-                nx.write_graphml(network, buffer)
-                click.echo(buffer.getvalue().decode("utf-8"), nl=False)
-            else:
-                graph.write_graphml(network, target)
-                state.note(f"wrote {target}")
+        with state.progress() as progress:
+            outcome, network = commands.path_graph(config, chosen, progress, order=order,
+                                                   include_open=include_open)
+        report_inputs(state, outcome.result, outcome.rejects_file)
+        if output is not None:
+            state.note(f"wrote {commands.write_graph(network, output, stdout_format)}")
+        elif stdout_format == "graphml":
+            click.echo(commands.graph_text(network, "graphml"), nl=False)
         else:
-            text = graph.to_node_link_json(network)
-            if output is None:
-                click.echo(text)
-            else:
-                output.write_text(text + "\n", "utf-8")
-                state.note(f"wrote {output}")
+            click.echo(commands.graph_text(network, "json"))
         return
+    with state.progress() as progress:
+        stats = commands.path_statistics(config, chosen, progress, order=order, top=top,
+                                         include_open=include_open)
+    currency = stats.result.currency
+    report_inputs(state, stats.result, stats.rejects_file)
     state.out.print(render.frame_table(
-        graph.top_paths(journeys, top, include_open=include_open), title=f"Top {top} paths",
-        currency=result.currency, money_columns=["revenue"], share_columns=["conversion_rate"],
+        stats.top_paths, title=f"Top {top} paths", currency=currency,
+        money_columns=["revenue"], share_columns=["conversion_rate"],
     ))
     state.out.print(render.frame_table(
-        graph.path_length_distribution(journeys, include_open=include_open),
-        title="Path length", currency=result.currency, money_columns=["revenue"],
+        stats.lengths, title="Path length", currency=currency, money_columns=["revenue"],
         share_columns=["conversion_rate", "share"],
     ))
-    if time_to_close is not None:
+    if stats.time_to_close is not None:
         state.out.print(render.frame_table(
-            time_to_close, title="Days from first touch to close",
-            currency=result.currency, money_columns=["revenue", "won_revenue"],
-            share_columns=["share"],
+            stats.time_to_close, title="Days from first touch to close", currency=currency,
+            money_columns=["revenue", "won_revenue"], share_columns=["share"],
         ))
-    transitions = graph.transition_table(journeys, order=order, include_open=include_open)
     state.out.print(render.frame_table(
-        transitions.sort(["count", "from_state", "to_state"], descending=[True, False, False]).head(top),
-        title=f"Top {top} transitions", currency=result.currency, money_columns=["value"],
-        share_columns=["probability"],
+        stats.transitions, title=f"Top {top} transitions", currency=currency,
+        money_columns=["value"], share_columns=["probability"],
     ))
 
 
@@ -615,24 +521,13 @@ def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
                              "period, amount.")(command)
 
 
-def load_run_spend(state: State, result: RunResult, spend_path: Path | None, required: bool):
-    """Load the spend file of a run (flag, else config), folding its accounting into the run's."""
-    if spend_path is None and result.config.spend is None:
-        if required:
-            raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
-        return None
-    spend = api.read_spend(result, spend_path)
-    touched = set(result.summary.get_column("channel").unique())
-    spent = set(spend.rows.get_column("channel").unique())
-    strangers = sorted(spent - touched)
-    if strangers:
-        state.note(f"[yellow]spend on channels no touch has: {', '.join(strangers)}; they earn no "
-                   "credit (rename them to a channel of the touchpoints, or add a rule)[/yellow]")
-    result.accounting.append(spend.accounting)
-    result.files.append(spend.file)
-    if spend.rejects.height:
-        result.rejects = pl.concat([result.rejects, spend.rejects])
-    return spend
+def report_economics(state: State, economics: commands.Economics) -> None:
+    """A run with spend: the channels spent on that no touch carries, then the inputs."""
+    if economics.unspent:
+        state.note(f"[yellow]spend on channels no touch has: {', '.join(economics.unspent)}; "
+                   "they earn no credit (rename them to a channel of the touchpoints, or add a "
+                   "rule)[/yellow]")
+    report_inputs(state, economics.result, economics.outcome.rejects_file)
 
 
 SCORECARD_COLUMNS = [
@@ -661,10 +556,12 @@ FUNNEL_COLUMNS = [
 @click.option("--signup-minutes", type=click.FloatRange(min=0),
               help="Hygiene: a deal created this close to a sign-up touch, with no later sales "
                    "touch, looks auto-created.  [default: 10]")
+@engine_options
 @click.pass_obj
 @handle_errors
 def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str | None,
               by_period_channel: bool, no_hygiene: bool, signup_minutes: float | None,
+              engine: str, spark_master: str, spark_conf: tuple[str, ...],
               **options: Any) -> None:
     """Channel economics: leads next to pipeline and revenue, win rate, deal size, cost.
 
@@ -673,16 +570,17 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """
-    from attribution import hygiene
-
     if not options.get("model_names"):
         options["model_names"] = ("w_shaped",)
     config = build_config(**options)
     with state.progress() as progress:
-        result = pipeline.run(config, progress)
-    spend_data = load_run_spend(state, result, spend, required=False)
-    report_inputs(state, result)
-    table = api.scorecard(result, spend_data, grain=grain, by_period_channel=by_period_channel)
+        card = commands.scorecard(
+            config, make_engine(engine, spark_master, spark_conf), progress, spend_path=spend,
+            grain=grain, by_period_channel=by_period_channel, hygiene=not no_hygiene,
+            signup_minutes=signup_minutes)
+    result = card.economics.result
+    report_economics(state, card.economics)
+    table = card.table
     if grain and not by_period_channel:
         columns = FUNNEL_COLUMNS
         title = f"Funnel by {grain}"
@@ -698,12 +596,8 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
                                                currency=result.currency, compact=True))
     else:
         emit(state, table, stdout_format, None)
-    if not no_hygiene and result.inputs is not None:
-        rules = hygiene.HygieneRules(
-            **({"signup_minutes": signup_minutes} if signup_minutes is not None else {})
-        )
-        report = hygiene.hygiene_report(hygiene.flag_deals(result.journeys, rules))
-        state.note(render.frame_table(report, title="Pipeline hygiene: deals that look "
+    if card.hygiene is not None:
+        state.note(render.frame_table(card.hygiene, title="Pipeline hygiene: deals that look "
                                       "auto-created (report only, credit unchanged)",
                                       currency=result.currency))
 
@@ -743,38 +637,30 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     mix within floors and caps (the total is kept to the cent), and shows what changes when the
     decision is made on multi-touch credit rather than last-touch.
     """
-    from attribution import budget as budgeting
-
     names = options.get("model_names") or ()
     if len(names) != 1:
         raise ConfigError("budget needs exactly one --model, e.g. --model w_shaped")
-    model = names[0]
-    if model != "last_touch":
-        options["model_names"] = ("last_touch", model)
     config = build_config(**options)
-    result = run_pipeline(state, config, engine, spark_master, spark_conf)
-    spend_data = load_run_spend(state, result, spend, required=True)
-    report_inputs(state, result)
-    recommendation = budgeting.recommend_budget(
-        result.summary, spend_data, model,
-        total=budgeting.parse_bound(total) if total else None,  # type: ignore[arg-type]
-        shift=shift,
-        floors=dict(budgeting.parse_bound_option(f, "--floor") for f in floors),
-        caps=dict(budgeting.parse_bound_option(c, "--cap") for c in caps),
-    )
+    with state.progress() as progress:
+        plan = commands.budget(
+            config, make_engine(engine, spark_master, spark_conf), progress, model=names[0],
+            spend_path=spend, total=total, shift=shift, floors=floors, caps=caps,
+            what_if_path=what_if_path, band=band)
+    result = plan.economics.result
+    report_economics(state, plan.economics)
+    recommendation = plan.recommendation
     shown = recommendation.select(
         [c for c in BUDGET_COLUMNS if c in recommendation.columns]
     ).rename({"revenue_share": "paid_revenue_share"}, strict=False)
     emit(state, recommendation, stdout_format,
-         render.frame_table(shown, title=f"Budget recommendation - {model} (shift {shift:.0%} "
-                            "toward credited revenue), next to the same rule on last-touch credit",
-                            currency=result.currency, compact=True))
-    if what_if_path is not None:
-        estimate = budgeting.what_if(budgeting.read_budget(what_if_path), result.summary,
-                                     spend_data, model, band=band)
-        emit(state, estimate, stdout_format,
-             render.frame_table(estimate.drop("model"), compact=True, title=f"What if - {model} (constant return per unit "
-                                f"of spend within +-{band:.0%} of current spend)",
+         render.frame_table(shown, title=f"Budget recommendation - {plan.model} (shift "
+                            f"{shift:.0%} toward credited revenue), next to the same rule on "
+                            "last-touch credit", currency=result.currency, compact=True))
+    if plan.what_if is not None:
+        emit(state, plan.what_if, stdout_format,
+             render.frame_table(plan.what_if.drop("model"), compact=True,
+                                title=f"What if - {plan.model} (constant return per unit of "
+                                f"spend within +-{band:.0%} of current spend)",
                                 currency=result.currency))
 
 
@@ -792,10 +678,12 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
 @click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
                    "against simulated truth.")
+@engine_options
 @click.pass_obj
 @handle_errors
 def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
-           budget_model: str | None, evaluation_dir: Path | None, **options: Any) -> None:
+           budget_model: str | None, evaluation_dir: Path | None, engine: str,
+           spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
     Headline figures, credit by model, the shift from last-touch (demand creation in green),
@@ -805,26 +693,12 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
     checksum and row count of the run.
     """
     config = build_config(**options)
-    if config.models and "last_touch" not in config.models:
-        config = config.replace(models=("last_touch", *config.models))
     with state.progress() as progress:
-        result = pipeline.run(config, progress)
-    spend_data = load_run_spend(state, result, spend, required=False)
-    report_inputs(state, result)
-    names = [m.name for m in result.models]
-    chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
-    if spend_data is not None and chosen not in names:
-        raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
-                          f"{', '.join(names)}")
-    evaluation = None
-    if evaluation_dir is not None:
-        summary_file = evaluation_dir / "evaluation_summary.parquet"
-        if not summary_file.exists():
-            raise ConfigError(f"{summary_file}: not found; write it with "
-                              f"`attribution evaluate --out {evaluation_dir}`")
-        evaluation = pl.read_parquet(summary_file)
-    path = api.write_report(result, output, spend=spend_data, budget_model=chosen, png_dir=png_dir,
-                            evaluation=evaluation)
+        economics, path = commands.report(
+            config, make_engine(engine, spark_master, spark_conf), progress, output=output,
+            spend_path=spend, png_dir=png_dir, budget_model=budget_model,
+            evaluation_dir=evaluation_dir)
+    report_economics(state, economics)
     state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
 
 
@@ -839,7 +713,7 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               help="Length of the export, from 2025-01-01.")
 @click.option("--messy", is_flag=True, help="Add realistic bad rows (see fixtures/demo/README.md).")
 @click.option("--format", "file_format", type=click.Choice(["csv", "parquet", "ndjson"]),
-              default="csv", show_default=True)
+              default="csv", show_default=True, help="Format of the export files.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("simulated"),
               show_default=True, help="Folder for touchpoints, deals, contacts and spend.")
 @click.pass_obj
@@ -852,12 +726,10 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     community come early and paid search late, and deal creation, win rate and deal size that
     depend on the channels each account was exposed to. Deterministic for a seed.
     """
-    from attribution import simulate as simulation
-
-    export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
-                                 days=days, messy=messy)
-    paths = simulation.write_export(export, out, format=file_format)
-    state.note("wrote " + ", ".join(str(p) for p in paths.values()))
+    made = commands.simulate(accounts=accounts, seed=seed, scenario=scenario, days=days,
+                             messy=messy, file_format=file_format, out=out)
+    export = made.export
+    state.note("wrote " + ", ".join(str(p) for p in made.written.values()))
     click.echo(
         f"{export.touchpoints.height:,} touchpoints, {export.deals.height:,} deals, "
         f"{export.contacts.height:,} contacts, {export.spend.height:,} spend rows in {out}"
@@ -873,7 +745,8 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
                    "world (confounded_engagement, engaged_closer).")
 @click.option("--accounts", type=click.IntRange(min=50), default=3000, show_default=True,
               help="Accounts simulated per world.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the worlds and their draws: same seed, same numbers.")
 @model_options
 @format_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -890,49 +763,27 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
     fixed). The table gives each model's mean absolute error of channel revenue shares, on
     demand-creation channels alone, and how often and by how much it beats last-touch.
     """
-    from attribution import evaluate as evaluation
-    from attribution import simulate as simulation
-
     config = build_config(None, model_names=model_names, params=params, **model_flags)
-    models = pipeline.resolve_models(config) if config.models or config.model_params else None
-    if world_names:
-        known = {**{n: (lambda n=n: simulation.scenario(n)) for n in simulation.SCENARIOS},
-                 **evaluation.ADVERSARIAL}
-        unknown = [n for n in world_names if n not in known]
-        if unknown:
-            raise ConfigError(f"unknown world {unknown[0]!r}; valid: {', '.join(sorted(known))}")
-        worlds = [known[n]() for n in world_names]
-    else:
-        worlds = evaluation.evaluation_worlds(random_worlds, seed)
     with state.progress() as progress:
-        result = evaluation.evaluate(worlds, n_accounts=accounts, seed=seed, models=models,
-                                     progress=progress)
-    summary = result.summary()
-    if out is not None:
-        for stem, frame in [("worlds", result.worlds), ("truth", result.truth),
-                            ("shares", result.shares), ("errors", result.errors),
-                            ("summary", summary)]:
-            write_table(frame, out, f"evaluation_{stem}", "parquet")
+        done = commands.evaluate(config, random_worlds=random_worlds, world_names=world_names,
+                                 accounts=accounts, seed=seed, out=out, progress=progress)
+    if done.written:
         state.note(f"wrote evaluation tables to {out}")
-    emit(state, summary, stdout_format, render.frame_table(
-        summary, title=f"Error of each model's channel revenue shares against the truth "
-        f"({len(worlds)} worlds, {accounts:,} accounts each; lower is better)",
+    emit(state, done.summary, stdout_format, render.frame_table(
+        done.summary, title=f"Error of each model's channel revenue shares against the truth "
+        f"({done.worlds} worlds, {accounts:,} accounts each; lower is better)",
         share_columns=["mae", "mae_median", "mae_demand_creation", "misallocated", "mae_removal",
                        "improvement", "improvement_demand_creation"]))
 
 
-@cli.command("models")
+@cli.command("models", short_help="List the registered models with their parameters.")
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="What to print on stdout.")
 @click.pass_obj
 @handle_errors
 def models_command(state: State, stdout_format: str) -> None:
     """List the registered models with their parameters and defaults."""
-    records = [
-        {"name": name, "label": cls.label, "summary": cls.summary,
-         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()}}
-        for name, cls in MODELS.items()
-    ]
+    records = commands.model_catalogue()
     if stdout_format == "json":
         click.echo(json.dumps(records, indent=2))
         return
@@ -957,21 +808,8 @@ def models_command(state: State, stdout_format: str) -> None:
 def init(state: State, directory: Path, force: bool) -> None:
     """Write a commented attribution.toml with every option and its default, and an editable
     copy of the built-in channel rules (channels.toml)."""
-    from importlib import resources
-
-    from attribution.channels import default_rules_text
-
-    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
-    template = template.replace('# rules = "channels.toml"  # default: the built-in rules (attribution init writes a copy)',
-                                'rules = "channels.toml"    # edit it: utm source/medium -> channel, group')
-    files = {directory / "attribution.toml": template, directory / "channels.toml": default_rules_text()}
-    existing = [str(p) for p in files if p.exists()]
-    if existing and not force:
-        raise ConfigError(f"{', '.join(existing)} already exist; use --force to overwrite")
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, content in files.items():
-        path.write_text(content, "utf-8")
-    state.note("wrote " + ", ".join(str(p) for p in files))
+    written = commands.init(directory, force=force)
+    state.note("wrote " + ", ".join(str(p) for p in written))
 
 
 def main() -> None:  # pragma: no cover - console entry

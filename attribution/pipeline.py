@@ -58,6 +58,17 @@ class RunResult:
     inputs: Inputs | None = None
     #: the fitted models' own tables (:func:`model_diagnostics`), when the run kept them
     diagnostics: dict[str, pl.DataFrame] | None = None
+    #: the engine that computed it (``polars`` or ``spark``)
+    engine: str = "polars"
+    #: summed distinct-path counts (:func:`attribution.models.counts.path_counts`), when the
+    #: engine reduced them already (Spark): the path statistics then need no journeys
+    path_counts: pl.DataFrame | None = None
+    #: :func:`attribution.graph.time_to_close_distribution`, when the engine computed it
+    time_to_close: pl.DataFrame | None = None
+    #: models of a run with no models configured that the engine does not run
+    skipped_models: list[str] = field(default_factory=list)
+    #: :meth:`totals`, when the engine summed them already (Spark)
+    known_totals: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -69,8 +80,31 @@ class RunResult:
         """Per model and channel, the credit next to last-touch's, with the shift."""
         return compare(self.summary, baseline)
 
+    def path_journeys(self, *, include_open: bool = False) -> Journeys:
+        """Journeys for the path graph and path statistics: the run's own, or path-table
+        journeys from its summed path counts when the engine reduced them (the same graph and
+        statistics, see :func:`attribution.models.counts.path_journeys`)."""
+        if self.path_counts is None:
+            return self.journeys
+        from attribution.models.counts import path_journeys
+
+        return path_journeys(self.path_counts, include_open=include_open)
+
+    def close_times(self) -> pl.DataFrame | None:
+        """Days from first touch to close (:func:`attribution.graph.time_to_close_distribution`);
+        None for journeys without timestamps (a path table)."""
+        if self.time_to_close is not None:
+            return self.time_to_close
+        if not self.journeys.has_timestamps:
+            return None
+        from attribution.graph import time_to_close_distribution
+
+        return time_to_close_distribution(self.journeys)
+
     def totals(self) -> dict[str, Any]:
         """Headline figures: deals, won revenue, pipeline, journeys (money in minor units)."""
+        if self.known_totals is not None:
+            return dict(self.known_totals)
         deals = self.journeys.journeys.filter(pl.col("status") != "none").collect()
         return {
             "deals": deals.height,

@@ -83,7 +83,10 @@ from attribution.loading import (
 from attribution.models import AttributionModel
 from attribution.models.base import Fit
 from attribution.models.counts import PATH_COUNTS_SCHEMA, path_counts, path_journeys
+from attribution.output import write_json_document
 from attribution.pipeline import Progress, RunResult, fit_tables, resolve_models
+from attribution.results import side_folder, write_rejects
+from attribution.results import write_results as write_result_set
 from attribution.schema import (
     CREDIT_SCHEMA,
     JOURNEY_SCHEMA,
@@ -1144,34 +1147,63 @@ class SparkRunResult:
         )
 
     def to_local(self) -> RunResult:
-        """Everything collected to the driver as a polars-engine :class:`RunResult`."""
-        touches = _collect(self.touches_frame, TOUCH_SCHEMA).sort("journey_id", "touch_index")
-        journeys = _collect(self.journeys_frame, JOURNEY_SCHEMA).sort("journey_id")
-        schemas = self.inputs.schemas
-        inputs = Inputs(
-            touchpoints=_collect(self.inputs.touchpoints, schemas["touchpoints"]).sort(ROW),
-            deals=_collect(self.inputs.deals, schemas["deals"]).sort(ROW),
-            contacts=_collect(self.inputs.contacts, schemas["contacts"]).select(list(_CONTACT_SCHEMA)),
-            rejects=self.rejects,
-            accounting={a.input: a for a in self.accounting},
-            files=self.files,
-            currency=self.currency,
-            unmapped=self.unmapped if self.unmapped is not None else pl.DataFrame(),
-            channel_groups=self.inputs.channel_groups,
+        """Everything collected to the driver as a :class:`RunResult` (for data that fits)."""
+        return self.to_result(keep_inputs=True, keep_credit=True)
+
+    def to_result(self, *, keep_inputs: bool = False, keep_credit: bool = False) -> RunResult:
+        """The run as the one result type every engine returns.
+
+        The small tables come as they are; the journeys are read from Spark only when asked
+        for (a deferred frame: the summary, comparison, path statistics and model tables
+        never need them). ``keep_inputs`` and ``keep_credit`` collect the validated exports and
+        the touch-level credit to the driver, as the scorecard and the report read them.
+        """
+        stats = self.stats
+        touches_frame, journeys_frame = self.touches_frame, self.journeys_frame
+        journeys = Journeys(
+            touches=pl.defer(
+                lambda: _collect(touches_frame, TOUCH_SCHEMA).sort("journey_id", "touch_index"),
+                schema=TOUCH_SCHEMA),
+            journeys=pl.defer(
+                lambda: _collect(journeys_frame, JOURNEY_SCHEMA).sort("journey_id"),
+                schema=JOURNEY_SCHEMA),
+            as_of=stats.as_of,
         )
+        inputs = None
+        if keep_inputs:
+            schemas = self.inputs.schemas
+            inputs = Inputs(
+                touchpoints=_collect(self.inputs.touchpoints, schemas["touchpoints"]).sort(ROW),
+                deals=_collect(self.inputs.deals, schemas["deals"]).sort(ROW),
+                contacts=_collect(self.inputs.contacts, schemas["contacts"]).select(
+                    list(_CONTACT_SCHEMA)),
+                rejects=self.rejects,
+                accounting={a.input: a for a in self.accounting},
+                files=self.files,
+                currency=self.currency,
+                unmapped=self.unmapped if self.unmapped is not None else pl.DataFrame(),
+                channel_groups=self.inputs.channel_groups,
+            )
+        credit = self.credit() if keep_credit and self.models else pl.DataFrame(schema=CREDIT_SCHEMA)
         return RunResult(
             config=self.config,
-            journeys=Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=self.stats.as_of),
+            journeys=journeys,
             models=list(self.models),
-            credit=self.credit() if self.models else pl.DataFrame(),
+            credit=credit if self.models else pl.DataFrame(),
             summary=self.summary,
             accounting=list(self.accounting),
             rejects=self.rejects,
             files=list(self.files),
-            stats=self.stats,
+            stats=stats,
             currency=self.currency,
             unmapped=self.unmapped,
             inputs=inputs,
+            diagnostics=self.diagnostics(),
+            engine="spark",
+            path_counts=self.paths,
+            time_to_close=self.time_to_close,
+            skipped_models=list(self.skipped_models),
+            known_totals=self.totals(),
         )
 
 
@@ -1320,6 +1352,59 @@ def _money_as_decimal(frame: DataFrame) -> DataFrame:
     return frame.select([major(f.name, f.dataType) for f in frame.schema.fields])
 
 
+@dataclass
+class SparkWriter:
+    """A result set where Spark writes (:class:`attribution.results.ResultWriter`): a Parquet
+    folder ``location/<table>`` per table, money as ``Decimal(38, 2)`` in major units, the
+    touch-level credit written by the executors; ``run.json`` and ``rejects.csv`` in the local
+    side folder (:func:`attribution.results.side_folder`)."""
+
+    location: str
+    side: Path
+    mode: str = "overwrite"
+    written: dict[str, str] = field(default_factory=dict)
+    credit: str | None = None
+
+    @classmethod
+    def for_config(cls, config: Config) -> SparkWriter:
+        return cls(_location(config.out or "out").rstrip("/"), side_folder(config))
+
+    def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
+        """Write a Spark frame as the Parquet folder ``location/stem``."""
+        target = f"{self.location}/{stem}"
+        frame = _money_as_decimal(frame)
+        if files:
+            frame = frame.coalesce(files)
+        frame.write.mode(self.mode).parquet(target)
+        self.written[stem] = target
+        return target
+
+    def table(self, stem: str, frame: pl.DataFrame) -> str:
+        spark = SparkSession.builder.getOrCreate()
+        small = spark.createDataFrame(_to_arrow(frame, pa.schema(
+            [pa.field(n, _arrow_type(t)) for n, t in frame.schema.items()]
+        )))
+        return self.frame(stem, small, 1)
+
+    def document(self, name: str, document: dict[str, Any]) -> str:
+        return str(write_json_document(document, self.side / name))
+
+    def rejects(self, rejects: pl.DataFrame) -> list[str]:
+        written = [self.table("rejects", rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
+        if rejects.height:
+            written.append(str(write_rejects(rejects, self.side)))
+        return written
+
+
+def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
+    """The touch-level credit, written by the executors as ``credit/`` under the writer's
+    location (nothing when the run had no model)."""
+    if result.credit_frame is None:
+        return None
+    writer.credit = writer.frame("credit", result.credit_frame)
+    return writer.credit
+
+
 def write_results(
     result: SparkRunResult,
     out: str | Path,
@@ -1327,43 +1412,26 @@ def write_results(
     mode: str = "overwrite",
     journeys: bool = False,
 ) -> dict[str, str]:
-    """Write a Spark run's tables as Parquet under ``out`` (any location Spark can write).
+    """Write a Spark run's result set under ``out`` (any location Spark can write).
 
-    ``credit`` (touch-level, written by the executors), ``summary``, ``comparison`` (when
-    last-touch ran), the model diagnostics and ``rejects``; with ``journeys=True`` also
-    ``journeys`` and ``touches``. Money is ``Decimal(38, 2)`` in major units. Each table is a
-    Parquet folder ``out/<name>``; returns ``{name: location}``.
+    ``credit`` (touch-level, written by the executors), then what
+    :func:`attribution.results.write_results` writes for every engine: ``summary``,
+    ``comparison`` (when last-touch ran), the fitted models' tables, ``rejects``, and
+    ``run.json`` (with ``rejects.csv``) in the local side folder (``out`` itself when it is
+    local); with ``journeys=True`` also ``journeys`` and ``touches``. Money is
+    ``Decimal(38, 2)`` in major units. Each table is a Parquet folder ``out/<name>``; returns
+    ``{name: location}`` of the folders.
     """
-    spark = result.spark
-    base = _location(out).rstrip("/")
-    written: dict[str, str] = {}
-
-    def save(name: str, frame: DataFrame, files: int | None = None) -> None:
-        location = f"{base}/{name}"
-        frame = _money_as_decimal(frame)
-        if files:
-            frame = frame.coalesce(files)
-        frame.write.mode(mode).parquet(location)
-        written[name] = location
-
-    def small(frame: pl.DataFrame) -> DataFrame:
-        return spark.createDataFrame(_to_arrow(frame, pa.schema(
-            [pa.field(n, _arrow_type(t)) for n, t in frame.schema.items()]
-        )))
-
-    if result.credit_frame is not None:
-        save("credit", result.credit_frame)
-    if result.summary.height:
-        save("summary", small(result.summary), 1)
-        if BASELINE in {m.name for m in result.models}:
-            save("comparison", small(result.comparison()), 1)
-    for stem, table in result.diagnostics().items():
-        save(stem, small(table), 1)
-    save("rejects", small(result.rejects if result.rejects.height else pl.DataFrame(schema=_REJECTS)), 1)
+    location = _location(out).rstrip("/")
+    side = Path("out") if "://" in location else Path(location)
+    writer = SparkWriter(location, side, mode)
+    write_credit(result, writer)
+    write_result_set(result.to_result(), writer)
     if journeys:
-        save("journeys", result.journeys_frame)
-        save("touches", result.touches_frame)
-    return written
+        writer.frame("journeys", result.journeys_frame)
+        writer.frame("touches", result.touches_frame)
+    return dict(writer.written)
+
 
 
 __all__ = [

@@ -1,0 +1,399 @@
+"""One library function per command of the CLI: each takes a config (and an engine), does the
+whole job, writes what the command writes, and returns what there is to show.
+
+The CLI (:mod:`attribution.cli`) parses the arguments, calls one of these and renders what it
+returns; nothing here prints. A notebook can call them the same way::
+
+    from attribution import commands, engine
+    outcome = commands.run(load_config("attribution.toml"), engine.get_engine("polars"))
+    outcome.written          # the result files
+    outcome.result.summary   # channel credit per model
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from attribution import api
+from attribution.compare import BASELINE
+from attribution.config import Config
+from attribution.engine import Engine
+from attribution.errors import ConfigError
+from attribution.pipeline import Progress, RunResult, resolve_models
+from attribution.results import (
+    side_folder,
+    unspent_channels,
+    with_spend,
+    write_rejects,
+    write_results,
+)
+from attribution.spend import Spend
+
+
+@dataclass
+class Outcome:
+    """A command's run and the files it wrote."""
+
+    result: RunResult
+    #: result files written, in order
+    written: list[str] = field(default_factory=list)
+    #: the rejects file, when rows were rejected
+    rejects_file: str | None = None
+
+
+def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcome:
+    """An outcome whose rejects (if any) are written to the side folder's rejects.csv."""
+    path = None
+    if result.rejects.height:
+        path = str(write_rejects(result.rejects, side_folder(result.config)))
+    return Outcome(result, written or [], path)
+
+
+def _with_baseline(config: Config) -> Config:
+    """The config with last-touch among its models (everything is compared with it)."""
+    if config.models and BASELINE not in config.models:
+        return config.replace(models=(BASELINE, *config.models))
+    return config
+
+
+def run(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
+    """``attribution run``: the models, and the whole result set written to ``config.out``
+    (the credit a model at a time as the engine allocates it; the run holds neither the
+    exports nor the credit)."""
+    writer = engine.writer(config)
+    result = engine.run(config, progress, writer=writer, keep_inputs=False, keep_credit=False)
+    written = write_results(result, writer)
+    rejects = next((w for w in written if w.endswith("rejects.csv")), None)
+    return Outcome(result, written, rejects)
+
+
+def compare(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
+    """``attribution compare``: last-touch next to every other model (no credit kept)."""
+    result = engine.run(_with_baseline(config), progress, keep_inputs=False, keep_credit=False)
+    return _with_rejects(result)
+
+
+def validate(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
+    """``attribution validate``: load and build journeys, for the row accounting."""
+    return _with_rejects(engine.prepare(config, progress, keep_inputs=False))
+
+
+@dataclass
+class PathStatistics:
+    """What ``attribution paths`` shows: top paths, path lengths, days to close, transitions."""
+
+    result: RunResult
+    journeys: Any
+    top_paths: pl.DataFrame
+    lengths: pl.DataFrame
+    time_to_close: pl.DataFrame | None
+    transitions: pl.DataFrame
+    rejects_file: str | None = None
+
+
+def path_graph(config: Config, engine: Engine, progress: Progress | None = None, *,
+               order: int = 1, include_open: bool = False) -> tuple[Outcome, Any]:
+    """``attribution paths --format json|graphml``: the journey path graph (networkx)."""
+    from attribution import graph
+
+    outcome = _with_rejects(engine.prepare(config, progress, keep_inputs=False))
+    journeys = outcome.result.path_journeys(include_open=include_open)
+    return outcome, graph.path_graph(journeys, order=order, include_open=include_open)
+
+
+def write_graph(network: Any, output: Path, fmt: str) -> Path:
+    """Write a path graph as GraphML or node-link JSON."""
+    from attribution import graph
+
+    if fmt == "graphml":
+        graph.write_graphml(network, output)
+    else:
+        output.write_text(graph.to_node_link_json(network) + "\n", "utf-8")
+    return output
+
+
+def graph_text(network: Any, fmt: str) -> str:
+    """A path graph as GraphML or node-link JSON text (for stdout)."""
+    import io
+
+    import networkx as nx
+
+    from attribution import graph
+
+    if fmt == "graphml":
+        buffer = io.BytesIO()
+        nx.write_graphml(network, buffer)
+        return buffer.getvalue().decode("utf-8")
+    return graph.to_node_link_json(network)
+
+
+def path_statistics(config: Config, engine: Engine, progress: Progress | None = None, *,
+                    order: int = 1, top: int = 20,
+                    include_open: bool = False) -> PathStatistics:
+    """``attribution paths``: path statistics of the journeys (from the engine's summed path
+    counts when it has them)."""
+    from attribution import graph
+
+    outcome = _with_rejects(engine.prepare(config, progress, keep_inputs=False))
+    result = outcome.result
+    journeys = result.path_journeys(include_open=include_open)
+    transitions = graph.transition_table(journeys, order=order, include_open=include_open)
+    return PathStatistics(
+        result=result,
+        journeys=journeys,
+        top_paths=graph.top_paths(journeys, top, include_open=include_open),
+        lengths=graph.path_length_distribution(journeys, include_open=include_open),
+        time_to_close=result.close_times(),
+        transitions=transitions.sort(["count", "from_state", "to_state"],
+                                     descending=[True, False, False]).head(top),
+        rejects_file=outcome.rejects_file,
+    )
+
+
+def _spend(result: RunResult, spend_path: Path | None, *, required: bool) -> Spend | None:
+    if spend_path is None and result.config.spend is None:
+        if required:
+            raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
+        return None
+    return api.read_spend(result, spend_path)
+
+
+@dataclass
+class Economics:
+    """A run with its spend: what scorecard, budget and report read."""
+
+    outcome: Outcome
+    spend: Spend | None
+    #: channels with spend that no touch carries
+    unspent: list[str] = field(default_factory=list)
+
+    @property
+    def result(self) -> RunResult:
+        return self.outcome.result
+
+
+def _economics(config: Config, engine: Engine, progress: Progress | None,
+               spend_path: Path | None, *, required: bool, keep_inputs: bool = True,
+               keep_credit: bool = True) -> Economics:
+    """Run, then read the spend export with the run's rules and currency; its accounting and
+    rejects join the run's (a new result)."""
+    result = engine.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
+    spend = _spend(result, spend_path, required=required)
+    unspent: list[str] = []
+    if spend is not None:
+        unspent = unspent_channels(result, spend)
+        result = with_spend(result, spend)
+    return Economics(_with_rejects(result), spend, unspent)
+
+
+@dataclass
+class Scorecard:
+    """What ``attribution scorecard`` shows."""
+
+    economics: Economics
+    table: pl.DataFrame
+    #: deals that look auto-created (None when not asked for, or without the exports)
+    hygiene: pl.DataFrame | None = None
+
+
+def scorecard(config: Config, engine: Engine, progress: Progress | None = None, *,
+              spend_path: Path | None = None, grain: str | None = None,
+              by_period_channel: bool = False, hygiene: bool = True,
+              signup_minutes: float | None = None) -> Scorecard:
+    """``attribution scorecard``: channel economics (or the funnel by period) per model."""
+    from attribution import hygiene as hygiene_checks
+
+    economics = _economics(config, engine, progress, spend_path, required=False)
+    result = economics.result
+    table = api.scorecard(result, economics.spend, grain=grain,
+                          by_period_channel=by_period_channel)
+    report = None
+    if hygiene and result.inputs is not None:
+        rules = hygiene_checks.HygieneRules(
+            **({"signup_minutes": signup_minutes} if signup_minutes is not None else {})
+        )
+        report = hygiene_checks.hygiene_report(hygiene_checks.flag_deals(result.journeys, rules))
+    return Scorecard(economics, table, report)
+
+
+@dataclass
+class Budget:
+    """What ``attribution budget`` shows."""
+
+    economics: Economics
+    model: str
+    recommendation: pl.DataFrame
+    what_if: pl.DataFrame | None = None
+
+
+def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
+           model: str, spend_path: Path | None = None, total: str | None = None,
+           shift: float = 0.2, floors: tuple[str, ...] = (), caps: tuple[str, ...] = (),
+           what_if_path: Path | None = None, band: float = 0.5) -> Budget:
+    """``attribution budget``: a budget from ``model``'s credited revenue per unit of spend,
+    next to the same rule on last-touch credit (and a what-if estimate of a proposed one)."""
+    from attribution import budget as budgeting
+
+    models = (BASELINE,) if model == BASELINE else (BASELINE, model)
+    economics = _economics(config.replace(models=models), engine, progress, spend_path,
+                           required=True, keep_inputs=False, keep_credit=False)
+    assert economics.spend is not None
+    summary = economics.result.summary
+    recommendation = budgeting.recommend_budget(
+        summary, economics.spend, model,
+        total=budgeting.parse_bound(total) if total else None,  # type: ignore[arg-type]
+        shift=shift,
+        floors=dict(budgeting.parse_bound_option(f, "--floor") for f in floors),
+        caps=dict(budgeting.parse_bound_option(c, "--cap") for c in caps),
+    )
+    estimate = None
+    if what_if_path is not None:
+        estimate = budgeting.what_if(budgeting.read_budget(what_if_path), summary,
+                                     economics.spend, model, band=band)
+    return Budget(economics, model, recommendation, estimate)
+
+
+def report(config: Config, engine: Engine, progress: Progress | None = None, *,
+           output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
+           budget_model: str | None = None,
+           evaluation_dir: Path | None = None) -> tuple[Economics, Path]:
+    """``attribution report``: one self-contained HTML report of a run (and PNG charts)."""
+    evaluation = None
+    if evaluation_dir is not None:
+        summary_file = evaluation_dir / "evaluation_summary.parquet"
+        if not summary_file.exists():
+            raise ConfigError(f"{summary_file}: not found; write it with "
+                              f"`attribution evaluate --out {evaluation_dir}`")
+        evaluation = pl.read_parquet(summary_file)
+    economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False)
+    result = economics.result
+    names = [m.name for m in result.models]
+    chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
+    if economics.spend is not None and chosen not in names:
+        raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
+                          f"{', '.join(names)}")
+    path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
+                            png_dir=png_dir, evaluation=evaluation)
+    return economics, path
+
+
+@dataclass
+class Evaluation:
+    """What ``attribution evaluate`` shows and wrote."""
+
+    summary: pl.DataFrame
+    worlds: int
+    written: list[str] = field(default_factory=list)
+
+
+def evaluate(config: Config, *, random_worlds: int = 20, world_names: tuple[str, ...] = (),
+             accounts: int = 3000, seed: int = 0, out: Path | None = None,
+             progress: Progress | None = None) -> Evaluation:
+    """``attribution evaluate``: every model scored against the exact truth of simulated
+    worlds (the configured models, or every model), tables written to ``out`` when given."""
+    from attribution import evaluate as evaluation
+    from attribution import simulate as simulation
+    from attribution.output import write_table
+
+    models = resolve_models(config) if config.models or config.model_params else None
+    if world_names:
+        known = {**{n: (lambda n=n: simulation.scenario(n)) for n in simulation.SCENARIOS},
+                 **evaluation.ADVERSARIAL}
+        unknown = [n for n in world_names if n not in known]
+        if unknown:
+            raise ConfigError(f"unknown world {unknown[0]!r}; valid: {', '.join(sorted(known))}")
+        worlds = [known[n]() for n in world_names]
+    else:
+        worlds = evaluation.evaluation_worlds(random_worlds, seed)
+    result = evaluation.evaluate(worlds, n_accounts=accounts, seed=seed, models=models,
+                                 progress=progress)
+    summary = result.summary()
+    written = []
+    if out is not None:
+        for stem, frame in [("worlds", result.worlds), ("truth", result.truth),
+                            ("shares", result.shares), ("errors", result.errors),
+                            ("summary", summary)]:
+            written.append(str(write_table(frame, out, f"evaluation_{stem}", "parquet")))
+    return Evaluation(summary, len(worlds), written)
+
+
+@dataclass
+class Simulation:
+    """What ``attribution simulate`` wrote."""
+
+    export: Any
+    written: dict[str, Path]
+
+
+def simulate(*, accounts: int, seed: int = 0, scenario: str = "baseline", days: int = 365,
+             messy: bool = False, file_format: str = "csv",
+             out: Path = Path("simulated")) -> Simulation:
+    """``attribution simulate``: a realistic B2B export from a causal world, written to
+    ``out``."""
+    from attribution import simulate as simulation
+
+    export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
+                                 days=days, messy=messy)
+    return Simulation(export, simulation.write_export(export, out, format=file_format))
+
+
+def model_catalogue() -> list[dict[str, Any]]:
+    """``attribution models``: every registered model with its parameters and defaults."""
+    from attribution.models import MODELS
+
+    return [
+        {"name": name, "label": cls.label, "summary": cls.summary,
+         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()}}
+        for name, cls in MODELS.items()
+    ]
+
+
+def init(directory: Path, *, force: bool = False) -> list[Path]:
+    """``attribution init``: a commented attribution.toml with every option and its default,
+    and an editable copy of the built-in channel rules (channels.toml)."""
+    from importlib import resources
+
+    from attribution.channels import default_rules_text
+
+    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
+    template = template.replace(
+        '# rules = "channels.toml"  # default: the built-in rules (attribution init writes a copy)',
+        'rules = "channels.toml"    # edit it: utm source/medium -> channel, group')
+    files = {directory / "attribution.toml": template,
+             directory / "channels.toml": default_rules_text()}
+    existing = [str(p) for p in files if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"{', '.join(existing)} already exist; use --force to overwrite")
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, content in files.items():
+        path.write_text(content, "utf-8")
+    return list(files)
+
+
+__all__ = [
+    "Budget",
+    "Economics",
+    "Evaluation",
+    "Outcome",
+    "PathStatistics",
+    "Scorecard",
+    "Simulation",
+    "budget",
+    "compare",
+    "evaluate",
+    "graph_text",
+    "init",
+    "model_catalogue",
+    "path_graph",
+    "path_statistics",
+    "report",
+    "run",
+    "scorecard",
+    "simulate",
+    "validate",
+    "write_graph",
+]

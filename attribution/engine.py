@@ -1,0 +1,144 @@
+"""Engines: where a run's journeys, models and credit are computed.
+
+Every engine answers the same two calls with the one result type,
+:class:`~attribution.pipeline.RunResult`:
+
+* ``prepare(config)``: load, validate and build journeys (no model);
+* ``run(config, writer=...)``: the whole pipeline; with a :class:`~attribution.results.ResultWriter`
+  of its own (:meth:`Engine.writer`) it writes the touch-level credit as it computes it, so no
+  engine has to hold it.
+
+``polars`` (:class:`LocalEngine`) runs on this machine; ``spark`` (:class:`SparkEngine`) runs
+the same definitions on Apache Spark (the ``spark`` extra), to the same cent. The verbs of
+:mod:`attribution.commands` take an engine and never ask which one it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from attribution import pipeline
+from attribution.config import Config
+from attribution.errors import ConfigError
+from attribution.pipeline import Progress, RunResult
+from attribution.results import LocalWriter, ResultWriter, side_folder
+
+ENGINES = ("polars", "spark")
+
+
+class Engine(Protocol):
+    """What every engine does (see the module docstring)."""
+
+    name: ClassVar[str]
+
+    def prepare(self, config: Config, progress: Progress | None = None, *,
+                keep_inputs: bool = True) -> RunResult:
+        ...
+
+    def run(self, config: Config, progress: Progress | None = None, *,
+            writer: ResultWriter | None = None, keep_inputs: bool = True,
+            keep_credit: bool = True) -> RunResult:
+        ...
+
+    def writer(self, config: Config) -> ResultWriter:
+        """The writer of a result set at the config's ``out``, in its format."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """The pipeline on this machine (polars)."""
+
+    name: ClassVar[str] = "polars"
+
+    def prepare(self, config: Config, progress: Progress | None = None, *,
+                keep_inputs: bool = True) -> RunResult:
+        return pipeline.prepare(config, progress, keep_inputs=keep_inputs)
+
+    def run(self, config: Config, progress: Progress | None = None, *,
+            writer: ResultWriter | None = None, keep_inputs: bool = True,
+            keep_credit: bool = True) -> RunResult:
+        if writer is None:
+            return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
+        if not isinstance(writer, LocalWriter):
+            raise ConfigError("the polars engine writes its credit into a local folder")
+        # each model's credit goes to the credit file as soon as it is allocated
+        with writer.credit_parts() as parts:
+            result = pipeline.run(config, progress, keep_inputs=keep_inputs,
+                                  keep_credit=keep_credit, on_credit=parts.add)
+        return result
+
+    def writer(self, config: Config) -> LocalWriter:
+        if isinstance(config.out, str):
+            raise ConfigError(
+                f"--out {config.out}: the polars engine writes to a local folder; write to a "
+                "remote location with --engine spark"
+            )
+        return LocalWriter(side_folder(config), config.format)
+
+
+@dataclass(frozen=True)
+class SparkEngine:
+    """The pipeline on Apache Spark (:mod:`attribution.spark`)."""
+
+    name: ClassVar[str] = "spark"
+    master: str = "local[*]"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+    def _module(self) -> Any:
+        try:
+            from attribution import spark as spark_engine
+        except ImportError as exc:
+            raise ConfigError(
+                f"--engine spark needs PySpark ({exc}); install the extra: "
+                "pip install 'attribution[spark]'"
+            ) from None
+        return spark_engine
+
+    def prepare(self, config: Config, progress: Progress | None = None, *,
+                keep_inputs: bool = True) -> RunResult:
+        prepared = self._module().prepare(config, master=self.master, conf=dict(self.conf),
+                                          progress=progress)
+        return prepared.to_result(keep_inputs=keep_inputs)
+
+    def run(self, config: Config, progress: Progress | None = None, *,
+            writer: ResultWriter | None = None, keep_inputs: bool = True,
+            keep_credit: bool = True) -> RunResult:
+        spark_engine = self._module()
+        done = spark_engine.run(config, master=self.master, conf=dict(self.conf),
+                                progress=progress)
+        if writer is not None:
+            spark_engine.write_credit(done, writer)
+        return done.to_result(keep_inputs=keep_inputs, keep_credit=keep_credit)
+
+    def writer(self, config: Config) -> ResultWriter:
+        return self._module().SparkWriter.for_config(config)
+
+
+def get_engine(name: str = "polars", *, spark_master: str = "local[*]",
+               spark_conf: Mapping[str, str] | None = None) -> Engine:
+    """The engine called ``name`` (``polars`` or ``spark``, with its master and settings)."""
+    if name == "polars":
+        return LocalEngine()
+    if name == "spark":
+        return SparkEngine(spark_master, dict(spark_conf or {}))
+    raise ConfigError(f"unknown engine {name!r}; valid: {', '.join(ENGINES)}")
+
+
+def parse_spark_conf(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` settings as a dict."""
+    conf = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--spark-conf {item!r}: expected KEY=VALUE, e.g. "
+                              "spark.executor.memory=8g")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+__all__ = ["ENGINES", "Engine", "LocalEngine", "SparkEngine", "get_engine", "parse_spark_conf"]
+
+

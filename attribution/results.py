@@ -1,0 +1,171 @@
+"""A run's outputs: what a result set holds and how it is written, for every engine.
+
+A result set is the credit (touch-level, written by the engine as it computes it), the channel
+``summary``, the ``comparison`` with last-touch (when last-touch ran), every fitted model's own
+tables (``<model>_<table>``: Markov removal effects and transitions, Shapley values,
+incremental effects), ``rejects.csv`` (when a row was rejected) and ``run.json``, the run
+record: what was read, assumed and produced.
+
+An engine hands over a :class:`ResultWriter` for its destination (:class:`LocalWriter`: a
+folder of Parquet, CSV or JSON files; the Spark engine's writer: Parquet folders where Spark
+writes), and :func:`write_results` writes the same tables through either. The CLI only says
+what was written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import polars as pl
+
+from attribution.compare import BASELINE
+from attribution.config import Config
+from attribution.output import TableParts, write_json_document, write_table
+from attribution.pipeline import RunResult, model_diagnostics
+from attribution.schema import CREDIT_SCHEMA
+
+if TYPE_CHECKING:
+    from attribution.spend import Spend
+
+
+def run_record(result: RunResult) -> dict[str, Any]:
+    """What a run read, assumed and produced, for run.json and the report."""
+    config = result.config
+    return {
+        "currency": result.currency,
+        "totals": result.totals(),
+        "accounting": [a.as_dict() for a in result.accounting],
+        "files": [f.__dict__ for f in result.files],
+        "options": {
+            "lookback_days": config.lookback_days,
+            "dedup_minutes": config.dedup_minutes,
+            "as_of": result.stats.as_of.isoformat() if result.stats else None,
+            "channel_rules": str(config.channel_rules) if config.channel_rules else "built-in",
+            "direct_channels": list(config.direct_channels),
+        },
+        "models": [{"name": m.name, "params": m.params()} for m in result.models],
+    }
+
+
+def side_folder(config: Config) -> Path:
+    """The local folder for the side files (rejects.csv, run.json): ``--out``, or ``out`` when
+    the result set goes to a remote location only an engine writes to."""
+    out = config.out or Path("out")
+    return Path("out") if isinstance(out, str) else out
+
+
+class ResultWriter(Protocol):
+    """Where one engine writes a result set."""
+
+    #: where the engine wrote the touch-level credit, once it has (it writes it as it goes)
+    credit: str | None
+
+    def table(self, stem: str, frame: pl.DataFrame) -> str:
+        """Write one table named ``stem``; returns where it went."""
+        ...
+
+    def document(self, name: str, document: dict[str, Any]) -> str:
+        """Write a JSON document (``run.json``); returns where it went."""
+        ...
+
+    def rejects(self, rejects: pl.DataFrame) -> list[str]:
+        """Write the rejected rows; returns where they went (nothing when there are none)."""
+        ...
+
+
+@dataclass
+class LocalWriter:
+    """A result set as files in one folder: tables in ``fmt`` (``parquet``, ``csv``,
+    ``json``), ``rejects.csv`` and ``run.json``."""
+
+    directory: Path
+    fmt: str = "parquet"
+    #: where the engine wrote the credit, once it has
+    credit: str | None = None
+
+    def table(self, stem: str, frame: pl.DataFrame) -> str:
+        return str(write_table(frame, self.directory, stem, self.fmt))
+
+    def document(self, name: str, document: dict[str, Any]) -> str:
+        return str(write_json_document(document, self.directory / name))
+
+    def rejects(self, rejects: pl.DataFrame) -> list[str]:
+        return [str(write_rejects(rejects, self.directory))] if rejects.height else []
+
+    @contextmanager
+    def credit_parts(self) -> Iterator[TableParts]:
+        """The credit file, written a model at a time as the run allocates it (see
+        :class:`~attribution.output.TableParts`); its scratch parts go when the block ends."""
+        with TableParts(self.directory, "credit", self.fmt, CREDIT_SCHEMA) as parts:
+            yield parts
+            self.credit = str(parts.close())
+
+
+def write_rejects(rejects: pl.DataFrame, directory: Path) -> Path:
+    """``directory/rejects.csv``: every rejected row with its file, row, column and reason."""
+    path = directory / "rejects.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rejects.write_csv(path)
+    return path
+
+
+def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
+    """Write a run's result set through ``writer``: the credit is the engine's to write as it
+    goes (listed first when it did), then summary, comparison (when last-touch ran), the
+    fitted models' tables, the rejects and run.json. Returns what was written, in order."""
+    written = [writer.credit] if writer.credit else []
+    written.append(writer.table("summary", result.summary))
+    if BASELINE in {m.name for m in result.models}:
+        written.append(writer.table("comparison", result.comparison()))
+    for stem, table in model_diagnostics(result).items():
+        written.append(writer.table(stem, table))
+    written.extend(writer.rejects(result.rejects))
+    written.append(writer.document("run.json", run_record(result)))
+    return written
+
+
+@dataclass
+class RunOutput:
+    """A run and the result files it wrote."""
+
+    result: RunResult
+    written: list[str] = field(default_factory=list)
+
+
+def with_spend(result: RunResult, spend: Spend) -> RunResult:
+    """The run with a spend export's accounting, file and rejects added (a new result; the
+    run given is not changed)."""
+    rejects = result.rejects
+    if spend.rejects.height:
+        rejects = pl.concat([rejects, spend.rejects])
+    return dataclasses.replace(
+        result,
+        accounting=[*result.accounting, spend.accounting],
+        files=[*result.files, spend.file],
+        rejects=rejects,
+    )
+
+
+def unspent_channels(result: RunResult, spend: Spend) -> list[str]:
+    """Channels with spend that no touch of the run carries (they earn no credit)."""
+    touched = set(result.summary.get_column("channel").unique())
+    spent = set(spend.rows.get_column("channel").unique())
+    return sorted(spent - touched)
+
+
+__all__ = [
+    "LocalWriter",
+    "ResultWriter",
+    "RunOutput",
+    "run_record",
+    "side_folder",
+    "unspent_channels",
+    "with_spend",
+    "write_rejects",
+    "write_results",
+]
