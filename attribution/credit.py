@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from attribution.errors import ModelError
-from attribution.journeys import Journeys, conform
+from attribution.journeys import JourneyIndex, Journeys, conform
 from attribution.schema import (
     CREDIT_SCHEMA,
     DETAIL_COLUMNS,
@@ -72,17 +72,21 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
         .filter(pl.col("weight").ne_missing(0.0))
         .collect()
     )
-    touched = _in_credit_order(_with_money_row(touched, money))
+    touched, runs = _credit_rows(touched, money)
     untouched = _untouched(money, touched.columns)
-    _check_weights(touched, untouched, money, model)
+    _check_weights(touched, runs, untouched, money, model)
     # touched rows in the journeys' order (by journey_id for built journeys), by touch, then
     # channel, inside each journey; deals without a touch (one row each) come last. Built
     # column by column (Series operations): each DataFrame operation costs a query plan,
     # which is most of the time on small inputs.
-    rows = touched if untouched is None else pl.concat([touched, untouched])
+    if untouched is None:
+        rows = touched
+    else:
+        rows = pl.concat([touched, untouched])
+        runs = runs.followed_by(JourneyIndex.of_sizes(np.ones(untouched.height, np.int64)))
     index = rows.get_column("_j")
     row = index.to_numpy()
-    starts = _starts(row)
+    starts = runs.starts
     journey = row[starts]
     weight = rows.get_column("weight").to_numpy()
     amount = money.get_column("amount").to_numpy()
@@ -126,18 +130,18 @@ def _deal_columns(journeys: Journeys, money: pl.DataFrame, index: pl.Series,
     journey (``index``, ``row``: its row of ``money``, as a Series and as an array).
 
     The touch-level models of a run credit the same rows (every money touch), so the last
-    gather is kept in ``journeys.shared`` and reused when the rows' money rows are the same
-    (at 10^7 touchpoints, 2.8M rows: four columns not gathered again for each model).
+    gather is kept in ``journeys.deal_gather`` and reused when the rows' money rows are the
+    same.
     """
-    last = journeys.shared.get("deal_columns")
-    if isinstance(last, tuple) and np.array_equal(last[0], row):
-        return last[1]
+    kept = journeys.deal_gather
+    if kept.rows is not None and kept.columns is not None and np.array_equal(kept.rows, row):
+        return kept.columns
     dealt = ("deal_id", "account_id", "status", "conversions")
     if index.len() < GATHER_BY_COLUMN_FROM:  # one frame gather, its columns in parallel
         deal = pl.DataFrame([money.get_column(c) for c in dealt])[index]
-    else:  # column by column: 25% slower, but 180 MB less at the peak of a 10^7 run
+    else:  # column by column: slower, but a lower peak (one gathered column at a time)
         deal = pl.DataFrame([money.get_column(c).gather(index) for c in dealt])
-    journeys.shared["deal_columns"] = (row, deal)
+    kept.rows, kept.columns = row, deal
     return deal
 
 
@@ -162,19 +166,22 @@ def _untouched(money: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None:
     ])
 
 
-def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with ``_j``, their journey's row in ``money``; rows of other journeys dropped.
+def _credit_rows(rows: pl.DataFrame, money: pl.DataFrame) -> tuple[pl.DataFrame, JourneyIndex]:
+    """``rows`` with ``_j``, their journey's row in ``money`` (rows of other journeys dropped),
+    in credit order: by ``_j``, then touch, then channel (nulls last); and the index of their
+    runs of ``_j``.
 
-    A journey's rows usually come together, so only the first id of each run of equal ids is
-    looked up (a hash join on the runs, not on every row); no join at all when the runs are
-    the money journeys that have touches, in order (weights made from the journeys' touches).
+    The journey of each run of rows (:meth:`JourneyIndex.of`) is looked up once, not every
+    row; with no join at all when the runs are the money journeys that have touches, in order.
+    Nothing is sorted when the rows are in credit order already, which weights made from the
+    journeys' touches are: the runs' money rows increase (each journey one run, in the
+    journeys' order) and ``touch_index`` increases along each run (or, for channel-level
+    weights without a touch, the channel does).
     """
     journey = rows.get_column("journey_id")
-    run = journey.rle_id()
-    number = run.to_numpy()
-    first = np.ones(number.size, dtype=bool)
-    first[1:] = number[1:] != number[:-1]
-    keys = journey.filter(pl.Series(first))
+    touch = rows.get_column("touch_index")
+    runs = JourneyIndex.of(journey, touch)
+    keys = runs.keys(journey)
     touched = money.get_column("n_touches") > 0
     if keys.equals(money.get_column("journey_id").filter(touched)):
         found = money.get_column("_j").filter(touched)  # every touched journey, in order
@@ -185,32 +192,27 @@ def _with_money_row(rows: pl.DataFrame, money: pl.DataFrame) -> pl.DataFrame:
                   maintain_order="left")
             .get_column("_j")
         )
-    rows = rows.hstack([found.gather(run).alias("_j")])
-    if rows.get_column("_j").null_count():
-        rows = rows.filter(pl.col("_j").is_not_null())
-    return rows
-
-
-def _in_credit_order(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` by money row ``_j``, then touch, then channel (nulls last). Weights made from
-    the journeys' touches come in that order already, which is checked in one pass."""
-    row = rows.get_column("_j").to_numpy()
-    touch = rows.get_column("touch_index")
-    same = row[1:] == row[:-1]
-    journeys_in_order = not (row[1:] < row[:-1]).any()
-    if journeys_in_order and not touch.null_count():
-        index = touch.to_numpy()
-        if not (same & (index[1:] <= index[:-1])).any():
-            return rows  # journeys in order, touches strictly increasing inside each
-    channel = rows.get_column("channel")
-    if journeys_in_order and touch.null_count() == rows.height and not channel.null_count():
-        rising = (channel.slice(1) > channel.slice(0, max(rows.height - 1, 0))).to_numpy()
-        if not (same & ~rising).any():
-            return rows  # channel-level weights: channels strictly increasing in each journey
+    rows = rows.hstack([found.gather(pl.Series(runs.run_of_rows())).alias("_j")])
+    if found.null_count():  # runs of journeys that carry no money
+        keep = rows.get_column("_j").is_not_null()
+        rows = rows.filter(keep)
+        runs = runs.select(keep.to_numpy())
+        found = found.drop_nulls()
+    run_row = found.to_numpy()
+    if not (run_row[1:] <= run_row[:-1]).any():  # each journey one run, in money order
+        if runs.touch_ordered:
+            return rows, runs
+        channel = rows.get_column("channel")
+        if touch.null_count() == touch.len() and not channel.null_count():
+            rising = (channel.slice(1) > channel.slice(0, max(rows.height - 1, 0))).to_numpy()
+            same = np.ones(rows.height, dtype=bool)
+            same[runs.starts] = False
+            if not (same[1:] & ~rising).any():
+                return rows, runs  # channel-level weights: channels increasing in each run
     order = ["_j", "touch_index", "channel"]
-    if _in_order(rows, order):
-        return rows
-    return rows.sort(order, nulls_last=True, maintain_order=True)
+    if not _in_order(rows, order):
+        rows = rows.sort(order, nulls_last=True, maintain_order=True)
+    return rows, JourneyIndex.of(rows.get_column("_j"))
 
 
 def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -275,19 +277,13 @@ def _in_order(rows: pl.DataFrame, order: list[str]) -> bool:
     return bool(rows.select((later | (pl.int_range(pl.len()) == 0)).all()).item())
 
 
-def _starts(row: np.ndarray) -> np.ndarray:
-    """Where each run of equal values of ``row`` begins."""
-    if not row.size:
-        return np.empty(0, np.int64)
-    return np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
-
-
-def _check_weights(touched: pl.DataFrame, untouched: pl.DataFrame | None, money: pl.DataFrame,
-                   model: str) -> None:
+def _check_weights(touched: pl.DataFrame, runs: JourneyIndex, untouched: pl.DataFrame | None,
+                   money: pl.DataFrame, model: str) -> None:
     """Every journey that carries money has weights >= 0 summing to 1: its nonzero ones in
-    ``touched`` (in credit order), or its one row in ``untouched`` (a deal without a touch)."""
+    ``touched`` (in credit order, ``runs`` its runs of ``_j``), or its one row in ``untouched``
+    (a deal without a touch)."""
     row = touched.get_column("_j").to_numpy()
-    starts = _starts(row)
+    starts = runs.starts
     weight = touched.get_column("weight").to_numpy()
     journey = row[starts]
     total = np.add.reduceat(weight, starts) if weight.size else weight

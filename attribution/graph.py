@@ -39,7 +39,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from attribution.errors import ConfigError, InputError
-from attribution.journeys import Journeys
+from attribution.journeys import JourneyIndex, Journeys
 
 if TYPE_CHECKING:  # imported where a graph is made or read: it takes 0.15 s to import
     import networkx as nx
@@ -185,7 +185,9 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
     max_length = max(1, int(62 // np.log2(max(base, 2))))
     code = touches.get_column("channel").cast(pl.Enum(channels)).to_physical().to_numpy()
     code = code.astype(np.int64) + 1
-    keyed = _journey_keys(touches, code, base, max_length)
+    index = journeys.index or JourneyIndex.of(touches.get_column("journey_id"),
+                                              touches.get_column("touch_index"))
+    keyed = _journey_keys(touches, index, code, base, max_length)
     per_journey = _with_outcomes(keyed, journeys, include_open)
     sums = [pl.col(name).sum() for name in PATH_SUMS]
     # any journey of a path shows its codes: the first row of one (touches grouped by journey),
@@ -264,16 +266,17 @@ def _code_bytes(codes: np.ndarray, lengths: np.ndarray) -> pl.Series:
 
 
 def _journey_keys(
-    touches: pl.DataFrame, code: np.ndarray, base: int, max_length: int
+    touches: pl.DataFrame, index: JourneyIndex, code: np.ndarray, base: int, max_length: int
 ) -> pl.DataFrame:
     """``journey_id, _key, _length`` per journey (``_key`` only exact up to ``max_length``), and
-    ``_start``, the row of its first touch, when touches come grouped by journey."""
+    ``_start``, the row of its first touch, when ``index`` says a run's k-th row is its touch k
+    (as built): then the keys are sums over the runs and a path's codes are read off its rows.
+    Any other layout is grouped by ``journey_id``."""
     powers = np.zeros(max_length + 1, dtype=np.int64)
     powers[:max_length] = np.int64(base) ** np.arange(max_length, dtype=np.int64)
     position = np.minimum(touches.get_column("touch_index").to_numpy(), max_length)
     term = code * powers[position]
-    starts = _journey_starts(touches)
-    if starts is None:
+    if not index.positional:
         return (
             touches.select("journey_id", pl.Series("_term", term))
             .group_by("journey_id")
@@ -281,10 +284,10 @@ def _journey_keys(
         )
     return pl.DataFrame(
         {
-            "journey_id": touches.get_column("journey_id").gather(starts),
-            "_key": np.add.reduceat(term, starts) if len(starts) else term[:0],
-            "_length": np.diff(np.append(starts, len(term))),
-            "_start": starts,
+            "journey_id": index.keys(touches.get_column("journey_id")),
+            "_key": index.total(term),
+            "_length": index.sizes,
+            "_start": index.starts,
         }
     )
 
@@ -315,20 +318,6 @@ def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Row numbers ``start, start + 1, ..., start + length - 1`` of each span, back to back."""
     offsets = np.cumsum(lengths) - lengths
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
-
-
-def _journey_starts(touches: pl.DataFrame) -> np.ndarray | None:
-    """Row of each journey's first touch when every journey's touches are consecutive rows in
-    touch order (``touch_index`` 0, 1, ... on the same ``journey_id``); None otherwise."""
-    index = pl.col("touch_index")
-    ids = touches.get_column("journey_id")
-    new = np.ones(len(ids), dtype=bool)  # (slices compared: no shifted copy of the ids)
-    if len(ids) > 1:
-        new[1:] = ids.slice(1).ne_missing(ids.slice(0, len(ids) - 1)).to_numpy()
-    in_order = touches.select(
-        pl.when(pl.Series(new)).then(index == 0).otherwise(index == index.shift() + 1).all()
-    ).item()
-    return np.flatnonzero(new) if in_order else None
 
 
 def _digits(keys: np.ndarray, base: int, max_length: int) -> np.ndarray:

@@ -28,7 +28,7 @@ deal-less journeys earlier (``end_at``); which touches each journey holds does n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -40,6 +40,124 @@ from attribution.schema import ACCOUNT_JOURNEY_PREFIX, JOURNEY_SCHEMA, TOUCH_SCH
 
 
 @dataclass(frozen=True)
+class JourneyIndex:
+    """Where each journey's touches are in a frame of touches: the layout fast code reads.
+
+    A *run* is a block of consecutive rows with one ``journey_id`` (nulls equal to each other);
+    ``starts[k]`` is the first row of run ``k`` and ``sizes[k]`` its number of rows, runs in row
+    order. :func:`build_journeys` lists each journey's touches as one run, journeys in the order
+    of the ``journeys`` frame (the journeys without a touch have no run), ``touch_index`` 0, 1,
+    ... along each run, and hands that index over as :attr:`Journeys.index`: per-journey sums,
+    maxima and flags are then ``reduceat`` over the runs, path keys are read off the rows, and
+    credit checks its order in one pass instead of sorting.
+
+    :meth:`of` is the one definition of a run for any other frame (a model's weights, a
+    hand-built journey); ``tests/test_journeys.py`` fails when built journeys lose the layout.
+    """
+
+    #: row where each run begins (int64), increasing
+    starts: np.ndarray
+    #: rows in each run (int64, >= 1)
+    sizes: np.ndarray
+    #: ``touch_index`` strictly increases along every run (and is never null): touch order
+    touch_ordered: bool = False
+    #: ``touch_index`` is 0, 1, 2, ... along every run: a run's k-th row is its journey's touch k
+    positional: bool = False
+
+    @classmethod
+    def of(cls, journey_id: pl.Series, touch_index: pl.Series | None = None) -> JourneyIndex:
+        """The runs of equal ``journey_id`` (any dtype) in row order, and whether
+        ``touch_index`` (when given) is in touch order along them."""
+        rows = journey_id.len()
+        begins = np.ones(rows, dtype=bool)
+        if rows > 1:  # (slices compared: no shifted copy of the ids)
+            begins[1:] = journey_id.slice(1).ne_missing(journey_id.slice(0, rows - 1)).to_numpy()
+        starts = np.flatnonzero(begins).astype(np.int64)
+        sizes = np.diff(np.r_[starts, rows]).astype(np.int64)
+        touch_ordered = positional = rows == 0
+        if rows and touch_index is not None and not touch_index.null_count():
+            index = touch_index.to_numpy()
+            touch_ordered = not (~begins[1:] & (index[1:] <= index[:-1])).any()
+            positional = touch_ordered and bool(
+                (index[starts] == 0).all() and (index[starts + sizes - 1] == sizes - 1).all())
+        return cls(starts, sizes, touch_ordered, positional)
+
+    @classmethod
+    def of_sizes(cls, sizes: np.ndarray, *, touch_ordered: bool = False,
+                 positional: bool = False) -> JourneyIndex:
+        """Runs of ``sizes`` rows (zeros skipped: a journey without rows has no run), back to
+        back from row 0."""
+        sizes = np.asarray(sizes, dtype=np.int64)
+        sizes = sizes[sizes > 0]
+        return cls(np.cumsum(sizes) - sizes, sizes, touch_ordered, positional)
+
+    @property
+    def runs(self) -> int:
+        """How many runs there are."""
+        return int(self.starts.size)
+
+    @property
+    def rows(self) -> int:
+        """How many rows the runs cover."""
+        return int(self.sizes.sum())
+
+    def run_of_rows(self) -> np.ndarray:
+        """Each row's run number (int64)."""
+        return np.repeat(np.arange(self.runs, dtype=np.int64), self.sizes)
+
+    def keys(self, journey_id: pl.Series) -> pl.Series:
+        """Each run's key: ``journey_id`` (a column of the indexed rows) at the run's first row."""
+        return journey_id.gather(self.starts)
+
+    def select(self, keep: np.ndarray) -> JourneyIndex:
+        """The index of the rows ``keep`` marks once the others are filtered out (rows keep
+        their order; a run left empty goes). A filter keeps touch order, and the positions when
+        it keeps or drops whole runs."""
+        kept = self.total(np.asarray(keep, dtype=np.int64))
+        whole = bool(((kept == 0) | (kept == self.sizes)).all())
+        return JourneyIndex.of_sizes(kept, touch_ordered=self.touch_ordered,
+                                     positional=self.positional and whole)
+
+    def followed_by(self, other: JourneyIndex) -> JourneyIndex:
+        """This index with ``other``'s runs after it (the rows of two frames concatenated,
+        their runs apart)."""
+        return JourneyIndex(
+            np.r_[self.starts, other.starts + self.rows].astype(np.int64),
+            np.r_[self.sizes, other.sizes].astype(np.int64),
+            self.touch_ordered and other.touch_ordered,
+            self.positional and other.positional,
+        )
+
+    def spread(self, per_run: np.ndarray) -> np.ndarray:
+        """A value per run repeated along its rows."""
+        return np.repeat(per_run, self.sizes)
+
+    def total(self, values: np.ndarray) -> np.ndarray:
+        """Each run's sum of ``values`` (in row order)."""
+        return np.add.reduceat(values, self.starts) if len(values) else values[:0]
+
+    def any(self, flags: np.ndarray) -> np.ndarray:
+        """Whether any row of each run is flagged."""
+        return np.logical_or.reduceat(flags, self.starts) if len(flags) else flags[:0]
+
+    def max(self, values: np.ndarray) -> np.ndarray:
+        """Each run's largest value."""
+        return np.maximum.reduceat(values, self.starts) if len(values) else values[:0]
+
+
+@dataclass
+class DealGather:
+    """The deal columns :func:`attribution.credit.allocate` last gathered by credit row, kept
+    for the next model of the run that credits the same rows (the touch-level models all
+    credit every money touch). Belongs to one :class:`Journeys`; a new one starts empty."""
+
+    #: each credit row's money journey (row of :attr:`Journeys.money`)
+    rows: np.ndarray | None = None
+    #: ``deal_id``, ``account_id``, ``status``, ``conversions`` of those rows
+    columns: pl.DataFrame | None = None
+
+
+@dataclass(frozen=True)
 class Journeys:
     """The journeys every model reads.
 
@@ -47,9 +165,7 @@ class Journeys:
     ----------
     touches
         Lazy frame with :data:`attribution.schema.TOUCH_SCHEMA`: one row per touch, ``touch_index``
-        0..n-1 in time order inside each ``journey_id``. :func:`build_journeys` lists each
-        journey's touches as consecutive rows in touch order, journeys in ``journeys``' order
-        (models and credit then skip sorting; other layouts are sorted where needed).
+        0..n-1 in time order inside each ``journey_id``.
     journeys
         Lazy frame with :data:`attribution.schema.JOURNEY_SCHEMA`: one row per journey (deal,
         deal-less account, or path-table row). Journeys with no touch have ``n_touches == 0``
@@ -60,6 +176,12 @@ class Journeys:
         False when built from a path table (no W-shaped / full-path then).
     as_of
         The as-of instant used to close open journeys, if any.
+    index
+        The layout of ``touches`` (:class:`JourneyIndex`) when it is known: given by
+        :func:`build_journeys` (each journey one run in touch order, journeys in
+        ``journeys``' order). None for frames of another origin: :attr:`runs` derives it once.
+    deal_gather
+        What :func:`attribution.credit.allocate` keeps between the models of a run.
     """
 
     touches: pl.LazyFrame
@@ -67,12 +189,14 @@ class Journeys:
     has_timestamps: bool = True
     has_milestones: bool = True
     as_of: datetime | None = None
+    index: JourneyIndex | None = field(default=None, compare=False)
+    deal_gather: DealGather = field(default_factory=DealGather, compare=False, repr=False)
 
     @cached_property
     def runs(self) -> TouchRuns:
         """The touches, collected, with each journey's rows as one run (:class:`TouchRuns`):
         taken once per ``Journeys`` and shared by the models that read it."""
-        return TouchRuns.of(self.touches.collect())
+        return TouchRuns.of(self.touches.collect(), self.index)
 
     @cached_property
     def money(self) -> pl.DataFrame:
@@ -81,25 +205,20 @@ class Journeys:
         output, are slow)."""
         return self.journeys.filter(pl.col("status") != "none").collect().rechunk()
 
-    @cached_property
-    def shared(self) -> dict[str, object]:
-        """What the models of a run work out once and share, for these journeys only (a new
-        ``Journeys`` starts empty): :func:`attribution.credit.allocate` keeps its last gather of
-        the deal columns by credit row here, as the touch-level models credit the same rows."""
-        return {}
-
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
         money = self.money
+        touches = self.touches.collect()
+        # a filter on a set of the money journeys' ids (a semi join takes longer)
+        keep = touches.get_column("journey_id").is_in(
+            money.get_column("journey_id").implode()).fill_null(False)
         return Journeys(
-            # (a filter on a set of the money journeys: twice as fast as a semi join)
-            touches=self.touches.filter(
-                pl.col("journey_id").is_in(money.get_column("journey_id").implode())
-            ).collect().rechunk().lazy(),
+            touches=touches.filter(keep).rechunk().lazy(),
             journeys=money.lazy(),
             has_timestamps=self.has_timestamps,
             has_milestones=self.has_milestones,
             as_of=self.as_of,
+            index=None if self.index is None else self.index.select(keep.to_numpy()),
         )
 
     @classmethod
@@ -124,49 +243,58 @@ class Journeys:
 
 @dataclass(frozen=True)
 class TouchRuns:
-    """Touches with each journey's rows together (one run of rows a journey), and where the
-    runs begin: what per-journey sums, maxima and counts are taken over, in numpy (``reduceat``
-    over the runs: several times faster than polars windows over the journey key).
+    """Touches with each journey's rows together (one run of rows a journey) and their
+    :class:`JourneyIndex`: what per-journey sums, maxima and counts are taken over, in numpy
+    (``reduceat`` over the runs rather than polars windows over the journey key).
 
-    Built journeys list each journey's touches as one run already and are used as they are;
-    any other layout is sorted by ``journey_id`` first (stably: rows keep their order inside a
-    journey; null ids form the last run).
+    Built journeys come with their index and are used as they are; any other layout is
+    indexed by :meth:`JourneyIndex.of`, and sorted by ``journey_id`` first when a journey is in
+    several runs (stably: rows keep their order inside a journey; null ids form the last run).
     """
 
     touches: pl.DataFrame
-    #: row where each run begins (int64), in row order
-    starts: np.ndarray
-    #: rows in each run (int64)
-    sizes: np.ndarray
+    index: JourneyIndex
 
     @classmethod
-    def of(cls, touches: pl.DataFrame) -> TouchRuns:
+    def of(cls, touches: pl.DataFrame, index: JourneyIndex | None = None) -> TouchRuns:
+        """``touches`` in runs: as they are with the ``index`` that describes them, else
+        indexed (and grouped when they must be) here."""
+        if index is not None:
+            return cls(touches, index)
         journey = touches.get_column("journey_id")
-        begins = journey.ne_missing(journey.shift(1)).fill_null(True)
-        runs = int(begins.sum())
-        if runs and journey.filter(begins).n_unique() != runs:  # a journey in several runs
+        touch_index = touches.get_column("touch_index") if "touch_index" in touches.columns else None
+        index = JourneyIndex.of(journey, touch_index)
+        if index.runs and index.keys(journey).n_unique() != index.runs:  # a journey split up
             touches = touches.sort("journey_id", maintain_order=True, nulls_last=True)
-            journey = touches.get_column("journey_id")
-            begins = journey.ne_missing(journey.shift(1)).fill_null(True)
-        starts = np.flatnonzero(begins.to_numpy()).astype(np.int64)
-        sizes = np.diff(np.r_[starts, touches.height]).astype(np.int64)
-        return cls(touches, starts, sizes)
+            touch_index = touches.get_column("touch_index") if touch_index is not None else None
+            index = JourneyIndex.of(touches.get_column("journey_id"), touch_index)
+        return cls(touches, index)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Row where each run begins (int64)."""
+        return self.index.starts
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Rows in each run (int64)."""
+        return self.index.sizes
 
     def spread(self, per_run: np.ndarray) -> np.ndarray:
         """A value per run repeated along its rows."""
-        return np.repeat(per_run, self.sizes)
+        return self.index.spread(per_run)
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Each run's sum of ``values`` (in row order)."""
-        return np.add.reduceat(values, self.starts) if len(values) else values[:0]
+        return self.index.total(values)
 
     def any(self, flags: np.ndarray) -> np.ndarray:
         """Whether any row of each run is flagged."""
-        return np.logical_or.reduceat(flags, self.starts) if len(flags) else flags[:0]
+        return self.index.any(flags)
 
     def max(self, values: np.ndarray) -> np.ndarray:
         """Each run's largest value."""
-        return np.maximum.reduceat(values, self.starts) if len(values) else values[:0]
+        return self.index.max(values)
 
 
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
@@ -443,10 +571,45 @@ def _account_hash() -> pl.Expr:
     return pl.when(account.is_not_null()).then(account.hash(seed=23))
 
 
-def _release(frame: pl.DataFrame, keep: set[str]) -> None:
-    """Drop from ``frame``, in place, every column not in ``keep`` (``build_journeys(consume=True)``)."""
-    for name in [c for c in frame.columns if c not in keep]:
-        frame.drop_in_place(name)
+#: the touchpoint columns gathered onto the built touches (the time comes with the pairs)
+_GATHERED = ["touchpoint_id", "contact_id", "channel", "channel_group", "touch_type", "campaign"]
+#: the release-memory policy of ``build_journeys(consume=True)``: after each stage, the
+#: touchpoint columns the later stages still read (every other column is dropped from the
+#: caller's frame, so its memory goes during the build rather than after it)
+_STILL_READ = {
+    "window pairs": {*TOUCH_ORDER, *_GATHERED, "utm_source", "utm_medium"},
+    "touch order": set(_GATHERED),
+    "gather": set(),
+}
+
+
+class _Release:
+    """Carries out :data:`_STILL_READ` on the touchpoints when the build consumes them."""
+
+    def __init__(self, touchpoints: pl.DataFrame, consume: bool) -> None:
+        self.touchpoints = touchpoints
+        self.consume = consume
+
+    def after(self, stage: str) -> None:
+        if self.consume:
+            keep = _STILL_READ[stage]
+            for name in [c for c in self.touchpoints.columns if c not in keep]:
+                self.touchpoints.drop_in_place(name)
+
+
+@dataclass(frozen=True)
+class _Numbered:
+    """Every journey numbered 0.. in ``journey_id`` order (deals, then deal-less accounts, as
+    listed): the touches carry the number, not the id, until the end."""
+
+    #: ``_jn, journey_id, account_id, status, created_at, _lead_at``, in number order
+    table: pl.DataFrame
+    #: rows of the listing (deal rows, then account rows) in number order
+    by_id: pl.Series
+    #: each listed row's number
+    rank: np.ndarray
+    #: how many of the listed rows are deals
+    deals: int
 
 
 def build_journeys(
@@ -475,163 +638,46 @@ def build_journeys(
         Closes open deals and deal-less journeys; default: the latest instant in the data.
     consume
         Drop each column of ``touchpoints`` from it, in place, once the build has read it
-        (``touchpoints`` is left without columns). A caller that hands over its only copy of
-        the touchpoints frees them during the build rather than after it: at 10^7 touchpoints
-        the build's peak is then about 1.4 GB lower.
+        (``touchpoints`` is left without columns; :data:`_STILL_READ`). A caller that hands
+        over its only copy of the touchpoints frees them during the build rather than after
+        it (bench/RESULTS.md has the peak it saves).
 
     Returns
     -------
     (Journeys, JourneyStats)
+        The journeys come with their :class:`JourneyIndex`: each journey's touches one run of
+        rows in touch order, journeys in ``journey_id`` order.
     """
-    if as_of is None:
-        candidates = [
-            touchpoints.get_column("timestamp").max(),
-            deals.get_column("created_at").max(),
-            deals.get_column("closed_at").max(),
-        ]
-        present = [c for c in candidates if c is not None]
-        as_of = max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)  # type: ignore[type-var]
-    as_of_lit = pl.lit(as_of, dtype=UTC_TIME)
-    lookback = timedelta(days=lookback_days)
-
-    in_scope = deals.filter(pl.col("created_at") <= as_of_lit)
-    deals_out = deals.height - in_scope.height
-    deal_rows = in_scope.with_columns(
-        # a deal closed after the as-of instant is still open as of then
-        pl.when(pl.col("closed_at") > as_of_lit)
-        .then(pl.lit("open"))
-        .otherwise(pl.col("status"))
-        .alias("status"),
-    ).with_columns(
-        pl.when(pl.col("status") == "open").then(None).otherwise(pl.col("closed_at")).alias(
-            "closed_at"
-        ),
-    ).with_columns(
-        pl.coalesce("closed_at", as_of_lit).alias("end_at"),
-        (pl.col("created_at") - lookback).alias("_window_start"),
-        pl.col("deal_id").alias("journey_id"),
-    )
-
-    # (group-bys and distinct values of millions of text keys: the streaming engine takes
-    # about half the time of the in-memory one)
-    lead_at = contacts.lazy().group_by("account_id").agg(
-        pl.col("lead_created_at").min().alias("_lead_at")).collect(engine="streaming")
-    # every journey, numbered 0.. in journey_id order: deals, and accounts touched (by the as-of
-    # instant) without a deal. Touches carry the number, not the id, until the end.
-    account_rows = (
-        touchpoints.lazy().filter(pl.col("timestamp") <= as_of_lit).select("account_id").unique()
-        .join(deal_rows.lazy().select("account_id"), on="account_id", how="anti")
-        .select(
-            pl.concat_str(pl.lit(ACCOUNT_JOURNEY_PREFIX), pl.col("account_id"))
-            .alias("journey_id"),
-            "account_id",
-            pl.lit("none").alias("status"),
-            pl.lit(None, UTC_TIME).alias("created_at"),
-        )
-        .collect(engine="streaming")
-    )
-    listed = pl.concat(
-        [deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows]
-    )
-    # journey numbers by position: the deal rows, then the account rows, each get the rank of
-    # their journey_id (no join on the ids)
-    by_id = listed.select(pl.arg_sort_by("journey_id", maintain_order=True)).to_series()
-    rank = np.empty(listed.height, dtype=np.uint32)
-    rank[by_id.to_numpy()] = np.arange(listed.height, dtype=np.uint32)
-    deal_number = pl.Series("_jn", rank[:deal_rows.height])
-    account_number = pl.Series("_jn", rank[deal_rows.height:])
-    journey_table = listed[by_id].with_row_index("_jn")
-    # each journey's buying group's earliest lead (a checked hash lookup of the account)
-    found = lookup(journey_table.get_column("account_id"), lead_at.get_column("account_id"))
-    journey_table = journey_table.with_columns(
-        lead_at.get_column("_lead_at").gather(found)
-    ).rechunk()  # gathered by touch below
-    # every journey's window at its account (a deal-less account's runs to the as-of instant):
-    # one join of the touches finds every (touch, journey) pair
-    windows = pl.concat([
-        deal_rows.select("account_id", deal_number, "_window_start", "end_at"),
-        account_rows.select(
-            "account_id", account_number, pl.lit(None, UTC_TIME).alias("_window_start"),
-            as_of_lit.alias("end_at"),
-        ),
-    ])
-    # (touch, journey) pairs on the key columns alone: the wide rows are gathered once, at the
-    # end, in their final order (joining and reordering them whole cost 1.5x the time and held
-    # two copies of the touches)
-    pairs = _window_pairs(touchpoints, windows)
+    as_of = _default_as_of(touchpoints, deals) if as_of is None else as_of
+    release = _Release(touchpoints, consume)
+    deal_rows, deals_out = _deal_windows(deals, as_of, lookback_days)
+    account_rows = _accounts_without_deal(touchpoints, deal_rows, as_of)
+    numbered = _number_journeys(deal_rows, account_rows, contacts)
     rows_read = touchpoints.height
-    wide = ["touchpoint_id", "timestamp", "contact_id", "channel", "channel_group", "touch_type",
-            "campaign"]
-    if consume:  # what the touch order, the repeats and the final gather no longer read
-        _release(touchpoints, keep={*TOUCH_ORDER, *wide, "utm_source", "utm_medium"})
-    # rows that fall in some journey's window (for the accounting); positions stand for rows
-    windowed = _distinct_rows(pairs.get_column("_i"))
+    # (touch, journey) pairs on the key columns alone: the wide rows are gathered once, at the
+    # end, in their final order
+    pairs = _window_pairs(touchpoints, _windows(deal_rows, account_rows, numbered, as_of))
+    release.after("window pairs")
+    windowed = _distinct_rows(pairs.get_column("_i"))  # rows in some journey's window
     # one order gives both the journey order and, within each (journey, person, channel), the
     # time order that repeat detection needs
     pairs = _in_touch_order(pairs, touchpoints)
     pairs = pairs.filter(~_repeats(pairs, touchpoints, dedup_minutes))
-    gathered = [c for c in wide if c != "timestamp"]  # the pairs have the time, in order
-    if consume:
-        _release(touchpoints, keep=set(gathered))
-    ordered = touchpoints.select(gathered)[pairs.get_column("_i")].with_columns(
+    release.after("touch order")
+    ordered = touchpoints.select(_GATHERED)[pairs.get_column("_i")].with_columns(
         pairs.get_column("timestamp"), pairs.get_column("_jn"))
-    if consume:
-        _release(touchpoints, keep=set())
+    release.after("gather")
     used = _distinct_rows(pairs.get_column("_i"))
     del pairs
-    journey_number = ordered.get_column("_jn").to_numpy()
-    counts = np.bincount(journey_number, minlength=journey_table.height).astype(np.uint32)
-    first_row = np.cumsum(counts, dtype=np.int64) - counts
-    touch_index = np.arange(len(journey_number), dtype=np.int64) - first_row[journey_number]
-    is_last = np.ones(len(journey_number), dtype=bool)
-    is_last[:-1] = journey_number[1:] != journey_number[:-1]
-    # row accounting: a row is used if some journey keeps it, deduplicated if it falls in some
-    # journey's window but every such journey drops it as a repeat, else out of window
-    duplicates = windowed - used
-
-    times = ordered.get_column("timestamp").cast(UTC_TIME).to_physical().to_numpy()
-    is_first = touch_index == 0
-    lead_touch = _last_at_or_before(times, journey_number, is_first, is_last,
-                                    journey_table.get_column("_lead_at"))
-    created_touch = _last_at_or_before(times, journey_number, is_first, is_last,
-                                       journey_table.get_column("created_at"))
-    del times
-    # the journey's status read per journey and spread as booleans (not as text per touch)
-    status = journey_table.get_column("status")
-    has_deal = (status != "none").to_numpy()[journey_number]
-    won = (status == "won").to_numpy()[journey_number]
-    touches = ordered.with_columns(
-        pl.Series("touch_index", touch_index, dtype=pl.UInt32),
-        *(journey_table.get_column(c).gather(ordered.get_column("_jn"))
-          for c in ("journey_id", "account_id")),
-        pl.Series("is_first", is_first),
-        pl.Series("is_lead_creation", lead_touch),
-        pl.Series("is_opportunity_creation", has_deal & created_touch),
-        pl.Series("is_closed_won", won & is_last),
-    )
-    del has_deal, won
+    counts = np.bincount(ordered.get_column("_jn").to_numpy(),
+                         minlength=numbered.table.height).astype(np.uint32)
+    touches = _with_milestones(ordered, numbered.table, counts)
     del ordered
-    deal_journeys = deal_rows.select(
-        "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
-        "end_at", pl.Series("n_touches", counts[rank[:deal_rows.height]], dtype=pl.UInt32),
-        (pl.col("status") == "won").cast(pl.Int64).alias("conversions"),
-        (pl.col("status") == "lost").cast(pl.Int64).alias("nulls"),
-        pl.when(pl.col("status") == "won").then(pl.col("amount")).otherwise(0).alias("revenue"),
-    )
-    account_journeys = account_rows.select(
-        "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
-        pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
-        pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
-        as_of_lit.alias("end_at"),
-        pl.Series("n_touches", counts[rank[deal_rows.height:]], dtype=pl.UInt32),
-        pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
-        pl.lit(0, pl.Int64).alias("revenue"),
-    )
-    journey_frame = pl.concat(
-        [conform(deal_journeys.lazy(), JOURNEY_SCHEMA), conform(account_journeys.lazy(), JOURNEY_SCHEMA)]
-    ).collect()[by_id].rechunk()  # in journey_id order, as numbered
+    journey_frame = _journey_frame(deal_rows, account_rows, numbered, counts, as_of)
     stats = JourneyStats(
-        touches_deduplicated=duplicates,
+        # row accounting: a row is used if some journey keeps it, deduplicated if it falls in
+        # some journey's window but every such journey drops it as a repeat, else out of window
+        touches_deduplicated=windowed - used,
         touches_out_of_window=rows_read - windowed,
         touches_used=used,
         deals_out_of_window=deals_out,
@@ -646,5 +692,161 @@ def build_journeys(
         touches=conform(touches.lazy(), TOUCH_SCHEMA).collect().lazy(),
         journeys=journey_frame.lazy(),
         as_of=as_of,
+        # the touches are in journey number order (= the journey frame's), touch_index 0.. in
+        # each: the journeys with touches are the runs, of their counts
+        index=JourneyIndex.of_sizes(counts, touch_ordered=True, positional=True),
     )
     return journeys, stats
+
+
+def _default_as_of(touchpoints: pl.DataFrame, deals: pl.DataFrame) -> datetime:
+    """The latest instant in the data (1970-01-01 when there is none)."""
+    candidates = [
+        touchpoints.get_column("timestamp").max(),
+        deals.get_column("created_at").max(),
+        deals.get_column("closed_at").max(),
+    ]
+    present = [c for c in candidates if c is not None]
+    return max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)  # type: ignore[type-var,return-value]
+
+
+def _deal_windows(deals: pl.DataFrame, as_of: datetime,
+                  lookback_days: int) -> tuple[pl.DataFrame, int]:
+    """The deals created by ``as_of`` with their status as of then (closed later: open),
+    ``end_at`` (the close, else ``as_of``), ``_window_start`` and ``journey_id``; and how many
+    deals were created later."""
+    as_of_lit = pl.lit(as_of, dtype=UTC_TIME)
+    in_scope = deals.filter(pl.col("created_at") <= as_of_lit)
+    deal_rows = in_scope.with_columns(
+        # a deal closed after the as-of instant is still open as of then
+        pl.when(pl.col("closed_at") > as_of_lit)
+        .then(pl.lit("open"))
+        .otherwise(pl.col("status"))
+        .alias("status"),
+    ).with_columns(
+        pl.when(pl.col("status") == "open").then(None).otherwise(pl.col("closed_at")).alias(
+            "closed_at"
+        ),
+    ).with_columns(
+        pl.coalesce("closed_at", as_of_lit).alias("end_at"),
+        (pl.col("created_at") - timedelta(days=lookback_days)).alias("_window_start"),
+        pl.col("deal_id").alias("journey_id"),
+    )
+    return deal_rows, deals.height - in_scope.height
+
+
+def _accounts_without_deal(touchpoints: pl.DataFrame, deal_rows: pl.DataFrame,
+                           as_of: datetime) -> pl.DataFrame:
+    """``journey_id, account_id, status, created_at`` of each account touched by ``as_of``
+    without a deal: a non-converting journey."""
+    # (distinct values of millions of text keys: the streaming engine is the faster one)
+    return (
+        touchpoints.lazy()
+        .filter(pl.col("timestamp") <= pl.lit(as_of, dtype=UTC_TIME))
+        .select("account_id").unique()
+        .join(deal_rows.lazy().select("account_id"), on="account_id", how="anti")
+        .select(
+            pl.concat_str(pl.lit(ACCOUNT_JOURNEY_PREFIX), pl.col("account_id"))
+            .alias("journey_id"),
+            "account_id",
+            pl.lit("none").alias("status"),
+            pl.lit(None, UTC_TIME).alias("created_at"),
+        )
+        .collect(engine="streaming")
+    )
+
+
+def _number_journeys(deal_rows: pl.DataFrame, account_rows: pl.DataFrame,
+                     contacts: pl.DataFrame) -> _Numbered:
+    """Every journey numbered in ``journey_id`` order, with its buying group's earliest lead."""
+    lead_at = contacts.lazy().group_by("account_id").agg(
+        pl.col("lead_created_at").min().alias("_lead_at")).collect(engine="streaming")
+    listed = pl.concat(
+        [deal_rows.select("journey_id", "account_id", "status", "created_at"), account_rows]
+    )
+    # journey numbers by position: each listed row gets the rank of its journey_id (no join
+    # on the ids)
+    by_id = listed.select(pl.arg_sort_by("journey_id", maintain_order=True)).to_series()
+    rank = np.empty(listed.height, dtype=np.uint32)
+    rank[by_id.to_numpy()] = np.arange(listed.height, dtype=np.uint32)
+    table = listed[by_id].with_row_index("_jn")
+    # each journey's buying group's earliest lead (a checked hash lookup of the account)
+    found = lookup(table.get_column("account_id"), lead_at.get_column("account_id"))
+    table = table.with_columns(
+        lead_at.get_column("_lead_at").gather(found)
+    ).rechunk()  # gathered by touch later
+    return _Numbered(table, by_id, rank, deal_rows.height)
+
+
+def _windows(deal_rows: pl.DataFrame, account_rows: pl.DataFrame, numbered: _Numbered,
+             as_of: datetime) -> pl.DataFrame:
+    """Every journey's window at its account (``account_id, _jn, _window_start, end_at``): a
+    deal's lookback to its end, a deal-less account's everything to the as-of instant."""
+    return pl.concat([
+        deal_rows.select("account_id", pl.Series("_jn", numbered.rank[:numbered.deals]),
+                         "_window_start", "end_at"),
+        account_rows.select(
+            "account_id", pl.Series("_jn", numbered.rank[numbered.deals:]),
+            pl.lit(None, UTC_TIME).alias("_window_start"),
+            pl.lit(as_of, dtype=UTC_TIME).alias("end_at"),
+        ),
+    ])
+
+
+def _with_milestones(ordered: pl.DataFrame, journey_table: pl.DataFrame,
+                     counts: np.ndarray) -> pl.DataFrame:
+    """The touches (``ordered``: grouped by journey number ``_jn`` in number order, in touch
+    order inside each) with ``touch_index``, their journey's ids and the milestone flags."""
+    journey_number = ordered.get_column("_jn").to_numpy()
+    first_row = np.cumsum(counts, dtype=np.int64) - counts
+    touch_index = np.arange(len(journey_number), dtype=np.int64) - first_row[journey_number]
+    is_last = np.ones(len(journey_number), dtype=bool)
+    is_last[:-1] = journey_number[1:] != journey_number[:-1]
+    times = ordered.get_column("timestamp").cast(UTC_TIME).to_physical().to_numpy()
+    is_first = touch_index == 0
+    lead_touch = _last_at_or_before(times, journey_number, is_first, is_last,
+                                    journey_table.get_column("_lead_at"))
+    created_touch = _last_at_or_before(times, journey_number, is_first, is_last,
+                                       journey_table.get_column("created_at"))
+    del times
+    # the journey's status read per journey and spread as booleans (not as text per touch)
+    status = journey_table.get_column("status")
+    has_deal = (status != "none").to_numpy()[journey_number]
+    won = (status == "won").to_numpy()[journey_number]
+    return ordered.with_columns(
+        pl.Series("touch_index", touch_index, dtype=pl.UInt32),
+        *(journey_table.get_column(c).gather(ordered.get_column("_jn"))
+          for c in ("journey_id", "account_id")),
+        pl.Series("is_first", is_first),
+        pl.Series("is_lead_creation", lead_touch),
+        pl.Series("is_opportunity_creation", has_deal & created_touch),
+        pl.Series("is_closed_won", won & is_last),
+    )
+
+
+def _journey_frame(deal_rows: pl.DataFrame, account_rows: pl.DataFrame, numbered: _Numbered,
+                   counts: np.ndarray, as_of: datetime) -> pl.DataFrame:
+    """The journeys (:data:`JOURNEY_SCHEMA`) in ``journey_id`` order, as numbered, with their
+    touch ``counts`` (by number) and outcomes."""
+    as_of_lit = pl.lit(as_of, dtype=UTC_TIME)
+    deal_journeys = deal_rows.select(
+        "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
+        "end_at",
+        pl.Series("n_touches", counts[numbered.rank[:numbered.deals]], dtype=pl.UInt32),
+        (pl.col("status") == "won").cast(pl.Int64).alias("conversions"),
+        (pl.col("status") == "lost").cast(pl.Int64).alias("nulls"),
+        pl.when(pl.col("status") == "won").then(pl.col("amount")).otherwise(0).alias("revenue"),
+    )
+    account_journeys = account_rows.select(
+        "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
+        pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
+        pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
+        as_of_lit.alias("end_at"),
+        pl.Series("n_touches", counts[numbered.rank[numbered.deals:]], dtype=pl.UInt32),
+        pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
+        pl.lit(0, pl.Int64).alias("revenue"),
+    )
+    return pl.concat(
+        [conform(deal_journeys.lazy(), JOURNEY_SCHEMA),
+         conform(account_journeys.lazy(), JOURNEY_SCHEMA)]
+    ).collect()[numbered.by_id].rechunk()

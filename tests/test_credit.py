@@ -333,6 +333,7 @@ def test_models_crediting_the_same_rows_share_the_deal_columns_and_others_do_not
     first = shared[1]
     assert first.select("deal_id", "status", "channel", "pipeline_credit").rows() == [
         ("D1", "won", "podcast", 1_001), ("D2", "lost", "events", 700)]
-    row, deal = journeys.shared["deal_columns"]
+    row, deal = journeys.deal_gather.rows, journeys.deal_gather.columns
+    assert row is not None and deal is not None
     assert row.tolist() == [0, 0, 1, 1]  # time decay's rows: every touch, as linear's
     assert deal.get_column("deal_id").to_list() == ["D1", "D1", "D2", "D2"]

@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from attribution.journeys import (
     TOUCH_ORDER,
+    JourneyIndex,
     Journeys,
     TouchRuns,
     PERSON,
@@ -28,6 +29,7 @@ from attribution.journeys import (
 )
 from attribution.schema import JOURNEY_SCHEMA, TOUCH_SCHEMA
 from tests.factories import at, contacts_frame, deals_frame
+from tests.reference import reference_journeys
 
 DEAL_SCHEMA = deals_frame([("d", "a", "2025-01-01", "2025-01-02", "won", 1)]).schema
 
@@ -323,7 +325,7 @@ ACCOUNTS = ["A", "B", "C", "D"]
 
 
 @st.composite
-def datasets(draw):
+def datasets(draw, months=6):
     n = draw(st.integers(0, 30))
     touch_rows = [
         (
@@ -331,7 +333,7 @@ def datasets(draw):
             draw(st.sampled_from(ACCOUNTS)),
             draw(st.sampled_from([None, "c1", "c2"])),
             draw(st.sampled_from(["email", "web", "ads"])),
-            f"2025-{draw(st.integers(1, 6)):02d}-{draw(st.integers(1, 3)):02d}T"
+            f"2025-{draw(st.integers(1, months)):02d}-{draw(st.integers(1, 3)):02d}T"
             f"{draw(st.integers(0, 1)):02d}:{draw(st.sampled_from([0, 10, 29, 30, 45])):02d}",
         )
         for i in range(n)
@@ -636,3 +638,86 @@ def test_repeats_looked_for_in_runs_of_close_touches_are_the_journeys_repeats(
     person = touchpoints.select(PERSON).to_series().gather(pairs.get_column("_i"))
     expected = repeat_flags(pairs.with_columns(person.alias("_person")), "_jn", dedup_minutes)
     assert _repeats(pairs, touchpoints, dedup_minutes).to_list() == expected.to_list()
+
+
+# -- the layout, and the builder against the reference ---------------------------------------------
+def _assert_layout(journeys: Journeys) -> None:
+    """``journeys.index`` is the layout of its touches: each journey with touches one run, in
+    the journeys' order, ``touch_index`` 0, 1, ... along it."""
+    index = journeys.index
+    assert index is not None, "built journeys lost their index"
+    assert index.touch_ordered and index.positional
+    touches, frame = journeys.touches.collect(), journeys.journeys.collect()
+    derived = JourneyIndex.of(touches.get_column("journey_id"), touches.get_column("touch_index"))
+    assert derived.positional, "the touches are not in the layout their index claims"
+    assert index.starts.tolist() == derived.starts.tolist()
+    assert index.sizes.tolist() == derived.sizes.tolist()
+    touched = frame.filter(pl.col("n_touches") > 0)
+    assert index.keys(touches.get_column("journey_id")).to_list() == touched["journey_id"].to_list()
+    assert index.sizes.tolist() == touched["n_touches"].to_list()
+    assert journeys.runs.index is index  # read, not derived again
+
+
+@settings(max_examples=60, deadline=None)
+@given(datasets(), st.sampled_from([AS_OF, at("2025-05-01")]))
+def test_built_journeys_carry_the_index_of_their_layout(data, as_of) -> None:
+    # what the models, credit and path keys read instead of sorting: this fails when
+    # build_journeys (or with_money_only) changes the order of the touches
+    journeys, _ = build(*data, lookback_days=60, as_of=as_of)
+    _assert_layout(journeys)
+    _assert_layout(journeys.with_money_only())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(datasets(), datasets(months=1)), st.sampled_from([AS_OF, at("2025-05-01"), None]),
+       st.sampled_from([0.0, 10.0, 30.0]), st.sampled_from([20, 60, 400]), st.booleans())
+def test_build_journeys_matches_the_reference_builder(data, as_of, dedup_minutes, lookback_days,
+                                                      in_time_order) -> None:
+    # touchpoints in time order take the (journey, row) key sort, others the general touch order
+    touch_rows, deal_rows, contact_rows = data
+    touchpoints = touches(list(touch_rows))
+    if in_time_order:
+        touchpoints = touchpoints.sort("timestamp", maintain_order=True)
+    deals = deals_frame(list(deal_rows)).cast(dict(DEAL_SCHEMA))
+    contacts = contacts_frame(list(contact_rows))
+    options = {"as_of": as_of, "dedup_minutes": dedup_minutes, "lookback_days": lookback_days}
+    expected_touches, expected_journeys, counts = reference_journeys(
+        touchpoints, deals, contacts, **options)
+    journeys, stats = build_journeys(touchpoints, deals, contacts, **options)
+    assert_frame_equal(journeys.touches.collect(), expected_touches)
+    assert_frame_equal(journeys.journeys.collect(), expected_journeys)
+    assert {name: getattr(stats, name) for name in counts} == counts
+
+
+def test_journey_index_of_runs_selections_and_concatenation() -> None:
+    ids = pl.Series(["b", "b", "a", None, None, "b"])
+    index = JourneyIndex.of(ids, pl.Series([0, 1, 0, 0, 1, 2]))
+    assert index.starts.tolist() == [0, 2, 3, 5] and index.sizes.tolist() == [2, 1, 2, 1]
+    assert index.keys(ids).to_list() == ["b", "a", None, "b"]
+    assert index.touch_ordered and not index.positional  # b's last run starts at touch 2
+    assert index.run_of_rows().tolist() == [0, 0, 1, 2, 2, 3]
+    assert not JourneyIndex.of(ids, pl.Series([0, 0, 0, 0, 1, 2])).touch_ordered
+    assert not JourneyIndex.of(ids, pl.Series([0, 1, 0, None, 1, 2])).touch_ordered
+    assert not JourneyIndex.of(ids).touch_ordered
+    whole = JourneyIndex.of(pl.Series(["x", "x", "y", "z", "z"]), pl.Series([0, 1, 0, 0, 1]))
+    assert whole.positional
+    # dropping whole runs keeps the positions, a row inside a run only the order
+    dropped = whole.select(np.array([True, True, False, True, True]))
+    assert dropped.starts.tolist() == [0, 2] and dropped.sizes.tolist() == [2, 2]
+    assert dropped.positional
+    thinned = whole.select(np.array([False, True, True, True, True]))
+    assert thinned.sizes.tolist() == [1, 1, 2]
+    assert thinned.touch_ordered and not thinned.positional
+    joined = whole.followed_by(JourneyIndex.of_sizes(np.array([1, 0, 3])))
+    assert joined.starts.tolist() == [0, 2, 3, 5, 6] and joined.sizes.tolist() == [2, 1, 2, 1, 3]
+    empty = JourneyIndex.of(pl.Series([], dtype=pl.String), pl.Series([], dtype=pl.UInt32))
+    assert empty.runs == 0 and empty.positional and empty.total(np.zeros(0)).size == 0
+
+
+def test_journeys_of_other_origins_derive_their_index_once() -> None:
+    journeys = Journeys.from_frames(
+        pl.DataFrame({"journey_id": ["a", "a", "b"], "touch_index": [0, 1, 0]}),
+        pl.DataFrame({"journey_id": ["a", "b"]}),
+    )
+    assert journeys.index is None
+    assert journeys.runs.index.positional and journeys.runs.starts.tolist() == [0, 2]

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from attribution.errors import ModelError
-from attribution.journeys import Journeys, TouchRuns
+from attribution.journeys import JourneyIndex, Journeys, TouchRuns
 from attribution.schema import DETAIL_COLUMNS
 
 #: what a model may need from the journeys
@@ -183,27 +183,25 @@ class AttributionModel:
 
 
 def with_journey_columns(touches: pl.DataFrame, table: pl.LazyFrame | pl.DataFrame,
-                         columns: list[str]) -> pl.DataFrame:
+                         columns: list[str], *, index: JourneyIndex | None = None) -> pl.DataFrame:
     """``touches`` with ``columns`` of ``table`` (a row per ``journey_id``) added: the left
     join of the touches on ``journey_id``, in the touches' order (null where the table lacks
     the journey).
 
-    A journey's touches usually come as one run of rows, so the table is joined on the first
-    row of each run only and the values repeated along it: about a tenth of the keys of a
-    row-by-row join, the same result for any layout. A journey the table lists twice gets the
-    row-by-row join itself (its touches once per listing).
+    The table is joined on the first row of each run of the touches (``index``, their
+    :class:`~attribution.journeys.JourneyIndex` when the caller has it) and the values
+    repeated along the run: one key a journey rather than a row, the same result for any
+    layout. A journey the table lists twice gets the row-by-row join itself (its touches once
+    per listing).
     """
     journey = touches.get_column("journey_id")
-    first = journey.ne_missing(journey.shift(1))
-    if len(first):
-        first[0] = True
+    index = JourneyIndex.of(journey) if index is None else index
     table = table.lazy().select("journey_id", *columns).collect()
-    runs = journey.filter(first).to_frame()
+    runs = index.keys(journey).to_frame()
     found = runs.join(table, on="journey_id", how="left", maintain_order="left")
     if found.height != runs.height:  # a journey listed twice in the table
         return touches.join(table, on="journey_id", how="left", maintain_order="left")
-    run = first.cast(pl.UInt32).cum_sum() - 1
-    return touches.hstack(found.select(columns)[run].get_columns())
+    return touches.hstack(found.select(columns)[pl.Series(index.run_of_rows())].get_columns())
 
 
 def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:

@@ -67,7 +67,7 @@ class TimeDecay(AttributionModel):
             (pl.col("_reference") - pl.col("timestamp")).dt.total_microseconds() / _DAY_US
         ).clip(lower_bound=0.0)
         runs = journeys.runs
-        dated = with_journey_columns(runs.touches, reference, ["_reference"])
+        dated = with_journey_columns(runs.touches, reference, ["_reference"], index=runs.index)
         if dated.height != runs.touches.height:
             raise ModelError("time_decay: a journey is listed twice in the journeys table")
         raw = dated.select(2.0 ** (-age_days / self.half_life_days)).to_series()

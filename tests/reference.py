@@ -1,0 +1,214 @@
+"""Plain, slow, obviously correct versions of the fast paths, for property tests to compare.
+
+Nothing here is fast or clever: a journey is built by looping over the deals and reading the
+touches of the account one by one; credit is split deal by deal with Python integers. Each
+function follows the rule as the module docstring of :mod:`attribution.journeys` or
+:mod:`attribution.credit` states it, and shares no code with the library beyond the schemas.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from attribution.errors import ModelError
+from attribution.journeys import Journeys
+from attribution.schema import (
+    ACCOUNT_JOURNEY_PREFIX,
+    CREDIT_SCHEMA,
+    DETAIL_COLUMNS,
+    JOURNEY_SCHEMA,
+    NO_TOUCH_CHANNEL,
+    NO_TOUCH_GROUP,
+    TOUCH_SCHEMA,
+)
+
+Row = dict[str, Any]
+
+#: the touch order: time, then these columns, missing values last, then the input row
+_TIE_BREAKS = ("contact_id", "channel", "touch_type", "campaign", "touchpoint_id",
+               "utm_source", "utm_medium")
+
+
+def _nulls_last(value: Any) -> tuple[bool, Any]:
+    return (value is None, value if value is not None else "")
+
+
+def reference_journeys(
+    touchpoints: pl.DataFrame,
+    deals: pl.DataFrame,
+    contacts: pl.DataFrame,
+    *,
+    lookback_days: int = 180,
+    dedup_minutes: float = 30.0,
+    as_of: datetime | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """Touches (:data:`TOUCH_SCHEMA`), journeys (:data:`JOURNEY_SCHEMA`) and the row counts
+    (``touches_used``, ``touches_deduplicated``, ``touches_out_of_window``) of the buying-group
+    journeys, built one deal at a time. Touches are listed journey by journey in ``journey_id``
+    order, each journey's in touch order; journeys in ``journey_id`` order."""
+    touches = [row | {"_input": n} for n, row in enumerate(touchpoints.iter_rows(named=True))]
+    deal_rows = list(deals.iter_rows(named=True))
+    if as_of is None:
+        moments = ([t["timestamp"] for t in touches] + [d["created_at"] for d in deal_rows]
+                   + [d["closed_at"] for d in deal_rows if d["closed_at"] is not None])
+        as_of = max(moments) if moments else datetime(1970, 1, 1, tzinfo=UTC)
+    first_lead: dict[str, datetime] = {}
+    for contact in contacts.iter_rows(named=True):
+        lead = contact["lead_created_at"]
+        if lead is not None and (contact["account_id"] not in first_lead
+                                 or lead < first_lead[contact["account_id"]]):
+            first_lead[contact["account_id"]] = lead
+
+    journeys: list[Row] = []
+    for deal in deal_rows:
+        if deal["created_at"] > as_of:
+            continue  # created after the as-of instant: out of scope
+        closed_later = deal["closed_at"] is not None and deal["closed_at"] > as_of
+        status = "open" if closed_later else deal["status"]
+        closed_at = None if status == "open" else deal["closed_at"]
+        journeys.append({
+            "journey_id": deal["deal_id"], "account_id": deal["account_id"],
+            "deal_id": deal["deal_id"], "status": status, "amount": deal["amount"],
+            "created_at": deal["created_at"], "closed_at": closed_at,
+            "end_at": closed_at if closed_at is not None else as_of,
+            "_start": deal["created_at"] - timedelta(days=lookback_days),
+            "conversions": int(status == "won"), "nulls": int(status == "lost"),
+            "revenue": deal["amount"] if status == "won" else 0,
+        })
+    with_deal = {j["account_id"] for j in journeys}
+    touched_accounts = {t["account_id"] for t in touches if t["timestamp"] <= as_of}
+    for account in touched_accounts - with_deal:
+        journeys.append({
+            "journey_id": ACCOUNT_JOURNEY_PREFIX + account, "account_id": account,
+            "deal_id": None, "status": "none", "amount": 0, "created_at": None,
+            "closed_at": None, "end_at": as_of, "_start": None,
+            "conversions": 0, "nulls": 1, "revenue": 0,
+        })
+    journeys.sort(key=lambda j: j["journey_id"])
+
+    out: list[Row] = []
+    windowed: set[int] = set()
+    used: set[int] = set()
+    for journey in journeys:
+        mine = [t for t in touches
+                if t["account_id"] == journey["account_id"]
+                and (journey["_start"] is None or t["timestamp"] >= journey["_start"])
+                and t["timestamp"] <= journey["end_at"]]
+        windowed |= {t["_input"] for t in mine}
+        mine.sort(key=lambda t: (t["timestamp"], *(_nulls_last(t.get(c)) for c in _TIE_BREAKS),
+                                 t["_input"]))
+        kept = []
+        last_seen: dict[tuple[Any, Any], datetime] = {}
+        for touch in mine:  # the chain rule: each touch against the person's previous one
+            person = (touch["contact_id"], touch["channel"])
+            previous = last_seen.get(person)
+            last_seen[person] = touch["timestamp"]
+            if (dedup_minutes > 0 and previous is not None
+                    and touch["timestamp"] - previous < timedelta(minutes=dedup_minutes)):
+                continue
+            kept.append(touch)
+        used |= {t["_input"] for t in kept}
+        journey["n_touches"] = len(kept)
+        lead = _last_at_or_before(kept, first_lead.get(journey["account_id"]))
+        created = _last_at_or_before(kept, journey["created_at"])
+        for position, touch in enumerate(kept):
+            out.append({
+                "journey_id": journey["journey_id"], "account_id": journey["account_id"],
+                "touch_index": position,
+                **{c: touch[c] for c in ("touchpoint_id", "contact_id", "timestamp", "channel",
+                                         "channel_group", "touch_type", "campaign")},
+                "is_first": position == 0,
+                "is_lead_creation": position == lead,
+                "is_opportunity_creation": journey["status"] != "none" and position == created,
+                "is_closed_won": journey["status"] == "won" and position == len(kept) - 1,
+            })
+    counts = {
+        "touches_used": len(used),
+        "touches_deduplicated": len(windowed - used),
+        "touches_out_of_window": touchpoints.height - len(windowed),
+    }
+    return (pl.DataFrame(out, schema=TOUCH_SCHEMA),
+            pl.DataFrame([{c: j[c] for c in JOURNEY_SCHEMA} for j in journeys],
+                         schema=JOURNEY_SCHEMA),
+            counts)
+
+
+def _last_at_or_before(touches: list[Row], moment: datetime | None) -> int:
+    """Position of the last touch at or before ``moment``; 0 (the first) when none is."""
+    found = 0
+    for position, touch in enumerate(touches):
+        if moment is not None and touch["timestamp"] <= moment:
+            found = position
+    return found
+
+
+def largest_remainder(weights: list[float], total: int) -> list[int]:
+    """``total`` cents over ``weights``: floors, then a cent each to the largest fractional
+    parts, ties to the earlier row."""
+    raw = [w * float(total) for w in weights]
+    credit = [math.floor(r) for r in raw]
+    left = total - sum(credit)
+    ranked = sorted(range(len(raw)), key=lambda i: (-(raw[i] - math.floor(raw[i])), i))
+    for rank, i in enumerate(ranked):
+        credit[i] += rank < left
+    return credit
+
+
+def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> pl.DataFrame:
+    """Touch-level credit (:data:`CREDIT_SCHEMA`) of ``weights``, deal by deal.
+
+    The journeys that carry money (every status but ``none``) are credited in the order of
+    the journeys frame; inside each, its nonzero weights by touch, then channel (missing
+    last), then as given; deals without a touch get one ``(no touch)`` row each, after all
+    the others. A journey's weights must be >= 0 and sum to 1 (within 1e-9), else
+    :class:`ModelError`.
+    """
+    money = [j for j in journeys.journeys.collect().iter_rows(named=True) if j["status"] != "none"]
+    position = {j["journey_id"]: n for n, j in enumerate(money)}
+    touches = {(t["journey_id"], t["touch_index"]): t
+               for t in journeys.touches.collect().iter_rows(named=True)}
+    group_of = {t["channel"]: t["channel_group"] for t in touches.values()}
+    carried = [c for c in DETAIL_COLUMNS if c in weights.columns]
+    per_journey: dict[int, list[Row]] = {}
+    for row in weights.iter_rows(named=True):
+        if row["journey_id"] in position and row["weight"] != 0.0:
+            per_journey.setdefault(position[row["journey_id"]], []).append(row)
+    out: list[Row] = []
+    bare = []
+    for n, journey in enumerate(money):
+        rows = per_journey.get(n, [])
+        if journey["n_touches"] == 0:
+            rows = rows + [{"journey_id": journey["journey_id"], "touch_index": None,
+                            "channel": NO_TOUCH_CHANNEL, "weight": 1.0}]
+        elif not rows:
+            raise ModelError(f"no weight for journey {journey['journey_id']!r}")
+        weight = [r["weight"] for r in rows]
+        if (any(w is None or math.isnan(w) or w < 0 for w in weight)
+                or abs(sum(weight) - 1.0) > 1e-9):
+            raise ModelError(f"weights {weight!r} for journey {journey['journey_id']!r}")
+        rows.sort(key=lambda r: (*_nulls_last(r["touch_index"]), *_nulls_last(r["channel"])))
+        pipeline = largest_remainder(weight := [r["weight"] for r in rows], journey["amount"])
+        revenue = largest_remainder(weight, journey["revenue"])
+        for r, p, v in zip(rows, pipeline, revenue, strict=True):
+            no_touch = r["channel"] == NO_TOUCH_CHANNEL and journey["n_touches"] == 0
+            touch = {} if no_touch else touches.get((r["journey_id"], r["touch_index"]), {})
+            detail = {c: r[c] if c in carried else touch.get(c) for c in DETAIL_COLUMNS}
+            credit = {
+                "model": model, "journey_id": journey["journey_id"],
+                "deal_id": journey["deal_id"], "account_id": journey["account_id"],
+                "status": journey["status"], "touch_index": r["touch_index"],
+                "touchpoint_id": None if no_touch else detail["touchpoint_id"],
+                "timestamp": None if no_touch else detail["timestamp"],
+                "channel": r["channel"],
+                "channel_group": NO_TOUCH_GROUP if no_touch
+                else detail["channel_group"] if "channel_group" in carried
+                else group_of.get(r["channel"]),
+                "weight": r["weight"], "pipeline_credit": p, "revenue_credit": v,
+                "conversion_credit": r["weight"] * journey["conversions"],
+            }
+            (bare if no_touch else out).append(credit)
+    return pl.DataFrame(out + bare, schema=CREDIT_SCHEMA)
