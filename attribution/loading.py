@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +39,7 @@ from attribution.validation import (
     TIMESTAMP_HINT,
     Accounting,
     TableSource,
+    TimeFormat,
     Validated,
     instant,
     minor_units,
@@ -69,6 +70,10 @@ class Inputs:
     currency: str
     unmapped: pl.DataFrame
     channel_groups: dict[str, str]
+    #: ``input.column`` -> the timestamp format inferred from its values (say so to the user)
+    time_formats: dict[str, TimeFormat] = field(default_factory=dict)
+    #: notes for the user: inferred formats, unknown status values with a [statuses] block
+    notes: list[str] = field(default_factory=list)
 
 
 
@@ -87,6 +92,7 @@ def load_inputs(
     progress: ProgressCallback | None = None,
     time_formats: Sequence[str] = (),
     statuses: Mapping[str, Sequence[str]] | None = None,
+    infer_time_formats: bool = True,
 ) -> Inputs:
     """Read and validate the three exports.
 
@@ -100,6 +106,10 @@ def load_inputs(
         Per input, canonical column -> the file's column.
     strict
         Raise :class:`RejectedRowError` on the first rejected row instead of collecting rejects.
+    infer_time_formats
+        Read timestamps that are not ISO-8601, epoch or a declared format in the one format
+        their values leave (noted in :attr:`Inputs.time_formats` and :attr:`Inputs.notes`);
+        :class:`~attribution.errors.AmbiguousTimestampError` when they leave several.
     """
     # the files' digests are taken on a thread while they load (hashlib lets go of the GIL)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution-digest")
@@ -110,7 +120,7 @@ def load_inputs(
         return _load_inputs(
             touchpoints, deals, contacts, digests, rules=rules, columns=columns,
             currency=currency, strict=strict, progress=progress, time_formats=time_formats,
-            statuses=statuses,
+            statuses=statuses, infer_time_formats=infer_time_formats,
         )
     finally:  # all done after a load; after an error, the error is not kept waiting on them
         pool.shutdown(wait=False, cancel_futures=True)
@@ -129,8 +139,16 @@ def _load_inputs(
     progress: ProgressCallback | None,
     time_formats: Sequence[str],
     statuses: Mapping[str, Sequence[str]] | None,
+    infer_time_formats: bool,
 ) -> Inputs:
     columns = columns or {}
+    inferred: dict[str, TimeFormat] = {}
+    notes: list[str] = []
+
+    def note(input_name: str, checked: Validated) -> None:
+        inferred.update({f"{input_name}.{c}": f for c, f in checked.time_formats.items()})
+        notes.extend(checked.notes)
+
     step = progress or (lambda _stage: None)
     files = []
     accounting: dict[str, Accounting] = {}
@@ -139,7 +157,9 @@ def _load_inputs(
     if contacts is not None:
         step("contacts")
         checked = validate_contacts(Path(contacts), columns.get("contacts"),
-                                    time_formats=time_formats)
+                                    time_formats=time_formats,
+                                    infer_time_formats=infer_time_formats)
+        note("contacts", checked)
         contact_frame = checked.good
         accounting["contacts"] = checked.accounting
         all_rejects.append(checked.rejects)
@@ -147,7 +167,9 @@ def _load_inputs(
         files.append(InputFile("contacts", str(contacts), checked.accounting.read, digest))
     step("touchpoints")
     checked = validate_touchpoints(Path(touchpoints), rules, contact_frame,
-                                   columns.get("touchpoints"), time_formats=time_formats)
+                                   columns.get("touchpoints"), time_formats=time_formats,
+                                   infer_time_formats=infer_time_formats)
+    note("touchpoints", checked)
     touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
     assert unmapped is not None
     accounting["touchpoints"] = checked.accounting
@@ -159,7 +181,9 @@ def _load_inputs(
     if contact_frame is not None:
         known = pl.concat([known, contact_frame.get_column("account_id")])
     checked = validate_deals(Path(deals), known, currency, columns.get("deals"),
-                             time_formats=time_formats, statuses=statuses)
+                             time_formats=time_formats, statuses=statuses,
+                             infer_time_formats=infer_time_formats)
+    note("deals", checked)
     deal_frame, currency = checked.good, checked.currency
     assert currency is not None
     accounting["deals"] = checked.accounting
@@ -193,15 +217,20 @@ def _load_inputs(
         currency=currency,
         unmapped=unmapped,
         channel_groups=groups,
+        time_formats=inferred,
+        notes=notes,
     )
 
 
 # -- the tuple-shaped loaders the Spark engine calls (until it takes Validated) --------------
+# They infer no timestamp format: Spark validates an export a batch at a time, and one batch's
+# values must not choose a format for itself (the whole column's must).
 def load_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
                   time_formats: Sequence[str] = ()
                   ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, int]:
     """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``."""
-    checked = validate_contacts(source, mapping, time_formats=time_formats)
+    checked = validate_contacts(source, mapping, time_formats=time_formats,
+                                infer_time_formats=False)
     return checked.good, checked.rejects, checked.accounting, checked.accounting.read
 
 
@@ -210,7 +239,8 @@ def load_touchpoints(
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
     """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
-    checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats)
+    checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
+                                   infer_time_formats=False)
     assert checked.unmapped is not None
     return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
             checked.channel_groups)
@@ -223,7 +253,8 @@ def load_deals(
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, str]:
     """:func:`validate_deals` as ``(good, rejects, accounting, currency)``."""
     checked = validate_deals(source, known_accounts, currency, mapping,
-                             time_formats=time_formats, statuses=statuses)
+                             time_formats=time_formats, statuses=statuses,
+                             infer_time_formats=False)
     assert checked.currency is not None
     return checked.good, checked.rejects, checked.accounting, checked.currency
 

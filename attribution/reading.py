@@ -9,7 +9,7 @@ data row number ``_row`` (the header is row 0). What the values mean is checked 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +72,14 @@ def read_file(path: str | Path, input_name: str) -> pl.DataFrame:
 
 def name_columns(frame: pl.DataFrame, file: str, input_name: str,
                  mapping: dict[str, str] | None = None,
-                 expected: Sequence[str] = ()) -> pl.DataFrame:
+                 expected: Sequence[str] = (),
+                 alternatives: Mapping[str, str] | None = None) -> pl.DataFrame:
     """A table as read, with its columns trimmed and renamed by ``mapping`` (canonical ->
     the file's name), the ``expected`` canonical columns checked, and ``_row`` added.
 
-    ``file`` names the table in messages (its path, or where a frame came from).
+    ``file`` names the table in messages (its path, or where a frame came from);
+    ``alternatives`` name, per expected column, another that stands in for it (``status`` is
+    not needed when ``is_won`` is there).
     """
     frame = frame.rename({c: c.strip() for c in frame.columns if c != c.strip()})
     mapping = mapping or {}
@@ -95,7 +98,9 @@ def name_columns(frame: pl.DataFrame, file: str, input_name: str,
         if name in frame.columns and name not in renames
     ]
     frame = frame.drop(shadowed).rename(renames)
-    missing = [name for name in expected if name not in frame.columns]
+    stand_ins = alternatives or {}
+    missing = [name for name in expected
+               if name not in frame.columns and stand_ins.get(name) not in frame.columns]
     if missing:
         raise ColumnNotFoundError.from_missing(
             file, missing, frame.columns,

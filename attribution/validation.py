@@ -18,9 +18,9 @@ from pathlib import Path
 import polars as pl
 
 from attribution.channels import ChannelRules
-from attribution.errors import ColumnNotFoundError
+from attribution.errors import AmbiguousTimestampError, ColumnNotFoundError
 from attribution.keys import lookup
-from attribution.reading import ROW, name_columns, read_table, rechunk_in_place
+from attribution.reading import ROW, name_columns, read_file, rechunk_in_place
 from attribution.schema import (
     ACCOUNT_JOURNEY_PREFIX,
     CONTACT_COLUMNS,
@@ -72,6 +72,16 @@ STATUS_WORDS = {
     "pipeline": "open",
     "inprogress": "open",
     "active": "open",
+    # HubSpot's default sales pipeline: labels and internal ids normalise alike
+    # (Appointment Scheduled / appointmentscheduled, Decision Maker Bought-In / ...)
+    "appointmentscheduled": "open",
+    "qualifiedtobuy": "open",
+    "presentationscheduled": "open",
+    "decisionmakerboughtin": "open",
+    # Salesforce's default opportunity stages
+    "valueproposition": "open",
+    "iddecisionmakers": "open",
+    "perceptionanalysis": "open",
 }
 def status_words(statuses: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
     """Normalised CRM stage word -> won | lost | open: the built-in words plus the user's.
@@ -140,20 +150,222 @@ class Validated:
     unmapped: pl.DataFrame | None = None
     channel_groups: dict[str, str] = field(default_factory=dict)
     currency: str | None = None
+    #: the file's column -> the format its timestamps were read in, when inferred
+    time_formats: dict[str, TimeFormat] = field(default_factory=dict)
+    #: what the caller should tell the user (inferred formats, unknown statuses)
+    notes: list[str] = field(default_factory=list)
 
 
 def _named(source: TableSource, file: str | None, input_name: str,
-           mapping: dict[str, str] | None, expected: Sequence[str]) -> tuple[pl.DataFrame, str]:
+           mapping: dict[str, str] | None, expected: Sequence[str],
+           alternatives: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, str]:
     """The table with canonical column names and ``_row``, and the name its messages use."""
     if isinstance(source, pl.DataFrame):
         where = file if file is not None else f"({input_name} table)"
-        return name_columns(source, where, input_name, mapping, expected), where
-    path = Path(source)
-    where = file if file is not None else str(path)
-    if file is None:
-        return read_table(path, input_name, mapping, expected), where
-    from attribution.reading import read_file
-    return name_columns(read_file(path, input_name), where, input_name, mapping, expected), where
+        raw = source
+    else:
+        path = Path(source)
+        where = file if file is not None else str(path)
+        raw = read_file(path, input_name)
+    return name_columns(raw, where, input_name, mapping, expected, alternatives), where
+
+
+def _notes(file: str, found: Mapping[str, TimeFormat]) -> list[str]:
+    return [time_format_note(file, found)] if found else []
+
+
+# -- timestamp formats inferred from the values ---------------------------------------------
+_DATE_STYLES = (
+    ("%m/%d/%Y", "month/day/year"),
+    ("%d/%m/%Y", "day/month/year"),
+    ("%m-%d-%Y", "month-day-year"),
+    ("%d-%m-%Y", "day-month-year"),
+    ("%d.%m.%Y", "day.month.year"),
+    ("%Y/%m/%d", "year/month/day"),
+    ("%m/%d/%y", "month/day/two-digit year"),
+    ("%d/%m/%y", "day/month/two-digit year"),
+)
+_CLOCK_STYLES = (
+    (" %I:%M %p", "12-hour clock"),
+    (" %I:%M:%S %p", "12-hour clock"),
+    (" %H:%M", "24-hour clock"),
+    (" %H:%M:%S", "24-hour clock"),
+    ("", "date only"),
+)
+#: epoch units by digit count: Unix seconds and milliseconds are read without a note (10 and 13
+#: digits, see :func:`instant`); microseconds (GA4's event_timestamp) and the others are inferred
+_EPOCH_UNITS = {"epoch_s": 1_000_000, "epoch_ms": 1_000, "epoch_us": 1}
+_EPOCH_DIGITS = {"epoch_s": r"^\d{9,10}$", "epoch_ms": r"^\d{12,13}$", "epoch_us": r"^\d{15,16}$"}
+_EPOCH_NAMES = {"epoch_s": "Unix epoch seconds", "epoch_ms": "Unix epoch milliseconds",
+                "epoch_us": "Unix epoch microseconds"}
+#: how many distinct unreadable values the inference looks at (the first, in file order)
+_INFER_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    """A timestamp format read off a column's values: a strftime pattern (naive times are
+    UTC) or an epoch unit (``epoch_s``, ``epoch_ms``, ``epoch_us``), and what it means."""
+
+    pattern: str
+    description: str
+
+
+def time_format_candidates() -> list[TimeFormat]:
+    """Every format :func:`infer_time_format` tries, in order."""
+    candidates = [TimeFormat(date + clock, f"{meaning}, {hours}")
+                  for date, meaning in _DATE_STYLES for clock, hours in _CLOCK_STYLES]
+    return [*candidates, *(TimeFormat(unit, _EPOCH_NAMES[unit]) for unit in _EPOCH_UNITS)]
+
+
+def parse_time(values: pl.Expr, pattern: str) -> pl.Expr:
+    """Text as UTC datetimes in one format (null where a value does not fit it, or gives a
+    year outside 1900-2200: ``%Y`` would take ``25`` as the year 25)."""
+    if pattern in _EPOCH_UNITS:
+        moment = pl.when(values.str.contains(_EPOCH_DIGITS[pattern])).then(
+            values.cast(pl.Int64, strict=False) * _EPOCH_UNITS[pattern]
+        ).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    else:
+        moment = values.str.to_datetime(pattern, strict=False, time_unit="us", time_zone="UTC")
+    return pl.when(moment.dt.year().is_between(1900, 2200)).then(moment)
+
+
+def infer_time_format(values: pl.Series, file: str, column: str) -> TimeFormat | None:
+    """The one format that reads the most of ``values`` (text a column could not be read as),
+    or None when no format reads any.
+
+    Raises :class:`AmbiguousTimestampError` when formats that read as many values give
+    different times (``01/02/2025`` is 1 February or 2 January): the message lists them.
+    """
+    distinct = values.drop_nulls().unique(maintain_order=True).head(_INFER_SAMPLE)
+    if not distinct.len():
+        return None
+    frame = distinct.to_frame("value")
+    candidates = time_format_candidates()
+    parsed = frame.select(
+        parse_time(pl.col("value"), c.pattern).alias(str(i)) for i, c in enumerate(candidates)
+    )
+    counts = [parsed.get_column(str(i)).count() for i in range(len(candidates))]
+    best = max(counts)
+    if best == 0:
+        return None
+    tied = [i for i, n in enumerate(counts) if n == best]
+    readings: list[int] = []  # the tied candidates that read the values differently
+    for i in tied:
+        if not any(parsed.get_column(str(i)).equals(parsed.get_column(str(j))) for j in readings):
+            readings.append(i)
+    if len(readings) > 1:
+        example = _ambiguous_example(frame, parsed, readings)
+        raise AmbiguousTimestampError(
+            f"{file}: column {column!r}: timestamps like {example!r} read more than one way: "
+            + "; ".join(f"{candidates[i].pattern!r} ({candidates[i].description})"
+                        for i in readings)
+            + '; declare the format with [formats] timestamp = "..." in the config or '
+            "--timestamp-format"
+        )
+    return candidates[readings[0]]
+
+
+def _ambiguous_example(frame: pl.DataFrame, parsed: pl.DataFrame, readings: list[int]) -> str:
+    first, second = (parsed.get_column(str(i)) for i in readings[:2])
+    differs = (first != second).fill_null(True)
+    return str(frame.get_column("value").filter(differs)[0])
+
+
+def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], file: str,
+                infer: bool) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
+    """Read the values of each ``(time column, its text, the file's column)`` that the ISO,
+    epoch and declared formats left unread, in the one format their values leave.
+
+    Only when some value is unread (an ISO file costs one null count per column). Values the
+    inferred format cannot read either stay null: the caller rejects them.
+    """
+    found: dict[str, TimeFormat] = {}
+    if not infer:
+        return parsed, found
+    for moment, shown, column in columns:
+        unread = pl.col(moment).is_null() & pl.col(shown).is_not_null()
+        if not parsed.select(unread.any()).item():
+            continue
+        values = parsed.filter(unread).get_column(shown)
+        fitted = infer_time_format(values, file, column)
+        if fitted is None:
+            continue
+        found[column] = fitted
+        parsed = parsed.with_columns(
+            pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
+        )
+    return parsed, found
+
+
+def time_format_note(file: str, formats: Mapping[str, TimeFormat]) -> str:
+    """``t.csv: timestamp read as '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)``."""
+    return f"{file}: " + "; ".join(
+        f"{column} read as {fitted.pattern!r} ({fitted.description})"
+        for column, fitted in formats.items()
+    )
+
+
+# -- booleans and statuses --------------------------------------------------------------------
+_BOOLEAN_WORDS = {"true": True, "t": True, "yes": True, "y": True, "1": True,
+                  "false": False, "f": False, "no": False, "n": False, "0": False}
+
+
+def boolean(name: str, frame: pl.DataFrame) -> pl.Expr:
+    """A column as true/false (``true``/``false``, ``yes``/``no``, ``1``/``0``, any case);
+    null when absent, empty or another word (checked by the caller)."""
+    if name not in frame.columns:
+        return pl.lit(None, dtype=pl.Boolean)
+    if frame.schema[name] == pl.Boolean:
+        return pl.col(name)
+    return text(name, frame).str.to_lowercase().replace_strict(
+        _BOOLEAN_WORDS, default=None, return_dtype=pl.Boolean
+    )
+
+
+def _guess_status(value: str) -> str:
+    word = re.sub(r"[^a-z]", "", value.lower())
+    if "won" in word or "win" in word or "signed" in word or "booked" in word:
+        return "won"
+    if "lost" in word or "dead" in word or "disqualified" in word or "churn" in word:
+        return "lost"
+    return "open"
+
+
+def unknown_statuses_message(file: str, counts: Sequence[tuple[str, int]]) -> str:
+    """One message for every distinct unknown status value with its rows, and a ``[statuses]``
+    block to paste into the config (each value put under the status its words suggest; open
+    when they suggest none: check it before pasting).
+
+    >>> print(unknown_statuses_message("d.csv", [("Signed", 3), ("Stalled", 1)]))
+    d.csv: 2 unknown status values (4 rows): 'Signed' (3 rows), 'Stalled' (1 row); expected won, lost, open or a CRM stage; map each in the config (check the guesses):
+    [statuses]
+    won = ["Signed"]
+    open = ["Stalled"]
+    """
+    rows = sum(n for _, n in counts)
+    listed = ", ".join(f"{value!r} ({n} row{'s' if n != 1 else ''})" for value, n in counts)
+    guessed: dict[str, list[str]] = {"won": [], "lost": [], "open": []}
+    for value, _ in counts:
+        guessed[_guess_status(value)].append(value)
+    lines = [
+        f"{status} = [{', '.join(_toml_string(v) for v in values)}]"
+        for status, values in guessed.items() if values
+    ]
+    plural = "s" if len(counts) != 1 else ""
+    return (
+        f"{file}: {len(counts)} unknown status value{plural} ({rows} row{'s' if rows != 1 else ''}):"
+        f" {listed}; expected won, lost, open or a CRM stage; map each in the config "
+        "(check the guesses):\n[statuses]\n" + "\n".join(lines)
+    )
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (escaped, so any cell pastes as valid TOML)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
+    return f'"{escaped}"'
+
 
 
 # -- parsing expressions ---------------------------------------------------------------------
@@ -352,7 +564,8 @@ def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason:
 
 # -- the three inputs ------------------------------------------------------------------------
 def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
-                      file: str | None = None, time_formats: Sequence[str] = ()) -> Validated:
+                      file: str | None = None, time_formats: Sequence[str] = (),
+                      infer_time_formats: bool = True) -> Validated:
     """Check a contacts table (a path, or a frame as read); see :class:`Validated`."""
     frame, file = _named(source, file, "contacts", mapping,
                          [c for c, req in CONTACT_COLUMNS.items() if req])
@@ -363,6 +576,10 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         instant("lead_created_at", frame, time_formats).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
     ).with_columns(blank_row("contact_id", "account_id", "_lead_text"))
+    parsed, found = infer_times(
+        parsed, [("lead_created_at", "_lead_text", _file_column(mapping, "lead_created_at"))],
+        file, infer_time_formats,
+    )
     checked = parsed.with_columns(
         first_failure(
             [
@@ -389,12 +606,14 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
                             deduplicated=copies, rejected=reason_counts(rejects))
     # one chunk per column: touches look contacts up by row (gathers over a file's many row
     # groups are about 10x slower)
-    return Validated(good.rechunk(), rejects, accounting)
+    return Validated(good.rechunk(), rejects, accounting, time_formats=found,
+                     notes=_notes(file, found))
 
 
 def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
                          mapping: dict[str, str] | None = None, *, file: str | None = None,
-                         time_formats: Sequence[str] = ()) -> Validated:
+                         time_formats: Sequence[str] = (),
+                         infer_time_formats: bool = True) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account."""
     frame, file = _named(source, file, "touchpoints", mapping, ["timestamp"])
@@ -430,7 +649,11 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
                           "utm_source", "utm_medium", "campaign", "touch_type"))
     rows_read = frame.height
-    del frame  # the parsed columns replace the raw ones: free them before the joins
+    del frame
+    parsed, found = infer_times(
+        parsed, [("timestamp", "_time_text", _file_column(mapping, "timestamp"))],
+        file, infer_time_formats,
+    )  # the parsed columns replace the raw ones: free them before the joins
     contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
     row_account = parsed.get_column("_row_account")
     if contacts is not None and row_account.null_count():
@@ -491,7 +714,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
     # (the streaming engine: a third of the time, and no transient copy of the text columns,
     # +1.1 GB at 10^7 touchpoints)
-    if raw_utm is not None and len(clean) == len(UTM_COLUMNS):  # every row's combination is one of the file's
+    # every row's combination is one of the file's
+    if raw_utm is not None and len(clean) == len(UTM_COLUMNS):
         pairs = raw_utm.rename({"utm_campaign": "campaign"})
     else:
         pairs = good.lazy().select("utm_source", "utm_medium", "campaign").unique().collect(
@@ -548,19 +772,38 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     rechunk_in_place(good)
     accounting = Accounting("touchpoints", file, read=rows_read, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects))
-    return Validated(good, rejects, accounting, unmapped=unmapped, channel_groups=groups)
+    return Validated(good, rejects, accounting, unmapped=unmapped, channel_groups=groups,
+                     time_formats=found, notes=_notes(file, found))
 
 
 def validate_deals(source: TableSource, known_accounts: pl.Series | None, currency: str | None,
                    mapping: dict[str, str] | None = None, *, file: str | None = None,
                    time_formats: Sequence[str] = (),
-                   statuses: Mapping[str, Sequence[str]] | None = None) -> Validated:
+                   statuses: Mapping[str, Sequence[str]] | None = None,
+                   infer_time_formats: bool = True) -> Validated:
     """Check a deals table (a path, or a frame as read); ``known_accounts`` (touched or in
     the contacts) decide which accounts exist; ``currency`` None takes the file's most common
-    one (USD if none), returned in :attr:`Validated.currency`."""
+    one (USD if none), returned in :attr:`Validated.currency`.
+
+    The status is read from ``status`` (won, lost, open or a CRM stage name), or from boolean
+    ``is_won`` and ``is_closed`` columns (Salesforce's IsWon / IsClosed) when ``is_won`` is
+    given: won when is_won, lost when closed and not won, open when not closed; without an
+    ``is_closed`` column a deal that is not won takes its ``status`` word.
+    """
     required = [c for c, req in DEAL_COLUMNS.items() if req]
-    frame, file = _named(source, file, "deals", mapping, required)
+    frame, file = _named(source, file, "deals", mapping, required, {"status": "is_won"})
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
+    status_word = status_key.replace_strict(status_words(statuses), default=None,
+                                            return_dtype=pl.String)
+    flags = "is_won" in frame.columns
+    if flags:
+        won, closed_flag = boolean("is_won", frame), boolean("is_closed", frame)
+        status_word = (
+            pl.when(won).then(pl.lit("won"))
+            .when(closed_flag).then(pl.lit("lost"))
+            .when(closed_flag.not_()).then(pl.lit("open"))
+            .otherwise(status_word)
+        )
     parsed = frame.select(
         ROW,
         text("deal_id", frame).alias("deal_id"),
@@ -569,14 +812,29 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("created_at", frame).alias("_created_text"),
         instant("closed_at", frame, time_formats).alias("closed_at"),
         text("closed_at", frame).alias("_closed_text"),
-        status_key.replace_strict(status_words(statuses), default=None,
-                                  return_dtype=pl.String).alias("status"),
+        status_word.alias("status"),
         text("status", frame).alias("_status_text"),
         minor_units("amount", frame).alias("amount"),
         text("amount", frame).alias("_amount_text"),
         text("currency", frame).str.to_uppercase().alias("currency"),
+        *((boolean("is_won", frame).alias("_won"), text("is_won", frame).alias("_won_text"),
+           boolean("is_closed", frame).alias("_closed_flag"),
+           text("is_closed", frame).alias("_closed_flag_text")) if flags else ()),
     ).with_columns(blank_row("deal_id", "account_id", "_created_text", "_closed_text",
-                          "_status_text", "_amount_text", "currency"))
+                             "_status_text", "_amount_text", "currency",
+                             *(("_won_text", "_closed_flag_text") if flags else ())))
+    parsed, found = infer_times(
+        parsed, [("created_at", "_created_text", _file_column(mapping, "created_at")),
+                 ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))],
+        file, infer_time_formats,
+    )
+    notes = _notes(file, found)
+    if not flags:
+        unknown = (parsed.filter(pl.col("status").is_null() & pl.col("_status_text").is_not_null())
+                   .group_by("_status_text").len()
+                   .sort(["len", "_status_text"], descending=[True, False]))
+        if unknown.height:
+            notes.append(unknown_statuses_message(file, unknown.rows()))
     if currency is None:
         seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
         seen = seen.sort(["len", "currency"], descending=[True, False])
@@ -611,11 +869,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("created_at").is_null(), "created_at",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
                 ),
-                (pl.col("_status_text").is_null(), "status", "missing status", pl.col("_status_text")),
-                (
-                    pl.col("status").is_null(), "status",
-                    "unknown status; expected won, lost or open", pl.col("_status_text"),
-                ),
+                *(_flag_checks() if flags else _status_checks()),
                 (
                     pl.col("_closed_text").is_not_null() & pl.col("closed_at").is_null(),
                     "closed_at", f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_closed_text"),
@@ -667,7 +921,37 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                             rejected_won_amount=int(
                                 lost.filter(pl.col("status") == "won").get_column("amount").sum()
                             ))
-    return Validated(good, rejects, accounting, currency=currency)
+    return Validated(good, rejects, accounting, currency=currency, time_formats=found,
+                     notes=notes)
+
+
+def _status_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:
+    return [
+        (pl.col("_status_text").is_null(), "status", "missing status", pl.col("_status_text")),
+        (
+            pl.col("status").is_null(), "status",
+            "unknown status; expected won, lost or open", pl.col("_status_text"),
+        ),
+    ]
+
+
+def _flag_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:
+    """The status checks when booleans (is_won, is_closed) decide the status."""
+    return [
+        (pl.col("_won_text").is_null(), "is_won", "missing is_won", pl.col("_won_text")),
+        (pl.col("_won").is_null(), "is_won", "is_won is not true or false",
+         pl.col("_won_text")),
+        (pl.col("_closed_flag_text").is_not_null() & pl.col("_closed_flag").is_null(),
+         "is_closed", "is_closed is not true or false", pl.col("_closed_flag_text")),
+        (pl.col("status").is_null(), "status",
+         ("not won, and no is_closed or known status says lost or open; expected won, lost "
+          "or open"), pl.col("_status_text")),
+    ]
+
+
+def _file_column(mapping: Mapping[str, str] | None, canonical: str) -> str:
+    """The file's own name of a canonical column (for messages)."""
+    return (mapping or {}).get(canonical, canonical)
 
 
 __all__ = [
