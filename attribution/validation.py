@@ -277,32 +277,42 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
     """Read the values of each ``(time column, its text, the file's column)`` that the ISO,
     epoch and declared formats left unread, in the one format their values leave.
 
-    Only when some value is unread (an ISO file costs one null count per column). Values the
+    An export writes its dates in one style, so the unread values of all the file's time
+    columns are read together (a close date of 25/01 settles a created date of 02/01). Only
+    when some value is unread (an ISO file costs one null count per column). Values the
     inferred format cannot read either stay null: the caller rejects them.
     """
     found: dict[str, TimeFormat] = {}
     if not infer:
         return parsed, found
-    for moment, shown, column in columns:
-        unread = pl.col(moment).is_null() & pl.col(shown).is_not_null()
-        if not parsed.select(unread.any()).item():
-            continue
-        values = parsed.filter(unread).get_column(shown)
-        fitted = infer_time_format(values, file, column)
-        if fitted is None:
-            continue
+    unread = {column: pl.col(moment).is_null() & pl.col(shown).is_not_null()
+              for moment, shown, column in columns}
+    flags = parsed.select(m.any().alias(c) for c, m in unread.items()).row(0, named=True)
+    pending = [(moment, shown, column) for moment, shown, column in columns if flags[column]]
+    if not pending:
+        return parsed, found
+    values = pl.concat([parsed.filter(unread[column]).get_column(shown).rename("value")
+                        for _, shown, column in pending])
+    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending))
+    if fitted is None:
+        return parsed, found
+    for moment, shown, column in pending:
         found[column] = fitted
-        parsed = parsed.with_columns(
-            pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
-        )
+    parsed = parsed.with_columns(
+        pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
+        for moment, shown, _ in pending
+    )
     return parsed, found
 
 
 def time_format_note(file: str, formats: Mapping[str, TimeFormat]) -> str:
     """``t.csv: timestamp read as '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)``."""
+    by_format: dict[TimeFormat, list[str]] = {}
+    for column, fitted in formats.items():
+        by_format.setdefault(fitted, []).append(column)
     return f"{file}: " + "; ".join(
-        f"{column} read as {fitted.pattern!r} ({fitted.description})"
-        for column, fitted in formats.items()
+        f"{', '.join(columns)} read as {fitted.pattern!r} ({fitted.description})"
+        for fitted, columns in by_format.items()
     )
 
 
