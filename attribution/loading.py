@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from attribution.channels import ChannelRules
-from attribution.errors import InputError, RejectedRowError
+from attribution.errors import ColumnNotFoundError, InputError, RejectedRowError
 from attribution.reading import (
     CSV_EXTENSIONS,
     NDJSON_EXTENSIONS,
@@ -31,16 +31,27 @@ from attribution.reading import (
     file_digest,
     name_columns,
     read_file,
+    read_header,
     read_table,
     sniff_separator,
 )
 from attribution.schema import UTC_TIME
+from attribution.sources import (
+    Preset,
+    apply_preset,
+    load_preset,
+    recognised_hint,
+    with_channel_groups,
+    with_hint,
+)
 from attribution.validation import (
+    MAX_REJECT_RATE,
     TIMESTAMP_HINT,
     Accounting,
     TableSource,
     TimeFormat,
     Validated,
+    check_reject_rate,
     instant,
     minor_units,
     status_words,
@@ -93,6 +104,8 @@ def load_inputs(
     time_formats: Sequence[str] = (),
     statuses: Mapping[str, Sequence[str]] | None = None,
     infer_time_formats: bool = True,
+    source: str | Path | Preset | None = None,
+    max_reject_rate: float | None = None,
 ) -> Inputs:
     """Read and validate the three exports.
 
@@ -110,7 +123,26 @@ def load_inputs(
         Read timestamps that are not ISO-8601, epoch or a declared format in the one format
         their values leave (noted in :attr:`Inputs.time_formats` and :attr:`Inputs.notes`);
         :class:`~attribution.errors.AmbiguousTimestampError` when they leave several.
+    source
+        A source preset (``hubspot``, ``salesforce``, ``marketo_measure``, ``ga4``,
+        ``generic``), the path of an edited preset file, or a loaded
+        :class:`~attribution.sources.Preset`: its column names, stages, timestamp styles and
+        channel groups are used (the config's ``columns`` and ``statuses`` win). See
+        :mod:`attribution.sources`.
+    max_reject_rate
+        Raise :class:`~attribution.errors.RejectRateError` when any input's rejected share of
+        its rows is above it (None: no limit; the CLI's default is
+        :data:`~attribution.validation.MAX_REJECT_RATE`).
+
+    A required column that is missing from a file whose header looks like a known export
+    says so, and names the preset (``this looks like a Salesforce Opportunity export: add
+    --source salesforce``).
     """
+    preset = source if isinstance(source, Preset) or source is None else load_preset(source)
+    if preset is not None:
+        statuses = {status: (*preset.statuses.get(status, ()), *(statuses or {}).get(status, ()))
+                    for status in {*preset.statuses, *(statuses or {})}}
+        rules = with_channel_groups(rules, preset)
     # the files' digests are taken on a thread while they load (hashlib lets go of the GIL)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution-digest")
     digests = {name: pool.submit(file_digest, path) for name, path in
@@ -120,7 +152,8 @@ def load_inputs(
         return _load_inputs(
             touchpoints, deals, contacts, digests, rules=rules, columns=columns,
             currency=currency, strict=strict, progress=progress, time_formats=time_formats,
-            statuses=statuses, infer_time_formats=infer_time_formats,
+            statuses=statuses, infer_time_formats=infer_time_formats, preset=preset,
+            max_reject_rate=max_reject_rate,
         )
     finally:  # all done after a load; after an error, the error is not kept waiting on them
         pool.shutdown(wait=False, cancel_futures=True)
@@ -140,10 +173,29 @@ def _load_inputs(
     time_formats: Sequence[str],
     statuses: Mapping[str, Sequence[str]] | None,
     infer_time_formats: bool,
+    preset: Preset | None,
+    max_reject_rate: float | None,
 ) -> Inputs:
     columns = columns or {}
     inferred: dict[str, TimeFormat] = {}
     notes: list[str] = []
+    prefer = preset.time_formats if preset is not None else ()
+
+    def table(path: str | Path, input_name: str) -> tuple[TableSource, dict[str, str] | None]:
+        """What a validator is given: the path (no preset), or the frame the preset made."""
+        if preset is None:
+            return Path(path), columns.get(input_name)
+        return apply_preset(read_file(path, input_name), preset, input_name,
+                            columns.get(input_name))
+
+    def validated(path: str | Path, input_name: str,
+                  validate: Callable[[TableSource, dict[str, str] | None], Validated]) -> Validated:
+        try:
+            return validate(*table(path, input_name))
+        except ColumnNotFoundError as error:
+            hint = recognised_hint(read_header(path, input_name), input_name,
+                                   preset.name if preset is not None else None)
+            raise with_hint(error, hint) from None
 
     def note(input_name: str, checked: Validated) -> None:
         inferred.update({f"{input_name}.{c}": f for c, f in checked.time_formats.items()})
@@ -156,9 +208,9 @@ def _load_inputs(
     contact_frame = None
     if contacts is not None:
         step("contacts")
-        checked = validate_contacts(Path(contacts), columns.get("contacts"),
-                                    time_formats=time_formats,
-                                    infer_time_formats=infer_time_formats)
+        checked = validated(contacts, "contacts", lambda table, mapping: validate_contacts(
+            table, mapping, file=str(Path(contacts)), time_formats=time_formats,
+            infer_time_formats=infer_time_formats, prefer_time_formats=prefer))
         note("contacts", checked)
         contact_frame = checked.good
         accounting["contacts"] = checked.accounting
@@ -166,9 +218,10 @@ def _load_inputs(
         digest = digests["contacts"].result()
         files.append(InputFile("contacts", str(contacts), checked.accounting.read, digest))
     step("touchpoints")
-    checked = validate_touchpoints(Path(touchpoints), rules, contact_frame,
-                                   columns.get("touchpoints"), time_formats=time_formats,
-                                   infer_time_formats=infer_time_formats)
+    checked = validated(touchpoints, "touchpoints", lambda table, mapping: validate_touchpoints(
+        table, rules, contact_frame, mapping, file=str(Path(touchpoints)),
+        time_formats=time_formats, infer_time_formats=infer_time_formats,
+        prefer_time_formats=prefer))
     note("touchpoints", checked)
     touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
     assert unmapped is not None
@@ -180,9 +233,9 @@ def _load_inputs(
     known = touch_frame.get_column("account_id")
     if contact_frame is not None:
         known = pl.concat([known, contact_frame.get_column("account_id")])
-    checked = validate_deals(Path(deals), known, currency, columns.get("deals"),
-                             time_formats=time_formats, statuses=statuses,
-                             infer_time_formats=infer_time_formats)
+    checked = validated(deals, "deals", lambda table, mapping: validate_deals(
+        table, known, currency, mapping, file=str(Path(deals)), time_formats=time_formats,
+        statuses=statuses, infer_time_formats=infer_time_formats, prefer_time_formats=prefer))
     note("deals", checked)
     deal_frame, currency = checked.good, checked.currency
     assert currency is not None
@@ -203,6 +256,8 @@ def _load_inputs(
         raise RejectedRowError.from_reject(
             first["file"], first["row"], first["column"], first["reason"], first["value"]
         )
+    if max_reject_rate is not None:
+        check_reject_rate(accounting, max_reject_rate)
     if contact_frame is None:
         contact_frame = pl.DataFrame(
             schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}
@@ -261,6 +316,7 @@ def load_deals(
 
 __all__ = [
     "CSV_EXTENSIONS",
+    "MAX_REJECT_RATE",
     "NDJSON_EXTENSIONS",
     "PARQUET_EXTENSIONS",
     "ROW",
@@ -270,6 +326,7 @@ __all__ = [
     "InputFile",
     "Inputs",
     "Validated",
+    "check_reject_rate",
     "file_digest",
     "instant",
     "load_contacts",

@@ -70,6 +70,22 @@ def read_file(path: str | Path, input_name: str) -> pl.DataFrame:
     )
 
 
+def read_header(path: str | Path, input_name: str) -> list[str]:
+    """A file's column names without reading its rows (its schema, or a CSV's first line)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in CSV_EXTENSIONS:
+            return [c.strip() for c in pl.read_csv(path, n_rows=0, infer_schema=False,
+                                                   separator=sniff_separator(path),
+                                                   encoding="utf8-lossy").columns]
+        if suffix in PARQUET_EXTENSIONS:
+            return list(pl.read_parquet_schema(path))
+        return [c.strip() for c in read_file(path, input_name).columns]
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return []
+
+
 def name_columns(frame: pl.DataFrame, file: str, input_name: str,
                  mapping: dict[str, str] | None = None,
                  expected: Sequence[str] = (),
@@ -155,6 +171,7 @@ __all__ = [
     "file_digest",
     "name_columns",
     "read_file",
+    "read_header",
     "read_table",
     "rechunk_in_place",
     "sniff_separator",

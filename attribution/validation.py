@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from attribution.channels import ChannelRules
-from attribution.errors import AmbiguousTimestampError, ColumnNotFoundError
+from attribution.errors import AmbiguousTimestampError, ColumnNotFoundError, RejectRateError
 from attribution.keys import lookup
 from attribution.reading import ROW, name_columns, read_file, rechunk_in_place
 from attribution.schema import (
@@ -230,12 +230,14 @@ def parse_time(values: pl.Expr, pattern: str) -> pl.Expr:
     return pl.when(moment.dt.year().is_between(1900, 2200)).then(moment)
 
 
-def infer_time_format(values: pl.Series, file: str, column: str) -> TimeFormat | None:
+def infer_time_format(values: pl.Series, file: str, column: str,
+                      prefer: Sequence[str] = ()) -> TimeFormat | None:
     """The one format that reads the most of ``values`` (text a column could not be read as),
     or None when no format reads any.
 
     Raises :class:`AmbiguousTimestampError` when formats that read as many values give
-    different times (``01/02/2025`` is 1 February or 2 January): the message lists them.
+    different times (``01/02/2025`` is 1 February or 2 January): the message lists them;
+    unless exactly one of them is in ``prefer`` (a source preset's usual style), which is taken.
     """
     distinct = values.drop_nulls().unique(maintain_order=True).head(_INFER_SAMPLE)
     if not distinct.len():
@@ -254,6 +256,12 @@ def infer_time_format(values: pl.Series, file: str, column: str) -> TimeFormat |
     for i in tied:
         if not any(parsed.get_column(str(i)).equals(parsed.get_column(str(j))) for j in readings):
             readings.append(i)
+    preferred = [i for i in readings if candidates[i].pattern in prefer]
+    if len(readings) > 1 and len(preferred) == 1:
+        chosen = candidates[preferred[0]]
+        others = ", ".join(candidates[i].description for i in readings if i != preferred[0])
+        return TimeFormat(chosen.pattern, f"{chosen.description}; the source's usual style, "
+                                          f"the values also read as {others}")
     if len(readings) > 1:
         example = _ambiguous_example(frame, parsed, readings)
         raise AmbiguousTimestampError(
@@ -273,7 +281,7 @@ def _ambiguous_example(frame: pl.DataFrame, parsed: pl.DataFrame, readings: list
 
 
 def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], file: str,
-                infer: bool) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
+                infer: bool, prefer: Sequence[str] = ()) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
     """Read the values of each ``(time column, its text, the file's column)`` that the ISO,
     epoch and declared formats left unread, in the one format their values leave.
 
@@ -293,7 +301,8 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
         return parsed, found
     values = pl.concat([parsed.filter(unread[column]).get_column(shown).rename("value")
                         for _, shown, column in pending])
-    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending))
+    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
+                               prefer)
     if fitted is None:
         return parsed, found
     for moment, shown, column in pending:
@@ -398,7 +407,7 @@ def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.E
     """A column as a UTC datetime; unparseable text becomes null (checked by the caller).
 
     Text is tried against ``formats`` (strftime patterns the user declared, e.g.
-    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC) first, then ISO-8601 with or without a zone
+    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC; or ``epoch_s``, ``epoch_ms``, ``epoch_us``) first, then ISO-8601 with or without a zone
     (``Z``, ``+02:00``, a trailing ``UTC``/``GMT``), date only, and Unix epoch seconds or
     milliseconds. Day-first and month-first dates like 02/03/2025 are ambiguous, so they are
     read only with a declared format.
@@ -416,7 +425,8 @@ def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.E
         return column.dt.convert_time_zone("UTC")
     original = text(name, frame)
     declared = [
-        original.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+        parse_time(original, f) if f in _EPOCH_UNITS
+        else original.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
         for f in formats
     ]
     raw = original.str.replace(r"\s*(UTC|GMT)$", "").str.replace(" ", "T")
@@ -575,7 +585,8 @@ def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason:
 # -- the three inputs ------------------------------------------------------------------------
 def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
                       file: str | None = None, time_formats: Sequence[str] = (),
-                      infer_time_formats: bool = True) -> Validated:
+                      infer_time_formats: bool = True,
+                      prefer_time_formats: Sequence[str] = ()) -> Validated:
     """Check a contacts table (a path, or a frame as read); see :class:`Validated`."""
     frame, file = _named(source, file, "contacts", mapping,
                          [c for c, req in CONTACT_COLUMNS.items() if req])
@@ -588,7 +599,7 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
     ).with_columns(blank_row("contact_id", "account_id", "_lead_text"))
     parsed, found = infer_times(
         parsed, [("lead_created_at", "_lead_text", _file_column(mapping, "lead_created_at"))],
-        file, infer_time_formats,
+        file, infer_time_formats, prefer_time_formats,
     )
     checked = parsed.with_columns(
         first_failure(
@@ -623,7 +634,8 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
 def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
                          mapping: dict[str, str] | None = None, *, file: str | None = None,
                          time_formats: Sequence[str] = (),
-                         infer_time_formats: bool = True) -> Validated:
+                         infer_time_formats: bool = True,
+                         prefer_time_formats: Sequence[str] = ()) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account."""
     frame, file = _named(source, file, "touchpoints", mapping, ["timestamp"])
@@ -662,7 +674,7 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     del frame
     parsed, found = infer_times(
         parsed, [("timestamp", "_time_text", _file_column(mapping, "timestamp"))],
-        file, infer_time_formats,
+        file, infer_time_formats, prefer_time_formats,
     )  # the parsed columns replace the raw ones: free them before the joins
     contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
     row_account = parsed.get_column("_row_account")
@@ -790,7 +802,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    mapping: dict[str, str] | None = None, *, file: str | None = None,
                    time_formats: Sequence[str] = (),
                    statuses: Mapping[str, Sequence[str]] | None = None,
-                   infer_time_formats: bool = True) -> Validated:
+                   infer_time_formats: bool = True,
+                   prefer_time_formats: Sequence[str] = ()) -> Validated:
     """Check a deals table (a path, or a frame as read); ``known_accounts`` (touched or in
     the contacts) decide which accounts exist; ``currency`` None takes the file's most common
     one (USD if none), returned in :attr:`Validated.currency`.
@@ -836,7 +849,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     parsed, found = infer_times(
         parsed, [("created_at", "_created_text", _file_column(mapping, "created_at")),
                  ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))],
-        file, infer_time_formats,
+        file, infer_time_formats, prefer_time_formats,
     )
     notes = _notes(file, found)
     if not flags:
@@ -935,6 +948,35 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                      notes=notes)
 
 
+#: the default largest share of an input's rows that may be rejected (``max_reject_rate``)
+MAX_REJECT_RATE = 0.2
+
+
+def check_reject_rate(accounting: Mapping[str, Accounting] | Sequence[Accounting],
+                      max_reject_rate: float) -> None:
+    """Raise :class:`RejectRateError` when any input's rejected share of its rows read is above
+    ``max_reject_rate`` (a fraction: 0.2 allows a fifth); the message names each such input,
+    its rate and the reasons.
+
+    >>> check_reject_rate([Accounting("deals", "d.csv", read=10, used=9,
+    ...                               rejected={"missing amount": 1})], 0.2)
+    """
+    counted = list(accounting.values()) if isinstance(accounting, Mapping) else list(accounting)
+    over = [a for a in counted if a.read and a.rejected_total / a.read > max_reject_rate]
+    if not over:
+        return
+    parts = []
+    for a in over:
+        reasons = ", ".join(f"{reason} ({n})" for reason, n in
+                            sorted(a.rejected.items(), key=lambda item: (-item[1], item[0])))
+        parts.append(f"{a.path}: {a.rejected_total} of {a.read} {a.input} rows rejected "
+                     f"({a.rejected_total / a.read:.1%}): {reasons}")
+    raise RejectRateError(
+        "; ".join(parts) + f"; above the maximum reject rate {max_reject_rate:.0%} "
+        "(fix the rows, or raise it with --max-reject-rate or [inputs] max_reject_rate)"
+    )
+
+
 def _status_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:
     return [
         (pl.col("_status_text").is_null(), "status", "missing status", pl.col("_status_text")),
@@ -967,6 +1009,7 @@ def _file_column(mapping: Mapping[str, str] | None, canonical: str) -> str:
 __all__ = [
     "EMPTY_ROW_CHECK",
     "ISO_TIME_FORMATS",
+    "MAX_REJECT_RATE",
     "STATUS_WORDS",
     "TIMESTAMP_HINT",
     "UTM_COLUMNS",
@@ -974,6 +1017,7 @@ __all__ = [
     "TableSource",
     "Validated",
     "blank_row",
+    "check_reject_rate",
     "distinct_utm",
     "first_failure",
     "flag_duplicates",
