@@ -41,6 +41,7 @@ from attribution.sources import (
     apply_preset,
     load_preset,
     recognised_hint,
+    single_touch_note,
     with_channel_groups,
     with_hint,
 )
@@ -258,6 +259,9 @@ def _load_inputs(
         )
     if max_reject_rate is not None:
         check_reject_rate(accounting, max_reject_rate)
+    single = single_touch_note(touch_frame, str(Path(touchpoints)), preset=preset)
+    if single is not None:
+        notes.append(single)
     if contact_frame is None:
         contact_frame = pl.DataFrame(
             schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}

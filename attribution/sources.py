@@ -206,6 +206,39 @@ def with_hint(error: ColumnNotFoundError, hint: str) -> ColumnNotFoundError:
     return ColumnNotFoundError(f"{error}; {hint}") if hint else error
 
 
+#: the share of one-touch journeys from which a run is warned that the data is first-touch only
+SINGLE_TOUCH_SHARE = 0.95
+
+
+def single_touch_note(touchpoints: pl.DataFrame | None, file: str, *,
+                      journeys: pl.DataFrame | pl.LazyFrame | None = None,
+                      preset: Preset | None = None) -> str | None:
+    """A warning when the data cannot support multi-touch: every contact has exactly one touch
+    (a contact export's Original Source), or at least :data:`SINGLE_TOUCH_SHARE` of the
+    journeys that have touches have one (``journeys``: a frame with ``n_touches``). None
+    otherwise. The note names the export to pull instead (the preset's ``touch_export``).
+    """
+    pull = (preset or load_preset("generic")).touch_export
+    advice = ("the export carries first-touch data only, and the multi-touch models have no "
+              f"paths to weigh; pull {pull}")
+    if touchpoints is not None and "contact_id" in touchpoints.columns:
+        contacts = touchpoints.get_column("contact_id").drop_nulls()
+        # a repeated contact among the first rows settles it without counting them all
+        head = contacts.head(10_000)
+        distinct = contacts.n_unique() if head.n_unique() == head.len() else 0
+        if distinct > 1 and distinct == contacts.len():
+            return f"{file}: every contact has exactly one touch ({distinct} contacts): {advice}"
+    if journeys is not None:
+        counts = journeys.lazy().filter(pl.col("n_touches") > 0).select(
+            pl.len().alias("journeys"), (pl.col("n_touches") == 1).sum().alias("single"),
+        ).collect().row(0, named=True)
+        total, single = int(counts["journeys"]), int(counts["single"] or 0)
+        if total > 1 and single >= SINGLE_TOUCH_SHARE * total:
+            return (f"{file}: {single} of {total} journeys ({single / total:.0%}) have one "
+                    f"touch: {advice}")
+    return None
+
+
 def _cell(frame: pl.DataFrame, name: str) -> pl.Expr:
     column = pl.col(name)
     if frame.schema[name] != pl.String:
@@ -299,6 +332,7 @@ def _strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
 
 __all__ = [
     "PRESET_NAMES",
+    "SINGLE_TOUCH_SHARE",
     "Preset",
     "Recognised",
     "apply_preset",
@@ -307,6 +341,7 @@ __all__ = [
     "preset_text",
     "recognise",
     "recognised_hint",
+    "single_touch_note",
     "source_direct_channels",
     "with_channel_groups",
     "write_preset",
