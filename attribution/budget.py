@@ -58,8 +58,9 @@ from pathlib import Path
 import polars as pl
 
 from attribution.errors import ConfigError, InputError, ModelError
-from attribution.loading import ROW, minor_units, read_table, text
+from attribution.reading import ROW, read_table
 from attribution.spend import Spend
+from attribution.validation import minor_units, text
 
 BASELINE = "last_touch"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from attribution.errors import ConfigError
 from attribution.schema import INPUT_COLUMNS
+from attribution.sources import PRESET_NAMES
 
 INPUT_NAMES = ("touchpoints", "deals", "contacts", "spend", "paths")
 OUTPUT_FORMATS = ("parquet", "csv", "json")
@@ -59,6 +60,11 @@ class Config:
     time_formats: tuple[str, ...] = ()
     #: extra CRM stage names per status: {"won": ("Signed",), "open": ("Negotiation",)}
     statuses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: source preset: a name (hubspot, salesforce, marketo_measure, ga4, generic) or the path
+    #: of an edited preset file (see attribution.sources); None: the generic layout
+    source: str | None = None
+    #: largest share of any input's rows that may be rejected before a run stops
+    max_reject_rate: float = 0.2
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
@@ -110,12 +116,17 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
             )
         return table
 
-    inputs = section("inputs", {*INPUT_NAMES, "path_separator"})
+    inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate"})
     for name in INPUT_NAMES:
         if name in inputs:
             options[name] = _resolve(base, inputs[name])
     if "path_separator" in inputs:
         options["path_separator"] = str(inputs["path_separator"])
+    if "source" in inputs:
+        options["source"] = check_source(inputs["source"], base, f"{origin}: [inputs] source")
+    if "max_reject_rate" in inputs:
+        options["max_reject_rate"] = check_reject_rate_option(
+            inputs["max_reject_rate"], f"{origin}: [inputs] max_reject_rate")
 
     columns = section("columns", set(INPUT_NAMES))
     options["columns"] = {
@@ -184,6 +195,28 @@ def check_format(value: str, origin: str = "--format") -> str:
             f"{origin}: unknown output format {value!r}; valid: {', '.join(OUTPUT_FORMATS)}"
         )
     return value
+
+
+def check_source(value: Any, base: Path | None = None, where: str = "--source") -> str:
+    """A preset name, or a preset file's path (``*.toml``, resolved against ``base``)."""
+    text = str(value) if isinstance(value, str) else ""
+    if text.endswith(".toml"):
+        return str(_resolve(base, text)) if base is not None else text
+    if text not in PRESET_NAMES:
+        close = difflib.get_close_matches(text, PRESET_NAMES, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{where}: unknown source {value!r}{guess}; valid: {', '.join(PRESET_NAMES)}, "
+            "or the path of a preset file (.toml)"
+        )
+    return text
+
+
+def check_reject_rate_option(value: Any, where: str = "--max-reject-rate") -> float:
+    """A share between 0 and 1 (0.2 lets a fifth of an input's rows be rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{where} must be a number from 0 to 1 (0.2 is 20%), not {value!r}")
+    return float(value)
 
 
 def parse_instant(value: Any, where: str) -> datetime:

@@ -6,7 +6,9 @@ The tree::
     ├── InputError                         a file cannot be used as it is
     │   ├── ColumnNotFoundError            a required column is missing (lists what exists)
     │   ├── FileFormatError                unknown extension, unreadable file
-    │   └── RejectedRowError               a bad row while running with ``strict``
+    │   ├── RejectedRowError               a bad row while running with ``strict``
+    │   ├── AmbiguousTimestampError        timestamps read more than one way (lists the formats)
+    │   └── RejectRateError                an input's rejected share is above the maximum
     ├── ConfigError                        attribution.toml or a flag is wrong
     ├── ChannelRulesError                  a channel-rules file is wrong
     └── ModelError                         a model cannot run on this data
@@ -62,6 +64,14 @@ class RejectedRowError(InputError):
     def from_reject(cls, path: str, row: int, column: str, reason: str, value: str | None):
         shown = "empty" if value is None else repr(value)
         return cls(f"{path}: row {row}, column {column!r}: {reason} (value {shown})")
+
+
+class AmbiguousTimestampError(InputError):
+    """A timestamp column's values fit more than one format (day/month order)."""
+
+
+class RejectRateError(InputError):
+    """More of an input's rows were rejected than the run allows (``max_reject_rate``)."""
 
 
 class ConfigError(AttributionError):

@@ -1,15 +1,18 @@
-"""Read exports (CSV, Parquet, NDJSON by extension), validate them, and split off rejects.
+"""Read and validate the three exports (CSV, Parquet, NDJSON by extension) into :class:`Inputs`.
 
 Nothing is dropped silently: a row is used, counted as a duplicate, or written to the rejects
 table with the file, its 1-based data row (the header is row 0), the column and the reason.
 A file-level problem (missing column, unreadable file) raises an :class:`InputError` whose
 one-line message names the file and what was expected.
+
+This module is the facade: reading lives in :mod:`attribution.reading` (formats, separator
+sniffing, digests, column names) and validation in :mod:`attribution.validation`
+(``validate_*`` functions returning one :class:`~attribution.validation.Validated`); their
+public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,120 +21,46 @@ from pathlib import Path
 import polars as pl
 
 from attribution.channels import ChannelRules
-from attribution.errors import ColumnNotFoundError, FileFormatError, InputError, RejectedRowError
-from attribution.keys import lookup
-from attribution.schema import (
-    ACCOUNT_JOURNEY_PREFIX,
-    CONTACT_COLUMNS,
-    DEAL_COLUMNS,
-    REJECT_SCHEMA,
-    UNMAPPED_CHANNEL,
-    UTC_TIME,
+from attribution.errors import ColumnNotFoundError, InputError, RejectedRowError
+from attribution.reading import (
+    CSV_EXTENSIONS,
+    NDJSON_EXTENSIONS,
+    PARQUET_EXTENSIONS,
+    ROW,
+    InputFile,
+    file_digest,
+    name_columns,
+    read_file,
+    read_header,
+    read_table,
+    sniff_separator,
 )
-
-ROW = "_row"
-_REASON = "_reason"
-_COLUMN = "_column"
-_VALUE = "_value"
-
-TIMESTAMP_HINT = (
-    "expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04, or declare the format with "
-    "--timestamp-format"
+from attribution.schema import UTC_TIME
+from attribution.sources import (
+    Preset,
+    apply_preset,
+    load_preset,
+    recognised_hint,
+    single_touch_note,
+    with_channel_groups,
+    with_hint,
 )
-_TIME_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f%#z",
-    "%Y-%m-%dT%H:%M%#z",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d",
+from attribution.validation import (
+    MAX_REJECT_RATE,
+    TIMESTAMP_HINT,
+    Accounting,
+    TableSource,
+    TimeFormat,
+    Validated,
+    check_reject_rate,
+    instant,
+    minor_units,
+    status_words,
+    text,
+    validate_contacts,
+    validate_deals,
+    validate_touchpoints,
 )
-_STATUS_WORDS = {
-    # common open pipeline stages of Salesforce / HubSpot / Pipedrive exports
-    "prospecting": "open",
-    "qualification": "open",
-    "qualified": "open",
-    "discovery": "open",
-    "needsanalysis": "open",
-    "demo": "open",
-    "evaluation": "open",
-    "proposal": "open",
-    "proposalpricequote": "open",
-    "negotiation": "open",
-    "negotiationreview": "open",
-    "contractsent": "open",
-    "commit": "open",
-    "won": "won",
-    "closedwon": "won",
-    "win": "won",
-    "lost": "lost",
-    "closedlost": "lost",
-    "open": "open",
-    "pipeline": "open",
-    "inprogress": "open",
-    "active": "open",
-}
-def status_words(statuses: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
-    """Normalised CRM stage word -> won | lost | open: the built-in words plus the user's.
-
-    Words are compared lower-cased with everything but letters removed, so ``Closed Won``,
-    ``closed-won`` and ``CLOSED_WON`` are one word.
-    """
-    words = dict(_STATUS_WORDS)
-    for status, names in (statuses or {}).items():
-        for name in names:
-            words[re.sub(r"[^a-z]", "", name.lower())] = status
-    return words
-
-
-CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
-PARQUET_EXTENSIONS = (".parquet", ".pq")
-NDJSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """Where an input came from, for the run's record."""
-
-    input: str
-    path: str
-    rows: int
-    sha256: str
-
-
-@dataclass
-class Accounting:
-    """Row accounting of one input: read = used + deduplicated + out_of_window + rejected."""
-
-    input: str
-    path: str
-    read: int = 0
-    used: int = 0
-    deduplicated: int = 0
-    out_of_window: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    #: deals only: the amount (minor units) of rejected rows whose amount could be read, and of
-    #: those marked won; money that is in the file but in no total of the run
-    rejected_amount: int = 0
-    rejected_won_amount: int = 0
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "input": self.input,
-            "file": self.path,
-            "read": self.read,
-            "used": self.used,
-            "deduplicated": self.deduplicated,
-            "out_of_window": self.out_of_window,
-            "rejected": self.rejected_total,
-            "rejected_by_reason": dict(sorted(self.rejected.items())),
-            **({"rejected_amount": self.rejected_amount / 100,
-                "rejected_won_amount": self.rejected_won_amount / 100}
-               if self.input == "deals" else {}),
-        }
 
 
 @dataclass
@@ -153,597 +82,11 @@ class Inputs:
     currency: str
     unmapped: pl.DataFrame
     channel_groups: dict[str, str]
+    #: ``input.column`` -> the timestamp format inferred from its values (say so to the user)
+    time_formats: dict[str, TimeFormat] = field(default_factory=dict)
+    #: notes for the user: inferred formats, unknown status values with a [statuses] block
+    notes: list[str] = field(default_factory=list)
 
-
-# -- reading ------------------------------------------------------------------------------
-def read_table(path: str | Path, input_name: str, mapping: dict[str, str] | None = None,
-               expected: Sequence[str] = ()) -> pl.DataFrame:
-    """Read a file by its extension, rename mapped columns to canonical names, add ``_row``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such {input_name} file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in CSV_EXTENSIONS:
-            frame = pl.read_csv(
-                path,
-                infer_schema=False,
-                separator=_sniff_separator(path),
-                encoding="utf8-lossy",
-                truncate_ragged_lines=False,
-            )
-        elif suffix in PARQUET_EXTENSIONS:
-            frame = pl.read_parquet(path)
-        elif suffix in NDJSON_EXTENSIONS:
-            frame = pl.read_ndjson(path, infer_schema_length=None)
-        else:
-            raise FileFormatError(
-                f"{path}: unknown file type {suffix or '(none)'!r} for {input_name}; "
-                "use .csv, .parquet or .ndjson/.jsonl"
-            )
-    except FileFormatError:
-        raise
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(f"{path}: cannot read {input_name} ({first_line})") from None
-    frame = frame.rename({c: c.strip() for c in frame.columns if c != c.strip()})
-    mapping = mapping or {}
-    renames = {}
-    for canonical, original in mapping.items():
-        if original not in frame.columns:
-            raise ColumnNotFoundError.from_missing(
-                str(path), [original], frame.columns,
-                hint=f"the config maps {input_name} column {canonical!r} to it",
-            )
-        renames[original] = canonical
-    # the config names the column to use: a column already called by the canonical name (and
-    # not itself mapped elsewhere) is set aside rather than clashing with the renamed one
-    shadowed = [
-        name for name in renames.values()
-        if name in frame.columns and name not in renames
-    ]
-    frame = frame.drop(shadowed).rename(renames)
-    missing = [name for name in expected if name not in frame.columns]
-    if missing:
-        raise ColumnNotFoundError.from_missing(
-            str(path), missing, frame.columns,
-            hint=f"map a differently named column with [columns.{input_name}] in the config",
-        )
-    frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    # one chunk per column from the start (a Parquet file gives one per row group): what is
-    # computed from the columns is then in one chunk too, and is never rechunked later, when
-    # the run holds more
-    _rechunk_in_place(frame)
-    return frame
-
-
-def _sniff_separator(path: Path) -> str:
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
-    if path.suffix.lower() == ".tsv" or ("\t" in header and "," not in header):
-        return "\t"
-    if ";" in header and "," not in header:
-        return ";"
-    return ","
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# -- parsing expressions ---------------------------------------------------------------------
-def text(name: str, frame: pl.DataFrame) -> pl.Expr:
-    """A column as trimmed text with empty strings as null (null when the column is absent)."""
-    if name not in frame.columns:
-        return pl.lit(None, dtype=pl.String)
-    column = pl.col(name)
-    dtype = frame.schema[name]
-    if dtype.is_temporal():
-        # a typed date needs no parsing: only whether it is there matters (and formatting
-        # millions of datetimes as text would cost more than the whole load)
-        return pl.when(column.is_null()).then(None).otherwise(pl.lit("(typed value)"))
-    if dtype != pl.String:
-        column = column.cast(pl.String)
-    return column.str.strip_chars().replace("", None)
-
-
-def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.Expr:
-    """A column as a UTC datetime; unparseable text becomes null (checked by the caller).
-
-    Text is tried against ``formats`` (strftime patterns the user declared, e.g.
-    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC) first, then ISO-8601 with or without a zone
-    (``Z``, ``+02:00``, a trailing ``UTC``/``GMT``), date only, and Unix epoch seconds or
-    milliseconds. Day-first and month-first dates like 02/03/2025 are ambiguous, so they are
-    read only with a declared format.
-    """
-    if name not in frame.columns:
-        return pl.lit(None, dtype=UTC_TIME)
-    dtype = frame.schema[name]
-    column = pl.col(name)
-    if dtype == pl.Date:
-        return column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    if isinstance(dtype, pl.Datetime):
-        column = column.dt.cast_time_unit("us")
-        if dtype.time_zone is None:
-            return column.dt.replace_time_zone("UTC")
-        return column.dt.convert_time_zone("UTC")
-    original = text(name, frame)
-    declared = [
-        original.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
-        for f in formats
-    ]
-    raw = original.str.replace(r"\s*(UTC|GMT)$", "").str.replace(" ", "T")
-    epoch = pl.when(original.str.contains(r"^\d{13}$")).then(
-        original.cast(pl.Int64, strict=False) * 1_000
-    ).when(original.str.contains(r"^\d{10}$")).then(
-        original.cast(pl.Int64, strict=False) * 1_000_000
-    ).otherwise(None).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return pl.coalesce(
-        [
-            *declared,
-            *[raw.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
-              for f in _TIME_FORMATS],
-            epoch,
-        ]
-    )
-
-
-def minor_units(name: str, frame: pl.DataFrame) -> pl.Expr:
-    """An amount as integer minor units (cents); null if not a number.
-
-    Digits beyond the cents are rounded half to even, once, on the exact decimal value. A float
-    column (Parquet, NDJSON) is read through its shortest decimal text, so ``1.005`` is treated
-    like the text ``1.005`` in a CSV and NaN or infinity becomes null (a reject), never a crash.
-    """
-    dtype = frame.schema[name]
-    column = pl.col(name)
-    if dtype.is_integer():
-        return column.cast(pl.Int64) * 100
-    raw = text(name, frame).str.replace_all(r"^[$€£]|[ _]", "")
-    # thousands separators, only in the unambiguous form 1,234,567.89
-    raw = pl.when(raw.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")).then(
-        raw.str.replace_all(",", "")
-    ).otherwise(raw)
-    valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-    # a wide scale so the cast itself does not round (rounding twice moved 0.0149999 to 2 cents)
-    decimal = raw.cast(pl.Decimal(38, 12), strict=False)
-    cents = (decimal * 100).round(0).cast(pl.Int64, strict=False)
-    return pl.when(valid).then(cents).otherwise(None)
-
-
-def _first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.Expr]:
-    """Columns ``_reason``, ``_column``, ``_value`` for the first failing check of each row."""
-    reason = column = value = None
-    for failed, column_name, message, shown in reversed(checks):
-        reason = pl.when(failed).then(pl.lit(message)).otherwise(
-            reason if reason is not None else pl.lit(None, pl.String)
-        )
-        column = pl.when(failed).then(pl.lit(column_name)).otherwise(
-            column if column is not None else pl.lit(None, pl.String)
-        )
-        value = pl.when(failed).then(shown.cast(pl.String)).otherwise(
-            value if value is not None else pl.lit(None, pl.String)
-        )
-    assert reason is not None and column is not None and value is not None
-    return [reason.alias(_REASON), column.alias(_COLUMN), value.alias(_VALUE)]
-
-
-def _blank(*cells: str) -> pl.Expr:
-    """``_empty``: every cell of the row is blank (a trailing ``,,,`` line of a CSV export),
-    judged on the parsed text columns (null where the file's cell was empty)."""
-    return pl.all_horizontal([pl.col(c).is_null() for c in cells]).alias("_empty")
-
-
-EMPTY_ROW_CHECK = (pl.col("_empty"), "", "empty row", pl.lit(None, pl.String))
-
-
-def _split(frame: pl.DataFrame, path: Path, input_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a checked frame into (good rows, rejects)."""
-    bad = frame.filter(pl.col(_REASON).is_not_null())
-    rejects = bad.select(
-        pl.lit(str(path)).alias("file"),
-        pl.lit(input_name).alias("input"),
-        pl.col(ROW).alias("row"),
-        pl.col(_COLUMN).alias("column"),
-        pl.col(_REASON).alias("reason"),
-        pl.col(_VALUE).alias("value"),
-    )
-    # (no copy of the frame when nothing was rejected)
-    good = frame.filter(pl.col(_REASON).is_null()) if bad.height else frame
-    good = good.drop(_REASON, _COLUMN, _VALUE)
-    return good, rejects.cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
-
-
-UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign")
-
-
-def _distinct_utm(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, set[str]]:
-    """The distinct (utm source, medium, campaign) of a file whose three columns are text, and
-    which of them need no trimming (no distinct value changes under :func:`text`); (None, no
-    column) otherwise. (The streaming engine: a third of the time of the in-memory one.)"""
-    if any(frame.schema.get(c) != pl.String for c in UTM_COLUMNS):
-        return None, set()
-    distinct = frame.lazy().select(UTM_COLUMNS).unique().collect(engine="streaming")
-    clean = {c for c in UTM_COLUMNS
-             if distinct.select(text(c, distinct)).to_series().equals(distinct.get_column(c),
-                                                                      check_names=False)}
-    return distinct, clean
-
-
-def _utm_key() -> pl.Expr:
-    """One 64-bit key of a row's utm source, medium and campaign: the three columns' own
-    hashes mixed (a quarter of the time of hashing them as a struct). Only used where the
-    distinct combinations are checked to key apart."""
-    return (pl.col("utm_source").hash(seed=7) ^ (pl.col("utm_medium").hash(seed=8) * 3)
-            ^ (pl.col("campaign").hash(seed=9) * 5))
-
-
-def _rechunk_in_place(frame: pl.DataFrame) -> None:
-    """One chunk per column (a file's row groups made gathers by row 4x slower), two columns at
-    a time: rechunking the frame at once held two copies of it (+0.5 GB at 10^7 touchpoints)."""
-    chunked = [name for name in frame.columns if frame.get_column(name).n_chunks() > 1]
-    for start in range(0, len(chunked), 2):  # two at a time: copied in parallel
-        names = chunked[start:start + 2]
-        for column in frame.select(names).rechunk().get_columns():
-            frame.replace_column(frame.get_column_index(column.name), column)
-
-
-def _reason_counts(rejects: pl.DataFrame) -> dict[str, int]:
-    counts = rejects.group_by("reason").len().sort("reason")
-    return {str(r): int(n) for r, n in counts.iter_rows()}
-
-
-def _flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason: str) -> pl.DataFrame:
-    """Add ``_copy`` and reject conflicting duplicates of ``key`` in a checked frame.
-
-    Only rows that passed every other check take part, so a rejected row never hides a good one.
-    Exact copies are counted as deduplicated (the one with the lowest row number is kept); rows
-    sharing a key with different content are all rejected, since keeping either would be a guess.
-    """
-    ok = pl.col(_REASON).is_null() & pl.col(key).is_not_null()
-    # only rows whose key repeats can be copies or conflicts: compare content on those alone
-    # rows whose key's hash repeats are a superset of them (equal keys hash alike), and
-    # comparing 64-bit hashes is much cheaper than comparing text; the keys decide among those
-    hashed = checked.select(pl.when(ok).then(pl.col(key).hash(seed=5))).to_series()
-    values = hashed.drop_nulls().sort()  # a sort: 6x polars' is_duplicated, 4x numpy's sort
-    repeats = values.filter(values == values.shift(1)).unique()
-    if not repeats.len():  # no key repeats (the usual case): nothing is a copy or a conflict
-        return checked.with_columns(pl.lit(False).alias("_copy"))
-    repeated = checked.filter(hashed.is_in(repeats.implode()))
-    repeated = repeated.filter(pl.col(key).is_duplicated())
-    repeated = repeated.with_columns(
-        (pl.struct(content).n_unique().over(key) > 1).alias("_conflict")
-    ).with_columns(
-        (~pl.col("_conflict") & (pl.col(ROW) != pl.col(ROW).min().over(key))).alias("_copy")
-    )
-    conflicting_rows = repeated.filter(pl.col("_conflict")).get_column(ROW)
-    copy_rows = repeated.filter(pl.col("_copy")).get_column(ROW)
-    flagged = checked.with_columns(
-        pl.col(ROW).is_in(copy_rows.implode()).alias("_copy")
-        if copy_rows.len() else pl.lit(False).alias("_copy"),
-        pl.col(ROW).is_in(conflicting_rows.implode()).alias("_conflict")
-        if conflicting_rows.len() else pl.lit(False).alias("_conflict"),
-    )
-    conflict = pl.col("_conflict")
-    return flagged.with_columns(
-        pl.when(conflict).then(pl.lit(reason)).otherwise(pl.col(_REASON)).alias(_REASON),
-        pl.when(conflict).then(pl.lit(key)).otherwise(pl.col(_COLUMN)).alias(_COLUMN),
-        pl.when(conflict).then(pl.col(key)).otherwise(pl.col(_VALUE)).alias(_VALUE),
-    ).drop("_conflict")
-
-
-# -- the three inputs ------------------------------------------------------------------------
-def load_contacts(path: Path, mapping: dict[str, str] | None = None, *,
-                  time_formats: Sequence[str] = ()):
-    frame = read_table(path, "contacts", mapping, [c for c, req in CONTACT_COLUMNS.items() if req])
-    parsed = frame.select(
-        ROW,
-        text("contact_id", frame).alias("contact_id"),
-        text("account_id", frame).alias("account_id"),
-        instant("lead_created_at", frame, time_formats).alias("lead_created_at"),
-        text("lead_created_at", frame).alias("_lead_text"),
-    ).with_columns(_blank("contact_id", "account_id", "_lead_text"))
-    checked = parsed.with_columns(
-        _first_failure(
-            [
-                EMPTY_ROW_CHECK,
-                (pl.col("contact_id").is_null(), "contact_id", "missing contact_id", pl.col("contact_id")),
-                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
-                (
-                    pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
-                    "lead_created_at",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}",
-                    pl.col("_lead_text"),
-                ),
-            ]
-        )
-    )
-    checked = _flag_duplicates(
-        checked, "contact_id", ["contact_id", "account_id", "lead_created_at"],
-        "duplicate contact_id with different values on another row",
-    )
-    good, rejects = _split(checked, path, "contacts")
-    copies = int(good["_copy"].sum())
-    good = (good.filter(~pl.col("_copy")) if copies else good).drop("_copy", "_lead_text", "_empty")
-    accounting = Accounting("contacts", str(path), read=frame.height, used=good.height,
-                            deduplicated=copies, rejected=_reason_counts(rejects))
-    # one chunk per column: touches look contacts up by row (gathers over a file's many row
-    # groups are about 10x slower)
-    return good.rechunk(), rejects, accounting, frame.height
-
-
-def load_touchpoints(path: Path, rules: ChannelRules, contacts: pl.DataFrame | None,
-                     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = ()):
-    frame = read_table(path, "touchpoints", mapping, ["timestamp"])
-    has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
-    if not has_channel_info:
-        raise ColumnNotFoundError.from_missing(
-            str(path), ["channel"], [c for c in frame.columns if c != ROW],
-            hint="touchpoints need 'channel' or 'utm_source'/'utm_medium'",
-        )
-    if not {"contact_id", "account_id"} & set(frame.columns):
-        raise ColumnNotFoundError.from_missing(
-            str(path), ["account_id"], [c for c in frame.columns if c != ROW],
-            hint="touchpoints need 'contact_id' and/or 'account_id'",
-        )
-    # the utm columns' distinct combinations, read first when all three are text: they give
-    # the channels below, and when no distinct value has blanks to trim (the usual export) the
-    # columns are used as they are, not trimmed row by row
-    raw_utm, clean = _distinct_utm(frame)
-    utm_text = {c: pl.col(c) if c in clean else text(c, frame) for c in UTM_COLUMNS}
-    parsed = frame.select(
-        ROW,
-        text("touchpoint_id", frame).alias("touchpoint_id"),
-        instant("timestamp", frame, time_formats).alias("timestamp"),
-        text("timestamp", frame).alias("_time_text"),
-        text("contact_id", frame).alias("contact_id"),
-        text("account_id", frame).alias("_row_account"),
-        text("channel", frame).str.to_lowercase().alias("_channel"),
-        utm_text["utm_source"].alias("utm_source"),
-        utm_text["utm_medium"].alias("utm_medium"),
-        utm_text["utm_campaign"].alias("campaign"),
-        text("touch_type", frame).alias("touch_type"),
-    ).with_columns(_blank("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
-                          "utm_source", "utm_medium", "campaign", "touch_type"))
-    rows_read = frame.height
-    del frame  # the parsed columns replace the raw ones: free them before the joins
-    contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
-    row_account = parsed.get_column("_row_account")
-    if contacts is not None and row_account.null_count():
-        # looked up on the key column alone (joining the wide frame would copy every column),
-        # through checked 64-bit hashes (validated contact ids are distinct), for the rows
-        # without an account of their own only (the others never read it)
-        contact = parsed.get_column("contact_id")
-        table = contacts.get_column("contact_id")
-        if row_account.null_count() < row_account.len():  # 20% faster on 60% of the rows
-            lacking = row_account.is_null().arg_true()
-            rows = pl.Series([None], dtype=pl.UInt32).new_from_index(0, contact.len()).scatter(
-                lacking, lookup(contact.gather(lacking), table))
-        else:
-            rows = lookup(contact, table)
-        contact_account = contacts.get_column("account_id").gather(rows).alias("_contact_account")
-    parsed = parsed.with_columns(contact_account)
-    parsed = parsed.with_columns(
-        pl.coalesce("_row_account", "_contact_account").alias("account_id")
-    )
-    content = ["touchpoint_id", "timestamp", "contact_id", "account_id", "_channel",
-               "utm_source", "utm_medium", "campaign", "touch_type"]
-    unknown_contact = (
-        "unknown contact: not in the contacts file, and the row has no account_id"
-        if contacts is not None
-        else "no account_id, and no contacts file to find the contact's account"
-    )
-    checked = parsed.with_columns(
-        _first_failure(
-            [
-                EMPTY_ROW_CHECK,
-                (pl.col("_time_text").is_null(), "timestamp", "missing timestamp", pl.col("_time_text")),
-                (
-                    pl.col("timestamp").is_null(), "timestamp",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
-                ),
-                (
-                    pl.col("contact_id").is_null() & pl.col("_row_account").is_null(),
-                    "contact_id", "no contact_id and no account_id", pl.lit(None, pl.String),
-                ),
-                (pl.col("account_id").is_null(), "contact_id", unknown_contact, pl.col("contact_id")),
-                (
-                    pl.col("_channel").is_null()
-                    & pl.col("utm_source").is_null()
-                    & pl.col("utm_medium").is_null(),
-                    "channel", "no channel and no utm_source/utm_medium", pl.lit(None, pl.String),
-                ),
-            ]
-        )
-    )
-    checked = _flag_duplicates(
-        checked, "touchpoint_id", content,
-        "duplicate touchpoint_id with different values on another row",
-    )
-    good, rejects = _split(checked, path, "touchpoints")
-    del checked, parsed
-    copies = int(good["_copy"].sum())
-    good = good.filter(~pl.col("_copy")) if copies else good
-    # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
-    # (the streaming engine: a third of the time, and no transient copy of the text columns,
-    # +1.1 GB at 10^7 touchpoints)
-    if len(clean) == len(UTM_COLUMNS):  # every row's combination is one of the file's
-        pairs = raw_utm.rename({"utm_campaign": "campaign"})
-    else:
-        pairs = good.lazy().select("utm_source", "utm_medium", "campaign").unique().collect(
-            engine="streaming")
-    pairs = pairs.with_columns(
-        rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
-    )
-    utm = ["utm_source", "utm_medium", "campaign"]
-    # each row's channel looked up by one 64-bit key of the three: exact when the distinct
-    # combinations key apart, as every row's combination is one of them (else the text join)
-    key = _utm_key().alias("_utm_key")
-    pairs = pairs.with_columns(key)
-    on: str | list[str] = "_utm_key" if pairs["_utm_key"].n_unique() == pairs.height else utm
-    groups = {**rules.groups, UNMAPPED_CHANNEL: UNMAPPED_CHANNEL}
-    group = (  # a channel's group; (unmapped) is its own
-        pl.when(pl.col("channel") == UNMAPPED_CHANNEL).then(pl.lit(UNMAPPED_CHANNEL))
-        .otherwise(rules.group_of(pl.col("channel"))).alias("channel_group")
-    )
-    if on == "_utm_key" and good.get_column("_channel").null_count() == good.height:
-        # no channel column: each row's channel and group are its combination's, read by the
-        # combination's row (a lookup in the few distinct combinations, then two gathers from
-        # them: 0.45 s against 0.62 s for mapping the channel and the group row by row, at 10^7)
-        pairs = pairs.with_columns(pl.col("_rule_channel").alias("channel")).with_columns(group)
-        combination = good.select(key).to_series().replace_strict(
-            pairs.get_column("_utm_key"), pl.int_range(pairs.height, dtype=pl.UInt32, eager=True),
-            return_dtype=pl.UInt32,
-        )
-        good = good.with_columns(pairs.get_column(c).gather(combination)
-                                 for c in ("channel", "channel_group"))
-        del combination
-    else:
-        if on == "_utm_key":  # a lookup in the few distinct combinations, not a join of the rows
-            rule_channel = good.select(key).to_series().replace_strict(
-                pairs.get_column("_utm_key"), pairs.get_column("_rule_channel"),
-                return_dtype=pl.String,
-            )
-        else:
-            rule_channel = good.select(utm).join(pairs, on=utm, how="left", nulls_equal=True,
-                                                 maintain_order="left").get_column("_rule_channel")
-        good = good.with_columns(rule_channel.alias("_rule_channel"))
-        del rule_channel
-        good = good.with_columns(pl.coalesce("_channel", "_rule_channel").alias("channel"))
-        good = good.with_columns(group)
-    unmapped = (
-        good.filter(pl.col("channel") == UNMAPPED_CHANNEL)
-        .group_by("utm_source", "utm_medium")
-        .agg(pl.len().alias("touches"))
-        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
-    )
-    good = good.select(
-        ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
-        "touch_type", "campaign", "utm_source", "utm_medium",
-    )
-    _rechunk_in_place(good)
-    accounting = Accounting("touchpoints", str(path), read=rows_read, used=good.height,
-                            deduplicated=copies, rejected=_reason_counts(rejects))
-    return good, rejects, accounting, unmapped, groups
-
-
-def load_deals(path: Path, known_accounts: pl.Series | None, currency: str | None,
-               mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
-               statuses: Mapping[str, Sequence[str]] | None = None):
-    required = [c for c, req in DEAL_COLUMNS.items() if req]
-    frame = read_table(path, "deals", mapping, required)
-    status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
-    parsed = frame.select(
-        ROW,
-        text("deal_id", frame).alias("deal_id"),
-        text("account_id", frame).alias("account_id"),
-        instant("created_at", frame, time_formats).alias("created_at"),
-        text("created_at", frame).alias("_created_text"),
-        instant("closed_at", frame, time_formats).alias("closed_at"),
-        text("closed_at", frame).alias("_closed_text"),
-        status_key.replace_strict(status_words(statuses), default=None,
-                                  return_dtype=pl.String).alias("status"),
-        text("status", frame).alias("_status_text"),
-        minor_units("amount", frame).alias("amount"),
-        text("amount", frame).alias("_amount_text"),
-        text("currency", frame).str.to_uppercase().alias("currency"),
-    ).with_columns(_blank("deal_id", "account_id", "_created_text", "_closed_text",
-                          "_status_text", "_amount_text", "currency"))
-    if currency is None:
-        seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
-        seen = seen.sort(["len", "currency"], descending=[True, False])
-        currency = str(seen["currency"][0]) if seen.height else "USD"
-    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency"]
-    closed = pl.col("status").is_in(["won", "lost"])
-    account_unknown = pl.lit(False)
-    if known_accounts is not None:
-        # the known accounts this file names: probing millions of touch accounts into the few
-        # deal accounts is much cheaper than finding every distinct touch account
-        # (through 64-bit hashes first: the few accounts whose hash some deal account shares
-        # hold every match, and the text decides among them)
-        named = parsed.get_column("account_id").drop_nulls().unique()
-        hashes = named.hash(seed=5).implode()
-        known = (known_accounts.filter(known_accounts.hash(seed=5).is_in(hashes)).to_frame()
-                 .lazy().unique().collect(engine="streaming").to_series())
-        account_unknown = ~pl.col("account_id").is_in(known.implode())
-    checked = parsed.with_columns(
-        _first_failure(
-            [
-                EMPTY_ROW_CHECK,
-                (pl.col("deal_id").is_null(), "deal_id", "missing deal_id", pl.col("deal_id")),
-                (
-                    pl.col("deal_id").str.starts_with(ACCOUNT_JOURNEY_PREFIX), "deal_id",
-                    f"deal_id starts with {ACCOUNT_JOURNEY_PREFIX!r}, which names the journeys "
-                    "of accounts without a deal; rename the deal",
-                    pl.col("deal_id"),
-                ),
-                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
-                (pl.col("_created_text").is_null(), "created_at", "missing created_at", pl.col("_created_text")),
-                (
-                    pl.col("created_at").is_null(), "created_at",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
-                ),
-                (pl.col("_status_text").is_null(), "status", "missing status", pl.col("_status_text")),
-                (
-                    pl.col("status").is_null(), "status",
-                    "unknown status; expected won, lost or open", pl.col("_status_text"),
-                ),
-                (
-                    pl.col("_closed_text").is_not_null() & pl.col("closed_at").is_null(),
-                    "closed_at", f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_closed_text"),
-                ),
-                (
-                    closed & pl.col("closed_at").is_null(), "closed_at",
-                    "missing closed_at for a won or lost deal", pl.col("_closed_text"),
-                ),
-                (
-                    pl.col("closed_at") < pl.col("created_at"), "closed_at",
-                    "closed_at is before created_at", pl.col("_closed_text"),
-                ),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount", pl.col("_amount_text")),
-                (
-                    pl.col("amount").is_null(), "amount",
-                    "amount is not a number; expected a decimal like 48250.00", pl.col("_amount_text"),
-                ),
-                (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
-                (
-                    pl.col("currency").is_not_null() & (pl.col("currency") != currency),
-                    "currency",
-                    f"currency differs from the run's currency {currency}; convert amounts first "
-                    "or set [money] currency",
-                    pl.col("currency"),
-                ),
-                (
-                    account_unknown, "account_id",
-                    "unknown account: not in the contacts file and never touched",
-                    pl.col("account_id"),
-                ),
-            ]
-        )
-    )
-    checked = _flag_duplicates(
-        checked, "deal_id", content, "duplicate deal_id with different values on another row"
-    )
-    good, rejects = _split(checked, path, "deals")
-    copies = int(good["_copy"].sum())
-    good = (good.filter(~pl.col("_copy")) if copies else good).select(
-        ROW, "deal_id", "account_id", "created_at",
-        pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
-        "status", "amount",
-    )
-    # the money the rejected rows would have brought, where it could be read
-    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0))
-    accounting = Accounting("deals", str(path), read=frame.height, used=good.height,
-                            deduplicated=copies, rejected=_reason_counts(rejects),
-                            rejected_amount=int(lost.get_column("amount").sum()),
-                            rejected_won_amount=int(
-                                lost.filter(pl.col("status") == "won").get_column("amount").sum()
-                            ))
-    return good, rejects, accounting, currency
 
 
 ProgressCallback = Callable[[str], None]
@@ -761,6 +104,9 @@ def load_inputs(
     progress: ProgressCallback | None = None,
     time_formats: Sequence[str] = (),
     statuses: Mapping[str, Sequence[str]] | None = None,
+    infer_time_formats: bool = True,
+    source: str | Path | Preset | None = None,
+    max_reject_rate: float | None = None,
 ) -> Inputs:
     """Read and validate the three exports.
 
@@ -774,7 +120,30 @@ def load_inputs(
         Per input, canonical column -> the file's column.
     strict
         Raise :class:`RejectedRowError` on the first rejected row instead of collecting rejects.
+    infer_time_formats
+        Read timestamps that are not ISO-8601, epoch or a declared format in the one format
+        their values leave (noted in :attr:`Inputs.time_formats` and :attr:`Inputs.notes`);
+        :class:`~attribution.errors.AmbiguousTimestampError` when they leave several.
+    source
+        A source preset (``hubspot``, ``salesforce``, ``marketo_measure``, ``ga4``,
+        ``generic``), the path of an edited preset file, or a loaded
+        :class:`~attribution.sources.Preset`: its column names, stages, timestamp styles and
+        channel groups are used (the config's ``columns`` and ``statuses`` win). See
+        :mod:`attribution.sources`.
+    max_reject_rate
+        Raise :class:`~attribution.errors.RejectRateError` when any input's rejected share of
+        its rows is above it (None: no limit; the CLI's default is
+        :data:`~attribution.validation.MAX_REJECT_RATE`).
+
+    A required column that is missing from a file whose header looks like a known export
+    says so, and names the preset (``this looks like a Salesforce Opportunity export: add
+    --source salesforce``).
     """
+    preset = source if isinstance(source, Preset) or source is None else load_preset(source)
+    if preset is not None:
+        statuses = {status: (*preset.statuses.get(status, ()), *(statuses or {}).get(status, ()))
+                    for status in {*preset.statuses, *(statuses or {})}}
+        rules = with_channel_groups(rules, preset)
     # the files' digests are taken on a thread while they load (hashlib lets go of the GIL)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution-digest")
     digests = {name: pool.submit(file_digest, path) for name, path in
@@ -784,7 +153,8 @@ def load_inputs(
         return _load_inputs(
             touchpoints, deals, contacts, digests, rules=rules, columns=columns,
             currency=currency, strict=strict, progress=progress, time_formats=time_formats,
-            statuses=statuses,
+            statuses=statuses, infer_time_formats=infer_time_formats, preset=preset,
+            max_reject_rate=max_reject_rate,
         )
     finally:  # all done after a load; after an error, the error is not kept waiting on them
         pool.shutdown(wait=False, cancel_futures=True)
@@ -803,8 +173,35 @@ def _load_inputs(
     progress: ProgressCallback | None,
     time_formats: Sequence[str],
     statuses: Mapping[str, Sequence[str]] | None,
+    infer_time_formats: bool,
+    preset: Preset | None,
+    max_reject_rate: float | None,
 ) -> Inputs:
     columns = columns or {}
+    inferred: dict[str, TimeFormat] = {}
+    notes: list[str] = []
+    prefer = preset.time_formats if preset is not None else ()
+
+    def table(path: str | Path, input_name: str) -> tuple[TableSource, dict[str, str] | None]:
+        """What a validator is given: the path (no preset), or the frame the preset made."""
+        if preset is None:
+            return Path(path), columns.get(input_name)
+        return apply_preset(read_file(path, input_name), preset, input_name,
+                            columns.get(input_name))
+
+    def validated(path: str | Path, input_name: str,
+                  validate: Callable[[TableSource, dict[str, str] | None], Validated]) -> Validated:
+        try:
+            return validate(*table(path, input_name))
+        except ColumnNotFoundError as error:
+            hint = recognised_hint(read_header(path, input_name), input_name,
+                                   preset.name if preset is not None else None)
+            raise with_hint(error, hint) from None
+
+    def note(input_name: str, checked: Validated) -> None:
+        inferred.update({f"{input_name}.{c}": f for c, f in checked.time_formats.items()})
+        notes.extend(checked.notes)
+
     step = progress or (lambda _stage: None)
     files = []
     accounting: dict[str, Accounting] = {}
@@ -812,34 +209,42 @@ def _load_inputs(
     contact_frame = None
     if contacts is not None:
         step("contacts")
-        contact_frame, rejects, acc, rows = load_contacts(
-            Path(contacts), columns.get("contacts"), time_formats=time_formats
-        )
-        accounting["contacts"] = acc
-        all_rejects.append(rejects)
+        checked = validated(contacts, "contacts", lambda table, mapping: validate_contacts(
+            table, mapping, file=str(Path(contacts)), time_formats=time_formats,
+            infer_time_formats=infer_time_formats, prefer_time_formats=prefer))
+        note("contacts", checked)
+        contact_frame = checked.good
+        accounting["contacts"] = checked.accounting
+        all_rejects.append(checked.rejects)
         digest = digests["contacts"].result()
-        files.append(InputFile("contacts", str(contacts), rows, digest))
+        files.append(InputFile("contacts", str(contacts), checked.accounting.read, digest))
     step("touchpoints")
-    touch_frame, rejects, acc, unmapped, groups = load_touchpoints(
-        Path(touchpoints), rules, contact_frame, columns.get("touchpoints"),
-        time_formats=time_formats,
-    )
-    accounting["touchpoints"] = acc
-    all_rejects.append(rejects)
+    checked = validated(touchpoints, "touchpoints", lambda table, mapping: validate_touchpoints(
+        table, rules, contact_frame, mapping, file=str(Path(touchpoints)),
+        time_formats=time_formats, infer_time_formats=infer_time_formats,
+        prefer_time_formats=prefer))
+    note("touchpoints", checked)
+    touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
+    assert unmapped is not None
+    accounting["touchpoints"] = checked.accounting
+    all_rejects.append(checked.rejects)
     digest = digests["touchpoints"].result()
-    files.append(InputFile("touchpoints", str(touchpoints), acc.read, digest))
+    files.append(InputFile("touchpoints", str(touchpoints), checked.accounting.read, digest))
     step("deals")
     known = touch_frame.get_column("account_id")
     if contact_frame is not None:
         known = pl.concat([known, contact_frame.get_column("account_id")])
-    deal_frame, rejects, acc, currency = load_deals(
-        Path(deals), known, currency, columns.get("deals"),
-        time_formats=time_formats, statuses=statuses,
-    )
-    accounting["deals"] = acc
-    all_rejects.append(rejects)
+    checked = validated(deals, "deals", lambda table, mapping: validate_deals(
+        table, known, currency, mapping, file=str(Path(deals)), time_formats=time_formats,
+        statuses=statuses, infer_time_formats=infer_time_formats, prefer_time_formats=prefer))
+    note("deals", checked)
+    deal_frame, currency = checked.good, checked.currency
+    assert currency is not None
+    accounting["deals"] = checked.accounting
+    all_rejects.append(checked.rejects)
     digest = digests["deals"].result()
-    files.append(InputFile("deals", str(deals), acc.read, digest))
+    files.append(InputFile("deals", str(deals), checked.accounting.read, digest))
+    del checked
     order = {"contacts": 0, "touchpoints": 1, "deals": 2}
     rejects = (
         pl.concat(all_rejects)
@@ -852,6 +257,11 @@ def _load_inputs(
         raise RejectedRowError.from_reject(
             first["file"], first["row"], first["column"], first["reason"], first["value"]
         )
+    if max_reject_rate is not None:
+        check_reject_rate(accounting, max_reject_rate)
+    single = single_touch_note(touch_frame, str(Path(touchpoints)), preset=preset)
+    if single is not None:
+        notes.append(single)
     if contact_frame is None:
         contact_frame = pl.DataFrame(
             schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}
@@ -866,7 +276,75 @@ def _load_inputs(
         currency=currency,
         unmapped=unmapped,
         channel_groups=groups,
+        time_formats=inferred,
+        notes=notes,
     )
 
 
-__all__ = ["Accounting", "InputError", "InputFile", "Inputs", "load_inputs", "read_table"]
+# -- the tuple-shaped loaders the Spark engine calls (until it takes Validated) --------------
+# They infer no timestamp format: Spark validates an export a batch at a time, and one batch's
+# values must not choose a format for itself (the whole column's must).
+def load_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
+                  time_formats: Sequence[str] = ()
+                  ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, int]:
+    """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``."""
+    checked = validate_contacts(source, mapping, time_formats=time_formats,
+                                infer_time_formats=False)
+    return checked.good, checked.rejects, checked.accounting, checked.accounting.read
+
+
+def load_touchpoints(
+    source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
+    mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
+) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
+    """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
+    checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
+                                   infer_time_formats=False)
+    assert checked.unmapped is not None
+    return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
+            checked.channel_groups)
+
+
+def load_deals(
+    source: TableSource, known_accounts: pl.Series | None, currency: str | None,
+    mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
+    statuses: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, str]:
+    """:func:`validate_deals` as ``(good, rejects, accounting, currency)``."""
+    checked = validate_deals(source, known_accounts, currency, mapping,
+                             time_formats=time_formats, statuses=statuses,
+                             infer_time_formats=False)
+    assert checked.currency is not None
+    return checked.good, checked.rejects, checked.accounting, checked.currency
+
+
+__all__ = [
+    "CSV_EXTENSIONS",
+    "MAX_REJECT_RATE",
+    "NDJSON_EXTENSIONS",
+    "PARQUET_EXTENSIONS",
+    "ROW",
+    "TIMESTAMP_HINT",
+    "Accounting",
+    "InputError",
+    "InputFile",
+    "Inputs",
+    "Validated",
+    "check_reject_rate",
+    "file_digest",
+    "instant",
+    "load_contacts",
+    "load_deals",
+    "load_inputs",
+    "load_touchpoints",
+    "minor_units",
+    "name_columns",
+    "read_file",
+    "read_table",
+    "sniff_separator",
+    "status_words",
+    "text",
+    "validate_contacts",
+    "validate_deals",
+    "validate_touchpoints",
+]

@@ -32,6 +32,8 @@ DEAL_COLUMNS: dict[str, bool] = {
     "status": True,
     "amount": True,
     "currency": False,
+    "is_won": False,  # boolean won flag (Salesforce IsWon): with is_closed, stands in for status
+    "is_closed": False,
 }
 CONTACT_COLUMNS: dict[str, bool] = {
     "contact_id": True,

@@ -73,12 +73,12 @@ from attribution.loading import (
     Accounting,
     InputFile,
     Inputs,
-    _sniff_separator,
     file_digest,
     load_contacts,
     load_deals,
     load_touchpoints,
     read_table,
+    sniff_separator,
 )
 from attribution.models import AttributionModel
 from attribution.models.base import Fit
@@ -347,7 +347,7 @@ def _separator(spark: SparkSession, first_file: str) -> str:
     with tempfile.TemporaryDirectory() as folder:
         probe = Path(folder) / f"header{Path(first_file).suffix.lower()}"
         probe.write_text((header[0][0] if header else "") + "\n", "utf-8")
-        return _sniff_separator(probe)
+        return sniff_separator(probe)
 
 
 def read_input(spark: SparkSession, location: str | Path, input_name: str) -> _Source:
@@ -478,15 +478,15 @@ def _validate(
     key: Column,
     buckets: int,
     good_schema: pl.Schema,
-    call: Callable[[Path, pl.DataFrame],
+    call: Callable[[Any, pl.DataFrame],
                    tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None, Accounting]],
     carried: Sequence[str] = (),
     with_unmapped: bool = False,
 ) -> _Validated:
     """Shuffle an export by its id and run ``call`` (a polars loader) on every group.
 
-    ``call(path, helpers)`` reads the group's raw rows from ``path`` (a Parquet file holding
-    them in row order) and returns ``(good, rejects, unmapped, accounting)``; the group-local row numbers
+    ``call(raw, helpers)`` validates the group's raw rows (a frame of the export's columns, in
+    row order) and returns ``(good, rejects, unmapped, accounting)``; the group-local row numbers
     it reports are mapped back to the file's own rows here, and its accounting is summed.
     """
     kinds = {"good": good_schema, "reject": _REJECTS, "count": _COUNTS, "reason": _REASONS,
@@ -504,10 +504,8 @@ def _validate(
         raw = pl.from_arrow(table)
         assert isinstance(raw, pl.DataFrame)
         raw = raw.sort(_ORDINAL).select(columns)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "rows.parquet"
-            raw.write_parquet(path, compression="uncompressed", statistics=False)
-            good, rejects, unmapped, accounting = call(path, helpers)
+        # the loaders validate a frame as read: the batch goes in as it is, no file between
+        good, rejects, unmapped, accounting = call(raw, helpers)
         index = helpers.select("_local", _ORDINAL, _FILE_ROW, _FILE)
         good = good.join(index, left_on=ROW, right_on="_local", how="left", maintain_order="left")
         good = good.with_columns(pl.col(_ORDINAL).alias(ROW))

@@ -44,20 +44,17 @@ import polars as pl
 
 from attribution.channels import ChannelRules, load_rules
 from attribution.errors import ColumnNotFoundError, ConfigError, RejectedRowError
-from attribution.loading import (
-    ROW,
+from attribution.reading import ROW, InputFile, file_digest, read_table
+from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
+from attribution.validation import (
     Accounting,
-    InputFile,
-    _first_failure,
-    _reason_counts,
-    _split,
-    file_digest,
+    first_failure,
     instant,
     minor_units,
-    read_table,
+    reason_counts,
+    split_rejects,
     text,
 )
-from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
 
 #: canonical spend columns: name -> required?
 SPEND_COLUMNS: dict[str, bool] = {
@@ -253,7 +250,7 @@ def load_spend(
     )
     kinds = ", ".join(PERIOD_KINDS)
     checked = parsed.with_columns(
-        _first_failure(
+        first_failure(
             [
                 (pl.col("_start_text").is_null(), "period_start", "missing period_start",
                  pl.col("_start_text")),
@@ -288,7 +285,7 @@ def load_spend(
             ]
         )
     )
-    good, rejects = _split(checked, path, "spend")
+    good, rejects = split_rejects(checked, str(path), "spend")
     if strict and rejects.height:
         first = rejects.sort("row").row(0, named=True)
         raise RejectedRowError.from_reject(
@@ -305,7 +302,7 @@ def load_spend(
         "amount",
     ).cast(dict(SPEND_ROW_SCHEMA))  # type: ignore[arg-type]
     accounting = Accounting("spend", str(path), read=frame.height, used=rows.height,
-                            rejected=_reason_counts(rejects))
+                            rejected=reason_counts(rejects))
     return Spend(
         rows=rows,
         daily=daily_spend(rows),

@@ -66,7 +66,7 @@ def apply_transforms(
     """
     drop = tuple(drop_channels)
     if not (collapse_repeats or first_touch_per_channel or frequency or last_n or drop):
-        _check_last_n(last_n)
+        check_last_n(last_n)
         return journeys
     touches = transform_touches(
         journeys.touches,
@@ -105,7 +105,7 @@ def transform_touches(
     Models use this form to map weights of rewritten touches back onto the original ones.
     Rows come out sorted by ``journey_id`` then the new ``touch_index``.
     """
-    _check_last_n(last_n)
+    check_last_n(last_n)
     drop = list(drop_channels)
     frame = touches.sort("journey_id", "touch_index").with_columns(
         pl.col("touch_index").alias(SOURCE_INDEX)
@@ -136,9 +136,10 @@ def _new_run() -> pl.Expr:
     return ~(same_journey & same_channel)
 
 
-def _check_last_n(last_n: int | None) -> None:
+def check_last_n(last_n: int | None) -> None:
+    """Raise a ConfigError unless ``last_n`` is unset or a whole number >= 1."""
     if last_n is not None and (isinstance(last_n, bool) or int(last_n) != last_n or last_n < 1):
         raise ConfigError(f"last_n must be a whole number >= 1 (or unset), not {last_n!r}")
 
 
-__all__ = ["SOURCE_INDEX", "apply_transforms", "transform_touches"]
+__all__ = ["SOURCE_INDEX", "apply_transforms", "check_last_n", "transform_touches"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from attribution.channels import load_rules
+from attribution.errors import AmbiguousTimestampError
 from attribution.loading import load_inputs
 
 
@@ -16,7 +18,7 @@ def write(path, text):
 def test_timestamp_spellings_and_declared_formats(tmp_path):
     touches = write(tmp_path / "t.csv", (
         "timestamp,contact_id,account_id,utm_source,utm_medium\n"
-        "02/03/2025 10:15 AM,c1,A,google,cpc\n"       # US month-first: only when declared
+        "02/03/2025 10:15 AM,c1,A,google,cpc\n"       # month or day first: ambiguous
         "2025-03-01 10:15:00 UTC,c1,A,spotify,podcast\n"
         "1741083300,c1,A,g2,referral\n"               # epoch seconds: 2025-03-04T10:15:00Z
         "1741083300000,c2,A,g2,referral\n"            # epoch milliseconds
@@ -24,7 +26,17 @@ def test_timestamp_spellings_and_declared_formats(tmp_path):
     ))
     deals = write(tmp_path / "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
                   "D1,A,2025-03-06,,Negotiation,100\nD2,A,2025-03-06,2025-03-20,Signed,200\n")
-    inputs = load_inputs(touches, deals, rules=load_rules())
+    # 02/03 reads as 3 February or 2 March: the load stops with both readings
+    with pytest.raises(AmbiguousTimestampError) as caught:
+        load_inputs(touches, deals, rules=load_rules())
+    assert str(caught.value) == (
+        f"{touches}: column 'timestamp': timestamps like '02/03/2025 10:15 AM' read more than "
+        "one way: '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock); '%d/%m/%Y %I:%M %p' "
+        '(day/month/year, 12-hour clock); declare the format with [formats] timestamp = "..." '
+        "in the config or --timestamp-format"
+    )
+    # without inference (the Spark engine's batches), the row is rejected as before
+    inputs = load_inputs(touches, deals, rules=load_rules(), infer_time_formats=False)
     assert inputs.rejects.select("input", "row", "reason").rows() == [
         ("touchpoints", 1, "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z "
          "or 2025-03-04, or declare the format with --timestamp-format"),

@@ -608,10 +608,10 @@ def test_utm_combinations_map_to_channels_whether_or_not_their_keys_collide(
         tmp_path: Path, monkeypatch, collide: bool) -> None:
     # each distinct (source, medium, campaign) is mapped once and looked up by a 64-bit key;
     # when two combinations key alike the rows are joined on the text instead: same channels
-    import attribution.loading as loading_module
+    import attribution.validation as loading_module
 
     if collide:
-        monkeypatch.setattr(loading_module, "_utm_key",
+        monkeypatch.setattr(loading_module, "utm_key",
                             lambda: pl.col("utm_source").str.len_bytes().cast(pl.UInt64) * 0)
     touches = write(tmp_path, "t.csv", (
         "timestamp,account_id,utm_source,utm_medium,utm_campaign\n"

@@ -60,7 +60,7 @@ from attribution.graph import (
 )
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel, Fit, FitInput, normalise
-from attribution.transforms import SOURCE_INDEX, _check_last_n, apply_transforms, transform_touches
+from attribution.transforms import SOURCE_INDEX, apply_transforms, check_last_n, transform_touches
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -253,7 +253,7 @@ class MarkovModel(AttributionModel):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{field} must be a whole number >= 0, not {value!r}")
-        _check_last_n(self.last_n)
+        check_last_n(self.last_n)
         if isinstance(self.drop_channels, str):
             raise ConfigError(
                 f"drop_channels must be a list of channel names, not the string {self.drop_channels!r}"

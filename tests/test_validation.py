@@ -1,0 +1,261 @@
+"""Validation: CRM stage names, boolean won/closed columns, unknown statuses reported once,
+timestamp formats inferred from the values (and refused when the values leave two readings)."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attribution.channels import load_rules
+from attribution.errors import AmbiguousTimestampError, ColumnNotFoundError
+from attribution.loading import load_inputs
+from attribution.validation import (
+    infer_time_format,
+    parse_time,
+    time_format_candidates,
+    unknown_statuses_message,
+    validate_deals,
+    validate_touchpoints,
+)
+
+TOUCHES = "timestamp,account_id,channel\n2025-01-01,A,email\n"
+
+
+def write(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def deals_of(tmp_path: Path, body: str, **options):
+    touches = write(tmp_path, "t.csv", TOUCHES)
+    deals = write(tmp_path, "d.csv", body)
+    return load_inputs(touches, deals, rules=load_rules(), **options)
+
+
+# -- statuses -----------------------------------------------------------------------------------
+HUBSPOT_STAGES = ["Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled",
+                  "Decision Maker Bought-In", "Contract Sent", "Closed Won", "Closed Lost"]
+HUBSPOT_IDS = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
+               "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
+SALESFORCE_STAGES = ["Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
+                     "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote",
+                     "Negotiation/Review", "Closed Won", "Closed Lost"]
+
+
+@pytest.mark.parametrize("stages", [HUBSPOT_STAGES, HUBSPOT_IDS, SALESFORCE_STAGES],
+                         ids=["hubspot-labels", "hubspot-ids", "salesforce"])
+def test_default_crm_stages_are_known(tmp_path: Path, stages: list[str]) -> None:
+    rows = "".join(f"D{i},A,2025-01-02,2025-02-01,{stage},100\n" for i, stage in enumerate(stages))
+    inputs = deals_of(tmp_path, "deal_id,account_id,created_at,closed_at,status,amount\n" + rows)
+    assert inputs.rejects.height == 0
+    expected = ["won" if "won" in s.lower() else "lost" if "lost" in s.lower() else "open"
+                for s in stages]
+    assert inputs.deals.sort("_row")["status"].to_list() == expected
+    assert inputs.notes == []
+
+
+def test_unknown_statuses_are_listed_once_with_counts_and_a_statuses_block(tmp_path: Path) -> None:
+    inputs = deals_of(tmp_path, (
+        "deal_id,account_id,created_at,closed_at,status,amount\n"
+        "D1,A,2025-01-02,,Stalled,100\n"
+        "D2,A,2025-01-02,2025-02-01,Signed,100\n"
+        "D3,A,2025-01-02,,Stalled,100\n"
+        "D4,A,2025-01-02,2025-02-01,Dead \"deal\",100\n"
+        "D5,A,2025-01-02,2025-02-01,won,100\n"
+    ))
+    deals = str(tmp_path / "d.csv")
+    assert inputs.notes == [
+        f"{deals}: 3 unknown status values (4 rows): 'Stalled' (2 rows), 'Dead \"deal\"' (1 row),"
+        " 'Signed' (1 row); expected won, lost, open or a CRM stage; map each in the config "
+        "(check the guesses):\n[statuses]\nwon = [\"Signed\"]\nlost = [\"Dead \\\"deal\\\"\"]\n"
+        "open = [\"Stalled\"]"
+    ]
+    # every row is still rejected on its own, and the block pastes as TOML that fixes them
+    assert inputs.rejects.height == 4
+    block = inputs.notes[0].split("\n", 1)[1]
+    statuses = {k: tuple(v) for k, v in tomllib.loads(block)["statuses"].items()}
+    again = deals_of(tmp_path, (tmp_path / "d.csv").read_text(), statuses=statuses)
+    assert again.rejects.height == 0 and again.notes == []
+    assert again.deals.sort("_row")["status"].to_list() == ["open", "won", "open", "lost", "won"]
+
+
+def test_unknown_statuses_message_singular() -> None:
+    assert unknown_statuses_message("d.csv", [("Paused", 1)]) == (
+        "d.csv: 1 unknown status value (1 row): 'Paused' (1 row); expected won, lost, open or "
+        "a CRM stage; map each in the config (check the guesses):\n[statuses]\nopen = [\"Paused\"]"
+    )
+
+
+def test_boolean_won_and_closed_columns_decide_the_status(tmp_path: Path) -> None:
+    inputs = deals_of(tmp_path, (
+        "Id,AccountId,CreatedDate,CloseDate,IsWon,IsClosed,Amount,StageName\n"
+        "O1,A,2025-01-02,2025-02-01,true,true,100,Signed Off\n"
+        "O2,A,2025-01-02,2025-02-01,false,true,200,Gone\n"
+        "O3,A,2025-01-02,2025-03-01,FALSE,FALSE,300,Whatever\n"
+        "O4,A,2025-01-02,2025-02-01,1,1,400,\n"
+        "O5,A,2025-01-02,2025-02-01,maybe,true,500,\n"
+        "O6,A,2025-01-02,2025-02-01,false,perhaps,600,\n"
+        "O7,A,2025-01-02,2025-02-01,,true,700,\n"
+    ), columns={"deals": {"deal_id": "Id", "account_id": "AccountId", "created_at": "CreatedDate",
+                          "closed_at": "CloseDate", "is_won": "IsWon", "is_closed": "IsClosed",
+                          "amount": "Amount", "status": "StageName"}})
+    assert inputs.deals.select("deal_id", "status").rows() == [
+        ("O1", "won"), ("O2", "lost"), ("O3", "open"), ("O4", "won"),
+    ]
+    # an open deal's expected close date is not a close
+    assert inputs.deals.filter(pl.col("deal_id") == "O3")["closed_at"].to_list() == [None]
+    assert inputs.rejects.select("row", "column", "reason", "value").rows() == [
+        (5, "is_won", "is_won is not true or false", "maybe"),
+        (6, "is_closed", "is_closed is not true or false", "perhaps"),
+        (7, "is_won", "missing is_won", None),
+    ]
+    assert inputs.notes == []  # the stage names are not needed: no unknown-status note
+
+
+def test_is_won_alone_takes_the_status_word_for_deals_not_won(tmp_path: Path) -> None:
+    inputs = deals_of(tmp_path, (
+        "deal_id,account_id,created_at,closed_at,is_won,status,amount\n"
+        "D1,A,2025-01-02,2025-02-01,true,,100\n"
+        "D2,A,2025-01-02,2025-02-01,false,Closed Lost,100\n"
+        "D3,A,2025-01-02,2025-02-01,false,,100\n"
+    ))
+    assert inputs.deals.select("deal_id", "status").rows() == [("D1", "won"), ("D2", "lost")]
+    assert inputs.rejects.select("row", "column", "reason").rows() == [
+        (3, "status", "not won, and no is_closed or known status says lost or open; expected "
+                      "won, lost or open"),
+    ]
+
+
+def test_status_or_is_won_is_required(tmp_path: Path) -> None:
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,amount\nD1,A,2025-01-02,1\n")
+    with pytest.raises(ColumnNotFoundError) as caught:
+        validate_deals(deals, None, None)
+    assert str(caught.value) == (
+        f"{deals}: missing column 'status'; the file has 'deal_id', 'account_id', 'created_at', "
+        "'amount'; map a differently named column with [columns.deals] in the config"
+    )
+
+
+# -- timestamps ---------------------------------------------------------------------------------
+def test_us_timestamps_are_read_and_the_format_is_said(tmp_path: Path) -> None:
+    touches = write(tmp_path, "t.csv", (
+        "timestamp,account_id,channel\n"
+        "01/25/2025 02:28 AM,A,email\n"
+        "01/26/2025 11:05 PM,A,email\n"
+        "2025-01-27T10:00:00Z,A,email\n"  # ISO rows stay ISO
+        "not a date,A,email\n"
+    ))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,2025-01-02,2025-02-01,won,100\n")
+    inputs = load_inputs(touches, deals, rules=load_rules())
+    assert inputs.touchpoints.sort("_row")["timestamp"].to_list() == [
+        datetime(2025, 1, 25, 2, 28, tzinfo=UTC), datetime(2025, 1, 26, 23, 5, tzinfo=UTC),
+        datetime(2025, 1, 27, 10, tzinfo=UTC),
+    ]
+    assert {k: v.pattern for k, v in inputs.time_formats.items()} == {
+        "touchpoints.timestamp": "%m/%d/%Y %I:%M %p"}
+    assert inputs.notes == [
+        f"{touches}: timestamp read as '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)"]
+    assert inputs.rejects.select("row", "column", "value").rows() == [(4, "timestamp", "not a date")]
+
+
+def test_day_first_is_inferred_when_a_day_is_above_12(tmp_path: Path) -> None:
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,02/01/2025 14:00,25/01/2025 09:30,won,100\n")
+    checked = validate_deals(deals, None, None)
+    assert checked.good.select("created_at", "closed_at").row(0) == (
+        datetime(2025, 1, 2, 14, tzinfo=UTC), datetime(2025, 1, 25, 9, 30, tzinfo=UTC))
+    assert {k: v.description for k, v in checked.time_formats.items()} == {
+        "created_at": "day/month/year, 24-hour clock", "closed_at": "day/month/year, 24-hour clock"}
+
+
+def test_epoch_microseconds_are_inferred(tmp_path: Path) -> None:
+    touches = pl.DataFrame({"event_timestamp": [1735689600123456, 1735689700000000],
+                            "account_id": ["A", "A"], "channel": ["email", "email"]})
+    checked = validate_touchpoints(touches, load_rules(), None,
+                                   {"timestamp": "event_timestamp"}, file="events")
+    assert checked.good["timestamp"].to_list() == [
+        datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC), datetime(2025, 1, 1, 0, 1, 40, tzinfo=UTC)]
+    assert checked.notes == ["events: event_timestamp read as 'epoch_us' (Unix epoch microseconds)"]
+
+
+def test_ambiguous_dates_stop_with_the_candidates() -> None:
+    values = pl.Series(["01/02/2025", "03/04/2025"])
+    with pytest.raises(AmbiguousTimestampError) as caught:
+        infer_time_format(values, "t.csv", "Create Date")
+    assert str(caught.value) == (
+        "t.csv: column 'Create Date': timestamps like '01/02/2025' read more than one way: "
+        "'%m/%d/%Y' (month/day/year, date only); '%d/%m/%Y' (day/month/year, date only); "
+        'declare the format with [formats] timestamp = "..." in the config or --timestamp-format'
+    )
+
+
+def test_dates_that_read_alike_either_way_are_not_ambiguous() -> None:
+    # 05/05 is 5 May whichever comes first
+    assert infer_time_format(pl.Series(["05/05/2025"]), "t", "c").pattern == "%m/%d/%Y"
+
+
+def test_a_two_digit_year_is_not_read_as_the_year_25() -> None:
+    fitted = infer_time_format(pl.Series(["01/25/25 02:28 AM"]), "t", "c")
+    assert fitted is not None and fitted.pattern == "%m/%d/%y %I:%M %p"
+
+
+def test_nothing_readable_infers_nothing() -> None:
+    assert infer_time_format(pl.Series(["soon", "later"]), "t", "c") is None
+
+
+STRFTIME_STYLES = [c for c in time_format_candidates() if not c.pattern.startswith("epoch")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    moments=st.lists(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2060, 12, 31)),
+                     min_size=1, max_size=30),
+    style=st.sampled_from(STRFTIME_STYLES),
+)
+def test_inference_round_trips_every_style(moments: list[datetime], style) -> None:
+    # format datetimes in a style, infer, parse: the same moments come back (to the style's
+    # precision), or the inference says the values leave two readings
+    def precise(moment: datetime) -> datetime:
+        keep = moment.replace(microsecond=0, tzinfo=UTC)
+        if "%S" not in style.pattern:
+            keep = keep.replace(second=0)
+        if "%H" not in style.pattern and "%I" not in style.pattern:
+            keep = keep.replace(hour=0, minute=0)
+        return keep
+
+    if "%y" in style.pattern:  # two-digit years: 1969-2068 read back by chrono's pivot
+        moments = [m.replace(year=max(m.year, 2000)) for m in moments]
+    shown = pl.Series([m.strftime(style.pattern) for m in moments])
+    try:
+        fitted = infer_time_format(shown, "t", "c")
+    except AmbiguousTimestampError as error:
+        assert all(int(m.day) <= 12 for m in moments), error
+        return
+    assert fitted is not None
+    back = shown.to_frame("v").select(parse_time(pl.col("v"), fitted.pattern)).to_series()
+    assert back.to_list() == [precise(m) for m in moments]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    moments=st.lists(st.datetimes(min_value=datetime(2001, 9, 10), max_value=datetime(2199, 12, 31)),
+                     min_size=1, max_size=20),
+    unit=st.sampled_from([("epoch_us", 1), ("epoch_ms", 1_000), ("epoch_s", 1_000_000)]),
+)
+def test_epoch_inference_round_trips(moments: list[datetime], unit) -> None:
+    name, per = unit
+    epoch, tick = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    micros = [(m.replace(tzinfo=UTC) - epoch) // tick // per for m in moments]
+    shown = pl.Series([str(v) for v in micros])
+    fitted = infer_time_format(shown, "t", "c")
+    assert fitted is not None and fitted.pattern == name
+    back = shown.to_frame("v").select(parse_time(pl.col("v"), fitted.pattern)).to_series()
+    assert [(b - epoch) // tick // per for b in back] == micros
