@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -168,6 +168,41 @@ def _glob_to_regex(pattern: str) -> str:
     return f"^(?s:{text})$"
 
 
+def _glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of whole values against a glob that takes time linear in the value times the
+    pattern, whatever the pattern (a backtracking regular expression such as ``.*a.*a.*b``
+    can take time growing with a power of the value's length).
+
+    The glob splits at its ``*`` into fixed-length segments (``?`` is any one character). The
+    first must match at the start, the last at the end, and the middle ones are found left to
+    right, each at its leftmost place after the previous one: with fixed-length segments the
+    leftmost place never loses a match a later place would give.
+    """
+    def segment(text: str) -> re.Pattern[str]:
+        return re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL)
+
+    if "*" not in pattern:
+        whole = segment(pattern)
+        return lambda value: whole.fullmatch(value) is not None
+    first, *middle, last = pattern.split("*")
+    head, tail = segment(first), segment(last)
+    inner = [segment(text) for text in middle if text]
+
+    def match(value: str) -> bool:
+        end = len(value) - len(last)
+        if end < len(first) or head.match(value) is None or tail.fullmatch(value, end) is None:
+            return False
+        position = len(first)
+        for part in inner:
+            found = part.search(value, position, end)
+            if found is None:
+                return False
+            position = found.end()
+        return True
+
+    return match
+
+
 def _globs_to_regex(patterns: tuple[str, ...]) -> str:
     """One anchored regular expression matching any of ``patterns`` (trimmed, lower-cased):
     for callers matching a few globs over a column (``hygiene``), not the channel rules."""
@@ -192,9 +227,9 @@ class ChannelMatcher:
         self.channels_by_rule = [rule.channel for rule in rules]
         self.keys_of: list[tuple[str, ...]] = []
         self.literals: dict[str, dict[str, list[int]]] = {key: {} for key in _MATCH_KEYS}
-        # glob -> (rules listing it, first rule listing it) per key
-        self.globs: dict[str, dict[str, list[int]]] = {key: {} for key in _MATCH_KEYS}
-        self.glob_owner: dict[tuple[str, str], int] = {}
+        # per key: glob -> (its matcher, the rules listing it)
+        self.globs: dict[str, dict[str, tuple[Callable[[str], bool], list[int]]]] = {
+            key: {} for key in _MATCH_KEYS}
         self.catch_all: int | None = None  # the first rule without any pattern
         for index, rule in enumerate(rules):
             keys = tuple(key for key in _MATCH_KEYS if getattr(rule, key))
@@ -210,32 +245,39 @@ class ChannelMatcher:
                             f"{key} pattern {quote_input(pattern, 40)} is {len(pattern):,} "
                             f"characters; at most {MAX_PATTERN_LENGTH} are allowed"
                         )
-                    table = self.globs if _is_glob(pattern) else self.literals
-                    owners = table[key].setdefault(pattern, [])
+                    if _is_glob(pattern):
+                        owners = self.globs[key].setdefault(pattern, (_glob_matcher(pattern), []))[1]
+                    else:
+                        owners = self.literals[key].setdefault(pattern, [])
                     if not owners or owners[-1] != index:
                         owners.append(index)
-                    if table is self.globs:
-                        self.glob_owner.setdefault((key, pattern), index)
+        self.prefilter: dict[str, str | None] = {
+            key: "^(?s:" + "|".join(_glob_to_regex(g)[1:-1] for g in self.globs[key]) + ")$"
+            if self.globs[key] else None
+            for key in _MATCH_KEYS
+        }
 
     def _rules_matching(self, key: str, values: list[str]) -> list[list[int]]:
         """For each value, the rules (ascending) one of whose ``key`` patterns it matches."""
         found: list[list[int]] = [list(self.literals[key].get(value, ())) for value in values]
-        if self.globs[key] and values:
-            series = pl.Series(values, dtype=pl.String)
-            for pattern, owners in self.globs[key].items():
-                try:
-                    hits = series.str.contains(_glob_to_regex(pattern)).arg_true().to_list()
-                except pl.exceptions.PolarsError as exc:
-                    rule = self.glob_owner[(key, pattern)]
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
-                    raise ChannelRulesLimitError(
-                        f"{self.origin}: rule {rule + 1} (channel "
-                        f"{quote_input(self.channels_by_rule[rule])}): {key} pattern "
-                        f"{quote_input(pattern, 40)} cannot be matched ({quote_input(reason)})"
-                    ) from None
-                for position in hits:
+        globs = self.globs[key]
+        if not globs or not values:
+            return found
+        # one pass of every glob at once (one regular expression, run by polars' linear-time
+        # engine) finds the values some glob matches; only those are tested glob by glob
+        candidates = range(len(values))
+        if self.prefilter[key] is not None:
+            try:
+                hits = pl.Series(values, dtype=pl.String).str.contains(self.prefilter[key])
+                candidates = hits.arg_true().to_list()
+            except pl.exceptions.PolarsError:  # beyond the engine's size limit: test them all
+                self.prefilter[key] = None
+        for position in candidates:
+            value = values[position]
+            for (match, owners) in globs.values():
+                if match(value):
                     found[position].extend(owners)
-            found = [sorted(set(rules)) if rules else rules for rules in found]
+            found[position] = sorted(set(found[position]))
         return found
 
     def first_rules(self, source: list[str], medium: list[str], campaign: list[str]
