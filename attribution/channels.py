@@ -54,13 +54,38 @@ def channel_key(name: str) -> str:
     return _SEPARATORS.sub("_", name.strip().casefold())
 
 
-def _map_distinct(values: pl.Series, function, return_dtype: pl.DataType) -> pl.Series:  # noqa: ANN001
+def _map_distinct(values: pl.Series, function, return_dtype: pl.DataType) -> pl.Series:
     """``function`` (a Python function of one text value) applied once per distinct value of
     ``values`` and spread back to the rows by a lookup: Python work bounded by the distinct
     values, not the rows (a null is a value: it maps to ``function(None)``)."""
     distinct = values.unique(maintain_order=False)
     mapped = pl.Series([function(value) for value in distinct.to_list()], dtype=return_dtype)
     return values.replace_strict(distinct, mapped, return_dtype=return_dtype)
+
+
+def unify_spellings(channel: pl.Series) -> pl.Series:
+    """One spelling per channel: each name replaced by the most frequent spelling of its
+    :func:`channel_key` in ``channel`` (ties: the smallest text), so "Direct" and "direct" in
+    one file are one channel, under the user's usual spelling. Row order does not matter; a
+    column with one spelling per key comes back unchanged.
+
+    >>> unify_spellings(pl.Series(["Direct", "direct", "Direct", "Email"])).to_list()
+    ['Direct', 'Direct', 'Direct', 'Email']
+    """
+    counts = channel.drop_nulls().value_counts(name="n")
+    if counts.height == 0:
+        return channel
+    names = counts.get_column(channel.name).to_list()
+    keys = pl.Series("key", [channel_key(name) for name in names], dtype=pl.String)
+    if keys.n_unique() == len(names):
+        return channel
+    chosen = (
+        counts.with_columns(keys)
+        .sort(["key", "n", channel.name], descending=[False, True, False])
+        .with_columns(pl.col(channel.name).first().over("key").alias("_label"))
+    )
+    return channel.replace_strict(chosen.get_column(channel.name), chosen.get_column("_label"),
+                                  default=None, return_dtype=pl.String)
 
 
 @dataclass(frozen=True)
@@ -355,7 +380,7 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
     unknown = set(document) - {"groups", "aliases", "rule"}
     if unknown:
         raise ChannelRulesError(
-            f"{origin}: unknown section {quote_input(sorted(unknown)[0])}; "
+            f"{origin}: unknown section {quote_input(min(unknown))}; "
             "expected [groups], [aliases] and [[rule]]"
         )
     groups = _name_table(document, "groups", origin)
@@ -378,7 +403,7 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
         extra = set(raw) - {"channel", "group", *_MATCH_KEYS}
         if extra:
             raise ChannelRulesError(
-                f"{where}: unknown key {quote_input(sorted(extra)[0])}; "
+                f"{where}: unknown key {quote_input(min(extra))}; "
                 "valid keys are channel, group, source, medium, campaign"
             )
         patterns = {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-
 #: characters of user input a message quotes at most
 QUOTE_LIMIT = 200
 
