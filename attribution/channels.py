@@ -54,7 +54,8 @@ def channel_key(name: str) -> str:
     return _SEPARATORS.sub("_", name.strip().casefold())
 
 
-def _map_distinct(values: pl.Series, function, return_dtype: pl.DataType) -> pl.Series:
+def _map_distinct(values: pl.Series, function: Callable[[str | None], str],
+                  return_dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
     """``function`` (a Python function of one text value) applied once per distinct value of
     ``values`` and spread back to the rows by a lookup: Python work bounded by the distinct
     values, not the rows (a null is a value: it maps to ``function(None)``)."""
@@ -290,10 +291,11 @@ class ChannelMatcher:
             return found
         # one pass of every glob at once (one regular expression, run by polars' linear-time
         # engine) finds the values some glob matches; only those are tested glob by glob
-        candidates = range(len(values))
-        if self.prefilter[key] is not None:
+        candidates: list[int] | range = range(len(values))
+        prefilter = self.prefilter[key]
+        if prefilter is not None:
             try:
-                hits = pl.Series(values, dtype=pl.String).str.contains(self.prefilter[key])
+                hits = pl.Series(values, dtype=pl.String).str.contains(prefilter)
                 candidates = hits.arg_true().to_list()
             except pl.exceptions.PolarsError:  # beyond the engine's size limit: test them all
                 self.prefilter[key] = None
