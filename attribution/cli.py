@@ -41,8 +41,8 @@ class State:
         self.quiet = quiet
         self.debug = debug
         # piped output gets a wide fixed width instead of rich's 80 columns
-        self.out = Console(file=sys.stdout, soft_wrap=False, width=_width(sys.stdout))
-        self.err = Console(file=sys.stderr, soft_wrap=False, width=_width(sys.stderr))
+        self.out = Console(file=sys.stdout, soft_wrap=False, width=_width(sys.stdout), emoji=False)
+        self.err = Console(file=sys.stderr, soft_wrap=False, width=_width(sys.stderr), emoji=False)
 
     def note(self, *renderables: Any) -> None:
         if not self.quiet:
@@ -91,7 +91,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except AttributionError as exc:
             if state.debug:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
@@ -99,7 +99,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if state.debug:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            click.echo(f"Error: {type(exc).__name__}: {message} (run with --debug for details)", err=True)
+            click.echo(f"Error: {type(exc).__name__}: {render.printable(message)} (run with --debug for details)", err=True)
             sys.exit(1)
 
     return wrapper
@@ -339,7 +339,7 @@ def report_notes(state: State, result: RunResult) -> None:
             )
     if result.unmapped is not None and result.unmapped.height:
         pairs = ", ".join(
-            f"{s or '(empty)'}/{m or '(empty)'} ({n:,})"
+            f"{render.escape_text(s or '(empty)')}/{render.escape_text(m or '(empty)')} ({n:,})"
             for s, m, n in result.unmapped.head(5).iter_rows()
         )
         more = f" and {result.unmapped.height - 5} more" if result.unmapped.height > 5 else ""
@@ -351,7 +351,7 @@ def report_notes(state: State, result: RunResult) -> None:
         path = out_dir(result.config) / "rejects.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         result.rejects.write_csv(path)
-        state.note(f"{result.rejects.height:,} rejected rows written to {path}")
+        state.note(f"{result.rejects.height:,} rejected rows written to {render.escape_text(path)}")
 
 
 def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int) -> list[str]:
@@ -444,7 +444,7 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
         for stem, table in pipeline.model_diagnostics(result).items():
             written.append(write_table(table, directory, stem, config.format))
         written.append(write_json_document(run_record(result), directory / "run.json"))
-    state.note("wrote " + ", ".join(str(p) for p in written))
+    state.note("wrote " + ", ".join(render.escape_text(p) for p in written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
         if len(models) == 1:
@@ -577,14 +577,14 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
                 click.echo(buffer.getvalue().decode("utf-8"), nl=False)
             else:
                 graph.write_graphml(network, target)
-                state.note(f"wrote {target}")
+                state.note(f"wrote {render.escape_text(target)}")
         else:
             text = graph.to_node_link_json(network)
             if output is None:
                 click.echo(text)
             else:
                 output.write_text(text + "\n", "utf-8")
-                state.note(f"wrote {output}")
+                state.note(f"wrote {render.escape_text(output)}")
         return
     state.out.print(render.frame_table(
         graph.top_paths(journeys, top, include_open=include_open), title=f"Top {top} paths",
@@ -626,7 +626,7 @@ def load_run_spend(state: State, result: RunResult, spend_path: Path | None, req
     spent = set(spend.rows.get_column("channel").unique())
     strangers = sorted(spent - touched)
     if strangers:
-        state.note(f"[yellow]spend on channels no touch has: {', '.join(strangers)}; they earn no "
+        state.note(f"[yellow]spend on channels no touch has: {', '.join(map(render.escape_text, strangers))}; they earn no "
                    "credit (rename them to a channel of the touchpoints, or add a rule)[/yellow]")
     result.accounting.append(spend.accounting)
     result.files.append(spend.file)
@@ -825,7 +825,7 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
         evaluation = pl.read_parquet(summary_file)
     path = api.write_report(result, output, spend=spend_data, budget_model=chosen, png_dir=png_dir,
                             evaluation=evaluation)
-    state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
+    state.note(f"wrote {render.escape_text(path)}" + (f" and PNG charts in {render.escape_text(png_dir)}" if png_dir else ""))
 
 
 @cli.command(short_help="Generate a realistic B2B export from a causal world.")
@@ -857,7 +857,7 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
                                  days=days, messy=messy)
     paths = simulation.write_export(export, out, format=file_format)
-    state.note("wrote " + ", ".join(str(p) for p in paths.values()))
+    state.note("wrote " + ", ".join(render.escape_text(p) for p in paths.values()))
     click.echo(
         f"{export.touchpoints.height:,} touchpoints, {export.deals.height:,} deals, "
         f"{export.contacts.height:,} contacts, {export.spend.height:,} spend rows in {out}"
@@ -913,7 +913,7 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
                             ("shares", result.shares), ("errors", result.errors),
                             ("summary", summary)]:
             write_table(frame, out, f"evaluation_{stem}", "parquet")
-        state.note(f"wrote evaluation tables to {out}")
+        state.note(f"wrote evaluation tables to {render.escape_text(out)}")
     emit(state, summary, stdout_format, render.frame_table(
         summary, title=f"Error of each model's channel revenue shares against the truth "
         f"({len(worlds)} worlds, {accounts:,} accounts each; lower is better)",
@@ -971,7 +971,7 @@ def init(state: State, directory: Path, force: bool) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for path, content in files.items():
         path.write_text(content, "utf-8")
-    state.note("wrote " + ", ".join(str(p) for p in files))
+    state.note("wrote " + ", ".join(render.escape_text(p) for p in files))
 
 
 def main() -> None:  # pragma: no cover - console entry
