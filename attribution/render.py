@@ -23,6 +23,7 @@ from rich.text import Text
 from attribution.loading import Accounting
 from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
 
+
 def _control_escapes() -> dict[int, str]:
     table = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
     table |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
