@@ -16,9 +16,11 @@ Names are data, not keys. Vega groups, sorts and scales by field values through 
 objects, where a channel named ``constructor`` or ``__proto__`` collides with the object's own
 properties (charts drew wrong or threw). So every chart encodes its channels (and Markov
 states) by position, ``k0``, ``k1``, ... (:class:`Keys`), and shows the names through an axis
-``labelExpr`` that looks the position up in a list of the names (shown by
-:func:`~attribution.render.printable`: control characters escaped). Tooltips and text marks
-carry the names as plain values. The HTML page escapes titles and inlines the specs as JSON
+``labelExpr`` that looks the position up in a list of the names held by a parameter (shown
+by :func:`~attribution.render.printable`: control characters escaped). The names are never
+written into an expression: Vega-Lite looks string constants of an expression up as object
+properties too (``"constructor"`` there failed the chart). Tooltips and text marks carry the
+names as plain values. The HTML page escapes titles and inlines the specs as JSON
 safe inside ``<script>``.
 """
 
@@ -64,7 +66,11 @@ class Chart:
 class Keys:
     """Names keyed by their position (``k0``, ``k1``, ...) for a chart's encodings: a key is
     never a JavaScript object property (``constructor``, ``__proto__``), and the names come
-    back on the axis through :meth:`axis_labels`."""
+    back on the axis through :meth:`axis_labels`, from the chart parameter :meth:`param`
+    (add it to the spec's top-level ``params``)."""
+
+    #: the chart parameter holding the names
+    PARAM = "key_names"
 
     def __init__(self, names: Iterable[str], labels: Mapping[str, str] | None = None) -> None:
         self.names = list(dict.fromkeys(names))
@@ -81,10 +87,15 @@ class Keys:
         """What a reader sees for ``name`` (escaped control characters)."""
         return self._labels.get(name, printable(name))
 
+    def param(self) -> Spec:
+        """The parameter holding the names, in key order (data, not expression text)."""
+        return {"name": self.PARAM, "value": [self.label(name) for name in self.names]}
+
     def axis_labels(self) -> dict[str, str]:
-        """Axis properties showing each key's name (a Vega expression indexing the names)."""
-        labels = json.dumps([self.label(name) for name in self.names], ensure_ascii=True)
-        return {"labelExpr": f"{labels}[toNumber(slice(datum.value, 1))]"}
+        """Axis properties showing each key's name (the parameter indexed by the key's
+        position)."""
+        return {"labelExpr": f"{self.PARAM}[toNumber(slice(datum.value, 1))]"}
+
 
 def _major(cents: int | float | None) -> float | None:
     return None if cents is None else cents / 100
@@ -188,6 +199,7 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
     # with yOffset, the step is the height of one model's bar inside a channel's band
     step = 5 if len(models) > 4 else 9
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "facet": {
             "row": {
@@ -287,6 +299,7 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
         title = "How each multi-touch model moves credit away from last-touch"
     columns = min(3, len(others))
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "facet": {"field": "model", "type": "nominal", "sort": others, "title": None,
                   "header": {"labelFontSize": 14, "labelAnchor": "start"}},
@@ -660,6 +673,7 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     axis_common = {**keys.axis_labels(), "labelFontSize": 11, "labelColor": colour,
                    "domain": False, "ticks": False}
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "width": {"step": 38},
         "height": {"step": 24},
@@ -768,7 +782,8 @@ def removal_effects(
                 "mark": {"type": "tick", "color": "#111827", "thickness": 1.5, "size": 10, "orient": "vertical"},
                 "encoding": {"y": y, "x": {"field": end, "type": "quantitative"}},
             })
-    spec: Spec = {"data": {"values": values}, "width": 820, "height": {"step": 24}, "layer": layers}
+    spec: Spec = {"params": [keys.param()], "data": {"values": values}, "width": 820,
+                  "height": {"step": 24}, "layer": layers}
     subtitle = (
         "Markov chain: the drop in " + what + " if the channel were removed, as a share of all "
         "channels' drops" + ("; black lines are 95% bootstrap intervals" if has_ci else
@@ -816,6 +831,7 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     labels = [label for label, _ in series]
     colours = ["#9AA0A6", "#E69F00", theme.BASELINE_COLOUR][: len(labels)]
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "width": 820,
         "height": {"step": 9},
