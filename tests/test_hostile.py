@@ -26,7 +26,7 @@ HOSTILE = ROOT / "fixtures" / "hostile"
 CONFIG = HOSTILE / "attribution.toml"
 
 sys.path.insert(0, str(HOSTILE))
-from make_hostile import CHANNELS  # noqa: E402
+from make_hostile import CHANNELS
 
 #: a raw control character on the terminal (newline aside): none may reach it
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -127,8 +127,10 @@ def axis_labels(dom: str, name: str) -> list[str]:
     following = dom.find('id="chart-', at + 10)
     chunk = dom[at: following if following > 0 else len(dom)]
     labels = []
-    for group in re.finditer(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>', chunk, re.S):
-        labels += [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", group.group(1), re.S)]
+    axis = r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>'
+    for group in re.finditer(axis, chunk, re.DOTALL):
+        texts = re.findall(r"<text[^>]*>(.*?)</text>", group.group(1), re.DOTALL)
+        labels += [html.unescape(text) for text in texts]
     return labels
 
 
@@ -139,7 +141,7 @@ def shown_as(label: str, name: str) -> bool:
 
 def test_report_charts_render_with_every_name_on_the_axes(runs):
     browser()
-    tmp, done = runs
+    tmp, _ = runs
     report = tmp / "report.html"
     page = report.read_text("utf-8")
     assert "<script>alert(1)" not in page.split("<script>", 1)[0]  # escaped in the HTML text
