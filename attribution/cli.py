@@ -42,8 +42,8 @@ class State:
         self.quiet = quiet
         self.debug = debug
         # piped output gets a wide fixed width instead of rich's 80 columns
-        self.out = Console(file=sys.stdout, soft_wrap=False, width=_width(sys.stdout))
-        self.err = Console(file=sys.stderr, soft_wrap=False, width=_width(sys.stderr))
+        self.out = Console(file=sys.stdout, soft_wrap=False, width=_width(sys.stdout), emoji=False)
+        self.err = Console(file=sys.stderr, soft_wrap=False, width=_width(sys.stderr), emoji=False)
 
     def note(self, *renderables: Any) -> None:
         if not self.quiet:
@@ -92,7 +92,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except AttributionError as exc:
             if state.debug:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
@@ -100,7 +100,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if state.debug:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            click.echo(f"Error: {type(exc).__name__}: {message} (run with --debug for details)", err=True)
+            click.echo(f"Error: {type(exc).__name__}: {render.printable(message)} "
+                       "(run with --debug for details)", err=True)
             sys.exit(1)
 
     return wrapper
@@ -299,7 +300,7 @@ def report_notes(state: State, result: RunResult, rejects_file: str | None) -> N
             )
     if result.unmapped is not None and result.unmapped.height:
         pairs = ", ".join(
-            f"{s or '(empty)'}/{m or '(empty)'} ({n:,})"
+            f"{render.escape_text(s or '(empty)')}/{render.escape_text(m or '(empty)')} ({n:,})"
             for s, m, n in result.unmapped.head(5).iter_rows()
         )
         more = f" and {result.unmapped.height - 5} more" if result.unmapped.height > 5 else ""
@@ -308,7 +309,8 @@ def report_notes(state: State, result: RunResult, rejects_file: str | None) -> N
             "add rules with --channel-rules[/yellow]"
         )
     if rejects_file is not None:
-        state.note(f"{result.rejects.height:,} rejected rows written to {rejects_file}")
+        state.note(f"{result.rejects.height:,} rejected rows written to "
+                   f"{render.escape_text(rejects_file)}")
 
 
 def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int) -> list[str]:
@@ -382,7 +384,7 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
         outcome = commands.run(config, make_engine(engine, spark_master, spark_conf), progress)
     result = outcome.result
     report_inputs(state, result, outcome.rejects_file)
-    state.note("wrote " + ", ".join(outcome.written))
+    state.note("wrote " + ", ".join(render.escape_text(p) for p in outcome.written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
         if len(models) == 1:
@@ -485,7 +487,7 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
                                                    include_open=include_open)
         report_inputs(state, outcome.result, outcome.rejects_file)
         if output is not None:
-            state.note(f"wrote {commands.write_graph(network, output, stdout_format)}")
+            state.note(f"wrote {render.escape_text(commands.write_graph(network, output, stdout_format))}")
         elif stdout_format == "graphml":
             click.echo(commands.graph_text(network, "graphml"), nl=False)
         else:
@@ -524,7 +526,8 @@ def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def report_economics(state: State, economics: commands.Economics) -> None:
     """A run with spend: the channels spent on that no touch carries, then the inputs."""
     if economics.unspent:
-        state.note(f"[yellow]spend on channels no touch has: {', '.join(economics.unspent)}; "
+        unspent = ", ".join(map(render.escape_text, economics.unspent))
+        state.note(f"[yellow]spend on channels no touch has: {unspent}; "
                    "they earn no credit (rename them to a channel of the touchpoints, or add a "
                    "rule)[/yellow]")
     report_inputs(state, economics.result, economics.outcome.rejects_file)
@@ -699,7 +702,8 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
             spend_path=spend, png_dir=png_dir, budget_model=budget_model,
             evaluation_dir=evaluation_dir)
     report_economics(state, economics)
-    state.note(f"wrote {path}" + (f" and PNG charts in {png_dir}" if png_dir else ""))
+    state.note(f"wrote {render.escape_text(path)}"
+               + (f" and PNG charts in {render.escape_text(png_dir)}" if png_dir else ""))
 
 
 @cli.command(short_help="Generate a realistic B2B export from a causal world.")
@@ -729,7 +733,7 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     made = commands.simulate(accounts=accounts, seed=seed, scenario=scenario, days=days,
                              messy=messy, file_format=file_format, out=out)
     export = made.export
-    state.note("wrote " + ", ".join(str(p) for p in made.written.values()))
+    state.note("wrote " + ", ".join(render.escape_text(p) for p in made.written.values()))
     click.echo(
         f"{export.touchpoints.height:,} touchpoints, {export.deals.height:,} deals, "
         f"{export.contacts.height:,} contacts, {export.spend.height:,} spend rows in {out}"
@@ -768,7 +772,7 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
         done = commands.evaluate(config, random_worlds=random_worlds, world_names=world_names,
                                  accounts=accounts, seed=seed, out=out, progress=progress)
     if done.written:
-        state.note(f"wrote evaluation tables to {out}")
+        state.note(f"wrote evaluation tables to {render.escape_text(out)}")
     emit(state, done.summary, stdout_format, render.frame_table(
         done.summary, title=f"Error of each model's channel revenue shares against the truth "
         f"({done.worlds} worlds, {accounts:,} accounts each; lower is better)",
@@ -809,7 +813,7 @@ def init(state: State, directory: Path, force: bool) -> None:
     """Write a commented attribution.toml with every option and its default, and an editable
     copy of the built-in channel rules (channels.toml)."""
     written = commands.init(directory, force=force)
-    state.note("wrote " + ", ".join(str(p) for p in written))
+    state.note("wrote " + ", ".join(render.escape_text(p) for p in written))
 
 
 def main() -> None:  # pragma: no cover - console entry

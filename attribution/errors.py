@@ -11,16 +11,37 @@ The tree::
     │   └── RejectRateError                an input's rejected share is above the maximum
     ├── ConfigError                        attribution.toml or a flag is wrong
     ├── ChannelRulesError                  a channel-rules file is wrong
+    │   └── ChannelRulesLimitError         a rules file beyond the matcher's bounds (names the rule)
     └── ModelError                         a model cannot run on this data
         └── UnknownModelError              no model of that name (lists the valid ones)
 
-Every message says what was wrong, where (file, row, column) and what is valid.
+Every message says what was wrong, where (file, row, column) and what is valid. A message
+that quotes user input quotes it through :func:`quote_input`: escaped, and at most
+:data:`QUOTE_LIMIT` characters of it (a 1 GB line is named, not printed).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+#: characters of user input a message quotes at most
+QUOTE_LIMIT = 200
+
+
+def quote_input(value: str, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` quoted for an error message: ``repr`` style (control characters escaped, so a
+    value cannot split the one-line message or drive the terminal), cut to ``limit`` characters
+    with the full length said.
+
+    >>> quote_input("a\\nb")
+    "'a\\\\nb'"
+    >>> quote_input("x" * 300, limit=3)
+    "'xxx'... (300 characters)"
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} characters)"
 
 
 class AttributionError(ValueError):
@@ -80,6 +101,11 @@ class ConfigError(AttributionError):
 
 class ChannelRulesError(AttributionError):
     """A channel-rules file is wrong."""
+
+
+class ChannelRulesLimitError(ChannelRulesError):
+    """A channel-rules file goes beyond the bounds that keep matching linear (too many rules, a
+    glob too long); the message names the rule."""
 
 
 class ModelError(AttributionError):

@@ -3,6 +3,13 @@
 Inside the library money is integer minor units; here it becomes ``Decimal(38, 2)`` for
 Parquet and CSV (``48250.00``) and a JSON number with two decimals for JSON. Same input, same
 bytes out: the writers are given frames in a fixed order and no timestamps of their own.
+
+CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return as a formula (``=HYPERLINK(...)``). Every CSV writer here neutralises
+such text cells the OWASP way (a single quote before the text, and the cell quoted):
+``=1+2`` is written ``"'=1+2"``. Numbers are never touched (``-12.50`` stays a number); only text
+columns are. ``csv_raw=True`` (``--csv-raw``) writes the values exactly; Parquet and JSON always
+keep them exact.
 """
 
 from __future__ import annotations
@@ -57,9 +64,77 @@ def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) 
     return frame.with_columns([(pl.col(c) / 100).alias(c) for c in present])
 
 
+#: what starts a cell a spreadsheet would run as a formula (OWASP, "CSV Injection")
+FORMULA_START = r"^[=+\-@\t\r]"
+#: what makes polars quote a text cell (``quote_style="necessary"``): the separator, a quote, a
+#: line break, or nothing at all (an empty text, told apart from a null)
+_NEEDS_QUOTES = r'[,"\n\r]'
+
+
+def _text_columns(schema: pl.Schema) -> list[str]:
+    return [name for name, dtype in schema.items() if dtype == pl.String]
+
+
+def has_formula_cells(frame: pl.DataFrame | pl.LazyFrame) -> bool:
+    """Whether any text cell of ``frame`` starts like a formula (one pass over its text
+    columns; a LazyFrame is scanned by the streaming engine)."""
+    columns = _text_columns(frame.collect_schema())
+    if not columns:
+        return False
+    found = frame.lazy().select(
+        pl.any_horizontal([pl.col(c).str.contains(FORMULA_START).any() for c in columns])
+    ).collect(engine="streaming")
+    return bool(found.item())
+
+
+def neutralise_formulas(frame: FrameT) -> FrameT:
+    """``frame`` with every text column written out as CSV fields by hand: a cell that starts
+    like a formula becomes ``"'=..."`` (quoted, a single quote first, quotes doubled); the
+    others are quoted exactly when polars would quote them. Write the result with
+    ``quote_style="never"``: the text columns carry their own quotes, and the other columns
+    (numbers, decimals, dates, booleans) never need any."""
+    def field(name: str) -> pl.Expr:
+        text = pl.col(name)
+        doubled = text.str.replace_all('"', '""', literal=True)
+        formula = text.str.contains(FORMULA_START)
+        quoted = formula | text.str.contains(_NEEDS_QUOTES) | (text == "")
+        return (
+            pl.when(formula).then(pl.concat_str([pl.lit("\"'"), doubled, pl.lit('"')]))
+            .when(quoted).then(pl.concat_str([pl.lit('"'), doubled, pl.lit('"')]))
+            .otherwise(text)
+            .alias(name)
+        )
+
+    return frame.with_columns([field(c) for c in _text_columns(frame.collect_schema())])
+
+
+def write_csv(frame: pl.DataFrame | pl.LazyFrame, path: Path, *, csv_raw: bool = False) -> Path:
+    """Write ``frame`` as CSV to ``path`` as it is (money columns untouched: convert them with
+    :func:`money_to_decimal` first when wanted), formula cells neutralised unless
+    ``csv_raw``. A frame without a formula cell is written byte for byte as polars writes it."""
+    if isinstance(frame, pl.DataFrame):
+        if csv_raw or not has_formula_cells(frame):
+            frame.write_csv(path)
+        else:
+            neutralise_formulas(frame).write_csv(path, quote_style="never")
+    elif csv_raw or not has_formula_cells(frame):
+        frame.sink_csv(path)
+    else:
+        neutralise_formulas(frame).sink_csv(path, quote_style="never")
+    return path
+
+
+def csv_text(frame: pl.DataFrame, *, csv_raw: bool = False) -> str:
+    """``frame`` as CSV text (for stdout), formula cells neutralised unless ``csv_raw``."""
+    if csv_raw or not has_formula_cells(frame):
+        return frame.write_csv()
+    return neutralise_formulas(frame).write_csv(quote_style="never")
+
+
 def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
-                fmt: str) -> Path:
-    """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written."""
+                fmt: str, *, csv_raw: bool = False) -> Path:
+    """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written. CSV
+    text cells that start like a formula are neutralised unless ``csv_raw``."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
     width = frame.collect_schema().len()
@@ -75,9 +150,9 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
         frame.lazy().collect().write_parquet(path, compression="zstd",
                                              compression_level=ZSTD_LEVEL, statistics=False)
     elif fmt == "csv" and width:
-        money_to_decimal(frame.lazy()).sink_csv(path)
+        write_csv(money_to_decimal(frame.lazy()), path, csv_raw=csv_raw)
     elif fmt == "csv":
-        frame.lazy().collect().write_csv(path)
+        frame.lazy().collect().write_csv(path)  # a header alone (no columns: no cells)
     else:
         money_to_float(frame.lazy().collect()).write_json(path)
     return path
@@ -104,8 +179,10 @@ class TableParts:
             path = parts.close()
     """
 
-    def __init__(self, directory: Path, stem: str, fmt: str, schema: pl.Schema) -> None:
+    def __init__(self, directory: Path, stem: str, fmt: str, schema: pl.Schema, *,
+                 csv_raw: bool = False) -> None:
         self.directory, self.stem, self.fmt, self.schema = directory, stem, fmt, schema
+        self.csv_raw = csv_raw
         self._scratch: Path | None = None
         self._parts: list[Path] = []
         self._writer: ThreadPoolExecutor | None = None
@@ -145,7 +222,7 @@ class TableParts:
                 table: pl.LazyFrame | pl.DataFrame = pl.scan_parquet(self._parts, glob=False)
             else:
                 table = pl.DataFrame(schema=self.schema)
-            return write_table(table, self.directory, self.stem, self.fmt)
+            return write_table(table, self.directory, self.stem, self.fmt, csv_raw=self.csv_raw)
         finally:
             self.discard()
 

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from attribution.channels import unify_spellings
 from attribution.errors import ColumnNotFoundError, FileFormatError
 from attribution.journeys import Journeys
 from attribution.schema import REJECT_SCHEMA
@@ -170,6 +171,10 @@ def parse_paths(
         )
         .with_columns((pl.col("touch_index") == 0).alias("is_first"))
     )
+    # channels compare case-insensitively (as in touch files): "Direct" and "direct" are one
+    # channel, labelled by the file's usual spelling
+    unified = unify_spellings(touches.get_column("channel"))
+    touches = touches.with_columns(unified.alias("channel"), unified.alias("channel_group"))
     return PathTable(
         Journeys.from_frames(touches, journeys, has_timestamps=False, has_milestones=False),
         rejects,

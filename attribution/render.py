@@ -2,6 +2,12 @@
 
 Money is shown in major units with the currency (``$48,250.00``), shares as percentages, shifts
 with a sign. Nothing here computes a figure: it only formats what the library returned.
+
+User data is data. Every value that came from an input (channel, group, currency, ids, file
+names, reasons) reaches the terminal through one path: :func:`printable` shows control
+characters escaped (``\x1b``, ``\n``), and the cells are :class:`rich.text.Text`, never markup,
+so a utm value of ``[/]`` or ``[link=...]x[/link]`` prints as itself. Text that *is* markup (the
+CLI's coloured notes) takes data through :func:`escape_text`.
 """
 
 from __future__ import annotations
@@ -10,11 +16,56 @@ import math
 from collections.abc import Iterable
 
 import polars as pl
+from rich.markup import escape as escape_markup
 from rich.table import Table
 from rich.text import Text
 
 from attribution.loading import Accounting
 from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
+
+
+def _control_escapes() -> dict[int, str]:
+    table = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+    table |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+    # line and paragraph separators split a line; bidirectional overrides and isolates
+    # reorder what follows them on screen (a name could show as another)
+    for code in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F,
+                 0xFEFF):
+        table[code] = f"\\u{code:04x}"
+    return table
+
+
+_CONTROL_ESCAPES = _control_escapes()
+
+
+def printable(value: object) -> str:
+    """``value`` as one line of inert terminal text: control characters (C0, DEL, C1) shown as
+    ``\\x1b``, newline, carriage return and tab as ``\\n``, ``\\r``, ``\\t``, and line separators
+    and bidirectional controls as ``\\u2028`` and the like. ``None`` is empty.
+
+    >>> printable("a\\x1b]8;;http://x\\x07b\\nc")
+    'a\\\\x1b]8;;http://x\\\\x07b\\\\nc'
+    """
+    if value is None:
+        return ""
+    return str(value).translate(_CONTROL_ESCAPES)
+
+
+def escape_text(value: object) -> str:
+    """``value`` for a string that rich reads as markup (the CLI's coloured notes):
+    :func:`printable`, with rich's markup brackets escaped, so ``[/]`` stays text.
+
+    >>> escape_text("[/]")
+    '\\\\[/]'
+    """
+    return escape_markup(printable(value))
+
+
+def cell(value: object, style: str = "") -> Text:
+    """A table cell holding ``value`` as plain text (:func:`printable`, no markup, no emoji
+    codes)."""
+    return Text(printable(value), style=style)
+
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "AUD": "A$", "CAD": "C$"}
 CREATION = "demand_creation"
@@ -62,7 +113,7 @@ def _style(group: str | None) -> str:
 
 def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
     """One model's channel summary."""
-    table = Table(title=f"Channel credit - {model}", title_justify="left")
+    table = Table(title=cell(f"Channel credit - {model}"), title_justify="left")
     for name, justify in [
         ("channel", "left"), ("group", "left"), ("deals touched", "right"),
         ("pipeline credit", "right"), ("revenue credit", "right"), ("revenue share", "right"),
@@ -71,18 +122,18 @@ def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
     rows = summary.filter(pl.col("model") == model)
     for row in rows.iter_rows(named=True):
         table.add_row(
-            Text(row["channel"], style=_style(row["channel_group"])),
-            row["channel_group"],
+            cell(row["channel"], style=_style(row["channel_group"])),
+            cell(row["channel_group"]),
             f"{row['deals_touched']:,}",
-            money(row["pipeline_credit"], currency),
-            money(row["revenue_credit"], currency),
+            cell(money(row["pipeline_credit"], currency)),
+            cell(money(row["revenue_credit"], currency)),
             percent(row["revenue_share"]),
         )
     table.add_section()
     table.add_row(
         "total", "", "",
-        money(int(rows.get_column("pipeline_credit").sum()), currency),
-        money(int(rows.get_column("revenue_credit").sum()), currency),
+        cell(money(int(rows.get_column("pipeline_credit").sum()), currency)),
+        cell(money(int(rows.get_column("revenue_credit").sum()), currency)),
         percent(1.0 if rows.height else 0.0),
     )
     return table
@@ -106,7 +157,7 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     table.add_column("channel")
     table.add_column("deals", justify="right")
     for model in models:
-        table.add_column(model, justify="right")
+        table.add_column(cell(model), justify="right")
     cells = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
     order = _last_placeholders(
         summary.group_by("channel", "channel_group")
@@ -115,11 +166,11 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     )
     for row in order.iter_rows(named=True):
         table.add_row(
-            Text(row["channel"], style=_style(row["channel_group"])),
+            cell(row["channel"], style=_style(row["channel_group"])),
             f"{row['deals_touched']:,}",
             *[
-                compact_money(cells[(m, row["channel"])]["revenue_credit"], currency)
-                if (m, row["channel"]) in cells else compact_money(0, currency)
+                cell(compact_money(cells[(m, row["channel"])]["revenue_credit"], currency)
+                     if (m, row["channel"]) in cells else compact_money(0, currency))
                 for m in models
             ],
         )
@@ -127,7 +178,8 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     table.add_row(
         "total", "",
         *[
-            compact_money(int(summary.filter(pl.col("model") == m)["revenue_credit"].sum()), currency)
+            cell(compact_money(int(summary.filter(pl.col("model") == m)["revenue_credit"].sum()),
+                               currency))
             for m in models
         ],
     )
@@ -144,9 +196,9 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
         title_justify="left",
     )
     table.add_column("channel")
-    table.add_column(baseline, justify="right")
+    table.add_column(cell(baseline), justify="right")
     for model in models:
-        table.add_column(model, justify="right")
+        table.add_column(cell(model), justify="right")
     base = _last_placeholders(comparison.filter(pl.col("model") == baseline).sort(
         ["last_touch_revenue_credit", "channel"], descending=[True, False]
     ))
@@ -154,8 +206,8 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
     for row in base.iter_rows(named=True):
         channel = row["channel"]
         cells: list[str | Text] = [
-            Text(channel, style=_style(row["channel_group"])),
-            f"{compact_money(row['revenue_credit'], currency)} {percent(row['revenue_share'])}",
+            cell(channel, style=_style(row["channel_group"])),
+            cell(f"{compact_money(row['revenue_credit'], currency)} {percent(row['revenue_share'])}"),
         ]
         for model in models:
             other = wide[(model, channel)]
@@ -172,7 +224,7 @@ def accounting_table(accounting: Iterable[Accounting]) -> Table:
         table.add_column(name, justify="left" if name == "input" else "right")
     for item in accounting:
         table.add_row(
-            item.input, f"{item.read:,}", f"{item.used:,}", f"{item.deduplicated:,}",
+            cell(item.input), f"{item.read:,}", f"{item.used:,}", f"{item.deduplicated:,}",
             f"{item.out_of_window:,}", f"{item.rejected_total:,}",
         )
     return table
@@ -187,7 +239,7 @@ def reject_reasons_table(accounting: Iterable[Accounting]) -> Table | None:
     table.add_column("reason")
     table.add_column("rows", justify="right")
     for input_name, reason, count in rows:
-        table.add_row(input_name, reason, f"{count:,}")
+        table.add_row(cell(input_name), cell(reason), f"{count:,}")
     return table
 
 
@@ -215,18 +267,20 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
     :data:`~attribution.schema.MONEY_COLUMNS` and ``SHARE_COLUMNS`` name)."""
     money_set = set(MONEY_COLUMNS if money_columns is None else money_columns)
     share_set = set(SHARE_COLUMNS if share_columns is None else share_columns)
-    table = Table(title=title or None, title_justify="left")
+    table = Table(title=cell(title) if title else None, title_justify="left")
     for name, dtype in frame.schema.items():
-        table.add_column(LABELS.get(name, name) if compact else name,
+        table.add_column(cell(LABELS.get(name, name) if compact else name),
                          justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows(named=True):
-        cells = []
+        cells: list[str | Text] = []
         for name, value in row.items():
             if name in money_set and isinstance(value, float):  # an estimate: whole cents
                 cents = round(value) if math.isfinite(value) else None
-                cells.append(compact_money(cents, currency) if compact else money(cents, currency))
+                cells.append(cell(compact_money(cents, currency) if compact
+                                  else money(cents, currency)))
             elif name in money_set and (value is None or isinstance(value, int)):
-                cells.append(compact_money(value, currency) if compact else money(value, currency))
+                cells.append(cell(compact_money(value, currency) if compact
+                                  else money(value, currency)))
             elif name in share_set:
                 cells.append(percent(value))
             elif isinstance(value, bool):
@@ -236,6 +290,6 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
             elif isinstance(value, int):
                 cells.append(f"{value:,}")
             else:
-                cells.append("" if value is None else str(value))
+                cells.append(cell(value))  # text from the data: never markup
         table.add_row(*cells)
     return table

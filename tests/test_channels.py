@@ -1,14 +1,30 @@
-"""Channel rules: globs, rule order, groups, the built-in defaults, and rule-file errors."""
+"""Channel rules: globs, rule order, groups, the built-in defaults, rule-file errors; names
+kept and compared case-insensitively; the compiled matcher against the plain definition and
+its limits."""
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from attribution.channels import OTHER_GROUP, default_rules_text, load_rules, parse_rules
-from attribution.errors import ChannelRulesError
+import attribution.channels as channels_module
+from attribution.channels import (
+    OTHER_GROUP,
+    ChannelRule,
+    ChannelRules,
+    channel_key,
+    default_rules_text,
+    load_rules,
+    parse_rules,
+    unify_spellings,
+)
+from attribution.errors import ChannelRulesError, ChannelRulesLimitError
 from attribution.schema import UNMAPPED_CHANNEL
 
 
@@ -138,7 +154,7 @@ def test_missing_rules_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[[rule]\n", None),  # not TOML: message comes from tomllib
-        ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups] and [[rule]]"),
+        ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups], [aliases] and [[rule]]"),
         ("[groups]\na = 1\n", "r.toml: [groups] must map channel names to group names"),
         ("[rule]\nchannel = 'x'\n", "r.toml: rules must be an array of tables: write [[rule]], not [rule]"),
         ("[[rule]]\nsource = 'x'\n", "r.toml: rule 1: needs a non-empty string 'channel'"),
@@ -158,3 +174,139 @@ def test_rule_file_errors(text: str, message: str | None) -> None:
         assert str(caught.value).startswith("r.toml: not valid TOML (")
     else:
         assert str(caught.value) == message
+
+
+# -- names keep their spelling; matching is case-insensitive (issue #20, item 6) ------------
+def test_channel_key_folds_case_and_separators() -> None:
+    assert [channel_key(n) for n in (" Paid  Social ", "paid-social", "PAID_social", "LinkedIn Ads")
+            ] == ["paid_social", "paid_social", "paid_social", "linkedin_ads"]
+
+
+def test_groups_are_found_whatever_the_case_and_the_label_is_kept() -> None:
+    rules = load_rules()
+    frame = pl.DataFrame({"channel": ["Paid Social", "LinkedIn Ads", "ORGANIC SEARCH",
+                                      "Direct Traffic", "Email Marketing", None]})
+    out = frame.with_columns(rules.group_of(pl.col("channel")).alias("group"))
+    assert out.rows() == [
+        ("Paid Social", "demand_creation"),
+        ("LinkedIn Ads", OTHER_GROUP),
+        ("ORGANIC SEARCH", "demand_capture"),
+        ("Direct Traffic", "demand_capture"),    # an alias of direct
+        ("Email Marketing", "demand_capture"),   # an alias of email
+        (None, OTHER_GROUP),
+    ]
+    assert rules.ungrouped(out["channel"]) == ["LinkedIn Ads"]
+
+
+def test_user_groups_and_aliases_match_case_insensitively_and_rule_labels_are_kept() -> None:
+    rules = parse_rules(
+        """
+        [groups]
+        "linkedin ads" = "demand_creation"
+
+        [aliases]
+        "LI Sponsored" = "LinkedIn Ads"
+
+        [[rule]]
+        channel = "LinkedIn Ads"
+        source = "linkedin"
+        """
+    )
+    assert mapped(rules, [("LinkedIn", None, None)]) == [("LinkedIn Ads", "demand_creation")]
+    assert rules.group_name("li-sponsored") == "demand_creation"
+    assert rules.names_of(["linkedin_ads"]) == ("linkedin_ads", "LI Sponsored")
+    assert rules.ungrouped(["LinkedIn Ads", "li sponsored", "(unmapped)", "Podcast"]) == ["Podcast"]
+
+
+def test_built_in_aliases_make_direct_traffic_direct() -> None:
+    assert load_rules().names_of(["direct"]) == ("direct", "direct traffic", "(direct)")
+
+
+def test_unify_spellings_takes_the_most_frequent_then_the_smallest() -> None:
+    series = pl.Series("channel", ["direct", "Direct", "Direct", "Paid Social", "paid_social",
+                                   None, "email"])
+    assert unify_spellings(series).to_list() == [
+        "Direct", "Direct", "Direct", "Paid Social", "Paid Social", None, "email",
+    ]
+    # row order does not change the choice
+    assert unify_spellings(series.reverse()).reverse().to_list() == unify_spellings(series).to_list()
+    plain = pl.Series("channel", ["a", "b"])
+    assert unify_spellings(plain) is plain
+
+
+def test_rule_errors_quote_at_most_200_characters() -> None:
+    long = "x" * 5000
+    with pytest.raises(ChannelRulesError) as caught:
+        parse_rules(f'[{long}]\n', origin="r.toml")
+    assert str(caught.value) == (
+        f"r.toml: unknown section {'x' * 200!r}... (5,000 characters); "
+        "expected [groups], [aliases] and [[rule]]"
+    )
+
+
+# -- bounded work (issue #21, item 6) ---------------------------------------------------------
+def test_too_many_rules_are_refused_naming_the_first_beyond_the_limit(monkeypatch) -> None:
+    monkeypatch.setattr(channels_module, "MAX_RULES", 3)
+    text = "".join(f'[[rule]]\nchannel = "c{n}"\nsource = "s{n}"\n' for n in range(4))
+    with pytest.raises(ChannelRulesLimitError) as caught:
+        parse_rules(text, origin="r.toml")
+    assert str(caught.value) == (
+        "r.toml: 4 rules; at most 3 are allowed (rule 4 is the first beyond the limit)"
+    )
+
+
+def test_a_long_glob_is_refused_naming_the_rule() -> None:
+    glob = "*a" * 200
+    text = f'[[rule]]\nchannel = "ok"\nsource = "x"\n[[rule]]\nchannel = "Long\\nOne"\nmedium = "{glob}"\n'
+    with pytest.raises(ChannelRulesLimitError) as caught:
+        parse_rules(text, origin="r.toml")
+    assert str(caught.value) == (
+        "r.toml: rule 2 (channel 'Long\\nOne'): medium pattern "
+        f"{glob[:40]!r}... (400 characters) is 400 characters; at most 256 are allowed"
+    )
+
+
+def test_a_glob_of_many_stars_against_a_long_value_is_linear() -> None:
+    # a backtracking regular expression takes time growing with the 8th power of the value
+    # here; the segment matcher scans it a few times
+    rules = parse_rules('[[rule]]\nchannel = "x"\nsource = "*a*a*a*a*a*a*a*b"\n')
+    assert mapped(rules, [("a" * 20_000, None, None), ("a" * 20_000 + "b", None, None)]) == [
+        (UNMAPPED_CHANNEL, OTHER_GROUP), ("x", OTHER_GROUP),
+    ]
+
+
+def reference_channel(rules, source: str | None, medium: str | None, campaign: str | None) -> str:
+    """The rules' definition, plainly: the first rule whose every key's value matches one of
+    its patterns (fnmatch semantics for * and ?, on trimmed, lower-cased text)."""
+    values = {"source": source, "medium": medium, "campaign": campaign}
+    for rule in rules.rules:
+        if all(
+            any(re.fullmatch(fnmatch.translate(p.strip().lower()),
+                             (values[key] or "").strip().lower(), re.DOTALL)
+                for p in getattr(rule, key))
+            for key in ("source", "medium", "campaign") if getattr(rule, key)
+        ):
+            return rule.channel
+    return UNMAPPED_CHANNEL
+
+
+_pattern = st.text(alphabet="ab*?", min_size=0, max_size=4)
+_value = st.one_of(st.none(), st.text(alphabet="abAB \n", max_size=5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(st.lists(_pattern, max_size=2), st.lists(_pattern, max_size=2),
+                  st.lists(_pattern, max_size=2)),
+        max_size=8,
+    ),
+    rows=st.lists(st.tuples(_value, _value, _value), min_size=1, max_size=12),
+)
+def test_the_compiled_matcher_agrees_with_the_plain_definition(specs, rows) -> None:
+    rules = ChannelRules(rules=tuple(
+        ChannelRule(channel=f"c{n}", source=tuple(s), medium=tuple(m), campaign=tuple(c))
+        for n, (s, m, c) in enumerate(specs)
+    ))
+    got = [channel for channel, _ in mapped(rules, rows)]
+    assert got == [reference_channel(rules, *row) for row in rows]

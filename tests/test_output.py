@@ -1,15 +1,27 @@
-"""Result files: a table handed over in parts is written byte for byte as the whole table."""
+"""Result files: a table handed over in parts is written byte for byte as the whole table; CSV
+cells that start like a formula are neutralised (OWASP), Parquet and JSON keep values exact."""
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from attribution.output import TableParts, money_to_decimal, write_table
+from attribution.output import (
+    TableParts,
+    csv_text,
+    money_to_decimal,
+    neutralise_formulas,
+    write_csv,
+    write_table,
+)
 from attribution.schema import CREDIT_SCHEMA
 
 
@@ -99,3 +111,83 @@ def test_money_becomes_exact_decimals_at_any_size():
     ]
     assert converted.get_column("revenue_credit").to_list()[:2] == [None, Decimal("0.01")]
     assert_frame_equal(money_to_decimal(frame.lazy()).collect(), converted)
+
+
+# -- CSV formula injection (issue #21, item 4) ----------------------------------------------
+HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2+3", "@SUM(A1)", "\t=1+2", "\r=1",
+           "plain", "a,b", 'say "hi"', "", None, "x=1", "'=quoted"]
+
+
+def test_formula_cells_are_neutralised_and_everything_else_is_exact(tmp_path):
+    frame = pl.DataFrame({"channel": HOSTILE, "amount": [-1.5] * len(HOSTILE)})
+    path = write_csv(frame, tmp_path / "t.csv")
+    assert path.read_bytes().decode("utf-8").split("\n") == [
+        "channel,amount",
+        '"\'=HYPERLINK(""http://x"",""y"")",-1.5',
+        "\"'+1\",-1.5",
+        "\"'-2+3\",-1.5",                  # a text cell; the number column keeps its sign
+        "\"'@SUM(A1)\",-1.5",
+        "\"'\t=1+2\",-1.5",                # the tab is kept, behind the quote
+        "\"'\r=1\",-1.5",
+        "plain,-1.5",
+        '"a,b",-1.5',
+        '"say ""hi""",-1.5',
+        '"",-1.5',
+        ",-1.5",
+        "x=1,-1.5",
+        "'=quoted,-1.5",                   # starts with a quote already: not a formula
+        "",
+    ]
+    # read back, a neutralised cell is the value behind one single quote
+    back = pl.read_csv(path, infer_schema=False)["channel"].to_list()
+    assert back == [None if v is None else ("'" + v if v[:1] in "=+-@\t\r" and v else v)
+                    for v in HOSTILE]
+
+
+def test_csv_raw_writes_the_values_exactly(tmp_path):
+    frame = pl.DataFrame({"channel": HOSTILE})
+    raw = write_csv(frame, tmp_path / "raw.csv", csv_raw=True)
+    assert raw.read_bytes() == frame.write_csv().encode("utf-8")
+    assert pl.read_csv(raw, infer_schema=False)["channel"].to_list()[:4] == HOSTILE[:4]
+    assert csv_text(frame, csv_raw=True) == frame.write_csv()
+    assert csv_text(frame).startswith('channel\n"\'=HYPERLINK(')
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_write_table_and_parts_neutralise_csv_only(tmp_path, fmt):
+    frame = credit_rows("linear", 9).with_columns(
+        pl.Series("channel", ["=cmd", "+x", "ok", "-y", "@z", "ok", "ok", "ok", "ok"]))
+    with TableParts(tmp_path / "p", "credit", fmt, CREDIT_SCHEMA) as parts:
+        parts.add(frame.head(4))
+        parts.add(frame.tail(5))
+        written = parts.close()
+    whole = write_table(frame, tmp_path / "w", "credit", fmt)
+    assert written.read_bytes() == whole.read_bytes()
+    if fmt == "csv":
+        channels = pl.read_csv(whole, infer_schema=False)["channel"].to_list()
+        assert channels == ["'=cmd", "'+x", "ok", "'-y", "'@z", "ok", "ok", "ok", "ok"]
+        assert whole.read_text("utf-8").splitlines()[1].split(",")[8] == "\"'=cmd\""
+        raw = write_table(frame, tmp_path / "r", "credit", fmt, csv_raw=True)
+        assert pl.read_csv(raw, infer_schema=False)["channel"].to_list()[:2] == ["=cmd", "+x"]
+    elif fmt == "parquet":
+        assert pl.read_parquet(whole)["channel"].to_list()[:2] == ["=cmd", "+x"]
+    else:
+        assert [row["channel"] for row in json.loads(whole.read_text("utf-8"))][:2] == ["=cmd", "+x"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet='ab ,"\n\r=+-@\t\'é', max_size=6)),
+                min_size=1, max_size=10))
+def test_hand_quoting_matches_polars_and_neutralises_every_formula(values):
+    frame = pl.DataFrame({"text": values, "n": list(range(len(values)))},
+                         schema={"text": pl.String, "n": pl.Int64})
+    written = csv_text(frame)
+    formulas = [v is not None and v[:1] != "" and v[0] in "=+-@\t\r" for v in values]
+    if not any(formulas):
+        assert written == frame.write_csv()  # byte for byte polars' own quoting
+    back = pl.read_csv(io.StringIO(written), infer_schema=False,
+                       schema={"text": pl.String, "n": pl.String})["text"].to_list()
+    assert back == [("'" + v) if f else v for v, f in zip(values, formulas, strict=True)]
+    hand = neutralise_formulas(frame.filter(pl.Series(formulas).not_())).write_csv(
+        quote_style="never")
+    assert hand == frame.filter(pl.Series(formulas).not_()).write_csv()

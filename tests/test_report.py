@@ -272,3 +272,54 @@ def test_top_paths_are_ranked_by_won_revenue(page):
     # D3 events > paid_search ($60,000) before D1 paid_social > paid_search ($1,000)
     assert section.index("<td>events &gt; paid_search</td>") < section.index("<td>paid_social &gt; paid_search</td>")
     assert "$60,000.00" in section and "$1,000.00" in section
+
+
+# -- names are data (issue #21, item 4) -----------------------------------------------------------
+def test_charts_key_channels_by_position_and_hold_the_names_as_data():
+    summary = pl.DataFrame({
+        "model": ["last_touch"] * 3 + ["linear"] * 3,
+        "channel": ["constructor", "__proto__", "</script>x"] * 2,
+        "channel_group": ["demand_creation", "demand_capture", "other"] * 2,
+        "deals_touched": [1] * 6, "pipeline_credit": [300, 200, 100] * 2,
+        "revenue_credit": [300, 200, 100, 100, 200, 300],
+        "revenue_share": [0.5, 1 / 3, 1 / 6, 1 / 6, 1 / 3, 0.5],
+    })
+    from attribution.report import charts
+
+    chart = charts.credit_by_model(summary, "USD")
+    spec = chart.spec
+    encoding = spec["spec"]["encoding"]["y"]
+    names = spec["params"][0]["value"]
+    assert spec["params"][0]["name"] == "key_names"
+    assert encoding["field"] == "key" and encoding["sort"] == ["k0", "k1", "k2"]
+    assert [names[int(k[1:])] for k in encoding["sort"]] == ["constructor", "__proto__", "</script>x"]
+    assert encoding["axis"]["labelExpr"] == "key_names[toNumber(slice(datum.value, 1))]"
+    assert encoding["axis"]["labelColor"]["expr"] == (
+        "indexof([\"k0\"], datum.value) >= 0 ? '#009E73' : "
+        "indexof([\"k1\"], datum.value) >= 0 ? '#0072B2' : '#374151'"
+    )
+    # no name is written into an expression (Vega-Lite looks string constants up as properties)
+    expressions = re.findall(r'"(?:labelExpr|expr|filter|calculate)": "((?:[^"\\]|\\.)*)"',
+                             json.dumps(spec))
+    assert expressions and not any(n in e for e in expressions for n in ("constructor", "__proto__", "script"))
+    assert {v["key"] for v in spec["data"]["values"]} == {"k0", "k1", "k2"}
+    assert chart.title.startswith("</script>x is undervalued by last-touch")
+
+
+def test_page_escapes_names_in_text_and_scripts():
+    summary = pl.DataFrame({
+        "model": ["last_touch", "linear"], "channel": ["</script><b>x\x1b", "</script><b>x\x1b"],
+        "channel_group": ["other", "other"], "deals_touched": [1, 1],
+        "pipeline_credit": [100, 100], "revenue_credit": [100, 100], "revenue_share": [1.0, 1.0],
+    })
+    from attribution.report import charts
+    from attribution.report.html import _chart_block, _script_json
+
+    block = _chart_block(charts.credit_by_model(summary, "USD"))
+    assert block.startswith('<h3 class="finding">Revenue credit by channel depends on the model</h3>')
+    chart = charts.credit_by_model(summary.with_columns(
+        pl.Series("revenue_credit", [0, 100])), "USD")
+    assert _chart_block(chart).startswith(
+        '<h3 class="finding">&lt;/script&gt;&lt;b&gt;x\\x1b is undervalued by last-touch')
+    inline = _script_json(chart.spec)
+    assert "</script" not in inline and "<\\/script><b>x\\\\x1b" in inline

@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
+from attribution.channels import channel_key
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel, last_touches, run_weights, with_weight
 
@@ -55,7 +56,11 @@ class LastNonDirect(AttributionModel):
     Parameters
     ----------
     direct_channels
-        Channels that count as direct traffic.
+        Channels that count as direct traffic, compared by
+        :func:`~attribution.channels.channel_key` (case-insensitive, spaces and ``_`` alike):
+        ``"direct"`` makes a path table's ``Direct`` direct too. A run passes the channels'
+        aliases as well (:meth:`~attribution.channels.ChannelRules.names_of`), so HubSpot's
+        ``Direct Traffic`` is direct under the built-in rules.
     """
 
     name: ClassVar[str] = "last_non_direct"
@@ -71,8 +76,12 @@ class LastNonDirect(AttributionModel):
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         runs = journeys.runs
         index = runs.touches.get_column("touch_index").cast(pl.Int64).fill_null(-1).to_numpy()
-        non_direct = (~runs.touches.get_column("channel").is_in(list(self.direct_channels))
-                      ).fill_null(False).to_numpy()
+        channel = runs.touches.get_column("channel")
+        wanted = {channel_key(name) for name in self.direct_channels}
+        # the keys of the few distinct channels, not of every touch
+        direct = [name for name in channel.unique().drop_nulls().to_list()
+                  if channel_key(name) in wanted]
+        non_direct = (~channel.is_in(direct)).fill_null(False).to_numpy()
         target = runs.max(np.where(non_direct, index, -1))  # -1: no touch is non-direct
         target = np.where(target >= 0, target, runs.max(index))
         return run_weights(runs, index == runs.spread(target))

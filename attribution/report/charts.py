@@ -11,19 +11,30 @@ them (the journey flow lays out its Sankey ribbons in Python so that it needs no
 
 The specs carry their data inline (``data.values``) and no title; :meth:`Chart.titled` adds
 the title for a stand-alone PNG.
+
+Names are data, not keys. Vega groups, sorts and scales by field values through JavaScript
+objects, where a channel named ``constructor`` or ``__proto__`` collides with the object's own
+properties (charts drew wrong or threw). So every chart encodes its channels (and Markov
+states) by position, ``k0``, ``k1``, ... (:class:`Keys`), and shows the names through an axis
+``labelExpr`` that looks the position up in a list of the names held by a parameter (shown
+by :func:`~attribution.render.printable`: control characters escaped). The names are never
+written into an expression: Vega-Lite looks string constants of an expression up as object
+properties too (``"constructor"`` there failed the chart). Tooltips and text marks carry the
+names as plain values. The HTML page escapes titles and inlines the specs as JSON
+safe inside ``<script>``.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from attribution.render import compact_money, money, percent
+from attribution.render import compact_money, money, percent, printable
 from attribution.report import theme
 from attribution.report.theme import CAPTURE, CREATION, group_label
 
@@ -52,6 +63,40 @@ class Chart:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+class Keys:
+    """Names keyed by their position (``k0``, ``k1``, ...) for a chart's encodings: a key is
+    never a JavaScript object property (``constructor``, ``__proto__``), and the names come
+    back on the axis through :meth:`axis_labels`, from the chart parameter :meth:`param`
+    (add it to the spec's top-level ``params``)."""
+
+    #: the chart parameter holding the names
+    PARAM = "key_names"
+
+    def __init__(self, names: Iterable[str], labels: Mapping[str, str] | None = None) -> None:
+        self.names = list(dict.fromkeys(names))
+        self._keys = {name: f"k{index}" for index, name in enumerate(self.names)}
+        self._labels = labels or {}
+
+    def __getitem__(self, name: str) -> str:
+        return self._keys[name]
+
+    def keys(self, names: Iterable[str]) -> list[str]:
+        return [self._keys[name] for name in names]
+
+    def label(self, name: str) -> str:
+        """What a reader sees for ``name`` (escaped control characters)."""
+        return self._labels.get(name, printable(name))
+
+    def param(self) -> Spec:
+        """The parameter holding the names, in key order (data, not expression text)."""
+        return {"name": self.PARAM, "value": [self.label(name) for name in self.names]}
+
+    def axis_labels(self) -> dict[str, str]:
+        """Axis properties showing each key's name (the parameter indexed by the key's
+        position)."""
+        return {"labelExpr": f"{self.PARAM}[toNumber(slice(datum.value, 1))]"}
+
+
 def _major(cents: int | float | None) -> float | None:
     return None if cents is None else cents / 100
 
@@ -60,10 +105,12 @@ def _group_rank(group: str | None) -> int:
     return {CREATION: 0, CAPTURE: 1}.get(group or "", 2)
 
 
-def label_colour_expr(groups: Mapping[str, str | None], default: str = "#374151") -> dict[str, str]:
-    """A Vega expression colouring axis labels (channel names) by their channel group."""
-    creation = sorted(c for c, g in groups.items() if g == CREATION)
-    capture = sorted(c for c, g in groups.items() if g == CAPTURE)
+def label_colour_expr(groups: Mapping[str, str | None], keys: Keys,
+                      default: str = "#374151") -> dict[str, str]:
+    """A Vega expression colouring axis labels (channels, encoded by their :class:`Keys`) by
+    their channel group."""
+    creation = sorted(keys[c] for c, g in groups.items() if g == CREATION and c in keys.names)
+    capture = sorted(keys[c] for c, g in groups.items() if g == CAPTURE and c in keys.names)
     return {
         "expr": (
             f"indexof({json.dumps(creation)}, datum.value) >= 0 ? '{theme.GROUP_COLOURS[CREATION]}' : "
@@ -119,10 +166,12 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
     summary = _credited(summary, "revenue_credit")
     order = channel_order(summary)
     groups = channel_groups(summary)
+    keys = Keys(order)
     values = [
         {
             "model": row["model"],
-            "channel": row["channel"],
+            "key": keys[row["channel"]],
+            "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
             "credit": _major(row["revenue_credit"]),
             "credit_label": money(row["revenue_credit"], currency),
@@ -142,13 +191,15 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
         top = gains.sort(["gain", "channel"], descending=[True, False]).row(0, named=True)
         if top["gain"] > 0:
             title = (
-                f"{top['channel']} is undervalued by last-touch: {compact_money(int(top['base']), currency)} "
+                f"{printable(top['channel'])} is undervalued by last-touch: "
+                f"{compact_money(int(top['base']), currency)} "
                 f"under last-touch vs {compact_money(round(top['mean']), currency)} on average "
                 f"across {len(others)} multi-touch model{'s' if len(others) > 1 else ''}"
             )
     # with yOffset, the step is the height of one model's bar inside a channel's band
     step = 5 if len(models) > 4 else 9
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "facet": {
             "row": {
@@ -167,9 +218,9 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
             "height": {"step": step},
             "mark": {"type": "bar", "cornerRadiusEnd": 2},
             "encoding": {
-                "y": {"field": "channel", "type": "nominal", "sort": order, "title": None,
-                      "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 13,
-                               "labelFontWeight": 600}},
+                "y": {"field": "key", "type": "nominal", "sort": keys.keys(order), "title": None,
+                      "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),
+                               "labelFontSize": 13, "labelFontWeight": 600}},
                 "yOffset": {"field": "model", "type": "nominal", "sort": models},
                 "x": {"field": "credit", "type": "quantitative",
                       "title": f"Revenue credit ({currency})", "axis": {"format": "$,.3~s"}},
@@ -206,10 +257,12 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
         .get_column("channel")
         .to_list()
     )
+    keys = Keys(order)
     values = [
         {
             "model": row["model"],
-            "channel": row["channel"],
+            "key": keys[row["channel"]],
+            "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
             "shift": _major(row["revenue_shift"]),
             "shift_label": ("+" if row["revenue_shift"] > 0 else "") + money(row["revenue_shift"], currency),
@@ -246,6 +299,7 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
         title = "How each multi-touch model moves credit away from last-touch"
     columns = min(3, len(others))
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "facet": {"field": "model", "type": "nominal", "sort": others, "title": None,
                   "header": {"labelFontSize": 14, "labelAnchor": "start"}},
@@ -259,8 +313,11 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
                 {
                     "mark": {"type": "bar", "cornerRadiusEnd": 2},
                     "encoding": {
-                        "y": {"field": "channel", "type": "nominal", "sort": order, "title": None,
-                              "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 11}},
+                        "y": {"field": "key", "type": "nominal", "sort": keys.keys(order),
+                              "title": None,
+                              "axis": {**keys.axis_labels(),
+                                       "labelColor": label_colour_expr(groups, keys),
+                                       "labelFontSize": 11}},
                         "x": {"field": "shift", "type": "quantitative",
                               "title": f"vs last-touch ({currency})", "axis": {"format": "$,.2~s", "tickCount": 4}},
                         "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
@@ -434,8 +491,8 @@ def journey_flow(
             nodes.append({
                 "x0": xs[index] - (node_width if index == 1 else 0), "x1": xs[index] + (node_width if index == 0 else 0),
                 "y0": y0, "y1": y1, "colour": theme.group_colour(groups.get(name)),
-                "label": f"{name}  {compact_money(revenue, currency)}" if (y1 - y0) >= 8 else "",
-                "column": headers[index], "node": name, "revenue": money(revenue, currency),
+                "label": f"{printable(name)}  {compact_money(revenue, currency)}" if (y1 - y0) >= 8 else "",
+                "column": headers[index], "node": printable(name), "revenue": money(revenue, currency),
                 "share": percent(revenue / total), "won": f"{deals[(index, name)]:,}",
                 "label_x": xs[index] - 0.012 if index == 0 else xs[index] + 0.012,
                 "label_y": (y0 + y1) / 2, "side": index,
@@ -459,7 +516,8 @@ def journey_flow(
     for link, (first, last, won, revenue) in enumerate(sorted(rows, key=lambda r: (first_rank[r[0]], last_rank[r[1]]))):
         width = revenue * scale
         sy, ty = source_start[(first, last)], target_start[(first, last)]
-        tooltip = {"from": first, "to": last, "won": f"{won:,}", "revenue": money(revenue, currency),
+        tooltip = {"from": printable(first), "to": printable(last), "won": f"{won:,}",
+                   "revenue": money(revenue, currency),
                    "share": percent(revenue / total)}
         for step in range(points + 1):
             t = step / points
@@ -578,14 +636,17 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     )
     rows = [START, *states]
     columns = [*states, CONVERSION, NULL]
+    keys = Keys([START, *states, CONVERSION, NULL], labels=STATE_LABELS)
 
     def name(state: str) -> str:
-        return STATE_LABELS.get(state, state)
+        return keys[state]
 
     values = [
         {
             "from": name(row["from_state"]),
             "to": name(row["to_state"]),
+            "from_label": keys.label(row["from_state"]),
+            "to_label": keys.label(row["to_state"]),
             "probability": row["probability"],
             "label": f"{row['probability'] * 100:.0f}" if row["probability"] >= 0.095 else "",
             "probability_label": percent(row["probability"]),
@@ -601,15 +662,18 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
         steps = transitions.filter(pl.col("from_state") != START)
         overall = exits.get_column("count").sum() / max(int(steps.get_column("count").sum()), 1)
         title = (
-            f"{best['from_state']} is the strongest closer: {percent(best['probability'])} of its next "
+            f"{printable(best['from_state'])} is the strongest closer: "
+            f"{percent(best['probability'])} of its next "
             f"steps are a won deal ({percent(overall)} across all channels)"
         )
     else:
         title = "Where journeys go next, channel by channel"
     label_groups = dict(groups)
-    colour = label_colour_expr(label_groups)
-    axis_common = {"labelFontSize": 11, "labelColor": colour, "domain": False, "ticks": False}
+    colour = label_colour_expr(label_groups, keys)
+    axis_common = {**keys.axis_labels(), "labelFontSize": 11, "labelColor": colour,
+                   "domain": False, "ticks": False}
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "width": {"step": 38},
         "height": {"step": 24},
@@ -625,8 +689,8 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
                               "scale": {"scheme": "purples", "type": "sqrt", "domain": [0, 1]},
                               "title": "Probability", "legend": {"format": "%", "orient": "right"}},
                     "tooltip": [
-                        {"field": "from", "title": "From"},
-                        {"field": "to", "title": "To"},
+                        {"field": "from_label", "title": "From"},
+                        {"field": "to_label", "title": "To"},
                         {"field": "probability_label", "title": "Probability"},
                         {"field": "count", "title": "Transitions"},
                     ],
@@ -661,10 +725,12 @@ def removal_effects(
     column = "share_value" if weight_by == "revenue" else "share"
     has_ci = "ci_low" in effects.columns and "ci_high" in effects.columns
     frame = effects.sort([column, "channel"], descending=[True, False])
+    keys = Keys(frame.get_column("channel").to_list())
     values = []
     for row in frame.iter_rows(named=True):
         item = {
-            "channel": row["channel"],
+            "key": keys[row["channel"]],
+            "channel": printable(row["channel"]),
             "group": group_label(groups.get(row["channel"])),
             "share": row[column],
             "share_label": percent(row[column]),
@@ -677,14 +743,14 @@ def removal_effects(
     top = frame.row(0, named=True)
     what = "revenue" if weight_by == "revenue" else "conversions"
     title = (
-        f"Removing {top['channel']} would cost the most {what}: "
+        f"Removing {printable(top['channel'])} would cost the most {what}: "
         f"{percent(top[column])} of the total removal effect"
     )
     if has_ci:
         title += f" (95% CI {percent(top['ci_low'])}-{percent(top['ci_high'])})"
-    order = [v["channel"] for v in values]
-    y = {"field": "channel", "type": "nominal", "sort": order, "title": None,
-         "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 12, "labelFontWeight": 600}}
+    y = {"field": "key", "type": "nominal", "sort": keys.keys(keys.names), "title": None,
+         "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),
+                  "labelFontSize": 12, "labelFontWeight": 600}}
     tooltip = [
         {"field": "channel", "title": "Channel"},
         {"field": "share_label", "title": "Share of removal effect"},
@@ -716,7 +782,8 @@ def removal_effects(
                 "mark": {"type": "tick", "color": "#111827", "thickness": 1.5, "size": 10, "orient": "vertical"},
                 "encoding": {"y": y, "x": {"field": end, "type": "quantitative"}},
             })
-    spec: Spec = {"data": {"values": values}, "width": 820, "height": {"step": 24}, "layer": layers}
+    spec: Spec = {"params": [keys.param()], "data": {"values": values}, "width": 820,
+                  "height": {"step": 24}, "layer": layers}
     subtitle = (
         "Markov chain: the drop in " + what + " if the channel were removed, as a share of all "
         "channels' drops" + ("; black lines are 95% bootstrap intervals" if has_ci else
@@ -733,13 +800,15 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     model = budget.get_column("model")[0]
     groups = dict(budget.select("channel", "channel_group").iter_rows())
     order = budget.sort(["recommended", "channel"], descending=[True, False]).get_column("channel").to_list()
+    keys = Keys(order)
     series = [("Current spend", "current_spend"), (f"Recommended ({model})", "recommended")]
     has_base = "last_touch_recommended" in budget.columns and budget.get_column("last_touch_recommended").null_count() == 0
     if has_base:
         series.append(("Recommended (last-touch)", "last_touch_recommended"))
     values = [
         {
-            "channel": row["channel"],
+            "key": keys[row["channel"]],
+            "channel": printable(row["channel"]),
             "series": label,
             "amount": _major(row[column]),
             "amount_label": money(row[column], currency),
@@ -753,8 +822,8 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     loser = budget.sort(["change", "channel"]).row(0, named=True)
     if moved > 0:
         title = (
-            f"Move {compact_money(moved, currency)} of spend: most into {gainer['channel']} "
-            f"({_sign_money(gainer['change'], currency)}), most out of {loser['channel']} "
+            f"Move {compact_money(moved, currency)} of spend: most into {printable(gainer['channel'])} "
+            f"({_sign_money(gainer['change'], currency)}), most out of {printable(loser['channel'])} "
             f"({_sign_money(loser['change'], currency)})"
         )
     else:
@@ -762,13 +831,15 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     labels = [label for label, _ in series]
     colours = ["#9AA0A6", "#E69F00", theme.BASELINE_COLOUR][: len(labels)]
     spec: Spec = {
+        "params": [keys.param()],
         "data": {"values": values},
         "width": 820,
         "height": {"step": 9},
         "mark": {"type": "bar", "cornerRadiusEnd": 2},
         "encoding": {
-            "y": {"field": "channel", "type": "nominal", "sort": order, "title": None,
-                  "axis": {"labelColor": label_colour_expr(groups), "labelFontSize": 12, "labelFontWeight": 600}},
+            "y": {"field": "key", "type": "nominal", "sort": keys.keys(order), "title": None,
+                  "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),
+                           "labelFontSize": 12, "labelFontWeight": 600}},
             "yOffset": {"field": "series", "type": "nominal", "sort": labels},
             "x": {"field": "amount", "type": "quantitative", "title": f"Spend ({currency})",
                   "axis": {"format": "$,.3~s"}},

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from attribution.errors import ConfigError
-from attribution.render import compact_money, money, percent
+from attribution.render import compact_money, money, percent, printable
 from attribution.report import charts as charts_module
 from attribution.report import theme
 from attribution.report.charts import BASELINE, Chart
@@ -141,7 +141,9 @@ def report_charts(
 
 # -- small HTML pieces ---------------------------------------------------------------------------
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text for HTML: control characters shown escaped (:func:`~attribution.render.printable`),
+    then HTML-escaped (quotes too: the same text goes into attributes)."""
+    return html.escape(printable(value), quote=True)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Iterable[int] = (),

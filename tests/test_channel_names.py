@@ -1,0 +1,65 @@
+"""Channels keep their names (issue #20, item 6): the user's spelling is the label; rules,
+groups and ``direct_channels`` match case-insensitively, identically for touch files and path
+tables, and HubSpot's "Direct Traffic" is direct like a path table's "Direct"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attribution.channels import load_rules
+from attribution.config import load_config
+from attribution.credit import allocate
+from attribution.models import get_model
+from attribution.paths import read_paths
+from attribution.pipeline import load_paths
+from tests.factories import channel_credit, journeys_of
+
+DEAL = [("D", "A", "2025-01-06", "2025-01-10", "won", 1000)]
+
+
+def last_non_direct_credit(touches, **params) -> dict[str, int]:
+    journeys = journeys_of(touches, DEAL)
+    model = get_model("last_non_direct", **params)
+    return channel_credit(allocate(journeys, model.weights(journeys), model.name).collect())
+
+
+def test_direct_channels_match_whatever_the_case():
+    touches = [("A", "x", "Paid Search", "2025-01-01"), ("A", "y", "DIRECT", "2025-01-05")]
+    # (allocate writes only the touches that get credit)
+    assert last_non_direct_credit(touches) == {"Paid Search": 1000}
+    assert last_non_direct_credit(touches, direct_channels=("Direct",)) == {"Paid Search": 1000}
+    assert last_non_direct_credit(touches, direct_channels=("paid_search",)) == {"DIRECT": 1000}
+
+
+def test_direct_traffic_is_direct_through_the_rules_aliases():
+    touches = [("A", "x", "Organic Search", "2025-01-01"),
+               ("A", "y", "Direct Traffic", "2025-01-05")]
+    direct = load_rules().names_of(("direct",))
+    assert direct == ("direct", "direct traffic", "(direct)")
+    assert last_non_direct_credit(touches, direct_channels=direct) == {"Organic Search": 1000}
+    # without the aliases "Direct Traffic" is a channel like any other
+    assert last_non_direct_credit(touches) == {"Direct Traffic": 1000}
+
+
+def test_a_path_tables_direct_is_direct_and_its_spellings_are_one_channel(tmp_path: Path):
+    path = tmp_path / "paths.csv"
+    path.write_text(
+        "path,total_conversions,total_conversion_value\n"
+        "Email > Direct,1,100\n"
+        "email > direct > Direct,1,50\n"
+        "Paid Social > Direct,1,10\n",
+        encoding="utf-8",
+    )
+    table = read_paths(path)
+    channels = table.journeys.touches.collect()["channel"].to_list()
+    # the usual spelling of each channel labels it everywhere
+    assert channels == ["Email", "Direct", "Email", "Direct", "Direct", "Paid Social", "Direct"]
+    config = load_config(None).replace(paths=path)
+    journeys, _, _ = load_paths(config)
+    touches = journeys.touches.collect()
+    assert dict(touches.select("channel", "channel_group").unique().iter_rows()) == {
+        "Email": "demand_capture", "Direct": "demand_capture", "Paid Social": "demand_creation",
+    }
+    model = get_model("last_non_direct")
+    credit = allocate(journeys, model.weights(journeys), model.name).collect()
+    assert channel_credit(credit) == {"Email": 15000, "Paid Social": 1000}

@@ -1,0 +1,94 @@
+"""Terminal rendering: user data is data. Every table cell and note built from input values
+shows them as text (no rich markup, no emoji codes) with control characters escaped, on a
+fixed-width console."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+import pytest
+from rich.console import Console
+
+from attribution import render
+
+HOSTILE = ["[/]", "[link=https://e.x]paid_search[/link]", "a\x1b]8;;http://e\x07b\nc",
+           ":thumbs_up:", "\u202eevil"]
+
+
+def shown(renderable) -> list[str]:
+    console = Console(file=io.StringIO(), width=160, color_system=None)  # emoji codes on
+    console.print(renderable)
+    return [line.rstrip() for line in console.file.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("plain", "plain"),
+        ("a\x1bb", "a\\x1bb"),
+        ("line\nnext\r\ttab", "line\\nnext\\r\\ttab"),
+        ("\x00\x7f\x9b", "\\x00\\x7f\\x9b"),
+        ("\u2028\u202e\u2066", "\\u2028\\u202e\\u2066"),
+        ("é日本", "é日本"),
+        (None, ""),
+        (12, "12"),
+    ],
+)
+def test_printable(value, text):
+    assert render.printable(value) == text
+
+
+def test_escape_text_escapes_markup_after_control_characters():
+    assert render.escape_text("[/]") == "\\[/]"
+    assert render.escape_text("[link=x]y[/link]\n") == "\\[link=x]y\\[/link]\\n"
+    # rich reads it back as the text itself
+    assert shown(render.escape_text("[bold]x[/bold] [/]")) == ["[bold]x[/bold] [/]"]
+
+
+def test_summary_table_shows_names_and_currency_as_text():
+    summary = pl.DataFrame({
+        "model": ["linear"] * 5, "channel": HOSTILE,
+        "channel_group": ["demand_creation", "[b]g[/b]", "other", "x", "y"],
+        "deals_touched": [1, 2, 3, 4, 5], "pipeline_credit": [100, 200, 300, 400, 500],
+        "revenue_credit": [50, 60, 70, 80, 90], "revenue_share": [0.1, 0.2, 0.3, 0.2, 0.2],
+    })
+    lines = shown(render.summary_table(summary, "[/]", "linear"))
+    assert lines[4:9] == [
+        "│ [/]                                  │ demand_creation │             1 │        1.00 [/] │       0.50 [/] │         10.0% │",
+        "│ [link=https://e.x]paid_search[/link] │ [b]g[/b]        │             2 │        2.00 [/] │       0.60 [/] │         20.0% │",
+        "│ a\\x1b]8;;http://e\\x07b\\nc            │ other           │             3 │        3.00 [/] │       0.70 [/] │         30.0% │",
+        "│ :thumbs_up:                          │ x               │             4 │        4.00 [/] │       0.80 [/] │         20.0% │",
+        "│ \\u202eevil                           │ y               │             5 │        5.00 [/] │       0.90 [/] │         20.0% │",
+    ]
+
+
+def test_frame_table_credit_matrix_and_comparison_show_names_as_text():
+    frame = pl.DataFrame({"channel": HOSTILE, "spend": [100, 200, 300, 400, 500]})
+    lines = shown(render.frame_table(frame, title="[/] t", money_columns=["spend"]))
+    assert lines[0] == "[/] t"
+    assert [line.split("│")[1].strip() for line in lines[4:9]] == [
+        "[/]", "[link=https://e.x]paid_search[/link]", "a\\x1b]8;;http://e\\x07b\\nc",
+        ":thumbs_up:", "\\u202eevil",
+    ]
+    summary = pl.DataFrame({
+        "model": ["last_touch"] * 5 + ["linear"] * 5, "channel": HOSTILE * 2,
+        "channel_group": ["other"] * 10, "deals_touched": [1] * 10,
+        "pipeline_credit": [100] * 10, "revenue_credit": [100, 0, 0, 0, 0, 20, 20, 20, 20, 20],
+    })
+    matrix = shown(render.credit_matrix(summary, "USD"))
+    assert sorted(line.split("│")[1].strip() for line in matrix[4:9]) == sorted(
+        render.printable(name) for name in HOSTILE)
+    comparison = summary.with_columns(
+        pl.lit(0.2).alias("revenue_share"), pl.lit(0.0).alias("share_shift"),
+        pl.lit(100).alias("last_touch_revenue_credit"))
+    rows = shown(render.comparison_table(comparison, "USD"))
+    assert sorted(line.split("│")[1].strip() for line in rows[5:10]) == sorted(
+        render.printable(name) for name in HOSTILE)
+
+
+def test_reject_reasons_table_shows_reasons_as_text():
+    accounting = render.Accounting("touchpoints", "[/]t.csv", read=2, used=1,
+                                   rejected={"bad [/] value\n": 1})
+    lines = shown(render.reject_reasons_table([accounting]))
+    assert lines[4] == "│ touchpoints │ bad [/] value\\n │    1 │"
