@@ -71,8 +71,12 @@ class PostgresServer:
     user: str = "analyst"
     database: str = "crm"
 
+    #: False: fsync and full-page writes off (fast, for tests; the data is thrown away);
+    #: True: the server's durable defaults (for the benchmark)
+    durable: bool = False
+
     @classmethod
-    def start(cls, bin_dir: Path | None = None) -> PostgresServer:
+    def start(cls, bin_dir: Path | None = None, *, durable: bool = False) -> PostgresServer:
         bin_dir = bin_dir or postgres_binaries()
         if bin_dir is None:
             raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql")
@@ -80,7 +84,7 @@ class PostgresServer:
         # not under pytest's tmp_path: that is private to root (0700), and the server's user
         # must own its data folder
         folder = Path(tempfile.mkdtemp(prefix="attribution-pg-"))
-        server = cls(bin_dir, folder, _free_port(), account)
+        server = cls(bin_dir, folder, _free_port(), account, durable=durable)
         try:
             server._init_and_start()
         except BaseException:
@@ -109,8 +113,9 @@ class PostgresServer:
                   "--locale=C", "--no-sync")
         password_file.unlink()
         options = (f"-p {self.port} -c listen_addresses={self.host} "
-                   f"-c unix_socket_directories={self.folder} -c fsync=off "
-                   "-c full_page_writes=off -c max_wal_size=4GB")
+                   f"-c unix_socket_directories={self.folder} -c max_wal_size=4GB")
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(data), "-o", options,
                   "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start")
         self.admin_sql(
