@@ -6,9 +6,13 @@ The tree::
     ├── InputError                         a file cannot be used as it is
     │   ├── ColumnNotFoundError            a required column is missing (lists what exists)
     │   ├── FileFormatError                unknown extension, unreadable file
+    │   ├── ColumnTypeError                a column's type cannot hold what it must (a table)
     │   ├── RejectedRowError               a bad row while running with ``strict``
     │   ├── AmbiguousTimestampError        timestamps read more than one way (lists the formats)
     │   └── RejectRateError                an input's rejected share is above the maximum
+    ├── DatabaseError                      a database cannot be used as given
+    │   ├── DatabaseConnectionError        unreachable host, wrong password (names the host)
+    │   └── TableNotFoundError             no such table (lists the ones there are)
     ├── ConfigError                        attribution.toml or a flag is wrong
     ├── ChannelRulesError                  a channel-rules file is wrong
     │   └── ChannelRulesLimitError         a rules file beyond the matcher's bounds (names the rule)
@@ -78,6 +82,10 @@ class ColumnNotFoundError(InputError):
         return cls(message)
 
 
+class ColumnTypeError(InputError):
+    """A column read from a database has a type that cannot hold what the column must."""
+
+
 class RejectedRowError(InputError):
     """A row was rejected while running in strict mode."""
 
@@ -93,6 +101,28 @@ class AmbiguousTimestampError(InputError):
 
 class RejectRateError(InputError):
     """More of an input's rows were rejected than the run allows (``max_reject_rate``)."""
+
+
+class DatabaseError(AttributionError):
+    """A database cannot be read or written as given (bad URI, failed statement)."""
+
+
+class DatabaseConnectionError(DatabaseError):
+    """The database server cannot be reached or refuses the login; names the host, never
+    the password."""
+
+
+class TableNotFoundError(DatabaseError):
+    """A table named by a database source does not exist."""
+
+    @classmethod
+    def from_missing(cls, source: str, table: str, available: Iterable[str]) -> TableNotFoundError:
+        available = sorted(available)
+        close = difflib.get_close_matches(table, available, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        tables = ", ".join(repr(t) for t in available[:20]) or "no tables"
+        more = f" and {len(available) - 20} more" if len(available) > 20 else ""
+        return cls(f"{source}: no table {table!r}{guess}; the database has {tables}{more}")
 
 
 class ConfigError(AttributionError):

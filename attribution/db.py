@@ -1,0 +1,936 @@
+"""Database inputs and outputs: PostgreSQL (through ADBC) and DuckDB (in process).
+
+Sources and destinations are URIs::
+
+    postgresql://analyst@db.example.com:5432/crm?table=hubspot.touchpoints
+    postgresql://analyst@db.example.com:5432/crm?query=SELECT * FROM touchpoints WHERE ...
+    postgresql://analyst@db.example.com:5432/crm?schema=attribution        (an output)
+    duckdb:///warehouse/crm.duckdb?table=touchpoints     (relative path warehouse/crm.duckdb)
+    duckdb:////srv/crm.duckdb?table=touchpoints          (absolute path /srv/crm.duckdb)
+    history.duckdb                                       (an output: a path ending .duckdb)
+
+The PostgreSQL password is never part of a URI: libpq takes it from ``PGPASSWORD`` or
+``~/.pgpass`` (``PGPASSFILE``), by its own rules, so it is never on a command line, in a run
+record or in a message. A URI that holds one is refused. ``query=`` must be the last
+parameter: everything after it is the SQL (percent escapes such as ``%26`` are decoded; write a
+literal ``%`` as ``%25``; ``+`` stays ``+``). Other parameters (``sslmode``,
+``connect_timeout``, ...) go to libpq unchanged.
+
+Rows travel as Arrow, never row by row in Python: PostgreSQL's binary COPY through the ADBC
+driver, DuckDB's own Arrow interface. A result set is written in one transaction (PostgreSQL:
+``COPY`` through ADBC bulk ingest; DuckDB: ``INSERT ... SELECT`` from the Arrow table), into
+tables whose types are declared here, money as exact ``NUMERIC(38,2)``; a run that fails or is
+killed while writing leaves no rows. Every row carries the ``run_id`` of its run, and the
+``runs`` table holds one row per run with its record (JSON), so the history of a channel's
+credit is one query (:func:`channel_history`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from attribution.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    DatabaseConnectionError,
+    DatabaseError,
+    TableNotFoundError,
+)
+from attribution.output import money_to_decimal
+from attribution.schema import MONEY_COLUMNS
+
+Engine = Literal["postgresql", "duckdb"]
+
+#: file names that make an output a DuckDB database (``--out history.duckdb``)
+DUCKDB_EXTENSIONS = (".duckdb", ".ddb")
+#: seconds libpq waits for a server before giving up (unless the URI sets connect_timeout)
+CONNECT_TIMEOUT = 10
+#: rows per Arrow IPC batch of the digest: fixed, so the digest never depends on how the driver
+#: happened to chunk the rows
+DIGEST_BATCH_ROWS = 65_536
+#: the scale of the money columns in the database: the library's minor units are hundredths in
+#: every currency (:func:`attribution.loading.minor_units`), so two decimals hold them exactly
+MONEY_SCALE = 2
+MONEY_SQL = f"NUMERIC(38,{MONEY_SCALE})"
+#: the tables a result set may hold besides the fitted models' ones, in the order written
+RESULT_TABLES = ("credit", "summary", "comparison", "rejects")
+RUNS_TABLE = "runs"
+
+_OUR_PARAMETERS = ("table", "query", "schema")
+_SECRET_PARAMETERS = ("password", "sslpassword")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+# -- URIs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatabaseURI:
+    """A parsed database URI. ``display`` is the URI as it may be shown and recorded (it never
+    holds a password: one in the URI is refused)."""
+
+    engine: Engine
+    display: str
+    #: PostgreSQL: the libpq URI (no password: libpq finds it); DuckDB: the database file
+    target: str
+    host: str = ""
+    table: str | None = None
+    query: str | None = None
+    schema: str | None = None
+
+    @property
+    def where(self) -> str:
+        """What a message names: the host and port, or the DuckDB file."""
+        return self.host if self.engine == "postgresql" else self.target
+
+
+def is_database_uri(text: str | Path) -> bool:
+    """Whether an input or ``--out`` names a database rather than a file or folder:
+    a ``postgresql://``, ``postgres://`` or ``duckdb://`` URI, or a path ending ``.duckdb``."""
+    text = str(text)
+    return (text.startswith(("postgresql://", "postgres://", "duckdb://"))
+            or text.lower().endswith(DUCKDB_EXTENSIONS))
+
+
+def _split_parameters(raw: str, shown: str) -> tuple[dict[str, str], str | None]:
+    """``a=1&b=2&query=SELECT ...`` -> ({a: 1, b: 2}, the query); query= takes the rest."""
+    query = None
+    marker = re.search(r"(^|&)query=", raw)
+    if marker:
+        query = unquote(raw[marker.end():])
+        raw = raw[:marker.start()]
+    parameters: dict[str, str] = {}
+    for item in filter(None, raw.split("&")):
+        name, _, value = item.partition("=")
+        name = unquote(name)
+        if name in parameters:
+            raise DatabaseError(f"{shown}: parameter {name!r} is given twice")
+        parameters[name] = unquote(value)
+    return parameters, query
+
+
+def parse_uri(uri: str | Path, *, query: str | None = None) -> DatabaseURI:
+    """Parse a database URI (see the module docstring); ``query`` is the SQL when it is given
+    apart from the URI (the config's ``query =``).
+
+    >>> parse_uri("postgresql://analyst@db:5432/crm?table=hubspot.touchpoints").table
+    'hubspot.touchpoints'
+    >>> parse_uri("history.duckdb").target
+    'history.duckdb'
+    """
+    text = str(uri)
+    if not text.startswith(("postgresql://", "postgres://", "duckdb://")):
+        if text.lower().endswith(DUCKDB_EXTENSIONS):
+            return DatabaseURI("duckdb", text, text, query=query)
+        raise DatabaseError(
+            f"{_no_password(text)}: not a database URI; expected postgresql://user@host:port/"
+            "db?table=schema.name, duckdb:///path/file.duckdb?table=name or a .duckdb path"
+        )
+    head, _, raw_parameters = text.partition("?")
+    if text.startswith("duckdb://"):
+        parameters, in_uri_query = _split_parameters(raw_parameters, head)
+        path = head[len("duckdb:///"):] if head.startswith("duckdb:///") else ""
+        if not path:
+            raise DatabaseError(f"{head}: no database file; write duckdb:///path/file.duckdb "
+                                "(relative) or duckdb:////abs/path/file.duckdb")
+        unknown = sorted(set(parameters) - set(_OUR_PARAMETERS))
+        if unknown:
+            raise DatabaseError(f"{head}: unknown parameter {unknown[0]!r}; DuckDB URIs take "
+                                "table=, query= or schema=")
+        engine: Engine = "duckdb"
+        target, host, display_head = unquote(path), "", head
+    else:
+        parts = urlsplit(head)
+        if parts.password is not None:
+            raise DatabaseError(
+                f"{_no_password(head)}: a password in the URI is not accepted (it would be "
+                "seen in the process list and the run record); set PGPASSWORD or add the host "
+                "to ~/.pgpass"
+            )
+        parameters, in_uri_query = _split_parameters(raw_parameters, head)
+        secret = [p for p in parameters if p in _SECRET_PARAMETERS]
+        if secret:
+            raise DatabaseError(f"{head}: parameter {secret[0]!r} is not accepted in the URI; "
+                                "set PGPASSWORD or add the host to ~/.pgpass")
+        engine = "postgresql"
+        hostname = parts.hostname or "localhost"
+        host = f"{hostname}:{parts.port}" if parts.port else hostname
+        passed = {k: v for k, v in parameters.items() if k not in _OUR_PARAMETERS}
+        passed.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
+        target = head + "?" + "&".join(f"{k}={v}" for k, v in passed.items())
+        display_head = head
+    if query is not None and in_uri_query is not None:
+        raise DatabaseError(f"{display_head}: a query is given both in the URI and apart")
+    sql = query if query is not None else in_uri_query
+    table = parameters.get("table")
+    if table is not None and sql is not None:
+        raise DatabaseError(f"{display_head}: give table= or query=, not both")
+    shown = [f"{k}={v}" for k, v in parameters.items()
+             if k in _OUR_PARAMETERS or engine == "postgresql"]
+    if sql is not None:
+        shown.append(f"query={sql}")
+    display = display_head + ("?" + "&".join(shown) if shown else "")
+    return DatabaseURI(engine, display, target, host, table, sql, parameters.get("schema"))
+
+
+def _no_password(text: str) -> str:
+    """``text`` with any ``user:password@`` cut to ``user@`` (for messages only)."""
+    return re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1@", text)
+
+
+def quote_identifier(name: str) -> str:
+    """A SQL identifier in double quotes (both engines), inner quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(name: str) -> str:
+    """``schema.table`` (or ``table``) quoted part by part."""
+    return ".".join(quote_identifier(part) for part in name.split("."))
+
+
+# -- connections -----------------------------------------------------------------------------
+def _postgres_reason(message: str) -> str:
+    """The why of a libpq connection failure, in a few words (libpq never echoes a password)."""
+    lowered = message.lower()
+    if "password authentication failed" in lowered:
+        return ("password authentication failed (the password comes from PGPASSWORD or "
+                "~/.pgpass)")
+    if "no password supplied" in lowered:
+        return "the server asks for a password: set PGPASSWORD or add the host to ~/.pgpass"
+    if "connection refused" in lowered:
+        return "connection refused: is the server running and listening on that port?"
+    if "could not translate host name" in lowered:
+        return "unknown host name"
+    if "timeout" in lowered or "timed out" in lowered:
+        return "timed out"
+    if "does not exist" in lowered:
+        found = re.search(r'(database|role) "([^"]*)" does not exist', message)
+        if found:
+            return f"{found.group(1)} {found.group(2)!r} does not exist"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    last = lines[0] if lines else "failed"
+    return re.sub(r"^.*?failed:\s*", "", re.sub(r"^[A-Z_]+: \[libpq\] ", "", last))
+
+
+@contextmanager
+def _connect(location: DatabaseURI, *, write: bool = False) -> Iterator[Any]:
+    """A DB-API connection, autocommit off; connection failures as one-line errors."""
+    if location.engine == "postgresql":
+        try:
+            import adbc_driver_postgresql.dbapi as postgres
+        except ImportError:
+            raise DatabaseError("reading or writing PostgreSQL needs the ADBC driver: pip "
+                                "install 'attribution[db]'") from None
+        try:
+            connection = postgres.connect(location.target, autocommit=False)
+        except postgres.Error as exc:
+            raise DatabaseConnectionError(
+                f"cannot connect to PostgreSQL at {location.host} as given by "
+                f"{location.display}: {_postgres_reason(str(exc))}"
+            ) from None
+    else:
+        try:
+            import duckdb
+        except ImportError:
+            raise DatabaseError("reading or writing DuckDB needs duckdb: pip install "
+                                "'attribution[db]'") from None
+        path = Path(location.target)
+        if not write and not path.exists():
+            raise DatabaseConnectionError(f"{location.display}: no DuckDB database "
+                                          f"{str(path)!r}")
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = duckdb.connect(str(path), read_only=not write)
+        except duckdb.Error as exc:
+            raise DatabaseConnectionError(
+                f"cannot open DuckDB database {str(path)!r}: {_first_line(exc)}") from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fetch_arrow(connection: Any, location: DatabaseURI, sql: str,
+                 parameters: Sequence[Any] = ()) -> pa.Table:
+    """Run ``sql`` and take its rows as one Arrow table."""
+    if location.engine == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, parameters or None)
+            return cursor.fetch_arrow_table()
+    return connection.sql(sql, params=list(parameters) or None).to_arrow_table()
+
+
+# -- reading ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where an input's rows came from, for the run's record: the URI without secrets, the SQL
+    run, the rows read and a SHA-256 of them (:func:`arrow_digest`)."""
+
+    input: str
+    uri: str
+    query: str
+    rows: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"input": self.input, "uri": self.uri, "query": self.query, "rows": self.rows,
+                "sha256": self.sha256}
+
+
+#: the columns of each input whose type is checked on a database source, and what they may be
+_TIME_KINDS = ("a timestamp", "a date", "text")
+_AMOUNT_KINDS = ("a number", "text")
+_TEXT_KINDS = ("text", "an integer")
+_CHECKED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "touchpoints": {"timestamp": _TIME_KINDS, "touchpoint_id": _TEXT_KINDS,
+                    "contact_id": _TEXT_KINDS, "account_id": _TEXT_KINDS,
+                    "channel": ("text",), "utm_source": ("text",), "utm_medium": ("text",),
+                    "utm_campaign": ("text",), "touch_type": ("text",)},
+    "deals": {"deal_id": _TEXT_KINDS, "account_id": _TEXT_KINDS, "created_at": _TIME_KINDS,
+              "closed_at": _TIME_KINDS, "status": ("text",), "amount": _AMOUNT_KINDS,
+              "currency": ("text",)},
+    "contacts": {"contact_id": _TEXT_KINDS, "account_id": _TEXT_KINDS,
+                 "lead_created_at": _TIME_KINDS},
+    "spend": {"channel": ("text",), "period_start": _TIME_KINDS, "period_end": _TIME_KINDS,
+              "amount": _AMOUNT_KINDS, "currency": ("text",)},
+}
+
+
+def _kind(dtype: pl.DataType) -> str:
+    """What a column holds, in the words of the messages."""
+    if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
+        return "text"
+    if dtype.is_integer():
+        return "an integer"
+    if dtype.is_float() or isinstance(dtype, pl.Decimal):
+        return "a number"
+    if isinstance(dtype, pl.Datetime):
+        return "a timestamp"
+    if dtype == pl.Date:
+        return "a date"
+    return f"{dtype}"
+
+
+def _accepts(kinds: tuple[str, ...], dtype: pl.DataType) -> bool:
+    kind = _kind(dtype)
+    return kind in kinds or (kind == "an integer" and "a number" in kinds)
+
+
+def check_types(frame: pl.DataFrame, input_name: str, source: str,
+                mapping: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ColumnTypeError` for the first column of ``input_name`` whose type cannot
+    hold it (a boolean timestamp, a list of amounts); names the column, its type and what it
+    may be. Columns are looked up through ``mapping`` (canonical -> the source's name)."""
+    mapping = mapping or {}
+    for canonical, kinds in _CHECKED_COLUMNS.get(input_name, {}).items():
+        name = mapping.get(canonical, canonical)
+        if name not in frame.columns:
+            continue
+        dtype = frame.schema[name]
+        if not _accepts(kinds, dtype):
+            raise ColumnTypeError(
+                f"{source}: column {name!r} is {_kind(dtype)} ({dtype}); {input_name} "
+                f"{canonical} must be {' or '.join(kinds)}"
+            )
+
+
+def _zero(dtype: pa.DataType) -> Any:
+    """The value put under a null before hashing (None: a type left as it is)."""
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return ""
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
+        return b""
+    if pa.types.is_boolean(dtype):
+        return False
+    if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_temporal(dtype)
+            or pa.types.is_decimal(dtype)):
+        return pa.scalar(0, pa.int64()).cast(dtype)
+    return None
+
+
+def _canonical(column: pa.Array) -> pa.Array:
+    """``column`` with the bytes Arrow leaves undefined set: the validity bitmap's bits past
+    the end, and the values under nulls (drivers leave whatever was in memory there, and
+    two reads of the same rows differed in them)."""
+    dtype = column.type
+    boolean = pa.types.is_boolean(dtype)
+    if not (column.null_count or boolean):
+        return column
+    zero = _zero(dtype)
+    if zero is None:
+        return column
+    bitmap = None
+    if column.null_count:
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+        column = pc.fill_null(column, zero)
+    if boolean:
+        data = np.packbits(column.to_numpy(zero_copy_only=False), bitorder="little")
+        return pa.Array.from_buffers(dtype, len(column), [bitmap, pa.py_buffer(data.tobytes())],
+                                     null_count=len(column) - int(valid.sum())
+                                     if bitmap is not None else 0)
+    return pa.Array.from_buffers(dtype, len(column), [bitmap, *column.buffers()[1:]],
+                                 null_count=len(column) - int(valid.sum())
+                                 if bitmap is not None else 0, offset=column.offset)
+
+
+def arrow_digest(table: pa.Table) -> str:
+    """SHA-256 of the rows of ``table`` as an Arrow IPC stream: the schema without metadata,
+    then batches of :data:`DIGEST_BATCH_ROWS` rows (so it does not depend on how the driver
+    chunked them), each column with its undefined bytes set (:func:`_canonical`). Equal rows
+    of equal types in the same order give the same digest."""
+    schema = pa.schema([field.remove_metadata() for field in table.schema])
+    table = pa.Table.from_arrays(table.columns, schema=schema)
+    digest = hashlib.sha256()
+
+    class _Sink:  # the stream goes to the hash, not to memory
+        closed = False
+
+        def write(self, data: Any) -> int:
+            digest.update(data)
+            return len(data)
+
+        def flush(self) -> None:
+            return None
+
+    with pa.ipc.new_stream(_Sink(), schema) as writer:  # type: ignore[arg-type]
+        for start in range(0, table.num_rows, DIGEST_BATCH_ROWS):
+            window = table.slice(start, DIGEST_BATCH_ROWS).combine_chunks()
+            writer.write_batch(pa.record_batch(
+                [_canonical(column.chunk(0)) for column in window.columns], schema=schema))
+    return digest.hexdigest()
+
+
+def _plain_arrow(table: pa.Table) -> pa.Table:
+    """Extension columns (PostgreSQL ``numeric`` comes as an opaque text extension) as their
+    storage, so polars reads ``123.45`` as text, which the loader parses exactly."""
+    columns = []
+    fields = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if isinstance(field.type, pa.ExtensionType) or hasattr(field.type, "storage_type"):
+            storage = field.type.storage_type
+            column = pa.chunked_array([chunk.storage for chunk in column.chunks], storage)
+            field = pa.field(field.name, storage, field.nullable)
+        columns.append(column)
+        fields.append(field.remove_metadata())
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _table_names(connection: Any, location: DatabaseURI, schema: str | None) -> list[str]:
+    """The tables (and views) of a schema (every user schema when None), as ``schema.name``
+    outside the default schema."""
+    default = "public" if location.engine == "postgresql" else "main"
+    sql = ("SELECT table_schema, table_name FROM information_schema.tables WHERE "
+           "table_schema NOT IN ('pg_catalog', 'information_schema')")
+    parameters: list[Any] = []
+    if schema is not None:
+        sql += " AND table_schema = $1"
+        parameters.append(schema)
+    rows = pl.from_arrow(_fetch_arrow(connection, location, sql, parameters))
+    assert isinstance(rows, pl.DataFrame)
+    return sorted(name if owner == default else f"{owner}.{name}"
+                  for owner, name in rows.iter_rows())
+
+
+def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
+                input_name: str) -> Exception:
+    """A failed read as a one-line error naming the table or column."""
+    message = str(exc)
+    if location.engine == "postgresql":
+        connection.rollback()
+    table = re.search(r'relation "([^"]+)" does not exist|Table with name (\S+) does not exist',
+                      message)
+    if table:
+        missing = table.group(1) or table.group(2)
+        schema = location.table.split(".")[0] if location.table and "." in location.table \
+            else None
+        return TableNotFoundError.from_missing(
+            location.display, location.table or missing, _table_names(connection, location,
+                                                                      schema))
+    column = re.search(r'column "([^"]+)" does not exist|column "([^"]+)" not found', message)
+    if column:
+        name = column.group(1) or column.group(2)
+        return ColumnNotFoundError(f"{location.display}: the query names column {name!r}, "
+                                   f"which {location.where} does not have")
+    first = re.sub(r"^[A-Z_]+: (Failed to prepare query: )?", "", _first_line(exc))
+    return DatabaseError(f"{location.display}: cannot read {input_name}: {first}")
+
+
+def read_source(uri: str | Path, *, query: str | None = None, input_name: str = "input",
+                mapping: Mapping[str, str] | None = None,
+                expected: Sequence[str] = ()) -> tuple[pl.DataFrame, SourceInfo]:
+    """Read a database table or query into a DataFrame, through Arrow.
+
+    Parameters
+    ----------
+    uri
+        ``postgresql://user@host:port/db?table=schema.name`` (or ``?query=SELECT ...``), or
+        ``duckdb:///path/file.duckdb?table=name``; the password from PGPASSWORD or ~/.pgpass.
+    query
+        The SQL, when it is given apart from the URI (the config's ``query =``).
+    input_name
+        ``touchpoints``, ``deals``, ``contacts`` or ``spend``: the columns of that input are
+        checked to have a type that can hold them (:func:`check_types`), under ``mapping``.
+    expected
+        Columns that must be there (canonical names, looked up through ``mapping``).
+
+    Returns the rows as read (no validation: that is the loader's) and a :class:`SourceInfo`.
+    Errors are one line: :class:`DatabaseConnectionError` (names the host),
+    :class:`TableNotFoundError`, :class:`ColumnNotFoundError`, :class:`ColumnTypeError`.
+
+    >>> frame, source = read_source("duckdb:///crm.duckdb?table=touchpoints",
+    ...                             input_name="touchpoints")      # doctest: +SKIP
+    """
+    location = parse_uri(uri, query=query)
+    if location.table is None and location.query is None:
+        raise DatabaseError(f"{location.display}: say what to read with table=schema.name or "
+                            "query=SELECT ...")
+    if location.table is not None:
+        if not all(location.table.split(".")):
+            raise DatabaseError(f"{location.display}: bad table name {location.table!r}")
+        sql = f"SELECT * FROM {_qualified(location.table)}"
+    else:
+        assert location.query is not None
+        sql = location.query
+    with _connect(location) as connection:
+        try:
+            table = _fetch_arrow(connection, location, sql)
+        except Exception as exc:  # the drivers' own errors: turned into one line
+            if not _is_driver_error(exc):
+                raise
+            raise _read_error(exc, connection, location, input_name) from None
+    table = _plain_arrow(table)
+    digest = arrow_digest(table)
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    mapping = dict(mapping or {})
+    missing = [mapping.get(c, c) for c in expected if mapping.get(c, c) not in frame.columns]
+    if missing:
+        raise ColumnNotFoundError.from_missing(location.display, missing, frame.columns)
+    check_types(frame, input_name, location.display, mapping)
+    return frame, SourceInfo(input_name, location.display, sql, frame.height, digest)
+
+
+def _is_driver_error(exc: Exception) -> bool:
+    module = type(exc).__module__ or ""
+    return module.startswith(("adbc_driver", "_duckdb", "duckdb"))
+
+
+def materialize(uri: str | Path, directory: str | Path, input_name: str, *,
+                query: str | None = None,
+                mapping: Mapping[str, str] | None = None) -> tuple[Path, SourceInfo]:
+    """Read a database source (:func:`read_source`) into ``directory/<input_name>.parquet``,
+    for the file loader; returns the file and the source's record.
+
+    A bridge until the loader takes frames: the rows are validated exactly as a Parquet export
+    would be (the types read are kept; Parquet holds every type :func:`check_types` lets
+    through). Rejects then name the file and the row's 1-based position in the rows read; give
+    them the source's label with :func:`relabel_rejects`.
+    """
+    frame, source = read_source(uri, query=query, input_name=input_name, mapping=mapping)
+    path = Path(directory) / f"{input_name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression="uncompressed", statistics=False)
+    return path, source
+
+
+def relabel_rejects(rejects: pl.DataFrame, files: Mapping[str, SourceInfo]) -> pl.DataFrame:
+    """Rejects whose ``file`` is a materialized source's file (``str(path)`` -> its
+    :class:`SourceInfo`) named by the source's URI instead."""
+    labels = {path: source.uri for path, source in files.items()}
+    return rejects.with_columns(pl.col("file").replace(labels))
+
+
+# -- writing ---------------------------------------------------------------------------------
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by time: ``20250304T101500Z-3f9a1c2b``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def sql_type(dtype: pl.DataType, engine: Engine) -> str:
+    """The declared SQL type of a column of ``dtype`` (after money became decimals)."""
+    text = "TEXT" if engine == "postgresql" else "VARCHAR"
+    double = "DOUBLE PRECISION" if engine == "postgresql" else "DOUBLE"
+    if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
+        return text
+    if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16):
+        return "INTEGER"
+    if dtype in (pl.Int64, pl.UInt32):
+        return "BIGINT"
+    if dtype == pl.UInt64:
+        return "NUMERIC(20,0)" if engine == "postgresql" else "UBIGINT"
+    if dtype.is_float():
+        return double
+    if dtype == pl.Boolean:
+        return "BOOLEAN"
+    if isinstance(dtype, pl.Decimal):
+        return f"NUMERIC({dtype.precision or 38},{dtype.scale})"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    if dtype == pl.Date:
+        return "DATE"
+    raise DatabaseError(f"a result column of type {dtype} has no database type here")
+
+
+def _storage_dtype(dtype: pl.DataType) -> pl.DataType:
+    """The polars type whose Arrow form matches the declared SQL type exactly (binary COPY
+    needs the column's own width)."""
+    if dtype in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16):
+        return pl.Int32()
+    if dtype == pl.UInt32:
+        return pl.Int64()
+    if dtype == pl.Float32:
+        return pl.Float64()
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        return pl.String()
+    if isinstance(dtype, pl.Datetime):
+        return pl.Datetime("us", dtype.time_zone)
+    return dtype
+
+
+def _prepared(frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """``run_id`` first, money as exact ``Decimal(38,2)``, types as they will be stored."""
+    frame = money_to_decimal(frame, MONEY_COLUMNS)
+    frame = frame.with_columns(pl.col(c).cast(_storage_dtype(t)) for c, t in frame.schema.items()
+                               if _storage_dtype(t) != t)
+    return frame.select(pl.lit(run_id, pl.String).alias("run_id"), pl.all())
+
+
+def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
+              finished_at: datetime) -> pl.DataFrame:
+    """The ``runs`` row: the run's headline figures in columns, the whole record as JSON."""
+    totals = dict(record.get("totals") or {})
+    models = [m.get("name") if isinstance(m, Mapping) else str(m)
+              for m in record.get("models") or []]
+
+    def count(name: str) -> int | None:
+        value = totals.get(name)
+        return int(value) if value is not None else None
+
+    return pl.DataFrame(
+        {
+            "run_id": [run_id],
+            "started_at": [started_at],
+            "finished_at": [finished_at],
+            "currency": [record.get("currency")],
+            "models": [",".join(str(m) for m in models)],
+            "deals": [count("deals")],
+            "won_deals": [count("won_deals")],
+            "won_revenue": [count("won_revenue")],
+            "pipeline": [count("pipeline")],
+            "journeys": [count("journeys")],
+            "touches": [count("touches")],
+            "record": [json.dumps(record, sort_keys=True, default=str)],
+        },
+        schema={"run_id": pl.String, "started_at": pl.Datetime("us", "UTC"),
+                "finished_at": pl.Datetime("us", "UTC"), "currency": pl.String,
+                "models": pl.String, "deals": pl.Int64, "won_deals": pl.Int64,
+                "won_revenue": pl.Int64, "pipeline": pl.Int64, "journeys": pl.Int64,
+                "touches": pl.Int64, "record": pl.String},
+    )
+
+
+def _columns_sql(frame: pl.DataFrame, engine: Engine, name: str) -> str:
+    columns = []
+    for column, dtype in frame.schema.items():
+        declared = sql_type(dtype, engine)
+        if name == RUNS_TABLE and column == "record":
+            declared = "JSON"  # (PostgreSQL: binary COPY of JSONB wants a version byte)
+        columns.append(f"{quote_identifier(column)} {declared}")
+    if name == RUNS_TABLE:
+        columns.append("PRIMARY KEY (run_id)")
+    return ", ".join(columns)
+
+
+def _existing_columns(connection: Any, location: DatabaseURI, schema: str | None,
+                      name: str) -> list[str]:
+    """The columns of a table already there, in order (empty: no such table)."""
+    sql = ("SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
+           "AND table_name = $2 ORDER BY ordinal_position")
+    rows = _fetch_arrow(connection, location, sql, [_owner(connection, location, schema), name])
+    return [str(v) for v in rows.column(0).to_pylist()]
+
+
+def _owner(connection: Any, location: DatabaseURI, schema: str | None) -> str:
+    """``schema``, or the connection's current schema (where unqualified names go)."""
+    if schema is not None:
+        return schema
+    return str(_fetch_arrow(connection, location, "SELECT current_schema()").column(0)[0])
+
+
+def _create(cursor_or_connection: Any, location: DatabaseURI, table: str, ddl: str) -> None:
+    sql = f"CREATE TABLE IF NOT EXISTS {table} ({ddl})"
+    _execute(cursor_or_connection, location, sql)
+
+
+def _execute(connection: Any, location: DatabaseURI, sql: str) -> None:
+    if location.engine == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    else:
+        connection.execute(sql)
+
+
+def _append(connection: Any, location: DatabaseURI, schema: str | None, name: str,
+            frame: pl.DataFrame) -> None:
+    """Append ``frame``'s rows to an existing table: one binary COPY (PostgreSQL, ADBC bulk
+    ingest) or one INSERT ... SELECT from the Arrow table (DuckDB)."""
+    if frame.height == 0:
+        return
+    arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if location.engine == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.adbc_ingest(name, arrow, mode="append", db_schema_name=schema)
+    else:
+        connection.register("_attribution_incoming", arrow)
+        try:
+            target = _qualified(f"{schema}.{name}" if schema else name)
+            connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM "
+                               "_attribution_incoming")
+        finally:
+            connection.unregister("_attribution_incoming")
+
+
+WriteProgress = Callable[[str, int, int], None]
+
+
+def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame],
+                     record: Mapping[str, Any], *, run_id: str | None = None,
+                     started_at: datetime | None = None, finished_at: datetime | None = None,
+                     progress: WriteProgress | None = None) -> str:
+    """Write a run's result set to a database, in one transaction; returns the run id.
+
+    Parameters
+    ----------
+    uri
+        ``postgresql://user@host:port/db?schema=attribution`` (the schema is created if
+        needed; without one, the connection's current schema), ``duckdb:///file.duckdb`` or a
+        path ending ``.duckdb``.
+    tables
+        Name -> frame, money in minor units as everywhere in the library: ``credit``,
+        ``summary``, ``comparison``, ``rejects`` and the fitted models' tables
+        (``markov_removal_effects``, ...). Each becomes a table of that name whose rows carry
+        ``run_id`` first; money columns (:data:`attribution.schema.MONEY_COLUMNS`) are stored
+        as exact ``NUMERIC(38,2)``; the types are declared from the frames' schemas. A table
+        that already exists must have the same columns.
+    record
+        The run record (as run.json): stored whole as JSON in the ``runs`` row, whose columns
+        also hold the currency, model names and totals (``totals``: deals, won_deals,
+        won_revenue, pipeline, journeys, touches; money in minor units).
+    run_id, started_at, finished_at
+        Default: :func:`new_run_id`, and the time of the write.
+    progress
+        Called ``(f"write {table}", done, total)`` after each table is written (inside the
+        transaction).
+
+    A failure at any point (or a killed process) leaves the database as it was: the tables are
+    created and the rows copied in one transaction, committed at the end.
+    """
+    location = parse_uri(uri)
+    if location.table is not None or location.query is not None:
+        raise DatabaseError(f"{location.display}: an output takes schema=, not table= or query=")
+    now = datetime.now(UTC)
+    run_id = run_id or new_run_id(now)
+    runs = money_to_decimal(_runs_row(run_id, record, started_at or now, finished_at or now),
+                            MONEY_COLUMNS)
+    prepared = {RUNS_TABLE: runs}
+    for name, frame in tables.items():
+        if name == RUNS_TABLE or not _IDENTIFIER.match(name):
+            raise DatabaseError(f"{location.display}: cannot write a result table named "
+                                f"{name!r}")
+        prepared[name] = _prepared(frame, run_id)
+    schema = location.schema
+    report = progress or (lambda _stage, _done, _total: None)
+    with _connect(location, write=True) as connection:
+        try:
+            if location.engine == "duckdb":
+                connection.begin()
+            if schema is not None:
+                _execute(connection, location,
+                         f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+            for done, (name, frame) in enumerate(prepared.items()):
+                table = _qualified(f"{schema}.{name}" if schema else name)
+                existing = _existing_columns(connection, location, schema, name)
+                if existing and existing != frame.columns:
+                    raise DatabaseError(
+                        f"{location.display}: table {name!r} has columns "
+                        f"{', '.join(existing)}; this run's {name} has "
+                        f"{', '.join(frame.columns)}; write to another schema or database"
+                    )
+                if not existing:
+                    _create(connection, location, table,
+                            _columns_sql(frame, location.engine, name))
+                _append(connection, location, schema, name, frame)
+                report(f"write {name}", done + 1, len(prepared))
+            connection.commit()
+        except Exception as exc:
+            connection.rollback()
+            if isinstance(exc, DatabaseError) or not _is_driver_error(exc):
+                raise
+            raise DatabaseError(f"{location.display}: cannot write the results: "
+                                f"{_first_line(exc)}") from None
+    return run_id
+
+
+# -- reading results back --------------------------------------------------------------------
+def _numeric_columns(connection: Any, location: DatabaseURI, schema: str | None,
+                     name: str) -> list[str]:
+    sql = ("SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
+           "AND table_name = $2 AND (data_type = 'numeric' OR data_type LIKE 'DECIMAL(%')")
+    rows = _fetch_arrow(connection, location, sql, [_owner(connection, location, schema), name])
+    return [str(v) for v in rows.column(0).to_pylist()]
+
+
+def _select_with_cents(connection: Any, location: DatabaseURI, schema: str | None, name: str,
+                       where: str, parameters: Sequence[Any], order: str) -> pl.DataFrame:
+    """``SELECT`` a result table, its money columns back as BIGINT minor units (exact)."""
+    columns = _existing_columns(connection, location, schema, name)
+    if not columns:
+        raise TableNotFoundError.from_missing(
+            location.display, name, _table_names(connection, location, schema))
+    money = set(_numeric_columns(connection, location, schema, name))
+    selected = ", ".join(
+        f"CAST({quote_identifier(c)} * {10 ** MONEY_SCALE} AS BIGINT) AS {quote_identifier(c)}"
+        if c in money else quote_identifier(c) for c in columns)
+    table = _qualified(f"{schema}.{name}" if schema else name)
+    sql = f"SELECT {selected} FROM {table} {where} {order}"
+    try:
+        frame = pl.from_arrow(_plain_arrow(_fetch_arrow(connection, location, sql, parameters)))
+    except Exception as exc:
+        if not _is_driver_error(exc):
+            raise
+        raise DatabaseError(f"{location.display}: cannot read {name}: {_first_line(exc)}") \
+            from None
+    assert isinstance(frame, pl.DataFrame)
+    # DuckDB gives TIMESTAMPTZ in the session's zone (e.g. Etc/UTC): the library's is UTC
+    return frame.with_columns(pl.col(c).dt.convert_time_zone("UTC")
+                              for c, t in frame.schema.items()
+                              if isinstance(t, pl.Datetime) and t.time_zone not in (None, "UTC"))
+
+
+def result_table(uri: str | Path, name: str, run_id: str) -> pl.DataFrame:
+    """One result table of one run (without ``run_id``) as its Parquet file holds it: money
+    as exact ``Decimal(38,2)`` major units, estimates as float major units. The rows' order is
+    not kept by a database: sort to compare."""
+    location = parse_uri(uri)
+    with _connect(location) as connection:
+        money = _numeric_columns(connection, location, location.schema, name)
+        frame = _select_with_cents(connection, location, location.schema, name,
+                                   "WHERE run_id = $1", [run_id], "")
+    return money_to_decimal(frame.drop("run_id"), money)
+
+
+def history(uri: str | Path) -> pl.DataFrame:
+    """One row per run, oldest first: run_id, started_at, finished_at, currency, models, deals,
+    won_deals, won_revenue, pipeline (minor units), journeys, touches."""
+    location = parse_uri(uri)
+    with _connect(location) as connection:
+        return _history(connection, location)
+
+
+def _history(connection: Any, location: DatabaseURI) -> pl.DataFrame:
+    runs = _select_with_cents(connection, location, location.schema, RUNS_TABLE, "", [],
+                              "ORDER BY started_at, run_id")
+    return runs.drop("record")
+
+
+def run_record(uri: str | Path, run_id: str) -> dict[str, Any]:
+    """The record (run.json) of one run."""
+    location = parse_uri(uri)
+    table = _qualified(f"{location.schema}.{RUNS_TABLE}" if location.schema else RUNS_TABLE)
+    with _connect(location) as connection:
+        rows = _fetch_arrow(connection, location,
+                            f"SELECT CAST(record AS TEXT) FROM {table} WHERE run_id = $1",
+                            [run_id])
+    values = rows.column(0).to_pylist()
+    if not values:
+        raise DatabaseError(f"{location.display}: no run {run_id!r}")
+    return dict(json.loads(values[0]))
+
+
+def channel_history(uri: str | Path, channel: str, model: str, *,
+                    last: int | None = None) -> pl.DataFrame:
+    """That channel's credit and share in every run of ``model``, oldest first (the last
+    ``last`` runs when given): run_id, started_at, model, channel, channel_group,
+    deals_touched, pipeline_credit, revenue_credit (minor units), pipeline_share,
+    revenue_share. A run of the model in which the channel got no credit has zeros.
+    An unknown model or channel raises :class:`DatabaseError` listing the known ones."""
+    location = parse_uri(uri)
+    schema = location.schema
+    with _connect(location) as connection:
+        summary = _select_with_cents(connection, location, schema, "summary",
+                                     "WHERE model = $1", [model], "")
+        if summary.is_empty():
+            known = _fetch_arrow(connection, location, "SELECT DISTINCT model FROM "
+                                 f"{_qualified(f'{schema}.summary' if schema else 'summary')}")
+            _unknown("model", model, known.column(0).to_pylist(), location.display)
+        runs = _history(connection, location).select("run_id", "started_at")
+    if channel not in set(summary.get_column("channel").to_list()):
+        _unknown("channel", channel, summary.get_column("channel").unique().to_list(),
+                 location.display, f" in the runs of model {model!r}")
+    ran = runs.join(summary.select("run_id").unique(), on="run_id", how="semi")
+    rows = summary.filter(pl.col("channel") == channel).drop("model", "channel")
+    group = rows.get_column("channel_group").drop_nulls()
+    trend = ran.join(rows, on="run_id", how="left", maintain_order="left").with_columns(
+        pl.lit(model).alias("model"),
+        pl.lit(channel).alias("channel"),
+        pl.col("channel_group").fill_null(group[0] if group.len() else None),
+        *[pl.col(c).fill_null(0) for c in ("deals_touched", "pipeline_credit",
+                                           "revenue_credit", "conversion_credit",
+                                           "pipeline_share", "revenue_share")
+          if c in rows.columns],
+    )
+    trend = trend.select("run_id", "started_at", "model", "channel", "channel_group",
+                         *[c for c in ("deals_touched", "pipeline_credit", "revenue_credit",
+                                       "conversion_credit", "pipeline_share", "revenue_share")
+                           if c in trend.columns])
+    return trend.tail(last) if last is not None else trend
+
+
+def _unknown(what: str, name: str, known: Sequence[Any], source: str, where: str = "") -> None:
+    import difflib
+
+    names = sorted(str(k) for k in known if k is not None)
+    close = difflib.get_close_matches(name, names, n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    raise DatabaseError(f"{source}: no {what} {name!r}{where}{guess}; "
+                        f"{what}s: {', '.join(names) or 'none'}")
+
+
+__all__ = [
+    "DatabaseURI",
+    "SourceInfo",
+    "arrow_digest",
+    "channel_history",
+    "check_types",
+    "history",
+    "is_database_uri",
+    "materialize",
+    "new_run_id",
+    "parse_uri",
+    "read_source",
+    "relabel_rejects",
+    "result_table",
+    "run_record",
+    "write_result_set",
+]

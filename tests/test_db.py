@@ -1,0 +1,610 @@
+"""Database inputs and outputs against a real PostgreSQL server (started here) and DuckDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from attribution import db, pipeline
+from attribution.config import Config
+from attribution.errors import (
+    AttributionError,
+    ColumnNotFoundError,
+    ColumnTypeError,
+    DatabaseConnectionError,
+    DatabaseError,
+    TableNotFoundError,
+)
+from attribution.output import money_to_decimal, write_table
+from tests.postgres_server import PostgresServer, postgres_binaries
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("adbc_driver_postgresql")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo"
+MODELS = ("last_touch", "linear", "w_shaped", "markov", "shapley")
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server():
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql; "
+                    "CI runs .ci/postgres.sh)")
+    started = PostgresServer.start()
+    try:
+        started.sql(*_demo_tables_sql())
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def postgres(server, monkeypatch, tmp_path):
+    """The server, with the analyst's password in PGPASSWORD and no ~/.pgpass around."""
+    monkeypatch.setenv("PGPASSWORD", server.password)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    return server
+
+
+def _demo_frames() -> dict[str, pl.DataFrame]:
+    """The demo exports as text columns, as read from the CSV files (bad rows and all)."""
+    return {name: pl.read_csv(DEMO / f"{name}.csv", infer_schema=False)
+            for name in ("touchpoints", "deals", "contacts")}
+
+
+def _typed_deals() -> pl.DataFrame:
+    """The demo deals whose cells fit typed columns, as a CRM sync would hold them: times
+    TIMESTAMPTZ, amounts NUMERIC(12,2)."""
+    deals = _demo_frames()["deals"].with_columns(
+        pl.col("created_at", "closed_at").str.to_datetime(time_zone="UTC", strict=False),
+        pl.col("amount").cast(pl.Decimal(12, 2), strict=False))
+    return deals.filter(pl.col("created_at").is_not_null() & pl.col("amount").is_not_null())
+
+
+def _insert_sql(table: str, frame: pl.DataFrame) -> str:
+    rows = []
+    for row in frame.iter_rows():
+        cells = ["NULL" if v is None else "'" + str(v).replace("'", "''") + "'" for v in row]
+        rows.append("(" + ", ".join(cells) + ")")
+    return f"INSERT INTO {table} VALUES {', '.join(rows)}"
+
+
+def _demo_tables_sql() -> list[str]:
+    """The demo exports as tables of schema ``crm`` (text columns, like the files), a typed
+    deals table, and a deals table with two bad rows; created by the analyst."""
+    statements = ["CREATE SCHEMA crm"]
+    for name, frame in _demo_frames().items():
+        columns = ", ".join(f"{c} TEXT" for c in frame.columns)
+        statements += [f"CREATE TABLE crm.{name} ({columns})", _insert_sql(f"crm.{name}", frame)]
+    typed = _typed_deals()
+    statements += [
+        ("CREATE TABLE crm.typed_deals (deal_id TEXT, account_id TEXT, "
+         "created_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, status TEXT, amount NUMERIC(12,2), "
+         "currency TEXT)"),
+        _insert_sql("crm.typed_deals", typed),
+        "CREATE TABLE crm.bad_deals AS SELECT * FROM crm.deals ORDER BY deal_id LIMIT 5",
+        "UPDATE crm.bad_deals SET status = 'maybe' WHERE deal_id = 'D000002'",
+        "UPDATE crm.bad_deals SET amount = '-5' WHERE deal_id = 'D000004'",
+    ]
+    return statements
+
+
+def _duckdb_with_demo(path: Path) -> Path:
+    frames = _demo_frames()
+    with duckdb.connect(str(path)) as connection:
+        for name, frame in frames.items():
+            arrow = frame.to_arrow()
+            connection.register("incoming", arrow)
+            connection.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming")
+            connection.unregister("incoming")
+    return path
+
+
+def _record(result: pipeline.RunResult) -> dict:
+    return {"currency": result.currency, "totals": result.totals(),
+            "models": [{"name": m.name, "params": m.params()} for m in result.models]}
+
+
+def _result_tables(result: pipeline.RunResult) -> dict[str, pl.DataFrame]:
+    return {"credit": result.credit, "summary": result.summary,
+            "comparison": result.comparison(), "rejects": result.rejects,
+            **pipeline.model_diagnostics(result)}
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    config = Config(touchpoints=DEMO / "touchpoints.csv", deals=DEMO / "deals.csv",
+                    contacts=DEMO / "contacts.csv", models=MODELS)
+    return pipeline.run(config)
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+# -- URIs ------------------------------------------------------------------------------------
+def test_uri_forms():
+    source = db.parse_uri("postgresql://analyst@db.example.com:6543/crm?table=hubspot.touches"
+                          "&sslmode=require")
+    assert (source.engine, source.host, source.table) == ("postgresql", "db.example.com:6543",
+                                                          "hubspot.touches")
+    assert "sslmode=require" in source.target and "connect_timeout=10" in source.target
+    assert "table=" not in source.target
+    # query= takes the rest: & and = and + are the SQL's
+    query = db.parse_uri("postgres://a@h/crm?query=SELECT a+b AS c FROM t WHERE x = 'p&q'")
+    assert query.query == "SELECT a+b AS c FROM t WHERE x = 'p&q'"
+    assert db.parse_uri("postgresql://a@h/crm?query=SELECT%201").query == "SELECT 1"
+    assert db.parse_uri("duckdb:///data/crm.duckdb?table=touches").target == "data/crm.duckdb"
+    assert db.parse_uri("duckdb:////srv/crm.duckdb").target == "/srv/crm.duckdb"
+    assert db.parse_uri("history.duckdb").engine == "duckdb"
+    assert db.parse_uri("postgresql://a@h/crm", query="SELECT 2").query == "SELECT 2"
+    assert [db.is_database_uri(u) for u in ("out", "run.parquet", "h.duckdb",
+                                            "postgresql://a@h/d", "duckdb:///x.duckdb")] == \
+        [False, False, True, True, True]
+
+
+@pytest.mark.parametrize("uri", [
+    "postgresql://analyst:hunter2secret@db:5432/crm?table=t",
+    "postgresql://analyst@db:5432/crm?table=t&password=hunter2secret",
+])
+def test_a_password_in_the_uri_is_refused_without_echoing_it(uri):
+    with pytest.raises(DatabaseError) as caught:
+        db.read_source(uri)
+    message = str(caught.value)
+    assert "hunter2secret" not in message and "PGPASSWORD" in message
+    assert "\n" not in message
+
+
+def test_table_and_query_together_are_refused():
+    with pytest.raises(DatabaseError, match="table= or query=, not both"):
+        db.parse_uri("postgresql://a@h/crm?table=t&query=SELECT 1")
+
+
+# -- reading ---------------------------------------------------------------------------------
+def test_read_table_from_postgres(postgres):
+    frame, source = db.read_source(postgres.uri(table="crm.touchpoints"),
+                                   input_name="touchpoints")
+    expected = _demo_frames()["touchpoints"]
+    assert_frame_equal(_sorted(frame), _sorted(expected))  # (a table has no row order)
+    assert source.rows == expected.height
+    assert source.uri == f"{postgres.uri()}?table=crm.touchpoints"
+    assert postgres.password not in str(source.as_dict())
+    assert source.query == 'SELECT * FROM "crm"."touchpoints"'
+    # the same rows give the same digest; a changed row changes it
+    assert db.read_source(postgres.uri(table="crm.touchpoints"))[1].sha256 == source.sha256
+    other = db.read_source(postgres.uri(
+        query="SELECT * FROM crm.touchpoints WHERE touchpoint_id <> 'T00000001'"))[1]
+    assert other.sha256 != source.sha256
+
+
+def test_numeric_amounts_are_read_exactly(postgres):
+    frame, _ = db.read_source(postgres.uri(table="crm.typed_deals"), input_name="deals")
+    typed = _typed_deals()
+    assert frame.schema["created_at"] == pl.Datetime("us", "UTC")
+    frame, typed = frame.sort("deal_id"), typed.sort("deal_id")
+    assert_frame_equal(frame.drop("amount"), typed.drop("amount"))
+    # NUMERIC comes as its exact text, which the loader parses to cents
+    assert frame.schema["amount"] == pl.String
+    assert [Decimal(a) for a in frame.get_column("amount")] == \
+        [Decimal(str(a)) for a in typed.get_column("amount")]
+
+
+def test_read_query_from_postgres(postgres):
+    sql = ("SELECT touchpoint_id, timestamp, contact_id, utm_source, utm_medium "
+           "FROM crm.touchpoints WHERE utm_source = 'linkedin' ORDER BY touchpoint_id")
+    frame, source = db.read_source(postgres.uri(query=sql), input_name="touchpoints")
+    expected = (_demo_frames()["touchpoints"].filter(pl.col("utm_source") == "linkedin")
+                .select("touchpoint_id", "timestamp", "contact_id", "utm_source", "utm_medium")
+                .sort("touchpoint_id"))
+    assert frame.height > 0
+    assert_frame_equal(frame, expected)
+    assert source.query == sql
+
+
+def test_read_table_and_query_from_duckdb(tmp_path):
+    path = _duckdb_with_demo(tmp_path / "crm.duckdb")
+    frame, source = db.read_source(f"duckdb:///{path}?table=deals", input_name="deals")
+    assert frame.height == _demo_frames()["deals"].height
+    assert source.uri == f"duckdb:///{path}?table=deals"
+    frame, _ = db.read_source(f"duckdb:///{path}",
+                              query="SELECT deal_id, amount FROM deals WHERE status = 'won'")
+    assert frame.height == _demo_frames()["deals"].filter(pl.col("status") == "won").height
+
+
+def test_digest_does_not_depend_on_chunks():
+    table = pa.table({"a": list(range(200_000)), "b": [str(i % 7) for i in range(200_000)]})
+    rechunked = pa.Table.from_batches(table.to_batches(max_chunksize=12_345))
+    assert rechunked.column("a").num_chunks > 1
+    assert db.arrow_digest(rechunked) == db.arrow_digest(table)
+    changed = table.set_column(1, "b", pa.array(["x"] + table.column("b").to_pylist()[1:]))
+    assert db.arrow_digest(changed) != db.arrow_digest(table)
+
+
+def test_digest_ignores_the_bytes_arrow_leaves_undefined():
+    """Two reads of one table differed in the validity bitmap's bits past the end and could in
+    the values under nulls: neither is part of the rows."""
+    def ints(bitmap: int, hidden: int) -> pa.Array:
+        values = np.array([1, hidden, 3, 4, 5], dtype=np.int64)
+        return pa.Array.from_buffers(pa.int64(), 5, [pa.py_buffer(bytes([bitmap])),
+                                                     pa.py_buffer(values.tobytes())], 1)
+
+    clean, dirty = ints(0b0001_1101, 0), ints(0b1111_1101, 987)
+    assert clean.to_pylist() == dirty.to_pylist() == [1, None, 3, 4, 5]
+    strings = pa.array(["a", None, "c", "d", "e"])
+    flags = pa.array([True, None, False, True, True])
+    assert db.arrow_digest(pa.table({"n": clean, "s": strings, "f": flags})) == \
+        db.arrow_digest(pa.table({"n": dirty, "s": strings, "f": flags}))
+    assert db.arrow_digest(pa.table({"n": clean})) != \
+        db.arrow_digest(pa.table({"n": ints(0b0001_1111, 0)}))  # the null became a 0
+
+
+def _inputs_from(uri_of, tmp_path: Path) -> tuple[Config, dict[str, db.SourceInfo]]:
+    sources = {}
+    paths = {}
+    for name in ("touchpoints", "deals", "contacts"):
+        path, source = db.materialize(uri_of(name), tmp_path / "inputs", name)
+        paths[name], sources[str(path)] = path, source
+    return Config(models=MODELS, **paths), sources
+
+
+def test_a_run_from_postgres_tables_equals_the_run_from_the_files(postgres, demo_run,
+                                                                  tmp_path):
+    config, _ = _inputs_from(lambda name: postgres.uri(table=f"crm.{name}"), tmp_path)
+    result = pipeline.run(config)
+    assert_frame_equal(result.summary, demo_run.summary)
+    assert result.totals() == demo_run.totals()
+
+
+def test_a_run_from_duckdb_tables_equals_the_run_from_the_files(demo_run, tmp_path):
+    path = _duckdb_with_demo(tmp_path / "crm.duckdb")
+    config, _ = _inputs_from(lambda name: f"duckdb:///{path}?table={name}", tmp_path)
+    assert_frame_equal(pipeline.run(config).summary, demo_run.summary)
+
+
+def test_rejects_from_a_table_name_the_source(postgres, tmp_path):
+    path, source = db.materialize(postgres.uri(table="crm.bad_deals"), tmp_path, "deals")
+    frame, _ = db.read_source(postgres.uri(table="crm.bad_deals"))
+    config = Config(touchpoints=DEMO / "touchpoints.csv", deals=path,
+                    contacts=DEMO / "contacts.csv", models=("linear",))
+    rejects = db.relabel_rejects(pipeline.validate(config).rejects, {str(path): source})
+    deals = rejects.filter(pl.col("input") == "deals")
+    assert deals.get_column("file").unique().to_list() == [source.uri]
+    # each reject's row is its position in the rows read: the key is found there
+    keys = frame.get_column("deal_id").gather(deals.get_column("row") - 1).to_list()
+    assert sorted(zip(keys, deals.get_column("reason").to_list(), strict=True)) == [
+        ("D000002", "unknown status; expected won, lost or open"),
+        ("D000004", "negative amount"),
+    ]
+
+
+# -- errors ----------------------------------------------------------------------------------
+def _one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert isinstance(error.value, AttributionError)
+    return message
+
+
+def test_wrong_password_names_the_host_and_not_the_password(server, monkeypatch, tmp_path):
+    monkeypatch.setenv("PGPASSWORD", "not-the-password-9x")
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    with pytest.raises(DatabaseConnectionError) as caught:
+        db.read_source(server.uri(table="crm.deals"))
+    message = _one_line(caught)
+    assert f"127.0.0.1:{server.port}" in message
+    assert "password authentication failed" in message
+    assert "not-the-password-9x" not in message and server.password not in message
+
+
+def test_no_password_says_where_it_comes_from(server, monkeypatch, tmp_path):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    with pytest.raises(DatabaseConnectionError) as caught:
+        db.read_source(server.uri(table="crm.deals"))
+    assert "set PGPASSWORD or add the host to ~/.pgpass" in _one_line(caught)
+
+
+def test_password_from_pgpass(server, monkeypatch, tmp_path):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("PGPASSFILE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pgpass = tmp_path / ".pgpass"
+    pgpass.write_text(f"127.0.0.1:{server.port}:crm:{server.user}:{server.password}\n")
+    pgpass.chmod(0o600)  # libpq ignores a pgpass others can read
+    frame, _ = db.read_source(server.uri(table="crm.contacts"))
+    assert frame.height == _demo_frames()["contacts"].height
+
+
+@pytest.mark.parametrize("uri", ["postgresql://analyst@127.0.0.1:{closed}/crm?table=t",
+                                 "postgresql://analyst@no-such-host.invalid:5432/crm?table=t"])
+def test_unreachable_host_is_one_line_naming_it(postgres, uri):
+    with socket_closed() as closed:
+        uri = uri.format(closed=closed)
+        with pytest.raises(DatabaseConnectionError) as caught:
+            db.read_source(uri)
+    message = _one_line(caught)
+    host = uri.split("@")[1].split("/")[0]
+    assert f"at {host} " in message
+    assert ("connection refused" in message) or ("unknown host name" in message)
+
+
+class socket_closed:
+    """A loopback port nobody listens on."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        return self.port
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def test_missing_table_is_named_with_what_there_is(postgres, tmp_path):
+    with pytest.raises(TableNotFoundError) as caught:
+        db.read_source(postgres.uri(table="crm.touchpoint"))
+    message = _one_line(caught)
+    assert "no table 'crm.touchpoint' (did you mean 'crm.touchpoints'?)" in message
+    path = _duckdb_with_demo(tmp_path / "crm.duckdb")
+    with pytest.raises(TableNotFoundError, match="no table 'deal' .*did you mean 'deals'"):
+        db.read_source(f"duckdb:///{path}?table=deal")
+
+
+def test_missing_column_is_named(postgres, tmp_path):
+    with pytest.raises(ColumnNotFoundError) as caught:
+        db.read_source(postgres.uri(query="SELECT deal_idd, amount FROM crm.deals"))
+    assert "column 'deal_idd'" in _one_line(caught)
+    with pytest.raises(ColumnNotFoundError) as caught:
+        db.read_source(postgres.uri(query="SELECT deal_id AS id, amount FROM crm.deals"),
+                       input_name="deals", expected=["deal_id", "amount"])
+    assert "missing column 'deal_id'" in _one_line(caught)
+    path = _duckdb_with_demo(tmp_path / "crm.duckdb")
+    with pytest.raises(ColumnNotFoundError, match="column 'amountt'"):
+        db.read_source(f"duckdb:///{path}?query=SELECT amountt FROM deals")
+
+
+def test_a_query_of_the_wrong_types_is_refused(postgres, tmp_path):
+    sql = ("SELECT deal_id, account_id, created_at, status, amount > 0 AS amount "
+           "FROM crm.typed_deals")
+    with pytest.raises(ColumnTypeError) as caught:
+        db.read_source(postgres.uri(query=sql), input_name="deals")
+    assert "column 'amount' is Boolean" in _one_line(caught)
+    sql = "SELECT touchpoint_id, ARRAY[timestamp] AS timestamp FROM crm.touchpoints"
+    with pytest.raises(ColumnTypeError, match="column 'timestamp' is .*must be a timestamp"):
+        db.read_source(postgres.uri(query=sql), input_name="touchpoints")
+    path = _duckdb_with_demo(tmp_path / "crm.duckdb")
+    with pytest.raises(ColumnTypeError, match="column 'created_at' is Boolean"):
+        db.read_source(f"duckdb:///{path}",
+                       query="SELECT deal_id, true AS created_at FROM deals", input_name="deals")
+
+
+def test_a_missing_duckdb_file_is_one_line(tmp_path):
+    with pytest.raises(DatabaseConnectionError, match="no DuckDB database"):
+        db.read_source(f"duckdb:///{tmp_path}/none.duckdb?table=t")
+
+
+# -- writing ---------------------------------------------------------------------------------
+@pytest.fixture(params=["postgresql", "duckdb", "duckdb-path"])
+def destination(request, tmp_path):
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        schema = f"attribution_{tmp_path.name[-12:].replace('-', '_').lower()}"
+        return server.uri(schema=schema)
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/history.duckdb"
+    return str(tmp_path / "history.duckdb")
+
+
+def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, demo_run,
+                                                                tmp_path):
+    tables = _result_tables(demo_run)
+    assert {"markov_removal_effects", "shapley_values"} <= set(tables)
+    run_id = db.write_result_set(destination, tables, _record(demo_run))
+    for name, frame in tables.items():
+        parquet = pl.read_parquet(write_table(frame, tmp_path / "files", name, "parquet"))
+        back = db.result_table(destination, name, run_id)
+        back = back.cast({c: t for c, t in parquet.schema.items() if back.schema[c] != t})
+        assert back.columns == parquet.columns, name
+        assert_frame_equal(_sorted(back), _sorted(parquet), check_exact=True)
+    # money as exact decimals in the database itself
+    credit = db.result_table(destination, "credit", run_id)
+    by_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit").sum())
+    deals = demo_run.journeys.journeys.collect().filter(pl.col("status") != "none")
+    joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount")), on="deal_id")
+    assert joined.height == by_deal.height
+    assert (joined["pipeline_credit"] == joined["amount"]).all()
+
+
+def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
+    uri = postgres.uri(schema="declared")
+    db.write_result_set(uri, {"summary": demo_run.summary}, _record(demo_run))
+    rows = postgres.sql("SELECT table_name, column_name, data_type, numeric_precision, "
+                        "numeric_scale FROM information_schema.columns WHERE table_schema = "
+                        "'declared' ORDER BY table_name, ordinal_position")[0]
+    declared = {(t, c): (d, p, s) for t, c, d, p, s in rows}
+    assert declared[("summary", "revenue_credit")] == ("numeric", 38, 2)
+    assert declared[("summary", "pipeline_credit")] == ("numeric", 38, 2)
+    assert declared[("summary", "revenue_share")][0] == "double precision"
+    assert declared[("summary", "deals_touched")][0] == "bigint"
+    assert declared[("summary", "run_id")][0] == "text"
+    assert declared[("runs", "record")][0] == "json"
+    assert declared[("runs", "won_revenue")] == ("numeric", 38, 2)
+    total = postgres.sql("SELECT CAST(won_revenue AS TEXT) FROM declared.runs")[0][0][0]
+    assert Decimal(total) == Decimal(demo_run.totals()["won_revenue"]) / 100
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(-(10**17), 10**17), min_size=1, max_size=50))
+def test_money_round_trips_exactly(tmp_path, cents):
+    path = tmp_path / f"money-{abs(hash(tuple(cents)))}.duckdb"
+    frame = pl.DataFrame({"channel": [f"c{i}" for i in range(len(cents))],
+                          "revenue_credit": cents}, schema={"channel": pl.String,
+                                                            "revenue_credit": pl.Int64})
+    run_id = db.write_result_set(path, {"summary": frame}, {})
+    with duckdb.connect(str(path), read_only=True) as connection:
+        stored = connection.execute("SELECT CAST(revenue_credit AS VARCHAR) FROM summary "
+                                    "ORDER BY channel").fetchall()
+    expected = sorted(zip(frame["channel"], cents, strict=True))
+    assert [Decimal(s) for (s,) in stored] == [Decimal(c) / 100 for _, c in expected]
+    back = db.result_table(path, "summary", run_id).sort("channel")
+    assert back.get_column("revenue_credit").to_list() == [Decimal(c) / 100 for _, c in expected]
+
+
+def test_two_runs_and_history(destination, demo_run):
+    record = _record(demo_run)
+    first = db.write_result_set(destination, _result_tables(demo_run), record)
+    time.sleep(0.01)
+    second = db.write_result_set(destination, _result_tables(demo_run), record)
+    runs = db.history(destination)
+    assert runs.get_column("run_id").to_list() == [first, second]
+    assert runs.get_column("won_revenue").to_list() == [demo_run.totals()["won_revenue"]] * 2
+    assert runs.get_column("models").to_list() == [",".join(MODELS)] * 2
+    assert db.run_record(destination, second) == json.loads(json.dumps(record))
+    trend = db.channel_history(destination, "podcast", "linear")
+    expected = demo_run.summary.filter((pl.col("model") == "linear")
+                                       & (pl.col("channel") == "podcast"))
+    assert trend.get_column("run_id").to_list() == [first, second]
+    assert trend.get_column("revenue_credit").to_list() == expected["revenue_credit"].to_list() * 2
+    assert trend.get_column("revenue_share").to_list() == expected["revenue_share"].to_list() * 2
+    assert db.channel_history(destination, "podcast", "linear", last=1)["run_id"].to_list() == \
+        [second]
+    with pytest.raises(DatabaseError, match="no channel 'podcasts'.*did you mean 'podcast'"):
+        db.channel_history(destination, "podcasts", "linear")
+    with pytest.raises(DatabaseError, match="no model 'lineer'.*did you mean 'linear'"):
+        db.channel_history(destination, "podcast", "lineer")
+
+
+def test_a_run_without_the_channel_shows_zero(tmp_path):
+    path = tmp_path / "h.duckdb"
+    summary = pl.DataFrame({"model": ["linear", "linear"], "channel": ["podcast", "webinar"],
+                            "channel_group": ["audio", "events"], "revenue_credit": [500, 700],
+                            "revenue_share": [0.4, 0.6]})
+    first = db.write_result_set(path, {"summary": summary}, {})
+    second = db.write_result_set(path, {"summary": summary.filter(pl.col("channel") ==
+                                                                  "webinar")}, {})
+    trend = db.channel_history(path, "podcast", "linear")
+    assert trend.select("run_id", "channel_group", "revenue_credit", "revenue_share").rows() == [
+        (first, "audio", 500, 0.4), (second, "audio", 0, 0.0)]
+
+
+def test_a_table_with_other_columns_is_refused(tmp_path):
+    path = tmp_path / "h.duckdb"
+    db.write_result_set(path, {"summary": pl.DataFrame({"channel": ["a"]})}, {})
+    with pytest.raises(DatabaseError, match="table 'summary' has columns run_id, channel"):
+        db.write_result_set(path, {"summary": pl.DataFrame({"model": ["m"]})}, {})
+    assert db.history(path).height == 1  # the refused run left nothing
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    import polars as pl
+    from attribution import db
+    credit = pl.read_parquet(sys.argv[2])
+    tables = {"credit": credit, "summary": pl.read_parquet(sys.argv[3])}
+
+    def stall(stage, done, total):
+        if stage == sys.argv[4]:
+            print("stalled", flush=True)
+            time.sleep(600)
+
+    db.write_result_set(sys.argv[1], tables, {"note": "killed"}, progress=stall)
+    print("committed", flush=True)
+""")
+
+
+def _start_writer(tmp_path: Path, destination: str, demo_run, stall_at: str,
+                  copies: int = 1) -> subprocess.Popen:
+    credit = pl.concat([demo_run.credit] * copies)
+    credit.write_parquet(tmp_path / "credit.parquet")
+    demo_run.summary.write_parquet(tmp_path / "summary.parquet")
+    script = tmp_path / "writer.py"
+    script.write_text(_KILLED_WRITER)
+    return subprocess.Popen(
+        [sys.executable, str(script), destination, str(tmp_path / "credit.parquet"),
+         str(tmp_path / "summary.parquet"), stall_at],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _assert_only(destination: str, run_id: str, demo_run) -> None:
+    runs = db.history(destination)
+    assert runs.get_column("run_id").to_list() == [run_id]
+    assert db.result_table(destination, "credit", run_id).height == demo_run.credit.height
+    location = db.parse_uri(destination)
+    table = f"{location.schema}.credit" if location.schema else "credit"
+    if location.engine == "duckdb":
+        with duckdb.connect(location.target, read_only=True) as connection:
+            count = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    else:
+        count = None
+    if count is not None:
+        assert count == demo_run.credit.height
+
+
+def test_a_killed_write_leaves_no_rows(destination, demo_run, tmp_path):
+    kept = db.write_result_set(destination, {"credit": demo_run.credit,
+                                             "summary": demo_run.summary}, _record(demo_run))
+    # killed with the runs row and the whole credit table written, before the commit
+    writer = _start_writer(tmp_path, destination, demo_run, "write credit")
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "stalled"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(30)
+    if db.parse_uri(destination).engine == "postgresql":
+        time.sleep(0.5)  # the server notices the dropped connection and rolls back
+    _assert_only(destination, kept, demo_run)
+    # and the database takes the next run as usual
+    after = db.write_result_set(destination, {"summary": demo_run.summary}, {})
+    assert db.history(destination).get_column("run_id").to_list() == [kept, after]
+
+
+def test_a_write_killed_in_the_middle_of_a_copy_leaves_no_rows(postgres, demo_run, tmp_path):
+    destination = postgres.uri(schema="killed_copy")
+    kept = db.write_result_set(destination, {"credit": demo_run.credit,
+                                             "summary": demo_run.summary}, _record(demo_run))
+    writer = _start_writer(tmp_path, destination, demo_run, "never", copies=300)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the server is taking the credit rows
+            copying = postgres.sql("SELECT count(*) FROM pg_stat_activity WHERE state = "
+                                   "'active' AND query LIKE 'COPY %credit%'")[0][0][0]
+            if copying:
+                break
+            assert writer.poll() is None, "the writer ended before its COPY was seen"
+            time.sleep(0.02)
+        else:
+            pytest.fail("no COPY seen")
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(30)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    deadline = time.monotonic() + 30
+    while postgres.sql("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                       "AND datname = 'crm'")[0][0][0]:  # until the server has rolled back
+        if time.monotonic() > deadline:
+            pytest.fail(str(postgres.sql("SELECT pid, state, left(query, 60) FROM "
+                                         "pg_stat_activity WHERE datname = 'crm'")))
+        time.sleep(0.05)
+    _assert_only(destination, kept, demo_run)
