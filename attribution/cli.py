@@ -10,7 +10,6 @@ anything else (one line; ``--debug`` shows the traceback).
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ from attribution import commands, render
 from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
 from attribution.engine import Engine, get_engine, parse_spark_conf
 from attribution.errors import AttributionError, ConfigError
-from attribution.output import json_records, money_to_decimal
+from attribution.output import csv_text, json_records, money_to_decimal
 from attribution.pipeline import Progress as ProgressCallback
 from attribution.pipeline import RunResult
 
@@ -41,6 +40,8 @@ class State:
     def __init__(self, quiet: bool = False, debug: bool = False) -> None:
         self.quiet = quiet
         self.debug = debug
+        #: CSV on stdout as it is (--csv-raw), formula-leading cells not neutralised
+        self.csv_raw = False
         # piped output gets a wide fixed width instead of rich's 80 columns
         self.out = Console(file=sys.stdout, soft_wrap=False, width=_width(sys.stdout), emoji=False)
         self.err = Console(file=sys.stderr, soft_wrap=False, width=_width(sys.stderr), emoji=False)
@@ -115,6 +116,13 @@ def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None
             state.quiet = True
 
 
+def _set_csv_raw(ctx: click.Context, _param: click.Parameter, value: bool | None) -> bool | None:
+    state = ctx.find_object(State)
+    if value and state is not None:
+        state.csv_raw = True
+    return value
+
+
 class Location(click.ParamType):
     """A local path, or a URL-like location Spark can read (``s3a://bucket/exports/``), kept
     as text so its ``//`` survives."""
@@ -162,6 +170,9 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=LOCATION, metavar="DIR",
                      help="Folder for result files and rejects.csv.  [default: out]"),
+        click.option("--csv-raw", is_flag=True, default=None, callback=_set_csv_raw,
+                     help="Write CSV cells exactly as they are: text starting with = + - @ is "
+                          "not neutralised against spreadsheet formulas."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -330,9 +341,7 @@ def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
     if fmt == "json":
         click.echo(json.dumps(json_records(frame), indent=2))
     elif fmt == "csv":
-        buffer = io.StringIO()
-        money_to_decimal(frame).write_csv(buffer)
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(csv_text(money_to_decimal(frame), csv_raw=state.csv_raw), nl=False)
     else:
         state.out.print(table)
 

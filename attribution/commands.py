@@ -49,7 +49,8 @@ def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcom
     """An outcome whose rejects (if any) are written to the side folder's rejects.csv."""
     path = None
     if result.rejects.height:
-        path = str(write_rejects(result.rejects, side_folder(result.config)))
+        path = str(write_rejects(result.rejects, side_folder(result.config),
+                                 csv_raw=result.config.csv_raw))
     return Outcome(result, written or [], path)
 
 

@@ -56,6 +56,8 @@ class Config:
     out: Path | None = None
     format: str = "parquet"
     strict: bool = False
+    #: write CSV cells as they are, without neutralising formula-leading text (``--csv-raw``)
+    csv_raw: bool = False
     #: strftime patterns tried first on timestamp text (e.g. "%m/%d/%Y %I:%M %p")
     time_formats: tuple[str, ...] = ()
     #: extra CRM stage names per status: {"won": ("Signed",), "open": ("Negotiation",)}
@@ -175,7 +177,7 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
         name: dict(params) for name, params in models.items() if isinstance(params, dict)
     }
 
-    output = section("output", {"dir", "format", "strict"})
+    output = section("output", {"dir", "format", "strict", "csv_raw"})
     if "dir" in output:
         options["out"] = _resolve(base, output["dir"])
     if "format" in output:
@@ -186,6 +188,12 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
                 f"{origin}: [output] strict must be true or false, not {output['strict']!r}"
             )
         options["strict"] = output["strict"]
+    if "csv_raw" in output:
+        if not isinstance(output["csv_raw"], bool):
+            raise ConfigError(
+                f"{origin}: [output] csv_raw must be true or false, not {output['csv_raw']!r}"
+            )
+        options["csv_raw"] = output["csv_raw"]
     return Config(**options)
 
 

@@ -76,7 +76,7 @@ class LocalEngine:
                 f"--out {config.out}: the polars engine writes to a local folder; write to a "
                 "remote location with --engine spark"
             )
-        return LocalWriter(side_folder(config), config.format)
+        return LocalWriter(side_folder(config), config.format, config.csv_raw)
 
 
 @dataclass(frozen=True)

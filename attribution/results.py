@@ -25,7 +25,7 @@ import polars as pl
 
 from attribution.compare import BASELINE
 from attribution.config import Config
-from attribution.output import TableParts, write_json_document, write_table
+from attribution.output import TableParts, write_csv, write_json_document, write_table
 from attribution.pipeline import RunResult, model_diagnostics
 from attribution.schema import CREDIT_SCHEMA
 
@@ -85,33 +85,38 @@ class LocalWriter:
 
     directory: Path
     fmt: str = "parquet"
+    #: CSV cells written as they are, formula-leading text not neutralised
+    csv_raw: bool = False
     #: where the engine wrote the credit, once it has
     credit: str | None = None
 
     def table(self, stem: str, frame: pl.DataFrame) -> str:
-        return str(write_table(frame, self.directory, stem, self.fmt))
+        return str(write_table(frame, self.directory, stem, self.fmt, csv_raw=self.csv_raw))
 
     def document(self, name: str, document: dict[str, Any]) -> str:
         return str(write_json_document(document, self.directory / name))
 
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
-        return [str(write_rejects(rejects, self.directory))] if rejects.height else []
+        if not rejects.height:
+            return []
+        return [str(write_rejects(rejects, self.directory, csv_raw=self.csv_raw))]
 
     @contextmanager
     def credit_parts(self) -> Iterator[TableParts]:
         """The credit file, written a model at a time as the run allocates it (see
         :class:`~attribution.output.TableParts`); its scratch parts go when the block ends."""
-        with TableParts(self.directory, "credit", self.fmt, CREDIT_SCHEMA) as parts:
+        with TableParts(self.directory, "credit", self.fmt, CREDIT_SCHEMA,
+                        csv_raw=self.csv_raw) as parts:
             yield parts
             self.credit = str(parts.close())
 
 
-def write_rejects(rejects: pl.DataFrame, directory: Path) -> Path:
-    """``directory/rejects.csv``: every rejected row with its file, row, column and reason."""
+def write_rejects(rejects: pl.DataFrame, directory: Path, *, csv_raw: bool = False) -> Path:
+    """``directory/rejects.csv``: every rejected row with its file, row, column and reason
+    (formula-leading cells neutralised unless ``csv_raw``)."""
     path = directory / "rejects.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rejects.write_csv(path)
-    return path
+    return write_csv(rejects, path, csv_raw=csv_raw)
 
 
 def write_results(result: RunResult, writer: ResultWriter) -> list[str]:

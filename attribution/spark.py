@@ -1362,10 +1362,12 @@ class SparkWriter:
     mode: str = "overwrite"
     written: dict[str, str] = field(default_factory=dict)
     credit: str | None = None
+    csv_raw: bool = False
 
     @classmethod
     def for_config(cls, config: Config) -> SparkWriter:
-        return cls(_location(config.out or "out").rstrip("/"), side_folder(config))
+        return cls(_location(config.out or "out").rstrip("/"), side_folder(config),
+                   csv_raw=config.csv_raw)
 
     def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
         """Write a Spark frame as the Parquet folder ``location/stem``."""
@@ -1390,7 +1392,7 @@ class SparkWriter:
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
         written = [self.table("rejects", rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
         if rejects.height:
-            written.append(str(write_rejects(rejects, self.side)))
+            written.append(str(write_rejects(rejects, self.side, csv_raw=self.csv_raw)))
         return written
 
 
