@@ -199,6 +199,31 @@ def _supports(model: AttributionModel, journeys: Journeys) -> bool:
     return True
 
 
+class Scopes:
+    """The journeys each model is given, for every engine: all of them to a model whose weights
+    depend on other journeys (``uses_population``), only the journeys that carry money (deals,
+    path rows) to the others. The money journeys are taken once, and let go after the last
+    model of ``models`` that reads them."""
+
+    def __init__(self, journeys: Journeys, models: Sequence[AttributionModel]) -> None:
+        self.journeys = journeys
+        self._money: Journeys | None = None
+        self._last = max((i for i, m in enumerate(models) if not m.uses_population), default=-1)
+        self._index = {id(m): i for i, m in enumerate(models)}
+
+    def of(self, model: AttributionModel) -> Journeys:
+        if model.uses_population:
+            return self.journeys
+        if self._money is None:
+            self._money = self.journeys.with_money_only()
+        return self._money
+
+    def done(self, model: AttributionModel) -> None:
+        """``model`` is scored: the money journeys go once no later model reads them."""
+        if self._index.get(id(model)) == self._last:
+            self._money = None
+
+
 def run_models(
     journeys: Journeys,
     models: Sequence[AttributionModel],
@@ -220,16 +245,11 @@ def run_models(
     summaries = []
     touched: pl.DataFrame | None = None
     diagnostics = diagnostics if diagnostics is not None else {}
-    money_only: Journeys | None = None
-    # the money journeys' copy of the touches is let go after the last model that reads it
-    last_reader = max((i for i, m in enumerate(models) if not m.uses_population), default=-1)
+    scopes = Scopes(journeys, models)
     for done, model in enumerate(models):
         report(f"model {model.name}", done, len(models))
         model.check(journeys)
-        scope = journeys
-        if not model.uses_population:
-            money_only = money_only or journeys.with_money_only()
-            scope = money_only
+        scope = scopes.of(model)
         with progress_events.reporting(progress):
             if model.fits:
                 # fitted once: the credit and the model's own tables come from one fit
@@ -243,8 +263,7 @@ def run_models(
         if touched is None:  # counted once, on the money journeys alone when the model had them
             touched = deals_touched(scope)
         del scope, weights
-        if done == last_reader:
-            money_only = None
+        scopes.done(model)
         summaries.append(summarise(credit, journeys, touched=touched))
         if on_credit is not None:
             on_credit(credit)

@@ -84,7 +84,7 @@ from attribution.models import AttributionModel
 from attribution.models.base import Fit
 from attribution.models.counts import PATH_COUNTS_SCHEMA, path_counts, path_journeys
 from attribution.output import write_json_document
-from attribution.pipeline import Progress, RunResult, fit_tables, resolve_models
+from attribution.pipeline import Progress, RunResult, Scopes, fit_tables, resolve_models
 from attribution.results import side_folder, write_rejects
 from attribution.results import write_results as write_result_set
 from attribution.schema import (
@@ -995,12 +995,9 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
     def score_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
         batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
         credits = []
-        money_only: Journeys | None = None
+        scopes = Scopes(batch, [scorer.model for scorer in scorers])
         for scorer in scorers:
-            scope = batch  # as pipeline.run_models: per-journey models see the money journeys
-            if not scorer.model.uses_population:
-                money_only = money_only or batch.with_money_only()
-                scope = money_only
+            scope = scopes.of(scorer.model)
             credit = allocate(scope, scorer.weights(scope), scorer.model.name).collect()
             credits.append(
                 credit.drop("channel_group")
