@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from attribution import commands, render
-from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
+from attribution.config import OUTPUT_FORMATS
+from attribution.config import from_options as build_config
 from attribution.engine import Engine, get_engine, parse_spark_conf
 from attribution.errors import AttributionError, ConfigError
 from attribution.output import csv_text, json_records, money_to_decimal
@@ -228,112 +229,26 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="What to print on stdout.")(command)
 
 
-def build_config(config_path: Path | None = None, model_names: tuple[str, ...] = (),
-                 half_life_days: float | None = None, params: tuple[str, ...] = (),
-                 as_of: str | None = None, markov_order: int | None = None,
-                 bootstrap: int | None = None, shapley_variant: str | None = None,
-                 **flags: Any) -> Config:
-    config = load_config(config_path)
-    model_params = {name: dict(values) for name, values in config.model_params.items()}
-    for model, key, value in [
-        ("time_decay", "half_life_days", half_life_days),
-        ("markov", "order", markov_order),
-        ("markov", "bootstrap", bootstrap),
-        ("shapley", "variant", shapley_variant),
-    ]:
-        if value is not None:
-            model_params.setdefault(model, {})[key] = value
-    for item in params:
-        key, _, value = item.partition("=")
-        model, _, name = key.partition(".")
-        if not model or not name or not _:
-            raise ConfigError(f"--param {item!r}: expected MODEL.KEY=VALUE, e.g. u_shaped.first=0.3")
-        model_params.setdefault(model, {})[name] = _parse_value(value)
-    if flags.get("currency"):
-        flags["currency"] = flags["currency"].upper()
-    return config.replace(
-        models=tuple(model_names) or None,
-        model_params=model_params,
-        as_of=parse_instant(as_of, "--as-of") if as_of else None,
-        **flags,
-    )
-
-
-def _parse_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if "," in text:
-        return tuple(part.strip() for part in text.split(","))
-    return text
-
-
 def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
     """Row accounting, rejects and unmapped sources, on stderr."""
     state.note(render.accounting_table(result.accounting), render.reject_reasons_table(result.accounting))
     report_notes(state, result, rejects_file)
 
 
-#: share of an input's rows rejected above which the run warns
-REJECT_WARNING = 0.05
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
-
-
 def report_notes(state: State, result: RunResult, rejects_file: str | None) -> None:
-    """Journey counts, unmapped sources, skipped models and the rejects file, on stderr."""
-    if result.skipped_models:
-        state.note(f"[yellow]not run on Spark: {', '.join(result.skipped_models)}[/yellow]")
-    if result.stats is not None:
-        stats = result.stats
-        state.note(
-            f"journeys: {_count(stats.deal_journeys, 'deal')} "
-            f"({stats.deals_without_touch:,} with no touch in their window, credited to "
-            f"'(no touch)'), {_count(stats.account_journeys, 'account')} touched without a deal; "
-            f"as of {stats.as_of:%Y-%m-%d %H:%M} UTC"
-        )
-    for item in result.accounting:
-        share = item.rejected_total / item.read if item.read else 0.0
-        if share > REJECT_WARNING:
-            state.note(f"[yellow]warning: {share:.0%} of {item.input} rows were rejected "
-                       f"({item.rejected_total:,} of {item.read:,}); see rejects.csv[/yellow]")
-        if item.rejected_amount:
-            state.note(
-                f"[yellow]rejected deals carry {render.money(item.rejected_amount, result.currency)}"
-                f" of pipeline ({render.money(item.rejected_won_amount, result.currency)} won) "
-                "that is in no total of this run[/yellow]"
-            )
-    if result.unmapped is not None and result.unmapped.height:
-        pairs = ", ".join(
-            f"{render.escape_text(s or '(empty)')}/{render.escape_text(m or '(empty)')} ({n:,})"
-            for s, m, n in result.unmapped.head(5).iter_rows()
-        )
-        more = f" and {result.unmapped.height - 5} more" if result.unmapped.height > 5 else ""
-        state.note(
-            f"[yellow]unmapped utm source/medium, kept as '(unmapped)': {pairs}{more}; "
-            "add rules with --channel-rules[/yellow]"
-        )
-    if rejects_file is not None:
-        state.note(f"{result.rejects.height:,} rejected rows written to "
-                   f"{render.escape_text(rejects_file)}")
+    """Journey counts, warnings, notes of the load and the rejects file, on stderr."""
+    state.note(*render.run_notes(result, rejects_file))
 
 
 def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int) -> list[str]:
     """The models whose columns fit the terminal (last-touch first); a note names the rest."""
-    ordered = sorted(models, key=lambda name: name != "last_touch")
-    room = max(1, (state.out.width - fixed) // per_model)
-    if len(ordered) <= room:
-        return ordered
-    state.note(f"[yellow]{len(ordered) - room} more models than this terminal fits: "
-               f"{', '.join(ordered[room:])}; widen it, pick some with --model, or see the "
-               "summary file[/yellow]")
-    return ordered[:room]
+    shown, hidden = render.fitting_columns(models, state.out.width, per_model=per_model,
+                                           fixed=fixed)
+    if hidden:
+        state.note(f"[yellow]{len(hidden)} more models than this terminal fits: "
+                   f"{', '.join(hidden)}; widen it, pick some with --model, or see the "
+                   "summary file[/yellow]")
+    return shown
 
 
 def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:

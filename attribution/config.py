@@ -293,3 +293,54 @@ def _column_mapping(input_name: str, mapping: Any, origin: str) -> dict[str, str
                     f"[columns.{input_name}]; valid: {', '.join(canonical)}"
                 )
     return {str(k): v for k, v in mapping.items()}
+
+
+def from_options(config_path: str | Path | None = None, model_names: tuple[str, ...] = (),
+                 half_life_days: float | None = None, params: tuple[str, ...] = (),
+                 as_of: str | None = None, markov_order: int | None = None,
+                 bootstrap: int | None = None, shapley_variant: str | None = None,
+                 **flags: Any) -> Config:
+    """The config file (or the defaults) with the command line's options applied: flags that
+    were not given (``None``, ``()``) leave the file's values; ``--param MODEL.KEY=VALUE`` items
+    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--bootstrap``,
+    ``--shapley-variant``) go into the models' parameters."""
+    config = load_config(config_path)
+    model_params = {name: dict(values) for name, values in config.model_params.items()}
+    for model, key, value in [
+        ("time_decay", "half_life_days", half_life_days),
+        ("markov", "order", markov_order),
+        ("markov", "bootstrap", bootstrap),
+        ("shapley", "variant", shapley_variant),
+    ]:
+        if value is not None:
+            model_params.setdefault(model, {})[key] = value
+    for item in params:
+        key, equals, value = item.partition("=")
+        model, _, name = key.partition(".")
+        if not model or not name or not equals:
+            raise ConfigError(
+                f"--param {item!r}: expected MODEL.KEY=VALUE, e.g. u_shaped.first=0.3")
+        model_params.setdefault(model, {})[name] = parse_value(value)
+    if flags.get("currency"):
+        flags["currency"] = flags["currency"].upper()
+    return config.replace(
+        models=tuple(model_names) or None,
+        model_params=model_params,
+        as_of=parse_instant(as_of, "--as-of") if as_of else None,
+        **flags,
+    )
+
+
+def parse_value(text: str) -> Any:
+    """A ``--param`` value: a whole number, a number, true/false, a comma-separated list, or
+    the text itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "," in text:
+        return tuple(part.strip() for part in text.split(","))
+    return text

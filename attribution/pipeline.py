@@ -69,6 +69,9 @@ class RunResult:
     skipped_models: list[str] = field(default_factory=list)
     #: :meth:`totals`, when the engine summed them already (Spark)
     known_totals: dict[str, Any] | None = None
+    #: what the load has to tell the user: formats it inferred, status values it did not
+    #: know, an export that carries first touches only
+    notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -335,6 +338,7 @@ def prepare(config: Config, progress: Progress | None = None, *,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
         inputs=inputs if keep_inputs else None,
+        notes=list(inputs.notes),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import polars as pl
 from rich.markup import escape as escape_markup
@@ -22,6 +23,9 @@ from rich.text import Text
 
 from attribution.loading import Accounting
 from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
+
+if TYPE_CHECKING:
+    from attribution.pipeline import RunResult
 
 
 def _control_escapes() -> dict[int, str]:
@@ -293,3 +297,63 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
                 cells.append(cell(value))  # text from the data: never markup
         table.add_row(*cells)
     return table
+
+
+#: share of an input's rows rejected above which a run warns
+REJECT_WARNING = 0.05
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
+    """What a run says on stderr besides its tables (rich markup; every value from the data
+    escaped): models the engine skipped, journey counts, rejected shares and amounts, the
+    load's own notes (inferred formats, unknown statuses, first-touch-only data), unmapped
+    sources and where the rejects went."""
+    notes: list[str] = []
+    if result.skipped_models:
+        notes.append(f"[yellow]not run on Spark: {', '.join(result.skipped_models)}[/yellow]")
+    if result.stats is not None:
+        stats = result.stats
+        notes.append(
+            f"journeys: {_count(stats.deal_journeys, 'deal')} "
+            f"({stats.deals_without_touch:,} with no touch in their window, credited to "
+            f"'(no touch)'), {_count(stats.account_journeys, 'account')} touched without a deal; "
+            f"as of {stats.as_of:%Y-%m-%d %H:%M} UTC"
+        )
+    for item in result.accounting:
+        share = item.rejected_total / item.read if item.read else 0.0
+        if share > REJECT_WARNING:
+            notes.append(f"[yellow]warning: {share:.0%} of {item.input} rows were rejected "
+                         f"({item.rejected_total:,} of {item.read:,}); see rejects.csv[/yellow]")
+        if item.rejected_amount:
+            notes.append(
+                f"[yellow]rejected deals carry {money(item.rejected_amount, result.currency)}"
+                f" of pipeline ({money(item.rejected_won_amount, result.currency)} won) "
+                "that is in no total of this run[/yellow]"
+            )
+    notes.extend(f"[yellow]{escape_text(note)}[/yellow]" for note in result.notes)
+    if result.unmapped is not None and result.unmapped.height:
+        pairs = ", ".join(
+            f"{escape_text(s or '(empty)')}/{escape_text(m or '(empty)')} ({n:,})"
+            for s, m, n in result.unmapped.head(5).iter_rows()
+        )
+        more = f" and {result.unmapped.height - 5} more" if result.unmapped.height > 5 else ""
+        notes.append(
+            f"[yellow]unmapped utm source/medium, kept as '(unmapped)': {pairs}{more}; "
+            "add rules with --channel-rules[/yellow]"
+        )
+    if rejects_file is not None:
+        notes.append(f"{result.rejects.height:,} rejected rows written to "
+                     f"{escape_text(rejects_file)}")
+    return notes
+
+
+def fitting_columns(models: list[str], width: int, *, per_model: int,
+                    fixed: int) -> tuple[list[str], list[str]]:
+    """The models whose columns fit ``width`` (last-touch first), and the rest."""
+    ordered = sorted(models, key=lambda name: name != "last_touch")
+    room = max(1, (width - fixed) // per_model)
+    return ordered[:room], ordered[room:]
