@@ -96,6 +96,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted (Ctrl-C); a result folder keeps its previous set", err=True)
+            sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:
@@ -288,9 +291,12 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
 @engine_options
 @click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
               help="Format of the result files.  [default: parquet]")
+@click.option("--wait", is_flag=True,
+              help="When another run is writing the same --out, wait for it instead of "
+                   "stopping.")
 @click.pass_obj
 @handle_errors
-def run(state: State, stdout_format: str, out_format: str | None, engine: str,
+def run(state: State, stdout_format: str, out_format: str | None, wait: bool, engine: str,
         spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Run the models and write touch-level credit and the channel summary.
 
@@ -300,12 +306,17 @@ def run(state: State, stdout_format: str, out_format: str | None, engine: str,
     fitted models' tables (Markov removal effects and transitions, Shapley values, incremental
     effects), run.json (row accounting, totals, input checksums, every option) and rejects.csv
     into --out, and prints the credit by channel and model next to last-touch.
+
+    The files are written beside --out and swapped in whole: --out holds the previous result
+    set until the new one is complete (after a kill, Ctrl-C or a full disk too), and run.json
+    lists every file with its rows and SHA-256 (check with `attribution verify`).
     """
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
     with state.progress() as progress:
-        outcome = commands.run(config, make_engine(engine, spark_master, spark_conf), progress)
+        outcome = commands.run(config, make_engine(engine, spark_master, spark_conf), progress,
+                               wait=wait)
     result = outcome.result
     report_inputs(state, result, outcome.rejects_file)
     state.note("wrote " + ", ".join(render.escape_text(p) for p in outcome.written))
@@ -725,6 +736,17 @@ def models_command(state: State, stdout_format: str) -> None:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
         table.add_row(record["name"], record["summary"], params)
     state.out.print(table)
+
+
+@cli.command(short_help="Check a result folder against the manifest in its run.json.")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.pass_obj
+@handle_errors
+def verify(state: State, out: Path) -> None:
+    """Check that OUT holds one complete result set: every file run.json lists, with its rows
+    and SHA-256, and no other. Exit 0 when it does, 2 (naming the first difference) when not."""
+    listed = commands.verify(out)
+    click.echo(f"{render.escape_text(out)}: {len(listed)} files match the manifest of run.json")
 
 
 @cli.command(short_help="Write a commented attribution.toml and an editable channels.toml.")

@@ -61,13 +61,17 @@ def _with_baseline(config: Config) -> Config:
     return config
 
 
-def run(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
+def run(config: Config, engine: Engine, progress: Progress | None = None, *,
+        wait: bool = False) -> Outcome:
     """``attribution run``: the models, and the whole result set written to ``config.out``
     (the credit a model at a time as the engine allocates it; the run holds neither the
-    exports nor the credit)."""
+    exports nor the credit). The set lands whole or not at all (``wait``: queue behind another
+    run writing the same folder instead of stopping)."""
     writer = engine.writer(config)
-    result = engine.run(config, progress, writer=writer, keep_inputs=False, keep_credit=False)
-    written = write_results(result, writer)
+    with writer.transaction(wait=wait):
+        result = engine.run(config, progress, writer=writer, keep_inputs=False,
+                            keep_credit=False)
+        written = [writer.final(path) for path in write_results(result, writer)]
     rejects = next((w for w in written if w.endswith("rejects.csv")), None)
     return Outcome(result, written, rejects)
 
@@ -353,6 +357,13 @@ def model_catalogue() -> list[dict[str, Any]]:
     ]
 
 
+def verify(out: Path) -> list[dict[str, Any]]:
+    """``attribution verify``: a result folder checked against its run.json manifest."""
+    from attribution.resultset import verify as verify_folder
+
+    return verify_folder(out)
+
+
 def init(directory: Path, *, force: bool = False) -> list[Path]:
     """``attribution init``: a commented attribution.toml with every option and its default,
     and an editable copy of the built-in channel rules (channels.toml)."""
@@ -396,5 +407,6 @@ __all__ = [
     "scorecard",
     "simulate",
     "validate",
+    "verify",
     "write_graph",
 ]

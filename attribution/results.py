@@ -14,6 +14,7 @@ what was written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.output import TableParts, write_csv, write_json_document, write_table
 from attribution.pipeline import RunResult, model_diagnostics
+from attribution.resultset import RECORD, Staging, manifest, staged
 from attribution.schema import CREDIT_SCHEMA
 
 if TYPE_CHECKING:
@@ -65,6 +67,15 @@ class ResultWriter(Protocol):
     #: where the engine wrote the touch-level credit, once it has (it writes it as it goes)
     credit: str | None
 
+    def transaction(self, *, wait: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Everything written inside is one result set (all of it, or none of it, lands);
+        ``wait``: queue behind another run writing the same place."""
+        ...
+
+    def final(self, path: str) -> str:
+        """Where a file written inside :meth:`transaction` is once the set has landed."""
+        ...
+
     def table(self, stem: str, frame: pl.DataFrame) -> str:
         """Write one table named ``stem``; returns where it went."""
         ...
@@ -80,20 +91,48 @@ class ResultWriter(Protocol):
 
 @dataclass
 class LocalWriter:
-    """A result set as files in one folder: tables in ``fmt`` (``parquet``, ``csv``,
-    ``json``), ``rejects.csv`` and ``run.json``."""
+    """A result set as files in one local folder, ``out``: tables in ``fmt`` (``parquet``,
+    ``csv``, ``json``), ``rejects.csv`` and ``run.json`` with the manifest of every file.
 
-    directory: Path
+    Inside :meth:`transaction` the files go to a staging folder beside ``out`` that is swapped
+    in whole when the block ends (:mod:`attribution.resultset`): ``out`` holds the previous
+    complete result set until then, whatever happens to the run."""
+
+    out: Path
     fmt: str = "parquet"
     #: CSV cells written as they are, formula-leading text not neutralised
     csv_raw: bool = False
     #: where the engine wrote the credit, once it has
     credit: str | None = None
+    _staging: Staging | None = field(default=None, repr=False)
+
+    @property
+    def directory(self) -> Path:
+        """Where files are written now: the staging folder inside a transaction."""
+        return self._staging.directory if self._staging is not None else self.out
+
+    @contextmanager
+    def transaction(self, *, wait: bool = False) -> Iterator[None]:
+        """Stage everything written in the block; swap it in as ``out`` when the block ends
+        without an error (the lock on ``out`` is held throughout; ``wait``: queue behind
+        another run holding it instead of stopping)."""
+        with staged(self.out, wait=wait) as staging:
+            self._staging = staging
+            try:
+                yield
+            finally:
+                self._staging = None
+
+    def final(self, path: str) -> str:
+        """Where a file written in the transaction is once it is swapped in."""
+        return self._staging.final(path) if self._staging is not None else path
 
     def table(self, stem: str, frame: pl.DataFrame) -> str:
         return str(write_table(frame, self.directory, stem, self.fmt, csv_raw=self.csv_raw))
 
     def document(self, name: str, document: dict[str, Any]) -> str:
+        if name == RECORD and self._staging is not None:
+            document = {**document, "manifest": manifest(self.directory)}
         return str(write_json_document(document, self.directory / name))
 
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
@@ -130,7 +169,7 @@ def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
     for stem, table in model_diagnostics(result).items():
         written.append(writer.table(stem, table))
     written.extend(writer.rejects(result.rejects))
-    written.append(writer.document("run.json", run_record(result)))
+    written.append(writer.document(RECORD, run_record(result)))
     return written
 
 

@@ -39,6 +39,7 @@ Money stays integer minor units; results are written back as Parquet with money 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -1360,6 +1361,14 @@ class SparkWriter:
     written: dict[str, str] = field(default_factory=dict)
     credit: str | None = None
     csv_raw: bool = False
+
+    @contextlib.contextmanager
+    def transaction(self, *, wait: bool = False) -> Iterator[None]:
+        """Spark writes each table as a folder of its own (not staged: see docs/spark.md)."""
+        yield
+
+    def final(self, path: str) -> str:
+        return path
 
     @classmethod
     def for_config(cls, config: Config) -> SparkWriter:

@@ -34,7 +34,6 @@ from attribution.models.base import (
     run_weights,
 )
 
-
 #: the anchor that is the journey's last touch (its other anchors are touch columns)
 LAST = "(last touch)"
 

@@ -1,0 +1,279 @@
+"""Result sets that can be trusted: staged and swapped in whole, one writer at a time, checked
+against their manifest, never written through a link, and whole after a kill at any moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from attribution.cli import cli
+from attribution.resultset import (
+    ResultSetBusyError,
+    ResultSetError,
+    locked,
+    recover,
+    swap_in,
+    verify,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "fixtures" / "demo"
+INPUTS = ["--touchpoints", str(DEMO / "touchpoints.csv"), "--deals", str(DEMO / "deals.csv"),
+          "--contacts", str(DEMO / "contacts.csv")]
+
+
+def _run(out: Path, *extra: str) -> object:
+    return CliRunner().invoke(cli, ["-q", "run", *INPUTS, "--out", str(out), "--format", "json",
+                                    *extra])
+
+
+def _manifest(out: Path) -> list[dict]:
+    return json.loads((out / "run.json").read_text("utf-8"))["manifest"]
+
+
+def test_a_run_lists_every_file_in_its_manifest_and_verifies(tmp_path):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear", "--model", "last_touch").exit_code == 0
+    listed = _manifest(out)
+    assert [e["file"] for e in listed] == sorted(p.name for p in out.iterdir()
+                                                if p.name != "run.json")
+    credit = next(e for e in listed if e["file"] == "credit.parquet")
+    import polars as pl
+
+    assert credit["rows"] == pl.read_parquet(out / "credit.parquet").height
+    result = CliRunner().invoke(cli, ["verify", str(out)])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"{out}: {len(listed)} files match the manifest of run.json"
+    # nothing is left beside the folder but its lock
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("edit", "summary.parquet: its SHA-256 differs from the manifest's"),
+    ("extra", "notes.txt: not in the manifest of"),
+    ("missing", "summary.parquet: listed in the manifest, missing"),
+    ("rows", "comparison.csv: 3 rows, the manifest says"),
+    ("record", "no run.json; not a result set, or one cut short"),
+])
+def test_verify_names_the_first_difference(tmp_path, damage, message):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear", "--model", "last_touch").exit_code == 0
+    if damage == "edit":
+        (out / "summary.parquet").write_bytes((out / "summary.parquet").read_bytes() + b"x")
+    elif damage == "extra":
+        (out / "notes.txt").write_text("hello")
+    elif damage == "missing":
+        (out / "summary.parquet").unlink()
+    elif damage == "rows":
+        assert _run(out, "--model", "linear", "--model", "last_touch", "--out-format",
+                    "csv").exit_code == 0
+        lines = (out / "comparison.csv").read_text().splitlines()
+        (out / "comparison.csv").write_text("\n".join(lines[:4]) + "\n")
+    else:
+        (out / "run.json").unlink()
+    result = CliRunner().invoke(cli, ["verify", str(out)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_later_run_leaves_no_file_of_an_earlier_one(tmp_path):
+    out = tmp_path / "out"
+    assert _run(out).exit_code == 0
+    assert (out / "markov_removal_effects.parquet").exists() and (out / "rejects.csv").exists()
+    assert _run(out, "--model", "linear").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["credit.parquet", "rejects.csv",
+                                                      "run.json", "summary.parquet"]
+    assert verify(out)
+
+
+@pytest.mark.parametrize("make, message", [
+    ("symlink", "is a symbolic link; give the folder itself"),
+    ("file", "is a file, not a folder"),
+    ("foreign", "holds 1 files that are not a result set of attribution (no run.json)"),
+])
+def test_a_destination_a_result_set_cannot_go_to_is_refused_before_any_work(
+        tmp_path, make, message):
+    out = tmp_path / "out"
+    if make == "symlink":
+        (tmp_path / "elsewhere").mkdir()
+        out.symlink_to(tmp_path / "elsewhere")
+    elif make == "file":
+        out.write_text("a file")
+    else:
+        out.mkdir()
+        (out / "thesis.docx").write_text("precious")
+    result = CliRunner().invoke(cli, ["run", "--touchpoints", "no-such-file.csv",
+                                      "--deals", "nor-this.csv", "--out", str(out)])
+    # refused on the destination, not on the (missing) inputs: no work was done
+    assert result.exit_code == 2
+    assert message in result.output
+    if make == "foreign":
+        assert (out / "thesis.docx").read_text() == "precious"
+
+
+def test_unwritable_parent_is_refused(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    parent = tmp_path / "locked"
+    parent.mkdir(mode=0o500)
+    result = _run(parent / "out")
+    assert result.exit_code == 2 and "cannot be written" in result.output
+
+
+def test_one_writer_at_a_time(tmp_path):
+    out = tmp_path / "out"
+    with locked(out):
+        result = _run(out, "--model", "linear")
+        assert result.exit_code == 2
+        assert "another run (pid " in result.output
+        assert "is writing this result folder; wait for it, or pass --wait" in result.output
+        with pytest.raises(ResultSetBusyError):
+            with locked(out):
+                pass
+    assert not out.exists()
+    assert _run(out, "--model", "linear").exit_code == 0
+
+
+def test_leftovers_of_killed_runs_are_cleared_and_a_set_left_aside_comes_back(tmp_path):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear").exit_code == 0
+    before = _manifest(out)
+    # a swap killed between its two renames: the old set aside, no --out
+    aside = tmp_path / ".out.previous-dead"
+    os.rename(out, aside)
+    (tmp_path / ".out.staging-123-dead").mkdir()
+    (tmp_path / ".out.staging-123-dead" / "credit.parquet").write_bytes(b"partial")
+    with locked(out):
+        removed = recover(out)
+    assert [p.name for p in removed] == [".out.staging-123-dead"]
+    assert _manifest(out) == before and verify(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+
+
+def test_swap_in_replaces_a_folder_whole(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / ".out.staging-1"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    staging.mkdir()
+    (staging / "new.txt").write_text("new")
+    swap_in(staging, out)
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert not staging.exists()
+
+
+def test_a_result_folder_holding_a_link_is_refused_by_verify(tmp_path):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear").exit_code == 0
+    (tmp_path / "target.txt").write_text("x")
+    (out / "summary.parquet").unlink()
+    (out / "summary.parquet").symlink_to(tmp_path / "target.txt")
+    with pytest.raises(ResultSetError, match="summary.parquet: listed in the manifest, missing"):
+        verify(out)
+    # and a run replaces the folder, never writing through the link
+    assert _run(out, "--model", "linear").exit_code == 0
+    assert (tmp_path / "target.txt").read_text() == "x"
+    assert not (out / "summary.parquet").is_symlink()
+
+
+def _cli(*arguments: str) -> list[str]:
+    return [sys.executable, str(ROOT / "cli.py"), *arguments]
+
+
+@pytest.fixture(scope="module")
+def medium_export(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("medium")
+    subprocess.run(_cli("-q", "simulate", "--accounts", "30000", "--format", "parquet",
+                        "--out", str(folder)), check=True)
+    return ["--touchpoints", str(folder / "touchpoints.parquet"),
+            "--deals", str(folder / "deals.parquet"),
+            "--contacts", str(folder / "contacts.parquet")]
+
+
+def test_ctrl_c_exits_130_with_one_line_and_keeps_the_previous_set(tmp_path, medium_export):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear").exit_code == 0
+    before = _manifest(out)
+    process = subprocess.Popen(_cli("-q", "run", *medium_export, "--out", str(out)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)  # past the imports, inside the run
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    if process.returncode == 0:  # the run was quicker than the signal
+        pytest.skip("the run ended before Ctrl-C")
+    assert process.returncode == 130
+    assert stderr.strip().splitlines() == [
+        "Error: interrupted (Ctrl-C); a result folder keeps its previous set"]
+    assert _manifest(out) == before and verify(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+
+
+@pytest.fixture(scope="module")
+def big_export(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("big")
+    subprocess.run(_cli("-q", "simulate", "--accounts", "300000", "--format", "parquet",
+                        "--out", str(folder)), check=True)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_leaves_the_old_or_the_new_set(big_export, tmp_path):
+    inputs = ["--touchpoints", str(big_export / "touchpoints.parquet"),
+              "--deals", str(big_export / "deals.parquet"),
+              "--contacts", str(big_export / "contacts.parquet")]
+    out = tmp_path / "out"
+    old = subprocess.run(_cli("-q", "run", *inputs, "--out", str(out), "--model", "linear"),
+                         capture_output=True, text=True)
+    assert old.returncode == 0, old.stderr
+    old_set = _manifest(out)
+    import polars as pl
+
+    assert pl.read_parquet(out / "credit.parquet").height > 1_000_000
+    start = time.monotonic()
+    new = subprocess.run(_cli("-q", "run", *inputs, "--out", str(out / ".." / "new")),
+                         capture_output=True, text=True)
+    duration = time.monotonic() - start
+    assert new.returncode == 0, new.stderr
+    new_set = _manifest(tmp_path / "new")
+    rng = random.Random(7)
+    for attempt in range(6):
+        process = subprocess.Popen(_cli("-q", "run", *inputs, "--out", str(out)),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, duration * 1.1))
+        process.kill()
+        process.wait()
+        # the next run (or anyone) finds one complete set: recover, then verify
+        with locked(out):
+            recover(out)
+        assert verify(out), attempt
+        assert _manifest(out) in (old_set, new_set), attempt
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_one_lands_the_other_stops(big_export, tmp_path):
+    inputs = ["--touchpoints", str(big_export / "touchpoints.parquet"),
+              "--deals", str(big_export / "deals.parquet"),
+              "--contacts", str(big_export / "contacts.parquet"), "--model", "linear"]
+    out = tmp_path / "out"
+    first = subprocess.Popen(_cli("-q", "run", *inputs, "--out", str(out)),
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    second = subprocess.run(_cli("-q", "run", *inputs, "--out", str(out)),
+                            capture_output=True, text=True)
+    first.communicate(timeout=600)
+    assert first.returncode == 0
+    assert second.returncode == 2
+    assert "another run (pid" in second.stderr
+    assert verify(out)
+    waited = subprocess.run(_cli("-q", "run", *inputs, "--out", str(out), "--wait"),
+                            capture_output=True, text=True)
+    assert waited.returncode == 0 and verify(out)
