@@ -174,6 +174,10 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=LOCATION, metavar="DIR",
                      help="Folder for result files and rejects.csv.  [default: out]"),
+        click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+                     metavar="FILE",
+                     help="Write the rejected rows to FILE (run also writes rejects.csv into "
+                          "its result set; other commands write no file without this)."),
         click.option("--csv-raw", is_flag=True, default=None, callback=_set_csv_raw,
                      help="Write CSV cells exactly as they are: text starting with = + - @ is "
                           "not neutralised against spreadsheet formulas."),

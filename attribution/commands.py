@@ -23,14 +23,9 @@ from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.engine import Engine
 from attribution.errors import ConfigError
-from attribution.pipeline import Progress, RunResult, resolve_models
-from attribution.results import (
-    side_folder,
-    unspent_channels,
-    with_spend,
-    write_rejects,
-    write_results,
-)
+from attribution.output import write_csv
+from attribution.pipeline import Progress, RunResult, require_inputs, resolve_models
+from attribution.results import unspent_channels, with_spend, write_results
 from attribution.spend import Spend
 
 
@@ -46,11 +41,12 @@ class Outcome:
 
 
 def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcome:
-    """An outcome whose rejects (if any) are written to the side folder's rejects.csv."""
+    """An outcome whose rejects (if any) are written to ``config.rejects`` when it is set:
+    a command other than ``run`` never writes into a result folder."""
     path = None
-    if result.rejects.height:
-        path = str(write_rejects(result.rejects, side_folder(result.config),
-                                 csv_raw=result.config.csv_raw))
+    target = result.config.rejects
+    if result.rejects.height and target is not None:
+        path = str(write_csv(result.rejects, target, csv_raw=result.config.csv_raw))
     return Outcome(result, written or [], path)
 
 
@@ -67,12 +63,15 @@ def run(config: Config, engine: Engine, progress: Progress | None = None, *,
     (the credit a model at a time as the engine allocates it; the run holds neither the
     exports nor the credit). The set lands whole or not at all (``wait``: queue behind another
     run writing the same folder instead of stopping)."""
+    require_inputs(config)
     writer = engine.writer(config)
     with writer.transaction(wait=wait):
         result = engine.run(config, progress, writer=writer, keep_inputs=False,
                             keep_credit=False)
         written = [writer.final(path) for path in write_results(result, writer)]
     rejects = next((w for w in written if w.endswith("rejects.csv")), None)
+    if result.rejects.height and config.rejects is not None:
+        rejects = str(write_csv(result.rejects, config.rejects, csv_raw=config.csv_raw))
     return Outcome(result, written, rejects)
 
 

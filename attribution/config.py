@@ -58,6 +58,9 @@ class Config:
     strict: bool = False
     #: write CSV cells as they are, without neutralising formula-leading text (``--csv-raw``)
     csv_raw: bool = False
+    #: where commands other than ``run`` write the rejected rows (``--rejects``); ``run``
+    #: writes them into its result set, and here too when this is set
+    rejects: Path | None = None
     #: strftime patterns tried first on timestamp text (e.g. "%m/%d/%Y %I:%M %p")
     time_formats: tuple[str, ...] = ()
     #: extra CRM stage names per status: {"won": ("Signed",), "open": ("Negotiation",)}

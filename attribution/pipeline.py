@@ -122,13 +122,21 @@ class RunResult:
         }
 
 
-def load(config: Config, progress: Progress | None = None) -> Inputs:
-    """Read and validate the inputs named by ``config`` (see :func:`attribution.loading.load_inputs`)."""
+def require_inputs(config: Config) -> None:
+    """Refuse a config that names no inputs to read (a path table, or touchpoints and
+    deals)."""
+    if config.paths is not None:
+        return
     if config.touchpoints is None or config.deals is None:
         missing = "--touchpoints" if config.touchpoints is None else "--deals"
         raise ConfigError(
             f"no {missing[2:]} file: give {missing} FILE or set it under [inputs] in the config"
         )
+
+
+def load(config: Config, progress: Progress | None = None) -> Inputs:
+    """Read and validate the inputs named by ``config`` (see :func:`attribution.loading.load_inputs`)."""
+    require_inputs(config)
     report = progress or _quiet
     stages = ["contacts", "touchpoints", "deals"] if config.contacts else ["touchpoints", "deals"]
 

@@ -348,6 +348,9 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
     if rejects_file is not None:
         notes.append(f"{result.rejects.height:,} rejected rows written to "
                      f"{escape_text(rejects_file)}")
+    elif result.rejects.height:
+        notes.append(f"{result.rejects.height:,} rejected rows (reasons above); write them to "
+                     "a file with --rejects FILE")
     return notes
 
 

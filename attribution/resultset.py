@@ -67,12 +67,13 @@ def check_destination(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ResultSetError(f"--out {out}: is a file, not a folder")
     if out.is_dir():
-        entries = [p.name for p in out.iterdir()]
+        entries = sorted(p.name for p in out.iterdir())
         if entries and RECORD not in entries:
+            shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more"
+                                             if len(entries) > 3 else "")
             raise ResultSetError(
-                f"--out {out}: holds {len(entries)} files that are not a result set of "
-                f"attribution (no {RECORD}); a run replaces the whole folder, so give an empty "
-                "or new one"
+                f"--out {out}: holds {shown}, which is not a result set of attribution (no "
+                f"{RECORD}); a run replaces the whole folder, so give an empty or new one"
             )
     parent = out.parent if str(out.parent) else Path(".")
     probe = parent
@@ -216,7 +217,8 @@ def _rows(path: Path) -> int:
 
         return int(pq.ParquetFile(path).metadata.num_rows)
     if suffix == ".csv":
-        return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
+        rows = pl.scan_csv(path, infer_schema=False, glob=False).select(pl.len()).collect()
+        return int(rows.item())
     if suffix == ".json":
         document = json.loads(path.read_text("utf-8"))
         return len(document) if isinstance(document, list) else 1

@@ -119,7 +119,8 @@ def test_models_lists_every_model_with_parameters():
 def test_missing_column_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "tp.csv"
     bad.write_text("touchpoint_id,timestmp,contact_id,utm_source,utm_medium\nt1,2025-01-01,ann,a,b\n")
-    result = invoke("run", "--touchpoints", str(bad), "--deals", str(MESSY / "deals.csv"))
+    result = invoke("run", "--touchpoints", str(bad), "--deals", str(MESSY / "deals.csv"),
+                    "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"Error: {bad}: missing column 'timestamp' (did you mean 'timestmp'?); the file has "
