@@ -241,7 +241,7 @@ def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarra
     fraction = (raw - floor)[rows]
     width = int(ranked_sizes[0])
     if (ranked_sizes == width).all():  # segments of one size (a channel-level split): a table,
-        # a segment a row, ranked row by row (2.5x polars' two-key sort; stable)
+        # a segment a row, ranked row by row (a stable sort along each row)
         table = fraction.reshape(-1, width)
         if (table[:, 1:] > table[:, :-1]).any():
             order = np.argsort(-table, axis=1, kind="stable")
