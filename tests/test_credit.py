@@ -457,3 +457,27 @@ def test_allocate_matches_the_reference_on_path_rows(paths, sources, scores):
         weights = _weights_of(source, journeys, scores)
         assert_frame_equal(allocate(journeys, weights.lazy(), source).collect(),
                            reference_credit(journeys, weights, source))
+
+
+def test_weights_of_built_journeys_are_credited_without_a_sort(monkeypatch):
+    # the layout build_journeys gives is what lets allocate skip its sort: weights made from
+    # the journeys' touches (touch-level and channel-level) must be found in credit order
+    import attribution.credit as credit_module
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("allocate checked or sorted the order: the layout was lost")
+
+    monkeypatch.setattr(credit_module, "_in_order", refuse)
+    touches = [("A", "ann", "podcast", "2025-01-01"), ("A", "bob", "events", "2025-01-02"),
+               ("B", "cat", "direct", "2025-01-02"), ("B", "cat", "podcast", "2025-01-05"),
+               ("C", None, "events", "2025-01-03")]
+    deals = [("D1", "A", "2025-01-10", "2025-01-20", "won", 1_001),
+             ("D2", "B", "2025-01-10", None, "open", 700),
+             ("D3", "E", "2025-01-10", "2025-01-20", "lost", 5)]
+    journeys = journeys_of(touches, deals)
+    for name in REFERENCE_MODELS:
+        model = get_model(name)
+        scope = journeys if model.uses_population else journeys.with_money_only()
+        weights = model.weights(scope)
+        assert_frame_equal(allocate(scope, weights, name).collect(),
+                           reference_credit(scope, weights.collect(), name))
