@@ -30,6 +30,9 @@ from attribution.schema import (
 WEIGHT_TOLERANCE = 1e-9
 #: from this many credit rows on, the deal columns are gathered one at a time (less memory)
 GATHER_BY_COLUMN_FROM = 1_000_000
+#: from this many ranked rows on, leftover cents are ranked by polars' two-key sort (on two
+#: threads) rather than numpy's lexsort (bench/RESULTS.md)
+POLARS_RANK_FROM = 100_000
 #: the columns a money journey without a touch may be given (:func:`_untouched`)
 _UNTOUCHED_TYPES = {"_j": pl.UInt32, "journey_id": pl.String, "touch_index": pl.UInt32,
                     "channel": pl.String, "weight": pl.Float64, "touchpoint_id": pl.String,
@@ -238,7 +241,7 @@ def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarra
     fraction = (raw - floor)[rows]
     width = int(ranked_sizes[0])
     if (ranked_sizes == width).all():  # segments of one size (a channel-level split): a table,
-        # a segment a row, ranked row by row (2.5x polars' two-key sort; stable)
+        # a segment a row, ranked row by row (a stable sort along each row)
         table = fraction.reshape(-1, width)
         if (table[:, 1:] > table[:, :-1]).any():
             order = np.argsort(-table, axis=1, kind="stable")
@@ -250,9 +253,9 @@ def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarra
     rising = (fraction[1:] > fraction[:-1]) & (segment[1:] == segment[:-1])
     if not rising.any():  # ranked already (an even split: equal fractions in each segment)
         ranked = rows
-    elif rows.size < 100_000:  # stable sorts: ties keep the rows' order
+    elif rows.size < POLARS_RANK_FROM:  # stable sorts: ties keep the rows' order
         ranked = rows[np.lexsort((-fraction, segment))]
-    else:  # polars' two-key sort is 3-4x numpy's lexsort on large inputs (two threads)
+    else:
         by_fraction = pl.DataFrame({"segment": segment, "fraction": fraction})
         ranked = rows[
             by_fraction.select(pl.arg_sort_by(["segment", "fraction"],

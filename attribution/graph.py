@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from attribution.errors import ConfigError, InputError
 from attribution.journeys import JourneyIndex, Journeys
 
-if TYPE_CHECKING:  # imported where a graph is made or read: it takes 0.15 s to import
+if TYPE_CHECKING:  # imported where a graph is made or read: slow to import, rarely needed
     import networkx as nx
 
 START = "(start)"
@@ -308,7 +308,7 @@ def _with_outcomes(keyed: pl.DataFrame, journeys: Journeys, include_open: bool) 
 
 def _channel_lists(codes: np.ndarray, lengths: np.ndarray, channels: list[str]) -> pl.Series:
     """Channel codes (1..n, back to back) as one list of channel names per path."""
-    # arrays made by polars, not pa.array: that imports pandas (0.2 s) when it is installed
+    # arrays made by polars, not pa.array: that imports pandas when it is installed
     values = pl.Series(channels, dtype=pl.String).gather(codes - 1).to_arrow()
     offsets = pl.Series(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)).to_arrow()
     return pl.Series(pl.from_arrow(pa.LargeListArray.from_arrays(offsets, values)))

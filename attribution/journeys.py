@@ -262,7 +262,8 @@ class TouchRuns:
         if index is not None:
             return cls(touches, index)
         journey = touches.get_column("journey_id")
-        touch_index = touches.get_column("touch_index") if "touch_index" in touches.columns else None
+        ordered = "touch_index" in touches.columns
+        touch_index = touches.get_column("touch_index") if ordered else None
         index = JourneyIndex.of(journey, touch_index)
         if index.runs and index.keys(journey).n_unique() != index.runs:  # a journey split up
             touches = touches.sort("journey_id", maintain_order=True, nulls_last=True)
@@ -338,7 +339,7 @@ def touch_order(touches: pl.DataFrame, within: str,
     ``_i``, and the text columns of a row are ``detail``'s row ``_i``.
     """
     key = _group_time_key(touches, within)
-    if key is not None:  # one integer key: a single-column sort, about half the time of two
+    if key is not None:  # (journey, time) fit in one integer: a single-column sort
         order = key.to_frame("_key").select(
             pl.int_range(pl.len(), dtype=pl.UInt32).sort_by("_key", maintain_order=True)
         ).to_series()
@@ -349,7 +350,7 @@ def touch_order(touches: pl.DataFrame, within: str,
         keys = touches.select(within, "timestamp",
                               pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"))
         keys = keys.sort([within, "timestamp"])  # validated timestamps: never null
-        same = lambda shift: (  # noqa: E731
+        same = lambda shift: (
             (pl.col(within) == pl.col(within).shift(shift))
             & pl.col("timestamp").eq_missing(pl.col("timestamp").shift(shift))
         ).fill_null(False)
@@ -395,10 +396,11 @@ def _in_touch_order(pairs: pl.DataFrame, detail: pl.DataFrame) -> pl.DataFrame:
 
     Exports usually list their touches in time order. Then a touch's row number orders as its
     time does, so one Int64 per pair, ``(journey, row)``, orders as ``(journey, time)`` do and
-    is distinct: the keys' values are sorted, no permutation (0.88 -> 0.48 s with the gathers
-    after it, at 10^7 touchpoints), and the journey and the row are read back from them. Pairs that tie on
-    journey and time are then ordered by the text columns, as in :func:`touch_order`. Touches
-    out of time order, or too many rows and journeys for 63 bits: :func:`touch_order` itself.
+    is distinct: the keys' values are sorted (no permutation to gather) and the journey and the
+    row are read back from them. Pairs that tie on journey and time are then ordered by the text
+    columns, as in :func:`touch_order`. The condition: the touches' rows in time order, and the
+    journey numbers and row numbers fitting in 63 bits together; otherwise :func:`touch_order`
+    itself.
     """
     row_bits = max(detail.height - 1, 1).bit_length()
     times = detail.get_column("timestamp")
@@ -411,7 +413,7 @@ def _in_touch_order(pairs: pl.DataFrame, detail: pl.DataFrame) -> pl.DataFrame:
     journey = (key // (1 << row_bits)).cast(pairs.schema["_jn"]).alias("_jn")
     del key
     time = times.gather(rows).alias("timestamp")
-    same = lambda shift: (  # noqa: E731
+    same = lambda shift: (
         (journey == journey.shift(shift)) & (time == time.shift(shift))).fill_null(False)
     tied = (same(1) | same(-1)).arg_true()
     if tied.len():  # a tied run's journey and time are one: only its rows change places
@@ -532,7 +534,7 @@ def _window_pairs(touchpoints: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFr
     """``_i`` (touch row), ``_jn`` (journey number) and ``timestamp`` of every touch in a
     window (``account_id``, ``_window_start``, ``end_at``) at its account.
 
-    Joined on 64-bit hashes of the account ids (a third faster than on the text); every pair
+    Joined on 64-bit hashes of the account ids (fixed-width keys, not text); every pair
     is then checked against the text, and any pair of different accounts whose hashes
     collide sends it back to the join on the text: the pairs are always the text join's.
     """
@@ -706,8 +708,8 @@ def _default_as_of(touchpoints: pl.DataFrame, deals: pl.DataFrame) -> datetime:
         deals.get_column("created_at").max(),
         deals.get_column("closed_at").max(),
     ]
-    present = [c for c in candidates if c is not None]
-    return max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)  # type: ignore[type-var,return-value]
+    present: list[datetime] = [c for c in candidates if c is not None]  # type: ignore[misc]
+    return max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _deal_windows(deals: pl.DataFrame, as_of: datetime,

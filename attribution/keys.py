@@ -1,10 +1,10 @@
 """Joins on text keys through their 64-bit hashes, checked against the text.
 
 Hash-joining millions of text keys (contact and account ids) is among the slowest steps of a
-run; joining their 64-bit hashes instead takes about half the time. A hash match is not proof
-of a text match, so every match is checked against the text (a vectorised comparison), and
-any mismatch, or two table keys that hash alike, falls back to the plain text join: the result
-is always exactly the text join's.
+run; joining their 64-bit hashes instead is much faster (bench/RESULTS.md). A hash match is
+not proof of a text match, so every match is checked against the text (a vectorised
+comparison), and any mismatch, or two table keys that hash alike, falls back to the plain text
+join: the result is always exactly the text join's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def lookup(keys: pl.Series, table: pl.Series) -> pl.Series:
     [1, None, None, 0]
     """
     rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
-    table = table.rechunk()  # gathered by row below: 10x faster from one chunk
+    table = table.rechunk()  # gathered by row below: a gather over many chunks is slow
     hashed = table.to_frame("_key").select(_hashed(pl.col("_key")).alias("_hash"), rows)
     if hashed.get_column("_hash").n_unique() == hashed.height:
         found = (

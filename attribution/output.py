@@ -34,14 +34,13 @@ FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 #: rows per Parquet row group: fixed, so a file's bytes never depend on how the frame happened
 #: to be chunked in memory
 ROW_GROUP_ROWS = 250_000
-#: zstd level 1: on a 13M-row credit table 20% faster to write than the default level 3, for
-#: a 3% larger file
+#: zstd level 1 rather than the default 3: a slightly larger file, written faster (the
+#: measurements: bench/RESULTS.md)
 ZSTD_LEVEL = 1
 
 
 #: one cent, ``Decimal(38, 2)``: cents as ``Decimal(38, 0)`` times it are the amount, exactly
-#: (the scales add, 0 + 2, and the unscaled value is the cents themselves), in half the time of
-#: dividing by 100 (0.17 s against 0.36 s a column of 19M rows, the credit of 10^7 touchpoints)
+#: (the scales add, 0 + 2, and the unscaled value is the cents themselves), with no division
 _CENT = pl.lit(Decimal("0.01"), pl.Decimal(38, 2))
 
 
@@ -138,9 +137,9 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
     width = frame.collect_schema().len()
-    # Parquet and CSV are written by the streaming engine, a batch of rows at a time: on a
-    # credit table of millions of rows, converting the money columns of the whole frame first
-    # re-chunked and copied it (+2.9 GB and 3.5 s on the 13M credit rows of 6.9M touchpoints)
+    # Parquet and CSV are written by the streaming engine, a batch of rows at a time, so the
+    # money columns become decimals a batch at a time: converting them on the whole frame
+    # first would re-chunk and copy a credit table of millions of rows
     if fmt == "parquet" and width:
         money_to_decimal(frame.lazy()).sink_parquet(
             path, compression="zstd", compression_level=ZSTD_LEVEL, statistics=False,
@@ -169,10 +168,8 @@ class TableParts:
     ``directory`` (on a background thread, while the run goes on: at most one part waits);
     on :meth:`close` the parts stream into the result file, and the scratch folder is removed
     (also when the run fails: use it as a context manager). The scratch folder needs room for
-    an uncompressed copy of the table: 0.85 GB for the 19M credit rows of 10^7 touchpoints.
-    Of the spill formats tried on those rows this one cost least, writing and reading back:
-    6.2 s, against 7.8 s for lz4 Arrow IPC and 7.9 s for lz4 Parquet (3.6 s to write the whole
-    table from memory)::
+    an uncompressed copy of the table. Of the spill formats measured (bench/RESULTS.md) this
+    one cost least, writing and reading back::
 
         with TableParts(out, "credit", "parquet", CREDIT_SCHEMA) as parts:
             result = pipeline.run(config, keep_credit=False, on_credit=parts.add)

@@ -196,7 +196,7 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
         for r, p, v in zip(rows, pipeline, revenue, strict=True):
             no_touch = r["channel"] == NO_TOUCH_CHANNEL and journey["n_touches"] == 0
             touch = {} if no_touch else touches.get((r["journey_id"], r["touch_index"]), {})
-            detail = {c: r[c] if c in carried else touch.get(c) for c in DETAIL_COLUMNS}
+            detail = {c: r.get(c) if c in carried else touch.get(c) for c in DETAIL_COLUMNS}
             credit = {
                 "model": model, "journey_id": journey["journey_id"],
                 "deal_id": journey["deal_id"], "account_id": journey["account_id"],

@@ -17,6 +17,7 @@ from attribution.errors import ModelError
 from attribution.journeys import Journeys
 from attribution.models import get_model
 from tests.factories import channel_credit, journeys_of
+from tests.reference import reference_credit
 
 
 def three_touch_deal(amount: int) -> Journeys:
@@ -337,3 +338,146 @@ def test_models_crediting_the_same_rows_share_the_deal_columns_and_others_do_not
     assert row is not None and deal is not None
     assert row.tolist() == [0, 0, 1, 1]  # time decay's rows: every touch, as linear's
     assert deal.get_column("deal_id").to_list() == ["D1", "D1", "D2", "D2"]
+
+
+# -- allocate against the reference credit splitter ---------------------------------------------
+REFERENCE_MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
+                    "u_shaped", "w_shaped", "full_path", "markov", "shapley"]
+
+
+@st.composite
+def credit_cases(draw):
+    """Journeys (deals with and without touches, deal-less accounts) and how to weight them."""
+    channels = ["podcast", "newsletter", "events", "direct", "paid_search"]
+    touches = [
+        (draw(st.sampled_from("ABCD")), draw(st.sampled_from(["ann", "bob", None])),
+         draw(st.sampled_from(channels)),
+         f"2025-01-{draw(st.integers(1, 28)):02d}T{draw(st.integers(0, 23)):02d}:00")
+        for _ in range(draw(st.integers(1, 25)))
+    ]
+    deals = [
+        (f"D{n}", account, "2025-01-20", None if status == "open" else "2025-02-01", status,
+         draw(st.sampled_from([0, 1, 2, 99, 100, 1_001, 123_457, 10**9 + 7])))
+        for n, (account, status) in enumerate(draw(st.lists(
+            st.tuples(st.sampled_from("ABCDE"), st.sampled_from(["won", "lost", "open"])),
+            min_size=1, max_size=6)))
+    ]
+    sources = draw(st.lists(st.sampled_from([*REFERENCE_MODELS, "scores", "channels"]),
+                            min_size=1, max_size=3))
+    layout = draw(st.sampled_from(["as made", "shuffled", "no details", "strays"]))
+    return touches, deals, sources, layout, draw(st.randoms(use_true_random=False)), draw(
+        st.lists(st.integers(0, 4), min_size=64, max_size=64))
+
+
+def _weights_of(source: str, journeys: Journeys, scores: list[int]) -> pl.DataFrame:
+    """A model's weights, or made-up ones: touch scores (zeros among them) or channel-level."""
+    if source in REFERENCE_MODELS:
+        model = get_model(source)
+        scope = journeys if model.uses_population else journeys.with_money_only()
+        return model.weights(scope).collect()
+    touches = journeys.touches.collect()
+    if source == "scores":
+        raw = [scores[n % len(scores)] for n in range(touches.height)]
+        frame = touches.select("journey_id", "touch_index", "channel").with_columns(
+            pl.Series("raw", raw, dtype=pl.Float64))
+        total = pl.col("raw").sum().over("journey_id")
+        even = 1.0 / pl.len().over("journey_id").cast(pl.Float64)
+        return frame.select("journey_id", "touch_index", "channel",
+                            pl.when(total > 0).then(pl.col("raw") / total).otherwise(even)
+                            .alias("weight"))
+    per_channel = touches.select("journey_id", "channel").unique(maintain_order=True)
+    share = 1.0 / pl.len().over("journey_id").cast(pl.Float64)
+    return per_channel.select("journey_id", pl.lit(None, pl.UInt32).alias("touch_index"),
+                              "channel", share.alias("weight"))
+
+
+@settings(max_examples=120, deadline=None)
+@given(credit_cases(), st.booleans())
+def test_allocate_matches_the_reference_credit_splitter(case, small_thresholds):
+    # the fast paths (rows already in credit order, runs looked up once, the deal columns kept
+    # for the next model, revenue split as the amount, one-size and ranked leftovers) against
+    # a deal-by-deal split; with small thresholds the column-by-column gather and the polars
+    # ranking are taken too
+    from unittest import mock
+
+    import attribution.credit as credit_module
+
+    touches, deals, sources, layout, random, scores = case
+    journeys = journeys_of(touches, deals)
+    with mock.patch.multiple(credit_module, GATHER_BY_COLUMN_FROM=0 if small_thresholds else
+                             credit_module.GATHER_BY_COLUMN_FROM,
+                             POLARS_RANK_FROM=0 if small_thresholds else
+                             credit_module.POLARS_RANK_FROM):
+        for source in sources:  # one journeys for all: the kept deal columns are reused
+            weights = _weights_of(source, journeys, scores)
+            if layout == "shuffled":
+                rows = list(range(weights.height))
+                random.shuffle(rows)
+                weights = weights[rows]
+            elif layout == "no details":
+                weights = weights.select("journey_id", "touch_index", "channel", "weight")
+            elif layout == "strays":  # rows of journeys that carry no money, or of none
+                stray = pl.DataFrame({"journey_id": ["account:Z", None], "touch_index": [0, 1],
+                                      "channel": ["direct", "events"], "weight": [1.0, 1.0]},
+                                     schema_overrides={"touch_index": pl.UInt32})
+                weights = pl.concat([stray, weights.select(stray.columns), stray.reverse()])
+            expected = reference_credit(journeys, weights, source)
+            got = allocate(journeys, weights.lazy(), source).collect()
+            assert_frame_equal(got, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    paths=st.lists(
+        st.tuples(st.lists(st.sampled_from(["podcast", "events", "direct"]), max_size=4),
+                  st.integers(0, 5), st.integers(0, 3), st.integers(0, 10**7)),
+        min_size=1, max_size=8),
+    sources=st.lists(st.sampled_from(["first_touch", "last_touch", "linear", "markov",
+                                      "scores", "channels"]), min_size=1, max_size=3),
+    scores=st.lists(st.integers(0, 4), min_size=16, max_size=16),
+)
+def test_allocate_matches_the_reference_on_path_rows(paths, sources, scores):
+    # path-table rows carry their own revenue (neither 0 nor the amount): split on its own
+    touches = pl.DataFrame(
+        [(f"p{n}", i, c) for n, (channels, *_) in enumerate(paths)
+         for i, c in enumerate(channels)],
+        schema={"journey_id": pl.String, "touch_index": pl.UInt32, "channel": pl.String},
+        orient="row",
+    ).with_columns(pl.col("channel").alias("channel_group"))
+    rows = pl.DataFrame(
+        [(f"p{n}", "path", value + conversions, value, conversions, nulls, len(channels))
+         for n, (channels, conversions, nulls, value) in enumerate(paths)],
+        schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64,
+                "revenue": pl.Int64, "conversions": pl.Int64, "nulls": pl.Int64,
+                "n_touches": pl.UInt32},
+        orient="row",
+    )
+    journeys = Journeys.from_frames(touches, rows, has_timestamps=False, has_milestones=False)
+    for source in sources:
+        weights = _weights_of(source, journeys, scores)
+        assert_frame_equal(allocate(journeys, weights.lazy(), source).collect(),
+                           reference_credit(journeys, weights, source))
+
+
+def test_weights_of_built_journeys_are_credited_without_a_sort(monkeypatch):
+    # the layout build_journeys gives is what lets allocate skip its sort: weights made from
+    # the journeys' touches (touch-level and channel-level) must be found in credit order
+    import attribution.credit as credit_module
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("allocate checked or sorted the order: the layout was lost")
+
+    monkeypatch.setattr(credit_module, "_in_order", refuse)
+    touches = [("A", "ann", "podcast", "2025-01-01"), ("A", "bob", "events", "2025-01-02"),
+               ("B", "cat", "direct", "2025-01-02"), ("B", "cat", "podcast", "2025-01-05"),
+               ("C", None, "events", "2025-01-03")]
+    deals = [("D1", "A", "2025-01-10", "2025-01-20", "won", 1_001),
+             ("D2", "B", "2025-01-10", None, "open", 700),
+             ("D3", "E", "2025-01-10", "2025-01-20", "lost", 5)]
+    journeys = journeys_of(touches, deals)
+    for name in REFERENCE_MODELS:
+        model = get_model(name)
+        scope = journeys if model.uses_population else journeys.with_money_only()
+        weights = model.weights(scope)
+        assert_frame_equal(allocate(scope, weights, name).collect(),
+                           reference_credit(scope, weights.collect(), name))

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from attribution.journeys import (
+    PERSON,
     TOUCH_ORDER,
     JourneyIndex,
     Journeys,
     TouchRuns,
-    PERSON,
     _distinct_rows,
     _group_time_key,
     _in_touch_order,
@@ -333,8 +333,8 @@ def datasets(draw, months=6):
             draw(st.sampled_from(ACCOUNTS)),
             draw(st.sampled_from([None, "c1", "c2"])),
             draw(st.sampled_from(["email", "web", "ads"])),
-            f"2025-{draw(st.integers(1, months)):02d}-{draw(st.integers(1, 3)):02d}T"
-            f"{draw(st.integers(0, 1)):02d}:{draw(st.sampled_from([0, 10, 29, 30, 45])):02d}",
+            (f"2025-{draw(st.integers(1, months)):02d}-{draw(st.integers(1, 3)):02d}T"
+             f"{draw(st.integers(0, 1)):02d}:{draw(st.sampled_from([0, 10, 29, 30, 45])):02d}"),
         )
         for i in range(n)
     ]
