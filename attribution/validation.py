@@ -200,6 +200,10 @@ _EPOCH_NAMES = {"epoch_s": "Unix epoch seconds", "epoch_ms": "Unix epoch millise
                 "epoch_us": "Unix epoch microseconds"}
 #: how many distinct unreadable values the inference looks at (the first, in file order)
 _INFER_SAMPLE = 20_000
+#: how many of them pick the formats worth trying on all
+_SHORTLIST_SAMPLE = 500
+#: how many of a column's first values decide whether its format is inferred before parsing
+_SNIFF_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -231,27 +235,48 @@ def parse_time(values: pl.Expr, pattern: str) -> pl.Expr:
 
 
 def infer_time_format(values: pl.Series, file: str, column: str,
-                      prefer: Sequence[str] = ()) -> TimeFormat | None:
+                      prefer: Sequence[str] = (),
+                      readable: Sequence[str] | None = None) -> TimeFormat | None:
     """The one format that reads the most of ``values`` (text a column could not be read as),
     or None when no format reads any.
 
     Raises :class:`AmbiguousTimestampError` when formats that read as many values give
     different times (``01/02/2025`` is 1 February or 2 January): the message lists them;
     unless exactly one of them is in ``prefer`` (a source preset's usual style), which is taken.
+    With ``readable`` (declared formats), values those, ISO-8601 or epoch seconds and
+    milliseconds read are left out first.
     """
-    distinct = values.drop_nulls().unique(maintain_order=True).head(_INFER_SAMPLE)
+    distinct = values.drop_nulls().unique(maintain_order=True)
+    if readable is not None:
+        # in slices, so that a column of mostly readable values costs no parse of them all
+        kept = []
+        for start in range(0, distinct.len(), _INFER_SAMPLE):
+            part = distinct.slice(start, _INFER_SAMPLE).to_frame("value")
+            kept.append(part.filter(instant("value", part, readable).is_null()).to_series())
+            if sum(k.len() for k in kept) >= _INFER_SAMPLE:
+                break
+        distinct = pl.concat(kept) if kept else distinct.clear()
+    distinct = distinct.head(_INFER_SAMPLE)
     if not distinct.len():
         return None
     frame = distinct.to_frame("value")
     candidates = time_format_candidates()
+    # the formats that read the most of the first values are tried on them all (the others
+    # were beaten already); when none reads any of the first, every format is tried
+    first = frame.head(_SHORTLIST_SAMPLE).select(
+        parse_time(pl.col("value"), c.pattern).count().alias(str(i))
+        for i, c in enumerate(candidates)
+    ).row(0)
+    shortlist = ([i for i, n in enumerate(first) if n == max(first)] if max(first)
+                 else list(range(len(candidates))))
     parsed = frame.select(
-        parse_time(pl.col("value"), c.pattern).alias(str(i)) for i, c in enumerate(candidates)
+        parse_time(pl.col("value"), candidates[i].pattern).alias(str(i)) for i in shortlist
     )
-    counts = [parsed.get_column(str(i)).count() for i in range(len(candidates))]
-    best = max(counts)
+    counts = {i: parsed.get_column(str(i)).count() for i in shortlist}
+    best = max(counts.values())
     if best == 0:
         return None
-    tied = [i for i, n in enumerate(counts) if n == best]
+    tied = [i for i, n in counts.items() if n == best]
     readings: list[int] = []  # the tied candidates that read the values differently
     for i in tied:
         if not any(parsed.get_column(str(i)).equals(parsed.get_column(str(j))) for j in readings):
@@ -291,7 +316,7 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
     inferred format cannot read either stay null: the caller rejects them.
     """
     found: dict[str, TimeFormat] = {}
-    if not infer:
+    if not infer or not columns:
         return parsed, found
     unread = {column: pl.col(moment).is_null() & pl.col(shown).is_not_null()
               for moment, shown, column in columns}
@@ -312,6 +337,45 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
         for moment, shown, _ in pending
     )
     return parsed, found
+
+
+def sniff_times(frame: pl.DataFrame, columns: Sequence[tuple[str, str]],
+                declared: Sequence[str], file: str, infer: bool,
+                prefer: Sequence[str] = ()) -> dict[str, TimeFormat]:
+    """Formats inferred before the columns are parsed: canonical column -> format, for the
+    ``(canonical, the file's column)`` whose first values the declared, ISO and epoch formats
+    do not all read (a US export), so the column is parsed once, in its format.
+
+    The inference itself reads every distinct value of those columns together (see
+    :func:`infer_times`); a file whose first values are ISO costs a check of those values.
+    """
+    if not infer:
+        return {}
+    pending = []
+    for canonical, _shown in columns:
+        if canonical not in frame.columns or frame.schema[canonical].is_temporal():
+            continue
+        sample = frame.get_column(canonical).head(4 * _SNIFF_ROWS).drop_nulls().head(
+            _SNIFF_ROWS).to_frame()
+        unread = sample.select(
+            (instant(canonical, sample, declared).is_null()
+             & text(canonical, sample).is_not_null()).any()).item()
+        if unread:
+            pending.append((canonical, _shown))
+    if not pending:
+        return {}
+    values = pl.concat([frame.select(text(c, frame)).to_series().rename("value")
+                        for c, _ in pending])
+    fitted = infer_time_format(values, file, ", ".join(shown for _, shown in pending), prefer,
+                               readable=declared)
+    return {canonical: fitted for canonical, _ in pending} if fitted is not None else {}
+
+
+def _formats(declared: Sequence[str], early: Mapping[str, TimeFormat],
+             canonical: str) -> tuple[str, ...]:
+    """The formats a column is parsed with: the declared ones, then the one inferred early."""
+    fitted = early.get(canonical)
+    return (*declared, fitted.pattern) if fitted is not None else tuple(declared)
 
 
 def time_format_note(file: str, formats: Mapping[str, TimeFormat]) -> str:
@@ -590,17 +654,22 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
     """Check a contacts table (a path, or a frame as read); see :class:`Validated`."""
     frame, file = _named(source, file, "contacts", mapping,
                          [c for c, req in CONTACT_COLUMNS.items() if req])
+    lead_column = _file_column(mapping, "lead_created_at")
+    early = sniff_times(frame, [("lead_created_at", lead_column)], time_formats, file,
+                        infer_time_formats, prefer_time_formats)
     parsed = frame.select(
         ROW,
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("account_id"),
-        instant("lead_created_at", frame, time_formats).alias("lead_created_at"),
+        instant("lead_created_at", frame, _formats(time_formats, early, "lead_created_at")
+                ).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
     ).with_columns(blank_row("contact_id", "account_id", "_lead_text"))
     parsed, found = infer_times(
-        parsed, [("lead_created_at", "_lead_text", _file_column(mapping, "lead_created_at"))],
-        file, infer_time_formats, prefer_time_formats,
+        parsed, [("lead_created_at", "_lead_text", lead_column)],
+        file, infer_time_formats and not early, prefer_time_formats,
     )
+    found = ({lead_column: early["lead_created_at"]} if early else {}) | found
     checked = parsed.with_columns(
         first_failure(
             [
@@ -655,11 +724,14 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     # the channels below, and when no distinct value has blanks to trim (the usual export) the
     # columns are used as they are, not trimmed row by row
     raw_utm, clean = distinct_utm(frame)
+    time_column = _file_column(mapping, "timestamp")
+    early = sniff_times(frame, [("timestamp", time_column)], time_formats, file,
+                        infer_time_formats, prefer_time_formats)
     utm_text = {c: pl.col(c) if c in clean else text(c, frame) for c in UTM_COLUMNS}
     parsed = frame.select(
         ROW,
         text("touchpoint_id", frame).alias("touchpoint_id"),
-        instant("timestamp", frame, time_formats).alias("timestamp"),
+        instant("timestamp", frame, _formats(time_formats, early, "timestamp")).alias("timestamp"),
         text("timestamp", frame).alias("_time_text"),
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("_row_account"),
@@ -671,11 +743,12 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
                           "utm_source", "utm_medium", "campaign", "touch_type"))
     rows_read = frame.height
-    del frame
+    del frame  # the parsed columns replace the raw ones: free them before the joins
     parsed, found = infer_times(
-        parsed, [("timestamp", "_time_text", _file_column(mapping, "timestamp"))],
-        file, infer_time_formats, prefer_time_formats,
-    )  # the parsed columns replace the raw ones: free them before the joins
+        parsed, [("timestamp", "_time_text", time_column)],
+        file, infer_time_formats and not early, prefer_time_formats,
+    )
+    found = ({time_column: early["timestamp"]} if early else {}) | found
     contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
     row_account = parsed.get_column("_row_account")
     if contacts is not None and row_account.null_count():
@@ -819,6 +892,9 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     status_word = status_key.replace_strict(status_words(statuses), default=None,
                                             return_dtype=pl.String)
     flags = "is_won" in frame.columns
+    early = sniff_times(
+        frame, [(c, _file_column(mapping, c)) for c in ("created_at", "closed_at")],
+        time_formats, file, infer_time_formats, prefer_time_formats)
     if flags:
         won, closed_flag = boolean("is_won", frame), boolean("is_closed", frame)
         status_word = (
@@ -831,9 +907,11 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         ROW,
         text("deal_id", frame).alias("deal_id"),
         text("account_id", frame).alias("account_id"),
-        instant("created_at", frame, time_formats).alias("created_at"),
+        instant("created_at", frame, _formats(time_formats, early, "created_at")
+                ).alias("created_at"),
         text("created_at", frame).alias("_created_text"),
-        instant("closed_at", frame, time_formats).alias("closed_at"),
+        instant("closed_at", frame, _formats(time_formats, early, "closed_at")
+                ).alias("closed_at"),
         text("closed_at", frame).alias("_closed_text"),
         status_word.alias("status"),
         text("status", frame).alias("_status_text"),
@@ -846,11 +924,13 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     ).with_columns(blank_row("deal_id", "account_id", "_created_text", "_closed_text",
                              "_status_text", "_amount_text", "currency",
                              *(("_won_text", "_closed_flag_text") if flags else ())))
+    times = [("created_at", "_created_text", _file_column(mapping, "created_at")),
+             ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))]
     parsed, found = infer_times(
-        parsed, [("created_at", "_created_text", _file_column(mapping, "created_at")),
-                 ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))],
-        file, infer_time_formats, prefer_time_formats,
+        parsed, [t for t in times if t[0] not in early], file, infer_time_formats,
+        prefer_time_formats,
     )
+    found = {shown: early[c] for c, _, shown in times if c in early} | found
     notes = _notes(file, found)
     if not flags:
         unknown = (parsed.filter(pl.col("status").is_null() & pl.col("_status_text").is_not_null())
