@@ -10,6 +10,7 @@ returns one :class:`Validated`. The parsing expressions (:func:`text`, :func:`in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +214,8 @@ class TimeFormat:
 
     pattern: str
     description: str
+    #: taken from the first values for now, checked against them all after the parse
+    tentative: bool = field(default=False, compare=False)
 
 
 def time_format_candidates() -> list[TimeFormat]:
@@ -246,10 +249,18 @@ def infer_time_format(values: pl.Series, file: str, column: str,
     With ``readable`` (declared formats), values those, ISO-8601 or epoch seconds and
     milliseconds read are left out first.
     """
+    readings, example = _readings(values, readable)
+    return _settle(readings, example, file, column, prefer)
+
+
+def _readings(values: pl.Series,
+              readable: Sequence[str] | None) -> tuple[list[TimeFormat], str | None]:
+    """The formats that read the most of the distinct values, one per distinct reading of
+    them (empty when none reads any), and a value two of them read differently."""
     distinct = values.drop_nulls().unique(maintain_order=True)
     if readable is not None:
         # in slices, so that a column of mostly readable values costs no parse of them all
-        kept = []
+        kept: list[pl.Series] = []
         for start in range(0, distinct.len(), _INFER_SAMPLE):
             part = distinct.slice(start, _INFER_SAMPLE).to_frame("value")
             kept.append(part.filter(instant("value", part, readable).is_null()).to_series())
@@ -258,7 +269,7 @@ def infer_time_format(values: pl.Series, file: str, column: str,
         distinct = pl.concat(kept) if kept else distinct.clear()
     distinct = distinct.head(_INFER_SAMPLE)
     if not distinct.len():
-        return None
+        return [], None
     frame = distinct.to_frame("value")
     candidates = time_format_candidates()
     # the formats that read the most of the first values are tried on them all (the others
@@ -275,68 +286,37 @@ def infer_time_format(values: pl.Series, file: str, column: str,
     counts = {i: parsed.get_column(str(i)).count() for i in shortlist}
     best = max(counts.values())
     if best == 0:
-        return None
-    tied = [i for i, n in counts.items() if n == best]
+        return [], None
     readings: list[int] = []  # the tied candidates that read the values differently
-    for i in tied:
+    for i in (i for i, n in counts.items() if n == best):
         if not any(parsed.get_column(str(i)).equals(parsed.get_column(str(j))) for j in readings):
             readings.append(i)
-    preferred = [i for i in readings if candidates[i].pattern in prefer]
-    if len(readings) > 1 and len(preferred) == 1:
-        chosen = candidates[preferred[0]]
-        others = ", ".join(candidates[i].description for i in readings if i != preferred[0])
-        return TimeFormat(chosen.pattern, f"{chosen.description}; the source's usual style, "
-                                          f"the values also read as {others}")
+    example = None
     if len(readings) > 1:
-        example = _ambiguous_example(frame, parsed, readings)
-        raise AmbiguousTimestampError(
-            f"{file}: column {column!r}: timestamps like {example!r} read more than one way: "
-            + "; ".join(f"{candidates[i].pattern!r} ({candidates[i].description})"
-                        for i in readings)
-            + '; declare the format with [formats] timestamp = "..." in the config or '
-            "--timestamp-format"
-        )
-    return candidates[readings[0]]
+        first_two = [parsed.get_column(str(i)) for i in readings[:2]]
+        differs = (first_two[0] != first_two[1]).fill_null(True)
+        example = str(frame.get_column("value").filter(differs)[0])
+    return [candidates[i] for i in readings], example
 
 
-def _ambiguous_example(frame: pl.DataFrame, parsed: pl.DataFrame, readings: list[int]) -> str:
-    first, second = (parsed.get_column(str(i)) for i in readings[:2])
-    differs = (first != second).fill_null(True)
-    return str(frame.get_column("value").filter(differs)[0])
-
-
-def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], file: str,
-                infer: bool, prefer: Sequence[str] = ()) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
-    """Read the values of each ``(time column, its text, the file's column)`` that the ISO,
-    epoch and declared formats left unread, in the one format their values leave.
-
-    An export writes its dates in one style, so the unread values of all the file's time
-    columns are read together (a close date of 25/01 settles a created date of 02/01). Only
-    when some value is unread (an ISO file costs one null count per column). Values the
-    inferred format cannot read either stay null: the caller rejects them.
-    """
-    found: dict[str, TimeFormat] = {}
-    if not infer or not columns:
-        return parsed, found
-    unread = {column: pl.col(moment).is_null() & pl.col(shown).is_not_null()
-              for moment, shown, column in columns}
-    flags = parsed.select(m.any().alias(c) for c, m in unread.items()).row(0, named=True)
-    pending = [(moment, shown, column) for moment, shown, column in columns if flags[column]]
-    if not pending:
-        return parsed, found
-    values = pl.concat([parsed.filter(unread[column]).get_column(shown).rename("value")
-                        for _, shown, column in pending])
-    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
-                               prefer)
-    if fitted is None:
-        return parsed, found
-    for moment, shown, column in pending:
-        found[column] = fitted
-    parsed = parsed.with_columns(
-        pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
-        for moment, shown, _ in pending
+def _settle(readings: list[TimeFormat], example: str | None, file: str, column: str,
+            prefer: Sequence[str]) -> TimeFormat | None:
+    if not readings:
+        return None
+    if len(readings) == 1:
+        return readings[0]
+    preferred = [f for f in readings if f.pattern in prefer]
+    if len(preferred) == 1:
+        others = ", ".join(f.description for f in readings if f is not preferred[0])
+        return TimeFormat(preferred[0].pattern,
+                          f"{preferred[0].description}; the source's usual style, the values "
+                          f"also read as {others}")
+    raise AmbiguousTimestampError(
+        f"{file}: column {column!r}: timestamps like {example!r} read more than one way: "
+        + "; ".join(f"{f.pattern!r} ({f.description})" for f in readings)
+        + '; declare the format with [formats] timestamp = "..." in the config or '
+        "--timestamp-format"
     )
-    return parsed, found
 
 
 def sniff_times(frame: pl.DataFrame, columns: Sequence[tuple[str, str]],
@@ -344,15 +324,17 @@ def sniff_times(frame: pl.DataFrame, columns: Sequence[tuple[str, str]],
                 prefer: Sequence[str] = ()) -> dict[str, TimeFormat]:
     """Formats inferred before the columns are parsed: canonical column -> format, for the
     ``(canonical, the file's column)`` whose first values the declared, ISO and epoch formats
-    do not all read (a US export), so the column is parsed once, in its format.
+    do not all read (a US export), so that each column is parsed once, in its format.
 
-    The inference itself reads every distinct value of those columns together (see
-    :func:`infer_times`); a file whose first values are ISO costs a check of those values.
+    The first values settle it when they leave one reading (a day above 12 fixes the order);
+    when they leave several and the source prefers one, that one is taken for now
+    (``tentative``: :func:`infer_times` checks it against every value after the parse);
+    otherwise every distinct value of the columns is read together.
     """
     if not infer:
         return {}
-    pending = []
-    for canonical, _shown in columns:
+    pending, samples = [], []
+    for canonical, shown in columns:
         if canonical not in frame.columns or frame.schema[canonical].is_temporal():
             continue
         sample = frame.get_column(canonical).head(4 * _SNIFF_ROWS).drop_nulls().head(
@@ -361,13 +343,24 @@ def sniff_times(frame: pl.DataFrame, columns: Sequence[tuple[str, str]],
             (instant(canonical, sample, declared).is_null()
              & text(canonical, sample).is_not_null()).any()).item()
         if unread:
-            pending.append((canonical, _shown))
+            pending.append((canonical, shown))
+            samples.append(sample.select(text(canonical, sample)).to_series().rename("value"))
     if not pending:
         return {}
-    values = pl.concat([frame.select(text(c, frame)).to_series().rename("value")
-                        for c, _ in pending])
-    fitted = infer_time_format(values, file, ", ".join(shown for _, shown in pending), prefer,
-                               readable=declared)
+    names = ", ".join(shown for _, shown in pending)
+    readings, _example = _readings(pl.concat(samples), declared)
+    preferred = [f for f in readings if f.pattern in prefer]
+    if len(readings) == 1:
+        fitted: TimeFormat | None = readings[0]
+    elif len(readings) > 1 and len(preferred) == 1:
+        others = ", ".join(f.description for f in readings if f is not preferred[0])
+        fitted = TimeFormat(preferred[0].pattern,
+                            f"{preferred[0].description}; the source's usual style, the first "
+                            f"values also read as {others}", tentative=True)
+    else:
+        values = pl.concat([frame.select(text(c, frame)).to_series().rename("value")
+                            for c, _ in pending])
+        fitted = infer_time_format(values, file, names, prefer, readable=declared)
     return {canonical: fitted for canonical, _ in pending} if fitted is not None else {}
 
 
@@ -376,6 +369,71 @@ def _formats(declared: Sequence[str], early: Mapping[str, TimeFormat],
     """The formats a column is parsed with: the declared ones, then the one inferred early."""
     fitted = early.get(canonical)
     return (*declared, fitted.pattern) if fitted is not None else tuple(declared)
+
+
+def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], file: str,
+                infer: bool, prefer: Sequence[str] = (),
+                early: Mapping[str, TimeFormat] | None = None,
+                declared: Sequence[str] = ()) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
+    """Settle the formats of each ``(time column, its text, the file's column)`` after the
+    parse; the file's column -> the format inferred.
+
+    * A format :func:`sniff_times` settled stands.
+    * A tentative one (the source's usual style, the first values reading either way) stands
+      when it read every value; otherwise every distinct value decides, and the columns are
+      parsed again in the format that wins.
+    * Columns not inferred early whose values the ISO, epoch and declared formats left unread
+      are read in the one format those values leave (an export writes its dates in one style,
+      so the unread values of all the file's time columns are read together: a close date of
+      25/01 settles a created date of 02/01). An ISO file costs one null count per column.
+
+    Values the inferred format cannot read either stay null: the caller rejects them.
+    """
+    early = early or {}
+    found: dict[str, TimeFormat] = {}
+    if not infer:
+        return parsed, found
+
+    def unread(moment: str, shown: str) -> pl.Expr:
+        return pl.col(moment).is_null() & pl.col(shown).is_not_null()
+
+    tentative = [t for t in columns if t[0] in early and early[t[0]].tentative]
+    for moment, _, column in columns:
+        if moment in early and not early[moment].tentative:
+            found[column] = early[moment]
+    if tentative:
+        guess = early[tentative[0][0]]
+        if parsed.select(pl.any_horizontal(unread(m, s).any() for m, s, _ in tentative)).item():
+            values = pl.concat([parsed.get_column(s).rename("value") for _, s, _ in tentative])
+            fitted = infer_time_format(values, file, ", ".join(c for _, _, c in tentative),
+                                       prefer, readable=declared) or guess
+            if fitted.pattern != guess.pattern:
+                parsed = parsed.with_columns(
+                    instant(shown, parsed, (*declared, fitted.pattern)).alias(moment)
+                    for moment, shown, _ in tentative
+                )
+        else:
+            fitted = dataclasses.replace(guess, tentative=False)
+        found.update({column: fitted for _, _, column in tentative})
+    rest = [t for t in columns if t[0] not in early]
+    if not rest:
+        return parsed, found
+    flags = parsed.select(unread(m, s).any().alias(c) for m, s, c in rest).row(0, named=True)
+    pending = [(moment, shown, column) for moment, shown, column in rest if flags[column]]
+    if not pending:
+        return parsed, found
+    values = pl.concat([parsed.filter(unread(moment, shown)).get_column(shown).rename("value")
+                        for moment, shown, _ in pending])
+    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
+                               prefer)
+    if fitted is None:
+        return parsed, found
+    found.update({column: fitted for _, _, column in pending})
+    parsed = parsed.with_columns(
+        pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
+        for moment, shown, _ in pending
+    )
+    return parsed, found
 
 
 def time_format_note(file: str, formats: Mapping[str, TimeFormat]) -> str:
@@ -666,10 +724,9 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         text("lead_created_at", frame).alias("_lead_text"),
     ).with_columns(blank_row("contact_id", "account_id", "_lead_text"))
     parsed, found = infer_times(
-        parsed, [("lead_created_at", "_lead_text", lead_column)],
-        file, infer_time_formats and not early, prefer_time_formats,
+        parsed, [("lead_created_at", "_lead_text", lead_column)], file, infer_time_formats,
+        prefer_time_formats, early, time_formats,
     )
-    found = ({lead_column: early["lead_created_at"]} if early else {}) | found
     checked = parsed.with_columns(
         first_failure(
             [
@@ -745,10 +802,9 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     rows_read = frame.height
     del frame  # the parsed columns replace the raw ones: free them before the joins
     parsed, found = infer_times(
-        parsed, [("timestamp", "_time_text", time_column)],
-        file, infer_time_formats and not early, prefer_time_formats,
+        parsed, [("timestamp", "_time_text", time_column)], file, infer_time_formats,
+        prefer_time_formats, early, time_formats,
     )
-    found = ({time_column: early["timestamp"]} if early else {}) | found
     contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
     row_account = parsed.get_column("_row_account")
     if contacts is not None and row_account.null_count():
@@ -926,11 +982,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                              *(("_won_text", "_closed_flag_text") if flags else ())))
     times = [("created_at", "_created_text", _file_column(mapping, "created_at")),
              ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))]
-    parsed, found = infer_times(
-        parsed, [t for t in times if t[0] not in early], file, infer_time_formats,
-        prefer_time_formats,
-    )
-    found = {shown: early[c] for c, _, shown in times if c in early} | found
+    parsed, found = infer_times(parsed, times, file, infer_time_formats, prefer_time_formats,
+                                early, time_formats)
     notes = _notes(file, found)
     if not flags:
         unknown = (parsed.filter(pl.col("status").is_null() & pl.col("_status_text").is_not_null())

@@ -259,3 +259,38 @@ def test_epoch_inference_round_trips(moments: list[datetime], unit) -> None:
     assert fitted is not None and fitted.pattern == name
     back = shown.to_frame("v").select(parse_time(pl.col("v"), fitted.pattern)).to_series()
     assert [(b - epoch) // tick // per for b in back] == micros
+
+
+# -- a source's usual style, checked against every value ----------------------------------------
+def test_the_usual_style_stands_when_every_value_reads_so(tmp_path: Path) -> None:
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,01/02/2025,02/03/2025,won,1\nD2,A,03/04/2025,03/05/2025,won,1\n")
+    checked = validate_deals(deals, None, None, prefer_time_formats=("%m/%d/%Y",))
+    assert checked.good["created_at"].to_list() == [
+        datetime(2025, 1, 2, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)]
+    assert checked.notes == [
+        f"{deals}: created_at, closed_at read as '%m/%d/%Y' (month/day/year, date only; the "
+        "source's usual style, the first values also read as day/month/year, date only)"]
+
+
+def test_a_later_value_overrules_the_usual_style(tmp_path: Path) -> None:
+    # the first thousand values read either way; a later 25/03 shows the file is day first
+    rows = "".join(f"D{i},A,02/01/2025,03/01/2025,won,1\n" for i in range(1200))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  + rows + "D9999,A,02/01/2025,25/03/2025,won,1\n")
+    checked = validate_deals(deals, None, None, prefer_time_formats=("%m/%d/%Y",))
+    assert checked.rejects.height == 0
+    assert checked.good["created_at"].unique().to_list() == [datetime(2025, 1, 2, tzinfo=UTC)]
+    assert checked.good.filter(pl.col("deal_id") == "D9999")["closed_at"].to_list() == [
+        datetime(2025, 3, 25, tzinfo=UTC)]
+    assert checked.time_formats["created_at"].pattern == "%d/%m/%Y"
+    assert not checked.time_formats["created_at"].tentative
+
+
+def test_without_a_usual_style_the_whole_column_decides(tmp_path: Path) -> None:
+    rows = "".join(f"D{i},A,02/01/2025,03/01/2025,won,1\n" for i in range(1200))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  + rows + "D9999,A,02/01/2025,25/03/2025,won,1\n")
+    checked = validate_deals(deals, None, None)
+    assert checked.time_formats["closed_at"].pattern == "%d/%m/%Y"
+    assert checked.rejects.height == 0
