@@ -30,6 +30,7 @@ from attribution.schema import (
     UNMAPPED_CHANNEL,
     UTC_TIME,
 )
+from attribution.sources import Preset, apply_preset
 
 #: a table to validate: a file's path, or a frame of its columns as read
 TableSource = str | Path | pl.DataFrame
@@ -159,8 +160,11 @@ class Validated:
 
 def _named(source: TableSource, file: str | None, input_name: str,
            mapping: dict[str, str] | None, expected: Sequence[str],
-           alternatives: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, str]:
-    """The table with canonical column names and ``_row``, and the name its messages use."""
+           alternatives: Mapping[str, str] | None = None,
+           preset: Preset | None = None) -> tuple[pl.DataFrame, str, dict[str, str] | None]:
+    """The table with canonical column names and ``_row``, the name its messages use, and the
+    column mapping used; through ``preset`` (:func:`attribution.sources.apply_preset`) when
+    one is given."""
     if isinstance(source, pl.DataFrame):
         where = file if file is not None else f"({input_name} table)"
         raw = source
@@ -168,7 +172,9 @@ def _named(source: TableSource, file: str | None, input_name: str,
         path = Path(source)
         where = file if file is not None else str(path)
         raw = read_file(path, input_name)
-    return name_columns(raw, where, input_name, mapping, expected, alternatives), where
+    if preset is not None:
+        raw, mapping = apply_preset(raw, preset, input_name, mapping)
+    return name_columns(raw, where, input_name, mapping, expected, alternatives), where, mapping
 
 
 def _notes(file: str, found: Mapping[str, TimeFormat]) -> list[str]:
@@ -708,10 +714,11 @@ def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason:
 def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
                       file: str | None = None, time_formats: Sequence[str] = (),
                       infer_time_formats: bool = True,
-                      prefer_time_formats: Sequence[str] = ()) -> Validated:
+                      prefer_time_formats: Sequence[str] = (),
+                      preset: Preset | None = None) -> Validated:
     """Check a contacts table (a path, or a frame as read); see :class:`Validated`."""
-    frame, file = _named(source, file, "contacts", mapping,
-                         [c for c, req in CONTACT_COLUMNS.items() if req])
+    frame, file, mapping = _named(source, file, "contacts", mapping,
+                         [c for c, req in CONTACT_COLUMNS.items() if req], preset=preset)
     lead_column = _file_column(mapping, "lead_created_at")
     early = sniff_times(frame, [("lead_created_at", lead_column)], time_formats, file,
                         infer_time_formats, prefer_time_formats)
@@ -761,10 +768,11 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                          mapping: dict[str, str] | None = None, *, file: str | None = None,
                          time_formats: Sequence[str] = (),
                          infer_time_formats: bool = True,
-                         prefer_time_formats: Sequence[str] = ()) -> Validated:
+                         prefer_time_formats: Sequence[str] = (),
+                         preset: Preset | None = None) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account."""
-    frame, file = _named(source, file, "touchpoints", mapping, ["timestamp"])
+    frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"], preset=preset)
     del source  # the frame is all that is used (a frame given is freed with it below)
     has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
     if not has_channel_info:
@@ -932,7 +940,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    time_formats: Sequence[str] = (),
                    statuses: Mapping[str, Sequence[str]] | None = None,
                    infer_time_formats: bool = True,
-                   prefer_time_formats: Sequence[str] = ()) -> Validated:
+                   prefer_time_formats: Sequence[str] = (),
+                   preset: Preset | None = None) -> Validated:
     """Check a deals table (a path, or a frame as read); ``known_accounts`` (touched or in
     the contacts) decide which accounts exist; ``currency`` None takes the file's most common
     one (USD if none), returned in :attr:`Validated.currency`.
@@ -943,7 +952,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     ``is_closed`` column a deal that is not won takes its ``status`` word.
     """
     required = [c for c, req in DEAL_COLUMNS.items() if req]
-    frame, file = _named(source, file, "deals", mapping, required, {"status": "is_won"})
+    frame, file, mapping = _named(source, file, "deals", mapping, required, {"status": "is_won"},
+                         preset)
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
     status_word = status_key.replace_strict(status_words(statuses), default=None,
                                             return_dtype=pl.String)
@@ -1135,8 +1145,10 @@ def _flag_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:
 
 
 def _file_column(mapping: Mapping[str, str] | None, canonical: str) -> str:
-    """The file's own name of a canonical column (for messages)."""
-    return (mapping or {}).get(canonical, canonical)
+    """The file's own name of a canonical column (for messages; a column a preset filled
+    from several of the file's goes by the canonical name)."""
+    name = (mapping or {}).get(canonical, canonical)
+    return canonical if name.startswith("\x00") else name
 
 
 __all__ = [
