@@ -294,3 +294,33 @@ def test_without_a_usual_style_the_whole_column_decides(tmp_path: Path) -> None:
     checked = validate_deals(deals, None, None)
     assert checked.time_formats["closed_at"].pattern == "%d/%m/%Y"
     assert checked.rejects.height == 0
+
+
+# -- validation takes frames --------------------------------------------------------------------
+def test_validating_a_frame_gives_what_validating_its_file_gives(tmp_path: Path) -> None:
+    # the Spark engine validates batches as frames: same rows, rejects and counts as the file
+    touches = write(tmp_path, "t.csv", (
+        "timestamp,contact_id,account_id,utm_source,utm_medium,touchpoint_id\n"
+        "2025-03-01T10:00:00Z,c1,A,google,cpc,t1\n"
+        "not a time,c1,A,google,cpc,t2\n"
+        "2025-03-02,c2,,linkedin,paid_social,t3\n"
+        "2025-03-02,c2,,linkedin,paid_social,t3\n"
+        ",,,,,\n"
+    ))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,2025-03-01,2025-03-09,Closed Won,\"1,234.50\"\n"
+                  "D2,A,2025-03-01,,Stalled,10\n")
+    from attribution.reading import read_file
+
+    for path, check in (
+        (touches, lambda table, **kw: validate_touchpoints(table, load_rules(), None, **kw)),
+        (deals, lambda table, **kw: validate_deals(table, None, None, **kw)),
+    ):
+        from_file = check(path)
+        from_frame = check(read_file(path, "x"), file=str(path))
+        assert from_frame.good.equals(from_file.good)
+        assert from_frame.rejects.equals(from_file.rejects)
+        assert from_frame.accounting == from_file.accounting
+        assert from_frame.notes == from_file.notes
+    assert from_file.rejects.select("row", "column").rows() == [(2, "status")]
+    assert from_file.good["amount"].to_list() == [123_450]
