@@ -68,8 +68,9 @@ class Preset:
     multi_value_separator: str | None = None
     recognise: tuple[Recognised, ...] = ()
 
-    def mapping(self, input_name: str, header: Sequence[str],
-                user: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    def mapping(
+        self, input_name: str, header: Sequence[str], user: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
         """``(mapping, fills)`` for a file with ``header``: canonical -> the file's column, and
         canonical -> several of the file's columns whose first non-empty value a row takes
         (:func:`apply_preset` builds those). The user's ``[columns]`` mapping wins."""

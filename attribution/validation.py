@@ -430,13 +430,13 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
         return parsed, found
     values = pl.concat([parsed.filter(unread(moment, shown)).get_column(shown).rename("value")
                         for moment, shown, _ in pending])
-    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
-                               prefer)
-    if fitted is None:
+    late = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
+                             prefer)
+    if late is None:
         return parsed, found
-    found.update({column: fitted for _, _, column in pending})
+    found.update({column: late for _, _, column in pending})
     parsed = parsed.with_columns(
-        pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
+        pl.coalesce(moment, parse_time(pl.col(shown), late.pattern)).alias(moment)
         for moment, shown, _ in pending
     )
     return parsed, found
@@ -484,11 +484,8 @@ def unknown_statuses_message(file: str, counts: Sequence[tuple[str, int]]) -> st
     block to paste into the config (each value put under the status its words suggest; open
     when they suggest none: check it before pasting).
 
-    >>> print(unknown_statuses_message("d.csv", [("Signed", 3), ("Stalled", 1)]))
-    d.csv: 2 unknown status values (4 rows): 'Signed' (3 rows), 'Stalled' (1 row); expected won, lost, open or a CRM stage; map each in the config (check the guesses):
-    [statuses]
-    won = ["Signed"]
-    open = ["Stalled"]
+    >>> unknown_statuses_message("d.csv", [("Signed", 3), ("Stalled", 1)]).splitlines()[1:]
+    ['[statuses]', 'won = ["Signed"]', 'open = ["Stalled"]']
     """
     rows = sum(n for _, n in counts)
     listed = ", ".join(f"{value!r} ({n} row{'s' if n != 1 else ''})" for value, n in counts)
@@ -501,9 +498,9 @@ def unknown_statuses_message(file: str, counts: Sequence[tuple[str, int]]) -> st
     ]
     plural = "s" if len(counts) != 1 else ""
     return (
-        f"{file}: {len(counts)} unknown status value{plural} ({rows} row{'s' if rows != 1 else ''}):"
-        f" {listed}; expected won, lost, open or a CRM stage; map each in the config "
-        "(check the guesses):\n[statuses]\n" + "\n".join(lines)
+        f"{file}: {len(counts)} unknown status value{plural} "
+        f"({rows} row{'s' if rows != 1 else ''}): {listed}; expected won, lost, open or a CRM "
+        "stage; map each in the config (check the guesses):\n[statuses]\n" + "\n".join(lines)
     )
 
 
@@ -535,7 +532,8 @@ def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.E
     """A column as a UTC datetime; unparseable text becomes null (checked by the caller).
 
     Text is tried against ``formats`` (strftime patterns the user declared, e.g.
-    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC; or ``epoch_s``, ``epoch_ms``, ``epoch_us``) first, then ISO-8601 with or without a zone
+    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC; or ``epoch_s``, ``epoch_ms``, ``epoch_us``)
+    first, then ISO-8601 with or without a zone
     (``Z``, ``+02:00``, a trailing ``UTC``/``GMT``), date only, and Unix epoch seconds or
     milliseconds. Day-first and month-first dates like 02/03/2025 are ambiguous, so they are
     read only with a declared format.
@@ -671,7 +669,8 @@ def reason_counts(rejects: pl.DataFrame) -> dict[str, int]:
     return {str(r): int(n) for r, n in counts.iter_rows()}
 
 
-def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason: str) -> pl.DataFrame:
+def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str],
+                    reason: str) -> pl.DataFrame:
     """Add ``_copy`` and reject conflicting duplicates of ``key`` in a checked frame.
 
     Only rows that passed every other check take part, so a rejected row never hides a good one.
@@ -738,8 +737,10 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         first_failure(
             [
                 EMPTY_ROW_CHECK,
-                (pl.col("contact_id").is_null(), "contact_id", "missing contact_id", pl.col("contact_id")),
-                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
+                (pl.col("contact_id").is_null(), "contact_id", "missing contact_id",
+                 pl.col("contact_id")),
+                (pl.col("account_id").is_null(), "account_id", "missing account_id",
+                 pl.col("account_id")),
                 (
                     pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
                     "lead_created_at",
@@ -772,7 +773,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                          preset: Preset | None = None) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account."""
-    frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"], preset=preset)
+    frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"],
+                                  preset=preset)
     del source  # the frame is all that is used (a frame given is freed with it below)
     has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
     if not has_channel_info:
@@ -805,8 +807,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         utm_text["utm_medium"].alias("utm_medium"),
         utm_text["utm_campaign"].alias("campaign"),
         text("touch_type", frame).alias("touch_type"),
-    ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
-                          "utm_source", "utm_medium", "campaign", "touch_type"))
+    ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account",
+                             "_channel", "utm_source", "utm_medium", "campaign", "touch_type"))
     rows_read = frame.height
     del frame  # the parsed columns replace the raw ones: free them before the joins
     parsed, found = infer_times(
@@ -843,7 +845,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         first_failure(
             [
                 EMPTY_ROW_CHECK,
-                (pl.col("_time_text").is_null(), "timestamp", "missing timestamp", pl.col("_time_text")),
+                (pl.col("_time_text").is_null(), "timestamp", "missing timestamp",
+                 pl.col("_time_text")),
                 (
                     pl.col("timestamp").is_null(), "timestamp",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
@@ -852,7 +855,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                     pl.col("contact_id").is_null() & pl.col("_row_account").is_null(),
                     "contact_id", "no contact_id and no account_id", pl.lit(None, pl.String),
                 ),
-                (pl.col("account_id").is_null(), "contact_id", unknown_contact, pl.col("contact_id")),
+                (pl.col("account_id").is_null(), "contact_id", unknown_contact,
+                 pl.col("contact_id")),
                 (
                     pl.col("_channel").is_null()
                     & pl.col("utm_source").is_null()
@@ -880,7 +884,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         pairs = good.lazy().select("utm_source", "utm_medium", "campaign").unique().collect(
             engine="streaming")
     pairs = pairs.with_columns(
-        rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
+        rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign"))
+        .alias("_rule_channel")
     )
     utm = ["utm_source", "utm_medium", "campaign"]
     # each row's channel looked up by one 64-bit key of the three: exact when the distinct
@@ -922,7 +927,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         good.filter(pl.col("channel") == UNMAPPED_CHANNEL)
         .group_by("utm_source", "utm_medium")
         .agg(pl.len().alias("touches"))
-        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
+        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False],
+              nulls_last=True)
     )
     good = good.select(
         ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
@@ -1029,8 +1035,10 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                      "of accounts without a deal; rename the deal"),
                     pl.col("deal_id"),
                 ),
-                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
-                (pl.col("_created_text").is_null(), "created_at", "missing created_at", pl.col("_created_text")),
+                (pl.col("account_id").is_null(), "account_id", "missing account_id",
+                 pl.col("account_id")),
+                (pl.col("_created_text").is_null(), "created_at", "missing created_at",
+                 pl.col("_created_text")),
                 (
                     pl.col("created_at").is_null(), "created_at",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
@@ -1048,10 +1056,12 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("closed_at") < pl.col("created_at"), "closed_at",
                     "closed_at is before created_at", pl.col("_closed_text"),
                 ),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount", pl.col("_amount_text")),
+                (pl.col("_amount_text").is_null(), "amount", "missing amount",
+                 pl.col("_amount_text")),
                 (
                     pl.col("amount").is_null(), "amount",
-                    "amount is not a number; expected a decimal like 48250.00", pl.col("_amount_text"),
+                    "amount is not a number; expected a decimal like 48250.00",
+                    pl.col("_amount_text"),
                 ),
                 (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
                 (

@@ -28,8 +28,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attribution.channels import load_rules  # noqa: E402
-from attribution.loading import load_inputs  # noqa: E402
+from attribution.channels import load_rules
+from attribution.loading import load_inputs
 
 SOURCES = np.array(["Organic Search", "Paid Search", "Email Marketing", "Organic Social",
                     "Referrals", "Other Campaigns", "Direct Traffic", "Paid Social"])
@@ -130,11 +130,12 @@ def main() -> None:
             named = write(frames, Path(folder, "hubspot"), style, HUBSPOT)
             generic, preset = interleaved(
                 args.repeat,
-                lambda: load_inputs(plain["touchpoints"], plain["deals"], plain["contacts"],
-                                    rules=rules, time_formats=declared,
-                                    statuses=generic_statuses),
-                lambda: load_inputs(named["touchpoints"], named["deals"], named["contacts"],
-                                    rules=rules, source="hubspot"),
+                lambda plain=plain, declared=declared: load_inputs(
+                    plain["touchpoints"], plain["deals"], plain["contacts"], rules=rules,
+                    time_formats=declared, statuses=generic_statuses),
+                lambda named=named: load_inputs(
+                    named["touchpoints"], named["deals"], named["contacts"], rules=rules,
+                    source="hubspot"),
             )
         print(f"{label:<12} {generic:>10.3f} {preset:>10.3f} {preset / generic:>7.3f}")
 

@@ -71,12 +71,12 @@ def test_unknown_statuses_are_listed_once_with_counts_and_a_statuses_block(tmp_p
         "D5,A,2025-01-02,2025-02-01,won,100\n"
     ))
     deals = str(tmp_path / "d.csv")
-    assert inputs.notes == [
+    assert inputs.notes == [(
         f"{deals}: 3 unknown status values (4 rows): 'Stalled' (2 rows), 'Dead \"deal\"' (1 row),"
         " 'Signed' (1 row); expected won, lost, open or a CRM stage; map each in the config "
         "(check the guesses):\n[statuses]\nwon = [\"Signed\"]\nlost = [\"Dead \\\"deal\\\"\"]\n"
         "open = [\"Stalled\"]"
-    ]
+    )]
     # every row is still rejected on its own, and the block pastes as TOML that fixes them
     assert inputs.rejects.height == 4
     block = inputs.notes[0].split("\n", 1)[1]
@@ -128,8 +128,8 @@ def test_is_won_alone_takes_the_status_word_for_deals_not_won(tmp_path: Path) ->
     ))
     assert inputs.deals.select("deal_id", "status").rows() == [("D1", "won"), ("D2", "lost")]
     assert inputs.rejects.select("row", "column", "reason").rows() == [
-        (3, "status", "not won, and no is_closed or known status says lost or open; expected "
-                      "won, lost or open"),
+        (3, "status", ("not won, and no is_closed or known status says lost or open; expected "
+                       "won, lost or open")),
     ]
 
 
@@ -163,7 +163,8 @@ def test_us_timestamps_are_read_and_the_format_is_said(tmp_path: Path) -> None:
         "touchpoints.timestamp": "%m/%d/%Y %I:%M %p"}
     assert inputs.notes == [
         f"{touches}: timestamp read as '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)"]
-    assert inputs.rejects.select("row", "column", "value").rows() == [(4, "timestamp", "not a date")]
+    assert inputs.rejects.select("row", "column", "value").rows() == [
+        (4, "timestamp", "not a date")]
 
 
 def test_day_first_is_inferred_when_a_day_is_above_12(tmp_path: Path) -> None:
@@ -182,7 +183,8 @@ def test_epoch_microseconds_are_inferred(tmp_path: Path) -> None:
     checked = validate_touchpoints(touches, load_rules(), None,
                                    {"timestamp": "event_timestamp"}, file="events")
     assert checked.good["timestamp"].to_list() == [
-        datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC), datetime(2025, 1, 1, 0, 1, 40, tzinfo=UTC)]
+        datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 1, 40, tzinfo=UTC)]
     assert checked.notes == ["events: event_timestamp read as 'epoch_us' (Unix epoch microseconds)"]
 
 
@@ -246,7 +248,8 @@ def test_inference_round_trips_every_style(moments: list[datetime], style) -> No
 
 @settings(max_examples=30, deadline=None)
 @given(
-    moments=st.lists(st.datetimes(min_value=datetime(2001, 9, 10), max_value=datetime(2199, 12, 31)),
+    moments=st.lists(st.datetimes(min_value=datetime(2001, 9, 10),
+                                  max_value=datetime(2199, 12, 31)),
                      min_size=1, max_size=20),
     unit=st.sampled_from([("epoch_us", 1), ("epoch_ms", 1_000), ("epoch_s", 1_000_000)]),
 )
@@ -268,9 +271,9 @@ def test_the_usual_style_stands_when_every_value_reads_so(tmp_path: Path) -> Non
     checked = validate_deals(deals, None, None, prefer_time_formats=("%m/%d/%Y",))
     assert checked.good["created_at"].to_list() == [
         datetime(2025, 1, 2, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)]
-    assert checked.notes == [
+    assert checked.notes == [(
         f"{deals}: created_at, closed_at read as '%m/%d/%Y' (month/day/year, date only; the "
-        "source's usual style, the first values also read as day/month/year, date only)"]
+        "source's usual style, the first values also read as day/month/year, date only)")]
 
 
 def test_a_later_value_overrules_the_usual_style(tmp_path: Path) -> None:
