@@ -38,7 +38,6 @@ from attribution.reading import (
 from attribution.schema import UTC_TIME
 from attribution.sources import (
     Preset,
-    apply_preset,
     load_preset,
     recognised_hint,
     single_touch_note,
@@ -182,17 +181,12 @@ def _load_inputs(
     notes: list[str] = []
     prefer = preset.time_formats if preset is not None else ()
 
-    def table(path: str | Path, input_name: str) -> tuple[TableSource, dict[str, str] | None]:
-        """What a validator is given: the path (no preset), or the frame the preset made."""
-        if preset is None:
-            return Path(path), columns.get(input_name)
-        return apply_preset(read_file(path, input_name), preset, input_name,
-                            columns.get(input_name))
-
     def validated(path: str | Path, input_name: str,
                   validate: Callable[[TableSource, dict[str, str] | None], Validated]) -> Validated:
+        # the validator reads the file itself, so the raw columns go as soon as it is done
+        # with them (a frame passed in would be held here until it returns)
         try:
-            return validate(*table(path, input_name))
+            return validate(Path(path), columns.get(input_name))
         except ColumnNotFoundError as error:
             hint = recognised_hint(read_header(path, input_name), input_name,
                                    preset.name if preset is not None else None)
@@ -211,7 +205,7 @@ def _load_inputs(
         step("contacts")
         checked = validated(contacts, "contacts", lambda table, mapping: validate_contacts(
             table, mapping, file=str(Path(contacts)), time_formats=time_formats,
-            infer_time_formats=infer_time_formats, prefer_time_formats=prefer))
+            infer_time_formats=infer_time_formats, prefer_time_formats=prefer, preset=preset))
         note("contacts", checked)
         contact_frame = checked.good
         accounting["contacts"] = checked.accounting
@@ -222,7 +216,7 @@ def _load_inputs(
     checked = validated(touchpoints, "touchpoints", lambda table, mapping: validate_touchpoints(
         table, rules, contact_frame, mapping, file=str(Path(touchpoints)),
         time_formats=time_formats, infer_time_formats=infer_time_formats,
-        prefer_time_formats=prefer))
+        prefer_time_formats=prefer, preset=preset))
     note("touchpoints", checked)
     touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
     assert unmapped is not None
@@ -236,7 +230,8 @@ def _load_inputs(
         known = pl.concat([known, contact_frame.get_column("account_id")])
     checked = validated(deals, "deals", lambda table, mapping: validate_deals(
         table, known, currency, mapping, file=str(Path(deals)), time_formats=time_formats,
-        statuses=statuses, infer_time_formats=infer_time_formats, prefer_time_formats=prefer))
+        statuses=statuses, infer_time_formats=infer_time_formats, prefer_time_formats=prefer,
+        preset=preset))
     note("deals", checked)
     deal_frame, currency = checked.good, checked.currency
     assert currency is not None

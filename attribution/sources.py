@@ -68,8 +68,9 @@ class Preset:
     multi_value_separator: str | None = None
     recognise: tuple[Recognised, ...] = ()
 
-    def mapping(self, input_name: str, header: Sequence[str],
-                user: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    def mapping(
+        self, input_name: str, header: Sequence[str], user: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
         """``(mapping, fills)`` for a file with ``header``: canonical -> the file's column, and
         canonical -> several of the file's columns whose first non-empty value a row takes
         (:func:`apply_preset` builds those). The user's ``[columns]`` mapping wins."""
@@ -158,6 +159,11 @@ def apply_preset(frame: pl.DataFrame, preset: Preset, input_name: str,
         split = [mapping[c] for c in _ID_COLUMNS
                  if c in mapping and mapping[c] in frame.columns
                  and frame.schema[mapping[c]] == pl.String]
+        # only columns where some cell lists several (one scan; splitting every row of a
+        # column of single ids would copy it for nothing)
+        listed = frame.select(pl.col(c).str.contains(separator, literal=True).any()
+                              for c in split).row(0) if split else ()
+        split = [c for c, has in zip(split, listed, strict=True) if has]
         if split:
             frame = frame.with_columns(
                 pl.col(c).str.split(separator).list.first().str.strip_chars() for c in split

@@ -193,7 +193,8 @@ def load_spend(
     available = [c for c in frame.columns if c != ROW]
     if not {"channel", "utm_source", "utm_medium"} & set(frame.columns):
         raise ColumnNotFoundError.from_missing(
-            str(path), ["channel"], available, hint="spend needs 'channel' or 'utm_source'/'utm_medium'"
+            str(path), ["channel"], available,
+            hint="spend needs 'channel' or 'utm_source'/'utm_medium'",
         )
     # a period_start like 2025-03 names a month: its first day, the month as the period
     month_label = text("period_start", frame).str.contains(r"^\d{4}-\d{2}$").fill_null(False)
@@ -246,7 +247,8 @@ def load_spend(
     ).with_columns(pl.coalesce("_end", "_kind_end").alias("period_end"))
 
     no_channel = (
-        pl.col("_channel").is_null() & pl.col("utm_source").is_null() & pl.col("utm_medium").is_null()
+        pl.col("_channel").is_null() & pl.col("utm_source").is_null()
+        & pl.col("utm_medium").is_null()
     )
     kinds = ", ".join(PERIOD_KINDS)
     checked = parsed.with_columns(
@@ -261,27 +263,28 @@ def load_spend(
                 (pl.col("_period").is_not_null() & offset.is_null(), "period",
                  f"unknown period kind; expected {kinds}", pl.col("_period")),
                 (pl.col("_end").is_null() & pl.col("_period").is_null(), "period_end",
-                 "no period_end and no period (day, week, month or quarter); a period_start "
-                 "like 2025-03 means the whole month", pl.lit(None, pl.String)),
+                 ("no period_end and no period (day, week, month or quarter); a period_start "
+                 "like 2025-03 means the whole month"), pl.lit(None, pl.String)),
                 (pl.col("_end").is_not_null() & pl.col("_kind_end").is_not_null()
                  & (pl.col("_end") != pl.col("_kind_end")), "period_end",
                  "period_end does not match period", pl.col("_end_text")),
                 (pl.col("period_end") < pl.col("period_start"), "period_end",
                  "period_end is before period_start", pl.col("_end_text")),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount", pl.col("_amount_text")),
+                (pl.col("_amount_text").is_null(), "amount", "missing amount",
+                 pl.col("_amount_text")),
                 (pl.col("amount").is_null(), "amount",
                  "amount is not a number; expected a decimal like 1250.00", pl.col("_amount_text")),
                 (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
                 (no_channel, "channel", "no channel and no utm_source/utm_medium",
                  pl.lit(None, pl.String)),
                 (pl.col("channel") == UNMAPPED_CHANNEL, "utm_source",
-                 "unmapped channel: no channel rule matches utm_source/utm_medium; add a rule "
-                 "with --channel-rules or give a channel column",
+                 ("unmapped channel: no channel rule matches utm_source/utm_medium; add a rule "
+                 "with --channel-rules or give a channel column"),
                  pl.concat_str(pl.col("utm_source").fill_null(""), pl.lit("/"),
                                pl.col("utm_medium").fill_null(""))),
                 (pl.col("currency").is_not_null() & (pl.col("currency") != currency), "currency",
-                 f"currency differs from the run's currency {currency}; convert amounts first "
-                 "or set [money] currency", pl.col("currency")),
+                 (f"currency differs from the run's currency {currency}; convert amounts first "
+                 "or set [money] currency"), pl.col("currency")),
             ]
         )
     )
@@ -335,7 +338,8 @@ def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
         "channel",
         "channel_group",
         "day",
-        (pl.col("amount") // pl.col("days") + (index < pl.col("amount") % pl.col("days")).cast(pl.Int64))
+        (pl.col("amount") // pl.col("days")
+         + (index < pl.col("amount") % pl.col("days")).cast(pl.Int64))
         .alias("spend"),
     ).sort(["row", "day"])
 

@@ -10,6 +10,7 @@ returns one :class:`Validated`. The parsing expressions (:func:`text`, :func:`in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from attribution.schema import (
     UNMAPPED_CHANNEL,
     UTC_TIME,
 )
+from attribution.sources import Preset, apply_preset
 
 #: a table to validate: a file's path, or a frame of its columns as read
 TableSource = str | Path | pl.DataFrame
@@ -158,8 +160,11 @@ class Validated:
 
 def _named(source: TableSource, file: str | None, input_name: str,
            mapping: dict[str, str] | None, expected: Sequence[str],
-           alternatives: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, str]:
-    """The table with canonical column names and ``_row``, and the name its messages use."""
+           alternatives: Mapping[str, str] | None = None,
+           preset: Preset | None = None) -> tuple[pl.DataFrame, str, dict[str, str] | None]:
+    """The table with canonical column names and ``_row``, the name its messages use, and the
+    column mapping used; through ``preset`` (:func:`attribution.sources.apply_preset`) when
+    one is given."""
     if isinstance(source, pl.DataFrame):
         where = file if file is not None else f"({input_name} table)"
         raw = source
@@ -167,7 +172,9 @@ def _named(source: TableSource, file: str | None, input_name: str,
         path = Path(source)
         where = file if file is not None else str(path)
         raw = read_file(path, input_name)
-    return name_columns(raw, where, input_name, mapping, expected, alternatives), where
+    if preset is not None:
+        raw, mapping = apply_preset(raw, preset, input_name, mapping)
+    return name_columns(raw, where, input_name, mapping, expected, alternatives), where, mapping
 
 
 def _notes(file: str, found: Mapping[str, TimeFormat]) -> list[str]:
@@ -200,6 +207,10 @@ _EPOCH_NAMES = {"epoch_s": "Unix epoch seconds", "epoch_ms": "Unix epoch millise
                 "epoch_us": "Unix epoch microseconds"}
 #: how many distinct unreadable values the inference looks at (the first, in file order)
 _INFER_SAMPLE = 20_000
+#: how many of them pick the formats worth trying on all
+_SHORTLIST_SAMPLE = 500
+#: how many of a column's first values decide whether its format is inferred before parsing
+_SNIFF_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -209,6 +220,8 @@ class TimeFormat:
 
     pattern: str
     description: str
+    #: taken from the first values for now, checked against them all after the parse
+    tentative: bool = field(default=False, compare=False)
 
 
 def time_format_candidates() -> list[TimeFormat]:
@@ -231,84 +244,199 @@ def parse_time(values: pl.Expr, pattern: str) -> pl.Expr:
 
 
 def infer_time_format(values: pl.Series, file: str, column: str,
-                      prefer: Sequence[str] = ()) -> TimeFormat | None:
+                      prefer: Sequence[str] = (),
+                      readable: Sequence[str] | None = None) -> TimeFormat | None:
     """The one format that reads the most of ``values`` (text a column could not be read as),
     or None when no format reads any.
 
     Raises :class:`AmbiguousTimestampError` when formats that read as many values give
     different times (``01/02/2025`` is 1 February or 2 January): the message lists them;
     unless exactly one of them is in ``prefer`` (a source preset's usual style), which is taken.
+    With ``readable`` (declared formats), values those, ISO-8601 or epoch seconds and
+    milliseconds read are left out first.
     """
-    distinct = values.drop_nulls().unique(maintain_order=True).head(_INFER_SAMPLE)
+    readings, example = _readings(values, readable)
+    return _settle(readings, example, file, column, prefer)
+
+
+def _readings(values: pl.Series,
+              readable: Sequence[str] | None) -> tuple[list[TimeFormat], str | None]:
+    """The formats that read the most of the distinct values, one per distinct reading of
+    them (empty when none reads any), and a value two of them read differently."""
+    distinct = values.drop_nulls().unique(maintain_order=True)
+    if readable is not None:
+        # in slices, so that a column of mostly readable values costs no parse of them all
+        kept: list[pl.Series] = []
+        for start in range(0, distinct.len(), _INFER_SAMPLE):
+            part = distinct.slice(start, _INFER_SAMPLE).to_frame("value")
+            kept.append(part.filter(instant("value", part, readable).is_null()).to_series())
+            if sum(k.len() for k in kept) >= _INFER_SAMPLE:
+                break
+        distinct = pl.concat(kept) if kept else distinct.clear()
+    distinct = distinct.head(_INFER_SAMPLE)
     if not distinct.len():
-        return None
+        return [], None
     frame = distinct.to_frame("value")
     candidates = time_format_candidates()
+    # the formats that read the most of the first values are tried on them all (the others
+    # were beaten already); when none reads any of the first, every format is tried
+    first = frame.head(_SHORTLIST_SAMPLE).select(
+        parse_time(pl.col("value"), c.pattern).count().alias(str(i))
+        for i, c in enumerate(candidates)
+    ).row(0)
+    shortlist = ([i for i, n in enumerate(first) if n == max(first)] if max(first)
+                 else list(range(len(candidates))))
     parsed = frame.select(
-        parse_time(pl.col("value"), c.pattern).alias(str(i)) for i, c in enumerate(candidates)
+        parse_time(pl.col("value"), candidates[i].pattern).alias(str(i)) for i in shortlist
     )
-    counts = [parsed.get_column(str(i)).count() for i in range(len(candidates))]
-    best = max(counts)
+    counts = {i: parsed.get_column(str(i)).count() for i in shortlist}
+    best = max(counts.values())
     if best == 0:
-        return None
-    tied = [i for i, n in enumerate(counts) if n == best]
+        return [], None
     readings: list[int] = []  # the tied candidates that read the values differently
-    for i in tied:
+    for i in (i for i, n in counts.items() if n == best):
         if not any(parsed.get_column(str(i)).equals(parsed.get_column(str(j))) for j in readings):
             readings.append(i)
-    preferred = [i for i in readings if candidates[i].pattern in prefer]
-    if len(readings) > 1 and len(preferred) == 1:
-        chosen = candidates[preferred[0]]
-        others = ", ".join(candidates[i].description for i in readings if i != preferred[0])
-        return TimeFormat(chosen.pattern, f"{chosen.description}; the source's usual style, "
-                                          f"the values also read as {others}")
+    example = None
     if len(readings) > 1:
-        example = _ambiguous_example(frame, parsed, readings)
-        raise AmbiguousTimestampError(
-            f"{file}: column {column!r}: timestamps like {example!r} read more than one way: "
-            + "; ".join(f"{candidates[i].pattern!r} ({candidates[i].description})"
-                        for i in readings)
-            + '; declare the format with [formats] timestamp = "..." in the config or '
-            "--timestamp-format"
-        )
-    return candidates[readings[0]]
+        first_two = [parsed.get_column(str(i)) for i in readings[:2]]
+        differs = (first_two[0] != first_two[1]).fill_null(True)
+        example = str(frame.get_column("value").filter(differs)[0])
+    return [candidates[i] for i in readings], example
 
 
-def _ambiguous_example(frame: pl.DataFrame, parsed: pl.DataFrame, readings: list[int]) -> str:
-    first, second = (parsed.get_column(str(i)) for i in readings[:2])
-    differs = (first != second).fill_null(True)
-    return str(frame.get_column("value").filter(differs)[0])
+def _settle(readings: list[TimeFormat], example: str | None, file: str, column: str,
+            prefer: Sequence[str]) -> TimeFormat | None:
+    if not readings:
+        return None
+    if len(readings) == 1:
+        return readings[0]
+    preferred = [f for f in readings if f.pattern in prefer]
+    if len(preferred) == 1:
+        others = ", ".join(f.description for f in readings if f is not preferred[0])
+        return TimeFormat(preferred[0].pattern,
+                          f"{preferred[0].description}; the source's usual style, the values "
+                          f"also read as {others}")
+    raise AmbiguousTimestampError(
+        f"{file}: column {column!r}: timestamps like {example!r} read more than one way: "
+        + "; ".join(f"{f.pattern!r} ({f.description})" for f in readings)
+        + '; declare the format with [formats] timestamp = "..." in the config or '
+        "--timestamp-format"
+    )
+
+
+def sniff_times(frame: pl.DataFrame, columns: Sequence[tuple[str, str]],
+                declared: Sequence[str], file: str, infer: bool,
+                prefer: Sequence[str] = ()) -> dict[str, TimeFormat]:
+    """Formats inferred before the columns are parsed: canonical column -> format, for the
+    ``(canonical, the file's column)`` whose first values the declared, ISO and epoch formats
+    do not all read (a US export), so that each column is parsed once, in its format.
+
+    The first values settle it when they leave one reading (a day above 12 fixes the order);
+    when they leave several and the source prefers one, that one is taken for now
+    (``tentative``: :func:`infer_times` checks it against every value after the parse);
+    otherwise every distinct value of the columns is read together.
+    """
+    if not infer:
+        return {}
+    pending, samples = [], []
+    for canonical, shown in columns:
+        if canonical not in frame.columns or frame.schema[canonical].is_temporal():
+            continue
+        sample = frame.get_column(canonical).head(4 * _SNIFF_ROWS).drop_nulls().head(
+            _SNIFF_ROWS).to_frame()
+        unread = sample.select(
+            (instant(canonical, sample, declared).is_null()
+             & text(canonical, sample).is_not_null()).any()).item()
+        if unread:
+            pending.append((canonical, shown))
+            samples.append(sample.select(text(canonical, sample)).to_series().rename("value"))
+    if not pending:
+        return {}
+    names = ", ".join(shown for _, shown in pending)
+    readings, _example = _readings(pl.concat(samples), declared)
+    preferred = [f for f in readings if f.pattern in prefer]
+    if len(readings) == 1:
+        fitted: TimeFormat | None = readings[0]
+    elif len(readings) > 1 and len(preferred) == 1:
+        others = ", ".join(f.description for f in readings if f is not preferred[0])
+        fitted = TimeFormat(preferred[0].pattern,
+                            f"{preferred[0].description}; the source's usual style, the first "
+                            f"values also read as {others}", tentative=True)
+    else:
+        values = pl.concat([frame.select(text(c, frame)).to_series().rename("value")
+                            for c, _ in pending])
+        fitted = infer_time_format(values, file, names, prefer, readable=declared)
+    return {canonical: fitted for canonical, _ in pending} if fitted is not None else {}
+
+
+def _formats(declared: Sequence[str], early: Mapping[str, TimeFormat],
+             canonical: str) -> tuple[str, ...]:
+    """The formats a column is parsed with: the declared ones, then the one inferred early."""
+    fitted = early.get(canonical)
+    return (*declared, fitted.pattern) if fitted is not None else tuple(declared)
 
 
 def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], file: str,
-                infer: bool, prefer: Sequence[str] = ()) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
-    """Read the values of each ``(time column, its text, the file's column)`` that the ISO,
-    epoch and declared formats left unread, in the one format their values leave.
+                infer: bool, prefer: Sequence[str] = (),
+                early: Mapping[str, TimeFormat] | None = None,
+                declared: Sequence[str] = ()) -> tuple[pl.DataFrame, dict[str, TimeFormat]]:
+    """Settle the formats of each ``(time column, its text, the file's column)`` after the
+    parse; the file's column -> the format inferred.
 
-    An export writes its dates in one style, so the unread values of all the file's time
-    columns are read together (a close date of 25/01 settles a created date of 02/01). Only
-    when some value is unread (an ISO file costs one null count per column). Values the
-    inferred format cannot read either stay null: the caller rejects them.
+    * A format :func:`sniff_times` settled stands.
+    * A tentative one (the source's usual style, the first values reading either way) stands
+      when it read every value; otherwise every distinct value decides, and the columns are
+      parsed again in the format that wins.
+    * Columns not inferred early whose values the ISO, epoch and declared formats left unread
+      are read in the one format those values leave (an export writes its dates in one style,
+      so the unread values of all the file's time columns are read together: a close date of
+      25/01 settles a created date of 02/01). An ISO file costs one null count per column.
+
+    Values the inferred format cannot read either stay null: the caller rejects them.
     """
+    early = early or {}
     found: dict[str, TimeFormat] = {}
     if not infer:
         return parsed, found
-    unread = {column: pl.col(moment).is_null() & pl.col(shown).is_not_null()
-              for moment, shown, column in columns}
-    flags = parsed.select(m.any().alias(c) for c, m in unread.items()).row(0, named=True)
-    pending = [(moment, shown, column) for moment, shown, column in columns if flags[column]]
+
+    def unread(moment: str, shown: str) -> pl.Expr:
+        return pl.col(moment).is_null() & pl.col(shown).is_not_null()
+
+    tentative = [t for t in columns if t[0] in early and early[t[0]].tentative]
+    for moment, _, column in columns:
+        if moment in early and not early[moment].tentative:
+            found[column] = early[moment]
+    if tentative:
+        guess = early[tentative[0][0]]
+        if parsed.select(pl.any_horizontal(unread(m, s).any() for m, s, _ in tentative)).item():
+            values = pl.concat([parsed.get_column(s).rename("value") for _, s, _ in tentative])
+            fitted = infer_time_format(values, file, ", ".join(c for _, _, c in tentative),
+                                       prefer, readable=declared) or guess
+            if fitted.pattern != guess.pattern:
+                parsed = parsed.with_columns(
+                    instant(shown, parsed, (*declared, fitted.pattern)).alias(moment)
+                    for moment, shown, _ in tentative
+                )
+        else:
+            fitted = dataclasses.replace(guess, tentative=False)
+        found.update({column: fitted for _, _, column in tentative})
+    rest = [t for t in columns if t[0] not in early]
+    if not rest:
+        return parsed, found
+    flags = parsed.select(unread(m, s).any().alias(c) for m, s, c in rest).row(0, named=True)
+    pending = [(moment, shown, column) for moment, shown, column in rest if flags[column]]
     if not pending:
         return parsed, found
-    values = pl.concat([parsed.filter(unread[column]).get_column(shown).rename("value")
-                        for _, shown, column in pending])
-    fitted = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
-                               prefer)
-    if fitted is None:
+    values = pl.concat([parsed.filter(unread(moment, shown)).get_column(shown).rename("value")
+                        for moment, shown, _ in pending])
+    late = infer_time_format(values, file, ", ".join(column for _, _, column in pending),
+                             prefer)
+    if late is None:
         return parsed, found
-    for moment, shown, column in pending:
-        found[column] = fitted
+    found.update({column: late for _, _, column in pending})
     parsed = parsed.with_columns(
-        pl.coalesce(moment, parse_time(pl.col(shown), fitted.pattern)).alias(moment)
+        pl.coalesce(moment, parse_time(pl.col(shown), late.pattern)).alias(moment)
         for moment, shown, _ in pending
     )
     return parsed, found
@@ -356,11 +484,8 @@ def unknown_statuses_message(file: str, counts: Sequence[tuple[str, int]]) -> st
     block to paste into the config (each value put under the status its words suggest; open
     when they suggest none: check it before pasting).
 
-    >>> print(unknown_statuses_message("d.csv", [("Signed", 3), ("Stalled", 1)]))
-    d.csv: 2 unknown status values (4 rows): 'Signed' (3 rows), 'Stalled' (1 row); expected won, lost, open or a CRM stage; map each in the config (check the guesses):
-    [statuses]
-    won = ["Signed"]
-    open = ["Stalled"]
+    >>> unknown_statuses_message("d.csv", [("Signed", 3), ("Stalled", 1)]).splitlines()[1:]
+    ['[statuses]', 'won = ["Signed"]', 'open = ["Stalled"]']
     """
     rows = sum(n for _, n in counts)
     listed = ", ".join(f"{value!r} ({n} row{'s' if n != 1 else ''})" for value, n in counts)
@@ -373,9 +498,9 @@ def unknown_statuses_message(file: str, counts: Sequence[tuple[str, int]]) -> st
     ]
     plural = "s" if len(counts) != 1 else ""
     return (
-        f"{file}: {len(counts)} unknown status value{plural} ({rows} row{'s' if rows != 1 else ''}):"
-        f" {listed}; expected won, lost, open or a CRM stage; map each in the config "
-        "(check the guesses):\n[statuses]\n" + "\n".join(lines)
+        f"{file}: {len(counts)} unknown status value{plural} "
+        f"({rows} row{'s' if rows != 1 else ''}): {listed}; expected won, lost, open or a CRM "
+        "stage; map each in the config (check the guesses):\n[statuses]\n" + "\n".join(lines)
     )
 
 
@@ -407,7 +532,8 @@ def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.E
     """A column as a UTC datetime; unparseable text becomes null (checked by the caller).
 
     Text is tried against ``formats`` (strftime patterns the user declared, e.g.
-    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC; or ``epoch_s``, ``epoch_ms``, ``epoch_us``) first, then ISO-8601 with or without a zone
+    ``"%m/%d/%Y %I:%M %p"``; naive ones are UTC; or ``epoch_s``, ``epoch_ms``, ``epoch_us``)
+    first, then ISO-8601 with or without a zone
     (``Z``, ``+02:00``, a trailing ``UTC``/``GMT``), date only, and Unix epoch seconds or
     milliseconds. Day-first and month-first dates like 02/03/2025 are ambiguous, so they are
     read only with a declared format.
@@ -543,7 +669,8 @@ def reason_counts(rejects: pl.DataFrame) -> dict[str, int]:
     return {str(r): int(n) for r, n in counts.iter_rows()}
 
 
-def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason: str) -> pl.DataFrame:
+def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str],
+                    reason: str) -> pl.DataFrame:
     """Add ``_copy`` and reject conflicting duplicates of ``key`` in a checked frame.
 
     Only rows that passed every other check take part, so a rejected row never hides a good one.
@@ -586,27 +713,34 @@ def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str], reason:
 def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
                       file: str | None = None, time_formats: Sequence[str] = (),
                       infer_time_formats: bool = True,
-                      prefer_time_formats: Sequence[str] = ()) -> Validated:
+                      prefer_time_formats: Sequence[str] = (),
+                      preset: Preset | None = None) -> Validated:
     """Check a contacts table (a path, or a frame as read); see :class:`Validated`."""
-    frame, file = _named(source, file, "contacts", mapping,
-                         [c for c, req in CONTACT_COLUMNS.items() if req])
+    frame, file, mapping = _named(source, file, "contacts", mapping,
+                         [c for c, req in CONTACT_COLUMNS.items() if req], preset=preset)
+    lead_column = _file_column(mapping, "lead_created_at")
+    early = sniff_times(frame, [("lead_created_at", lead_column)], time_formats, file,
+                        infer_time_formats, prefer_time_formats)
     parsed = frame.select(
         ROW,
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("account_id"),
-        instant("lead_created_at", frame, time_formats).alias("lead_created_at"),
+        instant("lead_created_at", frame, _formats(time_formats, early, "lead_created_at")
+                ).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
     ).with_columns(blank_row("contact_id", "account_id", "_lead_text"))
     parsed, found = infer_times(
-        parsed, [("lead_created_at", "_lead_text", _file_column(mapping, "lead_created_at"))],
-        file, infer_time_formats, prefer_time_formats,
+        parsed, [("lead_created_at", "_lead_text", lead_column)], file, infer_time_formats,
+        prefer_time_formats, early, time_formats,
     )
     checked = parsed.with_columns(
         first_failure(
             [
                 EMPTY_ROW_CHECK,
-                (pl.col("contact_id").is_null(), "contact_id", "missing contact_id", pl.col("contact_id")),
-                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
+                (pl.col("contact_id").is_null(), "contact_id", "missing contact_id",
+                 pl.col("contact_id")),
+                (pl.col("account_id").is_null(), "account_id", "missing account_id",
+                 pl.col("account_id")),
                 (
                     pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
                     "lead_created_at",
@@ -635,10 +769,12 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                          mapping: dict[str, str] | None = None, *, file: str | None = None,
                          time_formats: Sequence[str] = (),
                          infer_time_formats: bool = True,
-                         prefer_time_formats: Sequence[str] = ()) -> Validated:
+                         prefer_time_formats: Sequence[str] = (),
+                         preset: Preset | None = None) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account."""
-    frame, file = _named(source, file, "touchpoints", mapping, ["timestamp"])
+    frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"],
+                                  preset=preset)
     del source  # the frame is all that is used (a frame given is freed with it below)
     has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
     if not has_channel_info:
@@ -655,11 +791,14 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     # the channels below, and when no distinct value has blanks to trim (the usual export) the
     # columns are used as they are, not trimmed row by row
     raw_utm, clean = distinct_utm(frame)
+    time_column = _file_column(mapping, "timestamp")
+    early = sniff_times(frame, [("timestamp", time_column)], time_formats, file,
+                        infer_time_formats, prefer_time_formats)
     utm_text = {c: pl.col(c) if c in clean else text(c, frame) for c in UTM_COLUMNS}
     parsed = frame.select(
         ROW,
         text("touchpoint_id", frame).alias("touchpoint_id"),
-        instant("timestamp", frame, time_formats).alias("timestamp"),
+        instant("timestamp", frame, _formats(time_formats, early, "timestamp")).alias("timestamp"),
         text("timestamp", frame).alias("_time_text"),
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("_row_account"),
@@ -668,14 +807,14 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         utm_text["utm_medium"].alias("utm_medium"),
         utm_text["utm_campaign"].alias("campaign"),
         text("touch_type", frame).alias("touch_type"),
-    ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account", "_channel",
-                          "utm_source", "utm_medium", "campaign", "touch_type"))
+    ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account",
+                             "_channel", "utm_source", "utm_medium", "campaign", "touch_type"))
     rows_read = frame.height
-    del frame
+    del frame  # the parsed columns replace the raw ones: free them before the joins
     parsed, found = infer_times(
-        parsed, [("timestamp", "_time_text", _file_column(mapping, "timestamp"))],
-        file, infer_time_formats, prefer_time_formats,
-    )  # the parsed columns replace the raw ones: free them before the joins
+        parsed, [("timestamp", "_time_text", time_column)], file, infer_time_formats,
+        prefer_time_formats, early, time_formats,
+    )
     contact_account: pl.Series | pl.Expr = pl.lit(None, pl.String).alias("_contact_account")
     row_account = parsed.get_column("_row_account")
     if contacts is not None and row_account.null_count():
@@ -706,7 +845,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         first_failure(
             [
                 EMPTY_ROW_CHECK,
-                (pl.col("_time_text").is_null(), "timestamp", "missing timestamp", pl.col("_time_text")),
+                (pl.col("_time_text").is_null(), "timestamp", "missing timestamp",
+                 pl.col("_time_text")),
                 (
                     pl.col("timestamp").is_null(), "timestamp",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
@@ -715,7 +855,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                     pl.col("contact_id").is_null() & pl.col("_row_account").is_null(),
                     "contact_id", "no contact_id and no account_id", pl.lit(None, pl.String),
                 ),
-                (pl.col("account_id").is_null(), "contact_id", unknown_contact, pl.col("contact_id")),
+                (pl.col("account_id").is_null(), "contact_id", unknown_contact,
+                 pl.col("contact_id")),
                 (
                     pl.col("_channel").is_null()
                     & pl.col("utm_source").is_null()
@@ -743,7 +884,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         pairs = good.lazy().select("utm_source", "utm_medium", "campaign").unique().collect(
             engine="streaming")
     pairs = pairs.with_columns(
-        rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign")).alias("_rule_channel")
+        rules.channel_of(pl.col("utm_source"), pl.col("utm_medium"), pl.col("campaign"))
+        .alias("_rule_channel")
     )
     utm = ["utm_source", "utm_medium", "campaign"]
     # each row's channel looked up by one 64-bit key of the three: exact when the distinct
@@ -785,7 +927,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         good.filter(pl.col("channel") == UNMAPPED_CHANNEL)
         .group_by("utm_source", "utm_medium")
         .agg(pl.len().alias("touches"))
-        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
+        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False],
+              nulls_last=True)
     )
     good = good.select(
         ROW, "touchpoint_id", "timestamp", "contact_id", "account_id", "channel", "channel_group",
@@ -803,7 +946,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    time_formats: Sequence[str] = (),
                    statuses: Mapping[str, Sequence[str]] | None = None,
                    infer_time_formats: bool = True,
-                   prefer_time_formats: Sequence[str] = ()) -> Validated:
+                   prefer_time_formats: Sequence[str] = (),
+                   preset: Preset | None = None) -> Validated:
     """Check a deals table (a path, or a frame as read); ``known_accounts`` (touched or in
     the contacts) decide which accounts exist; ``currency`` None takes the file's most common
     one (USD if none), returned in :attr:`Validated.currency`.
@@ -814,11 +958,15 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     ``is_closed`` column a deal that is not won takes its ``status`` word.
     """
     required = [c for c, req in DEAL_COLUMNS.items() if req]
-    frame, file = _named(source, file, "deals", mapping, required, {"status": "is_won"})
+    frame, file, mapping = _named(source, file, "deals", mapping, required, {"status": "is_won"},
+                         preset)
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
     status_word = status_key.replace_strict(status_words(statuses), default=None,
                                             return_dtype=pl.String)
     flags = "is_won" in frame.columns
+    early = sniff_times(
+        frame, [(c, _file_column(mapping, c)) for c in ("created_at", "closed_at")],
+        time_formats, file, infer_time_formats, prefer_time_formats)
     if flags:
         won, closed_flag = boolean("is_won", frame), boolean("is_closed", frame)
         status_word = (
@@ -831,9 +979,11 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         ROW,
         text("deal_id", frame).alias("deal_id"),
         text("account_id", frame).alias("account_id"),
-        instant("created_at", frame, time_formats).alias("created_at"),
+        instant("created_at", frame, _formats(time_formats, early, "created_at")
+                ).alias("created_at"),
         text("created_at", frame).alias("_created_text"),
-        instant("closed_at", frame, time_formats).alias("closed_at"),
+        instant("closed_at", frame, _formats(time_formats, early, "closed_at")
+                ).alias("closed_at"),
         text("closed_at", frame).alias("_closed_text"),
         status_word.alias("status"),
         text("status", frame).alias("_status_text"),
@@ -846,11 +996,10 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     ).with_columns(blank_row("deal_id", "account_id", "_created_text", "_closed_text",
                              "_status_text", "_amount_text", "currency",
                              *(("_won_text", "_closed_flag_text") if flags else ())))
-    parsed, found = infer_times(
-        parsed, [("created_at", "_created_text", _file_column(mapping, "created_at")),
-                 ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))],
-        file, infer_time_formats, prefer_time_formats,
-    )
+    times = [("created_at", "_created_text", _file_column(mapping, "created_at")),
+             ("closed_at", "_closed_text", _file_column(mapping, "closed_at"))]
+    parsed, found = infer_times(parsed, times, file, infer_time_formats, prefer_time_formats,
+                                early, time_formats)
     notes = _notes(file, found)
     if not flags:
         unknown = (parsed.filter(pl.col("status").is_null() & pl.col("_status_text").is_not_null())
@@ -886,8 +1035,10 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                      "of accounts without a deal; rename the deal"),
                     pl.col("deal_id"),
                 ),
-                (pl.col("account_id").is_null(), "account_id", "missing account_id", pl.col("account_id")),
-                (pl.col("_created_text").is_null(), "created_at", "missing created_at", pl.col("_created_text")),
+                (pl.col("account_id").is_null(), "account_id", "missing account_id",
+                 pl.col("account_id")),
+                (pl.col("_created_text").is_null(), "created_at", "missing created_at",
+                 pl.col("_created_text")),
                 (
                     pl.col("created_at").is_null(), "created_at",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
@@ -905,10 +1056,12 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("closed_at") < pl.col("created_at"), "closed_at",
                     "closed_at is before created_at", pl.col("_closed_text"),
                 ),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount", pl.col("_amount_text")),
+                (pl.col("_amount_text").is_null(), "amount", "missing amount",
+                 pl.col("_amount_text")),
                 (
                     pl.col("amount").is_null(), "amount",
-                    "amount is not a number; expected a decimal like 48250.00", pl.col("_amount_text"),
+                    "amount is not a number; expected a decimal like 48250.00",
+                    pl.col("_amount_text"),
                 ),
                 (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
                 (
@@ -1002,8 +1155,10 @@ def _flag_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:
 
 
 def _file_column(mapping: Mapping[str, str] | None, canonical: str) -> str:
-    """The file's own name of a canonical column (for messages)."""
-    return (mapping or {}).get(canonical, canonical)
+    """The file's own name of a canonical column (for messages; a column a preset filled
+    from several of the file's goes by the canonical name)."""
+    name = (mapping or {}).get(canonical, canonical)
+    return canonical if name.startswith("\x00") else name
 
 
 __all__ = [

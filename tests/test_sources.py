@@ -234,7 +234,8 @@ def test_reject_rate_above_the_maximum_names_the_input_and_its_rate(tmp_path: Pa
         "open (12); above the maximum reject rate 20% (fix the rows, or raise it with "
         "--max-reject-rate or [inputs] max_reject_rate)")
     # at the rate itself it passes, and without a maximum nothing is checked
-    assert load_inputs(touches, deals, rules=load_rules(), max_reject_rate=0.48).rejects.height == 12
+    at_rate = load_inputs(touches, deals, rules=load_rules(), max_reject_rate=0.48)
+    assert at_rate.rejects.height == 12
     assert load_inputs(touches, deals, rules=load_rules()).rejects.height == 12
 
 
@@ -272,4 +273,5 @@ def test_single_touch_journeys_are_flagged() -> None:
         "t.csv: 19 of 20 journeys (95%) have one touch: the export carries first-touch data "
         "only, and the multi-touch models have no paths to weigh; pull "
         + load_preset("generic").touch_export)
-    assert single_touch_note(None, "t.csv", journeys=pl.DataFrame({"n_touches": [1] * 18 + [2, 3]})) is None
+    mixed = pl.DataFrame({"n_touches": [1] * 18 + [2, 3]})
+    assert single_touch_note(None, "t.csv", journeys=mixed) is None

@@ -71,12 +71,12 @@ def test_unknown_statuses_are_listed_once_with_counts_and_a_statuses_block(tmp_p
         "D5,A,2025-01-02,2025-02-01,won,100\n"
     ))
     deals = str(tmp_path / "d.csv")
-    assert inputs.notes == [
+    assert inputs.notes == [(
         f"{deals}: 3 unknown status values (4 rows): 'Stalled' (2 rows), 'Dead \"deal\"' (1 row),"
         " 'Signed' (1 row); expected won, lost, open or a CRM stage; map each in the config "
         "(check the guesses):\n[statuses]\nwon = [\"Signed\"]\nlost = [\"Dead \\\"deal\\\"\"]\n"
         "open = [\"Stalled\"]"
-    ]
+    )]
     # every row is still rejected on its own, and the block pastes as TOML that fixes them
     assert inputs.rejects.height == 4
     block = inputs.notes[0].split("\n", 1)[1]
@@ -128,8 +128,8 @@ def test_is_won_alone_takes_the_status_word_for_deals_not_won(tmp_path: Path) ->
     ))
     assert inputs.deals.select("deal_id", "status").rows() == [("D1", "won"), ("D2", "lost")]
     assert inputs.rejects.select("row", "column", "reason").rows() == [
-        (3, "status", "not won, and no is_closed or known status says lost or open; expected "
-                      "won, lost or open"),
+        (3, "status", ("not won, and no is_closed or known status says lost or open; expected "
+                       "won, lost or open")),
     ]
 
 
@@ -163,7 +163,8 @@ def test_us_timestamps_are_read_and_the_format_is_said(tmp_path: Path) -> None:
         "touchpoints.timestamp": "%m/%d/%Y %I:%M %p"}
     assert inputs.notes == [
         f"{touches}: timestamp read as '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)"]
-    assert inputs.rejects.select("row", "column", "value").rows() == [(4, "timestamp", "not a date")]
+    assert inputs.rejects.select("row", "column", "value").rows() == [
+        (4, "timestamp", "not a date")]
 
 
 def test_day_first_is_inferred_when_a_day_is_above_12(tmp_path: Path) -> None:
@@ -182,7 +183,8 @@ def test_epoch_microseconds_are_inferred(tmp_path: Path) -> None:
     checked = validate_touchpoints(touches, load_rules(), None,
                                    {"timestamp": "event_timestamp"}, file="events")
     assert checked.good["timestamp"].to_list() == [
-        datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC), datetime(2025, 1, 1, 0, 1, 40, tzinfo=UTC)]
+        datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 1, 40, tzinfo=UTC)]
     assert checked.notes == ["events: event_timestamp read as 'epoch_us' (Unix epoch microseconds)"]
 
 
@@ -246,7 +248,8 @@ def test_inference_round_trips_every_style(moments: list[datetime], style) -> No
 
 @settings(max_examples=30, deadline=None)
 @given(
-    moments=st.lists(st.datetimes(min_value=datetime(2001, 9, 10), max_value=datetime(2199, 12, 31)),
+    moments=st.lists(st.datetimes(min_value=datetime(2001, 9, 10),
+                                  max_value=datetime(2199, 12, 31)),
                      min_size=1, max_size=20),
     unit=st.sampled_from([("epoch_us", 1), ("epoch_ms", 1_000), ("epoch_s", 1_000_000)]),
 )
@@ -259,3 +262,68 @@ def test_epoch_inference_round_trips(moments: list[datetime], unit) -> None:
     assert fitted is not None and fitted.pattern == name
     back = shown.to_frame("v").select(parse_time(pl.col("v"), fitted.pattern)).to_series()
     assert [(b - epoch) // tick // per for b in back] == micros
+
+
+# -- a source's usual style, checked against every value ----------------------------------------
+def test_the_usual_style_stands_when_every_value_reads_so(tmp_path: Path) -> None:
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,01/02/2025,02/03/2025,won,1\nD2,A,03/04/2025,03/05/2025,won,1\n")
+    checked = validate_deals(deals, None, None, prefer_time_formats=("%m/%d/%Y",))
+    assert checked.good["created_at"].to_list() == [
+        datetime(2025, 1, 2, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)]
+    assert checked.notes == [(
+        f"{deals}: created_at, closed_at read as '%m/%d/%Y' (month/day/year, date only; the "
+        "source's usual style, the first values also read as day/month/year, date only)")]
+
+
+def test_a_later_value_overrules_the_usual_style(tmp_path: Path) -> None:
+    # the first thousand values read either way; a later 25/03 shows the file is day first
+    rows = "".join(f"D{i},A,02/01/2025,03/01/2025,won,1\n" for i in range(1200))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  + rows + "D9999,A,02/01/2025,25/03/2025,won,1\n")
+    checked = validate_deals(deals, None, None, prefer_time_formats=("%m/%d/%Y",))
+    assert checked.rejects.height == 0
+    assert checked.good["created_at"].unique().to_list() == [datetime(2025, 1, 2, tzinfo=UTC)]
+    assert checked.good.filter(pl.col("deal_id") == "D9999")["closed_at"].to_list() == [
+        datetime(2025, 3, 25, tzinfo=UTC)]
+    assert checked.time_formats["created_at"].pattern == "%d/%m/%Y"
+    assert not checked.time_formats["created_at"].tentative
+
+
+def test_without_a_usual_style_the_whole_column_decides(tmp_path: Path) -> None:
+    rows = "".join(f"D{i},A,02/01/2025,03/01/2025,won,1\n" for i in range(1200))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  + rows + "D9999,A,02/01/2025,25/03/2025,won,1\n")
+    checked = validate_deals(deals, None, None)
+    assert checked.time_formats["closed_at"].pattern == "%d/%m/%Y"
+    assert checked.rejects.height == 0
+
+
+# -- validation takes frames --------------------------------------------------------------------
+def test_validating_a_frame_gives_what_validating_its_file_gives(tmp_path: Path) -> None:
+    # the Spark engine validates batches as frames: same rows, rejects and counts as the file
+    touches = write(tmp_path, "t.csv", (
+        "timestamp,contact_id,account_id,utm_source,utm_medium,touchpoint_id\n"
+        "2025-03-01T10:00:00Z,c1,A,google,cpc,t1\n"
+        "not a time,c1,A,google,cpc,t2\n"
+        "2025-03-02,c2,,linkedin,paid_social,t3\n"
+        "2025-03-02,c2,,linkedin,paid_social,t3\n"
+        ",,,,,\n"
+    ))
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                  "D1,A,2025-03-01,2025-03-09,Closed Won,\"1,234.50\"\n"
+                  "D2,A,2025-03-01,,Stalled,10\n")
+    from attribution.reading import read_file
+
+    for path, check in (
+        (touches, lambda table, **kw: validate_touchpoints(table, load_rules(), None, **kw)),
+        (deals, lambda table, **kw: validate_deals(table, None, None, **kw)),
+    ):
+        from_file = check(path)
+        from_frame = check(read_file(path, "x"), file=str(path))
+        assert from_frame.good.equals(from_file.good)
+        assert from_frame.rejects.equals(from_file.rejects)
+        assert from_frame.accounting == from_file.accounting
+        assert from_frame.notes == from_file.notes
+    assert from_file.rejects.select("row", "column").rows() == [(2, "status")]
+    assert from_file.good["amount"].to_list() == [123_450]
