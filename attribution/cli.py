@@ -27,7 +27,7 @@ from attribution import api, pipeline, render
 from attribution.config import OUTPUT_FORMATS, Config, load_config, parse_instant
 from attribution.errors import AttributionError, ConfigError
 from attribution.models import MODELS
-from attribution.output import TableParts, json_records, write_json_document, write_table
+from attribution.output import TableParts, csv_text, json_records, write_csv, write_json_document, write_table
 from attribution.pipeline import RunResult
 from attribution.schema import CREDIT_SCHEMA
 
@@ -350,7 +350,7 @@ def report_notes(state: State, result: RunResult) -> None:
     if result.rejects.height:
         path = out_dir(result.config) / "rejects.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        result.rejects.write_csv(path)
+        write_csv(result.rejects, path)
         state.note(f"{result.rejects.height:,} rejected rows written to {render.escape_text(path)}")
 
 
@@ -374,7 +374,7 @@ def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
         buffer = io.StringIO()
         from attribution.output import money_to_decimal
 
-        money_to_decimal(frame).write_csv(buffer)
+        buffer.write(csv_text(money_to_decimal(frame)))
         click.echo(buffer.getvalue(), nl=False)
     else:
         state.out.print(table)

@@ -7,8 +7,9 @@ bytes out: the writers are given frames in a fixed order and no timestamps of th
 CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return as a formula (``=HYPERLINK(...)``). Every CSV writer here neutralises
 such text cells the OWASP way (a single quote before the text, and the cell quoted):
-``=1+2`` is written ``"'=1+2"``. Numbers are never touched (``-12.50`` stays a number); only text
-columns are. ``csv_raw=True`` (``--csv-raw``) writes the values exactly; Parquet and JSON always
+``=1+2`` is written ``"'=1+2"``. Numbers are never touched: number columns are not text, and a
+text cell that is a plain signed number (``-12500.00`` in the rejects' ``value``) cannot carry a
+formula, so it stays as it is. ``csv_raw=True`` (``--csv-raw``) writes the values exactly; Parquet and JSON always
 keep them exact.
 """
 
@@ -66,6 +67,12 @@ def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) 
 
 #: what starts a cell a spreadsheet would run as a formula (OWASP, "CSV Injection")
 FORMULA_START = r"^[=+\-@\t\r]"
+#: a plain signed decimal number: it starts with + or - but holds no formula
+PLAIN_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def _formula(text: pl.Expr) -> pl.Expr:
+    return text.str.contains(FORMULA_START) & ~text.str.contains(PLAIN_NUMBER)
 #: what makes polars quote a text cell (``quote_style="necessary"``): the separator, a quote, a
 #: line break, or nothing at all (an empty text, told apart from a null)
 _NEEDS_QUOTES = r'[,"\n\r]'
@@ -82,7 +89,7 @@ def has_formula_cells(frame: pl.DataFrame | pl.LazyFrame) -> bool:
     if not columns:
         return False
     found = frame.lazy().select(
-        pl.any_horizontal([pl.col(c).str.contains(FORMULA_START).any() for c in columns])
+        pl.any_horizontal([_formula(pl.col(c)).any() for c in columns])
     ).collect(engine="streaming")
     return bool(found.item())
 
@@ -96,7 +103,7 @@ def neutralise_formulas(frame: FrameT) -> FrameT:
     def field(name: str) -> pl.Expr:
         text = pl.col(name)
         doubled = text.str.replace_all('"', '""', literal=True)
-        formula = text.str.contains(FORMULA_START)
+        formula = _formula(text)
         quoted = formula | text.str.contains(_NEEDS_QUOTES) | (text == "")
         return (
             pl.when(formula).then(pl.concat_str([pl.lit("\"'"), doubled, pl.lit('"')]))
