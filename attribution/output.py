@@ -115,16 +115,22 @@ def neutralise_formulas(frame: FrameT) -> FrameT:
     return frame.with_columns([field(c) for c in _text_columns(frame.collect_schema())])
 
 
-def write_csv(frame: pl.DataFrame | pl.LazyFrame, path: Path, *, csv_raw: bool = False) -> Path:
+def write_csv(frame: pl.DataFrame | pl.LazyFrame, path: Path, *, csv_raw: bool = False,
+              formulas: bool | None = None) -> Path:
     """Write ``frame`` as CSV to ``path`` as it is (money columns untouched: convert them with
     :func:`money_to_decimal` first when wanted), formula cells neutralised unless
-    ``csv_raw``. A frame without a formula cell is written byte for byte as polars writes it."""
+    ``csv_raw``. A frame without a formula cell is written byte for byte as polars writes it.
+    ``formulas`` says whether ``frame`` has formula cells when the caller already knows
+    (:class:`TableParts` checks each part as it spills it); None checks here, a pass over the
+    text columns."""
+    if not csv_raw and formulas is None:
+        formulas = has_formula_cells(frame)
     if isinstance(frame, pl.DataFrame):
-        if csv_raw or not has_formula_cells(frame):
+        if csv_raw or not formulas:
             frame.write_csv(path)
         else:
             neutralise_formulas(frame).write_csv(path, quote_style="never")
-    elif csv_raw or not has_formula_cells(frame):
+    elif csv_raw or not formulas:
         frame.sink_csv(path)
     else:
         neutralise_formulas(frame).sink_csv(path, quote_style="never")
@@ -139,9 +145,10 @@ def csv_text(frame: pl.DataFrame, *, csv_raw: bool = False) -> str:
 
 
 def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
-                fmt: str, *, csv_raw: bool = False) -> Path:
+                fmt: str, *, csv_raw: bool = False, formulas: bool | None = None) -> Path:
     """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written. CSV
-    text cells that start like a formula are neutralised unless ``csv_raw``."""
+    text cells that start like a formula are neutralised unless ``csv_raw`` (``formulas`` as
+    in :func:`write_csv`)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
     width = frame.collect_schema().len()
@@ -157,7 +164,7 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
         frame.lazy().collect().write_parquet(path, compression="zstd",
                                              compression_level=ZSTD_LEVEL, statistics=False)
     elif fmt == "csv" and width:
-        write_csv(money_to_decimal(frame.lazy()), path, csv_raw=csv_raw)
+        write_csv(money_to_decimal(frame.lazy()), path, csv_raw=csv_raw, formulas=formulas)
     elif fmt == "csv":
         frame.lazy().collect().write_csv(path)  # a header alone (no columns: no cells)
     else:
@@ -190,6 +197,9 @@ class TableParts:
                  csv_raw: bool = False) -> None:
         self.directory, self.stem, self.fmt, self.schema = directory, stem, fmt, schema
         self.csv_raw = csv_raw
+        # whether a part spilled so far has a formula cell (a CSV result is checked part by
+        # part on the spill thread, while the run goes on, not by a pass over the spilled parts)
+        self._formulas = False
         self._scratch: Path | None = None
         self._parts: list[Path] = []
         self._writer: ThreadPoolExecutor | None = None
@@ -210,9 +220,13 @@ class TableParts:
         part = self._scratch / f"{len(self._parts):05d}.parquet"
         frame = frame.select(list(self.schema)).cast(dict(self.schema))
         assert self._writer is not None
-        self._pending = self._writer.submit(frame.write_parquet, part,
-                                            compression="uncompressed", statistics=False)
+        self._pending = self._writer.submit(self._spill, frame, part)
         self._parts.append(part)
+
+    def _spill(self, frame: pl.DataFrame, part: Path) -> None:
+        frame.write_parquet(part, compression="uncompressed", statistics=False)
+        if self.fmt == "csv" and not self.csv_raw and not self._formulas:
+            self._formulas = has_formula_cells(frame)
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
@@ -229,7 +243,8 @@ class TableParts:
                 table: pl.LazyFrame | pl.DataFrame = pl.scan_parquet(self._parts, glob=False)
             else:
                 table = pl.DataFrame(schema=self.schema)
-            return write_table(table, self.directory, self.stem, self.fmt, csv_raw=self.csv_raw)
+            return write_table(table, self.directory, self.stem, self.fmt, csv_raw=self.csv_raw,
+                               formulas=self._formulas)
         finally:
             self.discard()
 

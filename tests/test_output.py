@@ -199,3 +199,17 @@ def test_hand_quoting_matches_polars_and_neutralises_every_formula(values):
     hand = neutralise_formulas(frame.filter(pl.Series(formulas).not_())).write_csv(
         quote_style="never")
     assert hand == frame.filter(pl.Series(formulas).not_()).write_csv()
+
+
+def test_parts_find_a_formula_in_any_part(tmp_path):
+    clean = credit_rows("linear", 6)
+    late = credit_rows("markov", 3).with_columns(pl.Series("deal_id", ["ok", "@x", "ok"]))
+    with TableParts(tmp_path, "credit", "csv", CREDIT_SCHEMA) as parts:
+        parts.add(clean)
+        parts.add(clean)
+        parts.add(late)
+        written = parts.close()
+    deals = pl.read_csv(written, infer_schema=False)["deal_id"].to_list()
+    assert deals[-3:] == ["ok", "'@x", "ok"]
+    assert written.read_bytes() == write_table(pl.concat([clean, clean, late]), tmp_path / "w",
+                                               "credit", "csv").read_bytes()
