@@ -112,6 +112,10 @@ class ChannelRules:
     origin: str = "built-in defaults"
     aliases: dict[str, str] = field(default_factory=dict)
 
+    def __getstate__(self) -> dict[str, object]:
+        # pickled (to Spark workers) without the compiled matcher: rebuilt where it is used
+        return {k: v for k, v in self.__dict__.items() if k not in ("matcher", "_group_by_key")}
+
     @cached_property
     def matcher(self) -> ChannelMatcher:
         """The rules compiled once (checked against the limits: see :class:`ChannelMatcher`)."""
