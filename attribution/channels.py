@@ -198,6 +198,22 @@ def _glob_to_regex(pattern: str) -> str:
     return f"^(?s:{text})$"
 
 
+def _segment(text: str) -> tuple[Callable[[str, int], bool], Callable[[str, int, int], int]]:
+    """A fixed-length piece of a glob: (does it match at this position, where is it first
+    found between two positions, -1 if nowhere). Literal text uses the string methods; a piece
+    with ``?`` a regular expression without repetition."""
+    if "?" not in text:
+        return (lambda value, at: value.startswith(text, at),
+                lambda value, start, end: value.find(text, start, end))
+    piece = re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL)
+
+    def search(value: str, start: int, end: int) -> int:
+        found = piece.search(value, start, end)
+        return -1 if found is None else found.start()
+
+    return (lambda value, at: piece.match(value, at) is not None), search
+
+
 def _glob_matcher(pattern: str) -> Callable[[str], bool]:
     """A test of whole values against a glob that takes time linear in the value times the
     pattern, whatever the pattern (a backtracking regular expression such as ``.*a.*a.*b``
@@ -208,26 +224,23 @@ def _glob_matcher(pattern: str) -> Callable[[str], bool]:
     right, each at its leftmost place after the previous one: with fixed-length segments the
     leftmost place never loses a match a later place would give.
     """
-    def segment(text: str) -> re.Pattern[str]:
-        return re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL)
-
     if "*" not in pattern:
-        whole = segment(pattern)
-        return lambda value: whole.fullmatch(value) is not None
+        whole, _ = _segment(pattern)
+        return lambda value: len(value) == len(pattern) and whole(value, 0)
     first, *middle, last = pattern.split("*")
-    head, tail = segment(first), segment(last)
-    inner = [segment(text) for text in middle if text]
+    (head, _), (tail, _) = _segment(first), _segment(last)
+    inner = [(len(text), _segment(text)[1]) for text in middle if text]
 
     def match(value: str) -> bool:
         end = len(value) - len(last)
-        if end < len(first) or head.match(value) is None or tail.fullmatch(value, end) is None:
+        if end < len(first) or not head(value, 0) or not tail(value, end):
             return False
         position = len(first)
-        for part in inner:
-            found = part.search(value, position, end)
-            if found is None:
+        for size, search in inner:
+            found = search(value, position, end)
+            if found < 0:
                 return False
-            position = found.end()
+            position = found + size
         return True
 
     return match
@@ -257,9 +270,9 @@ class ChannelMatcher:
         self.channels_by_rule = [rule.channel for rule in rules]
         self.keys_of: list[tuple[str, ...]] = []
         self.literals: dict[str, dict[str, list[int]]] = {key: {} for key in _MATCH_KEYS}
-        # per key: glob -> (its matcher, the rules listing it)
-        self.globs: dict[str, dict[str, tuple[Callable[[str], bool], list[int]]]] = {
-            key: {} for key in _MATCH_KEYS}
+        # per key: glob -> the rules listing it; each glob's test is built when first needed
+        self.globs: dict[str, dict[str, list[int]]] = {key: {} for key in _MATCH_KEYS}
+        self._glob_tests: dict[str, Callable[[str], bool]] = {}
         self.catch_all: int | None = None  # the first rule without any pattern
         for index, rule in enumerate(rules):
             keys = tuple(key for key in _MATCH_KEYS if getattr(rule, key))
@@ -276,7 +289,7 @@ class ChannelMatcher:
                             f"characters; at most {MAX_PATTERN_LENGTH} are allowed"
                         )
                     if _is_glob(pattern):
-                        owners = self.globs[key].setdefault(pattern, (_glob_matcher(pattern), []))[1]
+                        owners = self.globs[key].setdefault(pattern, [])
                     else:
                         owners = self.literals[key].setdefault(pattern, [])
                     if not owners or owners[-1] != index:
@@ -305,8 +318,11 @@ class ChannelMatcher:
                 self.prefilter[key] = None
         for position in candidates:
             value = values[position]
-            for (match, owners) in globs.values():
-                if match(value):
+            for pattern, owners in globs.items():
+                test = self._glob_tests.get(pattern)
+                if test is None:
+                    test = self._glob_tests[pattern] = _glob_matcher(pattern)
+                if test(value):
                     found[position].extend(owners)
             found[position] = sorted(set(found[position]))
         return found

@@ -322,3 +322,10 @@ def test_rules_pickle_without_their_compiled_matcher() -> None:
     assert "matcher" not in copy.__dict__ and copy == rules
     assert mapped(copy, [("a podcast", None, None), ("x", None, None)]) == [
         ("pod", OTHER_GROUP), (UNMAPPED_CHANNEL, OTHER_GROUP)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern=st.text(alphabet="ab*?\n", max_size=8), value=st.text(alphabet="abc\n", max_size=12))
+def test_the_glob_test_agrees_with_fnmatch(pattern, value) -> None:
+    expected = re.fullmatch(fnmatch.translate(pattern), value, re.DOTALL) is not None
+    assert channels_module._glob_matcher(pattern)(value) is expected
