@@ -11,8 +11,9 @@ so ``[groups]``, ``[aliases]`` and ``direct_channels`` find "Paid Social" under
 ``paid_social`` whether it came from a rule, a ``channel`` column or a path table.
 
 Matching is bounded: the rules compile once (:class:`ChannelMatcher`) into hash tables of their
-literal patterns and one regular expression per distinct glob, so the work grows with the
-rules plus the distinct values, not with their product; :data:`MAX_RULES` and
+literal patterns and, per key, one combined prefilter of the globs plus a linear-time test per
+distinct glob, so the work grows with the rules plus the distinct values, not with their
+product (only the values some glob matches are tested glob by glob); :data:`MAX_RULES` and
 :data:`MAX_PATTERN_LENGTH` bound a rules file, and a file beyond them is refused naming the rule.
 """
 
@@ -73,19 +74,19 @@ def unify_spellings(channel: pl.Series) -> pl.Series:
     >>> unify_spellings(pl.Series(["Direct", "direct", "Direct", "Email"])).to_list()
     ['Direct', 'Direct', 'Direct', 'Email']
     """
-    counts = channel.drop_nulls().value_counts(name="n")
+    counts = channel.rename("name").drop_nulls().value_counts(name="n")
     if counts.height == 0:
         return channel
-    names = counts.get_column(channel.name).to_list()
+    names = counts.get_column("name").to_list()
     keys = pl.Series("key", [channel_key(name) for name in names], dtype=pl.String)
     if keys.n_unique() == len(names):
         return channel
     chosen = (
         counts.with_columns(keys)
-        .sort(["key", "n", channel.name], descending=[False, True, False])
-        .with_columns(pl.col(channel.name).first().over("key").alias("_label"))
+        .sort(["key", "n", "name"], descending=[False, True, False])
+        .with_columns(pl.col("name").first().over("key").alias("label"))
     )
-    return channel.replace_strict(chosen.get_column(channel.name), chosen.get_column("_label"),
+    return channel.replace_strict(chosen.get_column("name"), chosen.get_column("label"),
                                   default=None, return_dtype=pl.String)
 
 
@@ -261,7 +262,8 @@ class ChannelMatcher:
     constrains. :meth:`channels` finds, for each distinct (source, medium, campaign), the first
     rule whose every key matches: the candidates are the rules a value's hash-table entry and
     matching globs name, so the work is the rules once (compiling) plus, per distinct value,
-    one lookup, one test per glob and the few candidate rules, never rules x rows.
+    one lookup, the globs' combined prefilter, and (for a value some glob matches) one test per
+    glob, then the few candidate rules: never rules x rows.
     """
 
     def __init__(self, rules: tuple[ChannelRule, ...], origin: str) -> None:
