@@ -339,7 +339,7 @@ def report_notes(state: State, result: RunResult) -> None:
             )
     if result.unmapped is not None and result.unmapped.height:
         pairs = ", ".join(
-            f"{render.escape_text(s or '(empty)')}/{render.escape_text(m or '(empty)')} ({n:,})"
+            f"{render.escape_text(s or '(empty)', 200)}/{render.escape_text(m or '(empty)', 200)} ({n:,})"
             for s, m, n in result.unmapped.head(5).iter_rows()
         )
         more = f" and {result.unmapped.height - 5} more" if result.unmapped.height > 5 else ""
@@ -626,7 +626,7 @@ def load_run_spend(state: State, result: RunResult, spend_path: Path | None, req
     spent = set(spend.rows.get_column("channel").unique())
     strangers = sorted(spent - touched)
     if strangers:
-        state.note(f"[yellow]spend on channels no touch has: {', '.join(map(render.escape_text, strangers))}; they earn no "
+        state.note(f"[yellow]spend on channels no touch has: {', '.join(render.escape_text(c, 200) for c in strangers)}; they earn no "
                    "credit (rename them to a channel of the touchpoints, or add a rule)[/yellow]")
     result.accounting.append(spend.accounting)
     result.files.append(spend.file)
