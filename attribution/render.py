@@ -20,7 +20,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 from rich.text import Text
 
-from attribution.errors import QUOTE_LIMIT as QUOTE_LIMIT
+from attribution.errors import QUOTE_LIMIT
 from attribution.loading import Accounting
 from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
 
