@@ -11,8 +11,9 @@ so ``[groups]``, ``[aliases]`` and ``direct_channels`` find "Paid Social" under
 ``paid_social`` whether it came from a rule, a ``channel`` column or a path table.
 
 Matching is bounded: the rules compile once (:class:`ChannelMatcher`) into hash tables of their
-literal patterns and one regular expression per distinct glob, so the work grows with the
-rules plus the distinct values, not with their product; :data:`MAX_RULES` and
+literal patterns and, per key, one combined prefilter of the globs plus a linear-time test per
+distinct glob, so the work grows with the rules plus the distinct values, not with their
+product (only the values some glob matches are tested glob by glob); :data:`MAX_RULES` and
 :data:`MAX_PATTERN_LENGTH` bound a rules file, and a file beyond them is refused naming the rule.
 """
 
@@ -73,19 +74,19 @@ def unify_spellings(channel: pl.Series) -> pl.Series:
     >>> unify_spellings(pl.Series(["Direct", "direct", "Direct", "Email"])).to_list()
     ['Direct', 'Direct', 'Direct', 'Email']
     """
-    counts = channel.drop_nulls().value_counts(name="n")
+    counts = channel.rename("name").drop_nulls().value_counts(name="n")
     if counts.height == 0:
         return channel
-    names = counts.get_column(channel.name).to_list()
+    names = counts.get_column("name").to_list()
     keys = pl.Series("key", [channel_key(name) for name in names], dtype=pl.String)
     if keys.n_unique() == len(names):
         return channel
     chosen = (
         counts.with_columns(keys)
-        .sort(["key", "n", channel.name], descending=[False, True, False])
-        .with_columns(pl.col(channel.name).first().over("key").alias("_label"))
+        .sort(["key", "n", "name"], descending=[False, True, False])
+        .with_columns(pl.col("name").first().over("key").alias("label"))
     )
-    return channel.replace_strict(chosen.get_column(channel.name), chosen.get_column("_label"),
+    return channel.replace_strict(chosen.get_column("name"), chosen.get_column("label"),
                                   default=None, return_dtype=pl.String)
 
 
@@ -111,6 +112,10 @@ class ChannelRules:
     groups: dict[str, str] = field(default_factory=dict)
     origin: str = "built-in defaults"
     aliases: dict[str, str] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, object]:
+        # pickled (to Spark workers) without the compiled matcher: rebuilt where it is used
+        return {k: v for k, v in self.__dict__.items() if k not in ("matcher", "_group_by_key")}
 
     @cached_property
     def matcher(self) -> ChannelMatcher:
@@ -194,6 +199,22 @@ def _glob_to_regex(pattern: str) -> str:
     return f"^(?s:{text})$"
 
 
+def _segment(text: str) -> tuple[Callable[[str, int], bool], Callable[[str, int, int], int]]:
+    """A fixed-length piece of a glob: (does it match at this position, where is it first
+    found between two positions, -1 if nowhere). Literal text uses the string methods; a piece
+    with ``?`` a regular expression without repetition."""
+    if "?" not in text:
+        return (lambda value, at: value.startswith(text, at),
+                lambda value, start, end: value.find(text, start, end))
+    piece = re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL)
+
+    def search(value: str, start: int, end: int) -> int:
+        found = piece.search(value, start, end)
+        return -1 if found is None else found.start()
+
+    return (lambda value, at: piece.match(value, at) is not None), search
+
+
 def _glob_matcher(pattern: str) -> Callable[[str], bool]:
     """A test of whole values against a glob that takes time linear in the value times the
     pattern, whatever the pattern (a backtracking regular expression such as ``.*a.*a.*b``
@@ -204,26 +225,23 @@ def _glob_matcher(pattern: str) -> Callable[[str], bool]:
     right, each at its leftmost place after the previous one: with fixed-length segments the
     leftmost place never loses a match a later place would give.
     """
-    def segment(text: str) -> re.Pattern[str]:
-        return re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL)
-
     if "*" not in pattern:
-        whole = segment(pattern)
-        return lambda value: whole.fullmatch(value) is not None
+        whole, _ = _segment(pattern)
+        return lambda value: len(value) == len(pattern) and whole(value, 0)
     first, *middle, last = pattern.split("*")
-    head, tail = segment(first), segment(last)
-    inner = [segment(text) for text in middle if text]
+    (head, _), (tail, _) = _segment(first), _segment(last)
+    inner = [(len(text), _segment(text)[1]) for text in middle if text]
 
     def match(value: str) -> bool:
         end = len(value) - len(last)
-        if end < len(first) or head.match(value) is None or tail.fullmatch(value, end) is None:
+        if end < len(first) or not head(value, 0) or not tail(value, end):
             return False
         position = len(first)
-        for part in inner:
-            found = part.search(value, position, end)
-            if found is None:
+        for size, search in inner:
+            found = search(value, position, end)
+            if found < 0:
                 return False
-            position = found.end()
+            position = found + size
         return True
 
     return match
@@ -244,7 +262,8 @@ class ChannelMatcher:
     constrains. :meth:`channels` finds, for each distinct (source, medium, campaign), the first
     rule whose every key matches: the candidates are the rules a value's hash-table entry and
     matching globs name, so the work is the rules once (compiling) plus, per distinct value,
-    one lookup, one test per glob and the few candidate rules, never rules x rows.
+    one lookup, the globs' combined prefilter, and (for a value some glob matches) one test per
+    glob, then the few candidate rules: never rules x rows.
     """
 
     def __init__(self, rules: tuple[ChannelRule, ...], origin: str) -> None:
@@ -253,9 +272,9 @@ class ChannelMatcher:
         self.channels_by_rule = [rule.channel for rule in rules]
         self.keys_of: list[tuple[str, ...]] = []
         self.literals: dict[str, dict[str, list[int]]] = {key: {} for key in _MATCH_KEYS}
-        # per key: glob -> (its matcher, the rules listing it)
-        self.globs: dict[str, dict[str, tuple[Callable[[str], bool], list[int]]]] = {
-            key: {} for key in _MATCH_KEYS}
+        # per key: glob -> the rules listing it; each glob's test is built when first needed
+        self.globs: dict[str, dict[str, list[int]]] = {key: {} for key in _MATCH_KEYS}
+        self._glob_tests: dict[str, Callable[[str], bool]] = {}
         self.catch_all: int | None = None  # the first rule without any pattern
         for index, rule in enumerate(rules):
             keys = tuple(key for key in _MATCH_KEYS if getattr(rule, key))
@@ -272,7 +291,7 @@ class ChannelMatcher:
                             f"characters; at most {MAX_PATTERN_LENGTH} are allowed"
                         )
                     if _is_glob(pattern):
-                        owners = self.globs[key].setdefault(pattern, (_glob_matcher(pattern), []))[1]
+                        owners = self.globs[key].setdefault(pattern, [])
                     else:
                         owners = self.literals[key].setdefault(pattern, [])
                     if not owners or owners[-1] != index:
@@ -301,8 +320,11 @@ class ChannelMatcher:
                 self.prefilter[key] = None
         for position in candidates:
             value = values[position]
-            for (match, owners) in globs.values():
-                if match(value):
+            for pattern, owners in globs.items():
+                test = self._glob_tests.get(pattern)
+                if test is None:
+                    test = self._glob_tests[pattern] = _glob_matcher(pattern)
+                if test(value):
                     found[position].extend(owners)
             found[position] = sorted(set(found[position]))
         return found

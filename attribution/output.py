@@ -7,8 +7,9 @@ bytes out: the writers are given frames in a fixed order and no timestamps of th
 CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return as a formula (``=HYPERLINK(...)``). Every CSV writer here neutralises
 such text cells the OWASP way (a single quote before the text, and the cell quoted):
-``=1+2`` is written ``"'=1+2"``. Numbers are never touched (``-12.50`` stays a number); only text
-columns are. ``csv_raw=True`` (``--csv-raw``) writes the values exactly; Parquet and JSON always
+``=1+2`` is written ``"'=1+2"``. Numbers are never touched: number columns are not text, and a
+text cell that is a plain signed number (``-12500.00`` in the rejects' ``value``) cannot carry a
+formula, so it stays as it is. ``csv_raw=True`` (``--csv-raw``) writes the values exactly; Parquet and JSON always
 keep them exact.
 """
 
@@ -65,6 +66,12 @@ def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) 
 
 #: what starts a cell a spreadsheet would run as a formula (OWASP, "CSV Injection")
 FORMULA_START = r"^[=+\-@\t\r]"
+#: a plain signed decimal number: it starts with + or - but holds no formula
+PLAIN_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def _formula(text: pl.Expr) -> pl.Expr:
+    return text.str.contains(FORMULA_START) & ~text.str.contains(PLAIN_NUMBER)
 #: what makes polars quote a text cell (``quote_style="necessary"``): the separator, a quote, a
 #: line break, or nothing at all (an empty text, told apart from a null)
 _NEEDS_QUOTES = r'[,"\n\r]'
@@ -81,7 +88,7 @@ def has_formula_cells(frame: pl.DataFrame | pl.LazyFrame) -> bool:
     if not columns:
         return False
     found = frame.lazy().select(
-        pl.any_horizontal([pl.col(c).str.contains(FORMULA_START).any() for c in columns])
+        pl.any_horizontal([_formula(pl.col(c)).any() for c in columns])
     ).collect(engine="streaming")
     return bool(found.item())
 
@@ -95,7 +102,7 @@ def neutralise_formulas(frame: FrameT) -> FrameT:
     def field(name: str) -> pl.Expr:
         text = pl.col(name)
         doubled = text.str.replace_all('"', '""', literal=True)
-        formula = text.str.contains(FORMULA_START)
+        formula = _formula(text)
         quoted = formula | text.str.contains(_NEEDS_QUOTES) | (text == "")
         return (
             pl.when(formula).then(pl.concat_str([pl.lit("\"'"), doubled, pl.lit('"')]))
@@ -107,16 +114,22 @@ def neutralise_formulas(frame: FrameT) -> FrameT:
     return frame.with_columns([field(c) for c in _text_columns(frame.collect_schema())])
 
 
-def write_csv(frame: pl.DataFrame | pl.LazyFrame, path: Path, *, csv_raw: bool = False) -> Path:
+def write_csv(frame: pl.DataFrame | pl.LazyFrame, path: Path, *, csv_raw: bool = False,
+              formulas: bool | None = None) -> Path:
     """Write ``frame`` as CSV to ``path`` as it is (money columns untouched: convert them with
     :func:`money_to_decimal` first when wanted), formula cells neutralised unless
-    ``csv_raw``. A frame without a formula cell is written byte for byte as polars writes it."""
+    ``csv_raw``. A frame without a formula cell is written byte for byte as polars writes it.
+    ``formulas`` says whether ``frame`` has formula cells when the caller already knows
+    (:class:`TableParts` checks each part as it spills it); None checks here, a pass over the
+    text columns."""
+    if not csv_raw and formulas is None:
+        formulas = has_formula_cells(frame)
     if isinstance(frame, pl.DataFrame):
-        if csv_raw or not has_formula_cells(frame):
+        if csv_raw or not formulas:
             frame.write_csv(path)
         else:
             neutralise_formulas(frame).write_csv(path, quote_style="never")
-    elif csv_raw or not has_formula_cells(frame):
+    elif csv_raw or not formulas:
         frame.sink_csv(path)
     else:
         neutralise_formulas(frame).sink_csv(path, quote_style="never")
@@ -131,9 +144,10 @@ def csv_text(frame: pl.DataFrame, *, csv_raw: bool = False) -> str:
 
 
 def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
-                fmt: str, *, csv_raw: bool = False) -> Path:
+                fmt: str, *, csv_raw: bool = False, formulas: bool | None = None) -> Path:
     """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written. CSV
-    text cells that start like a formula are neutralised unless ``csv_raw``."""
+    text cells that start like a formula are neutralised unless ``csv_raw`` (``formulas`` as
+    in :func:`write_csv`)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
     width = frame.collect_schema().len()
@@ -149,7 +163,7 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
         frame.lazy().collect().write_parquet(path, compression="zstd",
                                              compression_level=ZSTD_LEVEL, statistics=False)
     elif fmt == "csv" and width:
-        write_csv(money_to_decimal(frame.lazy()), path, csv_raw=csv_raw)
+        write_csv(money_to_decimal(frame.lazy()), path, csv_raw=csv_raw, formulas=formulas)
     elif fmt == "csv":
         frame.lazy().collect().write_csv(path)  # a header alone (no columns: no cells)
     else:
@@ -180,6 +194,9 @@ class TableParts:
                  csv_raw: bool = False) -> None:
         self.directory, self.stem, self.fmt, self.schema = directory, stem, fmt, schema
         self.csv_raw = csv_raw
+        # whether a part spilled so far has a formula cell (a CSV result is checked part by
+        # part on the spill thread, while the run goes on, not by a pass over the spilled parts)
+        self._formulas = False
         self._scratch: Path | None = None
         self._parts: list[Path] = []
         self._writer: ThreadPoolExecutor | None = None
@@ -200,9 +217,13 @@ class TableParts:
         part = self._scratch / f"{len(self._parts):05d}.parquet"
         frame = frame.select(list(self.schema)).cast(dict(self.schema))
         assert self._writer is not None
-        self._pending = self._writer.submit(frame.write_parquet, part,
-                                            compression="uncompressed", statistics=False)
+        self._pending = self._writer.submit(self._spill, frame, part)
         self._parts.append(part)
+
+    def _spill(self, frame: pl.DataFrame, part: Path) -> None:
+        frame.write_parquet(part, compression="uncompressed", statistics=False)
+        if self.fmt == "csv" and not self.csv_raw and not self._formulas:
+            self._formulas = has_formula_cells(frame)
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
@@ -219,7 +240,8 @@ class TableParts:
                 table: pl.LazyFrame | pl.DataFrame = pl.scan_parquet(self._parts, glob=False)
             else:
                 table = pl.DataFrame(schema=self.schema)
-            return write_table(table, self.directory, self.stem, self.fmt, csv_raw=self.csv_raw)
+            return write_table(table, self.directory, self.stem, self.fmt, csv_raw=self.csv_raw,
+                               formulas=self._formulas)
         finally:
             self.discard()
 

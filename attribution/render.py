@@ -21,6 +21,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 from rich.text import Text
 
+from attribution.errors import QUOTE_LIMIT
 from attribution.loading import Accounting
 from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
 
@@ -42,33 +43,39 @@ def _control_escapes() -> dict[int, str]:
 _CONTROL_ESCAPES = _control_escapes()
 
 
-def printable(value: object) -> str:
+def printable(value: object, limit: int | None = None) -> str:
     """``value`` as one line of inert terminal text: control characters (C0, DEL, C1) shown as
     ``\\x1b``, newline, carriage return and tab as ``\\n``, ``\\r``, ``\\t``, and line separators
-    and bidirectional controls as ``\\u2028`` and the like. ``None`` is empty.
+    and bidirectional controls as ``\\u2028`` and the like. ``None`` is empty. With ``limit``,
+    a longer value shows its first ``limit`` characters and its length.
 
     >>> printable("a\\x1b]8;;http://x\\x07b\\nc")
     'a\\\\x1b]8;;http://x\\\\x07b\\\\nc'
     """
     if value is None:
         return ""
-    return str(value).translate(_CONTROL_ESCAPES)
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        return f"{text[:limit].translate(_CONTROL_ESCAPES)}... ({len(text):,} characters)"
+    return text.translate(_CONTROL_ESCAPES)
 
 
-def escape_text(value: object) -> str:
+def escape_text(value: object, limit: int | None = None) -> str:
     """``value`` for a string that rich reads as markup (the CLI's coloured notes):
-    :func:`printable`, with rich's markup brackets escaped, so ``[/]`` stays text.
+    :func:`printable` (at most ``limit`` characters of it: :data:`QUOTE_LIMIT` for values
+    from the data, as error messages quote input), with rich's markup brackets escaped, so
+    ``[/]`` stays text.
 
     >>> escape_text("[/]")
     '\\\\[/]'
     """
-    return escape_markup(printable(value))
+    return escape_markup(printable(value, limit))
 
 
 def cell(value: object, style: str = "") -> Text:
-    """A table cell holding ``value`` as plain text (:func:`printable`, no markup, no emoji
-    codes)."""
-    return Text(printable(value), style=style)
+    """A table cell holding ``value`` as plain text (:func:`printable`, at most 200 characters
+    of it: rich would wrap a longer one over many lines; no markup, no emoji codes)."""
+    return Text(printable(value, QUOTE_LIMIT), style=style)
 
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "AUD": "A$", "CAD": "C$"}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from attribution.channels import load_rules
 from attribution.config import load_config
 from attribution.credit import allocate
@@ -63,3 +65,56 @@ def test_a_path_tables_direct_is_direct_and_its_spellings_are_one_channel(tmp_pa
     model = get_model("last_non_direct")
     credit = allocate(journeys, model.weights(journeys), model.name).collect()
     assert channel_credit(credit) == {"Email": 15000, "Paid Social": 1000}
+
+
+def touch_file(tmp_path: Path) -> Path:
+    path = tmp_path / "touchpoints.csv"
+    path.write_text(
+        "touchpoint_id,timestamp,account_id,channel,utm_source,utm_medium\n"
+        "t1,2025-01-01T00:00:00Z,A,Paid Social,,\n"
+        "t2,2025-01-02T00:00:00Z,A,Direct Traffic,,\n"
+        "t3,2025-01-03T00:00:00Z,A,LinkedIn Ads,,\n"
+        "t4,2025-01-04T00:00:00Z,A,,linkedin,cpc\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_channel_columns_names_go_through_the_rules_groups(tmp_path: Path):
+    from attribution.loading import load_touchpoints
+
+    rules = load_rules()
+    good, _rejects, _accounting, _unmapped, _groups = load_touchpoints(touch_file(tmp_path), rules, None)
+    groups = dict(zip(good["touchpoint_id"], good["channel_group"], strict=True))
+    assert groups == {"t1": "demand_creation", "t2": "demand_capture", "t3": "other",
+                      "t4": "demand_creation"}
+    assert rules.ungrouped(good["channel"]) == [good["channel"][2]]
+
+
+@pytest.mark.xfail(strict=True, reason="loading.load_touchpoints lower-cases the channel column "
+                   "(attribution/loading.py, another engineer's file): drop its .str.to_lowercase()")
+def test_a_channel_columns_names_keep_their_spelling(tmp_path: Path):
+    from attribution.loading import load_touchpoints
+
+    good = load_touchpoints(touch_file(tmp_path), load_rules(), None)[0]
+    assert good["channel"].to_list() == ["Paid Social", "Direct Traffic", "LinkedIn Ads",
+                                         "paid_social"]
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline.py passes config.direct_channels to "
+                   "last_non_direct without their aliases: use rules.names_of(...) there")
+def test_a_run_counts_direct_traffic_as_direct(tmp_path: Path):
+    from attribution import pipeline
+
+    touches = tmp_path / "touches.csv"
+    touches.write_text("touchpoint_id,timestamp,account_id,channel\n"
+                       "t1,2025-01-01T00:00:00Z,A,Organic Search\n"
+                       "t2,2025-01-03T00:00:00Z,A,Direct Traffic\n", encoding="utf-8")
+    deals = tmp_path / "deals.csv"
+    deals.write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
+                     "D,A,2025-01-05T00:00:00Z,2025-01-10T00:00:00Z,won,100.00\n", encoding="utf-8")
+    config = load_config(None).replace(touchpoints=touches, deals=deals,
+                                       models=("last_non_direct",))
+    credit = dict(pipeline.run(config).summary.select("channel", "revenue_credit").iter_rows())
+    assert {channel.lower(): cents for channel, cents in credit.items() if cents} == {
+        "organic search": 10_000}

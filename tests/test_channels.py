@@ -310,3 +310,22 @@ def test_the_compiled_matcher_agrees_with_the_plain_definition(specs, rows) -> N
     ))
     got = [channel for channel, _ in mapped(rules, rows)]
     assert got == [reference_channel(rules, *row) for row in rows]
+
+
+def test_rules_pickle_without_their_compiled_matcher() -> None:
+    import pickle
+
+    rules = parse_rules('[[rule]]\nchannel = "pod"\nsource = ["*podcast*", "spotify"]\n')
+    assert mapped(rules, [("a podcast", None, None)]) == [("pod", OTHER_GROUP)]
+    assert "matcher" in rules.__dict__
+    copy = pickle.loads(pickle.dumps(rules))
+    assert "matcher" not in copy.__dict__ and copy == rules
+    assert mapped(copy, [("a podcast", None, None), ("x", None, None)]) == [
+        ("pod", OTHER_GROUP), (UNMAPPED_CHANNEL, OTHER_GROUP)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern=st.text(alphabet="ab*?\n", max_size=8), value=st.text(alphabet="abc\n", max_size=12))
+def test_the_glob_test_agrees_with_fnmatch(pattern, value) -> None:
+    expected = re.fullmatch(fnmatch.translate(pattern), value, re.DOTALL) is not None
+    assert channels_module._glob_matcher(pattern)(value) is expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -114,8 +115,10 @@ def test_money_becomes_exact_decimals_at_any_size():
 
 
 # -- CSV formula injection (issue #21, item 4) ----------------------------------------------
-HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2+3", "@SUM(A1)", "\t=1+2", "\r=1",
-           "plain", "a,b", 'say "hi"', "", None, "x=1", "'=quoted"]
+#: the plain numbers the writers leave alone (the reference's own definition)
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
+HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd", "-2+3", "@SUM(A1)", "\t=1+2", "\r=1",
+           "plain", "a,b", 'say "hi"', "", None, "x=1", "'=quoted", "-12500.00", "+1e5", "-"]
 
 
 def test_formula_cells_are_neutralised_and_everything_else_is_exact(tmp_path):
@@ -124,7 +127,7 @@ def test_formula_cells_are_neutralised_and_everything_else_is_exact(tmp_path):
     assert path.read_bytes().decode("utf-8").split("\n") == [
         "channel,amount",
         '"\'=HYPERLINK(""http://x"",""y"")",-1.5',
-        "\"'+1\",-1.5",
+        "\"'+1+cmd\",-1.5",
         "\"'-2+3\",-1.5",                  # a text cell; the number column keeps its sign
         "\"'@SUM(A1)\",-1.5",
         "\"'\t=1+2\",-1.5",                # the tab is kept, behind the quote
@@ -136,11 +139,15 @@ def test_formula_cells_are_neutralised_and_everything_else_is_exact(tmp_path):
         ",-1.5",
         "x=1,-1.5",
         "'=quoted,-1.5",                   # starts with a quote already: not a formula
+        "-12500.00,-1.5",                  # a plain number holds no formula
+        "+1e5,-1.5",
+        "\"'-\",-1.5",
         "",
     ]
     # read back, a neutralised cell is the value behind one single quote
     back = pl.read_csv(path, infer_schema=False)["channel"].to_list()
-    assert back == [None if v is None else ("'" + v if v[:1] in "=+-@\t\r" and v else v)
+    assert back == [None if v is None else
+                    ("'" + v if v[:1] in "=+-@\t\r" and v and not NUMBER.match(v) else v)
                     for v in HOSTILE]
 
 
@@ -176,13 +183,14 @@ def test_write_table_and_parts_neutralise_csv_only(tmp_path, fmt):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text(alphabet='ab ,"\n\r=+-@\t\'é', max_size=6)),
+@given(st.lists(st.one_of(st.none(), st.text(alphabet='ab ,"\n\r=+-@\t\'é1.e', max_size=6)),
                 min_size=1, max_size=10))
 def test_hand_quoting_matches_polars_and_neutralises_every_formula(values):
     frame = pl.DataFrame({"text": values, "n": list(range(len(values)))},
                          schema={"text": pl.String, "n": pl.Int64})
     written = csv_text(frame)
-    formulas = [v is not None and v[:1] != "" and v[0] in "=+-@\t\r" for v in values]
+    formulas = [v is not None and v[:1] != "" and v[0] in "=+-@\t\r" and not NUMBER.match(v)
+                for v in values]
     if not any(formulas):
         assert written == frame.write_csv()  # byte for byte polars' own quoting
     back = pl.read_csv(io.StringIO(written), infer_schema=False,
@@ -191,3 +199,17 @@ def test_hand_quoting_matches_polars_and_neutralises_every_formula(values):
     hand = neutralise_formulas(frame.filter(pl.Series(formulas).not_())).write_csv(
         quote_style="never")
     assert hand == frame.filter(pl.Series(formulas).not_()).write_csv()
+
+
+def test_parts_find_a_formula_in_any_part(tmp_path):
+    clean = credit_rows("linear", 6)
+    late = credit_rows("markov", 3).with_columns(pl.Series("deal_id", ["ok", "@x", "ok"]))
+    with TableParts(tmp_path, "credit", "csv", CREDIT_SCHEMA) as parts:
+        parts.add(clean)
+        parts.add(clean)
+        parts.add(late)
+        written = parts.close()
+    deals = pl.read_csv(written, infer_schema=False)["deal_id"].to_list()
+    assert deals[-3:] == ["ok", "'@x", "ok"]
+    assert written.read_bytes() == write_table(pl.concat([clean, clean, late]), tmp_path / "w",
+                                               "credit", "csv").read_bytes()

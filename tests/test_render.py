@@ -92,3 +92,10 @@ def test_reject_reasons_table_shows_reasons_as_text():
                                    rejected={"bad [/] value\n": 1})
     lines = shown(render.reject_reasons_table([accounting]))
     assert lines[4] == "│ touchpoints │ bad [/] value\\n │    1 │"
+
+
+def test_long_values_are_cut_with_their_length():
+    assert render.printable("ab\ncd", limit=3) == "ab\\n... (5 characters)"
+    assert render.escape_text("[/]" * 100, render.QUOTE_LIMIT) == "\\[/]" * 66 + "[/... (300 characters)"
+    assert render.escape_text("x" * 300) == "x" * 300
+    assert "".join(shown(render.cell("y" * 5000))) == "y" * 200 + "... (5,000 characters)"

@@ -24,7 +24,14 @@ from attribution.budget import recommend_budget
 from attribution.config import Config
 from attribution.economics import channel_scorecard, first_touch_leads
 from attribution.render import money
-from attribution.report import Chart, build_report, headline_figures, report_charts, write_pngs, write_report
+from attribution.report import (
+    Chart,
+    build_report,
+    headline_figures,
+    report_charts,
+    write_pngs,
+    write_report,
+)
 from attribution.spend import load_spend
 
 ROOT = Path(__file__).parent.parent
@@ -81,13 +88,13 @@ def parsed(page: str) -> Links:
 
 
 def specs_of(page: str) -> dict[str, dict]:
-    match = re.search(r'<script type="application/json" id="report-specs">(.*?)</script>', page, re.S)
+    match = re.search(r'<script type="application/json" id="report-specs">(.*?)</script>', page, re.DOTALL)
     assert match
     return json.loads(match.group(1).replace("<\\/", "</"))
 
 
 def card(page: str, key: str) -> str:
-    match = re.search(rf'data-figure="{key}">(.*?)</div></div>', page, re.S)
+    match = re.search(rf'data-figure="{key}">(.*?)</div></div>', page, re.DOTALL)
     assert match, key
     return re.sub(r"<[^>]+>", " ", match.group(1))
 
@@ -166,7 +173,7 @@ def test_configuration_lists_files_checksums_accounting_and_parameters(result, p
 # -- self-contained -------------------------------------------------------------------------------
 def test_page_is_self_contained(page):
     links = parsed(page)
-    external = [(t, k, u) for t, k, u in links.urls if re.match(r"^(https?:)?//", u.strip(), re.I)]
+    external = [(t, k, u) for t, k, u in links.urls if re.match(r"^(https?:)?//", u.strip(), re.IGNORECASE)]
     assert external == []
     assert not any(tag == "link" for tag, _ in links.tags)  # no stylesheet fetched
     assert all("src" not in attrs for tag, attrs in links.tags if tag == "script")
