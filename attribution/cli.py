@@ -579,7 +579,7 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     mix within floors and caps (the total is kept to the cent), and shows what changes when the
     decision is made on multi-touch credit rather than last-touch.
     """
-    names = options.get("model_names") or ()
+    names: tuple[str, ...] = options.get("model_names") or ()
     if len(names) != 1:
         raise ConfigError("budget needs exactly one --model, e.g. --model w_shaped")
     config = build_config(**options)

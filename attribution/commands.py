@@ -12,6 +12,8 @@ returns; nothing here prints. A notebook can call them the same way::
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,9 +219,8 @@ def scorecard(config: Config, engine: Engine, progress: Progress | None = None, 
                           by_period_channel=by_period_channel)
     report = None
     if hygiene and result.inputs is not None:
-        rules = hygiene_checks.HygieneRules(
-            **({"signup_minutes": signup_minutes} if signup_minutes is not None else {})
-        )
+        rules = (hygiene_checks.HygieneRules() if signup_minutes is None
+                 else hygiene_checks.HygieneRules(signup_minutes=signup_minutes))
         report = hygiene_checks.hygiene_report(hygiene_checks.flag_deals(result.journeys, rules))
     return Scorecard(economics, table, report)
 
@@ -305,8 +306,10 @@ def evaluate(config: Config, *, random_worlds: int = 20, world_names: tuple[str,
 
     models = resolve_models(config) if config.models or config.model_params else None
     if world_names:
-        known = {**{n: (lambda n=n: simulation.scenario(n)) for n in simulation.SCENARIOS},
-                 **evaluation.ADVERSARIAL}
+        known: dict[str, Callable[[], Any]] = {
+            **{n: functools.partial(simulation.scenario, n) for n in simulation.SCENARIOS},
+            **evaluation.ADVERSARIAL,
+        }
         unknown = [n for n in world_names if n not in known]
         if unknown:
             raise ConfigError(f"unknown world {unknown[0]!r}; valid: {', '.join(sorted(known))}")

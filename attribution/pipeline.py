@@ -143,6 +143,7 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
     def step(stage: str) -> None:
         report(f"load {stage}", stages.index(stage), len(stages))
 
+    assert config.touchpoints is not None and config.deals is not None  # (require_inputs)
     inputs = load_inputs(
         config.touchpoints,
         config.deals,
