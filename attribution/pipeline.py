@@ -196,7 +196,9 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
     for name in names:
         params = config.params_for(name)
         if name == "last_non_direct":
-            params.setdefault("direct_channels", config.direct_channels)
+            # the direct channels and their aliases ("Direct Traffic" is direct, as "Direct")
+            params.setdefault("direct_channels",
+                              load_rules(config.channel_rules).names_of(config.direct_channels))
         models.append(get_model(name, **params))
     if not config.models and journeys is not None:
         models = [m for m in models if _supports(m, journeys)]

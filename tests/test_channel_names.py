@@ -101,8 +101,6 @@ def test_a_channel_columns_names_keep_their_spelling(tmp_path: Path):
                                          "paid_social"]
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.py passes config.direct_channels to "
-                   "last_non_direct without their aliases: use rules.names_of(...) there")
 def test_a_run_counts_direct_traffic_as_direct(tmp_path: Path):
     from attribution import pipeline
 
