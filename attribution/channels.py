@@ -55,7 +55,7 @@ def channel_key(name: str) -> str:
     return _SEPARATORS.sub("_", name.strip().casefold())
 
 
-def _map_distinct(values: pl.Series, function: Callable[[str | None], str],
+def _map_distinct(values: pl.Series, function: Callable[[str | None], str | None],
                   return_dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
     """``function`` (a Python function of one text value) applied once per distinct value of
     ``values`` and spread back to the rows by a lookup: Python work bounded by the distinct
@@ -88,6 +88,23 @@ def unify_spellings(channel: pl.Series) -> pl.Series:
     )
     return channel.replace_strict(chosen.get_column("name"), chosen.get_column("label"),
                                   default=None, return_dtype=pl.String)
+
+
+def relabel(names: pl.Series, labels: Iterable[str]) -> pl.Series:
+    """``names`` spelled as ``labels`` where their :func:`channel_key` agree: e.g. a spend
+    file's "linkedin ads" becomes the touches' "LinkedIn Ads", so spend and credit join on one
+    channel. Names no label matches are kept as they are.
+
+    >>> relabel(pl.Series(["linkedin ads", "podcast", None]), ["LinkedIn Ads"]).to_list()
+    ['LinkedIn Ads', 'podcast', None]
+    """
+    by_key: dict[str, str] = {}
+    for label in sorted(labels):  # sorted: two labels of one key resolve the same way each run
+        by_key.setdefault(channel_key(label), label)
+    return _map_distinct(
+        names, lambda name: None if name is None else by_key.get(channel_key(name), name),
+        pl.String,
+    ).alias(names.name)
 
 
 @dataclass(frozen=True)

@@ -329,3 +329,9 @@ def test_rules_pickle_without_their_compiled_matcher() -> None:
 def test_the_glob_test_agrees_with_fnmatch(pattern, value) -> None:
     expected = re.fullmatch(fnmatch.translate(pattern), value, re.DOTALL) is not None
     assert channels_module._glob_matcher(pattern)(value) is expected
+
+
+def test_relabel_spells_names_as_the_labels_whatever_the_case() -> None:
+    spend = pl.Series("channel", ["linkedin ads", "LINKEDIN-ADS", "podcast", None, "Events"])
+    assert channels_module.relabel(spend, ["LinkedIn Ads", "events", "Direct"]).to_list() == [
+        "LinkedIn Ads", "LinkedIn Ads", "podcast", None, "events"]

@@ -168,3 +168,23 @@ def test_report_charts_render_with_every_name_on_the_axes(runs):
             assert any(shown_as(label, n) for n in names | {"Start", "Won", "Not won"}), (chart, label)
         for name in ("constructor", "__proto__", "[/]", "toString", "two\\nlines"):
             assert name in labels, (chart, name, labels)
+
+
+def test_an_error_is_one_escaped_line(tmp_path):
+    missing = tmp_path / "a\x1b[31m\nb.toml"
+    done = cli(tmp_path, "validate", "--config", str(CONFIG), "--channel-rules", str(missing))
+    assert done.returncode == 2
+    shown = str(missing).replace("\x1b", "\\x1b").replace("\n", "\\n")
+    assert done.stderr == f"Error: {shown}: cannot read channel rules (No such file or directory)\n"
+
+
+def test_a_rules_error_quotes_at_most_200_characters_of_input(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[[rule]]\nchannel = "x"\nsource = "x"\nsoruce = "{"y" * 10}"\n'
+                     f'["{"z" * 100_000}"]\n', encoding="utf-8")
+    done = cli(tmp_path, "validate", "--config", str(CONFIG), "--channel-rules", str(rules))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"Error: {rules}: unknown section {'z' * 200!r}... (100,000 characters); "
+        "expected [groups], [aliases] and [[rule]]\n"
+    )
