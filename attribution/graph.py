@@ -171,68 +171,57 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
 
     A journey's path becomes one exact integer key, ``sum(code_i * base ** i)`` over its
     touches (channel codes 1..n in bijective base ``n + 1``, so every path has its own key),
-    which makes finding the distinct paths an integer group-by. Journeys whose touches come
-    grouped together in touch order (as :func:`~attribution.journeys.build_journeys` gives
-    them) get their keys from one pass over the touches, others from a group-by on the
-    journey. Paths too long for a 63-bit key are grouped by their list of channels. Paths come
-    ordered by key (the long ones last, by path): the same journeys always give the same order.
+    which makes finding the distinct paths an integer group-by. The keys are sums over each
+    journey's run of rows and a path's codes are read off the rows of any of its journeys,
+    which needs each journey's touches as one run in touch order: the layout
+    :func:`~attribution.journeys.build_journeys` gives (``journeys.index``); touches in any
+    other layout are sorted into it first (by journey, then ``touch_index``; a touch's position
+    in its run stands for its place in the path). Paths too long for a 63-bit key are grouped
+    by their codes as bytes. Paths come ordered by key (the long ones last, by path): the same
+    journeys always give the same order.
     """
     touches = journeys.touches.select(
         "journey_id", "touch_index", pl.col("channel").fill_null("")
     ).collect()
+    index = journeys.index or JourneyIndex.of(touches.get_column("journey_id"),
+                                              touches.get_column("touch_index"))
+    if not index.positional:
+        touches = touches.sort("journey_id", "touch_index", nulls_last=True, maintain_order=True)
+        index = JourneyIndex.of(touches.get_column("journey_id"))
     channels = touches.get_column("channel").unique().sort().to_list()
     base = len(channels) + 1
     max_length = max(1, int(62 // np.log2(max(base, 2))))
     code = touches.get_column("channel").cast(pl.Enum(channels)).to_physical().to_numpy()
     code = code.astype(np.int64) + 1
-    index = journeys.index or JourneyIndex.of(touches.get_column("journey_id"),
-                                              touches.get_column("touch_index"))
     keyed = _journey_keys(touches, index, code, base, max_length)
     per_journey = _with_outcomes(keyed, journeys, include_open)
     sums = [pl.col(name).sum() for name in PATH_SUMS]
-    # any journey of a path shows its codes: the first row of one (touches grouped by journey),
-    # or the digits of the key
-    example = [pl.col("_start").first()] if "_start" in keyed.columns else []
+    # any journey of a path shows its codes: its run of rows, from ``_start``
     short = (
         per_journey.filter(pl.col("_length") <= max_length)
         .group_by("_key")
-        .agg(*sums, pl.col("_length").first(), *example)
+        .agg(*sums, pl.col("_length").first(), pl.col("_start").first())
         .sort("_key")
     )
     short_lengths = short["_length"].to_numpy().astype(np.int64)
-    if example:
-        short_codes = code[_spans(short["_start"].to_numpy(), short_lengths)]
-    else:
-        digits = _digits(short["_key"].to_numpy(), base, max_length)
-        short_codes = digits[digits > 0]
+    short_codes = code[_spans(short["_start"].to_numpy(), short_lengths)]
     long_ids = per_journey.filter(pl.col("_length") > max_length)
     long = short.select(*PATH_SUMS).clear().with_columns(
         pl.lit(None, pl.List(pl.String)).alias("channels")
     )
-    if long_ids.height:  # rare: paths too long for an integer key, grouped by their channels
-        if example:  # grouped by their codes as bytes; lists made for the distinct ones only
-            lengths = long_ids["_length"].to_numpy().astype(np.int64)
-            path = _code_bytes(code[_spans(long_ids["_start"].to_numpy(), lengths)], lengths)
-            distinct = (
-                long_ids.select(*PATH_SUMS, "_length", "_start").with_columns(path.alias("_path"))
-                .group_by("_path").agg(*sums, pl.col("_length").first(), pl.col("_start").first())
-            )
-            lengths = distinct["_length"].to_numpy().astype(np.int64)
-            lists = _channel_lists(code[_spans(distinct["_start"].to_numpy(), lengths)], lengths,
-                                   channels)
-            long = distinct.select(*PATH_SUMS).with_columns(lists.alias("channels"))
-        else:
-            long = (
-                touches.lazy()
-                .join(long_ids.lazy().select("journey_id"), on="journey_id", how="semi")
-                .group_by("journey_id")
-                .agg(pl.col("channel").sort_by("touch_index").alias("channels"))
-                .join(long_ids.lazy().drop("_key", "_length"), on="journey_id")
-                .group_by("channels")
-                .agg(*sums)
-                .collect()
-            )
-        long = long.sort(pl.col("channels").list.join(_KEY_SEPARATOR))
+    if long_ids.height:  # rare: paths too long for an integer key, grouped by their codes as
+        # bytes; lists made for the distinct ones only
+        lengths = long_ids["_length"].to_numpy().astype(np.int64)
+        path = _code_bytes(code[_spans(long_ids["_start"].to_numpy(), lengths)], lengths)
+        distinct = (
+            long_ids.select(*PATH_SUMS, "_length", "_start").with_columns(path.alias("_path"))
+            .group_by("_path").agg(*sums, pl.col("_length").first(), pl.col("_start").first())
+        )
+        lengths = distinct["_length"].to_numpy().astype(np.int64)
+        lists = _channel_lists(code[_spans(distinct["_start"].to_numpy(), lengths)], lengths,
+                               channels)
+        long = (distinct.select(*PATH_SUMS).with_columns(lists.alias("channels"))
+                .sort(pl.col("channels").list.join(_KEY_SEPARATOR)))
     long_codes = long["channels"].explode().cast(pl.Enum(channels)).to_physical().to_numpy()
     frame = pl.concat([short.select(long.drop("channels").columns), long.drop("channels")])
     codes = np.concatenate([short_codes, long_codes.astype(np.int64) + 1])
@@ -268,20 +257,13 @@ def _code_bytes(codes: np.ndarray, lengths: np.ndarray) -> pl.Series:
 def _journey_keys(
     touches: pl.DataFrame, index: JourneyIndex, code: np.ndarray, base: int, max_length: int
 ) -> pl.DataFrame:
-    """``journey_id, _key, _length`` per journey (``_key`` only exact up to ``max_length``), and
-    ``_start``, the row of its first touch, when ``index`` says a run's k-th row is its touch k
-    (as built): then the keys are sums over the runs and a path's codes are read off its rows.
-    Any other layout is grouped by ``journey_id``."""
+    """``journey_id, _key, _length, _start`` per run of ``index`` (each journey's touches one
+    run in touch order): the path's key (only exact up to ``max_length`` touches), its length
+    and the row of its first touch. A touch's place in the path is its position in the run."""
     powers = np.zeros(max_length + 1, dtype=np.int64)
     powers[:max_length] = np.int64(base) ** np.arange(max_length, dtype=np.int64)
-    position = np.minimum(touches.get_column("touch_index").to_numpy(), max_length)
-    term = code * powers[position]
-    if not index.positional:
-        return (
-            touches.select("journey_id", pl.Series("_term", term))
-            .group_by("journey_id")
-            .agg(pl.col("_term").sum().alias("_key"), pl.len().alias("_length"))
-        )
+    position = np.arange(len(code), dtype=np.int64) - index.spread(index.starts)
+    term = code * powers[np.minimum(position, max_length)]
     return pl.DataFrame(
         {
             "journey_id": index.keys(touches.get_column("journey_id")),
@@ -318,17 +300,6 @@ def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Row numbers ``start, start + 1, ..., start + length - 1`` of each span, back to back."""
     offsets = np.cumsum(lengths) - lengths
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
-
-
-def _digits(keys: np.ndarray, base: int, max_length: int) -> np.ndarray:
-    """Integer path keys (bijective base ``base``) as a (paths, max_length) matrix of codes,
-    0 past each path's end."""
-    digits = np.zeros((len(keys), max_length), dtype=np.int64)
-    rest = keys.astype(np.int64).copy()
-    for position in range(max_length):
-        digits[:, position] = rest % base
-        rest //= base
-    return digits
 
 
 # -- the state chain ---------------------------------------------------------------------------

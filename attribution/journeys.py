@@ -180,6 +180,8 @@ class Journeys:
         The layout of ``touches`` (:class:`JourneyIndex`) when it is known: given by
         :func:`build_journeys` (each journey one run in touch order, journeys in
         ``journeys``' order). None for frames of another origin: :attr:`runs` derives it once.
+        It describes ``touches``: a ``Journeys`` made with other touches gets its own (or
+        None), never this one.
     deal_gather
         What :func:`attribution.credit.allocate` keeps between the models of a run.
     """
@@ -190,7 +192,9 @@ class Journeys:
     has_milestones: bool = True
     as_of: datetime | None = None
     index: JourneyIndex | None = field(default=None, compare=False)
-    deal_gather: DealGather = field(default_factory=DealGather, compare=False, repr=False)
+    #: (not an argument: a new ``Journeys``, ``dataclasses.replace`` included, starts empty)
+    deal_gather: DealGather = field(default_factory=DealGather, init=False, compare=False,
+                                    repr=False)
 
     @cached_property
     def runs(self) -> TouchRuns:

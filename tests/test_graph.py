@@ -215,3 +215,20 @@ def test_state_chain_counts_repeats_and_short_paths_at_order_2() -> None:
                      ("b > a", "a > b"): 1}
     assert counts.conversion.tolist() == [0, 0, 1, 0] and counts.null.tolist() == [0, 1, 0, 0]
     assert chain.last_state.tolist() == [2, 1]
+
+
+def test_paths_of_hand_built_touches_follow_touch_index_whatever_its_values() -> None:
+    # touches in no particular order, touch_index with gaps: a path is its channels in
+    # touch_index order, so d1 (0, 5, 9) and d2 (0, 1, 2) walk the same path
+    touches = pl.DataFrame(
+        {"journey_id": ["d2", "d1", "d1", "d2", "d1", "d2"],
+         "touch_index": [2, 9, 0, 0, 5, 1],
+         "channel": ["c", "c", "a", "a", "b", "b"]},
+        schema_overrides={"touch_index": pl.UInt32},
+    )
+    deals = pl.DataFrame({"journey_id": ["d1", "d2"], "status": ["won", "lost"],
+                          "amount": [7, 3], "revenue": [7, 0], "n_touches": [3, 3]},
+                         schema_overrides={"n_touches": pl.UInt32})
+    paths = distinct_paths(Journeys.from_frames(touches, deals))
+    assert [tuple(c) for c in paths["channels"]] == [("a", "b", "c")]
+    assert paths.select("conversions", "nulls", "revenue").row(0) == (1, 1, 7)

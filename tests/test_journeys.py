@@ -721,3 +721,13 @@ def test_journeys_of_other_origins_derive_their_index_once() -> None:
     )
     assert journeys.index is None
     assert journeys.runs.index.positional and journeys.runs.starts.tolist() == [0, 2]
+
+
+def test_a_new_journeys_starts_without_the_deal_columns_of_another() -> None:
+    import dataclasses
+
+    journeys = Journeys.from_frames(pl.DataFrame({"journey_id": ["a"], "touch_index": [0]}),
+                                    pl.DataFrame({"journey_id": ["a"]}))
+    journeys.deal_gather.rows = np.zeros(1, dtype=np.uint32)
+    assert dataclasses.replace(journeys).deal_gather.rows is None
+    assert journeys.with_money_only().deal_gather.rows is None
