@@ -380,7 +380,7 @@ def _newton(
 
 def _fit_logistic(x: np.ndarray, wins: np.ndarray, trials: np.ndarray, l2: float) -> np.ndarray:
     """Ridge binomial regression of ``wins`` out of ``trials`` on ``x``."""
-    from scipy.special import expit  # here, not at the top: 0.2 s of every run's start-up
+    from scipy.special import expit  # here, not at the top: importing it slows every start-up
 
     design = _design(x)
     keep = trials > 0
