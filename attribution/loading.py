@@ -39,6 +39,7 @@ from attribution.schema import UTC_TIME
 from attribution.sources import (
     Preset,
     load_preset,
+    preset_hint,
     recognised_hint,
     single_touch_note,
     with_channel_groups,
@@ -188,9 +189,12 @@ def _load_inputs(
         try:
             return validate(Path(path), columns.get(input_name))
         except ColumnNotFoundError as error:
-            hint = recognised_hint(read_header(path, input_name), input_name,
-                                   preset.name if preset is not None else None)
-            raise with_hint(error, hint) from None
+            header = read_header(path, input_name)
+            hints = [recognised_hint(header, input_name,
+                                     preset.name if preset is not None else None)]
+            if preset is not None:
+                hints.insert(0, preset_hint(preset, header, input_name))
+            raise with_hint(error, "; ".join(h for h in hints if h)) from None
 
     def note(input_name: str, checked: Validated) -> None:
         inferred.update({f"{input_name}.{c}": f for c, f in checked.time_formats.items()})
