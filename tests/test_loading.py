@@ -301,8 +301,8 @@ def test_currency_is_the_most_common_one_and_others_are_rejected(tmp_path: Path)
     assert inputs.currency == "EUR"
     assert inputs.deals["deal_id"].to_list() == ["d1", "d2", "d4"]
     assert rejects_of(inputs, "deals") == [
-        (3, "currency", "currency differs from the run's currency EUR; convert amounts first "
-         "or set [money] currency", "USD")
+        (3, "currency", ("currency differs from the run's currency EUR; convert amounts first "
+         "or set [money] currency"), "USD")
     ]
     assert load(one_touch(tmp_path), deals, currency="USD").deals["deal_id"].to_list() == ["d3", "d4"]
 
@@ -408,8 +408,8 @@ BAD_DEALS = [
     (",a1,2025-01-02,,open,5", "deal_id", "missing deal_id", None),
     # the journey id of an account touched without a deal: a deal named so would clash with it
     ("account:a1,a1,2025-01-02,,open,5", "deal_id",
-     "deal_id starts with 'account:', which names the journeys of accounts without a deal; "
-     "rename the deal", "account:a1"),
+     ("deal_id starts with 'account:', which names the journeys of accounts without a deal; "
+     "rename the deal"), "account:a1"),
 ]
 
 
