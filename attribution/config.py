@@ -208,6 +208,22 @@ def check_format(value: str, origin: str = "--format") -> str:
     return value
 
 
+def config_template(source: str | None = None) -> str:
+    """The commented ``attribution.toml`` that ``attribution init`` writes; with ``source``
+    (a preset name) its ``[inputs] source`` names the preset's editable copy, ``NAME.toml``
+    (written beside it from :func:`attribution.sources.preset_text`)."""
+    from importlib import resources
+
+    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
+    if source is None:
+        return template
+    check_source(source)
+    line = next(line for line in template.splitlines() if line.startswith("# source = "))
+    return template.replace(
+        line, f'source = "{source}.toml"'.ljust(36) + f"# the {source} preset's copy: edit it",
+        1)
+
+
 def check_source(value: Any, base: Path | None = None, where: str = "--source") -> str:
     """A preset name, or a preset file's path (``*.toml``, resolved against ``base``)."""
     text = str(value) if isinstance(value, str) else ""

@@ -39,6 +39,7 @@ from attribution.schema import UTC_TIME
 from attribution.sources import (
     Preset,
     load_preset,
+    preset_hint,
     recognised_hint,
     single_touch_note,
     with_channel_groups,
@@ -188,9 +189,12 @@ def _load_inputs(
         try:
             return validate(Path(path), columns.get(input_name))
         except ColumnNotFoundError as error:
-            hint = recognised_hint(read_header(path, input_name), input_name,
-                                   preset.name if preset is not None else None)
-            raise with_hint(error, hint) from None
+            header = read_header(path, input_name)
+            hints = [recognised_hint(header, input_name,
+                                     preset.name if preset is not None else None)]
+            if preset is not None:
+                hints.insert(0, preset_hint(preset, header, input_name))
+            raise with_hint(error, "; ".join(h for h in hints if h)) from None
 
     def note(input_name: str, checked: Validated) -> None:
         inferred.update({f"{input_name}.{c}": f for c, f in checked.time_formats.items()})
@@ -280,21 +284,22 @@ def _load_inputs(
 # They infer no timestamp format: Spark validates an export a batch at a time, and one batch's
 # values must not choose a format for itself (the whole column's must).
 def load_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
-                  time_formats: Sequence[str] = ()
+                  time_formats: Sequence[str] = (), preset: Preset | None = None,
                   ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, int]:
     """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``."""
     checked = validate_contacts(source, mapping, time_formats=time_formats,
-                                infer_time_formats=False)
+                                infer_time_formats=False, preset=preset)
     return checked.good, checked.rejects, checked.accounting, checked.accounting.read
 
 
 def load_touchpoints(
     source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
+    preset: Preset | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
     """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
     checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
-                                   infer_time_formats=False)
+                                   infer_time_formats=False, preset=preset)
     assert checked.unmapped is not None
     return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
             checked.channel_groups)
@@ -303,12 +308,12 @@ def load_touchpoints(
 def load_deals(
     source: TableSource, known_accounts: pl.Series | None, currency: str | None,
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
-    statuses: Mapping[str, Sequence[str]] | None = None,
+    statuses: Mapping[str, Sequence[str]] | None = None, preset: Preset | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, str]:
     """:func:`validate_deals` as ``(good, rejects, accounting, currency)``."""
     checked = validate_deals(source, known_accounts, currency, mapping,
                              time_formats=time_formats, statuses=statuses,
-                             infer_time_formats=False)
+                             infer_time_formats=False, preset=preset)
     assert checked.currency is not None
     return checked.good, checked.rejects, checked.accounting, checked.currency
 

@@ -207,6 +207,19 @@ def recognised_hint(header: Sequence[str], input_name: str, current: str | None)
             f'(or [inputs] source = "{preset.name}" in the config)')
 
 
+def preset_hint(preset: Preset, header: Sequence[str], input_name: str) -> str:
+    """``the salesforce preset looks for status in 'StageName' or 'Stage'`` for each required
+    column none of whose preset names is in ``header`` (empty when there is none)."""
+    present = {name.strip() for name in header}
+    required = [c for c, needed in INPUT_COLUMNS.get(input_name, {}).items() if needed]
+    wanted = [
+        f"{column} in {' or '.join(repr(n) for n in names)}"
+        for column, names in preset.columns.get(input_name, {}).items()
+        if column in required and not present & set(names)
+    ]
+    return f"the {preset.name} preset looks for {'; '.join(wanted)}" if wanted else ""
+
+
 def with_hint(error: ColumnNotFoundError, hint: str) -> ColumnNotFoundError:
     """The same error with ``hint`` appended (when there is one)."""
     return ColumnNotFoundError(f"{error}; {hint}") if hint else error
@@ -343,6 +356,7 @@ __all__ = [
     "Recognised",
     "apply_preset",
     "load_preset",
+    "preset_hint",
     "preset_names",
     "preset_text",
     "recognise",

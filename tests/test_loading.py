@@ -206,12 +206,15 @@ def test_ndjson_with_mixed_types(tmp_path: Path) -> None:
     touches = write(
         tmp_path, "t.jsonl",
         '{"timestamp": "2025-01-01T00:00:00Z", "account_id": 7, "channel": "email"}\n'
-        '{"timestamp": "2025-01-02", "account_id": "a2", "utm_source": "google", "utm_medium": "cpc"}\n',
+        '{"timestamp": "2025-01-02", "account_id": "a2", "utm_source": "google", '
+        '"utm_medium": "cpc"}\n',
     )
     deals = write(
         tmp_path, "d.ndjson",
-        '{"deal_id": "d1", "account_id": "7", "created_at": "2025-01-05", "status": "open", "amount": 100.5}\n'
-        '{"deal_id": "d2", "account_id": "a2", "created_at": "2025-01-05", "status": "open", "amount": "12"}\n',
+        '{"deal_id": "d1", "account_id": "7", "created_at": "2025-01-05", "status": "open", '
+        '"amount": 100.5}\n'
+        '{"deal_id": "d2", "account_id": "a2", "created_at": "2025-01-05", "status": "open", '
+        '"amount": "12"}\n',
     )
     inputs = load(touches, deals)
     assert inputs.touchpoints.select("account_id", "channel").rows() == [
@@ -222,7 +225,8 @@ def test_ndjson_with_mixed_types(tmp_path: Path) -> None:
 
 def test_semicolon_and_tab_separated_csv(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp;account_id;channel\n2025-01-01;a1;email\n")
-    deals = write(tmp_path, "d.tsv", "deal_id\taccount_id\tcreated_at\tstatus\tamount\nd1\ta1\t2025-01-02\topen\t5\n")
+    deals = write(tmp_path, "d.tsv", "deal_id\taccount_id\tcreated_at\tstatus\tamount\n"
+                  "d1\ta1\t2025-01-02\topen\t5\n")
     inputs = load(touches, deals)
     assert inputs.touchpoints["account_id"].to_list() == ["a1"]
     assert inputs.deals["amount"].to_list() == [500]
@@ -273,7 +277,8 @@ def test_contact_touches_join_their_account(tmp_path: Path) -> None:
         ("c1", "a1"), ("c1", "a9"), (None, "a2"),
     ]
     assert rejects_of(inputs, "touchpoints") == [
-        (4, "contact_id", "unknown contact: not in the contacts file, and the row has no account_id", "c404")
+        (4, "contact_id",
+         "unknown contact: not in the contacts file, and the row has no account_id", "c404")
     ]
 
 
@@ -281,7 +286,8 @@ def test_unmapped_sources_are_kept_and_reported(tmp_path: Path) -> None:
     touches = write(
         tmp_path, "t.csv",
         "timestamp,account_id,utm_source,utm_medium\n"
-        "2025-01-01,a1,foo,bar\n2025-01-02,a1,foo,bar\n2025-01-03,a1,baz,\n2025-01-04,a1,google,cpc\n",
+        "2025-01-01,a1,foo,bar\n2025-01-02,a1,foo,bar\n2025-01-03,a1,baz,\n"
+        "2025-01-04,a1,google,cpc\n",
     )
     inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
     assert inputs.touchpoints["channel"].to_list() == [
@@ -301,10 +307,11 @@ def test_currency_is_the_most_common_one_and_others_are_rejected(tmp_path: Path)
     assert inputs.currency == "EUR"
     assert inputs.deals["deal_id"].to_list() == ["d1", "d2", "d4"]
     assert rejects_of(inputs, "deals") == [
-        (3, "currency", "currency differs from the run's currency EUR; convert amounts first "
-         "or set [money] currency", "USD")
+        (3, "currency", ("currency differs from the run's currency EUR; convert amounts first "
+         "or set [money] currency"), "USD")
     ]
-    assert load(one_touch(tmp_path), deals, currency="USD").deals["deal_id"].to_list() == ["d3", "d4"]
+    in_dollars = load(one_touch(tmp_path), deals, currency="USD")
+    assert in_dollars.deals["deal_id"].to_list() == ["d3", "d4"]
 
 
 # -- file-level errors ------------------------------------------------------------------------
@@ -338,7 +345,8 @@ def test_missing_channel_information(tmp_path: Path) -> None:
         load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
     assert str(caught.value) == (
         f"{touches}: missing column 'channel' (did you mean 'chanel'?); the file has "
-        "'timestamp', 'account_id', 'chanel'; touchpoints need 'channel' or 'utm_source'/'utm_medium'"
+        "'timestamp', 'account_id', 'chanel'; touchpoints need 'channel' or "
+        "'utm_source'/'utm_medium'"
     )
 
 
@@ -393,23 +401,27 @@ def test_header_only_files_load_as_empty(tmp_path: Path) -> None:
 # -- rejects, one per bad input -----------------------------------------------------------------
 BAD_DEALS = [
     ("d1,a1,2025-01-02,,open,-5", "amount", "negative amount", "-5"),
-    ("d1,a1,2025-01-02,,open,abc", "amount", "amount is not a number; expected a decimal like 48250.00", "abc"),
-    ("d1,a1,2025-01-02,,open,1.2.3", "amount", "amount is not a number; expected a decimal like 48250.00", "1.2.3"),
+    ("d1,a1,2025-01-02,,open,abc", "amount",
+     "amount is not a number; expected a decimal like 48250.00", "abc"),
+    ("d1,a1,2025-01-02,,open,1.2.3", "amount",
+     "amount is not a number; expected a decimal like 48250.00", "1.2.3"),
     ("d1,a1,2025-01-02,,open,", "amount", "missing amount", None),
     ("d1,a1,yesterday,,open,5", "created_at", TIME_HINT, "yesterday"),
     ("d1,a1,,,open,5", "created_at", "missing created_at", None),
     ("d1,a1,2025-01-02,2025-13-01,won,5", "closed_at", TIME_HINT, "2025-13-01"),
     ("d1,a1,2025-01-02,,won,5", "closed_at", "missing closed_at for a won or lost deal", None),
-    ("d1,a1,2025-01-02,2025-01-01,lost,5", "closed_at", "closed_at is before created_at", "2025-01-01"),
+    ("d1,a1,2025-01-02,2025-01-01,lost,5", "closed_at", "closed_at is before created_at",
+     "2025-01-01"),
     ("d1,a1,2025-01-02,,maybe,5", "status", "unknown status; expected won, lost or open", "maybe"),
     ("d1,a1,2025-01-02,,,5", "status", "missing status", None),
-    ("d1,a9,2025-01-02,,open,5", "account_id", "unknown account: not in the contacts file and never touched", "a9"),
+    ("d1,a9,2025-01-02,,open,5", "account_id",
+     "unknown account: not in the contacts file and never touched", "a9"),
     ("d1,,2025-01-02,,open,5", "account_id", "missing account_id", None),
     (",a1,2025-01-02,,open,5", "deal_id", "missing deal_id", None),
     # the journey id of an account touched without a deal: a deal named so would clash with it
     ("account:a1,a1,2025-01-02,,open,5", "deal_id",
-     "deal_id starts with 'account:', which names the journeys of accounts without a deal; "
-     "rename the deal", "account:a1"),
+     ("deal_id starts with 'account:', which names the journeys of accounts without a deal; "
+     "rename the deal"), "account:a1"),
 ]
 
 
@@ -485,16 +497,20 @@ def test_duplicate_ids(tmp_path: Path) -> None:
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.deals["deal_id"].to_list() == ["d1"]
     reason = "duplicate deal_id with different values on another row"
-    assert rejects_of(inputs, "deals") == [(3, "deal_id", reason, "d2"), (4, "deal_id", reason, "d2")]
+    assert rejects_of(inputs, "deals") == [
+        (3, "deal_id", reason, "d2"), (4, "deal_id", reason, "d2")]
     accounting = inputs.accounting["deals"].as_dict()
-    assert (accounting["read"], accounting["used"], accounting["deduplicated"], accounting["rejected"]) == (4, 1, 1, 2)
+    assert (accounting["read"], accounting["used"], accounting["deduplicated"],
+            accounting["rejected"]) == (4, 1, 1, 2)
 
 
 def test_a_copy_of_a_rejected_row_is_kept_not_lost(tmp_path: Path) -> None:
     # row 1 is rejected (closed_at unparseable: parses to null, like row 2's empty cell);
     # row 2 used to be counted as a 'copy' of it, so deal d1 vanished from both used and rejects
-    deals = write(tmp_path, "d.csv", DEALS_HEADER + "d1,a1,2025-01-02,bad,open,5\nd1,a1,2025-01-02,,open,5\n")
-    contacts = write(tmp_path, "c.csv", "contact_id,account_id,lead_created_at\nc1,a1,soon\nc1,a1,\n")
+    deals = write(tmp_path, "d.csv",
+                  DEALS_HEADER + "d1,a1,2025-01-02,bad,open,5\nd1,a1,2025-01-02,,open,5\n")
+    contacts = write(tmp_path, "c.csv",
+                     "contact_id,account_id,lead_created_at\nc1,a1,soon\nc1,a1,\n")
     inputs = load(one_touch(tmp_path), deals, contacts)
     assert inputs.deals.select("_row", "deal_id").rows() == [(2, "d1")]
     assert inputs.contacts.rows() == [("c1", "a1", None)]
@@ -505,7 +521,8 @@ def test_a_copy_of_a_rejected_row_is_kept_not_lost(tmp_path: Path) -> None:
 
 def test_a_conflict_only_counts_among_valid_rows(tmp_path: Path) -> None:
     # row 2 is rejected for its own reason; row 1 is then the only valid d1
-    deals = write(tmp_path, "d.csv", DEALS_HEADER + "d1,a1,2025-01-02,,open,5\nd1,a1,2025-01-02,,open,-5\n")
+    deals = write(tmp_path, "d.csv",
+                  DEALS_HEADER + "d1,a1,2025-01-02,,open,5\nd1,a1,2025-01-02,,open,-5\n")
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.deals["deal_id"].to_list() == ["d1"]
     assert rejects_of(inputs, "deals") == [(2, "amount", "negative amount", "-5")]
@@ -568,7 +585,8 @@ def _csv(header: str, rows) -> str:
     return header + "\n" + "".join(",".join(row) + "\n" for row in rows)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(messy_exports())
 def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
     touch_rows, deal_rows, contact_rows, as_of = exports
@@ -578,9 +596,11 @@ def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
         "deal_id,account_id,created_at,closed_at,status,amount", deal_rows))
     contacts = write(tmp_path, "c.csv", _csv("contact_id,account_id,lead_created_at", contact_rows))
     config = Config(touchpoints=touches, deals=deals, contacts=contacts,
-                    as_of=None if as_of is None else datetime.fromisoformat(as_of).replace(tzinfo=UTC))
+                    as_of=None if as_of is None
+                    else datetime.fromisoformat(as_of).replace(tzinfo=UTC))
     result = validate(config)
-    expected_reads = {"touchpoints": len(touch_rows), "deals": len(deal_rows), "contacts": len(contact_rows)}
+    expected_reads = {"touchpoints": len(touch_rows), "deals": len(deal_rows),
+                      "contacts": len(contact_rows)}
     for item in result.accounting:
         counts = item.as_dict()
         assert counts["read"] == expected_reads[item.input]

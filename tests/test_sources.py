@@ -275,3 +275,21 @@ def test_single_touch_journeys_are_flagged() -> None:
         + load_preset("generic").touch_export)
     mixed = pl.DataFrame({"n_touches": [1] * 18 + [2, 3]})
     assert single_touch_note(None, "t.csv", journeys=mixed) is None
+
+
+def test_a_preset_names_the_columns_it_looked_for(tmp_path: Path) -> None:
+    touches = write(tmp_path, "t.csv", "timestamp,account_id,channel\n2025-01-01,A,email\n")
+    deals = write(tmp_path, "d.csv", "Record ID,Deal Stage,Amount,Create Date\n"
+                  "1,closedwon,10,2025-01-02\n")
+    with pytest.raises(ColumnNotFoundError) as caught:
+        load_inputs(touches, deals, rules=load_rules(), source="salesforce")
+    assert str(caught.value) == (
+        f"{deals}: missing column 'deal_id', 'account_id' (did you mean 'amount'?), 'created_at' "
+        "(did you mean 'Create Date'?), 'status'; the file has 'Record ID', 'Deal Stage', "
+        "'amount', 'Create Date'; map a differently named column with [columns.deals] in the "
+        "config; the salesforce preset looks for deal_id in 'Id' or 'Opportunity ID' or "
+        "'Opportunity Id'; account_id in 'AccountId' or 'Account ID'; created_at in "
+        "'CreatedDate' or 'Created Date'; status in 'StageName' or 'Stage'; this looks like a "
+        "HubSpot deals export: add --source hubspot (or [inputs] "
+        'source = "hubspot" in the config)'
+    )
