@@ -27,7 +27,7 @@ from attribution import commands, render
 from attribution.config import OUTPUT_FORMATS
 from attribution.config import from_options as build_config
 from attribution.engine import Engine, get_engine, parse_spark_conf
-from attribution.errors import AttributionError, ConfigError
+from attribution.errors import AttributionError, ConfigError, RejectRateError
 from attribution.output import csv_text, json_records, money_to_decimal
 from attribution.pipeline import Progress as ProgressCallback
 from attribution.pipeline import RunResult
@@ -94,6 +94,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except AttributionError as exc:
             if state.debug:
                 raise
+            if isinstance(exc, RejectRateError):  # the accounting it stopped on, then why
+                state.note(render.accounting_table(exc.accounting),
+                           render.reject_reasons_table(exc.accounting))
             click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
@@ -170,6 +173,13 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--timestamp-format", "time_formats", multiple=True, metavar="STRFTIME",
                      help="Format of your timestamps when not ISO-8601, e.g. '%m/%d/%Y %I:%M %p' "
                           "(repeatable; naive times are UTC)."),
+        click.option("--source", metavar="NAME",
+                     help="The system the exports come from: hubspot, salesforce, "
+                          "marketo_measure, ga4 or generic (its column names, stages, "
+                          "timestamps and channels), or an edited preset file NAME.toml."),
+        click.option("--max-reject-rate", type=float, metavar="SHARE",
+                     help="Stop (exit 2, nothing written) when more than this share of any "
+                          "input's rows is rejected.  [default: 0.2]"),
         click.option("--strict", is_flag=True, default=None,
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=LOCATION, metavar="DIR",
@@ -757,12 +767,17 @@ def verify(state: State, out: Path) -> None:
 @click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where to write attribution.toml and channels.toml.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--source", metavar="NAME",
+              help="Also write the preset of the system your exports come from (hubspot, "
+                   "salesforce, marketo_measure, ga4, generic) as NAME.toml, and point the "
+                   "config at it.")
 @click.pass_obj
 @handle_errors
-def init(state: State, directory: Path, force: bool) -> None:
+def init(state: State, directory: Path, force: bool, source: str | None) -> None:
     """Write a commented attribution.toml with every option and its default, and an editable
-    copy of the built-in channel rules (channels.toml)."""
-    written = commands.init(directory, force=force)
+    copy of the built-in channel rules (channels.toml); with --source, an editable copy of
+    that system's preset too."""
+    written = commands.init(directory, force=force, source=source)
     state.note("wrote " + ", ".join(render.escape_text(p) for p in written))
 
 

@@ -366,19 +366,26 @@ def verify(out: Path) -> list[dict[str, Any]]:
     return verify_folder(out)
 
 
-def init(directory: Path, *, force: bool = False) -> list[Path]:
+def init(directory: Path, *, force: bool = False, source: str | None = None) -> list[Path]:
     """``attribution init``: a commented attribution.toml with every option and its default,
-    and an editable copy of the built-in channel rules (channels.toml)."""
-    from importlib import resources
-
+    and an editable copy of the built-in channel rules (channels.toml); with ``source`` (a
+    preset name) an editable copy of that preset (``NAME.toml``), which the config names."""
     from attribution.channels import default_rules_text
+    from attribution.config import check_source, config_template
+    from attribution.sources import PRESET_NAMES, preset_text
 
-    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
-    template = template.replace(
+    if source is not None:
+        source = check_source(source, where="--source")
+        if source not in PRESET_NAMES:
+            raise ConfigError(f"--source {source!r}: init copies a built-in preset; valid: "
+                              f"{', '.join(PRESET_NAMES)}")
+    template = config_template(source).replace(
         '# rules = "channels.toml"  # default: the built-in rules (attribution init writes a copy)',
         'rules = "channels.toml"    # edit it: utm source/medium -> channel, group')
     files = {directory / "attribution.toml": template,
              directory / "channels.toml": default_rules_text()}
+    if source is not None:
+        files[directory / f"{source}.toml"] = preset_text(source)
     existing = [str(p) for p in files if p.exists()]
     if existing and not force:
         raise ConfigError(f"{', '.join(existing)} already exist; use --force to overwrite")

@@ -342,6 +342,10 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
         model_params.setdefault(model, {})[name] = parse_value(value)
     if flags.get("currency"):
         flags["currency"] = flags["currency"].upper()
+    if flags.get("source") is not None:
+        flags["source"] = check_source(flags["source"])
+    if flags.get("max_reject_rate") is not None:
+        flags["max_reject_rate"] = check_reject_rate_option(flags["max_reject_rate"])
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,

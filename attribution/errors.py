@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 #: characters of user input a message quotes at most
 QUOTE_LIMIT = 200
@@ -100,7 +101,10 @@ class AmbiguousTimestampError(InputError):
 
 
 class RejectRateError(InputError):
-    """More of an input's rows were rejected than the run allows (``max_reject_rate``)."""
+    """More of an input's rows were rejected than the run allows (``max_reject_rate``);
+    ``accounting`` holds every input's row accounting, for the summary shown with it."""
+
+    accounting: list[Any] = []
 
 
 class DatabaseError(AttributionError):

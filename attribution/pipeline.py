@@ -31,6 +31,8 @@ from attribution.loading import Accounting, InputFile, Inputs, file_digest, load
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
+from attribution.sources import load_preset, single_touch_note, source_direct_channels
+from attribution.validation import check_reject_rate
 
 Progress = Callable[[str, int, int], None]
 
@@ -155,6 +157,7 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
         progress=step,
         time_formats=config.time_formats,
         statuses=config.statuses,
+        source=config.source,
     )
     report("load", len(stages), len(stages))
     return inputs
@@ -197,8 +200,11 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
         params = config.params_for(name)
         if name == "last_non_direct":
             # the direct channels and their aliases ("Direct Traffic" is direct, as "Direct")
+            direct = tuple(config.direct_channels)
+            if config.source is not None:
+                direct = (*direct, *source_direct_channels(load_preset(config.source)))
             params.setdefault("direct_channels",
-                              load_rules(config.channel_rules).names_of(config.direct_channels))
+                              load_rules(config.channel_rules).names_of(dict.fromkeys(direct)))
         models.append(get_model(name, **params))
     if not config.models and journeys is not None:
         models = [m for m in models if _supports(m, journeys)]
@@ -327,6 +333,7 @@ def prepare(config: Config, progress: Progress | None = None, *,
     empty = pl.DataFrame()
     if config.paths is not None:
         journeys, accounting, rejects = load_paths(config)
+        check_reject_rate([accounting], config.max_reject_rate)
         return RunResult(
             config=config, journeys=journeys, models=[], credit=empty, summary=empty,
             accounting=[accounting], rejects=rejects,
@@ -334,8 +341,15 @@ def prepare(config: Config, progress: Progress | None = None, *,
             currency=config.currency or "USD",
         )
     inputs = load(config, progress)
+    check_reject_rate(inputs.accounting, config.max_reject_rate)
     journeys, stats = journeys_from(inputs, config, consume=not keep_inputs)
     (progress or _quiet)("journeys", 1, 1)
+    notes = list(inputs.notes)
+    preset = load_preset(config.source) if config.source is not None else None
+    single_touch = single_touch_note(None, str(config.touchpoints), journeys=journeys.journeys,
+                                     preset=preset)
+    if single_touch:
+        notes.append(single_touch)
     return RunResult(
         config=config,
         journeys=journeys,
@@ -349,7 +363,7 @@ def prepare(config: Config, progress: Progress | None = None, *,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
         inputs=inputs if keep_inputs else None,
-        notes=list(inputs.notes),
+        notes=notes,
     )
 
 

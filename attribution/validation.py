@@ -1124,10 +1124,12 @@ def check_reject_rate(accounting: Mapping[str, Accounting] | Sequence[Accounting
                             sorted(a.rejected.items(), key=lambda item: (-item[1], item[0])))
         parts.append(f"{a.path}: {a.rejected_total} of {a.read} {a.input} rows rejected "
                      f"({a.rejected_total / a.read:.1%}): {reasons}")
-    raise RejectRateError(
+    error = RejectRateError(
         "; ".join(parts) + f"; above the maximum reject rate {max_reject_rate:.0%} "
         "(fix the rows, or raise it with --max-reject-rate or [inputs] max_reject_rate)"
     )
+    error.accounting = counted
+    raise error
 
 
 def _status_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:

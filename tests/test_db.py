@@ -282,7 +282,7 @@ def test_rejects_from_a_table_name_the_source(postgres, tmp_path):
     path, source = db.materialize(postgres.uri(table="crm.bad_deals"), tmp_path, "deals")
     frame, _ = db.read_source(postgres.uri(table="crm.bad_deals"))
     config = Config(touchpoints=DEMO / "touchpoints.csv", deals=path,
-                    contacts=DEMO / "contacts.csv", models=("linear",))
+                    contacts=DEMO / "contacts.csv", models=("linear",), max_reject_rate=1.0)
     rejects = db.relabel_rejects(pipeline.validate(config).rejects, {str(path): source})
     deals = rejects.filter(pl.col("input") == "deals")
     assert deals.get_column("file").unique().to_list() == [source.uri]

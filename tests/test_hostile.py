@@ -60,6 +60,7 @@ def runs(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess[
         done[name] = cli(tmp, *[a.format(tmp=tmp) for a in args], "--config", str(CONFIG))
     done["paths_table"] = cli(tmp, "run", "--paths", str(HOSTILE / "paths.csv"),
                               "--channel-rules", str(HOSTILE / "channels.toml"),
+                              "--max-reject-rate", "1",
                               "--out", str(tmp / "out_paths"))
     return tmp, done
 

@@ -537,7 +537,7 @@ def test_all_rows_rejected(tmp_path: Path) -> None:
     assert rejects_of(inputs, "deals") == [
         (1, "account_id", "unknown account: not in the contacts file and never touched", "a1")
     ]
-    result = validate(Config(touchpoints=touches, deals=deals))
+    result = validate(Config(touchpoints=touches, deals=deals, max_reject_rate=1.0))
     assert result.journeys.journeys.collect().height == 0
     assert [a.as_dict()["rejected"] for a in result.accounting] == [2, 1]
 
@@ -595,7 +595,7 @@ def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
     deals = write(tmp_path, "d.csv", _csv(
         "deal_id,account_id,created_at,closed_at,status,amount", deal_rows))
     contacts = write(tmp_path, "c.csv", _csv("contact_id,account_id,lead_created_at", contact_rows))
-    config = Config(touchpoints=touches, deals=deals, contacts=contacts,
+    config = Config(touchpoints=touches, deals=deals, contacts=contacts, max_reject_rate=1.0,
                     as_of=None if as_of is None
                     else datetime.fromisoformat(as_of).replace(tzinfo=UTC))
     result = validate(config)

@@ -48,6 +48,7 @@ def run_on(folder: Path, models: tuple[str, ...] = ("last_touch", "linear", "mar
         contacts=folder / "contacts.csv",
         models=models,
         model_params={"markov": {"bootstrap": 20, **params}},
+        max_reject_rate=1.0,  # the messy export rejects most of its deals on purpose
     )
     return pipeline.run(config)
 
