@@ -31,7 +31,7 @@ from attribution.errors import (
     TableNotFoundError,
 )
 from attribution.output import money_to_decimal, write_table
-from tests.postgres_server import PostgresServer, postgres_binaries
+from tests.postgres_server import PostgresServer, postgres_server  # noqa: F401
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("adbc_driver_postgresql")
@@ -43,16 +43,10 @@ MODELS = ("last_touch", "linear", "w_shaped", "markov", "shapley")
 
 # -- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server():
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql; "
-                    "CI runs .ci/postgres.sh)")
-    started = PostgresServer.start()
-    try:
-        started.sql(*_demo_tables_sql())
-        yield started
-    finally:
-        started.stop()
+def server(postgres_server: PostgresServer) -> PostgresServer:  # noqa: F811
+    """The session's server, with the demo exports as tables of schema ``crm``."""
+    postgres_server.sql("DROP SCHEMA IF EXISTS crm CASCADE", *_demo_tables_sql())
+    return postgres_server
 
 
 @pytest.fixture
