@@ -607,3 +607,17 @@ def test_a_write_killed_in_the_middle_of_a_copy_leaves_no_rows(postgres, demo_ru
                                          "pg_stat_activity WHERE datname = 'crm'")))
         time.sleep(0.05)
     _assert_only(destination, kept, demo_run, postgres)
+
+
+def test_database_benchmark_smoke_run(postgres_server):  # noqa: F811
+    """A tiny run of bench/bench_db.py, so it cannot rot (timings are not asserted)."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_db.py"), "--touchpoints", "2000",
+         "--repeat", "1"], check=False, capture_output=True, text=True, timeout=300,
+        cwd=ROOT)
+    assert completed.returncode == 0, completed.stderr
+    rows = [line.split("|")[1].strip() for line in completed.stdout.splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "what"
+    assert {"read PostgreSQL (db.read_source)", "read DuckDB (db.read_source)",
+            "write PostgreSQL (db.write_result_set, one transaction)"} <= set(rows)
