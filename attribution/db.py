@@ -91,11 +91,6 @@ class DatabaseURI:
     query: str | None = None
     schema: str | None = None
 
-    @property
-    def where(self) -> str:
-        """What a message names: the host and port, or the DuckDB file."""
-        return self.host if self.engine == "postgresql" else self.target
-
 
 def is_database_uri(text: str | Path) -> bool:
     """Whether an input or ``--out`` names a database rather than a file or folder:
@@ -347,9 +342,11 @@ def check_types(frame: pl.DataFrame, input_name: str, source: str,
             continue
         dtype = frame.schema[name]
         if not _accepts(kinds, dtype):
+            kind = _kind(dtype)
+            shown = kind if kind == str(dtype) else f"{kind} ({dtype})"
             raise ColumnTypeError(
-                f"{source}: column {name!r} is {_kind(dtype)} ({dtype}); {input_name} "
-                f"{canonical} must be {' or '.join(kinds)}"
+                f"{source}: column {name!r} is {shown}; {input_name} {canonical} must be "
+                f"{' or '.join(kinds)}"
             )
 
 
@@ -469,8 +466,8 @@ def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
     column = re.search(r'column "([^"]+)" does not exist|column "([^"]+)" not found', message)
     if column:
         name = column.group(1) or column.group(2)
-        return ColumnNotFoundError(f"{location.display}: the query names column {name!r}, "
-                                   f"which {location.where} does not have")
+        return ColumnNotFoundError(f"{location.display}: no column {name!r} in the tables "
+                                   "the query reads")
     first = re.sub(r"^[A-Z_]+: (Failed to prepare query: )?", "", _first_line(exc))
     return DatabaseError(f"{location.display}: cannot read {input_name}: {first}")
 
