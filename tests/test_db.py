@@ -430,6 +430,23 @@ def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, dem
     assert (joined["pipeline_credit"] == joined["amount"]).all()
 
 
+def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo_run,
+                                                               tmp_path, monkeypatch):
+    """The credit spilled in parts (a model per file, as the CLI spills it) and scanned lazily
+    is written a batch at a time, row for row what the whole frame gives."""
+    parts = []
+    for index, (_, part) in enumerate(demo_run.credit.group_by("model", maintain_order=True)):
+        parts.append(tmp_path / f"part-{index}.parquet")
+        part.write_parquet(parts[-1])
+    monkeypatch.setattr(db, "WRITE_BATCH_ROWS", 1_000)
+    assert demo_run.credit.height > 5 * db.WRITE_BATCH_ROWS
+    lazy = db.write_result_set(destination, {"credit": pl.scan_parquet(parts)}, {})
+    whole = db.write_result_set(destination, {"credit": demo_run.credit}, {})
+    assert_frame_equal(_sorted(db.result_table(destination, "credit", lazy)),
+                       _sorted(db.result_table(destination, "credit", whole)))
+    assert db.result_table(destination, "credit", lazy).height == demo_run.credit.height
+
+
 def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     uri = postgres.uri(schema="declared")
     db.write_result_set(uri, {"summary": demo_run.summary}, _record(demo_run))
