@@ -638,3 +638,31 @@ def test_database_benchmark_smoke_run(postgres_server):  # noqa: F811
     assert rows[0] == "what"
     assert {"read PostgreSQL (db.read_source)", "read DuckDB (db.read_source)",
             "write PostgreSQL (db.write_result_set, one transaction)"} <= set(rows)
+
+
+def test_end_to_end_postgres_tables_to_duckdb_history(postgres, demo_run, tmp_path):
+    """What `attribution run --touchpoints postgresql://... --out history.duckdb` does through
+    the library, twice: the inputs read from PostgreSQL tables, the result set and the
+    sources' record written to DuckDB, two runs in its history, no password anywhere."""
+    out = tmp_path / "history.duckdb"
+    run_ids = []
+    for _ in range(2):
+        config, sources = _inputs_from(lambda name: postgres.uri(table=f"crm.{name}"),
+                                       tmp_path / f"run{len(run_ids)}")
+        result = pipeline.run(config)
+        result.rejects = db.relabel_rejects(result.rejects, sources)
+        record = {**_record(result), "sources": [s.as_dict() for s in sources.values()]}
+        run_ids.append(db.write_result_set(out, _result_tables(result), record))
+    runs = db.history(out)
+    assert runs.get_column("run_id").to_list() == run_ids
+    assert runs.get_column("won_revenue").to_list() == [demo_run.totals()["won_revenue"]] * 2
+    stored = db.run_record(out, run_ids[1])
+    assert {s["input"] for s in stored["sources"]} == {"touchpoints", "deals", "contacts"}
+    assert all(s["uri"].startswith(postgres.uri()) for s in stored["sources"])
+    rejects = db.result_table(out, "rejects", run_ids[1])
+    assert rejects.height == demo_run.rejects.height
+    assert set(rejects.get_column("file")) <= {s["uri"] for s in stored["sources"]}
+    with duckdb.connect(str(out), read_only=True) as connection:
+        everything = connection.execute("SELECT string_agg(CAST(record AS VARCHAR), '') "
+                                        "FROM runs").fetchone()[0]
+    assert postgres.password not in everything
