@@ -15,8 +15,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 #: the unprivileged account that runs the server when the tests run as root: the Debian
 #: package's own ``postgres`` user, else one created for the tests
@@ -164,3 +167,18 @@ class PostgresServer:
             except subprocess.CalledProcessError:
                 pass
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One server for the test session, stopped at its end. Skips only when the binaries are
+    not installed (CI installs them: .ci/postgres.sh). Use it in a test module with
+    ``from tests.postgres_server import postgres_server  # noqa: F401``."""
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL binaries not installed under /usr/lib/postgresql "
+                    "(apt-get install postgresql; CI runs .ci/postgres.sh)")
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
