@@ -333,7 +333,11 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
                                wait=wait)
     result = outcome.result
     report_inputs(state, result, outcome.rejects_file)
-    state.note("wrote " + ", ".join(render.escape_text(p) for p in outcome.written))
+    if outcome.run_id is not None:
+        state.note(f"wrote run {outcome.run_id} to {render.escape_text(config.out)}: "
+                   + ", ".join(render.escape_text(p) for p in outcome.written))
+    else:
+        state.note("wrote " + ", ".join(render.escape_text(p) for p in outcome.written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
         if len(models) == 1:
@@ -750,6 +754,28 @@ def models_command(state: State, stdout_format: str) -> None:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
         table.add_row(record["name"], record["summary"], params)
     state.out.print(table)
+
+
+@cli.command(short_help="The runs a database keeps, or one channel's credit run by run.")
+@click.option("--out", "out", required=True, type=LOCATION, metavar="URI",
+              help="The database the runs were written to: postgresql://...?schema=NAME, "
+                   "duckdb:///file.duckdb or a .duckdb file.")
+@click.option("--channel", metavar="NAME", help="A channel: its credit and share in each run.")
+@click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the last N runs.")
+@click.option("--model", "model_name", metavar="NAME",
+              help="The model whose credit --channel shows.")
+@format_option
+@click.pass_obj
+@handle_errors
+def history(state: State, out: Any, channel: str | None, last: int | None,
+            model_name: str | None, stdout_format: str) -> None:
+    """List the runs kept in a database (written with `attribution run --out URI`), or with
+    --channel and --model that channel's credit and share in each run: "how did podcast's
+    credit move week over week" as one command."""
+    kept = commands.history(out, channel=channel, model=model_name, last=last)
+    title = (f"{kept.channel} under {kept.model}, run by run" if kept.channel
+             else f"Runs kept in {out}")
+    emit(state, kept.table, stdout_format, render.frame_table(kept.table, title=title))
 
 
 @cli.command(short_help="Check a result folder against the manifest in its run.json.")

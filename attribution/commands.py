@@ -40,6 +40,8 @@ class Outcome:
     written: list[str] = field(default_factory=list)
     #: the rejects file, when rows were rejected
     rejects_file: str | None = None
+    #: the run's id where the destination keeps runs (a database)
+    run_id: str | None = None
 
 
 def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcome:
@@ -74,7 +76,34 @@ def run(config: Config, engine: Engine, progress: Progress | None = None, *,
     rejects = next((w for w in written if w.endswith("rejects.csv")), None)
     if result.rejects.height and config.rejects is not None:
         rejects = str(write_csv(result.rejects, config.rejects, csv_raw=config.csv_raw))
-    return Outcome(result, written, rejects)
+    return Outcome(result, written, rejects, writer.run_id)
+
+
+@dataclass
+class History:
+    """What ``attribution history`` shows: the runs kept in a database, or one channel's
+    credit and share run by run."""
+
+    table: pl.DataFrame
+    channel: str | None = None
+    model: str | None = None
+
+
+def history(out: str | Path, *, channel: str | None = None, model: str | None = None,
+            last: int | None = None) -> History:
+    """``attribution history``: the runs a database keeps (one row each), or with ``channel``
+    and ``model`` that channel's credit and share in each run."""
+    from attribution import db
+
+    if not db.is_database_uri(out):
+        raise ConfigError(f"--out {out}: history is kept in a database (postgresql://... or a "
+                          ".duckdb file); a folder holds one run")
+    if (channel is None) != (model is None):
+        raise ConfigError("history: give --channel and --model together (or neither)")
+    if channel is not None and model is not None:
+        return History(db.channel_history(out, channel, model, last=last), channel, model)
+    table = db.history(out)
+    return History(table.tail(last) if last else table)
 
 
 def compare(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
@@ -407,6 +436,7 @@ __all__ = [
     "compare",
     "evaluate",
     "graph_text",
+    "history",
     "init",
     "model_catalogue",
     "path_graph",

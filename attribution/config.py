@@ -58,6 +58,8 @@ class Config:
     strict: bool = False
     #: write CSV cells as they are, without neutralising formula-leading text (``--csv-raw``)
     csv_raw: bool = False
+    #: per input read from a database, the SQL to run there (``[inputs.NAME] query``)
+    queries: dict[str, str] = field(default_factory=dict)
     #: where commands other than ``run`` write the rejected rows (``--rejects``); ``run``
     #: writes them into its result set, and here too when this is set
     rejects: Path | None = None
@@ -122,9 +124,23 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
         return table
 
     inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate"})
+    queries: dict[str, str] = {}
     for name in INPUT_NAMES:
-        if name in inputs:
+        if name in inputs and isinstance(inputs[name], dict):
+            # [inputs.touchpoints] uri = "postgresql://..." / query = "SELECT ..."
+            table = inputs[name]
+            bad = set(table) - {"uri", "query"}
+            if bad or "uri" not in table:
+                raise ConfigError(
+                    f"{origin}: [inputs.{name}] takes uri (a database) and optionally query; "
+                    f"got {', '.join(sorted(table)) or 'nothing'}")
+            options[name] = _resolve(base, str(table["uri"]))
+            if "query" in table:
+                queries[name] = str(table["query"])
+        elif name in inputs:
             options[name] = _resolve(base, inputs[name])
+    if queries:
+        options["queries"] = queries
     if "path_separator" in inputs:
         options["path_separator"] = str(inputs["path_separator"])
     if "source" in inputs:
@@ -265,9 +281,13 @@ def parse_instant(value: Any, where: str) -> datetime:
 
 
 def _resolve(base: Path, value: Any) -> Path:
-    """A path relative to the config's folder; a URL-like location (``s3a://...``) unchanged."""
-    if "://" in str(value):
-        return str(value)  # type: ignore[return-value]
+    """A path relative to the config's folder; a URL-like location (``s3a://...``,
+    ``postgresql://...``) unchanged; a ``duckdb:///relative.duckdb`` file relative to it."""
+    text = str(value)
+    if text.startswith("duckdb:///") and not text.startswith("duckdb:////"):
+        return f"duckdb:///{os.path.normpath(base / text[len('duckdb:///'):])}"  # type: ignore[return-value]
+    if "://" in text:
+        return text  # type: ignore[return-value]
     path = Path(str(value)).expanduser()
     return path if path.is_absolute() else Path(os.path.normpath(base / path))
 

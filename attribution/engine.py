@@ -23,9 +23,17 @@ from attribution import pipeline
 from attribution.config import Config
 from attribution.errors import ConfigError
 from attribution.pipeline import Progress, RunResult
-from attribution.results import LocalWriter, ResultWriter, side_folder
+from attribution.results import DatabaseWriter, LocalWriter, ResultWriter, side_folder
 
 ENGINES = ("polars", "spark")
+
+
+def is_database(location: object) -> bool:
+    """Whether an input or ``--out`` names a database (``postgresql://``, ``duckdb://``, a
+    ``.duckdb`` file) rather than files."""
+    from attribution.db import is_database_uri
+
+    return is_database_uri(str(location))
 
 
 class Engine(Protocol):
@@ -62,15 +70,17 @@ class LocalEngine:
             keep_credit: bool = True) -> RunResult:
         if writer is None:
             return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
-        if not isinstance(writer, LocalWriter):
-            raise ConfigError("the polars engine writes its credit into a local folder")
+        if not isinstance(writer, LocalWriter | DatabaseWriter):
+            raise ConfigError("the polars engine writes to a local folder or a database")
         # each model's credit goes to the credit file as soon as it is allocated
         with writer.credit_parts() as parts:
             result = pipeline.run(config, progress, keep_inputs=keep_inputs,
                                   keep_credit=keep_credit, on_credit=parts.add)
         return result
 
-    def writer(self, config: Config) -> LocalWriter:
+    def writer(self, config: Config) -> LocalWriter | DatabaseWriter:
+        if config.out is not None and is_database(config.out):
+            return DatabaseWriter(str(config.out))
         if isinstance(config.out, str):
             raise ConfigError(
                 f"--out {config.out}: the polars engine writes to a local folder; write to a "

@@ -13,8 +13,10 @@ library itself never prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +76,8 @@ class RunResult:
     #: what the load has to tell the user: formats it inferred, status values it did not
     #: know, an export that carries first touches only
     notes: list[str] = field(default_factory=list)
+    #: the database sources read (URI without secrets, query, rows, SHA-256), for run.json
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -322,8 +326,72 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     return journeys, accounting, table.rejects
 
 
+@contextlib.contextmanager
+def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
+    """The config with every input that names a database (``postgresql://``, ``duckdb://``, a
+    ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
+    :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
+    Inputs that are files pass through as they are."""
+    names = ("touchpoints", "deals", "contacts", "spend", "paths")
+    wanted = [n for n in names if getattr(config, n) is not None
+              and _is_database(getattr(config, n))]
+    if not wanted:
+        yield config, {}
+        return
+    from attribution import db
+
+    with tempfile.TemporaryDirectory(prefix="attribution-db-") as scratch:
+        sources: dict[str, Any] = {}
+        changes: dict[str, Any] = {}
+        for name in wanted:
+            path, source = db.materialize(getattr(config, name), scratch, name,
+                                          query=config.queries.get(name),
+                                          mapping=config.columns.get(name))
+            sources[str(path)] = source
+            changes[name] = path
+        yield config.replace(**changes), sources
+
+
+def _is_database(location: Any) -> bool:
+    from attribution.db import is_database_uri
+
+    return is_database_uri(location)
+
+
+def _from_databases(result: RunResult, config: Config, sources: dict[str, Any]) -> RunResult:
+    """A result loaded through :func:`database_inputs`, its rejects and files named by the
+    database sources (URIs without secrets) instead of the scratch files, the config as
+    given."""
+    if not sources:
+        return result
+    from attribution import db
+
+    files = [
+        InputFile(f.input, sources[f.path].uri, sources[f.path].rows, sources[f.path].sha256)
+        if f.path in sources else f
+        for f in result.files
+    ]
+    accounting = [dataclasses.replace(a, path=sources[a.path].uri) if a.path in sources else a
+                  for a in result.accounting]
+    return dataclasses.replace(
+        result, config=config, files=files, accounting=accounting,
+        rejects=db.relabel_rejects(result.rejects, sources),
+        sources=[s.as_dict() for s in sources.values()],
+    )
+
+
 def prepare(config: Config, progress: Progress | None = None, *,
             keep_inputs: bool = True) -> RunResult:
+    """Load the inputs and build journeys, without running any model (``credit`` is empty).
+
+    Inputs may be files or database sources (:func:`database_inputs`)."""
+    with database_inputs(config) as (loadable, sources):
+        result = _prepare_files(loadable, progress, keep_inputs=keep_inputs)
+    return _from_databases(result, config, sources)
+
+
+def _prepare_files(config: Config, progress: Progress | None = None, *,
+                   keep_inputs: bool = True) -> RunResult:
     """Load the inputs and build journeys, without running any model (``credit`` is empty).
 
     Reads the path table when ``config.paths`` is set, the exports otherwise. With

@@ -1360,6 +1360,7 @@ class SparkWriter:
     mode: str = "overwrite"
     written: dict[str, str] = field(default_factory=dict)
     credit: str | None = None
+    run_id: str | None = None
     csv_raw: bool = False
 
     @contextlib.contextmanager

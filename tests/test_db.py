@@ -666,3 +666,59 @@ def test_end_to_end_postgres_tables_to_duckdb_history(postgres, demo_run, tmp_pa
         everything = connection.execute("SELECT string_agg(CAST(record AS VARCHAR), '') "
                                         "FROM runs").fetchone()[0]
     assert postgres.password not in everything
+
+
+# -- through the command line: the "done when" --------------------------------------
+def _cli(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / "cli.py"), *arguments],
+                          capture_output=True, text=True, env=env, cwd=root)
+
+
+def test_run_from_postgres_tables_into_history_duckdb_twice_and_history(postgres, tmp_path):
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    history = tmp_path / "history.duckdb"
+    inputs = ["--touchpoints", postgres.uri(table="crm.touchpoints"),
+              "--deals", postgres.uri(table="crm.deals"),
+              "--contacts", postgres.uri(table="crm.contacts")]
+    for _ in range(2):
+        done = _cli("run", *inputs, "--model", "last_touch", "--model", "linear",
+                    "--out", str(history), "--format", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert f"to {history}: credit table, summary table" in done.stderr
+        assert postgres.password not in done.stderr + done.stdout
+    listed = _cli("history", "--out", str(history), "--format", "json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 2 and runs[0]["run_id"] != runs[1]["run_id"]
+    # the record names each source without the password, with the rows read and a digest
+    record = db.run_record(history, runs[0]["run_id"])
+    sources = {s["input"]: s for s in record["sources"]}
+    assert sources["deals"]["uri"] == postgres.uri(table="crm.deals")
+    assert sources["deals"]["rows"] == _demo_frames()["deals"].height
+    trend = _cli("history", "--out", str(history), "--channel", "podcast", "--model", "linear",
+                 "--format", "json", env=env)
+    assert trend.returncode == 0, trend.stderr
+    credits = [row["revenue_credit"] for row in json.loads(trend.stdout)]
+    # the same inputs give the same credit in both runs, and it is the file run's
+    files = pipeline.run(Config(touchpoints=DEMO / "touchpoints.csv", deals=DEMO / "deals.csv",
+                                contacts=DEMO / "contacts.csv", models=("last_touch", "linear")))
+    podcast = files.summary.filter((pl.col("model") == "linear") & (pl.col("channel") == "podcast"))
+    assert credits == [podcast["revenue_credit"].item() / 100] * 2
+
+
+def test_a_wrong_password_through_the_command_line_is_one_line_without_it(postgres, tmp_path):
+    env = {**os.environ, "PGPASSWORD": "not-the-password"}
+    done = _cli("validate", "--touchpoints", postgres.uri(table="crm.touchpoints"),
+                "--deals", postgres.uri(table="crm.deals"), env=env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot connect to PostgreSQL at ")
+    assert "not-the-password" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_history_of_a_folder_is_refused(tmp_path):
+    done = _cli("history", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"Error: --out {tmp_path}: history is kept in a database "
+                                   "(postgresql://... or a .duckdb file); a folder holds one run")
