@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from attribution import commands, render
-from attribution.config import OUTPUT_FORMATS
+from attribution.config import OUTPUT_FORMATS, writes_outside
 from attribution.config import from_options as build_config
 from attribution.engine import Engine, get_engine, parse_spark_conf
 from attribution.errors import AttributionError, ConfigError, RejectRateError
@@ -328,6 +328,10 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
+    outside = writes_outside(config) if options.get("out") is None else None
+    if outside is not None:  # said even under -q: the folder is replaced whole
+        click.echo(f"note: {render.printable(config.config_file)} writes its results outside "
+                   f"its folder, to {render.printable(outside)}", err=True)
     with state.progress() as progress:
         outcome = commands.run(config, make_engine(engine, spark_master, spark_conf), progress,
                                wait=wait)

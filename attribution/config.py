@@ -58,6 +58,8 @@ class Config:
     strict: bool = False
     #: write CSV cells as they are, without neutralising formula-leading text (``--csv-raw``)
     csv_raw: bool = False
+    #: the attribution.toml this config was read from, if any
+    config_file: Path | None = None
     #: per input read from a database, the SQL to run there (``[inputs.NAME] query``)
     queries: dict[str, str] = field(default_factory=dict)
     #: where commands other than ``run`` write the rejected rows (``--rejects``); ``run``
@@ -96,7 +98,18 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return config_from_dict(document, base=path.parent, origin=str(path))
+    config = config_from_dict(document, base=path.parent, origin=str(path))
+    return dataclasses.replace(config, config_file=path)
+
+
+def writes_outside(config: Config) -> Path | None:
+    """The result folder a config file names outside its own folder (a config someone else
+    wrote can point a run's replace-the-whole-folder write anywhere), or None."""
+    if config.config_file is None or config.out is None or isinstance(config.out, str):
+        return None
+    home = config.config_file.resolve().parent
+    target = Path(config.out).resolve()
+    return None if target.is_relative_to(home) else target
 
 
 def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Config:
