@@ -299,6 +299,7 @@ def test_a_config_that_writes_outside_its_folder_is_named_even_under_quiet(tmp_p
         "[inputs]\n"
         f'touchpoints = "{DEMO / "touchpoints.csv"}"\n'
         f'deals = "{DEMO / "deals.csv"}"\n'
+        f'contacts = "{DEMO / "contacts.csv"}"\n'
         "[models]\nrun = [\"linear\"]\n"
         "[output]\ndir = \"../elsewhere\"\n")
     result = CliRunner().invoke(cli, ["-q", "run", "--config", str(config), "--format", "json"])
