@@ -52,6 +52,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
@@ -258,7 +259,7 @@ class _Packing:
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def local(self, table: pa.Table, kind: str) -> pl.DataFrame:
-        mask = pa.compute.equal(table.column(_KIND), pa.scalar(kind))
+        mask = pc.equal(table.column(_KIND), pa.scalar(kind))
         chosen = table.filter(mask).select([f"{kind}__{name}" for name in self.kinds[kind]])
         return _from_arrow(chosen.rename_columns(list(self.kinds[kind])), self.kinds[kind])
 
