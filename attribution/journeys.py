@@ -386,8 +386,9 @@ def _group_time_key(touches: pl.DataFrame, within: str) -> pl.Series | None:
         return None
     time = touches.get_column("timestamp").dt.epoch("us")
     low, high = time.min(), time.max()
+    assert isinstance(low, int) and isinstance(high, int)  # Int64 epochs, never null, >= 1 row
     unit = next(u for u in (1_000_000, 1_000, 1) if u == 1 or ((time % u) == 0).all())
-    width = int((high - low) // unit).bit_length()  # type: ignore[operator]
+    width = int((high - low) // unit).bit_length()
     groups = int(touches.get_column(within).max())  # type: ignore[arg-type]
     if groups.bit_length() + width > 62:
         return None
@@ -439,7 +440,7 @@ def _distinct_rows(rows: pl.Series) -> int:
     low, high = rows.min(), rows.max()
     if low < 0 or high > 4 * rows.len() + 1_000_000:  # type: ignore[operator]
         return rows.n_unique()
-    seen = np.zeros(int(high) + 1, dtype=bool)  # type: ignore[arg-type]
+    seen = np.zeros(int(high) + 1, dtype=np.bool_)  # type: ignore[arg-type]
     seen[rows.to_numpy()] = True
     return int(np.count_nonzero(seen))
 

@@ -313,7 +313,7 @@ def _hadoop_files(spark: SparkSession, location: str) -> list[str]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     statuses = fs.globStatus(hadoop_path) or []
     files: list[str] = []
     for status in statuses:
@@ -534,7 +534,7 @@ def _validate(
     accounting = Accounting(
         input_name, location,
         rejected={str(r): int(n) for r, n in reasons.iter_rows()},
-        **{name: int(counts[name][0] or 0) for name in _COUNTS},  # type: ignore[arg-type]
+        **{name: int(counts[name][0] or 0) for name in _COUNTS},
     )
     unmapped = None
     if with_unmapped:
