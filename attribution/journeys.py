@@ -354,10 +354,13 @@ def touch_order(touches: pl.DataFrame, within: str,
         keys = touches.select(within, "timestamp",
                               pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"))
         keys = keys.sort([within, "timestamp"])  # validated timestamps: never null
-        same = lambda shift: (
-            (pl.col(within) == pl.col(within).shift(shift))
-            & pl.col("timestamp").eq_missing(pl.col("timestamp").shift(shift))
-        ).fill_null(False)
+
+        def same(shift: int) -> pl.Expr:
+            return (
+                (pl.col(within) == pl.col(within).shift(shift))
+                & pl.col("timestamp").eq_missing(pl.col("timestamp").shift(shift))
+            ).fill_null(False)
+
         tied = keys.select(pl.arg_where(same(1) | same(-1))).to_series()
         order = keys.get_column("_i")
     if tied.len():
@@ -418,8 +421,10 @@ def _in_touch_order(pairs: pl.DataFrame, detail: pl.DataFrame) -> pl.DataFrame:
     journey = (key // (1 << row_bits)).cast(pairs.schema["_jn"]).alias("_jn")
     del key
     time = times.gather(rows).alias("timestamp")
-    same = lambda shift: (
-        (journey == journey.shift(shift)) & (time == time.shift(shift))).fill_null(False)
+
+    def same(shift: int) -> pl.Series:
+        return ((journey == journey.shift(shift)) & (time == time.shift(shift))).fill_null(False)
+
     tied = (same(1) | same(-1)).arg_true()
     if tied.len():  # a tied run's journey and time are one: only its rows change places
         wanted = ["_jn", *TOUCH_ORDER, "utm_source", "utm_medium"]

@@ -26,7 +26,7 @@ HOSTILE = ROOT / "fixtures" / "hostile"
 CONFIG = HOSTILE / "attribution.toml"
 
 sys.path.insert(0, str(HOSTILE))
-from make_hostile import CHANNELS
+from make_hostile import CHANNELS  # noqa: E402
 
 #: a raw control character on the terminal (newline aside): none may reach it
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -9,7 +9,6 @@ the screenshot (docs/report.png is made that way from the demo export).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
