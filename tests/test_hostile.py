@@ -166,7 +166,8 @@ def test_report_charts_render_with_every_name_on_the_axes(runs):
                   if not re.match(r"^[−$\d.,%k\s]+$", label)]  # the value axis
         assert labels, chart
         for label in labels:  # every channel label is a channel's name, escaped
-            assert any(shown_as(label, n) for n in names | {"Start", "Won", "Not won"}), (chart, label)
+            assert any(shown_as(label, n) for n in names | {"Start", "Won", "Not won"}), (
+                chart, label)
         for name in ("constructor", "__proto__", "[/]", "toString", "two\\nlines"):
             assert name in labels, (chart, name, labels)
 
