@@ -409,7 +409,7 @@ def arrow_digest(table: pa.Table) -> str:
         def flush(self) -> None:
             return None
 
-    with pa.ipc.new_stream(_Sink(), schema) as writer:  # type: ignore[arg-type]
+    with pa.ipc.new_stream(_Sink(), schema) as writer:
         for start in range(0, table.num_rows, DIGEST_BATCH_ROWS):
             window = table.slice(start, DIGEST_BATCH_ROWS).combine_chunks()
             writer.write_batch(pa.record_batch(
@@ -610,7 +610,9 @@ Table = pl.DataFrame | pl.LazyFrame
 
 def _prepared(frame: Table, run_id: str) -> Table:
     """``run_id`` first, money as exact ``Decimal(38,2)``, types as they will be stored."""
-    frame = money_to_decimal(frame, MONEY_COLUMNS)
+    # money_to_decimal is generic over the two frame kinds: called on the narrowed one
+    frame = (money_to_decimal(frame, MONEY_COLUMNS) if isinstance(frame, pl.DataFrame)
+             else money_to_decimal(frame, MONEY_COLUMNS))
     frame = frame.with_columns(pl.col(c).cast(_storage_dtype(t))
                                for c, t in frame.collect_schema().items()
                                if _storage_dtype(t) != t)

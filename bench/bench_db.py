@@ -41,12 +41,12 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attribution import db
-from attribution.channels import load_rules
-from attribution.loading import file_digest, load_touchpoints, read_table
-from attribution.output import write_table
-from attribution.schema import CREDIT_SCHEMA, SUMMARY_SCHEMA
-from tests.postgres_server import PostgresServer
+from attribution import db  # noqa: E402
+from attribution.channels import load_rules  # noqa: E402
+from attribution.loading import file_digest, load_touchpoints, read_table  # noqa: E402
+from attribution.output import write_table  # noqa: E402
+from attribution.schema import CREDIT_SCHEMA, SUMMARY_SCHEMA  # noqa: E402
+from tests.postgres_server import PostgresServer  # noqa: E402
 
 SOURCES = ["google", "linkedin", "newsletter", "podcast", "bing", "facebook", "g2", "direct"]
 MEDIUMS = ["cpc", "paid_social", "email", "audio", "organic", "referral", "(none)"]

@@ -28,8 +28,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attribution.channels import load_rules
-from attribution.loading import load_inputs
+from attribution.channels import load_rules  # noqa: E402
+from attribution.loading import load_inputs  # noqa: E402
 
 SOURCES = np.array(["Organic Search", "Paid Search", "Email Marketing", "Organic Social",
                     "Referrals", "Other Campaigns", "Direct Traffic", "Paid Social"])

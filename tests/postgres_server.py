@@ -130,7 +130,8 @@ class PostgresServer:
         """``postgresql://user@127.0.0.1:port/db`` with ``params`` as the query string."""
         from urllib.parse import quote
 
-        base = f"postgresql://{user or self.user}@{self.host}:{self.port}/{database or self.database}"
+        base = (f"postgresql://{user or self.user}@{self.host}:{self.port}"
+                f"/{database or self.database}")
         if params:
             base += "?" + "&".join(f"{k}={quote(v, safe='.')}" for k, v in params.items())
         return base

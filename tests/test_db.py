@@ -465,7 +465,8 @@ def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     assert Decimal(total) == Decimal(demo_run.totals()["won_revenue"]) / 100
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(-(10**17), 10**17), min_size=1, max_size=50))
 def test_money_round_trips_exactly(tmp_path, cents):
     path = tmp_path / f"money-{abs(hash(tuple(cents)))}.duckdb"
