@@ -30,6 +30,7 @@ from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
+from attribution.models.position import lead_fallback_notes
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
 
 Progress = Callable[[str, int, int], None]
@@ -349,7 +350,7 @@ def prepare(config: Config, progress: Progress | None = None, *,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
         inputs=inputs if keep_inputs else None,
-        notes=list(inputs.notes),
+        notes=[*inputs.notes, *lead_fallback_notes(config.contacts, config.models)],
     )
 
 

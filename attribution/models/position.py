@@ -21,6 +21,7 @@ to 1 (so a two-touch journey is 50/50 under U-shaped, a one-touch journey 100%).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -71,6 +72,25 @@ def _anchored(journeys: Journeys, anchors: list[tuple[str, float]], *,
     each = np.divide(spread, middle, out=np.zeros_like(spread), where=middle > 0)
     weight = np.where(is_anchor, score, np.where(spreads_to, each, 0.0))
     return run_weights(runs, run_normalised(runs, weight))
+
+
+#: the models whose anchors include the lead-creation touch
+LEAD_MODELS = ("w_shaped", "full_path")
+#: the note of a run without a contacts file (no lead dates) that runs a lead-creation model
+NO_CONTACTS_NOTE = (
+    "no contacts file: without lead-creation dates each journey's lead-creation touch is its "
+    "first touch, so w_shaped gives the first touch 60% (first touch and lead creation) and "
+    "full_path 45%; give --contacts FILE to place lead creation"
+)
+
+
+def lead_fallback_notes(contacts: object | None, models: Sequence[str]) -> list[str]:
+    """The run's note when the lead-creation milestone falls back to the first touch: no
+    ``contacts`` file, and ``models`` (the configured names; none: every model) include one
+    with a lead-creation anchor (:data:`LEAD_MODELS`)."""
+    if contacts is not None or (models and not set(models) & set(LEAD_MODELS)):
+        return []
+    return [NO_CONTACTS_NOTE]
 
 
 def _check_shares(model: str, shares: dict[str, float]) -> None:
