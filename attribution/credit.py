@@ -378,8 +378,9 @@ def split_by_totals(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
     # the floors sum to at most the amount (their sum is below amount + 1) and the leftover
     # to at most the width
     left = np.clip(amounts - cents.sum(axis=1), 0, width)
-    rank = np.argsort(np.argsort(-fraction, axis=1, kind="stable"), axis=1, kind="stable")
-    cents += rank < left[:, None]
+    order = np.argsort(-fraction, axis=1, kind="stable")
+    np.put_along_axis(cents, order, np.take_along_axis(cents, order, axis=1)
+                      + (np.arange(width) < left[:, None]), axis=1)
     target = _apportion(share, int(amounts.sum()))
     excess = cents.sum(axis=0) - target
     while (excess > 0).any():
