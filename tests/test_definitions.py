@@ -8,6 +8,7 @@ to the first touch, and the run says so.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -288,3 +289,60 @@ def test_markov_credit_does_not_depend_on_the_order_of_journeys_or_touches(seed)
                                     "revenue_credit").rows())
 
     assert cents(shuffled) == cents(journeys)
+
+
+# -- money units ------------------------------------------------------------------------------
+#: words that make a column money (conversion counts and shares are not)
+MONEY_WORDS = ("revenue", "pipeline", "amount", "value", "spend", "cost")
+
+
+def test_every_money_column_of_a_result_set_says_its_unit(tmp_path):
+    # every output of a run with every model (Shapley valued by revenue): money is a decimal
+    # in major units (Decimal(38, 2) exact, or a float estimate such as share x total), and an
+    # integer money column is named *_cents; run.json's money totals are *_cents
+    from click.testing import CliRunner
+
+    from attribution.cli import cli
+
+    demo = DEMO.parent
+    config = tmp_path / "attribution.toml"
+    config.write_text(
+        DEMO.read_text()
+        .replace('touchpoints = "touchpoints.csv"', f'touchpoints = "{demo / "touchpoints.csv"}"')
+        .replace('deals = "deals.csv"', f'deals = "{demo / "deals.csv"}"')
+        .replace('contacts = "contacts.csv"', f'contacts = "{demo / "contacts.csv"}"')
+        .replace('spend = "spend.csv"', f'spend = "{demo / "spend.csv"}"')
+        + '\n[models.shapley]\nvalue = "revenue"\n'
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["-q", "run", "--config", str(config), "--out", str(out),
+                                      "--out-format", "parquet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    written = {path.stem: pl.read_parquet(path) for path in out.glob("*.parquet")}
+    assert {"credit", "summary", "markov_removal_effects", "markov_transitions",
+            "shapley_values"} <= set(written)
+    for stem, frame in written.items():
+        for name, dtype in frame.schema.items():
+            if not any(word in name for word in MONEY_WORDS) or name.endswith("_share"):
+                continue
+            if dtype.is_integer():
+                assert name.endswith("_cents"), (stem, name)
+            else:
+                assert isinstance(dtype, pl.Decimal) or dtype == pl.Float64, (stem, name, dtype)
+    summary = written["summary"].filter(pl.col("model") == "last_touch")
+    record = json.loads((out / "run.json").read_text())
+    totals = record["totals"]
+    assert "won_revenue" not in totals and "pipeline" not in totals
+    assert totals["won_revenue_cents"] == int(summary["revenue_credit"].sum() * 100)
+    assert totals["pipeline_cents"] == int(summary["pipeline_credit"].sum() * 100)
+    # the Shapley revenue values are in major units: the simplified game's values add up to
+    # the won revenue (of the won deals with touches), in dollars
+    values = written["shapley_values"]["shapley_value"].sum()
+    touched = written["credit"].filter((pl.col("model") == "last_touch")
+                                       & (pl.col("channel") != "(no touch)"))
+    assert values == pytest.approx(float(touched["revenue_credit"].sum()))
+    # the transitions' conversion value is integer cents, and says so: the exits to
+    # (conversion) carry the won revenue of the journeys with touches
+    transitions = written["markov_transitions"]
+    exits = transitions.filter(pl.col("to_state") == "(conversion)")["value_cents"].sum()
+    assert exits == int(touched["revenue_credit"].sum() * 100)
