@@ -9,9 +9,19 @@ and channel totals sum to total pipeline and total won revenue to the cent.
 
 A deal with no touch in its window is credited whole to the ``(no touch)`` channel so that
 totals always reconcile with the deals file.
+
+A model whose credit is defined by channel totals (Markov's global allocation: the same
+channel-level weights, its shares, in every journey) is split the other way round, totals
+first (:func:`split_by_totals`): each channel's total is its share of the total, rounded by
+largest remainder, and those totals are then distributed over the deals so that each deal
+still sums to its amount. Rounding each deal on its own would starve small channels: a
+channel whose share of a small deal is below half a cent would lose that fraction on every
+deal.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import polars as pl
@@ -49,7 +59,8 @@ def channel_groups(journeys: Journeys) -> pl.LazyFrame:
     ).unique(subset="channel", keep="first")
 
 
-def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFrame:
+def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
+             population: pl.DataFrame | None = None) -> pl.LazyFrame:
     """Touch-level credit (:data:`~attribution.schema.CREDIT_SCHEMA`) for one model's weights.
 
     Only journeys that carry money are credited: deals (won, lost, open) and path-table rows.
@@ -57,6 +68,13 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     ``conversion_credit`` splits conversions (1 per won deal). The touch's id, time and channel
     group come with the weights when the model carried them (:data:`DETAIL_COLUMNS`), else
     from the journeys.
+
+    Channel-level weights that are the same in every journey (``touch_index`` null: a model's
+    channel shares, as Markov's global allocation gives) are split totals first
+    (:func:`split_by_totals`) over the journeys they weigh, or over ``population`` when it is
+    given: ``journey_id, amount, revenue`` of every journey the shares weigh in the whole run,
+    for an engine that allocates a part of the journeys at a time (Spark's batches), so the
+    part gets the cents the whole gives it.
 
     Raises
     ------
@@ -94,11 +112,17 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str) -> pl.LazyFr
     weight = rows.get_column("weight").to_numpy()
     amount = money.get_column("amount").to_numpy()
     revenue = money.get_column("revenue").to_numpy()
-    pipeline_credit = _largest_remainder(weight, amount[journey], starts)
-    if ((revenue[journey] != 0) & (revenue[journey] != amount[journey])).any():
-        revenue_credit = _largest_remainder(weight, revenue[journey], starts)
-    else:  # revenue is 0 or the whole amount: it splits as the amount does
-        revenue_credit = np.where(revenue[row] == 0, 0, pipeline_credit)
+    bare = 0 if untouched is None else untouched.height
+    shares = _channel_shares(rows, runs, bare)
+    if shares is not None:  # credit defined by channel totals: the totals first
+        pipeline_credit, revenue_credit = _by_totals(rows, runs, money, shares, population,
+                                                     bare)
+    else:
+        pipeline_credit = _largest_remainder(weight, amount[journey], starts)
+        if ((revenue[journey] != 0) & (revenue[journey] != amount[journey])).any():
+            revenue_credit = _largest_remainder(weight, revenue[journey], starts)
+        else:  # revenue is 0 or the whole amount: it splits as the amount does
+            revenue_credit = np.where(revenue[row] == 0, 0, pipeline_credit)
     deal = _deal_columns(journeys, money, index, row)
     columns = {
         "model": pl.Series("model", [model], pl.String).new_from_index(0, rows.height),
@@ -266,6 +290,124 @@ def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarra
     offset = np.repeat(np.cumsum(ranked_sizes) - ranked_sizes, ranked_sizes)
     credit[ranked[np.arange(ranked.size) - offset < left[segment]]] += 1
     return credit
+
+
+def _channel_shares(rows: pl.DataFrame, runs: JourneyIndex,
+                    untouched: int) -> pl.DataFrame | None:
+    """``channel, weight``: the channel shares when the weights are channel-level
+    (``touch_index`` null) and the same in every journey, else None. ``rows`` are in credit
+    order (``runs`` their runs), the last ``untouched`` of them the ``(no touch)`` rows of
+    deals without a touch."""
+    touched = rows.height - untouched
+    if not touched or rows.get_column("touch_index").head(touched).null_count() != touched:
+        return None
+    sizes = runs.sizes[: runs.starts.size - untouched]
+    width = int(sizes[0])
+    if (sizes != width).any():
+        return None
+    channel = rows.get_column("channel").head(touched)
+    weight = rows.get_column("weight").head(touched).to_numpy().reshape(-1, width)
+    first = channel.head(width)
+    if first.null_count() or (weight != weight[0]).any():
+        return None
+    if not (channel.to_numpy().reshape(-1, width) == first.to_numpy()).all():
+        return None
+    return pl.DataFrame({"channel": first, "weight": weight[0]})
+
+
+def _by_totals(rows: pl.DataFrame, runs: JourneyIndex, money: pl.DataFrame,
+               shares: pl.DataFrame, population: pl.DataFrame | None, untouched: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Pipeline and revenue credit of ``rows`` (channel-level rows with the same ``shares`` in
+    each journey, in credit order, then ``untouched`` rows of deals without a touch) split
+    totals first over the journeys they weigh, or over ``population``."""
+    journey = rows.get_column("_j").to_numpy()[runs.starts]
+    weighed, bare = journey[: journey.size - untouched], journey[journey.size - untouched:]
+    ids = money.get_column("journey_id").gather(weighed)
+    if population is None:
+        population = pl.DataFrame([ids, *(money.get_column(c).gather(weighed)
+                                          for c in ("amount", "revenue"))])
+    population = population.select("journey_id", "amount", "revenue").sort("journey_id")
+    found = ids.to_frame().join(population.with_row_index("_p"), on="journey_id",
+                                how="left", maintain_order="left").get_column("_p")
+    if found.null_count():
+        missing = ids.filter(found.is_null())[0]
+        raise ModelError(f"journey {missing!r} is not in the population its channel totals "
+                         "were split over")
+    at = found.to_numpy()
+    share = shares.get_column("weight").to_numpy()
+    credit = []
+    for column in ("amount", "revenue"):
+        split = split_by_totals(population.get_column(column).to_numpy(), share)[at].ravel()
+        whole = money.get_column(column).gather(bare).to_numpy()  # (no touch): whole
+        credit.append(np.concatenate([split, whole]).astype(np.int64))
+    return credit[0], credit[1]
+
+
+def split_by_totals(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Split each amount (integer minor units) over channels by ``shares``, channel totals
+    first: a ``(len(amounts), len(shares))`` table of non-negative integers whose every row
+    sums to its amount and whose every column sums to that channel's share of the total,
+    rounded by largest remainder (ties to the earlier channel): within a cent of
+    ``share x total``.
+
+    How: each row is first split on its own by largest remainder (each cell the floor or the
+    ceiling of ``share x amount``), which leaves the columns off by a few cents each, the
+    small channels short (every row rounds their small fractions down). Cents then move inside
+    rows, from a column above its total to one below: a move keeps the row's sum, and is made
+    in the rows where the giving cell lies furthest above its exact value and the taking cell
+    furthest below (ties to the earlier row). The result depends only on the amounts in their
+    order and the shares; callers give amounts in ``journey_id`` order, so it does not depend
+    on the order of the input rows.
+
+    >>> split_by_totals(np.array([1, 1, 1, 1]), np.array([0.75, 0.25])).tolist()
+    [[0, 1], [1, 0], [1, 0], [1, 0]]
+    """
+    amounts = np.asarray(amounts, dtype=np.int64)
+    share = np.asarray(shares, dtype=np.float64)
+    width = share.size
+    if not amounts.size or not width:
+        return np.zeros((amounts.size, width), dtype=np.int64)
+    if (amounts < 0).any() or (share < 0).any() or share.sum() <= 0:
+        raise ModelError("channel totals split non-negative amounts by non-negative shares")
+    share = share / math.fsum(share)  # correctly rounded: the same sum in any order
+    exact = amounts[:, None].astype(np.float64) * share[None, :]
+    cents = np.floor(exact).astype(np.int64)
+    fraction = exact - cents
+    # each row on its own: its leftover cents to its largest fractions (ties: earlier channel);
+    # the floors sum to at most the amount (their sum is below amount + 1) and the leftover
+    # to at most the width
+    left = np.clip(amounts - cents.sum(axis=1), 0, width)
+    order = np.argsort(-fraction, axis=1, kind="stable")
+    np.put_along_axis(cents, order, np.take_along_axis(cents, order, axis=1)
+                      + (np.arange(width) < left[:, None]), axis=1)
+    target = _apportion(share, int(amounts.sum()))
+    excess = cents.sum(axis=0) - target
+    while (excess > 0).any():
+        over = int(np.argmax(excess))  # the first of the largest: deterministic
+        under = int(np.argmin(excess))
+        movable = np.flatnonzero(cents[:, over] > 0)  # a column above its total has some
+        gain = (cents[movable, over] - exact[movable, over]) + (exact[movable, under]
+                                                                - cents[movable, under])
+        moves = min(int(excess[over]), int(-excess[under]), movable.size)
+        chosen = movable[np.argsort(-gain, kind="stable")[:moves]]
+        cents[chosen, over] -= 1
+        cents[chosen, under] += 1
+        excess[over] -= moves
+        excess[under] += moves
+    return cents
+
+
+def _apportion(share: np.ndarray, total: int) -> np.ndarray:
+    """``total`` split by ``share`` (summing to 1) by largest remainder, ties to the earlier
+    share: each part the floor or the ceiling of ``share x total``."""
+    exact = share * float(total)
+    parts = np.floor(exact).astype(np.int64)
+    left = int(np.clip(total - parts.sum(), 0, share.size))
+    parts[np.argsort(-(exact - parts), kind="stable")[:left]] += 1
+    if parts.sum() != total:  # float floors above the exact parts: take from the largest
+        parts[int(np.argmax(parts))] += total - int(parts.sum())
+    return parts
 
 
 def _in_order(rows: pl.DataFrame, order: list[str]) -> bool:

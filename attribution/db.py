@@ -648,7 +648,9 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
               for m in record.get("models") or []]
 
     def count(name: str) -> int | None:
-        value = totals.get(name)
+        # run.json names its money totals by their unit (won_revenue_cents); a record written
+        # before that names them as the columns here
+        value = totals.get(f"{name}_cents", totals.get(name))
         return int(value) if value is not None else None
 
     return pl.DataFrame(

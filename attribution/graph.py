@@ -495,7 +495,7 @@ TRANSITION_SCHEMA = pl.Schema(
         "count": pl.Int64,
         "probability": pl.Float64,
         "conversions": pl.Int64,
-        "value": pl.Int64,
+        "value_cents": pl.Int64,  # the conversion value of those conversions, minor units
     }
 )
 
@@ -526,7 +526,7 @@ def chain_transitions(chain: StateChain, counts: TransitionCounts | None = None)
             "count": np.rint(count[keep]).astype(np.int64),
             "probability": count[keep] / out_total[from_node[keep]],
             "conversions": np.rint(conversions[keep]).astype(np.int64),
-            "value": np.rint(value[keep]).astype(np.int64),
+            "value_cents": np.rint(value[keep]).astype(np.int64),
         },
         schema_overrides={"from_state": pl.String, "to_state": pl.String},
     )
@@ -539,8 +539,9 @@ def transition_table(
     """Channel-to-channel (state-to-state) transition table of the journeys.
 
     Returns :data:`TRANSITION_SCHEMA`: ``from_state, to_state, count, probability, conversions,
-    value`` — ``count`` journeys made the step, ``probability`` is the share of ``from_state``'s
-    exits, ``conversions``/``value`` are the converting journeys among them and their value.
+    value_cents`` — ``count`` journeys made the step, ``probability`` is the share of
+    ``from_state``'s exits, ``conversions``/``value_cents`` are the converting journeys among
+    them and their value (integer minor units, as the name says).
 
     >>> t = pl.DataFrame({"journey_id": ["d1", "d1"], "touch_index": [0, 1],
     ...                   "channel": ["email", "search"]})
@@ -666,7 +667,7 @@ def path_graph(journeys: Journeys, *, order: int = 1, include_open: bool = False
     Nodes: ``(start)``, one per channel (per state at higher orders), ``(conversion)``,
     ``(null)``; node attributes ``kind`` (start / state / conversion / null) and ``visits``
     (journeys entering the node, repeats counted). Edge attributes: ``count``,
-    ``probability``, ``conversions`` and ``value`` (see :func:`transition_table`). Graph
+    ``probability``, ``conversions`` and ``value_cents`` (see :func:`transition_table`). Graph
     attributes: ``order``, ``journeys``, ``conversions``, ``revenue``.
     """
     chain = state_chain(distinct_paths(journeys, include_open=include_open), order)
@@ -697,7 +698,7 @@ def chain_graph(chain: StateChain, counts: TransitionCounts | None = None) -> nx
             count=row["count"],
             probability=row["probability"],
             conversions=row["conversions"],
-            value=row["value"],
+            value_cents=row["value_cents"],
         )
     visits = table.group_by("to_state").agg(pl.col("count").sum())
     for name, total in visits.iter_rows():

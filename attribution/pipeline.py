@@ -32,6 +32,7 @@ from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
+from attribution.models.position import lead_fallback_notes
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
 from attribution.sources import load_preset, single_touch_note, source_direct_channels
 from attribution.validation import check_reject_rate
@@ -431,7 +432,7 @@ def _prepare_files(config: Config, progress: Progress | None = None, *,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
         inputs=inputs if keep_inputs else None,
-        notes=notes,
+        notes=[*notes, *lead_fallback_notes(config.contacts, config.models)],
     )
 
 

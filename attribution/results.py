@@ -35,12 +35,22 @@ if TYPE_CHECKING:
     from attribution.spend import Spend
 
 
+#: the money among a run's totals, named in run.json by their unit (integer minor units)
+CENTS_TOTALS = {"won_revenue": "won_revenue_cents", "pipeline": "pipeline_cents"}
+
+
+def record_totals(totals: dict[str, Any]) -> dict[str, Any]:
+    """A run's headline totals (:meth:`RunResult.totals`) as run.json writes them: the money
+    ones, integer minor units, named ``*_cents``; the counts as they are."""
+    return {CENTS_TOTALS.get(name, name): value for name, value in totals.items()}
+
+
 def run_record(result: RunResult) -> dict[str, Any]:
     """What a run read, assumed and produced, for run.json and the report."""
     config = result.config
     return {
         "currency": result.currency,
-        "totals": result.totals(),
+        "totals": record_totals(result.totals()),
         "accounting": [a.as_dict() for a in result.accounting],
         "files": [f.__dict__ for f in result.files],
         "options": {
@@ -277,6 +287,7 @@ __all__ = [
     "LocalWriter",
     "ResultWriter",
     "RunOutput",
+    "record_totals",
     "run_record",
     "side_folder",
     "unspent_channels",

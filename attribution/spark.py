@@ -1002,6 +1002,19 @@ def _deals_touched(journeys: Journeys) -> pl.DataFrame:
     return summarise(probe, journeys).select("channel", pl.col("deals_touched").cast(pl.Int64))
 
 
+def _population(built: _Journeys) -> pl.DataFrame:
+    """``journey_id, amount, revenue`` of every journey that carries money and has a touch:
+    the journeys a fitted model's channel shares weigh (Markov's global allocation), whose
+    channel totals :func:`attribution.credit.allocate` splits over all of them, not a batch's
+    (one row a deal, collected once on the driver and shipped with the scoring)."""
+    journeys = _BUILT.spark_frame(built.built, "journey")
+    return _collect(
+        journeys.filter((F.col("status") != "none") & (F.col("n_touches") > 0))
+        .select("journey_id", "amount", "revenue"),
+        pl.Schema({"journey_id": pl.String, "amount": pl.Int64, "revenue": pl.Int64}),
+    )
+
+
 def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> DataFrame:
     """Credit of every model for every batch of accounts, where the journey stage left it.
 
@@ -1009,6 +1022,7 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
     those partitions sees whole batches; no second shuffle is needed.
     """
     groups = built.channel_groups
+    population = _population(built) if any(s.fit is not None for s in scorers) else None
 
     def score_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
         batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
@@ -1016,7 +1030,8 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
         scopes = Scopes(batch, [scorer.model for scorer in scorers])
         for scorer in scorers:
             scope = scopes.of(scorer.model)
-            credit = allocate(scope, scorer.weights(scope), scorer.model.name).collect()
+            credit = allocate(scope, scorer.weights(scope), scorer.model.name,
+                              population=population).collect()
             credits.append(
                 credit.drop("channel_group")
                 .join(groups, on="channel", how="left", maintain_order="left")

@@ -158,6 +158,64 @@ def largest_remainder(weights: list[float], total: int) -> list[int]:
     return credit
 
 
+def split_by_totals(amounts: list[int], shares: list[float]) -> list[list[int]]:
+    """Channel totals first, row by row (:func:`attribution.credit.split_by_totals`): each row
+    by largest remainder; then, while a channel is above its total (its largest-remainder
+    share of the whole), the first most over-credited channel gives cents to the first most
+    under-credited one: as many as the smaller gap, one each from the rows where the giving
+    cell is furthest above its exact value plus the taking cell furthest below (ties: the
+    earlier row)."""
+    total_share = math.fsum(shares)
+    share = [s / total_share for s in shares]
+    exact = [[float(a) * s for s in share] for a in amounts]
+    cents = [largest_remainder_of(row, a) for row, a in zip(exact, amounts, strict=True)]
+    target = largest_remainder_of([s * float(sum(amounts)) for s in share], sum(amounts))
+    excess = [sum(row[k] for row in cents) - target[k] for k in range(len(share))]
+    while any(e > 0 for e in excess):
+        over = excess.index(max(excess))
+        under = excess.index(min(excess))
+        gains = sorted(
+            ((cents[d][over] - exact[d][over]) + (exact[d][under] - cents[d][under]), d)
+            for d in range(len(amounts)) if cents[d][over] > 0)
+        gains.sort(key=lambda g: (-g[0], g[1]))
+        moves = min(excess[over], -excess[under], len(gains))
+        for _, d in gains[:moves]:
+            cents[d][over] -= 1
+            cents[d][under] += 1
+        excess[over] -= moves
+        excess[under] += moves
+    return cents
+
+
+def largest_remainder_of(exact: list[float], total: int) -> list[int]:
+    """``total`` over parts whose exact values are ``exact``: floors, then a cent each to the
+    largest fractions, ties to the earlier part."""
+    credit = [math.floor(r) for r in exact]
+    ranked = sorted(range(len(exact)), key=lambda i: (-(exact[i] - credit[i]), i))
+    left = total - sum(credit)
+    for rank, i in enumerate(ranked):
+        credit[i] += rank < left
+    return credit
+
+
+def _shared_channel_weights(money: list[Row], per_journey: dict[int, list[Row]]
+                            ) -> list[tuple[str, float]] | None:
+    """The (channel, weight) pairs every money journey with touches has, when its weights are
+    channel-level (no touch index) and the same in each, in channel order; else None."""
+    seen = None
+    for n, journey in enumerate(money):
+        if journey["n_touches"] == 0:
+            continue
+        rows = per_journey.get(n, [])
+        if not rows or any(r["touch_index"] is not None or r["channel"] is None for r in rows):
+            return None
+        pairs = sorted((r["channel"], r["weight"]) for r in rows)
+        if seen is not None and pairs != seen:
+            return None
+        seen = pairs
+    return seen
+
+
 def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> pl.DataFrame:
     """Touch-level credit (:data:`CREDIT_SCHEMA`) of ``weights``, deal by deal.
 
@@ -177,6 +235,15 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
     for row in weights.iter_rows(named=True):
         if row["journey_id"] in position and row["weight"] != 0.0:
             per_journey.setdefault(position[row["journey_id"]], []).append(row)
+    shared = _shared_channel_weights(money, per_journey)
+    by_totals: dict[str, tuple[list[int], list[int]]] = {}
+    if shared is not None:  # a model's channel shares: channel totals first, by journey_id
+        weighed = sorted((j for j in money if j["n_touches"] > 0), key=lambda j: j["journey_id"])
+        share = [w for _, w in shared]
+        pipelines = split_by_totals([j["amount"] for j in weighed], share)
+        revenues = split_by_totals([j["revenue"] for j in weighed], share)
+        by_totals = {j["journey_id"]: (p, v)
+                     for j, p, v in zip(weighed, pipelines, revenues, strict=True)}
     out: list[Row] = []
     bare = []
     for n, journey in enumerate(money):
@@ -193,6 +260,8 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
         rows.sort(key=lambda r: (*_nulls_last(r["touch_index"]), *_nulls_last(r["channel"])))
         pipeline = largest_remainder(weight := [r["weight"] for r in rows], journey["amount"])
         revenue = largest_remainder(weight, journey["revenue"])
+        if journey["journey_id"] in by_totals:
+            pipeline, revenue = by_totals[journey["journey_id"]]
         for r, p, v in zip(rows, pipeline, revenue, strict=True):
             no_touch = r["channel"] == NO_TOUCH_CHANNEL and journey["n_touches"] == 0
             touch = {} if no_touch else touches.get((r["journey_id"], r["touch_index"]), {})

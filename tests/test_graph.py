@@ -58,7 +58,7 @@ def sample() -> Journeys:
 
 def test_transition_table_counts_outcomes_and_leaves_open_deals_out() -> None:
     table = transition_table(sample())
-    assert table.select("from_state", "to_state", "count", "conversions", "value").rows() == [
+    assert table.select("from_state", "to_state", "count", "conversions", "value_cents").rows() == [
         ("(start)", "email", 2, 2, 150),
         ("(start)", "search", 2, 0, 0),
         ("email", "search", 2, 2, 150),

@@ -62,7 +62,7 @@ def test_hand_worked_example_transition_matrix() -> None:
             "count": [3, 2, 1, 2, 1, 2, 1],
             "probability": [3 / 5, 2 / 5, 1 / 4, 2 / 4, 1 / 4, 2 / 3, 1 / 3],
             "conversions": [2, 1, 1, 0, 1, 2, 0],
-            "value": [400, 50, 300, 0, 100, 150, 0],
+            "value_cents": [400, 50, 300, 0, 100, 150, 0],
         }
     )
     assert_frame_equal(fit.transition_matrix(), expected)

@@ -62,7 +62,8 @@ def test_milestones_of_the_worked_journey():
         # newsletter 6667, direct 40000 + 6667, paid_search 6666
         ("u_shaped",
          {"direct": 46_667, "newsletter": 6_667, "paid_search": 6_666, "podcast": 40_000}),
-        # 30% each to first (0), lead (1), opportunity (3); 10% over touches 2 and 4
+        # 30% each to first (0), lead (1), opportunity (3); 10% over touch 2, the one between
+        # them (touch 4 comes after opportunity creation: nothing)
         ("w_shaped",
          {"direct": 10_000, "newsletter": 30_000, "paid_search": 30_000, "podcast": 30_000}),
         # 22.5% each to first (0), lead (1), opportunity (3), closed won (4); 10% to touch 2
@@ -125,10 +126,17 @@ def test_w_shaped_open_deal_lead_equals_first():
         as_of=None,
     )
     credit = allocate(journeys, get_model("w_shaped").weights(journeys), "w").collect()
-    # first+lead 60% (touch 0), opportunity 30% (touch 2), 10% over touches 1 and 3
+    # first+lead 60% (touch 0), opportunity 30% (touch 2), 10% to touch 1, the one between
+    # them; touch 3 comes after opportunity creation and earns nothing
     assert channel_credit(credit, "pipeline_credit") == {
-        "podcast": 6_000, "events": 500, "paid_search": 3_000, "direct": 500,
+        "podcast": 6_000, "events": 1_000, "paid_search": 3_000,
     }
     assert channel_credit(credit, "revenue_credit") == {
-        "podcast": 0, "events": 0, "paid_search": 0, "direct": 0,
+        "podcast": 0, "events": 0, "paid_search": 0,
+    }
+    # spread="all": the 10% over touches 1 and 3
+    spread_all = get_model("w_shaped", spread="all").weights(journeys)
+    credit = allocate(journeys, spread_all, "w").collect()
+    assert channel_credit(credit, "pipeline_credit") == {
+        "podcast": 6_000, "events": 500, "paid_search": 3_000, "direct": 500,
     }

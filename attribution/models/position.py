@@ -5,7 +5,11 @@ Each gives fixed shares to anchor touches and spreads the rest evenly over the o
 
 * U-shaped (position-based): 40% first touch, 40% last touch, 20% over the touches between;
 * W-shaped: 30% each to the first, lead-creation and opportunity-creation touches, 10% over
-  the rest;
+  the touches *between* them (Marketo Measure's definition: "the remaining 10% is attributed
+  proportionally to any intermediary touchpoints that occur between the three milestone
+  touchpoints"; its W-shaped journey ends at opportunity creation, so later touches, the
+  closed-won one included, earn nothing). ``spread="all"`` spreads the 10% over every other
+  touch instead, those after opportunity creation too;
 * full-path (Z-shaped): 22.5% each to first, lead-creation, opportunity-creation and
   closed-won touches, 10% over the rest.
 
@@ -17,6 +21,7 @@ to 1 (so a two-touch journey is 50/50 under U-shaped, a one-touch journey 100%).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,9 +43,15 @@ from attribution.models.base import (
 LAST = "(last touch)"
 
 
-def _anchored(journeys: Journeys, anchors: list[tuple[str, float]]) -> pl.LazyFrame:
-    """Weights from (anchor, share) pairs, the remainder spread over non-anchor touches. An
-    anchor is a boolean touch column, or :data:`LAST`."""
+#: where a model's remainder goes: the touches between its anchors, or every other touch
+SPREADS = ("between", "all")
+
+
+def _anchored(journeys: Journeys, anchors: list[tuple[str, float]], *,
+              between: bool = False) -> pl.LazyFrame:
+    """Weights from (anchor, share) pairs, the remainder spread over non-anchor touches (only
+    those before the journey's last anchor when ``between``). An anchor is a boolean touch
+    column, or :data:`LAST`."""
     runs = journeys.runs
     flags = [last_touches(runs) if name == LAST else flag(runs, name) for name, _ in anchors]
     shares = [share for _, share in anchors]
@@ -50,10 +61,36 @@ def _anchored(journeys: Journeys, anchors: list[tuple[str, float]]) -> pl.LazyFr
         score += flagged * share
         missing += ~runs.any(flagged) * share
     is_anchor = np.logical_or.reduce(flags)
+    spreads_to = ~is_anchor
+    if between:  # the touches before the journey's last anchor (the first anchor is its
+        # first touch): touch_index below the largest anchored touch_index of its journey
+        index = runs.touches.get_column("touch_index").to_numpy().astype(np.int64)
+        last_anchor = runs.spread(runs.max(np.where(is_anchor, index, -1)))
+        spreads_to &= index < last_anchor
     spread = runs.spread(1.0 - sum(shares) + missing)
-    middle = runs.spread(runs.total((~is_anchor).astype(np.int64)))
-    between = np.divide(spread, middle, out=np.zeros_like(spread), where=middle > 0)
-    return run_weights(runs, run_normalised(runs, np.where(is_anchor, score, between)))
+    middle = runs.spread(runs.total(spreads_to.astype(np.int64)))
+    each = np.divide(spread, middle, out=np.zeros_like(spread), where=middle > 0)
+    weight = np.where(is_anchor, score, np.where(spreads_to, each, 0.0))
+    return run_weights(runs, run_normalised(runs, weight))
+
+
+#: the models whose anchors include the lead-creation touch
+LEAD_MODELS = ("w_shaped", "full_path")
+#: the note of a run without a contacts file (no lead dates) that runs a lead-creation model
+NO_CONTACTS_NOTE = (
+    "no contacts file: without lead-creation dates each journey's lead-creation touch is its "
+    "first touch, so w_shaped gives the first touch 60% (first touch and lead creation) and "
+    "full_path 45%; give --contacts FILE to place lead creation"
+)
+
+
+def lead_fallback_notes(contacts: object | None, models: Sequence[str]) -> list[str]:
+    """The run's note when the lead-creation milestone falls back to the first touch: no
+    ``contacts`` file, and ``models`` (the configured names; none: every model) include one
+    with a lead-creation anchor (:data:`LEAD_MODELS`)."""
+    if contacts is not None or (models and not set(models) & set(LEAD_MODELS)):
+        return []
+    return [NO_CONTACTS_NOTE]
 
 
 def _check_shares(model: str, shares: dict[str, float]) -> None:
@@ -69,7 +106,7 @@ class _Anchored(AttributionModel):
     """Base of the position models: every hyperparameter is an anchor's share."""
 
     def __post_init__(self) -> None:
-        _check_shares(self.name, self.params())
+        _check_shares(self.name, {k: v for k, v in self.params().items() if k != "spread"})
 
 
 @dataclass(frozen=True)
@@ -90,17 +127,32 @@ class UShaped(_Anchored):
 
 @dataclass(frozen=True)
 class WShaped(_Anchored):
-    """W-shaped: first, lead-creation and opportunity-creation touches, the rest spread."""
+    """W-shaped: first, lead-creation and opportunity-creation touches, the rest spread.
+
+    ``spread="between"`` (the default, Marketo Measure's definition) spreads the remainder
+    over the touches between the first touch and the opportunity-creation touch (the last of
+    the three milestones), so touches after opportunity creation earn nothing;
+    ``spread="all"`` over every touch that is not a milestone, later ones too.
+    """
 
     name: ClassVar[str] = "w_shaped"
     label: ClassVar[str] = "W-shaped"
-    summary: ClassVar[str] = "30% each to first, lead and opportunity creation; 10% spread"
+    summary: ClassVar[str] = ("30% each to first, lead and opportunity creation; 10% over the "
+                              "touches between them")
     uses_population: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_MILESTONES})
 
     first: float = 0.3
     lead: float = 0.3
     opportunity: float = 0.3
+    spread: str = "between"
+
+    def __post_init__(self) -> None:
+        if self.spread not in SPREADS:
+            raise ConfigError(
+                f"w_shaped: spread must be one of {', '.join(SPREADS)}, not {self.spread!r}"
+            )
+        super().__post_init__()
 
     def weights(self, journeys: Journeys) -> pl.LazyFrame:
         self.check(journeys)
@@ -111,6 +163,7 @@ class WShaped(_Anchored):
                 ("is_lead_creation", self.lead),
                 ("is_opportunity_creation", self.opportunity),
             ],
+            between=self.spread == "between",
         )
 
 

@@ -101,11 +101,14 @@ from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VARIANTS = ("simplified", "rate", "ordered")
 VALUES = ("conversions", "revenue")
+#: minor units (cents) per major unit: revenue values are reported in major units
+MINOR_UNITS = 100
 
 #: channel-level Shapley values, one row per channel seen in a journey with touches
 SHAPLEY_VALUE_SCHEMA = pl.Schema(
     {
         "channel": pl.String,
+        # conversions, or with value="revenue" the currency's major units (not cents)
         "shapley_value": pl.Float64,
         "share": pl.Float64,  # shapley_value / sum of all values (null when that sum is 0)
         "standard_error": pl.Float64,  # null when exact
@@ -143,7 +146,7 @@ class ShapleyFit(Fit):
     total
         What the values add up to: total conversions (revenue) of converting journeys for
         simplified and ordered, ``v(N)`` (overall conversion rate or revenue per journey)
-        for rate.
+        for rate. Revenue, here and in the values, is in the currency's major units.
     channel_sets
         Distinct channel sets (channel sequences for ordered) among journeys with touches:
         the rows the game is played on.
@@ -290,15 +293,23 @@ class ShapleyModel(AttributionModel):
                 "channel_weight": _split(game.scores, sets.starts, sets.lengths),
             }
         )
+        # revenue is played in minor units (exact sums); the values are reported in major
+        # units, as every money figure outside a ``*_cents`` column is
+        per_unit = MINOR_UNITS if self.value == "revenue" else 1
+        positions = game.position_values
+        if positions is not None and per_unit != 1:
+            positions = positions.with_columns(pl.col("shapley_value") / per_unit)
         return ShapleyFit(
             variant=self.variant,
             value=self.value,
             method=game.method,
             samples=game.samples,
-            total=game.total,
+            total=game.total / per_unit,
             channel_sets=keys.height,
-            _values=_value_frame(sets.channels, game.shapley, game.standard_error),
-            _position_values=game.position_values,
+            _values=_value_frame(
+                sets.channels, game.shapley / per_unit,
+                None if game.standard_error is None else game.standard_error / per_unit),
+            _position_values=positions,
             _key_weights=key_weights,
             _source=journeys,
             _source_keys=journey_keys.select("journey_id", "key"),
