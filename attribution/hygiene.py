@@ -31,7 +31,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from attribution.channels import _globs_to_regex
+from attribution.channels import globs_to_regex
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
 from attribution.schema import DEAL_STATUSES, UTC_TIME
@@ -126,7 +126,7 @@ def _matches(column: pl.Expr, patterns: Sequence[str]) -> pl.Expr:
     if not patterns:
         return pl.lit(False)
     return column.fill_null("").str.strip_chars().str.to_lowercase().str.contains(
-        _globs_to_regex(tuple(patterns))
+        globs_to_regex(tuple(patterns))
     )
 
 

@@ -91,8 +91,6 @@ def test_a_channel_columns_names_go_through_the_rules_groups(tmp_path: Path):
     assert rules.ungrouped(good["channel"]) == [good["channel"][2]]
 
 
-@pytest.mark.xfail(strict=True, reason="loading.load_touchpoints lower-cases the channel column "
-                   "(attribution/loading.py, another engineer's file): drop its .str.to_lowercase()")
 def test_a_channel_columns_names_keep_their_spelling(tmp_path: Path):
     from attribution.loading import load_touchpoints
 
