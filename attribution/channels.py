@@ -365,8 +365,9 @@ class ChannelMatcher:
                     if best is not None and rule >= best:
                         break  # ascending: no later candidate of this key can win
                     keys = self.keys_of[rule]
-                    if keys[0] == key and all(rule in matching[other][values[_MATCH_KEYS.index(other)]]
-                                              for other in keys[1:]):
+                    if keys[0] == key and all(
+                            rule in matching[other][values[_MATCH_KEYS.index(other)]]
+                            for other in keys[1:]):
                         best = rule
                         break
             result.append(best)

@@ -63,7 +63,8 @@ class HygieneRules:
     window_days: float | None = None
     signup: bool = True
     signup_minutes: float = 10.0
-    signup_touch_types: tuple[str, ...] = ("trial*", "signup*", "sign_up*", "sign-up*", "free_trial*")
+    signup_touch_types: tuple[str, ...] = ("trial*", "signup*", "sign_up*", "sign-up*",
+                                           "free_trial*")
     sales_groups: tuple[str, ...] = ("sales",)
     sales_touch_types: tuple[str, ...] = (
         "sales*", "call*", "meeting*", "demo*", "outbound*", "sdr*", "bdr*",
@@ -149,7 +150,8 @@ def flag_deals(journeys: Journeys, rules: HygieneRules | None = None) -> pl.Data
 
     before = pl.col("timestamp") <= pl.col("created_at")
     if rules.window_days is not None:
-        before = before & (pl.col("timestamp") >= pl.col("created_at") - timedelta(days=rules.window_days))
+        window = timedelta(days=rules.window_days)
+        before = before & (pl.col("timestamp") >= pl.col("created_at") - window)
     prior = touches.filter(before).select("journey_id").unique().with_columns(
         pl.lit(True).alias("_prior")
     )
@@ -176,7 +178,8 @@ def flag_deals(journeys: Journeys, rules: HygieneRules | None = None) -> pl.Data
         deals.join(prior, on="journey_id", how="left")
         .join(signups, on="journey_id", how="left")
         .with_columns(
-            (pl.lit(rules.no_prior_touch and timed) & pl.col("_prior").is_null()).alias("no_prior_touch"),
+            (pl.lit(rules.no_prior_touch and timed) & pl.col("_prior").is_null())
+            .alias("no_prior_touch"),
             (pl.lit(rules.signup and timed) & pl.col("_signup").fill_null(False)).alias("signup"),
         )
         .with_columns(

@@ -140,11 +140,16 @@ def read_file(path: str | Path, input_name: str, *, encoding: str | None = None)
                                      _decoded(path, input_name, str(chosen)))
     except LookupError:
         raise FileFormatError(f"{path}: unknown encoding {quote_input(str(chosen))}") from None
+    separator = ","
+    if suffix in CSV_EXTENSIONS:
+        try:
+            header = _header_text(path, chosen)
+        except OSError as exc:
+            raise FileFormatError(f"{path}: cannot read {input_name} ({exc.strerror})") from None
+        separator = _separator(path, header)
+        check_header(_header_names(header, separator), str(path), input_name)
     try:
         if suffix in CSV_EXTENSIONS:
-            header = _header_text(path, chosen)
-            separator = _separator(path, header)
-            check_header(_header_names(header, separator), str(path), input_name)
             if isinstance(source, io.BytesIO):
                 source.seek(0)
             return pl.read_csv(
