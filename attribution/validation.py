@@ -747,7 +747,8 @@ UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign")
 def distinct_utm(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, set[str]]:
     """The distinct (utm source, medium, campaign) of a file whose three columns are text, and
     which of them need no trimming (no distinct value changes under :func:`text`); (None, no
-    column) otherwise. (The streaming engine: a third of the time of the in-memory one.)"""
+    column) otherwise. (Collected by the streaming engine, which never holds the three
+    columns' copies at once.)"""
     if any(frame.schema.get(c) != pl.String for c in UTM_COLUMNS):
         return None, set()
     distinct = frame.lazy().select(UTM_COLUMNS).unique().collect(engine="streaming")
@@ -759,8 +760,8 @@ def distinct_utm(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, set[str]]:
 
 def utm_key() -> pl.Expr:
     """One 64-bit key of a row's utm source, medium and campaign: the three columns' own
-    hashes mixed (a quarter of the time of hashing them as a struct). Only used where the
-    distinct combinations are checked to key apart."""
+    hashes mixed (no struct is built). Only used where the distinct combinations are checked
+    to key apart: the key is exact only then."""
     return (pl.col("utm_source").hash(seed=7) ^ (pl.col("utm_medium").hash(seed=8) * 3)
             ^ (pl.col("campaign").hash(seed=9) * 5))
 
@@ -785,7 +786,8 @@ def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str],
     # rows whose key's hash repeats are a superset of them (equal keys hash alike), and
     # comparing 64-bit hashes is much cheaper than comparing text; the keys decide among those
     hashed = checked.select(pl.when(ok).then(pl.col(key).hash(seed=5))).to_series()
-    values = hashed.drop_nulls().sort()  # a sort: 6x polars' is_duplicated, 4x numpy's sort
+    # equal hashes are neighbours once sorted (measured against is_duplicated: bench/RESULTS.md)
+    values = hashed.drop_nulls().sort()
     repeats = values.filter(values == values.shift(1)).unique()
     if not repeats.len():  # no key repeats (the usual case): nothing is a copy or a conflict
         return checked.with_columns(pl.lit(False).alias("_copy"))
@@ -867,8 +869,8 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
     good = (good.filter(~pl.col("_copy")) if copies else good).drop("_copy", "_lead_text", "_empty")
     accounting = Accounting("contacts", file, read=frame.height, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects))
-    # one chunk per column: touches look contacts up by row (gathers over a file's many row
-    # groups are about 10x slower)
+    # one chunk per column: touches look contacts up by row, and a gather over a file's many
+    # row groups is slow
     return Validated(good.rechunk(), rejects, accounting, time_formats=found,
                      notes=_notes(file, found))
 
@@ -940,7 +942,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         # without an account of their own only (the others never read it)
         contact = parsed.get_column("contact_id")
         table = contacts.get_column("contact_id")
-        if row_account.null_count() < row_account.len():  # 20% faster on 60% of the rows
+        # some rows carry their account: only the others are looked up
+        if row_account.null_count() < row_account.len():
             lacking = row_account.is_null().arg_true()
             rows = pl.Series([None], dtype=pl.UInt32).new_from_index(0, contact.len()).scatter(
                 lacking, lookup(contact.gather(lacking), table))
@@ -993,9 +996,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     copies = int(good["_copy"].sum())
     good = good.filter(~pl.col("_copy")) if copies else good
     # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
-    # (the streaming engine: a third of the time, and no transient copy of the text columns,
-    # +1.1 GB at 10^7 touchpoints)
-    # every row's combination is one of the file's
+    # (collected by the streaming engine: no transient copy of the text columns); every row's
+    # combination is one of the file's
     if raw_utm is not None and len(clean) == len(UTM_COLUMNS):
         pairs = raw_utm.rename({"utm_campaign": "campaign"})
     else:
@@ -1019,7 +1021,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     if on == "utm_key" and good.get_column("_channel").null_count() == good.height:
         # no channel column: each row's channel and group are its combination's, read by the
         # combination's row (a lookup in the few distinct combinations, then two gathers from
-        # them: 0.45 s against 0.62 s for mapping the channel and the group row by row, at 10^7)
+        # them, instead of mapping the channel and the group row by row); exact because the
+        # combinations key apart (on == "utm_key")
         pairs = pairs.with_columns(pl.col("_rule_channel").alias("channel")).with_columns(group)
         combination = good.select(key).to_series().replace_strict(
             pairs.get_column("utm_key"), pl.int_range(pairs.height, dtype=pl.UInt32, eager=True),
