@@ -368,8 +368,9 @@ def load_touchpoints(
     preset: Preset | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
     """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
+    # a batch does not unify the spellings of a channel: its own counts would choose them
     checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
-                                   infer_time_formats=False, preset=preset)
+                                   infer_time_formats=False, preset=preset, unify=False)
     assert checked.unmapped is not None
     return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
             checked.channel_groups)

@@ -162,6 +162,7 @@ def load_spend(
     columns: Mapping[str, str] | None = None,
     strict: bool = False,
     labels: Iterable[str] | None = None,
+    encoding: str | None = None,
 ) -> Spend:
     """Read and validate a spend export (CSV, Parquet or NDJSON, by extension).
 
@@ -181,6 +182,9 @@ def load_spend(
     labels
         The run's channel names (its touches'): a spend channel whose
         :func:`~attribution.channels.channel_key` one of them shares takes its spelling.
+    encoding
+        The file's text encoding when it is not UTF-8 (see
+        :func:`attribution.reading.read_file`).
 
     Returns
     -------
@@ -200,7 +204,7 @@ def load_spend(
     path = Path(path)
     rules = rules or load_rules()
     required = [name for name, needed in SPEND_COLUMNS.items() if needed]
-    frame = read_table(path, "spend", dict(columns or {}), required)
+    frame = read_table(path, "spend", dict(columns or {}), required, encoding=encoding)
     available = [c for c in frame.columns if c != ROW]
     if not {"channel", "utm_source", "utm_medium"} & set(frame.columns):
         raise ColumnNotFoundError.from_missing(

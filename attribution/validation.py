@@ -881,13 +881,15 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                          infer_time_formats: bool = True,
                          prefer_time_formats: Sequence[str] = (),
                          preset: Preset | None = None,
-                         encoding: str | None = None) -> Validated:
+                         encoding: str | None = None,
+                         unify: bool = True) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account.
 
     Channel names keep the file's spelling; spellings of one name that differ only in case or
     separators (:func:`~attribution.channels.channel_key`) become the file's most frequent one
-    (:func:`~attribution.channels.unify_spellings`).
+    (:func:`~attribution.channels.unify_spellings`); ``unify=False`` leaves that to the caller
+    (a batch of a file must not choose the file's spelling alone).
     """
     frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"],
                                   preset=preset, encoding=encoding)
@@ -929,7 +931,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     del frame  # the parsed columns replace the raw ones: free them before the joins
     # "Direct" and "direct" in one file are one channel, under the file's usual spelling
     # (before the duplicate check: two rows differing only in that are copies)
-    parsed = parsed.with_columns(unify_spellings(parsed.get_column("_channel")))
+    if unify:
+        parsed = parsed.with_columns(unify_spellings(parsed.get_column("_channel")))
     parsed, found = infer_times(
         parsed, [("timestamp", "_time_text", time_column)], file, infer_time_formats,
         prefer_time_formats, early, time_formats,

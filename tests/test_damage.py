@@ -248,3 +248,40 @@ def test_spellings_of_one_channel_become_the_files_usual_one_and_ungrouped_are_n
     assert inputs.notes == [
         "channels no rule groups (they count as group 'other'): 'Quokka', '[/]\\x1b[31m'; "
         "add them under [groups] in your channel rules"]
+
+
+def test_preset_groups_match_any_case_and_keep_the_presets_spelling() -> None:
+    from attribution.channels import ChannelRule, ChannelRules
+    from attribution.sources import Preset, source_direct_channels, with_channel_groups
+
+    preset = Preset(name="p", title="P", origin="test",
+                    channel_groups={"Paid Social": "demand_creation", "Email": "nurture"},
+                    direct_channels=("Direct Traffic", "Direct Traffic"))
+    rules = ChannelRules(rules=(ChannelRule("email", source=("newsletter",)),),
+                         groups={"EMAIL": "demand_capture"})
+    merged = with_channel_groups(rules, preset)
+    # the rules' own group wins over the preset's, whatever the spelling
+    assert merged.groups == {"Paid Social": "demand_creation", "EMAIL": "demand_capture"}
+    assert [merged.group_name(c) for c in ("PAID SOCIAL", "paid-social", "email")] == [
+        "demand_creation", "demand_creation", "demand_capture"]
+    assert source_direct_channels(preset) == ("Direct Traffic",)
+
+
+def test_a_batch_leaves_the_spellings_to_the_whole_file(tmp_path: Path) -> None:
+    from attribution.loading import load_touchpoints
+    from attribution.validation import validate_touchpoints
+
+    touches = write(tmp_path, "t.csv", TOUCH_HEADER + "t1,2025-03-01T00:00:00Z,A,Direct\n"
+                    "t2,2025-03-02T00:00:00Z,A,direct\nt3,2025-03-03T00:00:00Z,A,direct\n")
+    assert load_touchpoints(touches, load_rules(), None)[0]["channel"].to_list() == [
+        "Direct", "direct", "direct"]
+    assert validate_touchpoints(touches, load_rules(), None).good["channel"].to_list() == [
+        "direct", "direct", "direct"]
+
+
+def test_a_latin_1_spend_file_is_read_with_its_encoding(tmp_path: Path) -> None:
+    spend = write(tmp_path, "spend.csv", "channel,period_start,period_end,amount\n"
+                  "événements,2025-01-01,2025-01-01,10.00\n".encode("latin-1"))
+    with pytest.raises(FileFormatError):
+        load_spend(spend)
+    assert load_spend(spend, encoding="latin-1").rows["channel"].to_list() == ["événements"]
