@@ -74,6 +74,9 @@ class Config:
     source: str | None = None
     #: largest share of any input's rows that may be rejected before a run stops
     max_reject_rate: float = 0.2
+    #: the text inputs' encoding when it is not UTF-8 (``latin-1``, ``cp1252``); None: UTF-8
+    #: (UTF-16 and UTF-32 files are recognised by their byte-order mark)
+    encoding: str | None = None
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
@@ -136,7 +139,8 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
             )
         return table
 
-    inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate"})
+    inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate",
+                                "encoding"})
     queries: dict[str, str] = {}
     for name in INPUT_NAMES:
         if name in inputs and isinstance(inputs[name], dict):
@@ -161,6 +165,8 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     if "max_reject_rate" in inputs:
         options["max_reject_rate"] = check_reject_rate_option(
             inputs["max_reject_rate"], f"{origin}: [inputs] max_reject_rate")
+    if "encoding" in inputs:
+        options["encoding"] = check_encoding(inputs["encoding"], f"{origin}: [inputs] encoding")
 
     columns = section("columns", set(INPUT_NAMES))
     options["columns"] = {
@@ -379,12 +385,28 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
         flags["source"] = check_source(flags["source"])
     if flags.get("max_reject_rate") is not None:
         flags["max_reject_rate"] = check_reject_rate_option(flags["max_reject_rate"])
+    if flags.get("encoding") is not None:
+        flags["encoding"] = check_encoding(flags["encoding"])
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,
         as_of=parse_instant(as_of, "--as-of") if as_of else None,
         **flags,
     )
+
+
+def check_encoding(value: Any, where: str = "--encoding") -> str:
+    """A text encoding Python knows (``latin-1``, ``cp1252``, ``utf-16``), as given."""
+    import codecs
+
+    if isinstance(value, str) and value.strip():
+        try:
+            codecs.lookup(value.strip())
+            return value.strip()
+        except LookupError:
+            pass
+    raise ConfigError(f"{where}: unknown encoding {value!r}; expected a text encoding such as "
+                      "utf-8, latin-1, cp1252 or utf-16")
 
 
 def parse_value(text: str) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from attribution.channels import ChannelRules
+from attribution.channels import ChannelRules, channel_key
 from attribution.errors import ColumnNotFoundError, ConfigError
 from attribution.schema import INPUT_COLUMNS
 
@@ -172,17 +172,21 @@ def apply_preset(frame: pl.DataFrame, preset: Preset, input_name: str,
 
 
 def with_channel_groups(rules: ChannelRules, preset: Preset) -> ChannelRules:
-    """Channel rules that also group the preset's channel vocabulary (the rules' own groups
-    win). Channels read from a ``channel`` column are compared lower-cased today, so the
-    preset's names are keyed lower-cased."""
-    groups = {name.lower(): group for name, group in preset.channel_groups.items()}
+    """Channel rules that also group the preset's channel vocabulary, kept in the preset's
+    spelling (groups are looked up through :func:`~attribution.channels.channel_key`, so
+    "Paid Social" in a file finds the preset's "Paid Social" whatever its case). The rules'
+    own groups win, whatever their spelling."""
+    own = {channel_key(name) for name in rules.groups}
+    groups = {name: group for name, group in preset.channel_groups.items()
+              if channel_key(name) not in own}
     return dataclasses.replace(rules, groups={**groups, **rules.groups})
 
 
 def source_direct_channels(preset: Preset) -> tuple[str, ...]:
-    """The preset's direct channels as ``last_non_direct`` compares them (lower-cased, as a
-    ``channel`` column is read today): add them to ``Config.direct_channels``."""
-    return tuple(name.lower() for name in preset.direct_channels)
+    """The preset's direct channels in its own spelling (``last_non_direct`` compares them
+    through :func:`~attribution.channels.channel_key`, whatever the case): add them to
+    ``Config.direct_channels``."""
+    return tuple(dict.fromkeys(preset.direct_channels))
 
 
 def recognise(header: Sequence[str], input_name: str,

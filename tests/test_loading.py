@@ -14,16 +14,26 @@ from hypothesis import strategies as st
 
 from attribution.channels import load_rules
 from attribution.config import Config
-from attribution.errors import ColumnNotFoundError, FileFormatError, RejectedRowError
+from attribution.errors import (
+    ColumnNotFoundError,
+    FileFormatError,
+    InputError,
+    RejectedRowError,
+)
 from attribution.loading import load_inputs
 from attribution.pipeline import validate
-from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
+from attribution.schema import UNMAPPED_CHANNEL
 
 TIME_HINT = (
     "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04, or "
     "declare the format with --timestamp-format"
 )
 DEALS_HEADER = "deal_id,account_id,created_at,closed_at,status,amount\n"
+
+
+def open_deal(folder: Path) -> Path:
+    """A deals file with one open deal on account a1 (an input needs a data row)."""
+    return write(folder, "d.csv", DEALS_HEADER + "d0,a1,2025-01-02,,open,1\n")
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -61,7 +71,7 @@ def test_timestamps_with_and_without_zone_become_utc(tmp_path: Path) -> None:
         "2025-03-04 10:15,a1,email\n"
         "2025-03-04T10:15:00.250-05:00,a1,email\n",
     )
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+    inputs = load(touches, open_deal(tmp_path))
     assert inputs.touchpoints["timestamp"].to_list() == [
         utc(2025, 3, 4, 10, 15),
         utc(2025, 3, 4, 8, 15),
@@ -80,15 +90,12 @@ def test_amounts_are_exact_cents(tmp_path: Path) -> None:
         "d1,a1,2025-01-01,open,\"48,250.00\"\n"
         "d2,a1,2025-01-01,open,$12.5\n"
         "d3,a1,2025-01-01,open,0.1\n"
-        "d4,a1,2025-01-01,open,1e3\n"
-        "d5,a1,2025-01-01,open,0.0149999\n"  # rounded once: 1.49999 cents -> 1
-        "d6,a1,2025-01-01,open,2.675\n"      # half to even: 267.5 -> 268
-        "d7,a1,2025-01-01,open,1.005\n"      # half to even: 100.5 -> 100
+        "d4,a1,2025-01-01,open,1000.500\n"   # trailing zeros are not decimals
         "d8,a1,2025-01-01,open,0\n",
     )
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.rejects.height == 0
-    assert inputs.deals["amount"].to_list() == [4825000, 1250, 10, 100000, 1, 268, 100, 0]
+    assert inputs.deals["amount"].to_list() == [4825000, 1250, 10, 100050, 0]
     assert inputs.deals.schema["amount"] == pl.Int64
 
 
@@ -173,15 +180,17 @@ def test_parquet_typed_columns(tmp_path: Path) -> None:
     ).write_parquet(deals)
     inputs = load(touches, deals)
     assert inputs.touchpoints.select("timestamp", "account_id", "channel").rows() == [
-        (utc(2025, 1, 1, 11), "101", "email"),
+        (utc(2025, 1, 1, 11), "101", "Email"),  # the file's spelling
         (utc(2025, 1, 2, 11), "102", "direct"),
     ]
     assert inputs.deals.select("deal_id", "created_at", "closed_at", "amount").rows() == [
-        ("d1", utc(2025, 1, 5), utc(2025, 2, 1, 8), 100),  # 1.005 -> 100.5 cents -> half even
         ("d2", utc(2025, 1, 6), None, 25000),
     ]
     assert rejects_of(inputs, "deals") == [
-        (3, "amount", "amount is not a number; expected a decimal like 48250.00", "NaN")
+        # a float is read through its shortest decimal text: 1.005 is not whole cents
+        (1, "amount", "amount has more decimals than USD's minor unit (2 decimals, ISO 4217)",
+         "1.005"),
+        (3, "amount", "amount is not a number; expected a decimal like 48250.00", "NaN"),
     ]
 
 
@@ -256,7 +265,7 @@ def test_a_mapped_column_wins_over_one_already_named_like_the_target(tmp_path: P
     touches = write(
         tmp_path, "t.csv", "timestamp,event_time,account_id,channel\njunk,2025-01-01,a1,email\n"
     )
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER),
+    inputs = load(touches, open_deal(tmp_path),
                   columns={"touchpoints": {"timestamp": "event_time"}})
     assert inputs.rejects.height == 0
     assert inputs.touchpoints["timestamp"].to_list() == [utc(2025, 1, 1)]
@@ -272,7 +281,7 @@ def test_contact_touches_join_their_account(tmp_path: Path) -> None:
         "2025-01-04,c404,,email\n",   # unknown contact, no account
     )
     contacts = write(tmp_path, "c.csv", "contact_id,account_id,lead_created_at\nc1,a1,\n")
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER), contacts)
+    inputs = load(touches, open_deal(tmp_path), contacts)
     assert inputs.touchpoints.select("contact_id", "account_id").rows() == [
         ("c1", "a1"), ("c1", "a9"), (None, "a2"),
     ]
@@ -289,7 +298,7 @@ def test_unmapped_sources_are_kept_and_reported(tmp_path: Path) -> None:
         "2025-01-01,a1,foo,bar\n2025-01-02,a1,foo,bar\n2025-01-03,a1,baz,\n"
         "2025-01-04,a1,google,cpc\n",
     )
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+    inputs = load(touches, open_deal(tmp_path))
     assert inputs.touchpoints["channel"].to_list() == [
         UNMAPPED_CHANNEL, UNMAPPED_CHANNEL, UNMAPPED_CHANNEL, "paid_search",
     ]
@@ -318,7 +327,7 @@ def test_currency_is_the_most_common_one_and_others_are_rejected(tmp_path: Path)
 def test_missing_required_column_names_file_column_and_what_exists(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestmp,account_id,channel\n2025-01-01,a1,email\n")
     with pytest.raises(ColumnNotFoundError) as caught:
-        load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+        load(touches, open_deal(tmp_path))
     assert str(caught.value) == (
         f"{touches}: missing column 'timestamp' (did you mean 'timestmp'?); the file has "
         "'timestmp', 'account_id', 'channel'; map a differently named column with "
@@ -342,7 +351,7 @@ def test_missing_deal_column(tmp_path: Path) -> None:
 def test_missing_channel_information(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,account_id,chanel\n2025-01-01,a1,email\n")
     with pytest.raises(ColumnNotFoundError) as caught:
-        load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+        load(touches, open_deal(tmp_path))
     assert str(caught.value) == (
         f"{touches}: missing column 'channel' (did you mean 'chanel'?); the file has "
         "'timestamp', 'account_id', 'chanel'; touchpoints need 'channel' or "
@@ -353,7 +362,7 @@ def test_missing_channel_information(tmp_path: Path) -> None:
 def test_missing_contact_and_account(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,channel\n2025-01-01,email\n")
     with pytest.raises(ColumnNotFoundError) as caught:
-        load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+        load(touches, open_deal(tmp_path))
     assert str(caught.value) == (
         f"{touches}: missing column 'account_id'; the file has 'timestamp', 'channel'; "
         "touchpoints need 'contact_id' and/or 'account_id'"
@@ -371,7 +380,7 @@ def test_mapped_column_missing_from_the_file(tmp_path: Path) -> None:
 
 
 def test_unknown_extension_missing_file_and_empty_file(tmp_path: Path) -> None:
-    deals = write(tmp_path, "d.csv", DEALS_HEADER)
+    deals = open_deal(tmp_path)
     with pytest.raises(FileFormatError) as caught:
         load(write(tmp_path, "t.xlsx", "x"), deals)
     assert str(caught.value) == (
@@ -386,16 +395,22 @@ def test_unknown_extension_missing_file_and_empty_file(tmp_path: Path) -> None:
     assert str(caught.value) == f"{tmp_path / 'empty.csv'}: cannot read touchpoints (empty CSV)"
 
 
-def test_header_only_files_load_as_empty(tmp_path: Path) -> None:
-    inputs = load(
-        write(tmp_path, "t.csv", "timestamp,account_id,channel\n"),
-        write(tmp_path, "d.csv", DEALS_HEADER),
-        write(tmp_path, "c.csv", "contact_id,account_id\n"),
-    )
-    assert (inputs.touchpoints.height, inputs.deals.height, inputs.contacts.height) == (0, 0, 0)
-    assert inputs.rejects.height == 0 and inputs.rejects.schema == REJECT_SCHEMA
-    assert inputs.currency == "USD"
-    assert [a.as_dict()["read"] for a in inputs.accounting.values()] == [0, 0, 0]
+@pytest.mark.parametrize("empty", ["touchpoints", "deals", "contacts"])
+def test_a_header_only_input_stops_the_load(tmp_path: Path, empty: str) -> None:
+    # a header-only touchpoints file would credit every deal to (no touch) without a word
+    files = {
+        "touchpoints": write(tmp_path, "t.csv", "timestamp,account_id,channel\n"
+                             + ("" if empty == "touchpoints" else "2025-01-01,a1,email\n")),
+        "deals": open_deal(tmp_path) if empty != "deals" else write(tmp_path, "d.csv",
+                                                                      DEALS_HEADER),
+        "contacts": write(tmp_path, "c.csv", "contact_id,account_id\n"
+                          + ("" if empty == "contacts" else "c1,a1\n")),
+    }
+    with pytest.raises(InputError) as raised:
+        load(files["touchpoints"], files["deals"], files["contacts"])
+    assert str(raised.value) == (
+        f"{files[empty]}: no data rows in the {empty} file (a header only, or nothing); "
+        "export it again with its rows")
 
 
 # -- rejects, one per bad input -----------------------------------------------------------------
@@ -450,7 +465,7 @@ BAD_TOUCHES = [
 def test_each_bad_touch_is_rejected_with_its_reason(tmp_path, line, column, reason, value) -> None:
     header = "touchpoint_id,timestamp,contact_id,account_id,channel,utm_source,utm_medium\n"
     touches = write(tmp_path, "t.csv", header + "t0,2025-01-01,c1,a1,email,,\n" + line + "\n")
-    deals = write(tmp_path, "d.csv", DEALS_HEADER)
+    deals = open_deal(tmp_path)
     inputs = load(touches, deals)
     assert inputs.touchpoints["touchpoint_id"].to_list() == ["t0"]
     assert inputs.rejects.rows() == [(str(touches), "touchpoints", 2, column, reason, value)]
@@ -462,7 +477,7 @@ def test_each_bad_touch_is_rejected_with_its_reason(tmp_path, line, column, reas
 
 def test_touch_without_account_and_no_contacts_file(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,contact_id,channel\n2025-01-01,c1,email\n")
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+    inputs = load(touches, open_deal(tmp_path))
     assert rejects_of(inputs, "touchpoints") == [
         (1, "contact_id", "no account_id, and no contacts file to find the contact's account", "c1")
     ]
@@ -474,7 +489,7 @@ def test_bad_contacts(tmp_path: Path) -> None:
         "contact_id,account_id,lead_created_at\n"
         "c1,a1,2025-01-01\n,a1,\nc2,,\nc3,a1,someday\nc4,a1,\nc4,a2,\n",
     )
-    inputs = load(one_touch(tmp_path), write(tmp_path, "d.csv", DEALS_HEADER), contacts)
+    inputs = load(one_touch(tmp_path), open_deal(tmp_path), contacts)
     assert inputs.contacts["contact_id"].to_list() == ["c1"]
     assert rejects_of(inputs, "contacts") == [
         (2, "contact_id", "missing contact_id", None),
@@ -558,7 +573,7 @@ def messy_exports(draw):
             st.sampled_from(["", "email", "direct"]), st.sampled_from(["", "google", "zzz"]),
             st.sampled_from(["", "cpc"]),
         ),
-        max_size=25,
+        min_size=1, max_size=25,
     ))
     deal_rows = draw(st.lists(
         st.tuples(
@@ -568,14 +583,14 @@ def messy_exports(draw):
             st.sampled_from(["won", "Closed Lost", "open", "meh", ""]),
             st.sampled_from(["100", "-1", "x", "", "12.345", "\"1,000\""]),
         ),
-        max_size=10,
+        min_size=1, max_size=10,
     ))
     contact_rows = draw(st.lists(
         st.tuples(
             st.sampled_from(["", "c1", "c2", "c3"]), st.sampled_from(["", "a1", "a2"]),
             st.sampled_from(["", "2025-01-01", "bad"]),
         ),
-        max_size=6,
+        min_size=1, max_size=6,
     ))
     as_of = draw(st.sampled_from([None, "2025-03-01"]))
     return touch_rows, deal_rows, contact_rows, as_of
