@@ -371,14 +371,14 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
                  **flags: Any) -> Config:
     """The config file (or the defaults) with the command line's options applied: flags that
     were not given (``None``, ``()``) leave the file's values; ``--param MODEL.KEY=VALUE`` items
-    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--bootstrap``,
-    ``--shapley-variant``) go into the models' parameters."""
+    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--shapley-variant``)
+    go into the models' parameters. ``--bootstrap`` is the run's (every model's intervals);
+    Markov's own removal-effect bootstrap is ``--param markov.bootstrap=N``."""
     config = load_config(config_path)
     model_params = {name: dict(values) for name, values in config.model_params.items()}
     for model, key, value in [
         ("time_decay", "half_life_days", half_life_days),
         ("markov", "order", markov_order),
-        ("markov", "bootstrap", bootstrap),
         ("shapley", "variant", shapley_variant),
     ]:
         if value is not None:
@@ -395,6 +395,7 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,
+        bootstrap=check_bootstrap(bootstrap) if bootstrap is not None else None,
         as_of=parse_instant(as_of, "--as-of") if as_of else None,
         **flags,
     )

@@ -294,7 +294,51 @@ def with_intervals(result: RunResult, *, replicates: int | None = None,
     return dataclasses.replace(result, summary=summary, notes=[*result.notes, found.note])
 
 
+#: a run with fewer won deals than this says so at the top of every output
+FEW_WON_DEALS = 100
+
+
+def few_won_deals(result: RunResult) -> str | None:
+    """The warning of a run with fewer than :data:`FEW_WON_DEALS` won deals, or None."""
+    won = int(result.totals().get("won_deals", 0))
+    if won >= FEW_WON_DEALS:
+        return None
+    return (f"only {won:,} won deals (fewer than {FEW_WON_DEALS}): too few to tell reliably "
+            "which channels drive revenue; read every share as a wide range")
+
+
+def insufficient(result: RunResult, model: str) -> list[str]:
+    """The channels of ``model`` with too few deals to tell (:func:`sufficiency`)."""
+    marked = result.summary.filter(pl.col("model") == model)
+    if "sufficient" not in marked.columns:
+        marked = sufficiency(marked, result.journeys, result.config.min_deals)
+    return marked.filter(~pl.col("sufficient")).get_column("channel").to_list()
+
+
+def evidence_notes(result: RunResult, models: Sequence[str] | None = None) -> list[str]:
+    """What a reader must know before trusting the numbers: a run with few won deals, and per
+    model the channels with too few deals to tell."""
+    lines = []
+    warning = few_won_deals(result)
+    if warning:
+        lines.append(warning)
+    if result.summary.is_empty():
+        return lines
+    names = list(models) if models is not None else [m.name for m in result.models]
+    for name in names:
+        channels = insufficient(result, name)
+        if channels:
+            lines.append(f"{name}: {TOO_FEW} (fewer than {result.config.min_deals} won deals "
+                         f"touched, or an interval wider than its estimate): "
+                         + ", ".join(channels))
+    return lines
+
+
 __all__ = [
+    "FEW_WON_DEALS",
+    "evidence_notes",
+    "few_won_deals",
+    "insufficient",
     "INTERVAL_COLUMNS",
     "SUFFICIENCY_COLUMNS",
     "TOO_FEW",
