@@ -104,6 +104,14 @@ def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
         pl.col("revenue_share_low").alias("last_touch_revenue_share_low"),
         pl.col("revenue_share_high").alias("last_touch_revenue_share_high"),
     )
+    # a (model, channel) the model did not credit: no credit in any resample either
     extra = (result.join(bounds, on=["model", "channel"], how="left", maintain_order="left")
-             .join(base_bounds, on="channel", how="left", maintain_order="left"))
+             .join(base_bounds, on="channel", how="left", maintain_order="left")
+             .with_columns(pl.col("revenue_credit_low", "revenue_credit_high",
+                                  "revenue_share_low", "revenue_share_high",
+                                  "last_touch_revenue_share_low",
+                                  "last_touch_revenue_share_high").fill_null(0)))
+    if "sufficient" in extra.columns:
+        extra = extra.with_columns(pl.col("won_deals_touched").fill_null(0),
+                                   pl.col("sufficient").fill_null(False))
     return extra.select(*COMPARISON_SCHEMA, *[c for c in INTERVAL_EXTRA if c in extra.columns])

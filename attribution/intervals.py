@@ -25,7 +25,7 @@ every model run on them through :func:`attribution.pipeline.run_models`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,11 +160,25 @@ def bootstrap(journeys: Journeys, models: Sequence[AttributionModel], *, replica
     units, n_units, unit = resampling_units(journeys)
     unit_counts = draw_counts(n_units, replicates, seed)
     counts = unit_counts[:, units]  # replicates x journeys (the journeys frame's order)
+    tables = []
+    for done, (model, channels, totals) in enumerate(replicate_credit(journeys, models, counts)):
+        report(f"bootstrap {model.name}", done, len(models))
+        tables.append(_table(model.name, channels, totals, level))
+    report("bootstrap", len(models), len(models))
+    note = (f"{round(level * 100)}% intervals from {replicates:,} resamples of the "
+            + ("accounts (the buying group is the unit)" if unit == "account" else
+               "path-table rows (a path table has no accounts, so its rows are resampled)"))
+    return Intervals(pl.concat(tables) if tables else _table("", [], np.zeros((1, 0)), level),
+                     replicates, level, seed, unit, note)
+
+
+def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
+                     counts: np.ndarray) -> Iterator[tuple[AttributionModel, list[str], np.ndarray]]:
+    """Per model, its channels and ``(replicates, channels)`` revenue credit of each
+    resample (``counts``: replicates x journeys, the journeys frame's order)."""
     ids = journeys.journeys.select("journey_id").collect().get_column("journey_id")
     scopes = Scopes(journeys, models)
-    tables = []
-    for done, model in enumerate(models):
-        report(f"bootstrap {model.name}", done, len(models))
+    for model in models:
         model.check(journeys)
         scope = scopes.of(model)
         if model.fits:
@@ -174,13 +188,7 @@ def bootstrap(journeys: Journeys, models: Sequence[AttributionModel], *, replica
             channels = sorted(credit.get_column("channel").unique().to_list())
             totals = replicate_totals(counts, journey_credit(credit, ids, channels))
         scopes.done(model)
-        tables.append(_table(model.name, channels, totals, level))
-    report("bootstrap", len(models), len(models))
-    note = (f"{round(level * 100)}% intervals from {replicates:,} resamples of the "
-            + ("accounts (the buying group is the unit)" if unit == "account" else
-               "path-table rows (a path table has no accounts, so its rows are resampled)"))
-    return Intervals(pl.concat(tables) if tables else _table("", [], np.zeros((1, 0)), level),
-                     replicates, level, seed, unit, note)
+        yield model, channels, totals
 
 
 def _refitted(journeys: Journeys, scope: Journeys, model: AttributionModel, ids: pl.Series,
@@ -287,8 +295,10 @@ def with_intervals(result: RunResult, *, replicates: int | None = None,
     found = bootstrap(result.journeys, result.models, replicates=replicates,
                       level=config.interval if level is None else level,
                       seed=config.seed if seed is None else seed, progress=progress)
+    # a channel no resample credited has the interval [0, 0]
     summary = result.summary.join(found.table, on=["model", "channel"], how="left",
-                                  maintain_order="left")
+                                  maintain_order="left").with_columns(
+        pl.col(*INTERVAL_COLUMNS).fill_null(0))
     summary = sufficiency(summary, result.journeys,
                           config.min_deals if min_deals is None else min_deals)
     return dataclasses.replace(result, summary=summary, notes=[*result.notes, found.note])
@@ -346,6 +356,7 @@ __all__ = [
     "bootstrap",
     "draw_counts",
     "journey_credit",
+    "replicate_credit",
     "replicate_totals",
     "resampled_journeys",
     "resampling_units",
