@@ -775,7 +775,11 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
 @click.pass_obj
 @handle_errors
 def models_command(state: State, stdout_format: str) -> None:
-    """List the registered models with their parameters and defaults."""
+    """List the registered models with their parameters and defaults, and the recommended
+    model (what scorecard, budget and the report use unless --model says otherwise) with the
+    evidence for it."""
+    from attribution.config import RECOMMENDED_EVIDENCE
+
     records = commands.model_catalogue()
     if stdout_format == "json":
         click.echo(json.dumps(records, indent=2))
@@ -788,8 +792,12 @@ def models_command(state: State, stdout_format: str) -> None:
     table.add_column("parameters (defaults)")
     for record in records:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
-        table.add_row(record["name"], record["summary"], params)
+        name = record["name"] + (" (recommended)" if record["recommended"] else "")
+        table.add_row(name, record["summary"], params)
     state.out.print(table)
+    chosen = next(r["name"] for r in records if r["recommended"])
+    click.echo(f"Recommended: {chosen} (set [models] recommended to change it). "
+               f"{RECOMMENDED_EVIDENCE.replace('`', '')}.")
 
 
 @cli.command(short_help="Check a result folder against the manifest in its run.json.")

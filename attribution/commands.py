@@ -308,7 +308,10 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
            output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
            budget_model: str | None = None,
            evaluation_dir: Path | None = None) -> tuple[Economics, Path]:
-    """``attribution report``: one self-contained HTML report of a run (and PNG charts)."""
+    """``attribution report``: one self-contained HTML report of a run (and PNG charts), led
+    by ``budget_model`` (default: the recommended model, when it ran)."""
+    from attribution.report.data import lead_model
+
     evaluation = None
     if evaluation_dir is not None:
         summary_file = evaluation_dir / "evaluation_summary.parquet"
@@ -319,10 +322,10 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
     economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False)
     result = economics.result
     names = [m.name for m in result.models]
-    chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
-    if economics.spend is not None and chosen not in names:
-        raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
+    if budget_model is not None and budget_model not in names:
+        raise ConfigError(f"--budget-model {budget_model!r} is not among the run's models: "
                           f"{', '.join(names)}")
+    chosen = budget_model or lead_model(result)
     path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
                             png_dir=png_dir, evaluation=evaluation)
     return economics, path
@@ -394,9 +397,11 @@ def model_catalogue() -> list[dict[str, Any]]:
     """``attribution models``: every registered model with its parameters and defaults."""
     from attribution.models import MODELS
 
+    recommended = Config().recommended
     return [
         {"name": name, "label": cls.label, "summary": cls.summary,
-         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()}}
+         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()},
+         "recommended": name == recommended}
         for name, cls in MODELS.items()
     ]
 
