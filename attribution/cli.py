@@ -547,6 +547,8 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """
     config = build_config(**options)
+    if not options.get("model_names"):  # the recommended model unless --model says otherwise
+        config = config.replace(models=(config.recommended,))
     with state.progress() as progress:
         card = commands.scorecard(
             config, make_engine(engine, spark_master, spark_conf), progress, spend_path=spend,

@@ -349,6 +349,7 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
             "share": row["revenue_share"] * 100,
+            "credit": _major(row["revenue_credit"]),
             "credit_label": money(row["revenue_credit"], currency),
             "share_label": percent(row["revenue_share"]),
         }
