@@ -101,7 +101,8 @@ def journey_credit(credit: pl.DataFrame, journey_ids: pl.Series,
         .agg(pl.col("revenue_credit").sum())
         .join(pl.LazyFrame({"journey_id": journey_ids}).with_row_index("_row"),
               on="journey_id", how="inner")
-        .join(pl.LazyFrame({"channel": channels}).with_row_index("_col"), on="channel",
+        .join(pl.LazyFrame({"channel": channels}, schema={"channel": pl.String})
+              .with_row_index("_col"), on="channel",
               how="inner")
         .collect()
     )
