@@ -25,6 +25,8 @@ every model run on them through :func:`attribution.pipeline.run_models`).
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +51,9 @@ SUFFICIENCY_COLUMNS = ("won_deals_touched", "sufficient")
 _COPY_SEPARATOR = "\x1e"
 
 TOO_FEW = "too few deals to tell"
+
+#: threads refitting replicates at once
+_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,26 @@ def resampled_journeys(journeys: Journeys, counts: np.ndarray) -> Journeys:
     )
 
 
+def weighted_credit(journeys: Journeys, weights: pl.LazyFrame) -> pl.DataFrame:
+    """``journey_id, channel, revenue_credit`` (float minor units): each money journey's
+    revenue times its channels' summed weights, and the whole of it to ``(no touch)`` for a
+    journey without touches. The exact split of :func:`~attribution.credit.allocate` less its
+    rounding to the cent (under a cent per deal and channel), which a resample's channel totals
+    do not need."""
+    money = journeys.journeys.filter(pl.col("status") != "none").select(
+        "journey_id", "n_touches", pl.col("revenue").fill_null(0).cast(pl.Float64))
+    touched = (
+        weights.group_by("journey_id", "channel").agg(pl.col("weight").sum())
+        .join(money.select("journey_id", "revenue"), on="journey_id", how="inner")
+        .select("journey_id", "channel",
+                (pl.col("weight") * pl.col("revenue")).alias("revenue_credit"))
+    )
+    untouched = money.filter(pl.col("n_touches") == 0).select(
+        "journey_id", pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
+        pl.col("revenue").alias("revenue_credit"))
+    return pl.concat([touched, untouched]).collect()
+
+
 def _bounds(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     tail = (1.0 - level) / 2.0
     return (np.quantile(values, tail, axis=0), np.quantile(values, 1.0 - tail, axis=0))
@@ -196,7 +221,6 @@ def _refitted(journeys: Journeys, scope: Journeys, model: AttributionModel, ids:
               counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """A fitted model's replicate channel credit: refitted on each resample, the original
     journeys credited by the refit and counted as often as they were drawn."""
-    replicates: list[dict[str, float]] = []
     money = scope.journeys.select("journey_id").collect().get_column("journey_id")
     position = (pl.DataFrame({"journey_id": ids}).with_row_index("_row")
                 .join(pl.DataFrame({"journey_id": money}), on="journey_id", how="semi",
@@ -204,20 +228,28 @@ def _refitted(journeys: Journeys, scope: Journeys, model: AttributionModel, ids:
     scope_rows = position.get_column("_row").to_numpy()
     scope_ids = position.get_column("journey_id")
     touches = scope.touches.collect()
-    for row in counts:
+    frame = scope.journeys.collect()
+
+    def one(row: np.ndarray) -> dict[str, float]:
         fitted = model.fit(resampled_journeys(journeys, row))
         # only the journeys drawn: a refit may know nothing of an undrawn journey's channels
         drawn = scope_ids.filter(pl.Series(row[scope_rows] > 0)).implode()
         subset = Journeys(
             touches=touches.filter(pl.col("journey_id").is_in(drawn)).lazy(),
-            journeys=scope.journeys.filter(pl.col("journey_id").is_in(drawn)),
+            journeys=frame.filter(pl.col("journey_id").is_in(drawn)).lazy(),
             has_timestamps=scope.has_timestamps, has_milestones=scope.has_milestones,
             as_of=scope.as_of,
         )
-        credit = allocate(subset, fitted.weights(subset), model.name).collect()
+        credit = weighted_credit(subset, fitted.weights(subset))
         names = sorted(credit.get_column("channel").unique().to_list())
         total = replicate_totals(row[None, :], journey_credit(credit, ids, names))[0]
-        replicates.append(dict(zip(names, total.tolist(), strict=True)))
+        return dict(zip(names, total.tolist(), strict=True))
+
+    # replicates are independent and each builds its own frames (the shared ones are only
+    # read); polars and numpy release the GIL, so two threads keep two cores busy. Results
+    # come back in replicate order, so the intervals do not depend on the threads.
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        replicates = list(pool.map(one, counts))
     channels = sorted({c for r in replicates for c in r})
     totals = np.array([[r.get(c, 0.0) for c in channels] for r in replicates])
     return totals.reshape(len(replicates), len(channels)), channels

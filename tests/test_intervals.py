@@ -60,8 +60,15 @@ def test_cheap_replicates_equal_the_naive_resample_and_rerun(demo):
         for model in demo.models:
             got = {c: v for (rr, m, c), v in fast.items() if rr == r and m == model.name and v}
             want = {c: v for (m, c), v in slow.items() if m == model.name and v}
-            # cents are split per deal, so each copy of a deal gets exactly its original's cents
-            assert got == pytest.approx(want, abs=0), (r, model.name)
+            if model.fits:
+                # the refit's weights times revenue, not rounded to the cent: within a cent
+                # per drawn deal
+                assert set(got) == set(want), (r, model.name)
+                for channel, value in want.items():
+                    assert abs(got[channel] - value) <= counts[r].sum(), (r, model.name, channel)
+            else:
+                # cents are split per deal: every copy of a deal gets its original's cents
+                assert got == want, (r, model.name)
 
 
 def test_every_account_moves_with_its_journeys(demo):
