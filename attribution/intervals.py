@@ -25,10 +25,12 @@ every model run on them through :func:`attribution.pipeline.run_models`).
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -52,8 +54,9 @@ _COPY_SEPARATOR = "\x1e"
 
 TOO_FEW = "too few deals to tell"
 
-#: threads refitting replicates at once
-_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: processes refitting replicates at once (fewer replicate fits than _PARALLEL_FROM: none)
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_PARALLEL_FROM = 60
 
 
 @dataclass(frozen=True)
@@ -201,58 +204,112 @@ def bootstrap(journeys: Journeys, models: Sequence[AttributionModel], *, replica
 def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
                      counts: np.ndarray) -> Iterator[tuple[AttributionModel, list[str], np.ndarray]]:
     """Per model, its channels and ``(replicates, channels)`` revenue credit of each
-    resample (``counts``: replicates x journeys, the journeys frame's order)."""
+    resample (``counts``: replicates x journeys, the journeys frame's order).
+
+    The fitted models' refits are independent of each other: with enough of them they run in
+    worker processes (``spawn``ed: polars is not safe to fork), a block of replicates each,
+    while the rule models are summed here; the blocks come back in replicate order, so the
+    result does not depend on the workers."""
     ids = journeys.journeys.select("journey_id").collect().get_column("journey_id")
     scopes = Scopes(journeys, models)
-    for model in models:
-        model.check(journeys)
-        scope = scopes.of(model)
-        if model.fits:
-            totals, channels = _refitted(journeys, scope, model, ids, counts)
-        else:
-            credit = allocate(scope, model.weights(scope), model.name).collect()
-            channels = sorted(credit.get_column("channel").unique().to_list())
-            totals = replicate_totals(counts, journey_credit(credit, ids, channels))
-        scopes.done(model)
-        yield model, channels, totals
+    fitted = [m for m in models if m.fits]
+    refits = len(fitted) * counts.shape[0]
+    pool: Executor | None = None
+    pending: dict[int, list[Any]] = {}
+    if fitted and _WORKERS > 1 and refits >= _PARALLEL_FROM:
+        pool = ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        whole = _Frames.of(journeys)
+        blocks = np.array_split(np.arange(counts.shape[0]), _WORKERS)
+        # a worker refits one replicate at a time: its polars keeps to one thread (read when
+        # polars is imported, so set while the workers start), and the workers share the cores
+        # instead of each spreading over all of them
+        before = os.environ.get("POLARS_MAX_THREADS")
+        os.environ["POLARS_MAX_THREADS"] = "1"
+        try:
+            for model in fitted:
+                model.check(journeys)
+                scope = _Frames.of(scopes.of(model))
+                pending[id(model)] = [pool.submit(_refit_replicates, whole, scope, model,
+                                                  counts[block]) for block in blocks if block.size]
+        finally:
+            if before is None:
+                os.environ.pop("POLARS_MAX_THREADS", None)
+            else:
+                os.environ["POLARS_MAX_THREADS"] = before
+    try:
+        for model in models:
+            model.check(journeys)
+            scope = scopes.of(model)
+            if id(model) in pending:
+                replicates = [r for future in pending[id(model)] for r in future.result()]
+                totals, channels = _stack(replicates)
+            elif model.fits:
+                totals, channels = _stack(_refit_replicates(
+                    _Frames.of(journeys), _Frames.of(scope), model, counts))
+            else:
+                credit = allocate(scope, model.weights(scope), model.name).collect()
+                channels = sorted(credit.get_column("channel").unique().to_list())
+                totals = replicate_totals(counts, journey_credit(credit, ids, channels))
+            scopes.done(model)
+            yield model, channels, totals
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
-def _refitted(journeys: Journeys, scope: Journeys, model: AttributionModel, ids: pl.Series,
-              counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """A fitted model's replicate channel credit: refitted on each resample, the original
-    journeys credited by the refit and counted as often as they were drawn."""
-    money = scope.journeys.select("journey_id").collect().get_column("journey_id")
+def _stack(replicates: list[dict[str, float]]) -> tuple[np.ndarray, list[str]]:
+    """Replicates' channel credit as a ``(replicates, channels)`` array, channels sorted."""
+    channels = sorted({c for r in replicates for c in r})
+    totals = np.array([[r.get(c, 0.0) for c in channels] for r in replicates])
+    return totals.reshape(len(replicates), len(channels)), channels
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """Journeys as collected frames: what a worker process is sent."""
+
+    touches: pl.DataFrame
+    journeys: pl.DataFrame
+    has_timestamps: bool
+    has_milestones: bool
+    as_of: Any
+
+    @classmethod
+    def of(cls, journeys: Journeys) -> _Frames:
+        return cls(journeys.touches.collect(), journeys.journeys.collect(),
+                   journeys.has_timestamps, journeys.has_milestones, journeys.as_of)
+
+    def build(self, keep: pl.Series | None = None) -> Journeys:
+        touches, frame = self.touches, self.journeys
+        if keep is not None:
+            touches = touches.filter(pl.col("journey_id").is_in(keep))
+            frame = frame.filter(pl.col("journey_id").is_in(keep))
+        return Journeys(touches=touches.lazy(), journeys=frame.lazy(),
+                        has_timestamps=self.has_timestamps, has_milestones=self.has_milestones,
+                        as_of=self.as_of)
+
+
+def _refit_replicates(whole: _Frames, scope: _Frames, model: AttributionModel,
+                      counts: np.ndarray) -> list[dict[str, float]]:
+    """Per replicate (a row of ``counts``), the channel credit of ``model`` refitted on it."""
+    journeys = whole.build()
+    ids = whole.journeys.get_column("journey_id")
     position = (pl.DataFrame({"journey_id": ids}).with_row_index("_row")
-                .join(pl.DataFrame({"journey_id": money}), on="journey_id", how="semi",
+                .join(scope.journeys.select("journey_id"), on="journey_id", how="semi",
                       maintain_order="left"))
     scope_rows = position.get_column("_row").to_numpy()
     scope_ids = position.get_column("journey_id")
-    touches = scope.touches.collect()
-    frame = scope.journeys.collect()
 
     def one(row: np.ndarray) -> dict[str, float]:
         fitted = model.fit(resampled_journeys(journeys, row))
         # only the journeys drawn: a refit may know nothing of an undrawn journey's channels
-        drawn = scope_ids.filter(pl.Series(row[scope_rows] > 0)).implode()
-        subset = Journeys(
-            touches=touches.filter(pl.col("journey_id").is_in(drawn)).lazy(),
-            journeys=frame.filter(pl.col("journey_id").is_in(drawn)).lazy(),
-            has_timestamps=scope.has_timestamps, has_milestones=scope.has_milestones,
-            as_of=scope.as_of,
-        )
+        subset = scope.build(scope_ids.filter(pl.Series(row[scope_rows] > 0)).implode())
         credit = weighted_credit(subset, fitted.weights(subset))
         names = sorted(credit.get_column("channel").unique().to_list())
         total = replicate_totals(row[None, :], journey_credit(credit, ids, names))[0]
         return dict(zip(names, total.tolist(), strict=True))
 
-    # replicates are independent and each builds its own frames (the shared ones are only
-    # read); polars and numpy release the GIL, so two threads keep two cores busy. Results
-    # come back in replicate order, so the intervals do not depend on the threads.
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        replicates = list(pool.map(one, counts))
-    channels = sorted({c for r in replicates for c in r})
-    totals = np.array([[r.get(c, 0.0) for c in channels] for r in replicates])
-    return totals.reshape(len(replicates), len(channels)), channels
+    return [one(row) for row in counts]
 
 
 def _table(model: str, channels: list[str], totals: np.ndarray, level: float) -> pl.DataFrame:
