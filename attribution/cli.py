@@ -510,6 +510,9 @@ SCORECARD_COLUMNS = [
     "revenue_credit", "win_rate", "avg_deal_size", "days_to_close", "spend", "cost_per_lead",
     "cost_per_won_deal", "roas",
 ]
+#: fractional, model-weighted counts say so in their heading
+CREDITED_LABELS = {"opportunities": "credited_opportunities", "won_deals": "credited_won_deals"}
+
 FUNNEL_COLUMNS = [
     "period", "channel_group", "leads", "opportunities", "pipeline", "won_deals", "won_revenue",
     "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend", "volume_effect",
@@ -557,19 +560,30 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     result = card.economics.result
     report_economics(state, card.economics)
     table = card.table
+    from attribution.economics import PERIOD_BASIS
+
     if grain and not by_period_channel:
         columns = FUNNEL_COLUMNS
         title = f"Funnel by {grain}"
     else:
         columns = (["period"] if grain else []) + SCORECARD_COLUMNS
         title = "Channel scorecard" + (f" by {grain}" if grain else "")
+    if grain:
+        state.note(f"periods count {PERIOD_BASIS}")
+    state.note("credited opportunities and won deals are model-weighted counts (a deal shared "
+               "by three channels counts a fraction to each); channels without spend have no "
+               "cost")
     if stdout_format == "table":
         for model in table.get_column("model").unique(maintain_order=True):
-            rows = table.filter(pl.col("model") == model).select(
-                [c for c in columns if c in table.columns]
-            )
-            state.out.print(render.frame_table(rows, title=f"{title} - {model}",
-                                               currency=result.currency, compact=True))
+            rows = table.filter(pl.col("model") == model)
+            if "period_label" in rows.columns:
+                rows = rows.with_columns(pl.col("period_label").alias("period"))
+            rows = rows.select([c for c in columns if c in rows.columns]).rename(
+                CREDITED_LABELS, strict=False)
+            label = f"{model} (recommended)" if model == card.recommended else model
+            state.out.print(render.frame_table(
+                rows, title=f"{title} - {label}",
+                currency=result.currency, compact=True))
     else:
         emit(state, table, stdout_format, None)
     if not grain:
@@ -635,7 +649,9 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
         [c for c in BUDGET_COLUMNS if c in recommendation.columns]
     ).rename({"revenue_share": "paid_revenue_share"}, strict=False)
     emit(state, recommendation, stdout_format,
-         render.frame_table(shown, title=f"Budget recommendation - {plan.model} (shift "
+         render.frame_table(shown, title=f"Budget recommendation - {plan.model}"
+                            + (" (recommended model)" if plan.model == config.recommended else "")
+                            + " (shift "
                             f"{shift:.0%} toward credited revenue), next to the same rule on "
                             "last-touch credit", currency=result.currency, compact=True))
     if plan.gated:
@@ -648,9 +664,12 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     note_too_few(state, result, [plan.model])
     if plan.what_if is not None:
         emit(state, plan.what_if, stdout_format,
-             render.frame_table(plan.what_if.drop("model"), compact=True,
+             render.frame_table(commands.with_total_row(plan.what_if.drop("model")),
+                                compact=True,
                                 title=f"What if - {plan.model} (constant return per unit of "
-                                f"spend within +-{band:.0%} of current spend)",
+                                f"spend within +-{band:.0%} of current spend; credited revenue, "
+                                "not caused revenue: a channel's credit is not what its spend "
+                                "brings in)",
                                 currency=result.currency))
 
 

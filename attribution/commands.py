@@ -236,6 +236,10 @@ def scorecard(config: Config, engine: Engine, progress: Progress | None = None, 
                           by_period_channel=by_period_channel)
     if not grain:
         table = _marked(table, result)
+    else:  # the period as a reader names it (2025-Q1), beside its start date
+        from attribution.economics import period_label
+
+        table = table.with_columns(period_label(pl.col("period"), grain).alias("period_label"))
     report = None
     if hygiene and result.inputs is not None:
         rules = (hygiene_checks.HygieneRules() if signup_minutes is None
@@ -302,6 +306,21 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
     held = [c for c in held if c in set(recommendation.get_column("channel").to_list())]
     return Budget(economics, model, recommendation, estimate, held,
                   "revenue_share_low" in summary.columns)
+
+
+def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
+    """A table with a ``total`` row: money and count columns summed, the rest empty (its first
+    text column reads ``total``)."""
+    if frame.is_empty():
+        return frame
+    summed = {"current_spend", "proposed_spend", "revenue_credit", "counted_spend",
+              "expected_revenue", "revenue_change", "recommended", "change"}
+    first = next(c for c, t in frame.schema.items() if t == pl.String)
+    total = frame.select(
+        [pl.lit("total").alias(c) if c == first
+         else pl.col(c).sum().alias(c) if c in summed
+         else pl.lit(None, dtype=t).alias(c) for c, t in frame.schema.items()])
+    return pl.concat([frame, total.cast(frame.schema)])  # type: ignore[arg-type]
 
 
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,
@@ -457,5 +476,6 @@ __all__ = [
     "simulate",
     "validate",
     "verify",
+    "with_total_row",
     "write_graph",
 ]
