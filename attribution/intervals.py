@@ -25,9 +25,8 @@ every model run on them through :func:`attribution.pipeline.run_models`).
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,7 @@ _COPY_SEPARATOR = "\x1e"
 
 TOO_FEW = "too few deals to tell"
 
-#: processes refitting replicates at once (fewer replicate fits than _PARALLEL_FROM: none)
+#: threads refitting replicates at once (fewer replicate fits than _PARALLEL_FROM: none)
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 _PARALLEL_FROM = 60
 
@@ -207,9 +206,11 @@ def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
     resample (``counts``: replicates x journeys, the journeys frame's order).
 
     The fitted models' refits are independent of each other: with enough of them they run in
-    worker processes (``spawn``ed: polars is not safe to fork), a block of replicates each,
-    while the rule models are summed here; the blocks come back in replicate order, so the
-    result does not depend on the workers."""
+    worker threads, a block of replicates each (every block builds its own frames; the shared
+    ones are only read, and polars and numpy let go of the GIL while they work), while the rule
+    models are summed here; the blocks come back in replicate order, so the result does not
+    depend on the threads. (Not processes: a spawned worker re-runs the caller's main script.)
+    """
     ids = journeys.journeys.select("journey_id").collect().get_column("journey_id")
     scopes = Scopes(journeys, models)
     fitted = [m for m in models if m.fits]
@@ -217,25 +218,14 @@ def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
     pool: Executor | None = None
     pending: dict[int, list[Any]] = {}
     if fitted and _WORKERS > 1 and refits >= _PARALLEL_FROM:
-        pool = ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        pool = ThreadPoolExecutor(_WORKERS)
         whole = _Frames.of(journeys)
         blocks = np.array_split(np.arange(counts.shape[0]), _WORKERS)
-        # a worker refits one replicate at a time: its polars keeps to one thread (read when
-        # polars is imported, so set while the workers start), and the workers share the cores
-        # instead of each spreading over all of them
-        before = os.environ.get("POLARS_MAX_THREADS")
-        os.environ["POLARS_MAX_THREADS"] = "1"
-        try:
-            for model in fitted:
-                model.check(journeys)
-                scope = _Frames.of(scopes.of(model))
-                pending[id(model)] = [pool.submit(_refit_replicates, whole, scope, model,
-                                                  counts[block]) for block in blocks if block.size]
-        finally:
-            if before is None:
-                os.environ.pop("POLARS_MAX_THREADS", None)
-            else:
-                os.environ["POLARS_MAX_THREADS"] = before
+        for model in fitted:
+            model.check(journeys)
+            scope = _Frames.of(scopes.of(model))
+            pending[id(model)] = [pool.submit(_refit_replicates, whole, scope, model,
+                                              counts[block]) for block in blocks if block.size]
     try:
         for model in models:
             model.check(journeys)
