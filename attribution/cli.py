@@ -545,7 +545,8 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     """Channel economics: leads next to pipeline and revenue, win rate, deal size, cost.
 
     Judges channels by the pipeline and revenue they create, not by lead counts: for each
-    channel (under each --model; default the recommended model, [models] recommended) leads (contacts whose first touch is the
+    channel (under each --model; default the recommended model, [models] recommended)
+    leads (contacts whose first touch is the
     channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """

@@ -320,7 +320,7 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
         [pl.lit("total").alias(c) if c == first
          else pl.col(c).sum().alias(c) if c in summed
          else pl.lit(None, dtype=t).alias(c) for c, t in frame.schema.items()])
-    return pl.concat([frame, total.cast(frame.schema)])  # type: ignore[arg-type]
+    return pl.concat([frame, total.cast(frame.schema)])
 
 
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,7 +201,8 @@ def bootstrap(journeys: Journeys, models: Sequence[AttributionModel], *, replica
 
 
 def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
-                     counts: np.ndarray) -> Iterator[tuple[AttributionModel, list[str], np.ndarray]]:
+                     counts: np.ndarray,
+                     ) -> Iterator[tuple[AttributionModel, list[str], np.ndarray]]:
     """Per model, its channels and ``(replicates, channels)`` revenue credit of each
     resample (``counts``: replicates x journeys, the journeys frame's order).
 
@@ -223,8 +224,8 @@ def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
         blocks = np.array_split(np.arange(counts.shape[0]), _WORKERS)
         for model in fitted:
             model.check(journeys)
-            scope = _Frames.of(scopes.of(model))
-            pending[id(model)] = [pool.submit(_refit_replicates, whole, scope, model,
+            frames = _Frames.of(scopes.of(model))
+            pending[id(model)] = [pool.submit(_refit_replicates, whole, frames, model,
                                               counts[block]) for block in blocks if block.size]
     try:
         for model in models:

@@ -43,7 +43,8 @@ def naive(journeys, models, counts_row):
     run on the copies from scratch (fit, weights, allocate, summarise)."""
     copies = resampled_journeys(journeys, counts_row)
     _, summary = pipeline.run_models(copies, models, keep_credit=False)
-    return {(m, c): r for m, c, r in summary.select("model", "channel", "revenue_credit").iter_rows()}
+    rows = summary.select("model", "channel", "revenue_credit").iter_rows()
+    return {(m, c): r for m, c, r in rows}
 
 
 def test_cheap_replicates_equal_the_naive_resample_and_rerun(demo):

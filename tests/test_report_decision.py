@@ -33,7 +33,8 @@ setTimeout(function () {
   function scrolls(node) {
     for (var p = node.parentElement; p; p = p.parentElement) {
       var style = getComputedStyle(p);
-      if (style.overflowX === "auto" || style.overflowX === "scroll" || style.overflowX === "hidden") {
+      var x = style.overflowX;
+      if (x === "auto" || x === "scroll" || x === "hidden") {
         return true;
       }
     }

@@ -198,7 +198,8 @@ def decision(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
             values.append(entry)
     sufficient = rows.filter(pl.col("sufficient"))
     if sufficient.height:
-        top = sufficient.sort(["share_shift", "channel"], descending=[True, False]).row(0, named=True)
+        top = sufficient.sort(["share_shift", "channel"],
+                              descending=[True, False]).row(0, named=True)
         bottom = sufficient.sort(["share_shift", "channel"]).row(0, named=True)
         if top["share_shift"] > 0:
             title = (f"{model} credits {printable(top['channel'])} with "
@@ -278,7 +279,8 @@ def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | No
     values = [
         {"month": row["month"], "key": keys[row["channel"]],
          "channel": printable(row["channel"]), "credit": _major(row["revenue_credit"]),
-         "credit_label": money(row["revenue_credit"], currency), "rank": order.index(row["channel"])}
+         "credit_label": money(row["revenue_credit"], currency),
+         "rank": order.index(row["channel"])}
         for row in table.iter_rows(named=True)
     ]
     months = table.group_by("month").agg(pl.col("revenue_credit").sum()).sort("month")

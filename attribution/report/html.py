@@ -508,10 +508,13 @@ def _interval(low: float | None, high: float | None) -> str:
     return f"{percent(low)} to {percent(high)}"
 
 
+def _sign_class(value: float) -> str:
+    return "pos" if value > 0 else "neg" if value < 0 else ""
+
+
 def _decision_section(data: ReportData, by_name: Mapping[str, Chart]) -> str:
     table = data.tables["decision"]
     model = data.recommended
-    currency = data.currency
     has_ci = "revenue_share_low" in table.columns
     headers = ["channel", f"{model} share", "last-touch share", "shift (pts)"]
     if has_ci:
@@ -522,7 +525,7 @@ def _decision_section(data: ReportData, by_name: Mapping[str, Chart]) -> str:
         row: list[Any] = [
             _channel(r["channel"], r["channel_group"]), percent(r["revenue_share"]),
             percent(r["last_touch_revenue_share"]),
-            Raw(f'<span class="{"pos" if r["share_shift"] > 0 else "neg" if r["share_shift"] < 0 else ""}">'
+            Raw(f'<span class="{_sign_class(r["share_shift"])}">'
                 f'{r["share_shift"] * 100:+.1f}</span>'),
         ]
         if has_ci:

@@ -6,7 +6,8 @@ CSS = """
 :root { --creation: #009E73; --capture: #0072B2; --other: #9AA0A6; --ink: #111827;
         --muted: #4B5563; --line: #E5E7EB; --panel: #F9FAFB; }
 * { box-sizing: border-box; }
-body { overflow-wrap: anywhere; margin: 0; font-family: "Helvetica Neue", Helvetica, Arial, "Liberation Sans", sans-serif;
+body { overflow-wrap: anywhere; }
+body { margin: 0; font-family: "Helvetica Neue", Helvetica, Arial, "Liberation Sans", sans-serif;
        color: var(--ink); background: #fff; line-height: 1.45; font-size: 15px; }
 header.top { padding: 28px 40px 20px; border-bottom: 1px solid var(--line); background: var(--panel); }
 header.top h1 { margin: 0 0 4px; font-size: 28px; letter-spacing: -0.01em; }
