@@ -248,6 +248,106 @@ def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
             pool.shutdown(cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class _JourneyPaths:
+    """Each journey's distinct channel path and outcomes, for summing a resample's path
+    counts (:data:`~attribution.models.counts.PATH_COUNTS_SCHEMA`) without copying a
+    journey."""
+
+    #: per journey (the journeys frame's order), its path's row in ``paths``; -1: no touch
+    path: np.ndarray
+    #: ``path_key, channels``, one row per distinct path
+    paths: pl.DataFrame
+    #: per journey: conversions, nulls (closed), revenue, opens, as path_counts counts them
+    outcomes: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, journeys: Journeys) -> _JourneyPaths:
+        from attribution.graph import journey_outcomes
+        from attribution.models.counts import PATH_KEY_SEPARATOR
+
+        frame = journeys.journeys.select("journey_id").collect()
+        keyed = (
+            journeys.touches.select("journey_id", "touch_index",
+                                    pl.col("channel").fill_null(""))
+            .collect().sort("journey_id", "touch_index")
+            .group_by("journey_id", maintain_order=True)
+            .agg(pl.col("channel").alias("channels"))
+            .with_columns(pl.col("channels").list.join(PATH_KEY_SEPARATOR).alias("path_key"))
+        )
+        paths = (keyed.select("path_key", "channels").unique("path_key", keep="first")
+                 .sort("path_key").with_row_index("_path"))
+        per = frame.join(keyed.select("journey_id", "path_key")
+                         .join(paths.select("path_key", "_path"), on="path_key"),
+                         on="journey_id", how="left", maintain_order="left")
+        every = journey_outcomes(journeys, include_open=True).collect()
+        closed = journey_outcomes(journeys, include_open=False).collect()
+        outcomes = (
+            frame.join(every.select("journey_id", "conversions", "revenue",
+                                    pl.col("nulls").alias("_all")),
+                       on="journey_id", how="left", maintain_order="left")
+            .join(closed.select("journey_id", "nulls"), on="journey_id", how="left",
+                  maintain_order="left")
+            .select(pl.col("conversions", "revenue", "nulls", "_all").fill_null(0))
+        )
+        return cls(
+            path=per.get_column("_path").fill_null(-1).cast(pl.Int64).to_numpy(),
+            paths=paths.drop("_path"),
+            outcomes={
+                "conversions": outcomes.get_column("conversions").to_numpy(),
+                "nulls": outcomes.get_column("nulls").to_numpy(),
+                "revenue": outcomes.get_column("revenue").to_numpy(),
+                "opens": (outcomes.get_column("_all") - outcomes.get_column("nulls")).to_numpy(),
+            },
+        )
+
+    def counts(self, drawn: np.ndarray) -> pl.DataFrame:
+        """The path counts of a resample (``drawn``: how often each journey was drawn), the
+        paths of no drawn journey left out, as :func:`~attribution.models.counts.path_counts`
+        of the copied journeys gives them."""
+        touched = self.path >= 0
+        where = self.path[touched]
+        size = self.paths.height
+        seen = np.bincount(where, weights=drawn[touched], minlength=size) > 0
+        sums = {name: np.rint(np.bincount(where, weights=(drawn * values)[touched],
+                                          minlength=size)).astype(np.int64)
+                for name, values in self.outcomes.items()}
+        return self.paths.with_columns(
+            [pl.Series(name, values) for name, values in sums.items()]
+        ).filter(pl.Series(seen)).select("path_key", "channels", "conversions", "nulls",
+                                         "revenue", "opens")
+
+
+def _refit_from_paths(journeys: Journeys, model: AttributionModel,
+                      counts: np.ndarray) -> list[dict[str, float]]:
+    """A path-count model's replicates: fitted from the resample's summed path counts (what
+    its ``fit_input`` says the fit reads), each path's revenue credited by the refit's weights
+    of that path (a journey's weights under such a fit depend on its path alone)."""
+    from attribution.models.counts import path_journeys
+
+    paths = _JourneyPaths.of(journeys)
+    untouched = paths.path < 0
+    found = []
+    for row in counts:
+        table = paths.counts(row)
+        fitted = model.fit_counts(table)
+        paying = table.filter(pl.col("revenue") > 0)
+        # deals without a touch: their revenue is (no touch)'s, under every model
+        alone = float((row[untouched] * paths.outcomes["revenue"][untouched]).sum())
+        base = {NO_TOUCH_CHANNEL: alone} if alone else {}
+        if paying.is_empty():
+            found.append(base)
+            continue
+        scored = path_journeys(paying, keep_unobserved=True)
+        weights = fitted.weights(scored)
+        revenue = scored.journeys.select("journey_id", pl.col("amount").cast(pl.Float64)
+                                         .alias("_revenue")).collect()
+        credit = (weights.collect().join(revenue, on="journey_id")
+                  .group_by("channel").agg((pl.col("weight") * pl.col("_revenue")).sum()))
+        found.append({**dict(credit.iter_rows()), **base})
+    return found
+
+
 def _stack(replicates: list[dict[str, float]]) -> tuple[np.ndarray, list[str]]:
     """Replicates' channel credit as a ``(replicates, channels)`` array, channels sorted."""
     channels = sorted({c for r in replicates for c in r})
@@ -283,6 +383,8 @@ class _Frames:
 def _refit_replicates(whole: _Frames, scope: _Frames, model: AttributionModel,
                       counts: np.ndarray) -> list[dict[str, float]]:
     """Per replicate (a row of ``counts``), the channel credit of ``model`` refitted on it."""
+    if model.fit_input is not None and model.fit_input.merges:
+        return _refit_from_paths(whole.build(), model, counts)
     journeys = whole.build()
     ids = whole.journeys.get_column("journey_id")
     position = (pl.DataFrame({"journey_id": ids}).with_row_index("_row")
