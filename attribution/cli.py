@@ -201,17 +201,37 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--model", "model_names", multiple=True, metavar="NAME",
                      help="Model to run (repeatable); see `attribution models`. Default: every "
-                          "model the data supports (scorecard: w_shaped; budget: give one)."),
+                          "model the data supports (scorecard and budget: the recommended "
+                          "model, [models] recommended, default incremental)."),
         click.option("--half-life-days", type=click.FloatRange(min=0, min_open=True),
                      help="time_decay half-life.  [default: 7]"),
         click.option("--markov-order", type=click.IntRange(1, 4),
                      help="Markov chain order: a state is the last K channels.  [default: 1]"),
-        click.option("--bootstrap", type=click.IntRange(min=0),
-                     help="Markov: bootstrap resamples for confidence intervals.  [default: 0]"),
+        click.option("--bootstrap", type=click.IntRange(min=1),
+                     help="Resample the accounts N times: an interval on every model's channel "
+                          "credit (revenue_credit_low/high, revenue_share_low/high). Markov's "
+                          "own removal-effect intervals: --param markov.bootstrap=N."),
+        click.option("--interval", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Coverage of the --bootstrap intervals, e.g. 0.8.  [default: 0.9]"),
         click.option("--shapley-variant", type=click.Choice(["simplified", "rate", "ordered"]),
                      help="Shapley variant.  [default: simplified]"),
         click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
                      help="Any model parameter, e.g. u_shaped.first=0.3 (repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def evidence_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--seed of the --bootstrap resampling and --min-deals of the sufficiency check."""
+    options = [
+        click.option("--seed", type=int,
+                     help="Seed of the --bootstrap resampling: same seed, same intervals.  "
+                          "[default: 0]"),
+        click.option("--min-deals", type=click.IntRange(min=1),
+                     help="Fewer won deals touched than this: a channel is marked too few "
+                          "deals to tell (sufficient: false).  [default: 30]"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -361,6 +381,7 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
 @input_options
 @model_options
 @format_option
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -371,7 +392,9 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     With --format json, stdout holds only a JSON list of objects: model, channel,
     channel_group, revenue_credit, pipeline_credit, revenue_share, pipeline_share,
     last_touch_revenue_credit, last_touch_revenue_share, revenue_shift, revenue_shift_pct,
-    share_shift (money in major units).
+    share_shift (money in major units). With --bootstrap N each row also carries
+    revenue_credit_low/high, revenue_share_low/high, last_touch_revenue_share_low/high,
+    won_deals_touched and sufficient (false: too few deals to tell).
     """
     config = build_config(**options)
     with state.progress() as progress:
@@ -383,6 +406,7 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)
     emit(state, comparison, stdout_format,
          render.comparison_table(comparison, result.currency, models=shown))
+    note_too_few(state, result)
 
 
 @cli.command(short_help="Check the inputs: row accounting and rejects, no models.")
@@ -490,11 +514,23 @@ def report_economics(state: State, economics: commands.Economics) -> None:
     report_inputs(state, economics.result, economics.outcome.rejects_file)
 
 
+def note_too_few(state: State, result: RunResult, models: list[str] | None = None) -> None:
+    """On stderr: the run's notes on evidence (intervals, few won deals) and, per model, the
+    channels with too few deals to tell."""
+    from attribution.intervals import evidence_notes
+
+    for line in evidence_notes(result, models):
+        state.note(f"[yellow]{render.escape_text(line)}[/yellow]")
+
+
 SCORECARD_COLUMNS = [
     "channel", "channel_group", "leads", "opportunities", "pipeline_credit", "won_deals",
     "revenue_credit", "win_rate", "avg_deal_size", "days_to_close", "spend", "cost_per_lead",
     "cost_per_won_deal", "roas",
 ]
+#: fractional, model-weighted counts say so in their heading
+CREDITED_LABELS = {"opportunities": "credited_opportunities", "won_deals": "credited_won_deals"}
+
 FUNNEL_COLUMNS = [
     "period", "channel_group", "leads", "opportunities", "pipeline", "won_deals", "won_revenue",
     "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend", "volume_effect",
@@ -516,6 +552,7 @@ FUNNEL_COLUMNS = [
 @click.option("--signup-minutes", type=click.FloatRange(min=0),
               help="Hygiene: a deal created this close to a sign-up touch, with no later sales "
                    "touch, looks auto-created.  [default: 10]")
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -526,13 +563,14 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     """Channel economics: leads next to pipeline and revenue, win rate, deal size, cost.
 
     Judges channels by the pipeline and revenue they create, not by lead counts: for each
-    channel (under each --model; default w_shaped) leads (contacts whose first touch is the
+    channel (under each --model; default the recommended model, [models] recommended)
+    leads (contacts whose first touch is the
     channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """
-    if not options.get("model_names"):
-        options["model_names"] = ("w_shaped",)
     config = build_config(**options)
+    if not options.get("model_names"):  # the recommended model unless --model says otherwise
+        config = config.replace(models=(config.recommended,))
     with state.progress() as progress:
         card = commands.scorecard(
             config, make_engine(engine, spark_master, spark_conf), progress, spend_path=spend,
@@ -541,21 +579,34 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     result = card.economics.result
     report_economics(state, card.economics)
     table = card.table
+    from attribution.economics import PERIOD_BASIS
+
     if grain and not by_period_channel:
         columns = FUNNEL_COLUMNS
         title = f"Funnel by {grain}"
     else:
         columns = (["period"] if grain else []) + SCORECARD_COLUMNS
         title = "Channel scorecard" + (f" by {grain}" if grain else "")
+    if grain:
+        state.note(f"periods count {PERIOD_BASIS}")
+    state.note("credited opportunities and won deals are model-weighted counts (a deal shared "
+               "by three channels counts a fraction to each); channels without spend have no "
+               "cost")
     if stdout_format == "table":
         for model in table.get_column("model").unique(maintain_order=True):
-            rows = table.filter(pl.col("model") == model).select(
-                [c for c in columns if c in table.columns]
-            )
-            state.out.print(render.frame_table(rows, title=f"{title} - {model}",
-                                               currency=result.currency, compact=True))
+            rows = table.filter(pl.col("model") == model)
+            if "period_label" in rows.columns:
+                rows = rows.with_columns(pl.col("period_label").alias("period"))
+            rows = rows.select([c for c in columns if c in rows.columns]).rename(
+                CREDITED_LABELS, strict=False)
+            label = f"{model} (recommended)" if model == card.recommended else model
+            state.out.print(render.frame_table(
+                rows, title=f"{title} - {label}",
+                currency=result.currency, compact=True))
     else:
         emit(state, table, stdout_format, None)
+    if not grain:
+        note_too_few(state, result, card.models)
     if card.hygiene is not None:
         state.note(render.frame_table(card.hygiene, title="Pipeline hygiene: deals that look "
                                       "auto-created (report only, credit unchanged)",
@@ -584,6 +635,7 @@ BUDGET_COLUMNS = [
               help="A proposed budget (channel, amount) to estimate revenue for.")
 @click.option("--band", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="What-if: returns per unit of spend hold within +-band of current spend.")
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -593,17 +645,20 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     """Recommend a budget from credited revenue per unit of spend, next to last-touch's.
 
     Compares each paid channel's share of spend with its share of credited revenue under
-    --model (one model, e.g. --model w_shaped), moves --shift of the budget toward the revenue
-    mix within floors and caps (the total is kept to the cent), and shows what changes when the
-    decision is made on multi-touch credit rather than last-touch.
+    --model (one model; default the recommended model, [models] recommended), moves --shift
+    of the budget toward the revenue mix within floors and caps (the total is kept to the
+    cent), and shows what changes when the decision is made on multi-touch credit rather than
+    last-touch. With --bootstrap N, money moves only where the model's share interval excludes
+    last-touch's share; the other channels keep their share of current spend ("held").
     """
     names: tuple[str, ...] = options.get("model_names") or ()
-    if len(names) != 1:
-        raise ConfigError("budget needs exactly one --model, e.g. --model w_shaped")
+    if len(names) > 1:
+        raise ConfigError("budget takes one --model (default: the recommended model)")
     config = build_config(**options)
     with state.progress() as progress:
         plan = commands.budget(
-            config, make_engine(engine, spark_master, spark_conf), progress, model=names[0],
+            config, make_engine(engine, spark_master, spark_conf), progress,
+            model=names[0] if names else None,
             spend_path=spend, total=total, shift=shift, floors=floors, caps=caps,
             what_if_path=what_if_path, band=band)
     result = plan.economics.result
@@ -613,14 +668,27 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
         [c for c in BUDGET_COLUMNS if c in recommendation.columns]
     ).rename({"revenue_share": "paid_revenue_share"}, strict=False)
     emit(state, recommendation, stdout_format,
-         render.frame_table(shown, title=f"Budget recommendation - {plan.model} (shift "
+         render.frame_table(shown, title=f"Budget recommendation - {plan.model}"
+                            + (" (recommended model)" if plan.model == config.recommended else "")
+                            + " (shift "
                             f"{shift:.0%} toward credited revenue), next to the same rule on "
                             "last-touch credit", currency=result.currency, compact=True))
+    if plan.gated:
+        state.note("money moves only where the interval of " + render.escape_text(plan.model)
+                   + "'s share excludes last-touch's share; held at the current mix: "
+                   + (", ".join(map(render.escape_text, plan.held)) or "none"))
+    else:
+        state.note("no intervals (add --bootstrap N): the moves are not checked against the "
+                   "uncertainty of the credit")
+    note_too_few(state, result, [plan.model])
     if plan.what_if is not None:
         emit(state, plan.what_if, stdout_format,
-             render.frame_table(plan.what_if.drop("model"), compact=True,
+             render.frame_table(commands.with_total_row(plan.what_if.drop("model")),
+                                compact=True,
                                 title=f"What if - {plan.model} (constant return per unit of "
-                                f"spend within +-{band:.0%} of current spend)",
+                                f"spend within +-{band:.0%} of current spend; credited revenue, "
+                                "not caused revenue: a channel's credit is not what its spend "
+                                "brings in)",
                                 currency=result.currency))
 
 
@@ -634,10 +702,12 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
 @click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write the main charts as PNG into this folder (for slides).")
 @click.option("--budget-model", metavar="NAME",
-              help="Model whose credit drives the budget section.  [default: w_shaped]")
+              help="Model the report leads with and whose credit drives the budget section.  "
+                   "[default: the recommended model, [models] recommended]")
 @click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
                    "against simulated truth.")
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -646,9 +716,11 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
            spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
-    Headline figures, credit by model, the shift from last-touch (demand creation in green),
+    Leads with the decision: the recommended model against last-touch (with intervals under
+    --bootstrap N), won revenue credited by month and channel, the budget move; then
+    headline figures, credit by model, the shift from last-touch (demand creation in green),
     the share by channel group, a Sankey of won revenue from first to last touch, the Markov
-    transition heatmap and removal effects (with --bootstrap N: confidence intervals), the
+    transition heatmap and removal effects (with --param markov.bootstrap=N: intervals), the
     channel scorecard and budget recommendation (with a spend file), and every setting, input
     checksum and row count of the run.
     """
@@ -743,7 +815,11 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
 @click.pass_obj
 @handle_errors
 def models_command(state: State, stdout_format: str) -> None:
-    """List the registered models with their parameters and defaults."""
+    """List the registered models with their parameters and defaults, and the recommended
+    model (what scorecard, budget and the report use unless --model says otherwise) with the
+    evidence for it."""
+    from attribution.config import RECOMMENDED_EVIDENCE
+
     records = commands.model_catalogue()
     if stdout_format == "json":
         click.echo(json.dumps(records, indent=2))
@@ -756,8 +832,12 @@ def models_command(state: State, stdout_format: str) -> None:
     table.add_column("parameters (defaults)")
     for record in records:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
-        table.add_row(record["name"], record["summary"], params)
+        name = record["name"] + (" (recommended)" if record["recommended"] else "")
+        table.add_row(name, record["summary"], params)
     state.out.print(table)
+    chosen = next(r["name"] for r in records if r["recommended"])
+    click.echo(f"Recommended: {chosen} (set [models] recommended to change it). "
+               f"{RECOMMENDED_EVIDENCE.replace('`', '')}.")
 
 
 @cli.command(short_help="The runs a database keeps, or one channel's credit run by run.")

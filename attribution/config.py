@@ -52,6 +52,17 @@ class Config:
     # models
     models: tuple[str, ...] = ()
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the model whose numbers scorecard, budget and the report's headline use unless --model
+    #: says otherwise: the one `attribution evaluate` ranks best (see RECOMMENDED_EVIDENCE)
+    recommended: str = "incremental"
+    #: fewer won deals touched than this and a channel's credit is "too few deals to tell"
+    min_deals: int = 30
+    #: run-level bootstrap: resamples of the accounts for every model's credit interval (0: none)
+    bootstrap: int = 0
+    #: coverage of those intervals (0.9: the 5th to the 95th percentile)
+    interval: float = 0.9
+    #: seed of the resampling: same seed, same intervals
+    seed: int = 0
     # output
     out: Path | None = None
     format: str = "parquet"
@@ -205,14 +216,30 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     models = section("models", {"run"})
     if "run" in models:
         options["models"] = _names(models["run"], "[models] run", origin)
+    if "recommended" in models:
+        options["recommended"] = check_recommended(models["recommended"],
+                                                   f"{origin}: [models] recommended")
+    for key, kind in (("min_deals", int), ("bootstrap", int), ("seed", int),
+                      ("interval", float)):
+        if key in models:
+            options[key] = _number(models[key], key, origin, kind)
+    if "min_deals" in options:
+        check_min_deals(options["min_deals"], f"{origin}: [models] min_deals")
+    if "bootstrap" in options:
+        check_bootstrap(options["bootstrap"], f"{origin}: [models] bootstrap")
+    if "interval" in options:
+        check_interval(options["interval"], f"{origin}: [models] interval")
     for name, params in models.items():
+        if name in RUN_LEVEL_MODEL_KEYS:
+            continue
         if name != "run" and not isinstance(params, dict):
             raise ConfigError(
                 f"{origin}: [models] {name} must be a table of that model's parameters "
                 f"([models.{name}]), not {params!r}"
             )
     options["model_params"] = {
-        name: dict(params) for name, params in models.items() if isinstance(params, dict)
+        name: dict(params) for name, params in models.items()
+        if isinstance(params, dict) and name not in RUN_LEVEL_MODEL_KEYS
     }
 
     output = section("output", {"dir", "format", "strict", "csv_raw"})
@@ -233,6 +260,45 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
             )
         options["csv_raw"] = output["csv_raw"]
     return Config(**options)
+
+
+#: keys of [models] that are options of the run, not a model's parameter table
+RUN_LEVEL_MODEL_KEYS = ("recommended", "min_deals", "bootstrap", "interval", "seed")
+
+#: why ``recommended`` defaults to ``incremental`` (README, ``attribution models``, the report)
+RECOMMENDED_EVIDENCE = (
+    "`attribution evaluate` ranks incremental best across the shipped evaluation worlds: mean "
+    "absolute error of channel revenue shares 0.068 against last-touch's 0.110 (38% lower), "
+    "better than last-touch in 22 of 26 worlds (10,000 accounts each; bench/RESULTS-evaluate.md)"
+)
+
+
+def check_recommended(value: Any, where: str = "--model") -> str:
+    """A registered model's name for ``[models] recommended``."""
+    from attribution.models import MODELS
+
+    if not isinstance(value, str) or value not in MODELS:
+        raise ConfigError(f"{where}: {value!r} is not a model; valid: {', '.join(MODELS)}")
+    return value
+
+
+def check_min_deals(value: Any, where: str = "--min-deals") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a whole number >= 1, not {value!r}")
+    return value
+
+
+def check_bootstrap(value: Any, where: str = "--bootstrap") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a number of resamples >= 1, not {value!r}")
+    return value
+
+
+def check_interval(value: Any, where: str = "--interval") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(f"{where}: expected a coverage between 0 and 1 (e.g. 0.9), "
+                          f"not {value!r}")
+    return float(value)
 
 
 def check_format(value: str, origin: str = "--format") -> str:
@@ -360,14 +426,14 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
                  **flags: Any) -> Config:
     """The config file (or the defaults) with the command line's options applied: flags that
     were not given (``None``, ``()``) leave the file's values; ``--param MODEL.KEY=VALUE`` items
-    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--bootstrap``,
-    ``--shapley-variant``) go into the models' parameters."""
+    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--shapley-variant``)
+    go into the models' parameters. ``--bootstrap`` is the run's (every model's intervals);
+    Markov's own removal-effect bootstrap is ``--param markov.bootstrap=N``."""
     config = load_config(config_path)
     model_params = {name: dict(values) for name, values in config.model_params.items()}
     for model, key, value in [
         ("time_decay", "half_life_days", half_life_days),
         ("markov", "order", markov_order),
-        ("markov", "bootstrap", bootstrap),
         ("shapley", "variant", shapley_variant),
     ]:
         if value is not None:
@@ -390,6 +456,7 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,
+        bootstrap=check_bootstrap(bootstrap) if bootstrap is not None else None,
         as_of=parse_instant(as_of, "--as-of") if as_of else None,
         **flags,
     )

@@ -230,7 +230,7 @@ def test_scorecard_and_budget_on_the_demo(tmp_path):
                     "--format", "json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {r["model"] for r in rows} == {"w_shaped"}
+    assert {r["model"] for r in rows} == {"incremental"}
     assert {"leads", "pipeline_credit", "revenue_credit", "win_rate", "roas"} <= set(rows[0])
     result = invoke("-q", "budget", "--config", config, "--model", "w_shaped", "--out",
                     str(tmp_path), "--format", "json", "--floor", "podcast=10%")
@@ -241,8 +241,14 @@ def test_scorecard_and_budget_on_the_demo(tmp_path):
     assert round(sum(r["last_touch_recommended"] for r in budget), 2) == current
     podcast = next(r for r in budget if r["channel"] == "podcast")
     assert podcast["recommended"] >= 0.1 * current
-    result = invoke("-q", "budget", "--config", config, "--out", str(tmp_path))
-    assert result.exit_code == 2 and "exactly one --model" in result.stderr
+    # no --model: the recommended model (incremental), named in every row
+    result = invoke("-q", "budget", "--config", config, "--out", str(tmp_path), "--format",
+                    "json")
+    assert result.exit_code == 0, result.stderr
+    assert {r["model"] for r in json.loads(result.stdout)} == {"incremental"}
+    result = invoke("-q", "budget", "--config", config, "--model", "linear", "--model",
+                    "w_shaped")
+    assert result.exit_code == 2 and "one --model" in result.stderr
 
 
 def test_report_command_writes_one_offline_file(tmp_path):
