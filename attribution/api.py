@@ -33,8 +33,11 @@ def read_spend(result: RunResult, path: str | Path | None = None) -> Spend:
     if chosen is None:
         raise ConfigError("no spend file: pass a path or set [inputs] spend in the config")
     config = result.config
+    labels = result.summary.get_column("channel").unique().to_list() if result.summary.height \
+        else None  # spend channels take the touches' spelling ("linkedin ads" -> "LinkedIn Ads")
     return load_spend(chosen, rules=load_rules(config.channel_rules), currency=result.currency,
-                      columns=config.columns.get("spend"), strict=config.strict)
+                      columns=config.columns.get("spend"), strict=config.strict,
+                      labels=labels, encoding=config.encoding)
 
 
 def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | None = None,

@@ -453,6 +453,8 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
         flags["max_reject_rate"] = check_reject_rate_option(flags["max_reject_rate"])
     if flags.get("encoding") is not None:
         flags["encoding"] = check_encoding(flags["encoding"])
+    if flags.get("encoding") is not None:
+        flags["encoding"] = check_encoding(flags["encoding"])
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,

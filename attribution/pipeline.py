@@ -163,6 +163,7 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
         time_formats=config.time_formats,
         statuses=config.statuses,
         source=config.source,
+        encoding=config.encoding,
     )
     report("load", len(stages), len(stages))
     return inputs
