@@ -62,7 +62,8 @@ class State:
             yield lambda _stage, _done, _total: None
             return
         bar = Progress(
-            TextColumn("{task.description:<24}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.description:<24}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(), console=self.err, transient=not forced,
         )
         task = bar.add_task("starting", total=1)
@@ -100,7 +101,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("Error: interrupted (Ctrl-C); a result folder keeps its previous set", err=True)
+            click.echo("Error: interrupted (Ctrl-C); a result folder keeps its previous set",
+                       err=True)
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
@@ -159,17 +161,21 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--paths", type=LOCATION, metavar="FILE",
                      help="Aggregated path table (path, conversions, value, nulls) instead of "
                           "--touchpoints/--deals."),
-        click.option("--path-separator", help="Separator between channels in --paths.  [default: >]"),
+        click.option("--path-separator",
+                     help="Separator between channels in --paths.  [default: >]"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="attribution.toml holding any option; flags override it."),
         click.option("--lookback-days", type=click.IntRange(min=0),
                      help="Days before a deal's creation that count.  [default: 180]"),
         click.option("--dedup-minutes", type=click.FloatRange(min=0),
-                     help="Same contact and channel within this many minutes count once.  [default: 30]"),
-        click.option("--as-of", help="Instant that closes open deals (ISO date); default: latest date in the data."),
+                     help="Same contact and channel within this many minutes count once.  "
+                          "[default: 30]"),
+        click.option("--as-of", help="Instant that closes open deals (ISO date); default: "
+                                      "latest date in the data."),
         click.option("--channel-rules", type=click.Path(dir_okay=False, path_type=Path),
                      help="TOML channel rules (utm -> channel, group); default: built-in rules."),
-        click.option("--currency", help="Currency of the run; deals in another currency are rejected."),
+        click.option("--currency",
+                     help="Currency of the run; deals in another currency are rejected."),
         click.option("--timestamp-format", "time_formats", multiple=True, metavar="STRFTIME",
                      help="Format of your timestamps when not ISO-8601, e.g. '%m/%d/%Y %I:%M %p' "
                           "(repeatable; naive times are UTC)."),
@@ -272,7 +278,8 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
     """Row accounting, rejects and unmapped sources, on stderr."""
-    state.note(render.accounting_table(result.accounting), render.reject_reasons_table(result.accounting))
+    state.note(render.accounting_table(result.accounting),
+               render.reject_reasons_table(result.accounting))
     report_notes(state, result, rejects_file)
 
 
@@ -435,15 +442,16 @@ def validate(state: State, stdout_format: str, engine: str, spark_master: str,
         report_notes(state, result, outcome.rejects_file)
     else:
         report_notes(state, result, outcome.rejects_file)
-        emit(state, pl.DataFrame([a.as_dict() for a in result.accounting]).drop("rejected_by_reason"),
-             stdout_format, None)
+        accounting = pl.DataFrame([a.as_dict() for a in result.accounting])
+        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None)
 
 
 @cli.command(short_help="Journey path graph (GraphML, JSON) and path statistics.")
 @input_options
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json", "graphml"]),
               default="table", show_default=True,
-              help="table: top paths, lengths, transitions; json: node-link graph; graphml: for Gephi.")
+              help="table: top paths, lengths, transitions; json: node-link graph; graphml: "
+                   "for Gephi.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the json/graphml graph here instead of stdout.")
 @click.option("--order", type=click.IntRange(1, 4), default=1, show_default=True,
@@ -472,7 +480,8 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
                                                    include_open=include_open)
         report_inputs(state, outcome.result, outcome.rejects_file)
         if output is not None:
-            state.note(f"wrote {render.escape_text(commands.write_graph(network, output, stdout_format))}")
+            written = commands.write_graph(network, output, stdout_format)
+            state.note(f"wrote {render.escape_text(written)}")
         elif stdout_format == "graphml":
             click.echo(commands.graph_text(network, "graphml"), nl=False)
         else:
@@ -628,9 +637,11 @@ BUDGET_COLUMNS = [
 @model_options
 @format_option
 @spend_option
-@click.option("--total", help="Budget to allocate (major units, e.g. 250000); default: current spend.")
+@click.option("--total",
+              help="Budget to allocate (major units, e.g. 250000); default: current spend.")
 @click.option("--shift", type=click.FloatRange(0, 1), default=0.2, show_default=True,
-              help="Share of the budget moved from the current mix toward the credited-revenue mix.")
+              help="Share of the budget moved from the current mix toward the "
+                   "credited-revenue mix.")
 @click.option("--floor", "floors", multiple=True, metavar="CHANNEL=AMOUNT|SHARE%",
               help="Minimum for a channel (repeatable), e.g. podcast=5000 or podcast=10%.")
 @click.option("--cap", "caps", multiple=True, metavar="CHANNEL=AMOUNT|SHARE%",
@@ -743,8 +754,8 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
 @click.option("--accounts", type=click.IntRange(min=1), default=1000, show_default=True,
               help="How many accounts (about 7 touchpoints and 0.2 deals each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search", "last_touch_world",
-                                                "no_marketing"]),
+@click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search",
+                                                "last_touch_world", "no_marketing"]),
               default="baseline", show_default=True, help="The causal world to simulate.")
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
               help="Length of the export, from 2025-01-01.")
@@ -878,7 +889,8 @@ def verify(state: State, out: Path) -> None:
 
 
 @cli.command(short_help="Write a commented attribution.toml and an editable channels.toml.")
-@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."),
               show_default=True, help="Where to write attribution.toml and channels.toml.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--source", metavar="NAME",

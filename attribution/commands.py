@@ -196,7 +196,8 @@ def path_statistics(config: Config, engine: Engine, progress: Progress | None = 
 def _spend(result: RunResult, spend_path: Path | None, *, required: bool) -> Spend | None:
     if spend_path is None and result.config.spend is None:
         if required:
-            raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
+            raise ConfigError(
+                "no spend file: give --spend FILE or set [inputs] spend in the config")
         return None
     return api.read_spend(result, spend_path)
 

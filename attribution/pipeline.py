@@ -142,7 +142,8 @@ def require_inputs(config: Config) -> None:
 
 
 def load(config: Config, progress: Progress | None = None) -> Inputs:
-    """Read and validate the inputs named by ``config`` (see :func:`attribution.loading.load_inputs`)."""
+    """Read and validate the inputs named by ``config``
+    (see :func:`attribution.loading.load_inputs`)."""
     require_inputs(config)
     report = progress or _quiet
     stages = ["contacts", "touchpoints", "deals"] if config.contacts else ["touchpoints", "deals"]
@@ -307,7 +308,8 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     from attribution.paths import read_paths
 
     assert config.paths is not None
-    table = read_paths(config.paths, columns=config.columns.get("paths"), separator=config.path_separator)
+    table = read_paths(config.paths, columns=config.columns.get("paths"),
+                       separator=config.path_separator)
     rules = load_rules(config.channel_rules)
     journeys = table.journeys
     journeys = Journeys(
@@ -323,7 +325,8 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
         str(config.paths),
         read=used + first_reasons.height,
         used=used,
-        rejected={str(r): int(n) for r, n in first_reasons.group_by("reason").len().sort("reason").iter_rows()},
+        rejected={str(r): int(n) for r, n in
+                  first_reasons.group_by("reason").len().sort("reason").iter_rows()},
     )
     return journeys, accounting, table.rejects
 
@@ -407,7 +410,8 @@ def _prepare_files(config: Config, progress: Progress | None = None, *,
         return RunResult(
             config=config, journeys=journeys, models=[], credit=empty, summary=empty,
             accounting=[accounting], rejects=rejects,
-            files=[InputFile("paths", str(config.paths), accounting.read, file_digest(config.paths))],
+            files=[InputFile("paths", str(config.paths), accounting.read,
+                             file_digest(config.paths))],
             currency=config.currency or "USD",
         )
     inputs = load(config, progress)
