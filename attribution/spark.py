@@ -88,6 +88,7 @@ from attribution.models.counts import PATH_COUNTS_SCHEMA, path_counts, path_jour
 from attribution.output import write_json_document
 from attribution.pipeline import Progress, RunResult, Scopes, fit_tables, resolve_models
 from attribution.results import side_folder, write_rejects
+from attribution.validation import check_reject_rate
 from attribution.results import write_results as write_result_set
 from attribution.schema import (
     CREDIT_SCHEMA,
@@ -1298,6 +1299,7 @@ def _prepare(
     deal = accounting["deals"]
     deal.out_of_window = stats.deals_out_of_window
     deal.used -= stats.deals_out_of_window
+    check_reject_rate(accounting, config.max_reject_rate)  # as the polars engine: stop here
     order = {"contacts": 0, "touchpoints": 1, "deals": 2}  # as loading.load_inputs
     rejects = (
         _collect(inputs.rejects, _REJECTS)

@@ -26,6 +26,7 @@ except ImportError:
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME") and not os.environ.get("CI"):
     pytest.skip("Spark needs Java", allow_module_level=True)
 
+
 import attribution.spark as engine
 from attribution import graph, pipeline
 from attribution.config import Config, load_config
@@ -34,6 +35,8 @@ from attribution.models import get_model, model_names
 from attribution.output import money_to_decimal
 from attribution.pipeline import RunResult
 from attribution.simulate import simulate
+
+pytestmark = pytest.mark.slow  # Spark sessions: minutes on 2 cores
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
@@ -148,7 +151,7 @@ def test_simulated_export_split_across_partitions(spark, tmp_path):
 @pytest.fixture(scope="module")
 def messy(spark):
     config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
-                    contacts=MESSY / "contacts.csv")
+                    contacts=MESSY / "contacts.csv", max_reject_rate=1.0)
     return config, engine.run(config, spark=spark, buckets=3)
 
 
