@@ -88,7 +88,6 @@ from attribution.models.counts import PATH_COUNTS_SCHEMA, path_counts, path_jour
 from attribution.output import write_json_document
 from attribution.pipeline import Progress, RunResult, Scopes, fit_tables, resolve_models
 from attribution.results import side_folder, write_rejects
-from attribution.validation import check_reject_rate
 from attribution.results import write_results as write_result_set
 from attribution.schema import (
     CREDIT_SCHEMA,
@@ -101,6 +100,7 @@ from attribution.schema import (
     TOUCH_SCHEMA,
     UTC_TIME,
 )
+from attribution.validation import check_reject_rate
 
 try:
     from pyspark.errors import AnalysisException
