@@ -143,7 +143,8 @@ def test_strict_fails_on_first_bad_row(tmp_path):
 def test_unknown_model_lists_valid_ones(tmp_path):
     result = invoke("run", *INPUTS, "--model", "linaer", "--out", str(tmp_path))
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: unknown model 'linaer' (did you mean 'linear'?); valid models: ")
+    assert result.stderr.startswith(
+        "Error: unknown model 'linaer' (did you mean 'linear'?); valid models: ")
 
 
 def test_missing_deals_file_is_a_usage_error():
@@ -159,7 +160,8 @@ def test_unexpected_failure_is_exit_1_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "run", explode)
     result = invoke("run", *INPUTS, "--out", str(tmp_path))
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: RuntimeError: disk on fire (run with --debug for details)"
+    assert result.stderr.strip() == (
+        "Error: RuntimeError: disk on fire (run with --debug for details)")
 
 
 def _shuffled_copy(source: Path, target: Path, seed: int) -> None:
@@ -190,7 +192,8 @@ def test_same_bytes_twice_and_on_shuffled_rows(tmp_path):
         assert (outputs[0] / name).read_bytes() == (outputs[2] / name).read_bytes()
     # touch-level credit: identical but for the touchpoint ids, which name input rows
     first = pl.read_parquet(outputs[0] / "credit.parquet")
-    assert (outputs[0] / "credit.parquet").read_bytes() == (outputs[1] / "credit.parquet").read_bytes()
+    credit = [(out / "credit.parquet").read_bytes() for out in outputs]
+    assert credit[0] == credit[1]
     assert first.equals(pl.read_parquet(outputs[2] / "credit.parquet"))
 
 
