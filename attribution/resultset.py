@@ -208,9 +208,22 @@ def staged(out: Path, *, wait: bool = False) -> Iterator[Staging]:
         try:
             yield staging
             swap_in(staging.directory, out)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging.directory, ignore_errors=True)
+            if _disk_full(exc):
+                raise ResultSetError(
+                    f"--out {out}: no space left on device while writing the result set "
+                    f"beside it ({out.parent}); the folder keeps its previous set"
+                ) from None
             raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether writing failed for want of space (an OSError, or polars' own I/O error that
+    quotes the system's message)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return "No space left on device" in str(exc) or "os error 28" in str(exc)
 
 
 # -- the manifest ---------------------------------------------------------------------------

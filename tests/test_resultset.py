@@ -309,3 +309,26 @@ def test_a_config_that_writes_outside_its_folder_is_named_even_under_quiet(tmp_p
     inside = CliRunner().invoke(cli, ["-q", "run", "--config", str(config), "--format", "json",
                                       "--out", str(tmp_path / "project" / "out")])
     assert inside.exit_code == 0 and inside.stderr == ""
+
+
+def test_a_full_disk_names_the_destination_and_keeps_the_previous_set(tmp_path):
+    disk = tmp_path / "small"
+    disk.mkdir()
+    # room for a one-model Parquet set (about 64 kB), not for every model's CSV (about 4 MB)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        out = disk / "out"
+        assert _run(out, "--model", "linear").exit_code == 0
+        before = _manifest(out)
+        result = _run(out, "--out-format", "csv")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"Error: --out {out}: no space left on device while writing the result set beside "
+            f"it ({disk}); the folder keeps its previous set")
+        assert _manifest(out) == before and verify(out)
+        assert sorted(p.name for p in disk.iterdir()) == [".out.lock", "out"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
