@@ -311,7 +311,7 @@ def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
 
 # -- commands -------------------------------------------------------------------------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="attribution")
+@click.version_option(package_name="revenue-attribution")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 @click.pass_context

@@ -228,7 +228,7 @@ def _connect(location: DatabaseURI, *, write: bool = False) -> Iterator[Any]:
             import adbc_driver_postgresql.dbapi as postgres
         except ImportError:
             raise DatabaseError("reading or writing PostgreSQL needs the ADBC driver: pip "
-                                "install 'attribution[db]'") from None
+                                "install 'revenue-attribution[db]'") from None
         try:
             connection = postgres.connect(location.target, autocommit=False)
         except postgres.Error as exc:
@@ -241,7 +241,7 @@ def _connect(location: DatabaseURI, *, write: bool = False) -> Iterator[Any]:
             import duckdb
         except ImportError:
             raise DatabaseError("reading or writing DuckDB needs duckdb: pip install "
-                                "'attribution[db]'") from None
+                                "'revenue-attribution[db]'") from None
         path = Path(location.target)
         if not write and not path.exists():
             raise DatabaseConnectionError(f"{location.display}: no DuckDB database "

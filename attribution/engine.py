@@ -103,7 +103,7 @@ class SparkEngine:
         except ImportError as exc:
             raise ConfigError(
                 f"--engine spark needs PySpark ({exc}); install the extra: "
-                "pip install 'attribution[spark]'"
+                "pip install 'revenue-attribution[spark]'"
             ) from None
         return spark_engine
 

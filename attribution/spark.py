@@ -28,7 +28,7 @@ that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
    :func:`attribution.credit.summarise`.
 
 Money stays integer minor units; results are written back as Parquet with money as
-``Decimal(38, 2)``, like the polars writer. Install with ``pip install 'attribution[spark]'``
+``Decimal(38, 2)``, like the polars writer. Install with ``pip install 'revenue-attribution[spark]'``
 (pyspark; Arrow UDFs need pandas on the workers, which the core library never imports).
 
 >>> import attribution.spark as engine                                  # doctest: +SKIP
@@ -109,7 +109,7 @@ try:
     from pyspark.sql import types as T
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
-        "the spark engine needs pyspark: pip install 'attribution[spark]'"
+        "the spark engine needs pyspark: pip install 'revenue-attribution[spark]'"
     ) from exc
 
 #: Spark settings the engine relies on (applied to the session it is given, too)

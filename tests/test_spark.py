@@ -21,7 +21,7 @@ try:
 except ImportError:
     if os.environ.get("CI"):
         raise
-    pytest.skip("pyspark is not installed (pip install 'attribution[spark]')",
+    pytest.skip("pyspark is not installed (pip install 'revenue-attribution[spark]')",
                 allow_module_level=True)
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME") and not os.environ.get("CI"):
     pytest.skip("Spark needs Java", allow_module_level=True)
