@@ -17,7 +17,7 @@ from attribution.errors import ModelError
 from attribution.journeys import Journeys
 from attribution.models import get_model
 from tests.factories import channel_credit, journeys_of
-from tests.reference import reference_credit
+from tests.reference import largest_remainder, reference_credit
 
 
 def three_touch_deal(amount: int) -> Journeys:
@@ -146,18 +146,6 @@ def test_comparison_needs_last_touch():
         compare(summarise(credit, journeys))
 
 
-def _largest_remainder_by_hand(weights: list[float], total: int) -> list[int]:
-    """The documented rule, one journey at a time: floors, then one cent each to the largest
-    fractional parts, ties to the earlier row."""
-    raw = [w * float(total) for w in weights]
-    credit = [math.floor(r) for r in raw]
-    left = total - sum(credit)
-    ranked = sorted(range(len(raw)), key=lambda i: (-(raw[i] - math.floor(raw[i])), i))
-    for rank, i in enumerate(ranked):
-        credit[i] += rank < left
-    return credit
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     journeys=st.lists(
@@ -176,7 +164,7 @@ def test_largest_remainder_matches_the_rule_worked_by_hand(journeys):
         starts.append(len(weights))
         weights += share
         totals.append(total)
-        expected += _largest_remainder_by_hand(share, total)
+        expected += largest_remainder(share, total)
     credit = _largest_remainder(np.array(weights), np.array(totals, np.int64),
                                 np.array(starts, np.int64))
     assert credit.tolist() == expected
@@ -198,7 +186,7 @@ def test_largest_remainder_of_journeys_of_one_size_matches_the_rule(width, journ
         share = [s / sum(scores) if sum(scores) else 1 / width for s in scores]
         weights += share
         totals.append(total)
-        expected += _largest_remainder_by_hand(share, total)
+        expected += largest_remainder(share, total)
     starts = np.arange(0, len(weights), width, dtype=np.int64)
     credit = _largest_remainder(np.array(weights), np.array(totals, np.int64), starts)
     assert credit.tolist() == expected
@@ -270,7 +258,7 @@ def test_weights_of_other_journeys_and_split_runs_change_nothing():
 def test_leftover_cents_in_row_order_and_ranked(weights, total, expected):
     credit = _largest_remainder(np.array(weights), np.array([total], np.int64),
                                 np.array([0], np.int64))
-    assert credit.tolist() == expected == _largest_remainder_by_hand(weights, total)
+    assert credit.tolist() == expected == largest_remainder(weights, total)
 
 
 def test_deal_columns_gathered_one_at_a_time_give_the_same_credit(monkeypatch):
