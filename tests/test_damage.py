@@ -285,3 +285,15 @@ def test_a_latin_1_spend_file_is_read_with_its_encoding(tmp_path: Path) -> None:
     with pytest.raises(FileFormatError):
         load_spend(spend)
     assert load_spend(spend, encoding="latin-1").rows["channel"].to_list() == ["événements"]
+
+
+def test_names_that_clash_once_trimmed_name_the_file(tmp_path: Path) -> None:
+    # a Parquet file cannot repeat a name, but " channel" and "channel" become one when trimmed
+    touches = tmp_path / "t.parquet"
+    pl.DataFrame({"timestamp": ["2025-03-01"], "account_id": ["A"], "channel": ["email"],
+                  " channel": ["direct"]}).write_parquet(touches)
+    with pytest.raises(FileFormatError) as raised:
+        load(touches, write(tmp_path, "d.csv", DEAL_HEADER + DEAL))
+    assert str(raised.value) == (
+        f"{touches}: touchpoints file names a column more than once: 'channel' (2 times); "
+        "rename or remove the copies")
