@@ -74,13 +74,13 @@ def unify_spellings(channel: pl.Series) -> pl.Series:
     >>> unify_spellings(pl.Series(["Direct", "direct", "Direct", "Email"])).to_list()
     ['Direct', 'Direct', 'Direct', 'Email']
     """
+    # the distinct names first: when no two share a key (the usual file) nothing is counted
+    distinct = channel.unique().drop_nulls().to_list()
+    if len({channel_key(name) for name in distinct}) == len(distinct):
+        return channel
     counts = channel.rename("name").drop_nulls().value_counts(name="n")
-    if counts.height == 0:
-        return channel
-    names = counts.get_column("name").to_list()
-    keys = pl.Series("key", [channel_key(name) for name in names], dtype=pl.String)
-    if keys.n_unique() == len(names):
-        return channel
+    keys = pl.Series("key", [channel_key(name) for name in counts.get_column("name").to_list()],
+                     dtype=pl.String)
     chosen = (
         counts.with_columns(keys)
         .sort(["key", "n", "name"], descending=[False, True, False])

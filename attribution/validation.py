@@ -585,7 +585,7 @@ def minor_units(name: str, frame: pl.DataFrame) -> pl.Expr:
     dtype = frame.schema[name]
     column = pl.col(name)
     if dtype.is_integer():
-        return column.cast(pl.Int64) * 100
+        return column.cast(pl.Int64, strict=False) * 100  # (too large: rejected by its digits)
     raw = amount_text(name, frame)
     valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
     # a wide scale so the cast itself does not round (rounding twice moved 0.0149999 to 2 cents)

@@ -285,3 +285,28 @@ def test_a_latin_1_spend_file_is_read_with_its_encoding(tmp_path: Path) -> None:
     with pytest.raises(FileFormatError):
         load_spend(spend)
     assert load_spend(spend, encoding="latin-1").rows["channel"].to_list() == ["événements"]
+
+
+def test_names_that_clash_once_trimmed_name_the_file(tmp_path: Path) -> None:
+    # a Parquet file cannot repeat a name, but " channel" and "channel" become one when trimmed
+    touches = tmp_path / "t.parquet"
+    pl.DataFrame({"timestamp": ["2025-03-01"], "account_id": ["A"], "channel": ["email"],
+                  " channel": ["direct"]}).write_parquet(touches)
+    with pytest.raises(FileFormatError) as raised:
+        load(touches, write(tmp_path, "d.csv", DEAL_HEADER + DEAL))
+    assert str(raised.value) == (
+        f"{touches}: touchpoints file names a column more than once: 'channel' (2 times); "
+        "rename or remove the copies")
+
+
+def test_an_integer_amount_beyond_64_bits_is_a_rejected_row() -> None:
+    from attribution.validation import validate_deals
+
+    deals = pl.DataFrame({"deal_id": ["d1", "d2"], "account_id": ["a", "a"],
+                          "created_at": ["2025-01-01"] * 2, "status": ["open"] * 2,
+                          "amount": pl.Series([2**63 + 5, 7], dtype=pl.UInt64)})
+    checked = validate_deals(deals, None, "USD")
+    assert checked.good.select("deal_id", "amount").rows() == [("d2", 700)]
+    assert checked.rejects.select("row", "reason", "value").rows() == [
+        (1, "amount too large; expected at most 13 digits before the decimal point",
+         str(2**63 + 5))]
