@@ -34,7 +34,7 @@ import polars as pl
 from attribution.channels import globs_to_regex
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
-from attribution.schema import DEAL_STATUSES, UTC_TIME
+from attribution.schema import DEAL_STATUSES, UTC_TIME, schema_of
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class HygieneRules:
 
 
 #: one row per deal
-FLAG_SCHEMA = pl.Schema(
+FLAG_SCHEMA = schema_of(
     {
         "journey_id": pl.String,
         "deal_id": pl.String,

@@ -7,7 +7,19 @@ everywhere inside the library and only turned into decimals at the output edge.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+
+def schema_of(columns: Mapping[str, PolarsDataType]) -> pl.Schema:
+    """A named schema (a typed mapping, so classes such as ``pl.String`` and instances such
+    as ``pl.Datetime("us", "UTC")`` can stand side by side)."""
+    return pl.Schema(columns)
 
 UTC_TIME = pl.Datetime("us", "UTC")
 
@@ -73,7 +85,7 @@ def currency_decimals(currency: str) -> int:
 
 
 # -- rejects ---------------------------------------------------------------------------
-REJECT_SCHEMA = pl.Schema(
+REJECT_SCHEMA = schema_of(
     {
         "file": pl.String,
         "input": pl.String,  # touchpoints | deals | contacts | spend | paths
@@ -86,7 +98,7 @@ REJECT_SCHEMA = pl.Schema(
 
 # -- journeys (the contract between journeys.py and every model) -------------------------
 #: one row per touch of a journey, ordered by ``touch_index`` inside ``journey_id``
-TOUCH_SCHEMA = pl.Schema(
+TOUCH_SCHEMA = schema_of(
     {
         "journey_id": pl.String,
         "account_id": pl.String,
@@ -111,7 +123,7 @@ ACCOUNT_JOURNEY_PREFIX = "account:"
 
 #: one row per journey: a deal (won, lost, open), an account touched without a deal
 #: (status ``none``), or one row of an aggregated path table (status ``path``)
-JOURNEY_SCHEMA = pl.Schema(
+JOURNEY_SCHEMA = schema_of(
     {
         "journey_id": pl.String,
         "account_id": pl.String,
@@ -129,7 +141,7 @@ JOURNEY_SCHEMA = pl.Schema(
 )
 
 #: what a model returns: a weight per touch (or per channel when touch_index is null)
-WEIGHT_SCHEMA = pl.Schema(
+WEIGHT_SCHEMA = schema_of(
     {
         "journey_id": pl.String,
         "touch_index": pl.UInt32,
@@ -143,7 +155,7 @@ WEIGHT_SCHEMA = pl.Schema(
 DETAIL_COLUMNS = ("touchpoint_id", "timestamp", "channel_group")
 
 #: touch-level credit, one row per (model, journey, touch); money in minor units
-CREDIT_SCHEMA = pl.Schema(
+CREDIT_SCHEMA = schema_of(
     {
         "model": pl.String,
         "journey_id": pl.String,
@@ -163,7 +175,7 @@ CREDIT_SCHEMA = pl.Schema(
 )
 
 #: channel summary, one row per (model, channel)
-SUMMARY_SCHEMA = pl.Schema(
+SUMMARY_SCHEMA = schema_of(
     {
         "model": pl.String,
         "channel": pl.String,
