@@ -193,7 +193,8 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--strict", is_flag=True, default=None,
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=LOCATION, metavar="DIR",
-                     help="Folder for result files and rejects.csv.  [default: out]"),
+                     help="Where `run` writes its result set: a folder (replaced whole), or a "
+                          "database (postgresql://..., a .duckdb file).  [default: out]"),
         click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
                      metavar="FILE",
                      help="Write the rejected rows to FILE (run also writes rejects.csv into "
@@ -288,10 +289,12 @@ def report_notes(state: State, result: RunResult, rejects_file: str | None) -> N
     state.note(*render.run_notes(result, rejects_file))
 
 
-def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int) -> list[str]:
-    """The models whose columns fit the terminal (last-touch first); a note names the rest."""
+def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int,
+                   recommended: str | None = None) -> list[str]:
+    """The models whose columns fit the terminal (last-touch first, then the recommended
+    model); a note names the rest."""
     shown, hidden = render.fitting_columns(models, state.out.width, per_model=per_model,
-                                           fixed=fixed)
+                                           fixed=fixed, recommended=recommended)
     if hidden:
         state.note(f"[yellow]{len(hidden)} more models than this terminal fits: "
                    f"{', '.join(hidden)}; widen it, pick some with --model, or see the "
@@ -378,10 +381,12 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
         if len(models) == 1:
             state.out.print(render.summary_table(result.summary, result.currency, models[0]))
         else:
-            shown = fitting_models(state, models, per_model=12, fixed=26)
+            shown = fitting_models(state, models, per_model=12, fixed=26,
+                                   recommended=result.config.recommended)
             state.out.print(render.credit_matrix(result.summary, result.currency, shown))
         if "last_touch" in models and len(models) > 1:
-            shown = fitting_models(state, models, per_model=14, fixed=30)
+            shown = fitting_models(state, models, per_model=14, fixed=30,
+                                   recommended=result.config.recommended)
             state.out.print(render.comparison_table(result.comparison(), result.currency,
                                                     models=shown))
     else:
@@ -414,7 +419,8 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     result = outcome.result
     report_inputs(state, result, outcome.rejects_file)
     comparison = result.comparison()
-    shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)
+    shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30,
+                           recommended=result.config.recommended)
     emit(state, comparison, stdout_format,
          render.comparison_table(comparison, result.currency, models=shown))
     note_too_few(state, result)

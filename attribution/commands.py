@@ -12,6 +12,7 @@ returns; nothing here prints. A notebook can call them the same way::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from attribution import api
 from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.engine import Engine
-from attribution.errors import ConfigError
+from attribution.errors import ConfigError, RejectRateError
 from attribution.intervals import sufficiency, with_intervals
 from attribution.output import write_csv
 from attribution.pipeline import Progress, RunResult, require_inputs, resolve_models
@@ -117,8 +118,22 @@ def compare(config: Config, engine: Engine, progress: Progress | None = None) ->
 
 
 def validate(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
-    """``attribution validate``: load and build journeys, for the row accounting."""
-    return _with_rejects(engine.prepare(config, progress, keep_inputs=False))
+    """``attribution validate``: load and build journeys, for the row accounting. Inputs with
+    more rejects than the maximum rate still stop it (exit 2), but only after the rejected
+    rows are written where ``--rejects`` says: checking the inputs is this command's job."""
+    from attribution.validation import check_reject_rate
+
+    checked = engine.prepare(config.replace(max_reject_rate=1.0), progress, keep_inputs=False)
+    outcome = _with_rejects(dataclasses.replace(checked, config=config))
+    try:
+        check_reject_rate(checked.accounting, config.max_reject_rate)
+    except RejectRateError as exc:
+        where = (f"; the rejected rows are in {outcome.rejects_file}" if outcome.rejects_file
+                 else "; write them to a file with --rejects FILE")
+        error = RejectRateError(f"{exc}{where}")
+        error.accounting = exc.accounting
+        raise error from None
+    return outcome
 
 
 @dataclass

@@ -343,7 +343,9 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
                 f" of pipeline ({money(item.rejected_won_amount, result.currency)} won) "
                 "that is in no total of this run[/yellow]"
             )
-    notes.extend(f"[yellow]{escape_text(note)}[/yellow]" for note in result.notes)
+    # a note may span lines on purpose (a [statuses] block to paste): each line escaped
+    notes.extend("[yellow]" + "\n".join(escape_text(line) for line in note.split("\n"))
+                 + "[/yellow]" for note in result.notes)
     if result.unmapped is not None and result.unmapped.height:
         pairs = ", ".join(
             f"{escape_text(s or '(empty)')}/{escape_text(m or '(empty)')} ({n:,})"
@@ -363,9 +365,10 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
     return notes
 
 
-def fitting_columns(models: list[str], width: int, *, per_model: int,
-                    fixed: int) -> tuple[list[str], list[str]]:
-    """The models whose columns fit ``width`` (last-touch first), and the rest."""
-    ordered = sorted(models, key=lambda name: name != "last_touch")
+def fitting_columns(models: list[str], width: int, *, per_model: int, fixed: int,
+                    recommended: str | None = None) -> tuple[list[str], list[str]]:
+    """The models whose columns fit ``width`` (last-touch first, then the recommended model),
+    and the rest."""
+    ordered = sorted(models, key=lambda name: (name != "last_touch", name != recommended))
     room = max(1, (width - fixed) // per_model)
     return ordered[:room], ordered[room:]

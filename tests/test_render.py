@@ -105,3 +105,19 @@ def test_long_values_are_cut_with_their_length():
             == "\\[/]" * 66 + "[/... (300 characters)")
     assert render.escape_text("x" * 300) == "x" * 300
     assert "".join(shown(render.cell("y" * 5000))) == "y" * 200 + "... (5,000 characters)"
+
+
+def test_a_multi_line_note_keeps_its_lines_and_escapes_each():
+    from attribution import render
+    from attribution.pipeline import RunResult
+
+    note = 'unknown status values:\n[statuses]\nopen = ["Demo [b]Completed\x1b"]'
+    result = RunResult(config=None, journeys=None, models=[], credit=None, summary=None,
+                       notes=[note])
+    shown = [n for n in render.run_notes(result) if "statuses" in n]
+    assert shown == ['[yellow]unknown status values:\n\\[statuses]\n'
+                     'open = ["Demo \\[b]Completed\\x1b"][/yellow]']
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(shown[0])
+    assert console.export_text().splitlines() == [
+        "unknown status values:", "[statuses]", 'open = ["Demo [b]Completed\\x1b"]']
