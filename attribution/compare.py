@@ -112,6 +112,13 @@ def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
                                   "last_touch_revenue_share_low",
                                   "last_touch_revenue_share_high").fill_null(0)))
     if "sufficient" in extra.columns:
-        extra = extra.with_columns(pl.col("won_deals_touched").fill_null(0),
-                                   pl.col("sufficient").fill_null(False))
+        # the won deals a channel touched do not depend on the model: a channel a model gave
+        # nothing still touched them (the last-touch side of the comparison lists it)
+        touched = bounds.group_by("channel").agg(
+            pl.col("won_deals_touched").max().alias("_touched"))
+        extra = (extra.join(touched, on="channel", how="left", maintain_order="left")
+                 .with_columns(pl.coalesce("won_deals_touched", "_touched", pl.lit(0))
+                               .alias("won_deals_touched"),
+                               pl.col("sufficient").fill_null(False))
+                 .drop("_touched"))
     return extra.select(*COMPARISON_SCHEMA, *[c for c in INTERVAL_EXTRA if c in extra.columns])

@@ -172,3 +172,18 @@ def test_draw_counts_are_uniform_draws():
     assert (counts.sum(axis=1) == 50).all()
     assert abs(counts.mean() - 1.0) < 1e-12
     assert np.allclose(counts.mean(axis=0), 1.0, atol=0.3)
+
+
+def test_a_channel_a_model_credits_nothing_still_counts_the_won_deals_it_touched():
+    from attribution.compare import compare
+    from attribution.intervals import won_deals_touched
+
+    config = load_config(DEMO).replace(models=("last_touch", "first_touch"), bootstrap=5)
+    result = with_intervals(pipeline.run(config))
+    comparison = compare(result.summary)
+    touched = dict(won_deals_touched(result.journeys).iter_rows())
+    first = comparison.filter(pl.col("model") == "first_touch")
+    uncredited = first.filter(pl.col("revenue_credit") == 0)
+    assert uncredited.height > 0  # channels that never open a journey, yet touch won deals
+    for channel, count in first.select("channel", "won_deals_touched").iter_rows():
+        assert count == touched.get(channel, 0), channel
