@@ -22,7 +22,14 @@ section > h2 { font-size: 13px; text-transform: uppercase; letter-spacing: 0.08e
 h3.finding { font-size: 21px; margin: 8px 0 2px; line-height: 1.3; }
 p.subtitle { color: var(--muted); margin: 0 0 12px; font-size: 14px; }
 p.note { color: var(--muted); font-size: 13px; }
-.chart { min-height: 80px; overflow-x: auto; }
+.chart { min-height: 80px; overflow-x: auto; max-width: 100%; }
+/* a chart drawn wider than a narrow screen is scaled down to it, not cut off */
+.chart svg, .chart canvas { max-width: 100%; height: auto; }
+/* on a phone a wide table scrolls in its own box; channel names stay whole */
+@media (max-width: 600px) {
+  table { display: block; overflow-x: auto; max-width: 100%; }
+  td:first-child, th:first-child { white-space: nowrap; }
+}
 .cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 14px; margin-top: 14px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; background: #fff; }
 .card .label { font-size: 12px; text-transform: uppercase; letter-spacing: 0.06em; color: var(--muted); }
