@@ -33,8 +33,11 @@ def read_spend(result: RunResult, path: str | Path | None = None) -> Spend:
     if chosen is None:
         raise ConfigError("no spend file: pass a path or set [inputs] spend in the config")
     config = result.config
+    labels = result.summary.get_column("channel").unique().to_list() if result.summary.height \
+        else None  # spend channels take the touches' spelling ("linkedin ads" -> "LinkedIn Ads")
     return load_spend(chosen, rules=load_rules(config.channel_rules), currency=result.currency,
-                      columns=config.columns.get("spend"), strict=config.strict)
+                      columns=config.columns.get("spend"), strict=config.strict,
+                      labels=labels, encoding=config.encoding)
 
 
 def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | None = None,
@@ -73,19 +76,36 @@ def recommend_budget(result: RunResult, spend: Spend, model: str, *, total: int 
                             floors=floors, caps=caps)
 
 
-def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = None,
-                 budget_model: str = "w_shaped", png_dir: str | Path | None = None,
-                 evaluation: pl.DataFrame | None = None) -> Path:
-    """Write the self-contained HTML report (and PNG charts) of a run; ``evaluation`` is an
-    :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section."""
-    from attribution import report as reporting
+def report_data(result: RunResult, *, spend: Spend | None = None,
+                budget_model: str | None = None,
+                evaluation: pl.DataFrame | None = None) -> Any:
+    """Everything the report shows, built once (:class:`attribution.report.data.ReportData`):
+    led by ``budget_model`` (default: the config's recommended model when it ran), with the
+    scorecard and the budget move when there is spend. With intervals in the run's summary
+    (``--bootstrap``), the budget moves money only where the model's share interval excludes
+    last-touch's share."""
+    from attribution import budget as budgeting
+    from attribution.report.data import lead_model
+    from attribution.report.data import report_data as build
 
     scorecard_frame = budget_frame = None
-    names = [m.name for m in result.models]
+    model = lead_model(result, budget_model)
     if spend is not None:
         scorecard_frame = scorecard(result, spend)
-        if budget_model in names:
-            budget_frame = recommend_budget(result, spend, budget_model)
-    return reporting.write_report(result, Path(path), png_dir=Path(png_dir) if png_dir else None,
-                                  scorecard=scorecard_frame, budget=budget_frame,
-                                  evaluation=evaluation)
+        if model in [m.name for m in result.models]:
+            held = budgeting.undecided(result.summary, model) if model != "last_touch" else []
+            budget_frame = budgeting.recommend_budget(result.summary, spend, model, hold=held)
+    return build(result, recommended=model, scorecard=scorecard_frame, budget=budget_frame,
+                 evaluation=evaluation)
+
+
+def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = None,
+                 budget_model: str | None = None, png_dir: str | Path | None = None,
+                 evaluation: pl.DataFrame | None = None) -> Path:
+    """Write the self-contained HTML report (and PNG charts) of a run; ``evaluation`` is an
+    :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section.
+    The report leads with ``budget_model`` (default: the recommended model)."""
+    from attribution import report as reporting
+
+    data = report_data(result, spend=spend, budget_model=budget_model, evaluation=evaluation)
+    return reporting.write_report(data, Path(path), png_dir=Path(png_dir) if png_dir else None)

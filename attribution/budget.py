@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -334,6 +334,7 @@ def recommend_budget(
     floors: Mapping[str, Bound] | None = None,
     caps: Mapping[str, Bound] | None = None,
     baseline: str | None = BASELINE,
+    hold: Collection[str] = (),
 ) -> pl.DataFrame:
     """Recommend a budget per channel from credited revenue per unit of spend.
 
@@ -357,6 +358,10 @@ def recommend_budget(
         Channel -> bound (see the module docstring: cents, text amounts, :class:`Share`, "10%").
     baseline
         The model to set beside (``last_touch``), or ``None`` to skip it.
+    hold
+        Channels whose budget is not moved: they keep their share of the current spend
+        (``bound`` "held"), under both models. :func:`undecided` lists the channels whose
+        evidence does not support a move (the model's share interval holds last-touch's share).
 
     Returns
     -------
@@ -411,6 +416,10 @@ def recommend_budget(
     highs: dict[str, int | None] = {
         c: _cents(caps_given[c], total, up=False) if c in caps_given else None for c in budgeted
     }
+    spent = sum(spend_of[c] for c in budgeted)
+    held = {c for c in hold if c in budgeted and c not in floors_given and c not in caps_given}
+    for channel in held:
+        lows[channel] = highs[channel] = spend_of[channel] * total // spent if spent else 0
     for channel in budgeted:
         high = highs[channel]
         if high is not None and lows[channel] > high:
@@ -435,7 +444,8 @@ def recommend_budget(
         amount = recommended[channel]
         high = highs[channel]
         at_bound = (
-            "floor" if channel in floors_given and amount == lows[channel]
+            "held" if channel in held
+            else "floor" if channel in floors_given and amount == lows[channel]
             else "cap" if high is not None and amount == high
             else None
         )
@@ -470,6 +480,23 @@ def recommend_budget(
         )
     frame = pl.DataFrame(rows, schema=BUDGET_SCHEMA, orient="row")
     return frame.sort(["recommended", "channel"], descending=[True, False])
+
+
+def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> list[str]:
+    """Channels whose budget the evidence does not move: ``model``'s share interval
+    (``revenue_share_low`` .. ``revenue_share_high`` of a summary with bootstrap intervals,
+    :mod:`attribution.intervals`) holds ``baseline``'s share of the same channel. Empty when
+    the summary has no intervals."""
+    if "revenue_share_low" not in summary.columns:
+        return []
+    base = summary.filter(pl.col("model") == baseline).select(
+        "channel", pl.col("revenue_share").alias("_base"))
+    rows = (summary.filter(pl.col("model") == model)
+            .join(base, on="channel", how="left")
+            .with_columns(pl.col("_base").fill_null(0.0))
+            .filter((pl.col("revenue_share_low") <= pl.col("_base"))
+                    & (pl.col("_base") <= pl.col("revenue_share_high"))))
+    return sorted(rows.get_column("channel").to_list())
 
 
 # -- what if ----------------------------------------------------------------------------------------

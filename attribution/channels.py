@@ -264,7 +264,7 @@ def _glob_matcher(pattern: str) -> Callable[[str], bool]:
     return match
 
 
-def _globs_to_regex(patterns: tuple[str, ...]) -> str:
+def globs_to_regex(patterns: tuple[str, ...]) -> str:
     """One anchored regular expression matching any of ``patterns`` (trimmed, lower-cased):
     for callers matching a few globs over a column (``hygiene``), not the channel rules."""
     parts = [_glob_to_regex(pattern.strip().lower())[1:-1] for pattern in patterns]
@@ -365,8 +365,9 @@ class ChannelMatcher:
                     if best is not None and rule >= best:
                         break  # ascending: no later candidate of this key can win
                     keys = self.keys_of[rule]
-                    if keys[0] == key and all(rule in matching[other][values[_MATCH_KEYS.index(other)]]
-                                              for other in keys[1:]):
+                    if keys[0] == key and all(
+                            rule in matching[other][values[_MATCH_KEYS.index(other)]]
+                            for other in keys[1:]):
                         best = rule
                         break
             result.append(best)

@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from attribution import commands, render
-from attribution.config import OUTPUT_FORMATS
+from attribution.config import OUTPUT_FORMATS, writes_outside
 from attribution.config import from_options as build_config
 from attribution.engine import Engine, get_engine, parse_spark_conf
-from attribution.errors import AttributionError, ConfigError
+from attribution.errors import AttributionError, ConfigError, RejectRateError
 from attribution.output import csv_text, json_records, money_to_decimal
 from attribution.pipeline import Progress as ProgressCallback
 from attribution.pipeline import RunResult
@@ -62,7 +62,8 @@ class State:
             yield lambda _stage, _done, _total: None
             return
         bar = Progress(
-            TextColumn("{task.description:<24}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.description:<24}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(), console=self.err, transient=not forced,
         )
         task = bar.add_task("starting", total=1)
@@ -94,10 +95,14 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except AttributionError as exc:
             if state.debug:
                 raise
+            if isinstance(exc, RejectRateError):  # the accounting it stopped on, then why
+                state.note(render.accounting_table(exc.accounting),
+                           render.reject_reasons_table(exc.accounting))
             click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("Error: interrupted (Ctrl-C); a result folder keeps its previous set", err=True)
+            click.echo("Error: interrupted (Ctrl-C); a result folder keeps its previous set",
+                       err=True)
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
@@ -156,20 +161,35 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--paths", type=LOCATION, metavar="FILE",
                      help="Aggregated path table (path, conversions, value, nulls) instead of "
                           "--touchpoints/--deals."),
-        click.option("--path-separator", help="Separator between channels in --paths.  [default: >]"),
+        click.option("--path-separator",
+                     help="Separator between channels in --paths.  [default: >]"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="attribution.toml holding any option; flags override it."),
         click.option("--lookback-days", type=click.IntRange(min=0),
                      help="Days before a deal's creation that count.  [default: 180]"),
         click.option("--dedup-minutes", type=click.FloatRange(min=0),
-                     help="Same contact and channel within this many minutes count once.  [default: 30]"),
-        click.option("--as-of", help="Instant that closes open deals (ISO date); default: latest date in the data."),
+                     help="Same contact and channel within this many minutes count once.  "
+                          "[default: 30]"),
+        click.option("--as-of", help="Instant that closes open deals (ISO date); default: "
+                                      "latest date in the data."),
         click.option("--channel-rules", type=click.Path(dir_okay=False, path_type=Path),
                      help="TOML channel rules (utm -> channel, group); default: built-in rules."),
-        click.option("--currency", help="Currency of the run; deals in another currency are rejected."),
+        click.option("--currency",
+                     help="Currency of the run; deals in another currency are rejected."),
         click.option("--timestamp-format", "time_formats", multiple=True, metavar="STRFTIME",
                      help="Format of your timestamps when not ISO-8601, e.g. '%m/%d/%Y %I:%M %p' "
                           "(repeatable; naive times are UTC)."),
+        click.option("--source", metavar="NAME",
+                     help="The system the exports come from: hubspot, salesforce, "
+                          "marketo_measure, ga4 or generic (its column names, stages, "
+                          "timestamps and channels), or an edited preset file NAME.toml."),
+        click.option("--encoding", metavar="NAME",
+                     help="The text inputs' encoding when it is not UTF-8, e.g. latin-1 or "
+                          "cp1252 (UTF-16 is recognised by its byte-order mark).  "
+                          "[default: utf-8]"),
+        click.option("--max-reject-rate", type=float, metavar="SHARE",
+                     help="Stop (exit 2, nothing written) when more than this share of any "
+                          "input's rows is rejected.  [default: 0.2]"),
         click.option("--strict", is_flag=True, default=None,
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=LOCATION, metavar="DIR",
@@ -191,17 +211,37 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--model", "model_names", multiple=True, metavar="NAME",
                      help="Model to run (repeatable); see `attribution models`. Default: every "
-                          "model the data supports (scorecard: w_shaped; budget: give one)."),
+                          "model the data supports (scorecard and budget: the recommended "
+                          "model, [models] recommended, default incremental)."),
         click.option("--half-life-days", type=click.FloatRange(min=0, min_open=True),
                      help="time_decay half-life.  [default: 7]"),
         click.option("--markov-order", type=click.IntRange(1, 4),
                      help="Markov chain order: a state is the last K channels.  [default: 1]"),
-        click.option("--bootstrap", type=click.IntRange(min=0),
-                     help="Markov: bootstrap resamples for confidence intervals.  [default: 0]"),
+        click.option("--bootstrap", type=click.IntRange(min=1),
+                     help="Resample the accounts N times: an interval on every model's channel "
+                          "credit (revenue_credit_low/high, revenue_share_low/high). Markov's "
+                          "own removal-effect intervals: --param markov.bootstrap=N."),
+        click.option("--interval", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Coverage of the --bootstrap intervals, e.g. 0.8.  [default: 0.9]"),
         click.option("--shapley-variant", type=click.Choice(["simplified", "rate", "ordered"]),
                      help="Shapley variant.  [default: simplified]"),
         click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
                      help="Any model parameter, e.g. u_shaped.first=0.3 (repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def evidence_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--seed of the --bootstrap resampling and --min-deals of the sufficiency check."""
+    options = [
+        click.option("--seed", type=int,
+                     help="Seed of the --bootstrap resampling: same seed, same intervals.  "
+                          "[default: 0]"),
+        click.option("--min-deals", type=click.IntRange(min=1),
+                     help="Fewer won deals touched than this: a channel is marked too few "
+                          "deals to tell (sufficient: false).  [default: 30]"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -238,7 +278,8 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
     """Row accounting, rejects and unmapped sources, on stderr."""
-    state.note(render.accounting_table(result.accounting), render.reject_reasons_table(result.accounting))
+    state.note(render.accounting_table(result.accounting),
+               render.reject_reasons_table(result.accounting))
     report_notes(state, result, rejects_file)
 
 
@@ -318,12 +359,20 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
     config = build_config(**options)
     if out_format:
         config = config.replace(format=out_format)
+    outside = writes_outside(config) if options.get("out") is None else None
+    if outside is not None:  # said even under -q: the folder is replaced whole
+        click.echo(f"note: {render.printable(config.config_file)} writes its results outside "
+                   f"its folder, to {render.printable(outside)}", err=True)
     with state.progress() as progress:
         outcome = commands.run(config, make_engine(engine, spark_master, spark_conf), progress,
                                wait=wait)
     result = outcome.result
     report_inputs(state, result, outcome.rejects_file)
-    state.note("wrote " + ", ".join(render.escape_text(p) for p in outcome.written))
+    if outcome.run_id is not None:
+        state.note(f"wrote run {outcome.run_id} to {render.escape_text(config.out)}: "
+                   + ", ".join(render.escape_text(p) for p in outcome.written))
+    else:
+        state.note("wrote " + ", ".join(render.escape_text(p) for p in outcome.written))
     models = [m.name for m in result.models]
     if stdout_format == "table":
         if len(models) == 1:
@@ -343,6 +392,7 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
 @input_options
 @model_options
 @format_option
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -353,7 +403,9 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     With --format json, stdout holds only a JSON list of objects: model, channel,
     channel_group, revenue_credit, pipeline_credit, revenue_share, pipeline_share,
     last_touch_revenue_credit, last_touch_revenue_share, revenue_shift, revenue_shift_pct,
-    share_shift (money in major units).
+    share_shift (money in major units). With --bootstrap N each row also carries
+    revenue_credit_low/high, revenue_share_low/high, last_touch_revenue_share_low/high,
+    won_deals_touched and sufficient (false: too few deals to tell).
     """
     config = build_config(**options)
     with state.progress() as progress:
@@ -365,6 +417,7 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30)
     emit(state, comparison, stdout_format,
          render.comparison_table(comparison, result.currency, models=shown))
+    note_too_few(state, result)
 
 
 @cli.command(short_help="Check the inputs: row accounting and rejects, no models.")
@@ -389,15 +442,16 @@ def validate(state: State, stdout_format: str, engine: str, spark_master: str,
         report_notes(state, result, outcome.rejects_file)
     else:
         report_notes(state, result, outcome.rejects_file)
-        emit(state, pl.DataFrame([a.as_dict() for a in result.accounting]).drop("rejected_by_reason"),
-             stdout_format, None)
+        accounting = pl.DataFrame([a.as_dict() for a in result.accounting])
+        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None)
 
 
 @cli.command(short_help="Journey path graph (GraphML, JSON) and path statistics.")
 @input_options
 @click.option("--format", "stdout_format", type=click.Choice(["table", "json", "graphml"]),
               default="table", show_default=True,
-              help="table: top paths, lengths, transitions; json: node-link graph; graphml: for Gephi.")
+              help="table: top paths, lengths, transitions; json: node-link graph; graphml: "
+                   "for Gephi.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the json/graphml graph here instead of stdout.")
 @click.option("--order", type=click.IntRange(1, 4), default=1, show_default=True,
@@ -426,7 +480,8 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
                                                    include_open=include_open)
         report_inputs(state, outcome.result, outcome.rejects_file)
         if output is not None:
-            state.note(f"wrote {render.escape_text(commands.write_graph(network, output, stdout_format))}")
+            written = commands.write_graph(network, output, stdout_format)
+            state.note(f"wrote {render.escape_text(written)}")
         elif stdout_format == "graphml":
             click.echo(commands.graph_text(network, "graphml"), nl=False)
         else:
@@ -472,11 +527,23 @@ def report_economics(state: State, economics: commands.Economics) -> None:
     report_inputs(state, economics.result, economics.outcome.rejects_file)
 
 
+def note_too_few(state: State, result: RunResult, models: list[str] | None = None) -> None:
+    """On stderr: the run's notes on evidence (intervals, few won deals) and, per model, the
+    channels with too few deals to tell."""
+    from attribution.intervals import evidence_notes
+
+    for line in evidence_notes(result, models):
+        state.note(f"[yellow]{render.escape_text(line)}[/yellow]")
+
+
 SCORECARD_COLUMNS = [
     "channel", "channel_group", "leads", "opportunities", "pipeline_credit", "won_deals",
     "revenue_credit", "win_rate", "avg_deal_size", "days_to_close", "spend", "cost_per_lead",
     "cost_per_won_deal", "roas",
 ]
+#: fractional, model-weighted counts say so in their heading
+CREDITED_LABELS = {"opportunities": "credited_opportunities", "won_deals": "credited_won_deals"}
+
 FUNNEL_COLUMNS = [
     "period", "channel_group", "leads", "opportunities", "pipeline", "won_deals", "won_revenue",
     "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend", "volume_effect",
@@ -498,6 +565,7 @@ FUNNEL_COLUMNS = [
 @click.option("--signup-minutes", type=click.FloatRange(min=0),
               help="Hygiene: a deal created this close to a sign-up touch, with no later sales "
                    "touch, looks auto-created.  [default: 10]")
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -508,13 +576,14 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     """Channel economics: leads next to pipeline and revenue, win rate, deal size, cost.
 
     Judges channels by the pipeline and revenue they create, not by lead counts: for each
-    channel (under each --model; default w_shaped) leads (contacts whose first touch is the
+    channel (under each --model; default the recommended model, [models] recommended)
+    leads (contacts whose first touch is the
     channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """
-    if not options.get("model_names"):
-        options["model_names"] = ("w_shaped",)
     config = build_config(**options)
+    if not options.get("model_names"):  # the recommended model unless --model says otherwise
+        config = config.replace(models=(config.recommended,))
     with state.progress() as progress:
         card = commands.scorecard(
             config, make_engine(engine, spark_master, spark_conf), progress, spend_path=spend,
@@ -523,21 +592,34 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     result = card.economics.result
     report_economics(state, card.economics)
     table = card.table
+    from attribution.economics import PERIOD_BASIS
+
     if grain and not by_period_channel:
         columns = FUNNEL_COLUMNS
         title = f"Funnel by {grain}"
     else:
         columns = (["period"] if grain else []) + SCORECARD_COLUMNS
         title = "Channel scorecard" + (f" by {grain}" if grain else "")
+    if grain:
+        state.note(f"periods count {PERIOD_BASIS}")
+    state.note("credited opportunities and won deals are model-weighted counts (a deal shared "
+               "by three channels counts a fraction to each); channels without spend have no "
+               "cost")
     if stdout_format == "table":
         for model in table.get_column("model").unique(maintain_order=True):
-            rows = table.filter(pl.col("model") == model).select(
-                [c for c in columns if c in table.columns]
-            )
-            state.out.print(render.frame_table(rows, title=f"{title} - {model}",
-                                               currency=result.currency, compact=True))
+            rows = table.filter(pl.col("model") == model)
+            if "period_label" in rows.columns:
+                rows = rows.with_columns(pl.col("period_label").alias("period"))
+            rows = rows.select([c for c in columns if c in rows.columns]).rename(
+                CREDITED_LABELS, strict=False)
+            label = f"{model} (recommended)" if model == card.recommended else model
+            state.out.print(render.frame_table(
+                rows, title=f"{title} - {label}",
+                currency=result.currency, compact=True))
     else:
         emit(state, table, stdout_format, None)
+    if not grain:
+        note_too_few(state, result, card.models)
     if card.hygiene is not None:
         state.note(render.frame_table(card.hygiene, title="Pipeline hygiene: deals that look "
                                       "auto-created (report only, credit unchanged)",
@@ -555,9 +637,11 @@ BUDGET_COLUMNS = [
 @model_options
 @format_option
 @spend_option
-@click.option("--total", help="Budget to allocate (major units, e.g. 250000); default: current spend.")
+@click.option("--total",
+              help="Budget to allocate (major units, e.g. 250000); default: current spend.")
 @click.option("--shift", type=click.FloatRange(0, 1), default=0.2, show_default=True,
-              help="Share of the budget moved from the current mix toward the credited-revenue mix.")
+              help="Share of the budget moved from the current mix toward the "
+                   "credited-revenue mix.")
 @click.option("--floor", "floors", multiple=True, metavar="CHANNEL=AMOUNT|SHARE%",
               help="Minimum for a channel (repeatable), e.g. podcast=5000 or podcast=10%.")
 @click.option("--cap", "caps", multiple=True, metavar="CHANNEL=AMOUNT|SHARE%",
@@ -566,6 +650,7 @@ BUDGET_COLUMNS = [
               help="A proposed budget (channel, amount) to estimate revenue for.")
 @click.option("--band", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="What-if: returns per unit of spend hold within +-band of current spend.")
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -575,17 +660,20 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     """Recommend a budget from credited revenue per unit of spend, next to last-touch's.
 
     Compares each paid channel's share of spend with its share of credited revenue under
-    --model (one model, e.g. --model w_shaped), moves --shift of the budget toward the revenue
-    mix within floors and caps (the total is kept to the cent), and shows what changes when the
-    decision is made on multi-touch credit rather than last-touch.
+    --model (one model; default the recommended model, [models] recommended), moves --shift
+    of the budget toward the revenue mix within floors and caps (the total is kept to the
+    cent), and shows what changes when the decision is made on multi-touch credit rather than
+    last-touch. With --bootstrap N, money moves only where the model's share interval excludes
+    last-touch's share; the other channels keep their share of current spend ("held").
     """
     names: tuple[str, ...] = options.get("model_names") or ()
-    if len(names) != 1:
-        raise ConfigError("budget needs exactly one --model, e.g. --model w_shaped")
+    if len(names) > 1:
+        raise ConfigError("budget takes one --model (default: the recommended model)")
     config = build_config(**options)
     with state.progress() as progress:
         plan = commands.budget(
-            config, make_engine(engine, spark_master, spark_conf), progress, model=names[0],
+            config, make_engine(engine, spark_master, spark_conf), progress,
+            model=names[0] if names else None,
             spend_path=spend, total=total, shift=shift, floors=floors, caps=caps,
             what_if_path=what_if_path, band=band)
     result = plan.economics.result
@@ -595,14 +683,27 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
         [c for c in BUDGET_COLUMNS if c in recommendation.columns]
     ).rename({"revenue_share": "paid_revenue_share"}, strict=False)
     emit(state, recommendation, stdout_format,
-         render.frame_table(shown, title=f"Budget recommendation - {plan.model} (shift "
+         render.frame_table(shown, title=f"Budget recommendation - {plan.model}"
+                            + (" (recommended model)" if plan.model == config.recommended else "")
+                            + " (shift "
                             f"{shift:.0%} toward credited revenue), next to the same rule on "
                             "last-touch credit", currency=result.currency, compact=True))
+    if plan.gated:
+        state.note("money moves only where the interval of " + render.escape_text(plan.model)
+                   + "'s share excludes last-touch's share; held at the current mix: "
+                   + (", ".join(map(render.escape_text, plan.held)) or "none"))
+    else:
+        state.note("no intervals (add --bootstrap N): the moves are not checked against the "
+                   "uncertainty of the credit")
+    note_too_few(state, result, [plan.model])
     if plan.what_if is not None:
         emit(state, plan.what_if, stdout_format,
-             render.frame_table(plan.what_if.drop("model"), compact=True,
+             render.frame_table(commands.with_total_row(plan.what_if.drop("model")),
+                                compact=True,
                                 title=f"What if - {plan.model} (constant return per unit of "
-                                f"spend within +-{band:.0%} of current spend)",
+                                f"spend within +-{band:.0%} of current spend; credited revenue, "
+                                "not caused revenue: a channel's credit is not what its spend "
+                                "brings in)",
                                 currency=result.currency))
 
 
@@ -616,10 +717,12 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
 @click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write the main charts as PNG into this folder (for slides).")
 @click.option("--budget-model", metavar="NAME",
-              help="Model whose credit drives the budget section.  [default: w_shaped]")
+              help="Model the report leads with and whose credit drives the budget section.  "
+                   "[default: the recommended model, [models] recommended]")
 @click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
                    "against simulated truth.")
+@evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -628,9 +731,11 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
            spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
-    Headline figures, credit by model, the shift from last-touch (demand creation in green),
+    Leads with the decision: the recommended model against last-touch (with intervals under
+    --bootstrap N), won revenue credited by month and channel, the budget move; then
+    headline figures, credit by model, the shift from last-touch (demand creation in green),
     the share by channel group, a Sankey of won revenue from first to last touch, the Markov
-    transition heatmap and removal effects (with --bootstrap N: confidence intervals), the
+    transition heatmap and removal effects (with --param markov.bootstrap=N: intervals), the
     channel scorecard and budget recommendation (with a spend file), and every setting, input
     checksum and row count of the run.
     """
@@ -649,8 +754,8 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
 @click.option("--accounts", type=click.IntRange(min=1), default=1000, show_default=True,
               help="How many accounts (about 7 touchpoints and 0.2 deals each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search", "last_touch_world",
-                                                "no_marketing"]),
+@click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search",
+                                                "last_touch_world", "no_marketing"]),
               default="baseline", show_default=True, help="The causal world to simulate.")
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
               help="Length of the export, from 2025-01-01.")
@@ -725,7 +830,11 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
 @click.pass_obj
 @handle_errors
 def models_command(state: State, stdout_format: str) -> None:
-    """List the registered models with their parameters and defaults."""
+    """List the registered models with their parameters and defaults, and the recommended
+    model (what scorecard, budget and the report use unless --model says otherwise) with the
+    evidence for it."""
+    from attribution.config import RECOMMENDED_EVIDENCE
+
     records = commands.model_catalogue()
     if stdout_format == "json":
         click.echo(json.dumps(records, indent=2))
@@ -738,8 +847,34 @@ def models_command(state: State, stdout_format: str) -> None:
     table.add_column("parameters (defaults)")
     for record in records:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
-        table.add_row(record["name"], record["summary"], params)
+        name = record["name"] + (" (recommended)" if record["recommended"] else "")
+        table.add_row(name, record["summary"], params)
     state.out.print(table)
+    chosen = next(r["name"] for r in records if r["recommended"])
+    click.echo(f"Recommended: {chosen} (set [models] recommended to change it). "
+               f"{RECOMMENDED_EVIDENCE.replace('`', '')}.")
+
+
+@cli.command(short_help="The runs a database keeps, or one channel's credit run by run.")
+@click.option("--out", "out", required=True, type=LOCATION, metavar="URI",
+              help="The database the runs were written to: postgresql://...?schema=NAME, "
+                   "duckdb:///file.duckdb or a .duckdb file.")
+@click.option("--channel", metavar="NAME", help="A channel: its credit and share in each run.")
+@click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the last N runs.")
+@click.option("--model", "model_name", metavar="NAME",
+              help="The model whose credit --channel shows.")
+@format_option
+@click.pass_obj
+@handle_errors
+def history(state: State, out: Any, channel: str | None, last: int | None,
+            model_name: str | None, stdout_format: str) -> None:
+    """List the runs kept in a database (written with `attribution run --out URI`), or with
+    --channel and --model that channel's credit and share in each run: "how did podcast's
+    credit move week over week" as one command."""
+    kept = commands.history(out, channel=channel, model=model_name, last=last)
+    title = (f"{kept.channel} under {kept.model}, run by run" if kept.channel
+             else f"Runs kept in {out}")
+    emit(state, kept.table, stdout_format, render.frame_table(kept.table, title=title))
 
 
 @cli.command(short_help="Check a result folder against the manifest in its run.json.")
@@ -754,15 +889,21 @@ def verify(state: State, out: Path) -> None:
 
 
 @cli.command(short_help="Write a commented attribution.toml and an editable channels.toml.")
-@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."),
               show_default=True, help="Where to write attribution.toml and channels.toml.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--source", metavar="NAME",
+              help="Also write the preset of the system your exports come from (hubspot, "
+                   "salesforce, marketo_measure, ga4, generic) as NAME.toml, and point the "
+                   "config at it.")
 @click.pass_obj
 @handle_errors
-def init(state: State, directory: Path, force: bool) -> None:
+def init(state: State, directory: Path, force: bool, source: str | None) -> None:
     """Write a commented attribution.toml with every option and its default, and an editable
-    copy of the built-in channel rules (channels.toml)."""
-    written = commands.init(directory, force=force)
+    copy of the built-in channel rules (channels.toml); with --source, an editable copy of
+    that system's preset too."""
+    written = commands.init(directory, force=force, source=source)
     state.note("wrote " + ", ".join(render.escape_text(p) for p in written))
 
 

@@ -25,6 +25,7 @@ from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.engine import Engine
 from attribution.errors import ConfigError
+from attribution.intervals import sufficiency, with_intervals
 from attribution.output import write_csv
 from attribution.pipeline import Progress, RunResult, require_inputs, resolve_models
 from attribution.results import unspent_channels, with_spend, write_results
@@ -40,6 +41,8 @@ class Outcome:
     written: list[str] = field(default_factory=list)
     #: the rejects file, when rows were rejected
     rejects_file: str | None = None
+    #: the run's id where the destination keeps runs (a database)
+    run_id: str | None = None
 
 
 def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcome:
@@ -70,17 +73,47 @@ def run(config: Config, engine: Engine, progress: Progress | None = None, *,
     with writer.transaction(wait=wait):
         result = engine.run(config, progress, writer=writer, keep_inputs=False,
                             keep_credit=False)
+        result = with_intervals(result, progress=progress)  # a no-op without --bootstrap
         written = [writer.final(path) for path in write_results(result, writer)]
     rejects = next((w for w in written if w.endswith("rejects.csv")), None)
     if result.rejects.height and config.rejects is not None:
         rejects = str(write_csv(result.rejects, config.rejects, csv_raw=config.csv_raw))
-    return Outcome(result, written, rejects)
+    return Outcome(result, written, rejects, writer.run_id)
+
+
+@dataclass
+class History:
+    """What ``attribution history`` shows: the runs kept in a database, or one channel's
+    credit and share run by run."""
+
+    table: pl.DataFrame
+    channel: str | None = None
+    model: str | None = None
+
+
+def history(out: str | Path, *, channel: str | None = None, model: str | None = None,
+            last: int | None = None) -> History:
+    """``attribution history``: the runs a database keeps (one row each), or with ``channel``
+    and ``model`` that channel's credit and share in each run."""
+    from attribution import db
+
+    if not db.is_database_uri(out):
+        raise ConfigError(f"--out {out}: history is kept in a database (postgresql://... or a "
+                          ".duckdb file); a folder holds one run")
+    if (channel is None) != (model is None):
+        raise ConfigError("history: give --channel and --model together (or neither)")
+    if channel is not None and model is not None:
+        return History(db.channel_history(out, channel, model, last=last), channel, model)
+    table = db.history(out)
+    return History(table.tail(last) if last else table)
 
 
 def compare(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
-    """``attribution compare``: last-touch next to every other model (no credit kept)."""
+    """``attribution compare``: last-touch next to every other model (no credit kept); with
+    ``config.bootstrap`` resamples, every model's credit carries its interval
+    (:func:`attribution.intervals.with_intervals`)."""
     result = engine.run(_with_baseline(config), progress, keep_inputs=False, keep_credit=False)
-    return _with_rejects(result)
+    return _with_rejects(with_intervals(result, progress=progress))
 
 
 def validate(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:
@@ -163,7 +196,8 @@ def path_statistics(config: Config, engine: Engine, progress: Progress | None = 
 def _spend(result: RunResult, spend_path: Path | None, *, required: bool) -> Spend | None:
     if spend_path is None and result.config.spend is None:
         if required:
-            raise ConfigError("no spend file: give --spend FILE or set [inputs] spend in the config")
+            raise ConfigError(
+                "no spend file: give --spend FILE or set [inputs] spend in the config")
         return None
     return api.read_spend(result, spend_path)
 
@@ -188,12 +222,18 @@ def _economics(config: Config, engine: Engine, progress: Progress | None,
     """Run, then read the spend export with the run's rules and currency; its accounting and
     rejects join the run's (a new result)."""
     result = engine.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
+    result = with_intervals(result, progress=progress)  # a no-op without --bootstrap
     spend = _spend(result, spend_path, required=required)
     unspent: list[str] = []
     if spend is not None:
         unspent = unspent_channels(result, spend)
         result = with_spend(result, spend)
     return Economics(_with_rejects(result), spend, unspent)
+
+
+def _recommended(config: Config) -> Config:
+    """The config with its recommended model to run when no model is named."""
+    return config if config.models else config.replace(models=(config.recommended,))
 
 
 @dataclass
@@ -204,25 +244,48 @@ class Scorecard:
     table: pl.DataFrame
     #: deals that look auto-created (None when not asked for, or without the exports)
     hygiene: pl.DataFrame | None = None
+    #: the models of the table (the recommended one unless --model named others)
+    models: list[str] = field(default_factory=list)
+    #: the config's recommended model
+    recommended: str = ""
 
 
 def scorecard(config: Config, engine: Engine, progress: Progress | None = None, *,
               spend_path: Path | None = None, grain: str | None = None,
               by_period_channel: bool = False, hygiene: bool = True,
               signup_minutes: float | None = None) -> Scorecard:
-    """``attribution scorecard``: channel economics (or the funnel by period) per model."""
+    """``attribution scorecard``: channel economics (or the funnel by period) per model: the
+    recommended model's unless ``config.models`` names others. The channel scorecard carries
+    ``won_deals_touched`` and ``sufficient`` (False: too few deals to tell)."""
     from attribution import hygiene as hygiene_checks
 
+    config = _recommended(config)
     economics = _economics(config, engine, progress, spend_path, required=False)
     result = economics.result
     table = api.scorecard(result, economics.spend, grain=grain,
                           by_period_channel=by_period_channel)
+    if not grain:
+        table = _marked(table, result)
+    else:  # the period as a reader names it (2025-Q1), beside its start date
+        from attribution.economics import period_label
+
+        table = table.with_columns(period_label(pl.col("period"), grain).alias("period_label"))
     report = None
     if hygiene and result.inputs is not None:
         rules = (hygiene_checks.HygieneRules() if signup_minutes is None
                  else hygiene_checks.HygieneRules(signup_minutes=signup_minutes))
         report = hygiene_checks.hygiene_report(hygiene_checks.flag_deals(result.journeys, rules))
-    return Scorecard(economics, table, report)
+    return Scorecard(economics, table, report, [m.name for m in result.models],
+                     config.recommended)
+
+
+def _marked(table: pl.DataFrame, result: RunResult) -> pl.DataFrame:
+    """A per-model channel table with ``won_deals_touched`` and ``sufficient`` (from the
+    run's summary: its intervals count when it has them)."""
+    marked = sufficiency(result.summary, result.journeys, result.config.min_deals)
+    return table.join(marked.select("model", "channel", "won_deals_touched", "sufficient"),
+                      on=["model", "channel"], how="left", maintain_order="left").with_columns(
+        pl.col("won_deals_touched").fill_null(0), pl.col("sufficient").fill_null(False))
 
 
 @dataclass
@@ -233,40 +296,71 @@ class Budget:
     model: str
     recommendation: pl.DataFrame
     what_if: pl.DataFrame | None = None
+    #: channels held at their current share: the model's share interval holds last-touch's
+    #: (empty without intervals)
+    held: list[str] = field(default_factory=list)
+    #: whether intervals gated the moves (the run had --bootstrap)
+    gated: bool = False
 
 
 def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
-           model: str, spend_path: Path | None = None, total: str | None = None,
+           model: str | None = None, spend_path: Path | None = None, total: str | None = None,
            shift: float = 0.2, floors: tuple[str, ...] = (), caps: tuple[str, ...] = (),
            what_if_path: Path | None = None, band: float = 0.5) -> Budget:
-    """``attribution budget``: a budget from ``model``'s credited revenue per unit of spend,
-    next to the same rule on last-touch credit (and a what-if estimate of a proposed one)."""
+    """``attribution budget``: a budget from ``model``'s credited revenue per unit of spend
+    (default: the config's recommended model), next to the same rule on last-touch credit (and
+    a what-if estimate of a proposed one). With ``config.bootstrap`` resamples, money moves
+    only where the model's share interval excludes last-touch's share; the other channels keep
+    their share of the current spend (``held``)."""
     from attribution import budget as budgeting
 
+    model = model or config.recommended
     models = (BASELINE,) if model == BASELINE else (BASELINE, model)
     economics = _economics(config.replace(models=models), engine, progress, spend_path,
                            required=True, keep_inputs=False, keep_credit=False)
     assert economics.spend is not None
     summary = economics.result.summary
+    held = budgeting.undecided(summary, model) if model != BASELINE else []
     recommendation = budgeting.recommend_budget(
         summary, economics.spend, model,
         total=budgeting.parse_bound(total) if total else None,  # type: ignore[arg-type]
         shift=shift,
         floors=dict(budgeting.parse_bound_option(f, "--floor") for f in floors),
         caps=dict(budgeting.parse_bound_option(c, "--cap") for c in caps),
+        hold=held,
     )
     estimate = None
     if what_if_path is not None:
         estimate = budgeting.what_if(budgeting.read_budget(what_if_path), summary,
                                      economics.spend, model, band=band)
-    return Budget(economics, model, recommendation, estimate)
+    held = [c for c in held if c in set(recommendation.get_column("channel").to_list())]
+    return Budget(economics, model, recommendation, estimate, held,
+                  "revenue_share_low" in summary.columns)
+
+
+def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
+    """A table with a ``total`` row: money and count columns summed, the rest empty (its first
+    text column reads ``total``)."""
+    if frame.is_empty():
+        return frame
+    summed = {"current_spend", "proposed_spend", "revenue_credit", "counted_spend",
+              "expected_revenue", "revenue_change", "recommended", "change"}
+    first = next(c for c, t in frame.schema.items() if t == pl.String)
+    total = frame.select(
+        [pl.lit("total").alias(c) if c == first
+         else pl.col(c).sum().alias(c) if c in summed
+         else pl.lit(None, dtype=t).alias(c) for c, t in frame.schema.items()])
+    return pl.concat([frame, total.cast(frame.schema)])
 
 
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,
            output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
            budget_model: str | None = None,
            evaluation_dir: Path | None = None) -> tuple[Economics, Path]:
-    """``attribution report``: one self-contained HTML report of a run (and PNG charts)."""
+    """``attribution report``: one self-contained HTML report of a run (and PNG charts), led
+    by ``budget_model`` (default: the recommended model, when it ran)."""
+    from attribution.report.data import lead_model
+
     evaluation = None
     if evaluation_dir is not None:
         summary_file = evaluation_dir / "evaluation_summary.parquet"
@@ -277,10 +371,10 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
     economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False)
     result = economics.result
     names = [m.name for m in result.models]
-    chosen = budget_model or ("w_shaped" if "w_shaped" in names else names[-1])
-    if economics.spend is not None and chosen not in names:
-        raise ConfigError(f"--budget-model {chosen!r} is not among the run's models: "
+    if budget_model is not None and budget_model not in names:
+        raise ConfigError(f"--budget-model {budget_model!r} is not among the run's models: "
                           f"{', '.join(names)}")
+    chosen = budget_model or lead_model(result)
     path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
                             png_dir=png_dir, evaluation=evaluation)
     return economics, path
@@ -352,9 +446,11 @@ def model_catalogue() -> list[dict[str, Any]]:
     """``attribution models``: every registered model with its parameters and defaults."""
     from attribution.models import MODELS
 
+    recommended = Config().recommended
     return [
         {"name": name, "label": cls.label, "summary": cls.summary,
-         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()}}
+         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()},
+         "recommended": name == recommended}
         for name, cls in MODELS.items()
     ]
 
@@ -366,19 +462,26 @@ def verify(out: Path) -> list[dict[str, Any]]:
     return verify_folder(out)
 
 
-def init(directory: Path, *, force: bool = False) -> list[Path]:
+def init(directory: Path, *, force: bool = False, source: str | None = None) -> list[Path]:
     """``attribution init``: a commented attribution.toml with every option and its default,
-    and an editable copy of the built-in channel rules (channels.toml)."""
-    from importlib import resources
-
+    and an editable copy of the built-in channel rules (channels.toml); with ``source`` (a
+    preset name) an editable copy of that preset (``NAME.toml``), which the config names."""
     from attribution.channels import default_rules_text
+    from attribution.config import check_source, config_template
+    from attribution.sources import PRESET_NAMES, preset_text
 
-    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
-    template = template.replace(
+    if source is not None:
+        source = check_source(source, where="--source")
+        if source not in PRESET_NAMES:
+            raise ConfigError(f"--source {source!r}: init copies a built-in preset; valid: "
+                              f"{', '.join(PRESET_NAMES)}")
+    template = config_template(source).replace(
         '# rules = "channels.toml"  # default: the built-in rules (attribution init writes a copy)',
         'rules = "channels.toml"    # edit it: utm source/medium -> channel, group')
     files = {directory / "attribution.toml": template,
              directory / "channels.toml": default_rules_text()}
+    if source is not None:
+        files[directory / f"{source}.toml"] = preset_text(source)
     existing = [str(p) for p in files if p.exists()]
     if existing and not force:
         raise ConfigError(f"{', '.join(existing)} already exist; use --force to overwrite")
@@ -400,6 +503,7 @@ __all__ = [
     "compare",
     "evaluate",
     "graph_text",
+    "history",
     "init",
     "model_catalogue",
     "path_graph",
@@ -410,5 +514,6 @@ __all__ = [
     "simulate",
     "validate",
     "verify",
+    "with_total_row",
     "write_graph",
 ]

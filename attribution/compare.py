@@ -4,6 +4,10 @@ For each model and channel the comparison holds the model's revenue and pipeline
 revenue share, last-touch's revenue credit and share for the same channel, and the shift:
 ``revenue_shift`` (model minus last-touch, minor units), ``revenue_shift_pct`` (relative to
 last-touch; null where last-touch gave the channel nothing) and ``share_shift`` (share points).
+
+When the summary carries bootstrap intervals (:mod:`attribution.intervals`), the comparison
+carries them too (:data:`INTERVAL_EXTRA`): the model's credit and share bounds, last-touch's
+share bounds, and ``won_deals_touched`` / ``sufficient``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ COMPARISON_SCHEMA = pl.Schema(
         "share_shift": pl.Float64,
     }
 )
+
+
+#: columns a summary with intervals adds to the comparison, in this order
+INTERVAL_EXTRA = ("revenue_credit_low", "revenue_credit_high", "revenue_share_low",
+                  "revenue_share_high", "last_touch_revenue_share_low",
+                  "last_touch_revenue_share_high", "won_deals_touched", "sufficient")
 
 
 def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
@@ -82,4 +92,26 @@ def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
         .sort(["_order", "revenue_shift", "channel"], descending=[False, True, False])
         .drop("_order")
     )
-    return result.select([pl.col(n).cast(t) for n, t in COMPARISON_SCHEMA.items()])
+    result = result.select([pl.col(n).cast(t) for n, t in COMPARISON_SCHEMA.items()])
+    if "revenue_share_low" not in summary.columns:
+        return result
+    bounds = summary.select("model", "channel", "revenue_credit_low", "revenue_credit_high",
+                            "revenue_share_low", "revenue_share_high",
+                            *[c for c in ("won_deals_touched", "sufficient")
+                              if c in summary.columns])
+    base_bounds = bounds.filter(pl.col("model") == baseline).select(
+        "channel",
+        pl.col("revenue_share_low").alias("last_touch_revenue_share_low"),
+        pl.col("revenue_share_high").alias("last_touch_revenue_share_high"),
+    )
+    # a (model, channel) the model did not credit: no credit in any resample either
+    extra = (result.join(bounds, on=["model", "channel"], how="left", maintain_order="left")
+             .join(base_bounds, on="channel", how="left", maintain_order="left")
+             .with_columns(pl.col("revenue_credit_low", "revenue_credit_high",
+                                  "revenue_share_low", "revenue_share_high",
+                                  "last_touch_revenue_share_low",
+                                  "last_touch_revenue_share_high").fill_null(0)))
+    if "sufficient" in extra.columns:
+        extra = extra.with_columns(pl.col("won_deals_touched").fill_null(0),
+                                   pl.col("sufficient").fill_null(False))
+    return extra.select(*COMPARISON_SCHEMA, *[c for c in INTERVAL_EXTRA if c in extra.columns])

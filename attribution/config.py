@@ -52,12 +52,27 @@ class Config:
     # models
     models: tuple[str, ...] = ()
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the model whose numbers scorecard, budget and the report's headline use unless --model
+    #: says otherwise: the one `attribution evaluate` ranks best (see RECOMMENDED_EVIDENCE)
+    recommended: str = "incremental"
+    #: fewer won deals touched than this and a channel's credit is "too few deals to tell"
+    min_deals: int = 30
+    #: run-level bootstrap: resamples of the accounts for every model's credit interval (0: none)
+    bootstrap: int = 0
+    #: coverage of those intervals (0.9: the 5th to the 95th percentile)
+    interval: float = 0.9
+    #: seed of the resampling: same seed, same intervals
+    seed: int = 0
     # output
     out: Path | None = None
     format: str = "parquet"
     strict: bool = False
     #: write CSV cells as they are, without neutralising formula-leading text (``--csv-raw``)
     csv_raw: bool = False
+    #: the attribution.toml this config was read from, if any
+    config_file: Path | None = None
+    #: per input read from a database, the SQL to run there (``[inputs.NAME] query``)
+    queries: dict[str, str] = field(default_factory=dict)
     #: where commands other than ``run`` write the rejected rows (``--rejects``); ``run``
     #: writes them into its result set, and here too when this is set
     rejects: Path | None = None
@@ -70,6 +85,9 @@ class Config:
     source: str | None = None
     #: largest share of any input's rows that may be rejected before a run stops
     max_reject_rate: float = 0.2
+    #: the text inputs' encoding when it is not UTF-8 (``latin-1``, ``cp1252``); None: UTF-8
+    #: (UTF-16 and UTF-32 files are recognised by their byte-order mark)
+    encoding: str | None = None
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
@@ -94,7 +112,18 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return config_from_dict(document, base=path.parent, origin=str(path))
+    config = config_from_dict(document, base=path.parent, origin=str(path))
+    return dataclasses.replace(config, config_file=path)
+
+
+def writes_outside(config: Config) -> Path | None:
+    """The result folder a config file names outside its own folder (a config someone else
+    wrote can point a run's replace-the-whole-folder write anywhere), or None."""
+    if config.config_file is None or config.out is None or isinstance(config.out, str):
+        return None
+    home = config.config_file.resolve().parent
+    target = Path(config.out).resolve()
+    return None if target.is_relative_to(home) else target
 
 
 def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Config:
@@ -121,10 +150,25 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
             )
         return table
 
-    inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate"})
+    inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate",
+                                "encoding"})
+    queries: dict[str, str] = {}
     for name in INPUT_NAMES:
-        if name in inputs:
+        if name in inputs and isinstance(inputs[name], dict):
+            # [inputs.touchpoints] uri = "postgresql://..." / query = "SELECT ..."
+            table = inputs[name]
+            bad = set(table) - {"uri", "query"}
+            if bad or "uri" not in table:
+                raise ConfigError(
+                    f"{origin}: [inputs.{name}] takes uri (a database) and optionally query; "
+                    f"got {', '.join(sorted(table)) or 'nothing'}")
+            options[name] = _resolve(base, str(table["uri"]))
+            if "query" in table:
+                queries[name] = str(table["query"])
+        elif name in inputs:
             options[name] = _resolve(base, inputs[name])
+    if queries:
+        options["queries"] = queries
     if "path_separator" in inputs:
         options["path_separator"] = str(inputs["path_separator"])
     if "source" in inputs:
@@ -132,6 +176,8 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     if "max_reject_rate" in inputs:
         options["max_reject_rate"] = check_reject_rate_option(
             inputs["max_reject_rate"], f"{origin}: [inputs] max_reject_rate")
+    if "encoding" in inputs:
+        options["encoding"] = check_encoding(inputs["encoding"], f"{origin}: [inputs] encoding")
 
     columns = section("columns", set(INPUT_NAMES))
     options["columns"] = {
@@ -170,14 +216,30 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     models = section("models", {"run"})
     if "run" in models:
         options["models"] = _names(models["run"], "[models] run", origin)
+    if "recommended" in models:
+        options["recommended"] = check_recommended(models["recommended"],
+                                                   f"{origin}: [models] recommended")
+    for key, kind in (("min_deals", int), ("bootstrap", int), ("seed", int),
+                      ("interval", float)):
+        if key in models:
+            options[key] = _number(models[key], key, origin, kind)
+    if "min_deals" in options:
+        check_min_deals(options["min_deals"], f"{origin}: [models] min_deals")
+    if "bootstrap" in options:
+        check_bootstrap(options["bootstrap"], f"{origin}: [models] bootstrap")
+    if "interval" in options:
+        check_interval(options["interval"], f"{origin}: [models] interval")
     for name, params in models.items():
+        if name in RUN_LEVEL_MODEL_KEYS:
+            continue
         if name != "run" and not isinstance(params, dict):
             raise ConfigError(
                 f"{origin}: [models] {name} must be a table of that model's parameters "
                 f"([models.{name}]), not {params!r}"
             )
     options["model_params"] = {
-        name: dict(params) for name, params in models.items() if isinstance(params, dict)
+        name: dict(params) for name, params in models.items()
+        if isinstance(params, dict) and name not in RUN_LEVEL_MODEL_KEYS
     }
 
     output = section("output", {"dir", "format", "strict", "csv_raw"})
@@ -200,12 +262,67 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     return Config(**options)
 
 
+#: keys of [models] that are options of the run, not a model's parameter table
+RUN_LEVEL_MODEL_KEYS = ("recommended", "min_deals", "bootstrap", "interval", "seed")
+
+#: why ``recommended`` defaults to ``incremental`` (README, ``attribution models``, the report)
+RECOMMENDED_EVIDENCE = (
+    "`attribution evaluate` ranks incremental best across the shipped evaluation worlds: mean "
+    "absolute error of channel revenue shares 0.068 against last-touch's 0.110 (38% lower), "
+    "better than last-touch in 22 of 26 worlds (10,000 accounts each; bench/RESULTS-evaluate.md)"
+)
+
+
+def check_recommended(value: Any, where: str = "--model") -> str:
+    """A registered model's name for ``[models] recommended``."""
+    from attribution.models import MODELS
+
+    if not isinstance(value, str) or value not in MODELS:
+        raise ConfigError(f"{where}: {value!r} is not a model; valid: {', '.join(MODELS)}")
+    return value
+
+
+def check_min_deals(value: Any, where: str = "--min-deals") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a whole number >= 1, not {value!r}")
+    return value
+
+
+def check_bootstrap(value: Any, where: str = "--bootstrap") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a number of resamples >= 1, not {value!r}")
+    return value
+
+
+def check_interval(value: Any, where: str = "--interval") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(f"{where}: expected a coverage between 0 and 1 (e.g. 0.9), "
+                          f"not {value!r}")
+    return float(value)
+
+
 def check_format(value: str, origin: str = "--format") -> str:
     if value not in OUTPUT_FORMATS:
         raise ConfigError(
             f"{origin}: unknown output format {value!r}; valid: {', '.join(OUTPUT_FORMATS)}"
         )
     return value
+
+
+def config_template(source: str | None = None) -> str:
+    """The commented ``attribution.toml`` that ``attribution init`` writes; with ``source``
+    (a preset name) its ``[inputs] source`` names the preset's editable copy, ``NAME.toml``
+    (written beside it from :func:`attribution.sources.preset_text`)."""
+    from importlib import resources
+
+    template = resources.files("attribution").joinpath("config_template.toml").read_text("utf-8")
+    if source is None:
+        return template
+    check_source(source)
+    line = next(line for line in template.splitlines() if line.startswith("# source = "))
+    return template.replace(
+        line, f'source = "{source}.toml"'.ljust(36) + f"# the {source} preset's copy: edit it",
+        1)
 
 
 def check_source(value: Any, base: Path | None = None, where: str = "--source") -> str:
@@ -249,9 +366,13 @@ def parse_instant(value: Any, where: str) -> datetime:
 
 
 def _resolve(base: Path, value: Any) -> Path:
-    """A path relative to the config's folder; a URL-like location (``s3a://...``) unchanged."""
-    if "://" in str(value):
-        return str(value)  # type: ignore[return-value]
+    """A path relative to the config's folder; a URL-like location (``s3a://...``,
+    ``postgresql://...``) unchanged; a ``duckdb:///relative.duckdb`` file relative to it."""
+    text = str(value)
+    if text.startswith("duckdb:///") and not text.startswith("duckdb:////"):
+        return f"duckdb:///{os.path.normpath(base / text[len('duckdb:///'):])}"  # type: ignore[return-value]
+    if "://" in text:
+        return text  # type: ignore[return-value]
     path = Path(str(value)).expanduser()
     return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
@@ -305,14 +426,14 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
                  **flags: Any) -> Config:
     """The config file (or the defaults) with the command line's options applied: flags that
     were not given (``None``, ``()``) leave the file's values; ``--param MODEL.KEY=VALUE`` items
-    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--bootstrap``,
-    ``--shapley-variant``) go into the models' parameters."""
+    and the model shortcuts (``--half-life-days``, ``--markov-order``, ``--shapley-variant``)
+    go into the models' parameters. ``--bootstrap`` is the run's (every model's intervals);
+    Markov's own removal-effect bootstrap is ``--param markov.bootstrap=N``."""
     config = load_config(config_path)
     model_params = {name: dict(values) for name, values in config.model_params.items()}
     for model, key, value in [
         ("time_decay", "half_life_days", half_life_days),
         ("markov", "order", markov_order),
-        ("markov", "bootstrap", bootstrap),
         ("shapley", "variant", shapley_variant),
     ]:
         if value is not None:
@@ -326,12 +447,35 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
         model_params.setdefault(model, {})[name] = parse_value(value)
     if flags.get("currency"):
         flags["currency"] = flags["currency"].upper()
+    if flags.get("source") is not None:
+        flags["source"] = check_source(flags["source"])
+    if flags.get("max_reject_rate") is not None:
+        flags["max_reject_rate"] = check_reject_rate_option(flags["max_reject_rate"])
+    if flags.get("encoding") is not None:
+        flags["encoding"] = check_encoding(flags["encoding"])
+    if flags.get("encoding") is not None:
+        flags["encoding"] = check_encoding(flags["encoding"])
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,
+        bootstrap=check_bootstrap(bootstrap) if bootstrap is not None else None,
         as_of=parse_instant(as_of, "--as-of") if as_of else None,
         **flags,
     )
+
+
+def check_encoding(value: Any, where: str = "--encoding") -> str:
+    """A text encoding Python knows (``latin-1``, ``cp1252``, ``utf-16``), as given."""
+    import codecs
+
+    if isinstance(value, str) and value.strip():
+        try:
+            codecs.lookup(value.strip())
+            return value.strip()
+        except LookupError:
+            pass
+    raise ConfigError(f"{where}: unknown encoding {value!r}; expected a text encoding such as "
+                      "utf-8, latin-1, cp1252 or utf-16")
 
 
 def parse_value(text: str) -> Any:

@@ -91,11 +91,6 @@ class DatabaseURI:
     query: str | None = None
     schema: str | None = None
 
-    @property
-    def where(self) -> str:
-        """What a message names: the host and port, or the DuckDB file."""
-        return self.host if self.engine == "postgresql" else self.target
-
 
 def is_database_uri(text: str | Path) -> bool:
     """Whether an input or ``--out`` names a database rather than a file or folder:
@@ -347,9 +342,11 @@ def check_types(frame: pl.DataFrame, input_name: str, source: str,
             continue
         dtype = frame.schema[name]
         if not _accepts(kinds, dtype):
+            kind = _kind(dtype)
+            shown = kind if kind == str(dtype) else f"{kind} ({dtype})"
             raise ColumnTypeError(
-                f"{source}: column {name!r} is {_kind(dtype)} ({dtype}); {input_name} "
-                f"{canonical} must be {' or '.join(kinds)}"
+                f"{source}: column {name!r} is {shown}; {input_name} {canonical} must be "
+                f"{' or '.join(kinds)}"
             )
 
 
@@ -412,7 +409,7 @@ def arrow_digest(table: pa.Table) -> str:
         def flush(self) -> None:
             return None
 
-    with pa.ipc.new_stream(_Sink(), schema) as writer:  # type: ignore[arg-type]
+    with pa.ipc.new_stream(_Sink(), schema) as writer:
         for start in range(0, table.num_rows, DIGEST_BATCH_ROWS):
             window = table.slice(start, DIGEST_BATCH_ROWS).combine_chunks()
             writer.write_batch(pa.record_batch(
@@ -469,8 +466,8 @@ def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
     column = re.search(r'column "([^"]+)" does not exist|column "([^"]+)" not found', message)
     if column:
         name = column.group(1) or column.group(2)
-        return ColumnNotFoundError(f"{location.display}: the query names column {name!r}, "
-                                   f"which {location.where} does not have")
+        return ColumnNotFoundError(f"{location.display}: no column {name!r} in the tables "
+                                   "the query reads")
     first = re.sub(r"^[A-Z_]+: (Failed to prepare query: )?", "", _first_line(exc))
     return DatabaseError(f"{location.display}: cannot read {input_name}: {first}")
 
@@ -608,12 +605,39 @@ def _storage_dtype(dtype: pl.DataType) -> pl.DataType:
     return dtype
 
 
-def _prepared(frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
+Table = pl.DataFrame | pl.LazyFrame
+
+
+def _prepared(frame: Table, run_id: str) -> Table:
     """``run_id`` first, money as exact ``Decimal(38,2)``, types as they will be stored."""
-    frame = money_to_decimal(frame, MONEY_COLUMNS)
-    frame = frame.with_columns(pl.col(c).cast(_storage_dtype(t)) for c, t in frame.schema.items()
+    # money_to_decimal is generic over the two frame kinds: called on the narrowed one
+    frame = (money_to_decimal(frame, MONEY_COLUMNS) if isinstance(frame, pl.DataFrame)
+             else money_to_decimal(frame, MONEY_COLUMNS))
+    frame = frame.with_columns(pl.col(c).cast(_storage_dtype(t))
+                               for c, t in frame.collect_schema().items()
                                if _storage_dtype(t) != t)
     return frame.select(pl.lit(run_id, pl.String).alias("run_id"), pl.all())
+
+
+#: rows of a LazyFrame table collected and sent at a time (each batch one COPY or INSERT, all in
+#: the run's one transaction), so a table larger than memory (the credit of a large run,
+#: spilled to Parquet parts) is never held whole
+WRITE_BATCH_ROWS = 1_000_000
+
+
+def _batches(frame: Table) -> Iterator[pl.DataFrame]:
+    """A DataFrame whole; a LazyFrame :data:`WRITE_BATCH_ROWS` rows at a time, in order."""
+    if isinstance(frame, pl.DataFrame):
+        yield frame
+        return
+    offset = 0
+    while True:
+        batch = frame.slice(offset, WRITE_BATCH_ROWS).collect()
+        if batch.height:
+            yield batch
+        if batch.height < WRITE_BATCH_ROWS:
+            return
+        offset += WRITE_BATCH_ROWS
 
 
 def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
@@ -652,9 +676,9 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
     )
 
 
-def _columns_sql(frame: pl.DataFrame, engine: Engine, name: str) -> str:
+def _columns_sql(frame: Table, engine: Engine, name: str) -> str:
     columns = []
-    for column, dtype in frame.schema.items():
+    for column, dtype in frame.collect_schema().items():
         declared = sql_type(dtype, engine)
         if name == RUNS_TABLE and column == "record":
             declared = "JSON"  # (PostgreSQL: binary COPY of JSONB wants a version byte)
@@ -694,7 +718,13 @@ def _execute(connection: Any, location: DatabaseURI, sql: str) -> None:
 
 
 def _append(connection: Any, location: DatabaseURI, schema: str | None, name: str,
-            frame: pl.DataFrame) -> None:
+            frame: Table) -> None:
+    for batch in _batches(frame):
+        _append_batch(connection, location, schema, name, batch)
+
+
+def _append_batch(connection: Any, location: DatabaseURI, schema: str | None, name: str,
+                  frame: pl.DataFrame) -> None:
     """Append ``frame``'s rows to an existing table: one binary COPY (PostgreSQL, ADBC bulk
     ingest) or one INSERT ... SELECT from the Arrow table (DuckDB)."""
     if frame.height == 0:
@@ -716,7 +746,7 @@ def _append(connection: Any, location: DatabaseURI, schema: str | None, name: st
 WriteProgress = Callable[[str, int, int], None]
 
 
-def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame],
+def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
                      record: Mapping[str, Any], *, run_id: str | None = None,
                      started_at: datetime | None = None, finished_at: datetime | None = None,
                      progress: WriteProgress | None = None) -> str:
@@ -731,7 +761,9 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame],
     tables
         Name -> frame, money in minor units as everywhere in the library: ``credit``,
         ``summary``, ``comparison``, ``rejects`` and the fitted models' tables
-        (``markov_removal_effects``, ...). Each becomes a table of that name whose rows carry
+        (``markov_removal_effects``, ...). A LazyFrame (e.g. ``pl.scan_parquet`` of a run's
+        credit spilled in parts) is written :data:`WRITE_BATCH_ROWS` rows at a time, never
+        held whole. Each becomes a table of that name whose rows carry
         ``run_id`` first; money columns (:data:`attribution.schema.MONEY_COLUMNS`) are stored
         as exact ``NUMERIC(38,2)``; the types are declared from the frames' schemas. A table
         that already exists must have the same columns.
@@ -755,7 +787,7 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame],
     run_id = run_id or new_run_id(now)
     runs = money_to_decimal(_runs_row(run_id, record, started_at or now, finished_at or now),
                             MONEY_COLUMNS)
-    prepared = {RUNS_TABLE: runs}
+    prepared: dict[str, Table] = {RUNS_TABLE: runs}
     for name, frame in tables.items():
         if name == RUNS_TABLE or not _IDENTIFIER.match(name):
             raise DatabaseError(f"{location.display}: cannot write a result table named "
@@ -773,11 +805,12 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame],
             for done, (name, frame) in enumerate(prepared.items()):
                 table = _qualified(f"{schema}.{name}" if schema else name)
                 existing = _existing_columns(connection, location, schema, name)
-                if existing and existing != frame.columns:
+                columns = frame.collect_schema().names()
+                if existing and existing != columns:
                     raise DatabaseError(
                         f"{location.display}: table {name!r} has columns "
                         f"{', '.join(existing)}; this run's {name} has "
-                        f"{', '.join(frame.columns)}; write to another schema or database"
+                        f"{', '.join(columns)}; write to another schema or database"
                     )
                 if not existing:
                     _create(connection, location, table,

@@ -393,6 +393,16 @@ def channel_scorecard(
         .alias("roi"),
         _ratio("revenue_credit", "spend").alias("roas"),
     )
+    # a channel without spend has no cost (empty, not 0), and (no touch) no leads: deals
+    # without a touch in their window are not contacts' first touches
+    unspent = pl.col("spend").fill_null(0) == 0
+    card = card.with_columns(
+        [pl.when(unspent).then(None).otherwise(pl.col(c)).alias(c)
+         for c in ("cost_per_lead", "cost_per_opportunity", "cost_per_won_deal", "roi", "roas")]
+    ).with_columns(
+        [pl.when(pl.col("channel") == NO_TOUCH_CHANNEL).then(None).otherwise(pl.col(c)).alias(c)
+         for c in ("leads", "lead_to_opportunity", "revenue_per_lead", "cost_per_lead")]
+    )
     return card.select([pl.col(n).cast(t) for n, t in CHANNEL_SCORECARD_SCHEMA.items()])
 
 
@@ -474,13 +484,30 @@ def scorecard(
     return result.select([pl.col(n).cast(t) for n, t in SCORECARD_SCHEMA.items()])
 
 
+def period_label(period: pl.Expr, grain: str) -> pl.Expr:
+    """A period's start date as a reader names it: ``2025-Q1``, ``2025-01``, or the week's
+    Monday (``2025-01-06``)."""
+    if grain == "quarter":
+        return pl.format("{}-Q{}", period.dt.year(), period.dt.quarter())
+    if grain == "month":
+        return period.dt.strftime("%Y-%m")
+    return period.dt.strftime("%Y-%m-%d")
+
+
+#: what a funnel period counts, said wherever the funnel is shown
+PERIOD_BASIS = ("leads by their creation, opportunities and pipeline by the deal's creation, "
+                "won deals and won revenue by the deal's close in the period")
+
+
 __all__ = [
     "CHANNEL_SCORECARD_SCHEMA",
+    "PERIOD_BASIS",
     "LEAD_SCHEMA",
     "SCORECARD_SCHEMA",
     "TOTAL",
     "channel_facts",
     "channel_scorecard",
     "first_touch_leads",
+    "period_label",
     "scorecard",
 ]

@@ -23,9 +23,17 @@ from attribution import pipeline
 from attribution.config import Config
 from attribution.errors import ConfigError
 from attribution.pipeline import Progress, RunResult
-from attribution.results import LocalWriter, ResultWriter, side_folder
+from attribution.results import DatabaseWriter, LocalWriter, ResultWriter, side_folder
 
 ENGINES = ("polars", "spark")
+
+
+def is_database(location: object) -> bool:
+    """Whether an input or ``--out`` names a database (``postgresql://``, ``duckdb://``, a
+    ``.duckdb`` file) rather than files."""
+    from attribution.db import is_database_uri
+
+    return is_database_uri(str(location))
 
 
 class Engine(Protocol):
@@ -62,15 +70,17 @@ class LocalEngine:
             keep_credit: bool = True) -> RunResult:
         if writer is None:
             return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
-        if not isinstance(writer, LocalWriter):
-            raise ConfigError("the polars engine writes its credit into a local folder")
+        if not isinstance(writer, LocalWriter | DatabaseWriter):
+            raise ConfigError("the polars engine writes to a local folder or a database")
         # each model's credit goes to the credit file as soon as it is allocated
         with writer.credit_parts() as parts:
             result = pipeline.run(config, progress, keep_inputs=keep_inputs,
                                   keep_credit=keep_credit, on_credit=parts.add)
         return result
 
-    def writer(self, config: Config) -> LocalWriter:
+    def writer(self, config: Config) -> LocalWriter | DatabaseWriter:
+        if config.out is not None and is_database(config.out):
+            return DatabaseWriter(str(config.out))
         if isinstance(config.out, str):
             raise ConfigError(
                 f"--out {config.out}: the polars engine writes to a local folder; write to a "
@@ -97,8 +107,25 @@ class SparkEngine:
             ) from None
         return spark_engine
 
+    @staticmethod
+    def _check(config: Config) -> None:
+        """Refuse what the Spark engine does not read yet, rather than ignore it."""
+        if config.source not in (None, "generic"):
+            raise ConfigError(f"--source {config.source} is read by the polars engine only for "
+                              "now; run without --engine spark, or map the columns with "
+                              "[columns.*]")
+        for name in ("touchpoints", "deals", "contacts", "spend", "paths"):
+            location = getattr(config, name)
+            if location is not None and is_database(location):
+                raise ConfigError(f"--{name} {location}: the spark engine reads files; read "
+                                  "database tables without --engine spark")
+        if config.out is not None and is_database(config.out):
+            raise ConfigError(f"--out {config.out}: the spark engine writes Parquet folders; "
+                              "write to a database without --engine spark")
+
     def prepare(self, config: Config, progress: Progress | None = None, *,
                 keep_inputs: bool = True) -> RunResult:
+        self._check(config)
         prepared = self._module().prepare(config, master=self.master, conf=dict(self.conf),
                                           progress=progress)
         return prepared.to_result(keep_inputs=keep_inputs)
@@ -106,6 +133,7 @@ class SparkEngine:
     def run(self, config: Config, progress: Progress | None = None, *,
             writer: ResultWriter | None = None, keep_inputs: bool = True,
             keep_credit: bool = True) -> RunResult:
+        self._check(config)
         spark_engine = self._module()
         done = spark_engine.run(config, master=self.master, conf=dict(self.conf),
                                 progress=progress)
@@ -114,6 +142,7 @@ class SparkEngine:
         return done.to_result(keep_inputs=keep_inputs, keep_credit=keep_credit)
 
     def writer(self, config: Config) -> ResultWriter:
+        self._check(config)
         return self._module().SparkWriter.for_config(config)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 #: characters of user input a message quotes at most
 QUOTE_LIMIT = 200
@@ -71,11 +72,11 @@ class ColumnNotFoundError(InputError):
         parts = []
         for name in missing:
             close = difflib.get_close_matches(name, available, n=1)
-            guess = f" (did you mean {close[0]!r}?)" if close else ""
-            parts.append(f"{name!r}{guess}")
+            guess = f" (did you mean {quote_input(close[0])}?)" if close else ""
+            parts.append(f"{quote_input(name)}{guess}")
         message = (
             f"{path}: missing column {', '.join(parts)}; "
-            f"the file has {', '.join(repr(c) for c in available) or 'no columns'}"
+            f"the file has {', '.join(quote_input(c) for c in available) or 'no columns'}"
         )
         if hint:
             message += f"; {hint}"
@@ -91,7 +92,7 @@ class RejectedRowError(InputError):
 
     @classmethod
     def from_reject(cls, path: str, row: int, column: str, reason: str, value: str | None):
-        shown = "empty" if value is None else repr(value)
+        shown = "empty" if value is None else quote_input(value)
         return cls(f"{path}: row {row}, column {column!r}: {reason} (value {shown})")
 
 
@@ -100,7 +101,10 @@ class AmbiguousTimestampError(InputError):
 
 
 class RejectRateError(InputError):
-    """More of an input's rows were rejected than the run allows (``max_reject_rate``)."""
+    """More of an input's rows were rejected than the run allows (``max_reject_rate``);
+    ``accounting`` holds every input's row accounting, for the summary shown with it."""
+
+    accounting: list[Any] = []
 
 
 class DatabaseError(AttributionError):

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from attribution.channels import _globs_to_regex
+from attribution.channels import globs_to_regex
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
 from attribution.schema import DEAL_STATUSES, UTC_TIME
@@ -63,7 +63,8 @@ class HygieneRules:
     window_days: float | None = None
     signup: bool = True
     signup_minutes: float = 10.0
-    signup_touch_types: tuple[str, ...] = ("trial*", "signup*", "sign_up*", "sign-up*", "free_trial*")
+    signup_touch_types: tuple[str, ...] = ("trial*", "signup*", "sign_up*", "sign-up*",
+                                           "free_trial*")
     sales_groups: tuple[str, ...] = ("sales",)
     sales_touch_types: tuple[str, ...] = (
         "sales*", "call*", "meeting*", "demo*", "outbound*", "sdr*", "bdr*",
@@ -126,7 +127,7 @@ def _matches(column: pl.Expr, patterns: Sequence[str]) -> pl.Expr:
     if not patterns:
         return pl.lit(False)
     return column.fill_null("").str.strip_chars().str.to_lowercase().str.contains(
-        _globs_to_regex(tuple(patterns))
+        globs_to_regex(tuple(patterns))
     )
 
 
@@ -149,7 +150,8 @@ def flag_deals(journeys: Journeys, rules: HygieneRules | None = None) -> pl.Data
 
     before = pl.col("timestamp") <= pl.col("created_at")
     if rules.window_days is not None:
-        before = before & (pl.col("timestamp") >= pl.col("created_at") - timedelta(days=rules.window_days))
+        window = timedelta(days=rules.window_days)
+        before = before & (pl.col("timestamp") >= pl.col("created_at") - window)
     prior = touches.filter(before).select("journey_id").unique().with_columns(
         pl.lit(True).alias("_prior")
     )
@@ -176,7 +178,8 @@ def flag_deals(journeys: Journeys, rules: HygieneRules | None = None) -> pl.Data
         deals.join(prior, on="journey_id", how="left")
         .join(signups, on="journey_id", how="left")
         .with_columns(
-            (pl.lit(rules.no_prior_touch and timed) & pl.col("_prior").is_null()).alias("no_prior_touch"),
+            (pl.lit(rules.no_prior_touch and timed) & pl.col("_prior").is_null())
+            .alias("no_prior_touch"),
             (pl.lit(rules.signup and timed) & pl.col("_signup").fill_null(False)).alias("signup"),
         )
         .with_columns(

@@ -354,10 +354,13 @@ def touch_order(touches: pl.DataFrame, within: str,
         keys = touches.select(within, "timestamp",
                               pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"))
         keys = keys.sort([within, "timestamp"])  # validated timestamps: never null
-        same = lambda shift: (
-            (pl.col(within) == pl.col(within).shift(shift))
-            & pl.col("timestamp").eq_missing(pl.col("timestamp").shift(shift))
-        ).fill_null(False)
+
+        def same(shift: int) -> pl.Expr:
+            return (
+                (pl.col(within) == pl.col(within).shift(shift))
+                & pl.col("timestamp").eq_missing(pl.col("timestamp").shift(shift))
+            ).fill_null(False)
+
         tied = keys.select(pl.arg_where(same(1) | same(-1))).to_series()
         order = keys.get_column("_i")
     if tied.len():
@@ -386,8 +389,9 @@ def _group_time_key(touches: pl.DataFrame, within: str) -> pl.Series | None:
         return None
     time = touches.get_column("timestamp").dt.epoch("us")
     low, high = time.min(), time.max()
+    assert isinstance(low, int) and isinstance(high, int)  # Int64 epochs, never null, >= 1 row
     unit = next(u for u in (1_000_000, 1_000, 1) if u == 1 or ((time % u) == 0).all())
-    width = int((high - low) // unit).bit_length()  # type: ignore[operator]
+    width = int((high - low) // unit).bit_length()
     groups = int(touches.get_column(within).max())  # type: ignore[arg-type]
     if groups.bit_length() + width > 62:
         return None
@@ -417,8 +421,10 @@ def _in_touch_order(pairs: pl.DataFrame, detail: pl.DataFrame) -> pl.DataFrame:
     journey = (key // (1 << row_bits)).cast(pairs.schema["_jn"]).alias("_jn")
     del key
     time = times.gather(rows).alias("timestamp")
-    same = lambda shift: (
-        (journey == journey.shift(shift)) & (time == time.shift(shift))).fill_null(False)
+
+    def same(shift: int) -> pl.Series:
+        return ((journey == journey.shift(shift)) & (time == time.shift(shift))).fill_null(False)
+
     tied = (same(1) | same(-1)).arg_true()
     if tied.len():  # a tied run's journey and time are one: only its rows change places
         wanted = ["_jn", *TOUCH_ORDER, "utm_source", "utm_medium"]
@@ -439,7 +445,7 @@ def _distinct_rows(rows: pl.Series) -> int:
     low, high = rows.min(), rows.max()
     if low < 0 or high > 4 * rows.len() + 1_000_000:  # type: ignore[operator]
         return rows.n_unique()
-    seen = np.zeros(int(high) + 1, dtype=bool)  # type: ignore[arg-type]
+    seen = np.zeros(int(high) + 1, dtype=np.bool_)  # type: ignore[arg-type]
     seen[rows.to_numpy()] = True
     return int(np.count_nonzero(seen))
 

@@ -13,7 +13,7 @@ public names are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from attribution.channels import ChannelRules
-from attribution.errors import ColumnNotFoundError, InputError, RejectedRowError
+from attribution.errors import ColumnNotFoundError, InputError, RejectedRowError, quote_input
 from attribution.reading import (
     CSV_EXTENSIONS,
     NDJSON_EXTENSIONS,
@@ -35,10 +35,11 @@ from attribution.reading import (
     read_table,
     sniff_separator,
 )
-from attribution.schema import UTC_TIME
+from attribution.schema import UNMAPPED_CHANNEL, UTC_TIME
 from attribution.sources import (
     Preset,
     load_preset,
+    preset_hint,
     recognised_hint,
     single_touch_note,
     with_channel_groups,
@@ -51,8 +52,10 @@ from attribution.validation import (
     TableSource,
     TimeFormat,
     Validated,
+    beyond_horizon,
     check_reject_rate,
     instant,
+    latest_deal_event,
     minor_units,
     status_words,
     text,
@@ -106,6 +109,7 @@ def load_inputs(
     infer_time_formats: bool = True,
     source: str | Path | Preset | None = None,
     max_reject_rate: float | None = None,
+    encoding: str | None = None,
 ) -> Inputs:
     """Read and validate the three exports.
 
@@ -133,6 +137,15 @@ def load_inputs(
         Raise :class:`~attribution.errors.RejectRateError` when any input's rejected share of
         its rows is above it (None: no limit; the CLI's default is
         :data:`~attribution.validation.MAX_REJECT_RATE`).
+    encoding
+        The text files' encoding when it is not UTF-8 (``latin-1``, ``cp1252``); UTF-16 and
+        UTF-32 files are recognised by their byte-order mark. A file that is not valid in its
+        encoding raises :class:`~attribution.errors.FileFormatError` with the byte offset.
+
+    An input without data rows raises :class:`InputError`. Touch timestamps more than a year
+    after the latest deal event, and any timestamp before 1990 or more than a year ahead of
+    the clock, are rejected rows (:func:`~attribution.validation.time_checks`), so they never
+    become the run's as-of date.
 
     A required column that is missing from a file whose header looks like a known export
     says so, and names the preset (``this looks like a Salesforce Opportunity export: add
@@ -153,7 +166,7 @@ def load_inputs(
             touchpoints, deals, contacts, digests, rules=rules, columns=columns,
             currency=currency, strict=strict, progress=progress, time_formats=time_formats,
             statuses=statuses, infer_time_formats=infer_time_formats, preset=preset,
-            max_reject_rate=max_reject_rate,
+            max_reject_rate=max_reject_rate, encoding=encoding,
         )
     finally:  # all done after a load; after an error, the error is not kept waiting on them
         pool.shutdown(wait=False, cancel_futures=True)
@@ -175,6 +188,7 @@ def _load_inputs(
     infer_time_formats: bool,
     preset: Preset | None,
     max_reject_rate: float | None,
+    encoding: str | None,
 ) -> Inputs:
     columns = columns or {}
     inferred: dict[str, TimeFormat] = {}
@@ -188,11 +202,16 @@ def _load_inputs(
         try:
             return validate(Path(path), columns.get(input_name))
         except ColumnNotFoundError as error:
-            hint = recognised_hint(read_header(path, input_name), input_name,
-                                   preset.name if preset is not None else None)
-            raise with_hint(error, hint) from None
+            header = read_header(path, input_name)
+            hints = [recognised_hint(header, input_name,
+                                     preset.name if preset is not None else None)]
+            if preset is not None:
+                hints.insert(0, preset_hint(preset, header, input_name))
+            raise with_hint(error, "; ".join(h for h in hints if h)) from None
 
     def note(input_name: str, checked: Validated) -> None:
+        if checked.accounting.read == 0:
+            raise InputError(no_rows_message(checked.accounting.path, input_name))
         inferred.update({f"{input_name}.{c}": f for c, f in checked.time_formats.items()})
         notes.extend(checked.notes)
 
@@ -205,7 +224,8 @@ def _load_inputs(
         step("contacts")
         checked = validated(contacts, "contacts", lambda table, mapping: validate_contacts(
             table, mapping, file=str(Path(contacts)), time_formats=time_formats,
-            infer_time_formats=infer_time_formats, prefer_time_formats=prefer, preset=preset))
+            infer_time_formats=infer_time_formats, prefer_time_formats=prefer, preset=preset,
+            encoding=encoding))
         note("contacts", checked)
         contact_frame = checked.good
         accounting["contacts"] = checked.accounting
@@ -216,7 +236,7 @@ def _load_inputs(
     checked = validated(touchpoints, "touchpoints", lambda table, mapping: validate_touchpoints(
         table, rules, contact_frame, mapping, file=str(Path(touchpoints)),
         time_formats=time_formats, infer_time_formats=infer_time_formats,
-        prefer_time_formats=prefer, preset=preset))
+        prefer_time_formats=prefer, preset=preset, encoding=encoding))
     note("touchpoints", checked)
     touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
     assert unmapped is not None
@@ -231,7 +251,7 @@ def _load_inputs(
     checked = validated(deals, "deals", lambda table, mapping: validate_deals(
         table, known, currency, mapping, file=str(Path(deals)), time_formats=time_formats,
         statuses=statuses, infer_time_formats=infer_time_formats, prefer_time_formats=prefer,
-        preset=preset))
+        preset=preset, encoding=encoding))
     note("deals", checked)
     deal_frame, currency = checked.good, checked.currency
     assert currency is not None
@@ -240,6 +260,16 @@ def _load_inputs(
     digest = digests["deals"].result()
     files.append(InputFile("deals", str(deals), checked.accounting.read, digest))
     del checked
+    # touches dated past the deals' horizon are rejected rather than made the as-of date
+    touch_frame, late = beyond_horizon(touch_frame, latest_deal_event(deal_frame),
+                                       str(Path(touchpoints)))
+    if late.height:
+        all_rejects.append(late)
+        counted = accounting["touchpoints"]
+        counted.used -= late.height
+        for reason, n in late.group_by("reason").len().iter_rows():
+            counted.rejected[reason] = counted.rejected.get(reason, 0) + n
+        unmapped = unmapped_touches(touch_frame)
     order = {"contacts": 0, "touchpoints": 1, "deals": 2}
     rejects = (
         pl.concat(all_rejects)
@@ -257,6 +287,9 @@ def _load_inputs(
     single = single_touch_note(touch_frame, str(Path(touchpoints)), preset=preset)
     if single is not None:
         notes.append(single)
+    ungrouped = ungrouped_note(rules, touch_frame.get_column("channel").unique())
+    if ungrouped is not None:
+        notes.append(ungrouped)
     if contact_frame is None:
         contact_frame = pl.DataFrame(
             schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}
@@ -276,25 +309,68 @@ def _load_inputs(
     )
 
 
+def no_rows_message(file: str, input_name: str) -> str:
+    """The one line for an input without data rows (a header-only touchpoints file would
+    credit every deal to ``(no touch)``)."""
+    return (f"{file}: no data rows in the {input_name} file (a header only, or nothing); "
+            "export it again with its rows")
+
+
+def unmapped_touches(touchpoints: pl.DataFrame) -> pl.DataFrame:
+    """The utm pairs no rule maps, with their touches (as
+    :attr:`~attribution.validation.Validated.unmapped`), of validated touchpoints."""
+    return (
+        touchpoints.filter(pl.col("channel") == UNMAPPED_CHANNEL)
+        .group_by("utm_source", "utm_medium")
+        .agg(pl.len().alias("touches"))
+        .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False],
+              nulls_last=True)
+    )
+
+
+#: how many ungrouped channels the note names (the rest are counted)
+UNGROUPED_LISTED = 20
+
+
+def ungrouped_note(rules: ChannelRules, channels: Iterable[str | None]) -> str | None:
+    """The note naming the loaded channels no rule groups (they count as group ``other``),
+    each quoted (:func:`~attribution.errors.quote_input`); None when every channel is grouped.
+
+    >>> from attribution.channels import load_rules
+    >>> ungrouped_note(load_rules(), ["email", "Quokka"]).split("; ")[0]
+    "channels no rule groups (they count as group 'other'): 'Quokka'"
+    """
+    names = rules.ungrouped(channels)
+    if not names:
+        return None
+    listed = ", ".join(quote_input(name, 80) for name in names[:UNGROUPED_LISTED])
+    more = (f" and {len(names) - UNGROUPED_LISTED} more" if len(names) > UNGROUPED_LISTED
+            else "")
+    return (f"channels no rule groups (they count as group 'other'): {listed}{more}; "
+            "add them under [groups] in your channel rules")
+
+
 # -- the tuple-shaped loaders the Spark engine calls (until it takes Validated) --------------
 # They infer no timestamp format: Spark validates an export a batch at a time, and one batch's
 # values must not choose a format for itself (the whole column's must).
 def load_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
-                  time_formats: Sequence[str] = ()
+                  time_formats: Sequence[str] = (), preset: Preset | None = None,
                   ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, int]:
     """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``."""
     checked = validate_contacts(source, mapping, time_formats=time_formats,
-                                infer_time_formats=False)
+                                infer_time_formats=False, preset=preset)
     return checked.good, checked.rejects, checked.accounting, checked.accounting.read
 
 
 def load_touchpoints(
     source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
+    preset: Preset | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
     """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
+    # a batch does not unify the spellings of a channel: its own counts would choose them
     checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
-                                   infer_time_formats=False)
+                                   infer_time_formats=False, preset=preset, unify=False)
     assert checked.unmapped is not None
     return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
             checked.channel_groups)
@@ -303,12 +379,12 @@ def load_touchpoints(
 def load_deals(
     source: TableSource, known_accounts: pl.Series | None, currency: str | None,
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
-    statuses: Mapping[str, Sequence[str]] | None = None,
+    statuses: Mapping[str, Sequence[str]] | None = None, preset: Preset | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, str]:
     """:func:`validate_deals` as ``(good, rejects, accounting, currency)``."""
     checked = validate_deals(source, known_accounts, currency, mapping,
                              time_formats=time_formats, statuses=statuses,
-                             infer_time_formats=False)
+                             infer_time_formats=False, preset=preset)
     assert checked.currency is not None
     return checked.good, checked.rejects, checked.accounting, checked.currency
 
@@ -334,11 +410,14 @@ __all__ = [
     "load_touchpoints",
     "minor_units",
     "name_columns",
+    "no_rows_message",
     "read_file",
     "read_table",
     "sniff_separator",
     "status_words",
     "text",
+    "ungrouped_note",
+    "unmapped_touches",
     "validate_contacts",
     "validate_deals",
     "validate_touchpoints",

@@ -148,7 +148,7 @@ def parse_paths(
             )
             for column, condition, reason in problems
         ]
-    ).sort("row", maintain_order=True).cast(dict(REJECT_SCHEMA))
+    ).sort("row", maintain_order=True).cast(REJECT_SCHEMA)
     good = frame.filter(~pl.col("row").is_in(rejects["row"].implode()))
 
     journeys = good.select(

@@ -13,8 +13,10 @@ library itself never prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,8 @@ from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
 from attribution.models.position import lead_fallback_notes
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
+from attribution.sources import load_preset, single_touch_note, source_direct_channels
+from attribution.validation import check_reject_rate
 
 Progress = Callable[[str, int, int], None]
 
@@ -73,6 +77,8 @@ class RunResult:
     #: what the load has to tell the user: formats it inferred, status values it did not
     #: know, an export that carries first touches only
     notes: list[str] = field(default_factory=list)
+    #: the database sources read (URI without secrets, query, rows, SHA-256), for run.json
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -136,7 +142,8 @@ def require_inputs(config: Config) -> None:
 
 
 def load(config: Config, progress: Progress | None = None) -> Inputs:
-    """Read and validate the inputs named by ``config`` (see :func:`attribution.loading.load_inputs`)."""
+    """Read and validate the inputs named by ``config``
+    (see :func:`attribution.loading.load_inputs`)."""
     require_inputs(config)
     report = progress or _quiet
     stages = ["contacts", "touchpoints", "deals"] if config.contacts else ["touchpoints", "deals"]
@@ -156,6 +163,8 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
         progress=step,
         time_formats=config.time_formats,
         statuses=config.statuses,
+        source=config.source,
+        encoding=config.encoding,
     )
     report("load", len(stages), len(stages))
     return inputs
@@ -198,8 +207,11 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
         params = config.params_for(name)
         if name == "last_non_direct":
             # the direct channels and their aliases ("Direct Traffic" is direct, as "Direct")
+            direct = tuple(config.direct_channels)
+            if config.source is not None:
+                direct = (*direct, *source_direct_channels(load_preset(config.source)))
             params.setdefault("direct_channels",
-                              load_rules(config.channel_rules).names_of(config.direct_channels))
+                              load_rules(config.channel_rules).names_of(dict.fromkeys(direct)))
         models.append(get_model(name, **params))
     if not config.models and journeys is not None:
         models = [m for m in models if _supports(m, journeys)]
@@ -296,7 +308,8 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     from attribution.paths import read_paths
 
     assert config.paths is not None
-    table = read_paths(config.paths, columns=config.columns.get("paths"), separator=config.path_separator)
+    table = read_paths(config.paths, columns=config.columns.get("paths"),
+                       separator=config.path_separator)
     rules = load_rules(config.channel_rules)
     journeys = table.journeys
     journeys = Journeys(
@@ -312,13 +325,78 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
         str(config.paths),
         read=used + first_reasons.height,
         used=used,
-        rejected={str(r): int(n) for r, n in first_reasons.group_by("reason").len().sort("reason").iter_rows()},
+        rejected={str(r): int(n) for r, n in
+                  first_reasons.group_by("reason").len().sort("reason").iter_rows()},
     )
     return journeys, accounting, table.rejects
 
 
+@contextlib.contextmanager
+def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
+    """The config with every input that names a database (``postgresql://``, ``duckdb://``, a
+    ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
+    :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
+    Inputs that are files pass through as they are."""
+    names = ("touchpoints", "deals", "contacts", "spend", "paths")
+    wanted = [n for n in names if getattr(config, n) is not None
+              and _is_database(getattr(config, n))]
+    if not wanted:
+        yield config, {}
+        return
+    from attribution import db
+
+    with tempfile.TemporaryDirectory(prefix="attribution-db-") as scratch:
+        sources: dict[str, Any] = {}
+        changes: dict[str, Any] = {}
+        for name in wanted:
+            path, source = db.materialize(getattr(config, name), scratch, name,
+                                          query=config.queries.get(name),
+                                          mapping=config.columns.get(name))
+            sources[str(path)] = source
+            changes[name] = path
+        yield config.replace(**changes), sources
+
+
+def _is_database(location: Any) -> bool:
+    from attribution.db import is_database_uri
+
+    return is_database_uri(location)
+
+
+def _from_databases(result: RunResult, config: Config, sources: dict[str, Any]) -> RunResult:
+    """A result loaded through :func:`database_inputs`, its rejects and files named by the
+    database sources (URIs without secrets) instead of the scratch files, the config as
+    given."""
+    if not sources:
+        return result
+    from attribution import db
+
+    files = [
+        InputFile(f.input, sources[f.path].uri, sources[f.path].rows, sources[f.path].sha256)
+        if f.path in sources else f
+        for f in result.files
+    ]
+    accounting = [dataclasses.replace(a, path=sources[a.path].uri) if a.path in sources else a
+                  for a in result.accounting]
+    return dataclasses.replace(
+        result, config=config, files=files, accounting=accounting,
+        rejects=db.relabel_rejects(result.rejects, sources),
+        sources=[s.as_dict() for s in sources.values()],
+    )
+
+
 def prepare(config: Config, progress: Progress | None = None, *,
             keep_inputs: bool = True) -> RunResult:
+    """Load the inputs and build journeys, without running any model (``credit`` is empty).
+
+    Inputs may be files or database sources (:func:`database_inputs`)."""
+    with database_inputs(config) as (loadable, sources):
+        result = _prepare_files(loadable, progress, keep_inputs=keep_inputs)
+    return _from_databases(result, config, sources)
+
+
+def _prepare_files(config: Config, progress: Progress | None = None, *,
+                   keep_inputs: bool = True) -> RunResult:
     """Load the inputs and build journeys, without running any model (``credit`` is empty).
 
     Reads the path table when ``config.paths`` is set, the exports otherwise. With
@@ -328,15 +406,24 @@ def prepare(config: Config, progress: Progress | None = None, *,
     empty = pl.DataFrame()
     if config.paths is not None:
         journeys, accounting, rejects = load_paths(config)
+        check_reject_rate([accounting], config.max_reject_rate)
         return RunResult(
             config=config, journeys=journeys, models=[], credit=empty, summary=empty,
             accounting=[accounting], rejects=rejects,
-            files=[InputFile("paths", str(config.paths), accounting.read, file_digest(config.paths))],
+            files=[InputFile("paths", str(config.paths), accounting.read,
+                             file_digest(config.paths))],
             currency=config.currency or "USD",
         )
     inputs = load(config, progress)
+    check_reject_rate(inputs.accounting, config.max_reject_rate)
     journeys, stats = journeys_from(inputs, config, consume=not keep_inputs)
     (progress or _quiet)("journeys", 1, 1)
+    notes = list(inputs.notes)
+    preset = load_preset(config.source) if config.source is not None else None
+    single_touch = single_touch_note(None, str(config.touchpoints), journeys=journeys.journeys,
+                                     preset=preset)
+    if single_touch:
+        notes.append(single_touch)
     return RunResult(
         config=config,
         journeys=journeys,
@@ -350,7 +437,7 @@ def prepare(config: Config, progress: Progress | None = None, *,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
         inputs=inputs if keep_inputs else None,
-        notes=[*inputs.notes, *lead_fallback_notes(config.contacts, config.models)],
+        notes=[*notes, *lead_fallback_notes(config.contacts, config.models)],
     )
 
 

@@ -8,20 +8,35 @@ data row number ``_row`` (the header is row 0). What the values mean is checked 
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from attribution.errors import ColumnNotFoundError, FileFormatError
+from attribution.errors import QUOTE_LIMIT, ColumnNotFoundError, FileFormatError, quote_input
 
 ROW = "_row"
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 NDJSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
+
+#: byte-order marks of the encodings recognised without being told (longest first: UTF-32's
+#: little-endian mark starts with UTF-16's)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+#: the longest header line read to sniff the separator and check the column names
+_HEADER_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -36,52 +51,157 @@ class InputFile:
 
 
 def read_table(path: str | Path, input_name: str, mapping: dict[str, str] | None = None,
-               expected: Sequence[str] = ()) -> pl.DataFrame:
+               expected: Sequence[str] = (), *, encoding: str | None = None) -> pl.DataFrame:
     """Read a file by its extension, rename mapped columns to canonical names, add ``_row``."""
     path = Path(path)
-    return name_columns(read_file(path, input_name), str(path), input_name, mapping, expected)
+    return name_columns(read_file(path, input_name, encoding=encoding), str(path), input_name,
+                        mapping, expected)
 
 
-def read_file(path: str | Path, input_name: str) -> pl.DataFrame:
-    """A file's rows as they are, picked by extension (CSV as text, separator sniffed)."""
+def is_utf8(encoding: str | None) -> bool:
+    """Whether ``encoding`` (None: the default) is UTF-8, which polars reads itself."""
+    return encoding is None or codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
+def text_encoding(path: Path, encoding: str | None) -> str | None:
+    """The encoding a text file is read in: the one given, else the one its byte-order mark
+    names (UTF-16 and UTF-32 are recognised, never read as UTF-8), else None (UTF-8)."""
+    if encoding is not None:
+        return encoding
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    return next((name for bom, name in _BOMS if start.startswith(bom)), None)
+
+
+def invalid_utf8(path: Path) -> tuple[int, int, bytes] | None:
+    """Where a file stops being UTF-8: ``(byte offset, line, the offending bytes)``, or None
+    when it is valid. Read a megabyte at a time through an incremental decoder, so the file
+    is never held whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    consumed = lines = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                return (consumed + error.start, lines + block.count(b"\n", 0, error.start) + 1,
+                        block[error.start:error.end])
+            consumed += len(block)
+            lines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:  # the file ends inside a character
+            return consumed - 1 + error.start, lines + 1, b""
+    return None
+
+
+def _not_utf8(path: Path, input_name: str) -> FileFormatError:
+    """The error for a text file that is not valid UTF-8: where, and how to read it."""
+    found = invalid_utf8(path)
+    where = (f" at byte {found[0]} (line {found[1]}, bytes {found[2].hex(' ')})"
+             if found is not None else "")
+    return FileFormatError(
+        f"{path}: {input_name} file is not valid UTF-8{where}; if it was saved in another "
+        "encoding, name it: --encoding latin-1 (or [inputs] encoding = \"latin-1\" in the "
+        "config) reads a Latin-1 file"
+    )
+
+
+def _decoded(path: Path, input_name: str, encoding: str) -> io.BytesIO:
+    """A file in another encoding as UTF-8 bytes for polars (held in memory: such files are
+    read whole once)."""
+    try:
+        content = path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as error:
+        raise FileFormatError(
+            f"{path}: {input_name} file is not valid {encoding} at byte {error.start}; "
+            "name the file's encoding with --encoding (or [inputs] encoding in the config)"
+        ) from None
+    except LookupError:
+        raise FileFormatError(f"{path}: unknown encoding {quote_input(encoding)}") from None
+    return io.BytesIO(content.removeprefix("\ufeff").encode("utf-8"))
+
+
+def read_file(path: str | Path, input_name: str, *, encoding: str | None = None) -> pl.DataFrame:
+    """A file's rows as they are, picked by extension (CSV as text, separator sniffed).
+
+    Text (CSV, NDJSON) is UTF-8 unless ``encoding`` names another (``latin-1``) or the file
+    starts with a UTF-16 or UTF-32 byte-order mark; text that is not valid in its encoding
+    raises :class:`FileFormatError` with the byte offset, never lossy characters. A CSV
+    header that names a column twice raises it too.
+    """
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such {input_name} file")
     suffix = path.suffix.lower()
+    chosen = None if suffix in PARQUET_EXTENSIONS else text_encoding(path, encoding)
+    try:
+        source: Path | io.BytesIO = (path if is_utf8(chosen) else
+                                     _decoded(path, input_name, str(chosen)))
+    except LookupError:
+        raise FileFormatError(f"{path}: unknown encoding {quote_input(str(chosen))}") from None
+    separator = ","
+    if suffix in CSV_EXTENSIONS:
+        try:
+            header = _header_text(path, chosen)
+        except OSError as exc:
+            raise FileFormatError(f"{path}: cannot read {input_name} ({exc.strerror})") from None
+        separator = _separator(path, header)
+        check_header(_header_names(header, separator), str(path), input_name)
     try:
         if suffix in CSV_EXTENSIONS:
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
             return pl.read_csv(
-                path,
+                source,
                 infer_schema=False,
-                separator=sniff_separator(path),
-                encoding="utf8-lossy",
+                separator=separator,
+                encoding="utf8",
                 truncate_ragged_lines=False,
             )
         if suffix in PARQUET_EXTENSIONS:
             return pl.read_parquet(path)
         if suffix in NDJSON_EXTENSIONS:
-            return pl.read_ndjson(path, infer_schema_length=None)
+            return pl.read_ndjson(source, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(f"{path}: cannot read {input_name} ({first_line})") from None
+        message = str(exc).strip()
+        if isinstance(source, Path) and "utf-8" in message.lower():
+            raise _not_utf8(path, input_name) from None
+        # the first line of the reader's message, quoted and cut: it can carry a whole row
+        first_line = message.splitlines()[0] if message else type(exc).__name__
+        shown = (first_line if len(first_line) <= QUOTE_LIMIT and first_line.isprintable()
+                 else quote_input(first_line))
+        raise FileFormatError(f"{path}: cannot read {input_name} ({shown})") from None
     raise FileFormatError(
         f"{path}: unknown file type {suffix or '(none)'!r} for {input_name}; "
         "use .csv, .parquet or .ndjson/.jsonl"
     )
 
 
-def read_header(path: str | Path, input_name: str) -> list[str]:
+def check_header(names: Sequence[str], file: str, input_name: str) -> None:
+    """Raise :class:`FileFormatError` when ``names`` (a header, compared trimmed, as the
+    columns are used) name a column more than once: which one would be used is a guess."""
+    counts = Counter(name.strip() for name in names)
+    repeated = [name for name, n in counts.items() if n > 1]
+    if repeated:
+        listed = ", ".join(f"{quote_input(name)} ({counts[name]} times)" for name in repeated)
+        raise FileFormatError(
+            f"{file}: {input_name} file names a column more than once: {listed}; "
+            "rename or remove the copies"
+        )
+
+
+def read_header(path: str | Path, input_name: str, *, encoding: str | None = None) -> list[str]:
     """A file's column names without reading its rows (its schema, or a CSV's first line)."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix in CSV_EXTENSIONS:
-            return [c.strip() for c in pl.read_csv(path, n_rows=0, infer_schema=False,
-                                                   separator=sniff_separator(path),
-                                                   encoding="utf8-lossy").columns]
+            header = _header_text(path, text_encoding(path, encoding))
+            return [c.strip() for c in _header_names(header, _separator(path, header))]
         if suffix in PARQUET_EXTENSIONS:
             return list(pl.read_parquet_schema(path))
-        return [c.strip() for c in read_file(path, input_name).columns]
+        return [c.strip() for c in read_file(path, input_name, encoding=encoding).columns]
     except (pl.exceptions.PolarsError, OSError, ValueError):
         return []
 
@@ -97,6 +217,7 @@ def name_columns(frame: pl.DataFrame, file: str, input_name: str,
     ``alternatives`` name, per expected column, another that stands in for it (``status`` is
     not needed when ``is_won`` is there).
     """
+    check_header(frame.columns, file, input_name)
     frame = frame.rename({c: c.strip() for c in frame.columns if c != c.strip()})
     mapping = mapping or {}
     renames = {}
@@ -130,15 +251,29 @@ def name_columns(frame: pl.DataFrame, file: str, input_name: str,
     return frame
 
 
-def sniff_separator(path: Path) -> str:
+def sniff_separator(path: Path, encoding: str | None = None) -> str:
     """The CSV separator from the header line: tab, semicolon, or comma."""
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
+    path = Path(path)
+    return _separator(path, _header_text(path, text_encoding(path, encoding)))
+
+
+def _header_text(path: Path, encoding: str | None) -> str:
+    """A text file's first line (at most :data:`_HEADER_LIMIT` bytes of it), decoded."""
+    with path.open("r", encoding=encoding or "utf-8-sig", errors="replace", newline="") as handle:
+        return handle.readline(_HEADER_LIMIT).removeprefix("\ufeff")
+
+
+def _separator(path: Path, header: str) -> str:
     if path.suffix.lower() == ".tsv" or ("\t" in header and "," not in header):
         return "\t"
     if ";" in header and "," not in header:
         return ";"
     return ","
+
+
+def _header_names(header: str, separator: str) -> list[str]:
+    """The column names of a CSV header line, quoting as the CSV reader reads it."""
+    return next(csv.reader([header.rstrip("\r\n")], delimiter=separator), [])
 
 
 def file_digest(path: str | Path) -> str:
@@ -152,8 +287,9 @@ def file_digest(path: str | Path) -> str:
 
 
 def rechunk_in_place(frame: pl.DataFrame) -> None:
-    """One chunk per column (a file's row groups made gathers by row 4x slower), two columns at
-    a time: rechunking the frame at once held two copies of it (+0.5 GB at 10^7 touchpoints)."""
+    """One chunk per column (a gather by row over a file's many row groups is slow), two
+    columns at a time: rechunking the frame at once would hold two copies of it (measured in
+    bench/RESULTS.md)."""
     chunked = [name for name in frame.columns if frame.get_column(name).n_chunks() > 1]
     for start in range(0, len(chunked), 2):  # two at a time: copied in parallel
         names = chunked[start:start + 2]
@@ -168,11 +304,15 @@ __all__ = [
     "PARQUET_EXTENSIONS",
     "ROW",
     "InputFile",
+    "check_header",
     "file_digest",
+    "invalid_utf8",
+    "is_utf8",
     "name_columns",
     "read_file",
     "read_header",
     "read_table",
     "rechunk_in_place",
     "sniff_separator",
+    "text_encoding",
 ]

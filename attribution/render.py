@@ -203,7 +203,8 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
     models = [m for m in (models or comparison.get_column("model").unique(maintain_order=True))
               if m != baseline]
     table = Table(
-        title="Revenue share: last-touch vs multi-touch (shift in points; demand creation in green)",
+        title=("Revenue share: last-touch vs multi-touch"
+               " (shift in points; demand creation in green)"),
         title_justify="left",
     )
     table.add_column("channel")
@@ -218,7 +219,8 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
         channel = row["channel"]
         cells: list[str | Text] = [
             cell(channel, style=_style(row["channel_group"])),
-            cell(f"{compact_money(row['revenue_credit'], currency)} {percent(row['revenue_share'])}"),
+            cell(f"{compact_money(row['revenue_credit'], currency)}"
+                 f" {percent(row['revenue_share'])}"),
         ]
         for model in models:
             other = wide[(model, channel)]

@@ -28,7 +28,7 @@ from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.output import TableParts, write_csv, write_json_document, write_table
 from attribution.pipeline import RunResult, model_diagnostics
-from attribution.resultset import RECORD, Staging, manifest, staged
+from attribution.resultset import RECORD, ResultSetError, Staging, manifest, staged
 from attribution.schema import CREDIT_SCHEMA
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def run_record(result: RunResult) -> dict[str, Any]:
             "direct_channels": list(config.direct_channels),
         },
         "models": [{"name": m.name, "params": m.params()} for m in result.models],
+        **({"sources": list(result.sources)} if result.sources else {}),
     }
 
 
@@ -76,6 +77,8 @@ class ResultWriter(Protocol):
 
     #: where the engine wrote the touch-level credit, once it has (it writes it as it goes)
     credit: str | None
+    #: the run's id where the destination keeps runs (a database), once written
+    run_id: str | None
 
     def transaction(self, *, wait: bool = False) -> contextlib.AbstractContextManager[None]:
         """Everything written inside is one result set (all of it, or none of it, lands);
@@ -114,6 +117,8 @@ class LocalWriter:
     csv_raw: bool = False
     #: where the engine wrote the credit, once it has
     credit: str | None = None
+    #: a folder keeps one run: no id
+    run_id: str | None = None
     _staging: Staging | None = field(default=None, repr=False)
 
     @property
@@ -158,6 +163,72 @@ class LocalWriter:
                         csv_raw=self.csv_raw) as parts:
             yield parts
             self.credit = str(parts.close())
+
+
+@dataclass
+class DatabaseWriter:
+    """A result set as tables in a database (:func:`attribution.db.write_result_set`):
+    ``runs``, ``credit``, ``summary``, ``comparison``, ``rejects`` and the fitted models'
+    tables, every row keyed by the run's id, written in one transaction when
+    :meth:`transaction` ends without an error (a failed or killed run leaves no rows).
+
+    The credit is spilled to a scratch Parquet file as the run allocates it and copied from
+    there in batches, so it is never held whole."""
+
+    uri: str
+    #: the run's id in the database, once the set is written
+    run_id: str | None = None
+    credit: str | None = None
+    _tables: dict[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict, repr=False)
+    _record: dict[str, Any] | None = field(default=None, repr=False)
+    _scratch: Path | None = field(default=None, repr=False)
+    _started: Any = field(default=None, repr=False)
+
+    @contextmanager
+    def transaction(self, *, wait: bool = False) -> Iterator[None]:
+        import tempfile
+        from datetime import UTC, datetime
+
+        from attribution import db
+
+        self._started = datetime.now(UTC)
+        with tempfile.TemporaryDirectory(prefix="attribution-credit-") as scratch:
+            self._scratch = Path(scratch)
+            try:
+                yield
+                if self._record is None:
+                    raise ResultSetError(f"{self.uri}: the run wrote no record; nothing stored")
+                self.run_id = db.write_result_set(self.uri, self._tables, self._record,
+                                                  started_at=self._started)
+            finally:
+                self._tables, self._scratch = {}, None
+
+    def final(self, path: str) -> str:
+        return f"{path} table"
+
+    def table(self, stem: str, frame: pl.DataFrame) -> str:
+        self._tables[stem] = frame
+        return stem
+
+    def document(self, name: str, document: dict[str, Any]) -> str:
+        self._record = document
+        return "runs"
+
+    def rejects(self, rejects: pl.DataFrame) -> list[str]:
+        self._tables["rejects"] = rejects
+        return ["rejects"]
+
+    @contextmanager
+    def credit_parts(self) -> Iterator[TableParts]:
+        """The credit spilled a model at a time to a scratch Parquet file, read back in
+        batches by the database write."""
+        if self._scratch is None:
+            raise ResultSetError(f"{self.uri}: credit written outside the transaction")
+        with TableParts(self._scratch, "credit", "parquet", CREDIT_SCHEMA) as parts:
+            yield parts
+            path = parts.close()
+        self._tables = {"credit": pl.scan_parquet(path, glob=False), **self._tables}
+        self.credit = "credit"
 
 
 def write_rejects(rejects: pl.DataFrame, directory: Path, *, csv_raw: bool = False) -> Path:

@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -57,6 +58,18 @@ def _hidden(out: Path, kind: str) -> str:
     return f".{out.name}{kind}"
 
 
+_OUTPUT = re.compile(
+    r"(credit|summary|comparison|(markov|shapley|incremental)_[a-z_]+)\.(parquet|csv|json)"
+    r"|rejects\.csv|run\.json|\.credit\.parts\..*"
+)
+
+
+def _ours(name: str) -> bool:
+    """Whether a file name is one a run of attribution writes (an older version's folder, or
+    one a killed run left its scratch parts in)."""
+    return _OUTPUT.fullmatch(name) is not None
+
+
 def check_destination(out: Path) -> None:
     """Refuse, before any work is done, a destination a result set cannot go to: a symbolic
     link, something that is not a folder, a folder of other files, or a parent that cannot be
@@ -68,7 +81,7 @@ def check_destination(out: Path) -> None:
         raise ResultSetError(f"--out {out}: is a file, not a folder")
     if out.is_dir():
         entries = sorted(p.name for p in out.iterdir())
-        if entries and RECORD not in entries:
+        if entries and RECORD not in entries and not all(map(_ours, entries)):
             shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more"
                                              if len(entries) > 3 else "")
             raise ResultSetError(

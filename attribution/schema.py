@@ -48,6 +48,30 @@ INPUT_COLUMNS: dict[str, dict[str, bool]] = {
 
 DEAL_STATUSES = ("won", "lost", "open")
 
+# -- money -----------------------------------------------------------------------------
+#: decimals the library holds money to: integer minor units are hundredths of the major unit
+#: for every currency, and the output writers give two decimals
+MONEY_DECIMALS = 2
+#: ISO 4217 minor units of the currencies whose minor unit is not a hundredth (every other
+#: code has two decimals)
+CURRENCY_DECIMALS: dict[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+                     "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def currency_decimals(currency: str) -> int:
+    """The ISO 4217 minor unit of ``currency``: its decimals (2 for a code not listed in
+    :data:`CURRENCY_DECIMALS`).
+
+    >>> currency_decimals("JPY"), currency_decimals("USD"), currency_decimals("KWD")
+    (0, 2, 3)
+    """
+    return CURRENCY_DECIMALS.get(currency.upper(), 2)
+
+
 # -- rejects ---------------------------------------------------------------------------
 REJECT_SCHEMA = pl.Schema(
     {

@@ -584,7 +584,8 @@ class Draws:
     """Every random number the world uses, drawn up front (one row per account).
 
     Matrices have one row per channel of :data:`CHANNELS` (all of them, whatever the
-    world) and one column per account, so the same seed gives the same draws for any world with the same account count.
+    world) and one column per account, so the same seed gives the same draws for any world with
+    the same account count.
     Per-touch details are not here: they are hashed from ``seed`` and the touch's identity.
     """
 

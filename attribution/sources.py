@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from attribution.channels import ChannelRules
+from attribution.channels import ChannelRules, channel_key
 from attribution.errors import ColumnNotFoundError, ConfigError
 from attribution.schema import INPUT_COLUMNS
 
@@ -172,17 +172,21 @@ def apply_preset(frame: pl.DataFrame, preset: Preset, input_name: str,
 
 
 def with_channel_groups(rules: ChannelRules, preset: Preset) -> ChannelRules:
-    """Channel rules that also group the preset's channel vocabulary (the rules' own groups
-    win). Channels read from a ``channel`` column are compared lower-cased today, so the
-    preset's names are keyed lower-cased."""
-    groups = {name.lower(): group for name, group in preset.channel_groups.items()}
+    """Channel rules that also group the preset's channel vocabulary, kept in the preset's
+    spelling (groups are looked up through :func:`~attribution.channels.channel_key`, so
+    "Paid Social" in a file finds the preset's "Paid Social" whatever its case). The rules'
+    own groups win, whatever their spelling."""
+    own = {channel_key(name) for name in rules.groups}
+    groups = {name: group for name, group in preset.channel_groups.items()
+              if channel_key(name) not in own}
     return dataclasses.replace(rules, groups={**groups, **rules.groups})
 
 
 def source_direct_channels(preset: Preset) -> tuple[str, ...]:
-    """The preset's direct channels as ``last_non_direct`` compares them (lower-cased, as a
-    ``channel`` column is read today): add them to ``Config.direct_channels``."""
-    return tuple(name.lower() for name in preset.direct_channels)
+    """The preset's direct channels in its own spelling (``last_non_direct`` compares them
+    through :func:`~attribution.channels.channel_key`, whatever the case): add them to
+    ``Config.direct_channels``."""
+    return tuple(dict.fromkeys(preset.direct_channels))
 
 
 def recognise(header: Sequence[str], input_name: str,
@@ -205,6 +209,19 @@ def recognised_hint(header: Sequence[str], input_name: str, current: str | None)
     preset, mark = found
     return (f"this looks like a {mark.export}: add --source {preset.name} "
             f'(or [inputs] source = "{preset.name}" in the config)')
+
+
+def preset_hint(preset: Preset, header: Sequence[str], input_name: str) -> str:
+    """``the salesforce preset looks for status in 'StageName' or 'Stage'`` for each required
+    column none of whose preset names is in ``header`` (empty when there is none)."""
+    present = {name.strip() for name in header}
+    required = [c for c, needed in INPUT_COLUMNS.get(input_name, {}).items() if needed]
+    wanted = [
+        f"{column} in {' or '.join(repr(n) for n in names)}"
+        for column, names in preset.columns.get(input_name, {}).items()
+        if column in required and not present & set(names)
+    ]
+    return f"the {preset.name} preset looks for {'; '.join(wanted)}" if wanted else ""
 
 
 def with_hint(error: ColumnNotFoundError, hint: str) -> ColumnNotFoundError:
@@ -343,6 +360,7 @@ __all__ = [
     "Recognised",
     "apply_preset",
     "load_preset",
+    "preset_hint",
     "preset_names",
     "preset_text",
     "recognise",

@@ -52,6 +52,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
@@ -99,6 +100,7 @@ from attribution.schema import (
     TOUCH_SCHEMA,
     UTC_TIME,
 )
+from attribution.validation import check_reject_rate
 
 try:
     from pyspark.errors import AnalysisException
@@ -218,7 +220,8 @@ def _from_arrow(table: pa.Table, schema: pl.Schema) -> pl.DataFrame:
     assert isinstance(frame, pl.DataFrame)
     return frame.select(
         [
-            (pl.col(name).dt.convert_time_zone("UTC") if isinstance(dtype, pl.Datetime) and dtype.time_zone
+            (pl.col(name).dt.convert_time_zone("UTC")
+             if isinstance(dtype, pl.Datetime) and dtype.time_zone
              else pl.col(name)).cast(dtype)
             for name, dtype in schema.items()
         ]
@@ -239,7 +242,8 @@ class _Packing:
     def arrow(self) -> pa.Schema:
         fields = [pa.field(_KIND, pa.string())]
         for kind, schema in self.kinds.items():
-            fields += [pa.field(f"{kind}__{name}", _arrow_type(dtype)) for name, dtype in schema.items()]
+            fields += [pa.field(f"{kind}__{name}", _arrow_type(dtype))
+                       for name, dtype in schema.items()]
         return pa.schema(fields)
 
     @property
@@ -252,13 +256,14 @@ class _Packing:
         for kind, frame in frames.items():
             renamed = frame.select(
                 pl.lit(kind).alias(_KIND),
-                *[pl.col(name).alias(f"{kind}__{name}") for name in self.kinds[kind] if name in frame.columns],
+                *[pl.col(name).alias(f"{kind}__{name}") for name in self.kinds[kind]
+                  if name in frame.columns],
             )
             tables.append(_to_arrow(renamed, schema))
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def local(self, table: pa.Table, kind: str) -> pl.DataFrame:
-        mask = pa.compute.equal(table.column(_KIND), pa.scalar(kind))
+        mask = pc.equal(table.column(_KIND), pa.scalar(kind))
         chosen = table.filter(mask).select([f"{kind}__{name}" for name in self.kinds[kind]])
         return _from_arrow(chosen.rename_columns(list(self.kinds[kind])), self.kinds[kind])
 
@@ -313,7 +318,7 @@ def _hadoop_files(spark: SparkSession, location: str) -> list[str]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     statuses = fs.globStatus(hadoop_path) or []
     files: list[str] = []
     for status in statuses:
@@ -389,7 +394,8 @@ def read_input(spark: SparkSession, location: str | Path, input_name: str) -> _S
     # rows of one file block are read in order by one task, so their ids are consecutive:
     # counting each block's rows gives every row its place in its file
     blocks = _collect(
-        numbered.groupBy(_FILE, "_block").agg(F.count(F.lit(1)).alias("n"), F.min("_id").alias("first"))
+        numbered.groupBy(_FILE, "_block").agg(F.count(F.lit(1)).alias("n"),
+                                              F.min("_id").alias("first"))
     ).sort(_FILE, "_block")
     blocks = blocks.with_columns(
         (pl.col("n").cum_sum() - pl.col("n")).alias("_ordinal_offset"),
@@ -423,7 +429,9 @@ def _probe(source: _Source, call: Callable[[Path], Any], rows: int) -> Any:
         if rows:
             pl.DataFrame({c: [c] for c in source.columns}).write_parquet(path)
         else:
-            empty = pl.from_arrow(_arrow_schema(source.frame.select([F.col(f"`{c}`") for c in source.columns])).empty_table())
+            empty = pl.from_arrow(_arrow_schema(
+                source.frame.select([F.col(f"`{c}`") for c in source.columns])
+            ).empty_table())
             assert isinstance(empty, pl.DataFrame)
             empty.write_parquet(path)
         try:
@@ -450,7 +458,8 @@ def _text_key(column: str | None) -> Column:
 
 def _bucket(key: Column, buckets: int) -> Column:
     """Rows of one key go to one group; rows without a key are spread by row."""
-    return F.pmod(F.hash(F.coalesce(key, F.concat(F.lit("\x00row"), F.col(_ORDINAL).cast("string")))),
+    return F.pmod(F.hash(F.coalesce(key, F.concat(F.lit("\x00row"),
+                                                  F.col(_ORDINAL).cast("string")))),
                   F.lit(buckets))
 
 
@@ -510,7 +519,8 @@ def _validate(
         index = helpers.select("_local", _ORDINAL, _FILE_ROW, _FILE)
         good = good.join(index, left_on=ROW, right_on="_local", how="left", maintain_order="left")
         good = good.with_columns(pl.col(_ORDINAL).alias(ROW))
-        rejects = rejects.join(index, left_on="row", right_on="_local", how="left", maintain_order="left")
+        rejects = rejects.join(index, left_on="row", right_on="_local", how="left",
+                               maintain_order="left")
         rejects = rejects.with_columns(
             (pl.lit(location) if single else pl.col(_FILE)).alias("file"),
             pl.col(_FILE_ROW).alias("row"),
@@ -530,18 +540,20 @@ def _validate(
     # one small collect: every group's counts, reject reasons and unmapped utm pairs
     tallies = out.filter(F.col(_KIND).isin("count", "reason", "unmapped")).toArrow()
     counts = packing.local(tallies, "count").sum()
-    reasons = packing.local(tallies, "reason").group_by("reason").agg(pl.col("n").sum()).sort("reason")
+    reasons = (packing.local(tallies, "reason").group_by("reason").agg(pl.col("n").sum())
+               .sort("reason"))
     accounting = Accounting(
         input_name, location,
         rejected={str(r): int(n) for r, n in reasons.iter_rows()},
-        **{name: int(counts[name][0] or 0) for name in _COUNTS},  # type: ignore[arg-type]
+        **{name: int(counts[name][0] or 0) for name in _COUNTS},
     )
     unmapped = None
     if with_unmapped:
         unmapped = (
             packing.local(tallies, "unmapped").group_by("utm_source", "utm_medium")
             .agg(pl.col("touches").sum().cast(pl.UInt32))
-            .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False], nulls_last=True)
+            .sort(["touches", "utm_source", "utm_medium"], descending=[True, False, False],
+                  nulls_last=True)
         )
     return _Validated(
         good=packing.spark_frame(out, "good"),
@@ -597,7 +609,8 @@ def _local_file(location: str) -> Path | None:
 
 def _input_file(source: _Source, accounting: Accounting) -> InputFile:
     local = _local_file(source.location) if source.single_file else None
-    return InputFile(source.input, source.location, accounting.read, file_digest(local) if local else "")
+    return InputFile(source.input, source.location, accounting.read,
+                     file_digest(local) if local else "")
 
 
 def load(
@@ -757,7 +770,8 @@ def load(
         first = all_rejects.orderBy(order.otherwise(2), "file", "row").limit(1).collect()
         if first:
             row = first[0]
-            raise RejectedRowError.from_reject(row["file"], row["row"], row["column"], row["reason"], row["value"])
+            raise RejectedRowError.from_reject(row["file"], row["row"], row["column"],
+                                               row["reason"], row["value"])
     if contacts is None:
         contacts = spark.createDataFrame([], _struct(_CONTACT_SCHEMA))
     report("load", len(stages), len(stages))
@@ -855,11 +869,13 @@ class _Journeys:
         return _BUILT.spark_frame(self.built, "journey")
 
 
-def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: int | None) -> _Journeys:
+def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
+           buckets: int | None) -> _Journeys:
     """Journeys per batch of accounts (one shuffle by account), with their path counts."""
     as_of = config.as_of or _as_of(inputs)
     schemas = inputs.schemas
-    packing = _Packing({"touch": schemas["touchpoints"], "deal": schemas["deals"], "contact": schemas["contacts"]})
+    packing = _Packing({"touch": schemas["touchpoints"], "deal": schemas["deals"],
+                        "contact": schemas["contacts"]})
     rows = inputs.accounting["touchpoints"].used + inputs.accounting["deals"].used
     count = _buckets(spark, rows, buckets)
     bucket = F.pmod(F.hash("account_id"), F.lit(count)).alias(_BUCKET)
@@ -880,7 +896,8 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config, buckets: in
             dedup_minutes=dedup,
             as_of=as_of,
         )
-        totals = RunResult(config=config, journeys=journeys, models=[], credit=empty, summary=empty).totals()
+        totals = RunResult(config=config, journeys=journeys, models=[], credit=empty,
+                           summary=empty).totals()
         stat_values = {name: [getattr(stats, name)] for name in _STATS}
         packed = _BUILT.pack(
             {
@@ -937,7 +954,8 @@ class _Scorer:
         return self.model.weights(journeys) if self.fit is None else self.fit.weights(journeys)
 
 
-def _scorers(models: Sequence[AttributionModel], paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Fit]]:
+def _scorers(models: Sequence[AttributionModel],
+             paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Fit]]:
     """Fit the models whose fits merge on the summed path counts; the others fit nothing."""
     scorers: list[_Scorer] = []
     fits: dict[str, Fit] = {}
@@ -1050,7 +1068,8 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
                     if bucket != current:
                         yield from flush()
                         if bucket in done:
-                            raise RuntimeError(f"account batch {bucket} split across rows of its partition")
+                            raise RuntimeError(f"account batch {bucket} split across rows of "
+                                               "its partition")
                         if current is not None:
                             done.add(current)
                         current = bucket
@@ -1070,9 +1089,11 @@ def _summary(scored: DataFrame, models: Sequence[AttributionModel]) -> pl.DataFr
         .agg(pl.col("pipeline_credit", "revenue_credit", "conversion_credit").sum())
     )
     order = pl.DataFrame({"model": [m.name for m in models]}).with_row_index("_order")
-    totals = totals.join(order, on="model", how="left").sort("_order", "channel", nulls_last=True).drop("_order")
+    totals = (totals.join(order, on="model", how="left")
+              .sort("_order", "channel", nulls_last=True).drop("_order"))
     reach = _SCORED.local(tallies, "reach").group_by("channel").agg(pl.col("deals_touched").sum())
-    nothing = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA), pl.DataFrame(schema=JOURNEY_SCHEMA))
+    nothing = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA),
+                                   pl.DataFrame(schema=JOURNEY_SCHEMA))
     summary = summarise(totals, nothing)
     return summary.drop("deals_touched").join(
         reach, on="channel", how="left", maintain_order="left"
@@ -1195,7 +1216,8 @@ class SparkRunResult:
                 unmapped=self.unmapped if self.unmapped is not None else pl.DataFrame(),
                 channel_groups=self.inputs.channel_groups,
             )
-        credit = self.credit() if keep_credit and self.models else pl.DataFrame(schema=CREDIT_SCHEMA)
+        credit = (self.credit() if keep_credit and self.models
+                  else pl.DataFrame(schema=CREDIT_SCHEMA))
         return RunResult(
             config=self.config,
             journeys=journeys,
@@ -1218,7 +1240,8 @@ class SparkRunResult:
         )
 
 
-def _session_for(spark: SparkSession | None, master: str, conf: Mapping[str, str] | None) -> SparkSession:
+def _session_for(spark: SparkSession | None, master: str,
+                 conf: Mapping[str, str] | None) -> SparkSession:
     if spark is not None:
         for key, value in dict(conf or {}).items():
             spark.conf.set(key, value)
@@ -1276,6 +1299,7 @@ def _prepare(
     deal = accounting["deals"]
     deal.out_of_window = stats.deals_out_of_window
     deal.used -= stats.deals_out_of_window
+    check_reject_rate(accounting, config.max_reject_rate)  # as the polars engine: stop here
     order = {"contacts": 0, "touchpoints": 1, "deals": 2}  # as loading.load_inputs
     rejects = (
         _collect(inputs.rejects, _REJECTS)
@@ -1327,7 +1351,8 @@ def run(
     prepared, built = _prepare(config, spark=spark, master=master, conf=conf, progress=progress,
                                buckets=buckets)
     report = progress or (lambda _stage, _done, _total: None)
-    stub = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA), pl.DataFrame(schema=JOURNEY_SCHEMA))
+    stub = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA),
+                                pl.DataFrame(schema=JOURNEY_SCHEMA))
     models = resolve_models(config, stub)
     skipped = [] if config.models else [m.name for m in models if not supported(m)]
     models = [m for m in models if m.name not in skipped]
@@ -1355,7 +1380,8 @@ def _money_as_decimal(frame: DataFrame) -> DataFrame:
     as float major units (as the polars writer)."""
     def major(name: str, dtype: T.DataType) -> Column:
         if name in MONEY_COLUMNS and isinstance(dtype, (T.LongType, T.IntegerType)):
-            return (F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)").alias(name)
+            return ((F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)")
+                    .alias(name))
         if name in MONEY_COLUMNS and isinstance(dtype, (T.DoubleType, T.FloatType)):
             return (F.col(name) / F.lit(100.0)).alias(name)
         return F.col(name)
@@ -1375,6 +1401,7 @@ class SparkWriter:
     mode: str = "overwrite"
     written: dict[str, str] = field(default_factory=dict)
     credit: str | None = None
+    run_id: str | None = None
     csv_raw: bool = False
 
     @contextlib.contextmanager
@@ -1411,7 +1438,8 @@ class SparkWriter:
         return str(write_json_document(document, self.side / name))
 
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
-        written = [self.table("rejects", rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
+        written = [self.table("rejects",
+                              rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
         if rejects.height:
             written.append(str(write_rejects(rejects, self.side, csv_raw=self.csv_raw)))
         return written

@@ -10,14 +10,19 @@ Canonical columns (a ``columns`` mapping renames a file's own names onto them):
 
 * ``channel``, or ``utm_source`` / ``utm_medium`` (and optionally ``utm_campaign``) mapped to a
   channel by the same :class:`~attribution.channels.ChannelRules` as the touchpoints; a
-  ``channel`` value wins over the utm columns, and is lower-cased like a touchpoint's;
+  ``channel`` value wins over the utm columns and keeps its spelling (spellings of one name
+  that differ in case or separators become the file's usual one; given the touches' channel
+  names, ``labels``, a spend channel takes the touches' spelling of it, so "linkedin ads"
+  spend meets "LinkedIn Ads" credit);
 * ``period_start`` (required): the first day the amount pays for (an ISO date; a timestamp is
   turned into its UTC date);
 * ``period_end``: the last day, **inclusive**; or ``period``: the kind of period that starts at
   ``period_start`` - ``day`` (1 day), ``week`` (7 days), ``month`` (to the day before the same
   day of the next month: 2025-01-15 -> 2025-02-14) or ``quarter`` (3 months). When a row has
   both they must agree;
-* ``amount`` (required): a decimal >= 0 in major units, read into integer cents;
+* ``amount`` (required): a decimal >= 0 in major units, read into integer cents; amounts with
+  more decimals than the currency's minor unit, in exponent notation or too large are
+  rejected (:func:`~attribution.validation.amount_checks`), never rounded;
 * ``currency`` (optional): rows in another currency than the run's are rejected.
 
 Every amount is spread evenly over the days of its period, exactly in cents, by the largest
@@ -36,18 +41,20 @@ items (two campaigns of one channel in one month) and both count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from attribution.channels import ChannelRules, load_rules
+from attribution.channels import ChannelRules, load_rules, relabel, unify_spellings
 from attribution.errors import ColumnNotFoundError, ConfigError, RejectedRowError
 from attribution.reading import ROW, InputFile, file_digest, read_table
 from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
 from attribution.validation import (
     Accounting,
+    amount_checks,
+    amount_text,
     first_failure,
     instant,
     minor_units,
@@ -154,6 +161,8 @@ def load_spend(
     currency: str | None = None,
     columns: Mapping[str, str] | None = None,
     strict: bool = False,
+    labels: Iterable[str] | None = None,
+    encoding: str | None = None,
 ) -> Spend:
     """Read and validate a spend export (CSV, Parquet or NDJSON, by extension).
 
@@ -170,6 +179,12 @@ def load_spend(
         Canonical column -> the file's column, e.g. ``{"amount": "cost"}``.
     strict
         Raise :class:`~attribution.errors.RejectedRowError` on the first bad row.
+    labels
+        The run's channel names (its touches'): a spend channel whose
+        :func:`~attribution.channels.channel_key` one of them shares takes its spelling.
+    encoding
+        The file's text encoding when it is not UTF-8 (see
+        :func:`attribution.reading.read_file`).
 
     Returns
     -------
@@ -189,7 +204,7 @@ def load_spend(
     path = Path(path)
     rules = rules or load_rules()
     required = [name for name, needed in SPEND_COLUMNS.items() if needed]
-    frame = read_table(path, "spend", dict(columns or {}), required)
+    frame = read_table(path, "spend", dict(columns or {}), required, encoding=encoding)
     available = [c for c in frame.columns if c != ROW]
     if not {"channel", "utm_source", "utm_medium"} & set(frame.columns):
         raise ColumnNotFoundError.from_missing(
@@ -201,7 +216,7 @@ def load_spend(
 
     parsed = frame.select(
         ROW,
-        text("channel", frame).str.to_lowercase().alias("_channel"),
+        text("channel", frame).alias("_channel"),
         text("utm_source", frame).alias("utm_source"),
         text("utm_medium", frame).alias("utm_medium"),
         text("utm_campaign", frame).alias("utm_campaign"),
@@ -219,8 +234,13 @@ def load_spend(
         ).alias("_period"),
         minor_units("amount", frame).alias("amount"),
         text("amount", frame).alias("_amount_text"),
+        amount_text("amount", frame).alias("_amount_clean"),
         text("currency", frame).str.to_uppercase().alias("currency"),
     )
+    channel = unify_spellings(parsed.get_column("_channel"))
+    if labels is not None:
+        channel = relabel(channel, labels)
+    parsed = parsed.with_columns(channel.alias("_channel"))
     if currency is None:
         seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
         seen = seen.sort(["len", "currency"], descending=[True, False])
@@ -272,6 +292,7 @@ def load_spend(
                  "period_end is before period_start", pl.col("_end_text")),
                 (pl.col("_amount_text").is_null(), "amount", "missing amount",
                  pl.col("_amount_text")),
+                *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
                 (pl.col("amount").is_null(), "amount",
                  "amount is not a number; expected a decimal like 1250.00", pl.col("_amount_text")),
                 (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),

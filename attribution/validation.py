@@ -14,11 +14,12 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from attribution.channels import ChannelRules
+from attribution.channels import ChannelRules, unify_spellings
 from attribution.errors import AmbiguousTimestampError, ColumnNotFoundError, RejectRateError
 from attribution.keys import lookup
 from attribution.reading import ROW, name_columns, read_file, rechunk_in_place
@@ -26,9 +27,11 @@ from attribution.schema import (
     ACCOUNT_JOURNEY_PREFIX,
     CONTACT_COLUMNS,
     DEAL_COLUMNS,
+    MONEY_DECIMALS,
     REJECT_SCHEMA,
     UNMAPPED_CHANNEL,
     UTC_TIME,
+    currency_decimals,
 )
 from attribution.sources import Preset, apply_preset
 
@@ -161,7 +164,8 @@ class Validated:
 def _named(source: TableSource, file: str | None, input_name: str,
            mapping: dict[str, str] | None, expected: Sequence[str],
            alternatives: Mapping[str, str] | None = None,
-           preset: Preset | None = None) -> tuple[pl.DataFrame, str, dict[str, str] | None]:
+           preset: Preset | None = None,
+           encoding: str | None = None) -> tuple[pl.DataFrame, str, dict[str, str] | None]:
     """The table with canonical column names and ``_row``, the name its messages use, and the
     column mapping used; through ``preset`` (:func:`attribution.sources.apply_preset`) when
     one is given."""
@@ -171,7 +175,7 @@ def _named(source: TableSource, file: str | None, input_name: str,
     else:
         path = Path(source)
         where = file if file is not None else str(path)
-        raw = read_file(path, input_name)
+        raw = read_file(path, input_name, encoding=encoding)
     if preset is not None:
         raw, mapping = apply_preset(raw, preset, input_name, mapping)
     return name_columns(raw, where, input_name, mapping, expected, alternatives), where, mapping
@@ -582,16 +586,115 @@ def minor_units(name: str, frame: pl.DataFrame) -> pl.Expr:
     column = pl.col(name)
     if dtype.is_integer():
         return column.cast(pl.Int64) * 100
-    raw = text(name, frame).str.replace_all(r"^[$€£]|[ _]", "")
-    # thousands separators, only in the unambiguous form 1,234,567.89
-    raw = pl.when(raw.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")).then(
-        raw.str.replace_all(",", "")
-    ).otherwise(raw)
+    raw = amount_text(name, frame)
     valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
     # a wide scale so the cast itself does not round (rounding twice moved 0.0149999 to 2 cents)
     decimal = raw.cast(pl.Decimal(38, 12), strict=False)
     cents = (decimal * 100).round(0).cast(pl.Int64, strict=False)
     return pl.when(valid).then(cents).otherwise(None)
+
+
+def amount_text(name: str, frame: pl.DataFrame) -> pl.Expr:
+    """An amount's text as :func:`minor_units` reads it: trimmed, without a leading currency
+    sign, spaces, underscores or thousands separators (only in the unambiguous form
+    1,234,567.89); a number column as its shortest decimal text."""
+    if name not in frame.columns:
+        return pl.lit(None, dtype=pl.String)
+    raw = text(name, frame).str.replace_all(r"^[$€£]|[ _]", "")
+    return pl.when(raw.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")).then(
+        raw.str.replace_all(",", "")
+    ).otherwise(raw)
+
+
+#: the most digits an amount may have before the decimal point: the largest amount is below
+#: 10**13, so the minor units of a million such amounts still sum inside a 64-bit integer
+MAX_AMOUNT_DIGITS = 13
+
+
+def amount_checks(clean: pl.Expr, shown: pl.Expr, currency: str,
+                  column: str = "amount") -> list[tuple[pl.Expr, str, str, pl.Expr]]:
+    """Checks that reject an amount the run cannot hold exactly (``clean``: its
+    :func:`amount_text`; ``shown``: the cell as the reject shows it), before the "not a
+    number" check: exponent notation (``1e30``, a spreadsheet's ``1.23457E+11`` has lost
+    digits), more than :data:`MAX_AMOUNT_DIGITS` digits before the point, and more decimals
+    than ``currency``'s ISO 4217 minor unit (trailing zeros do not count), or than the
+    :data:`~attribution.schema.MONEY_DECIMALS` the library holds."""
+    minor = currency_decimals(currency)
+    held = min(minor, MONEY_DECIMALS)
+    decimals = clean.str.extract(r"^[+-]?\d*\.(\d*[1-9])0*$", 1).str.len_chars().fill_null(0)
+    if minor > MONEY_DECIMALS:
+        too_fine = (f"amount has more than {held} decimals; {currency} has {minor} (ISO 4217) "
+                    f"but amounts are held to {held} decimals exactly; round them to "
+                    f"{held} decimals or convert them first")
+    else:
+        places = "no decimals" if minor == 0 else f"{minor} decimals"
+        too_fine = (f"amount has more decimals than {currency}'s minor unit ({places}, "
+                    "ISO 4217)")
+    return [
+        (clean.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$").fill_null(False), column,
+         "amount in exponent notation, which can hide lost digits; expected a plain decimal "
+         "like 48250.00", shown),
+        (clean.str.contains(rf"^[+-]?0*\d{{{MAX_AMOUNT_DIGITS + 1},}}(\.\d*)?$").fill_null(False),
+         column, f"amount too large; expected at most {MAX_AMOUNT_DIGITS} digits before the "
+         "decimal point", shown),
+        (decimals > held, column, too_fine, shown),
+    ]
+
+
+#: the earliest instant a timestamp may hold: earlier ones are typing or export errors
+EARLIEST_TIME = datetime(1990, 1, 1, tzinfo=UTC)
+#: how far past the latest deal event (and past the moment of the run) a timestamp may lie
+HORIZON = timedelta(days=365)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def time_checks(moment: str, shown: str, column: str,
+                now: datetime | None = None) -> list[tuple[pl.Expr, str, str, pl.Expr]]:
+    """Checks that reject a parsed timestamp outside the sane horizon: before 1990, or more
+    than a year after ``now`` (the clock: no CRM records an event years ahead). A timestamp
+    beyond it would become the run's as-of date and change every open deal's credit; touches
+    are checked against the latest deal event as well (:func:`beyond_horizon`)."""
+    latest = (now or _now()) + HORIZON
+    return [
+        (pl.col(moment) < EARLIEST_TIME, column,
+         "timestamp before 1990-01-01, outside the run's horizon", pl.col(shown)),
+        (pl.col(moment) > latest, column,
+         "timestamp more than one year in the future, outside the run's horizon", pl.col(shown)),
+    ]
+
+
+def latest_deal_event(deals: pl.DataFrame) -> datetime | None:
+    """The latest ``created_at`` or ``closed_at`` of validated deals (None without deals)."""
+    latest = deals.select(pl.max_horizontal(pl.col("created_at").max(),
+                                             pl.col("closed_at").max())).item()
+    return latest
+
+
+def beyond_horizon(touchpoints: pl.DataFrame, latest: datetime | None,
+                   file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(kept, rejects)``: validated touchpoints split at one :data:`HORIZON` (a year) after
+    ``latest`` (the latest deal event, :func:`latest_deal_event`), so one touch dated 2200
+    never moves the run's as-of date. Nothing is split off without deals."""
+    if latest is None:
+        return touchpoints, pl.DataFrame(schema=REJECT_SCHEMA)
+    limit = latest + HORIZON
+    late = pl.col("timestamp") > limit
+    if not touchpoints.select(late.any()).item():
+        return touchpoints, pl.DataFrame(schema=REJECT_SCHEMA)
+    reason = (f"timestamp more than one year after the latest deal event "
+              f"({latest:%Y-%m-%d}), outside the run's horizon")
+    rejects = touchpoints.filter(late).select(
+        pl.lit(file).alias("file"), pl.lit("touchpoints").alias("input"),
+        pl.col(ROW).alias("row"), pl.lit("timestamp").alias("column"),
+        pl.lit(reason).alias("reason"),
+        pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias("value"),
+    ).cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
+    kept = touchpoints.filter(~late)
+    rechunk_in_place(kept)
+    return kept, rejects
 
 
 def first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.Expr]:
@@ -644,7 +747,8 @@ UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign")
 def distinct_utm(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, set[str]]:
     """The distinct (utm source, medium, campaign) of a file whose three columns are text, and
     which of them need no trimming (no distinct value changes under :func:`text`); (None, no
-    column) otherwise. (The streaming engine: a third of the time of the in-memory one.)"""
+    column) otherwise. (Collected by the streaming engine, which never holds the three
+    columns' copies at once.)"""
     if any(frame.schema.get(c) != pl.String for c in UTM_COLUMNS):
         return None, set()
     distinct = frame.lazy().select(UTM_COLUMNS).unique().collect(engine="streaming")
@@ -656,8 +760,8 @@ def distinct_utm(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, set[str]]:
 
 def utm_key() -> pl.Expr:
     """One 64-bit key of a row's utm source, medium and campaign: the three columns' own
-    hashes mixed (a quarter of the time of hashing them as a struct). Only used where the
-    distinct combinations are checked to key apart."""
+    hashes mixed (no struct is built). Only used where the distinct combinations are checked
+    to key apart: the key is exact only then."""
     return (pl.col("utm_source").hash(seed=7) ^ (pl.col("utm_medium").hash(seed=8) * 3)
             ^ (pl.col("campaign").hash(seed=9) * 5))
 
@@ -682,7 +786,8 @@ def flag_duplicates(checked: pl.DataFrame, key: str, content: list[str],
     # rows whose key's hash repeats are a superset of them (equal keys hash alike), and
     # comparing 64-bit hashes is much cheaper than comparing text; the keys decide among those
     hashed = checked.select(pl.when(ok).then(pl.col(key).hash(seed=5))).to_series()
-    values = hashed.drop_nulls().sort()  # a sort: 6x polars' is_duplicated, 4x numpy's sort
+    # equal hashes are neighbours once sorted (measured against is_duplicated: bench/RESULTS.md)
+    values = hashed.drop_nulls().sort()
     repeats = values.filter(values == values.shift(1)).unique()
     if not repeats.len():  # no key repeats (the usual case): nothing is a copy or a conflict
         return checked.with_columns(pl.lit(False).alias("_copy"))
@@ -714,10 +819,14 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
                       file: str | None = None, time_formats: Sequence[str] = (),
                       infer_time_formats: bool = True,
                       prefer_time_formats: Sequence[str] = (),
-                      preset: Preset | None = None) -> Validated:
-    """Check a contacts table (a path, or a frame as read); see :class:`Validated`."""
+                      preset: Preset | None = None,
+                      encoding: str | None = None) -> Validated:
+    """Check a contacts table (a path, or a frame as read); see :class:`Validated`.
+    ``encoding`` names a text file's encoding when it is not UTF-8 (see
+    :func:`attribution.reading.read_file`)."""
     frame, file, mapping = _named(source, file, "contacts", mapping,
-                         [c for c, req in CONTACT_COLUMNS.items() if req], preset=preset)
+                                  [c for c, req in CONTACT_COLUMNS.items() if req],
+                                  preset=preset, encoding=encoding)
     lead_column = _file_column(mapping, "lead_created_at")
     early = sniff_times(frame, [("lead_created_at", lead_column)], time_formats, file,
                         infer_time_formats, prefer_time_formats)
@@ -747,6 +856,7 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
                     f"unparseable timestamp; {TIMESTAMP_HINT}",
                     pl.col("_lead_text"),
                 ),
+                *time_checks("lead_created_at", "_lead_text", "lead_created_at"),
             ]
         )
     )
@@ -759,8 +869,8 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
     good = (good.filter(~pl.col("_copy")) if copies else good).drop("_copy", "_lead_text", "_empty")
     accounting = Accounting("contacts", file, read=frame.height, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects))
-    # one chunk per column: touches look contacts up by row (gathers over a file's many row
-    # groups are about 10x slower)
+    # one chunk per column: touches look contacts up by row, and a gather over a file's many
+    # row groups is slow
     return Validated(good.rechunk(), rejects, accounting, time_formats=found,
                      notes=_notes(file, found))
 
@@ -770,11 +880,19 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                          time_formats: Sequence[str] = (),
                          infer_time_formats: bool = True,
                          prefer_time_formats: Sequence[str] = (),
-                         preset: Preset | None = None) -> Validated:
+                         preset: Preset | None = None,
+                         encoding: str | None = None,
+                         unify: bool = True) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
-    group; ``contacts`` (validated) give rows without an account their contact's account."""
+    group; ``contacts`` (validated) give rows without an account their contact's account.
+
+    Channel names keep the file's spelling; spellings of one name that differ only in case or
+    separators (:func:`~attribution.channels.channel_key`) become the file's most frequent one
+    (:func:`~attribution.channels.unify_spellings`); ``unify=False`` leaves that to the caller
+    (a batch of a file must not choose the file's spelling alone).
+    """
     frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"],
-                                  preset=preset)
+                                  preset=preset, encoding=encoding)
     del source  # the frame is all that is used (a frame given is freed with it below)
     has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
     if not has_channel_info:
@@ -802,7 +920,7 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         text("timestamp", frame).alias("_time_text"),
         text("contact_id", frame).alias("contact_id"),
         text("account_id", frame).alias("_row_account"),
-        text("channel", frame).str.to_lowercase().alias("_channel"),
+        text("channel", frame).alias("_channel"),
         utm_text["utm_source"].alias("utm_source"),
         utm_text["utm_medium"].alias("utm_medium"),
         utm_text["utm_campaign"].alias("campaign"),
@@ -811,6 +929,10 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                              "_channel", "utm_source", "utm_medium", "campaign", "touch_type"))
     rows_read = frame.height
     del frame  # the parsed columns replace the raw ones: free them before the joins
+    # "Direct" and "direct" in one file are one channel, under the file's usual spelling
+    # (before the duplicate check: two rows differing only in that are copies)
+    if unify:
+        parsed = parsed.with_columns(unify_spellings(parsed.get_column("_channel")))
     parsed, found = infer_times(
         parsed, [("timestamp", "_time_text", time_column)], file, infer_time_formats,
         prefer_time_formats, early, time_formats,
@@ -823,7 +945,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         # without an account of their own only (the others never read it)
         contact = parsed.get_column("contact_id")
         table = contacts.get_column("contact_id")
-        if row_account.null_count() < row_account.len():  # 20% faster on 60% of the rows
+        # some rows carry their account: only the others are looked up
+        if row_account.null_count() < row_account.len():
             lacking = row_account.is_null().arg_true()
             rows = pl.Series([None], dtype=pl.UInt32).new_from_index(0, contact.len()).scatter(
                 lacking, lookup(contact.gather(lacking), table))
@@ -851,6 +974,7 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                     pl.col("timestamp").is_null(), "timestamp",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
                 ),
+                *time_checks("timestamp", "_time_text", "timestamp"),
                 (
                     pl.col("contact_id").is_null() & pl.col("_row_account").is_null(),
                     "contact_id", "no contact_id and no account_id", pl.lit(None, pl.String),
@@ -875,9 +999,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     copies = int(good["_copy"].sum())
     good = good.filter(~pl.col("_copy")) if copies else good
     # map each distinct utm combination once, then join back: rules cost O(distinct pairs)
-    # (the streaming engine: a third of the time, and no transient copy of the text columns,
-    # +1.1 GB at 10^7 touchpoints)
-    # every row's combination is one of the file's
+    # (collected by the streaming engine: no transient copy of the text columns); every row's
+    # combination is one of the file's
     if raw_utm is not None and len(clean) == len(UTM_COLUMNS):
         pairs = raw_utm.rename({"utm_campaign": "campaign"})
     else:
@@ -901,7 +1024,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     if on == "utm_key" and good.get_column("_channel").null_count() == good.height:
         # no channel column: each row's channel and group are its combination's, read by the
         # combination's row (a lookup in the few distinct combinations, then two gathers from
-        # them: 0.45 s against 0.62 s for mapping the channel and the group row by row, at 10^7)
+        # them, instead of mapping the channel and the group row by row); exact because the
+        # combinations key apart (on == "utm_key")
         pairs = pairs.with_columns(pl.col("_rule_channel").alias("channel")).with_columns(group)
         combination = good.select(key).to_series().replace_strict(
             pairs.get_column("utm_key"), pl.int_range(pairs.height, dtype=pl.UInt32, eager=True),
@@ -947,7 +1071,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    statuses: Mapping[str, Sequence[str]] | None = None,
                    infer_time_formats: bool = True,
                    prefer_time_formats: Sequence[str] = (),
-                   preset: Preset | None = None) -> Validated:
+                   preset: Preset | None = None,
+                   encoding: str | None = None) -> Validated:
     """Check a deals table (a path, or a frame as read); ``known_accounts`` (touched or in
     the contacts) decide which accounts exist; ``currency`` None takes the file's most common
     one (USD if none), returned in :attr:`Validated.currency`.
@@ -956,10 +1081,15 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     ``is_won`` and ``is_closed`` columns (Salesforce's IsWon / IsClosed) when ``is_won`` is
     given: won when is_won, lost when closed and not won, open when not closed; without an
     ``is_closed`` column a deal that is not won takes its ``status`` word.
+
+    Amounts must be whole minor units of the run's currency (ISO 4217: no decimals for JPY),
+    plain decimals, and below 10**:data:`MAX_AMOUNT_DIGITS`; others are rejected with their
+    reason, never rounded. Money is held to :data:`~attribution.schema.MONEY_DECIMALS`
+    decimals, so a three-decimal currency (KWD) takes amounts whose third decimal is 0.
     """
     required = [c for c, req in DEAL_COLUMNS.items() if req]
     frame, file, mapping = _named(source, file, "deals", mapping, required, {"status": "is_won"},
-                         preset)
+                                  preset, encoding)
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
     status_word = status_key.replace_strict(status_words(statuses), default=None,
                                             return_dtype=pl.String)
@@ -989,6 +1119,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("status", frame).alias("_status_text"),
         minor_units("amount", frame).alias("amount"),
         text("amount", frame).alias("_amount_text"),
+        amount_text("amount", frame).alias("_amount_clean"),
         text("currency", frame).str.to_uppercase().alias("currency"),
         *((boolean("is_won", frame).alias("_won"), text("is_won", frame).alias("_won_text"),
            boolean("is_closed", frame).alias("_closed_flag"),
@@ -1043,11 +1174,13 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("created_at").is_null(), "created_at",
                     f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
                 ),
+                *time_checks("created_at", "_created_text", "created_at"),
                 *(_flag_checks() if flags else _status_checks()),
                 (
                     pl.col("_closed_text").is_not_null() & pl.col("closed_at").is_null(),
                     "closed_at", f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_closed_text"),
                 ),
+                *time_checks("closed_at", "_closed_text", "closed_at"),
                 (
                     closed & pl.col("closed_at").is_null(), "closed_at",
                     "missing closed_at for a won or lost deal", pl.col("_closed_text"),
@@ -1058,6 +1191,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                 ),
                 (pl.col("_amount_text").is_null(), "amount", "missing amount",
                  pl.col("_amount_text")),
+                *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
                 (
                     pl.col("amount").is_null(), "amount",
                     "amount is not a number; expected a decimal like 48250.00",
@@ -1124,10 +1258,12 @@ def check_reject_rate(accounting: Mapping[str, Accounting] | Sequence[Accounting
                             sorted(a.rejected.items(), key=lambda item: (-item[1], item[0])))
         parts.append(f"{a.path}: {a.rejected_total} of {a.read} {a.input} rows rejected "
                      f"({a.rejected_total / a.read:.1%}): {reasons}")
-    raise RejectRateError(
+    error = RejectRateError(
         "; ".join(parts) + f"; above the maximum reject rate {max_reject_rate:.0%} "
         "(fix the rows, or raise it with --max-reject-rate or [inputs] max_reject_rate)"
     )
+    error.accounting = counted
+    raise error
 
 
 def _status_checks() -> list[tuple[pl.Expr, str, str, pl.Expr]]:
@@ -1162,8 +1298,11 @@ def _file_column(mapping: Mapping[str, str] | None, canonical: str) -> str:
 
 
 __all__ = [
+    "EARLIEST_TIME",
     "EMPTY_ROW_CHECK",
+    "HORIZON",
     "ISO_TIME_FORMATS",
+    "MAX_AMOUNT_DIGITS",
     "MAX_REJECT_RATE",
     "STATUS_WORDS",
     "TIMESTAMP_HINT",
@@ -1171,17 +1310,22 @@ __all__ = [
     "Accounting",
     "TableSource",
     "Validated",
+    "amount_checks",
+    "amount_text",
+    "beyond_horizon",
     "blank_row",
     "check_reject_rate",
     "distinct_utm",
     "first_failure",
     "flag_duplicates",
     "instant",
+    "latest_deal_event",
     "minor_units",
     "reason_counts",
     "split_rejects",
     "status_words",
     "text",
+    "time_checks",
     "utm_key",
     "validate_contacts",
     "validate_deals",

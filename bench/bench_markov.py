@@ -67,7 +67,8 @@ def first_order_process(n: int, seed: int = 0) -> tuple[Journeys, pl.DataFrame]:
         alive[live[step >= k]] = False
         state[live[step < k]] = step[step < k]
         position += 1
-    journey, position_of, label = np.concatenate(ids), np.concatenate(positions), np.concatenate(labels)
+    journey, position_of, label = (np.concatenate(ids), np.concatenate(positions),
+                                   np.concatenate(labels))
     # touches grouped by journey, in touch order: the layout build_journeys gives the models
     layout = np.lexsort((position_of, journey))
     touches = pl.DataFrame(
@@ -115,24 +116,31 @@ def path_journeys(table: pl.DataFrame) -> Journeys:
     touches = rows.select("journey_id", "channel").explode("channel").with_columns(
         pl.int_range(pl.len()).over("journey_id").alias("touch_index")
     )
-    return Journeys.from_frames(touches, rows.drop("channel"), has_timestamps=False, has_milestones=False)
+    return Journeys.from_frames(touches, rows.drop("channel"), has_timestamps=False,
+                                has_milestones=False)
 
 
 def ca_exact(result: dict, order: int) -> dict[str, float]:
     """Removal effects from ChannelAttribution's transition matrix, solved exactly."""
-    names = dict(zip(result["channels"]["id_channel"].astype(str), result["channels"]["channel_name"]))
+    names = dict(zip(result["channels"]["id_channel"].astype(str),
+                     result["channels"]["channel_name"], strict=True))
     table = result["transition_matrix"]
-    states = sorted((set(table["channel_from"]) | set(table["channel_to"])) - {"(start)", "(conversion)", "(null)"})
+    states = sorted((set(table["channel_from"]) | set(table["channel_to"]))
+                    - {"(start)", "(conversion)", "(null)"})
     nodes = ["(start)", *states]
     at = {name: i for i, name in enumerate(nodes)}
     exit_conv = np.zeros(len(nodes))
     src, dst, prob = [], [], []
-    for a, b, p in table[["channel_from", "channel_to", "transition_probability"]].itertuples(index=False):
+    columns = table[["channel_from", "channel_to", "transition_probability"]]
+    for a, b, p in columns.itertuples(index=False):
         if b == "(conversion)":
             exit_conv[at[a]] += p
         elif b != "(null)":
-            src.append(at[a]); dst.append(at[b]); prob.append(p)
-    system = (sp.identity(len(nodes), format="csr") - sp.csr_matrix((prob, (src, dst)), shape=(len(nodes),) * 2)).tocsr()
+            src.append(at[a])
+            dst.append(at[b])
+            prob.append(p)
+    system = (sp.identity(len(nodes), format="csr")
+              - sp.csr_matrix((prob, (src, dst)), shape=(len(nodes),) * 2)).tocsr()
     members = [set(s.split(" ")) for s in nodes]
 
     def probability(channel_id: str | None) -> float:
@@ -175,35 +183,46 @@ def main() -> None:
               f"{int(table['total_conversions'].sum()):,} conversions ==")
         paths = path_journeys(table)
         if not args.no_ca:
-            frame = pandas.DataFrame(table.select("path", "total_conversions", "total_null", "total_conversion_value").to_dict(as_series=False))
+            frame = pandas.DataFrame(table.select(
+                "path", "total_conversions", "total_null", "total_conversion_value"
+            ).to_dict(as_series=False))
         for order in args.orders:
             model = MarkovModel(order=order)
-            t_journeys, effects = timed(lambda: model.fit(journeys).removal_effects(), args.repeat)
-            t_paths, effects_p = timed(lambda: model.fit(paths).removal_effects(), args.repeat)
-            assert np.allclose(effects["share"].to_numpy(), effects_p["share"].to_numpy(), atol=1e-12)
-            line = (f"order {order}: ours (journeys) {t_journeys:7.3f} s | ours (paths) {t_paths:7.3f} s")
-            ours = dict(zip(effects["channel"], effects["share"]))
+            t_journeys, effects = timed(
+                lambda model=model, journeys=journeys: model.fit(journeys).removal_effects(),
+                args.repeat)
+            t_paths, effects_p = timed(
+                lambda model=model, paths=paths: model.fit(paths).removal_effects(), args.repeat)
+            assert np.allclose(effects["share"].to_numpy(), effects_p["share"].to_numpy(),
+                               atol=1e-12)
+            line = (f"order {order}: ours (journeys) {t_journeys:7.3f} s"
+                    f" | ours (paths) {t_paths:7.3f} s")
+            ours = dict(zip(effects["channel"], effects["share"], strict=True))
             if args.no_ca:
                 print(line)
                 continue
             with contextlib.redirect_stdout(io.StringIO()):
                 t_ca, ca = timed(
-                    lambda: markov_model(frame, "path", "total_conversions", var_null="total_null",
-                                         order=order, sep=">", verbose=False, flg_pro=False),
+                    lambda frame=frame, order=order: markov_model(
+                        frame, "path", "total_conversions", var_null="total_null",
+                        order=order, sep=">", verbose=False, flg_pro=False),
                     1 if size >= 1_000_000 else args.repeat,
                 )
                 matrix = transition_matrix(frame, "path", "total_conversions", "total_null",
                                            order=order, sep=">", flg_pro=False)
             exact = ca_exact(matrix, order)
             ca_total = ca["total_conversions"].sum()
-            ca_share = dict(zip(ca["channel_name"], ca["total_conversions"] / ca_total))
-            print(line + f" | CA markov_model {t_ca:7.3f} s | CA/ours(journeys) {t_ca / t_journeys:5.2f}x"
+            ca_share = dict(zip(ca["channel_name"], ca["total_conversions"] / ca_total,
+                                strict=True))
+            print(line + f" | CA markov_model {t_ca:7.3f} s"
+                  f" | CA/ours(journeys) {t_ca / t_journeys:5.2f}x"
                   f" | CA/ours(paths) {t_ca / t_paths:5.2f}x")
             print(f"  {'channel':10s} {'ours':>9s} {'CA exact':>9s} {'CA sim':>9s}  |ours-exact|")
             worst = 0.0
             for channel in sorted(ours):
                 worst = max(worst, abs(ours[channel] - exact[channel]))
-                print(f"  {channel:10s} {ours[channel]:9.6f} {exact[channel]:9.6f} {ca_share.get(channel, float('nan')):9.6f}"
+                print(f"  {channel:10s} {ours[channel]:9.6f} {exact[channel]:9.6f}"
+                      f" {ca_share.get(channel, float('nan')):9.6f}"
                       f"  {abs(ours[channel] - exact[channel]):.1e}")
             print(f"  max |ours - CA exact| = {worst:.2e}")
 

@@ -30,9 +30,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attribution import pipeline
-from attribution.channels import default_rules_text, load_rules
-from attribution.config import load_config
+from attribution import pipeline  # noqa: E402
+from attribution.channels import default_rules_text, load_rules  # noqa: E402
+from attribution.config import load_config  # noqa: E402
 
 DEMO = ROOT / "fixtures" / "demo"
 

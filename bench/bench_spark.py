@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_pipeline import workload
+from bench_pipeline import workload  # noqa: E402
 
-from attribution import pipeline
-from attribution.config import Config
+from attribution import pipeline  # noqa: E402
+from attribution.config import Config  # noqa: E402
 
 MODELS = ("first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "u_shaped",
           "w_shaped", "full_path", "markov", "shapley")

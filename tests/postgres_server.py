@@ -15,8 +15,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 #: the unprivileged account that runs the server when the tests run as root: the Debian
 #: package's own ``postgres`` user, else one created for the tests
@@ -127,7 +130,8 @@ class PostgresServer:
         """``postgresql://user@127.0.0.1:port/db`` with ``params`` as the query string."""
         from urllib.parse import quote
 
-        base = f"postgresql://{user or self.user}@{self.host}:{self.port}/{database or self.database}"
+        base = (f"postgresql://{user or self.user}@{self.host}:{self.port}"
+                f"/{database or self.database}")
         if params:
             base += "?" + "&".join(f"{k}={quote(v, safe='.')}" for k, v in params.items())
         return base
@@ -164,3 +168,18 @@ class PostgresServer:
             except subprocess.CalledProcessError:
                 pass
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One server for the test session, stopped at its end. Skips only when the binaries are
+    not installed (CI installs them: .ci/postgres.sh). Use it in a test module with
+    ``from tests.postgres_server import postgres_server  # noqa: F401``."""
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL binaries not installed under /usr/lib/postgresql "
+                    "(apt-get install postgresql; CI runs .ci/postgres.sh)")
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -25,7 +25,8 @@ def test_notebook_workflow_on_the_demo(tmp_path):
     assert set(comparison["model"]) == {"last_touch", "w_shaped"}
     spend = at.read_spend(result)
     card = at.scorecard(result, spend)
-    assert card.filter(pl.col("model") == "w_shaped")["revenue_credit"].sum() == totals["won_revenue"]
+    assert (card.filter(pl.col("model") == "w_shaped")["revenue_credit"].sum()
+            == totals["won_revenue"])
     funnel = at.scorecard(result, spend, grain="quarter")
     assert set(funnel["channel_group"]) >= {"total", "demand_creation", "demand_capture"}
     plan = at.recommend_budget(result, spend, "w_shaped", shift=0.3)

@@ -17,7 +17,8 @@ def test_rules_benchmark_smoke_run():
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     assert lines[0] == "rules: built-in 24, large 200; median of 1"
-    steps = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "---" not in line]
+    steps = [line.split("|")[1].strip() for line in lines
+             if line.startswith("| ") and "---" not in line]
     assert steps == ["step", "parse + compile the rules file",
                      "match the demo's 41 distinct utm combinations",
                      "load + journeys (pipeline.prepare, rules file read inside)",

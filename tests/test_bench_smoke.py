@@ -17,7 +17,8 @@ def test_pipeline_benchmark_smoke_run(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
-    stages = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "---" not in line]
+    stages = [line.split("|")[1].strip() for line in lines
+              if line.startswith("| ") and "---" not in line]
     assert stages[0] == "stage"
     assert {"limit: scan + sort touchpoints", "load", "journeys", "model markov order 3",
             "channel summary"} <= set(stages)

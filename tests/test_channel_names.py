@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from attribution.channels import load_rules
 from attribution.config import load_config
 from attribution.credit import allocate
@@ -84,15 +82,14 @@ def test_a_channel_columns_names_go_through_the_rules_groups(tmp_path: Path):
     from attribution.loading import load_touchpoints
 
     rules = load_rules()
-    good, _rejects, _accounting, _unmapped, _groups = load_touchpoints(touch_file(tmp_path), rules, None)
+    good, _rejects, _accounting, _unmapped, _groups = load_touchpoints(
+        touch_file(tmp_path), rules, None)
     groups = dict(zip(good["touchpoint_id"], good["channel_group"], strict=True))
     assert groups == {"t1": "demand_creation", "t2": "demand_capture", "t3": "other",
                       "t4": "demand_creation"}
     assert rules.ungrouped(good["channel"]) == [good["channel"][2]]
 
 
-@pytest.mark.xfail(strict=True, reason="loading.load_touchpoints lower-cases the channel column "
-                   "(attribution/loading.py, another engineer's file): drop its .str.to_lowercase()")
 def test_a_channel_columns_names_keep_their_spelling(tmp_path: Path):
     from attribution.loading import load_touchpoints
 

@@ -156,15 +156,19 @@ def test_missing_rules_file(tmp_path: Path) -> None:
         ("[[rule]\n", None),  # not TOML: message comes from tomllib
         ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups], [aliases] and [[rule]]"),
         ("[groups]\na = 1\n", "r.toml: [groups] must map channel names to group names"),
-        ("[rule]\nchannel = 'x'\n", "r.toml: rules must be an array of tables: write [[rule]], not [rule]"),
+        ("[rule]\nchannel = 'x'\n",
+         "r.toml: rules must be an array of tables: write [[rule]], not [rule]"),
         ("[[rule]]\nsource = 'x'\n", "r.toml: rule 1: needs a non-empty string 'channel'"),
         ("[[rule]]\nchannel = ' '\n", "r.toml: rule 1: needs a non-empty string 'channel'"),
         (
             "[[rule]]\nchannel = 'a'\n[[rule]]\nchannel = 'b'\nsouce = 'x'\n",
-            "r.toml: rule 2: unknown key 'souce'; valid keys are channel, group, source, medium, campaign",
+            "r.toml: rule 2: unknown key 'souce'; valid keys are channel, group, source, medium, "
+            "campaign",
         ),
-        ("[[rule]]\nchannel = 'a'\nmedium = 3\n", "r.toml: rule 1: 'medium' must be a string or list of strings"),
-        ("[[rule]]\nchannel = 'a'\ngroup = 3\n", "r.toml: rule 1: 'group' must be a non-empty string"),
+        ("[[rule]]\nchannel = 'a'\nmedium = 3\n",
+         "r.toml: rule 1: 'medium' must be a string or list of strings"),
+        ("[[rule]]\nchannel = 'a'\ngroup = 3\n",
+         "r.toml: rule 1: 'group' must be a non-empty string"),
     ],
 )
 def test_rule_file_errors(text: str, message: str | None) -> None:
@@ -229,7 +233,8 @@ def test_unify_spellings_takes_the_most_frequent_then_the_smallest() -> None:
         "Direct", "Direct", "Direct", "Paid Social", "Paid Social", None, "email",
     ]
     # row order does not change the choice
-    assert unify_spellings(series.reverse()).reverse().to_list() == unify_spellings(series).to_list()
+    backwards = unify_spellings(series.reverse()).reverse()
+    assert backwards.to_list() == unify_spellings(series).to_list()
     plain = pl.Series("channel", ["a", "b"])
     assert unify_spellings(plain) is plain
 
@@ -257,7 +262,8 @@ def test_too_many_rules_are_refused_naming_the_first_beyond_the_limit(monkeypatc
 
 def test_a_long_glob_is_refused_naming_the_rule() -> None:
     glob = "*a" * 200
-    text = f'[[rule]]\nchannel = "ok"\nsource = "x"\n[[rule]]\nchannel = "Long\\nOne"\nmedium = "{glob}"\n'
+    text = ('[[rule]]\nchannel = "ok"\nsource = "x"\n'
+            f'[[rule]]\nchannel = "Long\\nOne"\nmedium = "{glob}"\n')
     with pytest.raises(ChannelRulesLimitError) as caught:
         parse_rules(text, origin="r.toml")
     assert str(caught.value) == (

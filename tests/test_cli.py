@@ -14,10 +14,12 @@ from attribution import pipeline
 from attribution.cli import cli
 
 MESSY = Path(__file__).parent.parent / "fixtures" / "messy"
+# the messy export rejects 7 of its 10 deals on purpose: its runs allow any reject rate
 INPUTS = [
     "--touchpoints", str(MESSY / "touchpoints.csv"),
     "--deals", str(MESSY / "deals.csv"),
     "--contacts", str(MESSY / "contacts.csv"),
+    "--max-reject-rate", "1",
 ]
 
 
@@ -141,7 +143,8 @@ def test_strict_fails_on_first_bad_row(tmp_path):
 def test_unknown_model_lists_valid_ones(tmp_path):
     result = invoke("run", *INPUTS, "--model", "linaer", "--out", str(tmp_path))
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: unknown model 'linaer' (did you mean 'linear'?); valid models: ")
+    assert result.stderr.startswith(
+        "Error: unknown model 'linaer' (did you mean 'linear'?); valid models: ")
 
 
 def test_missing_deals_file_is_a_usage_error():
@@ -157,7 +160,8 @@ def test_unexpected_failure_is_exit_1_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "run", explode)
     result = invoke("run", *INPUTS, "--out", str(tmp_path))
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: RuntimeError: disk on fire (run with --debug for details)"
+    assert result.stderr.strip() == (
+        "Error: RuntimeError: disk on fire (run with --debug for details)")
 
 
 def _shuffled_copy(source: Path, target: Path, seed: int) -> None:
@@ -179,7 +183,8 @@ def test_same_bytes_twice_and_on_shuffled_rows(tmp_path):
         out = tmp_path / f"out{run_number}"
         result = invoke("-q", "run", "--touchpoints", str(folder / "touchpoints.csv"),
                         "--deals", str(folder / "deals.csv"), "--contacts",
-                        str(folder / "contacts.csv"), "--out", str(out))
+                        str(folder / "contacts.csv"), "--out", str(out),
+                        "--max-reject-rate", "1")
         assert result.exit_code == 0
         outputs.append(out)
     for name in ("summary.parquet", "comparison.parquet"):
@@ -187,7 +192,8 @@ def test_same_bytes_twice_and_on_shuffled_rows(tmp_path):
         assert (outputs[0] / name).read_bytes() == (outputs[2] / name).read_bytes()
     # touch-level credit: identical but for the touchpoint ids, which name input rows
     first = pl.read_parquet(outputs[0] / "credit.parquet")
-    assert (outputs[0] / "credit.parquet").read_bytes() == (outputs[1] / "credit.parquet").read_bytes()
+    credit = [(out / "credit.parquet").read_bytes() for out in outputs]
+    assert credit[0] == credit[1]
     assert first.equals(pl.read_parquet(outputs[2] / "credit.parquet"))
 
 
@@ -227,7 +233,7 @@ def test_scorecard_and_budget_on_the_demo(tmp_path):
                     "--format", "json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {r["model"] for r in rows} == {"w_shaped"}
+    assert {r["model"] for r in rows} == {"incremental"}
     assert {"leads", "pipeline_credit", "revenue_credit", "win_rate", "roas"} <= set(rows[0])
     result = invoke("-q", "budget", "--config", config, "--model", "w_shaped", "--out",
                     str(tmp_path), "--format", "json", "--floor", "podcast=10%")
@@ -238,8 +244,14 @@ def test_scorecard_and_budget_on_the_demo(tmp_path):
     assert round(sum(r["last_touch_recommended"] for r in budget), 2) == current
     podcast = next(r for r in budget if r["channel"] == "podcast")
     assert podcast["recommended"] >= 0.1 * current
-    result = invoke("-q", "budget", "--config", config, "--out", str(tmp_path))
-    assert result.exit_code == 2 and "exactly one --model" in result.stderr
+    # no --model: the recommended model (incremental), named in every row
+    result = invoke("-q", "budget", "--config", config, "--out", str(tmp_path), "--format",
+                    "json")
+    assert result.exit_code == 0, result.stderr
+    assert {r["model"] for r in json.loads(result.stdout)} == {"incremental"}
+    result = invoke("-q", "budget", "--config", config, "--model", "linear", "--model",
+                    "w_shaped")
+    assert result.exit_code == 2 and "one --model" in result.stderr
 
 
 def test_report_command_writes_one_offline_file(tmp_path):
@@ -322,6 +334,7 @@ def test_bootstrap_reports_progress(tmp_path):
 
     seen = []
     config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
+                    max_reject_rate=1.0,
                     contacts=MESSY / "contacts.csv", models=("markov",),
                     model_params={"markov": {"bootstrap": 30}})
     pipeline.run(config, lambda stage, done, total: seen.append((stage, done, total)))
@@ -340,6 +353,7 @@ def test_run_writes_the_credit_a_model_at_a_time_as_the_api_gives_it(tmp_path, f
     result = invoke("run", *INPUTS, "--out", str(out), "--format", "json", "--out-format", fmt)
     assert result.exit_code == 0, result.output
     config = Config(touchpoints=MESSY / "touchpoints.csv", deals=MESSY / "deals.csv",
+                    max_reject_rate=1.0,
                     contacts=MESSY / "contacts.csv")
     expected = write_table(pipeline.run(config).credit, tmp_path / "api", "credit", fmt)
     assert (out / f"credit.{fmt}").read_bytes() == expected.read_bytes()
@@ -353,9 +367,36 @@ def test_run_with_no_deal_left_writes_empty_credit_and_comparison(tmp_path):
     deals.write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
                      "D1,Z,2025-03-10,2025-03-20,won,100\n")
     result = invoke("run", "--touchpoints", str(touches), "--deals", str(deals),
+                    "--max-reject-rate", "1",
                     "--out", str(tmp_path / "out"), "--out-format", "csv", "--format", "json",
                     "--model", "last_touch", "--model", "linear")
     assert result.exit_code == 0, result.output
     assert pl.read_csv(tmp_path / "out" / "credit.csv").height == 0
     comparison = pl.read_csv(tmp_path / "out" / "comparison.csv")
     assert comparison.height == 0 and "revenue_shift" in comparison.columns
+
+
+@pytest.mark.parametrize("verb", ["run", "compare", "validate", "paths", "scorecard"])
+def test_more_rejects_than_the_maximum_rate_exit_2_with_the_accounting_and_write_nothing(
+        tmp_path, verb):
+    out = tmp_path / "out"
+    result = invoke(verb, *INPUTS[:-2], "--out", str(out), "--rejects", str(tmp_path / "r.csv"))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"Error: {MESSY / 'touchpoints.csv'}: 3 of 12 touchpoints rows "
+                                "rejected (25.0%): ")
+    assert lines[-1].endswith("above the maximum reject rate 20% (fix the rows, or raise it "
+                              "with --max-reject-rate or [inputs] max_reject_rate)")
+    assert "7 of 10 deals rows rejected (70.0%)" in lines[-1]
+    assert any("touchpoints" in line and "12" in line for line in lines[:-1])  # the accounting
+    assert not out.exists() and not (tmp_path / "r.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], [".out.lock"])
+
+
+def test_a_higher_maximum_rate_lets_the_run_through(tmp_path):
+    result = invoke("-q", "validate", *INPUTS[:-2], "--max-reject-rate", "0.7")
+    assert result.exit_code == 0, result.output
+    result = invoke("-q", "validate", *INPUTS[:-2], "--max-reject-rate", "1.5")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("Error: --max-reject-rate must be a number from 0 to 1 "
+                                     "(0.2 is 20%), not 1.5")

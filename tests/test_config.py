@@ -116,13 +116,13 @@ def test_replace_ignores_flags_not_given_and_rejects_unknown_options() -> None:
     [
         (
             {"journey": {}},
-            "a.toml: unknown section [journey]; valid sections: channels, columns, formats, "
-            "inputs, journeys, models, money, output, statuses",
+            ("a.toml: unknown section [journey]; valid sections: channels, columns, formats, "
+            "inputs, journeys, models, money, output, statuses"),
         ),
         (
             {"journeys": {"lookback": 3}},
-            "a.toml: unknown key 'lookback' in [journeys]; valid keys: as_of, dedup_minutes, "
-            "lookback_days",
+            ("a.toml: unknown key 'lookback' in [journeys]; valid keys: as_of, dedup_minutes, "
+            "lookback_days"),
         ),
         ({"inputs": "x"}, "a.toml: [inputs] must be a table"),
         (
@@ -143,13 +143,15 @@ def test_replace_ignores_flags_not_given_and_rejects_unknown_options() -> None:
         ),
         (
             {"journeys": {"as_of": "31/12/2025"}},
-            "a.toml: [journeys] as_of: '31/12/2025' is not a date; expected ISO-8601 like 2025-12-31",
+            ("a.toml: [journeys] as_of: '31/12/2025' is not a date; expected ISO-8601 like "
+             "2025-12-31"),
         ),
         (
             {"output": {"format": "xlsx"}},
             "a.toml: unknown output format 'xlsx'; valid: parquet, csv, json",
         ),
-        ({"output": {"strict": "false"}}, "a.toml: [output] strict must be true or false, not 'false'"),
+        ({"output": {"strict": "false"}},
+         "a.toml: [output] strict must be true or false, not 'false'"),
         (
             {"channels": {"direct": ["direct", 1]}},
             "a.toml: [channels] direct must be a string or a list of strings, not ['direct', 1]",
@@ -160,28 +162,29 @@ def test_replace_ignores_flags_not_given_and_rejects_unknown_options() -> None:
         ),
         (
             {"models": {"markov": 3}},
-            "a.toml: [models] markov must be a table of that model's parameters ([models.markov]), not 3",
+            ("a.toml: [models] markov must be a table of that model's parameters "
+             "([models.markov]), not 3"),
         ),
         (
             {"columns": {"touchpoints": "event_time"}},
-            "a.toml: [columns.touchpoints] must map column names to the file's column names, "
-            'like timestamp = "event_time"',
+            ("a.toml: [columns.touchpoints] must map column names to the file's column names, "
+            'like timestamp = "event_time"'),
         ),
         (
             {"columns": {"touchpoints": {"timestmp": "event_time"}}},
-            "a.toml: unknown touchpoints column 'timestmp' (did you mean 'timestamp'?) in "
+            ("a.toml: unknown touchpoints column 'timestmp' (did you mean 'timestamp'?) in "
             "[columns.touchpoints]; valid: timestamp, contact_id, account_id, channel, utm_source, "
-            "utm_medium, utm_campaign, touch_type, touchpoint_id",
+            "utm_medium, utm_campaign, touch_type, touchpoint_id"),
         ),
         (
             {"columns": {"deals": {"value": "amount_usd"}}},
-            "a.toml: unknown deals column 'value' in [columns.deals]; valid: deal_id, account_id, "
-            "created_at, closed_at, status, amount, currency, is_won, is_closed",
+            ("a.toml: unknown deals column 'value' in [columns.deals]; valid: deal_id, account_id, "
+            "created_at, closed_at, status, amount, currency, is_won, is_closed"),
         ),
         (
             {"columns": {"touchpoint": {}}},
-            "a.toml: unknown key 'touchpoint' in [columns]; valid keys: contacts, deals, paths, "
-            "spend, touchpoints",
+            ("a.toml: unknown key 'touchpoint' in [columns]; valid keys: contacts, deals, paths, "
+            "spend, touchpoints"),
         ),
     ],
 )
@@ -200,7 +203,8 @@ def test_spend_and_paths_column_maps_are_passed_through() -> None:
 def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "missing.toml")
-    assert str(caught.value) == f"{tmp_path / 'missing.toml'}: cannot read config (No such file or directory)"
+    assert str(caught.value) == (
+        f"{tmp_path / 'missing.toml'}: cannot read config (No such file or directory)")
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, "[journeys\n"))
     assert str(caught.value).startswith(f"{tmp_path / 'attribution.toml'}: not valid TOML (")
@@ -219,3 +223,22 @@ def test_formats_and_statuses_sections(tmp_path):
     config = load_config(path)
     assert config.time_formats == ("%d.%m.%Y",)
     assert config.statuses == {"won": ("Signed", "Booked")}
+
+
+def test_config_template_for_a_source_names_its_editable_copy(tmp_path):
+    from attribution.config import config_template
+
+    plain = config_template()
+    hubspot = config_template("hubspot")
+    assert 'source = "hubspot.toml"             # the hubspot preset\'s copy: edit it' in hubspot
+    assert plain.replace(
+        '# source = "hubspot"                # an export layout: hubspot, salesforce, '
+        "marketo_measure, ga4,",
+        'source = "hubspot.toml"             # the hubspot preset\'s copy: edit it') == hubspot
+    (tmp_path / "attribution.toml").write_text(hubspot)
+    from attribution.sources import write_preset
+
+    write_preset("hubspot", tmp_path)
+    config = load_config(tmp_path / "attribution.toml")
+    assert config.source == str(tmp_path / "hubspot.toml")
+    assert config.max_reject_rate == 0.2

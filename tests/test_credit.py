@@ -61,7 +61,8 @@ def test_weights_not_summing_to_one_are_refused():
          "channel": ["podcast", "newsletter", "paid_search"], "weight": [0.5, 0.5, 0.5]},
         schema_overrides={"touch_index": pl.UInt32},
     )
-    with pytest.raises(ModelError, match=r"model 'bad' returned weights summing to 1.5 .* journey 'D'"):
+    with pytest.raises(ModelError,
+                       match=r"model 'bad' returned weights summing to 1.5 .* journey 'D'"):
         allocate(journeys, weights, "bad").collect()
 
 
@@ -128,9 +129,9 @@ def test_summary_and_comparison_figures():
     assert rows[("linear", "paid_search")]["revenue_share"] == pytest.approx(35 / 41)
     comparison = compare(summary)
     podcast = comparison.filter((pl.col("model") == "linear") & (pl.col("channel") == "podcast"))
-    assert podcast.select("last_touch_revenue_credit", "revenue_shift", "revenue_shift_pct").row(0) == (
-        0, 5_000, None,
-    )
+    assert podcast.select(
+        "last_touch_revenue_credit", "revenue_shift", "revenue_shift_pct"
+    ).row(0) == (0, 5_000, None)
     search = comparison.filter((pl.col("model") == "linear") & (pl.col("channel") == "paid_search"))
     assert search.select("revenue_shift", "revenue_shift_pct").row(0) == (-5_000, -5_000 / 40_000)
     assert channel_credit(credit.filter(pl.col("model") == "last_touch")) == {

@@ -31,7 +31,7 @@ from attribution.errors import (
     TableNotFoundError,
 )
 from attribution.output import money_to_decimal, write_table
-from tests.postgres_server import PostgresServer, postgres_binaries
+from tests.postgres_server import PostgresServer, postgres_server  # noqa: F401
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("adbc_driver_postgresql")
@@ -43,16 +43,10 @@ MODELS = ("last_touch", "linear", "w_shaped", "markov", "shapley")
 
 # -- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server():
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql; "
-                    "CI runs .ci/postgres.sh)")
-    started = PostgresServer.start()
-    try:
-        started.sql(*_demo_tables_sql())
-        yield started
-    finally:
-        started.stop()
+def server(postgres_server: PostgresServer) -> PostgresServer:  # noqa: F811
+    """The session's server, with the demo exports as tables of schema ``crm``."""
+    postgres_server.sql("DROP SCHEMA IF EXISTS crm CASCADE", *_demo_tables_sql())
+    return postgres_server
 
 
 @pytest.fixture
@@ -282,7 +276,7 @@ def test_rejects_from_a_table_name_the_source(postgres, tmp_path):
     path, source = db.materialize(postgres.uri(table="crm.bad_deals"), tmp_path, "deals")
     frame, _ = db.read_source(postgres.uri(table="crm.bad_deals"))
     config = Config(touchpoints=DEMO / "touchpoints.csv", deals=path,
-                    contacts=DEMO / "contacts.csv", models=("linear",))
+                    contacts=DEMO / "contacts.csv", models=("linear",), max_reject_rate=1.0)
     rejects = db.relabel_rejects(pipeline.validate(config).rejects, {str(path): source})
     deals = rejects.filter(pl.col("input") == "deals")
     assert deals.get_column("file").unique().to_list() == [source.uri]
@@ -436,6 +430,23 @@ def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, dem
     assert (joined["pipeline_credit"] == joined["amount"]).all()
 
 
+def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo_run,
+                                                               tmp_path, monkeypatch):
+    """The credit spilled in parts (a model per file, as the CLI spills it) and scanned lazily
+    is written a batch at a time, row for row what the whole frame gives."""
+    parts = []
+    for index, (_, part) in enumerate(demo_run.credit.group_by("model", maintain_order=True)):
+        parts.append(tmp_path / f"part-{index}.parquet")
+        part.write_parquet(parts[-1])
+    monkeypatch.setattr(db, "WRITE_BATCH_ROWS", 1_000)
+    assert demo_run.credit.height > 5 * db.WRITE_BATCH_ROWS
+    lazy = db.write_result_set(destination, {"credit": pl.scan_parquet(parts)}, {})
+    whole = db.write_result_set(destination, {"credit": demo_run.credit}, {})
+    assert_frame_equal(_sorted(db.result_table(destination, "credit", lazy)),
+                       _sorted(db.result_table(destination, "credit", whole)))
+    assert db.result_table(destination, "credit", lazy).height == demo_run.credit.height
+
+
 def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     uri = postgres.uri(schema="declared")
     db.write_result_set(uri, {"summary": demo_run.summary}, _record(demo_run))
@@ -454,7 +465,8 @@ def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     assert Decimal(total) == Decimal(demo_run.totals()["won_revenue"]) / 100
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(-(10**17), 10**17), min_size=1, max_size=50))
 def test_money_round_trips_exactly(tmp_path, cents):
     path = tmp_path / f"money-{abs(hash(tuple(cents)))}.duckdb"
@@ -547,7 +559,9 @@ def _start_writer(tmp_path: Path, destination: str, demo_run, stall_at: str,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def _assert_only(destination: str, run_id: str, demo_run) -> None:
+def _assert_only(destination: str, run_id: str, demo_run, server=None) -> None:
+    """The database holds the run ``run_id`` and nothing of any other: its runs row, and as
+    many credit rows in the whole table as that run wrote."""
     runs = db.history(destination)
     assert runs.get_column("run_id").to_list() == [run_id]
     assert db.result_table(destination, "credit", run_id).height == demo_run.credit.height
@@ -557,12 +571,11 @@ def _assert_only(destination: str, run_id: str, demo_run) -> None:
         with duckdb.connect(location.target, read_only=True) as connection:
             count = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     else:
-        count = None
-    if count is not None:
-        assert count == demo_run.credit.height
+        count = server.sql(f"SELECT count(*) FROM {table}")[0][0][0]
+    assert count == demo_run.credit.height
 
 
-def test_a_killed_write_leaves_no_rows(destination, demo_run, tmp_path):
+def test_a_killed_write_leaves_no_rows(destination, demo_run, tmp_path, request):
     kept = db.write_result_set(destination, {"credit": demo_run.credit,
                                              "summary": demo_run.summary}, _record(demo_run))
     # killed with the runs row and the whole credit table written, before the commit
@@ -573,7 +586,9 @@ def test_a_killed_write_leaves_no_rows(destination, demo_run, tmp_path):
     writer.wait(30)
     if db.parse_uri(destination).engine == "postgresql":
         time.sleep(0.5)  # the server notices the dropped connection and rolls back
-    _assert_only(destination, kept, demo_run)
+    server = (request.getfixturevalue("postgres")
+              if db.parse_uri(destination).engine == "postgresql" else None)
+    _assert_only(destination, kept, demo_run, server)
     # and the database takes the next run as usual
     after = db.write_result_set(destination, {"summary": demo_run.summary}, {})
     assert db.history(destination).get_column("run_id").to_list() == [kept, after]
@@ -587,8 +602,10 @@ def test_a_write_killed_in_the_middle_of_a_copy_leaves_no_rows(postgres, demo_ru
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the server is taking the credit rows
+            # (not this query itself: the driver runs a SELECT as COPY (SELECT ...) TO STDOUT)
             copying = postgres.sql("SELECT count(*) FROM pg_stat_activity WHERE state = "
-                                   "'active' AND query LIKE 'COPY %credit%'")[0][0][0]
+                                   "'active' AND pid <> pg_backend_pid() AND query LIKE "
+                                   "'COPY %credit%FROM STDIN%'")[0][0][0]
             if copying:
                 break
             assert writer.poll() is None, "the writer ended before its COPY was seen"
@@ -607,4 +624,102 @@ def test_a_write_killed_in_the_middle_of_a_copy_leaves_no_rows(postgres, demo_ru
             pytest.fail(str(postgres.sql("SELECT pid, state, left(query, 60) FROM "
                                          "pg_stat_activity WHERE datname = 'crm'")))
         time.sleep(0.05)
-    _assert_only(destination, kept, demo_run)
+    _assert_only(destination, kept, demo_run, postgres)
+
+
+def test_database_benchmark_smoke_run(postgres_server):  # noqa: F811
+    """A tiny run of bench/bench_db.py, so it cannot rot (timings are not asserted)."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_db.py"), "--touchpoints", "2000",
+         "--repeat", "1"], check=False, capture_output=True, text=True, timeout=300,
+        cwd=ROOT)
+    assert completed.returncode == 0, completed.stderr
+    rows = [line.split("|")[1].strip() for line in completed.stdout.splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "what"
+    assert {"read PostgreSQL (db.read_source)", "read DuckDB (db.read_source)",
+            "write PostgreSQL (db.write_result_set, one transaction)"} <= set(rows)
+
+
+def test_end_to_end_postgres_tables_to_duckdb_history(postgres, demo_run, tmp_path):
+    """What `attribution run --touchpoints postgresql://... --out history.duckdb` does through
+    the library, twice: the inputs read from PostgreSQL tables, the result set and the
+    sources' record written to DuckDB, two runs in its history, no password anywhere."""
+    out = tmp_path / "history.duckdb"
+    run_ids = []
+    for _ in range(2):
+        config, sources = _inputs_from(lambda name: postgres.uri(table=f"crm.{name}"),
+                                       tmp_path / f"run{len(run_ids)}")
+        result = pipeline.run(config)
+        result.rejects = db.relabel_rejects(result.rejects, sources)
+        record = {**_record(result), "sources": [s.as_dict() for s in sources.values()]}
+        run_ids.append(db.write_result_set(out, _result_tables(result), record))
+    runs = db.history(out)
+    assert runs.get_column("run_id").to_list() == run_ids
+    assert runs.get_column("won_revenue").to_list() == [demo_run.totals()["won_revenue"]] * 2
+    stored = db.run_record(out, run_ids[1])
+    assert {s["input"] for s in stored["sources"]} == {"touchpoints", "deals", "contacts"}
+    assert all(s["uri"].startswith(postgres.uri()) for s in stored["sources"])
+    rejects = db.result_table(out, "rejects", run_ids[1])
+    assert rejects.height == demo_run.rejects.height
+    assert set(rejects.get_column("file")) <= {s["uri"] for s in stored["sources"]}
+    with duckdb.connect(str(out), read_only=True) as connection:
+        everything = connection.execute("SELECT string_agg(CAST(record AS VARCHAR), '') "
+                                        "FROM runs").fetchone()[0]
+    assert postgres.password not in everything
+
+
+# -- through the command line: the issue's "done when" --------------------------------------
+def _cli(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / "cli.py"), *arguments],
+                          capture_output=True, text=True, env=env, cwd=root)
+
+
+def test_run_from_postgres_tables_into_history_duckdb_twice_and_history(postgres, tmp_path):
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    history = tmp_path / "history.duckdb"
+    inputs = ["--touchpoints", postgres.uri(table="crm.touchpoints"),
+              "--deals", postgres.uri(table="crm.deals"),
+              "--contacts", postgres.uri(table="crm.contacts")]
+    for _ in range(2):
+        done = _cli("run", *inputs, "--model", "last_touch", "--model", "linear",
+                    "--out", str(history), "--format", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert f"to {history}: credit table, summary table" in done.stderr
+        assert postgres.password not in done.stderr + done.stdout
+    listed = _cli("history", "--out", str(history), "--format", "json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 2 and runs[0]["run_id"] != runs[1]["run_id"]
+    # the record names each source without the password, with the rows read and a digest
+    record = db.run_record(history, runs[0]["run_id"])
+    sources = {s["input"]: s for s in record["sources"]}
+    assert sources["deals"]["uri"] == postgres.uri(table="crm.deals")
+    assert sources["deals"]["rows"] == _demo_frames()["deals"].height
+    trend = _cli("history", "--out", str(history), "--channel", "podcast", "--model", "linear",
+                 "--format", "json", env=env)
+    assert trend.returncode == 0, trend.stderr
+    credits = [row["revenue_credit"] for row in json.loads(trend.stdout)]
+    # the same inputs give the same credit in both runs, and it is the file run's
+    files = pipeline.run(Config(touchpoints=DEMO / "touchpoints.csv", deals=DEMO / "deals.csv",
+                                contacts=DEMO / "contacts.csv", models=("last_touch", "linear")))
+    podcast = files.summary.filter((pl.col("model") == "linear") & (pl.col("channel") == "podcast"))
+    assert credits == [podcast["revenue_credit"].item() / 100] * 2
+
+
+def test_a_wrong_password_through_the_command_line_is_one_line_without_it(postgres, tmp_path):
+    env = {**os.environ, "PGPASSWORD": "not-the-password"}
+    done = _cli("validate", "--touchpoints", postgres.uri(table="crm.touchpoints"),
+                "--deals", postgres.uri(table="crm.deals"), env=env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot connect to PostgreSQL at ")
+    assert "not-the-password" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_history_of_a_folder_is_refused(tmp_path):
+    done = _cli("history", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"Error: --out {tmp_path}: history is kept in a database "
+                                   "(postgresql://... or a .duckdb file); a folder holds one run")

@@ -46,7 +46,8 @@ _hand_world = hand_world
 def test_truth_of_a_hand_world():
     export = simulate(40, seed=1, world=_hand_world())
     # 30 of the 40 deals close inside the window, all won (10 are still open)
-    assert export.deals["status"].value_counts().sort("status").rows() == [("open", 10), ("won", 30)]
+    assert export.deals["status"].value_counts().sort("status").rows() == [
+        ("open", 10), ("won", 30)]
     # Per account, with P = podcast, S = paid search, D = direct (in USD):
     #   v(PSD) = 20,000 (won, doubled); v(PS) = 10,000; every other coalition is 0
     #   (without P there is no S, without S no win).
@@ -107,7 +108,8 @@ def _brute_force_shapley(export) -> dict[str, Fraction]:
         others = [c for c in players if c != player]
         total = Fraction(0)
         for size in range(n):
-            weight = Fraction(math.factorial(size) * math.factorial(n - size - 1), math.factorial(n))
+            weight = Fraction(math.factorial(size) * math.factorial(n - size - 1),
+                              math.factorial(n))
             for coalition in itertools.combinations(others, size):
                 before = frozenset(coalition)
                 total += weight * (worth[before | {player}] - worth[before])
@@ -226,7 +228,8 @@ def test_scores_by_hand():
 
 
 def test_a_model_crediting_nothing_scores_zero_shares():
-    credit = pl.DataFrame({"model": ["last_touch"], "channel": ["(no touch)"], "revenue_credit": [9]})
+    credit = pl.DataFrame(
+        {"model": ["last_touch"], "channel": ["(no touch)"], "revenue_credit": [9]})
     shares = score_shares(_hand_truth(), credit, "scenario")
     assert shares["share"].to_list() == [0.0, 0.0, 0.0]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import networkx as nx
@@ -28,7 +28,7 @@ from attribution.graph import (
 )
 from attribution.journeys import Journeys
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def sample() -> Journeys:
@@ -49,7 +49,8 @@ def sample() -> Journeys:
             "status": ["won", "lost", "won", "open", "won", "none"],
             "amount": [100, 20, 50, 70, 10, None],
             "revenue": [100, None, 50, None, 10, None],
-            "closed_at": [T0 + timedelta(days=10), T0 + timedelta(days=40), T0 + timedelta(days=3), None, T0, None],
+            "closed_at": [T0 + timedelta(days=10), T0 + timedelta(days=40),
+                          T0 + timedelta(days=3), None, T0, None],
         }
     )
     return Journeys.from_frames(touches, rows)
@@ -73,7 +74,8 @@ def test_top_paths_and_lengths() -> None:
         ("email > search", 2, 2, 0, 1.0, 150),
         ("search", 2, 0, 2, 0.0, 0),
     ]
-    assert path_length_distribution(sample()).rows() == [(1, 2, 0, 2, 0.0, 0), (2, 2, 2, 0, 1.0, 150)]
+    assert path_length_distribution(sample()).rows() == [
+        (1, 2, 0, 2, 0.0, 0), (2, 2, 2, 0, 1.0, 150)]
 
 
 def test_time_to_close() -> None:

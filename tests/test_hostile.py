@@ -26,7 +26,7 @@ HOSTILE = ROOT / "fixtures" / "hostile"
 CONFIG = HOSTILE / "attribution.toml"
 
 sys.path.insert(0, str(HOSTILE))
-from make_hostile import CHANNELS
+from make_hostile import CHANNELS  # noqa: E402
 
 #: a raw control character on the terminal (newline aside): none may reach it
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -60,6 +60,7 @@ def runs(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess[
         done[name] = cli(tmp, *[a.format(tmp=tmp) for a in args], "--config", str(CONFIG))
     done["paths_table"] = cli(tmp, "run", "--paths", str(HOSTILE / "paths.csv"),
                               "--channel-rules", str(HOSTILE / "channels.toml"),
+                              "--max-reject-rate", "1",
                               "--out", str(tmp / "out_paths"))
     return tmp, done
 
@@ -165,7 +166,8 @@ def test_report_charts_render_with_every_name_on_the_axes(runs):
                   if not re.match(r"^[−$\d.,%k\s]+$", label)]  # the value axis
         assert labels, chart
         for label in labels:  # every channel label is a channel's name, escaped
-            assert any(shown_as(label, n) for n in names | {"Start", "Won", "Not won"}), (chart, label)
+            assert any(shown_as(label, n) for n in names | {"Start", "Won", "Not won"}), (
+                chart, label)
         for name in ("constructor", "__proto__", "[/]", "toString", "two\\nlines"):
             assert name in labels, (chart, name, labels)
 

@@ -39,7 +39,7 @@ def run():
 
 
 def reasons(flags: pl.DataFrame) -> dict[str, str | None]:
-    return dict(zip(flags["deal_id"], flags["reason"]))
+    return dict(zip(flags["deal_id"], flags["reason"], strict=True))
 
 
 def test_default_rules_flag_the_sign_up_and_the_untouched_deals(run) -> None:
@@ -53,7 +53,8 @@ def test_default_rules_flag_the_sign_up_and_the_untouched_deals(run) -> None:
         "D4": None,  # sign-up 60 minutes before creation: more than 10
         "D5": "no_prior_touch",  # its only touch came 10 days after creation
         "D6": "no_prior_touch",  # its only touch is outside the 180-day lookback
-        "D7": None,  # webinar before; the trial 5 minutes after creation was followed by a sales call
+        # webinar before; the trial 5 minutes after creation was followed by a sales call
+        "D7": None,
     }
 
 
@@ -91,12 +92,14 @@ def test_channel_win_rates_with_and_without_flagged_deals(run) -> None:
     journeys, credit = run
     table = channel_hygiene(credit, flag_deals(journeys))
     assert table.schema == CHANNEL_HYGIENE_SCHEMA
-    last = {r["channel"]: r for r in table.filter(pl.col("model") == "last_touch").iter_rows(named=True)}
+    last = {r["channel"]: r
+            for r in table.filter(pl.col("model") == "last_touch").iter_rows(named=True)}
     # direct is the last touch of D2 (won, flagged) and D4 (lost): 1/2, and 0/1 without D2
     assert (last["direct"]["opportunities"], last["direct"]["flagged_opportunities"]) == (2.0, 1.0)
     assert (last["direct"]["win_rate"], last["direct"]["win_rate_not_flagged"]) == (0.5, 0.0)
     # (no touch) holds D6 alone, flagged: no clean closed deal left
-    assert (last["(no touch)"]["win_rate"], last["(no touch)"]["win_rate_not_flagged"]) == (1.0, None)
+    no_touch = last["(no touch)"]
+    assert (no_touch["win_rate"], no_touch["win_rate_not_flagged"]) == (1.0, None)
 
 
 def test_flags_never_change_credit(run) -> None:

@@ -50,9 +50,10 @@ def touches(rows: list[tuple]) -> pl.DataFrame:
             "touch_type": [None] * len(rows),
             "campaign": [None] * len(rows),
         },
-        schema={"_row": pl.Int64, "touchpoint_id": pl.String, "timestamp": TOUCH_SCHEMA["timestamp"],
-                "contact_id": pl.String, "account_id": pl.String, "channel": pl.String,
-                "channel_group": pl.String, "touch_type": pl.String, "campaign": pl.String},
+        schema={"_row": pl.Int64, "touchpoint_id": pl.String,
+                "timestamp": TOUCH_SCHEMA["timestamp"], "contact_id": pl.String,
+                "account_id": pl.String, "channel": pl.String, "channel_group": pl.String,
+                "touch_type": pl.String, "campaign": pl.String},
     )
 
 
@@ -116,7 +117,8 @@ def test_buying_group_journey_with_milestones_and_schemas() -> None:
         "created_at": at("2025-02-03"), "closed_at": at("2025-02-15"), "end_at": at("2025-02-15"),
         "n_touches": 5, "conversions": 1, "nulls": 0, "revenue": 100000,
     }
-    assert (stats.touches_used, stats.touches_out_of_window, stats.touches_deduplicated) == (5, 1, 0)
+    assert (stats.touches_used, stats.touches_out_of_window,
+            stats.touches_deduplicated) == (5, 1, 0)
 
 
 def test_window_boundaries_are_inclusive() -> None:
@@ -151,7 +153,8 @@ def test_statuses_open_lost_none_and_deals_without_touches() -> None:
     )
     rows = {r["journey_id"]: r for r in journeys.journeys.collect().iter_rows(named=True)}
     assert sorted(rows) == ["D-empty", "D-open", "account:N"]
-    assert {k: (r["status"], r["n_touches"], r["conversions"], r["nulls"], r["revenue"], r["end_at"])
+    assert {k: (r["status"], r["n_touches"], r["conversions"], r["nulls"], r["revenue"],
+                r["end_at"])
             for k, r in rows.items()} == {
         "D-open": ("open", 1, 0, 0, 0, AS_OF),
         "D-empty": ("won", 0, 1, 0, 300, at("2025-02-01")),
@@ -186,7 +189,8 @@ def test_as_of_reopens_later_closes_and_drops_later_deals() -> None:
 def test_default_as_of_is_the_latest_instant_in_the_data() -> None:
     journeys, stats = build(
         [("t1", "A", "c", "x", "2025-01-01")],
-        [("D1", "A", "2025-01-10", None, "open", 1), ("D2", "B", "2025-01-05", "2025-03-02", "lost", 1)],
+        [("D1", "A", "2025-01-10", None, "open", 1),
+         ("D2", "B", "2025-01-05", "2025-03-02", "lost", 1)],
         as_of=None,
     )
     assert stats.as_of == at("2025-03-02") == journeys.as_of
@@ -215,7 +219,7 @@ def test_two_deals_at_one_account_share_overlapping_touches() -> None:
     assert (stats.touches_used, stats.touches_out_of_window) == (3, 0)
 
 
-# -- milestones -------------------------------------------------------------------------------------
+# -- milestones -----------------------------------------------------------------------------------
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.integers(0, 9), min_size=1, max_size=5),
                           st.one_of(st.none(), st.integers(-1, 10))), min_size=1, max_size=8))
@@ -264,7 +268,7 @@ def test_lead_creation_touch(leads, lead_touch) -> None:
     assert found["is_closed_won"] == "t3"
 
 
-# -- deduplication and ties ---------------------------------------------------------------------------
+# -- deduplication and ties -----------------------------------------------------------------------
 def test_dedup_is_a_chain_per_contact_and_channel() -> None:
     journeys, stats = build(
         [
@@ -277,9 +281,11 @@ def test_dedup_is_a_chain_per_contact_and_channel() -> None:
         ],
     )
     assert paths(journeys) == {"account:A": ["t1", "t4", "t6", "t5"]}  # tie: c1 before c2
-    assert (stats.touches_used, stats.touches_deduplicated, stats.touches_out_of_window) == (4, 2, 0)
+    assert (stats.touches_used, stats.touches_deduplicated,
+            stats.touches_out_of_window) == (4, 2, 0)
     _, no_dedup = build(
-        [("t1", "A", "c1", "email", "2025-01-01T00:00"), ("t2", "A", "c1", "email", "2025-01-01T00:00")],
+        [("t1", "A", "c1", "email", "2025-01-01T00:00"),
+         ("t2", "A", "c1", "email", "2025-01-01T00:00")],
         dedup_minutes=0,
     )
     assert (no_dedup.touches_used, no_dedup.touches_deduplicated) == (2, 0)
@@ -287,7 +293,8 @@ def test_dedup_is_a_chain_per_contact_and_channel() -> None:
 
 def test_account_level_touches_dedup_by_account() -> None:
     journeys, _ = build(
-        [("t1", "A", None, "ads", "2025-01-01T00:00"), ("t2", "A", None, "ads", "2025-01-01T00:05")],
+        [("t1", "A", None, "ads", "2025-01-01T00:00"),
+         ("t2", "A", None, "ads", "2025-01-01T00:05")],
     )
     assert paths(journeys) == {"account:A": ["t1"]}
 
@@ -303,7 +310,8 @@ def test_a_touch_inside_the_window_is_not_dropped_for_repeating_one_outside_it()
         [("D", "A", "2025-01-02", "2025-01-03", "won", 1)],
     )
     assert paths(journeys) == {"D": ["t2"]}
-    assert (stats.touches_used, stats.touches_deduplicated, stats.touches_out_of_window) == (1, 1, 1)
+    assert (stats.touches_used, stats.touches_deduplicated,
+            stats.touches_out_of_window) == (1, 1, 1)
 
 
 def test_ties_in_time_break_by_contact_channel_then_id() -> None:
@@ -320,7 +328,7 @@ def test_ties_in_time_break_by_contact_channel_then_id() -> None:
     assert paths(reversed_journeys) == paths(journeys)
 
 
-# -- invariance ---------------------------------------------------------------------------------------
+# -- invariance -----------------------------------------------------------------------------------
 ACCOUNTS = ["A", "B", "C", "D"]
 
 
@@ -362,7 +370,8 @@ def _collected(journeys):
 @given(datasets(), st.randoms(use_true_random=False), st.sampled_from([AS_OF, at("2025-05-01")]))
 def test_shuffled_rows_give_identical_journeys(data, random, as_of) -> None:
     touch_rows, deal_rows, contact_rows = data
-    expected, expected_stats = build(touch_rows, deal_rows, contact_rows, as_of=as_of, lookback_days=60)
+    expected, expected_stats = build(touch_rows, deal_rows, contact_rows, as_of=as_of,
+                                     lookback_days=60)
     touch_rows, deal_rows, contact_rows = list(touch_rows), list(deal_rows), list(contact_rows)
     for rows in (touch_rows, deal_rows, contact_rows):
         random.shuffle(rows)
@@ -387,7 +396,8 @@ def test_any_split_by_account_gives_the_same_journeys(data, first_half) -> None:
         for keep in (lambda a: a in first_half, lambda a: a not in first_half)
     ]
     touches_whole, journeys_whole = _collected(whole)
-    touches_parts = pl.concat([_collected(j)[0] for j, _ in halves]).sort("journey_id", "touch_index")
+    touches_parts = pl.concat([_collected(j)[0] for j, _ in halves]).sort("journey_id",
+                                                                          "touch_index")
     journeys_parts = pl.concat([_collected(j)[1] for j, _ in halves]).sort("journey_id")
     assert_frame_equal(touches_parts, touches_whole)
     assert_frame_equal(journeys_parts, journeys_whole)
@@ -406,8 +416,10 @@ def test_split_with_the_default_as_of_changes_only_open_end_dates(data, first_ha
     halves = [
         build(part_rows, part_deals, contact_rows, lookback_days=60, as_of=None)[0]
         for part_rows, part_deals in (
-            ([r for r in touch_rows if r[1] in first_half], [d for d in deal_rows if d[1] in first_half]),
-            ([r for r in touch_rows if r[1] not in first_half], [d for d in deal_rows if d[1] not in first_half]),
+            ([r for r in touch_rows if r[1] in first_half],
+             [d for d in deal_rows if d[1] in first_half]),
+            ([r for r in touch_rows if r[1] not in first_half],
+             [d for d in deal_rows if d[1] not in first_half]),
         )
     ]
     touches_parts = pl.concat([_collected(j)[0] for j in halves]).sort("journey_id", "touch_index")

@@ -14,16 +14,26 @@ from hypothesis import strategies as st
 
 from attribution.channels import load_rules
 from attribution.config import Config
-from attribution.errors import ColumnNotFoundError, FileFormatError, RejectedRowError
+from attribution.errors import (
+    ColumnNotFoundError,
+    FileFormatError,
+    InputError,
+    RejectedRowError,
+)
 from attribution.loading import load_inputs
 from attribution.pipeline import validate
-from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
+from attribution.schema import UNMAPPED_CHANNEL
 
 TIME_HINT = (
     "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04, or "
     "declare the format with --timestamp-format"
 )
 DEALS_HEADER = "deal_id,account_id,created_at,closed_at,status,amount\n"
+
+
+def open_deal(folder: Path) -> Path:
+    """A deals file with one open deal on account a1 (an input needs a data row)."""
+    return write(folder, "d.csv", DEALS_HEADER + "d0,a1,2025-01-02,,open,1\n")
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -61,7 +71,7 @@ def test_timestamps_with_and_without_zone_become_utc(tmp_path: Path) -> None:
         "2025-03-04 10:15,a1,email\n"
         "2025-03-04T10:15:00.250-05:00,a1,email\n",
     )
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+    inputs = load(touches, open_deal(tmp_path))
     assert inputs.touchpoints["timestamp"].to_list() == [
         utc(2025, 3, 4, 10, 15),
         utc(2025, 3, 4, 8, 15),
@@ -80,15 +90,12 @@ def test_amounts_are_exact_cents(tmp_path: Path) -> None:
         "d1,a1,2025-01-01,open,\"48,250.00\"\n"
         "d2,a1,2025-01-01,open,$12.5\n"
         "d3,a1,2025-01-01,open,0.1\n"
-        "d4,a1,2025-01-01,open,1e3\n"
-        "d5,a1,2025-01-01,open,0.0149999\n"  # rounded once: 1.49999 cents -> 1
-        "d6,a1,2025-01-01,open,2.675\n"      # half to even: 267.5 -> 268
-        "d7,a1,2025-01-01,open,1.005\n"      # half to even: 100.5 -> 100
+        "d4,a1,2025-01-01,open,1000.500\n"   # trailing zeros are not decimals
         "d8,a1,2025-01-01,open,0\n",
     )
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.rejects.height == 0
-    assert inputs.deals["amount"].to_list() == [4825000, 1250, 10, 100000, 1, 268, 100, 0]
+    assert inputs.deals["amount"].to_list() == [4825000, 1250, 10, 100050, 0]
     assert inputs.deals.schema["amount"] == pl.Int64
 
 
@@ -173,15 +180,17 @@ def test_parquet_typed_columns(tmp_path: Path) -> None:
     ).write_parquet(deals)
     inputs = load(touches, deals)
     assert inputs.touchpoints.select("timestamp", "account_id", "channel").rows() == [
-        (utc(2025, 1, 1, 11), "101", "email"),
+        (utc(2025, 1, 1, 11), "101", "Email"),  # the file's spelling
         (utc(2025, 1, 2, 11), "102", "direct"),
     ]
     assert inputs.deals.select("deal_id", "created_at", "closed_at", "amount").rows() == [
-        ("d1", utc(2025, 1, 5), utc(2025, 2, 1, 8), 100),  # 1.005 -> 100.5 cents -> half even
         ("d2", utc(2025, 1, 6), None, 25000),
     ]
     assert rejects_of(inputs, "deals") == [
-        (3, "amount", "amount is not a number; expected a decimal like 48250.00", "NaN")
+        # a float is read through its shortest decimal text: 1.005 is not whole cents
+        (1, "amount", "amount has more decimals than USD's minor unit (2 decimals, ISO 4217)",
+         "1.005"),
+        (3, "amount", "amount is not a number; expected a decimal like 48250.00", "NaN"),
     ]
 
 
@@ -206,12 +215,15 @@ def test_ndjson_with_mixed_types(tmp_path: Path) -> None:
     touches = write(
         tmp_path, "t.jsonl",
         '{"timestamp": "2025-01-01T00:00:00Z", "account_id": 7, "channel": "email"}\n'
-        '{"timestamp": "2025-01-02", "account_id": "a2", "utm_source": "google", "utm_medium": "cpc"}\n',
+        '{"timestamp": "2025-01-02", "account_id": "a2", "utm_source": "google", '
+        '"utm_medium": "cpc"}\n',
     )
     deals = write(
         tmp_path, "d.ndjson",
-        '{"deal_id": "d1", "account_id": "7", "created_at": "2025-01-05", "status": "open", "amount": 100.5}\n'
-        '{"deal_id": "d2", "account_id": "a2", "created_at": "2025-01-05", "status": "open", "amount": "12"}\n',
+        '{"deal_id": "d1", "account_id": "7", "created_at": "2025-01-05", "status": "open", '
+        '"amount": 100.5}\n'
+        '{"deal_id": "d2", "account_id": "a2", "created_at": "2025-01-05", "status": "open", '
+        '"amount": "12"}\n',
     )
     inputs = load(touches, deals)
     assert inputs.touchpoints.select("account_id", "channel").rows() == [
@@ -222,7 +234,8 @@ def test_ndjson_with_mixed_types(tmp_path: Path) -> None:
 
 def test_semicolon_and_tab_separated_csv(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp;account_id;channel\n2025-01-01;a1;email\n")
-    deals = write(tmp_path, "d.tsv", "deal_id\taccount_id\tcreated_at\tstatus\tamount\nd1\ta1\t2025-01-02\topen\t5\n")
+    deals = write(tmp_path, "d.tsv", "deal_id\taccount_id\tcreated_at\tstatus\tamount\n"
+                  "d1\ta1\t2025-01-02\topen\t5\n")
     inputs = load(touches, deals)
     assert inputs.touchpoints["account_id"].to_list() == ["a1"]
     assert inputs.deals["amount"].to_list() == [500]
@@ -252,7 +265,7 @@ def test_a_mapped_column_wins_over_one_already_named_like_the_target(tmp_path: P
     touches = write(
         tmp_path, "t.csv", "timestamp,event_time,account_id,channel\njunk,2025-01-01,a1,email\n"
     )
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER),
+    inputs = load(touches, open_deal(tmp_path),
                   columns={"touchpoints": {"timestamp": "event_time"}})
     assert inputs.rejects.height == 0
     assert inputs.touchpoints["timestamp"].to_list() == [utc(2025, 1, 1)]
@@ -268,12 +281,13 @@ def test_contact_touches_join_their_account(tmp_path: Path) -> None:
         "2025-01-04,c404,,email\n",   # unknown contact, no account
     )
     contacts = write(tmp_path, "c.csv", "contact_id,account_id,lead_created_at\nc1,a1,\n")
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER), contacts)
+    inputs = load(touches, open_deal(tmp_path), contacts)
     assert inputs.touchpoints.select("contact_id", "account_id").rows() == [
         ("c1", "a1"), ("c1", "a9"), (None, "a2"),
     ]
     assert rejects_of(inputs, "touchpoints") == [
-        (4, "contact_id", "unknown contact: not in the contacts file, and the row has no account_id", "c404")
+        (4, "contact_id",
+         "unknown contact: not in the contacts file, and the row has no account_id", "c404")
     ]
 
 
@@ -281,9 +295,10 @@ def test_unmapped_sources_are_kept_and_reported(tmp_path: Path) -> None:
     touches = write(
         tmp_path, "t.csv",
         "timestamp,account_id,utm_source,utm_medium\n"
-        "2025-01-01,a1,foo,bar\n2025-01-02,a1,foo,bar\n2025-01-03,a1,baz,\n2025-01-04,a1,google,cpc\n",
+        "2025-01-01,a1,foo,bar\n2025-01-02,a1,foo,bar\n2025-01-03,a1,baz,\n"
+        "2025-01-04,a1,google,cpc\n",
     )
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+    inputs = load(touches, open_deal(tmp_path))
     assert inputs.touchpoints["channel"].to_list() == [
         UNMAPPED_CHANNEL, UNMAPPED_CHANNEL, UNMAPPED_CHANNEL, "paid_search",
     ]
@@ -301,17 +316,18 @@ def test_currency_is_the_most_common_one_and_others_are_rejected(tmp_path: Path)
     assert inputs.currency == "EUR"
     assert inputs.deals["deal_id"].to_list() == ["d1", "d2", "d4"]
     assert rejects_of(inputs, "deals") == [
-        (3, "currency", "currency differs from the run's currency EUR; convert amounts first "
-         "or set [money] currency", "USD")
+        (3, "currency", ("currency differs from the run's currency EUR; convert amounts first "
+         "or set [money] currency"), "USD")
     ]
-    assert load(one_touch(tmp_path), deals, currency="USD").deals["deal_id"].to_list() == ["d3", "d4"]
+    in_dollars = load(one_touch(tmp_path), deals, currency="USD")
+    assert in_dollars.deals["deal_id"].to_list() == ["d3", "d4"]
 
 
 # -- file-level errors ------------------------------------------------------------------------
 def test_missing_required_column_names_file_column_and_what_exists(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestmp,account_id,channel\n2025-01-01,a1,email\n")
     with pytest.raises(ColumnNotFoundError) as caught:
-        load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+        load(touches, open_deal(tmp_path))
     assert str(caught.value) == (
         f"{touches}: missing column 'timestamp' (did you mean 'timestmp'?); the file has "
         "'timestmp', 'account_id', 'channel'; map a differently named column with "
@@ -335,17 +351,18 @@ def test_missing_deal_column(tmp_path: Path) -> None:
 def test_missing_channel_information(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,account_id,chanel\n2025-01-01,a1,email\n")
     with pytest.raises(ColumnNotFoundError) as caught:
-        load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+        load(touches, open_deal(tmp_path))
     assert str(caught.value) == (
         f"{touches}: missing column 'channel' (did you mean 'chanel'?); the file has "
-        "'timestamp', 'account_id', 'chanel'; touchpoints need 'channel' or 'utm_source'/'utm_medium'"
+        "'timestamp', 'account_id', 'chanel'; touchpoints need 'channel' or "
+        "'utm_source'/'utm_medium'"
     )
 
 
 def test_missing_contact_and_account(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,channel\n2025-01-01,email\n")
     with pytest.raises(ColumnNotFoundError) as caught:
-        load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+        load(touches, open_deal(tmp_path))
     assert str(caught.value) == (
         f"{touches}: missing column 'account_id'; the file has 'timestamp', 'channel'; "
         "touchpoints need 'contact_id' and/or 'account_id'"
@@ -363,7 +380,7 @@ def test_mapped_column_missing_from_the_file(tmp_path: Path) -> None:
 
 
 def test_unknown_extension_missing_file_and_empty_file(tmp_path: Path) -> None:
-    deals = write(tmp_path, "d.csv", DEALS_HEADER)
+    deals = open_deal(tmp_path)
     with pytest.raises(FileFormatError) as caught:
         load(write(tmp_path, "t.xlsx", "x"), deals)
     assert str(caught.value) == (
@@ -378,38 +395,48 @@ def test_unknown_extension_missing_file_and_empty_file(tmp_path: Path) -> None:
     assert str(caught.value) == f"{tmp_path / 'empty.csv'}: cannot read touchpoints (empty CSV)"
 
 
-def test_header_only_files_load_as_empty(tmp_path: Path) -> None:
-    inputs = load(
-        write(tmp_path, "t.csv", "timestamp,account_id,channel\n"),
-        write(tmp_path, "d.csv", DEALS_HEADER),
-        write(tmp_path, "c.csv", "contact_id,account_id\n"),
-    )
-    assert (inputs.touchpoints.height, inputs.deals.height, inputs.contacts.height) == (0, 0, 0)
-    assert inputs.rejects.height == 0 and inputs.rejects.schema == REJECT_SCHEMA
-    assert inputs.currency == "USD"
-    assert [a.as_dict()["read"] for a in inputs.accounting.values()] == [0, 0, 0]
+@pytest.mark.parametrize("empty", ["touchpoints", "deals", "contacts"])
+def test_a_header_only_input_stops_the_load(tmp_path: Path, empty: str) -> None:
+    # a header-only touchpoints file would credit every deal to (no touch) without a word
+    files = {
+        "touchpoints": write(tmp_path, "t.csv", "timestamp,account_id,channel\n"
+                             + ("" if empty == "touchpoints" else "2025-01-01,a1,email\n")),
+        "deals": open_deal(tmp_path) if empty != "deals" else write(tmp_path, "d.csv",
+                                                                      DEALS_HEADER),
+        "contacts": write(tmp_path, "c.csv", "contact_id,account_id\n"
+                          + ("" if empty == "contacts" else "c1,a1\n")),
+    }
+    with pytest.raises(InputError) as raised:
+        load(files["touchpoints"], files["deals"], files["contacts"])
+    assert str(raised.value) == (
+        f"{files[empty]}: no data rows in the {empty} file (a header only, or nothing); "
+        "export it again with its rows")
 
 
 # -- rejects, one per bad input -----------------------------------------------------------------
 BAD_DEALS = [
     ("d1,a1,2025-01-02,,open,-5", "amount", "negative amount", "-5"),
-    ("d1,a1,2025-01-02,,open,abc", "amount", "amount is not a number; expected a decimal like 48250.00", "abc"),
-    ("d1,a1,2025-01-02,,open,1.2.3", "amount", "amount is not a number; expected a decimal like 48250.00", "1.2.3"),
+    ("d1,a1,2025-01-02,,open,abc", "amount",
+     "amount is not a number; expected a decimal like 48250.00", "abc"),
+    ("d1,a1,2025-01-02,,open,1.2.3", "amount",
+     "amount is not a number; expected a decimal like 48250.00", "1.2.3"),
     ("d1,a1,2025-01-02,,open,", "amount", "missing amount", None),
     ("d1,a1,yesterday,,open,5", "created_at", TIME_HINT, "yesterday"),
     ("d1,a1,,,open,5", "created_at", "missing created_at", None),
     ("d1,a1,2025-01-02,2025-13-01,won,5", "closed_at", TIME_HINT, "2025-13-01"),
     ("d1,a1,2025-01-02,,won,5", "closed_at", "missing closed_at for a won or lost deal", None),
-    ("d1,a1,2025-01-02,2025-01-01,lost,5", "closed_at", "closed_at is before created_at", "2025-01-01"),
+    ("d1,a1,2025-01-02,2025-01-01,lost,5", "closed_at", "closed_at is before created_at",
+     "2025-01-01"),
     ("d1,a1,2025-01-02,,maybe,5", "status", "unknown status; expected won, lost or open", "maybe"),
     ("d1,a1,2025-01-02,,,5", "status", "missing status", None),
-    ("d1,a9,2025-01-02,,open,5", "account_id", "unknown account: not in the contacts file and never touched", "a9"),
+    ("d1,a9,2025-01-02,,open,5", "account_id",
+     "unknown account: not in the contacts file and never touched", "a9"),
     ("d1,,2025-01-02,,open,5", "account_id", "missing account_id", None),
     (",a1,2025-01-02,,open,5", "deal_id", "missing deal_id", None),
     # the journey id of an account touched without a deal: a deal named so would clash with it
     ("account:a1,a1,2025-01-02,,open,5", "deal_id",
-     "deal_id starts with 'account:', which names the journeys of accounts without a deal; "
-     "rename the deal", "account:a1"),
+     ("deal_id starts with 'account:', which names the journeys of accounts without a deal; "
+     "rename the deal"), "account:a1"),
 ]
 
 
@@ -438,7 +465,7 @@ BAD_TOUCHES = [
 def test_each_bad_touch_is_rejected_with_its_reason(tmp_path, line, column, reason, value) -> None:
     header = "touchpoint_id,timestamp,contact_id,account_id,channel,utm_source,utm_medium\n"
     touches = write(tmp_path, "t.csv", header + "t0,2025-01-01,c1,a1,email,,\n" + line + "\n")
-    deals = write(tmp_path, "d.csv", DEALS_HEADER)
+    deals = open_deal(tmp_path)
     inputs = load(touches, deals)
     assert inputs.touchpoints["touchpoint_id"].to_list() == ["t0"]
     assert inputs.rejects.rows() == [(str(touches), "touchpoints", 2, column, reason, value)]
@@ -450,7 +477,7 @@ def test_each_bad_touch_is_rejected_with_its_reason(tmp_path, line, column, reas
 
 def test_touch_without_account_and_no_contacts_file(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,contact_id,channel\n2025-01-01,c1,email\n")
-    inputs = load(touches, write(tmp_path, "d.csv", DEALS_HEADER))
+    inputs = load(touches, open_deal(tmp_path))
     assert rejects_of(inputs, "touchpoints") == [
         (1, "contact_id", "no account_id, and no contacts file to find the contact's account", "c1")
     ]
@@ -462,7 +489,7 @@ def test_bad_contacts(tmp_path: Path) -> None:
         "contact_id,account_id,lead_created_at\n"
         "c1,a1,2025-01-01\n,a1,\nc2,,\nc3,a1,someday\nc4,a1,\nc4,a2,\n",
     )
-    inputs = load(one_touch(tmp_path), write(tmp_path, "d.csv", DEALS_HEADER), contacts)
+    inputs = load(one_touch(tmp_path), open_deal(tmp_path), contacts)
     assert inputs.contacts["contact_id"].to_list() == ["c1"]
     assert rejects_of(inputs, "contacts") == [
         (2, "contact_id", "missing contact_id", None),
@@ -485,16 +512,20 @@ def test_duplicate_ids(tmp_path: Path) -> None:
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.deals["deal_id"].to_list() == ["d1"]
     reason = "duplicate deal_id with different values on another row"
-    assert rejects_of(inputs, "deals") == [(3, "deal_id", reason, "d2"), (4, "deal_id", reason, "d2")]
+    assert rejects_of(inputs, "deals") == [
+        (3, "deal_id", reason, "d2"), (4, "deal_id", reason, "d2")]
     accounting = inputs.accounting["deals"].as_dict()
-    assert (accounting["read"], accounting["used"], accounting["deduplicated"], accounting["rejected"]) == (4, 1, 1, 2)
+    assert (accounting["read"], accounting["used"], accounting["deduplicated"],
+            accounting["rejected"]) == (4, 1, 1, 2)
 
 
 def test_a_copy_of_a_rejected_row_is_kept_not_lost(tmp_path: Path) -> None:
     # row 1 is rejected (closed_at unparseable: parses to null, like row 2's empty cell);
     # row 2 used to be counted as a 'copy' of it, so deal d1 vanished from both used and rejects
-    deals = write(tmp_path, "d.csv", DEALS_HEADER + "d1,a1,2025-01-02,bad,open,5\nd1,a1,2025-01-02,,open,5\n")
-    contacts = write(tmp_path, "c.csv", "contact_id,account_id,lead_created_at\nc1,a1,soon\nc1,a1,\n")
+    deals = write(tmp_path, "d.csv",
+                  DEALS_HEADER + "d1,a1,2025-01-02,bad,open,5\nd1,a1,2025-01-02,,open,5\n")
+    contacts = write(tmp_path, "c.csv",
+                     "contact_id,account_id,lead_created_at\nc1,a1,soon\nc1,a1,\n")
     inputs = load(one_touch(tmp_path), deals, contacts)
     assert inputs.deals.select("_row", "deal_id").rows() == [(2, "d1")]
     assert inputs.contacts.rows() == [("c1", "a1", None)]
@@ -505,7 +536,8 @@ def test_a_copy_of_a_rejected_row_is_kept_not_lost(tmp_path: Path) -> None:
 
 def test_a_conflict_only_counts_among_valid_rows(tmp_path: Path) -> None:
     # row 2 is rejected for its own reason; row 1 is then the only valid d1
-    deals = write(tmp_path, "d.csv", DEALS_HEADER + "d1,a1,2025-01-02,,open,5\nd1,a1,2025-01-02,,open,-5\n")
+    deals = write(tmp_path, "d.csv",
+                  DEALS_HEADER + "d1,a1,2025-01-02,,open,5\nd1,a1,2025-01-02,,open,-5\n")
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.deals["deal_id"].to_list() == ["d1"]
     assert rejects_of(inputs, "deals") == [(2, "amount", "negative amount", "-5")]
@@ -520,7 +552,7 @@ def test_all_rows_rejected(tmp_path: Path) -> None:
     assert rejects_of(inputs, "deals") == [
         (1, "account_id", "unknown account: not in the contacts file and never touched", "a1")
     ]
-    result = validate(Config(touchpoints=touches, deals=deals))
+    result = validate(Config(touchpoints=touches, deals=deals, max_reject_rate=1.0))
     assert result.journeys.journeys.collect().height == 0
     assert [a.as_dict()["rejected"] for a in result.accounting] == [2, 1]
 
@@ -541,7 +573,7 @@ def messy_exports(draw):
             st.sampled_from(["", "email", "direct"]), st.sampled_from(["", "google", "zzz"]),
             st.sampled_from(["", "cpc"]),
         ),
-        max_size=25,
+        min_size=1, max_size=25,
     ))
     deal_rows = draw(st.lists(
         st.tuples(
@@ -551,14 +583,14 @@ def messy_exports(draw):
             st.sampled_from(["won", "Closed Lost", "open", "meh", ""]),
             st.sampled_from(["100", "-1", "x", "", "12.345", "\"1,000\""]),
         ),
-        max_size=10,
+        min_size=1, max_size=10,
     ))
     contact_rows = draw(st.lists(
         st.tuples(
             st.sampled_from(["", "c1", "c2", "c3"]), st.sampled_from(["", "a1", "a2"]),
             st.sampled_from(["", "2025-01-01", "bad"]),
         ),
-        max_size=6,
+        min_size=1, max_size=6,
     ))
     as_of = draw(st.sampled_from([None, "2025-03-01"]))
     return touch_rows, deal_rows, contact_rows, as_of
@@ -568,7 +600,8 @@ def _csv(header: str, rows) -> str:
     return header + "\n" + "".join(",".join(row) + "\n" for row in rows)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(messy_exports())
 def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
     touch_rows, deal_rows, contact_rows, as_of = exports
@@ -577,10 +610,12 @@ def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
     deals = write(tmp_path, "d.csv", _csv(
         "deal_id,account_id,created_at,closed_at,status,amount", deal_rows))
     contacts = write(tmp_path, "c.csv", _csv("contact_id,account_id,lead_created_at", contact_rows))
-    config = Config(touchpoints=touches, deals=deals, contacts=contacts,
-                    as_of=None if as_of is None else datetime.fromisoformat(as_of).replace(tzinfo=UTC))
+    config = Config(touchpoints=touches, deals=deals, contacts=contacts, max_reject_rate=1.0,
+                    as_of=None if as_of is None
+                    else datetime.fromisoformat(as_of).replace(tzinfo=UTC))
     result = validate(config)
-    expected_reads = {"touchpoints": len(touch_rows), "deals": len(deal_rows), "contacts": len(contact_rows)}
+    expected_reads = {"touchpoints": len(touch_rows), "deals": len(deal_rows),
+                      "contacts": len(contact_rows)}
     for item in result.accounting:
         counts = item.as_dict()
         assert counts["read"] == expected_reads[item.input]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction as F
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,8 @@ def deals(paths: list[tuple[str, str, int]]) -> Journeys:
 #   d2  b      won   50
 #   d3  b > a  lost
 #   d4  a      won  300
-HAND = [("a>b", "won", 100), ("a", "lost", 70), ("b", "won", 50), ("b>a", "lost", 20), ("a", "won", 300)]
+HAND = [("a>b", "won", 100), ("a", "lost", 70), ("b", "won", 50), ("b>a", "lost", 20),
+        ("a", "won", 300)]
 
 
 def test_hand_worked_example_transition_matrix() -> None:
@@ -205,7 +205,7 @@ def dense_removal_effects(paths: list[tuple[list[str], int, int]]) -> dict[str, 
     counts = np.zeros((len(nodes), len(nodes)))
     for path, conversions, nulls in paths:
         walk = ["(start)", *path]
-        for here, there in zip(walk, walk[1:]):
+        for here, there in zip(walk, walk[1:], strict=False):
             counts[at[here], at[there]] += conversions + nulls
         counts[at[path[-1]], at["(conversion)"]] += conversions
         counts[at[path[-1]], at["(null)"]] += nulls
@@ -258,7 +258,7 @@ def path_journeys(paths: list[tuple[list[str], int, int]]) -> Journeys:
 def test_order_one_matches_dense_computation(paths: list[tuple[list[str], int, int]]) -> None:
     fit = MarkovModel().fit(path_journeys(paths))
     expected = dense_removal_effects(paths)
-    got = dict(zip(fit.channels, fit.removal_effect))
+    got = dict(zip(fit.channels, fit.removal_effect, strict=True))
     assert set(got) == set(expected)
     for channel, value in expected.items():
         assert got[channel] == pytest.approx(value, abs=1e-9)
@@ -344,7 +344,8 @@ def channelattribution_exact(path: Path, order: int) -> dict[str, float]:
         result = transition_matrix(
             data, "path", "total_conversions", "total_null", order=order, flg_pro=False
         )
-    names = dict(zip(result["channels"]["id_channel"].astype(str), result["channels"]["channel_name"]))
+    names = dict(zip(result["channels"]["id_channel"].astype(str),
+                     result["channels"]["channel_name"], strict=True))
     table = result["transition_matrix"]
     nodes = sorted(set(table["channel_from"]) | set(table["channel_to"]))
     transient = [n for n in nodes if n not in ("(conversion)", "(null)")]
@@ -353,14 +354,16 @@ def channelattribution_exact(path: Path, order: int) -> dict[str, float]:
     at = {n: i for i, n in enumerate(transient)}
     q = np.zeros((len(transient), len(transient)))
     r = np.zeros(len(transient))
-    for src, dst, p in table[["channel_from", "channel_to", "transition_probability"]].itertuples(index=False):
+    columns = table[["channel_from", "channel_to", "transition_probability"]]
+    for src, dst, p in columns.itertuples(index=False):
         if dst == "(conversion)":
             r[at[src]] += p
         elif dst != "(null)":
             q[at[src], at[dst]] += p
 
     def probability(removed: str | None) -> float:
-        keep = [i for n, i in at.items() if removed is None or n == "(start)" or removed not in n.split(" ")]
+        keep = [i for n, i in at.items()
+                if removed is None or n == "(start)" or removed not in n.split(" ")]
         return float(np.linalg.solve(np.eye(len(keep)) - q[np.ix_(keep, keep)], r[keep])[0])
 
     full = probability(None)
@@ -375,7 +378,7 @@ def test_matches_channelattribution_exactly_on_its_data(order: int) -> None:
     table = read_paths(path, separator=">")
     fit = MarkovModel(order=order).fit(table.journeys)
     expected = channelattribution_exact(path, order)
-    got = dict(zip(fit.channels, fit.removal_effect))
+    got = dict(zip(fit.channels, fit.removal_effect, strict=True))
     assert set(got) == set(expected)
     for channel, value in expected.items():
         assert got[channel] == pytest.approx(value, rel=1e-9, abs=1e-12)
@@ -384,4 +387,5 @@ def test_matches_channelattribution_exactly_on_its_data(order: int) -> None:
 def test_only_open_deals_split_each_journey_evenly() -> None:
     # nothing to fit (open deals are left out), yet every journey with touches needs weights
     weights = MarkovModel().weights(deals([("a>b", "open", 20)])).collect()
-    assert weights.select("touch_index", "channel", "weight").rows() == [(0, "a", 0.5), (1, "b", 0.5)]
+    assert weights.select("touch_index", "channel", "weight").rows() == [
+        (0, "a", 0.5), (1, "b", 0.5)]

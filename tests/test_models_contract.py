@@ -140,9 +140,9 @@ def test_deal_without_touch_goes_to_no_touch(name):
          ("D2", "B", "2025-01-03", "2025-01-20", "won", 700)],
     )
     credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
-    assert credit.filter(pl.col("journey_id") == "D2").select("channel", "revenue_credit").rows() == [
-        (NO_TOUCH_CHANNEL, 700)
-    ]
+    assert credit.filter(pl.col("journey_id") == "D2").select(
+        "channel", "revenue_credit"
+    ).rows() == [(NO_TOUCH_CHANNEL, 700)]
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -156,7 +156,8 @@ def test_deterministic_and_row_order_independent(name, touches, deals, seed):
     deal_order = list(range(deal_frame.height))
     seed.shuffle(deal_order)
     results = []
-    for t, d in [(touch_frame, deal_frame), (touch_frame, deal_frame), (shuffled, deal_frame[deal_order])]:
+    for t, d in [(touch_frame, deal_frame), (touch_frame, deal_frame),
+                 (shuffled, deal_frame[deal_order])]:
         journeys, _ = build_journeys(t, d, contacts_frame([]), lookback_days=30)
         model = get_model(name)
         credit = allocate(journeys, model.weights(journeys), name).collect()

@@ -179,7 +179,8 @@ def test_write_table_and_parts_neutralise_csv_only(tmp_path, fmt):
     elif fmt == "parquet":
         assert pl.read_parquet(whole)["channel"].to_list()[:2] == ["=cmd", "+x"]
     else:
-        assert [row["channel"] for row in json.loads(whole.read_text("utf-8"))][:2] == ["=cmd", "+x"]
+        rows = json.loads(whole.read_text("utf-8"))
+        assert [row["channel"] for row in rows][:2] == ["=cmd", "+x"]
 
 
 @settings(max_examples=200, deadline=None)

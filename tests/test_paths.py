@@ -85,7 +85,8 @@ def test_bad_rows_become_rejects(tmp_path: Path) -> None:
     rejects = table.rejects
     assert rejects.schema == REJECT_SCHEMA
     assert rejects.select("row", "column").rows() == [
-        (2, "conversions"), (3, "path"), (4, "path"), (5, "value"), (6, "conversions"), (7, "nulls"),
+        (2, "conversions"), (3, "path"), (4, "path"), (5, "value"), (6, "conversions"),
+        (7, "nulls"),
     ]
     assert set(rejects["input"]) == {"paths"}
     assert rejects.filter(pl.col("row") == 4)["value"].to_list() == ["c>>a"]
@@ -97,7 +98,8 @@ def test_bad_rows_become_rejects(tmp_path: Path) -> None:
 
 def test_missing_column_names_what_exists(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "path;conversion_count\na;1\n")
-    with pytest.raises(ColumnNotFoundError, match="missing column 'conversions'.*'conversion_count'"):
+    with pytest.raises(ColumnNotFoundError,
+                       match="missing column 'conversions'.*'conversion_count'"):
         read_paths(path)
     with pytest.raises(ColumnNotFoundError, match="'orders'"):
         read_paths(path, columns={"conversions": "orders"})

@@ -55,11 +55,16 @@ def test_summary_table_shows_names_and_currency_as_text():
     })
     lines = shown(render.summary_table(summary, "[/]", "linear"))
     assert lines[4:9] == [
-        "│ [/]                                  │ demand_creation │             1 │        1.00 [/] │       0.50 [/] │         10.0% │",
-        "│ [link=https://e.x]paid_search[/link] │ [b]g[/b]        │             2 │        2.00 [/] │       0.60 [/] │         20.0% │",
-        "│ a\\x1b]8;;http://e\\x07b\\nc            │ other           │             3 │        3.00 [/] │       0.70 [/] │         30.0% │",
-        "│ :thumbs_up:                          │ x               │             4 │        4.00 [/] │       0.80 [/] │         20.0% │",
-        "│ \\u202eevil                           │ y               │             5 │        5.00 [/] │       0.90 [/] │         20.0% │",
+        "│ [/]                                  │ demand_creation │             1 │"
+        "        1.00 [/] │       0.50 [/] │         10.0% │",
+        "│ [link=https://e.x]paid_search[/link] │ [b]g[/b]        │             2 │"
+        "        2.00 [/] │       0.60 [/] │         20.0% │",
+        "│ a\\x1b]8;;http://e\\x07b\\nc            │ other           │             3 │"
+        "        3.00 [/] │       0.70 [/] │         30.0% │",
+        "│ :thumbs_up:                          │ x               │             4 │"
+        "        4.00 [/] │       0.80 [/] │         20.0% │",
+        "│ \\u202eevil                           │ y               │             5 │"
+        "        5.00 [/] │       0.90 [/] │         20.0% │",
     ]
 
 
@@ -96,6 +101,7 @@ def test_reject_reasons_table_shows_reasons_as_text():
 
 def test_long_values_are_cut_with_their_length():
     assert render.printable("ab\ncd", limit=3) == "ab\\n... (5 characters)"
-    assert render.escape_text("[/]" * 100, render.QUOTE_LIMIT) == "\\[/]" * 66 + "[/... (300 characters)"
+    assert (render.escape_text("[/]" * 100, render.QUOTE_LIMIT)
+            == "\\[/]" * 66 + "[/... (300 characters)")
     assert render.escape_text("x" * 300) == "x" * 300
     assert "".join(shown(render.cell("y" * 5000))) == "y" * 200 + "... (5,000 characters)"

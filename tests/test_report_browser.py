@@ -9,7 +9,6 @@ the screenshot (docs/report.png is made that way from the demo export).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -66,7 +65,8 @@ def demo_inputs():
     if config.spend is not None and result.inputs is not None:
         spend = load_spend(config.spend, currency=result.currency)
         leads = first_touch_leads(result.inputs.touchpoints, result.inputs.contacts)
-        models = [m for m in ("markov", "linear", "last_touch") if m in {x.name for x in result.models}]
+        models = [m for m in ("markov", "linear", "last_touch")
+                  if m in {x.name for x in result.models}]
         scorecard = channel_scorecard(result.credit, result.journeys, leads, spend, models=models)
         budget = recommend_budget(result.summary, spend, models[0])
     return result, scorecard, budget
@@ -97,7 +97,8 @@ def chart_element(dom: str, name: str) -> tuple[str, str]:
 
 def test_every_chart_renders_without_errors(report):
     path, names, folder = report
-    done = run_browser(["--enable-logging=stderr", "--v=0", "--dump-dom", path.as_uri()], folder / "profile-dom")
+    done = run_browser(["--enable-logging=stderr", "--v=0", "--dump-dom", path.as_uri()],
+                       folder / "profile-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     assert 'id="headline"' in dom
@@ -108,7 +109,8 @@ def test_every_chart_renders_without_errors(report):
         assert "data-error" not in attributes
         assert content.count("<svg") >= 1, f"{name} has no SVG"
         assert content.count("<path") + content.count("<rect") + content.count("<text") > 5, name
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line and path.name in line]
+    console = [line for line in done.stderr.splitlines()
+               if ":CONSOLE" in line and path.name in line]
     assert console == [], console  # the report logs nothing when all is well
 
 
@@ -116,7 +118,8 @@ def test_screenshot(report):
     path, _, folder = report
     target = Path(os.environ.get("ATTRIBUTION_SCREENSHOT") or folder / "report.png")
     target.parent.mkdir(parents=True, exist_ok=True)
-    done = run_browser(["--window-size=1400,12000", f"--screenshot={target}", path.as_uri()], folder / "profile-shot")
+    done = run_browser(["--window-size=1400,12000", f"--screenshot={target}", path.as_uri()],
+                       folder / "profile-shot")
     assert done.returncode == 0, done.stderr[-2000:]
     data = target.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -279,3 +279,33 @@ def test_two_runs_into_one_folder_one_lands_the_other_stops(big_export, tmp_path
     waited = subprocess.run(_cli("-q", "run", *inputs, "--out", str(out), "--wait"),
                             capture_output=True, text=True)
     assert waited.returncode == 0 and verify(out)
+
+
+def test_a_folder_an_older_version_wrote_is_a_result_set(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("rejects.csv", "credit.csv", "markov_transitions.parquet"):
+        (out / name).write_text("x")
+    (out / ".credit.parts.abc").mkdir()
+    assert _run(out, "--model", "linear").exit_code == 0
+    assert verify(out)
+    assert "markov_transitions.parquet" not in {p.name for p in out.iterdir()}
+
+
+def test_a_config_that_writes_outside_its_folder_is_named_even_under_quiet(tmp_path):
+    config = tmp_path / "project" / "attribution.toml"
+    config.parent.mkdir()
+    config.write_text(
+        "[inputs]\n"
+        f'touchpoints = "{DEMO / "touchpoints.csv"}"\n'
+        f'deals = "{DEMO / "deals.csv"}"\n'
+        f'contacts = "{DEMO / "contacts.csv"}"\n'
+        "[models]\nrun = [\"linear\"]\n"
+        "[output]\ndir = \"../elsewhere\"\n")
+    result = CliRunner().invoke(cli, ["-q", "run", "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"note: {config} writes its results outside its folder, to {tmp_path / 'elsewhere'}")
+    inside = CliRunner().invoke(cli, ["-q", "run", "--config", str(config), "--format", "json",
+                                      "--out", str(tmp_path / "project" / "out")])
+    assert inside.exit_code == 0 and inside.stderr == ""

@@ -55,16 +55,20 @@ def test_milestones_of_the_worked_journey():
         # touch 4 is direct, so the last non-direct touch is 3
         ("last_non_direct", {"paid_search": 100_000}),
         # 20000 cents per touch; direct has two touches
-        ("linear", {"direct": 40_000, "newsletter": 20_000, "paid_search": 20_000, "podcast": 20_000}),
+        ("linear",
+         {"direct": 40_000, "newsletter": 20_000, "paid_search": 20_000, "podcast": 20_000}),
         # 40% first (40000), 40% last (40000), 20% over touches 1-3: 6666.67 each -> floors
         # 6666 x3 leave 2 cents, which go to the earlier touches 1 and 2 (equal fractions):
         # newsletter 6667, direct 40000 + 6667, paid_search 6666
-        ("u_shaped", {"direct": 46_667, "newsletter": 6_667, "paid_search": 6_666, "podcast": 40_000}),
+        ("u_shaped",
+         {"direct": 46_667, "newsletter": 6_667, "paid_search": 6_666, "podcast": 40_000}),
         # 30% each to first (0), lead (1), opportunity (3); 10% over touch 2, the one between
         # them (touch 4 comes after opportunity creation: nothing)
-        ("w_shaped", {"direct": 10_000, "newsletter": 30_000, "paid_search": 30_000, "podcast": 30_000}),
+        ("w_shaped",
+         {"direct": 10_000, "newsletter": 30_000, "paid_search": 30_000, "podcast": 30_000}),
         # 22.5% each to first (0), lead (1), opportunity (3), closed won (4); 10% to touch 2
-        ("full_path", {"direct": 32_500, "newsletter": 22_500, "paid_search": 22_500, "podcast": 22_500}),
+        ("full_path",
+         {"direct": 32_500, "newsletter": 22_500, "paid_search": 22_500, "podcast": 22_500}),
     ],
 )
 def test_model_on_worked_journey(model, expected):

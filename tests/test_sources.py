@@ -52,8 +52,8 @@ def test_vendor_fixture_runs_end_to_end_with_exact_credit(source: str) -> None:
     assert inputs.rejects.height == 0
     assert all(a.rejected_total == 0 for a in inputs.accounting.values())
     assert "(unmapped)" not in inputs.touchpoints["channel"].to_list()
-    assert "other" not in inputs.touchpoints.filter(pl.col("channel") != "other")[
-        "channel_group"].to_list()
+    named = inputs.touchpoints.filter(pl.col("channel").str.to_lowercase() != "other")
+    assert "other" not in named["channel_group"].to_list()
     preset = load_preset(source)
     config = config.replace(
         direct_channels=(*config.direct_channels, *source_direct_channels(preset)))
@@ -90,9 +90,9 @@ def test_hubspot_fixture_reads_its_stages_dates_and_association_cells() -> None:
         f"{FIXTURES / 'hubspot' / 'deals.csv'}: Create Date, Close Date read as "
         "'%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)")
     groups = dict(inputs.touchpoints.select("channel", "channel_group").unique().iter_rows())
-    assert groups["paid social"] == "demand_creation"
-    assert groups["direct traffic"] == "demand_capture"
-    assert groups["offline sources"] == "sales"
+    assert groups["Paid Social"] == "demand_creation"
+    assert groups["Direct Traffic"] == "demand_capture"
+    assert groups["Offline Sources"] == "sales"
 
 
 def test_direct_traffic_from_hubspot_is_direct_for_last_non_direct() -> None:
@@ -104,8 +104,8 @@ def test_direct_traffic_from_hubspot_is_direct_for_last_non_direct() -> None:
     last_touch = credit.filter((pl.col("model") == "last_touch") & (pl.col("pipeline_credit") > 0))
     non_direct = credit.filter((pl.col("model") == "last_non_direct")
                                & (pl.col("pipeline_credit") > 0))
-    assert "direct traffic" in last_touch["channel"].to_list()  # the fixture ends on one
-    assert "direct traffic" not in non_direct["channel"].to_list()
+    assert "Direct Traffic" in last_touch["channel"].to_list()  # the fixture ends on one
+    assert "Direct Traffic" not in non_direct["channel"].to_list()
 
 
 def test_salesforce_booleans_decide_custom_stages() -> None:
@@ -275,3 +275,21 @@ def test_single_touch_journeys_are_flagged() -> None:
         + load_preset("generic").touch_export)
     mixed = pl.DataFrame({"n_touches": [1] * 18 + [2, 3]})
     assert single_touch_note(None, "t.csv", journeys=mixed) is None
+
+
+def test_a_preset_names_the_columns_it_looked_for(tmp_path: Path) -> None:
+    touches = write(tmp_path, "t.csv", "timestamp,account_id,channel\n2025-01-01,A,email\n")
+    deals = write(tmp_path, "d.csv", "Record ID,Deal Stage,Amount,Create Date\n"
+                  "1,closedwon,10,2025-01-02\n")
+    with pytest.raises(ColumnNotFoundError) as caught:
+        load_inputs(touches, deals, rules=load_rules(), source="salesforce")
+    assert str(caught.value) == (
+        f"{deals}: missing column 'deal_id', 'account_id' (did you mean 'amount'?), 'created_at' "
+        "(did you mean 'Create Date'?), 'status'; the file has 'Record ID', 'Deal Stage', "
+        "'amount', 'Create Date'; map a differently named column with [columns.deals] in the "
+        "config; the salesforce preset looks for deal_id in 'Id' or 'Opportunity ID' or "
+        "'Opportunity Id'; account_id in 'AccountId' or 'Account ID'; created_at in "
+        "'CreatedDate' or 'Created Date'; status in 'StageName' or 'Stage'; this looks like a "
+        "HubSpot deals export: add --source hubspot (or [inputs] "
+        'source = "hubspot" in the config)'
+    )

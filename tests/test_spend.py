@@ -98,7 +98,8 @@ def test_spreading_is_exact_even_and_deterministic(amounts, lengths, offsets) ->
             "channel": ["c"] * len(amounts),
             "channel_group": ["g"] * len(amounts),
             "period_start": starts,
-            "period_end": [s + dt.timedelta(days=n - 1) for s, n in zip(starts, days)],
+            "period_end": [s + dt.timedelta(days=n - 1)
+                           for s, n in zip(starts, days, strict=True)],
             "days": days,
             "amount": amounts,
         },
@@ -200,8 +201,10 @@ def test_bad_rows_are_rejected_with_their_reasons(tmp_path: Path) -> None:
 
 
 def test_strict_raises_on_the_first_bad_row(tmp_path: Path) -> None:
-    path = write(tmp_path, "channel,period_start,period,amount\na,2025-01-01,day,1\nb,2025-01-01,day,-2\n")
-    with pytest.raises(RejectedRowError, match=r"row 2, column 'amount': negative amount \(value '-2'\)"):
+    path = write(tmp_path, "channel,period_start,period,amount\n"
+                           "a,2025-01-01,day,1\nb,2025-01-01,day,-2\n")
+    with pytest.raises(RejectedRowError,
+                       match=r"row 2, column 'amount': negative amount \(value '-2'\)"):
         load_spend(path, strict=True)
 
 
@@ -239,7 +242,8 @@ def test_mapped_column_names_and_other_formats(tmp_path: Path) -> None:
             "cost": [3000.0],
         }
     )
-    columns = {"channel": "source_channel", "period_start": "from", "period_end": "to", "amount": "cost"}
+    columns = {"channel": "source_channel", "period_start": "from", "period_end": "to",
+               "amount": "cost"}
     frame.write_parquet(tmp_path / "spend.parquet")
     frame.write_ndjson(tmp_path / "spend.ndjson")
     for name in ("spend.parquet", "spend.ndjson"):
@@ -250,7 +254,8 @@ def test_mapped_column_names_and_other_formats(tmp_path: Path) -> None:
 
 
 def test_unknown_grain() -> None:
-    with pytest.raises(ConfigError, match="unknown grain 'year'; valid grains: day, week, month, quarter"):
+    with pytest.raises(ConfigError,
+                       match="unknown grain 'year'; valid grains: day, week, month, quarter"):
         period_of(pl.col("day"), "year")
 
 

@@ -1,12 +1,13 @@
 """The interface every attribution model implements.
 
 A model is a frozen dataclass whose fields are its keyword hyperparameters (stored unchanged,
-as in scikit-learn). It never reads files and never prints. Given :class:`~attribution.journeys.Journeys`
-it returns *weights*: a lazy frame with :data:`~attribution.schema.WEIGHT_SCHEMA`
-(``journey_id, touch_index, channel, weight``) whose weights are >= 0 and sum to 1 inside
-every journey that has at least one touch. It may also carry the touch's ``touchpoint_id``,
-``timestamp`` and ``channel_group`` (:data:`DETAIL_COLUMNS`), which saves looking them up. ``touch_index`` may be null when a model credits
-channels of a journey rather than individual touches (a global Markov allocation, say).
+as in scikit-learn). It never reads files and never prints. Given
+:class:`~attribution.journeys.Journeys` it returns *weights*: a lazy frame with
+:data:`~attribution.schema.WEIGHT_SCHEMA` (``journey_id, touch_index, channel, weight``) whose
+weights are >= 0 and sum to 1 inside every journey that has at least one touch. It may also
+carry the touch's ``touchpoint_id``, ``timestamp`` and ``channel_group``
+(:data:`DETAIL_COLUMNS`), which saves looking them up. ``touch_index`` may be null when a model
+credits channels of a journey rather than individual touches (a global Markov allocation, say).
 
 Models that learn from the population (Markov, Shapley, incremental) take two declared steps:
 ``fit(journeys) -> Fit`` learns once from every journey, and the :class:`Fit` gives the weights
@@ -209,7 +210,8 @@ def normalise(weights: pl.LazyFrame, raw: str = "raw") -> pl.LazyFrame:
     (:func:`run_normalised` over the journeys' runs of rows; any layout).
 
     A journey whose scores are all zero gets an even split. The touch's
-    :data:`DETAIL_COLUMNS`, when ``weights`` has them, are kept for :func:`~attribution.credit.allocate`.
+    :data:`DETAIL_COLUMNS`, when ``weights`` has them, are kept for
+    :func:`~attribution.credit.allocate`.
     """
     runs = TouchRuns.of(weights.collect())
     scores = runs.touches.get_column(raw).cast(pl.Float64).to_numpy()

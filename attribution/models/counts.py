@@ -86,7 +86,9 @@ def path_journeys(paths: pl.DataFrame, *, include_open: bool = False,
         rows.select("journey_id", "channels")
         .explode("channels")
         .rename({"channels": "channel"})
-        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"))
+        .with_columns(
+            pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index")
+        )
         .filter(pl.col("channel").is_not_null())
     )
     return Journeys.from_frames(touches, rows, has_timestamps=False, has_milestones=False)

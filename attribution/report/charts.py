@@ -155,9 +155,172 @@ def _sign_money(cents: int, currency: str) -> str:
     return text if cents < 0 else f"+{text}"
 
 
+# -- 0. the decision: the recommended model against last-touch --------------------------------
+TOO_FEW_LABEL = "too few deals to tell"
+
+
+def decision(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
+    """Each channel's share of won revenue under ``model`` and under last-touch, channels
+    sorted by the shift, with the bootstrap interval of each share when the run has one.
+
+    ``table`` is :func:`attribution.report.data.decision_table`: ``channel, channel_group,
+    revenue_credit, revenue_share, last_touch_revenue_share, share_shift, sufficient`` and,
+    with intervals, ``revenue_share_low/high`` and ``last_touch_revenue_share_low/high``.
+    A channel marked insufficient is drawn hollow and never named in the title."""
+    if table.height == 0:
+        return None
+    rows = table.filter((pl.col("revenue_share") != 0) | (pl.col("last_touch_revenue_share") != 0))
+    if rows.height == 0:
+        return None
+    order = rows.get_column("channel").to_list()
+    keys = Keys(order)
+    groups = channel_groups(rows)
+    has_ci = "revenue_share_low" in rows.columns
+    series = [(BASELINE, "last_touch_revenue_share", "last_touch_revenue_share_low",
+               "last_touch_revenue_share_high"),
+              (model, "revenue_share", "revenue_share_low", "revenue_share_high")]
+    values = []
+    for row in rows.iter_rows(named=True):
+        for name, share, low, high in series:
+            entry = {
+                "key": keys[row["channel"]],
+                "channel": printable(row["channel"]),
+                "model": name,
+                "share": row[share] * 100,
+                "share_label": percent(row[share]),
+                "evidence": "enough deals" if row["sufficient"] else TOO_FEW_LABEL,
+                "shift_label": f"{row['share_shift'] * 100:+.1f} pts",
+            }
+            if has_ci:
+                entry["low"] = row[low] * 100
+                entry["high"] = row[high] * 100
+                entry["range_label"] = f"{percent(row[low])} to {percent(row[high])}"
+            values.append(entry)
+    sufficient = rows.filter(pl.col("sufficient"))
+    if sufficient.height:
+        top = sufficient.sort(["share_shift", "channel"],
+                              descending=[True, False]).row(0, named=True)
+        bottom = sufficient.sort(["share_shift", "channel"]).row(0, named=True)
+        if top["share_shift"] > 0:
+            title = (f"{model} credits {printable(top['channel'])} with "
+                     f"{percent(top['revenue_share'])} of won revenue, last-touch with "
+                     f"{percent(top['last_touch_revenue_share'])}")
+            if bottom["share_shift"] < 0:
+                title += (f"; {printable(bottom['channel'])} falls from "
+                          f"{percent(bottom['last_touch_revenue_share'])} to "
+                          f"{percent(bottom['revenue_share'])}")
+        else:
+            title = f"{model} and last-touch credit the channels with enough deals alike"
+    else:
+        title = (f"Too few deals to tell where {model} and last-touch differ: no channel has "
+                 "enough won deals for a finding")
+    colours = [theme.BASELINE_COLOUR, "#E69F00"]
+    names = [BASELINE, model]
+    base_encoding: Spec = {
+        "y": {"field": "key", "type": "nominal", "sort": keys.keys(order), "title": None,
+              "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),
+                       "labelFontSize": 12, "labelFontWeight": 600}},
+        "yOffset": {"field": "model", "type": "nominal", "sort": names},
+    }
+    tooltip = [{"field": "channel", "title": "Channel"}, {"field": "model", "title": "Model"},
+               {"field": "share_label", "title": "Share of won revenue"},
+               {"field": "shift_label", "title": f"{model} minus last-touch"},
+               {"field": "evidence", "title": "Evidence"}]
+    if has_ci:
+        tooltip.insert(3, {"field": "range_label", "title": "Interval"})
+    layers: list[Spec] = []
+    if has_ci:
+        layers.append({
+            "mark": {"type": "rule", "strokeWidth": 2},
+            "encoding": {**base_encoding,
+                         "x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"},
+                         "color": {"field": "model", "type": "nominal",
+                                   "scale": {"domain": names, "range": colours},
+                                   "title": "Model"},
+                         "opacity": {"value": 0.6}},
+        })
+    layers.append({
+        "mark": {"type": "point", "filled": True, "size": 70},
+        "encoding": {
+            **base_encoding,
+            "x": {"field": "share", "type": "quantitative",
+                  "title": "Share of won revenue (%)", "axis": {"format": ",.0f"}},
+            "color": {"field": "model", "type": "nominal", "scale": {"domain": names,
+                                                                      "range": colours},
+                      "title": "Model"},
+            "shape": {"field": "evidence", "type": "nominal",
+                      "scale": {"domain": ["enough deals", TOO_FEW_LABEL],
+                                "range": ["circle", "triangle-up"]},
+                      "title": "Evidence"},
+            "tooltip": tooltip,
+        },
+    })
+    spec: Spec = {"params": [keys.param()], "data": {"values": values}, "width": 760,
+                  "height": {"step": 18}, "layer": layers}
+    subtitle = (f"Share of won revenue per channel under {model} (the recommended model) and "
+                "last-touch, channels sorted by how much more " + model + " gives them"
+                + ("; lines: bootstrap intervals" if has_ci else
+                   "; run with --bootstrap N for intervals")
+                + "; triangles: too few deals to tell")
+    return Chart("decision", title, subtitle, spec)
+
+
+# -- 0b. won revenue by month -------------------------------------------------------------------
+def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
+    """Stacked bars: won revenue by month of close, split by the channels ``model`` credits.
+
+    ``table``: ``month`` ("2025-01"), ``channel``, ``channel_group``, ``revenue_credit``."""
+    if table.height == 0 or int(table.get_column("revenue_credit").sum()) == 0:
+        return None
+    totals = (table.group_by("channel").agg(pl.col("revenue_credit").sum())
+              .sort(["revenue_credit", "channel"], descending=[True, False]))
+    order = totals.get_column("channel").to_list()
+    keys = Keys(order)
+    values = [
+        {"month": row["month"], "key": keys[row["channel"]],
+         "channel": printable(row["channel"]), "credit": _major(row["revenue_credit"]),
+         "credit_label": money(row["revenue_credit"], currency),
+         "rank": order.index(row["channel"])}
+        for row in table.iter_rows(named=True)
+    ]
+    months = table.group_by("month").agg(pl.col("revenue_credit").sum()).sort("month")
+    best = months.sort(["revenue_credit", "month"], descending=[True, False]).row(0, named=True)
+    title = (f"Won revenue by month of close, credited by {model}: "
+             f"{compact_money(int(months.get_column('revenue_credit').sum()), currency)} over "
+             f"{months.height} months, the most in {best['month']}")
+    palette = theme.MODEL_COLOURS * (len(order) // len(theme.MODEL_COLOURS) + 1)
+    spec: Spec = {
+        "params": [keys.param()],
+        "data": {"values": values},
+        "width": 760,
+        "height": 260,
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {"field": "month", "type": "ordinal", "title": None,
+                  "axis": {"labelAngle": -45}},
+            "y": {"field": "credit", "type": "quantitative", "stack": "zero",
+                  "title": f"Won revenue ({currency})", "axis": {"format": "$,.3~s"}},
+            "color": {"field": "key", "type": "nominal", "sort": keys.keys(order),
+                      "scale": {"domain": keys.keys(order), "range": palette[:len(order)]},
+                      "title": "Channel",
+                      "legend": {**keys.axis_labels(), "columns": 2, "symbolLimit": 40}},
+            "order": {"field": "rank", "type": "quantitative"},
+            "tooltip": [{"field": "month", "title": "Month"},
+                        {"field": "channel", "title": "Channel"},
+                        {"field": "credit_label", "title": "Won revenue credited"}],
+        },
+    }
+    subtitle = (f"Revenue of deals won in each month, split over channels by {model} "
+                "(credited revenue, not caused revenue)")
+    return Chart("monthly", title, subtitle, spec)
+
+
 # -- 1. credit by model -----------------------------------------------------------------------
-def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) -> Chart | None:
-    """Grouped bars: each channel's revenue credit under every model, split by channel group."""
+def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELINE, *,
+                    recommended: str | None = None,
+                    insufficient: Iterable[str] = ()) -> Chart | None:
+    """A dot plot: each channel's share of won revenue under every model, the recommended
+    model and last-touch emphasised. The title never names a channel in ``insufficient``."""
     if summary.height == 0:
         return None
     models = _models(summary)
@@ -167,12 +330,27 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
     order = channel_order(summary)
     groups = channel_groups(summary)
     keys = Keys(order)
+    skip = set(insufficient)
+
+    def role(name: str) -> str:
+        if name == baseline:
+            return "last-touch"
+        if name == recommended:
+            return f"{name} (recommended)"
+        return "other models"
+
+    roles = ["other models", "last-touch"] + ([f"{recommended} (recommended)"]
+                                                if recommended and recommended != baseline
+                                                and recommended in models else [])
     values = [
         {
             "model": row["model"],
+            "role": role(row["model"]),
+            "rank": roles.index(role(row["model"])),
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
+            "share": row["revenue_share"] * 100,
             "credit": _major(row["revenue_credit"]),
             "credit_label": money(row["revenue_credit"], currency),
             "share_label": percent(row["revenue_share"]),
@@ -188,55 +366,49 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
             pl.col(baseline).alias("base"),
             pl.mean_horizontal(others).alias("mean"),
         ).with_columns((pl.col("mean") - pl.col("base")).alias("gain"))
-        top = gains.sort(["gain", "channel"], descending=[True, False]).row(0, named=True)
-        if top["gain"] > 0:
-            title = (
-                f"{printable(top['channel'])} is undervalued by last-touch: "
-                f"{compact_money(int(top['base']), currency)} "
-                f"under last-touch vs {compact_money(round(top['mean']), currency)} on average "
-                f"across {len(others)} multi-touch model{'s' if len(others) > 1 else ''}"
-            )
-    # with yOffset, the step is the height of one model's bar inside a channel's band
-    step = 5 if len(models) > 4 else 9
+        gains = gains.filter(~pl.col("channel").is_in(list(skip)))
+        if gains.height:
+            top = gains.sort(["gain", "channel"], descending=[True, False]).row(0, named=True)
+            if top["gain"] > 0:
+                title = (
+                    f"{printable(top['channel'])} is undervalued by last-touch: "
+                    f"{compact_money(int(top['base']), currency)} "
+                    f"under last-touch vs {compact_money(round(top['mean']), currency)} on "
+                    f"average across {len(others)} multi-touch "
+                    f"model{'s' if len(others) > 1 else ''}"
+                )
+        elif skip:
+            title = "Too few deals to tell which channels last-touch undervalues"
+    colours = [theme.OTHER_COLOUR, theme.BASELINE_COLOUR, "#E69F00"][:len(roles)]
+    sizes = [40, 110, 110][:len(roles)]
     spec: Spec = {
         "params": [keys.param()],
         "data": {"values": values},
-        "facet": {
-            "row": {
-                "field": "group",
-                "type": "nominal",
-                "sort": _present_groups(list(groups.values())),
-                "title": None,
-                "header": {"labelAngle": 0, "labelAlign": "left", "labelAnchor": "start",
-                           "labelOrient": "top", "labelFontSize": 14},
-            }
-        },
-        "resolve": {"scale": {"y": "independent"}},
-        "spacing": 16,
-        "spec": {
-            "width": 820,
-            "height": {"step": step},
-            "mark": {"type": "bar", "cornerRadiusEnd": 2},
-            "encoding": {
-                "y": {"field": "key", "type": "nominal", "sort": keys.keys(order), "title": None,
-                      "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),
-                               "labelFontSize": 13, "labelFontWeight": 600}},
-                "yOffset": {"field": "model", "type": "nominal", "sort": models},
-                "x": {"field": "credit", "type": "quantitative",
-                      "title": f"Revenue credit ({currency})", "axis": {"format": "$,.3~s"}},
-                "color": {"field": "model", "type": "nominal", "sort": models,
-                          "scale": theme.model_scale(models, baseline), "title": "Model",
-                          "legend": {"columns": min(len(models), 6)}},
-                "tooltip": [
-                    {"field": "channel", "title": "Channel"},
-                    {"field": "model", "title": "Model"},
-                    {"field": "credit_label", "title": "Revenue credit"},
-                    {"field": "share_label", "title": "Share of revenue"},
-                ],
-            },
+        "width": 760,
+        "height": {"step": 22},
+        "mark": {"type": "point", "filled": True},
+        "encoding": {
+            "y": {"field": "key", "type": "nominal", "sort": keys.keys(order), "title": None,
+                  "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),
+                           "labelFontSize": 12, "labelFontWeight": 600}},
+            "x": {"field": "share", "type": "quantitative",
+                  "title": "Share of won revenue (%)", "axis": {"format": ",.0f"}},
+            "color": {"field": "role", "type": "nominal", "sort": roles,
+                      "scale": {"domain": roles, "range": colours}, "title": None},
+            "size": {"field": "role", "type": "nominal", "sort": roles,
+                     "scale": {"domain": roles, "range": sizes}, "legend": None},
+            "order": {"field": "rank", "type": "quantitative"},
+            "opacity": {"value": 0.9},
+            "tooltip": [
+                {"field": "channel", "title": "Channel"},
+                {"field": "model", "title": "Model"},
+                {"field": "credit_label", "title": "Revenue credit"},
+                {"field": "share_label", "title": "Share of revenue"},
+            ],
         },
     }
-    subtitle = "Won revenue credited to each channel, one bar per model; channel names coloured by group"
+    subtitle = ("Each channel's share of won revenue under every model (a dot per model); "
+                "last-touch and the recommended model emphasised")
     return Chart("credit_by_model", title, subtitle, spec)
 
 

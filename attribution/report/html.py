@@ -21,7 +21,10 @@ from attribution.render import compact_money, money, percent, printable
 from attribution.report import charts as charts_module
 from attribution.report import theme
 from attribution.report.charts import BASELINE, Chart
+from attribution.intervals import TOO_FEW
+from attribution.report.data import ReportData, report_data
 from attribution.report.template import CSS, EMBED_SCRIPT, ERROR_SCRIPT
+from attribution.schema import NO_TOUCH_CHANNEL
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -62,18 +65,6 @@ def embed_options(currency: str) -> dict[str, Any]:
 
 
 # -- what goes in -------------------------------------------------------------------------------
-def _diagnostics(result: RunResult, diagnostics: Mapping[str, pl.DataFrame] | None) -> Mapping[str, pl.DataFrame]:
-    if diagnostics is not None:
-        return diagnostics
-    from attribution.pipeline import model_diagnostics
-
-    return model_diagnostics(result) if result.models else {}
-
-
-def _model(result: RunResult, name: str) -> Any:
-    return next((m for m in result.models if m.name == name), None)
-
-
 def _groups(result: RunResult) -> dict[str, str | None]:
     groups: dict[str, str | None] = dict(
         result.journeys.touches.select("channel", "channel_group").unique(subset="channel", keep="first")
@@ -84,58 +75,59 @@ def _groups(result: RunResult) -> dict[str, str | None]:
     return groups
 
 
-def _transitions(result: RunResult, diagnostics: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    from attribution import graph
-
-    markov = _model(result, "markov")
-    table = diagnostics.get("markov_transitions")
-    if table is not None and markov is not None and markov.params().get("order", 1) == 1:
-        return table
-    return graph.transition_table(result.journeys, order=1)
+def _data(result: RunResult | ReportData, *,
+          diagnostics: Mapping[str, pl.DataFrame] | None = None,
+          scorecard: pl.DataFrame | None = None, budget: pl.DataFrame | None = None,
+          evaluation: pl.DataFrame | None = None, recommended: str | None = None) -> ReportData:
+    if isinstance(result, ReportData):
+        return result
+    return report_data(result, recommended=recommended, diagnostics=diagnostics,
+                       scorecard=scorecard, budget=budget, evaluation=evaluation)
 
 
 def report_charts(
-    result: RunResult,
+    result: RunResult | ReportData,
     *,
     diagnostics: Mapping[str, pl.DataFrame] | None = None,
     budget: pl.DataFrame | None = None,
     evaluation: pl.DataFrame | None = None,
 ) -> list[Chart]:
-    """Every chart the run supports, in report order (see :mod:`attribution.report.charts`).
+    """Every chart the run supports, in report order (see :mod:`attribution.report.charts`),
+    each made from the :class:`~attribution.report.data.ReportData` table of its name.
 
     Parameters
     ----------
     result
-        A :class:`~attribution.pipeline.RunResult` with models run.
-    diagnostics
-        :func:`attribution.pipeline.model_diagnostics` of the run (computed when omitted).
-    budget
-        :func:`attribution.budget.recommend_budget` output, for the budget chart.
+        A :class:`~attribution.report.data.ReportData`, or a
+        :class:`~attribution.pipeline.RunResult` with models run (its data is built here).
+    diagnostics, budget, evaluation
+        With a run: :func:`attribution.pipeline.model_diagnostics` of the run (computed when
+        omitted), :func:`attribution.budget.recommend_budget` output, an evaluation summary.
     """
-    from attribution import graph
-
-    diagnostics = _diagnostics(result, diagnostics)
-    currency = result.currency
-    groups = _groups(result)
-    found: list[Chart | None] = [
-        charts_module.credit_by_model(result.summary, currency),
-    ]
-    models = {m.name for m in result.models}
-    if BASELINE in models and len(models) > 1:
-        comparison = result.comparison()
-        found.append(charts_module.shift_from_last_touch(comparison, currency))
-    found.append(charts_module.group_share(result.summary, currency))
-    found.append(charts_module.journey_flow(graph.distinct_paths(result.journeys), groups, currency))
-    found.append(charts_module.transition_heatmap(_transitions(result, diagnostics), groups))
-    effects = diagnostics.get("markov_removal_effects")
-    if effects is not None:
-        markov = _model(result, "markov")
-        weight_by = markov.params().get("weight_by", "conversions") if markov is not None else "conversions"
-        found.append(charts_module.removal_effects(effects, groups, weight_by))
-    if budget is not None:
-        found.append(charts_module.budget_chart(budget, currency))
-    if evaluation is not None:
-        found.append(charts_module.model_error_chart(evaluation))
+    data = _data(result, diagnostics=diagnostics, budget=budget, evaluation=evaluation)
+    tables = data.tables
+    currency = data.currency
+    groups = _groups(data.result)
+    model = data.recommended
+    found: list[Chart | None] = []
+    if "decision" in tables:
+        found.append(charts_module.decision(tables["decision"], currency, model))
+    if "monthly" in tables:
+        found.append(charts_module.monthly_credit(tables["monthly"], currency, model))
+    if "budget" in tables:
+        found.append(charts_module.budget_chart(tables["budget"], currency))
+    found.append(charts_module.credit_by_model(tables["summary"], currency, recommended=model,
+                                               insufficient=data.insufficient))
+    if "comparison" in tables:
+        found.append(charts_module.shift_from_last_touch(tables["comparison"], currency))
+    found.append(charts_module.group_share(tables["summary"], currency))
+    found.append(charts_module.journey_flow(tables["paths"], groups, currency))
+    found.append(charts_module.transition_heatmap(tables["transitions"], groups))
+    if "removal_effects" in tables:
+        weight_by = data.markov_params.get("weight_by", "conversions")
+        found.append(charts_module.removal_effects(tables["removal_effects"], groups, weight_by))
+    if "evaluation" in tables:
+        found.append(charts_module.model_error_chart(tables["evaluation"]))
     return [chart for chart in found if chart is not None]
 
 
@@ -294,12 +286,7 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
                   numeric=range(1, len(models) + 2))
 
 
-def _top_paths_table(result: RunResult, currency: str) -> str:
-    from attribution import graph
-    from attribution.transforms import apply_transforms
-
-    collapsed = apply_transforms(result.journeys, collapse_repeats=True)
-    every = graph.top_paths(collapsed, None)
+def _top_paths_table(every: pl.DataFrame, currency: str) -> str:
     total = int(every.get_column("journeys").sum()) if every.height else 0
     by_revenue = int(every.get_column("revenue").sum()) > 0 if every.height else False
     top = (
@@ -339,13 +326,16 @@ def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], curr
     return _table(headers, rows, numeric=range(1, len(headers)))
 
 
-#: scorecard columns shown, with their kind
+#: scorecard columns shown, with their heading and kind: what fits 1400 px without scrolling
 SCORECARD_COLUMNS = [
-    ("leads", "int"), ("opportunities", "float"), ("pipeline_credit", "money"), ("won_deals", "float"),
-    ("revenue_credit", "money"), ("win_rate", "share"), ("avg_deal_size", "money"),
-    ("days_to_close", "days"), ("spend", "money"), ("cost_per_opportunity", "money"),
-    ("cost_per_won_deal", "money"), ("roas", "ratio"),
+    ("leads", "leads", "int"), ("opportunities", "credited opps", "float"),
+    ("pipeline_credit", "pipeline", "money"), ("won_deals", "credited won", "float"),
+    ("revenue_credit", "revenue", "money"), ("win_rate", "win rate", "share"),
+    ("spend", "spend", "money"), ("cost_per_won_deal", "cost / won deal", "money"),
+    ("roas", "ROAS", "ratio"),
 ]
+#: columns that are empty, not $0, for a channel without spend
+COST_COLUMNS = ("spend", "cost_per_won_deal", "roas")
 
 
 def _cell(value: Any, kind: str, currency: str) -> str:
@@ -366,28 +356,36 @@ def _cell(value: Any, kind: str, currency: str) -> str:
     return str(value)
 
 
-def _scorecard(scorecard: pl.DataFrame, currency: str) -> str:
+def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) -> str:
     frame = scorecard
     if "period" in frame.columns:
         frame = frame.filter(pl.col("period").is_null()) if frame.get_column("period").null_count() else frame
     models = frame.get_column("model").unique(maintain_order=True).to_list()
-    columns = [(c, k) for c, k in SCORECARD_COLUMNS if c in frame.columns]
+    if lead in models:
+        models = [lead, *[m for m in models if m != lead]]
+    columns = [(c, h, k) for c, h, k in SCORECARD_COLUMNS if c in frame.columns]
     if "spend" in frame.columns and int(frame.get_column("spend").fill_null(0).sum()) == 0:
-        columns = [(c, k) for c, k in columns if c not in ("spend", "cost_per_opportunity", "cost_per_won_deal", "roas")]
+        columns = [(c, h, k) for c, h, k in columns if c not in COST_COLUMNS]
     parts = []
     for index, model in enumerate(models):
-        rows = [
-            [_channel(r["channel"], r["channel_group"]), *[_cell(r[c], k, currency) for c, k in columns]]
-            for r in frame.filter(pl.col("model") == model).iter_rows(named=True)
-        ]
-        table = _table(["channel", *[c.replace("_", " ") for c, _ in columns]], rows,
-                       numeric=range(1, len(columns) + 1))
+        rows = []
+        for r in frame.filter(pl.col("model") == model).iter_rows(named=True):
+            unspent = not r.get("spend")
+            rows.append([_channel(r["channel"], r["channel_group"]),
+                         *["" if unspent and c in COST_COLUMNS
+                           or (c == "leads" and r["channel"] == NO_TOUCH_CHANNEL)
+                           else _cell(r[c], k, currency) for c, _, k in columns]])
+        table = _table(["channel", *[h for _, h, _ in columns]], rows,
+                       numeric=range(1, len(columns) + 1), classes="scorecard")
+        label = f"{model} (recommended)" if model == lead else model
         parts.append(f'<details{" open" if index == 0 else ""} data-model="{_e(model)}">'
-                     f"<summary>{_e(model)}</summary>{table}</details>")
+                     f"<summary>{_e(label)}</summary>{table}</details>")
     return (
         '<h3 class="finding">Channel scorecard: what each channel creates, and what it costs</h3>'
-        '<p class="subtitle">Leads by first touch; opportunities, pipeline, won deals and revenue as '
-        "credited by each model; cost figures from the spend file. One table per model.</p>"
+        '<p class="subtitle">Leads by first touch; credited opportunities and credited won deals '
+        "are model-weighted counts (a deal shared by three channels counts a fraction to "
+        "each), pipeline and revenue as credited by each model; cost figures from the spend "
+        "file, empty for channels without spend. One table per model.</p>"
         + "".join(parts)
     )
 
@@ -497,8 +495,75 @@ def _param(value: Any) -> str:
 
 
 # -- the page ----------------------------------------------------------------------------------------
+def _warnings(data: ReportData) -> str:
+    if not data.warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in data.warnings)
+    return f'<div class="warning" id="warnings"><ul>{items}</ul></div>\n'
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return ""
+    return f"{percent(low)} to {percent(high)}"
+
+
+def _sign_class(value: float) -> str:
+    return "pos" if value > 0 else "neg" if value < 0 else ""
+
+
+def _decision_section(data: ReportData, by_name: Mapping[str, Chart]) -> str:
+    table = data.tables["decision"]
+    model = data.recommended
+    has_ci = "revenue_share_low" in table.columns
+    headers = ["channel", f"{model} share", "last-touch share", "shift (pts)"]
+    if has_ci:
+        headers += [f"{model} interval", "last-touch interval"]
+    headers += ["won deals touched", "evidence"]
+    rows = []
+    for r in table.iter_rows(named=True):
+        row: list[Any] = [
+            _channel(r["channel"], r["channel_group"]), percent(r["revenue_share"]),
+            percent(r["last_touch_revenue_share"]),
+            Raw(f'<span class="{_sign_class(r["share_shift"])}">'
+                f'{r["share_shift"] * 100:+.1f}</span>'),
+        ]
+        if has_ci:
+            row += [_interval(r["revenue_share_low"], r["revenue_share_high"]),
+                    _interval(r["last_touch_revenue_share_low"],
+                              r["last_touch_revenue_share_high"])]
+        row += [f"{r['won_deals_touched']:,}",
+                "" if r["sufficient"] else Raw(f'<span class="few">{_e(TOO_FEW)}</span>')]
+        rows.append(row)
+    numeric = range(1, len(headers) - 1)
+    body = ""
+    if "decision" in by_name:
+        body += _chart_block(by_name["decision"])
+    body += (f'<p class="note" data-figure="recommended">The report leads with <b>{_e(model)}</b>: '
+             f"{_e(data.evidence.replace('`', ''))}. Every other model is compared further "
+             "down.</p>")
+    if not has_ci:
+        body += ('<p class="note">No intervals: write the report with --bootstrap N (e.g. 200) '
+                 "to see how sure each share is.</p>")
+    body += _table(headers, rows, numeric=numeric, classes="decision")
+    return _section("decision", f"{model} (recommended) against last-touch", body)
+
+
+def _budget_note(budget: pl.DataFrame) -> str:
+    held = budget.filter(pl.col("bound") == "held").get_column("channel").to_list()
+    model = budget.get_column("model")[0]
+    if held:
+        text = (f"Money moves only where the interval of {model}'s share excludes last-touch's "
+                f"share; held at their share of current spend: {', '.join(map(printable, held))}.")
+    else:
+        text = ("Without --bootstrap the moves are not checked against the uncertainty of the "
+                "credit: with intervals, money moves only where the interval of "
+                f"{model}'s share excludes last-touch's share.")
+    return f'<p class="note" data-figure="budget-evidence">{_e(text)}</p>'
+
+
 def build_report(
-    result: RunResult,
+    result: RunResult | ReportData,
     *,
     diagnostics: Mapping[str, pl.DataFrame] | None = None,
     scorecard: pl.DataFrame | None = None,
@@ -512,7 +577,9 @@ def build_report(
     Parameters
     ----------
     result
-        A :class:`~attribution.pipeline.RunResult` of :func:`attribution.pipeline.run`.
+        A :class:`~attribution.report.data.ReportData` (:func:`report_data`), or a
+        :class:`~attribution.pipeline.RunResult` whose data is built here from it and the
+        optional tables below.
     diagnostics
         :func:`attribution.pipeline.model_diagnostics` of the run (computed when omitted): the
         Markov removal effects (with ``ci_low``/``ci_high`` when bootstrapped) and transitions.
@@ -539,33 +606,54 @@ def build_report(
     >>> text.startswith("<!DOCTYPE html>")  # doctest: +SKIP
     True
     """
-    diagnostics = _diagnostics(result, diagnostics)
+    data = _data(result, diagnostics=diagnostics, scorecard=scorecard, budget=budget,
+                 evaluation=evaluation)
     if charts is None:
-        charts = report_charts(result, diagnostics=diagnostics, budget=budget,
-                               evaluation=evaluation)
-    by_name = {c.name: c for c in charts}
-    currency = result.currency
-    groups = _groups(result)
-    sections = [_headline(result)]
-    nav = [("headline", "Headline")]
+        charts = report_charts(data)
+    return _page(data, {c.name: c for c in charts}, charts, title)
+
+
+def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
+          title: str) -> str:
+    run = data.result
+    tables = data.tables
+    currency = data.currency
+    groups = _groups(run)
+    sections = []
+    nav = []
+    if "decision" in tables:
+        sections.append(_decision_section(data, by_name))
+        nav.append(("decision", "Recommended vs last-touch"))
+    if "monthly" in by_name:
+        sections.append(_section("monthly", "Won revenue by month and channel",
+                                 _chart_block(by_name["monthly"])))
+        nav.append(("monthly", "By month"))
+    budget = tables.get("budget")
+    if budget is not None:
+        body = _chart_block(by_name["budget"]) if "budget" in by_name else ""
+        body += _budget_note(budget) + _budget_table(budget, currency)
+        sections.append(_section("budget", "Budget move", body))
+        nav.append(("budget", "Budget"))
+    sections.append(_headline(run))
+    nav.append(("headline", "Headline"))
 
     if "credit_by_model" in by_name:
         body = _chart_block(by_name["credit_by_model"])
         body += ("<details><summary>Revenue credit by channel and model (table)</summary>"
-                 + _credit_table(result.summary, currency) + "</details>")
+                 + _credit_table(tables["summary"], currency) + "</details>")
         sections.append(_section("credit", "Channel credit by model", body))
         nav.append(("credit", "Credit by model"))
     if "shift" in by_name:
         body = _chart_block(by_name["shift"]) + _group_legend()
         body += ("<details><summary>Shift from last-touch by channel (table)</summary>"
-                 + _shift_table(result.comparison(), currency) + "</details>")
+                 + _shift_table(tables["comparison"], currency) + "</details>")
         sections.append(_section("shift", "Last-touch vs multi-touch", body))
         nav.append(("shift", "Shift from last-touch"))
     if "group_share" in by_name:
         sections.append(_section("groups", "Demand creation vs demand capture", _chart_block(by_name["group_share"])))
         nav.append(("groups", "Channel groups"))
     journeys_body = _chart_block(by_name["journey_flow"]) if "journey_flow" in by_name else ""
-    journeys_body += _top_paths_table(result, currency)
+    journeys_body += _top_paths_table(tables["top_paths"], currency)
     sections.append(_section("journeys", "Journeys", journeys_body))
     nav.append(("journeys", "Journeys"))
     markov_body = ""
@@ -573,22 +661,19 @@ def build_report(
         markov_body += _chart_block(by_name["transitions"])
     if "removal_effects" in by_name:
         markov_body += _chart_block(by_name["removal_effects"])
-        effects = diagnostics["markov_removal_effects"]
         markov_body += ("<details><summary>Removal effects (table)</summary>"
-                        + _removal_table(effects, groups, currency) + "</details>")
-    elif "markov" not in {m.name for m in result.models}:
+                        + _removal_table(tables["removal_effects"], groups, currency)
+                        + "</details>")
+    elif "markov" not in {m.name for m in run.models}:
         markov_body += '<p class="note">The Markov model was not run: add --model markov for removal effects.</p>'
     if markov_body:
         sections.append(_section("markov", "Markov chain", markov_body))
         nav.append(("markov", "Markov chain"))
-    if scorecard is not None and scorecard.height:
-        sections.append(_section("scorecard", "Channel scorecard", _scorecard(scorecard, currency)))
+    scorecard = tables.get("scorecard")
+    if scorecard is not None:
+        sections.append(_section("scorecard", "Channel scorecard",
+                                 _scorecard(scorecard, currency, data.recommended)))
         nav.append(("scorecard", "Scorecard"))
-    if budget is not None and budget.height:
-        body = _chart_block(by_name["budget"]) if "budget" in by_name else ""
-        body += _budget_table(budget, currency)
-        sections.append(_section("budget", "Budget recommendation", body))
-        nav.append(("budget", "Budget"))
     if "model_error" in by_name:
         body = _chart_block(by_name["model_error"])
         body += ('<p class="note">Errors come from simulated worlds, not from this export: they '
@@ -596,13 +681,13 @@ def build_report(
                  "ones. See docs/evaluation.md for where every model fails.</p>")
         sections.append(_section("evaluation", "Which model to trust", body))
         nav.append(("evaluation", "Model accuracy"))
-    sections.append(_configuration(result))
+    sections.append(_configuration(run))
     nav.append(("configuration", "Configuration"))
 
     specs = {c.name: c.spec for c in charts}
-    as_of = f"as of {result.stats.as_of:%Y-%m-%d}" if result.stats else "from a path table"
-    subtitle = (f"{as_of} · {currency} · {len(result.models)} models · "
-                f"lookback {result.config.lookback_days} days")
+    as_of = f"as of {run.stats.as_of:%Y-%m-%d}" if run.stats else "from a path table"
+    subtitle = (f"{as_of} · {currency} · led by {data.recommended} · {len(run.models)} models · "
+                f"lookback {run.config.lookback_days} days")
     nav_html = "".join(f'<a href="#{i}">{_e(label)}</a>' for i, label in nav)
     return (
         "<!DOCTYPE html>\n"
@@ -611,7 +696,7 @@ def build_report(
         '<meta name="generator" content="attribution">\n'
         f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f'<header class="top"><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>\n'
-        f"<nav>{nav_html}</nav>\n<main>\n{''.join(sections)}"
+        f"<nav>{nav_html}</nav>\n<main>\n{_warnings(data)}{''.join(sections)}"
         '<footer>Made by attribution. Charts: Vega-Lite, embedded; this file needs no network.</footer>\n'
         "</main>\n"
         f"<script>{ERROR_SCRIPT}</script>\n"
@@ -624,7 +709,7 @@ def build_report(
 
 
 def write_report(
-    result: RunResult,
+    result: RunResult | ReportData,
     path: str | Path,
     *,
     png_dir: str | Path | None = None,
@@ -645,15 +730,15 @@ def write_report(
     >>> write_report(at.run(config), "report.html", png_dir="slides")  # doctest: +SKIP
     PosixPath('report.html')
     """
-    diagnostics = _diagnostics(result, diagnostics)
-    charts = report_charts(result, diagnostics=diagnostics, budget=budget, evaluation=evaluation)
-    text = build_report(result, diagnostics=diagnostics, scorecard=scorecard, budget=budget,
-                        title=title, charts=charts, evaluation=evaluation)
+    data = _data(result, diagnostics=diagnostics, scorecard=scorecard, budget=budget,
+                 evaluation=evaluation)
+    charts = report_charts(data)
+    text = build_report(data, title=title, charts=charts)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, "utf-8")
     if png_dir is not None:
         from attribution.report.png import write_pngs
 
-        write_pngs(charts, png_dir, currency=result.currency)
+        write_pngs(charts, png_dir, currency=data.currency)
     return target

@@ -6,6 +6,7 @@ CSS = """
 :root { --creation: #009E73; --capture: #0072B2; --other: #9AA0A6; --ink: #111827;
         --muted: #4B5563; --line: #E5E7EB; --panel: #F9FAFB; }
 * { box-sizing: border-box; }
+body { overflow-wrap: anywhere; }
 body { margin: 0; font-family: "Helvetica Neue", Helvetica, Arial, "Liberation Sans", sans-serif;
        color: var(--ink); background: #fff; line-height: 1.45; font-size: 15px; }
 header.top { padding: 28px 40px 20px; border-bottom: 1px solid var(--line); background: var(--panel); }
@@ -14,7 +15,7 @@ header.top p { margin: 0; color: var(--muted); }
 nav { padding: 10px 40px; border-bottom: 1px solid var(--line); font-size: 13px; }
 nav a { color: var(--muted); margin-right: 16px; text-decoration: none; }
 nav a:hover { color: var(--ink); text-decoration: underline; }
-main { max-width: 1120px; margin: 0 auto; padding: 8px 40px 60px; }
+main { max-width: 1240px; margin: 0 auto; padding: 8px 40px 60px; }
 section { margin-top: 36px; }
 section > h2 { font-size: 13px; text-transform: uppercase; letter-spacing: 0.08em; color: var(--muted);
                margin: 0 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
@@ -46,6 +47,18 @@ dl.settings dt { color: var(--muted); } dl.settings dd { margin: 0; }
 .wide { overflow-x: auto; }
 footer { color: var(--muted); font-size: 12px; margin-top: 48px; border-top: 1px solid var(--line);
          padding-top: 10px; }
+.warning { border: 1px solid #F59E0B; background: #FFFBEB; border-radius: 8px; margin-top: 20px;
+           padding: 8px 16px; font-size: 14px; }
+.warning ul { margin: 4px 0; padding-left: 18px; }
+.few { color: #B45309; font-size: 12px; white-space: nowrap; }
+table.scorecard th { white-space: normal; }
+@media (max-width: 700px) {
+  header.top, nav { padding-left: 14px; padding-right: 14px; }
+  main { padding: 8px 14px 40px; }
+  .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+  dl.settings { grid-template-columns: minmax(0, 1fr); }
+  .card .value { font-size: 20px; }
+}
 @media print { nav { display: none; } section { break-inside: avoid; } }
 """
 

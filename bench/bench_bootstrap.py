@@ -1,0 +1,113 @@
+"""Bootstrap intervals (``--bootstrap N``) against one plain run, on the demo and at scale.
+
+Measures, each in a fresh Python process (so no cache or warm import helps either side):
+
+* the demo export: one plain run of every model, and the same run with ``N`` replicates of
+  every model (the target: 200 replicates in under 15 s on 2 cores);
+* a simulated export of about ``--touchpoints`` touchpoints: the same two, and their ratio
+  (the target: within 30x one plain run).
+
+Usage::
+
+    python bench/bench_bootstrap.py                      # 200 replicates, 10^6 touchpoints
+    python bench/bench_bootstrap.py --large-replicates 20   # a shorter large run (scaled)
+
+Timings are wall seconds of the library calls (``pipeline.run`` then
+``intervals.with_intervals``), inputs read and journeys built included in the plain run.
+Results go to bench/RESULTS-bootstrap.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo" / "attribution.toml"
+
+
+def child(config_path: str, folder: str | None, replicates: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from attribution import intervals, pipeline
+    from attribution.config import load_config
+
+    config = load_config(config_path if config_path != "-" else None)
+    if folder:
+        base = Path(folder)
+        config = config.replace(touchpoints=base / "touchpoints.parquet",
+                                deals=base / "deals.parquet", contacts=base / "contacts.parquet")
+    start = time.perf_counter()
+    result = pipeline.run(config, keep_inputs=False, keep_credit=False)
+    plain = time.perf_counter() - start
+    boot = None
+    if replicates:
+        start = time.perf_counter()
+        intervals.with_intervals(result, replicates=replicates)
+        boot = time.perf_counter() - start
+    totals = result.totals()
+    print(json.dumps({"plain": plain, "bootstrap": boot, "touches": totals["touches"],
+                      "journeys": totals["journeys"], "won": totals["won_deals"],
+                      "models": [m.name for m in result.models]}))
+
+
+def measure(config: str, folder: str | None, replicates: int) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", config, folder or "",
+                           str(replicates)], capture_output=True, text=True, check=True,
+                          cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--touchpoints", type=int, default=1_000_000)
+    parser.add_argument("--large-replicates", type=int, default=None,
+                        help="replicates at scale (default: --replicates); fewer are scaled "
+                             "linearly to --replicates in the ratio, and the output says so")
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        config, folder, replicates = args.child
+        child(config, folder or None, int(replicates))
+        return
+    print(f"python {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} cores visible")
+    plain = measure(str(DEMO), None, 0)
+    boot = measure(str(DEMO), None, args.replicates)
+    print(f"demo: {plain['touches']:,} touches, {plain['journeys']:,} journeys, "
+          f"{plain['won']:,} won deals, {len(plain['models'])} models")
+    print(f"demo: plain run {plain['plain']:.2f} s; {args.replicates} replicates of every "
+          f"model {boot['bootstrap']:.2f} s (target < 15 s); ratio "
+          f"{boot['bootstrap'] / boot['plain']:.1f}x one plain run")
+    if args.skip_large:
+        return
+    sys.path.insert(0, str(ROOT))
+    from attribution import simulate
+
+    accounts = max(100, args.touchpoints // 7)
+    large_replicates = args.large_replicates or args.replicates
+    with tempfile.TemporaryDirectory() as tmp:
+        export = simulate.simulate(accounts, seed=0)
+        simulate.write_export(export, Path(tmp), format="parquet")
+        plain = measure("-", tmp, 0)
+        boot = measure("-", tmp, large_replicates)
+    scaled = boot["bootstrap"] * args.replicates / large_replicates
+    note = (f" ({large_replicates} replicates measured, scaled to {args.replicates})"
+            if large_replicates != args.replicates else "")
+    print(f"large: {plain['touches']:,} touches, {plain['journeys']:,} journeys, "
+          f"{plain['won']:,} won deals, {len(plain['models'])} models")
+    print(f"large: plain run {plain['plain']:.2f} s; {args.replicates} replicates "
+          f"{scaled:.1f} s{note}; ratio {scaled / plain['plain']:.1f}x one plain run "
+          "(target <= 30x)")
+
+
+if __name__ == "__main__":
+    main()
