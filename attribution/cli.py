@@ -272,7 +272,7 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
         ))
     state.out.print(render.frame_table(
         stats.transitions, title=f"Top {top} transitions", currency=currency,
-        money_columns=["value"], share_columns=["probability"],
+        money_columns=["value_cents"], share_columns=["probability"],
     ))
 
 

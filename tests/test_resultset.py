@@ -204,9 +204,14 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_previous_set(tmp_path, med
     out = tmp_path / "out"
     assert _run(out, "--model", "linear").exit_code == 0
     before = _manifest(out)
-    process = subprocess.Popen(_cli("-q", "run", *medium_export, "--out", str(out)),
+    process = subprocess.Popen(_cli("-q", "run", *medium_export, "--out", str(out),
+                                    "--out-format", "csv"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)  # past the imports, inside the run
+    # the staging folder appears when the run starts writing its set: past the imports and
+    # the checks, with the whole load and every model still to come
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     if process.returncode == 0:  # the run was quicker than the signal
