@@ -242,13 +242,13 @@ def _scale_into_bounds(
     growing = [n for n in names if targets[n] > 0]
     reachable = sum(
         (Fraction(lows[n]) for n in names if targets[n] == 0), Fraction(0)
-    ) + sum((Fraction(highs[n]) for n in growing if highs[n] is not None), Fraction(0))
+    ) + sum((Fraction(h) for n in growing if (h := highs[n]) is not None), Fraction(0))
     if all(highs[n] is not None for n in growing) and reachable < total:
         return None
     breaks = sorted(
         {Fraction(0)}
         | {Fraction(lows[n]) / targets[n] for n in growing}
-        | {Fraction(highs[n]) / targets[n] for n in growing if highs[n] is not None}
+        | {Fraction(h) / targets[n] for n in growing if (h := highs[n]) is not None}
     )
     previous = breaks[0]
     if filled(previous) >= total:
@@ -264,6 +264,7 @@ def _scale_into_bounds(
         if lam is None:  # past the last break only uncapped channels grow: linear from there
             slope = sum((targets[n] for n in growing if highs[n] is None), Fraction(0))
             lam = previous + (total - filled(previous)) / slope
+    assert lam is not None  # every branch above sets it
     return {n: _clamp(lam * targets[n], lows[n], highs[n]) for n in names}
 
 
@@ -314,7 +315,7 @@ def _allocate(
         filled = _scale_into_bounds(mix, lows, highs, int(rest)) if others else None
         if filled is None:
             reachable = sum(capped.values()) + sum(
-                (Fraction(highs[n]) for n in others if highs[n] is not None), Fraction(0)
+                (Fraction(h) for n in others if (h := highs[n]) is not None), Fraction(0)
             )
             raise ConfigError(
                 f"the caps allow at most {float(reachable) / 100:,.2f} of the total "

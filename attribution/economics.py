@@ -64,20 +64,30 @@ touchpoints and contacts (:func:`attribution.pipeline.load`), the spend from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from attribution.credit import exact_sum
 from attribution.errors import ModelError
 from attribution.journeys import TOUCH_ORDER, Journeys
-from attribution.schema import DEAL_STATUSES, NO_TOUCH_CHANNEL, NO_TOUCH_GROUP, UTC_TIME
+from attribution.schema import (
+    DEAL_STATUSES,
+    NO_TOUCH_CHANNEL,
+    NO_TOUCH_GROUP,
+    UTC_TIME,
+    schema_of,
+)
 from attribution.spend import GRAINS, Spend, check_grain, daily_of, period_of
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 TOTAL = "total"
 _US_PER_DAY = 86_400_000_000
 
 #: one row per lead (contact) with the channel of its first touch
-LEAD_SCHEMA = pl.Schema(
+LEAD_SCHEMA = schema_of(
     {
         "contact_id": pl.String,
         "account_id": pl.String,
@@ -89,7 +99,7 @@ LEAD_SCHEMA = pl.Schema(
 )
 
 #: the additive facts per (model, period, channel): sums that any grouping can add up
-_FACTS = {
+_FACTS: dict[str, PolarsDataType] = {
     "leads": pl.Int64,
     "opportunities": pl.Float64,
     "opportunities_touched": pl.Int64,
@@ -102,7 +112,7 @@ _FACTS = {
 }
 
 
-def _sum(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _sum(value: pl.Expr, dtype: PolarsDataType) -> pl.Expr:
     """A group's sum; floats summed exactly, so every run gives the same bytes."""
     return exact_sum(value) if dtype == pl.Float64 else value.sum()
 
@@ -450,6 +460,7 @@ def scorecard(
         grid_periods = pl.date_range(periods.min(), periods.max(), GRAINS[grain], eager=True)  # type: ignore[arg-type]
     else:
         grid_periods = pl.Series("period", [], dtype=pl.Date)
+    assert isinstance(grid_periods, pl.Series)  # eager=True above
     groups = stacked.select("channel_group").unique()
     grid = (
         pl.DataFrame({"model": names}, schema={"model": pl.String}).with_row_index("_model_order")

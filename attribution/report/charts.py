@@ -832,7 +832,9 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     if exits.height:
         best = exits.row(0, named=True)
         steps = transitions.filter(pl.col("from_state") != START)
-        overall = exits.get_column("count").sum() / max(int(steps.get_column("count").sum()), 1)
+        overall = float(
+            exits.get_column("count").sum() / max(int(steps.get_column("count").sum()), 1)
+        )
         title = (
             f"{printable(best['from_state'])} is the strongest closer: "
             f"{percent(best['probability'])} of its next "
