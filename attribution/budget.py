@@ -126,7 +126,8 @@ WHAT_IF_SCHEMA = pl.Schema(
 
 # -- bounds --------------------------------------------------------------------------------------
 def parse_bound(value: Bound) -> int | Share:
-    """A floor or cap from its text: ``"10%"`` -> ``Share(0.1)``, ``"5,000.50"`` -> ``500050`` cents.
+    """A floor or cap from its text: ``"10%"`` -> ``Share(0.1)``, ``"5,000.50"`` -> ``500050``
+    cents.
 
     Integers are taken as minor units already; text without ``%`` is in major units.
 
@@ -159,7 +160,9 @@ def parse_bound_option(item: str, option: str = "--floor") -> tuple[str, int | S
     """``"podcast=5000"`` -> ``("podcast", 500000)``: for ``--floor`` / ``--cap`` flags."""
     channel, sep, amount = item.partition("=")
     if not sep or not channel.strip() or not amount.strip():
-        raise ConfigError(f"{option} {item!r}: expected CHANNEL=AMOUNT or CHANNEL=SHARE%, e.g. podcast=5000")
+        raise ConfigError(
+            f"{option} {item!r}: expected CHANNEL=AMOUNT or CHANNEL=SHARE%, e.g. podcast=5000"
+        )
     return channel.strip().lower(), parse_bound(amount)
 
 
@@ -216,7 +219,7 @@ def current_spend(
     )
 
 
-# -- the allocation ----------------------------------------------------------------------------------
+# -- the allocation ---------------------------------------------------------------------------
 def _clamp(value: Fraction, low: int, high: int | None) -> Fraction:
     value = max(value, Fraction(low))
     return value if high is None else min(value, Fraction(high))
@@ -242,13 +245,13 @@ def _scale_into_bounds(
     growing = [n for n in names if targets[n] > 0]
     reachable = sum(
         (Fraction(lows[n]) for n in names if targets[n] == 0), Fraction(0)
-    ) + sum((Fraction(highs[n]) for n in growing if highs[n] is not None), Fraction(0))
+    ) + sum((Fraction(h) for n in growing if (h := highs[n]) is not None), Fraction(0))
     if all(highs[n] is not None for n in growing) and reachable < total:
         return None
     breaks = sorted(
         {Fraction(0)}
         | {Fraction(lows[n]) / targets[n] for n in growing}
-        | {Fraction(highs[n]) / targets[n] for n in growing if highs[n] is not None}
+        | {Fraction(h) / targets[n] for n in growing if (h := highs[n]) is not None}
     )
     previous = breaks[0]
     if filled(previous) >= total:
@@ -264,6 +267,7 @@ def _scale_into_bounds(
         if lam is None:  # past the last break only uncapped channels grow: linear from there
             slope = sum((targets[n] for n in growing if highs[n] is None), Fraction(0))
             lam = previous + (total - filled(previous)) / slope
+    assert lam is not None  # every branch above sets it
     return {n: _clamp(lam * targets[n], lows[n], highs[n]) for n in names}
 
 
@@ -314,7 +318,7 @@ def _allocate(
         filled = _scale_into_bounds(mix, lows, highs, int(rest)) if others else None
         if filled is None:
             reachable = sum(capped.values()) + sum(
-                (Fraction(highs[n]) for n in others if highs[n] is not None), Fraction(0)
+                (Fraction(h) for n in others if (h := highs[n]) is not None), Fraction(0)
             )
             raise ConfigError(
                 f"the caps allow at most {float(reachable) / 100:,.2f} of the total "
@@ -388,7 +392,9 @@ def recommend_budget(
     chosen = _revenue(credit_by_channel, model)
     base = _revenue(credit_by_channel, baseline) if baseline is not None else None
     spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
-    groups = {c: g for c, g in current.select("channel", "channel_group").iter_rows() if g is not None}
+    groups = {
+        c: g for c, g in current.select("channel", "channel_group").iter_rows() if g is not None
+    }
     for frame in (chosen, base):
         if frame is not None:
             for channel, group in frame.select("channel", "channel_group").iter_rows():
@@ -412,7 +418,9 @@ def recommend_budget(
     total = sum(spend_of[c] for c in budgeted) if total is None else int(total)
     if total < 0:
         raise ConfigError(f"the total budget cannot be negative ({total})")
-    lows = {c: _cents(floors_given[c], total, up=True) if c in floors_given else 0 for c in budgeted}
+    lows = {
+        c: _cents(floors_given[c], total, up=True) if c in floors_given else 0 for c in budgeted
+    }
     highs: dict[str, int | None] = {
         c: _cents(caps_given[c], total, up=False) if c in caps_given else None for c in budgeted
     }
@@ -457,17 +465,24 @@ def recommend_budget(
                 "current_spend": spend_of[channel],
                 "current_share": spend_of[channel] / spent_total if spent_total else None,
                 "revenue_credit": revenue_of.get(channel, 0),
-                "revenue_share": revenue_of.get(channel, 0) / paid_revenue if paid_revenue else None,
-                "roas": revenue_of.get(channel, 0) / spend_of[channel] if spend_of[channel] else None,
+                "revenue_share": (
+                    revenue_of.get(channel, 0) / paid_revenue if paid_revenue else None
+                ),
+                "roas": (
+                    revenue_of.get(channel, 0) / spend_of[channel] if spend_of[channel] else None
+                ),
                 "floor": lows[channel] if channel in floors_given else None,
                 "cap": high,
                 "recommended": amount,
                 "recommended_share": amount / total if total else None,
                 "change": amount - spend_of[channel],
                 "bound": at_bound,
-                "last_touch_revenue_credit": base_revenue.get(channel, 0) if base is not None else None,
+                "last_touch_revenue_credit": (
+                    base_revenue.get(channel, 0) if base is not None else None
+                ),
                 "last_touch_revenue_share": (
-                    base_revenue.get(channel, 0) / paid_base if base is not None and paid_base else None
+                    base_revenue.get(channel, 0) / paid_base
+                    if base is not None and paid_base else None
                 ),
                 "last_touch_recommended": base_recommended.get(channel),
                 "last_touch_change": (
@@ -499,7 +514,7 @@ def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> li
     return sorted(rows.get_column("channel").to_list())
 
 
-# -- what if ----------------------------------------------------------------------------------------
+# -- what if ------------------------------------------------------------------------------------
 def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> pl.DataFrame:
     """A proposed budget file (``channel, amount`` in major units) as ``channel, spend`` cents.
 
@@ -530,9 +545,13 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> p
 
 def _proposal(proposed: Mapping[str, int] | pl.DataFrame) -> dict[str, int]:
     if isinstance(proposed, pl.DataFrame):
-        column = next((c for c in ("spend", "recommended", "amount") if c in proposed.columns), None)
+        column = next(
+            (c for c in ("spend", "recommended", "amount") if c in proposed.columns), None
+        )
         if column is None:
-            raise ConfigError("a proposed budget needs 'channel' and 'spend' (or 'recommended') columns")
+            raise ConfigError(
+                "a proposed budget needs 'channel' and 'spend' (or 'recommended') columns"
+            )
         pairs = proposed.group_by("channel").agg(pl.col(column).sum()).iter_rows()
         return {str(c): int(v) for c, v in pairs}
     return {str(c): int(v) for c, v in proposed.items()}

@@ -64,20 +64,30 @@ touchpoints and contacts (:func:`attribution.pipeline.load`), the spend from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from attribution.credit import exact_sum
 from attribution.errors import ModelError
 from attribution.journeys import TOUCH_ORDER, Journeys
-from attribution.schema import DEAL_STATUSES, NO_TOUCH_CHANNEL, NO_TOUCH_GROUP, UTC_TIME
+from attribution.schema import (
+    DEAL_STATUSES,
+    NO_TOUCH_CHANNEL,
+    NO_TOUCH_GROUP,
+    UTC_TIME,
+    schema_of,
+)
 from attribution.spend import GRAINS, Spend, check_grain, daily_of, period_of
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 TOTAL = "total"
 _US_PER_DAY = 86_400_000_000
 
 #: one row per lead (contact) with the channel of its first touch
-LEAD_SCHEMA = pl.Schema(
+LEAD_SCHEMA = schema_of(
     {
         "contact_id": pl.String,
         "account_id": pl.String,
@@ -89,7 +99,7 @@ LEAD_SCHEMA = pl.Schema(
 )
 
 #: the additive facts per (model, period, channel): sums that any grouping can add up
-_FACTS = {
+_FACTS: dict[str, PolarsDataType] = {
     "leads": pl.Int64,
     "opportunities": pl.Float64,
     "opportunities_touched": pl.Int64,
@@ -102,7 +112,7 @@ _FACTS = {
 }
 
 
-def _sum(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _sum(value: pl.Expr, dtype: PolarsDataType) -> pl.Expr:
     """A group's sum; floats summed exactly, so every run gives the same bytes."""
     return exact_sum(value) if dtype == pl.Float64 else value.sum()
 
@@ -162,7 +172,9 @@ SCORECARD_SCHEMA = pl.Schema(
 
 
 # -- leads ----------------------------------------------------------------------------------
-def first_touch_leads(touchpoints: pl.DataFrame, contacts: pl.DataFrame | None = None) -> pl.DataFrame:
+def first_touch_leads(
+    touchpoints: pl.DataFrame, contacts: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """One row per lead (:data:`LEAD_SCHEMA`): each contact and the channel of its first touch.
 
     Parameters
@@ -224,13 +236,16 @@ def _period(column: str, grain: str | None) -> pl.Expr:
 
 
 def _models(credit: pl.DataFrame, models: Sequence[str] | None) -> list[str]:
-    present = credit.get_column("model").unique(maintain_order=True).to_list() if credit.height else []
+    present = (
+        credit.get_column("model").unique(maintain_order=True).to_list() if credit.height else []
+    )
     if models is None:
         return present
     missing = [m for m in models if m not in present]
     if missing:
         raise ModelError(
-            f"model {missing[0]!r} is not in the run; the run has {', '.join(present) or 'no model'}"
+            f"model {missing[0]!r} is not in the run; "
+            f"the run has {', '.join(present) or 'no model'}"
             f"; add --model {missing[0]}"
         )
     return list(models)
@@ -310,7 +325,8 @@ def channel_facts(
         parts.append(model_frame.join(spend_counts, how="cross"))
 
     combined = pl.concat(
-        [part.with_columns(pl.col("period").cast(pl.Date)) for part in parts], how="diagonal_relaxed"
+        [part.with_columns(pl.col("period").cast(pl.Date)) for part in parts],
+        how="diagonal_relaxed",
     )
     for name in _FACTS:
         if name not in combined.columns:
@@ -376,7 +392,8 @@ def channel_scorecard(
     Examples
     --------
     >>> card = channel_scorecard(result.credit, result.journeys, leads, spend)  # doctest: +SKIP
-    >>> card.filter(pl.col("model") == "linear").select("channel", "leads", "roas")  # doctest: +SKIP
+    >>> card.filter(pl.col("model") == "linear").select(
+    ...     "channel", "leads", "roas")  # doctest: +SKIP
     """
     facts = channel_facts(credit, journeys, leads, spend, grain=grain, models=models)
     card = facts.with_columns(
@@ -441,7 +458,10 @@ def scorecard(
     sums = [_sum(pl.col(name), dtype).alias(name) for name, dtype in _FACTS.items()
             if name != "opportunities_touched"]
     by_group = facts.group_by("model", "period", "channel_group").agg(sums)
-    total = facts.group_by("model", "period").agg(sums).with_columns(pl.lit(TOTAL).alias("channel_group"))
+    total = (
+        facts.group_by("model", "period").agg(sums)
+        .with_columns(pl.lit(TOTAL).alias("channel_group"))
+    )
     stacked = pl.concat([total, by_group.select(total.columns)])
 
     names = _models(credit, models)
@@ -450,6 +470,7 @@ def scorecard(
         grid_periods = pl.date_range(periods.min(), periods.max(), GRAINS[grain], eager=True)  # type: ignore[arg-type]
     else:
         grid_periods = pl.Series("period", [], dtype=pl.Date)
+    assert isinstance(grid_periods, pl.Series)  # eager=True above
     groups = stacked.select("channel_group").unique()
     grid = (
         pl.DataFrame({"model": names}, schema={"model": pl.String}).with_row_index("_model_order")
@@ -463,12 +484,16 @@ def scorecard(
     ordered = filled.sort(
         ["_model_order", pl.col("channel_group") != TOTAL, "channel_group", "period"]
     ).with_columns(rate.alias("_rate"))
-    previous = [pl.col(c).shift(1).over("_model_order", "channel_group") for c in ("leads", "_rate", "opportunities")]
+    previous = [
+        pl.col(c).shift(1).over("_model_order", "channel_group")
+        for c in ("leads", "_rate", "opportunities")
+    ]
     leads_prev, rate_prev, opps_prev = previous
     decomposable = pl.col("_rate").is_not_null() & rate_prev.is_not_null()
     ordered = ordered.with_columns(
         (pl.col("opportunities") - opps_prev).alias("opportunities_change"),
-        pl.when(decomposable).then((pl.col("leads") - leads_prev) * rate_prev).alias("volume_effect"),
+        pl.when(decomposable).then((pl.col("leads") - leads_prev) * rate_prev)
+        .alias("volume_effect"),
         pl.when(decomposable).then(pl.col("leads") * (pl.col("_rate") - rate_prev))
         .alias("conversion_effect"),
     )

@@ -28,8 +28,9 @@ that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
    :func:`attribution.credit.summarise`.
 
 Money stays integer minor units; results are written back as Parquet with money as
-``Decimal(38, 2)``, like the polars writer. Install with ``pip install 'revenue-attribution[spark]'``
-(pyspark; Arrow UDFs need pandas on the workers, which the core library never imports).
+``Decimal(38, 2)``, like the polars writer. Install with
+``pip install 'revenue-attribution[spark]'`` (pyspark; Arrow UDFs need pandas on the workers,
+which the core library never imports).
 
 >>> import attribution.spark as engine                                  # doctest: +SKIP
 >>> result = engine.run(config, master="local[4]")                      # doctest: +SKIP

@@ -43,7 +43,7 @@ SPEND = pl.DataFrame(
 
 
 def column(frame: pl.DataFrame, name: str) -> dict[str, object]:
-    return dict(zip(frame["channel"], frame[name]))
+    return dict(zip(frame["channel"], frame[name], strict=True))
 
 
 def test_the_fixture_run_gives_the_figures_used_here() -> None:
@@ -71,16 +71,24 @@ def test_recommendation_by_hand_with_the_default_shift() -> None:
     # paid_search 460000 x (0.8 x 100/460 + 0.2 x 3050000/6100000) =  80000 + 46000    = 126000
     # paid_social 460000 x (0.8 x  60/460 + 0.2 x   50000/6100000) =  48000 +   754.10 =  48754.10
     # cents: 285245 + 126000 + 48754 = 459999; the last cent to events (.90 vs .10)
-    assert column(budget, "recommended") == {"events": 285246, "paid_search": 126000, "paid_social": 48754}
-    assert column(budget, "change") == {"events": -14754, "paid_search": 26000, "paid_social": -11246}
+    assert column(budget, "recommended") == {
+        "events": 285246, "paid_search": 126000, "paid_social": 48754
+    }
+    assert column(budget, "change") == {
+        "events": -14754, "paid_search": 26000, "paid_social": -11246
+    }
     # the same decision on last-touch credit: events and paid_social earn nothing
     # events 240000 + 0, paid_search 80000 + 0.2 x 460000 = 172000, paid_social 48000
     assert column(budget, "last_touch_recommended") == {
         "events": 240000, "paid_search": 172000, "paid_social": 48000,
     }
     # deciding on linear instead of last-touch keeps 452.46 more on events
-    assert column(budget, "decision_shift") == {"events": 45246, "paid_search": -46000, "paid_social": 754}
-    assert column(budget, "roas") == {"events": 10.0, "paid_search": 30.5, "paid_social": 50000 / 60000}
+    assert column(budget, "decision_shift") == {
+        "events": 45246, "paid_search": -46000, "paid_social": 754
+    }
+    assert column(budget, "roas") == {
+        "events": 10.0, "paid_search": 30.5, "paid_social": 50000 / 60000
+    }
     assert budget["channel"].to_list() == ["events", "paid_search", "paid_social"]
     assert budget["recommended"].sum() == budget["last_touch_recommended"].sum() == 460000
 
@@ -88,17 +96,22 @@ def test_recommendation_by_hand_with_the_default_shift() -> None:
 def test_shift_zero_keeps_the_mix_scaled_to_the_total() -> None:
     budget = recommend_budget(SUMMARY, SPEND, "linear", shift=0, total=100000, baseline=None)
     # 100000 x 300/460 = 65217.39, x 100/460 = 21739.13, x 60/460 = 13043.48 -> +1 cent to events
-    assert column(budget, "recommended") == {"events": 65217, "paid_search": 21739, "paid_social": 13044}
+    assert column(budget, "recommended") == {
+        "events": 65217, "paid_search": 21739, "paid_social": 13044
+    }
     assert budget["last_touch_recommended"].null_count() == 3
 
 
 def test_floors_and_caps_as_shares_and_amounts() -> None:
     budget = recommend_budget(
-        SUMMARY, SPEND, "linear", shift=1, floors={"paid_social": "10%"}, caps={"paid_search": "500"},
+        SUMMARY, SPEND, "linear", shift=1, floors={"paid_social": "10%"},
+        caps={"paid_search": "500"},
     )
     # shift 1: targets by revenue share; paid_search capped at 500.00, paid_social held at its
     # floor 10% of 4,600.00 = 460.00; events takes the rest: 460000 - 50000 - 46000 = 364000
-    assert column(budget, "recommended") == {"events": 364000, "paid_search": 50000, "paid_social": 46000}
+    assert column(budget, "recommended") == {
+        "events": 364000, "paid_search": 50000, "paid_social": 46000
+    }
     assert column(budget, "bound") == {"events": None, "paid_search": "cap", "paid_social": "floor"}
     assert column(budget, "floor") == {"events": None, "paid_search": None, "paid_social": 46000}
     # last-touch sends everything to paid_search, capped: the other 410000 go by the current
@@ -121,10 +134,14 @@ def test_a_floor_on_a_channel_without_spend_gives_it_exactly_the_floor() -> None
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"floors": {"paid_socal": 1}}, r"floor for unknown channel 'paid_socal' \(did you mean 'paid_social'\?\)"),
-        ({"floors": {"events": "5000", "paid_search": "5000"}}, r"the floors add up to 10,000.00, more than the total 4,600.00"),
-        ({"floors": {"events": "60%"}, "caps": {"events": "50%"}}, r"the floor of 'events' \(2,760.00\) is above its cap \(2,300.00\)"),
-        ({"caps": {"events": 1, "paid_search": 1, "paid_social": 1}}, r"the caps allow at most 0.03 of the total 4,600.00"),
+        ({"floors": {"paid_socal": 1}},
+         r"floor for unknown channel 'paid_socal' \(did you mean 'paid_social'\?\)"),
+        ({"floors": {"events": "5000", "paid_search": "5000"}},
+         r"the floors add up to 10,000.00, more than the total 4,600.00"),
+        ({"floors": {"events": "60%"}, "caps": {"events": "50%"}},
+         r"the floor of 'events' \(2,760.00\) is above its cap \(2,300.00\)"),
+        ({"caps": {"events": 1, "paid_search": 1, "paid_social": 1}},
+         r"the caps allow at most 0.03 of the total 4,600.00"),
         ({"shift": 1.5}, "shift must be between 0 and 1, not 1.5"),
         ({"floors": {"events": "lots"}}, r"'lots' is not an amount or a share"),
     ],
@@ -186,7 +203,9 @@ def test_total_is_kept_to_the_cent_and_bounds_hold(case) -> None:
                                   floors=floors, caps=caps, baseline=None)
     except ConfigError as exc:
         # only infeasible bounds may be refused
-        assert "floors add up" in str(exc) or "caps allow" in str(exc) or "above its cap" in str(exc)
+        assert (
+            "floors add up" in str(exc) or "caps allow" in str(exc) or "above its cap" in str(exc)
+        )
         return
     assert budget["recommended"].sum() == total
     for row in budget.iter_rows(named=True):
@@ -217,11 +236,16 @@ def test_what_if_inside_above_and_below_the_band() -> None:
     result = what_if(plan, SUMMARY, SPEND, "linear")
     assert result.schema == WHAT_IF_SCHEMA
     rows = {r["channel"]: r for r in result.iter_rows(named=True)}
-    # events: r = 10; band 150000..450000; 500000 is above: counted 450000 -> 4,500,000.00... in cents
-    assert (rows["events"]["counted_spend"], rows["events"]["expected_revenue"]) == (450000, 4500000)
+    # events: r = 10; band 150000..450000; 500000 is above: counted 450000 -> 4,500,000.00...
+    # in cents
+    assert (
+        rows["events"]["counted_spend"], rows["events"]["expected_revenue"]
+    ) == (450000, 4500000)
     assert (rows["events"]["in_band"], rows["events"]["note"]) == (False, "above band: capped")
     # paid_search: r = 30.5, 120000 in band -> 3,660,000
-    assert (rows["paid_search"]["expected_revenue"], rows["paid_search"]["in_band"]) == (3660000, True)
+    assert (
+        rows["paid_search"]["expected_revenue"], rows["paid_search"]["in_band"]
+    ) == (3660000, True)
     # paid_social: r = 5/6, band 30000..90000; 20000 below: proportional 20000 x 5/6 = 16666.67
     assert rows["paid_social"]["expected_revenue"] == 16667
     assert rows["paid_social"]["revenue_change"] == 16667 - 50000
@@ -235,7 +259,9 @@ def test_what_if_inside_above_and_below_the_band() -> None:
 
 def test_what_if_keeps_left_out_channels_and_accepts_a_recommendation() -> None:
     result = what_if({"events": 300000}, SUMMARY, SPEND, "linear")
-    assert column(result, "expected_revenue") == {"events": 3000000, "paid_search": 3050000, "paid_social": 50000}
+    assert column(result, "expected_revenue") == {
+        "events": 3000000, "paid_search": 3050000, "paid_social": 50000
+    }
     assert column(result, "note")["paid_search"] == "unchanged"
     budget = recommend_budget(SUMMARY, SPEND, "linear")
     from_budget = what_if(budget, SUMMARY, SPEND, "linear")
@@ -254,5 +280,7 @@ def test_read_budget(tmp_path: Path) -> None:
     path.write_text("channel,amount\nEvents,4500\npaid_search,\"1,200.50\"\nevents,500\n")
     assert read_budget(path).rows() == [("events", 500000), ("paid_search", 120050)]
     path.write_text("channel,amount\nevents,lots\n")
-    with pytest.raises(InputError, match=r"budget.csv: row 1, column 'amount': not a number \(value 'lots'\)"):
+    with pytest.raises(
+        InputError, match=r"budget.csv: row 1, column 'amount': not a number \(value 'lots'\)"
+    ):
         read_budget(path)

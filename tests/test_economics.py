@@ -7,7 +7,8 @@ The export (see fixtures/economics/README.md)::
     D2  A2  lost  $2,000   created Feb 3,  closed Mar 1               paid_social
     D3  A5  won  $60,000   created Jan 26, closed Mar 15 (48 days)   events -> paid_search
     D4  A3  open  $5,000   created Feb 10                            paid_social
-    spend  paid_social $600 (January)   events $3,000 (Jan 10-12)   paid_search $1,000 (Jan 1 - Feb 28)
+    spend  paid_social $600 (January)   events $3,000 (Jan 10-12)
+           paid_search $1,000 (Jan 1 - Feb 28)
 
 Linear splits each two-touch deal 0.5 / 0.5; last-touch gives D1 and D3 to paid_search.
 """
@@ -188,7 +189,9 @@ def test_leads_next_to_revenue_tell_opposite_stories(export) -> None:
     cheapest = card.sort("cost_per_lead")["channel"].to_list()
     assert by_leads[0] == "paid_social" and cheapest[0] == "paid_social"
     assert by_roas[-1] == "paid_social"  # most leads, cheapest leads, least revenue per dollar
-    social, events = (card.filter(pl.col("channel") == c).row(0, named=True) for c in ("paid_social", "events"))
+    social, events = (
+        card.filter(pl.col("channel") == c).row(0, named=True) for c in ("paid_social", "events")
+    )
     assert social["leads"] == 6 * events["leads"]
     assert events["revenue_credit"] == 60 * social["revenue_credit"]
 
@@ -197,7 +200,9 @@ def test_totals_reconcile_with_the_deals_file(export) -> None:
     credit, journeys, leads, spend = export
     card = channel_scorecard(credit, journeys, leads, spend)
     totals = card.group_by("model").agg(
-        pl.col("leads", "opportunities", "pipeline_credit", "won_deals", "revenue_credit", "spend").sum()
+        pl.col(
+            "leads", "opportunities", "pipeline_credit", "won_deals", "revenue_credit", "spend"
+        ).sum()
     ).sort("model")
     # 8 leads, 4 deals, $68,000 pipeline, 2 won worth $61,000, $4,600 spend, for every model
     assert totals.rows() == [
@@ -259,7 +264,7 @@ def test_weekly_funnel_has_a_row_for_every_week_even_empty_ones(export) -> None:
     totals = weekly.filter(pl.col("channel_group") == "total")
     periods = totals["period"].to_list()
     assert periods[0] == D(2024, 12, 30) and periods[-1] == D(2025, 3, 10)
-    assert all(b - a == dt.timedelta(days=7) for a, b in zip(periods, periods[1:]))
+    assert all(b - a == dt.timedelta(days=7) for a, b in zip(periods, periods[1:], strict=False))
     assert totals["leads"].sum() == 8 and totals["opportunities"].sum() == 4.0
     assert totals["spend"].sum() == 460000 and totals["won_revenue"].sum() == 6100000
     quarterly = scorecard(credit, journeys, leads, spend, grain="quarter", models=["linear"])
@@ -270,8 +275,12 @@ def test_weekly_funnel_has_a_row_for_every_week_even_empty_ones(export) -> None:
 
 def write_export(folder: Path, touches: str, deals: str, contacts: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "touchpoints.csv").write_text("touchpoint_id,timestamp,contact_id,channel\n" + touches)
-    (folder / "deals.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n" + deals)
+    (folder / "touchpoints.csv").write_text(
+        "touchpoint_id,timestamp,contact_id,channel\n" + touches
+    )
+    (folder / "deals.csv").write_text(
+        "deal_id,account_id,created_at,closed_at,status,amount\n" + deals
+    )
     (folder / "contacts.csv").write_text("contact_id,account_id,lead_created_at\n" + contacts)
     return folder
 
@@ -288,13 +297,17 @@ def test_a_change_in_opportunities_splits_into_volume_and_conversion(tmp_path: P
         "c1,A1,\nc2,A2,\nc3,A3,\nc4,A4,\nc5,A5,\nc6,A6,\n",
     )
     credit, journeys, leads = run_export(folder, ("linear",))
-    weekly = scorecard(credit, journeys, leads, grain="week").filter(pl.col("channel_group") == "total")
-    second = weekly.row(1, named=True)
-    assert (second["leads"], second["opportunities"], second["lead_to_opportunity"]) == (2, 2.0, 1.0)
-    # change 0 = volume (2 - 4) x 0.5 = -1  +  conversion 2 x (1.0 - 0.5) = +1
-    assert (second["opportunities_change"], second["volume_effect"], second["conversion_effect"]) == (
-        0.0, -1.0, 1.0,
+    weekly = scorecard(credit, journeys, leads, grain="week").filter(
+        pl.col("channel_group") == "total"
     )
+    second = weekly.row(1, named=True)
+    assert (
+        second["leads"], second["opportunities"], second["lead_to_opportunity"]
+    ) == (2, 2.0, 1.0)
+    # change 0 = volume (2 - 4) x 0.5 = -1  +  conversion 2 x (1.0 - 0.5) = +1
+    assert (
+        second["opportunities_change"], second["volume_effect"], second["conversion_effect"]
+    ) == (0.0, -1.0, 1.0)
 
 
 def test_leads_without_touch_without_contacts_file_and_without_spend(tmp_path: Path) -> None:
@@ -333,7 +346,9 @@ def test_without_spend_or_leads_the_ratios_are_null(export) -> None:
 
 def test_unknown_model_and_grain(export) -> None:
     credit, journeys, leads, spend = export
-    with pytest.raises(ModelError, match="model 'markov' is not in the run; the run has last_touch, linear"):
+    with pytest.raises(
+        ModelError, match="model 'markov' is not in the run; the run has last_touch, linear"
+    ):
         channel_scorecard(credit, journeys, leads, spend, models=["markov"])
     with pytest.raises(ConfigError, match="unknown grain 'fortnight'"):
         scorecard(credit, journeys, leads, spend, grain="fortnight")

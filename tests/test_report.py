@@ -89,7 +89,9 @@ def parsed(page: str) -> Links:
 
 
 def specs_of(page: str) -> dict[str, dict]:
-    match = re.search(r'<script type="application/json" id="report-specs">(.*?)</script>', page, re.DOTALL)
+    match = re.search(
+        r'<script type="application/json" id="report-specs">(.*?)</script>', page, re.DOTALL
+    )
     assert match
     return json.loads(match.group(1).replace("<\\/", "</"))
 
@@ -106,7 +108,9 @@ def test_every_section_is_present(page):
     for section in ("headline", "credit", "shift", "groups", "journeys", "markov", "configuration"):
         assert section in ids
     assert "scorecard" not in ids and "budget" not in ids  # optional: not given
-    for chart in ("credit_by_model", "shift", "group_share", "journey_flow", "transitions", "removal_effects"):
+    for chart in (
+        "credit_by_model", "shift", "group_share", "journey_flow", "transitions", "removal_effects"
+    ):
         assert f"chart-{chart}" in ids
 
 
@@ -174,7 +178,10 @@ def test_configuration_lists_files_checksums_accounting_and_parameters(result, p
 # -- self-contained -------------------------------------------------------------------------------
 def test_page_is_self_contained(page):
     links = parsed(page)
-    external = [(t, k, u) for t, k, u in links.urls if re.match(r"^(https?:)?//", u.strip(), re.IGNORECASE)]
+    external = [
+        (t, k, u) for t, k, u in links.urls
+        if re.match(r"^(https?:)?//", u.strip(), re.IGNORECASE)
+    ]
     assert external == []
     assert not any(tag == "link" for tag, _ in links.tags)  # no stylesheet fetched
     assert all("src" not in attrs for tag, attrs in links.tags if tag == "script")
@@ -202,7 +209,9 @@ def test_same_result_same_bytes(result):
 def test_money_is_formatted_with_the_currency(result):
     charts = {c.name: c for c in report_charts(result)}
     values = charts["credit_by_model"].spec["data"]["values"]
-    paid_search = next(v for v in values if v["model"] == "last_touch" and v["channel"] == "paid_search")
+    paid_search = next(
+        v for v in values if v["model"] == "last_touch" and v["channel"] == "paid_search"
+    )
     assert paid_search["credit"] == 61_000.0 and paid_search["credit_label"] == "$61,000.00"
     # the dot plot's axis is the share of won revenue; money is in the tooltip
     assert charts["credit_by_model"].spec["encoding"]["x"]["field"] == "share"
@@ -273,7 +282,8 @@ def test_write_report_writes_html_and_pngs(result, tmp_path):
 def test_write_pngs_titles_each_image(tmp_path):
     chart = Chart("tiny", "A finding", "what is shown", {
         "data": {"values": [{"a": "x", "b": 1}]}, "mark": "bar",
-        "encoding": {"x": {"field": "a", "type": "nominal"}, "y": {"field": "b", "type": "quantitative"}},
+        "encoding": {"x": {"field": "a", "type": "nominal"},
+                     "y": {"field": "b", "type": "quantitative"}},
     })
     assert chart.titled()["title"] == {"text": "A finding", "subtitle": "what is shown"}
     [path] = write_pngs([chart], tmp_path, currency="EUR")
@@ -284,7 +294,9 @@ def test_top_paths_are_ranked_by_won_revenue(page):
     section = page[page.index('<section id="journeys">'):page.index('<section id="markov">')]
     assert "paths that won the most revenue" in section
     # D3 events > paid_search ($60,000) before D1 paid_social > paid_search ($1,000)
-    assert section.index("<td>events &gt; paid_search</td>") < section.index("<td>paid_social &gt; paid_search</td>")
+    assert section.index("<td>events &gt; paid_search</td>") < section.index(
+        "<td>paid_social &gt; paid_search</td>"
+    )
     assert "$60,000.00" in section and "$1,000.00" in section
 
 
@@ -306,7 +318,9 @@ def test_charts_key_channels_by_position_and_hold_the_names_as_data():
     names = spec["params"][0]["value"]
     assert spec["params"][0]["name"] == "key_names"
     assert encoding["field"] == "key" and encoding["sort"] == ["k0", "k1", "k2"]
-    assert [names[int(k[1:])] for k in encoding["sort"]] == ["constructor", "__proto__", "</script>x"]
+    assert [names[int(k[1:])] for k in encoding["sort"]] == [
+        "constructor", "__proto__", "</script>x"
+    ]
     assert encoding["axis"]["labelExpr"] == "key_names[toNumber(slice(datum.value, 1))]"
     assert encoding["axis"]["labelColor"]["expr"] == (
         "indexof([\"k0\"], datum.value) >= 0 ? '#009E73' : "
@@ -315,7 +329,9 @@ def test_charts_key_channels_by_position_and_hold_the_names_as_data():
     # no name is written into an expression (Vega-Lite looks string constants up as properties)
     expressions = re.findall(r'"(?:labelExpr|expr|filter|calculate)": "((?:[^"\\]|\\.)*)"',
                              json.dumps(spec))
-    assert expressions and not any(n in e for e in expressions for n in ("constructor", "__proto__", "script"))
+    assert expressions and not any(
+        n in e for e in expressions for n in ("constructor", "__proto__", "script")
+    )
     assert {v["key"] for v in spec["data"]["values"]} == {"k0", "k1", "k2"}
     assert chart.title.startswith("</script>x is undervalued by last-touch")
 
@@ -330,7 +346,9 @@ def test_page_escapes_names_in_text_and_scripts():
     from attribution.report.html import _chart_block, _script_json
 
     block = _chart_block(charts.credit_by_model(summary, "USD"))
-    assert block.startswith('<h3 class="finding">Revenue credit by channel depends on the model</h3>')
+    assert block.startswith(
+        '<h3 class="finding">Revenue credit by channel depends on the model</h3>'
+    )
     chart = charts.credit_by_model(summary.with_columns(
         pl.Series("revenue_credit", [0, 100])), "USD")
     assert _chart_block(chart).startswith(

@@ -113,8 +113,10 @@ def label_colour_expr(groups: Mapping[str, str | None], keys: Keys,
     capture = sorted(keys[c] for c, g in groups.items() if g == CAPTURE and c in keys.names)
     return {
         "expr": (
-            f"indexof({json.dumps(creation)}, datum.value) >= 0 ? '{theme.GROUP_COLOURS[CREATION]}' : "
-            f"indexof({json.dumps(capture)}, datum.value) >= 0 ? '{theme.GROUP_COLOURS[CAPTURE]}' : "
+            f"indexof({json.dumps(creation)}, datum.value) >= 0 ? "
+            f"'{theme.GROUP_COLOURS[CREATION]}' : "
+            f"indexof({json.dumps(capture)}, datum.value) >= 0 ? "
+            f"'{theme.GROUP_COLOURS[CAPTURE]}' : "
             f"'{default}'"
         )
     }
@@ -126,15 +128,24 @@ def _models(frame: pl.DataFrame) -> list[str]:
 
 def channel_groups(summary: pl.DataFrame) -> dict[str, str | None]:
     """``channel -> channel_group`` of a summary or comparison frame."""
-    return dict(summary.select("channel", "channel_group").unique(subset="channel", keep="first").iter_rows())
+    return dict(
+        summary.select("channel", "channel_group")
+        .unique(subset="channel", keep="first")
+        .iter_rows()
+    )
 
 
 def channel_order(summary: pl.DataFrame) -> list[str]:
     """Channels by group (creation, capture, other), then by mean revenue credit over models."""
     mean = (
         summary.group_by("channel", "channel_group")
-        .agg(pl.col("revenue_credit").mean().alias("mean"), pl.col("pipeline_credit").mean().alias("pipe"))
-        .with_columns(pl.col("channel_group").map_elements(_group_rank, return_dtype=pl.Int64).alias("rank"))
+        .agg(
+            pl.col("revenue_credit").mean().alias("mean"),
+            pl.col("pipeline_credit").mean().alias("pipe"),
+        )
+        .with_columns(
+            pl.col("channel_group").map_elements(_group_rank, return_dtype=pl.Int64).alias("rank")
+        )
         .sort(["rank", "mean", "pipe", "channel"], descending=[False, True, True, False])
     )
     return mean.get_column("channel").to_list()
@@ -413,7 +424,9 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
 
 
 # -- 2. shift from last-touch -----------------------------------------------------------------
-def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str = BASELINE) -> Chart | None:
+def shift_from_last_touch(
+    comparison: pl.DataFrame, currency: str, baseline: str = BASELINE
+) -> Chart | None:
     """Diverging bars, one panel per multi-touch model: revenue credit minus last-touch's."""
     if comparison.height == 0:
         return None
@@ -437,7 +450,9 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
             "shift": _major(row["revenue_shift"]),
-            "shift_label": ("+" if row["revenue_shift"] > 0 else "") + money(row["revenue_shift"], currency),
+            "shift_label": (
+                ("+" if row["revenue_shift"] > 0 else "") + money(row["revenue_shift"], currency)
+            ),
             "share_label": f"{row['share_shift'] * 100:+.1f} pts",
             "base_label": money(row["last_touch_revenue_credit"], currency),
             "credit_label": money(row["revenue_credit"], currency),
@@ -457,7 +472,10 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
             else f"{_sign_money(low, currency)} to {_sign_money(high, currency)}"
         )
         if low > 0:
-            count = "The multi-touch model gives" if len(shifts) == 1 else f"All {len(shifts)} multi-touch models give"
+            count = (
+                "The multi-touch model gives" if len(shifts) == 1
+                else f"All {len(shifts)} multi-touch models give"
+            )
             title = f"{count} demand creation more revenue credit than last-touch: {span}"
         elif high < 0:
             title = f"Multi-touch models give demand creation less credit than last-touch: {span}"
@@ -491,7 +509,8 @@ def shift_from_last_touch(comparison: pl.DataFrame, currency: str, baseline: str
                                        "labelColor": label_colour_expr(groups, keys),
                                        "labelFontSize": 11}},
                         "x": {"field": "shift", "type": "quantitative",
-                              "title": f"vs last-touch ({currency})", "axis": {"format": "$,.2~s", "tickCount": 4}},
+                              "title": f"vs last-touch ({currency})",
+                              "axis": {"format": "$,.2~s", "tickCount": 4}},
                         "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
                                   "title": "Channel group"},
                         "tooltip": [
@@ -528,7 +547,10 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
             pl.col("channel_group").map_elements(group_label, return_dtype=pl.String).alias("group")
         )
         .group_by("model", "group")
-        .agg(pl.col("revenue_share").sum().alias("share"), pl.col("revenue_credit").sum().alias("credit"))
+        .agg(
+            pl.col("revenue_share").sum().alias("share"),
+            pl.col("revenue_credit").sum().alias("credit"),
+        )
     )
     values = []
     for model in models:
@@ -560,7 +582,10 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
         others = [creation.get(m, 0.0) for m in models if m != baseline]
         base = creation.get(baseline, 0.0)
         low, high = min(others), max(others)
-        span = percent(low, 0) if round(low, 2) == round(high, 2) else f"{percent(low, 0)}-{percent(high, 0)}"
+        span = (
+            percent(low, 0) if round(low, 2) == round(high, 2)
+            else f"{percent(low, 0)}-{percent(high, 0)}"
+        )
         title = (
             f"Demand creation earns {percent(base, 0)} of revenue credit under last-touch, "
             f"{span} under multi-touch models"
@@ -591,7 +616,8 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
             },
             {
                 "mark": {"type": "text", "color": "white", "fontWeight": 600, "fontSize": 12},
-                "encoding": {"y": y, "x": {"field": "mid", "type": "quantitative"}, "text": {"field": "label"}},
+                "encoding": {"y": y, "x": {"field": "mid", "type": "quantitative"},
+                             "text": {"field": "label"}},
             },
         ],
     }
@@ -661,16 +687,22 @@ def journey_flow(
             y0 = top[(index, name)]
             y1 = y0 + revenue * scale
             nodes.append({
-                "x0": xs[index] - (node_width if index == 1 else 0), "x1": xs[index] + (node_width if index == 0 else 0),
+                "x0": xs[index] - (node_width if index == 1 else 0),
+                "x1": xs[index] + (node_width if index == 0 else 0),
                 "y0": y0, "y1": y1, "colour": theme.group_colour(groups.get(name)),
-                "label": f"{printable(name)}  {compact_money(revenue, currency)}" if (y1 - y0) >= 8 else "",
-                "column": headers[index], "node": printable(name), "revenue": money(revenue, currency),
+                "label": (
+                    f"{printable(name)}  {compact_money(revenue, currency)}"
+                    if (y1 - y0) >= 8 else ""
+                ),
+                "column": headers[index], "node": printable(name),
+                "revenue": money(revenue, currency),
                 "share": percent(revenue / total), "won": f"{deals[(index, name)]:,}",
                 "label_x": xs[index] - 0.012 if index == 0 else xs[index] + 0.012,
                 "label_y": (y0 + y1) / 2, "side": index,
             })
 
-    # ribbons leave a source in target order and enter a target in source order: no crossing at nodes
+    # ribbons leave a source in target order and enter a target in source order: no crossing at
+    # nodes
     first_rank = {n: i for i, n in enumerate(columns[0])}
     last_rank = {n: i for i, n in enumerate(columns[1])}
     source_start: dict[tuple[str, str], float] = {}
@@ -685,7 +717,9 @@ def journey_flow(
         offset["t" + last] += revenue * scale
     ribbons: list[dict[str, Any]] = []
     x0, x1 = xs[0] + node_width, xs[1] - node_width
-    for link, (first, last, won, revenue) in enumerate(sorted(rows, key=lambda r: (first_rank[r[0]], last_rank[r[1]]))):
+    for link, (first, last, won, revenue) in enumerate(
+        sorted(rows, key=lambda r: (first_rank[r[0]], last_rank[r[1]]))
+    ):
         width = revenue * scale
         sy, ty = source_start[(first, last)], target_start[(first, last)]
         tooltip = {"from": printable(first), "to": printable(last), "won": f"{won:,}",
@@ -695,7 +729,8 @@ def journey_flow(
             t = step / points
             s = t * t * (3 - 2 * t)
             ribbons.append({"link": link, "x": x0 + (x1 - x0) * t, "y0": sy + (ty - sy) * s,
-                            "y1": sy + width + (ty - sy) * s, "group": group_label(groups.get(first)),
+                            "y1": sy + width + (ty - sy) * s,
+                            "group": group_label(groups.get(first)),
                             **tooltip})
 
     creation_first = sum(size[(0, n)] for n in columns[0] if groups.get(n) == CREATION)
@@ -713,7 +748,8 @@ def journey_flow(
     def labels(side: int, align: str) -> Spec:
         return {
             "data": {"values": [n for n in nodes if n["side"] == side]},
-            "mark": {"type": "text", "fontSize": 12, "fontWeight": 600, "color": "#111827", "align": align},
+            "mark": {"type": "text", "fontSize": 12, "fontWeight": 600, "color": "#111827",
+                     "align": align},
             "encoding": {
                 "x": {**axis_free("label_x"), "scale": x_scale},
                 "y": {**axis_free("label_y"), "scale": y_scale},
@@ -765,8 +801,10 @@ def journey_flow(
             labels(0, "right"),
             labels(1, "left"),
             {
-                "data": {"values": [{"x": xs[i], "text": h, "align": a}
-                                    for i, (h, a) in enumerate(zip(headers, ["right", "left"]))]},
+                "data": {"values": [
+                    {"x": xs[i], "text": h, "align": a}
+                    for i, (h, a) in enumerate(zip(headers, ["right", "left"], strict=True))
+                ]},
                 "transform": [{"filter": "datum.align == 'right'"}],
                 "mark": {"type": "text", "fontSize": 13, "fontWeight": 700, "color": "#374151",
                          "dy": -8, "align": "right"},
@@ -790,7 +828,8 @@ def journey_flow(
     }
     won = int(pairs.get_column("conversions").sum())
     subtitle = (
-        f"Won revenue of {won:,} won deals with touches ({compact_money(total, currency)}), from the "
+        f"Won revenue of {won:,} won deals with touches ({compact_money(total, currency)}), "
+        "from the "
         "channel of each deal's first touch (left) to the channel of its last touch (right)"
     )
     return Chart("journey_flow", title, subtitle, spec)
@@ -802,7 +841,8 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     if transitions.height == 0:
         return None
     states = sorted(
-        set(transitions.get_column("from_state").to_list()) | set(transitions.get_column("to_state").to_list())
+        set(transitions.get_column("from_state").to_list())
+        | set(transitions.get_column("to_state").to_list())
         - {START, CONVERSION, NULL},
         key=lambda s: (_group_rank(groups.get(s)), s),
     )
@@ -832,7 +872,9 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     if exits.height:
         best = exits.row(0, named=True)
         steps = transitions.filter(pl.col("from_state") != START)
-        overall = exits.get_column("count").sum() / max(int(steps.get_column("count").sum()), 1)
+        overall = float(
+            exits.get_column("count").sum() / max(int(steps.get_column("count").sum()), 1)
+        )
         title = (
             f"{printable(best['from_state'])} is the strongest closer: "
             f"{percent(best['probability'])} of its next "
@@ -854,7 +896,8 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
                 "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
                 "encoding": {
                     "x": {"field": "to", "type": "nominal", "sort": [name(c) for c in columns],
-                          "title": "Next step", "axis": {**axis_common, "orient": "top", "labelAngle": -40}},
+                          "title": "Next step",
+                          "axis": {**axis_common, "orient": "top", "labelAngle": -40}},
                     "y": {"field": "from", "type": "nominal", "sort": [name(r) for r in rows],
                           "title": "From", "axis": axis_common},
                     "color": {"field": "probability", "type": "quantitative",
@@ -906,7 +949,9 @@ def removal_effects(
             "group": group_label(groups.get(row["channel"])),
             "share": row[column],
             "share_label": percent(row[column]),
-            "removal_effect": percent(row["removal_effect_value" if weight_by == "revenue" else "removal_effect"]),
+            "removal_effect": percent(
+                row["removal_effect_value" if weight_by == "revenue" else "removal_effect"]
+            ),
         }
         if has_ci:
             item.update(ci_low=row["ci_low"], ci_high=row["ci_high"],
@@ -935,7 +980,8 @@ def removal_effects(
             "mark": {"type": "bar", "cornerRadiusEnd": 2, "height": {"band": 0.7}},
             "encoding": {
                 "y": y,
-                "x": {"field": "share", "type": "quantitative", "title": f"Share of removal effect ({what})",
+                "x": {"field": "share", "type": "quantitative",
+                      "title": f"Share of removal effect ({what})",
                       "axis": {"format": "%"}},
                 "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
                           "title": "Channel group"},
@@ -946,12 +992,14 @@ def removal_effects(
     if has_ci:
         layers.append({
             "mark": {"type": "rule", "color": "#111827", "strokeWidth": 1.5},
-            "encoding": {"y": y, "x": {"field": "ci_low", "type": "quantitative"}, "x2": {"field": "ci_high"},
+            "encoding": {"y": y, "x": {"field": "ci_low", "type": "quantitative"},
+                         "x2": {"field": "ci_high"},
                          "tooltip": tooltip},
         })
         for end in ("ci_low", "ci_high"):
             layers.append({
-                "mark": {"type": "tick", "color": "#111827", "thickness": 1.5, "size": 10, "orient": "vertical"},
+                "mark": {"type": "tick", "color": "#111827", "thickness": 1.5, "size": 10,
+                         "orient": "vertical"},
                 "encoding": {"y": y, "x": {"field": end, "type": "quantitative"}},
             })
     spec: Spec = {"params": [keys.param()], "data": {"values": values}, "width": 820,
@@ -971,10 +1019,17 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
         return None
     model = budget.get_column("model")[0]
     groups = dict(budget.select("channel", "channel_group").iter_rows())
-    order = budget.sort(["recommended", "channel"], descending=[True, False]).get_column("channel").to_list()
+    order = (
+        budget.sort(["recommended", "channel"], descending=[True, False])
+        .get_column("channel")
+        .to_list()
+    )
     keys = Keys(order)
     series = [("Current spend", "current_spend"), (f"Recommended ({model})", "recommended")]
-    has_base = "last_touch_recommended" in budget.columns and budget.get_column("last_touch_recommended").null_count() == 0
+    has_base = (
+        "last_touch_recommended" in budget.columns
+        and budget.get_column("last_touch_recommended").null_count() == 0
+    )
     if has_base:
         series.append(("Recommended (last-touch)", "last_touch_recommended"))
     values = [
@@ -994,8 +1049,10 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     loser = budget.sort(["change", "channel"]).row(0, named=True)
     if moved > 0:
         title = (
-            f"Move {compact_money(moved, currency)} of spend: most into {printable(gainer['channel'])} "
-            f"({_sign_money(gainer['change'], currency)}), most out of {printable(loser['channel'])} "
+            f"Move {compact_money(moved, currency)} of spend: "
+            f"most into {printable(gainer['channel'])} "
+            f"({_sign_money(gainer['change'], currency)}), "
+            f"most out of {printable(loser['channel'])} "
             f"({_sign_money(loser['change'], currency)})"
         )
     else:
@@ -1070,7 +1127,8 @@ def model_error_chart(summary: pl.DataFrame, baseline: str = BASELINE) -> Chart 
                 "color": {"field": "kind", "type": "nominal", "title": None,
                           "scale": {"domain": ["beats last-touch", "last-touch",
                                                "no better than last-touch"],
-                                    "range": [theme.GROUP_COLOURS[theme.CREATION], theme.BASELINE_COLOUR, theme.OTHER_COLOUR]}},
+                                    "range": [theme.GROUP_COLOURS[theme.CREATION],
+                                              theme.BASELINE_COLOUR, theme.OTHER_COLOUR]}},
                 "tooltip": [{"field": "model", "title": "Model"},
                             {"field": "label", "title": "Error"},
                             {"field": "beats", "title": "Beats last-touch in"}],

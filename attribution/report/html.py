@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from attribution.errors import ConfigError
+from attribution.intervals import TOO_FEW
 from attribution.render import compact_money, money, percent, printable
 from attribution.report import charts as charts_module
 from attribution.report import theme
 from attribution.report.charts import BASELINE, Chart
-from attribution.intervals import TOO_FEW
 from attribution.report.data import ReportData, report_data
 from attribution.report.template import CSS, EMBED_SCRIPT, ERROR_SCRIPT
 from attribution.schema import NO_TOUCH_CHANNEL
@@ -43,7 +43,9 @@ def vega_bundle() -> str:
         raise ConfigError(
             "the HTML report needs the vl-convert-python package: pip install vl-convert-python"
         ) from None
-    return str(vl_convert.javascript_bundle()).replace("</script", "<\\/script")
+    # the stub marks snippet required; at runtime it is optional (the default snippet is wanted)
+    bundle = vl_convert.javascript_bundle()  # type: ignore[call-arg]
+    return str(bundle).replace("</script", "<\\/script")
 
 
 def _script_json(value: Any) -> str:
@@ -67,7 +69,8 @@ def embed_options(currency: str) -> dict[str, Any]:
 # -- what goes in -------------------------------------------------------------------------------
 def _groups(result: RunResult) -> dict[str, str | None]:
     groups: dict[str, str | None] = dict(
-        result.journeys.touches.select("channel", "channel_group").unique(subset="channel", keep="first")
+        result.journeys.touches.select("channel", "channel_group")
+        .unique(subset="channel", keep="first")
         .collect().iter_rows()
     )
     if result.summary.height:
@@ -151,7 +154,9 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: It
         cells = []
         for i, cell in enumerate(row):
             content = cell.html if isinstance(cell, Raw) else _e(cell)
-            cells.append(f'<td class="num">{content}</td>' if i in numeric_set else f"<td>{content}</td>")
+            cells.append(
+                f'<td class="num">{content}</td>' if i in numeric_set else f"<td>{content}</td>"
+            )
         css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     return (f'<div class="wide"><table class="{classes}"><thead><tr>{head}</tr></thead>'
@@ -179,7 +184,8 @@ def _signed(cents: int | None, currency: str) -> Raw:
 
 def _chart_block(chart: Chart) -> str:
     return (
-        f'<h3 class="finding">{_e(chart.title)}</h3>\n<p class="subtitle">{_e(chart.subtitle)}</p>\n'
+        f'<h3 class="finding">{_e(chart.title)}</h3>\n'
+        f'<p class="subtitle">{_e(chart.subtitle)}</p>\n'
         f'<div class="chart" id="chart-{chart.name}" data-chart="{chart.name}"></div>\n'
     )
 
@@ -190,14 +196,15 @@ def _section(section_id: str, heading: str, body: str) -> str:
 
 def _group_legend() -> str:
     parts = [
-        f'<span class="swatch" style="background:{theme.GROUP_COLOURS[g]}"></span>{_e(theme.GROUP_LABELS[g])}'
+        f'<span class="swatch" style="background:{theme.GROUP_COLOURS[g]}"></span>'
+        f"{_e(theme.GROUP_LABELS[g])}"
         for g in (theme.CREATION, theme.CAPTURE)
     ]
     parts.append(f'<span class="swatch" style="background:{theme.OTHER_COLOUR}"></span>Other')
     return f'<div class="legend-groups">Channel groups: {"".join(parts)}</div>'
 
 
-# -- sections ---------------------------------------------------------------------------------------
+# -- sections -----------------------------------------------------------------------------------
 def headline_figures(result: RunResult) -> dict[str, Any]:
     """The headline numbers of the report (money in minor units), from ``RunResult.totals``."""
     totals = result.totals()
@@ -216,11 +223,13 @@ def _headline(result: RunResult) -> str:
     accounts = f"{stats.account_journeys:,} accounts touched without a deal" if stats else ""
     cards = [
         ("Won revenue", compact_money(figures["won_revenue"], currency),
-         f"{money(figures['won_revenue'], currency)} from {figures['won_deals']:,} won deals", "won_revenue"),
+         f"{money(figures['won_revenue'], currency)} from {figures['won_deals']:,} won deals",
+         "won_revenue"),
         ("Pipeline", compact_money(figures["pipeline"], currency),
          f"{money(figures['pipeline'], currency)} over {figures['deals']:,} deals", "pipeline"),
         ("Deals", f"{figures['deals']:,}",
-         f"{figures['won_deals']:,} won · {figures['lost_deals']:,} lost · {figures['open_deals']:,} open",
+         f"{figures['won_deals']:,} won · {figures['lost_deals']:,} lost · "
+         f"{figures['open_deals']:,} open",
          "deals"),
         ("Journeys", f"{figures['journeys']:,}",
          f"{figures['touches']:,} touches" + (f"; {accounts}" if accounts else ""), "journeys"),
@@ -232,7 +241,8 @@ def _headline(result: RunResult) -> str:
     )
     rows_share = figures["rows_used"] / figures["rows_read"] if figures["rows_read"] else 0.0
     accounting = (
-        f'<p class="note" data-figure="accounting">Data accounting: {figures["rows_read"]:,} input rows read, '
+        f'<p class="note" data-figure="accounting">Data accounting: '
+        f'{figures["rows_read"]:,} input rows read, '
         f'{figures["rows_used"]:,} used ({percent(rows_share)}), {figures["rows_deduplicated"]:,} '
         f'deduplicated, {figures["rows_out_of_window"]:,} outside the lookback window, '
         f'{figures["rows_rejected"]:,} rejected (every reason is listed under '
@@ -240,16 +250,20 @@ def _headline(result: RunResult) -> str:
     )
     if figures["deals_without_touch"]:
         accounting += (
-            f' {figures["deals_without_touch"]:,} deals had no touch in their window and are credited '
+            f' {figures["deals_without_touch"]:,} deals had no touch in their window '
+            "and are credited "
             "to (no touch)."
         )
     accounting += "</p>"
     models = ", ".join(m.name for m in result.models)
     intro = (
-        f'<p class="note">Credit re-assigned to channels by {len(result.models)} models ({_e(models)}); '
+        f'<p class="note">Credit re-assigned to channels by {len(result.models)} models '
+        f"({_e(models)}); "
         "every model's credit sums to each deal's amount to the cent.</p>"
     )
-    return _section("headline", "Headline", f'<div class="cards">{html_cards}</div>\n{accounting}\n{intro}')
+    return _section(
+        "headline", "Headline", f'<div class="cards">{html_cards}</div>\n{accounting}\n{intro}'
+    )
 
 
 def _credit_table(summary: pl.DataFrame, currency: str) -> str:
@@ -262,14 +276,20 @@ def _credit_table(summary: pl.DataFrame, currency: str) -> str:
     for channel in charts_module.channel_order(summary):
         rows.append([_channel(channel, groups.get(channel)),
                      *[money(cells.get((m, channel), 0), currency) for m in models]])
-    totals = [int(summary.filter(pl.col("model") == m).get_column("revenue_credit").sum()) for m in models]
+    totals = [
+        int(summary.filter(pl.col("model") == m).get_column("revenue_credit").sum())
+        for m in models
+    ]
     rows.append(["total", *[money(t, currency) for t in totals]])
     return _table(["channel", *models], rows, numeric=range(1, len(models) + 1),
                   row_classes=[""] * (len(rows) - 1) + ["total"])
 
 
 def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
-    models = [m for m in comparison.get_column("model").unique(maintain_order=True).to_list() if m != BASELINE]
+    models = [
+        m for m in comparison.get_column("model").unique(maintain_order=True).to_list()
+        if m != BASELINE
+    ]
     base = comparison.filter(pl.col("model") == BASELINE).sort(
         ["last_touch_revenue_credit", "channel"], descending=[True, False]
     )
@@ -290,10 +310,12 @@ def _top_paths_table(every: pl.DataFrame, currency: str) -> str:
     total = int(every.get_column("journeys").sum()) if every.height else 0
     by_revenue = int(every.get_column("revenue").sum()) > 0 if every.height else False
     top = (
-        every.sort(["revenue", "journeys", "path"], descending=[True, True, False]) if by_revenue else every
+        every.sort(["revenue", "journeys", "path"], descending=[True, True, False])
+        if by_revenue else every
     ).head(TOP_PATHS)
     rows = [
-        [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0), f"{r['conversions']:,}",
+        [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0),
+         f"{r['conversions']:,}",
          percent(r["conversion_rate"]), money(r["revenue"], currency)]
         for r in top.iter_rows(named=True)
     ]
@@ -359,7 +381,10 @@ def _cell(value: Any, kind: str, currency: str) -> str:
 def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) -> str:
     frame = scorecard
     if "period" in frame.columns:
-        frame = frame.filter(pl.col("period").is_null()) if frame.get_column("period").null_count() else frame
+        frame = (
+            frame.filter(pl.col("period").is_null())
+            if frame.get_column("period").null_count() else frame
+        )
     models = frame.get_column("model").unique(maintain_order=True).to_list()
     if lead in models:
         models = [lead, *[m for m in models if m != lead]]
@@ -391,7 +416,10 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
 
 
 def _budget_table(budget: pl.DataFrame, currency: str) -> str:
-    has_base = "last_touch_recommended" in budget.columns and budget.get_column("last_touch_recommended").null_count() == 0
+    has_base = (
+        "last_touch_recommended" in budget.columns
+        and budget.get_column("last_touch_recommended").null_count() == 0
+    )
     headers = ["channel", "current spend", "revenue credit", "ROAS", "recommended", "change"]
     if has_base:
         headers += ["last-touch recommends", "difference"]
@@ -404,7 +432,10 @@ def _budget_table(budget: pl.DataFrame, currency: str) -> str:
             money(r["recommended"], currency), _signed(r["change"], currency),
         ]
         if has_base:
-            row += [money(r["last_touch_recommended"], currency), _signed(r["decision_shift"], currency)]
+            row += [
+                money(r["last_touch_recommended"], currency),
+                _signed(r["decision_shift"], currency),
+            ]
         row.append(r["bound"] or "")
         rows.append(row)
     total = int(budget.get_column("recommended").sum())
@@ -424,9 +455,13 @@ def _configuration(result: RunResult) -> str:
     stats = result.stats
     settings = [
         ("Currency", result.currency),
-        ("As of", f"{stats.as_of:%Y-%m-%d %H:%M} UTC" if stats else (config.as_of or "latest date in the data")),
-        ("Lookback window", f"{config.lookback_days} days before each deal's creation, to its close"),
-        ("Deduplication", f"same contact and channel within {config.dedup_minutes:g} minutes count once"),
+        ("As of",
+         f"{stats.as_of:%Y-%m-%d %H:%M} UTC" if stats
+         else (config.as_of or "latest date in the data")),
+        ("Lookback window",
+         f"{config.lookback_days} days before each deal's creation, to its close"),
+        ("Deduplication",
+         f"same contact and channel within {config.dedup_minutes:g} minutes count once"),
         ("Channel rules", str(config.channel_rules) if config.channel_rules else "built-in"),
         ("Direct channels", ", ".join(config.direct_channels)),
         ("Baseline", "last_touch"),
@@ -435,20 +470,25 @@ def _configuration(result: RunResult) -> str:
         settings.append(("Path table", f"{config.paths} (separator {config.path_separator!r})"))
     if stats is not None:
         settings += [
-            ("Deal journeys", f"{stats.deal_journeys:,} ({stats.deals_without_touch:,} without a touch in window)"),
+            ("Deal journeys",
+             f"{stats.deal_journeys:,} "
+             f"({stats.deals_without_touch:,} without a touch in window)"),
             ("Accounts without a deal", f"{stats.account_journeys:,} (non-converting journeys)"),
-            ("Touches", f"{stats.touches_used:,} used, {stats.touches_deduplicated:,} deduplicated, "
-                        f"{stats.touches_out_of_window:,} out of window"),
+            ("Touches",
+             f"{stats.touches_used:,} used, {stats.touches_deduplicated:,} deduplicated, "
+             f"{stats.touches_out_of_window:,} out of window"),
         ]
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in settings)
     models = _table(
         ["model", "what it does", "parameters"],
         [[m.name, getattr(m, "summary", ""),
-          ", ".join(f"{k}={_param(v)}" for k, v in m.params().items()) or "–"] for m in result.models],
+          ", ".join(f"{k}={_param(v)}" for k, v in m.params().items()) or "–"]
+         for m in result.models],
     )
     files = _table(
         ["input", "file", "rows", "sha256"],
-        [[f.input, f.path, f"{f.rows:,}", Raw(f'<span class="mono">{_e(f.sha256)}</span>')] for f in result.files],
+        [[f.input, f.path, f"{f.rows:,}", Raw(f'<span class="mono">{_e(f.sha256)}</span>')]
+         for f in result.files],
         numeric=[2],
     )
     accounting = _table(
@@ -457,7 +497,11 @@ def _configuration(result: RunResult) -> str:
           f"{a.rejected_total:,}"] for a in result.accounting],
         numeric=range(1, 6),
     )
-    reasons = [(a.input, reason, n) for a in result.accounting for reason, n in sorted(a.rejected.items())]
+    reasons = [
+        (a.input, reason, n)
+        for a in result.accounting
+        for reason, n in sorted(a.rejected.items())
+    ]
     rejects = (
         _table(["input", "reason", "rows"], [[i, r, f"{n:,}"] for i, r, n in reasons], numeric=[2])
         if reasons else '<p class="note">No row was rejected.</p>'
@@ -473,16 +517,21 @@ def _configuration(result: RunResult) -> str:
         f'<dl class="settings">{dl}</dl>'
         f"<h3>Models and parameters</h3>{models}"
         f"<h3>Input files</h3>{files}"
-        f"<h3>Row accounting</h3><p class=\"note\">read = used + deduplicated + out of window + rejected</p>{accounting}"
+        "<h3>Row accounting</h3>"
+        '<p class="note">read = used + deduplicated + out of window + rejected</p>'
+        f"{accounting}"
         f"<h3>Rejected rows by reason</h3>{rejects}{unmapped}"
         '<h3>Assumptions</h3><ul class="note">'
         "<li>A deal's journey is every touch by any contact of its account (the buying group) from "
         "the lookback window's start to the deal's close (the as-of date for open deals).</li>"
         "<li>Revenue credit splits won deals; pipeline credit splits every created deal. Credit is "
-        "rounded to the cent by the largest remainder, so each deal's credit sums to its amount.</li>"
-        "<li>Lost deals and accounts touched without a deal are non-converting journeys (they matter "
+        "rounded to the cent by the largest remainder, so each deal's credit sums to its amount."
+        "</li>"
+        "<li>Lost deals and accounts touched without a deal are non-converting journeys "
+        "(they matter "
         "to the Markov model); open deals are pipeline, neither converted nor lost.</li>"
-        "<li>Deals with no touch in their window are credited whole to (no touch), so totals always "
+        "<li>Deals with no touch in their window are credited whole to (no touch), "
+        "so totals always "
         "reconcile with the deals file.</li></ul>"
     )
     return _section("configuration", "Configuration and assumptions", body)
@@ -494,7 +543,7 @@ def _param(value: Any) -> str:
     return str(value)
 
 
-# -- the page ----------------------------------------------------------------------------------------
+# -- the page -----------------------------------------------------------------------------------
 def _warnings(data: ReportData) -> str:
     if not data.warnings:
         return ""
@@ -650,7 +699,9 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
         sections.append(_section("shift", "Last-touch vs multi-touch", body))
         nav.append(("shift", "Shift from last-touch"))
     if "group_share" in by_name:
-        sections.append(_section("groups", "Demand creation vs demand capture", _chart_block(by_name["group_share"])))
+        sections.append(_section(
+            "groups", "Demand creation vs demand capture", _chart_block(by_name["group_share"])
+        ))
         nav.append(("groups", "Channel groups"))
     journeys_body = _chart_block(by_name["journey_flow"]) if "journey_flow" in by_name else ""
     journeys_body += _top_paths_table(tables["top_paths"], currency)
@@ -665,7 +716,10 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
                         + _removal_table(tables["removal_effects"], groups, currency)
                         + "</details>")
     elif "markov" not in {m.name for m in run.models}:
-        markov_body += '<p class="note">The Markov model was not run: add --model markov for removal effects.</p>'
+        markov_body += (
+            '<p class="note">The Markov model was not run: '
+            "add --model markov for removal effects.</p>"
+        )
     if markov_body:
         sections.append(_section("markov", "Markov chain", markov_body))
         nav.append(("markov", "Markov chain"))
@@ -697,11 +751,13 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
         f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f'<header class="top"><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>\n'
         f"<nav>{nav_html}</nav>\n<main>\n{_warnings(data)}{''.join(sections)}"
-        '<footer>Made by attribution. Charts: Vega-Lite, embedded; this file needs no network.</footer>\n'
+        "<footer>Made by attribution. Charts: Vega-Lite, embedded; "
+        "this file needs no network.</footer>\n"
         "</main>\n"
         f"<script>{ERROR_SCRIPT}</script>\n"
         f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>\n'
-        f'<script type="application/json" id="report-embed-options">{_script_json(embed_options(currency))}</script>\n'
+        '<script type="application/json" id="report-embed-options">'
+        f"{_script_json(embed_options(currency))}</script>\n"
         f"<script>{vega_bundle()}</script>\n"
         f"<script>{EMBED_SCRIPT}</script>\n"
         "</body>\n</html>\n"

@@ -15,7 +15,9 @@ def chart_png(chart: Chart, *, currency: str = "USD", scale: float = 2.0) -> byt
     try:
         import vl_convert
     except ImportError:  # pragma: no cover - depends on the installation
-        raise ConfigError("PNG charts need the vl-convert-python package: pip install vl-convert-python") from None
+        raise ConfigError(
+            "PNG charts need the vl-convert-python package: pip install vl-convert-python"
+        ) from None
     return bytes(
         vl_convert.vegalite_to_png(
             chart.titled(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# a trailing backslash joins a long CSS line to the next (the text is one line, unchanged)
 CSS = """
 :root { --creation: #009E73; --capture: #0072B2; --other: #9AA0A6; --ink: #111827;
         --muted: #4B5563; --line: #E5E7EB; --panel: #F9FAFB; }
@@ -9,7 +10,8 @@ CSS = """
 body { overflow-wrap: anywhere; }
 body { margin: 0; font-family: "Helvetica Neue", Helvetica, Arial, "Liberation Sans", sans-serif;
        color: var(--ink); background: #fff; line-height: 1.45; font-size: 15px; }
-header.top { padding: 28px 40px 20px; border-bottom: 1px solid var(--line); background: var(--panel); }
+header.top { padding: 28px 40px 20px; border-bottom: 1px solid var(--line); \
+background: var(--panel); }
 header.top h1 { margin: 0 0 4px; font-size: 28px; letter-spacing: -0.01em; }
 header.top p { margin: 0; color: var(--muted); }
 nav { padding: 10px 40px; border-bottom: 1px solid var(--line); font-size: 13px; }
@@ -17,7 +19,8 @@ nav a { color: var(--muted); margin-right: 16px; text-decoration: none; }
 nav a:hover { color: var(--ink); text-decoration: underline; }
 main { max-width: 1240px; margin: 0 auto; padding: 8px 40px 60px; }
 section { margin-top: 36px; }
-section > h2 { font-size: 13px; text-transform: uppercase; letter-spacing: 0.08em; color: var(--muted);
+section > h2 { font-size: 13px; text-transform: uppercase; letter-spacing: 0.08em; \
+color: var(--muted);
                margin: 0 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
 h3.finding { font-size: 21px; margin: 8px 0 2px; line-height: 1.3; }
 p.subtitle { color: var(--muted); margin: 0 0 12px; font-size: 14px; }
@@ -32,17 +35,22 @@ p.note { color: var(--muted); font-size: 13px; }
 }
 .cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 14px; margin-top: 14px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; background: #fff; }
-.card .label { font-size: 12px; text-transform: uppercase; letter-spacing: 0.06em; color: var(--muted); }
-.card .value { font-size: 26px; font-weight: 700; margin: 2px 0; font-variant-numeric: tabular-nums; }
+.card .label { font-size: 12px; text-transform: uppercase; letter-spacing: 0.06em; \
+color: var(--muted); }
+.card .value { font-size: 26px; font-weight: 700; margin: 2px 0; \
+font-variant-numeric: tabular-nums; }
 .card .detail { font-size: 13px; color: var(--muted); }
 .legend-groups { font-size: 13px; color: var(--muted); margin-top: 10px; }
-.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 12px; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; \
+margin: 0 4px 0 12px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0 4px;
         font-variant-numeric: tabular-nums; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; \
+vertical-align: top; }
 th { font-weight: 600; color: var(--muted); background: var(--panel); position: sticky; top: 0; }
 td.num, th.num { text-align: right; white-space: nowrap; }
-td.mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; word-break: break-all; }
+td.mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; \
+word-break: break-all; }
 tr.total td { font-weight: 700; border-top: 2px solid #9CA3AF; }
 .pos { color: #047857; } .neg { color: #B91C1C; }
 .group-demand_creation { color: var(--creation); font-weight: 600; }

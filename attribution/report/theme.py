@@ -95,7 +95,9 @@ def vega_config() -> dict[str, Any]:
             "domainColor": "#9CA3AF",
             "tickColor": "#9CA3AF",
         },
-        "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "top", "titleFontWeight": 500},
+        "legend": {
+            "labelFontSize": 12, "titleFontSize": 12, "orient": "top", "titleFontWeight": 500
+        },
         "header": {"labelFontSize": 13, "labelFontWeight": 600, "titleFontSize": 13},
         "bar": {"discreteBandSize": {"band": 0.85}},
     }
