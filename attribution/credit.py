@@ -22,6 +22,7 @@ deal.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,9 @@ from attribution.schema import (
     UTC_TIME,
 )
 
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
 WEIGHT_TOLERANCE = 1e-9
 #: from this many credit rows on, the deal columns are gathered one at a time (less memory)
 GATHER_BY_COLUMN_FROM = 1_000_000
@@ -44,9 +48,10 @@ GATHER_BY_COLUMN_FROM = 1_000_000
 #: threads) rather than numpy's lexsort (bench/RESULTS.md)
 POLARS_RANK_FROM = 100_000
 #: the columns a money journey without a touch may be given (:func:`_untouched`)
-_UNTOUCHED_TYPES = {"_j": pl.UInt32, "journey_id": pl.String, "touch_index": pl.UInt32,
-                    "channel": pl.String, "weight": pl.Float64, "touchpoint_id": pl.String,
-                    "timestamp": UTC_TIME, "channel_group": pl.String}
+_UNTOUCHED_TYPES: dict[str, PolarsDataType] = {
+    "_j": pl.UInt32, "journey_id": pl.String, "touch_index": pl.UInt32, "channel": pl.String,
+    "weight": pl.Float64, "touchpoint_id": pl.String, "timestamp": UTC_TIME,
+    "channel_group": pl.String}
 
 
 def channel_groups(journeys: Journeys) -> pl.LazyFrame:

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from attribution.errors import ConfigError, InputError
 from attribution.journeys import JourneyIndex, Journeys
+from attribution.schema import schema_of
 
 if TYPE_CHECKING:  # imported where a graph is made or read: slow to import, rarely needed
     import networkx as nx
@@ -53,7 +54,7 @@ STATE_SEPARATOR = " > "
 _KEY_SEPARATOR = "\x1f"
 MAX_ORDER = 4
 
-DISTINCT_PATH_SCHEMA = pl.Schema(
+DISTINCT_PATH_SCHEMA = schema_of(
     {
         "path_id": pl.UInt32,
         "channels": pl.List(pl.String),
@@ -435,7 +436,8 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
         named = pl.Series(names[digit - 1], dtype=pl.String)
         parts.append(named.replace("", None) if step else named)
     states = (
-        pl.DataFrame({f"c{i}": part for i, part in enumerate(parts)}, schema={f"c{i}": pl.String for i in range(order)})
+        pl.DataFrame({f"c{i}": part for i, part in enumerate(parts)},
+                     schema={f"c{i}": pl.String for i in range(order)})
         .select(pl.concat_str(pl.all(), separator=STATE_SEPARATOR, ignore_nulls=True))
         .to_series()
         .to_list()
@@ -484,7 +486,8 @@ def _unique(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
 
 def check_order(order: int) -> None:
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
-        raise ConfigError(f"Markov order must be a whole number from 1 to {MAX_ORDER}, not {order!r}")
+        raise ConfigError(
+            f"Markov order must be a whole number from 1 to {MAX_ORDER}, not {order!r}")
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -514,7 +517,8 @@ def chain_transitions(chain: StateChain, counts: TransitionCounts | None = None)
         [names[chain.edge_to], np.full(chain.n_nodes, CONVERSION), np.full(chain.n_nodes, NULL)]
     )
     count = np.concatenate([counts.edge, counts.conversion, counts.null])
-    conversions = np.concatenate([counts.edge_conversions, counts.conversion, np.zeros(chain.n_nodes)])
+    conversions = np.concatenate([counts.edge_conversions, counts.conversion,
+                                  np.zeros(chain.n_nodes)])
     value = np.concatenate([counts.edge_value, counts.value, np.zeros(chain.n_nodes)])
     out_total = np.bincount(from_node, weights=count, minlength=chain.n_nodes)
     keep = count > 0
@@ -530,7 +534,7 @@ def chain_transitions(chain: StateChain, counts: TransitionCounts | None = None)
         },
         schema_overrides={"from_state": pl.String, "to_state": pl.String},
     )
-    return frame.sort("from_node", "to_state").drop("from_node").cast(dict(TRANSITION_SCHEMA))
+    return frame.sort("from_node", "to_state").drop("from_node").cast(TRANSITION_SCHEMA)
 
 
 def transition_table(
@@ -549,7 +553,8 @@ def transition_table(
     >>> transition_table(Journeys.from_frames(t, j))["to_state"].to_list()
     ['email', 'search', '(conversion)']
     """
-    return chain_transitions(state_chain(distinct_paths(journeys, include_open=include_open), order))
+    paths = distinct_paths(journeys, include_open=include_open)
+    return chain_transitions(state_chain(paths, order))
 
 
 def top_paths(
@@ -577,7 +582,8 @@ def top_paths(
 
 
 def path_length_distribution(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
-    """Journeys by number of touches: ``n_touches, journeys, conversions, nulls, conversion_rate, revenue``."""
+    """Journeys by number of touches: ``n_touches, journeys, conversions, nulls,
+    conversion_rate, revenue``."""
     return (
         distinct_paths(journeys, include_open=include_open)
         .group_by(pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"))
@@ -616,10 +622,13 @@ def time_to_close_distribution(
         raise InputError("time to close needs touch timestamps, which a path table does not have")
     edges = sorted(set(int(b) for b in buckets_days if b > 0))
     lower = [0, *edges]
-    labels = [f"{lo}-{hi}d" for lo, hi in zip(lower, edges)] + [f"{lower[-1]}d+"]
-    first_touch = journeys.touches.group_by("journey_id").agg(pl.col("timestamp").min().alias("_first"))
+    # lower has one more bound than edges: the last bucket is open ("Nd+")
+    labels = [f"{lo}-{hi}d" for lo, hi in zip(lower, edges, strict=False)] + [f"{lower[-1]}d+"]
+    first_touch = journeys.touches.group_by("journey_id").agg(
+        pl.col("timestamp").min().alias("_first"))
     closed = (
-        journeys.journeys.filter(pl.col("status").is_in(["won", "lost"]) & pl.col("closed_at").is_not_null())
+        journeys.journeys.filter(pl.col("status").is_in(["won", "lost"])
+                                 & pl.col("closed_at").is_not_null())
         .join(first_touch, on="journey_id")
         .filter(pl.col("_first").is_not_null())
         .with_columns(
@@ -635,7 +644,8 @@ def time_to_close_distribution(
         .agg(
             (pl.col("status") == "won").sum().cast(pl.Int64).alias("won"),
             (pl.col("status") == "lost").sum().cast(pl.Int64).alias("lost"),
-            pl.when(pl.col("status") == "won").then(pl.col("amount")).sum().cast(pl.Int64).alias("won_revenue"),
+            pl.when(pl.col("status") == "won").then(pl.col("amount")).sum().cast(pl.Int64)
+            .alias("won_revenue"),
         )
     )
     frame = pl.LazyFrame(
@@ -645,7 +655,8 @@ def time_to_close_distribution(
             "from_days": lower,
             "to_days": [*edges, None],
         },
-        schema={"bucket_index": pl.Int64, "bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64},
+        schema={"bucket_index": pl.Int64, "bucket": pl.String, "from_days": pl.Int64,
+                "to_days": pl.Int64},
     )
     return (
         frame.join(closed, on="bucket_index", how="left", maintain_order="left")

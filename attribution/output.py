@@ -9,8 +9,8 @@ tab or a carriage return as a formula (``=HYPERLINK(...)``). Every CSV writer he
 such text cells the OWASP way (a single quote before the text, and the cell quoted):
 ``=1+2`` is written ``"'=1+2"``. Numbers are never touched: number columns are not text, and a
 text cell that is a plain signed number (``-12500.00`` in the rejects' ``value``) cannot carry a
-formula, so it stays as it is. ``csv_raw=True`` (``--csv-raw``) writes the values exactly; Parquet and JSON always
-keep them exact.
+formula, so it stays as it is. ``csv_raw=True`` (``--csv-raw``) writes the values exactly;
+Parquet and JSON always keep them exact.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS) -> F
 def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) -> pl.DataFrame:
     """Minor-unit money columns (integer or float) as floats in major units."""
     present = [c for c in frame.columns
-               if c in set(columns) and (frame.schema[c].is_integer() or frame.schema[c].is_float())]
+               if c in set(columns)
+               and (frame.schema[c].is_integer() or frame.schema[c].is_float())]
     return frame.with_columns([(pl.col(c) / 100).alias(c) for c in present])
 
 
@@ -215,7 +216,7 @@ class TableParts:
                                                   dir=self.directory))
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="attribution-spill")
         part = self._scratch / f"{len(self._parts):05d}.parquet"
-        frame = frame.select(list(self.schema)).cast(dict(self.schema))
+        frame = frame.select(list(self.schema)).cast(self.schema)
         assert self._writer is not None
         self._pending = self._writer.submit(self._spill, frame, part)
         self._parts.append(part)

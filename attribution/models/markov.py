@@ -29,10 +29,10 @@ Two allocations of credit to journeys (both give weights summing to 1 per journe
 
 Path transforms (:mod:`attribution.transforms`) apply before counting. With nothing to fit
 (no journey with touches counts, e.g. only open deals) each journey is split evenly over its
-touches; with no conversion at all the global shares are even over the fitted channels. Bootstrap intervals
-resample journeys with replacement — the individual conversions and nulls, as a multinomial
-draw over (distinct path, outcome) cells, each resampled conversion carrying its path's mean
-value — and report the 2.5 % and 97.5 % percentiles of each channel's share.
+touches; with no conversion at all the global shares are even over the fitted channels.
+Bootstrap intervals resample journeys with replacement — the individual conversions and nulls,
+as a multinomial draw over (distinct path, outcome) cells, each resampled conversion carrying
+its path's mean value — and report the 2.5 % and 97.5 % percentiles of each channel's share.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ class MarkovFit(Fit):
 
     def shares(self, by: str | None = None) -> np.ndarray:
         """Removal-effect shares by conversions or revenue (default: the model's ``weight_by``)."""
-        effect = self.removal_effect_value if (by or self.weight_by) == "revenue" else self.removal_effect
+        revenue = (by or self.weight_by) == "revenue"
+        effect = self.removal_effect_value if revenue else self.removal_effect
         return _shares(effect)
 
     def transition_matrix(self) -> pl.DataFrame:
@@ -244,7 +245,8 @@ class MarkovModel(AttributionModel):
     def __post_init__(self) -> None:
         check_order(self.order)
         if self.weight_by not in WEIGHT_BY:
-            raise ConfigError(f"weight_by must be one of {', '.join(WEIGHT_BY)}, not {self.weight_by!r}")
+            raise ConfigError(
+                f"weight_by must be one of {', '.join(WEIGHT_BY)}, not {self.weight_by!r}")
         if self.allocation not in ALLOCATIONS:
             raise ConfigError(
                 f"allocation must be one of {', '.join(ALLOCATIONS)}, not {self.allocation!r}"
@@ -256,7 +258,8 @@ class MarkovModel(AttributionModel):
         check_last_n(self.last_n)
         if isinstance(self.drop_channels, str):
             raise ConfigError(
-                f"drop_channels must be a list of channel names, not the string {self.drop_channels!r}"
+                "drop_channels must be a list of channel names, not the string "
+                f"{self.drop_channels!r}"
             )
 
     def _transforms(self) -> dict[str, Any]:

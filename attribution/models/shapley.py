@@ -81,7 +81,8 @@ without touches take no part (they have no channel to credit).
 >>> fit = ShapleyModel(variant="rate").fit(Journeys.from_frames(touches, deals))
 >>> fit.values().select("channel", pl.col("shapley_value").round(4)).rows()
 [('email', 0.8333), ('search', -0.1667)]
->>> fit.weights(Journeys.from_frames(touches, deals)).collect()["weight"].to_list()  # search's negative value earns it nothing
+>>> # search's negative value earns it nothing
+>>> fit.weights(Journeys.from_frames(touches, deals)).collect()["weight"].to_list()
 [0.0, 1.0, 1.0, 1.0]
 """
 
