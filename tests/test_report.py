@@ -157,7 +157,9 @@ def test_removal_effects_carry_bootstrap_intervals(result):
     values = effects.spec["data"]["values"]
     assert all("ci_low" in v and "ci_high" in v for v in values)
     assert all(v["ci_low"] <= v["ci_high"] for v in values)
-    assert "95% CI" in effects.title
+    # the demo's top channel has too few won deals to be named; its interval is still drawn
+    assert effects.title == ("Too few deals to tell which channel would cost the most "
+                             "conversions if removed")
     layers = [layer["mark"]["type"] for layer in effects.spec["layer"]]
     assert layers == ["bar", "rule", "tick", "tick"]
 

@@ -114,6 +114,9 @@ def test_no_finding_for_channels_with_too_few_deals(tmp_path):
     page = api.write_report(result, tmp_path / "r.html").read_text("utf-8")
     assert "undervalued" not in page
     assert "Too few deals to tell" in page
+    # no other section names a channel either (the lead section is not the only headline)
+    assert "is the strongest closer" not in page
+    assert "Removing " not in page
     done = subprocess.run(
         [sys.executable, "cli.py", "-q", "compare", "--touchpoints",
          str(ECONOMICS / "touchpoints.csv"), "--deals", str(ECONOMICS / "deals.csv"),

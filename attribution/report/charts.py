@@ -836,7 +836,8 @@ def journey_flow(
 
 
 # -- 5. transition heatmap ---------------------------------------------------------------------
-def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | None]) -> Chart | None:
+def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | None],
+                       insufficient: Iterable[str] = ()) -> Chart | None:
     """Heatmap of transition probabilities between states (``graph.transition_table`` rows)."""
     if transitions.height == 0:
         return None
@@ -869,7 +870,9 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
     exits = transitions.filter(
         (pl.col("to_state") == CONVERSION) & ~pl.col("from_state").is_in([START])
     ).sort(["probability", "from_state"], descending=[True, False])
-    if exits.height:
+    if exits.height and exits.row(0, named=True)["from_state"] in set(insufficient):
+        title = "Too few deals to tell which channel closes best"
+    elif exits.height:
         best = exits.row(0, named=True)
         steps = transitions.filter(pl.col("from_state") != START)
         overall = float(
@@ -932,7 +935,8 @@ def transition_heatmap(transitions: pl.DataFrame, groups: Mapping[str, str | Non
 
 # -- 6. removal effects ---------------------------------------------------------------------------
 def removal_effects(
-    effects: pl.DataFrame, groups: Mapping[str, str | None], weight_by: str = "conversions"
+    effects: pl.DataFrame, groups: Mapping[str, str | None], weight_by: str = "conversions",
+    insufficient: Iterable[str] = (),
 ) -> Chart | None:
     """Bars of each channel's removal-effect share, with the bootstrap 95% interval when present."""
     if effects.height == 0:
@@ -963,7 +967,9 @@ def removal_effects(
         f"Removing {printable(top['channel'])} would cost the most {what}: "
         f"{percent(top[column])} of the total removal effect"
     )
-    if has_ci:
+    if top["channel"] in set(insufficient):  # no finding named for too few deals
+        title = f"Too few deals to tell which channel would cost the most {what} if removed"
+    elif has_ci:
         title += f" (95% CI {percent(top['ci_low'])}-{percent(top['ci_high'])})"
     y = {"field": "key", "type": "nominal", "sort": keys.keys(keys.names), "title": None,
          "axis": {**keys.axis_labels(), "labelColor": label_colour_expr(groups, keys),

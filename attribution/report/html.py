@@ -125,10 +125,12 @@ def report_charts(
         found.append(charts_module.shift_from_last_touch(tables["comparison"], currency))
     found.append(charts_module.group_share(tables["summary"], currency))
     found.append(charts_module.journey_flow(tables["paths"], groups, currency))
-    found.append(charts_module.transition_heatmap(tables["transitions"], groups))
+    found.append(charts_module.transition_heatmap(tables["transitions"], groups,
+                                                  insufficient=data.insufficient))
     if "removal_effects" in tables:
         weight_by = data.markov_params.get("weight_by", "conversions")
-        found.append(charts_module.removal_effects(tables["removal_effects"], groups, weight_by))
+        found.append(charts_module.removal_effects(tables["removal_effects"], groups, weight_by,
+                                                   insufficient=data.insufficient))
     if "evaluation" in tables:
         found.append(charts_module.model_error_chart(tables["evaluation"]))
     return [chart for chart in found if chart is not None]
