@@ -337,9 +337,11 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
     :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
     Inputs that are files pass through as they are."""
+    from attribution.db import is_database_uri
+
     names = ("touchpoints", "deals", "contacts", "spend", "paths")
     wanted = [n for n in names if getattr(config, n) is not None
-              and _is_database(getattr(config, n))]
+              and is_database_uri(getattr(config, n))]
     if not wanted:
         yield config, {}
         return
@@ -355,12 +357,6 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
             sources[str(path)] = source
             changes[name] = path
         yield config.replace(**changes), sources
-
-
-def _is_database(location: Any) -> bool:
-    from attribution.db import is_database_uri
-
-    return is_database_uri(location)
 
 
 def _from_databases(result: RunResult, config: Config, sources: dict[str, Any]) -> RunResult:

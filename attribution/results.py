@@ -254,14 +254,6 @@ def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
     return written
 
 
-@dataclass
-class RunOutput:
-    """A run and the result files it wrote."""
-
-    result: RunResult
-    written: list[str] = field(default_factory=list)
-
-
 def with_spend(result: RunResult, spend: Spend) -> RunResult:
     """The run with a spend export's accounting, file and rejects added (a new result; the
     run given is not changed)."""
@@ -286,7 +278,6 @@ def unspent_channels(result: RunResult, spend: Spend) -> list[str]:
 __all__ = [
     "LocalWriter",
     "ResultWriter",
-    "RunOutput",
     "record_totals",
     "run_record",
     "side_folder",
