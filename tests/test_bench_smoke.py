@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each starts the benchmark scripts in fresh processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

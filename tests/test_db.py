@@ -627,6 +627,7 @@ def test_a_write_killed_in_the_middle_of_a_copy_leaves_no_rows(postgres, demo_ru
     _assert_only(destination, kept, demo_run, postgres)
 
 
+@pytest.mark.slow
 def test_database_benchmark_smoke_run(postgres_server):  # noqa: F811
     """A tiny run of bench/bench_db.py, so it cannot rot (timings are not asserted)."""
     completed = subprocess.run(

@@ -32,6 +32,8 @@ from make_hostile import CHANNELS  # noqa: E402
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 #: a CSV cell a spreadsheet would run as a formula
 FORMULA = re.compile(r"^[=+\-@\t\r]")
+pytestmark = pytest.mark.slow  # every verb in a fresh process, and Chromium
+
 NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 VERBS = {
