@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 MODELS = ("last_touch", "linear", "w_shaped", "markov", "shapley")
 
+pytestmark = pytest.mark.slow  # a real PostgreSQL server, started by the tests
+
 
 # -- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")

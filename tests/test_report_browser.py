@@ -23,6 +23,8 @@ from attribution.report import report_charts, write_report
 from attribution.spend import load_spend
 
 ROOT = Path(__file__).parent.parent
+
+pytestmark = pytest.mark.slow  # headless Chromium
 DEMO = ROOT / "fixtures" / "demo" / "attribution.toml"
 ECONOMICS = ROOT / "fixtures" / "economics"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
