@@ -31,6 +31,7 @@ import polars as pl
 from attribution.channels import unify_spellings
 from attribution.errors import ColumnNotFoundError, FileFormatError
 from attribution.journeys import Journeys
+from attribution.reading import read_file
 from attribution.schema import REJECT_SCHEMA
 
 #: canonical path-table columns: name -> required?
@@ -47,9 +48,6 @@ PATH_ALIASES: dict[str, tuple[str, ...]] = {
     "conversion_value": ("total_conversion_value", "value", "revenue", "conversion_values"),
     "nulls": ("total_null", "total_nulls", "null"),
 }
-CSV_SUFFIXES = (".csv", ".txt", ".tsv")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 
 
 class PathTable(NamedTuple):
@@ -64,6 +62,7 @@ def read_paths(
     *,
     columns: dict[str, str] | None = None,
     separator: str = ">",
+    encoding: str | None = None,
 ) -> PathTable:
     """Read a path table into :class:`~attribution.journeys.Journeys` (status ``path``).
 
@@ -87,7 +86,9 @@ def read_paths(
     >>> table.journeys.journeys.collect()["conversions"].sum()  # doctest: +SKIP
     """
     source = str(path)
-    raw = _read(Path(path))
+    # the exports' own reader: strict UTF-8 (or ``encoding``), byte-order marks, duplicate
+    # columns refused, so a path table is never read lossily either
+    raw = read_file(Path(path), "paths", encoding=encoding)
     names = _resolve_columns(source, raw.columns, columns or {})
     return parse_paths(raw, names, source=source, separator=separator)
 
@@ -208,30 +209,6 @@ def _minor_units(name: str) -> pl.Expr:
     tail_nonzero = rest.str.slice(1).str.contains(r"[1-9]")
     round_up = (first > "5") | ((first == "5") & (tail_nonzero | (cents % 2 == 1)))
     return pl.when(valid).then(cents + round_up.cast(pl.Int64)).otherwise(None)
-
-
-def _read(path: Path) -> pl.DataFrame:
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        if suffix in CSV_SUFFIXES:
-            return pl.read_csv(
-                path,
-                separator=sniff_delimiter(path),
-                infer_schema=False,
-                encoding="utf8-lossy",
-                truncate_ragged_lines=False,
-            )
-        if suffix in PARQUET_SUFFIXES:
-            return pl.read_parquet(path)
-        if suffix in NDJSON_SUFFIXES:
-            return pl.read_ndjson(path, infer_schema_length=None)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(f"{path}: cannot read it as a path table: {first_line}") from None
-    valid = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES + NDJSON_SUFFIXES)
-    raise FileFormatError(f"{path}: unknown file type {suffix or '(none)'!r}; valid: {valid}")
 
 
 def sniff_delimiter(path: Path) -> str:

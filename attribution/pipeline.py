@@ -309,7 +309,7 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
 
     assert config.paths is not None
     table = read_paths(config.paths, columns=config.columns.get("paths"),
-                       separator=config.path_separator)
+                       separator=config.path_separator, encoding=config.encoding)
     rules = load_rules(config.channel_rules)
     journeys = table.journeys
     journeys = Journeys(

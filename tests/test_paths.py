@@ -144,3 +144,17 @@ def test_reads_channelattribution_data_csv_unchanged() -> None:
     assert rows["conversions"].sum() == 19785
     assert rows["nulls"].sum() == 68602
     assert abs(rows["revenue"].sum() - 7_480_294) <= 0
+
+
+def test_a_path_table_is_never_read_lossily(tmp_path):
+    from attribution.errors import FileFormatError
+    from attribution.paths import read_paths
+
+    table = tmp_path / "paths.csv"
+    table.write_bytes("path;total_conversions;total_conversion_value;total_null\n"
+                      "événements > search;1;10.00;0\névènements;1;5.00;1\n".encode("latin-1"))
+    with pytest.raises(FileFormatError, match="is not valid UTF-8 at byte .*--encoding latin-1"):
+        read_paths(table)
+    read = read_paths(table, encoding="latin-1")
+    channels = set(read.journeys.touches.collect()["channel"].to_list())
+    assert channels == {"search", "événements", "évènements"}  # two channels, not one garbled
