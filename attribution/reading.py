@@ -12,6 +12,7 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ _BOMS = (
 )
 #: the longest header line read to sniff the separator and check the column names
 _HEADER_LIMIT = 1 << 20
+#: the longest line a text export may hold. No CRM row comes near it; a longer one is a file
+#: that is not an export (a dump without line breaks), and reading it would cost several times
+#: its size in memory (the reader, then every check's copy of the value).
+LINE_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ def read_file(path: str | Path, input_name: str, *, encoding: str | None = None)
     except LookupError:
         raise FileFormatError(f"{path}: unknown encoding {quote_input(str(chosen))}") from None
     separator = ","
+    if suffix in CSV_EXTENSIONS or suffix in NDJSON_EXTENSIONS:
+        check_line_lengths(path, input_name)
     if suffix in CSV_EXTENSIONS:
         try:
             header = _header_text(path, chosen)
@@ -176,6 +183,73 @@ def read_file(path: str | Path, input_name: str, *, encoding: str | None = None)
         f"{path}: unknown file type {suffix or '(none)'!r} for {input_name}; "
         "use .csv, .parquet or .ndjson/.jsonl"
     )
+
+
+def check_line_lengths(path: Path, input_name: str, limit: int = LINE_LIMIT) -> None:
+    """Raise :class:`FileFormatError` naming the line when a text file holds a line of more
+    than ``limit`` bytes, before anything reads it.
+
+    A line of ``limit`` bytes or more covers at least one whole aligned block of ``limit // 2``
+    bytes, so one search per block suffices: in an export each finds a line break within its
+    first few hundred bytes, and only a block without one is measured. Reads are bounded
+    (:func:`_find_newline`), so a file that is one long line is never held in memory.
+    """
+    try:
+        size = path.stat().st_size
+        if size <= limit:
+            return
+        with path.open("rb") as handle:
+            descriptor = handle.fileno()
+            block = limit // 2
+            for start in range(0, size, block):
+                if _find_newline(descriptor, start, min(start + block, size)) != -1:
+                    continue
+                begin = _find_newline(descriptor, start, 0) + 1
+                end = _find_newline(descriptor, start, size)
+                length = (size if end == -1 else end) - begin
+                if length > limit:
+                    line = _count_newlines(descriptor, begin) + 1
+                    raise FileFormatError(
+                        f"{path}: line {line:,} of the {input_name} file is {length:,} bytes "
+                        f"long (from byte {begin:,}), over the {limit:,}-byte limit of a line: "
+                        "is it an export with one row per line?"
+                    )
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read {input_name} ({exc.strerror})") from None
+
+
+def _find_newline(descriptor: int, start: int, stop: int) -> int:
+    """The offset of the first line break in ``[start, stop)`` (searching backwards from
+    ``start`` when ``stop < start``: the last one before it), or -1; read in pieces that start
+    small, as a break is usually within the first bytes."""
+    step = 1 << 12
+    if stop >= start:
+        position = start
+        while position < stop:
+            piece = os.pread(descriptor, min(step, stop - position), position)
+            found = piece.find(b"\n")
+            if found != -1:
+                return position + found
+            position += len(piece) or stop - position
+            step = min(step * 4, 1 << 20)
+        return -1
+    position = start
+    while position > stop:
+        begin = max(stop, position - step)
+        found = os.pread(descriptor, position - begin, begin).rfind(b"\n")
+        if found != -1:
+            return begin + found
+        position = begin
+        step = min(step * 4, 1 << 20)
+    return -1
+
+
+def _count_newlines(descriptor: int, end: int) -> int:
+    """The line breaks before byte ``end``, read a few megabytes at a time."""
+    count = 0
+    for start in range(0, end, 1 << 22):
+        count += os.pread(descriptor, min(1 << 22, end - start), start).count(b"\n")
+    return count
 
 
 def check_header(names: Sequence[str], file: str, input_name: str) -> None:

@@ -5,11 +5,14 @@ and channel names in the user's spelling (issue #20, item 6) through spend and t
 from __future__ import annotations
 
 import codecs
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from attribution.channels import load_rules
@@ -17,7 +20,7 @@ from attribution.cli import cli
 from attribution.config import load_config
 from attribution.errors import ConfigError, FileFormatError, RejectedRowError
 from attribution.loading import load_inputs
-from attribution.reading import invalid_utf8, read_file
+from attribution.reading import LINE_LIMIT, check_line_lengths, invalid_utf8, read_file
 from attribution.schema import currency_decimals
 from attribution.spend import load_spend
 from attribution.validation import HORIZON
@@ -133,6 +136,40 @@ def test_a_message_quotes_at_most_200_characters_of_a_value(tmp_path: Path) -> N
         f"{touches}: row 1, column 'timestamp': unparseable timestamp; expected ISO-8601 like "
         "2025-03-04T10:15:00Z or 2025-03-04, or declare the format with --timestamp-format "
         f"(value {'9' * 200!r}... (1,000,000 characters))")
+
+
+def test_a_line_over_the_limit_stops_the_run_before_it_is_read(tmp_path: Path) -> None:
+    # a dump without line breaks: one line naming where it is, exit 2, memory never near it
+    touches = write(tmp_path, "t.csv", TOUCH_HEADER + "t1,2025-03-01,A,x\n" + "t2," + "9" * LINE_LIMIT)
+    deals = write(tmp_path, "d.csv", DEAL_HEADER + DEAL)
+    result = CliRunner().invoke(cli, ["run", "--touchpoints", str(touches), "--deals", str(deals),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {touches}: line 3 of the touchpoints file is {LINE_LIMIT + 3:,} bytes long "
+        f"(from byte 61), over the {LINE_LIMIT:,}-byte limit of a line: is it an export with one "
+        "row per line?")
+    assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=12), st.integers(8, 120))
+def test_the_line_check_agrees_with_splitting_the_file(lengths: list[int], limit: int) -> None:
+    content = b"\n".join(b"x" * n for n in lengths)
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(Path(folder), "t.csv", content)
+        if max(lengths) <= limit:
+            check_line_lengths(path, "touchpoints", limit)
+            return
+        with pytest.raises(FileFormatError, match=r"line ([\d,]+) of the touchpoints file is "
+                                                  r"([\d,]+) bytes") as raised:
+            check_line_lengths(path, "touchpoints", limit)
+        found_line, found_length = (int(g.replace(",", "")) for g in raised.value.args[0]
+                                    .split("line ", 1)[1].split(" bytes")[0]
+                                    .split(" of the touchpoints file is "))
+        # the first line over the limit is named (the longest may come later)
+        first = next(i for i, n in enumerate(lengths) if n > limit)
+        assert (found_line, found_length) == (first + 1, lengths[first])
 
 
 # -- timestamps beyond a sane horizon -----------------------------------------------------------
