@@ -11,9 +11,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from click.testing import CliRunner
 
 from attribution.channels import load_rules
 from attribution.cli import cli
@@ -140,7 +140,8 @@ def test_a_message_quotes_at_most_200_characters_of_a_value(tmp_path: Path) -> N
 
 def test_a_line_over_the_limit_stops_the_run_before_it_is_read(tmp_path: Path) -> None:
     # a dump without line breaks: one line naming where it is, exit 2, memory never near it
-    touches = write(tmp_path, "t.csv", TOUCH_HEADER + "t1,2025-03-01,A,x\n" + "t2," + "9" * LINE_LIMIT)
+    touches = write(tmp_path, "t.csv",
+                    TOUCH_HEADER + "t1,2025-03-01,A,x\n" + "t2," + "9" * LINE_LIMIT)
     deals = write(tmp_path, "d.csv", DEAL_HEADER + DEAL)
     result = CliRunner().invoke(cli, ["run", "--touchpoints", str(touches), "--deals", str(deals),
                                       "--out", str(tmp_path / "out")])
