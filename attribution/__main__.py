@@ -1,3 +1,3 @@
-from attribution.cli import cli
+from attribution.interrupts import main
 
-cli(prog_name="attribution")
+main()

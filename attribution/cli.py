@@ -665,6 +665,3 @@ def init(state: State, directory: Path, force: bool, source: str | None) -> None
     written = commands.init(directory, force=force, source=source)
     state.note("wrote " + ", ".join(render.escape_text(p) for p in written))
 
-
-def main() -> None:  # pragma: no cover - console entry
-    cli()

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from attribution import render
+from attribution import interrupts, render
 from attribution.engine import Engine, get_engine, parse_spark_conf
 from attribution.errors import AttributionError, RejectRateError
 from attribution.pipeline import Progress as ProgressCallback
@@ -93,9 +93,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Error: {render.printable(exc)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("Error: interrupted (Ctrl-C); a result folder keeps its previous set",
-                       err=True)
-            sys.exit(130)
+            interrupts.announce()
+            interrupts.stop(130)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:

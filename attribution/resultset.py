@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,15 @@ _PREVIOUS = ".previous-"
 # linux/fs.h; renameat2 is in glibc since 2.28
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+
+
+#: this process's staging folders (written, or holding an old set being removed), which the
+#: command line's Ctrl-C watchdog removes when the run does not stop in time by itself
+_LIVE: set[Path] = set()
+#: held across a swap, so a forced stop never lands between its two renames
+_SWAP_LOCK = threading.Lock()
+#: the result folders this process has already swapped a new set into
+_SWAPPED: list[Path] = []
 
 
 class ResultSetError(AttributionError):
@@ -205,9 +215,12 @@ def staged(out: Path, *, wait: bool = False) -> Iterator[Staging]:
     with locked(out, wait=wait):
         recover(out)
         staging = Staging.beside(out)
+        _LIVE.add(staging.directory)
         try:
             yield staging
-            swap_in(staging.directory, out)
+            with _SWAP_LOCK:
+                swap_in(staging.directory, out)
+                _SWAPPED.append(out)
         except BaseException as exc:
             shutil.rmtree(staging.directory, ignore_errors=True)
             if _disk_full(exc):
@@ -216,6 +229,19 @@ def staged(out: Path, *, wait: bool = False) -> Iterator[Staging]:
                     f"beside it ({out.parent}); the folder keeps its previous set"
                 ) from None
             raise
+        finally:
+            _LIVE.discard(staging.directory)
+
+
+def abandon_staging() -> list[Path]:
+    """Remove this process's staging folders, waiting for a swap under way to finish (the
+    last act of a process stopping at once on Ctrl-C: its lock goes with the process, and a
+    folder this misses is removed by the next run). Returns the result folders that already
+    hold this process's new set."""
+    with _SWAP_LOCK:
+        for directory in list(_LIVE):
+            shutil.rmtree(directory, ignore_errors=True)
+        return list(_SWAPPED)
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -304,6 +330,7 @@ __all__ = [
     "ResultSetBusyError",
     "ResultSetError",
     "Staging",
+    "abandon_staging",
     "check_destination",
     "locked",
     "manifest",

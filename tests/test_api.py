@@ -154,3 +154,16 @@ def test_no_model_gives_an_empty_credit_table_with_its_schema():
     credit, summary = pipeline.run_models(prepared.journeys, [])
     assert credit.height == 0 and credit.schema == CREDIT_SCHEMA
     assert summary.height == 0
+
+
+def test_public_names_survive_their_submodules_loading() -> None:
+    # the package loads its names when first used; `compare` is also a submodule's name
+    import importlib
+
+    import attribution
+
+    importlib.import_module("attribution.compare")
+    assert callable(attribution.compare) and attribution.compare.__name__ == "compare"
+    assert set(attribution.__all__) <= set(dir(attribution))
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        attribution.nothing_here  # noqa: B018

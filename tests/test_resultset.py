@@ -223,6 +223,106 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_previous_set(tmp_path, med
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
 
 
+# a native call that neither returns to the interpreter nor looks at signals for seconds (it
+# releases the GIL, as polars and numpy do for their long work) inside a staged result set
+_LONG_NATIVE_CALL = """
+import hashlib, sys
+from pathlib import Path
+from attribution.interrupts import watch as watch_interrupts
+from attribution.resultset import staged
+if sys.argv[2] == "watch":
+    watch_interrupts()
+with staged(Path(sys.argv[1])) as staging:
+    (staging.directory / "credit.csv").write_text("half")
+    print("ready", flush=True)
+    hashlib.pbkdf2_hmac("sha256", b"p", b"s", 10**9)
+"""
+
+
+def _interrupt_long_call(out: Path, mode: str) -> tuple[subprocess.Popen, float]:
+    process = subprocess.Popen([sys.executable, "-c", _LONG_NATIVE_CALL, str(out), mode],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=ROOT)
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    time.sleep(0.2)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    return process, sent
+
+
+def test_ctrl_c_inside_a_long_native_call_stops_the_process_within_a_second(tmp_path):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear").exit_code == 0
+    before = _manifest(out)
+    # without the watchdog the signal waits for the call to return: still running a second on
+    control, _ = _interrupt_long_call(out, "plain")
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            control.wait(timeout=1.5)
+    finally:
+        control.kill()
+        control.communicate()
+    process, sent = _interrupt_long_call(out, "watch")
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.0
+    assert process.returncode == 130
+    assert stderr.splitlines() == [
+        "Error: interrupted (Ctrl-C); a result folder keeps its previous set"]
+    assert _manifest(out) == before and verify(out)
+    # its staging folder is gone (and the killed control's, which it removed on starting)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+
+
+def test_ctrl_c_while_the_libraries_load_is_the_same_one_line(tmp_path):
+    out = tmp_path / "out"
+    process = subprocess.Popen(_cli("-q", "run", *INPUTS, "--out", str(out)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.25)  # polars and the rest take longer than this to import
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines() == [
+        "Error: interrupted (Ctrl-C); a result folder keeps its previous set"]
+    assert not out.exists()
+
+
+def test_importing_the_package_loads_no_table_library():
+    # what lets the console entry point watch for Ctrl-C before the heavy imports
+    code = "import sys, attribution; print('polars' in sys.modules, attribution.run.__module__)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=ROOT, check=True).stdout
+    assert shown.split() == ["False", "attribution.pipeline"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_random_moments_of_a_run_stops_it_within_a_second(tmp_path, medium_export):
+    out = tmp_path / "out"
+    assert _run(out, "--model", "linear").exit_code == 0
+    before = _manifest(out)
+    start = time.monotonic()
+    whole = subprocess.run(_cli("-q", "run", *medium_export, "--out", str(tmp_path / "new")),
+                           capture_output=True, text=True)
+    duration = time.monotonic() - start
+    assert whole.returncode == 0, whole.stderr
+    rng = random.Random(11)
+    for attempt in range(5):
+        process = subprocess.Popen(_cli("-q", "run", *medium_export, "--out", str(out)),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.5, duration * 0.9))
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        waited = time.monotonic() - sent
+        if process.returncode == 0:  # it finished before the signal
+            continue
+        assert process.returncode == 130, (attempt, stderr)
+        assert waited < 1.0, (attempt, waited)
+        assert stderr.splitlines() == [
+            "Error: interrupted (Ctrl-C); a result folder keeps its previous set"], attempt
+        assert _manifest(out) == before and verify(out), attempt
+        assert not list(tmp_path.glob(".out.staging-*")), attempt
+
+
 @pytest.fixture(scope="module")
 def big_export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("big")
