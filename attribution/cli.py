@@ -466,6 +466,76 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                                 currency=result.currency))
 
 
+CALIBRATION_COLUMNS = [
+    "experiment", "channel", "start", "end", "metric", "segment", "model", "model_credit",
+    "lift", "lift_lower", "lift_upper", "inside", "relative_error",
+]
+
+
+@cli.command(short_help="Score every model against your own holdout or lift experiments.")
+@input_options
+@model_options
+@format_option
+@click.option("--experiments", "experiments_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Experiments file: channel, start, end, metric (revenue or pipeline), lift, "
+                   "lower, upper, segment (README, \"Experiments\").  [default: [inputs] "
+                   "experiments]")
+@engine_options
+@click.pass_obj
+@handle_errors
+def calibrate(state: State, stdout_format: str, experiments_path: Path | None, engine: str,
+              spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
+    """Set every model's credit beside your own experiments and say which model they favour.
+
+    For each experiment (a channel, a period, the incremental revenue or pipeline the test
+    measured and its interval) and each model: the model's revenue credit to the channel from
+    won deals closed in the period (pipeline: its pipeline credit from deals created in it),
+    whether it falls inside the interval, and its error relative to the measured lift. Models
+    are ranked by the experiments they fall inside, then by mean relative error. With
+    [models] recommend_by = "experiments" the favoured model is the recommended one.
+
+    With --format json, stdout holds one object: favoured, recommended, recommend_by, scores
+    (rank, model, experiments, inside, mean_relative_error, mean_absolute_error) and
+    experiments (one object per experiment and model; money in major units).
+    """
+    config = build_config(**options)
+    with state.progress() as progress:
+        done = commands.calibrate(config, make_engine(engine, spark_master, spark_conf),
+                                  progress, experiments_path=experiments_path)
+    result = done.result
+    report_inputs(state, result, done.outcome.rejects_file)
+    calibration = done.calibration
+    if stdout_format == "json":
+        click.echo(json.dumps({
+            "favoured": calibration.favoured,
+            "recommended": done.recommended,
+            "recommend_by": config.recommend_by,
+            "scores": json_records(calibration.scores),
+            "experiments": json_records(calibration.table.with_columns(
+                pl.col("start", "end").dt.to_string("%Y-%m-%d"))),
+        }, indent=2))
+        return
+    if stdout_format == "csv":
+        emit(state, calibration.table, stdout_format, None)
+        return
+    state.out.print(render.frame_table(
+        calibration.table.select(CALIBRATION_COLUMNS), currency=result.currency, compact=True,
+        share_columns=["relative_error"],
+        title="Each model's credit for the experiment's channel and period, beside the lift "
+              "the experiment measured"))
+    state.out.print(render.frame_table(
+        calibration.scores, currency=result.currency, share_columns=["mean_relative_error"],
+        title="Models ranked by the experiments they fall inside, then by mean relative error"))
+    chosen = render.escape_text(calibration.favoured)
+    line = f"Your experiments favour {chosen}"
+    if config.recommend_by == "experiments":
+        line += " (the recommended model: [models] recommend_by = \"experiments\")"
+    elif done.recommended != calibration.favoured:
+        line += (f"; the recommended model is {render.escape_text(done.recommended)} (set "
+                 "[models] recommend_by = \"experiments\" to follow the experiments)")
+    click.echo(line)
+
+
 @cli.command(short_help="One self-contained HTML report (and PNG charts) of a run.")
 @input_options
 @model_options

@@ -395,6 +395,84 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
     return economics, path
 
 
+def deal_segments(config: Config) -> pl.DataFrame | None:
+    """``deal_id, segment`` of the deals export when it has a ``segment`` column (or one
+    ``[columns.deals] segment`` maps); None otherwise (or for deals read from a database)."""
+    from attribution.db import is_database_uri
+    from attribution.reading import read_header, read_table
+    from attribution.validation import text
+
+    if config.deals is None or is_database_uri(config.deals):
+        return None
+    mapping = config.columns.get("deals", {})
+    wanted = {name: mapping.get(name, name) for name in ("deal_id", "segment")}
+    if wanted["segment"] not in read_header(config.deals, "deals", encoding=config.encoding):
+        return None
+    frame = read_table(config.deals, "deals",
+                       {k: v for k, v in mapping.items() if k in wanted}, encoding=config.encoding)
+    return frame.select(text("deal_id", frame).alias("deal_id"),
+                        text("segment", frame).alias("segment")).filter(
+        pl.col("deal_id").is_not_null())
+
+
+def read_experiments(result: RunResult,
+                     path: Path | None = None) -> tuple[Any, pl.DataFrame | None]:
+    """The experiments file (``path``, else the config's) validated against the run (its
+    channels, currency, the deals' segments, strictness and maximum reject rate), and the
+    deals' segments (:func:`deal_segments`)."""
+    from attribution.experiments import load_experiments
+    from attribution.schema import NO_TOUCH_CHANNEL
+
+    config = result.config
+    chosen = path or config.experiments
+    if chosen is None:
+        raise ConfigError("no experiments file: give --experiments FILE or set [inputs] "
+                          "experiments in the config")
+    channels = [c for c in result.summary.get_column("channel").unique(maintain_order=True)
+                if c is not None and c != NO_TOUCH_CHANNEL]
+    segments = deal_segments(config)
+    return load_experiments(
+        chosen, channels, currency=result.currency,
+        segments=None if segments is None else segments.get_column("segment").drop_nulls(),
+        columns=config.columns.get("experiments"), strict=config.strict,
+        max_reject_rate=config.max_reject_rate, encoding=config.encoding), segments
+
+
+@dataclass
+class Calibrated:
+    """What ``attribution calibrate`` shows: every model's credit beside the experiments."""
+
+    outcome: Outcome
+    #: the validated experiments file (:class:`attribution.experiments.Experiments`)
+    experiments: Any
+    #: :class:`attribution.calibrate.Calibration`
+    calibration: Any
+    #: the recommended model: the favoured one under ``recommend_by = "experiments"``
+    recommended: str
+
+    @property
+    def result(self) -> RunResult:
+        return self.outcome.result
+
+
+def calibrate(config: Config, engine: Engine, progress: Progress | None = None, *,
+              experiments_path: Path | None = None) -> Calibrated:
+    """``attribution calibrate``: every model (the configured ones, or every model the data
+    supports, last-touch among them) scored against the user's experiments
+    (:func:`attribution.calibrate.calibrate`). The models are fitted without the experiments:
+    grading a model on the numbers it was calibrated to would say nothing."""
+    from attribution.calibrate import calibrate as score
+    from attribution.results import with_experiments
+
+    result = engine.run(_with_baseline(config), progress, keep_inputs=False, keep_credit=True)
+    experiments, segments = read_experiments(result, experiments_path)
+    result = with_experiments(result, experiments)
+    calibration = score(result, experiments.rows, segments)
+    recommended = (calibration.favoured if config.recommend_by == "experiments"
+                   else config.recommended)
+    return Calibrated(_with_rejects(result), experiments, calibration, recommended)
+
+
 @dataclass
 class Evaluation:
     """What ``attribution evaluate`` shows and wrote."""
@@ -508,6 +586,7 @@ def init(directory: Path, *, force: bool = False, source: str | None = None) -> 
 
 __all__ = [
     "Budget",
+    "Calibrated",
     "Economics",
     "Evaluation",
     "Outcome",
@@ -515,7 +594,9 @@ __all__ = [
     "Scorecard",
     "Simulation",
     "budget",
+    "calibrate",
     "compare",
+    "deal_segments",
     "evaluate",
     "graph_text",
     "history",
@@ -523,6 +604,7 @@ __all__ = [
     "model_catalogue",
     "path_graph",
     "path_statistics",
+    "read_experiments",
     "report",
     "run",
     "scorecard",
