@@ -13,9 +13,10 @@ A holdout or lift test measures what a channel really added over a period, with 
 Each pair gets ``model_credit``, ``inside`` (``lower <= model_credit <= upper``),
 ``credit_error`` (``model_credit - lift``, minor units) and ``relative_error``
 (``|credit_error| / |lift|``; null when the lift is 0). Each model is
-scored by how many experiments its credit falls inside, then by its mean relative error (its
-mean absolute error when every lift is 0), then by name; the first is the model the
-experiments favour. Credit is only read here, never changed: money stays exact.
+scored by its mean relative error over the experiments, then by how many experiments its
+credit falls inside, then by its mean absolute error (which alone decides when every lift is
+0), then by name; the first is the model the experiments favour. Credit is only read here,
+never changed: money stays exact.
 
 >>> import polars as pl  # doctest: +SKIP
 >>> calibration = calibrate(result, experiments.rows)  # doctest: +SKIP
@@ -173,8 +174,12 @@ def calibrate(result: RunResult, experiments: pl.DataFrame,
             (pl.col("credit_error").abs().sum().cast(pl.Float64) / pl.len())
             .round(0).cast(pl.Int64).alias("mean_absolute_error"),
         )
-        .sort(["inside", "mean_relative_error", "mean_absolute_error", "model"],
-              descending=[True, False, False, False], nulls_last=True)
+        # error first: "inside" is pass/fail at an interval's edge (with a few experiments it
+        # ties most models, and a model just inside a wide interval would outrank one just
+        # outside a narrow one however far off it is elsewhere); the relative error uses every
+        # experiment's whole distance. The intervals break ties.
+        .sort(["mean_relative_error", "inside", "mean_absolute_error", "model"],
+              descending=[False, True, False, False], nulls_last=True)
         .with_row_index("rank", offset=1)
         .select(list(SCORE_SCHEMA))
         .cast(dict(SCORE_SCHEMA))  # type: ignore[arg-type]

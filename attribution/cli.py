@@ -491,7 +491,7 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
     measured and its interval) and each model: the model's revenue credit to the channel from
     won deals closed in the period (pipeline: its pipeline credit from deals created in it),
     whether it falls inside the interval, and its error relative to the measured lift. Models
-    are ranked by the experiments they fall inside, then by mean relative error. With
+    are ranked by mean relative error, then by the experiments they fall inside. With
     [models] recommend_by = "experiments" the favoured model is the recommended one.
 
     With --format json, stdout holds one object: favoured, recommended, recommend_by, scores
@@ -525,7 +525,7 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
               "the experiment measured"))
     state.out.print(render.frame_table(
         calibration.scores, currency=result.currency, share_columns=["mean_relative_error"],
-        title="Models ranked by the experiments they fall inside, then by mean relative error"))
+        title="Models ranked by mean relative error, then by the experiments they fall inside"))
     chosen = render.escape_text(calibration.favoured)
     line = f"Your experiments favour {chosen}"
     if config.recommend_by == "experiments":
@@ -584,7 +584,9 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               help="How many accounts (about 7 touchpoints and 0.2 deals each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search",
-                                                "last_touch_world", "no_marketing"]),
+                                                "last_touch_world", "no_marketing",
+                                                "confounded_engagement", "engaged_closer",
+                                                "unobserved_intent", "demand_capture"]),
               default="baseline", show_default=True, help="The causal world to simulate.")
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
               help="Length of the export, from 2025-01-01.")
@@ -593,10 +595,20 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               default="csv", show_default=True, help="Format of the export files.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("simulated"),
               show_default=True, help="Folder for touchpoints, deals, contacts and spend.")
+@click.option("--experiment", "experiment_channels", multiple=True, metavar="CHANNEL",
+              help="Plant holdout experiments on this channel (repeatable): experiments.csv "
+                   "for `attribution calibrate`, and experiments_truth.csv with the exact truth.")
+@click.option("--experiment-periods", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Experiments per channel: the window split into this many equal periods.")
+@click.option("--experiment-noise", type=click.FloatRange(min=0), default=0.1,
+              show_default=True,
+              help="Standard deviation of a measurement, relative to its truth (at least 5% "
+                   "of the period's won revenue); the bounds are a 95% interval.")
 @click.pass_obj
 @handle_errors
 def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, messy: bool,
-             file_format: str, out: Path) -> None:
+             file_format: str, out: Path, experiment_channels: tuple[str, ...],
+             experiment_periods: int, experiment_noise: float) -> None:
     """Generate a realistic B2B export (touchpoints, deals, contacts, spend) from a causal world.
 
     Buying groups of several contacts, multi-week journeys where podcast, newsletter and
@@ -604,7 +616,10 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     depend on the channels each account was exposed to. Deterministic for a seed.
     """
     made = commands.simulate(accounts=accounts, seed=seed, scenario=scenario, days=days,
-                             messy=messy, file_format=file_format, out=out)
+                             messy=messy, file_format=file_format, out=out,
+                             experiment_channels=experiment_channels,
+                             experiment_periods=experiment_periods,
+                             experiment_noise=experiment_noise)
     export = made.export
     state.note("wrote " + ", ".join(render.escape_text(p) for p in made.written.values()))
     click.echo(
@@ -618,8 +633,13 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
               help="Random worlds to add to the named and adversarial ones.")
 @click.option("--world", "world_names", multiple=True, metavar="NAME",
               help="Evaluate only these worlds (repeatable): a scenario (baseline, "
-                   "brand_drives_search, last_touch_world, no_marketing) or an adversarial "
-                   "world (confounded_engagement, engaged_closer).")
+                   "brand_drives_search, last_touch_world, no_marketing), an adversarial "
+                   "world (confounded_engagement, engaged_closer) or a confounded one "
+                   "(unobserved_intent, demand_capture).")
+@click.option("--plant-experiments", is_flag=True,
+              help="Plant holdout experiments with known truth in every world and score "
+                   "incremental calibrated to them (incremental+experiments) beside the rest; "
+                   "without --world: the confounded and adversarial worlds.")
 @click.option("--accounts", type=click.IntRange(min=50), default=3000, show_default=True,
               help="Accounts simulated per world.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -630,9 +650,10 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
               help="Also write the worlds, truth, shares, errors and summary as Parquet here.")
 @click.pass_obj
 @handle_errors
-def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], accounts: int,
-             seed: int, stdout_format: str, out: Path | None, model_names: tuple[str, ...],
-             params: tuple[str, ...], **model_flags: Any) -> None:
+def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...],
+             plant_experiments: bool, accounts: int, seed: int, stdout_format: str,
+             out: Path | None, model_names: tuple[str, ...], params: tuple[str, ...],
+             **model_flags: Any) -> None:
     """Score every model against the known truth of simulated worlds.
 
     Each world is a simulated B2B market with an explicit causal structure; its truth is the
@@ -643,7 +664,8 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
     config = build_config(None, model_names=model_names, params=params, **model_flags)
     with state.progress() as progress:
         done = commands.evaluate(config, random_worlds=random_worlds, world_names=world_names,
-                                 accounts=accounts, seed=seed, out=out, progress=progress)
+                                 accounts=accounts, seed=seed, out=out, progress=progress,
+                                 plant_experiments=plant_experiments)
     if done.written:
         state.note(f"wrote evaluation tables to {render.escape_text(out)}")
     emit(state, done.summary, stdout_format, render.frame_table(

@@ -13,8 +13,6 @@ returns; nothing here prints. A notebook can call them the same way::
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -484,27 +482,24 @@ class Evaluation:
 
 def evaluate(config: Config, *, random_worlds: int = 20, world_names: tuple[str, ...] = (),
              accounts: int = 3000, seed: int = 0, out: Path | None = None,
-             progress: Progress | None = None) -> Evaluation:
+             progress: Progress | None = None, plant_experiments: bool = False) -> Evaluation:
     """``attribution evaluate``: every model scored against the exact truth of simulated
-    worlds (the configured models, or every model), tables written to ``out`` when given."""
+    worlds (the configured models, or every model), tables written to ``out`` when given.
+    ``plant_experiments``: holdout experiments are planted in every world and ``incremental``
+    calibrated to them is scored too (by default in the confounded worlds,
+    :data:`attribution.evaluate.CONFOUNDED`)."""
     from attribution import evaluate as evaluation
-    from attribution import simulate as simulation
     from attribution.output import write_table
 
     models = resolve_models(config) if config.models or config.model_params else None
     if world_names:
-        known: dict[str, Callable[[], Any]] = {
-            **{n: functools.partial(simulation.scenario, n) for n in simulation.SCENARIOS},
-            **evaluation.ADVERSARIAL,
-        }
-        unknown = [n for n in world_names if n not in known]
-        if unknown:
-            raise ConfigError(f"unknown world {unknown[0]!r}; valid: {', '.join(sorted(known))}")
-        worlds = [known[n]() for n in world_names]
+        worlds = [evaluation.world_named(n) for n in world_names]
+    elif plant_experiments:  # the worlds touches cannot tell from intent
+        worlds = [make() for make in evaluation.CONFOUNDED.values()]
     else:
         worlds = evaluation.evaluation_worlds(random_worlds, seed)
     result = evaluation.evaluate(worlds, n_accounts=accounts, seed=seed, models=models,
-                                 progress=progress)
+                                 progress=progress, experiments=plant_experiments)
     summary = result.summary()
     written = []
     if out is not None:
@@ -525,14 +520,24 @@ class Simulation:
 
 def simulate(*, accounts: int, seed: int = 0, scenario: str = "baseline", days: int = 365,
              messy: bool = False, file_format: str = "csv",
-             out: Path = Path("simulated")) -> Simulation:
-    """``attribution simulate``: a realistic B2B export from a causal world, written to
-    ``out``."""
+             out: Path = Path("simulated"), experiment_channels: tuple[str, ...] = (),
+             experiment_periods: int = 2, experiment_noise: float = 0.1) -> Simulation:
+    """``attribution simulate``: a realistic B2B export from a causal world (a scenario, an
+    adversarial or a confounded world of :mod:`attribution.evaluate`), written to ``out``;
+    with ``experiment_channels``, planted holdout experiments with known truth beside it
+    (:func:`attribution.simulate.plant_experiments`: experiments.csv, experiments_truth.csv)."""
     from attribution import simulate as simulation
+    from attribution.evaluate import world_named
 
-    export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
+    export = simulation.simulate(accounts, seed=seed, world=world_named(scenario),
                                  days=days, messy=messy)
-    return Simulation(export, simulation.write_export(export, out, format=file_format))
+    written = simulation.write_export(export, out, format=file_format)
+    if experiment_channels:
+        planted = simulation.plant_experiments(export, experiment_channels,
+                                               periods=experiment_periods,
+                                               noise=experiment_noise, seed=seed)
+        written.update(simulation.write_experiments(planted, out))
+    return Simulation(export, written)
 
 
 def model_catalogue() -> list[dict[str, Any]]:

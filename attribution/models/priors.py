@@ -22,6 +22,13 @@ as the experiment's ``metric`` says). Channel ``c``'s scores are multiplied by
 estimates; a negative lift: 0), after which the model's implied lift equals the measured one
 and every journey's credit is split by the calibrated scores.
 
+Channels without an experiment are scaled by the tested channels' typical factor (the
+geometric mean of their factors, each clipped to [0.05, 20]): the bias that unobserved intent
+puts into the scores is a property of the accounts, shared by every channel they see, so the
+tested channels' correction is the best estimate of the untested ones'. Calibrating only the
+tested channels would move credit from them onto untested channels that are just as
+inflated (in the evaluation's ``unobserved_intent`` world that made ``incremental`` worse).
+
 A post-fit calibration of each experimented channel's effect scale, not a penalised re-fit
 that shrinks the regression coefficients toward the measurement: the measurement is a revenue
 total over a period, and the coefficients sit on the log-odds and log-amount scales of nested
@@ -122,7 +129,19 @@ def calibrate_scores(
         if estimated > 0:
             k = list(channels).index(channel)
             calibrated[:, k] = scores[:, k] * max(measured, 0.0) / estimated
+    # the channels without an experiment: the tested channels' typical (geometric mean)
+    # correction, each clipped to _POOL_RANGE so one channel with no effect (factor 0) does
+    # not wipe out every untested channel's scores and with them their order
+    factors = [max(m, 0.0) / e for m, e in totals.values() if e > 0]
+    if factors:
+        pooled = float(np.exp(np.mean(np.log(np.clip(factors, *_POOL_RANGE)))))
+        for k, channel in enumerate(channels):
+            if channel not in totals:
+                calibrated[:, k] = scores[:, k] * pooled
     return calibrated
+
+#: the range each tested channel's factor is clipped to before it is pooled for the untested
+_POOL_RANGE = (0.05, 20.0)
 
 
 __all__ = ["ChannelPrior", "calibrate_scores", "priors_of"]
