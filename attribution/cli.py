@@ -551,12 +551,17 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
 @click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
                    "against simulated truth.")
+@click.option("--experiments", "experiments_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your holdout or lift experiments (as for `attribution calibrate`): adds "
+                   "every model's credit beside them; with [models] recommend_by = "
+                   "\"experiments\" the report leads with the model they favour.")
 @evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
 def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
-           budget_model: str | None, evaluation_dir: Path | None, engine: str,
+           budget_model: str | None, evaluation_dir: Path | None,
+           experiments_path: Path | None, engine: str,
            spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
@@ -573,7 +578,7 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
         economics, path = commands.report(
             config, make_engine(engine, spark_master, spark_conf), progress, output=output,
             spend_path=spend, png_dir=png_dir, budget_model=budget_model,
-            evaluation_dir=evaluation_dir)
+            evaluation_dir=evaluation_dir, experiments_path=experiments_path)
     report_economics(state, economics)
     state.note(f"wrote {render.escape_text(path)}"
                + (f" and PNG charts in {render.escape_text(png_dir)}" if png_dir else ""))

@@ -368,10 +368,16 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
 
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,
            output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
-           budget_model: str | None = None,
-           evaluation_dir: Path | None = None) -> tuple[Economics, Path]:
+           budget_model: str | None = None, evaluation_dir: Path | None = None,
+           experiments_path: Path | None = None) -> tuple[Economics, Path]:
     """``attribution report``: one self-contained HTML report of a run (and PNG charts), led
-    by ``budget_model`` (default: the recommended model, when it ran)."""
+    by ``budget_model`` (default: the recommended model, when it ran; under ``[models]
+    recommend_by = "experiments"`` with experiments given, the model they favour). With
+    experiments (``experiments_path`` or ``[inputs] experiments``) the report sets every
+    model's credit beside them (:func:`calibrate`)."""
+    from attribution.calibrate import calibrate as score
+    from attribution.results import with_experiments
+
     from attribution.report.data import lead_model
 
     evaluation = None
@@ -387,9 +393,19 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
     if budget_model is not None and budget_model not in names:
         raise ConfigError(f"--budget-model {budget_model!r} is not among the run's models: "
                           f"{', '.join(names)}")
+    calibration = None
+    if experiments_path is not None or config.experiments is not None:
+        experiments, segments = read_experiments(result, experiments_path)
+        result = with_experiments(result, experiments)
+        calibration = score(result, experiments.rows, segments)
+        economics = dataclasses.replace(
+            economics, outcome=dataclasses.replace(_with_rejects(result),
+                                                   written=economics.outcome.written))
+        if budget_model is None and config.recommend_by == "experiments":
+            budget_model = calibration.favoured
     chosen = budget_model or lead_model(result)
     path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
-                            png_dir=png_dir, evaluation=evaluation)
+                            png_dir=png_dir, evaluation=evaluation, calibration=calibration)
     return economics, path
 
 

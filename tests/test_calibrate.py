@@ -355,3 +355,52 @@ def test_incremental_with_priors_changes_credit_and_keeps_money_exact():
     # the experiments move credit: each channel's credit changes, the total does not
     assert channel(summary, "paid_search") != channel(plain, "paid_search")
     assert channel(summary, "podcast") != channel(plain, "podcast")
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def _tiny_config(tmp_path: Path, extra: str = "") -> Path:
+    text = (TINY / "attribution.toml").read_text()
+    for name in ("touchpoints", "deals", "contacts", "experiments"):
+        text = text.replace(f'"{name}.csv"', json.dumps(str(TINY / f"{name}.csv")))
+    config = tmp_path / "attribution.toml"
+    config.write_text(text + extra)
+    return config
+
+
+def test_report_sets_the_models_beside_the_experiments(tmp_path):
+    output = tmp_path / "report.html"
+    config = _tiny_config(tmp_path)
+    result = invoke("-q", "report", "--config", str(config), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    assert '<section id="experiments">' in page
+    assert "Your experiments favour linear" in page
+    assert "led by incremental" not in page  # incremental did not run: the first other model
+    # recommend_by = "experiments": the report leads with the favoured model
+    led = _tiny_config(tmp_path, "recommend_by = \"experiments\"\n")
+    result = invoke("-q", "report", "--config", str(led), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    assert "led by linear" in page
+    assert "Your experiments favour linear ([models] recommend_by" in page
+    assert "linear (leads this report)" in page
+
+
+def test_report_escapes_experiment_values(tmp_path):
+    touchpoints = (TINY / "touchpoints.csv").read_text().replace(
+        ",podcast,", ",<b>pod</b>,")
+    (tmp_path / "touchpoints.csv").write_text(touchpoints)
+    experiments = tmp_path / "experiments.csv"
+    experiments.write_text("channel,start,end,lift,lower,upper\n"
+                           "<b>pod</b>,2025-03-01,2025-05-31,1000,800,1300\n")
+    output = tmp_path / "report.html"
+    result = invoke("-q", "report", "--touchpoints", str(tmp_path / "touchpoints.csv"),
+                    "--deals", str(TINY / "deals.csv"), "--contacts", str(TINY / "contacts.csv"),
+                    "--model", "linear", "--experiments", str(experiments), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    section = page[page.index('<section id="experiments">'):]
+    section = section[:section.index("</section>")]
+    assert "&lt;b&gt;pod&lt;/b&gt;" in section and "<b>pod</b>" not in section
