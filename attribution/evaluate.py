@@ -262,8 +262,9 @@ def _unobserved_intent() -> World:
 def _demand_capture() -> World:
     """A world where demand capture really drives most revenue: paid search and review sites
     create most deals, brand channels barely matter, and engaged accounts (who see more of
-    everything) also buy somewhat more (``intent_effect`` 0.5). Last-touch is close to right;
-    a model that spreads credit to early channels is not."""
+    everything) also buy somewhat more (``intent_effect`` 0.5). Direct visits come last and do
+    nothing, so last-touch hands them credit that belongs to the search and the review; a
+    model that spreads credit to early channels is wrong too."""
     return World(
         name="demand_capture",
         reach={"podcast": 0.2, "newsletter": 0.25, "community": 0.15, "paid_search": 0.35,
