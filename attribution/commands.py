@@ -376,9 +376,8 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
     experiments (``experiments_path`` or ``[inputs] experiments``) the report sets every
     model's credit beside them (:func:`calibrate`)."""
     from attribution.calibrate import calibrate as score
-    from attribution.results import with_experiments
-
     from attribution.report.data import lead_model
+    from attribution.results import with_experiments
 
     evaluation = None
     if evaluation_dir is not None:

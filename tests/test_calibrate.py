@@ -404,3 +404,67 @@ def test_report_escapes_experiment_values(tmp_path):
     section = page[page.index('<section id="experiments">'):]
     section = section[:section.index("</section>")]
     assert "&lt;b&gt;pod&lt;/b&gt;" in section and "<b>pod</b>" not in section
+
+
+# -- the simulator and the evaluation --------------------------------------------------------------
+
+
+def test_cli_simulate_plants_experiments_calibrate_reads(tmp_path):
+    out = tmp_path / "planted"
+    result = invoke("-q", "simulate", "--accounts", "300", "--seed", "2", "--scenario",
+                    "unobserved_intent", "--experiment", "events", "--experiment",
+                    "paid_search", "--experiment-periods", "3", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    planted = pl.read_csv(out / "experiments.csv", infer_schema=False)
+    assert planted.columns == ["channel", "start", "end", "metric", "lift", "lower", "upper",
+                               "segment"]
+    assert planted.get_column("channel").to_list() == ["events"] * 3 + ["paid_search"] * 3
+    truth = pl.read_csv(out / "experiments_truth.csv", infer_schema=False)
+    assert truth.drop("truth").equals(planted)
+    result = invoke("-q", "calibrate", "--touchpoints", str(out / "touchpoints.csv"),
+                    "--deals", str(out / "deals.csv"), "--contacts", str(out / "contacts.csv"),
+                    "--experiments", str(out / "experiments.csv"), "--model", "linear",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert [s["model"] for s in document["scores"]] in (["linear", "last_touch"],
+                                                        ["last_touch", "linear"])
+    assert len(document["experiments"]) == 12
+    bad = invoke("-q", "simulate", "--accounts", "50", "--experiment", "tiktok", "--out",
+                 str(tmp_path / "bad"))
+    assert bad.exit_code == 2
+    assert "cannot plant an experiment on 'tiktok': not a channel of world 'baseline'" in \
+        bad.output
+
+
+def test_evaluate_scores_incremental_with_and_without_planted_experiments():
+    from attribution.evaluate import WITH_EXPERIMENTS, evaluate, world_named
+
+    worlds = [world_named("unobserved_intent")]
+    with_experiments = evaluate(worlds, n_accounts=1500, models=["last_touch", "incremental"],
+                                experiments=True)
+    without = evaluate(worlds, n_accounts=1500, models=["last_touch", "incremental"])
+    errors = dict(with_experiments.errors.select("model", "mae").rows())
+    assert set(errors) == {"last_touch", "incremental", WITH_EXPERIMENTS}
+    assert dict(without.errors.select("model", "mae").rows()) == {
+        "last_touch": errors["last_touch"], "incremental": errors["incremental"]}
+    assert errors[WITH_EXPERIMENTS] != errors["incremental"]
+    kinds = with_experiments.errors.get_column("kind").unique().to_list()
+    assert kinds == ["confounded"]
+
+
+def test_intent_raises_the_deals_of_engaged_accounts_and_no_exposure():
+    import dataclasses as dc
+
+    from attribution.evaluate import world_named
+    from attribution.simulate import _accounts, draw, realise
+
+    world = world_named("unobserved_intent")
+    draws = draw(6000, seed=1)
+    engagement = _accounts(world, draws).engagement
+    calm = realise(dc.replace(world, intent_effect=0.0), draws)
+    keen = realise(world, draws)
+    assert (calm.exposed == keen.exposed).all()  # intent is no channel: exposures unchanged
+    engaged, idle = engagement > 2.0, engagement < 0.5
+    assert keen.has_deal[engaged].mean() > calm.has_deal[engaged].mean() + 0.05
+    assert keen.has_deal[idle].mean() < calm.has_deal[idle].mean()
