@@ -22,6 +22,7 @@ from attribution.cli_options import (
     State,
     engine_options,
     evidence_options,
+    experiments_option,
     format_option,
     handle_errors,
     input_options,
@@ -94,6 +95,7 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
 @cli.command(short_help="Run the models; write credit, summary and comparison files.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @engine_options
 @click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
@@ -155,6 +157,7 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
 @cli.command(short_help="Last-touch revenue credit next to every other model, with the shift.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @evidence_options
 @engine_options
@@ -313,6 +316,7 @@ FUNNEL_COLUMNS = [
 @cli.command(short_help="Channel economics: leads, pipeline, revenue, win rate, cost, ROAS.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @spend_option
 @click.option("--grain", type=click.Choice(["week", "month", "quarter"]),
@@ -394,6 +398,7 @@ BUDGET_COLUMNS = [
 @cli.command(short_help="Recommend a budget from credited revenue per dollar, vs last-touch.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @spend_option
 @click.option("--total",

@@ -44,6 +44,37 @@ class Outcome:
     run_id: str | None = None
 
 
+def with_priors(config: Config) -> Config:
+    """The config with its experiments (``[inputs] experiments`` or ``--experiments``) as the
+    ``incremental`` model's priors (:mod:`attribution.models.priors`); unchanged without.
+
+    The file is read here before the run, without the run's channels (an experiment on a
+    channel the fit does not know constrains nothing); :func:`checked_experiments` validates
+    it against the run afterwards, for the accounting, the rejects and the reject rate."""
+    if config.experiments is None:
+        return config
+    from attribution.experiments import load_experiments
+    from attribution.models.priors import priors_of
+
+    found = load_experiments(config.experiments, None, currency=config.currency or "USD",
+                             columns=config.columns.get("experiments"),
+                             encoding=config.encoding)
+    params = {name: dict(values) for name, values in config.model_params.items()}
+    params.setdefault("incremental", {})["priors"] = priors_of(found.rows)
+    return config.replace(model_params=params)
+
+
+def checked_experiments(result: RunResult) -> RunResult:
+    """The run with its experiments file (if any) validated against it: accounting, rejects
+    and the maximum reject rate, as for any input."""
+    if result.config.experiments is None:
+        return result
+    from attribution.results import with_experiments
+
+    experiments, _ = read_experiments(result)
+    return with_experiments(result, experiments)
+
+
 def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcome:
     """An outcome whose rejects (if any) are written to ``config.rejects`` when it is set:
     a command other than ``run`` never writes into a result folder."""
@@ -68,10 +99,12 @@ def run(config: Config, engine: Engine, progress: Progress | None = None, *,
     exports nor the credit). The set lands whole or not at all (``wait``: queue behind another
     run writing the same folder instead of stopping)."""
     require_inputs(config)
+    config = with_priors(config)
     writer = engine.writer(config)
     with writer.transaction(wait=wait):
         result = engine.run(config, progress, writer=writer, keep_inputs=False,
                             keep_credit=False)
+        result = checked_experiments(result)
         result = with_intervals(result, progress=progress)  # a no-op without --bootstrap
         written = [writer.final(path) for path in write_results(result, writer)]
     rejects = next((w for w in written if w.endswith("rejects.csv")), None)
@@ -111,7 +144,9 @@ def compare(config: Config, engine: Engine, progress: Progress | None = None) ->
     """``attribution compare``: last-touch next to every other model (no credit kept); with
     ``config.bootstrap`` resamples, every model's credit carries its interval
     (:func:`attribution.intervals.with_intervals`)."""
+    config = with_priors(config)
     result = engine.run(_with_baseline(config), progress, keep_inputs=False, keep_credit=False)
+    result = checked_experiments(result)
     return _with_rejects(with_intervals(result, progress=progress))
 
 
@@ -231,10 +266,15 @@ class Economics:
 
 def _economics(config: Config, engine: Engine, progress: Progress | None,
                spend_path: Path | None, *, required: bool, keep_inputs: bool = True,
-               keep_credit: bool = True) -> Economics:
+               keep_credit: bool = True, priors: bool = True) -> Economics:
     """Run, then read the spend export with the run's rules and currency; its accounting and
-    rejects join the run's (a new result)."""
+    rejects join the run's (a new result). ``priors``: the experiments, when given, are the
+    incremental model's priors (the report grades the models against them instead)."""
+    if priors:
+        config = with_priors(config)
     result = engine.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
+    if priors:
+        result = checked_experiments(result)
     result = with_intervals(result, progress=progress)  # a no-op without --bootstrap
     spend = _spend(result, spend_path, required=required)
     unspent: list[str] = []
@@ -386,7 +426,9 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
             raise ConfigError(f"{summary_file}: not found; write it with "
                               f"`attribution evaluate --out {evaluation_dir}`")
         evaluation = pl.read_parquet(summary_file)
-    economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False)
+    # graded, not calibrated: a model calibrated to the experiments says nothing by matching them
+    economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False,
+                           priors=False)
     result = economics.result
     names = [m.name for m in result.models]
     if budget_model is not None and budget_model not in names:
@@ -615,6 +657,7 @@ __all__ = [
     "Simulation",
     "budget",
     "calibrate",
+    "checked_experiments",
     "compare",
     "deal_segments",
     "evaluate",
@@ -631,6 +674,7 @@ __all__ = [
     "simulate",
     "validate",
     "verify",
+    "with_priors",
     "with_total_row",
     "write_graph",
 ]

@@ -117,7 +117,7 @@ class Experiments:
 
 def load_experiments(
     path: str | Path,
-    channels: Iterable[str],
+    channels: Iterable[str] | None,
     *,
     currency: str = "USD",
     segments: Iterable[str] | None = None,
@@ -133,7 +133,8 @@ def load_experiments(
     path
         The experiments file (columns: see the module docstring).
     channels
-        The run's channels: an experiment on any other channel is rejected.
+        The run's channels: an experiment on any other channel is rejected, and a channel
+        takes the run's spelling. ``None``: not checked (before a run, to read its priors).
     currency
         The run's currency: amounts with more decimals than its minor unit are rejected.
     segments
@@ -159,7 +160,7 @@ def load_experiments(
     path = Path(path)
     required = [name for name, needed in EXPERIMENT_COLUMNS.items() if needed]
     frame = read_table(path, INPUT, dict(columns or {}), required, encoding=encoding)
-    known = list(dict.fromkeys(channels))
+    known = list(dict.fromkeys(channels)) if channels is not None else []
     # a channel is matched through its key (case and separators ignored) and takes the run's
     # spelling; two run channels with one key cannot be told apart, the first one wins
     spelling = pl.DataFrame(
@@ -185,6 +186,8 @@ def load_experiments(
         if parsed.height else pl.Series("_channel", [], dtype=pl.String)
     parsed = parsed.with_columns(keys.alias("_key")).join(
         spelling, on="_key", how="left", maintain_order="left")
+    if channels is None:
+        parsed = parsed.with_columns(pl.col("_channel").alias("_run_channel"))
     segment_values = None if segments is None else sorted(set(segments))
     segment_known = (pl.lit(False) if segment_values is None
                      else pl.col("segment").is_in(segment_values))

@@ -468,3 +468,34 @@ def test_intent_raises_the_deals_of_engaged_accounts_and_no_exposure():
     engaged, idle = engagement > 2.0, engagement < 0.5
     assert keen.has_deal[engaged].mean() > calm.has_deal[engaged].mean() + 0.05
     assert keen.has_deal[idle].mean() < calm.has_deal[idle].mean()
+
+
+def test_run_and_compare_calibrate_incremental_to_the_experiments(tmp_path):
+    inputs = ["--touchpoints", str(PLANTED / "touchpoints.csv"),
+              "--deals", str(PLANTED / "deals.csv"), "--contacts", str(PLANTED / "contacts.csv"),
+              "--model", "incremental"]
+
+    def credit(*extra: str) -> dict[str, float]:
+        result = invoke("-q", "compare", *inputs, *extra, "--format", "json")
+        assert result.exit_code == 0, result.output
+        return {r["channel"]: r["revenue_credit"] for r in json.loads(result.output)
+                if r["model"] == "incremental"}
+
+    plain = credit()
+    calibrated_credit = credit("--experiments", str(PLANTED / "experiments.csv"))
+    assert calibrated_credit["paid_search"] != plain["paid_search"]
+    assert sum(calibrated_credit.values()) == pytest.approx(sum(plain.values()), abs=0.001)
+    out = tmp_path / "out"
+    result = invoke("-q", "run", *inputs, "--experiments", str(PLANTED / "experiments.csv"),
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run.json").read_text())
+    experiments = next(a for a in record["accounting"] if a["input"] == "experiments")
+    assert (experiments["read"], experiments["used"]) == (4, 4)
+    priors = record["models"][0]["params"]["priors"]
+    assert priors[0] == ["paid_search", "2025-01-01", "2025-07-01", "revenue", 9_476_555]
+    bad = tmp_path / "experiments.csv"
+    bad.write_text("channel,start,end,lift,lower,upper\npodcast,2025-03-31,2025-03-01,1,0,2\n")
+    result = invoke("-q", "compare", *inputs, "--experiments", str(bad))
+    assert result.exit_code == 2
+    assert "1 of 1 experiments rows rejected (100.0%): end is before start (1)" in result.output

@@ -49,6 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from attribution.channels import channel_key
 from attribution.journeys import Journeys
 
 
@@ -107,11 +108,13 @@ def calibrate_scores(
         .collect()
         .join(members, on="journey_id", how="inner")
     )
-    totals: dict[str, list[float]] = {}
+    # a prior names its channel as the user spelled it: matched by channel_key
+    rank = {channel_key(c): i for i, c in enumerate(channels)}
+    totals: dict[int, list[float]] = {}
     for prior in priors:
-        if prior.channel not in channels:
+        k = rank.get(channel_key(prior.channel), -1)
+        if k < 0:
             continue
-        k = list(channels).index(prior.channel)
         start, end = pl.lit(prior.start).str.to_date(), pl.lit(prior.end).str.to_date()
         if prior.metric == "pipeline":
             chosen = deals.filter(pl.col("status").is_in(["won", "lost", "open"])
@@ -123,11 +126,10 @@ def calibrate_scores(
             value = chosen.get_column("revenue")
         index = chosen.get_column("_pattern").to_numpy()
         estimate = float((value.to_numpy().astype(float) * fraction[index, k]).sum())
-        measured, estimated = totals.setdefault(prior.channel, [0.0, 0.0])
-        totals[prior.channel] = [measured + prior.lift, estimated + estimate]
-    for channel, (measured, estimated) in totals.items():
+        measured, estimated = totals.setdefault(k, [0.0, 0.0])
+        totals[k] = [measured + prior.lift, estimated + estimate]
+    for k, (measured, estimated) in totals.items():
         if estimated > 0:
-            k = list(channels).index(channel)
             calibrated[:, k] = scores[:, k] * max(measured, 0.0) / estimated
     # the channels without an experiment: the tested channels' typical (geometric mean)
     # correction, each clipped to _POOL_RANGE so one channel with no effect (factor 0) does
@@ -135,8 +137,8 @@ def calibrate_scores(
     factors = [max(m, 0.0) / e for m, e in totals.values() if e > 0]
     if factors:
         pooled = float(np.exp(np.mean(np.log(np.clip(factors, *_POOL_RANGE)))))
-        for k, channel in enumerate(channels):
-            if channel not in totals:
+        for k in range(len(channels)):
+            if k not in totals:
                 calibrated[:, k] = scores[:, k] * pooled
     return calibrated
 
