@@ -78,7 +78,7 @@ def recommend_budget(result: RunResult, spend: Spend, model: str, *, total: int 
 
 def report_data(result: RunResult, *, spend: Spend | None = None,
                 budget_model: str | None = None,
-                evaluation: pl.DataFrame | None = None) -> Any:
+                evaluation: pl.DataFrame | None = None, calibration: Any = None) -> Any:
     """Everything the report shows, built once (:class:`attribution.report.data.ReportData`):
     led by ``budget_model`` (default: the config's recommended model when it ran), with the
     scorecard and the budget move when there is spend. With intervals in the run's summary
@@ -96,16 +96,18 @@ def report_data(result: RunResult, *, spend: Spend | None = None,
             held = budgeting.undecided(result.summary, model) if model != "last_touch" else []
             budget_frame = budgeting.recommend_budget(result.summary, spend, model, hold=held)
     return build(result, recommended=model, scorecard=scorecard_frame, budget=budget_frame,
-                 evaluation=evaluation)
+                 evaluation=evaluation, calibration=calibration)
 
 
 def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = None,
                  budget_model: str | None = None, png_dir: str | Path | None = None,
-                 evaluation: pl.DataFrame | None = None) -> Path:
+                 evaluation: pl.DataFrame | None = None, calibration: Any = None) -> Path:
     """Write the self-contained HTML report (and PNG charts) of a run; ``evaluation`` is an
-    :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section.
-    The report leads with ``budget_model`` (default: the recommended model)."""
+    :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section,
+    ``calibration`` an :class:`attribution.calibrate.Calibration` for "checked against your
+    experiments". The report leads with ``budget_model`` (default: the recommended model)."""
     from attribution import report as reporting
 
-    data = report_data(result, spend=spend, budget_model=budget_model, evaluation=evaluation)
+    data = report_data(result, spend=spend, budget_model=budget_model, evaluation=evaluation,
+                       calibration=calibration)
     return reporting.write_report(data, Path(path), png_dir=Path(png_dir) if png_dir else None)

@@ -22,6 +22,7 @@ from attribution.cli_options import (
     State,
     engine_options,
     evidence_options,
+    experiments_option,
     format_option,
     handle_errors,
     input_options,
@@ -94,6 +95,7 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
 @cli.command(short_help="Run the models; write credit, summary and comparison files.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @engine_options
 @click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
@@ -155,6 +157,7 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
 @cli.command(short_help="Last-touch revenue credit next to every other model, with the shift.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @evidence_options
 @engine_options
@@ -313,6 +316,7 @@ FUNNEL_COLUMNS = [
 @cli.command(short_help="Channel economics: leads, pipeline, revenue, win rate, cost, ROAS.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @spend_option
 @click.option("--grain", type=click.Choice(["week", "month", "quarter"]),
@@ -394,6 +398,7 @@ BUDGET_COLUMNS = [
 @cli.command(short_help="Recommend a budget from credited revenue per dollar, vs last-touch.")
 @input_options
 @model_options
+@experiments_option
 @format_option
 @spend_option
 @click.option("--total",
@@ -466,6 +471,76 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                                 currency=result.currency))
 
 
+CALIBRATION_COLUMNS = [
+    "experiment", "channel", "start", "end", "metric", "segment", "model", "model_credit",
+    "lift", "lift_lower", "lift_upper", "inside", "relative_error",
+]
+
+
+@cli.command(short_help="Score every model against your own holdout or lift experiments.")
+@input_options
+@model_options
+@format_option
+@click.option("--experiments", "experiments_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Experiments file: channel, start, end, metric (revenue or pipeline), lift, "
+                   "lower, upper, segment (README, \"Experiments\").  [default: [inputs] "
+                   "experiments]")
+@engine_options
+@click.pass_obj
+@handle_errors
+def calibrate(state: State, stdout_format: str, experiments_path: Path | None, engine: str,
+              spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
+    """Set every model's credit beside your own experiments and say which model they favour.
+
+    For each experiment (a channel, a period, the incremental revenue or pipeline the test
+    measured and its interval) and each model: the model's revenue credit to the channel from
+    won deals closed in the period (pipeline: its pipeline credit from deals created in it),
+    whether it falls inside the interval, and its error relative to the measured lift. Models
+    are ranked by mean relative error, then by the experiments they fall inside. With
+    [models] recommend_by = "experiments" the favoured model is the recommended one.
+
+    With --format json, stdout holds one object: favoured, recommended, recommend_by, scores
+    (rank, model, experiments, inside, mean_relative_error, mean_absolute_error) and
+    experiments (one object per experiment and model; money in major units).
+    """
+    config = build_config(**options)
+    with state.progress() as progress:
+        done = commands.calibrate(config, make_engine(engine, spark_master, spark_conf),
+                                  progress, experiments_path=experiments_path)
+    result = done.result
+    report_inputs(state, result, done.outcome.rejects_file)
+    calibration = done.calibration
+    if stdout_format == "json":
+        click.echo(json.dumps({
+            "favoured": calibration.favoured,
+            "recommended": done.recommended,
+            "recommend_by": config.recommend_by,
+            "scores": json_records(calibration.scores),
+            "experiments": json_records(calibration.table.with_columns(
+                pl.col("start", "end").dt.to_string("%Y-%m-%d"))),
+        }, indent=2))
+        return
+    if stdout_format == "csv":
+        emit(state, calibration.table, stdout_format, None)
+        return
+    state.out.print(render.frame_table(
+        calibration.table.select(CALIBRATION_COLUMNS), currency=result.currency, compact=True,
+        share_columns=["relative_error"],
+        title="Each model's credit for the experiment's channel and period, beside the lift "
+              "the experiment measured"))
+    state.out.print(render.frame_table(
+        calibration.scores, currency=result.currency, share_columns=["mean_relative_error"],
+        title="Models ranked by mean relative error, then by the experiments they fall inside"))
+    chosen = render.escape_text(calibration.favoured)
+    line = f"Your experiments favour {chosen}"
+    if config.recommend_by == "experiments":
+        line += " (the recommended model: [models] recommend_by = \"experiments\")"
+    elif done.recommended != calibration.favoured:
+        line += (f"; the recommended model is {render.escape_text(done.recommended)} (set "
+                 "[models] recommend_by = \"experiments\" to follow the experiments)")
+    click.echo(line)
+
+
 @cli.command(short_help="One self-contained HTML report (and PNG charts) of a run.")
 @input_options
 @model_options
@@ -481,12 +556,17 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
 @click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
                    "against simulated truth.")
+@click.option("--experiments", "experiments_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your holdout or lift experiments (as for `attribution calibrate`): adds "
+                   "every model's credit beside them; with [models] recommend_by = "
+                   "\"experiments\" the report leads with the model they favour.")
 @evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
 def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
-           budget_model: str | None, evaluation_dir: Path | None, engine: str,
+           budget_model: str | None, evaluation_dir: Path | None,
+           experiments_path: Path | None, engine: str,
            spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
@@ -503,7 +583,7 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
         economics, path = commands.report(
             config, make_engine(engine, spark_master, spark_conf), progress, output=output,
             spend_path=spend, png_dir=png_dir, budget_model=budget_model,
-            evaluation_dir=evaluation_dir)
+            evaluation_dir=evaluation_dir, experiments_path=experiments_path)
     report_economics(state, economics)
     state.note(f"wrote {render.escape_text(path)}"
                + (f" and PNG charts in {render.escape_text(png_dir)}" if png_dir else ""))
@@ -514,7 +594,9 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               help="How many accounts (about 7 touchpoints and 0.2 deals each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option("--scenario", type=click.Choice(["baseline", "brand_drives_search",
-                                                "last_touch_world", "no_marketing"]),
+                                                "last_touch_world", "no_marketing",
+                                                "confounded_engagement", "engaged_closer",
+                                                "unobserved_intent", "demand_capture"]),
               default="baseline", show_default=True, help="The causal world to simulate.")
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
               help="Length of the export, from 2025-01-01.")
@@ -523,10 +605,20 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               default="csv", show_default=True, help="Format of the export files.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("simulated"),
               show_default=True, help="Folder for touchpoints, deals, contacts and spend.")
+@click.option("--experiment", "experiment_channels", multiple=True, metavar="CHANNEL",
+              help="Plant holdout experiments on this channel (repeatable): experiments.csv "
+                   "for `attribution calibrate`, and experiments_truth.csv with the exact truth.")
+@click.option("--experiment-periods", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Experiments per channel: the window split into this many equal periods.")
+@click.option("--experiment-noise", type=click.FloatRange(min=0), default=0.1,
+              show_default=True,
+              help="Standard deviation of a measurement, relative to its truth (at least 5% "
+                   "of the period's won revenue); the bounds are a 95% interval.")
 @click.pass_obj
 @handle_errors
 def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, messy: bool,
-             file_format: str, out: Path) -> None:
+             file_format: str, out: Path, experiment_channels: tuple[str, ...],
+             experiment_periods: int, experiment_noise: float) -> None:
     """Generate a realistic B2B export (touchpoints, deals, contacts, spend) from a causal world.
 
     Buying groups of several contacts, multi-week journeys where podcast, newsletter and
@@ -534,7 +626,10 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     depend on the channels each account was exposed to. Deterministic for a seed.
     """
     made = commands.simulate(accounts=accounts, seed=seed, scenario=scenario, days=days,
-                             messy=messy, file_format=file_format, out=out)
+                             messy=messy, file_format=file_format, out=out,
+                             experiment_channels=experiment_channels,
+                             experiment_periods=experiment_periods,
+                             experiment_noise=experiment_noise)
     export = made.export
     state.note("wrote " + ", ".join(render.escape_text(p) for p in made.written.values()))
     click.echo(
@@ -548,8 +643,13 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
               help="Random worlds to add to the named and adversarial ones.")
 @click.option("--world", "world_names", multiple=True, metavar="NAME",
               help="Evaluate only these worlds (repeatable): a scenario (baseline, "
-                   "brand_drives_search, last_touch_world, no_marketing) or an adversarial "
-                   "world (confounded_engagement, engaged_closer).")
+                   "brand_drives_search, last_touch_world, no_marketing), an adversarial "
+                   "world (confounded_engagement, engaged_closer) or a confounded one "
+                   "(unobserved_intent, demand_capture).")
+@click.option("--plant-experiments", is_flag=True,
+              help="Plant holdout experiments with known truth in every world and score "
+                   "incremental calibrated to them (incremental+experiments) beside the rest; "
+                   "without --world: the confounded and adversarial worlds.")
 @click.option("--accounts", type=click.IntRange(min=50), default=3000, show_default=True,
               help="Accounts simulated per world.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -560,9 +660,10 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
               help="Also write the worlds, truth, shares, errors and summary as Parquet here.")
 @click.pass_obj
 @handle_errors
-def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], accounts: int,
-             seed: int, stdout_format: str, out: Path | None, model_names: tuple[str, ...],
-             params: tuple[str, ...], **model_flags: Any) -> None:
+def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...],
+             plant_experiments: bool, accounts: int, seed: int, stdout_format: str,
+             out: Path | None, model_names: tuple[str, ...], params: tuple[str, ...],
+             **model_flags: Any) -> None:
     """Score every model against the known truth of simulated worlds.
 
     Each world is a simulated B2B market with an explicit causal structure; its truth is the
@@ -573,7 +674,8 @@ def evaluate(state: State, random_worlds: int, world_names: tuple[str, ...], acc
     config = build_config(None, model_names=model_names, params=params, **model_flags)
     with state.progress() as progress:
         done = commands.evaluate(config, random_worlds=random_worlds, world_names=world_names,
-                                 accounts=accounts, seed=seed, out=out, progress=progress)
+                                 accounts=accounts, seed=seed, out=out, progress=progress,
+                                 plant_experiments=plant_experiments)
     if done.written:
         state.note(f"wrote evaluation tables to {render.escape_text(out)}")
     emit(state, done.summary, stdout_format, render.frame_table(

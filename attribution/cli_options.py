@@ -269,6 +269,15 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 
+def experiments_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--experiments", type=click.Path(dir_okay=False, path_type=Path),
+                        metavar="FILE",
+                        help="Your holdout or lift experiments (channel, start, end, metric, "
+                             "lift, lower, upper, segment): the incremental model's channel "
+                             "effects are calibrated to them.  [default: [inputs] experiments]"
+                        )(command)
+
+
 def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--spend", type=click.Path(dir_okay=False, path_type=Path),
                         help="Channel spend export: channel (or utm), period_start, period_end or "

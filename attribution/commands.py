@@ -13,8 +13,6 @@ returns; nothing here prints. A notebook can call them the same way::
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,37 @@ class Outcome:
     run_id: str | None = None
 
 
+def with_priors(config: Config) -> Config:
+    """The config with its experiments (``[inputs] experiments`` or ``--experiments``) as the
+    ``incremental`` model's priors (:mod:`attribution.models.priors`); unchanged without.
+
+    The file is read here before the run, without the run's channels (an experiment on a
+    channel the fit does not know constrains nothing); :func:`checked_experiments` validates
+    it against the run afterwards, for the accounting, the rejects and the reject rate."""
+    if config.experiments is None:
+        return config
+    from attribution.experiments import load_experiments
+    from attribution.models.priors import priors_of
+
+    found = load_experiments(config.experiments, None, currency=config.currency or "USD",
+                             columns=config.columns.get("experiments"),
+                             encoding=config.encoding)
+    params = {name: dict(values) for name, values in config.model_params.items()}
+    params.setdefault("incremental", {})["priors"] = priors_of(found.rows)
+    return config.replace(model_params=params)
+
+
+def checked_experiments(result: RunResult) -> RunResult:
+    """The run with its experiments file (if any) validated against it: accounting, rejects
+    and the maximum reject rate, as for any input."""
+    if result.config.experiments is None:
+        return result
+    from attribution.results import with_experiments
+
+    experiments, _ = read_experiments(result)
+    return with_experiments(result, experiments)
+
+
 def _with_rejects(result: RunResult, written: list[str] | None = None) -> Outcome:
     """An outcome whose rejects (if any) are written to ``config.rejects`` when it is set:
     a command other than ``run`` never writes into a result folder."""
@@ -70,10 +99,12 @@ def run(config: Config, engine: Engine, progress: Progress | None = None, *,
     exports nor the credit). The set lands whole or not at all (``wait``: queue behind another
     run writing the same folder instead of stopping)."""
     require_inputs(config)
+    config = with_priors(config)
     writer = engine.writer(config)
     with writer.transaction(wait=wait):
         result = engine.run(config, progress, writer=writer, keep_inputs=False,
                             keep_credit=False)
+        result = checked_experiments(result)
         result = with_intervals(result, progress=progress)  # a no-op without --bootstrap
         written = [writer.final(path) for path in write_results(result, writer)]
     rejects = next((w for w in written if w.endswith("rejects.csv")), None)
@@ -113,7 +144,9 @@ def compare(config: Config, engine: Engine, progress: Progress | None = None) ->
     """``attribution compare``: last-touch next to every other model (no credit kept); with
     ``config.bootstrap`` resamples, every model's credit carries its interval
     (:func:`attribution.intervals.with_intervals`)."""
+    config = with_priors(config)
     result = engine.run(_with_baseline(config), progress, keep_inputs=False, keep_credit=False)
+    result = checked_experiments(result)
     return _with_rejects(with_intervals(result, progress=progress))
 
 
@@ -233,10 +266,15 @@ class Economics:
 
 def _economics(config: Config, engine: Engine, progress: Progress | None,
                spend_path: Path | None, *, required: bool, keep_inputs: bool = True,
-               keep_credit: bool = True) -> Economics:
+               keep_credit: bool = True, priors: bool = True) -> Economics:
     """Run, then read the spend export with the run's rules and currency; its accounting and
-    rejects join the run's (a new result)."""
+    rejects join the run's (a new result). ``priors``: the experiments, when given, are the
+    incremental model's priors (the report grades the models against them instead)."""
+    if priors:
+        config = with_priors(config)
     result = engine.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
+    if priors:
+        result = checked_experiments(result)
     result = with_intervals(result, progress=progress)  # a no-op without --bootstrap
     spend = _spend(result, spend_path, required=required)
     unspent: list[str] = []
@@ -370,11 +408,16 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
 
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,
            output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
-           budget_model: str | None = None,
-           evaluation_dir: Path | None = None) -> tuple[Economics, Path]:
+           budget_model: str | None = None, evaluation_dir: Path | None = None,
+           experiments_path: Path | None = None) -> tuple[Economics, Path]:
     """``attribution report``: one self-contained HTML report of a run (and PNG charts), led
-    by ``budget_model`` (default: the recommended model, when it ran)."""
+    by ``budget_model`` (default: the recommended model, when it ran; under ``[models]
+    recommend_by = "experiments"`` with experiments given, the model they favour). With
+    experiments (``experiments_path`` or ``[inputs] experiments``) the report sets every
+    model's credit beside them (:func:`calibrate`)."""
+    from attribution.calibrate import calibrate as score
     from attribution.report.data import lead_model
+    from attribution.results import with_experiments
 
     evaluation = None
     if evaluation_dir is not None:
@@ -383,16 +426,106 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
             raise ConfigError(f"{summary_file}: not found; write it with "
                               f"`attribution evaluate --out {evaluation_dir}`")
         evaluation = pl.read_parquet(summary_file)
-    economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False)
+    # graded, not calibrated: a model calibrated to the experiments says nothing by matching them
+    economics = _economics(_with_baseline(config), engine, progress, spend_path, required=False,
+                           priors=False)
     result = economics.result
     names = [m.name for m in result.models]
     if budget_model is not None and budget_model not in names:
         raise ConfigError(f"--budget-model {budget_model!r} is not among the run's models: "
                           f"{', '.join(names)}")
+    calibration = None
+    if experiments_path is not None or config.experiments is not None:
+        experiments, segments = read_experiments(result, experiments_path)
+        result = with_experiments(result, experiments)
+        calibration = score(result, experiments.rows, segments)
+        economics = dataclasses.replace(
+            economics, outcome=dataclasses.replace(_with_rejects(result),
+                                                   written=economics.outcome.written))
+        if budget_model is None and config.recommend_by == "experiments":
+            budget_model = calibration.favoured
     chosen = budget_model or lead_model(result)
     path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
-                            png_dir=png_dir, evaluation=evaluation)
+                            png_dir=png_dir, evaluation=evaluation, calibration=calibration)
     return economics, path
+
+
+def deal_segments(config: Config) -> pl.DataFrame | None:
+    """``deal_id, segment`` of the deals export when it has a ``segment`` column (or one
+    ``[columns.deals] segment`` maps); None otherwise (or for deals read from a database)."""
+    from attribution.db import is_database_uri
+    from attribution.reading import read_header, read_table
+    from attribution.validation import text
+
+    if config.deals is None or is_database_uri(config.deals):
+        return None
+    mapping = config.columns.get("deals", {})
+    wanted = {name: mapping.get(name, name) for name in ("deal_id", "segment")}
+    if wanted["segment"] not in read_header(config.deals, "deals", encoding=config.encoding):
+        return None
+    frame = read_table(config.deals, "deals",
+                       {k: v for k, v in mapping.items() if k in wanted}, encoding=config.encoding)
+    return frame.select(text("deal_id", frame).alias("deal_id"),
+                        text("segment", frame).alias("segment")).filter(
+        pl.col("deal_id").is_not_null())
+
+
+def read_experiments(result: RunResult,
+                     path: Path | None = None) -> tuple[Any, pl.DataFrame | None]:
+    """The experiments file (``path``, else the config's) validated against the run (its
+    channels, currency, the deals' segments, strictness and maximum reject rate), and the
+    deals' segments (:func:`deal_segments`)."""
+    from attribution.experiments import load_experiments
+    from attribution.schema import NO_TOUCH_CHANNEL
+
+    config = result.config
+    chosen = path or config.experiments
+    if chosen is None:
+        raise ConfigError("no experiments file: give --experiments FILE or set [inputs] "
+                          "experiments in the config")
+    channels = [c for c in result.summary.get_column("channel").unique(maintain_order=True)
+                if c is not None and c != NO_TOUCH_CHANNEL]
+    segments = deal_segments(config)
+    return load_experiments(
+        chosen, channels, currency=result.currency,
+        segments=None if segments is None else segments.get_column("segment").drop_nulls(),
+        columns=config.columns.get("experiments"), strict=config.strict,
+        max_reject_rate=config.max_reject_rate, encoding=config.encoding), segments
+
+
+@dataclass
+class Calibrated:
+    """What ``attribution calibrate`` shows: every model's credit beside the experiments."""
+
+    outcome: Outcome
+    #: the validated experiments file (:class:`attribution.experiments.Experiments`)
+    experiments: Any
+    #: :class:`attribution.calibrate.Calibration`
+    calibration: Any
+    #: the recommended model: the favoured one under ``recommend_by = "experiments"``
+    recommended: str
+
+    @property
+    def result(self) -> RunResult:
+        return self.outcome.result
+
+
+def calibrate(config: Config, engine: Engine, progress: Progress | None = None, *,
+              experiments_path: Path | None = None) -> Calibrated:
+    """``attribution calibrate``: every model (the configured ones, or every model the data
+    supports, last-touch among them) scored against the user's experiments
+    (:func:`attribution.calibrate.calibrate`). The models are fitted without the experiments:
+    grading a model on the numbers it was calibrated to would say nothing."""
+    from attribution.calibrate import calibrate as score
+    from attribution.results import with_experiments
+
+    result = engine.run(_with_baseline(config), progress, keep_inputs=False, keep_credit=True)
+    experiments, segments = read_experiments(result, experiments_path)
+    result = with_experiments(result, experiments)
+    calibration = score(result, experiments.rows, segments)
+    recommended = (calibration.favoured if config.recommend_by == "experiments"
+                   else config.recommended)
+    return Calibrated(_with_rejects(result), experiments, calibration, recommended)
 
 
 @dataclass
@@ -406,27 +539,24 @@ class Evaluation:
 
 def evaluate(config: Config, *, random_worlds: int = 20, world_names: tuple[str, ...] = (),
              accounts: int = 3000, seed: int = 0, out: Path | None = None,
-             progress: Progress | None = None) -> Evaluation:
+             progress: Progress | None = None, plant_experiments: bool = False) -> Evaluation:
     """``attribution evaluate``: every model scored against the exact truth of simulated
-    worlds (the configured models, or every model), tables written to ``out`` when given."""
+    worlds (the configured models, or every model), tables written to ``out`` when given.
+    ``plant_experiments``: holdout experiments are planted in every world and ``incremental``
+    calibrated to them is scored too (by default in the confounded worlds,
+    :data:`attribution.evaluate.CONFOUNDED`)."""
     from attribution import evaluate as evaluation
-    from attribution import simulate as simulation
     from attribution.output import write_table
 
     models = resolve_models(config) if config.models or config.model_params else None
     if world_names:
-        known: dict[str, Callable[[], Any]] = {
-            **{n: functools.partial(simulation.scenario, n) for n in simulation.SCENARIOS},
-            **evaluation.ADVERSARIAL,
-        }
-        unknown = [n for n in world_names if n not in known]
-        if unknown:
-            raise ConfigError(f"unknown world {unknown[0]!r}; valid: {', '.join(sorted(known))}")
-        worlds = [known[n]() for n in world_names]
+        worlds = [evaluation.world_named(n) for n in world_names]
+    elif plant_experiments:  # the worlds touches cannot tell from intent
+        worlds = [make() for make in evaluation.CONFOUNDED.values()]
     else:
         worlds = evaluation.evaluation_worlds(random_worlds, seed)
     result = evaluation.evaluate(worlds, n_accounts=accounts, seed=seed, models=models,
-                                 progress=progress)
+                                 progress=progress, experiments=plant_experiments)
     summary = result.summary()
     written = []
     if out is not None:
@@ -447,14 +577,24 @@ class Simulation:
 
 def simulate(*, accounts: int, seed: int = 0, scenario: str = "baseline", days: int = 365,
              messy: bool = False, file_format: str = "csv",
-             out: Path = Path("simulated")) -> Simulation:
-    """``attribution simulate``: a realistic B2B export from a causal world, written to
-    ``out``."""
+             out: Path = Path("simulated"), experiment_channels: tuple[str, ...] = (),
+             experiment_periods: int = 2, experiment_noise: float = 0.1) -> Simulation:
+    """``attribution simulate``: a realistic B2B export from a causal world (a scenario, an
+    adversarial or a confounded world of :mod:`attribution.evaluate`), written to ``out``;
+    with ``experiment_channels``, planted holdout experiments with known truth beside it
+    (:func:`attribution.simulate.plant_experiments`: experiments.csv, experiments_truth.csv)."""
     from attribution import simulate as simulation
+    from attribution.evaluate import world_named
 
-    export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
+    export = simulation.simulate(accounts, seed=seed, world=world_named(scenario),
                                  days=days, messy=messy)
-    return Simulation(export, simulation.write_export(export, out, format=file_format))
+    written = simulation.write_export(export, out, format=file_format)
+    if experiment_channels:
+        planted = simulation.plant_experiments(export, experiment_channels,
+                                               periods=experiment_periods,
+                                               noise=experiment_noise, seed=seed)
+        written.update(simulation.write_experiments(planted, out))
+    return Simulation(export, written)
 
 
 def model_catalogue() -> list[dict[str, Any]]:
@@ -508,6 +648,7 @@ def init(directory: Path, *, force: bool = False, source: str | None = None) -> 
 
 __all__ = [
     "Budget",
+    "Calibrated",
     "Economics",
     "Evaluation",
     "Outcome",
@@ -515,7 +656,10 @@ __all__ = [
     "Scorecard",
     "Simulation",
     "budget",
+    "calibrate",
+    "checked_experiments",
     "compare",
+    "deal_segments",
     "evaluate",
     "graph_text",
     "history",
@@ -523,12 +667,14 @@ __all__ = [
     "model_catalogue",
     "path_graph",
     "path_statistics",
+    "read_experiments",
     "report",
     "run",
     "scorecard",
     "simulate",
     "validate",
     "verify",
+    "with_priors",
     "with_total_row",
     "write_graph",
 ]

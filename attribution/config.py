@@ -35,6 +35,9 @@ class Config:
     contacts: Path | None = None
     spend: Path | None = None
     paths: Path | None = None
+    #: holdout / lift results (attribution.experiments): calibrate and the report score the
+    #: models against them; incremental takes them as constraints on its channel effects
+    experiments: Path | None = None
     #: per input, canonical column name -> the file's column name
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: separator between channels in a path table's path column
@@ -55,6 +58,9 @@ class Config:
     #: the model whose numbers scorecard, budget and the report's headline use unless --model
     #: says otherwise: the one `attribution evaluate` ranks best (see RECOMMENDED_EVIDENCE)
     recommended: str = "incremental"
+    #: ``config``: the recommended model is ``recommended``; ``experiments``: when experiments
+    #: are given, the model they favour (attribution.calibrate)
+    recommend_by: str = "config"
     #: fewer won deals touched than this and a channel's credit is "too few deals to tell"
     min_deals: int = 30
     #: run-level bootstrap: resamples of the accounts for every model's credit interval (0: none)
@@ -151,7 +157,9 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
         return table
 
     inputs = section("inputs", {*INPUT_NAMES, "path_separator", "source", "max_reject_rate",
-                                "encoding"})
+                                "encoding", "experiments"})
+    if "experiments" in inputs:
+        options["experiments"] = _resolve(base, inputs["experiments"])
     queries: dict[str, str] = {}
     for name in INPUT_NAMES:
         if name in inputs and isinstance(inputs[name], dict):
@@ -179,7 +187,7 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     if "encoding" in inputs:
         options["encoding"] = check_encoding(inputs["encoding"], f"{origin}: [inputs] encoding")
 
-    columns = section("columns", set(INPUT_NAMES))
+    columns = section("columns", {*INPUT_NAMES, "experiments"})
     options["columns"] = {
         name: _column_mapping(name, mapping, origin) for name, mapping in columns.items()
     }
@@ -219,6 +227,9 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
     if "recommended" in models:
         options["recommended"] = check_recommended(models["recommended"],
                                                    f"{origin}: [models] recommended")
+    if "recommend_by" in models:
+        options["recommend_by"] = check_recommend_by(models["recommend_by"],
+                                                     f"{origin}: [models] recommend_by")
     for key, kind in (("min_deals", int), ("bootstrap", int), ("seed", int),
                       ("interval", float)):
         if key in models:
@@ -263,7 +274,11 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
 
 
 #: keys of [models] that are options of the run, not a model's parameter table
-RUN_LEVEL_MODEL_KEYS = ("recommended", "min_deals", "bootstrap", "interval", "seed")
+RUN_LEVEL_MODEL_KEYS = ("recommended", "recommend_by", "min_deals", "bootstrap", "interval",
+                        "seed")
+
+#: how the recommended model is chosen (``[models] recommend_by``)
+RECOMMEND_BY = ("config", "experiments")
 
 #: why ``recommended`` defaults to ``incremental`` (README, ``attribution models``, the report)
 RECOMMENDED_EVIDENCE = (
@@ -280,6 +295,13 @@ def check_recommended(value: Any, where: str = "--model") -> str:
     if not isinstance(value, str) or value not in MODELS:
         raise ConfigError(f"{where}: {value!r} is not a model; valid: {', '.join(MODELS)}")
     return value
+
+
+def check_recommend_by(value: Any, where: str = "--recommend-by") -> str:
+    """``config`` or ``experiments`` for ``[models] recommend_by``."""
+    if value not in RECOMMEND_BY:
+        raise ConfigError(f"{where}: {value!r} is not one of: {', '.join(RECOMMEND_BY)}")
+    return str(value)
 
 
 def check_min_deals(value: Any, where: str = "--min-deals") -> int:

@@ -51,6 +51,7 @@ each model beats last-touch and by how much.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -62,7 +63,10 @@ import polars as pl
 from attribution.channels import load_rules
 from attribution.compare import BASELINE
 from attribution.config import Config
+from attribution.errors import ConfigError
 from attribution.models import MODELS, AttributionModel, get_model
+from attribution.models.incremental import IncrementalModel
+from attribution.models.priors import ChannelPrior
 from attribution.pipeline import prepare, run_models
 from attribution.schema import NO_TOUCH_CHANNEL
 from attribution.simulate import (
@@ -70,6 +74,7 @@ from attribution.simulate import (
     SimulatedExport,
     World,
     ground_truth,
+    plant_experiments,
     random_world,
     scenario,
     shapley_truth,
@@ -229,6 +234,82 @@ ADVERSARIAL = {
 }
 
 
+def _unobserved_intent() -> World:
+    """A world where intent no touch records drives revenue (``World.intent_effect``).
+
+    Engagement is uneven (Gamma shape 0.4) and raises deal creation directly. Engaged accounts
+    see more of everything, and events, review sites and direct visits (many touches per
+    exposure) most visibly; those three do almost nothing. Podcast (which sends people to
+    paid search), paid search, newsletter and email do work. Every model that reads touches
+    credits the intent to the channels the engaged accounts see.
+    """
+    return World(
+        name="unobserved_intent",
+        reach={"podcast": 0.2, "newsletter": 0.25, "events": 0.15, "paid_search": 0.25,
+               "review_sites": 0.15, "email": 0.3, "direct": 0.3},
+        stage={"podcast": 0.1, "newsletter": 0.2, "events": 0.3, "email": 0.5,
+               "paid_search": 0.6, "review_sites": 0.75, "direct": 0.9},
+        touches_per_exposure={"events": 2.0, "review_sites": 2.0, "direct": 3.0},
+        causes={("podcast", "paid_search"): 0.3},
+        engagement_shape=0.4,
+        intent_effect=1.0,
+        deal_effect={"podcast": 0.5, "paid_search": 0.6, "newsletter": 0.2, "email": 0.2,
+                     "events": 0.1},
+        base_deal_logit=-3.0,
+    )
+
+
+def _demand_capture() -> World:
+    """A world where demand capture really drives most revenue: paid search and review sites
+    create most deals, brand channels barely matter, and engaged accounts (who see more of
+    everything) also buy somewhat more (``intent_effect`` 0.5). Direct visits come last and do
+    nothing, so last-touch hands them credit that belongs to the search and the review; a
+    model that spreads credit to early channels is wrong too."""
+    return World(
+        name="demand_capture",
+        reach={"podcast": 0.2, "newsletter": 0.25, "community": 0.15, "paid_search": 0.35,
+               "review_sites": 0.25, "direct": 0.3},
+        stage={"podcast": 0.1, "newsletter": 0.2, "community": 0.25, "paid_search": 0.7,
+               "review_sites": 0.8, "direct": 0.92},
+        deal_effect={"paid_search": 1.4, "review_sites": 1.2, "podcast": 0.1, "newsletter": 0.1},
+        win_effect={"review_sites": 0.3},
+        engagement_shape=0.6,
+        intent_effect=0.5,
+        base_deal_logit=-3.3,
+    )
+
+
+#: worlds where touches cannot tell a channel's effect from the intent of the accounts that
+#: see it, for the evaluation with and without planted experiments (name -> constructor)
+CONFOUNDED = {
+    "confounded_engagement": _confounded_engagement,
+    "engaged_closer": _engaged_closer,
+    "unobserved_intent": _unobserved_intent,
+    "demand_capture": _demand_capture,
+}
+
+#: channels a team can switch off for a holdout, in the order experiments are planted on them
+EXPERIMENTED_CHANNELS = ("paid_search", "review_sites", "events", "podcast")
+
+#: the label of ``incremental`` calibrated to the planted experiments
+WITH_EXPERIMENTS = "incremental+experiments"
+
+
+def experimented_channels(world: World, most: int = 3) -> list[str]:
+    """The channels of ``world`` experiments are planted on: the first ``most`` of
+    :data:`EXPERIMENTED_CHANNELS` the world has."""
+    return [c for c in EXPERIMENTED_CHANNELS if c in world.channels][:most]
+
+
+def world_named(name: str) -> World:
+    """A scenario, an adversarial or a confounded world by name."""
+    known: dict[str, Callable[[], World]] = {
+        **{n: functools.partial(scenario, n) for n in SCENARIOS}, **ADVERSARIAL, **CONFOUNDED}
+    if name not in known:
+        raise ConfigError(f"unknown world {name!r}; valid: {', '.join(sorted(known))}")
+    return known[name]()
+
+
 def evaluation_worlds(random_worlds: int = 20, seed: int = 0) -> list[World]:
     """The default evaluation set: every named scenario, every adversarial world, and
     ``random_worlds`` random worlds ``random_world(seed)``, ``random_world(seed + 1)``, ...
@@ -246,6 +327,8 @@ def _kind(world: World) -> str:
         return "scenario"
     if world.name in ADVERSARIAL:
         return "adversarial"
+    if world.name in CONFOUNDED:
+        return "confounded"
     return "random"
 
 
@@ -347,6 +430,7 @@ def evaluate(
     seed: int = 0,
     models: Sequence[str | AttributionModel] | None = None,
     progress: Progress | None = None,
+    experiments: bool = False,
 ) -> Evaluation:
     """Run models on simulated worlds and score their channel revenue shares against the truth.
 
@@ -366,6 +450,11 @@ def evaluate(
         with). A model that cannot run on the journeys (it raises ``ModelError``) is an error.
     progress
         Called as ``progress("world <name>", done, total)``.
+    experiments
+        Also plant holdout experiments in every world (:func:`experimented_channels`, two
+        periods each, 10% noise: :func:`attribution.simulate.plant_experiments`) and score
+        ``incremental`` calibrated to them (:data:`WITH_EXPERIMENTS`) beside the models
+        without them. The other models do not read experiments: their errors are unchanged.
 
     Returns
     -------
@@ -385,7 +474,12 @@ def evaluate(
         started = time.perf_counter()
         export = simulate(n_accounts, seed=seed + index, world=world)
         truth = world_truth(export)
-        credit = _model_credit(export, instances, names)
+        world_models, world_names = instances, names
+        if experiments and experimented_channels(world):
+            planted = plant_experiments(export, experimented_channels(world), seed=seed + index)
+            world_models = [*instances, _calibrated(instances, planted)]
+            world_names = [*names, WITH_EXPERIMENTS]
+        credit = _model_credit(export, world_models, world_names)
         shares.append(score_shares(truth, credit, _kind(world)))
         truths.append(truth)
         everything = export.outcomes()
@@ -413,6 +507,18 @@ def evaluate(
         shares=share_frame,
         errors=share_errors(share_frame),
     )
+
+
+def _calibrated(models: list[AttributionModel], planted: pl.DataFrame) -> AttributionModel:
+    """The run's ``incremental`` (its parameters, or the defaults) with the planted
+    experiments as its priors."""
+    base = next((m for m in models if m.name == IncrementalModel.name), None)
+    params = base.params() if base is not None else {}
+    priors = tuple(
+        ChannelPrior(r["channel"], r["start"].isoformat(), r["end"].isoformat(), r["metric"],
+                     int(r["lift"]))
+        for r in planted.iter_rows(named=True))
+    return IncrementalModel(**{**params, "priors": priors})
 
 
 def _model_label(model: AttributionModel, models: list[AttributionModel]) -> str:
@@ -502,14 +608,19 @@ def share_errors(shares: pl.DataFrame) -> pl.DataFrame:
 
 __all__ = [
     "ADVERSARIAL",
+    "CONFOUNDED",
+    "EXPERIMENTED_CHANNELS",
     "ERROR_SCHEMA",
     "SHARE_SCHEMA",
     "SUMMARY_SCHEMA",
     "TRUTH_SCHEMA",
+    "WITH_EXPERIMENTS",
     "WORLD_SCHEMA",
     "Evaluation",
     "evaluate",
     "evaluation_worlds",
+    "experimented_channels",
     "summarise_errors",
+    "world_named",
     "world_truth",
 ]

@@ -268,6 +268,20 @@ def with_spend(result: RunResult, spend: Spend) -> RunResult:
     )
 
 
+def with_experiments(result: RunResult, experiments: Any) -> RunResult:
+    """The run with an experiments file's accounting, file and rejects added (a new result),
+    as :func:`with_spend` does for spend."""
+    rejects = result.rejects
+    if experiments.rejects.height:
+        rejects = pl.concat([rejects, experiments.rejects])
+    return dataclasses.replace(
+        result,
+        accounting=[*result.accounting, experiments.accounting],
+        files=[*result.files, experiments.file],
+        rejects=rejects,
+    )
+
+
 def unspent_channels(result: RunResult, spend: Spend) -> list[str]:
     """Channels with spend that no touch of the run carries (they earn no credit)."""
     touched = set(result.summary.get_column("channel").unique())
@@ -282,6 +296,7 @@ __all__ = [
     "run_record",
     "side_folder",
     "unspent_channels",
+    "with_experiments",
     "with_spend",
     "write_rejects",
     "write_results",

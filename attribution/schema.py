@@ -46,6 +46,7 @@ DEAL_COLUMNS: dict[str, bool] = {
     "currency": False,
     "is_won": False,  # boolean won flag (Salesforce IsWon): with is_closed, stands in for status
     "is_closed": False,
+    "segment": False,  # read by `attribution calibrate` for experiments on one segment only
 }
 CONTACT_COLUMNS: dict[str, bool] = {
     "contact_id": True,
@@ -224,6 +225,13 @@ MONEY_COLUMNS = frozenset(
         "counted_spend",
         "band_low",
         "band_high",
+        # attribution calibrate: a model's credit beside an experiment's measured lift
+        "model_credit",
+        "lift",
+        "lift_lower",
+        "lift_upper",
+        "credit_error",
+        "mean_absolute_error",
     }
 )
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -60,11 +60,13 @@ __all__ = [
     "channel_truth",
     "draw",
     "ground_truth",
+    "plant_experiments",
     "random_world",
     "realise",
     "scenario",
     "shapley_truth",
     "simulate",
+    "write_experiments",
     "write_export",
 ]
 
@@ -237,6 +239,12 @@ class World:
     cost_per_touch
         channel -> USD spent per touch (monthly ``spend`` rows); channels left out or at 0
         cost nothing and have no spend rows.
+    intent_effect
+        Unobserved intent: the account's engagement (the same Gamma draw that scales every
+        reach, so engaged accounts see more channels) also raises the log-odds of a deal by
+        ``intent_effect * (min(engagement, 4) - 1)``, whatever it was exposed to. No touch
+        records it, so every model that reads touches confounds it with the channels engaged
+        accounts see; the truths are unaffected (intent is not a channel). 0: none.
     """
 
     name: str
@@ -264,6 +272,7 @@ class World:
         default_factory=lambda: {"direct": 3.0, "organic_search": 2.0, "content": 1.0}
     )
     cost_per_touch: Mapping[str, float] = field(default_factory=dict)
+    intent_effect: float = 0.0
 
     def __post_init__(self) -> None:
         # freeze the mappings too: a World never changes once made
@@ -853,6 +862,9 @@ def _realise(
     else:
         effective = exposed.astype(float)
     deal_logit = world.base_deal_logit + _effect(world, "deal_effect") @ effective
+    if world.intent_effect:
+        # capped: a Gamma tail of engagement would otherwise make a few accounts certain buyers
+        deal_logit = deal_logit + world.intent_effect * (np.minimum(accounts.engagement, 4.0) - 1.0)
     win_logit = world.base_win_logit + _effect(world, "win_effect") @ effective
     log_size = world.amount_sigma * draws.amount_z + _effect(world, "size_effect") @ effective
     amount_usd = np.maximum(np.round(world.base_amount * np.exp(log_size) / 50.0) * 50.0, 1000.0)
@@ -1572,6 +1584,113 @@ def write_export(
         else:
             table.write_ndjson(path)
         paths[name] = path
+    return paths
+
+
+# -- planted experiments -------------------------------------------------------------------------
+
+#: a planted experiment next to its exact truth (money in cents)
+PLANTED_SCHEMA = pl.Schema(
+    {
+        "channel": pl.String,
+        "start": pl.Date,
+        "end": pl.Date,  # inclusive
+        "metric": pl.String,
+        "lift": pl.Int64,  # what the "experiment" measured: the truth plus noise
+        "lower": pl.Int64,
+        "upper": pl.Int64,
+        "segment": pl.String,
+        "truth": pl.Int64,  # won revenue of deals closed in [start, end] the channel caused
+    }
+)
+
+
+def plant_experiments(
+    export: SimulatedExport,
+    channels: Sequence[str],
+    *,
+    periods: int = 2,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Holdout experiments with known truth: for each of ``channels`` and each of ``periods``
+    equal parts of the export's window, the exact won revenue of deals closed in the period
+    that the channel caused (its removal effect, every other draw fixed, as
+    :func:`channel_truth`), and a noisy measurement of it.
+
+    The measurement is ``truth + sd * z`` (``z`` standard normal from ``seed``) with
+    ``sd = noise * max(|truth|, 5% of the period's won revenue)`` (so a channel with no effect
+    still gets an honest interval), and the bounds are a 95% interval around it (1.96 sd).
+
+    Returns :data:`PLANTED_SCHEMA`, channel by channel, periods in order; write it with
+    :func:`write_experiments`.
+
+    >>> export = simulate(300, seed=2, world=scenario("brand_drives_search"))
+    >>> plant_experiments(export, ["paid_search"]).height
+    2
+    """
+    if periods < 1:
+        raise ConfigError(f"experiment periods must be >= 1, not {periods}")
+    if noise < 0:
+        raise ConfigError(f"experiment noise must be >= 0, not {noise}")
+    unknown = [c for c in channels if c not in export.world.channels]
+    if unknown:
+        raise ConfigError(f"cannot plant an experiment on {unknown[0]!r}: not a channel of "
+                          f"world {export.world.name!r} ({', '.join(export.world.channels)})")
+    days = int(export.draws.total_minutes // _MINUTES_PER_DAY)
+    edges = [round(i * days / periods) for i in range(periods + 1)]
+    factual = export.outcomes()
+
+    def won_by_period(outcomes: Outcomes) -> np.ndarray:
+        won = outcomes.is_closed & outcomes.won
+        day = np.floor(outcomes.closed[won] / _MINUTES_PER_DAY).astype(np.int64)
+        part = np.searchsorted(np.asarray(edges[1:]), day, side="right")
+        return np.bincount(part, weights=outcomes.amount_cents[won].astype(float),
+                           minlength=periods)[:periods].astype(np.int64)
+
+    revenue = won_by_period(factual)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for channel in channels:
+        truth = revenue - won_by_period(export.outcomes((channel,)))
+        for i in range(periods):
+            sd = noise * max(abs(int(truth[i])), 0.05 * int(revenue[i]))
+            measured = int(round(int(truth[i]) + sd * rng.standard_normal()))
+            half = 1.96 * sd
+            rows.append({
+                "channel": channel,
+                "start": export.start + timedelta(days=edges[i]),
+                "end": export.start + timedelta(days=edges[i + 1] - 1),
+                "metric": "revenue",
+                "lift": measured,
+                "lower": int(math.floor(measured - half)),
+                "upper": int(math.ceil(measured + half)),
+                "segment": None,
+                "truth": int(truth[i]),
+            })
+    return pl.DataFrame(rows, schema=PLANTED_SCHEMA, orient="row")
+
+
+def write_experiments(planted: pl.DataFrame, directory: str | Path) -> dict[str, Path]:
+    """Write planted experiments as the user would have them (``experiments.csv``: channel,
+    start, end, metric, lift, lower, upper, segment; money in major units) and, beside them,
+    what no user has (``experiments_truth.csv``: the same rows with ``truth``)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def major(column: str) -> pl.Expr:
+        cents = pl.col(column)
+        sign = pl.when(cents < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+        return (sign + _cents_text(cents.abs())).alias(column)
+
+    money = ["lift", "lower", "upper"]
+    shown = planted.select("channel", "start", "end", "metric", *[major(c) for c in money],
+                           "segment")
+    paths = {"experiments": directory / "experiments.csv",
+             "experiments_truth": directory / "experiments_truth.csv"}
+    shown.write_csv(paths["experiments"])
+    shown.with_columns(planted.select(major("truth")).to_series()).write_csv(
+        paths["experiments_truth"])
     return paths
 
 

@@ -51,7 +51,7 @@ Assumptions, and where it fails
 * Touches after a deal's creation get no credit unless the deal has no earlier touch.
 
 >>> IncrementalModel().params()
-{'l2': 1.0, 'value': 'revenue', 'before_creation': True}
+{'l2': 1.0, 'value': 'revenue', 'before_creation': True, 'priors': ()}
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ import polars as pl
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel, Fit, FitInput, journey_observations
+from attribution.models.priors import ChannelPrior, calibrate_scores
 from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VALUES = ("revenue", "conversions")
@@ -145,6 +146,9 @@ class IncrementalModel(AttributionModel):
     before_creation
         Use only the touches up to each deal's creation as its features and credit them;
         ``False`` uses every touch of the journey.
+    priors
+        Measured channel effects (experiments, :mod:`attribution.models.priors`) that the
+        fitted effects are calibrated to; set by ``--experiments``, empty by default.
     """
 
     name: ClassVar[str] = "incremental"
@@ -158,9 +162,11 @@ class IncrementalModel(AttributionModel):
     l2: float = 1.0
     value: str = "revenue"
     before_creation: bool = True
+    priors: tuple[ChannelPrior, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "l2", float(self.l2))
+        object.__setattr__(self, "priors", tuple(ChannelPrior(*p) for p in self.priors))
         if not self.l2 >= 0:
             raise ConfigError(f"incremental: l2 must be >= 0, not {self.l2}")
         if self.value not in VALUES:
@@ -190,6 +196,7 @@ class IncrementalModel(AttributionModel):
         scale = revenue.sum() / wins.sum() if wins.sum() > 0 and revenue.sum() > 0 else 1.0
 
         scores = np.zeros((patterns.height, n_channels))
+        fitted_values = np.zeros((patterns.height, n_channels))  # f_k(x), for the priors
         conversion_effect = np.full(n_channels, np.nan)
         value_effect = np.full(n_channels, np.nan)
         fitted = trials.sum() > 0 and wins.sum() > 0
@@ -206,6 +213,10 @@ class IncrementalModel(AttributionModel):
             expected = _expected(design, beta, gamma)
             baseline = _expected(without, beta, gamma)
             scores[:, k] = np.where(matrix[:, k] > 0, np.maximum(expected - baseline, 0.0), 0.0)
+            fitted_values[:, k] = expected
+        # experiments calibrate the experimented channels' effects (attribution.models.priors)
+        scores = calibrate_scores(scores, fitted_values, patterns, journeys, channels,
+                                  self.priors)
 
         key_scores = pl.DataFrame(
             {

@@ -112,8 +112,10 @@ def report_data(
     scorecard: pl.DataFrame | None = None,
     budget: pl.DataFrame | None = None,
     evaluation: pl.DataFrame | None = None,
+    calibration: Any = None,
 ) -> ReportData:
-    """Build every table of the report once (see the module docstring)."""
+    """Build every table of the report once (see the module docstring); ``calibration`` (an
+    :class:`attribution.calibrate.Calibration`) adds the experiments section."""
     from attribution import graph
     from attribution.pipeline import model_diagnostics
     from attribution.transforms import apply_transforms
@@ -143,6 +145,9 @@ def report_data(
         tables["budget"] = budget
     if evaluation is not None:
         tables["evaluation"] = evaluation
+    if calibration is not None:
+        tables["calibration"] = calibration.table
+        tables["calibration_scores"] = calibration.scores
     tables["paths"] = graph.distinct_paths(result.journeys)
     markov = next((m for m in result.models if m.name == "markov"), None)
     transitions = diagnostics.get("markov_transitions")
@@ -162,7 +167,11 @@ def report_data(
     warnings += [n for n in result.notes if "resamples of the" in n]
     return ReportData(
         result=result, recommended=model,
-        evidence=(RECOMMENDED_EVIDENCE if model == "incremental"
+        evidence=(f"Your experiments favour {model} ([models] recommend_by = \"experiments\"): "
+                  "its credit is the closest to the lifts they measured."
+                  if calibration is not None and calibration.favoured == model
+                  and result.config.recommend_by == "experiments"
+                  else RECOMMENDED_EVIDENCE if model == "incremental"
                   else f"{model} was chosen for this report (--budget-model or [models] "
                        "recommended)."),
         tables=tables, diagnostics=diagnostics, warnings=warnings, insufficient=insufficient,

@@ -380,6 +380,40 @@ def _cell(value: Any, kind: str, currency: str) -> str:
     return str(value)
 
 
+def _calibration_section(table: pl.DataFrame, scores: pl.DataFrame, currency: str,
+                         lead: str) -> str:
+    """Every model's credit beside the user's experiments (:mod:`attribution.calibrate`)."""
+    favoured = str(scores.get_column("model")[0])
+    ranked = _table(
+        ["rank", "model", "experiments", "inside the interval", "mean relative error",
+         "mean absolute error"],
+        [[r["rank"], f"{r['model']} (leads this report)" if r["model"] == lead else r["model"],
+          r["experiments"], r["inside"],
+          "" if r["mean_relative_error"] is None else percent(r["mean_relative_error"]),
+          money(r["mean_absolute_error"], currency)]
+         for r in scores.iter_rows(named=True)],
+        numeric=range(2, 6), classes="calibration-scores")
+    detail = _table(
+        ["experiment", "channel", "period", "metric", "segment", "model", "model credit",
+         "measured lift", "interval", "inside"],
+        [[r["experiment"], r["channel"], f"{r['start']:%Y-%m-%d} to {r['end']:%Y-%m-%d}",
+          r["metric"], r["segment"] or "all deals", r["model"],
+          money(r["model_credit"], currency), money(r["lift"], currency),
+          f"{money(r['lift_lower'], currency)} to {money(r['lift_upper'], currency)}",
+          "yes" if r["inside"] else "no"]
+         for r in table.iter_rows(named=True)],
+        numeric=[6, 7], classes="calibration")
+    body = (f'<h3 class="finding">Your experiments favour {_e(favoured)}</h3>'
+            '<p class="subtitle">Each model\'s credit for an experiment\'s channel and period '
+            "(revenue: won deals closed in it; pipeline: deals created in it) beside the lift "
+            "the experiment measured. Ranked by mean relative error, then by the experiments "
+            "whose interval holds the credit. Credit is not caused revenue: a model far from "
+            "your experiments spreads credit where your tests found no effect.</p>"
+            + ranked + "<details><summary>Every experiment and model (table)</summary>"
+            + detail + "</details>")
+    return _section("experiments", "Checked against your experiments", body)
+
+
 def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) -> str:
     frame = scorecard
     if "period" in frame.columns:
@@ -730,6 +764,11 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
         sections.append(_section("scorecard", "Channel scorecard",
                                  _scorecard(scorecard, currency, data.recommended)))
         nav.append(("scorecard", "Scorecard"))
+    if "calibration_scores" in tables:
+        sections.append(_calibration_section(tables["calibration"],
+                                             tables["calibration_scores"], currency,
+                                             data.recommended))
+        nav.append(("experiments", "Your experiments"))
     if "model_error" in by_name:
         body = _chart_block(by_name["model_error"])
         body += ('<p class="note">Errors come from simulated worlds, not from this export: they '
