@@ -345,13 +345,13 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
     """
     config = build_config(**options)
-    if not options.get("model_names"):  # the recommended model unless --model says otherwise
-        config = config.replace(models=(config.recommended,))
     with state.progress() as progress:
         card = commands.scorecard(
             config, make_engine(engine, spark_master, spark_conf), progress, spend_path=spend,
             grain=grain, by_period_channel=by_period_channel, hygiene=not no_hygiene,
-            signup_minutes=signup_minutes)
+            signup_minutes=signup_minutes,
+            # the recommended model unless --model says otherwise
+            models_named=bool(options.get("model_names")))
     result = card.economics.result
     report_economics(state, card.economics)
     table = card.table

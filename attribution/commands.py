@@ -289,6 +289,16 @@ def _recommended(config: Config) -> Config:
     return config if config.models else config.replace(models=(config.recommended,))
 
 
+def by_experiments(config: Config, engine: Engine, progress: Progress | None = None) -> Config:
+    """Under ``[models] recommend_by = "experiments"`` with experiments given, the config whose
+    recommended model is the one they favour (:func:`calibrate`: the config's models, or every
+    model the data supports, run and graded before the command's own run); unchanged
+    otherwise."""
+    if config.recommend_by != "experiments" or config.experiments is None:
+        return config
+    return config.replace(recommended=calibrate(config, engine, progress).recommended)
+
+
 @dataclass
 class Scorecard:
     """What ``attribution scorecard`` shows."""
@@ -306,12 +316,16 @@ class Scorecard:
 def scorecard(config: Config, engine: Engine, progress: Progress | None = None, *,
               spend_path: Path | None = None, grain: str | None = None,
               by_period_channel: bool = False, hygiene: bool = True,
-              signup_minutes: float | None = None) -> Scorecard:
+              signup_minutes: float | None = None, models_named: bool = True) -> Scorecard:
     """``attribution scorecard``: channel economics (or the funnel by period) per model: the
-    recommended model's unless ``config.models`` names others. The channel scorecard carries
+    recommended model's (:func:`by_experiments`) unless ``models_named`` (the models were named
+    on the command line, ``config.models``). The channel scorecard carries
     ``won_deals_touched`` and ``sufficient`` (False: too few deals to tell)."""
     from attribution import hygiene as hygiene_checks
 
+    if not models_named:
+        config = by_experiments(config, engine, progress)
+        config = config.replace(models=(config.recommended,))
     config = _recommended(config)
     economics = _economics(config, engine, progress, spend_path, required=False)
     result = economics.result
@@ -361,13 +375,13 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
            shift: float = 0.2, floors: tuple[str, ...] = (), caps: tuple[str, ...] = (),
            what_if_path: Path | None = None, band: float = 0.5) -> Budget:
     """``attribution budget``: a budget from ``model``'s credited revenue per unit of spend
-    (default: the config's recommended model), next to the same rule on last-touch credit (and
-    a what-if estimate of a proposed one). With ``config.bootstrap`` resamples, money moves
-    only where the model's share interval excludes last-touch's share; the other channels keep
-    their share of the current spend (``held``)."""
+    (default: the recommended model, :func:`by_experiments`), next to the same rule on
+    last-touch credit (and a what-if estimate of a proposed one). With ``config.bootstrap``
+    resamples, money moves only where the model's share interval excludes last-touch's share;
+    the other channels keep their share of the current spend (``held``)."""
     from attribution import budget as budgeting
 
-    model = model or config.recommended
+    model = model or by_experiments(config, engine, progress).recommended
     models = (BASELINE,) if model == BASELINE else (BASELINE, model)
     economics = _economics(config.replace(models=models), engine, progress, spend_path,
                            required=True, keep_inputs=False, keep_credit=False)

@@ -499,3 +499,28 @@ def test_run_and_compare_calibrate_incremental_to_the_experiments(tmp_path):
     result = invoke("-q", "compare", *inputs, "--experiments", str(bad))
     assert result.exit_code == 2
     assert "1 of 1 experiments rows rejected (100.0%): end is before start (1)" in result.output
+
+
+def test_scorecard_and_budget_follow_the_experiments_when_told_to(tmp_path):
+    config = tmp_path / "attribution.toml"
+    text = (TINY / "attribution.toml").read_text().replace('"', "'")
+    for name in ("touchpoints", "deals", "contacts", "experiments"):
+        text = text.replace(f"'{name}.csv'", repr(str(TINY / f"{name}.csv")))
+    config.write_text(text + "recommend_by = 'experiments'\n")
+    favoured = json.loads(invoke("-q", "calibrate", "--config", str(config), "--format",
+                                 "json").output)["favoured"]
+    assert favoured != "incremental"  # the configured recommendation, which they overrule
+    shown = invoke("-q", "scorecard", "--config", str(config), "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    assert {row["model"] for row in json.loads(shown.output)} == {favoured}
+    spend = tmp_path / "spend.csv"
+    spend.write_text("channel,period_start,period_end,amount,currency\n"
+                     "podcast,2025-01-01,2025-03-31,3000.00,USD\n"
+                     "paid_search,2025-01-01,2025-03-31,3000.00,USD\n")
+    shown = invoke("-q", "budget", "--config", str(config), "--spend", str(spend),
+                   "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    assert {row["model"] for row in json.loads(shown.output)} == {favoured}
+    config.write_text(text)  # recommend_by = "config": the configured model
+    shown = invoke("-q", "scorecard", "--config", str(config), "--format", "json")
+    assert {row["model"] for row in json.loads(shown.output)} == {"incremental"}
