@@ -364,11 +364,13 @@ class _Frames:
     has_timestamps: bool
     has_milestones: bool
     as_of: Any
+    stated: pl.DataFrame | None = None
 
     @classmethod
     def of(cls, journeys: Journeys) -> _Frames:
         return cls(journeys.touches.collect(), journeys.journeys.collect(),
-                   journeys.has_timestamps, journeys.has_milestones, journeys.as_of)
+                   journeys.has_timestamps, journeys.has_milestones, journeys.as_of,
+                   journeys.stated)
 
     def build(self, keep: pl.Series | None = None) -> Journeys:
         touches, frame = self.touches, self.journeys
@@ -377,7 +379,7 @@ class _Frames:
             frame = frame.filter(pl.col("journey_id").is_in(keep))
         return Journeys(touches=touches.lazy(), journeys=frame.lazy(),
                         has_timestamps=self.has_timestamps, has_milestones=self.has_milestones,
-                        as_of=self.as_of)
+                        as_of=self.as_of, stated=self.stated)
 
 
 def _refit_replicates(whole: _Frames, scope: _Frames, model: AttributionModel,

@@ -32,8 +32,10 @@ from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
+from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.models.position import lead_fallback_notes
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
+from attribution.self_reported import answered_note, stated_channels
 from attribution.sources import load_preset, single_touch_note, source_direct_channels
 from attribution.validation import check_reject_rate
 
@@ -186,6 +188,10 @@ def journeys_from(inputs: Inputs, config: Config, *,
         as_of=config.as_of,
         consume=consume,
     )
+    if inputs.answers is not None:  # each deal's stated channel, for the self-reported models
+        labels = journeys.touches.select(pl.col("channel").unique()).collect().to_series()
+        journeys = dataclasses.replace(journeys, stated=stated_channels(
+            journeys.journeys.collect(), inputs.answers, labels))
     touch = inputs.accounting["touchpoints"]
     touch.deduplicated += stats.touches_deduplicated
     touch.out_of_window = stats.touches_out_of_window
@@ -205,6 +211,13 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
     models = []
     for name in names:
         params = config.params_for(name)
+        if name in SELF_REPORTED_MODELS:
+            # the recommended model credits what the answers do not; `blend.self_reported`
+            # (the issue's spelling) is the blended model's weight too
+            if name == "blended":
+                params = {**config.params_for("blend"), **params}
+            fallback = params.setdefault("fallback", fallback_model(config))
+            params.setdefault("fallback_params", config.params_for(fallback))
         if name == "last_non_direct":
             # the direct channels and their aliases ("Direct Traffic" is direct, as "Direct")
             direct = tuple(config.direct_channels)
@@ -216,6 +229,14 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
     if not config.models and journeys is not None:
         models = [m for m in models if _supports(m, journeys)]
     return models
+
+
+def fallback_model(config: Config) -> str:
+    """The model the self-reported models credit unanswered deals by: the recommended model,
+    or its default (``incremental``) when the recommended model is one of them."""
+    if config.recommended in SELF_REPORTED_MODELS:
+        return Config.recommended
+    return config.recommended
 
 
 def _supports(model: AttributionModel, journeys: Journeys) -> bool:
@@ -420,6 +441,9 @@ def _prepare_files(config: Config, progress: Progress | None = None, *,
                                      preset=preset)
     if single_touch:
         notes.append(single_touch)
+    if journeys.stated is not None:
+        notes.append(answered_note(journeys.journeys.collect(), journeys.stated,
+                                   fallback_model(config)))
     return RunResult(
         config=config,
         journeys=journeys,

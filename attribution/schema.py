@@ -46,11 +46,13 @@ DEAL_COLUMNS: dict[str, bool] = {
     "currency": False,
     "is_won": False,  # boolean won flag (Salesforce IsWon): with is_closed, stands in for status
     "is_closed": False,
+    "self_reported": False,  # "How did you hear about us?": free text or a picklist value
 }
 CONTACT_COLUMNS: dict[str, bool] = {
     "contact_id": True,
     "account_id": True,
     "lead_created_at": False,
+    "self_reported": False,  # "How did you hear about us?": free text or a picklist value
 }
 INPUT_COLUMNS: dict[str, dict[str, bool]] = {
     "touchpoints": TOUCHPOINT_COLUMNS,
