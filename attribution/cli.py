@@ -33,7 +33,8 @@ from attribution.config import OUTPUT_FORMATS, writes_outside
 from attribution.config import from_options as build_config
 from attribution.errors import ConfigError
 from attribution.output import csv_text, json_records, money_to_decimal
-from attribution.pipeline import RunResult
+from attribution.pipeline import RunResult, fallback_model
+from attribution.self_reported import with_dark_funnel
 
 
 def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
@@ -111,8 +112,10 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
     channel and group, weight, pipeline, revenue and conversion credit), summary.<ext> (model,
     channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>, the
     fitted models' tables (Markov removal effects and transitions, Shapley values, incremental
-    effects), run.json (row accounting, totals, input checksums, every option) and rejects.csv
-    into --out, and prints the credit by channel and model next to last-touch.
+    effects), dark_funnel.<ext> (with self-reported answers: per channel, tracked credit next
+    to self-reported credit and the deals no touch of their stated channel reached), run.json
+    (row accounting, totals, input checksums, every option) and rejects.csv into --out, and
+    prints the credit by channel and model next to last-touch.
 
     The files are written beside --out and swapped in whole: --out holds the previous result
     set until the new one is complete (after a kill, Ctrl-C or a full disk too), and run.json
@@ -148,6 +151,12 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
                                    recommended=result.config.recommended)
             state.out.print(render.comparison_table(result.comparison(), result.currency,
                                                     models=shown))
+        if result.dark_funnel is not None:
+            state.out.print(render.dark_funnel_table(result.dark_funnel, result.currency,
+                                                     fallback_model(result.config)))
+            line = render.dark_funnel_line(result.dark_funnel, result.currency)
+            if line is not None:
+                state.out.print(line)
     else:
         emit(state, result.summary, stdout_format, None)
 
@@ -170,6 +179,13 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     share_shift (money in major units). With --bootstrap N each row also carries
     revenue_credit_low/high, revenue_share_low/high, last_touch_revenue_share_low/high,
     won_deals_touched and sufficient (false: too few deals to tell).
+
+    With self-reported answers (a self_reported column on the contacts or deals) the dark
+    funnel follows the table: per channel, the recommended model's tracked credit next to the
+    self_reported model's, the deals stating the channel and the dark ones (no touch of it in
+    their journey); in JSON each row carries its channel's tracked_revenue_credit,
+    tracked_revenue_share, self_reported_revenue_credit, self_reported_revenue_share,
+    stated_deals, stated_won_deals, dark_deals, dark_won_deals, dark_share and dark_revenue.
     """
     config = build_config(**options)
     with state.progress() as progress:
@@ -180,8 +196,15 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     comparison = result.comparison()
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30,
                            recommended=result.config.recommended)
-    emit(state, comparison, stdout_format,
-         render.comparison_table(comparison, result.currency, models=shown))
+    dark = result.dark_funnel
+    emit(state, comparison if dark is None else with_dark_funnel(comparison, dark),
+         stdout_format, render.comparison_table(comparison, result.currency, models=shown))
+    if dark is not None and stdout_format == "table":
+        state.out.print(render.dark_funnel_table(dark, result.currency,
+                                                 fallback_model(result.config)))
+        line = render.dark_funnel_line(dark, result.currency)
+        if line is not None:
+            state.out.print(line)
     note_too_few(state, result)
 
 

@@ -35,7 +35,7 @@ from attribution.models.base import Fit
 from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.models.position import lead_fallback_notes
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
-from attribution.self_reported import answered_note, stated_channels
+from attribution.self_reported import answered_note, dark_funnel, stated_channels
 from attribution.sources import load_preset, single_touch_note, source_direct_channels
 from attribution.validation import check_reject_rate
 
@@ -81,6 +81,10 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     #: the database sources read (URI without secrets, query, rows, SHA-256), for run.json
     sources: list[dict[str, Any]] = field(default_factory=list)
+    #: per channel, tracked credit (recommended model) next to self-reported credit and the
+    #: deals whose stated channel no touch shows (:func:`dark_funnel_of`); None without
+    #: self-reported answers
+    dark_funnel: pl.DataFrame | None = None
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -488,8 +492,30 @@ def run(config: Config, progress: Progress | None = None, *,
     diagnostics: dict[str, pl.DataFrame] = {}
     credit, summary = run_models(prepared.journeys, models, progress, diagnostics,
                                  keep_credit=keep_credit, on_credit=on_credit)
-    return dataclasses.replace(prepared, models=models, credit=credit, summary=summary,
-                               diagnostics=diagnostics)
+    result = dataclasses.replace(prepared, models=models, credit=credit, summary=summary,
+                                 diagnostics=diagnostics)
+    return dataclasses.replace(result, dark_funnel=dark_funnel_of(result))
+
+
+def dark_funnel_of(result: RunResult) -> pl.DataFrame | None:
+    """The run's dark-funnel table (:func:`attribution.self_reported.dark_funnel`): the
+    tracked credit of the recommended model (the self-reported models' fallback) next to the
+    ``self_reported`` model's, per channel. Either model is run here, on the run's journeys,
+    when the run did not include it. None when the journeys carry no self-reported answers."""
+    journeys = result.journeys
+    if journeys.stated is None:
+        return None
+    config = result.config
+    tracked = fallback_model(config)
+    ran = {m.name for m in result.models}
+    summary = result.summary
+    missing = tuple(name for name in (tracked, "self_reported") if name not in ran)
+    if missing:
+        extra = resolve_models(config.replace(models=missing), journeys)
+        _, more = run_models(journeys, extra, keep_credit=False)
+        summary = pl.concat([summary, more]) if summary.height else more
+    return dark_funnel(summary, journeys.touches, journeys.journeys, journeys.stated,
+                       tracked=tracked, min_deals=config.min_deals)
 
 
 def model_diagnostics(result: RunResult) -> dict[str, pl.DataFrame]:

@@ -249,6 +249,8 @@ def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
         written.append(writer.table("comparison", result.comparison()))
     for stem, table in model_diagnostics(result).items():
         written.append(writer.table(stem, table))
+    if result.dark_funnel is not None:  # self-reported answers: tracked vs stated, per channel
+        written.append(writer.table("dark_funnel", result.dark_funnel))
     written.extend(writer.rejects(result.rejects))
     written.append(writer.document(RECORD, run_record(result)))
     return written

@@ -226,6 +226,9 @@ MONEY_COLUMNS = frozenset(
         "counted_spend",
         "band_low",
         "band_high",
+        "tracked_revenue_credit",
+        "self_reported_revenue_credit",
+        "dark_revenue",
     }
 )
 
@@ -245,5 +248,8 @@ SHARE_COLUMNS = frozenset(
         "last_touch_revenue_share",
         "current_share",
         "paid_revenue_share",
+        "tracked_revenue_share",
+        "self_reported_revenue_share",
+        "dark_share",
     }
 )

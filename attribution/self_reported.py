@@ -254,6 +254,14 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
                   descending=[True, True, False]))
 
 
+def with_dark_funnel(comparison: pl.DataFrame, dark: pl.DataFrame) -> pl.DataFrame:
+    """``comparison`` rows (model, channel, ...) each with its channel's dark-funnel columns
+    (``compare --format json``): the list keeps its shape, a row per model and channel."""
+    columns = [c for c in DARK_FUNNEL_SCHEMA if c not in ("channel_group", "sufficient")]
+    return comparison.join(dark.select(columns), on="channel", how="left",
+                           maintain_order="left")
+
+
 def largest_dark_channel(table: pl.DataFrame) -> dict[str, object] | None:
     """The channel with the most won revenue from deals that state it without a tracked touch
     of it, among channels with enough stated won deals (``sufficient``); None when no channel
@@ -275,4 +283,5 @@ __all__ = [
     "largest_dark_channel",
     "read_answers",
     "stated_channels",
+    "with_dark_funnel",
 ]

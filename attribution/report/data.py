@@ -5,7 +5,7 @@ The HTML page (:mod:`attribution.report.html`) and the charts
 (:mod:`attribution.report.charts`) only arrange what is here: every table the report shows is
 in :attr:`ReportData.tables` under its name (``summary``, ``comparison``, ``decision``,
 ``monthly``, ``scorecard``, ``budget``, ``transitions``, ``paths``, ``top_paths``,
-``removal_effects``, ``evaluation``), and a chart is made from the table of its name. The
+``removal_effects``, ``evaluation``, ``dark_funnel``), and a chart is made from the table of its name. The
 report leads with :attr:`ReportData.recommended`, the model a reader is asked to act on.
 """
 
@@ -143,6 +143,8 @@ def report_data(
         tables["budget"] = budget
     if evaluation is not None:
         tables["evaluation"] = evaluation
+    if result.dark_funnel is not None:
+        tables["dark_funnel"] = result.dark_funnel
     tables["paths"] = graph.distinct_paths(result.journeys)
     markov = next((m for m in result.models if m.name == "markov"), None)
     transitions = diagnostics.get("markov_transitions")
