@@ -546,10 +546,17 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               default="csv", show_default=True, help="Format of the export files.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("simulated"),
               show_default=True, help="Folder for touchpoints, deals, contacts and spend.")
+@click.option("--dark-channel", "dark_channels", multiple=True, metavar="CHANNEL",
+              help="A channel whose touches happen (and drive revenue) but are not exported "
+                   "(repeatable); implies --self-reported.")
+@click.option("--self-reported", is_flag=True,
+              help="Add each contact's noisy answer to \"How did you hear about us?\" "
+                   "(a self_reported column on contacts: blanks, recency, don't-remembers).")
 @click.pass_obj
 @handle_errors
 def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, messy: bool,
-             file_format: str, out: Path) -> None:
+             file_format: str, out: Path, dark_channels: tuple[str, ...],
+             self_reported: bool) -> None:
     """Generate a realistic B2B export (touchpoints, deals, contacts, spend) from a causal world.
 
     Buying groups of several contacts, multi-week journeys where podcast, newsletter and
@@ -557,7 +564,8 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
     depend on the channels each account was exposed to. Deterministic for a seed.
     """
     made = commands.simulate(accounts=accounts, seed=seed, scenario=scenario, days=days,
-                             messy=messy, file_format=file_format, out=out)
+                             messy=messy, file_format=file_format, out=out,
+                             dark_channels=dark_channels, self_reported=self_reported)
     export = made.export
     state.note("wrote " + ", ".join(render.escape_text(p) for p in made.written.values()))
     click.echo(
@@ -571,8 +579,9 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
               help="Random worlds to add to the named and adversarial ones.")
 @click.option("--world", "world_names", multiple=True, metavar="NAME",
               help="Evaluate only these worlds (repeatable): a scenario (baseline, "
-                   "brand_drives_search, last_touch_world, no_marketing) or an adversarial "
-                   "world (confounded_engagement, engaged_closer).")
+                   "brand_drives_search, last_touch_world, no_marketing), an adversarial "
+                   "world (confounded_engagement, engaged_closer) or a dark-funnel world "
+                   "(dark_podcast).")
 @click.option("--accounts", type=click.IntRange(min=50), default=3000, show_default=True,
               help="Accounts simulated per world.")
 @click.option("--seed", type=int, default=0, show_default=True,

@@ -418,6 +418,7 @@ def evaluate(config: Config, *, random_worlds: int = 20, world_names: tuple[str,
         known: dict[str, Callable[[], Any]] = {
             **{n: functools.partial(simulation.scenario, n) for n in simulation.SCENARIOS},
             **evaluation.ADVERSARIAL,
+            **{n: make for n, (make, _) in evaluation.DARK_FUNNEL_WORLDS.items()},
         }
         unknown = [n for n in world_names if n not in known]
         if unknown:
@@ -447,13 +448,18 @@ class Simulation:
 
 def simulate(*, accounts: int, seed: int = 0, scenario: str = "baseline", days: int = 365,
              messy: bool = False, file_format: str = "csv",
-             out: Path = Path("simulated")) -> Simulation:
+             out: Path = Path("simulated"), dark_channels: tuple[str, ...] = (),
+             self_reported: bool = False) -> Simulation:
     """``attribution simulate``: a realistic B2B export from a causal world, written to
-    ``out``."""
+    ``out``; ``dark_channels`` left out of the touchpoints and, with ``self_reported`` (or
+    dark channels), each contact's noisy "How did you hear about us?" answer
+    (:func:`attribution.simulate.with_dark_funnel`)."""
     from attribution import simulate as simulation
 
     export = simulation.simulate(accounts, seed=seed, world=simulation.scenario(scenario),
                                  days=days, messy=messy)
+    if dark_channels or self_reported:
+        export = simulation.with_dark_funnel(export, simulation.DarkFunnel(dark=dark_channels))
     return Simulation(export, simulation.write_export(export, out, format=file_format))
 
 
