@@ -244,8 +244,8 @@ def _dark_podcast() -> World:
     base = scenario("brand_drives_search")
     return dataclasses.replace(
         base, name="dark_podcast",
-        reach=base.reach | {"podcast": 0.25},
-        deal_effect=base.deal_effect | {"podcast": 0.7},
+        reach={**base.reach, "podcast": 0.25},
+        deal_effect={**base.deal_effect, "podcast": 0.7},
     )
 
 

@@ -32,8 +32,8 @@ from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
-from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.models.position import lead_fallback_notes
+from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
 from attribution.self_reported import answered_note, dark_funnel, stated_channels
 from attribution.sources import load_preset, single_touch_note, source_direct_channels

@@ -17,12 +17,13 @@ no tracked touch in their journey.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
 from attribution.channels import ChannelRules, channel_key, relabel
 from attribution.errors import quote_input
-from attribution.schema import NO_TOUCH_CHANNEL, UTC_TIME
+from attribution.schema import NO_TOUCH_CHANNEL, UTC_TIME, schema_of
 
 #: how many unmatched answers a note lists (the rest are counted)
 UNMATCHED_LISTED = 20
@@ -30,7 +31,7 @@ UNMATCHED_LISTED = 20
 ANSWER_QUOTE_LIMIT = 200
 
 #: one row per answer given (contacts and deals): where it came from and the channel it states
-ANSWER_SCHEMA = pl.Schema({
+ANSWER_SCHEMA = schema_of({
     "account_id": pl.String,
     "answered_at": UTC_TIME,
     "source": pl.String,  # contacts | deals
@@ -41,7 +42,7 @@ ANSWER_SCHEMA = pl.Schema({
 })
 
 #: the dark-funnel table, one row per channel
-DARK_FUNNEL_SCHEMA = pl.Schema({
+DARK_FUNNEL_SCHEMA = schema_of({
     "channel": pl.String,
     "channel_group": pl.String,
     "tracked_revenue_credit": pl.Int64,
@@ -262,7 +263,7 @@ def with_dark_funnel(comparison: pl.DataFrame, dark: pl.DataFrame) -> pl.DataFra
                            maintain_order="left")
 
 
-def largest_dark_channel(table: pl.DataFrame) -> dict[str, object] | None:
+def largest_dark_channel(table: pl.DataFrame) -> dict[str, Any] | None:
     """The channel with the most won revenue from deals that state it without a tracked touch
     of it, among channels with enough stated won deals (``sufficient``); None when no channel
     qualifies (the headline then names none)."""

@@ -1827,22 +1827,24 @@ def self_reported_answers(export: SimulatedExport, funnel: DarkFunnel) -> pl.Ser
     last = np.where(exposed, outcomes.last_touch[:, account], -np.inf)
     origin = np.argmin(first, axis=0)
     recent = np.argmax(last, axis=0)
-    seen = exposed.any(axis=0)
-    blank = _hash_uniform(seed, _STREAM_ANSWER_BLANK, contact) < funnel.blank
-    unsure = _hash_uniform(seed, _STREAM_ANSWER_UNSURE, contact) < funnel.unsure
-    use_recent = _hash_uniform(seed, _STREAM_ANSWER_RECENT, contact) < funnel.last_remembered
+    seen = np.asarray(exposed.any(axis=0), dtype=bool)
+    blank = np.asarray(_hash_uniform(seed, _STREAM_ANSWER_BLANK, contact) < funnel.blank)
+    unsure = np.asarray(_hash_uniform(seed, _STREAM_ANSWER_UNSURE, contact) < funnel.unsure)
+    use_recent = np.asarray(
+        _hash_uniform(seed, _STREAM_ANSWER_RECENT, contact) < funnel.last_remembered)
     channel = np.where(use_recent, recent, origin)
     pick = _hash_uniform(seed, _STREAM_ANSWER_PHRASE, contact)
-    answers: list[str | None] = []
-    for i in range(contact.size):  # a phrase per answer: the table is small, the loop simple
-        if blank[i]:
-            answers.append(None)
-        elif unsure[i] or not seen[i]:
-            answers.append(UNSURE_ANSWERS[int(pick[i] * len(UNSURE_ANSWERS))])
-        else:
-            phrases = ANSWER_PHRASES[CHANNELS[int(channel[i])]]
-            answers.append(phrases[int(pick[i] * len(phrases))])
-    return pl.Series("self_reported", answers, dtype=pl.String)
+    # one table of every phrase (the channels' in CHANNELS order, then the unsure ones): each
+    # answer is a row of it, looked up by index
+    counts = np.array([len(ANSWER_PHRASES[c]) for c in CHANNELS])
+    offsets = np.cumsum(counts) - counts
+    table = [p for c in CHANNELS for p in ANSWER_PHRASES[c]] + list(UNSURE_ANSWERS)
+    said = offsets[channel] + np.floor(pick * counts[channel]).astype(np.int64)
+    vague = counts.sum() + np.floor(pick * len(UNSURE_ANSWERS)).astype(np.int64)
+    row = np.where(unsure | ~seen, vague, said)
+    answers = pl.Series("self_reported", table, dtype=pl.String).gather(row)
+    return pl.select(pl.when(pl.lit(pl.Series(~blank))).then(pl.lit(answers))
+                     .alias("self_reported")).to_series()
 
 
 def hide_channels(touchpoints: pl.DataFrame, channels: Iterable[str]) -> pl.DataFrame:

@@ -224,7 +224,8 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
     the journeys frame; inside each, its nonzero weights by touch, then channel (missing
     last), then as given; deals without a touch that the weights leave out get one
     ``(no touch)`` row each, after all the others (a deal without a touch that the weights
-    credit, a self-reported channel, keeps its weights). A journey's weights must be >= 0 and sum to 1 (within 1e-9), else
+    credit, a self-reported channel, keeps its weights). A journey's weights must be >= 0 and
+    sum to 1 (within 1e-9), else
     :class:`ModelError`.
     """
     money = [j for j in journeys.journeys.collect().iter_rows(named=True) if j["status"] != "none"]

@@ -154,7 +154,8 @@ def test_missing_rules_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[[rule]\n", None),  # not TOML: message comes from tomllib
-        ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups], [aliases], [self_reported] and [[rule]]"),
+        ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups], [aliases], "
+                       "[self_reported] and [[rule]]"),
         ("[groups]\na = 1\n", "r.toml: [groups] must map channel names to group names"),
         ("[rule]\nchannel = 'x'\n",
          "r.toml: rules must be an array of tables: write [[rule]], not [rule]"),

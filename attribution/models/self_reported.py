@@ -80,7 +80,8 @@ def fallback_rows(model: AttributionModel, journeys: Journeys, scale: pl.Expr) -
     model.check(scope)
     weights = model.fit(scope).weights(scope) if model.fits else model.weights(scope)
     rows = weights.select("journey_id", "touch_index", "channel", "weight").collect()
-    answered = journeys.stated.get_column("journey_id") if journeys.stated is not None else []
+    answered: pl.Series | list[str] = (journeys.stated.get_column("journey_id")
+                                       if journeys.stated is not None else [])
     rows = rows.join(journeys.money.select("journey_id"), on="journey_id", how="semi",
                      maintain_order="left")
     return (

@@ -5,8 +5,9 @@ The HTML page (:mod:`attribution.report.html`) and the charts
 (:mod:`attribution.report.charts`) only arrange what is here: every table the report shows is
 in :attr:`ReportData.tables` under its name (``summary``, ``comparison``, ``decision``,
 ``monthly``, ``scorecard``, ``budget``, ``transitions``, ``paths``, ``top_paths``,
-``removal_effects``, ``evaluation``, ``dark_funnel``), and a chart is made from the table of its name. The
-report leads with :attr:`ReportData.recommended`, the model a reader is asked to act on.
+``removal_effects``, ``evaluation``, ``dark_funnel``), and a chart is made from the table of
+its name. The report leads with :attr:`ReportData.recommended`, the model a reader is asked
+to act on.
 """
 
 from __future__ import annotations
