@@ -329,6 +329,8 @@ def test_cli_run_writes_the_dark_funnel_file(tmp_path):
     dark = pl.read_csv(out / "dark_funnel.csv")
     assert dark.row(0, named=True)["channel"] == "podcast"
     assert dark.filter(pl.col("channel") == "word_of_mouth")["dark_revenue"].item() == 7000.01
+    record = json.loads((out / "run.json").read_text("utf-8"))
+    assert record["self_reported"] == {"deals": 6, "deals_answered": 3, "answered_share": 0.5}
 
 
 def test_cli_refuses_self_reported_without_answers():
