@@ -362,3 +362,22 @@ def test_hostile_answers_are_data_escaped_and_cut_to_200_characters(tmp_path):
                 str(report), "--model", "self_reported", "--model", "last_touch")
     assert done.returncode == 0, done.stderr
     assert "<script>alert" not in report.read_text("utf-8")
+
+
+def test_stated_deals_are_the_self_reported_models_evidence():
+    from attribution.intervals import sufficiency
+
+    result = _fixture_run("self_reported", "linear")
+    marked = sufficiency(result.summary, result.journeys, 1)
+
+    def row(model: str, channel: str) -> dict:
+        return marked.filter((pl.col("model") == model)
+                             & (pl.col("channel") == channel)).row(0, named=True)
+
+    # podcast has no touch: one won deal names it, which is self_reported's evidence
+    assert (row("self_reported", "podcast")["won_deals_touched"],
+            row("self_reported", "podcast")["sufficient"]) == (1, True)
+    # touches count for every model; a touch model's evidence is touches alone
+    assert row("self_reported", "Paid Search")["won_deals_touched"] == 3
+    assert row("linear", "Paid Search")["won_deals_touched"] == 3
+    assert row("linear", "Email Marketing")["won_deals_touched"] == 0
