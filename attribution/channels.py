@@ -19,6 +19,7 @@ product (only the values some glob matches are tested glob by glob); :data:`MAX_
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -572,11 +573,21 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
                 raise ChannelRulesError(f"{where}: 'group' must be a non-empty string")
             groups[raw["channel"]] = raw["group"]
         rules.append(ChannelRule(channel=raw["channel"], **patterns))
+    # a rules file written before [self_reported] existed (or without one) reads answers by
+    # the built-in entries; an empty [self_reported] table maps none
+    answers = (_answer_rules(document, origin) if "self_reported" in document
+               else _default_answer_rules())
     parsed = ChannelRules(rules=tuple(rules), groups=groups, origin=origin, aliases=aliases,
-                          answers=_answer_rules(document, origin))
+                          answers=answers)
     parsed.matcher  # noqa: B018 - compiled (and checked against the limits) when read
     parsed.answer_matcher  # noqa: B018
     return parsed
+
+
+@functools.cache
+def _default_answer_rules() -> tuple[AnswerRule, ...]:
+    """The built-in ``[self_reported]`` entries (``default_channels.toml``)."""
+    return _answer_rules(tomllib.loads(default_rules_text()), "built-in defaults")
 
 
 def _answer_rules(document: dict, origin: str) -> tuple[AnswerRule, ...]:

@@ -381,3 +381,11 @@ def test_stated_deals_are_the_self_reported_models_evidence():
     assert row("self_reported", "Paid Search")["won_deals_touched"] == 3
     assert row("linear", "Paid Search")["won_deals_touched"] == 3
     assert row("linear", "Email Marketing")["won_deals_touched"] == 0
+
+
+def test_a_rules_file_without_the_section_reads_answers_by_the_built_in_entries():
+    utm_only = parse_rules('[[rule]]\nchannel = "podcast"\nmedium = "podcast"\n')
+    assert utm_only.answers == load_rules().answers
+    assert _channels(utm_only, ["a friend"]) == ["word_of_mouth"]
+    none = parse_rules('[self_reported]\n[[rule]]\nchannel = "podcast"\nmedium = "podcast"\n')
+    assert none.answers == () and _channels(none, ["a friend"]) == [None]
