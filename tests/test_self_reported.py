@@ -389,3 +389,14 @@ def test_a_rules_file_without_the_section_reads_answers_by_the_built_in_entries(
     assert _channels(utm_only, ["a friend"]) == ["word_of_mouth"]
     none = parse_rules('[self_reported]\n[[rule]]\nchannel = "podcast"\nmedium = "podcast"\n')
     assert none.answers == () and _channels(none, ["a friend"]) == [None]
+
+
+def test_the_report_headline_names_the_largest_dark_channel_only_when_the_data_supports_it():
+    from attribution.report.html import build_report
+
+    text = build_report(_fixture_run("last_touch", "self_reported"))
+    assert "Largest dark channel: <strong>podcast</strong>: $10,000.00" in text
+    assert 'id="dark-funnel"' in text
+    few = build_report(_fixture_run("last_touch", "self_reported", min_deals=2))
+    assert "Largest dark channel" not in few
+    assert "no channel has 2 won deals stating it (min_deals)" in few

@@ -279,10 +279,12 @@ def _dark_headline(result: RunResult) -> str:
         return ""
     row = largest_dark_channel(dark)
     if row is None:
-        return (f'<p class="note" data-figure="dark-funnel">Self-reported answers: no channel '
-                f"has {result.config.min_deals:,} won deals stating it (min_deals), too few "
-                "to name the largest dark channel; see <a href=\"#dark-funnel\">Dark "
-                "funnel</a>.</p>")
+        enough = dark.filter(pl.col("sufficient")).height
+        why = ("no won deal names a channel without a tracked touch of it" if enough else
+               f"no channel has {result.config.min_deals:,} won deals stating it (min_deals), "
+               "too few to name the largest dark channel")
+        return (f'<p class="note" data-figure="dark-funnel">Self-reported answers: {_e(why)}; '
+                'see <a href="#dark-funnel">Dark funnel</a>.</p>')
     return (
         f'<p class="note" data-figure="dark-funnel">Largest dark channel: '
         f"<strong>{_e(row['channel'])}</strong>: {_e(money(row['dark_revenue'], result.currency))}"
