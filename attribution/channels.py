@@ -19,6 +19,7 @@ product (only the values some glob matches are tested glob by glob); :data:`MAX_
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -129,15 +130,30 @@ class ChannelRules:
     groups: dict[str, str] = field(default_factory=dict)
     origin: str = "built-in defaults"
     aliases: dict[str, str] = field(default_factory=dict)
+    #: ``[self_reported]``: answer patterns -> channel, in file order (:class:`AnswerRule`)
+    answers: tuple[AnswerRule, ...] = ()
 
     def __getstate__(self) -> dict[str, object]:
-        # pickled (to Spark workers) without the compiled matcher: rebuilt where it is used
-        return {k: v for k, v in self.__dict__.items() if k not in ("matcher", "_group_by_key")}
+        # pickled (to Spark workers) without the compiled matchers: rebuilt where they are used
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("matcher", "_group_by_key", "answer_matcher")}
 
     @cached_property
     def matcher(self) -> ChannelMatcher:
         """The rules compiled once (checked against the limits: see :class:`ChannelMatcher`)."""
         return ChannelMatcher(self.rules, self.origin)
+
+    @cached_property
+    def answer_matcher(self) -> AnswerMatcher:
+        """The ``[self_reported]`` rules compiled once (:class:`AnswerMatcher`)."""
+        return AnswerMatcher(self.answers, self.origin)
+
+    def answer_channel(self, answers: pl.Series) -> pl.Series:
+        """The channel each self-reported answer states (null for a blank answer and for one
+        no ``[self_reported]`` rule matches: never guessed); each distinct answer is matched
+        once."""
+        matcher = self.answer_matcher
+        return _map_distinct(answers, matcher.channel, pl.String).alias("channel")
 
     @cached_property
     def _group_by_key(self) -> dict[str, str]:
@@ -195,6 +211,102 @@ class ChannelRules:
         ]
         return pl.struct(values).map_batches(self.matcher.channels, return_dtype=pl.String,
                                              is_elementwise=True)
+
+
+@dataclass(frozen=True)
+class AnswerRule:
+    """One ``[self_reported]`` entry: an answer matching any of ``patterns`` states
+    ``channel``. A pattern with ``*`` or ``?`` is a glob over the whole answer; any other is a
+    keyword (one word or a phrase) found as whole words anywhere in it. Both are compared
+    lower-cased, with runs of spaces and punctuation as one space."""
+
+    channel: str
+    patterns: tuple[str, ...]
+
+
+_ANSWER_WORDS = re.compile(r"[^\w]+")
+
+
+def answer_text(answer: str) -> str:
+    """The form answers and their patterns are compared in: case-folded, each run of spaces
+    and punctuation one space, trimmed (a glob keeps its ``*`` and ``?``).
+
+    >>> answer_text("  Heard it on a PODCAST!! "), answer_text("heard on *")
+    ('heard it on a podcast', 'heard on *')
+    """
+    return _ANSWER_WORDS.sub(" ", answer.casefold()).strip()
+
+
+def _pattern_text(pattern: str) -> str:
+    """A pattern in :func:`answer_text`'s form, its ``*`` and ``?`` kept as they stand
+    (``"Heard on *"`` -> ``"heard on *"``)."""
+    pieces = [part if part in ("*", "?") else _ANSWER_WORDS.sub(" ", part.casefold())
+              for part in re.split(r"([*?])", pattern)]
+    return re.sub(" +", " ", "".join(pieces)).strip()
+
+
+class AnswerMatcher:
+    """The ``[self_reported]`` rules compiled for matching, once.
+
+    Keywords of one word go in a hash table (word -> the first rule listing it), phrases are
+    looked for as `` phrase `` in the answer padded with spaces, and globs are tested whole by
+    the linear-time glob test of the channel rules (:func:`_glob_matcher`). An answer's work is
+    its words once plus one bounded test per phrase and glob: linear in the answer's length
+    times the (bounded) patterns, never backtracking. The first rule (in file order) with a
+    matching pattern wins.
+    """
+
+    def __init__(self, rules: tuple[AnswerRule, ...], origin: str) -> None:
+        _check_rule_count(len(rules), origin)
+        self.channels_by_rule = [rule.channel for rule in rules]
+        self.words: dict[str, int] = {}
+        self.phrases: list[tuple[str, int]] = []
+        self.globs: list[tuple[Callable[[str], bool], int]] = []
+        for index, rule in enumerate(rules):
+            for raw in rule.patterns:
+                if len(raw) > MAX_PATTERN_LENGTH:
+                    raise ChannelRulesLimitError(
+                        f"{origin}: [self_reported] pattern {quote_input(raw, 40)} (channel "
+                        f"{quote_input(rule.channel)}) is {len(raw):,} characters; at most "
+                        f"{MAX_PATTERN_LENGTH} are allowed"
+                    )
+                pattern = _pattern_text(raw)
+                if not pattern.strip("*? "):
+                    if pattern:  # "*": every answer (a catch-all, as the user wrote it)
+                        self.globs.append((_glob_matcher(pattern), index))
+                    continue
+                if _is_glob(pattern):
+                    self.globs.append((_glob_matcher(pattern), index))
+                elif " " in pattern:
+                    self.phrases.append((f" {pattern} ", index))
+                else:
+                    self.words.setdefault(pattern, index)
+
+    def rule_of(self, answer: str | None) -> int | None:
+        """The first rule whose pattern matches ``answer`` (None: blank or no match)."""
+        if answer is None:
+            return None
+        text = answer_text(answer)
+        if not text:
+            return None
+        best: int | None = None
+        for word in text.split(" "):
+            rule = self.words.get(word)
+            if rule is not None and (best is None or rule < best):
+                best = rule
+        padded = f" {text} "
+        for phrase, rule in self.phrases:
+            if (best is None or rule < best) and phrase in padded:
+                best = rule
+        for test, rule in self.globs:
+            if (best is None or rule < best) and test(text):
+                best = rule
+        return best
+
+    def channel(self, answer: str | None) -> str | None:
+        """The channel ``answer`` states, or None."""
+        rule = self.rule_of(answer)
+        return None if rule is None else self.channels_by_rule[rule]
 
 
 def _check_rule_count(count: int, origin: str) -> None:
@@ -419,11 +531,11 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ChannelRulesError(f"{origin}: not valid TOML ({exc})") from None
-    unknown = set(document) - {"groups", "aliases", "rule"}
+    unknown = set(document) - {"groups", "aliases", "rule", "self_reported"}
     if unknown:
         raise ChannelRulesError(
             f"{origin}: unknown section {quote_input(min(unknown))}; "
-            "expected [groups], [aliases] and [[rule]]"
+            "expected [groups], [aliases], [self_reported] and [[rule]]"
         )
     groups = _name_table(document, "groups", origin)
     aliases = _name_table(document, "aliases", origin)
@@ -461,6 +573,40 @@ def parse_rules(text: str, origin: str = "<rules>") -> ChannelRules:
                 raise ChannelRulesError(f"{where}: 'group' must be a non-empty string")
             groups[raw["channel"]] = raw["group"]
         rules.append(ChannelRule(channel=raw["channel"], **patterns))
-    parsed = ChannelRules(rules=tuple(rules), groups=groups, origin=origin, aliases=aliases)
+    # a rules file written before [self_reported] existed (or without one) reads answers by
+    # the built-in entries; an empty [self_reported] table maps none
+    answers = (_answer_rules(document, origin) if "self_reported" in document
+               else _default_answer_rules())
+    parsed = ChannelRules(rules=tuple(rules), groups=groups, origin=origin, aliases=aliases,
+                          answers=answers)
     parsed.matcher  # noqa: B018 - compiled (and checked against the limits) when read
+    parsed.answer_matcher  # noqa: B018
     return parsed
+
+
+@functools.cache
+def _default_answer_rules() -> tuple[AnswerRule, ...]:
+    """The built-in ``[self_reported]`` entries (``default_channels.toml``)."""
+    return _answer_rules(tomllib.loads(default_rules_text()), "built-in defaults")
+
+
+def _answer_rules(document: dict, origin: str) -> tuple[AnswerRule, ...]:
+    """``[self_reported]``: ``"pattern|pattern" = "channel"`` entries, in file order (TOML
+    tables keep it): the first whose pattern matches an answer names its channel."""
+    table = document.get("self_reported", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in table.items()
+    ):
+        raise ChannelRulesError(
+            f"{origin}: [self_reported] must map answer patterns to channel names, like "
+            '"friend|colleague" = "word_of_mouth"'
+        )
+    _check_rule_count(len(table), origin)
+    rules = []
+    for key, channel in table.items():
+        patterns = tuple(part.strip() for part in key.split("|") if part.strip())
+        if not patterns:
+            raise ChannelRulesError(
+                f"{origin}: [self_reported] {quote_input(key)} has no pattern")
+        rules.append(AnswerRule(channel=channel.strip(), patterns=patterns))
+    return tuple(rules)

@@ -34,7 +34,8 @@ from attribution.config import OUTPUT_FORMATS, writes_outside
 from attribution.config import from_options as build_config
 from attribution.errors import ConfigError
 from attribution.output import csv_text, json_records, money_to_decimal
-from attribution.pipeline import RunResult
+from attribution.pipeline import RunResult, fallback_model
+from attribution.self_reported import with_dark_funnel
 
 
 def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
@@ -113,8 +114,10 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
     channel and group, weight, pipeline, revenue and conversion credit), summary.<ext> (model,
     channel, group, deals touched, pipeline and revenue credit, shares), comparison.<ext>, the
     fitted models' tables (Markov removal effects and transitions, Shapley values, incremental
-    effects), run.json (row accounting, totals, input checksums, every option) and rejects.csv
-    into --out, and prints the credit by channel and model next to last-touch.
+    effects), dark_funnel.<ext> (with self-reported answers: per channel, tracked credit next
+    to self-reported credit and the deals no touch of their stated channel reached), run.json
+    (row accounting, totals, input checksums, every option) and rejects.csv into --out, and
+    prints the credit by channel and model next to last-touch.
 
     The files are written beside --out and swapped in whole: --out holds the previous result
     set until the new one is complete (after a kill, Ctrl-C or a full disk too), and run.json
@@ -150,6 +153,12 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
                                    recommended=result.config.recommended)
             state.out.print(render.comparison_table(result.comparison(), result.currency,
                                                     models=shown))
+        if result.dark_funnel is not None:
+            state.out.print(render.dark_funnel_table(result.dark_funnel, result.currency,
+                                                     fallback_model(result.config)))
+            line = render.dark_funnel_line(result.dark_funnel, result.currency)
+            if line is not None:
+                state.out.print(line)
     else:
         emit(state, result.summary, stdout_format, None)
 
@@ -173,6 +182,13 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     share_shift (money in major units). With --bootstrap N each row also carries
     revenue_credit_low/high, revenue_share_low/high, last_touch_revenue_share_low/high,
     won_deals_touched and sufficient (false: too few deals to tell).
+
+    With self-reported answers (a self_reported column on the contacts or deals) the dark
+    funnel follows the table: per channel, the recommended model's tracked credit next to the
+    self_reported model's, the deals stating the channel and the dark ones (no touch of it in
+    their journey); in JSON each row carries its channel's tracked_revenue_credit,
+    tracked_revenue_share, self_reported_revenue_credit, self_reported_revenue_share,
+    stated_deals, stated_won_deals, dark_deals, dark_won_deals, dark_share and dark_revenue.
     """
     config = build_config(**options)
     with state.progress() as progress:
@@ -183,8 +199,15 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     comparison = result.comparison()
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30,
                            recommended=result.config.recommended)
-    emit(state, comparison, stdout_format,
-         render.comparison_table(comparison, result.currency, models=shown))
+    dark = result.dark_funnel
+    emit(state, comparison if dark is None else with_dark_funnel(comparison, dark),
+         stdout_format, render.comparison_table(comparison, result.currency, models=shown))
+    if dark is not None and stdout_format == "table":
+        state.out.print(render.dark_funnel_table(dark, result.currency,
+                                                 fallback_model(result.config)))
+        line = render.dark_funnel_line(dark, result.currency)
+        if line is not None:
+            state.out.print(line)
     note_too_few(state, result)
 
 
@@ -614,11 +637,18 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
               show_default=True,
               help="Standard deviation of a measurement, relative to its truth (at least 5% "
                    "of the period's won revenue); the bounds are a 95% interval.")
+@click.option("--dark-channel", "dark_channels", multiple=True, metavar="CHANNEL",
+              help="A channel whose touches happen (and drive revenue) but are not exported "
+                   "(repeatable); implies --self-reported.")
+@click.option("--self-reported", is_flag=True,
+              help="Add each contact's noisy answer to \"How did you hear about us?\" "
+                   "(a self_reported column on contacts: blanks, recency, don't-remembers).")
 @click.pass_obj
 @handle_errors
 def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, messy: bool,
              file_format: str, out: Path, experiment_channels: tuple[str, ...],
-             experiment_periods: int, experiment_noise: float) -> None:
+             experiment_periods: int, experiment_noise: float, dark_channels: tuple[str, ...],
+             self_reported: bool) -> None:
     """Generate a realistic B2B export (touchpoints, deals, contacts, spend) from a causal world.
 
     Buying groups of several contacts, multi-week journeys where podcast, newsletter and
@@ -629,7 +659,8 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
                              messy=messy, file_format=file_format, out=out,
                              experiment_channels=experiment_channels,
                              experiment_periods=experiment_periods,
-                             experiment_noise=experiment_noise)
+                             experiment_noise=experiment_noise,
+                             dark_channels=dark_channels, self_reported=self_reported)
     export = made.export
     state.note("wrote " + ", ".join(render.escape_text(p) for p in made.written.values()))
     click.echo(
@@ -644,8 +675,8 @@ def simulate(state: State, accounts: int, seed: int, scenario: str, days: int, m
 @click.option("--world", "world_names", multiple=True, metavar="NAME",
               help="Evaluate only these worlds (repeatable): a scenario (baseline, "
                    "brand_drives_search, last_touch_world, no_marketing), an adversarial "
-                   "world (confounded_engagement, engaged_closer) or a confounded one "
-                   "(unobserved_intent, demand_capture).")
+                   "world (confounded_engagement, engaged_closer), a confounded one "
+                   "(unobserved_intent, demand_capture) or a dark-funnel world (dark_podcast).")
 @click.option("--plant-experiments", is_flag=True,
               help="Plant holdout experiments with known truth in every world and score "
                    "incremental calibrated to them (incremental+experiments) beside the rest; "

@@ -592,16 +592,22 @@ class Simulation:
 def simulate(*, accounts: int, seed: int = 0, scenario: str = "baseline", days: int = 365,
              messy: bool = False, file_format: str = "csv",
              out: Path = Path("simulated"), experiment_channels: tuple[str, ...] = (),
-             experiment_periods: int = 2, experiment_noise: float = 0.1) -> Simulation:
+             experiment_periods: int = 2, experiment_noise: float = 0.1,
+             dark_channels: tuple[str, ...] = (), self_reported: bool = False) -> Simulation:
     """``attribution simulate``: a realistic B2B export from a causal world (a scenario, an
     adversarial or a confounded world of :mod:`attribution.evaluate`), written to ``out``;
     with ``experiment_channels``, planted holdout experiments with known truth beside it
-    (:func:`attribution.simulate.plant_experiments`: experiments.csv, experiments_truth.csv)."""
+    (:func:`attribution.simulate.plant_experiments`: experiments.csv, experiments_truth.csv);
+    ``dark_channels`` left out of the touchpoints and, with ``self_reported`` (or dark
+    channels), each contact's noisy "How did you hear about us?" answer
+    (:func:`attribution.simulate.with_dark_funnel`)."""
     from attribution import simulate as simulation
     from attribution.evaluate import world_named
 
     export = simulation.simulate(accounts, seed=seed, world=world_named(scenario),
                                  days=days, messy=messy)
+    if dark_channels or self_reported:
+        export = simulation.with_dark_funnel(export, simulation.DarkFunnel(dark=dark_channels))
     written = simulation.write_export(export, out, format=file_format)
     if experiment_channels:
         planted = simulation.plant_experiments(export, experiment_channels,

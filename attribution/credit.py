@@ -99,7 +99,7 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
         .collect()
     )
     touched, runs = _credit_rows(touched, money)
-    untouched = _untouched(money, touched.columns)
+    untouched = _untouched(money, touched.columns, touched.get_column("_j"))
     _check_weights(touched, runs, untouched, money, model)
     # touched rows in the journeys' order (by journey_id for built journeys), by touch, then
     # channel, inside each journey; deals without a touch (one row each) come last. Built
@@ -177,12 +177,20 @@ def _deal_columns(journeys: Journeys, money: pl.DataFrame, index: pl.Series,
     return deal
 
 
-def _untouched(money: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None:
+def _untouched(money: pl.DataFrame, columns: list[str],
+               weighed: pl.Series | None = None) -> pl.DataFrame | None:
     """One ``(no touch)`` row, weight 1, per money journey without a touch, with ``columns``
-    (None when every money journey has a touch)."""
+    (None when every money journey has a touch). A journey without a touch that the model
+    weighed itself (``weighed``: the ``_j`` of its rows; a self-reported channel credits a
+    deal no touch reached) is the model's, not ``(no touch)``'s."""
     if not money.height or money.get_column("n_touches").min():
         return None
-    bare = (money.get_column("n_touches") == 0).arg_true()
+    without = money.get_column("n_touches") == 0
+    if weighed is not None and weighed.len():
+        without = without & ~money.get_column("_j").is_in(weighed.unique().implode())
+    bare = without.arg_true()
+    if not bare.len():
+        return None
     values = {
         "_j": money.get_column("_j").gather(bare),
         "journey_id": money.get_column("journey_id").gather(bare),

@@ -51,6 +51,7 @@ each model beats last-touch and by how much.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tempfile
 import time
@@ -65,12 +66,14 @@ from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.errors import ConfigError
 from attribution.models import MODELS, AttributionModel, get_model
+from attribution.models.base import NEEDS_SELF_REPORTED
 from attribution.models.incremental import IncrementalModel
 from attribution.models.priors import ChannelPrior
 from attribution.pipeline import prepare, run_models
 from attribution.schema import NO_TOUCH_CHANNEL
 from attribution.simulate import (
     SCENARIOS,
+    DarkFunnel,
     SimulatedExport,
     World,
     ground_truth,
@@ -79,6 +82,7 @@ from attribution.simulate import (
     scenario,
     shapley_truth,
     simulate,
+    with_dark_funnel,
     write_export,
 )
 
@@ -90,7 +94,7 @@ DEMAND_CREATION = "demand_creation"
 WORLD_SCHEMA = pl.Schema(
     {
         "world": pl.String,
-        "kind": pl.String,  # scenario | adversarial | random
+        "kind": pl.String,  # scenario | adversarial | dark_funnel | random
         "seed": pl.Int64,
         "accounts": pl.Int64,
         "channels": pl.UInt32,
@@ -302,12 +306,35 @@ def experimented_channels(world: World, most: int = 3) -> list[str]:
 
 
 def world_named(name: str) -> World:
-    """A scenario, an adversarial or a confounded world by name."""
+    """A scenario, an adversarial, a confounded or a dark-funnel world by name."""
     known: dict[str, Callable[[], World]] = {
-        **{n: functools.partial(scenario, n) for n in SCENARIOS}, **ADVERSARIAL, **CONFOUNDED}
+        **{n: functools.partial(scenario, n) for n in SCENARIOS}, **ADVERSARIAL, **CONFOUNDED,
+        **{n: make for n, (make, _) in DARK_FUNNEL_WORLDS.items()}}
     if name not in known:
         raise ConfigError(f"unknown world {name!r}; valid: {', '.join(sorted(known))}")
     return known[name]()
+
+def _dark_podcast() -> World:
+    """A world whose strongest brand channel is dark: podcast listens happen, make deals more
+    likely and send listeners to search and direct visits, but the export has no podcast
+    touch (:class:`~attribution.simulate.DarkFunnel`). Buyers answer "How did you hear about
+    us?" with noise: a third leave it blank, some name the last thing they saw, some do not
+    remember. Touch-based models can only credit the search and direct visits the podcast
+    caused; the self-reported models can read the podcast from the answers.
+    """
+    base = scenario("brand_drives_search")
+    return dataclasses.replace(
+        base, name="dark_podcast",
+        reach={**base.reach, "podcast": 0.25},
+        deal_effect={**base.deal_effect, "podcast": 0.7},
+    )
+
+
+#: worlds whose export misses channels and carries self-reported answers: name ->
+#: (constructor, how the export is darkened); the self-reported models are scored only here
+DARK_FUNNEL_WORLDS: dict[str, tuple[Callable[[], World], DarkFunnel]] = {
+    "dark_podcast": (_dark_podcast, DarkFunnel(dark=("podcast",))),
+}
 
 
 def evaluation_worlds(random_worlds: int = 20, seed: int = 0) -> list[World]:
@@ -319,7 +346,9 @@ def evaluation_worlds(random_worlds: int = 20, seed: int = 0) -> list[World]:
     """
     named = [scenario(name) for name in SCENARIOS]
     adversarial = [make() for make in ADVERSARIAL.values()]
-    return named + adversarial + [random_world(seed + i) for i in range(random_worlds)]
+    dark = [make() for make, _ in DARK_FUNNEL_WORLDS.values()]
+    return (named + adversarial + dark
+            + [random_world(seed + i) for i in range(random_worlds)])
 
 
 def _kind(world: World) -> str:
@@ -329,7 +358,19 @@ def _kind(world: World) -> str:
         return "adversarial"
     if world.name in CONFOUNDED:
         return "confounded"
+    if world.name in DARK_FUNNEL_WORLDS:
+        return "dark_funnel"
     return "random"
+
+
+def world_export(world: World, n_accounts: int, seed: int) -> SimulatedExport:
+    """The export of ``world`` as :func:`evaluate` scores it: simulated, and for a world of
+    :data:`DARK_FUNNEL_WORLDS` darkened (its dark channels' touches left out, self-reported
+    answers added: :func:`~attribution.simulate.with_dark_funnel`)."""
+    export = simulate(n_accounts, seed=seed, world=world)
+    if world.name in DARK_FUNNEL_WORLDS:
+        export = with_dark_funnel(export, DARK_FUNNEL_WORLDS[world.name][1])
+    return export
 
 
 # -- truth --------------------------------------------------------------------------------------
@@ -447,7 +488,9 @@ def evaluate(
     models
         Model names or instances; every registered model with its default parameters when
         omitted. Last-touch is added if missing (it is the baseline every model is compared
-        with). A model that cannot run on the journeys (it raises ``ModelError``) is an error.
+        with). A model that cannot run on the journeys (it raises ``ModelError``) is an error,
+        except the self-reported models (``self_reported``, ``blended``), which are scored
+        only in the worlds whose export carries answers (:data:`DARK_FUNNEL_WORLDS`).
     progress
         Called as ``progress("world <name>", done, total)``.
     experiments
@@ -472,7 +515,7 @@ def evaluate(
     for index, world in enumerate(chosen):
         report(f"world {world.name}", index, len(chosen))
         started = time.perf_counter()
-        export = simulate(n_accounts, seed=seed + index, world=world)
+        export = world_export(world, n_accounts, seed + index)
         truth = world_truth(export)
         world_models, world_names = instances, names
         if experiments and experimented_channels(world):
@@ -543,6 +586,8 @@ def _model_credit(
         )
         frames = []
         for model, name in zip(models, names, strict=True):
+            if NEEDS_SELF_REPORTED in model.needs and prepared.journeys.stated is None:
+                continue  # a world without answers: the self-reported models are not scored
             _, summary = run_models(prepared.journeys, [model])
             frames.append(summary.select(pl.lit(name).alias("model"), "channel", "revenue_credit"))
     return pl.concat(frames)
@@ -610,6 +655,7 @@ __all__ = [
     "ADVERSARIAL",
     "CONFOUNDED",
     "EXPERIMENTED_CHANNELS",
+    "DARK_FUNNEL_WORLDS",
     "ERROR_SCHEMA",
     "SHARE_SCHEMA",
     "SUMMARY_SCHEMA",
@@ -622,5 +668,6 @@ __all__ = [
     "experimented_channels",
     "summarise_errors",
     "world_named",
+    "world_export",
     "world_truth",
 ]

@@ -39,6 +39,7 @@ from attribution.credit import allocate
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel
+from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.pipeline import RunResult, Scopes
 from attribution.schema import NO_TOUCH_CHANNEL
 
@@ -364,11 +365,13 @@ class _Frames:
     has_timestamps: bool
     has_milestones: bool
     as_of: Any
+    stated: pl.DataFrame | None = None
 
     @classmethod
     def of(cls, journeys: Journeys) -> _Frames:
         return cls(journeys.touches.collect(), journeys.journeys.collect(),
-                   journeys.has_timestamps, journeys.has_milestones, journeys.as_of)
+                   journeys.has_timestamps, journeys.has_milestones, journeys.as_of,
+                   journeys.stated)
 
     def build(self, keep: pl.Series | None = None) -> Journeys:
         touches, frame = self.touches, self.journeys
@@ -377,7 +380,7 @@ class _Frames:
             frame = frame.filter(pl.col("journey_id").is_in(keep))
         return Journeys(touches=touches.lazy(), journeys=frame.lazy(),
                         has_timestamps=self.has_timestamps, has_milestones=self.has_milestones,
-                        as_of=self.as_of)
+                        as_of=self.as_of, stated=self.stated)
 
 
 def _refit_replicates(whole: _Frames, scope: _Frames, model: AttributionModel,
@@ -425,16 +428,21 @@ def _table(model: str, channels: list[str], totals: np.ndarray, level: float) ->
                "revenue_share_high": pl.Float64})
 
 
-def won_deals_touched(journeys: Journeys) -> pl.DataFrame:
+def won_deals_touched(journeys: Journeys, *, stated: bool = False) -> pl.DataFrame:
     """``channel, won_deals_touched``: the won deals (a path row's conversions) on which each
-    channel has at least one touch; ``(no touch)`` the won deals without any."""
+    channel has at least one touch; ``(no touch)`` the won deals without any. ``stated``:
+    a deal whose buyers name the channel (:attr:`Journeys.stated`) counts too (the evidence
+    of the self-reported models)."""
+    pairs = journeys.touches.select("journey_id", "channel")
+    if stated and journeys.stated is not None:
+        pairs = pl.concat([pairs, journeys.stated.lazy().select("journey_id", "channel")])
     won = (journeys.journeys.filter(pl.col("status").is_in(["won", "path"]))
            .select("journey_id", "n_touches",
                    pl.when(pl.col("status") == "won").then(1)
                    .otherwise(pl.col("conversions").fill_null(0)).cast(pl.Int64).alias("_won"))
            .filter(pl.col("_won") > 0).collect())
     touched = (
-        journeys.touches.select("journey_id", "channel").unique().collect()
+        pairs.unique().collect()
         .join(won, on="journey_id", how="inner")
         .group_by("channel").agg(pl.col("_won").sum().alias("won_deals_touched"))
     )
@@ -449,11 +457,18 @@ def won_deals_touched(journeys: Journeys) -> pl.DataFrame:
 
 def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int) -> pl.DataFrame:
     """``summary`` with ``won_deals_touched`` and ``sufficient``: False (too few deals to
-    tell) when fewer than ``min_deals`` won deals touched the channel, or when the channel's
-    interval (if the summary has one) is wider than its estimate."""
+    tell) when fewer than ``min_deals`` won deals touched the channel (for the self-reported
+    models: touched it or name it), or when the channel's interval (if the summary has one)
+    is wider than its estimate."""
     marked = summary.join(won_deals_touched(journeys), on="channel", how="left",
                           maintain_order="left").with_columns(
         pl.col("won_deals_touched").fill_null(0))
+    if journeys.stated is not None:  # the self-reported models' evidence: touched or stated
+        said = won_deals_touched(journeys, stated=True).rename({"won_deals_touched": "_said"})
+        marked = marked.join(said, on="channel", how="left", maintain_order="left").with_columns(
+            pl.when(pl.col("model").is_in(list(SELF_REPORTED_MODELS)))
+            .then(pl.col("_said").fill_null(0)).otherwise(pl.col("won_deals_touched"))
+            .alias("won_deals_touched")).drop("_said")
     enough = pl.col("won_deals_touched") >= min_deals
     if "revenue_credit_low" in marked.columns:
         enough = enough & ((pl.col("revenue_credit_high") - pl.col("revenue_credit_low"))

@@ -182,6 +182,12 @@ class Journeys:
         ``journeys``' order). None for frames of another origin: :attr:`runs` derives it once.
         It describes ``touches``: a ``Journeys`` made with other touches gets its own (or
         None), never this one.
+    stated
+        The self-reported source of each deal journey whose buying group answered "How did
+        you hear about us?" with an answer the ``[self_reported]`` rules map: ``journey_id,
+        channel, channel_group`` (:func:`attribution.self_reported.stated_channels`); None when
+        the exports carry no self-reported column (the ``self_reported`` and ``blended``
+        models then refuse the journeys).
     deal_gather
         What :func:`attribution.credit.allocate` keeps between the models of a run.
     """
@@ -192,6 +198,7 @@ class Journeys:
     has_milestones: bool = True
     as_of: datetime | None = None
     index: JourneyIndex | None = field(default=None, compare=False)
+    stated: pl.DataFrame | None = field(default=None, compare=False)
     #: (not an argument: a new ``Journeys``, ``dataclasses.replace`` included, starts empty)
     deal_gather: DealGather = field(default_factory=DealGather, init=False, compare=False,
                                     repr=False)
@@ -223,6 +230,7 @@ class Journeys:
             has_milestones=self.has_milestones,
             as_of=self.as_of,
             index=None if self.index is None else self.index.select(keep.to_numpy()),
+            stated=self.stated,
         )
 
     @classmethod

@@ -36,6 +36,7 @@ from attribution.reading import (
     sniff_separator,
 )
 from attribution.schema import UNMAPPED_CHANNEL, UTC_TIME
+from attribution.self_reported import Answers, answers_note, read_answers
 from attribution.sources import (
     Preset,
     load_preset,
@@ -88,6 +89,10 @@ class Inputs:
     time_formats: dict[str, TimeFormat] = field(default_factory=dict)
     #: notes for the user: inferred formats, unknown status values with a [statuses] block
     notes: list[str] = field(default_factory=list)
+    #: the self-reported answers ("How did you hear about us?") of the contacts and deals,
+    #: mapped to channels (:func:`attribution.self_reported.read_answers`); None when neither
+    #: export has a ``self_reported`` column
+    answers: Answers | None = None
 
 
 
@@ -290,6 +295,10 @@ def _load_inputs(
     ungrouped = ungrouped_note(rules, touch_frame.get_column("channel").unique())
     if ungrouped is not None:
         notes.append(ungrouped)
+    answers = read_answers(contact_frame, deal_frame, rules)
+    if answers is not None:
+        notes.append(answers_note(answers))
+        deal_frame = deal_frame.drop("self_reported", strict=False)
     if contact_frame is None:
         contact_frame = pl.DataFrame(
             schema={"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}
@@ -306,6 +315,7 @@ def _load_inputs(
         channel_groups=groups,
         time_formats=inferred,
         notes=notes,
+        answers=answers,
     )
 
 

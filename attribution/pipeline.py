@@ -33,7 +33,9 @@ from attribution.loading import Accounting, InputFile, Inputs, file_digest, load
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
 from attribution.models.position import lead_fallback_notes
+from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
+from attribution.self_reported import answered_note, dark_funnel, stated_channels
 from attribution.sources import load_preset, single_touch_note, source_direct_channels
 from attribution.validation import check_reject_rate
 
@@ -79,6 +81,10 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     #: the database sources read (URI without secrets, query, rows, SHA-256), for run.json
     sources: list[dict[str, Any]] = field(default_factory=list)
+    #: per channel, tracked credit (recommended model) next to self-reported credit and the
+    #: deals whose stated channel no touch shows (:func:`dark_funnel_of`); None without
+    #: self-reported answers
+    dark_funnel: pl.DataFrame | None = None
 
     def __repr__(self) -> str:
         models = ", ".join(m.name for m in self.models) or "none"
@@ -186,6 +192,10 @@ def journeys_from(inputs: Inputs, config: Config, *,
         as_of=config.as_of,
         consume=consume,
     )
+    if inputs.answers is not None:  # each deal's stated channel, for the self-reported models
+        labels = journeys.touches.select(pl.col("channel").unique()).collect().to_series()
+        journeys = dataclasses.replace(journeys, stated=stated_channels(
+            journeys.journeys.collect(), inputs.answers, labels))
     touch = inputs.accounting["touchpoints"]
     touch.deduplicated += stats.touches_deduplicated
     touch.out_of_window = stats.touches_out_of_window
@@ -205,6 +215,13 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
     models = []
     for name in names:
         params = config.params_for(name)
+        if name in SELF_REPORTED_MODELS:
+            # the recommended model credits what the answers do not; `blend.self_reported`
+            # (the issue's spelling) is the blended model's weight too
+            if name == "blended":
+                params = {**config.params_for("blend"), **params}
+            fallback = params.setdefault("fallback", fallback_model(config))
+            params.setdefault("fallback_params", config.params_for(fallback))
         if name == "last_non_direct":
             # the direct channels and their aliases ("Direct Traffic" is direct, as "Direct")
             direct = tuple(config.direct_channels)
@@ -216,6 +233,14 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
     if not config.models and journeys is not None:
         models = [m for m in models if _supports(m, journeys)]
     return models
+
+
+def fallback_model(config: Config) -> str:
+    """The model the self-reported models credit unanswered deals by: the recommended model,
+    or its default (``incremental``) when the recommended model is one of them."""
+    if config.recommended in SELF_REPORTED_MODELS:
+        return Config.recommended
+    return config.recommended
 
 
 def _supports(model: AttributionModel, journeys: Journeys) -> bool:
@@ -420,6 +445,9 @@ def _prepare_files(config: Config, progress: Progress | None = None, *,
                                      preset=preset)
     if single_touch:
         notes.append(single_touch)
+    if journeys.stated is not None:
+        notes.append(answered_note(journeys.journeys.collect(), journeys.stated,
+                                   fallback_model(config)))
     return RunResult(
         config=config,
         journeys=journeys,
@@ -464,8 +492,30 @@ def run(config: Config, progress: Progress | None = None, *,
     diagnostics: dict[str, pl.DataFrame] = {}
     credit, summary = run_models(prepared.journeys, models, progress, diagnostics,
                                  keep_credit=keep_credit, on_credit=on_credit)
-    return dataclasses.replace(prepared, models=models, credit=credit, summary=summary,
-                               diagnostics=diagnostics)
+    result = dataclasses.replace(prepared, models=models, credit=credit, summary=summary,
+                                 diagnostics=diagnostics)
+    return dataclasses.replace(result, dark_funnel=dark_funnel_of(result))
+
+
+def dark_funnel_of(result: RunResult) -> pl.DataFrame | None:
+    """The run's dark-funnel table (:func:`attribution.self_reported.dark_funnel`): the
+    tracked credit of the recommended model (the self-reported models' fallback) next to the
+    ``self_reported`` model's, per channel. Either model is run here, on the run's journeys,
+    when the run did not include it. None when the journeys carry no self-reported answers."""
+    journeys = result.journeys
+    if journeys.stated is None:
+        return None
+    config = result.config
+    tracked = fallback_model(config)
+    ran = {m.name for m in result.models}
+    summary = result.summary
+    missing = tuple(name for name in (tracked, "self_reported") if name not in ran)
+    if missing:
+        extra = resolve_models(config.replace(models=missing), journeys)
+        _, more = run_models(journeys, extra, keep_credit=False)
+        summary = pl.concat([summary, more]) if summary.height else more
+    return dark_funnel(summary, journeys.touches, journeys.journeys, journeys.stated,
+                       tracked=tracked, min_deals=config.min_deals)
 
 
 def model_diagnostics(result: RunResult) -> dict[str, pl.DataFrame]:

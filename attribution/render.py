@@ -270,6 +270,10 @@ LABELS = {
     "proposed_spend": "proposed", "return_per_unit": "return per $", "counted_spend": "counted",
     "expected_revenue": "expected revenue", "revenue_change": "revenue change",
     "in_band": "in band", "paid_revenue_share": "revenue share (paid channels)",
+    "tracked_revenue_credit": "tracked", "tracked_revenue_share": "tracked %",
+    "self_reported_revenue_credit": "self-reported", "self_reported_revenue_share":
+    "self-reported %", "stated_deals": "stated deals", "dark_deals": "dark deals",
+    "dark_share": "dark %", "dark_revenue": "dark revenue",
 }
 
 
@@ -306,6 +310,36 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
                 cells.append(cell(value))  # text from the data: never markup
         table.add_row(*cells)
     return table
+
+
+#: the dark-funnel columns a terminal shows
+DARK_FUNNEL_COLUMNS = ["channel", "tracked_revenue_credit", "tracked_revenue_share",
+                       "self_reported_revenue_credit", "self_reported_revenue_share",
+                       "stated_deals", "dark_deals", "dark_share", "dark_revenue"]
+
+
+def dark_funnel_table(dark: pl.DataFrame, currency: str, tracked: str) -> Table:
+    """The dark-funnel table: per channel, the tracked model's revenue credit next to the
+    self-reported credit, the deals stating the channel and those of them no touch of it
+    reached (``dark``)."""
+    return frame_table(dark.select(DARK_FUNNEL_COLUMNS),
+                       title=f"Dark funnel: tracked credit ({tracked}) vs self-reported",
+                       currency=currency, compact=True)
+
+
+def dark_funnel_line(dark: pl.DataFrame, currency: str) -> str | None:
+    """One sentence naming the largest dark channel (enough stated won deals, the most won
+    revenue that no touch of the channel reached), escaped; None when no channel qualifies."""
+    from attribution.self_reported import largest_dark_channel
+
+    row = largest_dark_channel(dark)
+    if row is None:
+        return None
+    return (f"largest dark channel: {escape_text(row['channel'], 80)}: "
+            f"{money(row['dark_revenue'], currency)} of won revenue from "
+            f"{_count(row['dark_won_deals'], 'won deal')} that name it with no tracked touch "
+            f"of it ({percent(row['dark_share'])} of the {_count(row['stated_deals'], 'deal')} "
+            "stating it)")
 
 
 #: share of an input's rows rejected above which a run warns

@@ -62,7 +62,18 @@ def run_record(result: RunResult) -> dict[str, Any]:
         },
         "models": [{"name": m.name, "params": m.params()} for m in result.models],
         **({"sources": list(result.sources)} if result.sources else {}),
+        **({"self_reported": answered(result)} if result.journeys.stated is not None else {}),
     }
+
+
+def answered(result: RunResult) -> dict[str, Any]:
+    """How many deals have a stated channel (a self-reported answer the rules map), for
+    run.json: the self-reported models credit the others by the recommended model."""
+    assert result.journeys.stated is not None
+    deals = result.journeys.money.height
+    stated = result.journeys.stated.height
+    return {"deals": deals, "deals_answered": stated,
+            "answered_share": stated / deals if deals else None}
 
 
 def side_folder(config: Config) -> Path:
@@ -249,6 +260,8 @@ def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
         written.append(writer.table("comparison", result.comparison()))
     for stem, table in model_diagnostics(result).items():
         written.append(writer.table(stem, table))
+    if result.dark_funnel is not None:  # self-reported answers: tracked vs stated, per channel
+        written.append(writer.table("dark_funnel", result.dark_funnel))
     written.extend(writer.rejects(result.rejects))
     written.append(writer.document(RECORD, run_record(result)))
     return written

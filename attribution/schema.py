@@ -47,11 +47,13 @@ DEAL_COLUMNS: dict[str, bool] = {
     "is_won": False,  # boolean won flag (Salesforce IsWon): with is_closed, stands in for status
     "is_closed": False,
     "segment": False,  # read by `attribution calibrate` for experiments on one segment only
+    "self_reported": False,  # "How did you hear about us?": free text or a picklist value
 }
 CONTACT_COLUMNS: dict[str, bool] = {
     "contact_id": True,
     "account_id": True,
     "lead_created_at": False,
+    "self_reported": False,  # "How did you hear about us?": free text or a picklist value
 }
 INPUT_COLUMNS: dict[str, dict[str, bool]] = {
     "touchpoints": TOUCHPOINT_COLUMNS,
@@ -232,6 +234,9 @@ MONEY_COLUMNS = frozenset(
         "lift_upper",
         "credit_error",
         "mean_absolute_error",
+        "tracked_revenue_credit",
+        "self_reported_revenue_credit",
+        "dark_revenue",
     }
 )
 
@@ -251,5 +256,8 @@ SHARE_COLUMNS = frozenset(
         "last_touch_revenue_share",
         "current_share",
         "paid_revenue_share",
+        "tracked_revenue_share",
+        "self_reported_revenue_share",
+        "dark_share",
     }
 )

@@ -49,9 +49,11 @@ from scipy.special import expit, gammaincinv
 from attribution.errors import ConfigError
 
 __all__ = [
+    "ANSWER_PHRASES",
     "CHANNELS",
     "CHANNEL_UTMS",
     "SCENARIOS",
+    "DarkFunnel",
     "Draws",
     "Outcomes",
     "SimulatedExport",
@@ -65,8 +67,11 @@ __all__ = [
     "realise",
     "scenario",
     "shapley_truth",
+    "hide_channels",
+    "self_reported_answers",
     "simulate",
     "write_experiments",
+    "with_dark_funnel",
     "write_export",
 ]
 
@@ -1857,4 +1862,136 @@ def shapley_truth(export: SimulatedExport) -> pl.DataFrame:
             "share": (shapley / total if total else np.zeros(len(players))).tolist(),
         },
         schema=SHAPLEY_TRUTH_SCHEMA,
+    )
+
+
+# -- the dark funnel: channels an export misses, and what buyers say brought them ----------------
+# Kept apart from the rest of the simulator: a post-processing of a simulated export that
+# needs nothing but the export's world, draws and outcomes (:func:`with_dark_funnel`).
+
+#: what buyers type into "How did you hear about us?" for each channel (as typed: case,
+#: punctuation and vague answers included); the default ``[self_reported]`` rules map most of
+#: them, some to a neighbouring channel ("Google" is organic search, whichever kind it was)
+ANSWER_PHRASES: dict[str, tuple[str, ...]] = {
+    "podcast": ("Heard it on a podcast", "Podcast", "spotify", "A podcast episode"),
+    "newsletter": ("Your newsletter", "newsletter"),
+    "community": ("Slack community", "reddit", "a community thread"),
+    "events": ("Saw you at a conference", "Event"),
+    "webinar": ("Webinar",),
+    "organic_social": ("LinkedIn", "linkedin post"),
+    "paid_social": ("LinkedIn", "LinkedIn ad"),
+    "content": ("Your blog", "an article"),
+    "organic_search": ("Google", "searched online"),
+    "paid_search": ("Google", "Google ad"),
+    "review_sites": ("G2", "Capterra"),
+    "retargeting": ("Saw an ad somewhere",),
+    "email": ("An email",),
+    "direct": ("Already knew you",),
+}
+#: answers of buyers who do not remember (no rule maps them: listed, never guessed)
+UNSURE_ANSWERS = ("Don't remember", "Other", "n/a")
+
+_STREAM_ANSWER_BLANK = 101
+_STREAM_ANSWER_RECENT = 102
+_STREAM_ANSWER_PHRASE = 103
+_STREAM_ANSWER_UNSURE = 104
+
+
+@dataclass(frozen=True)
+class DarkFunnel:
+    """How an export misses channels, and how buyers answer "How did you hear about us?".
+
+    Attributes
+    ----------
+    dark
+        Channels whose touches happen in the world (and drive its outcomes: the truth counts
+        them) but are not in the exported touchpoints (a podcast listen leaves no click).
+    blank
+        Share of contacts who leave the answer blank.
+    last_remembered
+        Share of the contacts who answer that name the last channel their buying group saw
+        (recency) instead of the first one (the true origin).
+    unsure
+        Share of the contacts who answer that say they do not remember.
+    """
+
+    dark: tuple[str, ...] = ("podcast",)
+    blank: float = 0.35
+    last_remembered: float = 0.3
+    unsure: float = 0.05
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dark", tuple(self.dark))
+        for channel in self.dark:
+            _check_channel(channel, "DarkFunnel.dark")
+        for name in ("blank", "last_remembered", "unsure"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"DarkFunnel.{name} = {value} is not a share from 0 to 1")
+
+
+def self_reported_answers(export: SimulatedExport, funnel: DarkFunnel) -> pl.Series:
+    """Each contact's answer (the ``self_reported`` column, in the contacts' order): blank,
+    unsure, the buying group's first channel (its true origin, dark channels included) or the
+    last channel it saw, as a phrase of :data:`ANSWER_PHRASES`; drawn by hashing the contact,
+    so the same export gives the same answers."""
+    outcomes = export.outcomes()
+    seed = export.draws.seed
+    contact = (export.contacts.get_column("contact_id").str.slice(1).cast(pl.Int64) - 1
+               ).to_numpy()
+    account = (export.contacts.get_column("account_id").str.slice(1).cast(pl.Int64) - 1
+               ).to_numpy()
+    exposed = outcomes.exposed[:, account]
+    first = np.where(exposed, outcomes.first_touch[:, account], np.inf)
+    last = np.where(exposed, outcomes.last_touch[:, account], -np.inf)
+    origin = np.argmin(first, axis=0)
+    recent = np.argmax(last, axis=0)
+    seen = np.asarray(exposed.any(axis=0), dtype=bool)
+    blank = np.asarray(_hash_uniform(seed, _STREAM_ANSWER_BLANK, contact) < funnel.blank)
+    unsure = np.asarray(_hash_uniform(seed, _STREAM_ANSWER_UNSURE, contact) < funnel.unsure)
+    use_recent = np.asarray(
+        _hash_uniform(seed, _STREAM_ANSWER_RECENT, contact) < funnel.last_remembered)
+    channel = np.where(use_recent, recent, origin)
+    pick = _hash_uniform(seed, _STREAM_ANSWER_PHRASE, contact)
+    # one table of every phrase (the channels' in CHANNELS order, then the unsure ones): each
+    # answer is a row of it, looked up by index
+    counts = np.array([len(ANSWER_PHRASES[c]) for c in CHANNELS])
+    offsets = np.cumsum(counts) - counts
+    table = [p for c in CHANNELS for p in ANSWER_PHRASES[c]] + list(UNSURE_ANSWERS)
+    said = offsets[channel] + np.floor(pick * counts[channel]).astype(np.int64)
+    vague = counts.sum() + np.floor(pick * len(UNSURE_ANSWERS)).astype(np.int64)
+    row = np.where(unsure | ~seen, vague, said)
+    answers = pl.Series("self_reported", table, dtype=pl.String).gather(row)
+    return pl.select(pl.when(pl.lit(pl.Series(~blank))).then(pl.lit(answers))
+                     .alias("self_reported")).to_series()
+
+
+def hide_channels(touchpoints: pl.DataFrame, channels: Iterable[str]) -> pl.DataFrame:
+    """The exported touchpoints without the touches of ``channels`` (their utm source and
+    medium, as :data:`CHANNEL_UTMS` writes them): touches that happened but were not
+    tracked."""
+    hidden = pl.lit(False)
+    for channel in channels:
+        _check_channel(channel, "hide_channels")
+        sources, medium = CHANNEL_UTMS[channel]
+        hidden = hidden | (pl.col("utm_source").is_in(list(sources))
+                           & (pl.col("utm_medium") == medium))
+    return touchpoints.filter(~hidden.fill_null(False))
+
+
+def with_dark_funnel(export: SimulatedExport, funnel: DarkFunnel) -> SimulatedExport:
+    """``export`` with ``funnel.dark``'s touches left out of the touchpoints and each contact's
+    answer to "How did you hear about us?" in a ``self_reported`` column. The world, its draws
+    and so its truth are unchanged: the dark channels still drive what they drove.
+
+    >>> export = with_dark_funnel(simulate(300, seed=3), DarkFunnel(dark=("podcast",)))
+    >>> export.contacts.columns
+    ['contact_id', 'account_id', 'lead_created_at', 'self_reported']
+    >>> export.touchpoints.filter(pl.col("utm_medium") == "podcast").height
+    0
+    """
+    return dataclasses.replace(
+        export,
+        touchpoints=hide_channels(export.touchpoints, funnel.dark),
+        contacts=export.contacts.with_columns(self_reported_answers(export, funnel)),
     )

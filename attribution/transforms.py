@@ -88,6 +88,7 @@ def apply_transforms(
         has_timestamps=journeys.has_timestamps,
         has_milestones=journeys.has_milestones,
         as_of=journeys.as_of,
+        stated=journeys.stated,
     )
 
 

@@ -837,6 +837,7 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         instant("lead_created_at", frame, _formats(time_formats, early, "lead_created_at")
                 ).alias("lead_created_at"),
         text("lead_created_at", frame).alias("_lead_text"),
+        *_answer_column(frame),
     ).with_columns(blank_row("contact_id", "account_id", "_lead_text"))
     parsed, found = infer_times(
         parsed, [("lead_created_at", "_lead_text", lead_column)], file, infer_time_formats,
@@ -861,7 +862,8 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         )
     )
     checked = flag_duplicates(
-        checked, "contact_id", ["contact_id", "account_id", "lead_created_at"],
+        checked, "contact_id",
+        ["contact_id", "account_id", "lead_created_at", *_answer_name(frame)],
         "duplicate contact_id with different values on another row",
     )
     good, rejects = split_rejects(checked, file, "contacts")
@@ -1121,6 +1123,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("amount", frame).alias("_amount_text"),
         amount_text("amount", frame).alias("_amount_clean"),
         text("currency", frame).str.to_uppercase().alias("currency"),
+        *_answer_column(frame),
         *((boolean("is_won", frame).alias("_won"), text("is_won", frame).alias("_won_text"),
            boolean("is_closed", frame).alias("_closed_flag"),
            text("is_closed", frame).alias("_closed_flag_text")) if flags else ()),
@@ -1142,7 +1145,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
         seen = seen.sort(["len", "currency"], descending=[True, False])
         currency = str(seen["currency"][0]) if seen.height else "USD"
-    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency"]
+    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency",
+               *_answer_name(frame)]
     closed = pl.col("status").is_in(["won", "lost"])
     account_unknown = pl.lit(False)
     if known_accounts is not None:
@@ -1221,7 +1225,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     good = (good.filter(~pl.col("_copy")) if copies else good).select(
         ROW, "deal_id", "account_id", "created_at",
         pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
-        "status", "amount",
+        "status", "amount", *_answer_name(frame),
     )
     # the money the rejected rows would have brought, where it could be read
     lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0))
@@ -1233,6 +1237,18 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                             ))
     return Validated(good, rejects, accounting, currency=currency, time_formats=found,
                      notes=notes)
+
+
+def _answer_name(frame: pl.DataFrame) -> list[str]:
+    """``["self_reported"]`` when the table has a self-reported source column (a "How did
+    you hear about us?" answer), else nothing: an export without one gets no such column."""
+    return ["self_reported"] if "self_reported" in frame.columns else []
+
+
+def _answer_column(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The self-reported answer as trimmed text (blank: null), kept as data whatever it holds
+    (mapped to a channel by the ``[self_reported]`` rules later, never here)."""
+    return [text(name, frame).alias(name) for name in _answer_name(frame)]
 
 
 #: the default largest share of an input's rows that may be rejected (``max_reject_rate``)

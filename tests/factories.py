@@ -119,3 +119,26 @@ def hand_world(**changes) -> World:
         "noise_touches": 0.0,
     }
     return World(**(fields | changes))
+
+
+#: channels the answers of :func:`with_answers` state in turn (one no touch carries, one a
+#: touch does, and no answer)
+STATED_CYCLE = ("word_of_mouth", None, "podcast")
+
+
+def with_answers(journeys: Journeys, cycle=STATED_CYCLE) -> Journeys:
+    """``journeys`` with self-reported answers: the deal journeys, in journey_id order, state
+    the channels of ``cycle`` in turn (None: no answer); ``cycle=()``: answers known, none
+    given."""
+    import dataclasses
+
+    deals = (journeys.journeys.filter(pl.col("status") != "none").select("journey_id")
+             .collect().sort("journey_id").get_column("journey_id").to_list())
+    rows = [(j, cycle[i % len(cycle)]) for i, j in enumerate(deals)] if cycle else []
+    stated = pl.DataFrame(
+        [(j, c, "demand_creation") for j, c in rows if c is not None],
+        schema={"journey_id": pl.String, "channel": pl.String, "channel_group": pl.String},
+        orient="row",
+    )
+    return dataclasses.replace(journeys, stated=stated)
+

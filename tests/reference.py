@@ -200,11 +200,12 @@ def largest_remainder_of(exact: list[float], total: int) -> list[int]:
 
 def _shared_channel_weights(money: list[Row], per_journey: dict[int, list[Row]]
                             ) -> list[tuple[str, float]] | None:
-    """The (channel, weight) pairs every money journey with touches has, when its weights are
+    """The (channel, weight) pairs every weighed money journey (with touches, or weights of
+    its own) has, when its weights are
     channel-level (no touch index) and the same in each, in channel order; else None."""
     seen = None
     for n, journey in enumerate(money):
-        if journey["n_touches"] == 0:
+        if journey["n_touches"] == 0 and n not in per_journey:  # (no touch)'s whole
             continue
         rows = per_journey.get(n, [])
         if not rows or any(r["touch_index"] is not None or r["channel"] is None for r in rows):
@@ -221,8 +222,10 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
 
     The journeys that carry money (every status but ``none``) are credited in the order of
     the journeys frame; inside each, its nonzero weights by touch, then channel (missing
-    last), then as given; deals without a touch get one ``(no touch)`` row each, after all
-    the others. A journey's weights must be >= 0 and sum to 1 (within 1e-9), else
+    last), then as given; deals without a touch that the weights leave out get one
+    ``(no touch)`` row each, after all the others (a deal without a touch that the weights
+    credit, a self-reported channel, keeps its weights). A journey's weights must be >= 0 and
+    sum to 1 (within 1e-9), else
     :class:`ModelError`.
     """
     money = [j for j in journeys.journeys.collect().iter_rows(named=True) if j["status"] != "none"]
@@ -238,7 +241,9 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
     shared = _shared_channel_weights(money, per_journey)
     by_totals: dict[str, tuple[list[int], list[int]]] = {}
     if shared is not None:  # a model's channel shares: channel totals first, by journey_id
-        weighed = sorted((j for j in money if j["n_touches"] > 0), key=lambda j: j["journey_id"])
+        weighed = sorted((j for n, j in enumerate(money)
+                          if j["n_touches"] > 0 or n in per_journey),
+                         key=lambda j: j["journey_id"])
         share = [w for _, w in shared]
         pipelines = split_by_totals([j["amount"] for j in weighed], share)
         revenues = split_by_totals([j["revenue"] for j in weighed], share)
@@ -248,9 +253,9 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
     bare = []
     for n, journey in enumerate(money):
         rows = per_journey.get(n, [])
-        if journey["n_touches"] == 0:
-            rows = rows + [{"journey_id": journey["journey_id"], "touch_index": None,
-                            "channel": NO_TOUCH_CHANNEL, "weight": 1.0}]
+        if journey["n_touches"] == 0 and not rows:  # weighed by the model: the model's
+            rows = [{"journey_id": journey["journey_id"], "touch_index": None,
+                     "channel": NO_TOUCH_CHANNEL, "weight": 1.0, "_added": True}]
         elif not rows:
             raise ModelError(f"no weight for journey {journey['journey_id']!r}")
         weight = [r["weight"] for r in rows]
@@ -263,7 +268,7 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
         if journey["journey_id"] in by_totals:
             pipeline, revenue = by_totals[journey["journey_id"]]
         for r, p, v in zip(rows, pipeline, revenue, strict=True):
-            no_touch = r["channel"] == NO_TOUCH_CHANNEL and journey["n_touches"] == 0
+            no_touch = r.get("_added", False)
             touch = {} if no_touch else touches.get((r["journey_id"], r["touch_index"]), {})
             detail = {c: r.get(c) if c in carried else touch.get(c) for c in DETAIL_COLUMNS}
             credit = {

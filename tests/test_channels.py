@@ -154,7 +154,8 @@ def test_missing_rules_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[[rule]\n", None),  # not TOML: message comes from tomllib
-        ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups], [aliases] and [[rule]]"),
+        ("[rules]\n", "r.toml: unknown section 'rules'; expected [groups], [aliases], "
+                       "[self_reported] and [[rule]]"),
         ("[groups]\na = 1\n", "r.toml: [groups] must map channel names to group names"),
         ("[rule]\nchannel = 'x'\n",
          "r.toml: rules must be an array of tables: write [[rule]], not [rule]"),
@@ -245,7 +246,7 @@ def test_rule_errors_quote_at_most_200_characters() -> None:
         parse_rules(f'[{long}]\n', origin="r.toml")
     assert str(caught.value) == (
         f"r.toml: unknown section {'x' * 200!r}... (5,000 characters); "
-        "expected [groups], [aliases] and [[rule]]"
+        "expected [groups], [aliases], [self_reported] and [[rule]]"
     )
 
 

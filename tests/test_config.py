@@ -179,7 +179,8 @@ def test_replace_ignores_flags_not_given_and_rejects_unknown_options() -> None:
         (
             {"columns": {"deals": {"value": "amount_usd"}}},
             ("a.toml: unknown deals column 'value' in [columns.deals]; valid: deal_id, account_id, "
-            "created_at, closed_at, status, amount, currency, is_won, is_closed, segment"),
+            "created_at, closed_at, status, amount, currency, is_won, is_closed, segment, "
+             "self_reported"),
         ),
         (
             {"columns": {"touchpoint": {}}},

@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from attribution.evaluate import (
     ADVERSARIAL,
+    DARK_FUNNEL_WORLDS,
     ERROR_SCHEMA,
     SHARE_SCHEMA,
     SUMMARY_SCHEMA,
@@ -239,7 +240,8 @@ def test_a_model_crediting_nothing_scores_zero_shares():
 
 def test_default_worlds_are_the_scenarios_the_adversaries_and_random_worlds():
     names = [w.name for w in evaluation_worlds(3, seed=10)]
-    assert names == [*SCENARIOS, *ADVERSARIAL, "random_10", "random_11", "random_12"]
+    assert names == [*SCENARIOS, *ADVERSARIAL, *DARK_FUNNEL_WORLDS, "random_10", "random_11",
+                     "random_12"]
 
 
 def test_evaluate_is_deterministic_on_a_small_set():

@@ -22,6 +22,7 @@ from attribution.journeys import Journeys, TouchRuns, build_journeys
 from attribution.models import MODELS, base, get_model
 from attribution.schema import CREDIT_SCHEMA, DETAIL_COLUMNS, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
 from tests.factories import (
+    STATED_CYCLE,
     WORKED_CONTACTS,
     WORKED_DEALS,
     WORKED_TOUCHES,
@@ -29,6 +30,7 @@ from tests.factories import (
     deals_frame,
     journeys_of,
     touches_frame,
+    with_answers,
 )
 
 CHANNELS = ["podcast", "newsletter", "community", "paid_search", "direct", "review_sites"]
@@ -83,6 +85,14 @@ def _journeys(touches, deals):
     return build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)[0]
 
 
+def _for(name, journeys, cycle=STATED_CYCLE):
+    """The journeys a model is checked on: with self-reported answers (a channel no touch
+    carries, one a touch may carry, no answer, in turn) for a model that needs them."""
+    if base.NEEDS_SELF_REPORTED in MODELS[name].needs:
+        return with_answers(journeys, cycle)
+    return journeys
+
+
 def assert_weight_schema(weights: pl.DataFrame) -> None:
     """The weight contract: its four columns first, then only touch details credit has."""
     assert pl.Schema(list(weights.schema.items())[:4]) == WEIGHT_SCHEMA
@@ -97,6 +107,7 @@ def assert_weight_schema(weights: pl.DataFrame) -> None:
 def test_conservation_to_the_cent(name, touches, deals):
     touch_frame, deal_frame = _export(touches, deals)
     journeys, _ = build_journeys(touch_frame, deal_frame, contacts_frame([]), lookback_days=30)
+    journeys = _for(name, journeys)
     model = get_model(name)
     weights = model.weights(journeys).collect()
     assert_weight_schema(weights)
@@ -126,6 +137,7 @@ def test_one_touch_journeys_credit_their_channel_whole(name):
         [("D1", "A", "2025-01-03", "2025-01-20", "won", 12_345),
          ("D2", "B", "2025-01-03", "2025-01-20", "lost", 500)],
     )
+    journeys = _for(name, journeys, cycle=())  # no answers: the recommended model's credit
     credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
     assert credit.filter(pl.col("journey_id") == "D1").select(
         "channel", "pipeline_credit", "revenue_credit"
@@ -139,6 +151,7 @@ def test_deal_without_touch_goes_to_no_touch(name):
         [("D1", "A", "2025-01-03", "2025-01-20", "won", 1_000),
          ("D2", "B", "2025-01-03", "2025-01-20", "won", 700)],
     )
+    journeys = _for(name, journeys, cycle=())
     credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
     assert credit.filter(pl.col("journey_id") == "D2").select(
         "channel", "revenue_credit"
@@ -159,6 +172,7 @@ def test_deterministic_and_row_order_independent(name, touches, deals, seed):
     for t, d in [(touch_frame, deal_frame), (touch_frame, deal_frame),
                  (shuffled, deal_frame[deal_order])]:
         journeys, _ = build_journeys(t, d, contacts_frame([]), lookback_days=30)
+        journeys = _for(name, journeys)
         model = get_model(name)
         credit = allocate(journeys, model.weights(journeys), name).collect()
         results.append(credit.drop("touchpoint_id"))  # ids follow input rows in the factory
@@ -201,11 +215,12 @@ def test_credit_is_the_same_with_or_without_carried_details_and_in_any_row_order
 def test_weights_are_the_same_whatever_the_layout_of_the_touches(name, touches, deals, seed):
     # per-journey sums and maxima run over each journey's run of rows: the built touches and
     # the same touches in shuffled rows (grouped into runs first) give the same weights
-    journeys = _journeys(touches, deals)
+    journeys = _for(name, _journeys(touches, deals))
     shuffled = Journeys(
         touches=journeys.touches.collect().sample(fraction=1.0, shuffle=True, seed=seed).lazy(),
         journeys=journeys.journeys,
         as_of=journeys.as_of,
+        stated=journeys.stated,
     )
     order = ["journey_id", "touch_index", "channel"]
     model = get_model(name)

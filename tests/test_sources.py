@@ -217,7 +217,8 @@ def test_a_bad_preset_file_names_the_problem(tmp_path: Path) -> None:
         load_preset(path)
     assert str(caught.value) == (
         f"{path}: unknown deals column 'value' in [columns.deals]; valid: deal_id, account_id, "
-        "created_at, closed_at, status, amount, currency, is_won, is_closed, segment")
+        "created_at, closed_at, status, amount, currency, is_won, is_closed, segment, "
+        "self_reported")
 
 
 # -- reject rate --------------------------------------------------------------------------------

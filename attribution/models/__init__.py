@@ -14,6 +14,7 @@ from attribution.models.incremental import IncrementalModel
 from attribution.models.markov import MarkovModel
 from attribution.models.position import FullPath, UShaped, WShaped
 from attribution.models.rule_based import FirstTouch, LastNonDirect, LastTouch, Linear
+from attribution.models.self_reported import Blended, SelfReported
 from attribution.models.shapley import ShapleyModel
 from attribution.models.time_decay import TimeDecay
 
@@ -29,6 +30,8 @@ _CLASSES: list[type[AttributionModel]] = [
     ShapleyModel,
     MarkovModel,
     IncrementalModel,
+    SelfReported,
+    Blended,
 ]
 
 MODELS: dict[str, type[AttributionModel]] = {cls.name: cls for cls in _CLASSES}

@@ -37,6 +37,8 @@ from attribution.schema import DETAIL_COLUMNS
 #: what a model may need from the journeys
 NEEDS_TIMESTAMPS = "timestamps"
 NEEDS_MILESTONES = "milestones"
+#: self-reported answers ("How did you hear about us?") mapped to each deal's stated channel
+NEEDS_SELF_REPORTED = "self_reported"
 
 
 class FitInput(enum.Enum):
@@ -180,6 +182,13 @@ class AttributionModel:
             raise ModelError(
                 f"model {self.name!r} needs journey milestones (lead and opportunity creation), "
                 "which a path table does not have; run it on touchpoint and deal exports instead"
+            )
+        if NEEDS_SELF_REPORTED in self.needs and journeys.stated is None:
+            raise ModelError(
+                f"model {self.name!r} needs self-reported answers (a self_reported column on "
+                "the contacts or deals, e.g. \"How did you hear about us?\"), which these "
+                "exports do not have; map the column under [columns.contacts] or "
+                "[columns.deals]"
             )
 
 

@@ -5,8 +5,9 @@ The HTML page (:mod:`attribution.report.html`) and the charts
 (:mod:`attribution.report.charts`) only arrange what is here: every table the report shows is
 in :attr:`ReportData.tables` under its name (``summary``, ``comparison``, ``decision``,
 ``monthly``, ``scorecard``, ``budget``, ``transitions``, ``paths``, ``top_paths``,
-``removal_effects``, ``evaluation``), and a chart is made from the table of its name. The
-report leads with :attr:`ReportData.recommended`, the model a reader is asked to act on.
+``removal_effects``, ``evaluation``, ``dark_funnel``), and a chart is made from the table of
+its name. The report leads with :attr:`ReportData.recommended`, the model a reader is asked
+to act on.
 """
 
 from __future__ import annotations
@@ -148,6 +149,8 @@ def report_data(
     if calibration is not None:
         tables["calibration"] = calibration.table
         tables["calibration_scores"] = calibration.scores
+    if result.dark_funnel is not None:
+        tables["dark_funnel"] = result.dark_funnel
     tables["paths"] = graph.distinct_paths(result.journeys)
     markov = next((m for m in result.models if m.name == "markov"), None)
     transitions = diagnostics.get("markov_transitions")

@@ -257,6 +257,7 @@ def _headline(result: RunResult) -> str:
             "to (no touch)."
         )
     accounting += "</p>"
+    accounting += _dark_headline(result)
     models = ", ".join(m.name for m in result.models)
     intro = (
         f'<p class="note">Credit re-assigned to channels by {len(result.models)} models '
@@ -266,6 +267,50 @@ def _headline(result: RunResult) -> str:
     return _section(
         "headline", "Headline", f'<div class="cards">{html_cards}</div>\n{accounting}\n{intro}'
     )
+
+
+def _dark_headline(result: RunResult) -> str:
+    """The headline's sentence on the dark funnel: the largest dark channel when enough won
+    deals state it (``min_deals``), else why none is named; nothing without answers."""
+    from attribution.self_reported import largest_dark_channel
+
+    dark = result.dark_funnel
+    if dark is None:
+        return ""
+    row = largest_dark_channel(dark)
+    if row is None:
+        enough = dark.filter(pl.col("sufficient")).height
+        why = ("no won deal names a channel without a tracked touch of it" if enough else
+               f"no channel has {result.config.min_deals:,} won deals stating it (min_deals), "
+               "too few to name the largest dark channel")
+        return (f'<p class="note" data-figure="dark-funnel">Self-reported answers: {_e(why)}; '
+                'see <a href="#dark-funnel">Dark funnel</a>.</p>')
+    return (
+        f'<p class="note" data-figure="dark-funnel">Largest dark channel: '
+        f"<strong>{_e(row['channel'])}</strong>: {_e(money(row['dark_revenue'], result.currency))}"
+        f" of won revenue from {row['dark_won_deals']:,} won deals whose buyers name it with no "
+        f"tracked touch of it ({_e(percent(row['dark_share']))} of the "
+        f"{row['stated_deals']:,} deals stating it); see "
+        '<a href="#dark-funnel">Dark funnel</a>.</p>'
+    )
+
+
+def _dark_funnel_table(dark: pl.DataFrame, currency: str) -> str:
+    headers = ["channel", "tracked", "tracked %", "self-reported", "self-reported %",
+               "stated deals", "dark deals", "dark %", "dark revenue"]
+    rows = [
+        [_channel(r["channel"], r["channel_group"]), money(r["tracked_revenue_credit"], currency),
+         percent(r["tracked_revenue_share"]), money(r["self_reported_revenue_credit"], currency),
+         percent(r["self_reported_revenue_share"]), f"{r['stated_deals']:,}",
+         f"{r['dark_deals']:,}", percent(r["dark_share"]) if r["dark_share"] is not None else "",
+         money(r["dark_revenue"], currency)]
+        for r in dark.iter_rows(named=True)
+    ]
+    note = ('<p class="note">Tracked: the recommended model\'s credit from touches. '
+            "Self-reported: each answered deal whole to the channel its buyers named (\"How did "
+            "you hear about us?\"), the others as tracked. Dark deals name a channel no touch "
+            "of their journey shows.</p>")
+    return note + _table(headers, rows, numeric=range(1, len(headers)))
 
 
 def _credit_table(summary: pl.DataFrame, currency: str) -> str:
@@ -734,6 +779,11 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
                  + _shift_table(tables["comparison"], currency) + "</details>")
         sections.append(_section("shift", "Last-touch vs multi-touch", body))
         nav.append(("shift", "Shift from last-touch"))
+    dark = tables.get("dark_funnel")
+    if dark is not None:
+        sections.append(_section("dark-funnel", "Dark funnel: tracked vs self-reported",
+                                 _dark_funnel_table(dark, currency)))
+        nav.append(("dark-funnel", "Dark funnel"))
     if "group_share" in by_name:
         sections.append(_section(
             "groups", "Demand creation vs demand capture", _chart_block(by_name["group_share"])
