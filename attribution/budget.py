@@ -59,8 +59,9 @@ import polars as pl
 
 from attribution.errors import ConfigError, InputError, ModelError
 from attribution.reading import ROW, read_table
+from attribution.schema import currency_decimals
 from attribution.spend import Spend
-from attribution.validation import minor_units, text
+from attribution.validation import amount_text, minor_units, text
 
 BASELINE = "last_touch"
 
@@ -125,14 +126,16 @@ WHAT_IF_SCHEMA = pl.Schema(
 
 
 # -- bounds --------------------------------------------------------------------------------------
-def parse_bound(value: Bound) -> int | Share:
+def parse_bound(value: Bound, decimals: int = 2) -> int | Share:
     """A floor or cap from its text: ``"10%"`` -> ``Share(0.1)``, ``"5,000.50"`` -> ``500050``
     cents.
 
-    Integers are taken as minor units already; text without ``%`` is in major units.
+    Integers are taken as minor units already; text without ``%`` is in major units of a
+    currency with ``decimals`` (its ISO 4217 minor unit: 3 for KWD, where ``"1.234"`` is 1234
+    fils); an amount finer than that is refused, never rounded.
 
-    >>> parse_bound("12.5%"), parse_bound("5,000.50"), parse_bound(700)
-    (Share(value=0.125), 500050, 700)
+    >>> parse_bound("12.5%"), parse_bound("5,000.50"), parse_bound(700), parse_bound("1.234", 3)
+    (Share(value=0.125), 500050, 700, 1234)
     """
     if isinstance(value, Share):
         return value
@@ -153,17 +156,28 @@ def parse_bound(value: Bound) -> int | Share:
         ) from None
     if amount < 0 or not amount.is_finite():
         raise ConfigError(f"a floor or cap cannot be negative ({value})")
-    return int((amount * 100).to_integral_value())
+    minor = amount.scaleb(decimals)
+    if minor != minor.to_integral_value():
+        places = "no decimals" if decimals == 0 else f"{decimals} decimals"
+        raise ConfigError(f"{value!r} has more decimals than the currency's minor unit "
+                          f"({places}, ISO 4217)")
+    return int(minor)
 
 
-def parse_bound_option(item: str, option: str = "--floor") -> tuple[str, int | Share]:
+def major_text(minor: int | Fraction, decimals: int = 2) -> str:
+    """Minor units as major units for a message: ``major_text(123456) -> '1,234.56'``."""
+    return f"{float(minor) / 10 ** decimals:,.{decimals}f}"
+
+
+def parse_bound_option(item: str, option: str = "--floor",
+                       decimals: int = 2) -> tuple[str, int | Share]:
     """``"podcast=5000"`` -> ``("podcast", 500000)``: for ``--floor`` / ``--cap`` flags."""
     channel, sep, amount = item.partition("=")
     if not sep or not channel.strip() or not amount.strip():
         raise ConfigError(
             f"{option} {item!r}: expected CHANNEL=AMOUNT or CHANNEL=SHARE%, e.g. podcast=5000"
         )
-    return channel.strip().lower(), parse_bound(amount)
+    return channel.strip().lower(), parse_bound(amount, decimals)
 
 
 def _cents(bound: int | Share, total: int, up: bool) -> int:
@@ -226,7 +240,8 @@ def _clamp(value: Fraction, low: int, high: int | None) -> Fraction:
 
 
 def _scale_into_bounds(
-    targets: dict[str, Fraction], lows: dict[str, int], highs: dict[str, int | None], total: int
+    targets: dict[str, Fraction], lows: dict[str, int], highs: dict[str, int | None], total: int,
+    decimals: int = 2,
 ) -> dict[str, Fraction] | None:
     """``clamp(lam x target, low, high)`` per channel with the ``lam`` that makes them sum to total.
 
@@ -239,8 +254,8 @@ def _scale_into_bounds(
 
     if sum(lows.values()) > total:
         raise ConfigError(
-            f"the floors add up to {sum(lows.values()) / 100:,.2f}, more than the total "
-            f"{total / 100:,.2f}; lower a floor or raise --total"
+            f"the floors add up to {major_text(sum(lows.values()), decimals)}, more than the "
+            f"total {major_text(total, decimals)}; lower a floor or raise --total"
         )
     growing = [n for n in names if targets[n] > 0]
     reachable = sum(
@@ -294,6 +309,7 @@ def _allocate(
     shift: Fraction,
     lows: dict[str, int],
     highs: dict[str, int | None],
+    decimals: int = 2,
 ) -> tuple[dict[str, int], dict[str, Fraction]]:
     spent_total = sum(spend[n] for n in budgeted)
     paid_revenue = sum(revenue.get(n, 0) for n in budgeted if spend[n] > 0)
@@ -305,7 +321,7 @@ def _allocate(
         else:
             revenue_share = spend_share if spend[name] > 0 else Fraction(0)
         targets[name] = total * ((1 - shift) * spend_share + shift * revenue_share)
-    exact = _scale_into_bounds(targets, lows, highs, total)
+    exact = _scale_into_bounds(targets, lows, highs, total, decimals)
     if exact is None:
         # the earning channels are all capped: they get their caps, and the rest of the total
         # goes to the other channels by the current mix (evenly if none has spend)
@@ -315,14 +331,14 @@ def _allocate(
         mix = {n: Fraction(spend[n]) for n in others}
         if not any(mix.values()):
             mix = {n: Fraction(1) for n in others}
-        filled = _scale_into_bounds(mix, lows, highs, int(rest)) if others else None
+        filled = _scale_into_bounds(mix, lows, highs, int(rest), decimals) if others else None
         if filled is None:
             reachable = sum(capped.values()) + sum(
                 (Fraction(h) for n in others if (h := highs[n]) is not None), Fraction(0)
             )
             raise ConfigError(
-                f"the caps allow at most {float(reachable) / 100:,.2f} of the total "
-                f"{total / 100:,.2f}; raise a cap or lower --total"
+                f"the caps allow at most {major_text(reachable, decimals)} of the total "
+                f"{major_text(total, decimals)}; raise a cap or lower --total"
             )
         exact = {**capped, **filled}
     return largest_remainder(exact, total), targets
@@ -339,6 +355,7 @@ def recommend_budget(
     caps: Mapping[str, Bound] | None = None,
     baseline: str | None = BASELINE,
     hold: Collection[str] = (),
+    decimals: int | None = None,
 ) -> pl.DataFrame:
     """Recommend a budget per channel from credited revenue per unit of spend.
 
@@ -400,8 +417,10 @@ def recommend_budget(
             for channel, group in frame.select("channel", "channel_group").iter_rows():
                 groups.setdefault(channel, group)
     known = sorted(set(spend_of) | set(groups))
-    floors_given = {c: parse_bound(b) for c, b in (floors or {}).items()}
-    caps_given = {c: parse_bound(b) for c, b in (caps or {}).items()}
+    if decimals is None:  # the spend's currency's minor unit (two decimals for a bare frame)
+        decimals = currency_decimals(spend.currency) if isinstance(spend, Spend) else 2
+    floors_given = {c: parse_bound(b, decimals) for c, b in (floors or {}).items()}
+    caps_given = {c: parse_bound(b, decimals) for c, b in (caps or {}).items()}
     for kind, given in (("floor", floors_given), ("cap", caps_given)):
         for channel in given:
             if channel not in known:
@@ -432,15 +451,17 @@ def recommend_budget(
         high = highs[channel]
         if high is not None and lows[channel] > high:
             raise ConfigError(
-                f"the floor of {channel!r} ({lows[channel] / 100:,.2f}) is above its cap "
-                f"({high / 100:,.2f})"
+                f"the floor of {channel!r} ({major_text(lows[channel], decimals)}) is above its "
+                f"cap ({major_text(high, decimals)})"
             )
     step = Fraction(Decimal(repr(shift)))
     revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
-    recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs)
+    recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs,
+                               decimals)
     if base is not None:
         base_revenue = {c: int(r) for c, r in base.select("channel", "revenue_credit").iter_rows()}
-        base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows, highs)
+        base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows,
+                                        highs, decimals)
     else:
         base_revenue, base_recommended = {}, {}
 
@@ -515,8 +536,10 @@ def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> li
 
 
 # -- what if ------------------------------------------------------------------------------------
-def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> pl.DataFrame:
-    """A proposed budget file (``channel, amount`` in major units) as ``channel, spend`` cents.
+def read_budget(path: str | Path, columns: Mapping[str, str] | None = None,
+                decimals: int = 2) -> pl.DataFrame:
+    """A proposed budget file (``channel, amount`` in major units of a currency with
+    ``decimals``) as ``channel, spend`` in minor units.
 
     Any bad row raises :class:`~attribution.errors.InputError` naming the file and row: a
     budget is short and every line of it matters. Rows of one channel are added up.
@@ -525,11 +548,14 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> p
     parsed = frame.select(
         ROW,
         text("channel", frame).str.to_lowercase().alias("channel"),
-        minor_units("amount", frame).alias("spend"),
+        minor_units("amount", frame, decimals).alias("spend"),
         text("amount", frame).alias("_amount_text"),
+        (amount_text("amount", frame).str.extract(r"^[+-]?\d*\.(\d*[1-9])0*$", 1)
+         .str.len_chars().fill_null(0) > decimals).alias("_too_fine"),
     )
     bad = parsed.filter(
         pl.col("channel").is_null() | pl.col("spend").is_null() | (pl.col("spend") < 0)
+        | pl.col("_too_fine")
     )
     if bad.height:
         row = bad.row(0, named=True)
@@ -537,6 +563,9 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> p
             problem = "column 'channel': missing channel"
         elif row["spend"] is None:
             problem = f"column 'amount': not a number (value {row['_amount_text']!r})"
+        elif row["_too_fine"]:
+            problem = (f"column 'amount': more decimals than the currency's minor unit "
+                       f"({decimals} decimals, ISO 4217; value {row['_amount_text']!r})")
         else:
             problem = f"column 'amount': negative amount (value {row['_amount_text']!r})"
         raise InputError(f"{path}: row {row[ROW]}, {problem}")

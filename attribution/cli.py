@@ -34,6 +34,7 @@ from attribution.config import from_options as build_config
 from attribution.errors import ConfigError
 from attribution.output import csv_text, json_records, money_to_decimal
 from attribution.pipeline import RunResult
+from attribution.schema import currency_decimals
 
 
 def report_inputs(state: State, result: RunResult, rejects_file: str | None) -> None:
@@ -61,12 +62,15 @@ def fitting_models(state: State, models: list[str], *, per_model: int, fixed: in
     return shown
 
 
-def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
-    """Print a result on stdout as a table, JSON (list of objects) or CSV."""
+def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any, currency: str = "USD") -> None:
+    """Print a result on stdout as a table, JSON (list of objects) or CSV (money in major units
+    of ``currency``)."""
+    decimals = currency_decimals(currency)
     if fmt == "json":
-        click.echo(json.dumps(json_records(frame), indent=2))
+        click.echo(json.dumps(json_records(frame, decimals=decimals), indent=2))
     elif fmt == "csv":
-        click.echo(csv_text(money_to_decimal(frame), csv_raw=state.csv_raw), nl=False)
+        click.echo(csv_text(money_to_decimal(frame, decimals=decimals), csv_raw=state.csv_raw),
+                   nl=False)
     else:
         state.out.print(table)
 
@@ -149,7 +153,7 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
             state.out.print(render.comparison_table(result.comparison(), result.currency,
                                                     models=shown))
     else:
-        emit(state, result.summary, stdout_format, None)
+        emit(state, result.summary, stdout_format, None, result.currency)
 
 
 @cli.command(short_help="Last-touch revenue credit next to every other model, with the shift.")
@@ -181,7 +185,7 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30,
                            recommended=result.config.recommended)
     emit(state, comparison, stdout_format,
-         render.comparison_table(comparison, result.currency, models=shown))
+         render.comparison_table(comparison, result.currency, models=shown), result.currency)
     note_too_few(state, result)
 
 
@@ -207,8 +211,9 @@ def validate(state: State, stdout_format: str, engine: str, spark_master: str,
         report_notes(state, result, outcome.rejects_file)
     else:
         report_notes(state, result, outcome.rejects_file)
-        accounting = pl.DataFrame([a.as_dict() for a in result.accounting])
-        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None)
+        accounting = pl.DataFrame([a.as_dict(currency_decimals(result.currency))
+                                   for a in result.accounting])
+        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None, result.currency)
 
 
 @cli.command(short_help="Journey path graph (GraphML, JSON) and path statistics.")
@@ -376,7 +381,7 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
                 rows, title=f"{title} - {label}",
                 currency=result.currency, compact=True))
     else:
-        emit(state, table, stdout_format, None)
+        emit(state, table, stdout_format, None, result.currency)
     if not grain:
         note_too_few(state, result, card.models)
     if card.hygiene is not None:
@@ -446,7 +451,8 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                             + (" (recommended model)" if plan.model == config.recommended else "")
                             + " (shift "
                             f"{shift:.0%} toward credited revenue), next to the same rule on "
-                            "last-touch credit", currency=result.currency, compact=True))
+                            "last-touch credit", currency=result.currency, compact=True),
+         result.currency)
     if plan.gated:
         state.note("money moves only where the interval of " + render.escape_text(plan.model)
                    + "'s share excludes last-touch's share; held at the current mix: "
@@ -463,7 +469,7 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                                 f"spend within +-{band:.0%} of current spend; credited revenue, "
                                 "not caused revenue: a channel's credit is not what its spend "
                                 "brings in)",
-                                currency=result.currency))
+                                currency=result.currency), result.currency)
 
 
 @cli.command(short_help="One self-contained HTML report (and PNG charts) of a run.")

@@ -30,6 +30,7 @@ from attribution.intervals import sufficiency, with_intervals
 from attribution.output import write_csv
 from attribution.pipeline import Progress, RunResult, require_inputs, resolve_models
 from attribution.results import unspent_channels, with_spend, write_results
+from attribution.schema import currency_decimals
 from attribution.spend import Spend
 
 
@@ -336,18 +337,20 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
     assert economics.spend is not None
     summary = economics.result.summary
     held = budgeting.undecided(summary, model) if model != BASELINE else []
+    decimals = currency_decimals(economics.result.currency)  # amounts given in major units
     recommendation = budgeting.recommend_budget(
         summary, economics.spend, model,
-        total=budgeting.parse_bound(total) if total else None,  # type: ignore[arg-type]
+        total=budgeting.parse_bound(total, decimals) if total else None,  # type: ignore[arg-type]
         shift=shift,
-        floors=dict(budgeting.parse_bound_option(f, "--floor") for f in floors),
-        caps=dict(budgeting.parse_bound_option(c, "--cap") for c in caps),
+        floors=dict(budgeting.parse_bound_option(f, "--floor", decimals) for f in floors),
+        caps=dict(budgeting.parse_bound_option(c, "--cap", decimals) for c in caps),
         hold=held,
+        decimals=decimals,
     )
     estimate = None
     if what_if_path is not None:
-        estimate = budgeting.what_if(budgeting.read_budget(what_if_path), summary,
-                                     economics.spend, model, band=band)
+        estimate = budgeting.what_if(budgeting.read_budget(what_if_path, decimals=decimals),
+                                     summary, economics.spend, model, band=band)
     held = [c for c in held if c in set(recommendation.get_column("channel").to_list())]
     return Budget(economics, model, recommendation, estimate, held,
                   "revenue_share_low" in summary.columns)

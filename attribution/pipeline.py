@@ -33,7 +33,7 @@ from attribution.loading import Accounting, InputFile, Inputs, file_digest, load
 from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
 from attribution.models.position import lead_fallback_notes
-from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
+from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA, currency_decimals
 from attribution.sources import load_preset, single_touch_note, source_direct_channels
 from attribution.validation import check_reject_rate
 
@@ -309,7 +309,8 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
 
     assert config.paths is not None
     table = read_paths(config.paths, columns=config.columns.get("paths"),
-                       separator=config.path_separator, encoding=config.encoding)
+                       separator=config.path_separator, encoding=config.encoding,
+                       decimals=currency_decimals(config.currency or "USD"))
     rules = load_rules(config.channel_rules)
     journeys = table.journeys
     journeys = Journeys(

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from attribution.errors import QUOTE_LIMIT
 from attribution.loading import Accounting
-from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
+from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS, currency_decimals, minor_per_major
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -83,13 +83,16 @@ CREATION = "demand_creation"
 
 
 def money(cents: int | None, currency: str = "USD") -> str:
-    """``123456 -> '$1,234.56'`` (exact: integer arithmetic, no float)."""
+    """Minor units of ``currency`` in its major units, to its ISO 4217 minor unit (exact:
+    integer arithmetic, no float): ``123456 -> '$1,234.56'``, ``money(1234567, "KWD") ->
+    '1,234.567 KWD'``, ``money(1234, "JPY") -> '¥1,234'``."""
     if cents is None:
         return ""
     sign = "-" if cents < 0 else ""
-    units, rest = divmod(abs(int(cents)), 100)
+    decimals = currency_decimals(currency)
+    units, rest = divmod(abs(int(cents)), 10 ** decimals)
     symbol = SYMBOLS.get(currency)
-    body = f"{units:,}.{rest:02d}"
+    body = f"{units:,}.{rest:0{decimals}d}" if decimals else f"{units:,}"
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
 
@@ -97,7 +100,7 @@ def compact_money(cents: int | None, currency: str = "USD") -> str:
     """``123456789 -> '$1.23M'``: for wide terminal tables; files keep every cent."""
     if cents is None:
         return ""
-    value = cents / 100
+    value = cents / minor_per_major(currency)
     symbol = SYMBOLS.get(currency, "")
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:

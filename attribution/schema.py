@@ -1,7 +1,8 @@
 """Column names and dtypes of every table `attribution` reads or produces.
 
 Input columns are the *canonical* names; a config's ``[columns.<input>]`` table maps a
-file's own names onto them. Money is held as integer minor units (cents) in ``Int64``
+file's own names onto them. Money is held as integer minor units of the run's currency
+(ISO 4217: cents for USD, fils for KWD, yen for JPY; :func:`currency_decimals`) in ``Int64``
 everywhere inside the library and only turned into decimals at the output edge.
 """
 
@@ -61,9 +62,6 @@ INPUT_COLUMNS: dict[str, dict[str, bool]] = {
 DEAL_STATUSES = ("won", "lost", "open")
 
 # -- money -----------------------------------------------------------------------------
-#: decimals the library holds money to: integer minor units are hundredths of the major unit
-#: for every currency, and the output writers give two decimals
-MONEY_DECIMALS = 2
 #: ISO 4217 minor units of the currencies whose minor unit is not a hundredth (every other
 #: code has two decimals)
 CURRENCY_DECIMALS: dict[str, int] = {
@@ -82,6 +80,16 @@ def currency_decimals(currency: str) -> int:
     (0, 2, 3)
     """
     return CURRENCY_DECIMALS.get(currency.upper(), 2)
+
+
+def minor_per_major(currency: str) -> int:
+    """How many of ``currency``'s minor units make one major unit: the integer money of a run
+    in ``currency`` is held in these (cents for USD, fils for KWD, yen for JPY).
+
+    >>> minor_per_major("USD"), minor_per_major("KWD"), minor_per_major("JPY")
+    (100, 1000, 1)
+    """
+    return 10 ** currency_decimals(currency)
 
 
 # -- rejects ---------------------------------------------------------------------------
@@ -193,9 +201,12 @@ NO_TOUCH_CHANNEL = "(no touch)"
 NO_TOUCH_GROUP = "(no touch)"
 UNMAPPED_CHANNEL = "(unmapped)"
 
-#: columns that hold money in minor units; written out as decimals (JSON: numbers)
+#: columns that hold money in minor units; written out as decimals (JSON: numbers) in major
+#: units, a ``*_cents`` one under its name without the suffix (:func:`major_name`)
 MONEY_COLUMNS = frozenset(
     {
+        "shapley_value_cents",  # Shapley values with value="revenue" (floats: estimates)
+        "standard_error_cents",
         "amount",
         "revenue",
         "pipeline_credit",
@@ -226,6 +237,12 @@ MONEY_COLUMNS = frozenset(
         "band_high",
     }
 )
+
+def major_name(column: str) -> str:
+    """The name a money column in minor units takes once written in major units: without its
+    ``_cents`` suffix (``shapley_value_cents`` -> ``shapley_value``)."""
+    return column.removesuffix("_cents")
+
 
 #: columns that hold a share or rate (shown as percentages)
 SHARE_COLUMNS = frozenset(

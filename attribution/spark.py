@@ -100,6 +100,8 @@ from attribution.schema import (
     SUMMARY_SCHEMA,
     TOUCH_SCHEMA,
     UTC_TIME,
+    currency_decimals,
+    major_name,
 )
 from attribution.validation import check_reject_rate
 
@@ -1376,15 +1378,16 @@ def run(
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _money_as_decimal(frame: DataFrame) -> DataFrame:
-    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units, float ones (estimates)
-    as float major units (as the polars writer)."""
+def _money_as_decimal(frame: DataFrame, decimals: int = 2) -> DataFrame:
+    """Minor-unit money columns as exact ``Decimal(38, decimals)`` major units (``decimals``:
+    the currency's ISO 4217 minor unit), float ones (estimates) as float major units (as the
+    polars writer)."""
     def major(name: str, dtype: T.DataType) -> Column:
         if name in MONEY_COLUMNS and isinstance(dtype, (T.LongType, T.IntegerType)):
-            return ((F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)")
-                    .alias(name))
+            return ((F.col(name).cast("decimal(38,0)") / F.lit(10 ** decimals))
+                    .cast(f"decimal(38,{decimals})").alias(major_name(name)))
         if name in MONEY_COLUMNS and isinstance(dtype, (T.DoubleType, T.FloatType)):
-            return (F.col(name) / F.lit(100.0)).alias(name)
+            return (F.col(name) / F.lit(float(10 ** decimals))).alias(major_name(name))
         return F.col(name)
 
     return frame.select([major(f.name, f.dataType) for f in frame.schema.fields])
@@ -1404,6 +1407,8 @@ class SparkWriter:
     credit: str | None = None
     run_id: str | None = None
     csv_raw: bool = False
+    #: the run's currency: money is written to its minor unit
+    currency: str = "USD"
 
     @contextlib.contextmanager
     def transaction(self, *, wait: bool = False) -> Iterator[None]:
@@ -1421,7 +1426,7 @@ class SparkWriter:
     def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
         """Write a Spark frame as the Parquet folder ``location/stem``."""
         target = f"{self.location}/{stem}"
-        frame = _money_as_decimal(frame)
+        frame = _money_as_decimal(frame, currency_decimals(self.currency))
         if files:
             frame = frame.coalesce(files)
         frame.write.mode(self.mode).parquet(target)
@@ -1451,6 +1456,7 @@ def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
     location (nothing when the run had no model)."""
     if result.credit_frame is None:
         return None
+    writer.currency = result.currency
     writer.credit = writer.frame("credit", result.credit_frame)
     return writer.credit
 

@@ -20,7 +20,8 @@ Canonical columns (a ``columns`` mapping renames a file's own names onto them):
   ``period_start`` - ``day`` (1 day), ``week`` (7 days), ``month`` (to the day before the same
   day of the next month: 2025-01-15 -> 2025-02-14) or ``quarter`` (3 months). When a row has
   both they must agree;
-* ``amount`` (required): a decimal >= 0 in major units, read into integer cents; amounts with
+* ``amount`` (required): a decimal >= 0 in major units, read into integer minor units of the
+  run's currency (cents; fils for KWD); amounts with
   more decimals than the currency's minor unit, in exponent notation or too large are
   rejected (:func:`~attribution.validation.amount_checks`), never rounded;
 * ``currency`` (optional): rows in another currency than the run's are rejected.
@@ -50,7 +51,7 @@ import polars as pl
 from attribution.channels import ChannelRules, load_rules, relabel, unify_spellings
 from attribution.errors import ColumnNotFoundError, ConfigError, RejectedRowError
 from attribution.reading import ROW, InputFile, file_digest, read_table
-from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
+from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL, currency_decimals
 from attribution.validation import (
     Accounting,
     amount_checks,
@@ -58,6 +59,7 @@ from attribution.validation import (
     first_failure,
     instant,
     minor_units,
+    most_common_currency,
     reason_counts,
     split_rejects,
     text,
@@ -213,6 +215,8 @@ def load_spend(
         )
     # a period_start like 2025-03 names a month: its first day, the month as the period
     month_label = text("period_start", frame).str.contains(r"^\d{4}-\d{2}$").fill_null(False)
+    if currency is None:
+        currency = most_common_currency(frame)
 
     parsed = frame.select(
         ROW,
@@ -232,7 +236,7 @@ def load_spend(
             text("period", frame).str.to_lowercase(),
             pl.when(month_label & text("period_end", frame).is_null()).then(pl.lit("month")),
         ).alias("_period"),
-        minor_units("amount", frame).alias("amount"),
+        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
         text("amount", frame).alias("_amount_text"),
         amount_text("amount", frame).alias("_amount_clean"),
         text("currency", frame).str.to_uppercase().alias("currency"),
@@ -241,10 +245,6 @@ def load_spend(
     if labels is not None:
         channel = relabel(channel, labels)
     parsed = parsed.with_columns(channel.alias("_channel"))
-    if currency is None:
-        seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
-        seen = seen.sort(["len", "currency"], descending=[True, False])
-        currency = str(seen["currency"][0]) if seen.height else "USD"
 
     # map each distinct utm combination once
     pairs = parsed.select("utm_source", "utm_medium", "utm_campaign").unique()

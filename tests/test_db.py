@@ -485,6 +485,28 @@ def test_money_round_trips_exactly(tmp_path, cents):
     assert back.get_column("revenue_credit").to_list() == [Decimal(c) / 100 for _, c in expected]
 
 
+def test_a_three_decimal_currency_is_stored_to_the_fil(destination):
+    """A KWD run's money is NUMERIC(38,3), read back to the fil; a table of that scale refuses
+    a run of another (its NUMERIC columns would round a USD run's money or read it in fils)."""
+    summary = pl.DataFrame({"model": ["linear", "linear"], "channel": ["podcast", "events"],
+                            "channel_group": ["audio", "events"],
+                            "revenue_credit": [1_234_567, 5]})
+    record = {"currency": "KWD", "totals": {"won_revenue_cents": 1_234_572}}
+    run_id = db.write_result_set(destination, {"summary": summary}, record)
+    back = db.result_table(destination, "summary", run_id)
+    assert back.schema["revenue_credit"] == pl.Decimal(38, 3)
+    assert back.sort("channel")["revenue_credit"].to_list() == [Decimal("0.005"),
+                                                                 Decimal("1234.567")]
+    assert db.history(destination)["won_revenue"].to_list() == [1_234_572]
+    trend = db.channel_history(destination, "podcast", "linear")
+    assert trend["revenue_credit"].to_list() == [1_234_567]
+    with pytest.raises(DatabaseError, match=r"table 'runs' holds money to 3 decimals; this "
+                                            r"run's currency USD has 2 \(ISO 4217\); write to "
+                                            "another schema or database"):
+        db.write_result_set(destination, {"summary": summary}, {"currency": "USD"})
+    assert db.history(destination).height == 1  # the refused run left nothing
+
+
 def test_two_runs_and_history(destination, demo_run):
     record = _record(demo_run)
     first = db.write_result_set(destination, _result_tables(demo_run), record)

@@ -37,6 +37,7 @@ import polars as pl
 from attribution.render import compact_money, money, percent, printable
 from attribution.report import theme
 from attribution.report.theme import CAPTURE, CREATION, group_label
+from attribution.schema import minor_per_major
 
 BASELINE = "last_touch"
 CONVERSION = "(conversion)"
@@ -97,8 +98,9 @@ class Keys:
         return {"labelExpr": f"{self.PARAM}[toNumber(slice(datum.value, 1))]"}
 
 
-def _major(cents: int | float | None) -> float | None:
-    return None if cents is None else cents / 100
+def _major(cents: int | float | None, currency: str) -> float | None:
+    """Minor units of ``currency`` as its major units (a chart's axis value)."""
+    return None if cents is None else cents / minor_per_major(currency)
 
 
 def _group_rank(group: str | None) -> int:
@@ -289,7 +291,7 @@ def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | No
     keys = Keys(order)
     values = [
         {"month": row["month"], "key": keys[row["channel"]],
-         "channel": printable(row["channel"]), "credit": _major(row["revenue_credit"]),
+         "channel": printable(row["channel"]), "credit": _major(row["revenue_credit"], currency),
          "credit_label": money(row["revenue_credit"], currency),
          "rank": order.index(row["channel"])}
         for row in table.iter_rows(named=True)
@@ -362,7 +364,7 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
             "share": row["revenue_share"] * 100,
-            "credit": _major(row["revenue_credit"]),
+            "credit": _major(row["revenue_credit"], currency),
             "credit_label": money(row["revenue_credit"], currency),
             "share_label": percent(row["revenue_share"]),
         }
@@ -449,7 +451,7 @@ def shift_from_last_touch(
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
-            "shift": _major(row["revenue_shift"]),
+            "shift": _major(row["revenue_shift"], currency),
             "shift_label": (
                 ("+" if row["revenue_shift"] > 0 else "") + money(row["revenue_shift"], currency)
             ),
@@ -1043,7 +1045,7 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "series": label,
-            "amount": _major(row[column]),
+            "amount": _major(row[column], currency),
             "amount_label": money(row[column], currency),
             "change_label": ("+" if row["change"] > 0 else "") + money(row["change"], currency),
         }
