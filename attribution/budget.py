@@ -421,7 +421,7 @@ def recommend_budget(
         decimals = currency_decimals(spend.currency) if isinstance(spend, Spend) else 2
     floors_given = {c: parse_bound(b, decimals) for c, b in (floors or {}).items()}
     caps_given = {c: parse_bound(b, decimals) for c, b in (caps or {}).items()}
-    for kind, given in (("floor", floors_given), ("cap", caps_given)):
+    for kind, given in (("floor", floors_given), ("cap", caps_given)):  # money: keep name
         for channel in given:
             if channel not in known:
                 close = difflib.get_close_matches(channel, known, n=1)
@@ -474,8 +474,8 @@ def recommend_budget(
         high = highs[channel]
         at_bound = (
             "held" if channel in held
-            else "floor" if channel in floors_given and amount == lows[channel]
-            else "cap" if high is not None and amount == high
+            else "floor" if channel in floors_given and amount == lows[channel]  # money: keep name
+            else "cap" if high is not None and amount == high  # money: keep name
             else None
         )
         rows.append(

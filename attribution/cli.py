@@ -612,10 +612,11 @@ def models_command(state: State, stdout_format: str) -> None:
     table.add_column("parameters (defaults)")
     for record in records:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
-        name = record["name"] + (" (recommended)" if record["recommended"] else "")
+        recommended = record["recommended"]  # money: keep name
+        name = record["name"] + (" (recommended)" if recommended else "")
         table.add_row(name, record["summary"], params)
     state.out.print(table)
-    chosen = next(r["name"] for r in records if r["recommended"])
+    chosen = next(r["name"] for r in records if r["recommended"])  # money: keep name
     click.echo(f"Recommended: {chosen} (set [models] recommended to change it). "
                f"{RECOMMENDED_EVIDENCE.replace('`', '')}.")
 

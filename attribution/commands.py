@@ -468,7 +468,7 @@ def model_catalogue() -> list[dict[str, Any]]:
     return [
         {"name": name, "label": cls.label, "summary": cls.summary,
          "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()},
-         "recommended": name == recommended}
+         "recommended": name == recommended}  # money: keep name
         for name, cls in MODELS.items()
     ]
 

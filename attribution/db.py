@@ -308,8 +308,9 @@ _CHECKED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
               "currency": ("text",)},
     "contacts": {"contact_id": _TEXT_KINDS, "account_id": _TEXT_KINDS,
                  "lead_created_at": _TIME_KINDS},
-    "spend": {"channel": ("text",), "period_start": _TIME_KINDS, "period_end": _TIME_KINDS,
-              "amount": _AMOUNT_KINDS, "currency": ("text",)},
+    "spend": {  # money: keep name
+        "channel": ("text",), "period_start": _TIME_KINDS, "period_end": _TIME_KINDS,
+        "amount": _AMOUNT_KINDS, "currency": ("text",)},
 }
 
 
@@ -654,8 +655,9 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
 
     def count(name: str) -> int | None:
         # run.json names its money totals by their unit (won_revenue_cents); a record written
-        # before that names them as the columns here
-        value = totals.get(f"{name}_cents", totals.get(name))
+        # before that names them without the suffix
+        base = name.removesuffix("_cents")
+        value = totals.get(f"{base}_cents", totals.get(base))
         return int(value) if value is not None else None
 
     return pl.DataFrame(
@@ -858,14 +860,16 @@ def _numeric_scales(connection: Any, location: DatabaseURI, schema: str | None,
 
 def _select_with_cents(connection: Any, location: DatabaseURI, schema: str | None, name: str,
                        where: str, parameters: Sequence[Any], order: str) -> pl.DataFrame:
-    """``SELECT`` a result table, its money columns back as BIGINT minor units (exact)."""
+    """``SELECT`` a result table, its money columns back as BIGINT minor units (exact), named
+    by their unit as in the library's tables (``revenue_credit`` -> ``revenue_credit_cents``)."""
     columns = _existing_columns(connection, location, schema, name)
     if not columns:
         raise TableNotFoundError.from_missing(
             location.display, name, _table_names(connection, location, schema))
     money = _numeric_scales(connection, location, schema, name)
     selected = ", ".join(
-        f"CAST({quote_identifier(c)} * {10 ** money[c]} AS BIGINT) AS {quote_identifier(c)}"
+        f"CAST({quote_identifier(c)} * {10 ** money[c]} AS BIGINT) AS "
+        f"{quote_identifier(c + '_cents')}"
         if c in money else quote_identifier(c) for c in columns)
     table = _qualified(f"{schema}.{name}" if schema else name)
     sql = f"SELECT {selected} FROM {table} {where} {order}"
@@ -895,12 +899,13 @@ def result_table(uri: str | Path, name: str, run_id: str) -> pl.DataFrame:
                                    "WHERE run_id = $1", [run_id], "")
     # (a table holds money of one scale: write_result_set refuses a run of another)
     decimals = max(scales.values(), default=MONEY_SCALE)
-    return money_to_decimal(frame.drop("run_id"), list(scales), decimals=decimals)
+    return money_to_decimal(frame.drop("run_id"), [f"{c}_cents" for c in scales],
+                            decimals=decimals)
 
 
 def history(uri: str | Path) -> pl.DataFrame:
     """One row per run, oldest first: run_id, started_at, finished_at, currency, models, deals,
-    won_deals, won_revenue, pipeline (minor units), journeys, touches."""
+    won_deals, won_revenue_cents, pipeline_cents (minor units), journeys, touches."""
     location = parse_uri(uri)
     with _connect(location) as connection:
         return _history(connection, location)
@@ -930,7 +935,7 @@ def channel_history(uri: str | Path, channel: str, model: str, *,
                     last: int | None = None) -> pl.DataFrame:
     """That channel's credit and share in every run of ``model``, oldest first (the last
     ``last`` runs when given): run_id, started_at, model, channel, channel_group,
-    deals_touched, pipeline_credit, revenue_credit (minor units), pipeline_share,
+    deals_touched, pipeline_credit_cents, revenue_credit_cents (minor units), pipeline_share,
     revenue_share. A run of the model in which the channel got no credit has zeros.
     An unknown model or channel raises :class:`DatabaseError` listing the known ones."""
     location = parse_uri(uri)

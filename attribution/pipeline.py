@@ -340,7 +340,7 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     Inputs that are files pass through as they are."""
     from attribution.db import is_database_uri
 
-    names = ("touchpoints", "deals", "contacts", "spend", "paths")
+    names = ("touchpoints", "deals", "contacts", "spend", "paths")  # money: keep name
     wanted = [n for n in names if getattr(config, n) is not None
               and is_database_uri(getattr(config, n))]
     if not wanted:

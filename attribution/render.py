@@ -23,7 +23,13 @@ from rich.text import Text
 
 from attribution.errors import QUOTE_LIMIT
 from attribution.loading import Accounting
-from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS, currency_decimals, minor_per_major
+from attribution.schema import (
+    MONEY_COLUMNS,
+    SHARE_COLUMNS,
+    currency_decimals,
+    major_name,
+    minor_per_major,
+)
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -259,7 +265,9 @@ def reject_reasons_table(accounting: Iterable[Accounting]) -> Table | None:
     return table
 
 
-#: short headers for wide tables
+#: short headers for wide tables, by the column's name in major units (a money column of minor
+#: units, ``*_cents``, is shown in major units under its name without the suffix)
+# money: keep names from here
 LABELS = {
     "channel_group": "group", "opportunities": "opps", "pipeline_credit": "pipeline",
     "revenue_credit": "revenue", "won_deals": "won", "win_rate": "win rate",
@@ -274,6 +282,7 @@ LABELS = {
     "expected_revenue": "expected revenue", "revenue_change": "revenue change",
     "in_band": "in band", "paid_revenue_share": "revenue share (paid channels)",
 }
+# money: keep names to here
 
 
 def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
@@ -285,7 +294,8 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
     share_set = set(SHARE_COLUMNS if share_columns is None else share_columns)
     table = Table(title=cell(title) if title else None, title_justify="left")
     for name, dtype in frame.schema.items():
-        table.add_column(cell(LABELS.get(name, name) if compact else name),
+        shown = major_name(name) if name in money_set else name  # (shown in major units)
+        table.add_column(cell(LABELS.get(shown, shown) if compact else shown),
                          justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows(named=True):
         cells: list[str | Text] = []

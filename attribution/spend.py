@@ -206,7 +206,8 @@ def load_spend(
     path = Path(path)
     rules = rules or load_rules()
     required = [name for name, needed in SPEND_COLUMNS.items() if needed]
-    frame = read_table(path, "spend", dict(columns or {}), required, encoding=encoding)
+    frame = read_table(path, "spend", dict(columns or {}), required,  # money: keep name
+                       encoding=encoding)
     available = [c for c in frame.columns if c != ROW]
     if not {"channel", "utm_source", "utm_medium"} & set(frame.columns):
         raise ColumnNotFoundError.from_missing(
@@ -309,7 +310,7 @@ def load_spend(
             ]
         )
     )
-    good, rejects = split_rejects(checked, str(path), "spend")
+    good, rejects = split_rejects(checked, str(path), "spend")  # money: keep name
     if strict and rejects.height:
         first = rejects.sort("row").row(0, named=True)
         raise RejectedRowError.from_reject(
@@ -325,14 +326,14 @@ def load_spend(
         .alias("days"),
         "amount",
     ).cast(dict(SPEND_ROW_SCHEMA))  # type: ignore[arg-type]
-    accounting = Accounting("spend", str(path), read=frame.height, used=rows.height,
-                            rejected=reason_counts(rejects))
+    accounting = Accounting("spend", str(path),  # money: keep name
+                            read=frame.height, used=rows.height, rejected=reason_counts(rejects))
     return Spend(
         rows=rows,
         daily=daily_spend(rows),
         rejects=rejects.sort("row").cast(dict(REJECT_SCHEMA)),  # type: ignore[arg-type]
         accounting=accounting,
-        file=InputFile("spend", str(path), frame.height, file_digest(path)),
+        file=InputFile("spend", str(path), frame.height, file_digest(path)),  # money: keep name
         currency=currency,
     )
 

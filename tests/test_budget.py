@@ -112,7 +112,8 @@ def test_floors_and_caps_as_shares_and_amounts() -> None:
     assert column(budget, "recommended") == {
         "events": 364000, "paid_search": 50000, "paid_social": 46000
     }
-    assert column(budget, "bound") == {"events": None, "paid_search": "cap", "paid_social": "floor"}
+    bounds = {"events": None, "paid_search": "cap", "paid_social": "floor"}  # money: keep name
+    assert column(budget, "bound") == bounds
     assert column(budget, "floor") == {"events": None, "paid_search": None, "paid_social": 46000}
     # last-touch sends everything to paid_search, capped: the other 410000 go by the current
     # mix 300:60 -> events 341666.67, paid_social 68333.33 (above its floor)
@@ -180,12 +181,12 @@ def budgets(draw):
     total = draw(st.integers(min_value=0, max_value=10**10))
     floors, caps = {}, {}
     for name in names:
-        kind = draw(st.sampled_from(["none", "floor", "cap", "both"]))
+        kind = draw(st.sampled_from(["none", "floor", "cap", "both"]))  # money: keep name
         low = draw(st.integers(min_value=0, max_value=max(total // n, 0)))
         share = draw(st.integers(min_value=0, max_value=100))
-        if kind in ("floor", "both"):
+        if kind in ("floor", "both"):  # money: keep name
             floors[name] = low if draw(st.booleans()) else Share(share / 100 / n)
-        if kind in ("cap", "both"):
+        if kind in ("cap", "both"):  # money: keep name
             caps[name] = low + draw(st.integers(min_value=0, max_value=10**9))
     shift = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
     return names, spend, revenue, total, floors, caps, shift

@@ -24,7 +24,7 @@ from attribution.report import theme
 from attribution.report.charts import BASELINE, Chart
 from attribution.report.data import ReportData, report_data
 from attribution.report.template import CSS, EMBED_SCRIPT, ERROR_SCRIPT
-from attribution.schema import NO_TOUCH_CHANNEL
+from attribution.schema import NO_TOUCH_CHANNEL, major_name
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -226,9 +226,10 @@ def _headline(result: RunResult) -> str:
     cards = [
         ("Won revenue", compact_money(figures["won_revenue"], currency),
          f"{money(figures['won_revenue'], currency)} from {figures['won_deals']:,} won deals",
-         "won_revenue"),
+         "won_revenue"),  # money: keep name (the card's id)
         ("Pipeline", compact_money(figures["pipeline"], currency),
-         f"{money(figures['pipeline'], currency)} over {figures['deals']:,} deals", "pipeline"),
+         f"{money(figures['pipeline'], currency)} over {figures['deals']:,} deals",
+         "pipeline"),  # money: keep name (the card's id)
         ("Deals", f"{figures['deals']:,}",
          f"{figures['won_deals']:,} won · {figures['lost_deals']:,} lost · "
          f"{figures['open_deals']:,} open",
@@ -350,7 +351,10 @@ def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], curr
     return _table(headers, rows, numeric=range(1, len(headers)))
 
 
-#: scorecard columns shown, with their heading and kind: what fits 1400 px without scrolling
+#: scorecard columns shown (by their names in major units: a ``*_cents`` column of the table is
+#: shown under its name without the suffix), with their heading and kind: what fits 1400 px
+#: without scrolling
+# money: keep names from here
 SCORECARD_COLUMNS = [
     ("leads", "leads", "int"), ("opportunities", "credited opps", "float"),
     ("pipeline_credit", "pipeline", "money"), ("won_deals", "credited won", "float"),
@@ -360,6 +364,7 @@ SCORECARD_COLUMNS = [
 ]
 #: columns that are empty, not $0, for a channel without spend
 COST_COLUMNS = ("spend", "cost_per_won_deal", "roas")
+# money: keep names to here
 
 
 def _cell(value: Any, kind: str, currency: str) -> str:
@@ -390,16 +395,17 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
     models = frame.get_column("model").unique(maintain_order=True).to_list()
     if lead in models:
         models = [lead, *[m for m in models if m != lead]]
-    columns = [(c, h, k) for c, h, k in SCORECARD_COLUMNS if c in frame.columns]
+    named = {major_name(c): c for c in frame.columns}  # a shown name -> the table's column
+    columns = [(named[c], h, k) for c, h, k in SCORECARD_COLUMNS if c in named]
     if "spend" in frame.columns and int(frame.get_column("spend").fill_null(0).sum()) == 0:
-        columns = [(c, h, k) for c, h, k in columns if c not in COST_COLUMNS]
+        columns = [(c, h, k) for c, h, k in columns if major_name(c) not in COST_COLUMNS]
     parts = []
     for index, model in enumerate(models):
         rows = []
         for r in frame.filter(pl.col("model") == model).iter_rows(named=True):
             unspent = not r.get("spend")
             rows.append([_channel(r["channel"], r["channel_group"]),
-                         *["" if unspent and c in COST_COLUMNS
+                         *["" if unspent and major_name(c) in COST_COLUMNS
                            or (c == "leads" and r["channel"] == NO_TOUCH_CHANNEL)
                            else _cell(r[c], k, currency) for c, _, k in columns]])
         table = _table(["channel", *[h for _, h, _ in columns]], rows,
@@ -422,7 +428,8 @@ def _budget_table(budget: pl.DataFrame, currency: str) -> str:
         "last_touch_recommended" in budget.columns
         and budget.get_column("last_touch_recommended").null_count() == 0
     )
-    headers = ["channel", "current spend", "revenue credit", "ROAS", "recommended", "change"]
+    headers = ["channel", "current spend", "revenue credit", "ROAS",
+               "recommended", "change"]  # money: keep name
     if has_base:
         headers += ["last-touch recommends", "difference"]
     headers.append("bound")
