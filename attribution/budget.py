@@ -85,22 +85,22 @@ BUDGET_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "current_spend": pl.Int64,
+        "current_spend_cents": pl.Int64,
         "current_share": pl.Float64,
-        "revenue_credit": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
         "revenue_share": pl.Float64,  # among budgeted channels
         "roas": pl.Float64,  # revenue_credit / current_spend
-        "floor": pl.Int64,
-        "cap": pl.Int64,
-        "recommended": pl.Int64,
+        "floor_cents": pl.Int64,
+        "cap_cents": pl.Int64,
+        "recommended_cents": pl.Int64,
         "recommended_share": pl.Float64,
-        "change": pl.Int64,  # recommended - current_spend
+        "change_cents": pl.Int64,  # recommended - current_spend
         "bound": pl.String,  # "floor" / "cap" when the channel sits at it
-        "last_touch_revenue_credit": pl.Int64,
+        "last_touch_revenue_credit_cents": pl.Int64,
         "last_touch_revenue_share": pl.Float64,
-        "last_touch_recommended": pl.Int64,
-        "last_touch_change": pl.Int64,
-        "decision_shift": pl.Int64,  # recommended - last_touch_recommended
+        "last_touch_recommended_cents": pl.Int64,
+        "last_touch_change_cents": pl.Int64,
+        "decision_shift_cents": pl.Int64,  # recommended - last_touch_recommended
     }
 )
 
@@ -110,15 +110,15 @@ WHAT_IF_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "current_spend": pl.Int64,
-        "proposed_spend": pl.Int64,
-        "revenue_credit": pl.Int64,
+        "current_spend_cents": pl.Int64,
+        "proposed_spend_cents": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
         "return_per_unit": pl.Float64,  # revenue_credit / current_spend
-        "band_low": pl.Int64,
-        "band_high": pl.Int64,
-        "counted_spend": pl.Int64,  # the spend the estimate believes in
-        "expected_revenue": pl.Int64,
-        "revenue_change": pl.Int64,
+        "band_low_cents": pl.Int64,
+        "band_high_cents": pl.Int64,
+        "counted_spend_cents": pl.Int64,  # the spend the estimate believes in
+        "expected_revenue_cents": pl.Int64,
+        "revenue_change_cents": pl.Int64,
         "in_band": pl.Boolean,
         "note": pl.String,
     }
@@ -196,9 +196,9 @@ def _revenue(credit_by_channel: pl.DataFrame, model: str) -> pl.DataFrame:
             f"model {model!r} is not in the run; the run has {', '.join(models) or 'no model'}; "
             f"add --model {model}"
         )
-    sums = [pl.col("revenue_credit").sum()]
-    if "spend" in credit_by_channel.columns:
-        sums.append(pl.col("spend").sum())
+    sums = [pl.col("revenue_credit_cents").sum()]
+    if "spend_cents" in credit_by_channel.columns:
+        sums.append(pl.col("spend_cents").sum())
     return (
         credit_by_channel.filter(pl.col("model") == model)
         .group_by("channel")
@@ -216,7 +216,7 @@ def current_spend(
     scorecard (the first model's rows).
     """
     if spend is None:
-        if credit_by_channel is None or "spend" not in credit_by_channel.columns:
+        if credit_by_channel is None or "spend_cents" not in credit_by_channel.columns:
             raise ConfigError("no spend: give a spend file (--spend FILE)")
         first = credit_by_channel.get_column("model")[0]
         spend = credit_by_channel.filter(pl.col("model") == first)
@@ -228,7 +228,7 @@ def current_spend(
     )
     return (
         frame.group_by("channel")
-        .agg(group.alias("channel_group"), pl.col("spend").sum().cast(pl.Int64))
+        .agg(group.alias("channel_group"), pl.col("spend_cents").sum().cast(pl.Int64))
         .sort("channel")
     )
 
@@ -408,7 +408,7 @@ def recommend_budget(
     current = current_spend(spend, credit_by_channel)
     chosen = _revenue(credit_by_channel, model)
     base = _revenue(credit_by_channel, baseline) if baseline is not None else None
-    spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
+    spend_of = {c: int(s) for c, s in current.select("channel", "spend_cents").iter_rows()}
     groups = {
         c: g for c, g in current.select("channel", "channel_group").iter_rows() if g is not None
     }
@@ -455,11 +455,13 @@ def recommend_budget(
                 f"cap ({major_text(high, decimals)})"
             )
     step = Fraction(Decimal(repr(shift)))
-    revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
+    revenue_of = {c: int(r) for c, r in chosen.select("channel",
+                                                      "revenue_credit_cents").iter_rows()}
     recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs,
                                decimals)
     if base is not None:
-        base_revenue = {c: int(r) for c, r in base.select("channel", "revenue_credit").iter_rows()}
+        base_revenue = {c: int(r) for c, r in base.select("channel",
+                                                          "revenue_credit_cents").iter_rows()}
         base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows,
                                         highs, decimals)
     else:
@@ -483,39 +485,39 @@ def recommend_budget(
                 "model": model,
                 "channel": channel,
                 "channel_group": groups.get(channel),
-                "current_spend": spend_of[channel],
+                "current_spend_cents": spend_of[channel],
                 "current_share": spend_of[channel] / spent_total if spent_total else None,
-                "revenue_credit": revenue_of.get(channel, 0),
+                "revenue_credit_cents": revenue_of.get(channel, 0),
                 "revenue_share": (
                     revenue_of.get(channel, 0) / paid_revenue if paid_revenue else None
                 ),
                 "roas": (
                     revenue_of.get(channel, 0) / spend_of[channel] if spend_of[channel] else None
                 ),
-                "floor": lows[channel] if channel in floors_given else None,
-                "cap": high,
-                "recommended": amount,
+                "floor_cents": lows[channel] if channel in floors_given else None,
+                "cap_cents": high,
+                "recommended_cents": amount,
                 "recommended_share": amount / total if total else None,
-                "change": amount - spend_of[channel],
+                "change_cents": amount - spend_of[channel],
                 "bound": at_bound,
-                "last_touch_revenue_credit": (
+                "last_touch_revenue_credit_cents": (
                     base_revenue.get(channel, 0) if base is not None else None
                 ),
                 "last_touch_revenue_share": (
                     base_revenue.get(channel, 0) / paid_base
                     if base is not None and paid_base else None
                 ),
-                "last_touch_recommended": base_recommended.get(channel),
-                "last_touch_change": (
+                "last_touch_recommended_cents": base_recommended.get(channel),
+                "last_touch_change_cents": (
                     base_recommended[channel] - spend_of[channel] if base is not None else None
                 ),
-                "decision_shift": (
+                "decision_shift_cents": (
                     amount - base_recommended[channel] if base is not None else None
                 ),
             }
         )
     frame = pl.DataFrame(rows, schema=BUDGET_SCHEMA, orient="row")
-    return frame.sort(["recommended", "channel"], descending=[True, False])
+    return frame.sort(["recommended_cents", "channel"], descending=[True, False])
 
 
 def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> list[str]:
@@ -548,20 +550,20 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None,
     parsed = frame.select(
         ROW,
         text("channel", frame).str.to_lowercase().alias("channel"),
-        minor_units("amount", frame, decimals).alias("spend"),
+        minor_units("amount", frame, decimals).alias("spend_cents"),
         text("amount", frame).alias("_amount_text"),
         (amount_text("amount", frame).str.extract(r"^[+-]?\d*\.(\d*[1-9])0*$", 1)
          .str.len_chars().fill_null(0) > decimals).alias("_too_fine"),
     )
     bad = parsed.filter(
-        pl.col("channel").is_null() | pl.col("spend").is_null() | (pl.col("spend") < 0)
+        pl.col("channel").is_null() | pl.col("spend_cents").is_null() | (pl.col("spend_cents") < 0)
         | pl.col("_too_fine")
     )
     if bad.height:
         row = bad.row(0, named=True)
         if row["channel"] is None:
             problem = "column 'channel': missing channel"
-        elif row["spend"] is None:
+        elif row["spend_cents"] is None:
             problem = f"column 'amount': not a number (value {row['_amount_text']!r})"
         elif row["_too_fine"]:
             problem = (f"column 'amount': more decimals than the currency's minor unit "
@@ -569,13 +571,14 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None,
         else:
             problem = f"column 'amount': negative amount (value {row['_amount_text']!r})"
         raise InputError(f"{path}: row {row[ROW]}, {problem}")
-    return parsed.group_by("channel").agg(pl.col("spend").sum()).sort("channel")
+    return parsed.group_by("channel").agg(pl.col("spend_cents").sum()).sort("channel")
 
 
 def _proposal(proposed: Mapping[str, int] | pl.DataFrame) -> dict[str, int]:
     if isinstance(proposed, pl.DataFrame):
         column = next(
-            (c for c in ("spend", "recommended", "amount") if c in proposed.columns), None
+            (c for c in ("spend_cents", "recommended_cents", "amount") if c in proposed.columns),
+            None
         )
         if column is None:
             raise ConfigError(
@@ -630,8 +633,9 @@ def what_if(
     current = current_spend(spend, credit_by_channel)
     chosen = _revenue(credit_by_channel, model)
     plan = _proposal(proposed)
-    spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
-    revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
+    spend_of = {c: int(s) for c, s in current.select("channel", "spend_cents").iter_rows()}
+    revenue_of = {c: int(r) for c, r in chosen.select("channel",
+                                                      "revenue_credit_cents").iter_rows()}
     groups = {c: g for c, g in chosen.select("channel", "channel_group").iter_rows()}
     groups.update({c: g for c, g in current.select("channel", "channel_group").iter_rows() if g})
     width = Fraction(Decimal(repr(band)))
@@ -642,10 +646,11 @@ def what_if(
         revenue = revenue_of.get(channel, 0)
         if now <= 0:
             rows.append(
-                {"channel": channel, "current_spend": now, "proposed_spend": new,
-                 "revenue_credit": revenue, "return_per_unit": None, "band_low": None,
-                 "band_high": None, "counted_spend": None, "expected_revenue": revenue,
-                 "revenue_change": 0, "in_band": False, "note": "no current spend"}
+                {"channel": channel, "current_spend_cents": now, "proposed_spend_cents": new,
+                 "revenue_credit_cents": revenue, "return_per_unit": None, "band_low_cents": None,
+                 "band_high_cents": None, "counted_spend_cents": None,
+                 "expected_revenue_cents": revenue,
+                 "revenue_change_cents": 0, "in_band": False, "note": "no current spend"}
             )
             continue
         low, high = now * (1 - width), now * (1 + width)
@@ -658,11 +663,12 @@ def what_if(
             counted, note = Fraction(new), "in band" if channel in plan else "unchanged"
         expected = round(Fraction(revenue) * counted / now)
         rows.append(
-            {"channel": channel, "current_spend": now, "proposed_spend": new,
-             "revenue_credit": revenue, "return_per_unit": revenue / now,
-             "band_low": math.ceil(low), "band_high": math.floor(high),
-             "counted_spend": round(counted), "expected_revenue": expected,
-             "revenue_change": expected - revenue, "in_band": low <= new <= high, "note": note}
+            {"channel": channel, "current_spend_cents": now, "proposed_spend_cents": new,
+             "revenue_credit_cents": revenue, "return_per_unit": revenue / now,
+             "band_low_cents": math.ceil(low), "band_high_cents": math.floor(high),
+             "counted_spend_cents": round(counted), "expected_revenue_cents": expected,
+             "revenue_change_cents": expected - revenue, "in_band": low <= new <= high,
+             "note": note}
         )
     per_row = {k: v for k, v in WHAT_IF_SCHEMA.items() if k not in ("model", "channel_group")}
     frame = pl.DataFrame(rows, schema=per_row, orient="row").with_columns(
@@ -678,7 +684,7 @@ __all__ = [
     "BUDGET_SCHEMA",
     "WHAT_IF_SCHEMA",
     "Share",
-    "current_spend",
+    "current_spend",  # money: keep name (the function)
     "largest_remainder",
     "parse_bound",
     "parse_bound_option",

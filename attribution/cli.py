@@ -273,7 +273,7 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     if stats.time_to_close is not None:
         state.out.print(render.frame_table(
             stats.time_to_close, title="Days from first touch to close", currency=currency,
-            money_columns=["revenue", "won_revenue"], share_columns=["share"],
+            money_columns=["revenue", "won_revenue_cents"], share_columns=["share"],
         ))
     state.out.print(render.frame_table(
         stats.transitions, title=f"Top {top} transitions", currency=currency,
@@ -301,16 +301,18 @@ def note_too_few(state: State, result: RunResult, models: list[str] | None = Non
 
 
 SCORECARD_COLUMNS = [
-    "channel", "channel_group", "leads", "opportunities", "pipeline_credit", "won_deals",
-    "revenue_credit", "win_rate", "avg_deal_size", "days_to_close", "spend", "cost_per_lead",
-    "cost_per_won_deal", "roas",
+    "channel", "channel_group", "leads", "opportunities", "pipeline_credit_cents", "won_deals",
+    "revenue_credit_cents", "win_rate", "avg_deal_size_cents", "days_to_close", "spend_cents",
+    "cost_per_lead_cents",
+    "cost_per_won_deal_cents", "roas",
 ]
 #: fractional, model-weighted counts say so in their heading
 CREDITED_LABELS = {"opportunities": "credited_opportunities", "won_deals": "credited_won_deals"}
 
 FUNNEL_COLUMNS = [
-    "period", "channel_group", "leads", "opportunities", "pipeline", "won_deals", "won_revenue",
-    "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend", "volume_effect",
+    "period", "channel_group", "leads", "opportunities", "pipeline_cents", "won_deals",
+    "won_revenue_cents",
+    "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend_cents", "volume_effect",
     "conversion_effect",
 ]
 
@@ -391,8 +393,8 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
 
 
 BUDGET_COLUMNS = [
-    "channel", "channel_group", "current_spend", "current_share", "revenue_share", "roas",
-    "recommended", "change", "last_touch_recommended", "decision_shift",
+    "channel", "channel_group", "current_spend_cents", "current_share", "revenue_share", "roas",
+    "recommended_cents", "change_cents", "last_touch_recommended_cents", "decision_shift_cents",
 ]
 
 

@@ -361,8 +361,9 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
     text column reads ``total``)."""
     if frame.is_empty():
         return frame
-    summed = {"current_spend", "proposed_spend", "revenue_credit", "counted_spend",
-              "expected_revenue", "revenue_change", "recommended", "change"}
+    summed = {"current_spend_cents", "proposed_spend_cents", "revenue_credit_cents",
+              "counted_spend_cents",
+              "expected_revenue_cents", "revenue_change_cents", "recommended_cents", "change_cents"}
     first = next(c for c, t in frame.schema.items() if t == pl.String)
     total = frame.select(
         [pl.lit("total").alias(c) if c == first

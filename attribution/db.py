@@ -669,8 +669,8 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
             "models": [",".join(str(m) for m in models)],
             "deals": [count("deals")],
             "won_deals": [count("won_deals")],
-            "won_revenue": [count("won_revenue")],
-            "pipeline": [count("pipeline")],
+            "won_revenue_cents": [count("won_revenue_cents")],
+            "pipeline_cents": [count("pipeline_cents")],
             "journeys": [count("journeys")],
             "touches": [count("touches")],
             "record": [json.dumps(record, sort_keys=True, default=str)],
@@ -678,7 +678,7 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
         schema={"run_id": pl.String, "started_at": pl.Datetime("us", "UTC"),
                 "finished_at": pl.Datetime("us", "UTC"), "currency": pl.String,
                 "models": pl.String, "deals": pl.Int64, "won_deals": pl.Int64,
-                "won_revenue": pl.Int64, "pipeline": pl.Int64, "journeys": pl.Int64,
+                "won_revenue_cents": pl.Int64, "pipeline_cents": pl.Int64, "journeys": pl.Int64,
                 "touches": pl.Int64, "record": pl.String},
     )
 
@@ -958,13 +958,14 @@ def channel_history(uri: str | Path, channel: str, model: str, *,
         pl.lit(model).alias("model"),
         pl.lit(channel).alias("channel"),
         pl.col("channel_group").fill_null(group[0] if group.len() else None),
-        *[pl.col(c).fill_null(0) for c in ("deals_touched", "pipeline_credit",
-                                           "revenue_credit", "conversion_credit",
+        *[pl.col(c).fill_null(0) for c in ("deals_touched", "pipeline_credit_cents",
+                                           "revenue_credit_cents", "conversion_credit",
                                            "pipeline_share", "revenue_share")
           if c in rows.columns],
     )
     trend = trend.select("run_id", "started_at", "model", "channel", "channel_group",
-                         *[c for c in ("deals_touched", "pipeline_credit", "revenue_credit",
+                         *[c for c in ("deals_touched", "pipeline_credit_cents",
+                                       "revenue_credit_cents",
                                        "conversion_credit", "pipeline_share", "revenue_share")
                            if c in trend.columns])
     return trend.tail(last) if last is not None else trend

@@ -92,7 +92,7 @@ WORLD_SCHEMA = pl.Schema(
         "causal_links": pl.UInt32,
         "last_touch_only": pl.Boolean,
         "won_deals": pl.Int64,
-        "won_revenue": pl.Int64,  # cents, inside the window
+        "won_revenue_cents": pl.Int64,  # cents, inside the window
         "incremental_revenue": pl.Int64,  # cents: v(all channels) - v(no channel)
         "seconds": pl.Float64,  # simulate + truths + every model
     }
@@ -119,7 +119,7 @@ SHARE_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "revenue_credit": pl.Int64,  # cents the model credits
+        "revenue_credit_cents": pl.Int64,  # cents the model credits
         "share": pl.Float64,  # the model's share
         "shapley_share": pl.Float64,
         "removal_share": pl.Float64,
@@ -400,7 +400,7 @@ def evaluate(
                 "causal_links": len(world.causes),
                 "last_touch_only": world.last_touch_only,
                 "won_deals": int((everything.is_closed & everything.won).sum()),
-                "won_revenue": everything.revenue_cents,
+                "won_revenue_cents": everything.revenue_cents,
                 "incremental_revenue": everything.revenue_cents - nothing.revenue_cents,
                 "seconds": time.perf_counter() - started,
             }
@@ -438,7 +438,8 @@ def _model_credit(
         frames = []
         for model, name in zip(models, names, strict=True):
             _, summary = run_models(prepared.journeys, [model])
-            frames.append(summary.select(pl.lit(name).alias("model"), "channel", "revenue_credit"))
+            frames.append(summary.select(pl.lit(name).alias("model"), "channel",
+                                         "revenue_credit_cents"))
     return pl.concat(frames)
 
 
@@ -456,10 +457,11 @@ def score_shares(truth: pl.DataFrame, credit: pl.DataFrame, kind: str) -> pl.Dat
         models.join(channels, how="cross")
         .join(scored, on=["model", "channel"], how="left")
         .join(truth_values, on="channel", how="left")
-        .with_columns(pl.col("revenue_credit", "revenue_removed", "shapley_revenue").fill_null(0))
+        .with_columns(pl.col("revenue_credit_cents", "revenue_removed",
+                             "shapley_revenue").fill_null(0))
     )
-    total = pl.col("revenue_credit").sum().over("model")
-    share = pl.when(total != 0).then(pl.col("revenue_credit") / total).otherwise(0.0)
+    total = pl.col("revenue_credit_cents").sum().over("model")
+    share = pl.when(total != 0).then(pl.col("revenue_credit_cents") / total).otherwise(0.0)
     return (
         grid.with_columns(
             pl.lit(world).alias("world"),

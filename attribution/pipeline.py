@@ -112,7 +112,7 @@ class RunResult:
         return time_to_close_distribution(self.journeys)
 
     def totals(self) -> dict[str, Any]:
-        """Headline figures: deals, won revenue, pipeline, journeys (money in minor units)."""
+        """Headline figures: deals, won_revenue_cents, pipeline_cents (minor units), journeys."""
         if self.known_totals is not None:
             return dict(self.known_totals)
         deals = self.journeys.journeys.filter(pl.col("status") != "none").collect()
@@ -121,8 +121,8 @@ class RunResult:
             "won_deals": int(deals.filter(pl.col("status") == "won").height),
             "lost_deals": int(deals.filter(pl.col("status") == "lost").height),
             "open_deals": int(deals.filter(pl.col("status") == "open").height),
-            "won_revenue": int(deals.get_column("revenue").sum()),
-            "pipeline": int(deals.get_column("amount").sum()),
+            "won_revenue_cents": int(deals.get_column("revenue").sum()),
+            "pipeline_cents": int(deals.get_column("amount").sum()),
             "deals_without_touch": int(deals.filter(pl.col("n_touches") == 0).height),
             "journeys": self.journeys.journeys.select(pl.len()).collect().item(),
             "touches": self.journeys.touches.select(pl.len()).collect().item(),

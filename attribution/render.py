@@ -145,15 +145,15 @@ def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
             cell(row["channel"], style=_style(row["channel_group"])),
             cell(row["channel_group"]),
             f"{row['deals_touched']:,}",
-            cell(money(row["pipeline_credit"], currency)),
-            cell(money(row["revenue_credit"], currency)),
+            cell(money(row["pipeline_credit_cents"], currency)),
+            cell(money(row["revenue_credit_cents"], currency)),
             percent(row["revenue_share"]),
         )
     table.add_section()
     table.add_row(
         "total", "", "",
-        cell(money(int(rows.get_column("pipeline_credit").sum()), currency)),
-        cell(money(int(rows.get_column("revenue_credit").sum()), currency)),
+        cell(money(int(rows.get_column("pipeline_credit_cents").sum()), currency)),
+        cell(money(int(rows.get_column("revenue_credit_cents").sum()), currency)),
         percent(1.0 if rows.height else 0.0),
     )
     return table
@@ -181,15 +181,15 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     cells = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
     order = _last_placeholders(
         summary.group_by("channel", "channel_group")
-        .agg(pl.col("revenue_credit").sum(), pl.col("deals_touched").max())
-        .sort(["revenue_credit", "channel"], descending=[True, False])
+        .agg(pl.col("revenue_credit_cents").sum(), pl.col("deals_touched").max())
+        .sort(["revenue_credit_cents", "channel"], descending=[True, False])
     )
     for row in order.iter_rows(named=True):
         table.add_row(
             cell(row["channel"], style=_style(row["channel_group"])),
             f"{row['deals_touched']:,}",
             *[
-                cell(compact_money(cells[(m, row["channel"])]["revenue_credit"], currency)
+                cell(compact_money(cells[(m, row["channel"])]["revenue_credit_cents"], currency)
                      if (m, row["channel"]) in cells else compact_money(0, currency))
                 for m in models
             ],
@@ -198,8 +198,8 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     table.add_row(
         "total", "",
         *[
-            cell(compact_money(int(summary.filter(pl.col("model") == m)["revenue_credit"].sum()),
-                               currency))
+            cell(compact_money(
+                int(summary.filter(pl.col("model") == m)["revenue_credit_cents"].sum()), currency))
             for m in models
         ],
     )
@@ -221,14 +221,14 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
     for model in models:
         table.add_column(cell(model), justify="right")
     base = _last_placeholders(comparison.filter(pl.col("model") == baseline).sort(
-        ["last_touch_revenue_credit", "channel"], descending=[True, False]
+        ["last_touch_revenue_credit_cents", "channel"], descending=[True, False]
     ))
     wide = {(row["model"], row["channel"]): row for row in comparison.iter_rows(named=True)}
     for row in base.iter_rows(named=True):
         channel = row["channel"]
         cells: list[str | Text] = [
             cell(channel, style=_style(row["channel_group"])),
-            cell(f"{compact_money(row['revenue_credit'], currency)}"
+            cell(f"{compact_money(row['revenue_credit_cents'], currency)}"
                  f" {percent(row['revenue_share'])}"),
         ]
         for model in models:

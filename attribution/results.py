@@ -35,14 +35,11 @@ if TYPE_CHECKING:
     from attribution.spend import Spend
 
 
-#: the money among a run's totals, named in run.json by their unit (integer minor units)
-CENTS_TOTALS = {"won_revenue": "won_revenue_cents", "pipeline": "pipeline_cents"}
-
-
 def record_totals(totals: dict[str, Any]) -> dict[str, Any]:
     """A run's headline totals (:meth:`RunResult.totals`) as run.json writes them: the money
-    ones, integer minor units, named ``*_cents``; the counts as they are."""
-    return {CENTS_TOTALS.get(name, name): value for name, value in totals.items()}
+    ones integer minor units, named ``*_cents`` (as the totals name them), the counts as they
+    are."""
+    return dict(totals)
 
 
 def run_record(result: RunResult) -> dict[str, Any]:

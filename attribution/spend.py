@@ -106,7 +106,7 @@ DAILY_SPEND_SCHEMA = pl.Schema(
         "channel": pl.String,
         "channel_group": pl.String,
         "day": pl.Date,
-        "spend": pl.Int64,
+        "spend_cents": pl.Int64,
     }
 )
 
@@ -362,7 +362,7 @@ def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
         "day",
         (pl.col("amount") // pl.col("days")
          + (index < pl.col("amount") % pl.col("days")).cast(pl.Int64))
-        .alias("spend"),
+        .alias("spend_cents"),
     ).sort(["row", "day"])
 
 
@@ -371,7 +371,7 @@ def daily_spend(rows: pl.DataFrame) -> pl.DataFrame:
     return (
         spread_daily(rows)
         .group_by("channel", "channel_group", "day")
-        .agg(pl.col("spend").sum())
+        .agg(pl.col("spend_cents").sum())
         .sort(["day", "channel"])
         .cast(dict(DAILY_SPEND_SCHEMA))  # type: ignore[arg-type]
         .select(list(DAILY_SPEND_SCHEMA))
@@ -406,7 +406,7 @@ def spend_by_period(
     return (
         daily.with_columns(period_of(pl.col("day"), grain).alias("period"))
         .group_by("period", *by)
-        .agg(pl.col("spend").sum())
+        .agg(pl.col("spend_cents").sum())
         .sort(["period", *by])
     )
 
@@ -416,7 +416,7 @@ def spend_by_channel(spend: Spend | pl.DataFrame) -> pl.DataFrame:
     return (
         daily_of(spend)
         .group_by("channel", "channel_group")
-        .agg(pl.col("spend").sum())
+        .agg(pl.col("spend_cents").sum())
         .sort("channel")
     )
 

@@ -22,6 +22,8 @@ from attribution.render import compact_money, money
 from attribution.schema import minor_per_major
 from attribution.spend import load_spend
 
+# the files' and the CLI's column names (money in major units) throughout, not the Python API's
+# money: keep names from here
 DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 MODELS = ["last_touch", "w_shaped", "markov", "shapley", "incremental", "linear", "time_decay",
           "u_shaped", "full_path", "first_touch", "last_non_direct"]
@@ -229,7 +231,8 @@ def test_money_is_shown_and_written_to_the_currencys_minor_unit() -> None:
     assert money(1234, "JPY") == "¥1,234"
     assert money(123456) == "$1,234.56"
     assert compact_money(1_234_567, "KWD") == "1.23k KWD"
-    frame = pl.DataFrame({"revenue_credit": [1234567, -5], "revenue_share": [0.5, 0.5]})
+    # in memory: minor units, named so; written: major units, named without the suffix
+    frame = pl.DataFrame({"revenue_credit_cents": [1234567, -5], "revenue_share": [0.5, 0.5]})
     assert money_to_decimal(frame, decimals=3)["revenue_credit"].to_list() == [
         Decimal("1234.567"), Decimal("-0.005")]
     assert money_to_decimal(frame, decimals=3).schema["revenue_credit"] == pl.Decimal(38, 3)
@@ -261,7 +264,7 @@ def test_spend_in_kwd_is_read_in_fils(tmp_path: Path) -> None:
     loaded = load_spend(spend, currency="KWD")
     assert loaded.rows["amount"].to_list() == [1001]
     # spread over three days to the fil: 334 + 334 + 333
-    assert loaded.daily["spend"].to_list() == [334, 334, 333]
+    assert loaded.daily["spend_cents"].to_list() == [334, 334, 333]
     assert loaded.rejects.select("row", "reason").rows() == [
         (2, "amount has more decimals than KWD's minor unit (3 decimals, ISO 4217)")]
     # without a currency, the file's own (KWD) decides
@@ -277,3 +280,4 @@ def test_path_table_values_are_read_in_the_runs_minor_unit(tmp_path: Path) -> No
     assert kwd["revenue"].to_list() == [1234567, 10000]
     jpy = read_paths(paths, decimals=0).journeys.journeys.collect()
     assert jpy["revenue"].to_list() == [1235, 10]
+# money: keep names to here

@@ -194,7 +194,7 @@ def test_scores_by_hand():
             "model": ["last_touch"] * 4 + ["linear"] * 3,
             "channel": ["direct", "paid_search", "organic_search", "(no touch)"]
             + ["podcast", "paid_search", "direct"],
-            "revenue_credit": [50, 30, 20, 1_000, 40, 40, 20],
+            "revenue_credit_cents": [50, 30, 20, 1_000, 40, 40, 20],
         }
     )
     shares = score_shares(_hand_truth(), credit, "scenario")
@@ -229,7 +229,7 @@ def test_scores_by_hand():
 
 def test_a_model_crediting_nothing_scores_zero_shares():
     credit = pl.DataFrame(
-        {"model": ["last_touch"], "channel": ["(no touch)"], "revenue_credit": [9]})
+        {"model": ["last_touch"], "channel": ["(no touch)"], "revenue_credit_cents": [9]})
     shares = score_shares(_hand_truth(), credit, "scenario")
     assert shares["share"].to_list() == [0.0, 0.0, 0.0]
 

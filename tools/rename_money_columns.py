@@ -9,10 +9,11 @@ major units under the name without the suffix, so every file keeps its column na
 This script does the rename, and is rerunnable (a name already ending ``_cents`` is left
 alone): every Python string literal that is exactly one of :data:`CORE` (in any file of
 ``attribution/`` and ``tests/``) or one of :data:`GENERIC` (only in :data:`GENERIC_FILES`,
-where those words name money columns) becomes ``<name>_cents``; so does a subscript
-``['name']`` / ``["name"]`` inside an f-string. A line carrying the comment ``# money: keep
-name``, and the lines from one carrying ``# money: keep names from here`` to one carrying
-``# money: keep names to here``, are left as they are: there the literal is a file's column,
+where those words name money columns) becomes ``<name>_cents``; so does a quoted name inside
+an f-string's replacement field (``{row['name']}``, ``{frame.get_column('name').sum()}``). A
+line carrying the comment ``# money: keep name``, and the lines from one carrying ``# money:
+keep names from here`` to one carrying ``# money: keep names to here``, are left as they are:
+there the literal is a file's column,
 a label or another meaning of the word (the ``spend`` input, a ``floor`` bound kind, the
 ``recommended`` model flag).
 
@@ -54,7 +55,7 @@ GENERIC_FILES = (
     "attribution/report/html.py", "attribution/report/charts.py", "attribution/report/data.py",
     "tests/test_budget.py", "tests/test_economics.py", "tests/test_hygiene.py",
     "tests/test_report.py", "tests/test_report_decision.py", "tests/test_api.py",
-    "tests/test_render.py",
+    "tests/test_render.py", "tests/test_spend.py", "tests/test_recommended.py",
 )
 KEEP = "# money: keep name"
 KEEP_FROM, KEEP_TO = "# money: keep names from here", "# money: keep names to here"
@@ -74,8 +75,15 @@ def _rename_literal(text: str, names: set[str]) -> str:
     if match and match.group(3) in names:
         return f"{match.group(1)}{match.group(2)}{match.group(3)}_cents{match.group(2)}"
     if re.match(r"[rR]?[fF]", text):
-        pattern = r"\[(['\"])(" + "|".join(sorted(names, key=len, reverse=True)) + r")\1\]"
-        return re.sub(pattern, lambda m: f"[{m.group(1)}{m.group(2)}_cents{m.group(1)}]", text)
+        # inside the f-string's replacement fields only: a quoted name there is a literal of
+        # the expression (``row['revenue_credit']``, ``get_column('revenue_credit')``)
+        quoted = r"(['\"])(" + "|".join(sorted(names, key=len, reverse=True)) + r")\1"
+
+        def field(match: re.Match[str]) -> str:
+            return re.sub(quoted, lambda m: f"{m.group(1)}{m.group(2)}_cents{m.group(1)}",
+                          match.group(0))
+
+        return re.sub(r"\{[^{}]*\}", field, text)
     return text
 
 

@@ -224,11 +224,11 @@ def _headline(result: RunResult) -> str:
     stats = result.stats
     accounts = f"{stats.account_journeys:,} accounts touched without a deal" if stats else ""
     cards = [
-        ("Won revenue", compact_money(figures["won_revenue"], currency),
-         f"{money(figures['won_revenue'], currency)} from {figures['won_deals']:,} won deals",
+        ("Won revenue", compact_money(figures["won_revenue_cents"], currency),
+         f"{money(figures['won_revenue_cents'], currency)} from {figures['won_deals']:,} won deals",
          "won_revenue"),  # money: keep name (the card's id)
-        ("Pipeline", compact_money(figures["pipeline"], currency),
-         f"{money(figures['pipeline'], currency)} over {figures['deals']:,} deals",
+        ("Pipeline", compact_money(figures["pipeline_cents"], currency),
+         f"{money(figures['pipeline_cents'], currency)} over {figures['deals']:,} deals",
          "pipeline"),  # money: keep name (the card's id)
         ("Deals", f"{figures['deals']:,}",
          f"{figures['won_deals']:,} won · {figures['lost_deals']:,} lost · "
@@ -273,14 +273,15 @@ def _credit_table(summary: pl.DataFrame, currency: str) -> str:
     models = summary.get_column("model").unique(maintain_order=True).to_list()
     if BASELINE in models:
         models = [BASELINE, *[m for m in models if m != BASELINE]]
-    cells = {(r["model"], r["channel"]): r["revenue_credit"] for r in summary.iter_rows(named=True)}
+    cells = {(r["model"],
+              r["channel"]): r["revenue_credit_cents"] for r in summary.iter_rows(named=True)}
     groups = charts_module.channel_groups(summary)
     rows = []
     for channel in charts_module.channel_order(summary):
         rows.append([_channel(channel, groups.get(channel)),
                      *[money(cells.get((m, channel), 0), currency) for m in models]])
     totals = [
-        int(summary.filter(pl.col("model") == m).get_column("revenue_credit").sum())
+        int(summary.filter(pl.col("model") == m).get_column("revenue_credit_cents").sum())
         for m in models
     ]
     rows.append(["total", *[money(t, currency) for t in totals]])
@@ -294,7 +295,7 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
         if m != BASELINE
     ]
     base = comparison.filter(pl.col("model") == BASELINE).sort(
-        ["last_touch_revenue_credit", "channel"], descending=[True, False]
+        ["last_touch_revenue_credit_cents", "channel"], descending=[True, False]
     )
     wide = {(r["model"], r["channel"]): r for r in comparison.iter_rows(named=True)}
     rows = []
@@ -302,8 +303,8 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
         channel = row["channel"]
         rows.append([
             _channel(channel, row["channel_group"]),
-            money(row["revenue_credit"], currency),
-            *[_signed(wide[(m, channel)]["revenue_shift"], currency) for m in models],
+            money(row["revenue_credit_cents"], currency),
+            *[_signed(wide[(m, channel)]["revenue_shift_cents"], currency) for m in models],
         ])
     return _table(["channel", "last_touch", *[f"{m} vs last_touch" for m in models]], rows,
                   numeric=range(1, len(models) + 2))
@@ -343,7 +344,7 @@ def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], curr
         row = [
             _channel(r["channel"], groups.get(r["channel"])), percent(r["removal_effect"]),
             percent(r["share"]), percent(r["removal_effect_value"]), percent(r["share_value"]),
-            f"{r['conversions_credit']:,.2f}", money(round(r["revenue_credit"]), currency),
+            f"{r['conversions_credit']:,.2f}", money(round(r["revenue_credit_cents"]), currency),
         ]
         if has_ci:
             row += [percent(r["ci_low"]), percent(r["ci_high"])]
@@ -397,13 +398,14 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
         models = [lead, *[m for m in models if m != lead]]
     named = {major_name(c): c for c in frame.columns}  # a shown name -> the table's column
     columns = [(named[c], h, k) for c, h, k in SCORECARD_COLUMNS if c in named]
-    if "spend" in frame.columns and int(frame.get_column("spend").fill_null(0).sum()) == 0:
+    if ("spend_cents" in frame.columns
+            and int(frame.get_column("spend_cents").fill_null(0).sum()) == 0):
         columns = [(c, h, k) for c, h, k in columns if major_name(c) not in COST_COLUMNS]
     parts = []
     for index, model in enumerate(models):
         rows = []
         for r in frame.filter(pl.col("model") == model).iter_rows(named=True):
-            unspent = not r.get("spend")
+            unspent = not r.get("spend_cents")
             rows.append([_channel(r["channel"], r["channel_group"]),
                          *["" if unspent and major_name(c) in COST_COLUMNS
                            or (c == "leads" and r["channel"] == NO_TOUCH_CHANNEL)
@@ -425,8 +427,8 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
 
 def _budget_table(budget: pl.DataFrame, currency: str) -> str:
     has_base = (
-        "last_touch_recommended" in budget.columns
-        and budget.get_column("last_touch_recommended").null_count() == 0
+        "last_touch_recommended_cents" in budget.columns
+        and budget.get_column("last_touch_recommended_cents").null_count() == 0
     )
     headers = ["channel", "current spend", "revenue credit", "ROAS",
                "recommended", "change"]  # money: keep name
@@ -436,23 +438,24 @@ def _budget_table(budget: pl.DataFrame, currency: str) -> str:
     rows = []
     for r in budget.iter_rows(named=True):
         row: list[Any] = [
-            _channel(r["channel"], r["channel_group"]), money(r["current_spend"], currency),
-            money(r["revenue_credit"], currency), _cell(r["roas"], "ratio", currency),
-            money(r["recommended"], currency), _signed(r["change"], currency),
+            _channel(r["channel"], r["channel_group"]), money(r["current_spend_cents"], currency),
+            money(r["revenue_credit_cents"], currency), _cell(r["roas"], "ratio", currency),
+            money(r["recommended_cents"], currency), _signed(r["change_cents"], currency),
         ]
         if has_base:
             row += [
-                money(r["last_touch_recommended"], currency),
-                _signed(r["decision_shift"], currency),
+                money(r["last_touch_recommended_cents"], currency),
+                _signed(r["decision_shift_cents"], currency),
             ]
         row.append(r["bound"] or "")
         rows.append(row)
-    total = int(budget.get_column("recommended").sum())
-    current = int(budget.get_column("current_spend").sum())
+    total = int(budget.get_column("recommended_cents").sum())
+    current = int(budget.get_column("current_spend_cents").sum())
     total_row: list[Any] = ["total", money(current, currency), "", "", money(total, currency),
                             _signed(total - current, currency)]
     if has_base:
-        total_row += [money(int(budget.get_column("last_touch_recommended").sum()), currency), ""]
+        total_row += [money(int(budget.get_column("last_touch_recommended_cents").sum()), currency),
+                      ""]
     total_row.append("")
     rows.append(total_row)
     return _table(headers, rows, numeric=range(1, len(headers) - 1),
