@@ -212,6 +212,8 @@ MONEY_COLUMNS = frozenset(
         "revenue",
         "pipeline_credit_cents",
         "revenue_credit_cents",
+        "revenue_credit_low_cents",  # bootstrap bounds of the credit (--bootstrap)
+        "revenue_credit_high_cents",
         "last_touch_revenue_credit_cents",
         "revenue_shift_cents",
         "pipeline_cents",

@@ -154,16 +154,19 @@ def test_cli_compare_json_has_interval_fields_only_with_bootstrap():
             "--model", "last_touch", "--model", "linear"]
     plain = json.loads(subprocess.run(base, cwd=ROOT, capture_output=True, text=True,
                                       check=True).stdout)
-    assert "revenue_credit_low_cents" not in plain[0]
+    # the JSON's names: money in major units, no ``_cents``
+    # money: keep names from here
+    assert "revenue_credit_low" not in plain[0]
     shown = subprocess.run([*base, "--bootstrap", "20", "--seed", "5", "--interval", "0.8"],
                            cwd=ROOT, capture_output=True, text=True, check=True)
     rows = json.loads(shown.stdout)
-    assert {"revenue_credit_low_cents", "revenue_credit_high_cents", "revenue_share_low",
+    assert {"revenue_credit_low", "revenue_credit_high", "revenue_share_low",
             "revenue_share_high", "sufficient"} <= set(rows[0])
     again = subprocess.run([*base, "--bootstrap", "20", "--seed", "5", "--interval", "0.8"],
                            cwd=ROOT, capture_output=True, text=True, check=True)
     assert again.stdout == shown.stdout
-    assert all(r["revenue_credit_low_cents"] <= r["revenue_credit_high_cents"] for r in rows)
+    assert all(r["revenue_credit_low"] <= r["revenue_credit_high"] for r in rows)
+    # money: keep names to here
     assert any(r["sufficient"] is False for r in rows)
 
 
