@@ -424,12 +424,15 @@ def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, dem
         assert back.columns == parquet.columns, name
         assert_frame_equal(_sorted(back), _sorted(parquet), check_exact=True)
     # money as exact decimals in the database itself
+    # (a result table reads back as its file: money in major units, named without _cents)
     credit = db.result_table(destination, "credit", run_id)
-    by_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit_cents").sum())
+    # money: keep names from here
+    by_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit").sum())
     deals = demo_run.journeys.journeys.collect().filter(pl.col("status") != "none")
     joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount")), on="deal_id")
     assert joined.height == by_deal.height
-    assert (joined["pipeline_credit_cents"] == joined["amount"]).all()
+    assert (joined["pipeline_credit"] == joined["amount"]).all()
+    # money: keep names to here
 
 
 def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo_run,
@@ -456,13 +459,16 @@ def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
                         "numeric_scale FROM information_schema.columns WHERE table_schema = "
                         "'declared' ORDER BY table_name, ordinal_position")[0]
     declared = {(t, c): (d, p, s) for t, c, d, p, s in rows}
-    assert declared[("summary", "revenue_credit_cents")] == ("numeric", 38, 2)
-    assert declared[("summary", "pipeline_credit_cents")] == ("numeric", 38, 2)
+    # the database's columns are the files': major units, named without _cents
+    # money: keep names from here
+    assert declared[("summary", "revenue_credit")] == ("numeric", 38, 2)
+    assert declared[("summary", "pipeline_credit")] == ("numeric", 38, 2)
     assert declared[("summary", "revenue_share")][0] == "double precision"
     assert declared[("summary", "deals_touched")][0] == "bigint"
     assert declared[("summary", "run_id")][0] == "text"
     assert declared[("runs", "record")][0] == "json"
-    assert declared[("runs", "won_revenue_cents")] == ("numeric", 38, 2)
+    assert declared[("runs", "won_revenue")] == ("numeric", 38, 2)
+    # money: keep names to here
     total = postgres.sql("SELECT CAST(won_revenue AS TEXT) FROM declared.runs")[0][0][0]
     assert Decimal(total) == Decimal(demo_run.totals()["won_revenue_cents"]) / 100
 
@@ -482,8 +488,8 @@ def test_money_round_trips_exactly(tmp_path, cents):
     expected = sorted(zip(frame["channel"], cents, strict=True))
     assert [Decimal(s) for (s,) in stored] == [Decimal(c) / 100 for _, c in expected]
     back = db.result_table(path, "summary", run_id).sort("channel")
-    assert back.get_column("revenue_credit_cents").to_list() == [Decimal(c) / 100 for _,
-                                                                 c in expected]
+    assert back.get_column("revenue_credit").to_list() == [  # money: keep name (the file's)
+        Decimal(c) / 100 for _, c in expected]
 
 
 def test_a_three_decimal_currency_is_stored_to_the_fil(destination):
@@ -494,10 +500,12 @@ def test_a_three_decimal_currency_is_stored_to_the_fil(destination):
                             "revenue_credit_cents": [1_234_567, 5]})
     record = {"currency": "KWD", "totals": {"won_revenue_cents": 1_234_572}}
     run_id = db.write_result_set(destination, {"summary": summary}, record)
-    back = db.result_table(destination, "summary", run_id)
-    assert back.schema["revenue_credit_cents"] == pl.Decimal(38, 3)
-    assert back.sort("channel")["revenue_credit_cents"].to_list() == [Decimal("0.005"),
-                                                                 Decimal("1234.567")]
+    back = db.result_table(destination, "summary", run_id)  # as the files: major units
+    # money: keep names from here
+    assert back.schema["revenue_credit"] == pl.Decimal(38, 3)
+    assert back.sort("channel")["revenue_credit"].to_list() == [Decimal("0.005"),
+                                                                Decimal("1234.567")]
+    # money: keep names to here
     assert db.history(destination)["won_revenue_cents"].to_list() == [1_234_572]
     trend = db.channel_history(destination, "podcast", "linear")
     assert trend["revenue_credit_cents"].to_list() == [1_234_567]
@@ -731,7 +739,8 @@ def test_run_from_postgres_tables_into_history_duckdb_twice_and_history(postgres
     trend = _cli("history", "--out", str(history), "--channel", "podcast", "--model", "linear",
                  "--format", "json", env=env)
     assert trend.returncode == 0, trend.stderr
-    credits = [row["revenue_credit_cents"] for row in json.loads(trend.stdout)]
+    # the CLI's JSON: major units, named without _cents
+    credits = [row["revenue_credit"] for row in json.loads(trend.stdout)]  # money: keep name
     # the same inputs give the same credit in both runs, and it is the file run's
     files = pipeline.run(Config(touchpoints=DEMO / "touchpoints.csv", deals=DEMO / "deals.csv",
                                 contacts=DEMO / "contacts.csv", models=("last_touch", "linear")))

@@ -8,7 +8,8 @@ major units under the name without the suffix, so every file keeps its column na
 
 This script does the rename, and is rerunnable (a name already ending ``_cents`` is left
 alone): every Python string literal that is exactly one of :data:`CORE` (in any file of
-``attribution/`` and ``tests/``) or one of :data:`GENERIC` (only in :data:`GENERIC_FILES`,
+``attribution/``,
+``tests/`` and ``bench/``) or one of :data:`GENERIC` (only in :data:`GENERIC_FILES`,
 where those words name money columns) becomes ``<name>_cents``; so does a quoted name inside
 an f-string's replacement field (``{row['name']}``, ``{frame.get_column('name').sum()}``). A
 line carrying the comment ``# money: keep name``, and the lines from one carrying ``# money:
@@ -59,7 +60,7 @@ GENERIC_FILES = (
 )
 KEEP = "# money: keep name"
 KEEP_FROM, KEEP_TO = "# money: keep names from here", "# money: keep names to here"
-ROOTS = ("attribution", "tests")
+ROOTS = ("attribution", "tests", "bench")
 #: this script's own folder is never rewritten
 SKIP = ("tools/",)
 
