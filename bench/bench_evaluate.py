@@ -137,7 +137,8 @@ def main() -> None:
     print()
     worlds_frame = result.worlds.join(truth_times.drop("channels"), on="world").with_columns(
         (pl.col("won_revenue_cents") / 100).round(0).cast(pl.Int64).alias("won_revenue_usd"),
-        (pl.col("incremental_revenue") / pl.col("won_revenue_cents")).alias("caused_by_marketing"),
+        (pl.col("incremental_revenue_cents") / pl.col("won_revenue_cents"))
+        .alias("caused_by_marketing"),
     )
     print(
         markdown(

@@ -44,6 +44,9 @@ CORE = (
     "current_spend", "last_touch_recommended", "last_touch_change", "decision_shift",
     "proposed_spend", "expected_revenue", "revenue_change", "counted_spend", "band_low",
     "band_high",
+    # the simulated worlds' ground truth (attribution.simulate, attribution.evaluate): minor
+    # units in memory and in the evaluation files alike (not in MONEY_COLUMNS)
+    "incremental_revenue", "revenue_removed", "shapley_revenue",
 )
 #: words that name a money column only in some modules (and mean other things elsewhere)
 GENERIC = ("pipeline", "spend", "recommended", "change", "floor", "cap")
