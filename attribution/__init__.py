@@ -5,7 +5,7 @@ The public API mirrors the CLI::
     import attribution as at
     result = at.run(at.Config(touchpoints="touchpoints.csv", deals="deals.csv",
                               contacts="contacts.csv"))
-    result.summary           # channel credit per model (polars DataFrame, money in cents)
+    result.summary           # channel credit per model (polars; money *_cents: minor units)
     result.comparison()      # last-touch next to every other model
 """
 

@@ -10,7 +10,13 @@
     at.recommend_budget(result, spend, "w_shaped", shift=0.3, floors={"podcast": "10%"})
     at.write_report(result, "report.html", spend=spend)
 
-Every table is a polars DataFrame with money in minor units (cents).
+Every table is a polars DataFrame with money in minor units of the run's currency
+(``result.currency``), and every such column says so: it is named ``*_cents`` (integers, or
+floats for estimates such as Markov's removal-effect ``revenue_credit_cents``), ``_cents``
+meaning the currency's minor unit (cents for USD, fils for KWD, yen for JPY). The files name the
+same columns without the suffix, in major units:
+``attribution.output.money_to_decimal(frame, decimals=currency_decimals(result.currency))``
+gives a frame as the files hold it.
 """
 
 from __future__ import annotations

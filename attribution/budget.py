@@ -59,8 +59,9 @@ import polars as pl
 
 from attribution.errors import ConfigError, InputError, ModelError
 from attribution.reading import ROW, read_table
+from attribution.schema import currency_decimals
 from attribution.spend import Spend
-from attribution.validation import minor_units, text
+from attribution.validation import amount_text, minor_units, text
 
 BASELINE = "last_touch"
 
@@ -84,22 +85,22 @@ BUDGET_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "current_spend": pl.Int64,
+        "current_spend_cents": pl.Int64,
         "current_share": pl.Float64,
-        "revenue_credit": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
         "revenue_share": pl.Float64,  # among budgeted channels
         "roas": pl.Float64,  # revenue_credit / current_spend
-        "floor": pl.Int64,
-        "cap": pl.Int64,
-        "recommended": pl.Int64,
+        "floor_cents": pl.Int64,
+        "cap_cents": pl.Int64,
+        "recommended_cents": pl.Int64,
         "recommended_share": pl.Float64,
-        "change": pl.Int64,  # recommended - current_spend
+        "change_cents": pl.Int64,  # recommended - current_spend
         "bound": pl.String,  # "floor" / "cap" when the channel sits at it
-        "last_touch_revenue_credit": pl.Int64,
+        "last_touch_revenue_credit_cents": pl.Int64,
         "last_touch_revenue_share": pl.Float64,
-        "last_touch_recommended": pl.Int64,
-        "last_touch_change": pl.Int64,
-        "decision_shift": pl.Int64,  # recommended - last_touch_recommended
+        "last_touch_recommended_cents": pl.Int64,
+        "last_touch_change_cents": pl.Int64,
+        "decision_shift_cents": pl.Int64,  # recommended - last_touch_recommended
     }
 )
 
@@ -109,15 +110,15 @@ WHAT_IF_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "current_spend": pl.Int64,
-        "proposed_spend": pl.Int64,
-        "revenue_credit": pl.Int64,
+        "current_spend_cents": pl.Int64,
+        "proposed_spend_cents": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
         "return_per_unit": pl.Float64,  # revenue_credit / current_spend
-        "band_low": pl.Int64,
-        "band_high": pl.Int64,
-        "counted_spend": pl.Int64,  # the spend the estimate believes in
-        "expected_revenue": pl.Int64,
-        "revenue_change": pl.Int64,
+        "band_low_cents": pl.Int64,
+        "band_high_cents": pl.Int64,
+        "counted_spend_cents": pl.Int64,  # the spend the estimate believes in
+        "expected_revenue_cents": pl.Int64,
+        "revenue_change_cents": pl.Int64,
         "in_band": pl.Boolean,
         "note": pl.String,
     }
@@ -125,14 +126,16 @@ WHAT_IF_SCHEMA = pl.Schema(
 
 
 # -- bounds --------------------------------------------------------------------------------------
-def parse_bound(value: Bound) -> int | Share:
+def parse_bound(value: Bound, decimals: int = 2) -> int | Share:
     """A floor or cap from its text: ``"10%"`` -> ``Share(0.1)``, ``"5,000.50"`` -> ``500050``
     cents.
 
-    Integers are taken as minor units already; text without ``%`` is in major units.
+    Integers are taken as minor units already; text without ``%`` is in major units of a
+    currency with ``decimals`` (its ISO 4217 minor unit: 3 for KWD, where ``"1.234"`` is 1234
+    fils); an amount finer than that is refused, never rounded.
 
-    >>> parse_bound("12.5%"), parse_bound("5,000.50"), parse_bound(700)
-    (Share(value=0.125), 500050, 700)
+    >>> parse_bound("12.5%"), parse_bound("5,000.50"), parse_bound(700), parse_bound("1.234", 3)
+    (Share(value=0.125), 500050, 700, 1234)
     """
     if isinstance(value, Share):
         return value
@@ -153,17 +156,28 @@ def parse_bound(value: Bound) -> int | Share:
         ) from None
     if amount < 0 or not amount.is_finite():
         raise ConfigError(f"a floor or cap cannot be negative ({value})")
-    return int((amount * 100).to_integral_value())
+    minor = amount.scaleb(decimals)
+    if minor != minor.to_integral_value():
+        places = "no decimals" if decimals == 0 else f"{decimals} decimals"
+        raise ConfigError(f"{value!r} has more decimals than the currency's minor unit "
+                          f"({places}, ISO 4217)")
+    return int(minor)
 
 
-def parse_bound_option(item: str, option: str = "--floor") -> tuple[str, int | Share]:
+def major_text(minor: int | Fraction, decimals: int = 2) -> str:
+    """Minor units as major units for a message: ``major_text(123456) -> '1,234.56'``."""
+    return f"{float(minor) / 10 ** decimals:,.{decimals}f}"
+
+
+def parse_bound_option(item: str, option: str = "--floor",
+                       decimals: int = 2) -> tuple[str, int | Share]:
     """``"podcast=5000"`` -> ``("podcast", 500000)``: for ``--floor`` / ``--cap`` flags."""
     channel, sep, amount = item.partition("=")
     if not sep or not channel.strip() or not amount.strip():
         raise ConfigError(
             f"{option} {item!r}: expected CHANNEL=AMOUNT or CHANNEL=SHARE%, e.g. podcast=5000"
         )
-    return channel.strip().lower(), parse_bound(amount)
+    return channel.strip().lower(), parse_bound(amount, decimals)
 
 
 def _cents(bound: int | Share, total: int, up: bool) -> int:
@@ -182,9 +196,9 @@ def _revenue(credit_by_channel: pl.DataFrame, model: str) -> pl.DataFrame:
             f"model {model!r} is not in the run; the run has {', '.join(models) or 'no model'}; "
             f"add --model {model}"
         )
-    sums = [pl.col("revenue_credit").sum()]
-    if "spend" in credit_by_channel.columns:
-        sums.append(pl.col("spend").sum())
+    sums = [pl.col("revenue_credit_cents").sum()]
+    if "spend_cents" in credit_by_channel.columns:
+        sums.append(pl.col("spend_cents").sum())
     return (
         credit_by_channel.filter(pl.col("model") == model)
         .group_by("channel")
@@ -202,7 +216,7 @@ def current_spend(
     scorecard (the first model's rows).
     """
     if spend is None:
-        if credit_by_channel is None or "spend" not in credit_by_channel.columns:
+        if credit_by_channel is None or "spend_cents" not in credit_by_channel.columns:
             raise ConfigError("no spend: give a spend file (--spend FILE)")
         first = credit_by_channel.get_column("model")[0]
         spend = credit_by_channel.filter(pl.col("model") == first)
@@ -214,7 +228,7 @@ def current_spend(
     )
     return (
         frame.group_by("channel")
-        .agg(group.alias("channel_group"), pl.col("spend").sum().cast(pl.Int64))
+        .agg(group.alias("channel_group"), pl.col("spend_cents").sum().cast(pl.Int64))
         .sort("channel")
     )
 
@@ -226,7 +240,8 @@ def _clamp(value: Fraction, low: int, high: int | None) -> Fraction:
 
 
 def _scale_into_bounds(
-    targets: dict[str, Fraction], lows: dict[str, int], highs: dict[str, int | None], total: int
+    targets: dict[str, Fraction], lows: dict[str, int], highs: dict[str, int | None], total: int,
+    decimals: int = 2,
 ) -> dict[str, Fraction] | None:
     """``clamp(lam x target, low, high)`` per channel with the ``lam`` that makes them sum to total.
 
@@ -239,8 +254,8 @@ def _scale_into_bounds(
 
     if sum(lows.values()) > total:
         raise ConfigError(
-            f"the floors add up to {sum(lows.values()) / 100:,.2f}, more than the total "
-            f"{total / 100:,.2f}; lower a floor or raise --total"
+            f"the floors add up to {major_text(sum(lows.values()), decimals)}, more than the "
+            f"total {major_text(total, decimals)}; lower a floor or raise --total"
         )
     growing = [n for n in names if targets[n] > 0]
     reachable = sum(
@@ -294,6 +309,7 @@ def _allocate(
     shift: Fraction,
     lows: dict[str, int],
     highs: dict[str, int | None],
+    decimals: int = 2,
 ) -> tuple[dict[str, int], dict[str, Fraction]]:
     spent_total = sum(spend[n] for n in budgeted)
     paid_revenue = sum(revenue.get(n, 0) for n in budgeted if spend[n] > 0)
@@ -305,7 +321,7 @@ def _allocate(
         else:
             revenue_share = spend_share if spend[name] > 0 else Fraction(0)
         targets[name] = total * ((1 - shift) * spend_share + shift * revenue_share)
-    exact = _scale_into_bounds(targets, lows, highs, total)
+    exact = _scale_into_bounds(targets, lows, highs, total, decimals)
     if exact is None:
         # the earning channels are all capped: they get their caps, and the rest of the total
         # goes to the other channels by the current mix (evenly if none has spend)
@@ -315,14 +331,14 @@ def _allocate(
         mix = {n: Fraction(spend[n]) for n in others}
         if not any(mix.values()):
             mix = {n: Fraction(1) for n in others}
-        filled = _scale_into_bounds(mix, lows, highs, int(rest)) if others else None
+        filled = _scale_into_bounds(mix, lows, highs, int(rest), decimals) if others else None
         if filled is None:
             reachable = sum(capped.values()) + sum(
                 (Fraction(h) for n in others if (h := highs[n]) is not None), Fraction(0)
             )
             raise ConfigError(
-                f"the caps allow at most {float(reachable) / 100:,.2f} of the total "
-                f"{total / 100:,.2f}; raise a cap or lower --total"
+                f"the caps allow at most {major_text(reachable, decimals)} of the total "
+                f"{major_text(total, decimals)}; raise a cap or lower --total"
             )
         exact = {**capped, **filled}
     return largest_remainder(exact, total), targets
@@ -339,6 +355,7 @@ def recommend_budget(
     caps: Mapping[str, Bound] | None = None,
     baseline: str | None = BASELINE,
     hold: Collection[str] = (),
+    decimals: int | None = None,
 ) -> pl.DataFrame:
     """Recommend a budget per channel from credited revenue per unit of spend.
 
@@ -391,7 +408,7 @@ def recommend_budget(
     current = current_spend(spend, credit_by_channel)
     chosen = _revenue(credit_by_channel, model)
     base = _revenue(credit_by_channel, baseline) if baseline is not None else None
-    spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
+    spend_of = {c: int(s) for c, s in current.select("channel", "spend_cents").iter_rows()}
     groups = {
         c: g for c, g in current.select("channel", "channel_group").iter_rows() if g is not None
     }
@@ -400,9 +417,11 @@ def recommend_budget(
             for channel, group in frame.select("channel", "channel_group").iter_rows():
                 groups.setdefault(channel, group)
     known = sorted(set(spend_of) | set(groups))
-    floors_given = {c: parse_bound(b) for c, b in (floors or {}).items()}
-    caps_given = {c: parse_bound(b) for c, b in (caps or {}).items()}
-    for kind, given in (("floor", floors_given), ("cap", caps_given)):
+    if decimals is None:  # the spend's currency's minor unit (two decimals for a bare frame)
+        decimals = currency_decimals(spend.currency) if isinstance(spend, Spend) else 2
+    floors_given = {c: parse_bound(b, decimals) for c, b in (floors or {}).items()}
+    caps_given = {c: parse_bound(b, decimals) for c, b in (caps or {}).items()}
+    for kind, given in (("floor", floors_given), ("cap", caps_given)):  # money: keep name
         for channel in given:
             if channel not in known:
                 close = difflib.get_close_matches(channel, known, n=1)
@@ -432,15 +451,19 @@ def recommend_budget(
         high = highs[channel]
         if high is not None and lows[channel] > high:
             raise ConfigError(
-                f"the floor of {channel!r} ({lows[channel] / 100:,.2f}) is above its cap "
-                f"({high / 100:,.2f})"
+                f"the floor of {channel!r} ({major_text(lows[channel], decimals)}) is above its "
+                f"cap ({major_text(high, decimals)})"
             )
     step = Fraction(Decimal(repr(shift)))
-    revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
-    recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs)
+    revenue_of = {c: int(r) for c, r in chosen.select("channel",
+                                                      "revenue_credit_cents").iter_rows()}
+    recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs,
+                               decimals)
     if base is not None:
-        base_revenue = {c: int(r) for c, r in base.select("channel", "revenue_credit").iter_rows()}
-        base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows, highs)
+        base_revenue = {c: int(r) for c, r in base.select("channel",
+                                                          "revenue_credit_cents").iter_rows()}
+        base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows,
+                                        highs, decimals)
     else:
         base_revenue, base_recommended = {}, {}
 
@@ -453,8 +476,8 @@ def recommend_budget(
         high = highs[channel]
         at_bound = (
             "held" if channel in held
-            else "floor" if channel in floors_given and amount == lows[channel]
-            else "cap" if high is not None and amount == high
+            else "floor" if channel in floors_given and amount == lows[channel]  # money: keep name
+            else "cap" if high is not None and amount == high  # money: keep name
             else None
         )
         rows.append(
@@ -462,39 +485,39 @@ def recommend_budget(
                 "model": model,
                 "channel": channel,
                 "channel_group": groups.get(channel),
-                "current_spend": spend_of[channel],
+                "current_spend_cents": spend_of[channel],
                 "current_share": spend_of[channel] / spent_total if spent_total else None,
-                "revenue_credit": revenue_of.get(channel, 0),
+                "revenue_credit_cents": revenue_of.get(channel, 0),
                 "revenue_share": (
                     revenue_of.get(channel, 0) / paid_revenue if paid_revenue else None
                 ),
                 "roas": (
                     revenue_of.get(channel, 0) / spend_of[channel] if spend_of[channel] else None
                 ),
-                "floor": lows[channel] if channel in floors_given else None,
-                "cap": high,
-                "recommended": amount,
+                "floor_cents": lows[channel] if channel in floors_given else None,
+                "cap_cents": high,
+                "recommended_cents": amount,
                 "recommended_share": amount / total if total else None,
-                "change": amount - spend_of[channel],
+                "change_cents": amount - spend_of[channel],
                 "bound": at_bound,
-                "last_touch_revenue_credit": (
+                "last_touch_revenue_credit_cents": (
                     base_revenue.get(channel, 0) if base is not None else None
                 ),
                 "last_touch_revenue_share": (
                     base_revenue.get(channel, 0) / paid_base
                     if base is not None and paid_base else None
                 ),
-                "last_touch_recommended": base_recommended.get(channel),
-                "last_touch_change": (
+                "last_touch_recommended_cents": base_recommended.get(channel),
+                "last_touch_change_cents": (
                     base_recommended[channel] - spend_of[channel] if base is not None else None
                 ),
-                "decision_shift": (
+                "decision_shift_cents": (
                     amount - base_recommended[channel] if base is not None else None
                 ),
             }
         )
     frame = pl.DataFrame(rows, schema=BUDGET_SCHEMA, orient="row")
-    return frame.sort(["recommended", "channel"], descending=[True, False])
+    return frame.sort(["recommended_cents", "channel"], descending=[True, False])
 
 
 def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> list[str]:
@@ -515,8 +538,10 @@ def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> li
 
 
 # -- what if ------------------------------------------------------------------------------------
-def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> pl.DataFrame:
-    """A proposed budget file (``channel, amount`` in major units) as ``channel, spend`` cents.
+def read_budget(path: str | Path, columns: Mapping[str, str] | None = None,
+                decimals: int = 2) -> pl.DataFrame:
+    """A proposed budget file (``channel, amount`` in major units of a currency with
+    ``decimals``) as ``channel, spend`` in minor units.
 
     Any bad row raises :class:`~attribution.errors.InputError` naming the file and row: a
     budget is short and every line of it matters. Rows of one channel are added up.
@@ -525,28 +550,35 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None) -> p
     parsed = frame.select(
         ROW,
         text("channel", frame).str.to_lowercase().alias("channel"),
-        minor_units("amount", frame).alias("spend"),
+        minor_units("amount", frame, decimals).alias("spend_cents"),
         text("amount", frame).alias("_amount_text"),
+        (amount_text("amount", frame).str.extract(r"^[+-]?\d*\.(\d*[1-9])0*$", 1)
+         .str.len_chars().fill_null(0) > decimals).alias("_too_fine"),
     )
     bad = parsed.filter(
-        pl.col("channel").is_null() | pl.col("spend").is_null() | (pl.col("spend") < 0)
+        pl.col("channel").is_null() | pl.col("spend_cents").is_null() | (pl.col("spend_cents") < 0)
+        | pl.col("_too_fine")
     )
     if bad.height:
         row = bad.row(0, named=True)
         if row["channel"] is None:
             problem = "column 'channel': missing channel"
-        elif row["spend"] is None:
+        elif row["spend_cents"] is None:
             problem = f"column 'amount': not a number (value {row['_amount_text']!r})"
+        elif row["_too_fine"]:
+            problem = (f"column 'amount': more decimals than the currency's minor unit "
+                       f"({decimals} decimals, ISO 4217; value {row['_amount_text']!r})")
         else:
             problem = f"column 'amount': negative amount (value {row['_amount_text']!r})"
         raise InputError(f"{path}: row {row[ROW]}, {problem}")
-    return parsed.group_by("channel").agg(pl.col("spend").sum()).sort("channel")
+    return parsed.group_by("channel").agg(pl.col("spend_cents").sum()).sort("channel")
 
 
 def _proposal(proposed: Mapping[str, int] | pl.DataFrame) -> dict[str, int]:
     if isinstance(proposed, pl.DataFrame):
         column = next(
-            (c for c in ("spend", "recommended", "amount") if c in proposed.columns), None
+            (c for c in ("spend_cents", "recommended_cents", "amount") if c in proposed.columns),
+            None
         )
         if column is None:
             raise ConfigError(
@@ -601,8 +633,9 @@ def what_if(
     current = current_spend(spend, credit_by_channel)
     chosen = _revenue(credit_by_channel, model)
     plan = _proposal(proposed)
-    spend_of = {c: int(s) for c, s in current.select("channel", "spend").iter_rows()}
-    revenue_of = {c: int(r) for c, r in chosen.select("channel", "revenue_credit").iter_rows()}
+    spend_of = {c: int(s) for c, s in current.select("channel", "spend_cents").iter_rows()}
+    revenue_of = {c: int(r) for c, r in chosen.select("channel",
+                                                      "revenue_credit_cents").iter_rows()}
     groups = {c: g for c, g in chosen.select("channel", "channel_group").iter_rows()}
     groups.update({c: g for c, g in current.select("channel", "channel_group").iter_rows() if g})
     width = Fraction(Decimal(repr(band)))
@@ -613,10 +646,11 @@ def what_if(
         revenue = revenue_of.get(channel, 0)
         if now <= 0:
             rows.append(
-                {"channel": channel, "current_spend": now, "proposed_spend": new,
-                 "revenue_credit": revenue, "return_per_unit": None, "band_low": None,
-                 "band_high": None, "counted_spend": None, "expected_revenue": revenue,
-                 "revenue_change": 0, "in_band": False, "note": "no current spend"}
+                {"channel": channel, "current_spend_cents": now, "proposed_spend_cents": new,
+                 "revenue_credit_cents": revenue, "return_per_unit": None, "band_low_cents": None,
+                 "band_high_cents": None, "counted_spend_cents": None,
+                 "expected_revenue_cents": revenue,
+                 "revenue_change_cents": 0, "in_band": False, "note": "no current spend"}
             )
             continue
         low, high = now * (1 - width), now * (1 + width)
@@ -629,11 +663,12 @@ def what_if(
             counted, note = Fraction(new), "in band" if channel in plan else "unchanged"
         expected = round(Fraction(revenue) * counted / now)
         rows.append(
-            {"channel": channel, "current_spend": now, "proposed_spend": new,
-             "revenue_credit": revenue, "return_per_unit": revenue / now,
-             "band_low": math.ceil(low), "band_high": math.floor(high),
-             "counted_spend": round(counted), "expected_revenue": expected,
-             "revenue_change": expected - revenue, "in_band": low <= new <= high, "note": note}
+            {"channel": channel, "current_spend_cents": now, "proposed_spend_cents": new,
+             "revenue_credit_cents": revenue, "return_per_unit": revenue / now,
+             "band_low_cents": math.ceil(low), "band_high_cents": math.floor(high),
+             "counted_spend_cents": round(counted), "expected_revenue_cents": expected,
+             "revenue_change_cents": expected - revenue, "in_band": low <= new <= high,
+             "note": note}
         )
     per_row = {k: v for k, v in WHAT_IF_SCHEMA.items() if k not in ("model", "channel_group")}
     frame = pl.DataFrame(rows, schema=per_row, orient="row").with_columns(
@@ -649,7 +684,7 @@ __all__ = [
     "BUDGET_SCHEMA",
     "WHAT_IF_SCHEMA",
     "Share",
-    "current_spend",
+    "current_spend",  # money: keep name (the function)
     "largest_remainder",
     "parse_bound",
     "parse_bound_option",

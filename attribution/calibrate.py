@@ -44,12 +44,12 @@ CALIBRATION_SCHEMA = pl.Schema(
         "metric": pl.String,
         "segment": pl.String,
         "model": pl.String,
-        "model_credit": pl.Int64,  # the model's credit to the channel in the period
-        "lift": pl.Int64,  # measured
-        "lift_lower": pl.Int64,
-        "lift_upper": pl.Int64,
+        "model_credit_cents": pl.Int64,  # the model's credit to the channel in the period
+        "lift_cents": pl.Int64,  # measured
+        "lift_lower_cents": pl.Int64,
+        "lift_upper_cents": pl.Int64,
         "inside": pl.Boolean,
-        "credit_error": pl.Int64,  # model_credit - lift
+        "credit_error_cents": pl.Int64,  # model_credit - lift
         "relative_error": pl.Float64,  # |credit_error| / |lift|; null when the lift is 0
     }
 )
@@ -62,7 +62,7 @@ SCORE_SCHEMA = pl.Schema(
         "experiments": pl.UInt32,
         "inside": pl.UInt32,  # experiments whose interval holds the model's credit
         "mean_relative_error": pl.Float64,  # over experiments with a non-zero lift
-        "mean_absolute_error": pl.Int64,  # minor units, rounded half to even
+        "mean_absolute_error_cents": pl.Int64,  # minor units, rounded half to even
     }
 )
 
@@ -108,7 +108,8 @@ def credit_in_periods(result: RunResult, experiments: pl.DataFrame,
                                 pl.col("segment").alias("_segment"))
     credit = (
         result.credit.lazy()
-        .select("model", "journey_id", "status", "channel", "revenue_credit", "pipeline_credit")
+        .select("model", "journey_id", "status", "channel", "revenue_credit_cents",
+                "pipeline_credit_cents")
         .join(wanted.lazy(), on="channel", how="inner")
         .join(deals.lazy(), on="journey_id", how="left")
         .filter(pl.col("_segment").is_null() | (pl.col("segment") == pl.col("_segment")))
@@ -120,8 +121,8 @@ def credit_in_periods(result: RunResult, experiments: pl.DataFrame,
                        & pl.col("_closed").is_between(pl.col("start"), pl.col("end")))
         )
         .group_by("experiment", "model")
-        .agg(pl.when(pl.col("metric") == "pipeline").then(pl.col("pipeline_credit"))
-             .otherwise(pl.col("revenue_credit")).sum().alias("credit"))
+        .agg(pl.when(pl.col("metric") == "pipeline").then(pl.col("pipeline_credit_cents"))
+             .otherwise(pl.col("revenue_credit_cents")).sum().alias("credit"))
         .collect()
     )
     names = pl.DataFrame({"model": [m.name for m in result.models]}, schema={"model": pl.String})
@@ -146,16 +147,17 @@ def calibrate(result: RunResult, experiments: pl.DataFrame,
     order = {m.name: i for i, m in enumerate(result.models)}
     table = (
         credit.join(experiments, on="experiment", how="left")
-        .rename({"credit": "model_credit", "lower": "lift_lower", "upper": "lift_upper"})
+        .rename({"credit": "model_credit_cents", "lift": "lift_cents",  # money: keep name
+                 "lower": "lift_lower_cents", "upper": "lift_upper_cents"})
         .with_columns(
-            ((pl.col("model_credit") >= pl.col("lift_lower"))
-             & (pl.col("model_credit") <= pl.col("lift_upper"))).alias("inside"),
-            (pl.col("model_credit") - pl.col("lift")).alias("credit_error"),
+            ((pl.col("model_credit_cents") >= pl.col("lift_lower_cents"))
+             & (pl.col("model_credit_cents") <= pl.col("lift_upper_cents"))).alias("inside"),
+            (pl.col("model_credit_cents") - pl.col("lift_cents")).alias("credit_error_cents"),
         )
         .with_columns(
-            pl.when(pl.col("lift") != 0)
-            .then(pl.col("credit_error").abs().cast(pl.Float64)
-                  / pl.col("lift").abs().cast(pl.Float64))
+            pl.when(pl.col("lift_cents") != 0)
+            .then(pl.col("credit_error_cents").abs().cast(pl.Float64)
+                  / pl.col("lift_cents").abs().cast(pl.Float64))
             .otherwise(None)
             .alias("relative_error"),
             pl.col("model").replace_strict(order, return_dtype=pl.Int64).alias("_order"),
@@ -171,14 +173,14 @@ def calibrate(result: RunResult, experiments: pl.DataFrame,
             pl.col("inside").sum().cast(pl.UInt32),
             pl.col("relative_error").mean().alias("mean_relative_error"),
             # a mean of cents, rounded half to even once (the sum is an exact integer)
-            (pl.col("credit_error").abs().sum().cast(pl.Float64) / pl.len())
-            .round(0).cast(pl.Int64).alias("mean_absolute_error"),
+            (pl.col("credit_error_cents").abs().sum().cast(pl.Float64) / pl.len())
+            .round(0).cast(pl.Int64).alias("mean_absolute_error_cents"),
         )
         # error first: "inside" is pass/fail at an interval's edge (with a few experiments it
         # ties most models, and a model just inside a wide interval would outrank one just
         # outside a narrow one however far off it is elsewhere); the relative error uses every
         # experiment's whole distance. The intervals break ties.
-        .sort(["mean_relative_error", "inside", "mean_absolute_error", "model"],
+        .sort(["mean_relative_error", "inside", "mean_absolute_error_cents", "model"],
               descending=[False, True, False, False], nulls_last=True)
         .with_row_index("rank", offset=1)
         .select(list(SCORE_SCHEMA))

@@ -35,6 +35,7 @@ from attribution.config import from_options as build_config
 from attribution.errors import ConfigError
 from attribution.output import csv_text, json_records, money_to_decimal
 from attribution.pipeline import RunResult, fallback_model
+from attribution.schema import currency_decimals
 from attribution.self_reported import with_dark_funnel
 
 
@@ -63,12 +64,15 @@ def fitting_models(state: State, models: list[str], *, per_model: int, fixed: in
     return shown
 
 
-def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any) -> None:
-    """Print a result on stdout as a table, JSON (list of objects) or CSV."""
+def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any, currency: str = "USD") -> None:
+    """Print a result on stdout as a table, JSON (list of objects) or CSV (money in major units
+    of ``currency``)."""
+    decimals = currency_decimals(currency)
     if fmt == "json":
-        click.echo(json.dumps(json_records(frame), indent=2))
+        click.echo(json.dumps(json_records(frame, decimals=decimals), indent=2))
     elif fmt == "csv":
-        click.echo(csv_text(money_to_decimal(frame), csv_raw=state.csv_raw), nl=False)
+        click.echo(csv_text(money_to_decimal(frame, decimals=decimals), csv_raw=state.csv_raw),
+                   nl=False)
     else:
         state.out.print(table)
 
@@ -160,7 +164,7 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
             if line is not None:
                 state.out.print(line)
     else:
-        emit(state, result.summary, stdout_format, None)
+        emit(state, result.summary, stdout_format, None, result.currency)
 
 
 @cli.command(short_help="Last-touch revenue credit next to every other model, with the shift.")
@@ -201,7 +205,8 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
                            recommended=result.config.recommended)
     dark = result.dark_funnel
     emit(state, comparison if dark is None else with_dark_funnel(comparison, dark),
-         stdout_format, render.comparison_table(comparison, result.currency, models=shown))
+         stdout_format, render.comparison_table(comparison, result.currency, models=shown),
+         result.currency)
     if dark is not None and stdout_format == "table":
         state.out.print(render.dark_funnel_table(dark, result.currency,
                                                  fallback_model(result.config)))
@@ -233,8 +238,9 @@ def validate(state: State, stdout_format: str, engine: str, spark_master: str,
         report_notes(state, result, outcome.rejects_file)
     else:
         report_notes(state, result, outcome.rejects_file)
-        accounting = pl.DataFrame([a.as_dict() for a in result.accounting])
-        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None)
+        accounting = pl.DataFrame([a.as_dict(currency_decimals(result.currency))
+                                   for a in result.accounting])
+        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None, result.currency)
 
 
 @cli.command(short_help="Journey path graph (GraphML, JSON) and path statistics.")
@@ -294,7 +300,7 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     if stats.time_to_close is not None:
         state.out.print(render.frame_table(
             stats.time_to_close, title="Days from first touch to close", currency=currency,
-            money_columns=["revenue", "won_revenue"], share_columns=["share"],
+            money_columns=["revenue", "won_revenue_cents"], share_columns=["share"],
         ))
     state.out.print(render.frame_table(
         stats.transitions, title=f"Top {top} transitions", currency=currency,
@@ -322,16 +328,18 @@ def note_too_few(state: State, result: RunResult, models: list[str] | None = Non
 
 
 SCORECARD_COLUMNS = [
-    "channel", "channel_group", "leads", "opportunities", "pipeline_credit", "won_deals",
-    "revenue_credit", "win_rate", "avg_deal_size", "days_to_close", "spend", "cost_per_lead",
-    "cost_per_won_deal", "roas",
+    "channel", "channel_group", "leads", "opportunities", "pipeline_credit_cents", "won_deals",
+    "revenue_credit_cents", "win_rate", "avg_deal_size_cents", "days_to_close", "spend_cents",
+    "cost_per_lead_cents",
+    "cost_per_won_deal_cents", "roas",
 ]
 #: fractional, model-weighted counts say so in their heading
 CREDITED_LABELS = {"opportunities": "credited_opportunities", "won_deals": "credited_won_deals"}
 
 FUNNEL_COLUMNS = [
-    "period", "channel_group", "leads", "opportunities", "pipeline", "won_deals", "won_revenue",
-    "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend", "volume_effect",
+    "period", "channel_group", "leads", "opportunities", "pipeline_cents", "won_deals",
+    "won_revenue_cents",
+    "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend_cents", "volume_effect",
     "conversion_effect",
 ]
 
@@ -403,7 +411,7 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
                 rows, title=f"{title} - {label}",
                 currency=result.currency, compact=True))
     else:
-        emit(state, table, stdout_format, None)
+        emit(state, table, stdout_format, None, result.currency)
     if not grain:
         note_too_few(state, result, card.models)
     if card.hygiene is not None:
@@ -413,8 +421,8 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
 
 
 BUDGET_COLUMNS = [
-    "channel", "channel_group", "current_spend", "current_share", "revenue_share", "roas",
-    "recommended", "change", "last_touch_recommended", "decision_shift",
+    "channel", "channel_group", "current_spend_cents", "current_share", "revenue_share", "roas",
+    "recommended_cents", "change_cents", "last_touch_recommended_cents", "decision_shift_cents",
 ]
 
 
@@ -474,7 +482,8 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                             + (" (recommended model)" if plan.model == config.recommended else "")
                             + " (shift "
                             f"{shift:.0%} toward credited revenue), next to the same rule on "
-                            "last-touch credit", currency=result.currency, compact=True))
+                            "last-touch credit", currency=result.currency, compact=True),
+         result.currency)
     if plan.gated:
         state.note("money moves only where the interval of " + render.escape_text(plan.model)
                    + "'s share excludes last-touch's share; held at the current mix: "
@@ -491,12 +500,12 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
                                 f"spend within +-{band:.0%} of current spend; credited revenue, "
                                 "not caused revenue: a channel's credit is not what its spend "
                                 "brings in)",
-                                currency=result.currency))
+                                currency=result.currency), result.currency)
 
 
 CALIBRATION_COLUMNS = [
-    "experiment", "channel", "start", "end", "metric", "segment", "model", "model_credit",
-    "lift", "lift_lower", "lift_upper", "inside", "relative_error",
+    "experiment", "channel", "start", "end", "metric", "segment", "model", "model_credit_cents",
+    "lift_cents", "lift_lower_cents", "lift_upper_cents", "inside", "relative_error",
 ]
 
 
@@ -536,7 +545,7 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
     if stdout_format == "json":
         click.echo(json.dumps({
             "favoured": calibration.favoured,
-            "recommended": done.recommended,
+            "recommended": done.recommended,  # money: keep name
             "recommend_by": config.recommend_by,
             "scores": json_records(calibration.scores),
             "experiments": json_records(calibration.table.with_columns(
@@ -739,10 +748,11 @@ def models_command(state: State, stdout_format: str) -> None:
     table.add_column("parameters (defaults)")
     for record in records:
         params = ", ".join(f"{k}={v}" for k, v in record["params"].items()) or "-"
-        name = record["name"] + (" (recommended)" if record["recommended"] else "")
+        recommended = record["recommended"]  # money: keep name
+        name = record["name"] + (" (recommended)" if recommended else "")
         table.add_row(name, record["summary"], params)
     state.out.print(table)
-    chosen = next(r["name"] for r in records if r["recommended"])
+    chosen = next(r["name"] for r in records if r["recommended"])  # money: keep name
     click.echo(f"Recommended: {chosen} (set [models] recommended to change it). "
                f"{RECOMMENDED_EVIDENCE.replace('`', '')}.")
 

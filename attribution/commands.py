@@ -28,6 +28,7 @@ from attribution.intervals import sufficiency, with_intervals
 from attribution.output import write_csv
 from attribution.pipeline import Progress, RunResult, require_inputs, resolve_models
 from attribution.results import unspent_channels, with_spend, write_results
+from attribution.schema import currency_decimals
 from attribution.spend import Spend
 
 
@@ -388,18 +389,20 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
     assert economics.spend is not None
     summary = economics.result.summary
     held = budgeting.undecided(summary, model) if model != BASELINE else []
+    decimals = currency_decimals(economics.result.currency)  # amounts given in major units
     recommendation = budgeting.recommend_budget(
         summary, economics.spend, model,
-        total=budgeting.parse_bound(total) if total else None,  # type: ignore[arg-type]
+        total=budgeting.parse_bound(total, decimals) if total else None,  # type: ignore[arg-type]
         shift=shift,
-        floors=dict(budgeting.parse_bound_option(f, "--floor") for f in floors),
-        caps=dict(budgeting.parse_bound_option(c, "--cap") for c in caps),
+        floors=dict(budgeting.parse_bound_option(f, "--floor", decimals) for f in floors),
+        caps=dict(budgeting.parse_bound_option(c, "--cap", decimals) for c in caps),
         hold=held,
+        decimals=decimals,
     )
     estimate = None
     if what_if_path is not None:
-        estimate = budgeting.what_if(budgeting.read_budget(what_if_path), summary,
-                                     economics.spend, model, band=band)
+        estimate = budgeting.what_if(budgeting.read_budget(what_if_path, decimals=decimals),
+                                     summary, economics.spend, model, band=band)
     held = [c for c in held if c in set(recommendation.get_column("channel").to_list())]
     return Budget(economics, model, recommendation, estimate, held,
                   "revenue_share_low" in summary.columns)
@@ -410,8 +413,9 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
     text column reads ``total``)."""
     if frame.is_empty():
         return frame
-    summed = {"current_spend", "proposed_spend", "revenue_credit", "counted_spend",
-              "expected_revenue", "revenue_change", "recommended", "change"}
+    summed = {"current_spend_cents", "proposed_spend_cents", "revenue_credit_cents",
+              "counted_spend_cents",
+              "expected_revenue_cents", "revenue_change_cents", "recommended_cents", "change_cents"}
     first = next(c for c, t in frame.schema.items() if t == pl.String)
     total = frame.select(
         [pl.lit("total").alias(c) if c == first
@@ -625,7 +629,7 @@ def model_catalogue() -> list[dict[str, Any]]:
     return [
         {"name": name, "label": cls.label, "summary": cls.summary,
          "params": {k: list(v) if isinstance(v, tuple) else v for k, v in cls().params().items()},
-         "recommended": name == recommended}
+         "recommended": name == recommended}  # money: keep name
         for name, cls in MODELS.items()
     ]
 

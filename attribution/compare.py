@@ -23,13 +23,13 @@ COMPARISON_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "revenue_credit": pl.Int64,
-        "pipeline_credit": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
+        "pipeline_credit_cents": pl.Int64,
         "revenue_share": pl.Float64,
         "pipeline_share": pl.Float64,
-        "last_touch_revenue_credit": pl.Int64,
+        "last_touch_revenue_credit_cents": pl.Int64,
         "last_touch_revenue_share": pl.Float64,
-        "revenue_shift": pl.Int64,
+        "revenue_shift_cents": pl.Int64,
         "revenue_shift_pct": pl.Float64,
         "share_shift": pl.Float64,
     }
@@ -37,7 +37,7 @@ COMPARISON_SCHEMA = pl.Schema(
 
 
 #: columns a summary with intervals adds to the comparison, in this order
-INTERVAL_EXTRA = ("revenue_credit_low", "revenue_credit_high", "revenue_share_low",
+INTERVAL_EXTRA = ("revenue_credit_low_cents", "revenue_credit_high_cents", "revenue_share_low",
                   "revenue_share_high", "last_touch_revenue_share_low",
                   "last_touch_revenue_share_high", "won_deals_touched", "sufficient")
 
@@ -62,40 +62,42 @@ def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
     grid = models.join(channels, how="cross")
     filled = grid.join(
         summary.select(
-            "model", "channel", "revenue_credit", "pipeline_credit", "revenue_share",
+            "model", "channel", "revenue_credit_cents", "pipeline_credit_cents", "revenue_share",
             "pipeline_share",
         ),
         on=["model", "channel"],
         how="left",
     ).with_columns(
-        pl.col("revenue_credit", "pipeline_credit").fill_null(0),
+        pl.col("revenue_credit_cents", "pipeline_credit_cents").fill_null(0),
         pl.col("revenue_share", "pipeline_share").fill_null(0.0),
     )
     base = filled.filter(pl.col("model") == baseline).select(
         "channel",
-        pl.col("revenue_credit").alias("last_touch_revenue_credit"),
+        pl.col("revenue_credit_cents").alias("last_touch_revenue_credit_cents"),
         pl.col("revenue_share").alias("last_touch_revenue_share"),
     )
     result = (
         filled.join(base, on="channel", how="left")
         .with_columns(
-            (pl.col("revenue_credit") - pl.col("last_touch_revenue_credit")).alias("revenue_shift"),
+            (pl.col("revenue_credit_cents") - pl.col("last_touch_revenue_credit_cents"))
+            .alias("revenue_shift_cents"),
             (pl.col("revenue_share") - pl.col("last_touch_revenue_share")).alias("share_shift"),
         )
         .with_columns(
-            pl.when(pl.col("last_touch_revenue_credit") != 0)
-            .then(pl.col("revenue_shift") / pl.col("last_touch_revenue_credit"))
+            pl.when(pl.col("last_touch_revenue_credit_cents") != 0)
+            .then(pl.col("revenue_shift_cents") / pl.col("last_touch_revenue_credit_cents"))
             .otherwise(None)
             .alias("revenue_shift_pct")
         )
         .join(models.with_row_index("_order"), on="model")
-        .sort(["_order", "revenue_shift", "channel"], descending=[False, True, False])
+        .sort(["_order", "revenue_shift_cents", "channel"], descending=[False, True, False])
         .drop("_order")
     )
     result = result.select([pl.col(n).cast(t) for n, t in COMPARISON_SCHEMA.items()])
     if "revenue_share_low" not in summary.columns:
         return result
-    bounds = summary.select("model", "channel", "revenue_credit_low", "revenue_credit_high",
+    bounds = summary.select("model", "channel", "revenue_credit_low_cents",
+                            "revenue_credit_high_cents",
                             "revenue_share_low", "revenue_share_high",
                             *[c for c in ("won_deals_touched", "sufficient")
                               if c in summary.columns])
@@ -107,7 +109,7 @@ def compare(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
     # a (model, channel) the model did not credit: no credit in any resample either
     extra = (result.join(bounds, on=["model", "channel"], how="left", maintain_order="left")
              .join(base_bounds, on="channel", how="left", maintain_order="left")
-             .with_columns(pl.col("revenue_credit_low", "revenue_credit_high",
+             .with_columns(pl.col("revenue_credit_low_cents", "revenue_credit_high_cents",
                                   "revenue_share_low", "revenue_share_high",
                                   "last_touch_revenue_share_low",
                                   "last_touch_revenue_share_high").fill_null(0)))

@@ -133,8 +133,8 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
         "model": pl.Series("model", [model], pl.String).new_from_index(0, rows.height),
         **{c: deal.get_column(c) for c in ("deal_id", "account_id", "status")},
         **{c: rows.get_column(c) for c in rows.columns if c != "_j"},
-        "pipeline_credit": pl.Series("pipeline_credit", pipeline_credit),
-        "revenue_credit": pl.Series("revenue_credit", revenue_credit),
+        "pipeline_credit_cents": pl.Series("pipeline_credit_cents", pipeline_credit),
+        "revenue_credit_cents": pl.Series("revenue_credit_cents", revenue_credit),
         "conversion_credit": (rows.get_column("weight") * deal.get_column("conversions")).alias(
             "conversion_credit"),
     }
@@ -539,19 +539,19 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,
     summary = (
         credit.group_by("model", "channel", "channel_group")
         .agg(
-            pl.col("pipeline_credit").sum(),
-            pl.col("revenue_credit").sum(),
+            pl.col("pipeline_credit_cents").sum(),
+            pl.col("revenue_credit_cents").sum(),
             exact_sum(pl.col("conversion_credit")),
         )
         .join(touched.lazy(), on="channel", how="left")
         .with_columns(pl.col("deals_touched").fill_null(0))
         .filter(
-            (pl.col("pipeline_credit") != 0)
-            | (pl.col("revenue_credit") != 0)
+            (pl.col("pipeline_credit_cents") != 0)
+            | (pl.col("revenue_credit_cents") != 0)
             | (pl.col("channel") != NO_TOUCH_CHANNEL)
         )
         .join(models.with_row_index("_model_order"), on="model", how="left")
-        .sort(["_model_order", "revenue_credit", "pipeline_credit", "channel"],
+        .sort(["_model_order", "revenue_credit_cents", "pipeline_credit_cents", "channel"],
               descending=[False, True, True, False])
         .drop("_model_order")
     )
@@ -584,7 +584,7 @@ def _with_shares(summary: pl.DataFrame) -> pl.DataFrame:
     then depended on which other models ran with it.)
     """
     shares = []
-    for column in ("pipeline_credit", "revenue_credit"):
+    for column in ("pipeline_credit_cents", "revenue_credit_cents"):
         credit = summary.get_column(column).cast(pl.Float64).to_numpy()
         totals = summary.get_column("model").replace_strict(
             dict(summary.group_by("model").agg(pl.col(column).sum()).iter_rows()),
@@ -592,5 +592,5 @@ def _with_shares(summary: pl.DataFrame) -> pl.DataFrame:
         ).cast(pl.Float64).to_numpy()
         share = np.zeros(summary.height, dtype=np.float64)
         np.divide(credit, totals, out=share, where=totals != 0)
-        shares.append(pl.Series(column.replace("_credit", "_share"), share))
+        shares.append(pl.Series(column.replace("_credit_cents", "_share"), share))
     return summary.with_columns(shares)

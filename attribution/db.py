@@ -19,10 +19,10 @@ literal ``%`` as ``%25``; ``+`` stays ``+``). Other parameters (``sslmode``,
 Rows travel as Arrow, never row by row in Python: PostgreSQL's binary COPY through the ADBC
 driver, DuckDB's own Arrow interface. A result set is written in one transaction (PostgreSQL:
 ``COPY`` through ADBC bulk ingest; DuckDB: ``INSERT ... SELECT`` from the Arrow table), into
-tables whose types are declared here, money as exact ``NUMERIC(38,2)``; a run that fails or is
-killed while writing leaves no rows. Every row carries the ``run_id`` of its run, and the
-``runs`` table holds one row per run with its record (JSON), so the history of a channel's
-credit is one query (:func:`channel_history`).
+tables whose types are declared here, money as exact ``NUMERIC(38,d)`` (``d``: the currency's
+minor unit); a run that fails or is killed while writing leaves no rows. Every row carries the
+``run_id`` of its run, and the ``runs`` table holds one row per run with its record (JSON), so
+the history of a channel's credit is one query (:func:`channel_history`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from attribution.errors import (
     TableNotFoundError,
 )
 from attribution.output import money_to_decimal
-from attribution.schema import MONEY_COLUMNS
+from attribution.schema import MONEY_COLUMNS, currency_decimals
 
 Engine = Literal["postgresql", "duckdb"]
 
@@ -63,8 +63,11 @@ CONNECT_TIMEOUT = 10
 #: rows per Arrow IPC batch of the digest: fixed, so the digest never depends on how the driver
 #: happened to chunk the rows
 DIGEST_BATCH_ROWS = 65_536
-#: the scale of the money columns in the database: the library's minor units are hundredths in
-#: every currency (:func:`attribution.loading.minor_units`), so two decimals hold them exactly
+#: the scale of the money columns in the database unless the run's currency has another
+#: minor unit: a run's money is stored as ``NUMERIC(38, d)``, ``d`` its currency's ISO 4217
+#: decimals (:func:`attribution.schema.currency_decimals`: 2 for USD, 3 for KWD), so its minor
+#: units are held exactly; a table keeps the scale it was created with, and takes only runs of
+#: that scale
 MONEY_SCALE = 2
 MONEY_SQL = f"NUMERIC(38,{MONEY_SCALE})"
 #: the tables a result set may hold besides the fitted models' ones, in the order written
@@ -305,8 +308,9 @@ _CHECKED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
               "currency": ("text",)},
     "contacts": {"contact_id": _TEXT_KINDS, "account_id": _TEXT_KINDS,
                  "lead_created_at": _TIME_KINDS},
-    "spend": {"channel": ("text",), "period_start": _TIME_KINDS, "period_end": _TIME_KINDS,
-              "amount": _AMOUNT_KINDS, "currency": ("text",)},
+    "spend": {  # money: keep name
+        "channel": ("text",), "period_start": _TIME_KINDS, "period_end": _TIME_KINDS,
+        "amount": _AMOUNT_KINDS, "currency": ("text",)},
 }
 
 
@@ -608,11 +612,13 @@ def _storage_dtype(dtype: pl.DataType) -> pl.DataType:
 Table = pl.DataFrame | pl.LazyFrame
 
 
-def _prepared(frame: Table, run_id: str) -> Table:
-    """``run_id`` first, money as exact ``Decimal(38,2)``, types as they will be stored."""
+def _prepared(frame: Table, run_id: str, decimals: int = MONEY_SCALE) -> Table:
+    """``run_id`` first, money as exact ``Decimal(38, decimals)``, types as they will be
+    stored."""
     # money_to_decimal is generic over the two frame kinds: called on the narrowed one
-    frame = (money_to_decimal(frame, MONEY_COLUMNS) if isinstance(frame, pl.DataFrame)
-             else money_to_decimal(frame, MONEY_COLUMNS))
+    frame = (money_to_decimal(frame, MONEY_COLUMNS, decimals=decimals)
+             if isinstance(frame, pl.DataFrame)
+             else money_to_decimal(frame, MONEY_COLUMNS, decimals=decimals))
     frame = frame.with_columns(pl.col(c).cast(_storage_dtype(t))
                                for c, t in frame.collect_schema().items()
                                if _storage_dtype(t) != t)
@@ -649,8 +655,9 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
 
     def count(name: str) -> int | None:
         # run.json names its money totals by their unit (won_revenue_cents); a record written
-        # before that names them as the columns here
-        value = totals.get(f"{name}_cents", totals.get(name))
+        # before that names them without the suffix
+        base = name.removesuffix("_cents")
+        value = totals.get(f"{base}_cents", totals.get(base))
         return int(value) if value is not None else None
 
     return pl.DataFrame(
@@ -662,8 +669,8 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
             "models": [",".join(str(m) for m in models)],
             "deals": [count("deals")],
             "won_deals": [count("won_deals")],
-            "won_revenue": [count("won_revenue")],
-            "pipeline": [count("pipeline")],
+            "won_revenue_cents": [count("won_revenue_cents")],
+            "pipeline_cents": [count("pipeline_cents")],
             "journeys": [count("journeys")],
             "touches": [count("touches")],
             "record": [json.dumps(record, sort_keys=True, default=str)],
@@ -671,7 +678,7 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
         schema={"run_id": pl.String, "started_at": pl.Datetime("us", "UTC"),
                 "finished_at": pl.Datetime("us", "UTC"), "currency": pl.String,
                 "models": pl.String, "deals": pl.Int64, "won_deals": pl.Int64,
-                "won_revenue": pl.Int64, "pipeline": pl.Int64, "journeys": pl.Int64,
+                "won_revenue_cents": pl.Int64, "pipeline_cents": pl.Int64, "journeys": pl.Int64,
                 "touches": pl.Int64, "record": pl.String},
     )
 
@@ -765,8 +772,9 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame | pl.Laz
         credit spilled in parts) is written :data:`WRITE_BATCH_ROWS` rows at a time, never
         held whole. Each becomes a table of that name whose rows carry
         ``run_id`` first; money columns (:data:`attribution.schema.MONEY_COLUMNS`) are stored
-        as exact ``NUMERIC(38,2)``; the types are declared from the frames' schemas. A table
-        that already exists must have the same columns.
+        as exact ``NUMERIC(38,d)``, ``d`` the record's currency's ISO 4217 decimals (2 for
+        USD); the types are declared from the frames' schemas. A table that already exists must
+        have the same columns, and money of the same scale.
     record
         The run record (as run.json): stored whole as JSON in the ``runs`` row, whose columns
         also hold the currency, model names and totals (``totals``: deals, won_deals,
@@ -785,14 +793,15 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame | pl.Laz
         raise DatabaseError(f"{location.display}: an output takes schema=, not table= or query=")
     now = datetime.now(UTC)
     run_id = run_id or new_run_id(now)
+    decimals = currency_decimals(str(record.get("currency") or "USD"))
     runs = money_to_decimal(_runs_row(run_id, record, started_at or now, finished_at or now),
-                            MONEY_COLUMNS)
+                            MONEY_COLUMNS, decimals=decimals)
     prepared: dict[str, Table] = {RUNS_TABLE: runs}
     for name, frame in tables.items():
         if name == RUNS_TABLE or not _IDENTIFIER.match(name):
             raise DatabaseError(f"{location.display}: cannot write a result table named "
                                 f"{name!r}")
-        prepared[name] = _prepared(frame, run_id)
+        prepared[name] = _prepared(frame, run_id, decimals)
     schema = location.schema
     report = progress or (lambda _stage, _done, _total: None)
     with _connect(location, write=True) as connection:
@@ -812,6 +821,16 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame | pl.Laz
                         f"{', '.join(existing)}; this run's {name} has "
                         f"{', '.join(columns)}; write to another schema or database"
                     )
+                scales = set(_numeric_scales(connection, location, schema, name).values())
+                if existing and scales - {decimals}:
+                    # a NUMERIC column would round this run's money (or read another scale's
+                    # runs back in the wrong minor unit)
+                    raise DatabaseError(
+                        f"{location.display}: table {name!r} holds money to "
+                        f"{', '.join(map(str, sorted(scales)))} decimals; this run's currency "
+                        f"{record.get('currency')} has {decimals} (ISO 4217); write to "
+                        "another schema or database"
+                    )
                 if not existing:
                     _create(connection, location, table,
                             _columns_sql(frame, location.engine, name))
@@ -828,24 +847,29 @@ def write_result_set(uri: str | Path, tables: Mapping[str, pl.DataFrame | pl.Laz
 
 
 # -- reading results back --------------------------------------------------------------------
-def _numeric_columns(connection: Any, location: DatabaseURI, schema: str | None,
-                     name: str) -> list[str]:
-    sql = ("SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
-           "AND table_name = $2 AND (data_type = 'numeric' OR data_type LIKE 'DECIMAL(%')")
+def _numeric_scales(connection: Any, location: DatabaseURI, schema: str | None,
+                    name: str) -> dict[str, int]:
+    """The money (NUMERIC) columns of a table and their scales (empty: no such table)."""
+    sql = ("SELECT column_name, CAST(numeric_scale AS INTEGER) FROM information_schema.columns "
+           "WHERE table_schema = $1 AND table_name = $2 "
+           "AND (data_type = 'numeric' OR data_type LIKE 'DECIMAL(%') ORDER BY ordinal_position")
     rows = _fetch_arrow(connection, location, sql, [_owner(connection, location, schema), name])
-    return [str(v) for v in rows.column(0).to_pylist()]
+    return {str(c): int(d) for c, d in zip(rows.column(0).to_pylist(),
+                                           rows.column(1).to_pylist(), strict=True)}
 
 
 def _select_with_cents(connection: Any, location: DatabaseURI, schema: str | None, name: str,
                        where: str, parameters: Sequence[Any], order: str) -> pl.DataFrame:
-    """``SELECT`` a result table, its money columns back as BIGINT minor units (exact)."""
+    """``SELECT`` a result table, its money columns back as BIGINT minor units (exact), named
+    by their unit as in the library's tables (``revenue_credit`` -> ``revenue_credit_cents``)."""
     columns = _existing_columns(connection, location, schema, name)
     if not columns:
         raise TableNotFoundError.from_missing(
             location.display, name, _table_names(connection, location, schema))
-    money = set(_numeric_columns(connection, location, schema, name))
+    money = _numeric_scales(connection, location, schema, name)
     selected = ", ".join(
-        f"CAST({quote_identifier(c)} * {10 ** MONEY_SCALE} AS BIGINT) AS {quote_identifier(c)}"
+        f"CAST({quote_identifier(c)} * {10 ** money[c]} AS BIGINT) AS "
+        f"{quote_identifier(c + '_cents')}"
         if c in money else quote_identifier(c) for c in columns)
     table = _qualified(f"{schema}.{name}" if schema else name)
     sql = f"SELECT {selected} FROM {table} {where} {order}"
@@ -865,19 +889,23 @@ def _select_with_cents(connection: Any, location: DatabaseURI, schema: str | Non
 
 def result_table(uri: str | Path, name: str, run_id: str) -> pl.DataFrame:
     """One result table of one run (without ``run_id``) as its Parquet file holds it: money
-    as exact ``Decimal(38,2)`` major units, estimates as float major units. The rows' order is
+    as exact ``Decimal(38,d)`` major units (``d``: the table's scale, its runs' currency's
+    decimals), estimates as float major units. The rows' order is
     not kept by a database: sort to compare."""
     location = parse_uri(uri)
     with _connect(location) as connection:
-        money = _numeric_columns(connection, location, location.schema, name)
+        scales = _numeric_scales(connection, location, location.schema, name)
         frame = _select_with_cents(connection, location, location.schema, name,
                                    "WHERE run_id = $1", [run_id], "")
-    return money_to_decimal(frame.drop("run_id"), money)
+    # (a table holds money of one scale: write_result_set refuses a run of another)
+    decimals = max(scales.values(), default=MONEY_SCALE)
+    return money_to_decimal(frame.drop("run_id"), [f"{c}_cents" for c in scales],
+                            decimals=decimals)
 
 
 def history(uri: str | Path) -> pl.DataFrame:
     """One row per run, oldest first: run_id, started_at, finished_at, currency, models, deals,
-    won_deals, won_revenue, pipeline (minor units), journeys, touches."""
+    won_deals, won_revenue_cents, pipeline_cents (minor units), journeys, touches."""
     location = parse_uri(uri)
     with _connect(location) as connection:
         return _history(connection, location)
@@ -907,7 +935,7 @@ def channel_history(uri: str | Path, channel: str, model: str, *,
                     last: int | None = None) -> pl.DataFrame:
     """That channel's credit and share in every run of ``model``, oldest first (the last
     ``last`` runs when given): run_id, started_at, model, channel, channel_group,
-    deals_touched, pipeline_credit, revenue_credit (minor units), pipeline_share,
+    deals_touched, pipeline_credit_cents, revenue_credit_cents (minor units), pipeline_share,
     revenue_share. A run of the model in which the channel got no credit has zeros.
     An unknown model or channel raises :class:`DatabaseError` listing the known ones."""
     location = parse_uri(uri)
@@ -930,13 +958,14 @@ def channel_history(uri: str | Path, channel: str, model: str, *,
         pl.lit(model).alias("model"),
         pl.lit(channel).alias("channel"),
         pl.col("channel_group").fill_null(group[0] if group.len() else None),
-        *[pl.col(c).fill_null(0) for c in ("deals_touched", "pipeline_credit",
-                                           "revenue_credit", "conversion_credit",
+        *[pl.col(c).fill_null(0) for c in ("deals_touched", "pipeline_credit_cents",
+                                           "revenue_credit_cents", "conversion_credit",
                                            "pipeline_share", "revenue_share")
           if c in rows.columns],
     )
     trend = trend.select("run_id", "started_at", "model", "channel", "channel_group",
-                         *[c for c in ("deals_touched", "pipeline_credit", "revenue_credit",
+                         *[c for c in ("deals_touched", "pipeline_credit_cents",
+                                       "revenue_credit_cents",
                                        "conversion_credit", "pipeline_share", "revenue_share")
                            if c in trend.columns])
     return trend.tail(last) if last is not None else trend

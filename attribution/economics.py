@@ -103,12 +103,12 @@ _FACTS: dict[str, PolarsDataType] = {
     "leads": pl.Int64,
     "opportunities": pl.Float64,
     "opportunities_touched": pl.Int64,
-    "pipeline_credit": pl.Int64,
+    "pipeline_credit_cents": pl.Int64,
     "closed_deals": pl.Float64,
     "won_deals": pl.Float64,
-    "revenue_credit": pl.Int64,
+    "revenue_credit_cents": pl.Int64,
     "_won_days": pl.Float64,  # sum of weight x days to close over won deals
-    "spend": pl.Int64,
+    "spend_cents": pl.Int64,
 }
 
 
@@ -127,19 +127,19 @@ CHANNEL_SCORECARD_SCHEMA = pl.Schema(
         "leads": pl.Int64,
         "opportunities": pl.Float64,
         "opportunities_touched": pl.Int64,
-        "pipeline_credit": pl.Int64,
+        "pipeline_credit_cents": pl.Int64,
         "closed_deals": pl.Float64,
         "won_deals": pl.Float64,
-        "revenue_credit": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
         "win_rate": pl.Float64,
-        "avg_deal_size": pl.Int64,
+        "avg_deal_size_cents": pl.Int64,
         "days_to_close": pl.Float64,
         "lead_to_opportunity": pl.Float64,
-        "revenue_per_lead": pl.Int64,
-        "spend": pl.Int64,
-        "cost_per_lead": pl.Int64,
-        "cost_per_opportunity": pl.Int64,
-        "cost_per_won_deal": pl.Int64,
+        "revenue_per_lead_cents": pl.Int64,
+        "spend_cents": pl.Int64,
+        "cost_per_lead_cents": pl.Int64,
+        "cost_per_opportunity_cents": pl.Int64,
+        "cost_per_won_deal_cents": pl.Int64,
         "roi": pl.Float64,
         "roas": pl.Float64,
     }
@@ -153,15 +153,15 @@ SCORECARD_SCHEMA = pl.Schema(
         "channel_group": pl.String,  # "total", demand_creation, demand_capture, ...
         "leads": pl.Int64,
         "opportunities": pl.Float64,
-        "pipeline": pl.Int64,
+        "pipeline_cents": pl.Int64,
         "closed_deals": pl.Float64,
         "won_deals": pl.Float64,
-        "won_revenue": pl.Int64,
+        "won_revenue_cents": pl.Int64,
         "lead_to_opportunity": pl.Float64,
         "win_rate": pl.Float64,
-        "avg_deal_size": pl.Int64,
+        "avg_deal_size_cents": pl.Int64,
         "avg_cycle_days": pl.Float64,
-        "spend": pl.Int64,
+        "spend_cents": pl.Int64,
         "roas": pl.Float64,
         # change against the previous period of the same group: opportunities = leads x rate
         "opportunities_change": pl.Float64,
@@ -278,7 +278,7 @@ def channel_facts(
     parts.append(
         deals.group_by("model", _period("created_at", grain), "channel", "channel_group").agg(
             exact_sum(pl.col("weight")).alias("opportunities"),
-            pl.col("pipeline_credit").sum(),
+            pl.col("pipeline_credit_cents").sum(),
         )
     )
     closed = deals.filter(pl.col("status").is_in(["won", "lost"]))
@@ -288,7 +288,7 @@ def channel_facts(
         closed.group_by("model", _period("closed_at", grain), "channel", "channel_group").agg(
             exact_sum(pl.col("weight")).alias("closed_deals"),
             exact_sum(pl.col("weight").filter(won)).alias("won_deals"),
-            pl.col("revenue_credit").sum(),
+            pl.col("revenue_credit_cents").sum(),
             exact_sum((pl.col("weight") * days).filter(won)).alias("_won_days"),
         )
     )
@@ -321,7 +321,7 @@ def channel_facts(
     if spend is not None:
         spend_counts = daily_of(spend).group_by(
             _period("day", grain), "channel", "channel_group"
-        ).agg(pl.col("spend").sum())
+        ).agg(pl.col("spend_cents").sum())
         parts.append(model_frame.join(spend_counts, how="cross"))
 
     combined = pl.concat(
@@ -339,7 +339,7 @@ def channel_facts(
             *[_sum(pl.col(name).fill_null(0), dtype).cast(dtype) for name, dtype in _FACTS.items()],
         )
         .join(order, on="model", how="left")
-        .sort(["_order", "period", "revenue_credit", "pipeline_credit", "channel"],
+        .sort(["_order", "period", "revenue_credit_cents", "pipeline_credit_cents", "channel"],
               descending=[False, False, True, True, False], nulls_last=True)
         .drop("_order")
     )
@@ -398,27 +398,28 @@ def channel_scorecard(
     facts = channel_facts(credit, journeys, leads, spend, grain=grain, models=models)
     card = facts.with_columns(
         _ratio("won_deals", "closed_deals").alias("win_rate"),
-        _money_ratio("revenue_credit", "won_deals").alias("avg_deal_size"),
+        _money_ratio("revenue_credit_cents", "won_deals").alias("avg_deal_size_cents"),
         _ratio("_won_days", "won_deals").alias("days_to_close"),
         _ratio("opportunities", "leads").alias("lead_to_opportunity"),
-        _money_ratio("revenue_credit", "leads").alias("revenue_per_lead"),
-        _money_ratio("spend", "leads").alias("cost_per_lead"),
-        _money_ratio("spend", "opportunities").alias("cost_per_opportunity"),
-        _money_ratio("spend", "won_deals").alias("cost_per_won_deal"),
-        pl.when(pl.col("spend") != 0)
-        .then((pl.col("revenue_credit") - pl.col("spend")) / pl.col("spend"))
+        _money_ratio("revenue_credit_cents", "leads").alias("revenue_per_lead_cents"),
+        _money_ratio("spend_cents", "leads").alias("cost_per_lead_cents"),
+        _money_ratio("spend_cents", "opportunities").alias("cost_per_opportunity_cents"),
+        _money_ratio("spend_cents", "won_deals").alias("cost_per_won_deal_cents"),
+        pl.when(pl.col("spend_cents") != 0)
+        .then((pl.col("revenue_credit_cents") - pl.col("spend_cents")) / pl.col("spend_cents"))
         .alias("roi"),
-        _ratio("revenue_credit", "spend").alias("roas"),
+        _ratio("revenue_credit_cents", "spend_cents").alias("roas"),
     )
     # a channel without spend has no cost (empty, not 0), and (no touch) no leads: deals
     # without a touch in their window are not contacts' first touches
-    unspent = pl.col("spend").fill_null(0) == 0
+    unspent = pl.col("spend_cents").fill_null(0) == 0
     card = card.with_columns(
         [pl.when(unspent).then(None).otherwise(pl.col(c)).alias(c)
-         for c in ("cost_per_lead", "cost_per_opportunity", "cost_per_won_deal", "roi", "roas")]
+         for c in ("cost_per_lead_cents", "cost_per_opportunity_cents", "cost_per_won_deal_cents",
+                   "roi", "roas")]
     ).with_columns(
         [pl.when(pl.col("channel") == NO_TOUCH_CHANNEL).then(None).otherwise(pl.col(c)).alias(c)
-         for c in ("leads", "lead_to_opportunity", "revenue_per_lead", "cost_per_lead")]
+         for c in ("leads", "lead_to_opportunity", "revenue_per_lead_cents", "cost_per_lead_cents")]
     )
     return card.select([pl.col(n).cast(t) for n, t in CHANNEL_SCORECARD_SCHEMA.items()])
 
@@ -467,7 +468,8 @@ def scorecard(
     names = _models(credit, models)
     periods = stacked.get_column("period").drop_nulls()
     if periods.len():
-        grid_periods = pl.date_range(periods.min(), periods.max(), GRAINS[grain], eager=True)  # type: ignore[arg-type]
+        grid_periods = pl.date_range(periods.min(), periods.max(),  # type: ignore[arg-type]
+                                     GRAINS[grain], eager=True)
     else:
         grid_periods = pl.Series("period", [], dtype=pl.Date)
     assert isinstance(grid_periods, pl.Series)  # eager=True above
@@ -498,13 +500,13 @@ def scorecard(
         .alias("conversion_effect"),
     )
     result = ordered.with_columns(
-        pl.col("pipeline_credit").alias("pipeline"),
-        pl.col("revenue_credit").alias("won_revenue"),
+        pl.col("pipeline_credit_cents").alias("pipeline_cents"),
+        pl.col("revenue_credit_cents").alias("won_revenue_cents"),
         pl.col("_rate").alias("lead_to_opportunity"),
         _ratio("won_deals", "closed_deals").alias("win_rate"),
-        _money_ratio("revenue_credit", "won_deals").alias("avg_deal_size"),
+        _money_ratio("revenue_credit_cents", "won_deals").alias("avg_deal_size_cents"),
         _ratio("_won_days", "won_deals").alias("avg_cycle_days"),
-        _ratio("revenue_credit", "spend").alias("roas"),
+        _ratio("revenue_credit_cents", "spend_cents").alias("roas"),
     ).sort(["_model_order", "period", pl.col("channel_group") != TOTAL, "channel_group"])
     return result.select([pl.col(n).cast(t) for n, t in SCORECARD_SCHEMA.items()])
 

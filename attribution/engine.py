@@ -76,6 +76,7 @@ class LocalEngine:
         with writer.credit_parts() as parts:
             result = pipeline.run(config, progress, keep_inputs=keep_inputs,
                                   keep_credit=keep_credit, on_credit=parts.add)
+            writer.currency = result.currency  # the credit file's money: its minor unit
         return result
 
     def writer(self, config: Config) -> LocalWriter | DatabaseWriter:

@@ -101,8 +101,8 @@ WORLD_SCHEMA = pl.Schema(
         "causal_links": pl.UInt32,
         "last_touch_only": pl.Boolean,
         "won_deals": pl.Int64,
-        "won_revenue": pl.Int64,  # cents, inside the window
-        "incremental_revenue": pl.Int64,  # cents: v(all channels) - v(no channel)
+        "won_revenue_cents": pl.Int64,  # cents, inside the window
+        "incremental_revenue_cents": pl.Int64,  # cents: v(all channels) - v(no channel)
         "seconds": pl.Float64,  # simulate + truths + every model
     }
 )
@@ -113,9 +113,9 @@ TRUTH_SCHEMA = pl.Schema(
         "world": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "revenue_removed": pl.Int64,  # cents lost when the channel is removed
+        "revenue_removed_cents": pl.Int64,  # cents lost when the channel is removed
         "removal_share": pl.Float64,
-        "shapley_revenue": pl.Float64,  # cents: Shapley value of the true revenue function
+        "shapley_revenue_cents": pl.Float64,  # cents: Shapley value of the true revenue function
         "shapley_share": pl.Float64,
     }
 )
@@ -128,7 +128,7 @@ SHARE_SCHEMA = pl.Schema(
         "model": pl.String,
         "channel": pl.String,
         "channel_group": pl.String,
-        "revenue_credit": pl.Int64,  # cents the model credits
+        "revenue_credit_cents": pl.Int64,  # cents the model credits
         "share": pl.Float64,  # the model's share
         "shapley_share": pl.Float64,
         "removal_share": pl.Float64,
@@ -382,18 +382,18 @@ def world_truth(export: SimulatedExport) -> pl.DataFrame:
     Returns :data:`TRUTH_SCHEMA`: one row per channel of the world, in the simulator's channel
     order; ``world`` is the world's name.
     """
-    removal = ground_truth(export).select("channel", "revenue_removed")
-    shapley = shapley_truth(export).select("channel", "shapley_revenue")
+    removal = ground_truth(export).select("channel", "revenue_removed_cents")
+    shapley = shapley_truth(export).select("channel", "shapley_revenue_cents")
     groups = load_rules().groups
     truth = removal.join(shapley, on="channel", how="left", maintain_order="left")
     return truth.select(
         pl.lit(export.world.name).alias("world"),
         "channel",
         pl.col("channel").replace_strict(groups, default="other").alias("channel_group"),
-        "revenue_removed",
-        _abs_share(pl.col("revenue_removed")).alias("removal_share"),
-        "shapley_revenue",
-        _abs_share(pl.col("shapley_revenue")).alias("shapley_share"),
+        "revenue_removed_cents",
+        _abs_share(pl.col("revenue_removed_cents")).alias("removal_share"),
+        "shapley_revenue_cents",
+        _abs_share(pl.col("shapley_revenue_cents")).alias("shapley_share"),
     ).cast(TRUTH_SCHEMA)
 
 
@@ -537,8 +537,8 @@ def evaluate(
                 "causal_links": len(world.causes),
                 "last_touch_only": world.last_touch_only,
                 "won_deals": int((everything.is_closed & everything.won).sum()),
-                "won_revenue": everything.revenue_cents,
-                "incremental_revenue": everything.revenue_cents - nothing.revenue_cents,
+                "won_revenue_cents": everything.revenue_cents,
+                "incremental_revenue_cents": everything.revenue_cents - nothing.revenue_cents,
                 "seconds": time.perf_counter() - started,
             }
         )
@@ -589,7 +589,8 @@ def _model_credit(
             if NEEDS_SELF_REPORTED in model.needs and prepared.journeys.stated is None:
                 continue  # a world without answers: the self-reported models are not scored
             _, summary = run_models(prepared.journeys, [model])
-            frames.append(summary.select(pl.lit(name).alias("model"), "channel", "revenue_credit"))
+            frames.append(summary.select(pl.lit(name).alias("model"), "channel",
+                                         "revenue_credit_cents"))
     return pl.concat(frames)
 
 
@@ -602,23 +603,24 @@ def score_shares(truth: pl.DataFrame, credit: pl.DataFrame, kind: str) -> pl.Dat
         maintain_order=True
     )
     models = credit.select("model").unique(maintain_order=True)
-    truth_values = truth.select("channel", "revenue_removed", "shapley_revenue")
+    truth_values = truth.select("channel", "revenue_removed_cents", "shapley_revenue_cents")
     grid = (
         models.join(channels, how="cross")
         .join(scored, on=["model", "channel"], how="left")
         .join(truth_values, on="channel", how="left")
-        .with_columns(pl.col("revenue_credit", "revenue_removed", "shapley_revenue").fill_null(0))
+        .with_columns(pl.col("revenue_credit_cents", "revenue_removed_cents",
+                             "shapley_revenue_cents").fill_null(0))
     )
-    total = pl.col("revenue_credit").sum().over("model")
-    share = pl.when(total != 0).then(pl.col("revenue_credit") / total).otherwise(0.0)
+    total = pl.col("revenue_credit_cents").sum().over("model")
+    share = pl.when(total != 0).then(pl.col("revenue_credit_cents") / total).otherwise(0.0)
     return (
         grid.with_columns(
             pl.lit(world).alias("world"),
             pl.lit(kind).alias("kind"),
             pl.col("channel").replace_strict(groups, default="other").alias("channel_group"),
             share.alias("share"),
-            _abs_share_over(pl.col("shapley_revenue")).alias("shapley_share"),
-            _abs_share_over(pl.col("revenue_removed")).alias("removal_share"),
+            _abs_share_over(pl.col("shapley_revenue_cents")).alias("shapley_share"),
+            _abs_share_over(pl.col("revenue_removed_cents")).alias("removal_share"),
         )
         .with_columns((pl.col("share") - pl.col("shapley_share")).alias("error"))
         .select(list(SHARE_SCHEMA))

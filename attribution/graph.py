@@ -645,7 +645,7 @@ def time_to_close_distribution(
             (pl.col("status") == "won").sum().cast(pl.Int64).alias("won"),
             (pl.col("status") == "lost").sum().cast(pl.Int64).alias("lost"),
             pl.when(pl.col("status") == "won").then(pl.col("amount")).sum().cast(pl.Int64)
-            .alias("won_revenue"),
+            .alias("won_revenue_cents"),
         )
     )
     frame = pl.LazyFrame(
@@ -660,7 +660,7 @@ def time_to_close_distribution(
     )
     return (
         frame.join(closed, on="bucket_index", how="left", maintain_order="left")
-        .with_columns(pl.col("won", "lost", "won_revenue").fill_null(0))
+        .with_columns(pl.col("won", "lost", "won_revenue_cents").fill_null(0))
         .drop("bucket_index")
         .collect()
     )

@@ -104,8 +104,8 @@ HYGIENE_REPORT_SCHEMA = pl.Schema(
         "won": pl.Int64,
         "lost": pl.Int64,
         "win_rate": pl.Float64,  # won / (won + lost)
-        "pipeline": pl.Int64,
-        "won_revenue": pl.Int64,
+        "pipeline_cents": pl.Int64,
+        "won_revenue_cents": pl.Int64,
     }
 )
 
@@ -209,8 +209,8 @@ def _counts(deals: pl.DataFrame, label: str) -> dict[str, object]:
         "won": won,
         "lost": lost,
         "win_rate": won / (won + lost) if won + lost else None,
-        "pipeline": int(deals["amount"].sum()),
-        "won_revenue": int(deals.filter(pl.col("status") == "won")["amount"].sum()),
+        "pipeline_cents": int(deals["amount"].sum()),
+        "won_revenue_cents": int(deals.filter(pl.col("status") == "won")["amount"].sum()),
     }
 
 

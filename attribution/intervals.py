@@ -44,7 +44,7 @@ from attribution.pipeline import RunResult, Scopes
 from attribution.schema import NO_TOUCH_CHANNEL
 
 #: columns the intervals add to a summary (and, with last-touch's, to a comparison)
-INTERVAL_COLUMNS = ("revenue_credit_low", "revenue_credit_high", "revenue_share_low",
+INTERVAL_COLUMNS = ("revenue_credit_low_cents", "revenue_credit_high_cents", "revenue_share_low",
                     "revenue_share_high")
 #: columns the sufficiency check adds
 SUFFICIENCY_COLUMNS = ("won_deals_touched", "sufficient")
@@ -106,7 +106,7 @@ def journey_credit(credit: pl.DataFrame, journey_ids: pl.Series,
     rows = (
         credit.lazy()
         .group_by("journey_id", "channel")
-        .agg(pl.col("revenue_credit").sum())
+        .agg(pl.col("revenue_credit_cents").sum())
         .join(pl.LazyFrame({"journey_id": journey_ids}).with_row_index("_row"),
               on="journey_id", how="inner")
         .join(pl.LazyFrame({"channel": channels}, schema={"channel": pl.String})
@@ -115,7 +115,7 @@ def journey_credit(credit: pl.DataFrame, journey_ids: pl.Series,
         .collect()
     )
     return sparse.csr_matrix(
-        (rows.get_column("revenue_credit").cast(pl.Float64).to_numpy(),
+        (rows.get_column("revenue_credit_cents").cast(pl.Float64).to_numpy(),
          (rows.get_column("_row").to_numpy(), rows.get_column("_col").to_numpy())),
         shape=(journey_ids.len(), len(channels)),
     )
@@ -163,11 +163,11 @@ def weighted_credit(journeys: Journeys, weights: pl.LazyFrame) -> pl.DataFrame:
         weights.group_by("journey_id", "channel").agg(pl.col("weight").sum())
         .join(money.select("journey_id", "revenue"), on="journey_id", how="inner")
         .select("journey_id", "channel",
-                (pl.col("weight") * pl.col("revenue")).alias("revenue_credit"))
+                (pl.col("weight") * pl.col("revenue")).alias("revenue_credit_cents"))
     )
     untouched = money.filter(pl.col("n_touches") == 0).select(
         "journey_id", pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
-        pl.col("revenue").alias("revenue_credit"))
+        pl.col("revenue").alias("revenue_credit_cents"))
     return pl.concat([touched, untouched]).collect()
 
 
@@ -419,12 +419,12 @@ def _table(model: str, channels: list[str], totals: np.ndarray, level: float) ->
     return pl.DataFrame({
         "model": [model] * len(channels),
         "channel": channels,
-        "revenue_credit_low": np.round(low).astype(np.int64),
-        "revenue_credit_high": np.round(high).astype(np.int64),
+        "revenue_credit_low_cents": np.round(low).astype(np.int64),
+        "revenue_credit_high_cents": np.round(high).astype(np.int64),
         "revenue_share_low": share_low,
         "revenue_share_high": share_high,
-    }, schema={"model": pl.String, "channel": pl.String, "revenue_credit_low": pl.Int64,
-               "revenue_credit_high": pl.Int64, "revenue_share_low": pl.Float64,
+    }, schema={"model": pl.String, "channel": pl.String, "revenue_credit_low_cents": pl.Int64,
+               "revenue_credit_high_cents": pl.Int64, "revenue_share_low": pl.Float64,
                "revenue_share_high": pl.Float64})
 
 
@@ -470,9 +470,10 @@ def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int) -> pl
             .then(pl.col("_said").fill_null(0)).otherwise(pl.col("won_deals_touched"))
             .alias("won_deals_touched")).drop("_said")
     enough = pl.col("won_deals_touched") >= min_deals
-    if "revenue_credit_low" in marked.columns:
-        enough = enough & ((pl.col("revenue_credit_high") - pl.col("revenue_credit_low"))
-                           <= pl.col("revenue_credit"))
+    if "revenue_credit_low_cents" in marked.columns:
+        enough = enough & (
+            (pl.col("revenue_credit_high_cents") - pl.col("revenue_credit_low_cents"))
+            <= pl.col("revenue_credit_cents"))
     return marked.with_columns(enough.alias("sufficient"))
 
 

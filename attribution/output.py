@@ -1,7 +1,9 @@
 """Write result tables as Parquet, CSV or JSON, with money as decimals.
 
-Inside the library money is integer minor units; here it becomes ``Decimal(38, 2)`` for
-Parquet and CSV (``48250.00``) and a JSON number with two decimals for JSON. Same input, same
+Inside the library money is integer minor units of the run's currency; here it becomes
+``Decimal(38, d)`` for Parquet and CSV (``48250.00``) and a JSON number for JSON, ``d`` being
+the currency's ISO 4217 minor unit (2 for USD, 3 for KWD, 0 for JPY), so every minor unit is
+kept exactly. Same input, same
 bytes out: the writers are given frames in a fixed order and no timestamps of their own.
 
 CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``, a
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from attribution.schema import MONEY_COLUMNS
+from attribution.schema import MONEY_COLUMNS, major_name
 
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "json": ".json"}
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
@@ -40,29 +42,53 @@ ROW_GROUP_ROWS = 250_000
 ZSTD_LEVEL = 1
 
 
-#: one cent, ``Decimal(38, 2)``: cents as ``Decimal(38, 0)`` times it are the amount, exactly
-#: (the scales add, 0 + 2, and the unscaled value is the cents themselves), with no division
-_CENT = pl.lit(Decimal("0.01"), pl.Decimal(38, 2))
+#: the decimals of money in major units unless a writer is told the run's currency (USD's
+#: two; :func:`attribution.schema.currency_decimals` gives every currency's)
+DECIMALS = 2
 
 
-def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS) -> FrameT:
-    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units (of a DataFrame or a
-    LazyFrame); float ones (estimates such as share x total revenue) as float major units."""
+def _minor_unit(decimals: int) -> pl.Expr:
+    """One minor unit as ``Decimal(38, decimals)`` (``0.01`` for two decimals): minor units as
+    ``Decimal(38, 0)`` times it are the amount, exactly (the scales add, 0 + decimals, and the
+    unscaled value is the minor units themselves), with no division."""
+    return pl.lit(Decimal(1).scaleb(-decimals), pl.Decimal(38, decimals))
+
+
+def money_to_decimal(frame: FrameT, columns: Iterable[str] = MONEY_COLUMNS, *,
+                     decimals: int = DECIMALS) -> FrameT:
+    """Minor-unit money columns as exact ``Decimal(38, decimals)`` major units (of a DataFrame
+    or a LazyFrame; ``decimals``: the run's currency's ISO 4217 minor unit, 3 for KWD); float
+    ones (estimates such as share x total revenue) as float major units. A column named by
+    its unit (``*_cents``) takes its name without the suffix
+    (:func:`~attribution.schema.major_name`)."""
     schema = frame.collect_schema()
-    present = [c for c in schema.names() if c in set(columns) and schema[c].is_integer()]
-    estimates = [c for c in schema.names() if c in set(columns) and schema[c].is_float()]
+    present: list[str] = [c for c in schema.names()
+                          if c in set(columns) and schema[c].is_integer()]
+    estimates: list[str] = [c for c in schema.names()
+                            if c in set(columns) and schema[c].is_float()]
+    unit = _minor_unit(decimals)
+    names = _major_names([*present, *estimates])
     return frame.with_columns(
-        *[(pl.col(c).cast(pl.Decimal(38, 0)) * _CENT).alias(c) for c in present],
-        *[(pl.col(c) / 100).alias(c) for c in estimates],  # shares x totals: not exact cents
-    )
+        *[(pl.col(c).cast(pl.Decimal(38, 0)) * unit).alias(c) for c in present],
+        # shares x totals: not exact minor units
+        *[(pl.col(c) / 10 ** decimals).alias(c) for c in estimates],
+    ).rename(names)
 
 
-def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS) -> pl.DataFrame:
-    """Minor-unit money columns (integer or float) as floats in major units."""
+def _major_names(columns: Iterable[str]) -> dict[str, str]:
+    """The money columns named by their unit (``*_cents``) -> their names in major units."""
+    return {c: major_name(c) for c in columns if major_name(c) != c}
+
+
+def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS, *,
+                   decimals: int = DECIMALS) -> pl.DataFrame:
+    """Minor-unit money columns (integer or float) as floats in major units (``decimals``: the
+    currency's minor unit)."""
     present = [c for c in frame.columns
                if c in set(columns)
                and (frame.schema[c].is_integer() or frame.schema[c].is_float())]
-    return frame.with_columns([(pl.col(c) / 100).alias(c) for c in present])
+    return frame.with_columns([(pl.col(c) / 10 ** decimals).alias(c) for c in present]).rename(
+        _major_names(present))
 
 
 #: what starts a cell a spreadsheet would run as a formula (OWASP, "CSV Injection")
@@ -145,10 +171,12 @@ def csv_text(frame: pl.DataFrame, *, csv_raw: bool = False) -> str:
 
 
 def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
-                fmt: str, *, csv_raw: bool = False, formulas: bool | None = None) -> Path:
-    """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``; returns the path written. CSV
-    text cells that start like a formula are neutralised unless ``csv_raw`` (``formulas`` as
-    in :func:`write_csv`)."""
+                fmt: str, *, csv_raw: bool = False, formulas: bool | None = None,
+                decimals: int = DECIMALS) -> Path:
+    """Write ``frame`` to ``directory/stem.<ext>`` in ``fmt``, money in major units to
+    ``decimals`` (the currency's minor unit); returns the path written. CSV text cells that
+    start like a formula are neutralised unless ``csv_raw`` (``formulas`` as in
+    :func:`write_csv`)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}{EXTENSIONS[fmt]}"
     width = frame.collect_schema().len()
@@ -156,7 +184,7 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
     # money columns become decimals a batch at a time: converting them on the whole frame
     # first would re-chunk and copy a credit table of millions of rows
     if fmt == "parquet" and width:
-        money_to_decimal(frame.lazy()).sink_parquet(
+        money_to_decimal(frame.lazy(), decimals=decimals).sink_parquet(
             path, compression="zstd", compression_level=ZSTD_LEVEL, statistics=False,
             row_group_size=ROW_GROUP_ROWS,
         )
@@ -164,11 +192,12 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
         frame.lazy().collect().write_parquet(path, compression="zstd",
                                              compression_level=ZSTD_LEVEL, statistics=False)
     elif fmt == "csv" and width:
-        write_csv(money_to_decimal(frame.lazy()), path, csv_raw=csv_raw, formulas=formulas)
+        write_csv(money_to_decimal(frame.lazy(), decimals=decimals), path, csv_raw=csv_raw,
+                  formulas=formulas)
     elif fmt == "csv":
         frame.lazy().collect().write_csv(path)  # a header alone (no columns: no cells)
     else:
-        money_to_float(frame.lazy().collect()).write_json(path)
+        money_to_float(frame.lazy().collect(), decimals=decimals).write_json(path)
     return path
 
 
@@ -231,9 +260,10 @@ class TableParts:
         if pending is not None:
             pending.result()
 
-    def close(self) -> Path:
+    def close(self, *, decimals: int = DECIMALS) -> Path:
         """Write the result file from the parts given so far (none: an empty table with
-        :attr:`schema`) and remove the scratch folder; returns the path written."""
+        :attr:`schema`), money to ``decimals`` (the run's currency's minor unit, known once the
+        run is done), and remove the scratch folder; returns the path written."""
         self._closed = True
         try:
             self._wait()
@@ -242,7 +272,7 @@ class TableParts:
             else:
                 table = pl.DataFrame(schema=self.schema)
             return write_table(table, self.directory, self.stem, self.fmt, csv_raw=self.csv_raw,
-                               formulas=self._formulas)
+                               formulas=self._formulas, decimals=decimals)
         finally:
             self.discard()
 
@@ -261,9 +291,10 @@ class TableParts:
         self.discard()
 
 
-def json_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts, money in major units, datetimes as ISO text."""
-    converted = money_to_float(frame)
+def json_records(frame: pl.DataFrame, *, decimals: int = DECIMALS) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts, money in major units (``decimals``: the currency's minor
+    unit), datetimes as ISO text."""
+    converted = money_to_float(frame, decimals=decimals)
     converted = converted.with_columns(
         [
             pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")

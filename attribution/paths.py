@@ -63,6 +63,7 @@ def read_paths(
     columns: dict[str, str] | None = None,
     separator: str = ">",
     encoding: str | None = None,
+    decimals: int = 2,
 ) -> PathTable:
     """Read a path table into :class:`~attribution.journeys.Journeys` (status ``path``).
 
@@ -79,6 +80,9 @@ def read_paths(
         Canonical name -> the file's column name, e.g. ``{"conversions": "orders"}``.
     separator
         What joins the channels of a path.
+    decimals
+        The run's currency's ISO 4217 minor unit: conversion values are read into that many
+        minor units (2: cents; 3 for KWD).
 
     Examples
     --------
@@ -90,11 +94,12 @@ def read_paths(
     # columns refused, so a path table is never read lossily either
     raw = read_file(Path(path), "paths", encoding=encoding)
     names = _resolve_columns(source, raw.columns, columns or {})
-    return parse_paths(raw, names, source=source, separator=separator)
+    return parse_paths(raw, names, source=source, separator=separator, decimals=decimals)
 
 
 def parse_paths(
-    raw: pl.DataFrame, names: dict[str, str], *, source: str = "<paths>", separator: str = ">"
+    raw: pl.DataFrame, names: dict[str, str], *, source: str = "<paths>", separator: str = ">",
+    decimals: int = 2,
 ) -> PathTable:
     """Validate an already-read path table whose canonical columns are located by ``names``."""
     if not separator:
@@ -114,7 +119,7 @@ def parse_paths(
         steps.alias("channels"),
         _whole_number("conversions").alias("_conversions"),
         _whole_number("nulls").alias("_nulls"),
-        _minor_units("conversion_value").alias("_value"),
+        _minor_units("conversion_value", decimals).alias("_value"),
     )
     blank = lambda name: pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")  # noqa: E731
     problems = [
@@ -192,23 +197,26 @@ def _whole_number(name: str) -> pl.Expr:
     )
 
 
-def _minor_units(name: str) -> pl.Expr:
-    """Decimal text -> exact Int64 cents, rounding digits beyond the cents half to even."""
+def _minor_units(name: str, decimals: int = 2) -> pl.Expr:
+    """Decimal text -> exact Int64 minor units (``decimals`` of them: cents for 2), rounding
+    digits beyond the minor unit half to even."""
     text = pl.col(name).str.strip_chars()
     parts = text.str.extract_groups(r"^\+?(\d*)(?:\.(\d*))?$")
     whole = parts.struct.field("1")
     fraction = parts.struct.field("2").fill_null("")
     valid = text.str.contains(r"^\+?(\d+\.?\d*|\.\d+)$")
-    padded = fraction + pl.lit("00")
-    cents = (
-        pl.when(whole == "").then(pl.lit("0")).otherwise(whole).cast(pl.Int64, strict=False) * 100
-        + padded.str.slice(0, 2).cast(pl.Int64)
+    padded = fraction + pl.lit("0" * decimals)
+    kept = padded.str.slice(0, decimals).cast(pl.Int64) if decimals else pl.lit(0, pl.Int64)
+    minor = (
+        pl.when(whole == "").then(pl.lit("0")).otherwise(whole).cast(pl.Int64, strict=False)
+        * 10 ** decimals
+        + kept
     )
-    rest = fraction.str.slice(2)
+    rest = fraction.str.slice(decimals)
     first = rest.str.slice(0, 1)
     tail_nonzero = rest.str.slice(1).str.contains(r"[1-9]")
-    round_up = (first > "5") | ((first == "5") & (tail_nonzero | (cents % 2 == 1)))
-    return pl.when(valid).then(cents + round_up.cast(pl.Int64)).otherwise(None)
+    round_up = (first > "5") | ((first == "5") & (tail_nonzero | (minor % 2 == 1)))
+    return pl.when(valid).then(minor + round_up.cast(pl.Int64)).otherwise(None)
 
 
 def sniff_delimiter(path: Path) -> str:

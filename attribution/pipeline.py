@@ -34,7 +34,7 @@ from attribution.models import MODELS, AttributionModel, get_model
 from attribution.models.base import Fit
 from attribution.models.position import lead_fallback_notes
 from attribution.models.self_reported import SELF_REPORTED_MODELS
-from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA
+from attribution.schema import CREDIT_SCHEMA, REJECT_SCHEMA, currency_decimals
 from attribution.self_reported import answered_note, dark_funnel, stated_channels
 from attribution.sources import load_preset, single_touch_note, source_direct_channels
 from attribution.validation import check_reject_rate
@@ -118,7 +118,7 @@ class RunResult:
         return time_to_close_distribution(self.journeys)
 
     def totals(self) -> dict[str, Any]:
-        """Headline figures: deals, won revenue, pipeline, journeys (money in minor units)."""
+        """Headline figures: deals, won_revenue_cents, pipeline_cents (minor units), journeys."""
         if self.known_totals is not None:
             return dict(self.known_totals)
         deals = self.journeys.journeys.filter(pl.col("status") != "none").collect()
@@ -127,8 +127,8 @@ class RunResult:
             "won_deals": int(deals.filter(pl.col("status") == "won").height),
             "lost_deals": int(deals.filter(pl.col("status") == "lost").height),
             "open_deals": int(deals.filter(pl.col("status") == "open").height),
-            "won_revenue": int(deals.get_column("revenue").sum()),
-            "pipeline": int(deals.get_column("amount").sum()),
+            "won_revenue_cents": int(deals.get_column("revenue").sum()),
+            "pipeline_cents": int(deals.get_column("amount").sum()),
             "deals_without_touch": int(deals.filter(pl.col("n_touches") == 0).height),
             "journeys": self.journeys.journeys.select(pl.len()).collect().item(),
             "touches": self.journeys.touches.select(pl.len()).collect().item(),
@@ -334,7 +334,8 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
 
     assert config.paths is not None
     table = read_paths(config.paths, columns=config.columns.get("paths"),
-                       separator=config.path_separator, encoding=config.encoding)
+                       separator=config.path_separator, encoding=config.encoding,
+                       decimals=currency_decimals(config.currency or "USD"))
     rules = load_rules(config.channel_rules)
     journeys = table.journeys
     journeys = Journeys(
@@ -364,7 +365,7 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     Inputs that are files pass through as they are."""
     from attribution.db import is_database_uri
 
-    names = ("touchpoints", "deals", "contacts", "spend", "paths")
+    names = ("touchpoints", "deals", "contacts", "spend", "paths")  # money: keep name
     wanted = [n for n in names if getattr(config, n) is not None
               and is_database_uri(getattr(config, n))]
     if not wanted:

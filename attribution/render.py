@@ -23,7 +23,13 @@ from rich.text import Text
 
 from attribution.errors import QUOTE_LIMIT
 from attribution.loading import Accounting
-from attribution.schema import MONEY_COLUMNS, SHARE_COLUMNS
+from attribution.schema import (
+    MONEY_COLUMNS,
+    SHARE_COLUMNS,
+    currency_decimals,
+    major_name,
+    minor_per_major,
+)
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -83,13 +89,16 @@ CREATION = "demand_creation"
 
 
 def money(cents: int | None, currency: str = "USD") -> str:
-    """``123456 -> '$1,234.56'`` (exact: integer arithmetic, no float)."""
+    """Minor units of ``currency`` in its major units, to its ISO 4217 minor unit (exact:
+    integer arithmetic, no float): ``123456 -> '$1,234.56'``, ``money(1234567, "KWD") ->
+    '1,234.567 KWD'``, ``money(1234, "JPY") -> '¥1,234'``."""
     if cents is None:
         return ""
     sign = "-" if cents < 0 else ""
-    units, rest = divmod(abs(int(cents)), 100)
+    decimals = currency_decimals(currency)
+    units, rest = divmod(abs(int(cents)), 10 ** decimals)
     symbol = SYMBOLS.get(currency)
-    body = f"{units:,}.{rest:02d}"
+    body = f"{units:,}.{rest:0{decimals}d}" if decimals else f"{units:,}"
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
 
@@ -97,7 +106,7 @@ def compact_money(cents: int | None, currency: str = "USD") -> str:
     """``123456789 -> '$1.23M'``: for wide terminal tables; files keep every cent."""
     if cents is None:
         return ""
-    value = cents / 100
+    value = cents / minor_per_major(currency)
     symbol = SYMBOLS.get(currency, "")
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
@@ -136,15 +145,15 @@ def summary_table(summary: pl.DataFrame, currency: str, model: str) -> Table:
             cell(row["channel"], style=_style(row["channel_group"])),
             cell(row["channel_group"]),
             f"{row['deals_touched']:,}",
-            cell(money(row["pipeline_credit"], currency)),
-            cell(money(row["revenue_credit"], currency)),
+            cell(money(row["pipeline_credit_cents"], currency)),
+            cell(money(row["revenue_credit_cents"], currency)),
             percent(row["revenue_share"]),
         )
     table.add_section()
     table.add_row(
         "total", "", "",
-        cell(money(int(rows.get_column("pipeline_credit").sum()), currency)),
-        cell(money(int(rows.get_column("revenue_credit").sum()), currency)),
+        cell(money(int(rows.get_column("pipeline_credit_cents").sum()), currency)),
+        cell(money(int(rows.get_column("revenue_credit_cents").sum()), currency)),
         percent(1.0 if rows.height else 0.0),
     )
     return table
@@ -172,15 +181,15 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     cells = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
     order = _last_placeholders(
         summary.group_by("channel", "channel_group")
-        .agg(pl.col("revenue_credit").sum(), pl.col("deals_touched").max())
-        .sort(["revenue_credit", "channel"], descending=[True, False])
+        .agg(pl.col("revenue_credit_cents").sum(), pl.col("deals_touched").max())
+        .sort(["revenue_credit_cents", "channel"], descending=[True, False])
     )
     for row in order.iter_rows(named=True):
         table.add_row(
             cell(row["channel"], style=_style(row["channel_group"])),
             f"{row['deals_touched']:,}",
             *[
-                cell(compact_money(cells[(m, row["channel"])]["revenue_credit"], currency)
+                cell(compact_money(cells[(m, row["channel"])]["revenue_credit_cents"], currency)
                      if (m, row["channel"]) in cells else compact_money(0, currency))
                 for m in models
             ],
@@ -189,8 +198,8 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
     table.add_row(
         "total", "",
         *[
-            cell(compact_money(int(summary.filter(pl.col("model") == m)["revenue_credit"].sum()),
-                               currency))
+            cell(compact_money(
+                int(summary.filter(pl.col("model") == m)["revenue_credit_cents"].sum()), currency))
             for m in models
         ],
     )
@@ -212,14 +221,14 @@ def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "l
     for model in models:
         table.add_column(cell(model), justify="right")
     base = _last_placeholders(comparison.filter(pl.col("model") == baseline).sort(
-        ["last_touch_revenue_credit", "channel"], descending=[True, False]
+        ["last_touch_revenue_credit_cents", "channel"], descending=[True, False]
     ))
     wide = {(row["model"], row["channel"]): row for row in comparison.iter_rows(named=True)}
     for row in base.iter_rows(named=True):
         channel = row["channel"]
         cells: list[str | Text] = [
             cell(channel, style=_style(row["channel_group"])),
-            cell(f"{compact_money(row['revenue_credit'], currency)}"
+            cell(f"{compact_money(row['revenue_credit_cents'], currency)}"
                  f" {percent(row['revenue_share'])}"),
         ]
         for model in models:
@@ -256,7 +265,9 @@ def reject_reasons_table(accounting: Iterable[Accounting]) -> Table | None:
     return table
 
 
-#: short headers for wide tables
+#: short headers for wide tables, by the column's name in major units (a money column of minor
+#: units, ``*_cents``, is shown in major units under its name without the suffix)
+# money: keep names from here
 LABELS = {
     "channel_group": "group", "opportunities": "opps", "pipeline_credit": "pipeline",
     "revenue_credit": "revenue", "won_deals": "won", "win_rate": "win rate",
@@ -275,6 +286,7 @@ LABELS = {
     "self-reported %", "stated_deals": "stated deals", "dark_deals": "dark deals",
     "dark_share": "dark %", "dark_revenue": "dark revenue",
 }
+# money: keep names to here
 
 
 def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
@@ -286,7 +298,8 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
     share_set = set(SHARE_COLUMNS if share_columns is None else share_columns)
     table = Table(title=cell(title) if title else None, title_justify="left")
     for name, dtype in frame.schema.items():
-        table.add_column(cell(LABELS.get(name, name) if compact else name),
+        shown = major_name(name) if name in money_set else name  # (shown in major units)
+        table.add_column(cell(LABELS.get(shown, shown) if compact else shown),
                          justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows(named=True):
         cells: list[str | Text] = []
@@ -313,9 +326,9 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
 
 
 #: the dark-funnel columns a terminal shows
-DARK_FUNNEL_COLUMNS = ["channel", "tracked_revenue_credit", "tracked_revenue_share",
-                       "self_reported_revenue_credit", "self_reported_revenue_share",
-                       "stated_deals", "dark_deals", "dark_share", "dark_revenue"]
+DARK_FUNNEL_COLUMNS = ["channel", "tracked_revenue_credit_cents", "tracked_revenue_share",
+                       "self_reported_revenue_credit_cents", "self_reported_revenue_share",
+                       "stated_deals", "dark_deals", "dark_share", "dark_revenue_cents"]
 
 
 def dark_funnel_table(dark: pl.DataFrame, currency: str, tracked: str) -> Table:
@@ -336,7 +349,7 @@ def dark_funnel_line(dark: pl.DataFrame, currency: str) -> str | None:
     if row is None:
         return None
     return (f"largest dark channel: {escape_text(row['channel'], 80)}: "
-            f"{money(row['dark_revenue'], currency)} of won revenue from "
+            f"{money(row['dark_revenue_cents'], currency)} of won revenue from "
             f"{_count(row['dark_won_deals'], 'won deal')} that name it with no tracked touch "
             f"of it ({percent(row['dark_share'])} of the {_count(row['stated_deals'], 'deal')} "
             "stating it)")

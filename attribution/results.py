@@ -29,20 +29,17 @@ from attribution.config import Config
 from attribution.output import TableParts, write_csv, write_json_document, write_table
 from attribution.pipeline import RunResult, model_diagnostics
 from attribution.resultset import RECORD, ResultSetError, Staging, manifest, staged
-from attribution.schema import CREDIT_SCHEMA
+from attribution.schema import CREDIT_SCHEMA, currency_decimals
 
 if TYPE_CHECKING:
     from attribution.spend import Spend
 
 
-#: the money among a run's totals, named in run.json by their unit (integer minor units)
-CENTS_TOTALS = {"won_revenue": "won_revenue_cents", "pipeline": "pipeline_cents"}
-
-
 def record_totals(totals: dict[str, Any]) -> dict[str, Any]:
     """A run's headline totals (:meth:`RunResult.totals`) as run.json writes them: the money
-    ones, integer minor units, named ``*_cents``; the counts as they are."""
-    return {CENTS_TOTALS.get(name, name): value for name, value in totals.items()}
+    ones integer minor units, named ``*_cents`` (as the totals name them), the counts as they
+    are."""
+    return dict(totals)
 
 
 def run_record(result: RunResult) -> dict[str, Any]:
@@ -51,7 +48,8 @@ def run_record(result: RunResult) -> dict[str, Any]:
     return {
         "currency": result.currency,
         "totals": record_totals(result.totals()),
-        "accounting": [a.as_dict() for a in result.accounting],
+        "accounting": [a.as_dict(currency_decimals(result.currency))
+                       for a in result.accounting],
         "files": [f.__dict__ for f in result.files],
         "options": {
             "lookback_days": config.lookback_days,
@@ -90,6 +88,9 @@ class ResultWriter(Protocol):
     credit: str | None
     #: the run's id where the destination keeps runs (a database), once written
     run_id: str | None
+    #: the run's currency, once known (:func:`write_results` sets it): money is written in its
+    #: major units, to its ISO 4217 minor unit
+    currency: str
 
     def transaction(self, *, wait: bool = False) -> contextlib.AbstractContextManager[None]:
         """Everything written inside is one result set (all of it, or none of it, lands);
@@ -130,6 +131,8 @@ class LocalWriter:
     credit: str | None = None
     #: a folder keeps one run: no id
     run_id: str | None = None
+    #: the run's currency (money is written to its minor unit), once the run knows it
+    currency: str = "USD"
     _staging: Staging | None = field(default=None, repr=False)
 
     @property
@@ -154,7 +157,8 @@ class LocalWriter:
         return self._staging.final(path) if self._staging is not None else path
 
     def table(self, stem: str, frame: pl.DataFrame) -> str:
-        return str(write_table(frame, self.directory, stem, self.fmt, csv_raw=self.csv_raw))
+        return str(write_table(frame, self.directory, stem, self.fmt, csv_raw=self.csv_raw,
+                               decimals=currency_decimals(self.currency)))
 
     def document(self, name: str, document: dict[str, Any]) -> str:
         if name == RECORD and self._staging is not None:
@@ -169,11 +173,13 @@ class LocalWriter:
     @contextmanager
     def credit_parts(self) -> Iterator[TableParts]:
         """The credit file, written a model at a time as the run allocates it (see
-        :class:`~attribution.output.TableParts`); its scratch parts go when the block ends."""
+        :class:`~attribution.output.TableParts`); its scratch parts go when the block ends.
+        The file is written when the block ends, in :attr:`currency` (set it inside the block
+        once the run knows it)."""
         with TableParts(self.directory, "credit", self.fmt, CREDIT_SCHEMA,
                         csv_raw=self.csv_raw) as parts:
             yield parts
-            self.credit = str(parts.close())
+            self.credit = str(parts.close(decimals=currency_decimals(self.currency)))
 
 
 @dataclass
@@ -190,6 +196,8 @@ class DatabaseWriter:
     #: the run's id in the database, once the set is written
     run_id: str | None = None
     credit: str | None = None
+    #: the run's currency (the record's ``currency`` decides the money columns' scale)
+    currency: str = "USD"
     _tables: dict[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict, repr=False)
     _record: dict[str, Any] | None = field(default=None, repr=False)
     _scratch: Path | None = field(default=None, repr=False)
@@ -237,7 +245,7 @@ class DatabaseWriter:
             raise ResultSetError(f"{self.uri}: credit written outside the transaction")
         with TableParts(self._scratch, "credit", "parquet", CREDIT_SCHEMA) as parts:
             yield parts
-            path = parts.close()
+            path = parts.close(decimals=currency_decimals(self.currency))
         self._tables = {"credit": pl.scan_parquet(path, glob=False), **self._tables}
         self.credit = "credit"
 
@@ -254,6 +262,7 @@ def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
     """Write a run's result set through ``writer``: the credit is the engine's to write as it
     goes (listed first when it did), then summary, comparison (when last-touch ran), the
     fitted models' tables, the rejects and run.json. Returns what was written, in order."""
+    writer.currency = result.currency
     written = [writer.credit] if writer.credit else []
     written.append(writer.table("summary", result.summary))
     if BASELINE in {m.name for m in result.models}:

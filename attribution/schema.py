@@ -1,7 +1,8 @@
 """Column names and dtypes of every table `attribution` reads or produces.
 
 Input columns are the *canonical* names; a config's ``[columns.<input>]`` table maps a
-file's own names onto them. Money is held as integer minor units (cents) in ``Int64``
+file's own names onto them. Money is held as integer minor units of the run's currency
+(ISO 4217: cents for USD, fils for KWD, yen for JPY; :func:`currency_decimals`) in ``Int64``
 everywhere inside the library and only turned into decimals at the output edge.
 """
 
@@ -64,9 +65,6 @@ INPUT_COLUMNS: dict[str, dict[str, bool]] = {
 DEAL_STATUSES = ("won", "lost", "open")
 
 # -- money -----------------------------------------------------------------------------
-#: decimals the library holds money to: integer minor units are hundredths of the major unit
-#: for every currency, and the output writers give two decimals
-MONEY_DECIMALS = 2
 #: ISO 4217 minor units of the currencies whose minor unit is not a hundredth (every other
 #: code has two decimals)
 CURRENCY_DECIMALS: dict[str, int] = {
@@ -85,6 +83,16 @@ def currency_decimals(currency: str) -> int:
     (0, 2, 3)
     """
     return CURRENCY_DECIMALS.get(currency.upper(), 2)
+
+
+def minor_per_major(currency: str) -> int:
+    """How many of ``currency``'s minor units make one major unit: the integer money of a run
+    in ``currency`` is held in these (cents for USD, fils for KWD, yen for JPY).
+
+    >>> minor_per_major("USD"), minor_per_major("KWD"), minor_per_major("JPY")
+    (100, 1000, 1)
+    """
+    return 10 ** currency_decimals(currency)
 
 
 # -- rejects ---------------------------------------------------------------------------
@@ -171,8 +179,9 @@ CREDIT_SCHEMA = schema_of(
         "channel": pl.String,
         "channel_group": pl.String,
         "weight": pl.Float64,
-        "pipeline_credit": pl.Int64,  # share of the deal's amount (every created deal)
-        "revenue_credit": pl.Int64,  # share of won revenue (won deals / path conversion value)
+        "pipeline_credit_cents": pl.Int64,  # share of the deal's amount (every created deal)
+        "revenue_credit_cents": pl.Int64,
+         # share of won revenue (won deals / path conversion value)
         "conversion_credit": pl.Float64,  # share of conversions
     }
 )
@@ -184,8 +193,8 @@ SUMMARY_SCHEMA = schema_of(
         "channel": pl.String,
         "channel_group": pl.String,
         "deals_touched": pl.UInt32,
-        "pipeline_credit": pl.Int64,
-        "revenue_credit": pl.Int64,
+        "pipeline_credit_cents": pl.Int64,
+        "revenue_credit_cents": pl.Int64,
         "conversion_credit": pl.Float64,
         "pipeline_share": pl.Float64,
         "revenue_share": pl.Float64,
@@ -196,49 +205,61 @@ NO_TOUCH_CHANNEL = "(no touch)"
 NO_TOUCH_GROUP = "(no touch)"
 UNMAPPED_CHANNEL = "(unmapped)"
 
-#: columns that hold money in minor units; written out as decimals (JSON: numbers)
+#: columns that hold money in minor units; written out as decimals (JSON: numbers) in major
+#: units, a ``*_cents`` one under its name without the suffix (:func:`major_name`)
 MONEY_COLUMNS = frozenset(
     {
+        "shapley_value_cents",  # Shapley values with value="revenue" (floats: estimates)
+        "standard_error_cents",
         "amount",
         "revenue",
-        "pipeline_credit",
-        "revenue_credit",
-        "last_touch_revenue_credit",
-        "revenue_shift",
-        "pipeline",
-        "won_revenue",
-        "spend",
-        "avg_deal_size",
-        "revenue_per_lead",
-        "cost_per_lead",
-        "cost_per_opportunity",
-        "cost_per_won_deal",
-        "current_spend",
-        "recommended",
-        "change",
-        "last_touch_recommended",
-        "last_touch_change",
-        "decision_shift",
-        "floor",
-        "cap",
-        "proposed_spend",
-        "expected_revenue",
-        "revenue_change",
-        "counted_spend",
-        "band_low",
-        "band_high",
+        "pipeline_credit_cents",
+        "revenue_credit_cents",
+        "revenue_credit_low_cents",  # bootstrap bounds of the credit (--bootstrap)
+        "revenue_credit_high_cents",
+        "last_touch_revenue_credit_cents",
+        "revenue_shift_cents",
+        "pipeline_cents",
+        "won_revenue_cents",
+        "spend_cents",
+        "avg_deal_size_cents",
+        "revenue_per_lead_cents",
+        "cost_per_lead_cents",
+        "cost_per_opportunity_cents",
+        "cost_per_won_deal_cents",
+        "current_spend_cents",
+        "recommended_cents",
+        "change_cents",
+        "last_touch_recommended_cents",
+        "last_touch_change_cents",
+        "decision_shift_cents",
+        "floor_cents",
+        "cap_cents",
+        "proposed_spend_cents",
+        "expected_revenue_cents",
+        "revenue_change_cents",
+        "counted_spend_cents",
+        "band_low_cents",
+        "band_high_cents",
         # attribution calibrate: a model's credit beside an experiment's measured lift
-        "model_credit",
-        "lift",
-        "lift_lower",
-        "lift_upper",
-        "credit_error",
-        "mean_absolute_error",
-        "tracked_revenue_credit",
-        "self_reported_revenue_credit",
-        "dark_revenue",
+        "model_credit_cents",
+        "lift_cents",
+        "lift_lower_cents",
+        "lift_upper_cents",
+        "credit_error_cents",
+        "mean_absolute_error_cents",
+        # the dark funnel: tracked credit beside self-reported credit
+        "tracked_revenue_credit_cents",
+        "self_reported_revenue_credit_cents",
+        "dark_revenue_cents",
     }
 )
+
+def major_name(column: str) -> str:
+    """The name a money column in minor units takes once written in major units: without its
+    ``_cents`` suffix (``shapley_value_cents`` -> ``shapley_value``)."""
+    return column.removesuffix("_cents")
+
 
 #: columns that hold a share or rate (shown as percentages)
 SHARE_COLUMNS = frozenset(

@@ -45,16 +45,16 @@ ANSWER_SCHEMA = schema_of({
 DARK_FUNNEL_SCHEMA = schema_of({
     "channel": pl.String,
     "channel_group": pl.String,
-    "tracked_revenue_credit": pl.Int64,
+    "tracked_revenue_credit_cents": pl.Int64,
     "tracked_revenue_share": pl.Float64,
-    "self_reported_revenue_credit": pl.Int64,
+    "self_reported_revenue_credit_cents": pl.Int64,
     "self_reported_revenue_share": pl.Float64,
     "stated_deals": pl.UInt32,
     "stated_won_deals": pl.UInt32,
     "dark_deals": pl.UInt32,
     "dark_won_deals": pl.UInt32,
     "dark_share": pl.Float64,
-    "dark_revenue": pl.Int64,
+    "dark_revenue_cents": pl.Int64,
     "sufficient": pl.Boolean,
 })
 
@@ -221,13 +221,13 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
         (~pl.col("_touched")).sum().cast(pl.UInt32).alias("dark_deals"),
         (~pl.col("_touched") & pl.col("_won")).sum().cast(pl.UInt32).alias("dark_won_deals"),
         pl.when(~pl.col("_touched")).then(pl.col("revenue")).otherwise(0).sum()
-        .cast(pl.Int64).alias("dark_revenue"),
+        .cast(pl.Int64).alias("dark_revenue_cents"),
     )
 
     def credit(model: str, prefix: str) -> pl.DataFrame:
         return summary.filter(pl.col("model") == model).select(
             "channel", pl.col("channel_group").alias(f"_{prefix}_group"),
-            pl.col("revenue_credit").alias(f"{prefix}_revenue_credit"),
+            pl.col("revenue_credit_cents").alias(f"{prefix}_revenue_credit_cents"),
             pl.col("revenue_share").alias(f"{prefix}_revenue_share"))
 
     table = (
@@ -237,10 +237,10 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
         .with_columns(
             pl.coalesce("channel_group", "_tracked_group", "_self_reported_group")
             .alias("channel_group"),
-            *(pl.col(c).fill_null(0) for c in ("tracked_revenue_credit",
-                                               "self_reported_revenue_credit", "stated_deals",
+            *(pl.col(c).fill_null(0) for c in ("tracked_revenue_credit_cents",
+                                               "self_reported_revenue_credit_cents", "stated_deals",
                                                "stated_won_deals", "dark_deals",
-                                               "dark_won_deals", "dark_revenue")),
+                                               "dark_won_deals", "dark_revenue_cents")),
             *(pl.col(c).fill_null(0.0) for c in ("tracked_revenue_share",
                                                  "self_reported_revenue_share")),
         )
@@ -251,7 +251,7 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
         )
     )
     return (table.select([pl.col(c).cast(t) for c, t in DARK_FUNNEL_SCHEMA.items()])
-            .sort(["dark_revenue", "self_reported_revenue_credit", "channel"],
+            .sort(["dark_revenue_cents", "self_reported_revenue_credit_cents", "channel"],
                   descending=[True, True, False]))
 
 
@@ -267,11 +267,12 @@ def largest_dark_channel(table: pl.DataFrame) -> dict[str, Any] | None:
     """The channel with the most won revenue from deals that state it without a tracked touch
     of it, among channels with enough stated won deals (``sufficient``); None when no channel
     qualifies (the headline then names none)."""
-    ready = table.filter(pl.col("sufficient") & (pl.col("dark_revenue") > 0)
+    ready = table.filter(pl.col("sufficient") & (pl.col("dark_revenue_cents") > 0)
                          & (pl.col("channel") != NO_TOUCH_CHANNEL))
     if not ready.height:
         return None
-    return ready.sort(["dark_revenue", "channel"], descending=[True, False]).row(0, named=True)
+    return ready.sort(["dark_revenue_cents", "channel"], descending=[True, False]).row(0,
+                                                                                       named=True)
 
 
 __all__ = [

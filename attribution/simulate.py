@@ -1717,7 +1717,8 @@ def channel_truth(export: SimulatedExport, channel: str) -> int:
     return baseline_revenue(export) - export.outcomes((channel,)).revenue_cents
 
 
-TRUTH_SCHEMA = pl.Schema({"channel": pl.String, "revenue_removed": pl.Int64, "share": pl.Float64})
+TRUTH_SCHEMA = pl.Schema({"channel": pl.String, "revenue_removed_cents": pl.Int64,
+                          "share": pl.Float64})
 
 
 def ground_truth(export: SimulatedExport, channels: Iterable[str] | None = None) -> pl.DataFrame:
@@ -1767,7 +1768,7 @@ def ground_truth(export: SimulatedExport, channels: Iterable[str] | None = None)
     return pl.DataFrame(
         {
             "channel": names,
-            "revenue_removed": removed,
+            "revenue_removed_cents": removed,
             "share": [r / total if total else 0.0 for r in removed],
         },
         schema=TRUTH_SCHEMA,
@@ -1775,7 +1776,7 @@ def ground_truth(export: SimulatedExport, channels: Iterable[str] | None = None)
 
 
 SHAPLEY_TRUTH_SCHEMA = pl.Schema(
-    {"channel": pl.String, "shapley_revenue": pl.Float64, "share": pl.Float64}
+    {"channel": pl.String, "shapley_revenue_cents": pl.Float64, "share": pl.Float64}
 )
 
 #: most (account, coalition) columns realised at once by :func:`shapley_truth`
@@ -1858,7 +1859,7 @@ def shapley_truth(export: SimulatedExport) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "channel": players,
-            "shapley_revenue": shapley.tolist(),
+            "shapley_revenue_cents": shapley.tolist(),
             "share": (shapley / total if total else np.zeros(len(players))).tolist(),
         },
         schema=SHAPLEY_TRUTH_SCHEMA,

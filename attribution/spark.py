@@ -100,6 +100,8 @@ from attribution.schema import (
     SUMMARY_SCHEMA,
     TOUCH_SCHEMA,
     UTC_TIME,
+    currency_decimals,
+    major_name,
 )
 from attribution.validation import check_reject_rate
 
@@ -819,13 +821,14 @@ _STATS = pl.Schema(
 _TOTALS = pl.Schema(
     [
         (name, pl.Int64())
-        for name in ("deals", "won_deals", "lost_deals", "open_deals", "won_revenue", "pipeline",
+        for name in ("deals", "won_deals", "lost_deals", "open_deals", "won_revenue_cents",
+                     "pipeline_cents",
                      "deals_without_touch", "journeys", "touches")
     ]
 )
 _CLOSE = pl.Schema(
     {"bucket": pl.String, "from_days": pl.Int64, "to_days": pl.Int64, "won": pl.Int64,
-     "lost": pl.Int64, "won_revenue": pl.Int64}
+     "lost": pl.Int64, "won_revenue_cents": pl.Int64}
 )
 _BUILT = _Packing(
     {
@@ -925,7 +928,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
     totals = {name: int(summed[name][0] or 0) for name in _TOTALS}
     close = (
         _BUILT.local(tallies, "close").group_by("bucket", "from_days", "to_days")
-        .agg(pl.col("won", "lost", "won_revenue").sum()).sort("from_days")
+        .agg(pl.col("won", "lost", "won_revenue_cents").sum()).sort("from_days")
     )
     groups = pl.concat(
         [_BUILT.local(tallies, "groups").unique().sort("channel", "channel_group", nulls_last=True),
@@ -985,7 +988,8 @@ def supported(model: AttributionModel) -> bool:
 _REACH = pl.Schema({"channel": pl.String, "deals_touched": pl.Int64})
 _TOTAL_CREDIT = pl.Schema(
     {"model": pl.String, "channel": pl.String, "channel_group": pl.String,
-     "pipeline_credit": pl.Int64, "revenue_credit": pl.Int64, "conversion_credit": pl.Float64}
+     "pipeline_credit_cents": pl.Int64, "revenue_credit_cents": pl.Int64,
+     "conversion_credit": pl.Float64}
 )
 _SCORED = _Packing({"credit": CREDIT_SCHEMA, "reach": _REACH, "total": _TOTAL_CREDIT})
 
@@ -998,7 +1002,8 @@ def _deals_touched(journeys: Journeys) -> pl.DataFrame:
     ).unique()
     probe = channels.with_columns(
         pl.lit("reach").alias("model"), pl.lit(None, pl.String).alias("channel_group"),
-        pl.lit(1, pl.Int64).alias("pipeline_credit"), pl.lit(0, pl.Int64).alias("revenue_credit"),
+        pl.lit(1, pl.Int64).alias("pipeline_credit_cents"),
+        pl.lit(0, pl.Int64).alias("revenue_credit_cents"),
         pl.lit(0.0).alias("conversion_credit"),
     )
     return summarise(probe, journeys).select("channel", pl.col("deals_touched").cast(pl.Int64))
@@ -1041,7 +1046,7 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
             )
         credit = pl.concat(credits) if credits else pl.DataFrame(schema=CREDIT_SCHEMA)
         total = credit.group_by("model", "channel", "channel_group").agg(
-            pl.col("pipeline_credit", "revenue_credit", "conversion_credit").sum()
+            pl.col("pipeline_credit_cents", "revenue_credit_cents", "conversion_credit").sum()
         )
         return _SCORED.pack({"credit": credit, "reach": _deals_touched(batch), "total": total})
 
@@ -1087,7 +1092,7 @@ def _summary(scored: DataFrame, models: Sequence[AttributionModel]) -> pl.DataFr
     tallies = scored.filter(F.col(_KIND).isin("reach", "total")).toArrow()
     totals = (
         _SCORED.local(tallies, "total").group_by("model", "channel", "channel_group")
-        .agg(pl.col("pipeline_credit", "revenue_credit", "conversion_credit").sum())
+        .agg(pl.col("pipeline_credit_cents", "revenue_credit_cents", "conversion_credit").sum())
     )
     order = pl.DataFrame({"model": [m.name for m in models]}).with_row_index("_order")
     totals = (totals.join(order, on="model", how="left")
@@ -1376,15 +1381,16 @@ def run(
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _money_as_decimal(frame: DataFrame) -> DataFrame:
-    """Minor-unit money columns as exact ``Decimal(38, 2)`` major units, float ones (estimates)
-    as float major units (as the polars writer)."""
+def _money_as_decimal(frame: DataFrame, decimals: int = 2) -> DataFrame:
+    """Minor-unit money columns as exact ``Decimal(38, decimals)`` major units (``decimals``:
+    the currency's ISO 4217 minor unit), float ones (estimates) as float major units (as the
+    polars writer)."""
     def major(name: str, dtype: T.DataType) -> Column:
         if name in MONEY_COLUMNS and isinstance(dtype, (T.LongType, T.IntegerType)):
-            return ((F.col(name).cast("decimal(38,0)") / F.lit(100)).cast("decimal(38,2)")
-                    .alias(name))
+            return ((F.col(name).cast("decimal(38,0)") / F.lit(10 ** decimals))
+                    .cast(f"decimal(38,{decimals})").alias(major_name(name)))
         if name in MONEY_COLUMNS and isinstance(dtype, (T.DoubleType, T.FloatType)):
-            return (F.col(name) / F.lit(100.0)).alias(name)
+            return (F.col(name) / F.lit(float(10 ** decimals))).alias(major_name(name))
         return F.col(name)
 
     return frame.select([major(f.name, f.dataType) for f in frame.schema.fields])
@@ -1404,6 +1410,8 @@ class SparkWriter:
     credit: str | None = None
     run_id: str | None = None
     csv_raw: bool = False
+    #: the run's currency: money is written to its minor unit
+    currency: str = "USD"
 
     @contextlib.contextmanager
     def transaction(self, *, wait: bool = False) -> Iterator[None]:
@@ -1421,7 +1429,7 @@ class SparkWriter:
     def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
         """Write a Spark frame as the Parquet folder ``location/stem``."""
         target = f"{self.location}/{stem}"
-        frame = _money_as_decimal(frame)
+        frame = _money_as_decimal(frame, currency_decimals(self.currency))
         if files:
             frame = frame.coalesce(files)
         frame.write.mode(self.mode).parquet(target)
@@ -1451,6 +1459,7 @@ def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
     location (nothing when the run had no model)."""
     if result.credit_frame is None:
         return None
+    writer.currency = result.currency
     writer.credit = writer.frame("credit", result.credit_frame)
     return writer.credit
 

@@ -20,7 +20,8 @@ Canonical columns (a ``columns`` mapping renames a file's own names onto them):
   ``period_start`` - ``day`` (1 day), ``week`` (7 days), ``month`` (to the day before the same
   day of the next month: 2025-01-15 -> 2025-02-14) or ``quarter`` (3 months). When a row has
   both they must agree;
-* ``amount`` (required): a decimal >= 0 in major units, read into integer cents; amounts with
+* ``amount`` (required): a decimal >= 0 in major units, read into integer minor units of the
+  run's currency (cents; fils for KWD); amounts with
   more decimals than the currency's minor unit, in exponent notation or too large are
   rejected (:func:`~attribution.validation.amount_checks`), never rounded;
 * ``currency`` (optional): rows in another currency than the run's are rejected.
@@ -50,7 +51,7 @@ import polars as pl
 from attribution.channels import ChannelRules, load_rules, relabel, unify_spellings
 from attribution.errors import ColumnNotFoundError, ConfigError, RejectedRowError
 from attribution.reading import ROW, InputFile, file_digest, read_table
-from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL
+from attribution.schema import REJECT_SCHEMA, UNMAPPED_CHANNEL, currency_decimals
 from attribution.validation import (
     Accounting,
     amount_checks,
@@ -58,6 +59,7 @@ from attribution.validation import (
     first_failure,
     instant,
     minor_units,
+    most_common_currency,
     reason_counts,
     split_rejects,
     text,
@@ -104,7 +106,7 @@ DAILY_SPEND_SCHEMA = pl.Schema(
         "channel": pl.String,
         "channel_group": pl.String,
         "day": pl.Date,
-        "spend": pl.Int64,
+        "spend_cents": pl.Int64,
     }
 )
 
@@ -204,7 +206,8 @@ def load_spend(
     path = Path(path)
     rules = rules or load_rules()
     required = [name for name, needed in SPEND_COLUMNS.items() if needed]
-    frame = read_table(path, "spend", dict(columns or {}), required, encoding=encoding)
+    frame = read_table(path, "spend", dict(columns or {}), required,  # money: keep name
+                       encoding=encoding)
     available = [c for c in frame.columns if c != ROW]
     if not {"channel", "utm_source", "utm_medium"} & set(frame.columns):
         raise ColumnNotFoundError.from_missing(
@@ -213,6 +216,8 @@ def load_spend(
         )
     # a period_start like 2025-03 names a month: its first day, the month as the period
     month_label = text("period_start", frame).str.contains(r"^\d{4}-\d{2}$").fill_null(False)
+    if currency is None:
+        currency = most_common_currency(frame)
 
     parsed = frame.select(
         ROW,
@@ -232,7 +237,7 @@ def load_spend(
             text("period", frame).str.to_lowercase(),
             pl.when(month_label & text("period_end", frame).is_null()).then(pl.lit("month")),
         ).alias("_period"),
-        minor_units("amount", frame).alias("amount"),
+        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
         text("amount", frame).alias("_amount_text"),
         amount_text("amount", frame).alias("_amount_clean"),
         text("currency", frame).str.to_uppercase().alias("currency"),
@@ -241,10 +246,6 @@ def load_spend(
     if labels is not None:
         channel = relabel(channel, labels)
     parsed = parsed.with_columns(channel.alias("_channel"))
-    if currency is None:
-        seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
-        seen = seen.sort(["len", "currency"], descending=[True, False])
-        currency = str(seen["currency"][0]) if seen.height else "USD"
 
     # map each distinct utm combination once
     pairs = parsed.select("utm_source", "utm_medium", "utm_campaign").unique()
@@ -309,7 +310,7 @@ def load_spend(
             ]
         )
     )
-    good, rejects = split_rejects(checked, str(path), "spend")
+    good, rejects = split_rejects(checked, str(path), "spend")  # money: keep name
     if strict and rejects.height:
         first = rejects.sort("row").row(0, named=True)
         raise RejectedRowError.from_reject(
@@ -325,14 +326,14 @@ def load_spend(
         .alias("days"),
         "amount",
     ).cast(dict(SPEND_ROW_SCHEMA))  # type: ignore[arg-type]
-    accounting = Accounting("spend", str(path), read=frame.height, used=rows.height,
-                            rejected=reason_counts(rejects))
+    accounting = Accounting("spend", str(path),  # money: keep name
+                            read=frame.height, used=rows.height, rejected=reason_counts(rejects))
     return Spend(
         rows=rows,
         daily=daily_spend(rows),
         rejects=rejects.sort("row").cast(dict(REJECT_SCHEMA)),  # type: ignore[arg-type]
         accounting=accounting,
-        file=InputFile("spend", str(path), frame.height, file_digest(path)),
+        file=InputFile("spend", str(path), frame.height, file_digest(path)),  # money: keep name
         currency=currency,
     )
 
@@ -361,7 +362,7 @@ def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
         "day",
         (pl.col("amount") // pl.col("days")
          + (index < pl.col("amount") % pl.col("days")).cast(pl.Int64))
-        .alias("spend"),
+        .alias("spend_cents"),
     ).sort(["row", "day"])
 
 
@@ -370,7 +371,7 @@ def daily_spend(rows: pl.DataFrame) -> pl.DataFrame:
     return (
         spread_daily(rows)
         .group_by("channel", "channel_group", "day")
-        .agg(pl.col("spend").sum())
+        .agg(pl.col("spend_cents").sum())
         .sort(["day", "channel"])
         .cast(dict(DAILY_SPEND_SCHEMA))  # type: ignore[arg-type]
         .select(list(DAILY_SPEND_SCHEMA))
@@ -405,7 +406,7 @@ def spend_by_period(
     return (
         daily.with_columns(period_of(pl.col("day"), grain).alias("period"))
         .group_by("period", *by)
-        .agg(pl.col("spend").sum())
+        .agg(pl.col("spend_cents").sum())
         .sort(["period", *by])
     )
 
@@ -415,7 +416,7 @@ def spend_by_channel(spend: Spend | pl.DataFrame) -> pl.DataFrame:
     return (
         daily_of(spend)
         .group_by("channel", "channel_group")
-        .agg(pl.col("spend").sum())
+        .agg(pl.col("spend_cents").sum())
         .sort("channel")
     )
 

@@ -27,7 +27,6 @@ from attribution.schema import (
     ACCOUNT_JOURNEY_PREFIX,
     CONTACT_COLUMNS,
     DEAL_COLUMNS,
-    MONEY_DECIMALS,
     REJECT_SCHEMA,
     UNMAPPED_CHANNEL,
     UTC_TIME,
@@ -122,7 +121,9 @@ class Accounting:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, decimals: int = 2) -> dict[str, object]:
+        """The accounting as run.json writes it; the rejected amounts in major units of a
+        currency with ``decimals`` (its ISO 4217 minor unit)."""
         return {
             "input": self.input,
             "file": self.path,
@@ -132,8 +133,8 @@ class Accounting:
             "out_of_window": self.out_of_window,
             "rejected": self.rejected_total,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
-            **({"rejected_amount": self.rejected_amount / 100,
-                "rejected_won_amount": self.rejected_won_amount / 100}
+            **({"rejected_amount": self.rejected_amount / 10 ** decimals,
+                "rejected_won_amount": self.rejected_won_amount / 10 ** decimals}
                if self.input == "deals" else {}),
         }
 
@@ -575,23 +576,26 @@ def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.E
     )
 
 
-def minor_units(name: str, frame: pl.DataFrame) -> pl.Expr:
-    """An amount as integer minor units (cents); null if not a number.
+def minor_units(name: str, frame: pl.DataFrame, decimals: int = 2) -> pl.Expr:
+    """An amount as integer minor units (``decimals``: the currency's ISO 4217 minor unit, so
+    cents for USD, fils for KWD: ``1.234`` KWD is 1234); null if not a number.
 
-    Digits beyond the cents are rounded half to even, once, on the exact decimal value. A float
+    Digits beyond the minor unit are rounded half to even, once, on the exact decimal value
+    (:func:`amount_checks` rejects such amounts first where the run reads money). A float
     column (Parquet, NDJSON) is read through its shortest decimal text, so ``1.005`` is treated
     like the text ``1.005`` in a CSV and NaN or infinity becomes null (a reject), never a crash.
     """
     dtype = frame.schema[name]
     column = pl.col(name)
     if dtype.is_integer():
-        return column.cast(pl.Int64, strict=False) * 100  # (too large: rejected by its digits)
+        # (too large: rejected by its digits)
+        return column.cast(pl.Int64, strict=False) * 10 ** decimals
     raw = amount_text(name, frame)
     valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
     # a wide scale so the cast itself does not round (rounding twice moved 0.0149999 to 2 cents)
     decimal = raw.cast(pl.Decimal(38, 12), strict=False)
-    cents = (decimal * 100).round(0).cast(pl.Int64, strict=False)
-    return pl.when(valid).then(cents).otherwise(None)
+    minor = (decimal * 10 ** decimals).round(0).cast(pl.Int64, strict=False)
+    return pl.when(valid).then(minor).otherwise(None)
 
 
 def amount_text(name: str, frame: pl.DataFrame) -> pl.Expr:
@@ -617,19 +621,12 @@ def amount_checks(clean: pl.Expr, shown: pl.Expr, currency: str,
     :func:`amount_text`; ``shown``: the cell as the reject shows it), before the "not a
     number" check: exponent notation (``1e30``, a spreadsheet's ``1.23457E+11`` has lost
     digits), more than :data:`MAX_AMOUNT_DIGITS` digits before the point, and more decimals
-    than ``currency``'s ISO 4217 minor unit (trailing zeros do not count), or than the
-    :data:`~attribution.schema.MONEY_DECIMALS` the library holds."""
+    than ``currency``'s ISO 4217 minor unit (trailing zeros do not count): the run holds money
+    in that minor unit exactly (three decimals for KWD, none for JPY)."""
     minor = currency_decimals(currency)
-    held = min(minor, MONEY_DECIMALS)
     decimals = clean.str.extract(r"^[+-]?\d*\.(\d*[1-9])0*$", 1).str.len_chars().fill_null(0)
-    if minor > MONEY_DECIMALS:
-        too_fine = (f"amount has more than {held} decimals; {currency} has {minor} (ISO 4217) "
-                    f"but amounts are held to {held} decimals exactly; round them to "
-                    f"{held} decimals or convert them first")
-    else:
-        places = "no decimals" if minor == 0 else f"{minor} decimals"
-        too_fine = (f"amount has more decimals than {currency}'s minor unit ({places}, "
-                    "ISO 4217)")
+    places = "no decimals" if minor == 0 else f"{minor} decimals"
+    too_fine = f"amount has more decimals than {currency}'s minor unit ({places}, ISO 4217)"
     return [
         (clean.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$").fill_null(False), column,
          "amount in exponent notation, which can hide lost digits; expected a plain decimal "
@@ -637,7 +634,7 @@ def amount_checks(clean: pl.Expr, shown: pl.Expr, currency: str,
         (clean.str.contains(rf"^[+-]?0*\d{{{MAX_AMOUNT_DIGITS + 1},}}(\.\d*)?$").fill_null(False),
          column, f"amount too large; expected at most {MAX_AMOUNT_DIGITS} digits before the "
          "decimal point", shown),
-        (decimals > held, column, too_fine, shown),
+        (decimals > minor, column, too_fine, shown),
     ]
 
 
@@ -1067,6 +1064,15 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                      time_formats=found, notes=_notes(file, found))
 
 
+def most_common_currency(frame: pl.DataFrame) -> str:
+    """The most common ``currency`` of a table as read (upper case; ties by code), USD when
+    it has none: the run's currency when none is configured."""
+    codes = frame.select(text("currency", frame).str.to_uppercase().alias("currency"))
+    seen = codes.filter(pl.col("currency").is_not_null()).group_by("currency").len()
+    seen = seen.sort(["len", "currency"], descending=[True, False])
+    return str(seen["currency"][0]) if seen.height else "USD"
+
+
 def validate_deals(source: TableSource, known_accounts: pl.Series | None, currency: str | None,
                    mapping: dict[str, str] | None = None, *, file: str | None = None,
                    time_formats: Sequence[str] = (),
@@ -1086,8 +1092,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
 
     Amounts must be whole minor units of the run's currency (ISO 4217: no decimals for JPY),
     plain decimals, and below 10**:data:`MAX_AMOUNT_DIGITS`; others are rejected with their
-    reason, never rounded. Money is held to :data:`~attribution.schema.MONEY_DECIMALS`
-    decimals, so a three-decimal currency (KWD) takes amounts whose third decimal is 0.
+    reason, never rounded. Money is held in the currency's minor units exactly
+    (:func:`~attribution.schema.minor_per_major`: ``1234.567`` KWD is 1234567 fils).
     """
     required = [c for c, req in DEAL_COLUMNS.items() if req]
     frame, file, mapping = _named(source, file, "deals", mapping, required, {"status": "is_won"},
@@ -1107,6 +1113,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
             .when(closed_flag.not_()).then(pl.lit("open"))
             .otherwise(status_word)
         )
+    if currency is None:
+        currency = most_common_currency(frame)
     parsed = frame.select(
         ROW,
         text("deal_id", frame).alias("deal_id"),
@@ -1119,7 +1127,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("closed_at", frame).alias("_closed_text"),
         status_word.alias("status"),
         text("status", frame).alias("_status_text"),
-        minor_units("amount", frame).alias("amount"),
+        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
         text("amount", frame).alias("_amount_text"),
         amount_text("amount", frame).alias("_amount_clean"),
         text("currency", frame).str.to_uppercase().alias("currency"),
@@ -1141,10 +1149,6 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    .sort(["len", "_status_text"], descending=[True, False]))
         if unknown.height:
             notes.append(unknown_statuses_message(file, unknown.rows()))
-    if currency is None:
-        seen = parsed.filter(pl.col("currency").is_not_null()).group_by("currency").len()
-        seen = seen.sort(["len", "currency"], descending=[True, False])
-        currency = str(seen["currency"][0]) if seen.height else "USD"
     content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency",
                *_answer_name(frame)]
     closed = pl.col("status").is_in(["won", "lost"])
@@ -1337,6 +1341,7 @@ __all__ = [
     "instant",
     "latest_deal_event",
     "minor_units",
+    "most_common_currency",
     "reason_counts",
     "split_rejects",
     "status_words",

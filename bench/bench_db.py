@@ -88,8 +88,8 @@ def credit_table(touches: pl.DataFrame) -> pl.DataFrame:
         pl.col("utm_source").alias("channel"),
         pl.col("utm_medium").alias("channel_group"),
         pl.lit(0.1).alias("weight"),
-        cents.alias("pipeline_credit"),
-        cents.alias("revenue_credit"),
+        cents.alias("pipeline_credit_cents"),
+        cents.alias("revenue_credit_cents"),
         pl.lit(0.1).alias("conversion_credit"),
     ).cast(dict(CREDIT_SCHEMA))  # type: ignore[arg-type]
 
@@ -97,11 +97,13 @@ def credit_table(touches: pl.DataFrame) -> pl.DataFrame:
 def summary_table(credit: pl.DataFrame) -> pl.DataFrame:
     return credit.group_by("model", "channel", "channel_group").agg(
         pl.col("deal_id").n_unique().cast(pl.UInt32).alias("deals_touched"),
-        pl.col("pipeline_credit").sum(), pl.col("revenue_credit").sum(),
+        pl.col("pipeline_credit_cents").sum(), pl.col("revenue_credit_cents").sum(),
         pl.col("conversion_credit").sum(),
     ).with_columns(
-        (pl.col("pipeline_credit") / pl.col("pipeline_credit").sum()).alias("pipeline_share"),
-        (pl.col("revenue_credit") / pl.col("revenue_credit").sum()).alias("revenue_share"),
+        (pl.col("pipeline_credit_cents") / pl.col("pipeline_credit_cents").sum())
+        .alias("pipeline_share"),
+        (pl.col("revenue_credit_cents") / pl.col("revenue_credit_cents").sum())
+        .alias("revenue_share"),
     ).sort("model", "channel").cast(dict(SUMMARY_SCHEMA))  # type: ignore[arg-type]
 
 
@@ -191,7 +193,7 @@ def main() -> None:
             summary = summary_table(credit)
             del touches, frame
             tables = {"credit": credit, "summary": summary}
-            record = {"totals": {"won_revenue": int(summary["revenue_credit"].sum())}}
+            record = {"totals": {"won_revenue_cents": int(summary["revenue_credit_cents"].sum())}}
 
             def write_parquet() -> None:
                 for name, table in tables.items():

@@ -136,8 +136,9 @@ def main() -> None:
     print("## Worlds")
     print()
     worlds_frame = result.worlds.join(truth_times.drop("channels"), on="world").with_columns(
-        (pl.col("won_revenue") / 100).round(0).cast(pl.Int64).alias("won_revenue_usd"),
-        (pl.col("incremental_revenue") / pl.col("won_revenue")).alias("caused_by_marketing"),
+        (pl.col("won_revenue_cents") / 100).round(0).cast(pl.Int64).alias("won_revenue_usd"),
+        (pl.col("incremental_revenue_cents") / pl.col("won_revenue_cents"))
+        .alias("caused_by_marketing"),
     )
     print(
         markdown(

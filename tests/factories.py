@@ -82,7 +82,7 @@ def journeys_of(touches, deals, contacts=(), **options) -> Journeys:
     return journeys
 
 
-def channel_credit(credit: pl.DataFrame, column: str = "revenue_credit") -> dict[str, int]:
+def channel_credit(credit: pl.DataFrame, column: str = "revenue_credit_cents") -> dict[str, int]:
     """{channel: credit in cents} of a credit table."""
     totals = credit.group_by("channel").agg(pl.col(column).sum()).sort("channel")
     return {c: int(v) for c, v in totals.iter_rows()}

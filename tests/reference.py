@@ -281,7 +281,7 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
                 "channel_group": NO_TOUCH_GROUP if no_touch
                 else detail["channel_group"] if "channel_group" in carried
                 else group_of.get(r["channel"]),
-                "weight": r["weight"], "pipeline_credit": p, "revenue_credit": v,
+                "weight": r["weight"], "pipeline_credit_cents": p, "revenue_credit_cents": v,
                 "conversion_credit": r["weight"] * journey["conversions"],
             }
             (bare if no_touch else out).append(credit)

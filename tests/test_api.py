@@ -8,6 +8,8 @@ import polars as pl
 import pytest
 
 import attribution as at
+from attribution.output import money_to_decimal
+from attribution.schema import MONEY_COLUMNS, major_name
 
 DEMO = Path(__file__).parent.parent / "fixtures" / "demo" / "attribution.toml"
 
@@ -19,18 +21,18 @@ def test_notebook_workflow_on_the_demo(tmp_path):
     summary = result.summary
     for model in ("last_touch", "w_shaped"):
         rows = summary.filter(pl.col("model") == model)
-        assert rows["revenue_credit"].sum() == totals["won_revenue"]
-        assert rows["pipeline_credit"].sum() == totals["pipeline"]
+        assert rows["revenue_credit_cents"].sum() == totals["won_revenue_cents"]
+        assert rows["pipeline_credit_cents"].sum() == totals["pipeline_cents"]
     comparison = result.comparison()
     assert set(comparison["model"]) == {"last_touch", "w_shaped"}
     spend = at.read_spend(result)
     card = at.scorecard(result, spend)
-    assert (card.filter(pl.col("model") == "w_shaped")["revenue_credit"].sum()
-            == totals["won_revenue"])
+    assert (card.filter(pl.col("model") == "w_shaped")["revenue_credit_cents"].sum()
+            == totals["won_revenue_cents"])
     funnel = at.scorecard(result, spend, grain="quarter")
     assert set(funnel["channel_group"]) >= {"total", "demand_creation", "demand_capture"}
     plan = at.recommend_budget(result, spend, "w_shaped", shift=0.3)
-    assert plan["recommended"].sum() == plan["current_spend"].sum()
+    assert plan["recommended_cents"].sum() == plan["current_spend_cents"].sum()
     path = at.write_report(result, tmp_path / "report.html", spend=spend)
     assert path.exists() and path.stat().st_size > 100_000
 
@@ -123,8 +125,8 @@ def test_a_models_shares_do_not_depend_on_the_models_run_with_it():
     together = pipeline.run(config.replace(models=("linear", "last_touch"))).summary
     assert together.filter(pl.col("model") == "last_touch").equals(alone)
     # each share is the correctly rounded quotient of the integer cents
-    total = alone["revenue_credit"].sum()
-    assert alone["revenue_share"].to_list() == [c / total for c in alone["revenue_credit"]]
+    total = alone["revenue_credit_cents"].sum()
+    assert alone["revenue_share"].to_list() == [c / total for c in alone["revenue_credit_cents"]]
 
 
 def test_a_run_that_let_its_credit_go_is_refused_by_the_scorecard():
@@ -154,6 +156,77 @@ def test_no_model_gives_an_empty_credit_table_with_its_schema():
     credit, summary = pipeline.run_models(prepared.journeys, [])
     assert credit.height == 0 and credit.schema == CREDIT_SCHEMA
     assert summary.height == 0
+
+
+# -- every money column names its unit (issue #21, item 7) ------------------------------------
+#: the money columns' names in major units (the files' names): a column of an API table whose
+#: name, without a ``_cents`` suffix, is one of these holds money
+MONEY_NAMES = {major_name(c) for c in MONEY_COLUMNS} | {"value", "shapley_value",
+                                                       "standard_error"}
+#: the models' input contract: the journeys and the validated exports keep ``amount`` and
+#: ``revenue`` in minor units (README, "Money columns and units")
+CONTRACT = {"amount", "revenue"}
+
+
+def unnamed_money(name: str, frame: pl.DataFrame) -> list[str]:
+    """The columns of ``frame`` that hold money without saying its unit: a money column must be
+    ``*_cents`` (integer, or a float estimate) or a Decimal in major units."""
+    wrong = []
+    for column, dtype in frame.schema.items():
+        if major_name(column) not in MONEY_NAMES or column in CONTRACT:
+            continue
+        if column.endswith("_cents"):
+            if not (dtype.is_integer() or dtype.is_float()):
+                wrong.append(f"{name}.{column}: {dtype}, not minor units")
+        elif not isinstance(dtype, pl.Decimal) and dtype != pl.Null:
+            # a conversions-valued Shapley table is not money
+            if not (name.endswith("shapley_values") and column in {"shapley_value",
+                                                                   "standard_error"}):
+                wrong.append(f"{name}.{column}: {dtype} without _cents")
+    return wrong
+
+
+def test_every_money_column_of_every_api_table_says_its_unit(tmp_path):
+    from attribution import budget as budgeting
+    from attribution import db, pipeline
+    from attribution.intervals import with_intervals
+
+    config = at.load_config(DEMO).replace(
+        models=("last_touch", "linear", "markov", "shapley", "incremental"), bootstrap=20,
+        model_params={"shapley": {"value": "revenue"}})
+    result = with_intervals(at.run(config))
+    spend = at.read_spend(result)
+    plan = at.recommend_budget(result, spend, "linear")
+    proposal = plan.select("channel", (pl.col("recommended_cents") * 2).alias("spend_cents"))
+    history = tmp_path / "history.duckdb"
+    db.write_result_set(history, {"summary": result.summary},
+                        {"currency": result.currency, "totals": result.totals()})
+    tables = {
+        "credit": result.credit, "summary": result.summary, "comparison": result.comparison(),
+        **pipeline.model_diagnostics(result),
+        "scorecard": at.scorecard(result, spend),
+        "funnel": at.scorecard(result, spend, grain="month"),
+        "budget": plan, "what_if": budgeting.what_if(proposal, result.summary, spend, "linear"),
+        "spend.daily": spend.daily, "spend.rows": spend.rows,
+        "history": db.history(history),
+        "channel_history": db.channel_history(history, "podcast", "linear"),
+    }
+    assert "revenue_credit_low_cents" in tables["summary"].columns  # the intervals' bounds too
+    assert "shapley_value_cents" in tables["shapley_values"].columns
+    wrong = [problem for name, frame in tables.items() for problem in unnamed_money(name, frame)]
+    assert wrong == []
+    # the totals name theirs too
+    assert {"won_revenue_cents", "pipeline_cents"} <= set(result.totals())
+    assert not {"won_revenue", "pipeline"} & set(result.totals())  # money: keep name
+    # every money column the library writes is named in minor units, but the models' contract
+    assert {c for c in MONEY_COLUMNS if not c.endswith("_cents")} == CONTRACT
+    # and the files drop the suffix, in major units: what the writers give for the summary
+    written = money_to_decimal(result.summary)
+    # money: keep names from here
+    assert "revenue_credit" in written.columns and "revenue_credit_cents" not in written.columns
+    assert isinstance(written.schema["revenue_credit"], pl.Decimal)
+    # money: keep names to here
+    assert unnamed_money("summary file", written) == []
 
 
 def test_public_names_survive_their_submodules_loading() -> None:

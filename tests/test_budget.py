@@ -34,11 +34,11 @@ SUMMARY = pl.DataFrame(
         "channel": ["events", "paid_search", "paid_social", "paid_search", "paid_social"],
         "channel_group": ["demand_creation", "demand_capture", "demand_creation",
                           "demand_capture", "demand_creation"],
-        "revenue_credit": [3000000, 3050000, 50000, 6100000, 0],
+        "revenue_credit_cents": [3000000, 3050000, 50000, 6100000, 0],
     }
 )
 SPEND = pl.DataFrame(
-    {"channel": ["events", "paid_search", "paid_social"], "spend": [300000, 100000, 60000]}
+    {"channel": ["events", "paid_search", "paid_social"], "spend_cents": [300000, 100000, 60000]}
 )
 
 
@@ -54,13 +54,14 @@ def test_the_fixture_run_gives_the_figures_used_here() -> None:
     from attribution.credit import summarise
 
     summary = summarise(credit, journeys)
-    assert sorted(summary.select("model", "channel", "revenue_credit").filter(
-        pl.col("revenue_credit") > 0).rows()) == sorted(SUMMARY.filter(pl.col("revenue_credit") > 0)
-        .select("model", "channel", "revenue_credit").rows())
+    assert sorted(summary.select("model", "channel", "revenue_credit_cents").filter(
+        pl.col("revenue_credit_cents") > 0).rows()) == sorted(
+        SUMMARY.filter(pl.col("revenue_credit_cents") > 0)
+        .select("model", "channel", "revenue_credit_cents").rows())
     spend = load_spend(FIXTURES / "spend.csv")
-    assert spend_by_channel(spend).select("channel", "spend").rows() == SPEND.rows()
+    assert spend_by_channel(spend).select("channel", "spend_cents").rows() == SPEND.rows()
     budget = recommend_budget(summary, spend, "linear")
-    assert budget["recommended"].sum() == 460000
+    assert budget["recommended_cents"].sum() == 460000
 
 
 def test_recommendation_by_hand_with_the_default_shift() -> None:
@@ -71,35 +72,36 @@ def test_recommendation_by_hand_with_the_default_shift() -> None:
     # paid_search 460000 x (0.8 x 100/460 + 0.2 x 3050000/6100000) =  80000 + 46000    = 126000
     # paid_social 460000 x (0.8 x  60/460 + 0.2 x   50000/6100000) =  48000 +   754.10 =  48754.10
     # cents: 285245 + 126000 + 48754 = 459999; the last cent to events (.90 vs .10)
-    assert column(budget, "recommended") == {
+    assert column(budget, "recommended_cents") == {
         "events": 285246, "paid_search": 126000, "paid_social": 48754
     }
-    assert column(budget, "change") == {
+    assert column(budget, "change_cents") == {
         "events": -14754, "paid_search": 26000, "paid_social": -11246
     }
     # the same decision on last-touch credit: events and paid_social earn nothing
     # events 240000 + 0, paid_search 80000 + 0.2 x 460000 = 172000, paid_social 48000
-    assert column(budget, "last_touch_recommended") == {
+    assert column(budget, "last_touch_recommended_cents") == {
         "events": 240000, "paid_search": 172000, "paid_social": 48000,
     }
     # deciding on linear instead of last-touch keeps 452.46 more on events
-    assert column(budget, "decision_shift") == {
+    assert column(budget, "decision_shift_cents") == {
         "events": 45246, "paid_search": -46000, "paid_social": 754
     }
     assert column(budget, "roas") == {
         "events": 10.0, "paid_search": 30.5, "paid_social": 50000 / 60000
     }
     assert budget["channel"].to_list() == ["events", "paid_search", "paid_social"]
-    assert budget["recommended"].sum() == budget["last_touch_recommended"].sum() == 460000
+    assert (budget["recommended_cents"].sum() == budget["last_touch_recommended_cents"].sum()
+            == 460000)
 
 
 def test_shift_zero_keeps_the_mix_scaled_to_the_total() -> None:
     budget = recommend_budget(SUMMARY, SPEND, "linear", shift=0, total=100000, baseline=None)
     # 100000 x 300/460 = 65217.39, x 100/460 = 21739.13, x 60/460 = 13043.48 -> +1 cent to events
-    assert column(budget, "recommended") == {
+    assert column(budget, "recommended_cents") == {
         "events": 65217, "paid_search": 21739, "paid_social": 13044
     }
-    assert budget["last_touch_recommended"].null_count() == 3
+    assert budget["last_touch_recommended_cents"].null_count() == 3
 
 
 def test_floors_and_caps_as_shares_and_amounts() -> None:
@@ -109,14 +111,16 @@ def test_floors_and_caps_as_shares_and_amounts() -> None:
     )
     # shift 1: targets by revenue share; paid_search capped at 500.00, paid_social held at its
     # floor 10% of 4,600.00 = 460.00; events takes the rest: 460000 - 50000 - 46000 = 364000
-    assert column(budget, "recommended") == {
+    assert column(budget, "recommended_cents") == {
         "events": 364000, "paid_search": 50000, "paid_social": 46000
     }
-    assert column(budget, "bound") == {"events": None, "paid_search": "cap", "paid_social": "floor"}
-    assert column(budget, "floor") == {"events": None, "paid_search": None, "paid_social": 46000}
+    bounds = {"events": None, "paid_search": "cap", "paid_social": "floor"}  # money: keep name
+    assert column(budget, "bound") == bounds
+    assert column(budget, "floor_cents") == {"events": None, "paid_search": None,
+                                             "paid_social": 46000}
     # last-touch sends everything to paid_search, capped: the other 410000 go by the current
     # mix 300:60 -> events 341666.67, paid_social 68333.33 (above its floor)
-    assert column(budget, "last_touch_recommended") == {
+    assert column(budget, "last_touch_recommended_cents") == {
         "events": 341667, "paid_search": 50000, "paid_social": 68333,
     }
 
@@ -124,11 +128,11 @@ def test_floors_and_caps_as_shares_and_amounts() -> None:
 def test_a_floor_on_a_channel_without_spend_gives_it_exactly_the_floor() -> None:
     summary = pl.concat([SUMMARY, pl.DataFrame({"model": ["linear"], "channel": ["podcast"],
                                                 "channel_group": ["demand_creation"],
-                                                "revenue_credit": [0]})])
+                                                "revenue_credit_cents": [0]})])
     budget = recommend_budget(summary, SPEND, "linear", floors={"podcast": 20000}, baseline=None)
-    assert column(budget, "recommended")["podcast"] == 20000
+    assert column(budget, "recommended_cents")["podcast"] == 20000
     # the default total is the current spend: the floor comes out of the paid channels
-    assert budget["recommended"].sum() == 460000
+    assert budget["recommended_cents"].sum() == 460000
 
 
 @pytest.mark.parametrize(
@@ -180,12 +184,12 @@ def budgets(draw):
     total = draw(st.integers(min_value=0, max_value=10**10))
     floors, caps = {}, {}
     for name in names:
-        kind = draw(st.sampled_from(["none", "floor", "cap", "both"]))
+        kind = draw(st.sampled_from(["none", "floor", "cap", "both"]))  # money: keep name
         low = draw(st.integers(min_value=0, max_value=max(total // n, 0)))
         share = draw(st.integers(min_value=0, max_value=100))
-        if kind in ("floor", "both"):
+        if kind in ("floor", "both"):  # money: keep name
             floors[name] = low if draw(st.booleans()) else Share(share / 100 / n)
-        if kind in ("cap", "both"):
+        if kind in ("cap", "both"):  # money: keep name
             caps[name] = low + draw(st.integers(min_value=0, max_value=10**9))
     shift = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
     return names, spend, revenue, total, floors, caps, shift
@@ -196,8 +200,8 @@ def budgets(draw):
 def test_total_is_kept_to_the_cent_and_bounds_hold(case) -> None:
     names, spend, revenue, total, floors, caps, shift = case
     summary = pl.DataFrame({"model": ["m"] * len(names), "channel": names,
-                            "channel_group": ["g"] * len(names), "revenue_credit": revenue})
-    spend_frame = pl.DataFrame({"channel": names, "spend": spend})
+                            "channel_group": ["g"] * len(names), "revenue_credit_cents": revenue})
+    spend_frame = pl.DataFrame({"channel": names, "spend_cents": spend})
     try:
         budget = recommend_budget(summary, spend_frame, "m", total=total, shift=shift,
                                   floors=floors, caps=caps, baseline=None)
@@ -207,13 +211,13 @@ def test_total_is_kept_to_the_cent_and_bounds_hold(case) -> None:
             "floors add up" in str(exc) or "caps allow" in str(exc) or "above its cap" in str(exc)
         )
         return
-    assert budget["recommended"].sum() == total
+    assert budget["recommended_cents"].sum() == total
     for row in budget.iter_rows(named=True):
-        assert row["recommended"] >= 0
-        if row["floor"] is not None:
-            assert row["recommended"] >= row["floor"]
-        if row["cap"] is not None:
-            assert row["recommended"] <= row["cap"]
+        assert row["recommended_cents"] >= 0
+        if row["floor_cents"] is not None:
+            assert row["recommended_cents"] >= row["floor_cents"]
+        if row["cap_cents"] is not None:
+            assert row["recommended_cents"] <= row["cap_cents"]
     again = recommend_budget(summary.reverse(), spend_frame.reverse(), "m", total=total,
                              shift=shift, floors=floors, caps=caps, baseline=None)
     assert again.equals(budget)
@@ -239,34 +243,34 @@ def test_what_if_inside_above_and_below_the_band() -> None:
     # events: r = 10; band 150000..450000; 500000 is above: counted 450000 -> 4,500,000.00...
     # in cents
     assert (
-        rows["events"]["counted_spend"], rows["events"]["expected_revenue"]
+        rows["events"]["counted_spend_cents"], rows["events"]["expected_revenue_cents"]
     ) == (450000, 4500000)
     assert (rows["events"]["in_band"], rows["events"]["note"]) == (False, "above band: capped")
     # paid_search: r = 30.5, 120000 in band -> 3,660,000
     assert (
-        rows["paid_search"]["expected_revenue"], rows["paid_search"]["in_band"]
+        rows["paid_search"]["expected_revenue_cents"], rows["paid_search"]["in_band"]
     ) == (3660000, True)
     # paid_social: r = 5/6, band 30000..90000; 20000 below: proportional 20000 x 5/6 = 16666.67
-    assert rows["paid_social"]["expected_revenue"] == 16667
-    assert rows["paid_social"]["revenue_change"] == 16667 - 50000
+    assert rows["paid_social"]["expected_revenue_cents"] == 16667
+    assert rows["paid_social"]["revenue_change_cents"] == 16667 - 50000
     flat = what_if(plan, SUMMARY, SPEND, "linear", below_band="flat")
     # flat below the band: revenue held at 30000 x 5/6 = 25000
-    assert column(flat, "expected_revenue")["paid_social"] == 25000
+    assert column(flat, "expected_revenue_cents")["paid_social"] == 25000
     narrow = what_if(plan, SUMMARY, SPEND, "linear", band=0.1)
     # +-10%: paid_search counted up to 110000 -> 3,355,000
-    assert column(narrow, "expected_revenue")["paid_search"] == 3355000
+    assert column(narrow, "expected_revenue_cents")["paid_search"] == 3355000
 
 
 def test_what_if_keeps_left_out_channels_and_accepts_a_recommendation() -> None:
     result = what_if({"events": 300000}, SUMMARY, SPEND, "linear")
-    assert column(result, "expected_revenue") == {
+    assert column(result, "expected_revenue_cents") == {
         "events": 3000000, "paid_search": 3050000, "paid_social": 50000
     }
     assert column(result, "note")["paid_search"] == "unchanged"
     budget = recommend_budget(SUMMARY, SPEND, "linear")
     from_budget = what_if(budget, SUMMARY, SPEND, "linear")
     # 285246 x 10 = 2852460; 126000 x 30.5 = 3843000; 48754 x 5/6 = 40628.33
-    assert column(from_budget, "expected_revenue") == {
+    assert column(from_budget, "expected_revenue_cents") == {
         "events": 2852460, "paid_search": 3843000, "paid_social": 40628,
     }
     new = what_if({"podcast": 10000}, SUMMARY, SPEND, "linear")

@@ -110,6 +110,7 @@ def test_a_run_counts_direct_traffic_as_direct(tmp_path: Path):
                      "D,A,2025-01-05T00:00:00Z,2025-01-10T00:00:00Z,won,100.00\n", encoding="utf-8")
     config = load_config(None).replace(touchpoints=touches, deals=deals,
                                        models=("last_non_direct",))
-    credit = dict(pipeline.run(config).summary.select("channel", "revenue_credit").iter_rows())
+    credit = dict(pipeline.run(config).summary.select("channel",
+                                                      "revenue_credit_cents").iter_rows())
     assert {channel.lower(): cents for channel, cents in credit.items() if cents} == {
         "organic search": 10_000}

@@ -13,6 +13,9 @@ from click.testing import CliRunner
 from attribution import pipeline
 from attribution.cli import cli
 
+# the CLI's files and JSON name money in major units without ``_cents``: the names here are
+# theirs, not the Python API's
+# money: keep names from here
 MESSY = Path(__file__).parent.parent / "fixtures" / "messy"
 # the messy export rejects 7 of its 10 deals on purpose: its runs allow any reject rate
 INPUTS = [
@@ -406,3 +409,4 @@ def test_a_higher_maximum_rate_lets_the_run_through(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == ("Error: --max-reject-rate must be a number from 0 to 1 "
                                      "(0.2 is 20%), not 1.5")
+# money: keep names to here

@@ -32,11 +32,11 @@ def test_largest_remainder_gives_leftover_cents_to_earliest_equal_fractions():
     # 100 cents / 3 = 33.33 each: floors 33, 33, 33 leave 1 cent -> the first touch
     journeys = three_touch_deal(100)
     credit = allocate(journeys, get_model("linear").weights(journeys), "linear").collect()
-    assert credit.sort("touch_index")["pipeline_credit"].to_list() == [34, 33, 33]
+    assert credit.sort("touch_index")["pipeline_credit_cents"].to_list() == [34, 33, 33]
     # 200 cents: 66.67 each, floors 66 x3 leave 2 cents -> touches 0 and 1
     journeys = three_touch_deal(200)
     credit = allocate(journeys, get_model("linear").weights(journeys), "linear").collect()
-    assert credit.sort("touch_index")["pipeline_credit"].to_list() == [67, 67, 66]
+    assert credit.sort("touch_index")["pipeline_credit_cents"].to_list() == [67, 67, 66]
 
 
 def test_largest_fraction_wins_over_position():
@@ -49,8 +49,8 @@ def test_largest_fraction_wins_over_position():
         schema_overrides={"touch_index": pl.UInt32},
     )
     credit = allocate(journeys, weights, "custom").collect().sort("touch_index")
-    assert credit["pipeline_credit"].to_list() == [1, 2, 4]
-    assert credit["revenue_credit"].to_list() == [1, 2, 4]
+    assert credit["pipeline_credit_cents"].to_list() == [1, 2, 4]
+    assert credit["revenue_credit_cents"].to_list() == [1, 2, 4]
     assert credit["conversion_credit"].to_list() == pytest.approx([0.15, 0.25, 0.6])
 
 
@@ -120,20 +120,21 @@ def test_summary_and_comparison_figures():
     rows = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
     # linear: D1 splits 5000/5000, D2 all paid_search, D3 (lost) newsletter pipeline only,
     # D4 has no touch at all -> (no touch)
-    assert rows[("linear", "paid_search")]["revenue_credit"] == 35_000
-    assert rows[("linear", "podcast")]["revenue_credit"] == 5_000
-    assert rows[("linear", "newsletter")]["revenue_credit"] == 0
-    assert rows[("linear", "newsletter")]["pipeline_credit"] == 5_000
-    assert rows[("linear", "(no touch)")]["revenue_credit"] == 1_000
+    assert rows[("linear", "paid_search")]["revenue_credit_cents"] == 35_000
+    assert rows[("linear", "podcast")]["revenue_credit_cents"] == 5_000
+    assert rows[("linear", "newsletter")]["revenue_credit_cents"] == 0
+    assert rows[("linear", "newsletter")]["pipeline_credit_cents"] == 5_000
+    assert rows[("linear", "(no touch)")]["revenue_credit_cents"] == 1_000
     assert rows[("linear", "paid_search")]["deals_touched"] == 2
     assert rows[("linear", "paid_search")]["revenue_share"] == pytest.approx(35 / 41)
     comparison = compare(summary)
     podcast = comparison.filter((pl.col("model") == "linear") & (pl.col("channel") == "podcast"))
     assert podcast.select(
-        "last_touch_revenue_credit", "revenue_shift", "revenue_shift_pct"
+        "last_touch_revenue_credit_cents", "revenue_shift_cents", "revenue_shift_pct"
     ).row(0) == (0, 5_000, None)
     search = comparison.filter((pl.col("model") == "linear") & (pl.col("channel") == "paid_search"))
-    assert search.select("revenue_shift", "revenue_shift_pct").row(0) == (-5_000, -5_000 / 40_000)
+    assert search.select("revenue_shift_cents", "revenue_shift_pct").row(0) == (-5_000,
+                                                                                -5_000 / 40_000)
     assert channel_credit(credit.filter(pl.col("model") == "last_touch")) == {
         "(no touch)": 1_000, "newsletter": 0, "paid_search": 40_000,
     }
@@ -240,7 +241,7 @@ def test_weights_of_other_journeys_and_split_runs_change_nothing():
     )
     clean = get_model("linear").weights(journeys).collect()
     expected = allocate(journeys, clean.lazy(), "linear").collect()
-    assert expected["pipeline_credit"].to_list() == [501, 500, 500]
+    assert expected["pipeline_credit_cents"].to_list() == [501, 500, 500]
     assert clean["journey_id"].to_list() == ["D1", "D1", "D2", "account:B"]
     messy = clean[[1, 3, 2, 0]]  # D1's touches apart, the deal-less account between them
     assert allocate(journeys, messy.lazy(), "linear").collect().equals(expected)
@@ -275,7 +276,7 @@ def test_deal_columns_gathered_one_at_a_time_give_the_same_credit(monkeypatch):
     monkeypatch.setattr("attribution.credit.GATHER_BY_COLUMN_FROM", 0)
     apart = allocate(journeys, weights, "linear").collect()
     assert_frame_equal(apart, together)
-    assert together.select("deal_id", "account_id", "status", "pipeline_credit").rows() == [
+    assert together.select("deal_id", "account_id", "status", "pipeline_credit_cents").rows() == [
         ("D1", "A", "won", 501), ("D1", "A", "won", 500), ("D2", "B", "open", 700),
         ("D3", "C", "lost", 300),
     ]
@@ -303,7 +304,7 @@ def test_channel_level_weights_are_credited_in_channel_order_whatever_their_orde
             schema_overrides={"touch_index": pl.UInt32},
         )
         credit = allocate(journeys, weights, "global").collect()
-        assert credit.select("channel", "pipeline_credit").rows() == [
+        assert credit.select("channel", "pipeline_credit_cents").rows() == [
             ("newsletter", 51), ("podcast", 50)]
 
 
@@ -321,7 +322,7 @@ def test_models_crediting_the_same_rows_share_the_deal_columns_and_others_do_not
         fresh = journeys_of(touches, deals)  # nothing kept from another model
         assert_frame_equal(credit, allocate(fresh, get_model(name).weights(fresh), name).collect())
     first = shared[1]
-    assert first.select("deal_id", "status", "channel", "pipeline_credit").rows() == [
+    assert first.select("deal_id", "status", "channel", "pipeline_credit_cents").rows() == [
         ("D1", "won", "podcast", 1_001), ("D2", "lost", "events", 700)]
     row, deal = journeys.deal_gather.rows, journeys.deal_gather.columns
     assert row is not None and deal is not None

@@ -240,19 +240,21 @@ def test_amounts_beyond_the_minor_unit_are_rejected_not_rounded(tmp_path: Path) 
 def test_a_currency_without_decimals_takes_whole_amounts(tmp_path: Path) -> None:
     assert currency_decimals("jpy") == 0
     inputs = load(one_touch(tmp_path), deals_in(tmp_path, "JPY", "1200", "1200.50", "1200.00"))
-    assert inputs.deals["amount"].to_list() == [120000, 120000]
+    # held in yen, the minor unit (which is the major unit)
+    assert inputs.deals["amount"].to_list() == [1200, 1200]
     assert rejects_of(inputs, "deals") == [
         (2, "amount", "amount has more decimals than JPY's minor unit (no decimals, ISO 4217)",
          "1200.50")]
 
 
-def test_a_three_decimal_currency_is_exact_or_rejected_with_the_limit(tmp_path: Path) -> None:
-    # money is held to two decimals: KWD amounts whose third decimal is 0 are exact
-    inputs = load(one_touch(tmp_path), deals_in(tmp_path, "KWD", "10.250", "10.255"))
-    assert inputs.deals["amount"].to_list() == [1025]
+def test_a_three_decimal_currency_keeps_its_three_decimals_exactly(tmp_path: Path) -> None:
+    # money is held in the currency's minor unit: fils for KWD, 1,000 to the dinar
+    inputs = load(one_touch(tmp_path), deals_in(tmp_path, "KWD", "10.250", "10.255", "1234.567",
+                                                "1234.5678"))
+    assert inputs.deals["amount"].to_list() == [10250, 10255, 1234567]
     assert rejects_of(inputs, "deals") == [
-        (2, "amount", "amount has more than 2 decimals; KWD has 3 (ISO 4217) but amounts are "
-         "held to 2 decimals exactly; round them to 2 decimals or convert them first", "10.255")]
+        (4, "amount", "amount has more decimals than KWD's minor unit (3 decimals, ISO 4217)",
+         "1234.5678")]
 
 
 def test_spend_amounts_are_checked_and_channels_take_the_touches_spelling(tmp_path: Path) -> None:

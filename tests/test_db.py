@@ -424,12 +424,15 @@ def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, dem
         assert back.columns == parquet.columns, name
         assert_frame_equal(_sorted(back), _sorted(parquet), check_exact=True)
     # money as exact decimals in the database itself
+    # (a result table reads back as its file: money in major units, named without _cents)
     credit = db.result_table(destination, "credit", run_id)
+    # money: keep names from here
     by_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit").sum())
     deals = demo_run.journeys.journeys.collect().filter(pl.col("status") != "none")
     joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount")), on="deal_id")
     assert joined.height == by_deal.height
     assert (joined["pipeline_credit"] == joined["amount"]).all()
+    # money: keep names to here
 
 
 def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo_run,
@@ -456,6 +459,8 @@ def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
                         "numeric_scale FROM information_schema.columns WHERE table_schema = "
                         "'declared' ORDER BY table_name, ordinal_position")[0]
     declared = {(t, c): (d, p, s) for t, c, d, p, s in rows}
+    # the database's columns are the files': major units, named without _cents
+    # money: keep names from here
     assert declared[("summary", "revenue_credit")] == ("numeric", 38, 2)
     assert declared[("summary", "pipeline_credit")] == ("numeric", 38, 2)
     assert declared[("summary", "revenue_share")][0] == "double precision"
@@ -463,8 +468,9 @@ def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     assert declared[("summary", "run_id")][0] == "text"
     assert declared[("runs", "record")][0] == "json"
     assert declared[("runs", "won_revenue")] == ("numeric", 38, 2)
+    # money: keep names to here
     total = postgres.sql("SELECT CAST(won_revenue AS TEXT) FROM declared.runs")[0][0][0]
-    assert Decimal(total) == Decimal(demo_run.totals()["won_revenue"]) / 100
+    assert Decimal(total) == Decimal(demo_run.totals()["won_revenue_cents"]) / 100
 
 
 @settings(max_examples=25, deadline=None,
@@ -473,8 +479,8 @@ def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
 def test_money_round_trips_exactly(tmp_path, cents):
     path = tmp_path / f"money-{abs(hash(tuple(cents)))}.duckdb"
     frame = pl.DataFrame({"channel": [f"c{i}" for i in range(len(cents))],
-                          "revenue_credit": cents}, schema={"channel": pl.String,
-                                                            "revenue_credit": pl.Int64})
+                          "revenue_credit_cents": cents}, schema={"channel": pl.String,
+                                                            "revenue_credit_cents": pl.Int64})
     run_id = db.write_result_set(path, {"summary": frame}, {})
     with duckdb.connect(str(path), read_only=True) as connection:
         stored = connection.execute("SELECT CAST(revenue_credit AS VARCHAR) FROM summary "
@@ -482,7 +488,32 @@ def test_money_round_trips_exactly(tmp_path, cents):
     expected = sorted(zip(frame["channel"], cents, strict=True))
     assert [Decimal(s) for (s,) in stored] == [Decimal(c) / 100 for _, c in expected]
     back = db.result_table(path, "summary", run_id).sort("channel")
-    assert back.get_column("revenue_credit").to_list() == [Decimal(c) / 100 for _, c in expected]
+    assert back.get_column("revenue_credit").to_list() == [  # money: keep name (the file's)
+        Decimal(c) / 100 for _, c in expected]
+
+
+def test_a_three_decimal_currency_is_stored_to_the_fil(destination):
+    """A KWD run's money is NUMERIC(38,3), read back to the fil; a table of that scale refuses
+    a run of another (its NUMERIC columns would round a USD run's money or read it in fils)."""
+    summary = pl.DataFrame({"model": ["linear", "linear"], "channel": ["podcast", "events"],
+                            "channel_group": ["audio", "events"],
+                            "revenue_credit_cents": [1_234_567, 5]})
+    record = {"currency": "KWD", "totals": {"won_revenue_cents": 1_234_572}}
+    run_id = db.write_result_set(destination, {"summary": summary}, record)
+    back = db.result_table(destination, "summary", run_id)  # as the files: major units
+    # money: keep names from here
+    assert back.schema["revenue_credit"] == pl.Decimal(38, 3)
+    assert back.sort("channel")["revenue_credit"].to_list() == [Decimal("0.005"),
+                                                                Decimal("1234.567")]
+    # money: keep names to here
+    assert db.history(destination)["won_revenue_cents"].to_list() == [1_234_572]
+    trend = db.channel_history(destination, "podcast", "linear")
+    assert trend["revenue_credit_cents"].to_list() == [1_234_567]
+    with pytest.raises(DatabaseError, match=r"table 'runs' holds money to 3 decimals; this "
+                                            r"run's currency USD has 2 \(ISO 4217\); write to "
+                                            "another schema or database"):
+        db.write_result_set(destination, {"summary": summary}, {"currency": "USD"})
+    assert db.history(destination).height == 1  # the refused run left nothing
 
 
 def test_two_runs_and_history(destination, demo_run):
@@ -492,14 +523,16 @@ def test_two_runs_and_history(destination, demo_run):
     second = db.write_result_set(destination, _result_tables(demo_run), record)
     runs = db.history(destination)
     assert runs.get_column("run_id").to_list() == [first, second]
-    assert runs.get_column("won_revenue").to_list() == [demo_run.totals()["won_revenue"]] * 2
+    assert runs.get_column("won_revenue_cents").to_list() == \
+        [demo_run.totals()["won_revenue_cents"]] * 2
     assert runs.get_column("models").to_list() == [",".join(MODELS)] * 2
     assert db.run_record(destination, second) == json.loads(json.dumps(record))
     trend = db.channel_history(destination, "podcast", "linear")
     expected = demo_run.summary.filter((pl.col("model") == "linear")
                                        & (pl.col("channel") == "podcast"))
     assert trend.get_column("run_id").to_list() == [first, second]
-    assert trend.get_column("revenue_credit").to_list() == expected["revenue_credit"].to_list() * 2
+    assert trend.get_column("revenue_credit_cents").to_list() == \
+        expected["revenue_credit_cents"].to_list() * 2
     assert trend.get_column("revenue_share").to_list() == expected["revenue_share"].to_list() * 2
     assert db.channel_history(destination, "podcast", "linear", last=1)["run_id"].to_list() == \
         [second]
@@ -512,13 +545,15 @@ def test_two_runs_and_history(destination, demo_run):
 def test_a_run_without_the_channel_shows_zero(tmp_path):
     path = tmp_path / "h.duckdb"
     summary = pl.DataFrame({"model": ["linear", "linear"], "channel": ["podcast", "webinar"],
-                            "channel_group": ["audio", "events"], "revenue_credit": [500, 700],
+                            "channel_group": ["audio", "events"], "revenue_credit_cents": [500,
+                                                                                           700],
                             "revenue_share": [0.4, 0.6]})
     first = db.write_result_set(path, {"summary": summary}, {})
     second = db.write_result_set(path, {"summary": summary.filter(pl.col("channel") ==
                                                                   "webinar")}, {})
     trend = db.channel_history(path, "podcast", "linear")
-    assert trend.select("run_id", "channel_group", "revenue_credit", "revenue_share").rows() == [
+    assert trend.select("run_id", "channel_group", "revenue_credit_cents",
+                        "revenue_share").rows() == [
         (first, "audio", 500, 0.4), (second, "audio", 0, 0.0)]
 
 
@@ -659,7 +694,8 @@ def test_end_to_end_postgres_tables_to_duckdb_history(postgres, demo_run, tmp_pa
         run_ids.append(db.write_result_set(out, _result_tables(result), record))
     runs = db.history(out)
     assert runs.get_column("run_id").to_list() == run_ids
-    assert runs.get_column("won_revenue").to_list() == [demo_run.totals()["won_revenue"]] * 2
+    assert runs.get_column("won_revenue_cents").to_list() == \
+        [demo_run.totals()["won_revenue_cents"]] * 2
     stored = db.run_record(out, run_ids[1])
     assert {s["input"] for s in stored["sources"]} == {"touchpoints", "deals", "contacts"}
     assert all(s["uri"].startswith(postgres.uri()) for s in stored["sources"])
@@ -703,12 +739,13 @@ def test_run_from_postgres_tables_into_history_duckdb_twice_and_history(postgres
     trend = _cli("history", "--out", str(history), "--channel", "podcast", "--model", "linear",
                  "--format", "json", env=env)
     assert trend.returncode == 0, trend.stderr
-    credits = [row["revenue_credit"] for row in json.loads(trend.stdout)]
+    # the CLI's JSON: major units, named without _cents
+    credits = [row["revenue_credit"] for row in json.loads(trend.stdout)]  # money: keep name
     # the same inputs give the same credit in both runs, and it is the file run's
     files = pipeline.run(Config(touchpoints=DEMO / "touchpoints.csv", deals=DEMO / "deals.csv",
                                 contacts=DEMO / "contacts.csv", models=("last_touch", "linear")))
     podcast = files.summary.filter((pl.col("model") == "linear") & (pl.col("channel") == "podcast"))
-    assert credits == [podcast["revenue_credit"].item() / 100] * 2
+    assert credits == [podcast["revenue_credit_cents"].item() / 100] * 2
 
 
 def test_a_wrong_password_through_the_command_line_is_one_line_without_it(postgres, tmp_path):

@@ -204,21 +204,21 @@ def test_markov_channel_credit_is_its_share_of_the_total_to_the_cent(tmp_path, w
     credit = allocate(journeys, weights, "markov").collect()
     share = dict(zip(fit.channels, fit.shares(), strict=True))
     revenue = int(journeys.money["revenue"].sum())
-    assert revenue == int(credit["revenue_credit"].sum())
+    assert revenue == int(credit["revenue_credit_cents"].sum())
     got = channel_credit(credit)
     for channel, value in share.items():
         assert abs(got[channel] - value * revenue) < 1.0, channel
-    pipeline = channel_credit(credit, "pipeline_credit")
+    pipeline = channel_credit(credit, "pipeline_credit_cents")
     amount = int(journeys.money["amount"].sum())
     for channel, value in share.items():
         assert abs(pipeline[channel] - value * amount) < 1.0, channel
     # every deal still sums to its amount, to the cent, and no credit is negative
-    per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit").sum())
+    per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit_cents").sum())
     expected = journeys.money.select("journey_id", "revenue")
     assert dict(per_deal.iter_rows()) == dict(expected.filter(pl.col("revenue") != 0)
                                               .iter_rows()) | {
         j: 0 for j in expected.filter(pl.col("revenue") == 0)["journey_id"]}
-    assert credit["revenue_credit"].min() >= 0 and credit["pipeline_credit"].min() >= 0
+    assert credit["revenue_credit_cents"].min() >= 0 and credit["pipeline_credit_cents"].min() >= 0
     # the data does what ChannelAttribution's does: deal by deal, delta is starved
     former = deal_by_deal(journeys, weights)
     assert former["delta"] < 0.75 * share["delta"] * revenue
@@ -286,8 +286,8 @@ def test_markov_credit_does_not_depend_on_the_order_of_journeys_or_touches(seed)
     def cents(of: Journeys) -> list[tuple]:
         fit = MarkovModel().fit(of)
         credit = allocate(of, fit.weights(of), "markov").collect()
-        return sorted(credit.select("journey_id", "channel", "pipeline_credit",
-                                    "revenue_credit").rows())
+        return sorted(credit.select("journey_id", "channel", "pipeline_credit_cents",
+                                    "revenue_credit_cents").rows())
 
     assert cents(shuffled) == cents(journeys)
 
@@ -333,6 +333,7 @@ def test_every_money_column_of_a_result_set_says_its_unit(tmp_path):
     summary = written["summary"].filter(pl.col("model") == "last_touch")
     record = json.loads((out / "run.json").read_text())
     totals = record["totals"]
+    # money: keep names from here (the files' names)
     assert "won_revenue" not in totals and "pipeline" not in totals
     assert totals["won_revenue_cents"] == int(summary["revenue_credit"].sum() * 100)
     assert totals["pipeline_cents"] == int(summary["pipeline_credit"].sum() * 100)
@@ -347,3 +348,4 @@ def test_every_money_column_of_a_result_set_says_its_unit(tmp_path):
     transitions = written["markov_transitions"]
     exits = transitions.filter(pl.col("to_state") == "(conversion)")["value_cents"].sum()
     assert exits == int(touched["revenue_credit"].sum() * 100)
+    # money: keep names to here

@@ -87,19 +87,19 @@ def test_linear_scorecard_every_figure(export) -> None:
         "leads": 6,
         "opportunities": 2.5,  # D1 0.5 + D2 1 + D4 1
         "opportunities_touched": 3,  # D1, D2, D4
-        "pipeline_credit": 750000,  # 500.00 of D1 + 2,000.00 of D2 + 5,000.00 of D4
+        "pipeline_credit_cents": 750000,  # 500.00 of D1 + 2,000.00 of D2 + 5,000.00 of D4
         "closed_deals": 1.5,  # D1 0.5 + D2 1 (D4 is open)
         "won_deals": 0.5,  # D1 0.5
-        "revenue_credit": 50000,  # half of D1's 1,000.00
+        "revenue_credit_cents": 50000,  # half of D1's 1,000.00
         "win_rate": pytest.approx(1 / 3),  # 0.5 / 1.5
-        "avg_deal_size": 100000,  # 50000 / 0.5
+        "avg_deal_size_cents": 100000,  # 50000 / 0.5
         "days_to_close": 20.0,  # D1: Jan 21 -> Feb 10
         "lead_to_opportunity": pytest.approx(2.5 / 6),
-        "revenue_per_lead": 8333,  # 50000 / 6 = 8333.33
-        "spend": 60000,
-        "cost_per_lead": 10000,  # 60000 / 6: the cheapest leads
-        "cost_per_opportunity": 24000,  # 60000 / 2.5
-        "cost_per_won_deal": 120000,  # 60000 / 0.5
+        "revenue_per_lead_cents": 8333,  # 50000 / 6 = 8333.33
+        "spend_cents": 60000,
+        "cost_per_lead_cents": 10000,  # 60000 / 6: the cheapest leads
+        "cost_per_opportunity_cents": 24000,  # 60000 / 2.5
+        "cost_per_won_deal_cents": 120000,  # 60000 / 0.5
         "roi": pytest.approx(-1 / 6),  # (50000 - 60000) / 60000
         "roas": pytest.approx(5 / 6),  # 50000 / 60000
     }
@@ -108,19 +108,19 @@ def test_linear_scorecard_every_figure(export) -> None:
         "leads": 1,
         "opportunities": 0.5,  # D3 0.5
         "opportunities_touched": 1,
-        "pipeline_credit": 3000000,  # half of D3's 60,000.00
+        "pipeline_credit_cents": 3000000,  # half of D3's 60,000.00
         "closed_deals": 0.5,
         "won_deals": 0.5,
-        "revenue_credit": 3000000,
+        "revenue_credit_cents": 3000000,
         "win_rate": 1.0,
-        "avg_deal_size": 6000000,  # 3000000 / 0.5: one large deal
+        "avg_deal_size_cents": 6000000,  # 3000000 / 0.5: one large deal
         "days_to_close": 48.0,  # D3: Jan 26 -> Mar 15 = 31 + 17
         "lead_to_opportunity": 0.5,
-        "revenue_per_lead": 3000000,
-        "spend": 300000,
-        "cost_per_lead": 300000,  # 30x paid_social's cost per lead ...
-        "cost_per_opportunity": 600000,
-        "cost_per_won_deal": 600000,
+        "revenue_per_lead_cents": 3000000,
+        "spend_cents": 300000,
+        "cost_per_lead_cents": 300000,  # 30x paid_social's cost per lead ...
+        "cost_per_opportunity_cents": 600000,
+        "cost_per_won_deal_cents": 600000,
         "roi": 9.0,  # (3000000 - 300000) / 300000
         "roas": 10.0,  # ... and 12x its return
     }
@@ -129,19 +129,19 @@ def test_linear_scorecard_every_figure(export) -> None:
         "leads": 1,
         "opportunities": 1.0,  # D1 0.5 + D3 0.5
         "opportunities_touched": 2,
-        "pipeline_credit": 3050000,  # 50000 + 3000000
+        "pipeline_credit_cents": 3050000,  # 50000 + 3000000
         "closed_deals": 1.0,
         "won_deals": 1.0,
-        "revenue_credit": 3050000,
+        "revenue_credit_cents": 3050000,
         "win_rate": 1.0,
-        "avg_deal_size": 3050000,
+        "avg_deal_size_cents": 3050000,
         "days_to_close": 34.0,  # (0.5 x 20 + 0.5 x 48) / 1.0
         "lead_to_opportunity": 1.0,
-        "revenue_per_lead": 3050000,
-        "spend": 100000,
-        "cost_per_lead": 100000,
-        "cost_per_opportunity": 100000,
-        "cost_per_won_deal": 100000,
+        "revenue_per_lead_cents": 3050000,
+        "spend_cents": 100000,
+        "cost_per_lead_cents": 100000,
+        "cost_per_opportunity_cents": 100000,
+        "cost_per_won_deal_cents": 100000,
         "roi": 29.5,  # (3050000 - 100000) / 100000
         "roas": 30.5,
     }
@@ -153,30 +153,36 @@ def test_last_touch_scorecard_every_figure(export) -> None:
     assert last["paid_search"] == {
         "channel_group": "demand_capture", "leads": 1,
         "opportunities": 2.0, "opportunities_touched": 2,  # D1, D3 whole
-        "pipeline_credit": 6100000, "closed_deals": 2.0, "won_deals": 2.0,
-        "revenue_credit": 6100000, "win_rate": 1.0, "avg_deal_size": 3050000,
+        "pipeline_credit_cents": 6100000, "closed_deals": 2.0, "won_deals": 2.0,
+        "revenue_credit_cents": 6100000, "win_rate": 1.0, "avg_deal_size_cents": 3050000,
         "days_to_close": 34.0,  # (20 + 48) / 2
-        "lead_to_opportunity": 2.0, "revenue_per_lead": 6100000, "spend": 100000,
-        "cost_per_lead": 100000, "cost_per_opportunity": 50000, "cost_per_won_deal": 50000,
+        "lead_to_opportunity": 2.0, "revenue_per_lead_cents": 6100000, "spend_cents": 100000,
+        "cost_per_lead_cents": 100000, "cost_per_opportunity_cents": 50000,
+        "cost_per_won_deal_cents": 50000,
         "roi": 60.0, "roas": 61.0,
     }
     assert last["paid_social"] == {
         "channel_group": "demand_creation", "leads": 6,
         "opportunities": 2.0, "opportunities_touched": 3,  # D2, D4 credited; D1 touched
-        "pipeline_credit": 700000, "closed_deals": 1.0, "won_deals": 0.0,  # D2 lost
-        "revenue_credit": 0, "win_rate": 0.0, "avg_deal_size": None, "days_to_close": None,
-        "lead_to_opportunity": pytest.approx(1 / 3), "revenue_per_lead": 0, "spend": 60000,
-        "cost_per_lead": 10000, "cost_per_opportunity": 30000, "cost_per_won_deal": None,
+        "pipeline_credit_cents": 700000, "closed_deals": 1.0, "won_deals": 0.0,  # D2 lost
+        "revenue_credit_cents": 0, "win_rate": 0.0, "avg_deal_size_cents": None,
+        "days_to_close": None,
+        "lead_to_opportunity": pytest.approx(1 / 3), "revenue_per_lead_cents": 0,
+        "spend_cents": 60000,
+        "cost_per_lead_cents": 10000, "cost_per_opportunity_cents": 30000,
+        "cost_per_won_deal_cents": None,
         "roi": -1.0, "roas": 0.0,
     }
     # last-touch never sees the event that opened the $60,000 deal
     assert last["events"] == {
         "channel_group": "demand_creation", "leads": 1,
         "opportunities": 0.0, "opportunities_touched": 1,
-        "pipeline_credit": 0, "closed_deals": 0.0, "won_deals": 0.0, "revenue_credit": 0,
-        "win_rate": None, "avg_deal_size": None, "days_to_close": None,
-        "lead_to_opportunity": 0.0, "revenue_per_lead": 0, "spend": 300000,
-        "cost_per_lead": 300000, "cost_per_opportunity": None, "cost_per_won_deal": None,
+        "pipeline_credit_cents": 0, "closed_deals": 0.0, "won_deals": 0.0,
+        "revenue_credit_cents": 0,
+        "win_rate": None, "avg_deal_size_cents": None, "days_to_close": None,
+        "lead_to_opportunity": 0.0, "revenue_per_lead_cents": 0, "spend_cents": 300000,
+        "cost_per_lead_cents": 300000, "cost_per_opportunity_cents": None,
+        "cost_per_won_deal_cents": None,
         "roi": -1.0, "roas": 0.0,
     }
 
@@ -186,14 +192,14 @@ def test_leads_next_to_revenue_tell_opposite_stories(export) -> None:
     card = channel_scorecard(credit, journeys, leads, spend, models=["linear"])
     by_leads = card.sort("leads", descending=True)["channel"].to_list()
     by_roas = card.sort("roas", descending=True)["channel"].to_list()
-    cheapest = card.sort("cost_per_lead")["channel"].to_list()
+    cheapest = card.sort("cost_per_lead_cents")["channel"].to_list()
     assert by_leads[0] == "paid_social" and cheapest[0] == "paid_social"
     assert by_roas[-1] == "paid_social"  # most leads, cheapest leads, least revenue per dollar
     social, events = (
         card.filter(pl.col("channel") == c).row(0, named=True) for c in ("paid_social", "events")
     )
     assert social["leads"] == 6 * events["leads"]
-    assert events["revenue_credit"] == 60 * social["revenue_credit"]
+    assert events["revenue_credit_cents"] == 60 * social["revenue_credit_cents"]
 
 
 def test_totals_reconcile_with_the_deals_file(export) -> None:
@@ -201,7 +207,8 @@ def test_totals_reconcile_with_the_deals_file(export) -> None:
     card = channel_scorecard(credit, journeys, leads, spend)
     totals = card.group_by("model").agg(
         pl.col(
-            "leads", "opportunities", "pipeline_credit", "won_deals", "revenue_credit", "spend"
+            "leads", "opportunities", "pipeline_credit_cents", "won_deals", "revenue_credit_cents",
+            "spend_cents"
         ).sum()
     ).sort("model")
     # 8 leads, 4 deals, $68,000 pipeline, 2 won worth $61,000, $4,600 spend, for every model
@@ -215,8 +222,8 @@ def test_monthly_channel_scorecard_places_each_figure_in_its_period(export) -> N
     credit, journeys, leads, spend = export
     card = channel_scorecard(credit, journeys, leads, spend, grain="month", models=["linear"])
     social = card.filter(pl.col("channel") == "paid_social").select(
-        "period", "leads", "opportunities", "pipeline_credit", "closed_deals", "won_deals",
-        "revenue_credit", "spend",
+        "period", "leads", "opportunities", "pipeline_credit_cents", "closed_deals", "won_deals",
+        "revenue_credit_cents", "spend_cents",
     )
     assert social.rows() == [
         # leads Jan 5-10; D1 created Jan 21 (0.5, 500.00); January spend $600
@@ -232,8 +239,10 @@ def test_monthly_funnel_total_and_by_group(export) -> None:
     credit, journeys, leads, spend = export
     funnel = scorecard(credit, journeys, leads, spend, grain="month", models=["linear"])
     assert funnel.schema == SCORECARD_SCHEMA
-    columns = ["period", "channel_group", "leads", "opportunities", "pipeline", "closed_deals",
-               "won_deals", "won_revenue", "win_rate", "avg_deal_size", "avg_cycle_days", "spend"]
+    columns = ["period", "channel_group", "leads", "opportunities", "pipeline_cents",
+               "closed_deals",
+               "won_deals", "won_revenue_cents", "win_rate", "avg_deal_size_cents",
+               "avg_cycle_days", "spend_cents"]
     assert funnel.select(columns).rows() == [
         # January: 8 leads (7 creation, 1 capture); D1 and D3 created, each split 0.5 / 0.5;
         # spend 600 + 3000 (creation) + 31 days of paid_search at 16.95 = 525.45
@@ -266,10 +275,10 @@ def test_weekly_funnel_has_a_row_for_every_week_even_empty_ones(export) -> None:
     assert periods[0] == D(2024, 12, 30) and periods[-1] == D(2025, 3, 10)
     assert all(b - a == dt.timedelta(days=7) for a, b in zip(periods, periods[1:], strict=False))
     assert totals["leads"].sum() == 8 and totals["opportunities"].sum() == 4.0
-    assert totals["spend"].sum() == 460000 and totals["won_revenue"].sum() == 6100000
+    assert totals["spend_cents"].sum() == 460000 and totals["won_revenue_cents"].sum() == 6100000
     quarterly = scorecard(credit, journeys, leads, spend, grain="quarter", models=["linear"])
     assert quarterly.filter(pl.col("channel_group") == "total").select(
-        "leads", "opportunities", "won_revenue", "spend"
+        "leads", "opportunities", "won_revenue_cents", "spend_cents"
     ).rows() == [(8, 4.0, 6100000, 460000)]
 
 
@@ -338,9 +347,10 @@ def test_leads_without_touch_without_contacts_file_and_without_spend(tmp_path: P
 def test_without_spend_or_leads_the_ratios_are_null(export) -> None:
     credit, journeys, _leads, _spend = export
     card = channel_scorecard(credit, journeys, models=["linear"])
-    assert card["spend"].to_list() == [0, 0, 0]
+    assert card["spend_cents"].to_list() == [0, 0, 0]
     assert card["leads"].to_list() == [0, 0, 0]
-    for column in ("roi", "roas", "cost_per_lead", "lead_to_opportunity", "revenue_per_lead"):
+    for column in ("roi", "roas", "cost_per_lead_cents", "lead_to_opportunity",
+                   "revenue_per_lead_cents"):
         assert card[column].null_count() == 3
 
 

@@ -66,9 +66,9 @@ def test_truth_of_a_hand_world():
             "world": ["hand"] * 3,
             "channel": ["podcast", "paid_search", "direct"],
             "channel_group": ["demand_creation", "demand_capture", "demand_capture"],
-            "revenue_removed": [60_000_000, 60_000_000, 30_000_000],
+            "revenue_removed_cents": [60_000_000, 60_000_000, 30_000_000],
             "removal_share": [0.4, 0.4, 0.2],
-            "shapley_revenue": [25_000_000.0, 25_000_000.0, 10_000_000.0],
+            "shapley_revenue_cents": [25_000_000.0, 25_000_000.0, 10_000_000.0],
             "shapley_share": [5 / 12, 5 / 12, 1 / 6],
         },
         schema=TRUTH_SCHEMA,
@@ -86,8 +86,8 @@ def test_truth_with_a_channel_that_loses_money():
     # shares over 45,000,000: 1/3, 1/3, -1/3.
     export = simulate(40, seed=1, world=_hand_world(size_effect={"direct": math.log(0.5)}))
     truth = world_truth(export)
-    assert truth["revenue_removed"].to_list() == [15_000_000, 15_000_000, -15_000_000]
-    assert truth["shapley_revenue"].to_list() == pytest.approx([1e7, 1e7, -5e6], abs=1e-6)
+    assert truth["revenue_removed_cents"].to_list() == [15_000_000, 15_000_000, -15_000_000]
+    assert truth["shapley_revenue_cents"].to_list() == pytest.approx([1e7, 1e7, -5e6], abs=1e-6)
     assert truth["shapley_share"].to_list() == pytest.approx([0.4, 0.4, -0.2], abs=1e-12)
     assert truth["removal_share"].to_list() == pytest.approx([1 / 3, 1 / 3, -1 / 3], abs=1e-12)
 
@@ -126,7 +126,7 @@ def _brute_force_shapley(export) -> dict[str, Fraction]:
 def test_shapley_truth_equals_brute_force_enumeration(world):
     export = simulate(150, seed=3, world=world)
     brute = _brute_force_shapley(export)
-    fast = dict(shapley_truth(export).select("channel", "shapley_revenue").iter_rows())
+    fast = dict(shapley_truth(export).select("channel", "shapley_revenue_cents").iter_rows())
     assert set(fast) == set(brute)
     for channel, value in brute.items():
         assert fast[channel] == pytest.approx(float(value), abs=1e-6), channel
@@ -139,7 +139,7 @@ def test_shapley_truth_is_efficient_and_deterministic_with_every_channel():
     truth = shapley_truth(export)
     assert truth.height == len(CHANNELS)
     marketing = export.outcomes().revenue_cents - export.outcomes(CHANNELS).revenue_cents
-    assert truth["shapley_revenue"].sum() == pytest.approx(marketing, abs=1e-3)
+    assert truth["shapley_revenue_cents"].sum() == pytest.approx(marketing, abs=1e-3)
     assert_frame_equal(truth, shapley_truth(simulate(800, seed=4, world=scenario("baseline"))))
 
 
@@ -150,7 +150,7 @@ def test_shapley_truth_skips_channels_already_removed():
     assert truth["channel"].to_list() == brute_players
     # efficiency in the counterfactual world
     marketing = export.outcomes().revenue_cents - export.outcomes(brute_players).revenue_cents
-    assert truth["shapley_revenue"].sum() == pytest.approx(marketing, abs=1e-6)
+    assert truth["shapley_revenue_cents"].sum() == pytest.approx(marketing, abs=1e-6)
 
 
 def test_present_mask_and_take_play_accounts_in_counterfactual_worlds():
@@ -180,9 +180,9 @@ def _hand_truth() -> pl.DataFrame:
             "world": ["hand"] * 3,
             "channel": ["podcast", "paid_search", "direct"],
             "channel_group": ["demand_creation", "demand_capture", "demand_capture"],
-            "revenue_removed": [60, 60, 30],
+            "revenue_removed_cents": [60, 60, 30],
             "removal_share": [0.4, 0.4, 0.2],
-            "shapley_revenue": [25.0, 25.0, 10.0],
+            "shapley_revenue_cents": [25.0, 25.0, 10.0],
             "shapley_share": [5 / 12, 5 / 12, 1 / 6],
         },
         schema=TRUTH_SCHEMA,
@@ -195,7 +195,7 @@ def test_scores_by_hand():
             "model": ["last_touch"] * 4 + ["linear"] * 3,
             "channel": ["direct", "paid_search", "organic_search", "(no touch)"]
             + ["podcast", "paid_search", "direct"],
-            "revenue_credit": [50, 30, 20, 1_000, 40, 40, 20],
+            "revenue_credit_cents": [50, 30, 20, 1_000, 40, 40, 20],
         }
     )
     shares = score_shares(_hand_truth(), credit, "scenario")
@@ -230,7 +230,7 @@ def test_scores_by_hand():
 
 def test_a_model_crediting_nothing_scores_zero_shares():
     credit = pl.DataFrame(
-        {"model": ["last_touch"], "channel": ["(no touch)"], "revenue_credit": [9]})
+        {"model": ["last_touch"], "channel": ["(no touch)"], "revenue_credit_cents": [9]})
     shares = score_shares(_hand_truth(), credit, "scenario")
     assert shares["share"].to_list() == [0.0, 0.0, 0.0]
 

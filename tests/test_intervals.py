@@ -43,7 +43,7 @@ def naive(journeys, models, counts_row):
     run on the copies from scratch (fit, weights, allocate, summarise)."""
     copies = resampled_journeys(journeys, counts_row)
     _, summary = pipeline.run_models(copies, models, keep_credit=False)
-    rows = summary.select("model", "channel", "revenue_credit").iter_rows()
+    rows = summary.select("model", "channel", "revenue_credit_cents").iter_rows()
     return {(m, c): r for m, c, r in rows}
 
 
@@ -93,12 +93,12 @@ def test_intervals_are_deterministic_for_a_seed_and_hold_the_estimate(demo):
     assert one.table.equals(two.table)
     assert not one.table.equals(other.table)
     table = one.table
-    assert (table["revenue_credit_low"] <= table["revenue_credit_high"]).all()
+    assert (table["revenue_credit_low_cents"] <= table["revenue_credit_high_cents"]).all()
     assert (table["revenue_share_low"] <= table["revenue_share_high"]).all()
     assert one.unit == "account" and "accounts" in one.note and "90%" in one.note
     narrow = bootstrap(demo.journeys, models, replicates=30, seed=3, level=0.5).table
-    assert (narrow["revenue_credit_high"] - narrow["revenue_credit_low"]
-            <= table["revenue_credit_high"] - table["revenue_credit_low"]).all()
+    assert (narrow["revenue_credit_high_cents"] - narrow["revenue_credit_low_cents"]
+            <= table["revenue_credit_high_cents"] - table["revenue_credit_low_cents"]).all()
 
 
 def test_summary_and_comparison_carry_the_intervals(demo):
@@ -154,6 +154,8 @@ def test_cli_compare_json_has_interval_fields_only_with_bootstrap():
             "--model", "last_touch", "--model", "linear"]
     plain = json.loads(subprocess.run(base, cwd=ROOT, capture_output=True, text=True,
                                       check=True).stdout)
+    # the JSON's names: money in major units, no ``_cents``
+    # money: keep names from here
     assert "revenue_credit_low" not in plain[0]
     shown = subprocess.run([*base, "--bootstrap", "20", "--seed", "5", "--interval", "0.8"],
                            cwd=ROOT, capture_output=True, text=True, check=True)
@@ -164,6 +166,7 @@ def test_cli_compare_json_has_interval_fields_only_with_bootstrap():
                            cwd=ROOT, capture_output=True, text=True, check=True)
     assert again.stdout == shown.stdout
     assert all(r["revenue_credit_low"] <= r["revenue_credit_high"] for r in rows)
+    # money: keep names to here
     assert any(r["sufficient"] is False for r in rows)
 
 
@@ -183,7 +186,7 @@ def test_a_channel_a_model_credits_nothing_still_counts_the_won_deals_it_touched
     comparison = compare(result.summary)
     touched = dict(won_deals_touched(result.journeys).iter_rows())
     first = comparison.filter(pl.col("model") == "first_touch")
-    uncredited = first.filter(pl.col("revenue_credit") == 0)
+    uncredited = first.filter(pl.col("revenue_credit_cents") == 0)
     assert uncredited.height > 0  # channels that never open a journey, yet touch won deals
     for channel, count in first.select("channel", "won_deals_touched").iter_rows():
         assert count == touched.get(channel, 0), channel

@@ -94,7 +94,7 @@ def test_hand_worked_example_removal_effects() -> None:
             "removal_effect_value": [7 / 9, 1 / 2],
             "share_value": [14 / 23, 9 / 23],
             "conversions_credit": [60 / 47, 81 / 47],
-            "revenue_credit": [6300 / 23, 4050 / 23],
+            "revenue_credit_cents": [6300 / 23, 4050 / 23],
         }
     )
     assert_frame_equal(fit.removal_effects(), expected, abs_tol=1e-12)

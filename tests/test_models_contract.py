@@ -114,18 +114,19 @@ def test_conservation_to_the_cent(name, touches, deals):
     assert (weights["weight"] >= 0).all()
     credit = allocate(journeys, model.weights(journeys), name).collect()
     assert credit.schema == CREDIT_SCHEMA
-    assert (credit["pipeline_credit"] >= 0).all() and (credit["revenue_credit"] >= 0).all()
+    assert (credit["pipeline_credit_cents"] >= 0).all()
+    assert (credit["revenue_credit_cents"] >= 0).all()
     per_deal = credit.group_by("journey_id").agg(
-        pl.col("pipeline_credit").sum(), pl.col("revenue_credit").sum()
+        pl.col("pipeline_credit_cents").sum(), pl.col("revenue_credit_cents").sum()
     )
     expected = journeys.journeys.filter(pl.col("status") != "none").collect().select(
-        "journey_id", pl.col("amount").alias("pipeline_credit"),
-        pl.col("revenue").alias("revenue_credit"),
+        "journey_id", pl.col("amount").alias("pipeline_credit_cents"),
+        pl.col("revenue").alias("revenue_credit_cents"),
     )
     assert_frame_equal(per_deal, expected, check_row_order=False)
     summary = summarise(credit, journeys)
-    assert summary["pipeline_credit"].sum() == deal_frame["amount"].sum()
-    assert summary["revenue_credit"].sum() == deal_frame.filter(pl.col("status") == "won")[
+    assert summary["pipeline_credit_cents"].sum() == deal_frame["amount"].sum()
+    assert summary["revenue_credit_cents"].sum() == deal_frame.filter(pl.col("status") == "won")[
         "amount"
     ].sum()
 
@@ -140,7 +141,7 @@ def test_one_touch_journeys_credit_their_channel_whole(name):
     journeys = _for(name, journeys, cycle=())  # no answers: the recommended model's credit
     credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
     assert credit.filter(pl.col("journey_id") == "D1").select(
-        "channel", "pipeline_credit", "revenue_credit"
+        "channel", "pipeline_credit_cents", "revenue_credit_cents"
     ).rows() == [("podcast", 12_345, 12_345)]
 
 
@@ -154,7 +155,7 @@ def test_deal_without_touch_goes_to_no_touch(name):
     journeys = _for(name, journeys, cycle=())
     credit = allocate(journeys, get_model(name).weights(journeys), name).collect()
     assert credit.filter(pl.col("journey_id") == "D2").select(
-        "channel", "revenue_credit"
+        "channel", "revenue_credit_cents"
     ).rows() == [(NO_TOUCH_CHANNEL, 700)]
 
 

@@ -23,7 +23,7 @@ from attribution.output import (
     write_csv,
     write_table,
 )
-from attribution.schema import CREDIT_SCHEMA
+from attribution.schema import CREDIT_SCHEMA, major_name
 
 
 def credit_rows(model: str, n: int) -> pl.DataFrame:
@@ -40,8 +40,8 @@ def credit_rows(model: str, n: int) -> pl.DataFrame:
             "channel": ["podcast", "paid_search", "newsletter"] * (n // 3) + ["event"] * (n % 3),
             "channel_group": ["demand_creation"] * n,
             "weight": [1 / (i + 1) for i in range(n)],
-            "pipeline_credit": [12_345 * i for i in range(n)],
-            "revenue_credit": [-1 if i == 3 else 99 * i for i in range(n)],
+            "pipeline_credit_cents": [12_345 * i for i in range(n)],
+            "revenue_credit_cents": [-1 if i == 3 else 99 * i for i in range(n)],
             "conversion_credit": [0.1 * i for i in range(n)],
         },
         schema=CREDIT_SCHEMA,
@@ -68,7 +68,8 @@ def test_no_parts_write_an_empty_table_with_the_schema(tmp_path):
     with TableParts(tmp_path, "credit", "parquet", CREDIT_SCHEMA) as writer:
         path = writer.close()
     table = pl.read_parquet(path)
-    assert table.height == 0 and table.columns == list(CREDIT_SCHEMA)
+    # the file's names: money in major units, without the in-memory ``_cents``
+    assert table.height == 0 and table.columns == [major_name(c) for c in CREDIT_SCHEMA]
 
 
 def test_a_failed_run_leaves_no_scratch_and_no_result(tmp_path):
@@ -103,14 +104,17 @@ def test_parts_added_after_the_table_was_written_are_refused(tmp_path):
 
 def test_money_becomes_exact_decimals_at_any_size():
     cents = [0, 1, -1, 99, -250, 4_825_000, 2**53 + 1, 2**63 - 1, -(2**63)]
-    frame = pl.DataFrame({"pipeline_credit": cents, "revenue_credit": [None] + cents[1:]})
-    converted = money_to_decimal(frame)
+    frame = pl.DataFrame({"pipeline_credit_cents": cents,
+                          "revenue_credit_cents": [None] + cents[1:]})
+    converted = money_to_decimal(frame)  # in major units, named without the suffix
+    # money: keep names from here
     assert converted.schema == pl.Schema({"pipeline_credit": pl.Decimal(38, 2),
                                           "revenue_credit": pl.Decimal(38, 2)})
     assert converted.get_column("pipeline_credit").to_list() == [
         Decimal(c).scaleb(-2) for c in cents
     ]
     assert converted.get_column("revenue_credit").to_list()[:2] == [None, Decimal("0.01")]
+    # money: keep names to here
     assert_frame_equal(money_to_decimal(frame.lazy()).collect(), converted)
 
 

@@ -29,8 +29,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_config_reads_recommended_and_evidence_options():
-    config = config_from_dict({"models": {"recommended": "shapley", "min_deals": 10,
-                                          "bootstrap": 50, "interval": 0.8, "seed": 3,
+    config = config_from_dict({"models": {"recommended": "shapley",  # money: keep name
+                                          "min_deals": 10, "bootstrap": 50, "interval": 0.8,
+                                          "seed": 3,
                                           "markov": {"order": 2}}},
                               base=Path("."), origin="t.toml")
     assert (config.recommended, config.min_deals, config.bootstrap, config.interval,
@@ -41,7 +42,7 @@ def test_config_reads_recommended_and_evidence_options():
 
 
 @pytest.mark.parametrize("models, message", [
-    ({"recommended": "nope"}, "not a model"),
+    ({"recommended": "nope"}, "not a model"),  # money: keep name
     ({"bootstrap": 0}, "resamples >= 1"),
     ({"interval": 1.5}, "between 0 and 1"),
     ({"min_deals": 0}, "whole number >= 1"),
@@ -63,7 +64,7 @@ def test_models_names_the_recommended_model_and_its_evidence():
     assert "incremental (recommended)" in done.stdout
     assert "Recommended: incremental" in done.stdout and "0.068" in done.stdout
     records = json.loads(cli("models", "--format", "json").stdout)
-    assert [r["name"] for r in records if r["recommended"]] == ["incremental"]
+    assert [r["name"] for r in records if r["recommended"]] == ["incremental"]  # money: keep name
 
 
 def test_scorecard_and_budget_default_to_the_recommended_model_and_name_it():
@@ -93,7 +94,7 @@ def test_report_leads_with_the_recommended_model_unless_told(tmp_path):
 
 
 def _summary(rows):
-    return pl.DataFrame(rows, schema=["model", "channel", "channel_group", "revenue_credit",
+    return pl.DataFrame(rows, schema=["model", "channel", "channel_group", "revenue_credit_cents",
                                       "revenue_share", "revenue_share_low",
                                       "revenue_share_high"], orient="row")
 
@@ -110,12 +111,12 @@ def test_budget_holds_channels_whose_interval_holds_last_touchs_share():
         ("m", "c", "g", 100, 0.1, 0.0, 0.3),
     ])
     assert undecided(summary, "m") == ["c"]
-    spend = pl.DataFrame({"channel": ["a", "b", "c"], "spend": [1000, 1000, 2000]})
+    spend = pl.DataFrame({"channel": ["a", "b", "c"], "spend_cents": [1000, 1000, 2000]})
     plan = recommend_budget(summary, spend, "m", shift=0.5, hold=["c"])
     rows = {r["channel"]: r for r in plan.iter_rows(named=True)}
-    assert rows["c"]["recommended"] == 2000 and rows["c"]["bound"] == "held"
-    assert rows["c"]["last_touch_recommended"] == 2000
-    assert rows["a"]["recommended"] + rows["b"]["recommended"] == 2000
+    assert rows["c"]["recommended_cents"] == 2000 and rows["c"]["bound"] == "held"
+    assert rows["c"]["last_touch_recommended_cents"] == 2000
+    assert rows["a"]["recommended_cents"] + rows["b"]["recommended_cents"] == 2000
     # a earns 600 of the 900 the movable channels earn: it gains, b loses
-    assert rows["a"]["recommended"] > 1000 > rows["b"]["recommended"]
+    assert rows["a"]["recommended_cents"] > 1000 > rows["b"]["recommended_cents"]
     assert undecided(summary.drop("revenue_share_low", "revenue_share_high"), "m") == []

@@ -50,8 +50,8 @@ def test_summary_table_shows_names_and_currency_as_text():
     summary = pl.DataFrame({
         "model": ["linear"] * 5, "channel": HOSTILE,
         "channel_group": ["demand_creation", "[b]g[/b]", "other", "x", "y"],
-        "deals_touched": [1, 2, 3, 4, 5], "pipeline_credit": [100, 200, 300, 400, 500],
-        "revenue_credit": [50, 60, 70, 80, 90], "revenue_share": [0.1, 0.2, 0.3, 0.2, 0.2],
+        "deals_touched": [1, 2, 3, 4, 5], "pipeline_credit_cents": [100, 200, 300, 400, 500],
+        "revenue_credit_cents": [50, 60, 70, 80, 90], "revenue_share": [0.1, 0.2, 0.3, 0.2, 0.2],
     })
     lines = shown(render.summary_table(summary, "[/]", "linear"))
     assert lines[4:9] == [
@@ -69,8 +69,8 @@ def test_summary_table_shows_names_and_currency_as_text():
 
 
 def test_frame_table_credit_matrix_and_comparison_show_names_as_text():
-    frame = pl.DataFrame({"channel": HOSTILE, "spend": [100, 200, 300, 400, 500]})
-    lines = shown(render.frame_table(frame, title="[/] t", money_columns=["spend"]))
+    frame = pl.DataFrame({"channel": HOSTILE, "spend_cents": [100, 200, 300, 400, 500]})
+    lines = shown(render.frame_table(frame, title="[/] t", money_columns=["spend_cents"]))
     assert lines[0] == "[/] t"
     assert [line.split("│")[1].strip() for line in lines[4:9]] == [
         "[/]", "[link=https://e.x]paid_search[/link]", "a\\x1b]8;;http://e\\x07b\\nc",
@@ -79,14 +79,15 @@ def test_frame_table_credit_matrix_and_comparison_show_names_as_text():
     summary = pl.DataFrame({
         "model": ["last_touch"] * 5 + ["linear"] * 5, "channel": HOSTILE * 2,
         "channel_group": ["other"] * 10, "deals_touched": [1] * 10,
-        "pipeline_credit": [100] * 10, "revenue_credit": [100, 0, 0, 0, 0, 20, 20, 20, 20, 20],
+        "pipeline_credit_cents": [100] * 10, "revenue_credit_cents": [100, 0, 0, 0, 0, 20, 20, 20,
+                                                                      20, 20],
     })
     matrix = shown(render.credit_matrix(summary, "USD"))
     assert sorted(line.split("│")[1].strip() for line in matrix[4:9]) == sorted(
         render.printable(name) for name in HOSTILE)
     comparison = summary.with_columns(
         pl.lit(0.2).alias("revenue_share"), pl.lit(0.0).alias("share_shift"),
-        pl.lit(100).alias("last_touch_revenue_credit"))
+        pl.lit(100).alias("last_touch_revenue_credit_cents"))
     rows = shown(render.comparison_table(comparison, "USD"))
     assert sorted(line.split("│")[1].strip() for line in rows[5:10]) == sorted(
         render.printable(name) for name in HOSTILE)

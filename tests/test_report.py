@@ -116,11 +116,11 @@ def test_every_section_is_present(page):
 
 def test_headline_figures_are_exact(result, page):
     figures = headline_figures(result)
-    assert figures["won_revenue"] == 6_100_000 and figures["pipeline"] == 6_800_000
+    assert figures["won_revenue_cents"] == 6_100_000 and figures["pipeline_cents"] == 6_800_000
     assert figures["deals"] == 4 and figures["won_deals"] == 2
-    assert "$61,000.00 from 2 won deals" in card(page, "won_revenue")
-    assert "$61k" in card(page, "won_revenue")
-    assert "$68,000.00 over 4 deals" in card(page, "pipeline")
+    assert "$61,000.00 from 2 won deals" in card(page, "won_revenue")  # money: keep name
+    assert "$61k" in card(page, "won_revenue")  # money: keep name
+    assert "$68,000.00 over 4 deals" in card(page, "pipeline")  # money: keep name
     assert "2 won · 1 lost · 1 open" in card(page, "deals")
     rows = sum(a.read for a in result.accounting)
     used = sum(a.used for a in result.accounting)
@@ -129,7 +129,7 @@ def test_headline_figures_are_exact(result, page):
 
 def test_credit_table_has_every_model_total_to_the_cent(result, page):
     for model in ("last_touch", "linear", "markov"):
-        total = int(result.summary.filter(pl.col("model") == model)["revenue_credit"].sum())
+        total = int(result.summary.filter(pl.col("model") == model)["revenue_credit_cents"].sum())
         assert total == 6_100_000
     assert page.count("<td>total</td>" + "<td class=\"num\">$61,000.00</td>" * 3) == 1
 
@@ -234,15 +234,15 @@ def test_scorecard_and_budget_sections(result, tmp_path):
     start = page.index('<section id="scorecard">')
     section = page[start:page.index("</section>", start)]
     events = card_frame.filter(pl.col("channel") == "events").row(0, named=True)
-    assert money(events["revenue_credit"]) == "$30,000.00" and "$30,000.00" in section
-    assert money(events["spend"]) == "$3,000.00" and "$3,000.00" in section
+    assert money(events["revenue_credit_cents"]) == "$30,000.00" and "$30,000.00" in section
+    assert money(events["spend_cents"]) == "$3,000.00" and "$3,000.00" in section
     start = page.index('<section id="budget">')
     budget_section = page[start:page.index("</section>", start)]
-    total = int(budget["recommended"].sum())
-    assert total == int(budget["current_spend"].sum())
+    total = int(budget["recommended_cents"].sum())
+    assert total == int(budget["current_spend_cents"].sum())
     assert f'<td>total</td><td class="num">{money(total)}</td>' in budget_section
     for row in budget.iter_rows(named=True):
-        assert money(row["recommended"]) in budget_section
+        assert money(row["recommended_cents"]) in budget_section
     assert "budget" in specs_of(page)
 
 
@@ -308,8 +308,8 @@ def test_charts_key_channels_by_position_and_hold_the_names_as_data():
         "model": ["last_touch"] * 3 + ["linear"] * 3,
         "channel": ["constructor", "__proto__", "</script>x"] * 2,
         "channel_group": ["demand_creation", "demand_capture", "other"] * 2,
-        "deals_touched": [1] * 6, "pipeline_credit": [300, 200, 100] * 2,
-        "revenue_credit": [300, 200, 100, 100, 200, 300],
+        "deals_touched": [1] * 6, "pipeline_credit_cents": [300, 200, 100] * 2,
+        "revenue_credit_cents": [300, 200, 100, 100, 200, 300],
         "revenue_share": [0.5, 1 / 3, 1 / 6, 1 / 6, 1 / 3, 0.5],
     })
     from attribution.report import charts
@@ -342,7 +342,8 @@ def test_page_escapes_names_in_text_and_scripts():
     summary = pl.DataFrame({
         "model": ["last_touch", "linear"], "channel": ["</script><b>x\x1b", "</script><b>x\x1b"],
         "channel_group": ["other", "other"], "deals_touched": [1, 1],
-        "pipeline_credit": [100, 100], "revenue_credit": [100, 100], "revenue_share": [1.0, 1.0],
+        "pipeline_credit_cents": [100, 100], "revenue_credit_cents": [100, 100],
+        "revenue_share": [1.0, 1.0],
     })
     from attribution.report import charts
     from attribution.report.html import _chart_block, _script_json
@@ -352,7 +353,7 @@ def test_page_escapes_names_in_text_and_scripts():
         '<h3 class="finding">Revenue credit by channel depends on the model</h3>'
     )
     chart = charts.credit_by_model(summary.with_columns(
-        pl.Series("revenue_credit", [0, 100])), "USD")
+        pl.Series("revenue_credit_cents", [0, 100])), "USD")
     assert _chart_block(chart).startswith(
         '<h3 class="finding">&lt;/script&gt;&lt;b&gt;x\\x1b is undervalued by last-touch')
     inline = _script_json(chart.spec)

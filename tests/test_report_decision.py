@@ -101,8 +101,8 @@ def test_report_data_is_keyed_by_table(demo_report):
     monthly = data.tables["monthly"]
     assert all(re.fullmatch(r"\d{4}-\d{2}", m) for m in monthly.get_column("month").to_list())
     won = int(result.credit.filter(pl.col("model") == "incremental")
-              .get_column("revenue_credit").sum())
-    assert int(monthly.get_column("revenue_credit").sum()) == won
+              .get_column("revenue_credit_cents").sum())
+    assert int(monthly.get_column("revenue_credit_cents").sum()) == won
 
 
 def test_no_finding_for_channels_with_too_few_deals(tmp_path):

@@ -128,15 +128,15 @@ def test_w_shaped_open_deal_lead_equals_first():
     credit = allocate(journeys, get_model("w_shaped").weights(journeys), "w").collect()
     # first+lead 60% (touch 0), opportunity 30% (touch 2), 10% to touch 1, the one between
     # them; touch 3 comes after opportunity creation and earns nothing
-    assert channel_credit(credit, "pipeline_credit") == {
+    assert channel_credit(credit, "pipeline_credit_cents") == {
         "podcast": 6_000, "events": 1_000, "paid_search": 3_000,
     }
-    assert channel_credit(credit, "revenue_credit") == {
+    assert channel_credit(credit, "revenue_credit_cents") == {
         "podcast": 0, "events": 0, "paid_search": 0,
     }
     # spread="all": the 10% over touches 1 and 3
     spread_all = get_model("w_shaped", spread="all").weights(journeys)
     credit = allocate(journeys, spread_all, "w").collect()
-    assert channel_credit(credit, "pipeline_credit") == {
+    assert channel_credit(credit, "pipeline_credit_cents") == {
         "podcast": 6_000, "events": 500, "paid_search": 3_000, "direct": 500,
     }

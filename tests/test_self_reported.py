@@ -151,8 +151,8 @@ def _fixture_run(*models: str, **changes) -> object:
 
 
 def _revenue(summary: pl.DataFrame, model: str) -> dict[str, int]:
-    rows = summary.filter((pl.col("model") == model) & (pl.col("revenue_credit") != 0))
-    return dict(rows.select("channel", "revenue_credit").iter_rows())
+    rows = summary.filter((pl.col("model") == model) & (pl.col("revenue_credit_cents") != 0))
+    return dict(rows.select("channel", "revenue_credit_cents").iter_rows())
 
 
 def test_hand_worked_fixture_self_reported_and_blended():
@@ -173,17 +173,17 @@ def test_hand_worked_fixture_self_reported_and_blended():
         "word_of_mouth": 350_000, "(no touch)": 166_667, "ai_assistant": 166_666}
     for model in ("self_reported", "blended"):
         rows = summary.filter(pl.col("model") == model)
-        assert rows["revenue_credit"].sum() == 2_533_334
-        assert rows["pipeline_credit"].sum() == 3_033_334
+        assert rows["revenue_credit_cents"].sum() == 2_533_334
+        assert rows["pipeline_credit_cents"].sum() == 3_033_334
     dark = result.dark_funnel
     assert dark is not None
     by_channel = {r["channel"]: r for r in dark.iter_rows(named=True)}
-    assert by_channel["podcast"]["tracked_revenue_credit"] == 0
-    assert by_channel["podcast"]["self_reported_revenue_credit"] == 1_000_000
+    assert by_channel["podcast"]["tracked_revenue_credit_cents"] == 0
+    assert by_channel["podcast"]["self_reported_revenue_credit_cents"] == 1_000_000
     assert (by_channel["podcast"]["stated_deals"], by_channel["podcast"]["dark_deals"],
-            by_channel["podcast"]["dark_revenue"]) == (1, 1, 1_000_000)
-    assert by_channel["Paid Search"]["tracked_revenue_credit"] == 1_500_000
-    assert by_channel["(no touch)"]["tracked_revenue_credit"] == 333_333
+            by_channel["podcast"]["dark_revenue_cents"]) == (1, 1, 1_000_000)
+    assert by_channel["Paid Search"]["tracked_revenue_credit_cents"] == 1_500_000
+    assert by_channel["(no touch)"]["tracked_revenue_credit_cents"] == 333_333
     assert dark.row(0, named=True)["channel"] == "podcast"  # most dark revenue first
 
 
@@ -278,19 +278,19 @@ def test_models_match_the_reference_conserve_cents_and_are_deterministic(
     again = allocate(journeys, get_model(name, **params).weights(journeys), name).collect()
     assert credit.equals(again)
     assert credit.equals(reference_credit(journeys, weights, name))
-    per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit").sum(),
-                                                 pl.col("pipeline_credit").sum())
+    per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit_cents").sum(),
+                                                 pl.col("pipeline_credit_cents").sum())
     money = journeys.money.select("journey_id", "revenue", "amount")
     checked = per_deal.join(money, on="journey_id")
     assert checked.height == money.height
-    assert (checked["revenue_credit"] == checked["revenue"]).all()
-    assert (checked["pipeline_credit"] == checked["amount"]).all()
+    assert (checked["revenue_credit_cents"] == checked["revenue"]).all()
+    assert (checked["pipeline_credit_cents"] == checked["amount"]).all()
     # the model's split, deal by deal: the cents of allocate's own rules are checked above
     # (reference_credit); a run whose every deal has the same channel-level weights (answered
     # deals without touches, one stated channel) is split channel totals first, so a channel
     # may be a cent off the deal-by-deal split there
     got = {(j, c): v for j, c, v in credit.group_by("journey_id", "channel")
-           .agg(pl.col("revenue_credit").sum()).iter_rows() if v}
+           .agg(pl.col("revenue_credit_cents").sum()).iter_rows() if v}
     expected = _reference_model_credit(journeys, name, share)
     for key in set(got) | set(expected):
         assert abs(got.get(key, 0) - expected.get(key, 0)) <= 1, key
@@ -313,11 +313,13 @@ def test_cli_compare_self_reported_and_blended_end_to_end():
                            "json").stdout)
     totals: dict[str, float] = {}
     for row in rows:
-        totals[row["model"]] = round(totals.get(row["model"], 0) + row["revenue_credit"], 2)
+        credited = row["revenue_credit"]  # money: keep name (the JSON's, in major units)
+        totals[row["model"]] = round(totals.get(row["model"], 0) + credited, 2)
     assert totals == {"last_touch": 25_333.34, "self_reported": 25_333.34,
                       "blended": 25_333.34}
     podcast = next(r for r in rows if r["model"] == "blended" and r["channel"] == "podcast")
-    assert (podcast["revenue_credit"], podcast["dark_deals"], podcast["dark_revenue"]) == (
+    assert (podcast["revenue_credit"], podcast["dark_deals"],  # money: keep names
+            podcast["dark_revenue"]) == (  # money: keep name
         5000.0, 1, 10000.0)
 
 
@@ -328,7 +330,8 @@ def test_cli_run_writes_the_dark_funnel_file(tmp_path):
     assert done.returncode == 0, done.stderr
     dark = pl.read_csv(out / "dark_funnel.csv")
     assert dark.row(0, named=True)["channel"] == "podcast"
-    assert dark.filter(pl.col("channel") == "word_of_mouth")["dark_revenue"].item() == 7000.01
+    word_of_mouth = dark.filter(pl.col("channel") == "word_of_mouth")
+    assert word_of_mouth["dark_revenue"].item() == 7000.01  # money: keep name
     record = json.loads((out / "run.json").read_text("utf-8"))
     assert record["self_reported"] == {"deals": 6, "deals_answered": 3, "answered_share": 0.5}
 

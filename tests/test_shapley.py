@@ -50,7 +50,10 @@ def weights_of(model: ShapleyModel, journeys: Journeys) -> dict[tuple[str, int],
 
 
 def values_of(fit) -> dict[str, float]:
-    return dict(fit.values().select("channel", "shapley_value").iter_rows())
+    """Channel -> value: conversions, or with value="revenue" minor units (the column then
+    says so: ``shapley_value_cents``)."""
+    column = "shapley_value_cents" if fit.value == "revenue" else "shapley_value"
+    return dict(fit.values().select("channel", column).iter_rows())
 
 
 # -- hand-worked examples ----------------------------------------------------------------
@@ -75,14 +78,16 @@ def test_simplified_by_hand():
     assert values_of(fit) == pytest.approx({"email": 11 / 6, "event": 1 / 3, "search": 5 / 6})
     assert fit.total == 3
     assert (fit.method, fit.channel_sets) == ("closed_form", 4)
-    # revenue: d1 $100 -> s, e $50; d2 $100 -> e; d3 $300 -> s, v, e $100 each, in dollars
-    # (major units, not cents): search = 50 + 100 = 150   email = 50 + 100 + 100 = 250
-    # event = 100
+    # revenue: d1 $100 -> s, e $50; d2 $100 -> e; d3 $300 -> s, v, e $100 each, in cents
+    # (the minor units the run holds; the files give major units): search = 50 + 100 = 150
+    # email = 50 + 100 + 100 = 250   event = 100 (dollars)
     revenue = ShapleyModel(variant="simplified", value="revenue").fit(
         make_journeys(HAND, HAND_AMOUNTS)
     )
-    assert values_of(revenue) == {"email": 250.0, "event": 100.0, "search": 150.0}
-    assert revenue.total == 500.0
+    assert values_of(revenue) == {"email": 25_000.0, "event": 10_000.0, "search": 15_000.0}
+    assert revenue.values().columns == ["channel", "shapley_value_cents", "share",
+                                        "standard_error_cents"]
+    assert revenue.total == 50_000.0
     assert revenue.values()["share"].to_list() == pytest.approx([0.5, 0.2, 0.3])
     # weights: the even split; the lost deal d4 (one channel) gets 100% on its one touch
     assert weights_of(ShapleyModel(), make_journeys(HAND)) == pytest.approx(
@@ -159,7 +164,7 @@ def test_rate_negative_value_gets_no_credit():
 def test_rate_revenue_per_journey_by_hand():
     # value="revenue": v(S) = revenue / journeys of the sets inside S
     #   {s}: $400 over 2 journeys   {e}: $0 over 1   {s, e}: $200 over 1
-    #   v(s) = $200   v(e) = 0   v(se) = $600 / 4 = $150 (in major units, not cents)
+    #   v(s) = $200   v(e) = 0   v(se) = $600 / 4 = $150 (held in cents)
     #   phi_s = 1/2 [200 + (150 - 0)] = 175   phi_e = 1/2 [0 + (150 - 200)] = -25
     journeys = make_journeys(
         {"a": ("won", ["search"]), "b": ("lost", ["search"]), "c": ("lost", ["email"]),
@@ -167,8 +172,8 @@ def test_rate_revenue_per_journey_by_hand():
         {"a": 40_000, "d": 20_000},
     )  # fmt: skip
     fit = ShapleyModel(variant="rate", value="revenue").fit(journeys)
-    assert fit.total == pytest.approx(150)
-    assert values_of(fit) == pytest.approx({"email": -25.0, "search": 175.0})
+    assert fit.total == pytest.approx(15_000)
+    assert values_of(fit) == pytest.approx({"email": -2_500.0, "search": 17_500.0})
 
 
 # Ordered (Zhao et al. 2018): the even split, counted at each channel's first position.
@@ -275,8 +280,7 @@ def test_simplified_equals_even_split_and_brute_force(seed, value):
     assert brute_force == even_split
     expected = {c: float(v) for c, v in brute_force.items()}
     fit = ShapleyModel(variant="simplified", value=value).fit(journeys)
-    per_unit = 1 if value == "conversions" else 100  # revenue values: major units
-    assert values_of(fit) == pytest.approx({c: v / per_unit for c, v in expected.items()})
+    assert values_of(fit) == pytest.approx(expected)  # revenue: minor units, as the amounts
     # the won deals' credit per channel, from the weights, gives the values back
     credit = (
         fit.weights(journeys)

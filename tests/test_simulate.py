@@ -320,7 +320,7 @@ def test_ground_truth_matches_the_counterfactual_exports():
         return round(won.cast(pl.Float64).sum() * 100)
 
     assert baseline_revenue(factual) == won_cents(factual)
-    truth = dict(ground_truth(factual).select("channel", "revenue_removed").iter_rows())
+    truth = dict(ground_truth(factual).select("channel", "revenue_removed_cents").iter_rows())
     assert set(truth) == set(world.channels)
     for channel in ("podcast", "paid_search", "direct", "content"):
         without = simulate(1500, seed=21, world=world, removed=(channel,))
@@ -344,7 +344,7 @@ def test_ground_truth_on_a_hand_worked_world():
     expected = pl.DataFrame(
         {
             "channel": ["podcast", "paid_search", "direct"],
-            "revenue_removed": [revenue, revenue, revenue // 2],
+            "revenue_removed_cents": [revenue, revenue, revenue // 2],
             "share": [0.4, 0.4, 0.2],
         }
     )
@@ -371,7 +371,7 @@ def test_last_touch_world_only_the_last_channel_counts():
     without_direct = simulate(40, seed=2, world=world, removed=("direct",))
     won = without_direct.deals.filter(pl.col("status") == "won").height
     assert won > 0
-    truth = dict(ground_truth(export).select("channel", "revenue_removed").iter_rows())
+    truth = dict(ground_truth(export).select("channel", "revenue_removed_cents").iter_rows())
     assert truth == {"podcast": 0, "direct": -won * 10_000_00}
 
 
@@ -392,7 +392,7 @@ def test_random_worlds_are_valid_and_deterministic(seed):
     truth = ground_truth(export)
     assert truth["channel"].to_list() == list(world.channels)
     # the fast path (recompute only what a channel causes) agrees with a full recompute
-    for channel, removed in truth.select("channel", "revenue_removed").iter_rows():
+    for channel, removed in truth.select("channel", "revenue_removed_cents").iter_rows():
         assert removed == channel_truth(export, channel)
 
 

@@ -216,12 +216,13 @@ def test_write_results_as_parquet_with_decimal_money(messy, tmp_path):
     assert_frame_equal(summary, money_to_decimal(result.summary), check_dtypes=False)
     credit = pl.read_parquet(tmp_path / "out" / "credit" / "*.parquet")
     assert credit.height == result.credit().height
-    assert credit["revenue_credit"].dtype == pl.Decimal(38, 2)
+    assert credit["revenue_credit"].dtype == pl.Decimal(38, 2)  # money: keep name (the file's)
     # an estimate (float cents in the library) is written in major units, as by polars
     effects = pl.read_parquet(tmp_path / "out" / "markov_removal_effects" / "*.parquet")
     expected = money_to_decimal(result.diagnostics()["markov_removal_effects"])
     assert_frame_equal(effects, expected, check_dtypes=False)
-    assert effects["revenue_credit"].sum() == pytest.approx(12000.0)  # D1, the one won deal
+    # D1, the one won deal; the file's name
+    assert effects["revenue_credit"].sum() == pytest.approx(12000.0)  # money: keep name
 
 
 def test_cli_engine_spark_prints_the_same_comparison(spark, tmp_path):

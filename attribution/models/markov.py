@@ -78,7 +78,7 @@ REMOVAL_EFFECT_SCHEMA = pl.Schema(
         "removal_effect_value": pl.Float64,
         "share_value": pl.Float64,
         "conversions_credit": pl.Float64,
-        "revenue_credit": pl.Float64,  # minor units
+        "revenue_credit_cents": pl.Float64,  # minor units
     }
 )
 
@@ -184,7 +184,7 @@ class MarkovFit(Fit):
                 "removal_effect_value": self.removal_effect_value,
                 "share_value": share_value,
                 "conversions_credit": share * self.total_conversions,
-                "revenue_credit": share_value * self.total_revenue,
+                "revenue_credit_cents": share_value * self.total_revenue,
             },
             schema=REMOVAL_EFFECT_SCHEMA,
         )

@@ -102,15 +102,17 @@ from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
 
 VARIANTS = ("simplified", "rate", "ordered")
 VALUES = ("conversions", "revenue")
-#: minor units (cents) per major unit: revenue values are reported in major units
-MINOR_UNITS = 100
+#: the value columns of a fit with ``value="revenue"``: named by their unit, the run's minor
+#: units (floats: a value is an estimate, not whole cents); the writers give them in major
+#: units under the plain names (:data:`attribution.schema.MINOR_UNIT_ESTIMATES`)
+REVENUE_NAMES = {"shapley_value": "shapley_value_cents", "standard_error": "standard_error_cents"}
 
 #: channel-level Shapley values, one row per channel seen in a journey with touches
+#: (``value="revenue"``: the value columns are :data:`REVENUE_NAMES`, minor units)
 SHAPLEY_VALUE_SCHEMA = pl.Schema(
     {
         "channel": pl.String,
-        # conversions, or with value="revenue" the currency's major units (not cents)
-        "shapley_value": pl.Float64,
+        "shapley_value": pl.Float64,  # conversions
         "share": pl.Float64,  # shapley_value / sum of all values (null when that sum is 0)
         "standard_error": pl.Float64,  # null when exact
     }
@@ -147,7 +149,8 @@ class ShapleyFit(Fit):
     total
         What the values add up to: total conversions (revenue) of converting journeys for
         simplified and ordered, ``v(N)`` (overall conversion rate or revenue per journey)
-        for rate. Revenue, here and in the values, is in the currency's major units.
+        for rate. Revenue, here and in the values, is in the run's minor units (cents; the
+        values then sit under :data:`REVENUE_NAMES`, ``shapley_value_cents``).
     channel_sets
         Distinct channel sets (channel sequences for ordered) among journeys with touches:
         the rows the game is played on.
@@ -170,7 +173,8 @@ class ShapleyFit(Fit):
     transient: ClassVar[tuple[str, ...]] = ("_source", "_source_keys")
 
     def values(self) -> pl.DataFrame:
-        """Channel Shapley values with :data:`SHAPLEY_VALUE_SCHEMA`, sorted by channel."""
+        """Channel Shapley values with :data:`SHAPLEY_VALUE_SCHEMA` (``value="revenue"``: its
+        value columns named :data:`REVENUE_NAMES`, minor units), sorted by channel."""
         return self._values
 
     def position_values(self) -> pl.DataFrame:
@@ -294,22 +298,21 @@ class ShapleyModel(AttributionModel):
                 "channel_weight": _split(game.scores, sets.starts, sets.lengths),
             }
         )
-        # revenue is played in minor units (exact sums); the values are reported in major
-        # units, as every money figure outside a ``*_cents`` column is
-        per_unit = MINOR_UNITS if self.value == "revenue" else 1
+        # revenue is played in the run's minor units (exact sums) and reported in them, under
+        # names that say so: the model does not know the currency; the writers do
+        names = REVENUE_NAMES if self.value == "revenue" else {}
         positions = game.position_values
-        if positions is not None and per_unit != 1:
-            positions = positions.with_columns(pl.col("shapley_value") / per_unit)
+        if positions is not None:
+            positions = positions.rename(names, strict=False)
         return ShapleyFit(
             variant=self.variant,
             value=self.value,
             method=game.method,
             samples=game.samples,
-            total=game.total / per_unit,
+            total=game.total,
             channel_sets=keys.height,
-            _values=_value_frame(
-                sets.channels, game.shapley / per_unit,
-                None if game.standard_error is None else game.standard_error / per_unit),
+            _values=_value_frame(sets.channels, game.shapley,
+                                 game.standard_error).rename(names, strict=False),
             _position_values=positions,
             _key_weights=key_weights,
             _source=journeys,

@@ -37,6 +37,7 @@ import polars as pl
 from attribution.render import compact_money, money, percent, printable
 from attribution.report import theme
 from attribution.report.theme import CAPTURE, CREATION, group_label
+from attribution.schema import minor_per_major
 
 BASELINE = "last_touch"
 CONVERSION = "(conversion)"
@@ -97,8 +98,9 @@ class Keys:
         return {"labelExpr": f"{self.PARAM}[toNumber(slice(datum.value, 1))]"}
 
 
-def _major(cents: int | float | None) -> float | None:
-    return None if cents is None else cents / 100
+def _major(cents: int | float | None, currency: str) -> float | None:
+    """Minor units of ``currency`` as its major units (a chart's axis value)."""
+    return None if cents is None else cents / minor_per_major(currency)
 
 
 def _group_rank(group: str | None) -> int:
@@ -140,8 +142,8 @@ def channel_order(summary: pl.DataFrame) -> list[str]:
     mean = (
         summary.group_by("channel", "channel_group")
         .agg(
-            pl.col("revenue_credit").mean().alias("mean"),
-            pl.col("pipeline_credit").mean().alias("pipe"),
+            pl.col("revenue_credit_cents").mean().alias("mean"),
+            pl.col("pipeline_credit_cents").mean().alias("pipe"),
         )
         .with_columns(
             pl.col("channel_group").map_elements(_group_rank, return_dtype=pl.Int64).alias("rank")
@@ -281,23 +283,26 @@ def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | No
     """Stacked bars: won revenue by month of close, split by the channels ``model`` credits.
 
     ``table``: ``month`` ("2025-01"), ``channel``, ``channel_group``, ``revenue_credit``."""
-    if table.height == 0 or int(table.get_column("revenue_credit").sum()) == 0:
+    if table.height == 0 or int(table.get_column("revenue_credit_cents").sum()) == 0:
         return None
-    totals = (table.group_by("channel").agg(pl.col("revenue_credit").sum())
-              .sort(["revenue_credit", "channel"], descending=[True, False]))
+    totals = (table.group_by("channel").agg(pl.col("revenue_credit_cents").sum())
+              .sort(["revenue_credit_cents", "channel"], descending=[True, False]))
     order = totals.get_column("channel").to_list()
     keys = Keys(order)
     values = [
         {"month": row["month"], "key": keys[row["channel"]],
-         "channel": printable(row["channel"]), "credit": _major(row["revenue_credit"]),
-         "credit_label": money(row["revenue_credit"], currency),
+         "channel": printable(row["channel"]), "credit": _major(row["revenue_credit_cents"],
+                                                                currency),
+         "credit_label": money(row["revenue_credit_cents"], currency),
          "rank": order.index(row["channel"])}
         for row in table.iter_rows(named=True)
     ]
-    months = table.group_by("month").agg(pl.col("revenue_credit").sum()).sort("month")
-    best = months.sort(["revenue_credit", "month"], descending=[True, False]).row(0, named=True)
+    months = table.group_by("month").agg(pl.col("revenue_credit_cents").sum()).sort("month")
+    best = months.sort(["revenue_credit_cents", "month"], descending=[True, False]).row(0,
+                                                                                        named=True)
+    total = int(months.get_column("revenue_credit_cents").sum())
     title = (f"Won revenue by month of close, credited by {model}: "
-             f"{compact_money(int(months.get_column('revenue_credit').sum()), currency)} over "
+             f"{compact_money(total, currency)} over "
              f"{months.height} months, the most in {best['month']}")
     palette = theme.MODEL_COLOURS * (len(order) // len(theme.MODEL_COLOURS) + 1)
     spec: Spec = {
@@ -337,7 +342,7 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
     models = _models(summary)
     if baseline in models:
         models = [baseline, *[m for m in models if m != baseline]]
-    summary = _credited(summary, "revenue_credit")
+    summary = _credited(summary, "revenue_credit_cents")
     order = channel_order(summary)
     groups = channel_groups(summary)
     keys = Keys(order)
@@ -362,8 +367,8 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
             "share": row["revenue_share"] * 100,
-            "credit": _major(row["revenue_credit"]),
-            "credit_label": money(row["revenue_credit"], currency),
+            "credit": _major(row["revenue_credit_cents"], currency),
+            "credit_label": money(row["revenue_credit_cents"], currency),
             "share_label": percent(row["revenue_share"]),
         }
         for row in summary.iter_rows(named=True)
@@ -371,7 +376,8 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
     title = "Revenue credit by channel depends on the model"
     if baseline in models and len(models) > 1:
         others = [m for m in models if m != baseline]
-        wide = summary.pivot(on="model", index="channel", values="revenue_credit").fill_null(0)
+        wide = summary.pivot(on="model", index="channel",
+                             values="revenue_credit_cents").fill_null(0)
         gains = wide.select(
             "channel",
             pl.col(baseline).alias("base"),
@@ -433,11 +439,11 @@ def shift_from_last_touch(
     others = [m for m in _models(comparison) if m != baseline]
     if not others:
         return None
-    rows = _credited(comparison.filter(pl.col("model") != baseline), "revenue_shift")
+    rows = _credited(comparison.filter(pl.col("model") != baseline), "revenue_shift_cents")
     groups = channel_groups(comparison)
     order = (
         rows.group_by("channel")
-        .agg(pl.col("revenue_shift").mean().alias("mean"))
+        .agg(pl.col("revenue_shift_cents").mean().alias("mean"))
         .sort(["mean", "channel"], descending=[True, False])
         .get_column("channel")
         .to_list()
@@ -449,20 +455,21 @@ def shift_from_last_touch(
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "group": group_label(row["channel_group"]),
-            "shift": _major(row["revenue_shift"]),
+            "shift": _major(row["revenue_shift_cents"], currency),
             "shift_label": (
-                ("+" if row["revenue_shift"] > 0 else "") + money(row["revenue_shift"], currency)
+                ("+" if row["revenue_shift_cents"] > 0 else "") + money(row["revenue_shift_cents"],
+                                                                        currency)
             ),
             "share_label": f"{row['share_shift'] * 100:+.1f} pts",
-            "base_label": money(row["last_touch_revenue_credit"], currency),
-            "credit_label": money(row["revenue_credit"], currency),
+            "base_label": money(row["last_touch_revenue_credit_cents"], currency),
+            "credit_label": money(row["revenue_credit_cents"], currency),
         }
         for row in rows.iter_rows(named=True)
     ]
     creation = (
         rows.filter(pl.col("channel_group") == CREATION)
         .group_by("model")
-        .agg(pl.col("revenue_shift").sum())
+        .agg(pl.col("revenue_shift_cents").sum())
     )
     shifts = dict(creation.iter_rows())
     if shifts:
@@ -549,7 +556,7 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
         .group_by("model", "group")
         .agg(
             pl.col("revenue_share").sum().alias("share"),
-            pl.col("revenue_credit").sum().alias("credit"),
+            pl.col("revenue_credit_cents").sum().alias("credit"),
         )
     )
     values = []
@@ -1026,40 +1033,42 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
     model = budget.get_column("model")[0]
     groups = dict(budget.select("channel", "channel_group").iter_rows())
     order = (
-        budget.sort(["recommended", "channel"], descending=[True, False])
+        budget.sort(["recommended_cents", "channel"], descending=[True, False])
         .get_column("channel")
         .to_list()
     )
     keys = Keys(order)
-    series = [("Current spend", "current_spend"), (f"Recommended ({model})", "recommended")]
+    series = [("Current spend", "current_spend_cents"), (f"Recommended ({model})",
+                                                         "recommended_cents")]
     has_base = (
-        "last_touch_recommended" in budget.columns
-        and budget.get_column("last_touch_recommended").null_count() == 0
+        "last_touch_recommended_cents" in budget.columns
+        and budget.get_column("last_touch_recommended_cents").null_count() == 0
     )
     if has_base:
-        series.append(("Recommended (last-touch)", "last_touch_recommended"))
+        series.append(("Recommended (last-touch)", "last_touch_recommended_cents"))
     values = [
         {
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "series": label,
-            "amount": _major(row[column]),
+            "amount": _major(row[column], currency),
             "amount_label": money(row[column], currency),
-            "change_label": ("+" if row["change"] > 0 else "") + money(row["change"], currency),
+            "change_label": ("+" if row["change_cents"] > 0 else "") + money(row["change_cents"],
+                                                                             currency),
         }
         for row in budget.iter_rows(named=True)
         for label, column in series
     ]
-    moved = int(budget.filter(pl.col("change") > 0).get_column("change").sum())
-    gainer = budget.sort(["change", "channel"], descending=[True, False]).row(0, named=True)
-    loser = budget.sort(["change", "channel"]).row(0, named=True)
+    moved = int(budget.filter(pl.col("change_cents") > 0).get_column("change_cents").sum())
+    gainer = budget.sort(["change_cents", "channel"], descending=[True, False]).row(0, named=True)
+    loser = budget.sort(["change_cents", "channel"]).row(0, named=True)
     if moved > 0:
         title = (
             f"Move {compact_money(moved, currency)} of spend: "
             f"most into {printable(gainer['channel'])} "
-            f"({_sign_money(gainer['change'], currency)}), "
+            f"({_sign_money(gainer['change_cents'], currency)}), "
             f"most out of {printable(loser['channel'])} "
-            f"({_sign_money(loser['change'], currency)})"
+            f"({_sign_money(loser['change_cents'], currency)})"
         )
     else:
         title = "The recommended budget keeps the current mix"

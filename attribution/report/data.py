@@ -73,9 +73,9 @@ def decision_table(summary: pl.DataFrame, comparison: pl.DataFrame, model: str,
     shift (largest gain first): shares, the shift, intervals when the run has them, and
     ``won_deals_touched`` / ``sufficient``."""
     rows = comparison.filter(pl.col("model") == model)
-    keep = ["channel", "channel_group", "revenue_credit", "revenue_share",
-            "last_touch_revenue_credit", "last_touch_revenue_share", "share_shift",
-            "revenue_shift"]
+    keep = ["channel", "channel_group", "revenue_credit_cents", "revenue_share",
+            "last_touch_revenue_credit_cents", "last_touch_revenue_share", "share_shift",
+            "revenue_shift_cents"]
     keep += [c for c in ("revenue_share_low", "revenue_share_high",
                          "last_touch_revenue_share_low", "last_touch_revenue_share_high")
              if c in rows.columns]
@@ -95,13 +95,13 @@ def monthly_table(result: RunResult, model: str) -> pl.DataFrame | None:
         return None
     closed = result.journeys.journeys.select("journey_id", "closed_at").collect()
     return (
-        credit.filter((pl.col("model") == model) & (pl.col("revenue_credit") != 0))
+        credit.filter((pl.col("model") == model) & (pl.col("revenue_credit_cents") != 0))
         .join(closed, on="journey_id", how="left")
         .filter(pl.col("closed_at").is_not_null())
         .group_by(pl.col("closed_at").dt.strftime("%Y-%m").alias("month"), "channel",
                   "channel_group")
-        .agg(pl.col("revenue_credit").sum())
-        .sort(["month", "revenue_credit", "channel"], descending=[False, True, False])
+        .agg(pl.col("revenue_credit_cents").sum())
+        .sort(["month", "revenue_credit_cents", "channel"], descending=[False, True, False])
     )
 
 

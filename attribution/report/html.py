@@ -24,7 +24,7 @@ from attribution.report import theme
 from attribution.report.charts import BASELINE, Chart
 from attribution.report.data import ReportData, report_data
 from attribution.report.template import CSS, EMBED_SCRIPT, ERROR_SCRIPT
-from attribution.schema import NO_TOUCH_CHANNEL
+from attribution.schema import NO_TOUCH_CHANNEL, major_name
 
 if TYPE_CHECKING:
     from attribution.pipeline import RunResult
@@ -224,11 +224,12 @@ def _headline(result: RunResult) -> str:
     stats = result.stats
     accounts = f"{stats.account_journeys:,} accounts touched without a deal" if stats else ""
     cards = [
-        ("Won revenue", compact_money(figures["won_revenue"], currency),
-         f"{money(figures['won_revenue'], currency)} from {figures['won_deals']:,} won deals",
-         "won_revenue"),
-        ("Pipeline", compact_money(figures["pipeline"], currency),
-         f"{money(figures['pipeline'], currency)} over {figures['deals']:,} deals", "pipeline"),
+        ("Won revenue", compact_money(figures["won_revenue_cents"], currency),
+         f"{money(figures['won_revenue_cents'], currency)} from {figures['won_deals']:,} won deals",
+         "won_revenue"),  # money: keep name (the card's id)
+        ("Pipeline", compact_money(figures["pipeline_cents"], currency),
+         f"{money(figures['pipeline_cents'], currency)} over {figures['deals']:,} deals",
+         "pipeline"),  # money: keep name (the card's id)
         ("Deals", f"{figures['deals']:,}",
          f"{figures['won_deals']:,} won · {figures['lost_deals']:,} lost · "
          f"{figures['open_deals']:,} open",
@@ -287,7 +288,8 @@ def _dark_headline(result: RunResult) -> str:
                 'see <a href="#dark-funnel">Dark funnel</a>.</p>')
     return (
         f'<p class="note" data-figure="dark-funnel">Largest dark channel: '
-        f"<strong>{_e(row['channel'])}</strong>: {_e(money(row['dark_revenue'], result.currency))}"
+        f"<strong>{_e(row['channel'])}</strong>: "
+        f"{_e(money(row['dark_revenue_cents'], result.currency))}"
         f" of won revenue from {row['dark_won_deals']:,} won deals whose buyers name it with no "
         f"tracked touch of it ({_e(percent(row['dark_share']))} of the "
         f"{row['stated_deals']:,} deals stating it); see "
@@ -299,11 +301,13 @@ def _dark_funnel_table(dark: pl.DataFrame, currency: str) -> str:
     headers = ["channel", "tracked", "tracked %", "self-reported", "self-reported %",
                "stated deals", "dark deals", "dark %", "dark revenue"]
     rows = [
-        [_channel(r["channel"], r["channel_group"]), money(r["tracked_revenue_credit"], currency),
-         percent(r["tracked_revenue_share"]), money(r["self_reported_revenue_credit"], currency),
+        [_channel(r["channel"], r["channel_group"]), money(r["tracked_revenue_credit_cents"],
+                                                           currency),
+         percent(r["tracked_revenue_share"]), money(r["self_reported_revenue_credit_cents"],
+                                                    currency),
          percent(r["self_reported_revenue_share"]), f"{r['stated_deals']:,}",
          f"{r['dark_deals']:,}", percent(r["dark_share"]) if r["dark_share"] is not None else "",
-         money(r["dark_revenue"], currency)]
+         money(r["dark_revenue_cents"], currency)]
         for r in dark.iter_rows(named=True)
     ]
     note = ('<p class="note">Tracked: the recommended model\'s credit from touches. '
@@ -317,14 +321,15 @@ def _credit_table(summary: pl.DataFrame, currency: str) -> str:
     models = summary.get_column("model").unique(maintain_order=True).to_list()
     if BASELINE in models:
         models = [BASELINE, *[m for m in models if m != BASELINE]]
-    cells = {(r["model"], r["channel"]): r["revenue_credit"] for r in summary.iter_rows(named=True)}
+    cells = {(r["model"],
+              r["channel"]): r["revenue_credit_cents"] for r in summary.iter_rows(named=True)}
     groups = charts_module.channel_groups(summary)
     rows = []
     for channel in charts_module.channel_order(summary):
         rows.append([_channel(channel, groups.get(channel)),
                      *[money(cells.get((m, channel), 0), currency) for m in models]])
     totals = [
-        int(summary.filter(pl.col("model") == m).get_column("revenue_credit").sum())
+        int(summary.filter(pl.col("model") == m).get_column("revenue_credit_cents").sum())
         for m in models
     ]
     rows.append(["total", *[money(t, currency) for t in totals]])
@@ -338,7 +343,7 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
         if m != BASELINE
     ]
     base = comparison.filter(pl.col("model") == BASELINE).sort(
-        ["last_touch_revenue_credit", "channel"], descending=[True, False]
+        ["last_touch_revenue_credit_cents", "channel"], descending=[True, False]
     )
     wide = {(r["model"], r["channel"]): r for r in comparison.iter_rows(named=True)}
     rows = []
@@ -346,8 +351,8 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
         channel = row["channel"]
         rows.append([
             _channel(channel, row["channel_group"]),
-            money(row["revenue_credit"], currency),
-            *[_signed(wide[(m, channel)]["revenue_shift"], currency) for m in models],
+            money(row["revenue_credit_cents"], currency),
+            *[_signed(wide[(m, channel)]["revenue_shift_cents"], currency) for m in models],
         ])
     return _table(["channel", "last_touch", *[f"{m} vs last_touch" for m in models]], rows,
                   numeric=range(1, len(models) + 2))
@@ -387,7 +392,7 @@ def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], curr
         row = [
             _channel(r["channel"], groups.get(r["channel"])), percent(r["removal_effect"]),
             percent(r["share"]), percent(r["removal_effect_value"]), percent(r["share_value"]),
-            f"{r['conversions_credit']:,.2f}", money(round(r["revenue_credit"]), currency),
+            f"{r['conversions_credit']:,.2f}", money(round(r["revenue_credit_cents"]), currency),
         ]
         if has_ci:
             row += [percent(r["ci_low"]), percent(r["ci_high"])]
@@ -395,7 +400,10 @@ def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], curr
     return _table(headers, rows, numeric=range(1, len(headers)))
 
 
-#: scorecard columns shown, with their heading and kind: what fits 1400 px without scrolling
+#: scorecard columns shown (by their names in major units: a ``*_cents`` column of the table is
+#: shown under its name without the suffix), with their heading and kind: what fits 1400 px
+#: without scrolling
+# money: keep names from here
 SCORECARD_COLUMNS = [
     ("leads", "leads", "int"), ("opportunities", "credited opps", "float"),
     ("pipeline_credit", "pipeline", "money"), ("won_deals", "credited won", "float"),
@@ -405,6 +413,7 @@ SCORECARD_COLUMNS = [
 ]
 #: columns that are empty, not $0, for a channel without spend
 COST_COLUMNS = ("spend", "cost_per_won_deal", "roas")
+# money: keep names to here
 
 
 def _cell(value: Any, kind: str, currency: str) -> str:
@@ -435,7 +444,7 @@ def _calibration_section(table: pl.DataFrame, scores: pl.DataFrame, currency: st
         [[r["rank"], f"{r['model']} (leads this report)" if r["model"] == lead else r["model"],
           r["experiments"], r["inside"],
           "" if r["mean_relative_error"] is None else percent(r["mean_relative_error"]),
-          money(r["mean_absolute_error"], currency)]
+          money(r["mean_absolute_error_cents"], currency)]
          for r in scores.iter_rows(named=True)],
         numeric=range(2, 6), classes="calibration-scores")
     detail = _table(
@@ -443,8 +452,8 @@ def _calibration_section(table: pl.DataFrame, scores: pl.DataFrame, currency: st
          "measured lift", "interval", "inside"],
         [[r["experiment"], r["channel"], f"{r['start']:%Y-%m-%d} to {r['end']:%Y-%m-%d}",
           r["metric"], r["segment"] or "all deals", r["model"],
-          money(r["model_credit"], currency), money(r["lift"], currency),
-          f"{money(r['lift_lower'], currency)} to {money(r['lift_upper'], currency)}",
+          money(r["model_credit_cents"], currency), money(r["lift_cents"], currency),
+          f"{money(r['lift_lower_cents'], currency)} to {money(r['lift_upper_cents'], currency)}",
           "yes" if r["inside"] else "no"]
          for r in table.iter_rows(named=True)],
         numeric=[6, 7], classes="calibration")
@@ -469,16 +478,18 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
     models = frame.get_column("model").unique(maintain_order=True).to_list()
     if lead in models:
         models = [lead, *[m for m in models if m != lead]]
-    columns = [(c, h, k) for c, h, k in SCORECARD_COLUMNS if c in frame.columns]
-    if "spend" in frame.columns and int(frame.get_column("spend").fill_null(0).sum()) == 0:
-        columns = [(c, h, k) for c, h, k in columns if c not in COST_COLUMNS]
+    named = {major_name(c): c for c in frame.columns}  # a shown name -> the table's column
+    columns = [(named[c], h, k) for c, h, k in SCORECARD_COLUMNS if c in named]
+    if ("spend_cents" in frame.columns
+            and int(frame.get_column("spend_cents").fill_null(0).sum()) == 0):
+        columns = [(c, h, k) for c, h, k in columns if major_name(c) not in COST_COLUMNS]
     parts = []
     for index, model in enumerate(models):
         rows = []
         for r in frame.filter(pl.col("model") == model).iter_rows(named=True):
-            unspent = not r.get("spend")
+            unspent = not r.get("spend_cents")
             rows.append([_channel(r["channel"], r["channel_group"]),
-                         *["" if unspent and c in COST_COLUMNS
+                         *["" if unspent and major_name(c) in COST_COLUMNS
                            or (c == "leads" and r["channel"] == NO_TOUCH_CHANNEL)
                            else _cell(r[c], k, currency) for c, _, k in columns]])
         table = _table(["channel", *[h for _, h, _ in columns]], rows,
@@ -498,33 +509,35 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
 
 def _budget_table(budget: pl.DataFrame, currency: str) -> str:
     has_base = (
-        "last_touch_recommended" in budget.columns
-        and budget.get_column("last_touch_recommended").null_count() == 0
+        "last_touch_recommended_cents" in budget.columns
+        and budget.get_column("last_touch_recommended_cents").null_count() == 0
     )
-    headers = ["channel", "current spend", "revenue credit", "ROAS", "recommended", "change"]
+    headers = ["channel", "current spend", "revenue credit", "ROAS",
+               "recommended", "change"]  # money: keep name
     if has_base:
         headers += ["last-touch recommends", "difference"]
     headers.append("bound")
     rows = []
     for r in budget.iter_rows(named=True):
         row: list[Any] = [
-            _channel(r["channel"], r["channel_group"]), money(r["current_spend"], currency),
-            money(r["revenue_credit"], currency), _cell(r["roas"], "ratio", currency),
-            money(r["recommended"], currency), _signed(r["change"], currency),
+            _channel(r["channel"], r["channel_group"]), money(r["current_spend_cents"], currency),
+            money(r["revenue_credit_cents"], currency), _cell(r["roas"], "ratio", currency),
+            money(r["recommended_cents"], currency), _signed(r["change_cents"], currency),
         ]
         if has_base:
             row += [
-                money(r["last_touch_recommended"], currency),
-                _signed(r["decision_shift"], currency),
+                money(r["last_touch_recommended_cents"], currency),
+                _signed(r["decision_shift_cents"], currency),
             ]
         row.append(r["bound"] or "")
         rows.append(row)
-    total = int(budget.get_column("recommended").sum())
-    current = int(budget.get_column("current_spend").sum())
+    total = int(budget.get_column("recommended_cents").sum())
+    current = int(budget.get_column("current_spend_cents").sum())
     total_row: list[Any] = ["total", money(current, currency), "", "", money(total, currency),
                             _signed(total - current, currency)]
     if has_base:
-        total_row += [money(int(budget.get_column("last_touch_recommended").sum()), currency), ""]
+        total_row += [money(int(budget.get_column("last_touch_recommended_cents").sum()), currency),
+                      ""]
     total_row.append("")
     rows.append(total_row)
     return _table(headers, rows, numeric=range(1, len(headers) - 1),
