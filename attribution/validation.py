@@ -1152,6 +1152,16 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency",
                *_answer_name(frame)]
     closed = pl.col("status").is_in(["won", "lost"])
+    # CRMs leave the amount blank until a deal is sized (HubSpot's Amount, Salesforce's
+    # Amount): an open or lost deal without one brings no revenue and counts as 0 pipeline,
+    # which a note says; a won deal without one is a rejected row (its revenue is unknown)
+    unsized = pl.col("_amount_text").is_null() & pl.col("status").is_in(["open", "lost"])
+    parsed = parsed.with_columns(
+        pl.when(unsized).then(0).otherwise(pl.col("amount")).alias("amount"),
+        pl.when(unsized).then(pl.lit("0")).otherwise(pl.col("_amount_clean"))
+        .alias("_amount_clean"),
+        unsized.alias("_unsized"),
+    )
     account_unknown = pl.lit(False)
     if known_accounts is not None:
         # the known accounts this file names: probing millions of touch accounts into the few
@@ -1197,8 +1207,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("closed_at") < pl.col("created_at"), "closed_at",
                     "closed_at is before created_at", pl.col("_closed_text"),
                 ),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount",
-                 pl.col("_amount_text")),
+                (pl.col("_amount_text").is_null() & ~pl.col("_unsized"), "amount",
+                 "missing amount", pl.col("_amount_text")),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
                 (
                     pl.col("amount").is_null(), "amount",
@@ -1225,6 +1235,13 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         checked, "deal_id", content, "duplicate deal_id with different values on another row"
     )
     good, rejects = split_rejects(checked, file, "deals")
+    unsized_used = good.filter(pl.col("_unsized") & ~pl.col("_copy")).group_by("status").len()
+    if unsized_used.height:
+        counts = dict(unsized_used.iter_rows())
+        listed = " and ".join(f"{counts[s]:,} {s}" for s in ("open", "lost") if s in counts)
+        notes.append(f"{file}: {listed} deals have no amount; counted as 0 pipeline (a CRM "
+                     "leaves the amount blank until a deal is sized): fill the amount to count "
+                     "their pipeline")
     copies = int(good["_copy"].sum())
     good = (good.filter(~pl.col("_copy")) if copies else good).select(
         ROW, "deal_id", "account_id", "created_at",

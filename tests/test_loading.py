@@ -420,7 +420,7 @@ BAD_DEALS = [
      "amount is not a number; expected a decimal like 48250.00", "abc"),
     ("d1,a1,2025-01-02,,open,1.2.3", "amount",
      "amount is not a number; expected a decimal like 48250.00", "1.2.3"),
-    ("d1,a1,2025-01-02,,open,", "amount", "missing amount", None),
+    ("d1,a1,2025-01-02,2025-01-03,won,", "amount", "missing amount", None),
     ("d1,a1,yesterday,,open,5", "created_at", TIME_HINT, "yesterday"),
     ("d1,a1,,,open,5", "created_at", "missing created_at", None),
     ("d1,a1,2025-01-02,2025-13-01,won,5", "closed_at", TIME_HINT, "2025-13-01"),

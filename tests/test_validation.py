@@ -327,3 +327,24 @@ def test_validating_a_frame_gives_what_validating_its_file_gives(tmp_path: Path)
         assert from_frame.notes == from_file.notes
     assert from_file.rejects.select("row", "column").rows() == [(2, "status")]
     assert from_file.good["amount"].to_list() == [123_450]
+
+
+# -- amounts a CRM leaves blank -----------------------------------------------------------------
+def test_open_and_lost_deals_without_an_amount_are_0_pipeline_and_said(tmp_path: Path) -> None:
+    # HubSpot's Amount is blank until a deal is sized: such open and lost deals are pipeline of
+    # 0; a won deal without an amount has unknown revenue and is a rejected row
+    inputs = deals_of(tmp_path, "deal_id,account_id,created_at,closed_at,status,amount\n"
+                                "D1,A,2025-01-02,,open,\n"
+                                "D2,A,2025-01-02,,open,\n"
+                                "D3,A,2025-01-02,2025-02-01,lost,\n"
+                                "D4,A,2025-01-02,2025-02-01,won,\n"
+                                "D5,A,2025-01-02,2025-02-01,won,1200.50\n",
+                      max_reject_rate=1.0)
+    assert dict(inputs.deals.select("deal_id", "amount").iter_rows()) == {
+        "D1": 0, "D2": 0, "D3": 0, "D5": 120050}
+    assert inputs.rejects.select("row", "column", "reason").rows() == [
+        (4, "amount", "missing amount")]
+    deals = tmp_path / "d.csv"
+    assert f"{deals}: 2 open and 1 lost deals have no amount; counted as 0 pipeline (a CRM " \
+        "leaves the amount blank until a deal is sized): fill the amount to count their " \
+        "pipeline" in inputs.notes
