@@ -43,7 +43,7 @@ def read_spend(result: RunResult, path: str | Path | None = None) -> Spend:
         else None  # spend channels take the touches' spelling ("linkedin ads" -> "LinkedIn Ads")
     return load_spend(chosen, rules=load_rules(config.channel_rules), currency=result.currency,
                       columns=config.columns.get("spend"), strict=config.strict,
-                      labels=labels, encoding=config.encoding)
+                      labels=labels, encoding=config.encoding_of("spend"))
 
 
 def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | None = None,

@@ -174,9 +174,10 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="The system the exports come from: hubspot, salesforce, "
                           "marketo_measure, ga4 or generic (its column names, stages, "
                           "timestamps and channels), or an edited preset file NAME.toml."),
-        click.option("--encoding", metavar="NAME",
+        click.option("--encoding", metavar="[INPUT=]NAME", multiple=True,
                      help="The text inputs' encoding when it is not UTF-8, e.g. latin-1 or "
-                          "cp1252 (UTF-16 is recognised by its byte-order mark).  "
+                          "cp1252 (UTF-16 is recognised by its byte-order mark); "
+                          "INPUT=NAME for one input (contacts=cp1252; repeatable).  "
                           "[default: utf-8]"),
         click.option("--max-reject-rate", type=float, metavar="SHARE",
                      help="Stop (exit 2, nothing written) when more than this share of any "

@@ -59,7 +59,7 @@ def with_priors(config: Config) -> Config:
 
     found = load_experiments(config.experiments, None, currency=config.currency or "USD",
                              columns=config.columns.get("experiments"),
-                             encoding=config.encoding)
+                             encoding=config.encoding_of("experiments"))
     params = {name: dict(values) for name, values in config.model_params.items()}
     params.setdefault("incremental", {})["priors"] = priors_of(found.rows)
     return config.replace(model_params=params)
@@ -479,10 +479,12 @@ def deal_segments(config: Config) -> pl.DataFrame | None:
         return None
     mapping = config.columns.get("deals", {})
     wanted = {name: mapping.get(name, name) for name in ("deal_id", "segment")}
-    if wanted["segment"] not in read_header(config.deals, "deals", encoding=config.encoding):
+    encoding = config.encoding_of("deals")
+    if wanted["segment"] not in read_header(config.deals, "deals", encoding=encoding):
         return None
     frame = read_table(config.deals, "deals",
-                       {k: v for k, v in mapping.items() if k in wanted}, encoding=config.encoding)
+                       {k: v for k, v in mapping.items() if k in wanted},
+                       encoding=config.encoding_of("deals"))
     return frame.select(text("deal_id", frame).alias("deal_id"),
                         text("segment", frame).alias("segment")).filter(
         pl.col("deal_id").is_not_null())
@@ -508,7 +510,8 @@ def read_experiments(result: RunResult,
         chosen, channels, currency=result.currency,
         segments=None if segments is None else segments.get_column("segment").drop_nulls(),
         columns=config.columns.get("experiments"), strict=config.strict,
-        max_reject_rate=config.max_reject_rate, encoding=config.encoding), segments
+        max_reject_rate=config.max_reject_rate,
+        encoding=config.encoding_of("experiments")), segments
 
 
 @dataclass

@@ -94,6 +94,13 @@ class Config:
     #: the text inputs' encoding when it is not UTF-8 (``latin-1``, ``cp1252``); None: UTF-8
     #: (UTF-16 and UTF-32 files are recognised by their byte-order mark)
     encoding: str | None = None
+    #: one input's own encoding (``{"contacts": "cp1252"}``), over ``encoding``: exports
+    #: from different systems come in different encodings
+    encodings: dict[str, str] = field(default_factory=dict)
+
+    def encoding_of(self, input_name: str) -> str | None:
+        """The encoding ``input_name``'s file is read in (None: UTF-8)."""
+        return self.encodings.get(input_name, self.encoding)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
@@ -185,7 +192,13 @@ def config_from_dict(document: dict[str, Any], *, base: Path, origin: str) -> Co
         options["max_reject_rate"] = check_reject_rate_option(
             inputs["max_reject_rate"], f"{origin}: [inputs] max_reject_rate")
     if "encoding" in inputs:
-        options["encoding"] = check_encoding(inputs["encoding"], f"{origin}: [inputs] encoding")
+        where = f"{origin}: [inputs] encoding"
+        if isinstance(inputs["encoding"], dict):  # encoding = { contacts = "cp1252" }
+            options["encodings"] = {
+                check_encoding_input(name, where): check_encoding(value, f"{where}.{name}")
+                for name, value in inputs["encoding"].items()}
+        else:
+            options["encoding"] = check_encoding(inputs["encoding"], where)
 
     columns = section("columns", {*INPUT_NAMES, "experiments"})
     options["columns"] = {
@@ -473,10 +486,14 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
         flags["source"] = check_source(flags["source"])
     if flags.get("max_reject_rate") is not None:
         flags["max_reject_rate"] = check_reject_rate_option(flags["max_reject_rate"])
-    if flags.get("encoding") is not None:
-        flags["encoding"] = check_encoding(flags["encoding"])
-    if flags.get("encoding") is not None:
-        flags["encoding"] = check_encoding(flags["encoding"])
+    given = flags.pop("encoding", None) or ()
+    for option in (given,) if isinstance(given, str) else given:
+        name, _, value = option.rpartition("=")
+        if name:  # --encoding contacts=cp1252: that input's own
+            flags.setdefault("encodings", {})[check_encoding_input(name, "--encoding")] = \
+                check_encoding(value)
+        else:
+            flags["encoding"] = check_encoding(value)
     return config.replace(
         models=tuple(model_names) or None,
         model_params=model_params,
@@ -484,6 +501,18 @@ def from_options(config_path: str | Path | None = None, model_names: tuple[str, 
         as_of=parse_instant(as_of, "--as-of") if as_of else None,
         **flags,
     )
+
+
+#: the inputs that can have an encoding of their own
+ENCODED_INPUTS = ("touchpoints", "deals", "contacts", "spend", "paths", "experiments")
+
+
+def check_encoding_input(name: str, where: str) -> str:
+    """An input's name for a per-input encoding (``--encoding contacts=cp1252``)."""
+    if name.strip() not in ENCODED_INPUTS:
+        raise ConfigError(f"{where}: {name!r} is not an input; expected one of "
+                          f"{', '.join(ENCODED_INPUTS)} (as in contacts=cp1252)")
+    return name.strip()
 
 
 def check_encoding(value: Any, where: str = "--encoding") -> str:

@@ -114,7 +114,7 @@ def load_inputs(
     infer_time_formats: bool = True,
     source: str | Path | Preset | None = None,
     max_reject_rate: float | None = None,
-    encoding: str | None = None,
+    encoding: str | Mapping[str, str | None] | None = None,
 ) -> Inputs:
     """Read and validate the three exports.
 
@@ -143,7 +143,8 @@ def load_inputs(
         its rows is above it (None: no limit; the CLI's default is
         :data:`~attribution.validation.MAX_REJECT_RATE`).
     encoding
-        The text files' encoding when it is not UTF-8 (``latin-1``, ``cp1252``); UTF-16 and
+        The text files' encoding when it is not UTF-8 (``latin-1``, ``cp1252``), or each
+        input's (``{"contacts": "cp1252"}``; an input not named is UTF-8); UTF-16 and
         UTF-32 files are recognised by their byte-order mark. A file that is not valid in its
         encoding raises :class:`~attribution.errors.FileFormatError` with the byte offset.
 
@@ -177,6 +178,13 @@ def load_inputs(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def of(encoding: str | Mapping[str, str | None] | None, input_name: str) -> str | None:
+    """``input_name``'s encoding of :func:`load_inputs`' ``encoding`` (one, or one per input)."""
+    if encoding is None or isinstance(encoding, str):
+        return encoding
+    return encoding.get(input_name)
+
+
 def _load_inputs(
     touchpoints: str | Path,
     deals: str | Path,
@@ -193,7 +201,7 @@ def _load_inputs(
     infer_time_formats: bool,
     preset: Preset | None,
     max_reject_rate: float | None,
-    encoding: str | None,
+    encoding: str | Mapping[str, str | None] | None,
 ) -> Inputs:
     columns = columns or {}
     inferred: dict[str, TimeFormat] = {}
@@ -230,7 +238,7 @@ def _load_inputs(
         checked = validated(contacts, "contacts", lambda table, mapping: validate_contacts(
             table, mapping, file=str(Path(contacts)), time_formats=time_formats,
             infer_time_formats=infer_time_formats, prefer_time_formats=prefer, preset=preset,
-            encoding=encoding))
+            encoding=of(encoding, "contacts")))
         note("contacts", checked)
         contact_frame = checked.good
         accounting["contacts"] = checked.accounting
@@ -241,7 +249,7 @@ def _load_inputs(
     checked = validated(touchpoints, "touchpoints", lambda table, mapping: validate_touchpoints(
         table, rules, contact_frame, mapping, file=str(Path(touchpoints)),
         time_formats=time_formats, infer_time_formats=infer_time_formats,
-        prefer_time_formats=prefer, preset=preset, encoding=encoding))
+        prefer_time_formats=prefer, preset=preset, encoding=of(encoding, "touchpoints")))
     note("touchpoints", checked)
     touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
     assert unmapped is not None
@@ -256,7 +264,7 @@ def _load_inputs(
     checked = validated(deals, "deals", lambda table, mapping: validate_deals(
         table, known, currency, mapping, file=str(Path(deals)), time_formats=time_formats,
         statuses=statuses, infer_time_formats=infer_time_formats, prefer_time_formats=prefer,
-        preset=preset, encoding=encoding))
+        preset=preset, encoding=of(encoding, "deals")))
     note("deals", checked)
     deal_frame, currency = checked.good, checked.currency
     assert currency is not None

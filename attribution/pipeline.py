@@ -170,7 +170,7 @@ def load(config: Config, progress: Progress | None = None) -> Inputs:
         time_formats=config.time_formats,
         statuses=config.statuses,
         source=config.source,
-        encoding=config.encoding,
+        encoding={name: config.encoding_of(name) for name in ("touchpoints", "deals", "contacts")},
     )
     report("load", len(stages), len(stages))
     return inputs
@@ -334,7 +334,7 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
 
     assert config.paths is not None
     table = read_paths(config.paths, columns=config.columns.get("paths"),
-                       separator=config.path_separator, encoding=config.encoding,
+                       separator=config.path_separator, encoding=config.encoding_of("paths"),
                        decimals=currency_decimals(config.currency or "USD"))
     rules = load_rules(config.channel_rules)
     journeys = table.journeys

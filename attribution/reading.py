@@ -107,8 +107,9 @@ def _not_utf8(path: Path, input_name: str) -> FileFormatError:
              if found is not None else "")
     return FileFormatError(
         f"{path}: {input_name} file is not valid UTF-8{where}; if it was saved in another "
-        "encoding, name it: --encoding latin-1 (or [inputs] encoding = \"latin-1\" in the "
-        "config) reads a Latin-1 file"
+        f"encoding, name it: --encoding {input_name}=latin-1 (or [inputs] encoding = "
+        f"{{ {input_name} = \"latin-1\" }} in the config) reads a Latin-1 {input_name} file, "
+        "--encoding latin-1 every input"
     )
 
 

@@ -5,6 +5,7 @@ and channel names in the user's spelling (issue #20, item 6) through spend and t
 from __future__ import annotations
 
 import codecs
+import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,9 +63,38 @@ def test_a_latin_1_file_stops_the_run_with_the_byte_offset_and_a_hint(tmp_path: 
         load(touches, deals)
     assert str(raised.value) == (
         f"{touches}: touchpoints file is not valid UTF-8 at byte {offset} (line 2, bytes e9); "
-        "if it was saved in another encoding, name it: --encoding latin-1 (or [inputs] "
-        'encoding = "latin-1" in the config) reads a Latin-1 file'
+        "if it was saved in another encoding, name it: --encoding touchpoints=latin-1 (or "
+        '[inputs] encoding = { touchpoints = "latin-1" } in the config) reads a Latin-1 '
+        "touchpoints file, --encoding latin-1 every input"
     )
+
+
+def test_each_input_can_have_its_own_encoding(tmp_path: Path) -> None:
+    # a Marketo export in Latin-1 beside a CRM's UTF-8 deals: one encoding each
+    touches = write(tmp_path, "t.csv", LATIN_TOUCHES)
+    deals = write(tmp_path, "d.csv", ("deal_id,account_id,created_at,closed_at,status,amount\n"
+                                      "D1,A,2025-03-01,2025-03-20,won,100.00\n"
+                                      "D2,Ä,2025-03-01,2025-03-20,won,50.00\n"))
+    contacts = write(tmp_path, "c.csv", "contact_id,account_id\nc1,Ä\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [
+        "-q", "run", "--touchpoints", str(touches), "--deals", str(deals), "--contacts",
+        str(contacts), "--encoding", "touchpoints=latin-1", "--out", str(out),
+        "--model", "linear", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    channels = {r["channel"] for r in json.loads(result.stdout)}
+    assert {"événements", "évènements"} <= channels
+    # in the config: a table of inputs
+    config = load_config(write(tmp_path, "a.toml", '[inputs]\nencoding = { contacts = "cp1252", '
+                                                    'deals = "utf-8" }\n'))
+    assert (config.encoding_of("contacts"), config.encoding_of("deals"),
+            config.encoding_of("touchpoints")) == ("cp1252", "utf-8", None)
+    result = CliRunner().invoke(cli, ["run", "--touchpoints", str(touches), "--deals",
+                                      str(deals), "--encoding", "accounts=latin-1"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "Error: --encoding: 'accounts' is not an input; expected one of touchpoints, deals, "
+        "contacts, spend, paths, experiments (as in contacts=cp1252)")
 
 
 def test_the_offset_is_found_in_a_later_block_and_a_cut_character(tmp_path: Path) -> None:
