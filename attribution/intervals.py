@@ -386,6 +386,10 @@ def _refit_replicates(whole: _Frames, scope: _Frames, model: AttributionModel,
     if model.fit_input is not None and model.fit_input.merges:
         return _refit_from_paths(whole.build(), model, counts)
     journeys = whole.build()
+    if model.weighted_type is not None:
+        # fitted under the replicate's journey counts, no journey copied
+        prepared = model.weighted(journeys)
+        return [prepared.revenue_credit(row) for row in counts]
     ids = whole.journeys.get_column("journey_id")
     position = (pl.DataFrame({"journey_id": ids}).with_row_index("_row")
                 .join(scope.journeys.select("journey_id"), on="journey_id", how="semi",
