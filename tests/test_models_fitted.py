@@ -23,9 +23,9 @@ from polars.testing import assert_frame_equal
 
 from attribution import pipeline
 from attribution.config import load_config
+from attribution.errors import ModelError
 from attribution.journeys import Journeys
 from attribution.models import MODELS, get_model
-from attribution.errors import ModelError
 from attribution.models.base import AttributionModel, Fit, FitInput, WeightedFits
 from attribution.models.counts import merge_path_counts, path_counts
 from tests.test_models_contract import _journeys, deal_rows, touch_rows

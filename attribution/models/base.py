@@ -168,8 +168,9 @@ class AttributionModel:
             problems.append("take its weights from its fit (Fit.weights), not override weights")
         if not (isinstance(cls.fit_type, type) and issubclass(cls.fit_type, Fit)):
             problems.append("name the Fit subclass its fit returns in fit_type")
-        if cls.weighted_type is not None and not (
-                isinstance(cls.weighted_type, type) and issubclass(cls.weighted_type, WeightedFits)):
+        weighted = cls.weighted_type
+        if weighted is not None and not (isinstance(weighted, type)
+                                         and issubclass(weighted, WeightedFits)):
             problems.append("name a WeightedFits subclass (or None) in weighted_type")
         if problems:
             raise TypeError(

@@ -160,7 +160,7 @@ class IncrementalWeightedFits(WeightedFits):
     their mean first-touch positions (so the time order), the patterns' summed observations
     and the weighted revenue credited. What each journey adds to those sums (its channel set,
     its channels' first-touch ranks, its observations, its even splits) is read from its rows
-    once, here, in polars; a fit is then ``bincount``\\ s over these arrays and the nested
+    once, here, in polars; a fit is then ``bincount`` calls over these arrays and the nested
     models on the pattern sums (:func:`_fit_nested`, shared with the plain fit). Whole-number
     weights make the sums exact, so the fit under ``weights`` is the plain fit on the journeys
     listed that many times, bit for bit (``tests/test_incremental.py``).
@@ -254,6 +254,10 @@ class IncrementalWeightedFits(WeightedFits):
         split = money[row] & (feature | ~has_feature[row])
         share = 1.0 / np.where(has_feature, features, np.maximum(every, 1))[row]
         shape = (n_journeys, len(credit_names))
+
+        def fitted(column: str) -> np.ndarray:
+            return observed.get_column(column).filter(pl.Series(touched)).to_numpy().astype(float)
+
         return cls(
             model=model,
             names=tuple(names),
@@ -261,8 +265,7 @@ class IncrementalWeightedFits(WeightedFits):
             journey_set=journey_set,
             fitted_rows=np.flatnonzero(touched),
             fitted_set=inverse.astype(np.int64),
-            observed=(*(observed.get_column(c).filter(pl.Series(touched)).to_numpy()
-                        .astype(np.float64) for c in ("conversions", "trials", "revenue")),),
+            observed=(fitted("conversions"), fitted("trials"), fitted("revenue")),
             sets=_bits(set_masks, len(names)).astype(np.int64),
             credit_names=tuple(credit_names),
             feature_column=np.searchsorted(credit_names, names).astype(np.int64),
