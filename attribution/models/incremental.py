@@ -166,7 +166,8 @@ class IncrementalWeightedFits(WeightedFits):
     listed that many times, bit for bit (``tests/test_incremental.py``).
 
     A channel set is kept as a mask over ``names`` (every feature channel, by name); a
-    weighting's time order only relabels the bits, so the sets are found once.
+    weighting's time order only relabels the bits, so the sets are found once. Credit is keyed
+    by ``channel_key`` (a touch without a channel is ``(unmapped)``), as the fit keys it.
     """
 
     model: IncrementalModel
@@ -279,12 +280,16 @@ class IncrementalWeightedFits(WeightedFits):
         )
 
     def fit(self, weights: np.ndarray) -> IncrementalFit:
+        """The fit's tables, as the plain fit on the copied journeys makes them."""
         found = self._fit(weights)
         effects, key_scores = _fit_tables(found.channels, found.position, found.sums,
                                           found.nested)
         return IncrementalFit(found.channels, self.model.before_creation, effects, key_scores)
 
     def revenue_credit(self, weights: np.ndarray) -> dict[str, float]:
+        """What :meth:`IncrementalFit.weights` and :func:`~attribution.credit.allocate` give the
+        copied money journeys by channel, before rounding: a journey's channel shares depend
+        only on its set's scores (or its fixed even split), so they are summed per set."""
         found = self._fit(weights)
         revenue = found.weights * self.money_revenue
         scores = found.nested.scores
@@ -304,7 +309,7 @@ class IncrementalWeightedFits(WeightedFits):
         split = np.ones(self.journey_set.size, dtype=bool)
         split[self.scored] = evenly[self.journey_set[self.scored]]
         credit += self.even.T @ (revenue * split)
-        listed = (self.seen.T @ (found.weights * (self.money_revenue >= 0))) > 0
+        listed = (self.seen.T @ found.weights) > 0
         found_credit = {name: float(credit[i]) for i, name in enumerate(self.credit_names)
                         if listed[i]}
         if (found.weights[self.untouched] > 0).any():
