@@ -13,11 +13,11 @@ A replicate never copies money. Two facts make it cheap:
   (:func:`replicate_totals`, one sparse product for every replicate at once).
 * A fitted model (Markov, Shapley, incremental) is fitted again on every replicate, as if on
   the resampled journeys (each drawn journey listed as often as it was drawn,
-  :func:`resampled_journeys`), without making those copies: Markov and Shapley from the
-  resample's path counts (each distinct path's outcomes times its journeys' counts),
-  incremental under the journeys' counts as weights
-  (:class:`~attribution.models.base.WeightedFits`, a few ``bincount`` calls and its small
-  nested fits a replicate). The refit's weights of a journey depend only on the fit and that
+  :func:`resampled_journeys`), without making those copies: a model with a weighted fit
+  (:class:`~attribution.models.base.WeightedFits`: incremental, Shapley) under the journeys'
+  counts as weights, a few ``bincount`` calls and its small fit a replicate; Markov from the
+  resample's path counts (each distinct path's outcomes times its journeys' counts). The
+  refit's weights of a journey depend only on the fit and that
   journey's own touches, so the copies of a journey get the same credit as the original: the
   replicate's channel credit is the original journeys' credit under the refit times their
   counts, with no copy allocated. A fitted model with neither is refitted on real copies.

@@ -176,10 +176,11 @@ def test_a_fit_on_every_journey_refuses_path_counts(demo_journeys):
 
 def test_the_models_refitted_under_journey_weights():
     from attribution.models.incremental import IncrementalWeightedFits
+    from attribution.models.shapley import ShapleyWeightedFits
 
     weighted = {name: MODELS[name].weighted_type for name in FITTED
                 if MODELS[name].weighted_type is not None}
-    assert weighted == {"incremental": IncrementalWeightedFits}
+    assert weighted == {"incremental": IncrementalWeightedFits, "shapley": ShapleyWeightedFits}
     with pytest.raises(ModelError, match="'markov' cannot be fitted under journey weights"):
         get_model("markov").weighted(pipeline.prepare(load_config(DEMO)).journeys)
 
