@@ -17,10 +17,10 @@ A replicate never copies money. Two facts make it cheap:
   (:class:`~attribution.models.base.WeightedFits`: incremental, Shapley) under the journeys'
   counts as weights, a few ``bincount`` calls and its small fit a replicate; Markov from the
   resample's path counts (each distinct path's outcomes times its journeys' counts). The
-  refit's weights of a journey depend only on the fit and that
-  journey's own touches, so the copies of a journey get the same credit as the original: the
-  replicate's channel credit is the original journeys' credit under the refit times their
-  counts, with no copy allocated. A fitted model with neither is refitted on real copies.
+  refit's weights of a journey depend only on the fit and that journey's own touches, so the
+  copies of a journey get the same credit as the original: the replicate's channel credit is
+  the original journeys' credit under the refit times their counts, with no copy allocated.
+  A fitted model with neither is refitted on real copies.
 
 ``tests/test_intervals.py`` checks both against the naive resample-and-rerun (copies built,
 every model run on them through :func:`attribution.pipeline.run_models`).
