@@ -11,12 +11,16 @@ A replicate never copies money. Two facts make it cheap:
   they are the same in every replicate: a replicate's channel credit is the sum of each
   journey's credit (allocated once, in exact cents) times the journey's count
   (:func:`replicate_totals`, one sparse product for every replicate at once).
-* A fitted model (Markov, Shapley, incremental) is fitted again on every replicate, on the
-  resampled journeys (each drawn journey listed as often as it was drawn,
-  :func:`resampled_journeys`). The refit's weights of a journey depend only on the fit and
-  that journey's own touches, so the copies of a journey get the same credit as the
-  original: the replicate's channel credit is the original journeys' credit under the refit
-  times their counts, with no copy allocated.
+* A fitted model (Markov, Shapley, incremental) is fitted again on every replicate, as if on
+  the resampled journeys (each drawn journey listed as often as it was drawn,
+  :func:`resampled_journeys`), without making those copies: a model with a weighted fit
+  (:class:`~attribution.models.base.WeightedFits`: incremental, Shapley) under the journeys'
+  counts as weights, a few ``bincount`` calls and its small fit a replicate; Markov from the
+  resample's path counts (each distinct path's outcomes times its journeys' counts). The
+  refit's weights of a journey depend only on the fit and that journey's own touches, so the
+  copies of a journey get the same credit as the original: the replicate's channel credit is
+  the original journeys' credit under the refit times their counts, with no copy allocated.
+  A fitted model with neither is refitted on real copies.
 
 ``tests/test_intervals.py`` checks both against the naive resample-and-rerun (copies built,
 every model run on them through :func:`attribution.pipeline.run_models`).
@@ -38,7 +42,7 @@ from scipy import sparse
 from attribution.credit import allocate
 from attribution.errors import ConfigError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel
+from attribution.models.base import AttributionModel, WeightedFits
 from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.pipeline import RunResult, Scopes
 from attribution.schema import NO_TOUCH_CHANNEL
@@ -225,6 +229,12 @@ def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
         blocks = np.array_split(np.arange(counts.shape[0]), _WORKERS)
         for model in fitted:
             model.check(journeys)
+            if model.reweights():
+                # prepared once, read by every block
+                prepared = model.weighted(journeys)
+                pending[id(model)] = [pool.submit(_reweight_replicates, prepared, counts[block])
+                                      for block in blocks if block.size]
+                continue
             frames = _Frames.of(scopes.of(model))
             pending[id(model)] = [pool.submit(_refit_replicates, whole, frames, model,
                                               counts[block]) for block in blocks if block.size]
@@ -235,6 +245,8 @@ def replicate_credit(journeys: Journeys, models: Sequence[AttributionModel],
             if id(model) in pending:
                 replicates = [r for future in pending[id(model)] for r in future.result()]
                 totals, channels = _stack(replicates)
+            elif model.reweights():
+                totals, channels = _stack(_reweight_replicates(model.weighted(journeys), counts))
             elif model.fits:
                 totals, channels = _stack(_refit_replicates(
                     _Frames.of(journeys), _Frames.of(scope), model, counts))
@@ -381,6 +393,13 @@ class _Frames:
         return Journeys(touches=touches.lazy(), journeys=frame.lazy(),
                         has_timestamps=self.has_timestamps, has_milestones=self.has_milestones,
                         as_of=self.as_of, stated=self.stated)
+
+
+def _reweight_replicates(prepared: WeightedFits, counts: np.ndarray) -> list[dict[str, float]]:
+    """Per replicate (a row of ``counts``), the channel credit of a model refitted under the
+    replicate's journey counts (:class:`~attribution.models.base.WeightedFits`): no journey is
+    copied, and the revenue credited is the drawn money journeys' (the scope of any model)."""
+    return [prepared.revenue_credit(row) for row in counts]
 
 
 def _refit_replicates(whole: _Frames, scope: _Frames, model: AttributionModel,

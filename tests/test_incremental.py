@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from attribution.credit import allocate
@@ -13,6 +15,7 @@ from attribution.models import get_model
 from attribution.models.incremental import EFFECT_SCHEMA, IncrementalModel
 from attribution.schema import WEIGHT_SCHEMA
 from tests.factories import channel_credit, journeys_of
+from tests.test_models_contract import _journeys, deal_rows, touch_rows
 
 
 def _brand_world(after_creation: bool = False) -> Journeys:
@@ -132,3 +135,119 @@ def test_bad_parameters(params, message):
     with pytest.raises(ConfigError) as error:
         get_model("incremental", **params)
     assert str(error.value) == message
+
+
+# -- the weighted fit (a bootstrap's refit) against the plain fit on copied journeys ----------
+
+WEIGHTED_VARIANTS = ({}, {"before_creation": False}, {"value": "conversions"}, {"l2": 0.25})
+
+
+def _copies_of(journey_id: str) -> str:
+    """The original id of a copy made by :func:`attribution.intervals.resampled_journeys`."""
+    return journey_id.split("\x1e")[0]
+
+
+def _cents(credit: pl.DataFrame) -> dict[str, list[tuple]]:
+    """Per journey (copies under their original's id), its sorted credit rows."""
+    rows: dict[str, list[tuple]] = {}
+    for journey, channel, index, revenue, pipeline in credit.select(
+            "journey_id", "channel", "touch_index", "revenue_credit_cents",
+            "pipeline_credit_cents").iter_rows():
+        rows.setdefault(journey, []).append((channel, index, revenue, pipeline))
+    return {journey: sorted(found) for journey, found in rows.items()}
+
+
+def _assert_weighted_equals_copies(journeys: Journeys, weights, params: dict) -> None:
+    import numpy as np
+
+    from attribution.intervals import resampled_journeys
+
+    model = IncrementalModel(**params)
+    counts = np.asarray(weights, dtype=np.int64)
+    copies = resampled_journeys(journeys, counts)
+    plain = model.fit(copies)
+    prepared = model.weighted(journeys)
+    weighted = prepared.fit(counts)
+    # effects: the same channels in the same time order, the same numbers
+    assert_frame_equal(weighted.effects(), plain.effects(), check_exact=False, rel_tol=1e-9,
+                       abs_tol=1e-9)
+    # credit: every copy of a drawn deal gets, to the cent, what the weighted fit gives it
+    ids = journeys.journeys.select("journey_id").collect().get_column("journey_id")
+    drawn = ids.filter(pl.Series(counts > 0))
+    mine = _cents(allocate(journeys, weighted.weights(journeys), "incremental").collect()
+                  .filter(pl.col("journey_id").is_in(drawn.implode())))
+    theirs = allocate(copies, plain.weights(copies), "incremental").collect()
+    for journey, rows in _cents(theirs).items():
+        assert rows == mine[_copies_of(journey)], journey
+    copied = {_copies_of(j) for j in theirs.get_column("journey_id").to_list()}
+    assert copied == set(mine)
+    # the bootstrap's channel revenue: the copies' cents before rounding (a cent per deal)
+    summed = dict(theirs.group_by("channel").agg(pl.col("revenue_credit_cents").sum()).iter_rows())
+    found = prepared.revenue_credit(counts)
+    # (a channel the weights give nothing is listed with 0, as the bootstrap's naive rerun
+    # lists it; allocate leaves out rows without credit)
+    assert set(summed) <= set(found)
+    for channel, value in found.items():
+        assert abs(value - summed.get(channel, 0)) <= len(copied) + 1e-6, channel
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows,
+       weights=st.lists(st.integers(0, 3), min_size=16, max_size=16),
+       variant=st.sampled_from(WEIGHTED_VARIANTS))
+def test_the_weighted_fit_equals_the_fit_on_copied_journeys(touches, deals, weights, variant):
+    import numpy as np
+
+    journeys = _journeys(touches, deals)
+    n_journeys = journeys.journeys.collect().height
+    counts = np.resize(np.asarray(weights), n_journeys)
+    assume(counts.sum() > 0)
+    _assert_weighted_equals_copies(journeys, counts, variant)
+
+
+def test_the_weighted_fit_equals_the_fit_on_copied_demo_journeys():
+    from attribution import pipeline
+    from attribution.config import load_config
+    from attribution.intervals import draw_counts, resampling_units
+
+    journeys = pipeline.prepare(load_config("fixtures/demo/attribution.toml")).journeys
+    units, n_units, _ = resampling_units(journeys)
+    _assert_weighted_equals_copies(journeys, draw_counts(n_units, 1, seed=11)[0, units], {})
+    # weighted by ones, the weighted fit is the plain fit, byte for byte
+    ones = [1] * units.size
+    plain, weighted = IncrementalModel().fit(journeys), IncrementalModel().weighted(journeys)
+    assert weighted.fit(ones).effects().equals(plain.effects())
+    assert weighted.fit(ones).weights(journeys).collect().equals(
+        plain.weights(journeys).collect())
+
+
+@pytest.mark.parametrize("weights", [[1, 1], [1, -1], [0.5, 1], [1]])
+def test_weights_must_be_whole_numbers_one_per_journey(weights):
+    from attribution.errors import ModelError
+
+    journeys = _brand_world()
+    n_journeys = journeys.journeys.collect().height
+    weighted = IncrementalModel().weighted(journeys)
+    counts = (weights * n_journeys)[:n_journeys] if len(weights) == 2 else weights
+    if len(weights) == 2 and weights == [1, 1]:
+        assert weighted.fit(counts).effects().equals(IncrementalModel().fit(journeys).effects())
+        return
+    with pytest.raises(ModelError, match="whole-number journey weights >= 0"):
+        weighted.fit(counts)
+
+
+def test_positions_are_exact_means_and_ties_go_by_name():
+    # each channel is first in one two-channel journey and second in the other: both at
+    # exactly 0.5, so the name decides; counted twice, nothing changes
+    touches = [("a", "a", "podcast", "2025-01-01"), ("a", "a", "events", "2025-01-02"),
+               ("b", "b", "events", "2025-01-01"), ("b", "b", "podcast", "2025-01-02")]
+    deals = [("D1", "a", "2025-01-05", "2025-01-09", "won", 1_000),
+             ("D2", "b", "2025-01-05", "2025-01-09", "lost", 1_000)]
+    journeys = journeys_of(touches, deals)
+    effects = IncrementalModel().fit(journeys).effects()
+    assert effects["channel"].to_list() == ["events", "podcast"]
+    assert effects["position"].to_list() == [0.5, 0.5]
+    # D1 (podcast, then events) counted twice: podcast at (0*2 + 1)/3, events at (1*2 + 0)/3
+    doubled = IncrementalModel().weighted(journeys).fit([2, 1]).effects()
+    assert doubled["channel"].to_list() == ["podcast", "events"]
+    assert doubled["position"].to_list() == [1 / 3, 2 / 3]

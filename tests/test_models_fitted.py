@@ -23,9 +23,10 @@ from polars.testing import assert_frame_equal
 
 from attribution import pipeline
 from attribution.config import load_config
+from attribution.errors import ModelError
 from attribution.journeys import Journeys
 from attribution.models import MODELS, get_model
-from attribution.models.base import AttributionModel, Fit, FitInput
+from attribution.models.base import AttributionModel, Fit, FitInput, WeightedFits
 from attribution.models.counts import merge_path_counts, path_counts
 from attribution.schema import MONEY_COLUMNS, major_name
 from tests.test_models_contract import _journeys, deal_rows, touch_rows
@@ -173,7 +174,38 @@ def test_merged_fits_equal_whole_fits_on_random_exports(name, touches, deals, pa
 
 
 def test_a_fit_on_every_journey_refuses_path_counts(demo_journeys):
-    from attribution.errors import ModelError
-
     with pytest.raises(ModelError, match="'incremental' fits on every journey at once"):
         get_model("incremental").fit_counts(path_counts(demo_journeys))
+
+
+def test_the_models_refitted_under_journey_weights():
+    from attribution.models.incremental import IncrementalWeightedFits
+    from attribution.models.shapley import ShapleyWeightedFits
+
+    weighted = {name: MODELS[name].weighted_type for name in FITTED
+                if MODELS[name].weighted_type is not None}
+    assert weighted == {"incremental": IncrementalWeightedFits, "shapley": ShapleyWeightedFits}
+    with pytest.raises(ModelError, match="'markov' cannot be fitted under journey weights"):
+        get_model("markov").weighted(pipeline.prepare(load_config(DEMO)).journeys)
+
+
+def test_a_weighted_type_must_be_weighted_fits():
+    from attribution.models.incremental import IncrementalModel
+
+    with pytest.raises(TypeError, match="name a WeightedFits subclass"):
+        @dataclass(frozen=True)
+        class Misnamed(IncrementalModel):
+            weighted_type: ClassVar = Fit  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("missing", ["prepare", "fit", "revenue_credit"])  # money: keep name
+def test_weighted_fits_must_implement_prepare_fit_and_revenue_credit(missing):
+    body = {
+        "prepare": classmethod(lambda cls, model, journeys: cls()),
+        "fit": lambda self, weights: None,
+        "revenue_credit": lambda self, weights: {},  # money: keep name
+    }
+    del body[missing]
+    with pytest.raises(TypeError, match=f"HalfWeighted is a WeightedFits and must implement "
+                                        f"{missing}"):
+        type("HalfWeighted", (WeightedFits,), body)

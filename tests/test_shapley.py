@@ -10,15 +10,17 @@ from fractions import Fraction
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from attribution.credit import allocate
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
 from attribution.models import get_model
 from attribution.models.shapley import ShapleyModel
 from attribution.schema import WEIGHT_SCHEMA
+from tests.test_models_contract import _journeys, deal_rows, touch_rows
 
 VARIANTS = ("simplified", "rate", "ordered")
 
@@ -534,3 +536,44 @@ def test_more_channels_than_a_bit_mask_holds_take_the_grouped_keys():
     by_channel = dict(values.select("channel", "shapley_value").iter_rows())
     assert by_channel["c00"] == pytest.approx(1 / 63 + 1 / 2)
     assert by_channel["c62"] == pytest.approx(1 / 63)
+
+
+# -- the game under journey weights (a bootstrap's refit) against copied journeys -------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows,
+       weights=st.lists(st.integers(0, 3), min_size=16, max_size=16),
+       params=st.sampled_from(({}, {"variant": "rate"}, {"variant": "ordered"},
+                               {"value": "revenue"})))
+def test_the_weighted_game_equals_the_game_on_copied_journeys(touches, deals, weights, params):
+    from attribution.intervals import resampled_journeys
+
+    journeys = _journeys(touches, deals)
+    counts = np.resize(np.asarray(weights), journeys.journeys.collect().height)
+    assume(counts.sum() > 0)
+    model = get_model("shapley", **params)
+    copies = resampled_journeys(journeys, counts)
+    plain = model.fit(copies)
+    prepared = model.weighted(journeys)
+    weighted = prepared.fit(counts)
+    # the key table's sums are whole numbers either way: the same game, the same bits
+    for name, table in plain.tables().items():
+        assert weighted.tables()[name].equals(table), name
+    # the credit the weighted fit gives each drawn journey is its copies' (to the cent), and
+    # the bootstrap's channel revenue is their sum before rounding (within a cent a deal)
+    theirs = allocate(copies, plain.weights(copies), "shapley").collect()
+    # (scored on the drawn journeys, each once: the game knows nothing of an undrawn set)
+    drawn = resampled_journeys(journeys, np.minimum(counts, 1))
+    mine = allocate(drawn, weighted.weights(drawn), "shapley").collect()
+    per_copy = theirs.with_columns(pl.col("journey_id").str.split("\x1e").list.first())
+    key = ["journey_id", "channel", "touch_index"]
+    columns = key + ["revenue_credit_cents"]
+    assert (per_copy.unique(columns).sort(key).select(columns)
+            .equals(mine.sort(key).select(columns)))
+    summed = dict(theirs.group_by("channel").agg(pl.col("revenue_credit_cents").sum()).iter_rows())
+    found = prepared.revenue_credit(counts)
+    assert set(summed) <= set(found)
+    copied_deals = theirs.get_column("journey_id").n_unique()
+    for channel, value in found.items():
+        assert abs(value - summed.get(channel, 0)) <= copied_deals + 1e-6, channel

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -99,6 +100,41 @@ class Fit:
         self.__dict__.update(state)
 
 
+class WeightedFits:
+    """A fitted model's fits on fixed journeys under journey multiplicities, prepared once.
+
+    ``weights[j]`` (a whole number >= 0, one per journey in the journeys frame's order) says
+    how often journey ``j`` counts: the fit under ``weights`` equals the fit on the journeys
+    with journey ``j`` listed ``weights[j]`` times (0: left out). A bootstrap refits a model on
+    every resample this way (:mod:`attribution.intervals`) without copying a touch. A model
+    that can be refitted so names its subclass in ``weighted_type``; a subclass that lacks
+    :meth:`prepare`, :meth:`fit` or :meth:`revenue_credit` is refused when it is defined.
+    """
+
+    @classmethod
+    def prepare(cls, model: AttributionModel,
+                journeys: Journeys) -> WeightedFits:  # pragma: no cover - interface
+        """What ``model``'s fits under any weights read from ``journeys``, taken once."""
+        raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in ("prepare", "fit", "revenue_credit"):  # money: keep name (a method)
+            if inspect.getattr_static(cls, method) is inspect.getattr_static(WeightedFits, method):
+                raise TypeError(f"{cls.__name__} is a WeightedFits and must implement {method}()")
+
+    def fit(self, weights: np.ndarray) -> Fit:  # pragma: no cover - interface
+        """The fit on the journeys, journey ``j`` counted ``weights[j]`` times."""
+        raise NotImplementedError
+
+    def revenue_credit(self, weights: np.ndarray) -> dict[str, float]:  # pragma: no cover
+        """Channel revenue credit (minor units, float: not split into cents) of the money
+        journeys, each counted ``weights[j]`` times, under the fit on the same ``weights``:
+        what :func:`~attribution.credit.allocate` gives the listed copies, before rounding.
+        Channels of the drawn money journeys only (``(no touch)`` for one without a touch)."""
+        raise NotImplementedError
+
+
 @dataclasses.dataclass(frozen=True)
 class AttributionModel:
     """Base class: subclasses set ``name``, ``label``, ``needs`` and implement ``weights``;
@@ -118,6 +154,10 @@ class AttributionModel:
     fit_input: ClassVar[FitInput | None] = None
     #: the class of what ``fit`` returns (a :class:`Fit`), for a model that fits
     fit_type: ClassVar[type[Fit] | None] = None
+    #: the class of what :meth:`weighted` returns, for a fitted model that can be refitted
+    #: under journey multiplicities without copying journeys (a :class:`WeightedFits`); None
+    #: for one that cannot (a bootstrap then refits it on copies)
+    weighted_type: ClassVar[type[WeightedFits] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -130,6 +170,10 @@ class AttributionModel:
             problems.append("take its weights from its fit (Fit.weights), not override weights")
         if not (isinstance(cls.fit_type, type) and issubclass(cls.fit_type, Fit)):
             problems.append("name the Fit subclass its fit returns in fit_type")
+        weighted = cls.weighted_type
+        if weighted is not None and not (isinstance(weighted, type)
+                                         and issubclass(weighted, WeightedFits)):
+            problems.append("name a WeightedFits subclass (or None) in weighted_type")
         if problems:
             raise TypeError(
                 f"model {cls.__name__} declares fit_input={cls.fit_input.value!r}, so it must "
@@ -151,6 +195,19 @@ class AttributionModel:
     def fit(self, journeys: Journeys) -> Fit:
         """Learn from every journey given; only models with a ``fit_input`` do."""
         raise ModelError(f"model {self.name!r} learns nothing from the population: it has no fit")
+
+    def reweights(self) -> bool:
+        """Whether a bootstrap refits this model under journey weights (:meth:`weighted`)
+        rather than on copied journeys."""
+        return self.weighted_type is not None
+
+    def weighted(self, journeys: Journeys) -> WeightedFits:
+        """Fits on ``journeys`` under any journey multiplicities (:class:`WeightedFits`), for a
+        model with a ``weighted_type``."""
+        if self.weighted_type is None:
+            raise ModelError(f"model {self.name!r} cannot be fitted under journey weights")
+        self.check(journeys)
+        return self.weighted_type.prepare(self, journeys)
 
     def fit_counts(self, paths: pl.DataFrame) -> Fit:
         """The fit from summed distinct-path counts

@@ -56,18 +56,29 @@ Assumptions, and where it fails
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from fractions import Fraction
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import polars as pl
 
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, Fit, FitInput, journey_observations
+from attribution.models.base import (
+    AttributionModel,
+    Fit,
+    FitInput,
+    WeightedFits,
+    journey_observations,
+)
 from attribution.models.priors import ChannelPrior, calibrate_scores
-from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
+from attribution.schema import DETAIL_COLUMNS, NO_TOUCH_CHANNEL, UNMAPPED_CHANNEL
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 VALUES = ("revenue", "conversions")
 
@@ -132,6 +143,241 @@ class IncrementalFit(Fit):
 
 
 @dataclass(frozen=True)
+class _Pairs:
+    """One entry per (journey, channel) of a first feature touch: the journey's row (in the
+    journeys frame's order), the channel's code, its ``rank`` among the journey's distinct
+    channels by first touch, and ``gap`` (their number less one)."""
+
+    journey: np.ndarray
+    channel: np.ndarray
+    rank: np.ndarray
+    gap: np.ndarray
+
+
+@dataclass(frozen=True)
+class IncrementalWeightedFits(WeightedFits):
+    """The incremental model's fits under journey multiplicities (:class:`WeightedFits`).
+
+    Between two weightings of the same journeys only sums change: which channels are present,
+    their mean first-touch positions (so the time order), the patterns' summed observations
+    and the weighted revenue credited. What each journey adds to those sums (its channel set,
+    its channels' first-touch ranks, its observations, its even splits) is read from its rows
+    once, here, in polars; a fit is then ``bincount`` calls over these arrays and the nested
+    models on the pattern sums (:func:`_fit_nested`, shared with the plain fit). Whole-number
+    weights make the sums exact, so the fit under ``weights`` is the plain fit on the journeys
+    listed that many times, bit for bit (``tests/test_incremental.py``).
+
+    A channel set is kept as a mask over ``names`` (every feature channel, by name); a
+    weighting's time order only relabels the bits, so the sets are found once. Credit is keyed
+    by ``channel_key`` (a touch without a channel is ``(unmapped)``), as the fit keys it.
+    """
+
+    model: IncrementalModel
+    #: every feature channel of the journeys, by name (bit ``i`` of a set is ``names[i]``)
+    names: tuple[str, ...]
+    pairs: _Pairs
+    #: per journey: its channel set (a row of ``sets``); -1 for a journey without a touch
+    journey_set: np.ndarray
+    #: the journeys fitted on (those with a touch) and their sets
+    fitted_rows: np.ndarray
+    fitted_set: np.ndarray
+    #: per fitted journey: conversions, trials and revenue (:func:`journey_observations`)
+    observed: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: ``(sets, names)`` 0/1 matrix of the distinct channel sets
+    sets: np.ndarray
+    #: every touched channel (``channel_key``), by name: the credit's columns
+    credit_names: tuple[str, ...]
+    #: per feature channel (``names``), its column in ``credit_names``
+    feature_column: np.ndarray
+    #: per journey: revenue if it carries money (not a deal-less account), else 0
+    money_revenue: np.ndarray
+    #: per journey: carries money and has a feature touch (credited by scores where its set
+    #: scores anything)
+    scored: np.ndarray
+    #: per journey: carries money and has no touch (credited to ``(no touch)``)
+    untouched: np.ndarray
+    #: ``(journeys, credit_names)``: each money journey's even split, over its feature touches
+    #: when it has one, over all its touches otherwise
+    even: sparse.csr_matrix
+    #: ``(journeys, credit_names)``: touches of each money journey per channel
+    seen: sparse.csr_matrix
+
+    @classmethod
+    def prepare(cls, model: AttributionModel, journeys: Journeys) -> IncrementalWeightedFits:
+        from scipy import sparse  # here, not at the top: importing it slows every start-up
+
+        if not isinstance(model, IncrementalModel):  # pragma: no cover - wired by weighted_type
+            raise ModelError(f"model {model.name!r} is not the incremental model")
+        if model.priors:  # calibrate_scores reads the journeys of each pattern
+            raise ModelError("incremental: a model with experiment priors is refitted on "
+                             "copied journeys, not under weights")
+        frame = journeys.journeys.select(
+            "journey_id", "status", "n_touches", pl.col("revenue").fill_null(0)).collect()
+        observed = journey_observations(journeys).collect()  # the same rows, the same order
+        n_journeys = frame.height
+        rows = frame.select("journey_id").with_row_index("_row")
+        touches = (
+            _feature_touches(journeys, model.before_creation)
+            .select("journey_id", "touch_index", "channel_key", "feature")
+            .collect()
+            .join(rows, on="journey_id", how="inner", maintain_order="left")
+        )
+        first = (
+            touches.filter(pl.col("feature"))
+            .group_by("_row", "channel_key")
+            .agg(pl.col("touch_index").min().alias("first"))
+            .with_columns(
+                (pl.col("first").rank("ordinal").over("_row") - 1).alias("rank"),
+                (pl.len().over("_row") - 1).alias("gap"),
+            )
+        )
+        names = sorted(first.get_column("channel_key").unique().to_list())
+        _check_width(len(names))
+        credit_names = sorted(touches.get_column("channel_key").unique().to_list())
+        coded = first.join(_codes(names), on="channel_key", how="left")
+        pairs = _Pairs(
+            journey=coded.get_column("_row").to_numpy().astype(np.int64),
+            channel=coded.get_column("_code").to_numpy().astype(np.int64),
+            rank=coded.get_column("rank").to_numpy().astype(np.int64),
+            gap=coded.get_column("gap").to_numpy().astype(np.int64),
+        )
+        masks = np.zeros(n_journeys, dtype=np.int64)
+        np.bitwise_or.at(masks, pairs.journey, np.left_shift(1, pairs.channel))
+        touched = frame.get_column("n_touches").to_numpy() > 0
+        set_masks, inverse = np.unique(masks[touched], return_inverse=True)
+        journey_set = np.full(n_journeys, -1, dtype=np.int64)
+        journey_set[touched] = inverse
+
+        money = (frame.get_column("status") != "none").to_numpy()
+        row = touches.get_column("_row").to_numpy().astype(np.int64)
+        column = touches.join(_codes(credit_names), on="channel_key", how="left",
+                              maintain_order="left").get_column("_code").to_numpy()
+        feature = touches.get_column("feature").to_numpy()
+        features = np.bincount(row, weights=feature, minlength=n_journeys)
+        every = np.bincount(row, minlength=n_journeys)
+        has_feature = features > 0
+        # a journey with a feature touch splits over those; one without, over all its touches
+        split = money[row] & (feature | ~has_feature[row])
+        share = 1.0 / np.where(has_feature, features, np.maximum(every, 1))[row]
+        shape = (n_journeys, len(credit_names))
+
+        def fitted(column: str) -> np.ndarray:
+            return observed.get_column(column).filter(pl.Series(touched)).to_numpy().astype(float)
+
+        return cls(
+            model=model,
+            names=tuple(names),
+            pairs=pairs,
+            journey_set=journey_set,
+            fitted_rows=np.flatnonzero(touched),
+            fitted_set=inverse.astype(np.int64),
+            observed=(fitted("conversions"), fitted("trials"), fitted("revenue")),
+            sets=_bits(set_masks, len(names)).astype(np.int64),
+            credit_names=tuple(credit_names),
+            feature_column=np.searchsorted(credit_names, names).astype(np.int64),
+            money_revenue=np.where(money, frame.get_column("revenue").to_numpy(), 0)
+            .astype(np.float64),
+            scored=money & has_feature,
+            untouched=money & ~touched,
+            even=sparse.csr_matrix((share[split], (row[split], column[split])), shape=shape),
+            seen=sparse.csr_matrix((np.ones(int(money[row].sum())),
+                                    (row[money[row]], column[money[row]])), shape=shape),
+        )
+
+    def fit(self, weights: np.ndarray) -> IncrementalFit:
+        """The fit's tables, as the plain fit on the copied journeys makes them."""
+        found = self._fit(weights)
+        effects, key_scores = _fit_tables(found.channels, found.position, found.sums,
+                                          found.nested)
+        return IncrementalFit(found.channels, self.model.before_creation, effects, key_scores)
+
+    def revenue_credit(self, weights: np.ndarray) -> dict[str, float]:
+        """What :meth:`IncrementalFit.weights` and :func:`~attribution.credit.allocate` give the
+        copied money journeys by channel, before rounding: a journey's channel shares depend
+        only on its set's scores (or its fixed even split), so they are summed per set."""
+        found = self._fit(weights)
+        revenue = found.weights * self.money_revenue
+        scores = found.nested.scores
+        total = scores.sum(axis=1)
+        scoring = total > 0
+        credit = np.zeros(len(self.credit_names))
+        # a journey whose set scores anything: its set's channel shares, the same in every
+        # journey of that set, times the set's weighted revenue
+        in_set = np.bincount(self.journey_set[self.scored], weights=revenue[self.scored],
+                             minlength=self.sets.shape[0])[found.kept]
+        shares = scores[scoring] / total[scoring, None]
+        np.add.at(credit, self.feature_column[found.codes],
+                  shares.T @ in_set[scoring])
+        # the others split evenly (over their feature touches, or all touches)
+        evenly = np.ones(self.sets.shape[0], dtype=bool)
+        evenly[found.kept] = ~scoring
+        split = np.ones(self.journey_set.size, dtype=bool)
+        split[self.scored] = evenly[self.journey_set[self.scored]]
+        credit += self.even.T @ (revenue * split)
+        listed = (self.seen.T @ found.weights) > 0
+        found_credit = {name: float(credit[i]) for i, name in enumerate(self.credit_names)
+                        if listed[i]}
+        if (found.weights[self.untouched] > 0).any():
+            found_credit[NO_TOUCH_CHANNEL] = float(revenue[self.untouched].sum())
+        return found_credit
+
+    def _fit(self, weights: np.ndarray) -> _WeightedFit:
+        """The plain fit's steps on weighted sums: channels present, time order, pattern
+        sums, nested models."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != self.journey_set.shape or (w < 0).any() or (w != np.rint(w)).any():
+            raise ModelError(f"incremental: expected {self.journey_set.size} whole-number "
+                             "journey weights >= 0")
+        pairs = self.pairs
+        pair_weight = w[pairs.journey]
+        codes = np.flatnonzero(np.bincount(pairs.channel, weights=pair_weight,
+                                           minlength=len(self.names)) > 0)
+        present = [self.names[c] for c in codes]
+        local = np.full(len(self.names), -1, dtype=np.int64)
+        local[codes] = np.arange(codes.size)
+        drawn = pair_weight > 0
+        order, position = _time_order(present, local[pairs.channel[drawn]], pairs.rank[drawn],
+                                      pairs.gap[drawn], pair_weight[drawn])
+        # the fitted bit of each present channel is its place in the time order
+        place = {name: i for i, name in enumerate(order)}
+        bit = np.zeros(len(self.names), dtype=np.int64)
+        places = np.array([place[name] for name in present], dtype=np.int64)
+        bit[codes] = np.left_shift(1, places)
+        ordered = codes[np.argsort(places)]
+
+        where, n_sets = self.fitted_set, self.sets.shape[0]
+        counted = w[self.fitted_rows]
+        conversions, trials, revenue = self.observed
+        kept = np.flatnonzero(np.bincount(where, weights=counted, minlength=n_sets) > 0)
+        masks = self.sets[kept] @ bit
+        kept, masks = kept[np.argsort(masks)], np.sort(masks)
+        sums = _PatternSums(
+            masks=masks,
+            wins=np.bincount(where, weights=counted * conversions, minlength=n_sets)[kept],
+            trials=np.bincount(where, weights=counted * trials, minlength=n_sets)[kept],
+            revenue=np.bincount(where, weights=counted * revenue, minlength=n_sets)[kept],
+        )
+        nested = _fit_nested(sums, len(order), self.model.l2, self.model.value)
+        return _WeightedFit(tuple(order), position, sums, nested, kept, ordered, w)
+
+
+@dataclass(frozen=True)
+class _WeightedFit:
+    """One weighting's fit: what :meth:`IncrementalWeightedFits.fit` turns into tables and
+    :meth:`~IncrementalWeightedFits.revenue_credit` into channel credit."""
+
+    channels: tuple[str, ...]
+    position: dict[str, float]
+    sums: _PatternSums
+    nested: _Nested
+    #: the sets fitted (rows of ``IncrementalWeightedFits.sets``), in the patterns' order
+    kept: np.ndarray
+    #: the fitted channels' codes in ``names``, in the time order
+    codes: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass(frozen=True)
 class IncrementalModel(AttributionModel):
     """Time-ordered incremental-effect attribution (see the module docstring).
 
@@ -158,6 +404,7 @@ class IncrementalModel(AttributionModel):
     )
     fit_input: ClassVar[FitInput | None] = FitInput.JOURNEYS
     fit_type: ClassVar[type[Fit] | None] = IncrementalFit
+    weighted_type: ClassVar[type[WeightedFits] | None] = IncrementalWeightedFits
 
     l2: float = 1.0
     value: str = "revenue"
@@ -174,78 +421,137 @@ class IncrementalModel(AttributionModel):
                 f"incremental: value {self.value!r} is not one of: {', '.join(VALUES)}"
             )
 
+    def reweights(self) -> bool:
+        """Experiment priors calibrate on the journeys themselves: such a model is refitted
+        on copies of the drawn journeys instead."""
+        return not self.priors
+
     def fit(self, journeys: Journeys) -> IncrementalFit:
-        """Order the channels, fit the nested models, score every journey's channels."""
+        """Order the channels, fit the nested models, score every journey's channels.
+
+        The plain fit, in polars over the journeys' rows: the reference that
+        :class:`IncrementalWeightedFits` (a fit under journey multiplicities, without copying
+        a journey) is tested against."""
         self.check(journeys)
         touches = _feature_touches(journeys, self.before_creation)
         first = _first_touches(touches)
         order, position = _channel_order(first)
         channels = tuple(order)
-        if len(channels) > _MAX_CHANNELS:
-            raise ModelError(
-                f"model 'incremental' handles up to {_MAX_CHANNELS} channels; these journeys have "
-                f"{len(channels)}: map them to fewer channels with --channel-rules"
-            )
+        _check_width(len(channels))
         rank = {c: i for i, c in enumerate(channels)}
         patterns = _patterns(first, journeys, rank)
-        n_channels = len(channels)
-        matrix = _bits(patterns["mask"].to_numpy(), n_channels)
-        wins = patterns["conversions"].to_numpy().astype(float)
-        trials = patterns["trials"].to_numpy().astype(float)
-        revenue = patterns["revenue"].to_numpy().astype(float)
-        scale = revenue.sum() / wins.sum() if wins.sum() > 0 and revenue.sum() > 0 else 1.0
-
-        scores = np.zeros((patterns.height, n_channels))
-        fitted_values = np.zeros((patterns.height, n_channels))  # f_k(x), for the priors
-        conversion_effect = np.full(n_channels, np.nan)
-        value_effect = np.full(n_channels, np.nan)
-        fitted = trials.sum() > 0 and wins.sum() > 0
-        for k in range(n_channels if fitted else 0):
-            design = matrix[:, : k + 1]
-            beta = _fit_logistic(design, wins, trials, self.l2)
-            conversion_effect[k] = beta[-1]
-            gamma = np.zeros(k + 2)
-            if self.value == "revenue":
-                gamma = _fit_log_value(design, revenue / scale, wins, self.l2)
-                value_effect[k] = gamma[-1]
-            without = design.copy()
-            without[:, k] = 0.0
-            expected = _expected(design, beta, gamma)
-            baseline = _expected(without, beta, gamma)
-            scores[:, k] = np.where(matrix[:, k] > 0, np.maximum(expected - baseline, 0.0), 0.0)
-            fitted_values[:, k] = expected
-        # experiments calibrate the experimented channels' effects (attribution.models.priors)
-        scores = calibrate_scores(scores, fitted_values, patterns, journeys, channels,
-                                  self.priors)
-
-        key_scores = pl.DataFrame(
-            {
-                "mask": np.repeat(patterns["mask"].to_numpy(), n_channels),
-                "channel_key": list(channels) * patterns.height,
-                "score": scores.ravel(),
-            },
-            schema={"mask": pl.Int64, "channel_key": pl.String, "score": pl.Float64},
+        sums = _PatternSums(
+            masks=patterns["mask"].to_numpy(),
+            wins=patterns["conversions"].to_numpy().astype(float),
+            trials=patterns["trials"].to_numpy().astype(float),
+            revenue=patterns["revenue"].to_numpy().astype(float),
         )
-        converting = wins > 0
-        credit_score = (scores[converting] * wins[converting, None]).sum(axis=0)
-        present = (matrix > 0) & (trials[:, None] > 0)
-        effects = pl.DataFrame(
-            {
-                "channel": list(channels),
-                "order": list(range(n_channels)),
-                "position": [position[c] for c in channels],
-                "conversion_effect": conversion_effect.tolist(),
-                "value_effect": value_effect.tolist(),
-                "journeys": (present * trials[:, None]).sum(axis=0).astype(np.int64).tolist(),
-                "credit_score": credit_score.tolist(),
-            },
-            schema=EFFECT_SCHEMA,
-        )
+        nested = _fit_nested(sums, len(channels), self.l2, self.value)
+        if self.priors:  # experiments calibrate the channels' effects (models.priors)
+            nested = dataclasses.replace(nested, scores=calibrate_scores(
+                nested.scores, nested.expected, patterns, journeys, channels, self.priors))
+        effects, key_scores = _fit_tables(channels, position, sums, nested)
         masks = patterns.select("journey_ids", "mask").explode("journey_ids").rename(
             {"journey_ids": "journey_id"})
         weights = _weights(_money_touches(touches, journeys), masks, key_scores)
         return IncrementalFit(channels, self.before_creation, effects, key_scores,
                               _source=journeys, _source_weights=weights)
+
+
+@dataclass(frozen=True)
+class _PatternSums:
+    """The distinct channel sets fitted on (bit masks in the fitted time order, increasing)
+    and their summed observations: all the nested models read."""
+
+    masks: np.ndarray
+    wins: np.ndarray
+    trials: np.ndarray
+    revenue: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Nested:
+    """The nested outcome models' results: each pattern's score of each channel (columns in
+    the fitted time order) and each channel's own coefficients (NaN: not fitted)."""
+
+    scores: np.ndarray
+    conversion_effect: np.ndarray
+    value_effect: np.ndarray
+    #: each pattern's expected value under the ``k``-th model, f_k(x) (read by the priors)
+    expected: np.ndarray
+
+
+def _check_width(n_channels: int) -> None:
+    if n_channels > _MAX_CHANNELS:
+        raise ModelError(
+            f"model 'incremental' handles up to {_MAX_CHANNELS} channels; these journeys have "
+            f"{n_channels}: map them to fewer channels with --channel-rules"
+        )
+
+
+def _fit_nested(sums: _PatternSums, n_channels: int, l2: float, value: str) -> _Nested:
+    """Step 2 of the module docstring: for the ``k``-th channel, the models of the first
+    ``k`` channels, and the channel's score in each pattern (its effect in context, clipped at
+    0). Reads only the pattern sums, so equal sums give equal bits, however they were summed."""
+    matrix = _bits(sums.masks, n_channels)
+    wins, trials, revenue = sums.wins, sums.trials, sums.revenue
+    scale = revenue.sum() / wins.sum() if wins.sum() > 0 and revenue.sum() > 0 else 1.0
+    scores = np.zeros((sums.masks.size, n_channels))
+    fitted_values = np.zeros((sums.masks.size, n_channels))
+    conversion_effect = np.full(n_channels, np.nan)
+    value_effect = np.full(n_channels, np.nan)
+    fitted = trials.sum() > 0 and wins.sum() > 0
+    for k in range(n_channels if fitted else 0):
+        design = matrix[:, : k + 1]
+        beta = _fit_logistic(design, wins, trials, l2)
+        conversion_effect[k] = beta[-1]
+        gamma = np.zeros(k + 2)
+        if value == "revenue":
+            gamma = _fit_log_value(design, revenue / scale, wins, l2)
+            value_effect[k] = gamma[-1]
+        without = design.copy()
+        without[:, k] = 0.0
+        expected = _expected(design, beta, gamma)
+        baseline = _expected(without, beta, gamma)
+        scores[:, k] = np.where(matrix[:, k] > 0, np.maximum(expected - baseline, 0.0), 0.0)
+        fitted_values[:, k] = expected
+    return _Nested(scores, conversion_effect, value_effect, fitted_values)
+
+
+def _fit_tables(channels: tuple[str, ...], position: dict[str, float], sums: _PatternSums,
+                nested: _Nested) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The fit's effects table (:data:`EFFECT_SCHEMA`) and its ``mask, channel_key, score``
+    lookup."""
+    n_channels, scores, wins, trials = len(channels), nested.scores, sums.wins, sums.trials
+    key_scores = pl.DataFrame(
+        {
+            "mask": np.repeat(sums.masks, n_channels),
+            "channel_key": list(channels) * sums.masks.size,
+            "score": scores.ravel(),
+        },
+        schema={"mask": pl.Int64, "channel_key": pl.String, "score": pl.Float64},
+    )
+    converting = wins > 0
+    credit_score = (scores[converting] * wins[converting, None]).sum(axis=0)
+    present = (_bits(sums.masks, n_channels) > 0) & (trials[:, None] > 0)
+    effects = pl.DataFrame(
+        {
+            "channel": list(channels),
+            "order": list(range(n_channels)),
+            "position": [position[c] for c in channels],
+            "conversion_effect": nested.conversion_effect.tolist(),
+            "value_effect": nested.value_effect.tolist(),
+            "journeys": (present * trials[:, None]).sum(axis=0).astype(np.int64).tolist(),
+            "credit_score": credit_score.tolist(),
+        },
+        schema=EFFECT_SCHEMA,
+    )
+    return effects, key_scores
+
+
+def _codes(names: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"channel_key": names, "_code": np.arange(len(names), dtype=np.int64)},
+                        schema={"channel_key": pl.String, "_code": pl.Int64})
 
 
 def _first_touches(touches: pl.LazyFrame) -> pl.DataFrame:
@@ -303,32 +609,47 @@ def _feature_touches(journeys: Journeys, before_creation: bool) -> pl.LazyFrame:
 
 
 def _channel_order(first: pl.DataFrame) -> tuple[list[str], dict[str, float]]:
-    """Channels by the mean relative position of their first touch (ties by name).
-
-    The mean is summed in a fixed row order (by channel, then journey), not by a parallel
-    group-by whose float sums can differ in their last bits from run to run: the order and
-    the positions written to the effects table must be the same bytes every time.
-    """
-    ranked = (
-        first.with_columns(
-            (pl.col("first").rank("ordinal").over("journey_id") - 1).alias("rank"),
-            pl.len().over("journey_id").alias("width"),
-        )
-        .filter(pl.col("width") > 1)
-        .select("channel_key", "journey_id",
-                (pl.col("rank") / (pl.col("width") - 1)).alias("relative"))
-        .sort("channel_key", "journey_id")
+    """Channels by the mean relative position of their first touch (ties by name)."""
+    ranked = first.with_columns(
+        (pl.col("first").rank("ordinal").over("journey_id") - 1).alias("rank"),
+        (pl.len().over("journey_id") - 1).alias("gap"),
     )
     channels = sorted(set(first["channel_key"].to_list()))
     code = {c: i for i, c in enumerate(channels)}
     codes = np.array([code[c] for c in ranked["channel_key"].to_list()], dtype=np.int64)
-    sums = np.bincount(codes, weights=ranked["relative"].to_numpy(), minlength=len(channels))
-    counts = np.bincount(codes, minlength=len(channels))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.5)
-    position = {c: float(means[code[c]]) for c in channels}
-    order = sorted(channels, key=lambda c: (position[c], c))
-    return order, position
+    return _time_order(channels, codes, ranked["rank"].to_numpy().astype(np.int64),
+                       ranked["gap"].to_numpy().astype(np.int64), np.ones(codes.size))
+
+
+def _time_order(names: list[str], channel: np.ndarray, rank: np.ndarray, gap: np.ndarray,
+                weight: np.ndarray) -> tuple[list[str], dict[str, float]]:
+    """``names`` (the channels present) by the mean relative position of their first touch,
+    ties by name, and those positions (0.5 for a channel never in a journey of two or more).
+
+    One entry per (journey, channel): the channel's code in ``names``, ``rank`` (0-based
+    among the journey's distinct channels, by first touch), ``gap`` (their number less one;
+    the relative position is ``rank / gap``) and ``weight`` (how often the journey counts; a
+    whole number). The mean is an exact fraction of integer sums, so the order and the
+    positions are the same bits however the entries are summed: a journey listed twice and one
+    weighted 2 give one order, and a parallel group-by cannot change a last bit.
+    """
+    several = gap > 0
+    width = int(gap.max()) + 1 if gap.size else 1
+    sums = np.bincount(channel[several] * width + gap[several],
+                       weights=(weight * rank)[several],
+                       minlength=len(names) * width).reshape(len(names), width)
+    counts = np.bincount(channel[several], weights=weight[several], minlength=len(names))
+    means = {}
+    for code, name in enumerate(names):
+        if counts[code] > 0:
+            # Python integers: numpy's would overflow in the fractions' cross products
+            total = sum((Fraction(int(sums[code, g]), int(g))
+                         for g in np.flatnonzero(sums[code])), Fraction(0))
+            means[name] = total / int(counts[code])
+        else:
+            means[name] = Fraction(1, 2)
+    order = sorted(names, key=lambda c: (means[c], c))
+    return order, {c: float(means[c]) for c in names}
 
 
 def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> pl.DataFrame:
@@ -476,4 +797,5 @@ def _weights(
     )
 
 
-__all__ = ["EFFECT_SCHEMA", "VALUES", "IncrementalFit", "IncrementalModel"]
+__all__ = ["EFFECT_SCHEMA", "VALUES", "IncrementalFit", "IncrementalModel",
+           "IncrementalWeightedFits"]

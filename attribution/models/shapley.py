@@ -90,15 +90,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import polars as pl
 
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
-from attribution.models.base import AttributionModel, Fit, FitInput, journey_observations
-from attribution.schema import DETAIL_COLUMNS, UNMAPPED_CHANNEL
+from attribution.models.base import (
+    AttributionModel,
+    Fit,
+    FitInput,
+    WeightedFits,
+    journey_observations,
+)
+from attribution.schema import DETAIL_COLUMNS, NO_TOUCH_CHANNEL, UNMAPPED_CHANNEL
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 VARIANTS = ("simplified", "rate", "ordered")
 VALUES = ("conversions", "revenue")
@@ -230,6 +239,129 @@ class ShapleyFit(Fit):
 
 
 @dataclass(frozen=True)
+class ShapleyWeightedFits(WeightedFits):
+    """The Shapley game under journey multiplicities (:class:`WeightedFits`).
+
+    The game reads only the distinct keys (channel sets, or sequences for ``ordered``) with
+    their summed observations (:func:`_key_table`), and a journey's key never changes: a
+    weighting's key table is a ``bincount`` of the journeys' observations over their keys,
+    and each money journey's credit is its key's channel weights times its revenue. The keys
+    are found once, here; the game itself is the plain fit's (:meth:`ShapleyModel._play_keys`),
+    so the fit under whole-number weights is the fit on the journeys listed that many times.
+    """
+
+    model: ShapleyModel
+    #: the distinct keys, sorted, with their channels
+    keys: pl.DataFrame
+    #: per journey with touches: its journeys-frame row, its key (row of ``keys``) and its
+    #: conversions, trials and revenue
+    rows: np.ndarray
+    key: np.ndarray
+    observed: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: every (key, channel) member in key order: its key and its column in ``credit_names``
+    member_key: np.ndarray
+    member_column: np.ndarray
+    #: every touched channel (``channel_key``), by name: the credit's columns
+    credit_names: tuple[str, ...]
+    #: per journey: revenue if it carries money (not a deal-less account), else 0
+    money_revenue: np.ndarray
+    #: per journey: carries money and has no touch (credited to ``(no touch)``)
+    untouched: np.ndarray
+    #: ``(journeys, credit_names)``: touches of each money journey per channel
+    seen: sparse.csr_matrix
+
+    @classmethod
+    def prepare(cls, model: AttributionModel, journeys: Journeys) -> ShapleyWeightedFits:
+        from scipy import sparse  # here, not at the top: importing it slows every start-up
+
+        if not isinstance(model, ShapleyModel):  # pragma: no cover - wired by weighted_type
+            raise ModelError(f"model {model.name!r} is not the Shapley model")
+        frame = journeys.journeys.select(
+            "journey_id", "status", "n_touches", pl.col("revenue").fill_null(0)).collect()
+        index = frame.select("journey_id").with_row_index("_row")
+        journey_keys = (_journey_keys(journeys, ordered=model.variant == "ordered").collect()
+                        .join(index, on="journey_id", how="inner"))
+        keys = (journey_keys.group_by("key").agg(pl.col("channels").first()).sort("key")
+                .with_row_index("_key"))
+        coded = journey_keys.join(keys.select("key", "_key"), on="key", how="left")
+        touches = journeys.touches.select(
+            "journey_id", pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
+        ).collect().join(index, on="journey_id", how="inner")
+        credit_names = sorted(touches.get_column("channel_key").unique().to_list())
+        members = keys.select("_key", "channels").explode("channels")
+        money = (frame.get_column("status") != "none").to_numpy()
+        row = touches.get_column("_row").to_numpy().astype(np.int64)
+        column = np.searchsorted(credit_names, touches.get_column("channel_key").to_numpy())
+        on_money = money[row]
+        return cls(
+            model=model,
+            keys=keys.drop("_key"),
+            rows=coded.get_column("_row").to_numpy().astype(np.int64),
+            key=coded.get_column("_key").to_numpy().astype(np.int64),
+            observed=(*(coded.get_column(c).fill_null(0).to_numpy().astype(np.float64)
+                        for c in ("conversions", "trials", "revenue")),),  # type: ignore[arg-type]
+            member_key=members.get_column("_key").to_numpy().astype(np.int64),
+            member_column=np.searchsorted(credit_names,
+                                          members.get_column("channels").to_numpy()),
+            credit_names=tuple(credit_names),
+            money_revenue=np.where(money, frame.get_column("revenue").to_numpy(), 0)
+            .astype(np.float64),
+            untouched=money & (frame.get_column("n_touches").to_numpy() == 0),
+            seen=sparse.csr_matrix((np.ones(int(on_money.sum())),
+                                    (row[on_money], column[on_money])),
+                                   shape=(frame.height, len(credit_names))),
+        )
+
+    def fit(self, weights: np.ndarray) -> ShapleyFit:
+        """The game on the weighted key table, as the plain fit on copied journeys plays it."""
+        return self._fit(weights)[0]
+
+    def revenue_credit(self, weights: np.ndarray) -> dict[str, float]:
+        """The copied money journeys' credit by channel, before rounding: each journey's
+        channels take their key's channel weights (split over the channel's touches, which
+        sum back to the weight) of its revenue."""
+        fit, w, kept = self._fit(weights)
+        n_keys = self.keys.height
+        revenue = np.bincount(self.key, weights=(w * self.money_revenue)[self.rows],
+                              minlength=n_keys)
+        member = np.isin(self.member_key, kept)  # kept keys' members, in the fit's order
+        channel_weight = fit._key_weights.get_column("channel_weight").to_numpy()
+        credit = np.bincount(self.member_column[member],
+                             weights=channel_weight * revenue[self.member_key[member]],
+                             minlength=len(self.credit_names))
+        listed = (self.seen.T @ w) > 0
+        found = {name: float(credit[i]) for i, name in enumerate(self.credit_names)
+                 if listed[i]}
+        if (w[self.untouched] > 0).any():
+            found[NO_TOUCH_CHANNEL] = float((w * self.money_revenue)[self.untouched].sum())
+        return found
+
+    def _fit(self, weights: np.ndarray) -> tuple[ShapleyFit, np.ndarray, np.ndarray]:
+        w = np.asarray(weights, dtype=np.float64)
+        if (w.shape != self.money_revenue.shape or (w < 0).any()
+                or (w != np.rint(w)).any()):
+            raise ModelError(f"shapley: expected {self.money_revenue.size} whole-number "
+                             "journey weights >= 0")
+        n_keys = self.keys.height
+        counted = w[self.rows]
+        kept = np.flatnonzero(np.bincount(self.key, weights=counted, minlength=n_keys) > 0)
+
+        def summed(values: np.ndarray | None) -> pl.Series:
+            found = np.bincount(self.key, weights=counted if values is None else
+                                counted * values, minlength=n_keys)[kept]
+            return pl.Series(np.rint(found).astype(np.int64))
+
+        conversions, trials, revenue = self.observed
+        table = self.keys[kept].with_columns(
+            summed(None).cast(pl.UInt32).alias("journeys"),
+            summed(conversions).alias("conversions"),
+            summed(trials).alias("trials"),
+            summed(revenue).alias("revenue"),
+        )
+        return self.model._play_keys(table), w, kept
+
+
+@dataclass(frozen=True)
 class ShapleyModel(AttributionModel):
     """Shapley-value attribution over channels (see the module docstring for the games).
 
@@ -263,6 +395,7 @@ class ShapleyModel(AttributionModel):
     )
     fit_input: ClassVar[FitInput | None] = FitInput.CHANNEL_SETS
     fit_type: ClassVar[type[Fit] | None] = ShapleyFit
+    weighted_type: ClassVar[type[WeightedFits] | None] = ShapleyWeightedFits
 
     variant: str = "simplified"
     value: str = "conversions"
@@ -288,7 +421,12 @@ class ShapleyModel(AttributionModel):
         """Play the game on ``journeys``: channel values plus the weights they imply."""
         self.check(journeys)
         journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
-        keys = _key_table(journey_keys)
+        return self._play_keys(_key_table(journey_keys), source=journeys,
+                               source_keys=journey_keys.select("journey_id", "key"))
+
+    def _play_keys(self, keys: pl.DataFrame, *, source: Journeys | None = None,
+                   source_keys: pl.DataFrame | None = None) -> ShapleyFit:
+        """The game on a key table (:func:`_key_table`): all the fit reads."""
         sets = _ChannelSets.from_keys(keys, self.value)
         game = self._play_rate(sets) if self.variant == "rate" else self._play_closed_form(sets)
         key_weights = pl.DataFrame(
@@ -315,8 +453,8 @@ class ShapleyModel(AttributionModel):
                                  game.standard_error).rename(names, strict=False),
             _position_values=positions,
             _key_weights=key_weights,
-            _source=journeys,
-            _source_keys=journey_keys.select("journey_id", "key"),
+            _source=source,
+            _source_keys=source_keys,
         )
 
     def _play_closed_form(self, sets: _ChannelSets) -> _Game:
