@@ -529,3 +529,24 @@ def test_scorecard_and_budget_follow_the_experiments_when_told_to(tmp_path):
     config.write_text(text)  # recommend_by = "config": the configured model
     shown = invoke("-q", "scorecard", "--config", str(config), "--format", "json")
     assert {row["model"] for row in json.loads(shown.output)} == {"incremental"}
+
+
+def test_a_bootstrap_refits_a_calibrated_incremental_on_copies_not_under_weights():
+    # the priors read each pattern's journeys, which a weighted fit does not have
+    from attribution.errors import ModelError
+    from attribution.intervals import with_intervals
+    from attribution.models.incremental import IncrementalModel
+    from attribution.models.priors import priors_of
+    from attribution.pipeline import prepare, run
+
+    experiments = load_experiments(PLANTED / "experiments.csv", ["paid_search", "podcast"])
+    model = IncrementalModel(priors=priors_of(experiments.rows))
+    assert IncrementalModel().reweights() and not model.reweights()
+    with pytest.raises(ModelError, match="refitted on copied journeys, not under weights"):
+        model.weighted(prepare(load_config(PLANTED / "attribution.toml")).journeys)
+    config = load_config(PLANTED / "attribution.toml").replace(
+        models=("incremental",), experiments=PLANTED / "experiments.csv", bootstrap=4)
+    result = with_intervals(run(commands.with_priors(config)))
+    low, credit, high = (result.summary.get_column(c).sum() for c in (
+        "revenue_credit_low_cents", "revenue_credit_cents", "revenue_credit_high_cents"))
+    assert low <= credit <= high
