@@ -296,8 +296,8 @@ RECOMMEND_BY = ("config", "experiments")
 #: why ``recommended`` defaults to ``incremental`` (README, ``attribution models``, the report)
 RECOMMENDED_EVIDENCE = (
     "`attribution evaluate` ranks incremental best across the shipped evaluation worlds: mean "
-    "absolute error of channel revenue shares 0.068 against last-touch's 0.110 (38% lower), "
-    "better than last-touch in 22 of 26 worlds (10,000 accounts each; bench/RESULTS-evaluate.md)"
+    "absolute error of channel revenue shares 0.065 against last-touch's 0.109 (40% lower), "
+    "better than last-touch in 23 of 27 worlds (10,000 accounts each; bench/RESULTS-evaluate.md)"
 )
 
 
