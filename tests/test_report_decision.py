@@ -166,3 +166,28 @@ def test_scorecard_fits_1400_pixels(demo_report):
     seen = probe(path, folder, 1400, 1000)
     assert seen["scorecard"] == [], seen
     assert seen["scroll"] <= seen["width"], seen
+
+
+def test_the_model_headline_compares_touch_models_and_names_no_channel_without_evidence():
+    # podcast: credited only by the self-reported models (buyers' answers, no touch); the
+    # headline's "undervalued by last-touch" is about touch models, and never about a channel
+    # the lead model gives no evidence for
+    from attribution.report.charts import credit_by_model
+
+    rows = [  # model, channel, revenue credit (cents), share
+        ("last_touch", "paid_search", 9000, 0.9), ("last_touch", "events", 1000, 0.1),
+        ("linear", "paid_search", 6000, 0.6), ("linear", "events", 4000, 0.4),
+        ("self_reported", "paid_search", 2000, 0.2), ("self_reported", "podcast", 8000, 0.8),
+        ("blended", "paid_search", 4000, 0.4), ("blended", "podcast", 6000, 0.6),
+    ]
+    summary = pl.DataFrame(
+        [(m, c, "demand_creation", cents, cents, share) for m, c, cents, share in rows],
+        schema={"model": pl.String, "channel": pl.String, "channel_group": pl.String,
+                "pipeline_credit_cents": pl.Int64, "revenue_credit_cents": pl.Int64,
+                "revenue_share": pl.Float64}, orient="row")
+    chart = credit_by_model(summary, "USD", recommended="linear")
+    assert chart is not None
+    assert chart.title == ("events is undervalued by last-touch: $10 under last-touch vs $40 on "
+                           "average across 1 multi-touch model")
+    chart = credit_by_model(summary, "USD", recommended="linear", insufficient=["events"])
+    assert chart is not None and "podcast" not in chart.title and "events" not in chart.title

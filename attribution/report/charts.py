@@ -34,6 +34,7 @@ from typing import Any
 
 import polars as pl
 
+from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.render import compact_money, money, percent, printable
 from attribution.report import theme
 from attribution.report.theme import CAPTURE, CREATION, group_label
@@ -374,8 +375,10 @@ def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELI
         for row in summary.iter_rows(named=True)
     ]
     title = "Revenue credit by channel depends on the model"
-    if baseline in models and len(models) > 1:
-        others = [m for m in models if m != baseline]
+    # the headline compares touch models: the self-reported ones credit what buyers say
+    touch_models = [m for m in models if m not in SELF_REPORTED_MODELS]
+    if baseline in touch_models and len(touch_models) > 1:
+        others = [m for m in touch_models if m != baseline]
         wide = summary.pivot(on="model", index="channel",
                              values="revenue_credit_cents").fill_null(0)
         gains = wide.select(

@@ -130,8 +130,11 @@ def report_data(
               if "sufficient" not in result.summary.columns else result.summary)
     insufficient: list[str] = []
     if result.summary.height:
-        insufficient = (marked.filter((pl.col("model") == model) & ~pl.col("sufficient"))
-                        .get_column("channel").to_list())
+        # a channel the lead model credits nothing has no evidence under it either
+        sufficient = set(marked.filter((pl.col("model") == model) & pl.col("sufficient"))
+                         .get_column("channel").to_list())
+        insufficient = [c for c in result.summary.get_column("channel").unique(
+            maintain_order=True).to_list() if c not in sufficient]
     if BASELINE in names and len(names) > 1:
         comparison = result.comparison()
         tables["comparison"] = comparison
