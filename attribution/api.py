@@ -41,9 +41,12 @@ def read_spend(result: RunResult, path: str | Path | None = None) -> Spend:
     config = result.config
     labels = result.summary.get_column("channel").unique().to_list() if result.summary.height \
         else None  # spend channels take the touches' spelling ("linkedin ads" -> "LinkedIn Ads")
+    # and their groups (a preset's groups reach the touches, not the rules)
+    groups = dict(result.journeys.touches.select("channel", "channel_group")
+                  .unique(subset="channel").drop_nulls().collect().iter_rows())
     return load_spend(chosen, rules=load_rules(config.channel_rules), currency=result.currency,
                       columns=config.columns.get("spend"), strict=config.strict,
-                      labels=labels, encoding=config.encoding_of("spend"))
+                      labels=labels, encoding=config.encoding_of("spend"), groups=groups)
 
 
 def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | None = None,

@@ -165,6 +165,7 @@ def load_spend(
     strict: bool = False,
     labels: Iterable[str] | None = None,
     encoding: str | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> Spend:
     """Read and validate a spend export (CSV, Parquet or NDJSON, by extension).
 
@@ -187,6 +188,9 @@ def load_spend(
     encoding
         The file's text encoding when it is not UTF-8 (see
         :func:`attribution.reading.read_file`).
+    groups
+        The run's channel groups (channel -> group, as its touches got them, a preset's
+        groups included): a spend channel of the run takes its group; others, the rules'.
 
     Returns
     -------
@@ -319,7 +323,9 @@ def load_spend(
     rows = good.select(
         pl.col(ROW).alias("row"),
         "channel",
-        rules.group_of(pl.col("channel")).alias("channel_group"),
+        (rules.group_of(pl.col("channel")) if not groups else
+         pl.col("channel").replace_strict(dict(groups), default=rules.group_of(pl.col("channel")),
+                                          return_dtype=pl.String)).alias("channel_group"),
         "period_start",
         "period_end",
         ((pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1).cast(pl.Int64)

@@ -328,3 +328,21 @@ def test_attribution_run_with_source_on_each_vendor_export(source: str, tmp_path
         assert int(credited * 100) == won, model
     if source == "hubspot":  # US-style dates: the run says how it read them
         assert "read as '%m/%d/%Y" in result.stderr
+
+
+def test_spend_channels_take_the_presets_groups_as_the_touches_do(tmp_path) -> None:
+    # a new user's trial: budget showed "Offline Sources" as other, scorecard as sales
+    spend = tmp_path / "spend.csv"
+    spend.write_text("channel,period_start,period_end,amount\n"
+                     "Offline Sources,2025-01-01,2025-03-31,900.00\n"
+                     "other campaigns,2025-01-01,2025-03-31,300.00\n"
+                     "Podcast,2025-01-01,2025-03-31,100.00\n")
+    from attribution import api
+    from attribution.pipeline import run
+
+    config = load_config(FIXTURES / "hubspot" / "attribution.toml").replace(
+        models=("last_touch",))
+    read = api.read_spend(run(config), spend)
+    assert dict(read.rows.select("channel", "channel_group").iter_rows()) == {
+        "Offline Sources": "sales", "Other Campaigns": "demand_creation",
+        "Podcast": "demand_creation"}  # not the run's: the rules' group
