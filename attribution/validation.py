@@ -1207,6 +1207,13 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("closed_at") < pl.col("created_at"), "closed_at",
                     "closed_at is before created_at", pl.col("_closed_text"),
                 ),
+                (  # first: the amount checks read the run currency's minor unit
+                    pl.col("currency").is_not_null() & (pl.col("currency") != currency),
+                    "currency",
+                    (f"currency differs from the run's currency {currency}; convert amounts "
+                     "first or set [money] currency"),
+                    pl.col("currency"),
+                ),
                 (pl.col("_amount_text").is_null() & ~pl.col("_unsized"), "amount",
                  "missing amount", pl.col("_amount_text")),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
@@ -1216,13 +1223,6 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                     pl.col("_amount_text"),
                 ),
                 (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
-                (
-                    pl.col("currency").is_not_null() & (pl.col("currency") != currency),
-                    "currency",
-                    (f"currency differs from the run's currency {currency}; convert amounts "
-                     "first or set [money] currency"),
-                    pl.col("currency"),
-                ),
                 (
                     account_unknown, "account_id",
                     "unknown account: not in the contacts file and never touched",
@@ -1249,7 +1249,9 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         "status", "amount", *_answer_name(frame),
     )
     # the money the rejected rows would have brought, where it could be read
-    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0))
+    # (rows in another currency are not money of this run: not summed with it)
+    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0)
+                          & (pl.col("currency").is_null() | (pl.col("currency") == currency)))
     accounting = Accounting("deals", file, read=frame.height, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects),
                             rejected_amount=int(lost.get_column("amount").sum()),

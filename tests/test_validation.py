@@ -348,3 +348,22 @@ def test_open_and_lost_deals_without_an_amount_are_0_pipeline_and_said(tmp_path:
     assert f"{deals}: 2 open and 1 lost deals have no amount; counted as 0 pipeline (a CRM " \
         "leaves the amount blank until a deal is sized): fill the amount to count their " \
         "pipeline" in inputs.notes
+
+
+def test_a_deal_in_another_currency_is_rejected_for_its_currency_and_not_summed(
+        tmp_path: Path) -> None:
+    # a new user's trial: a KWD amount (3 decimals) in a USD run was "too many decimals for
+    # USD", and its fils were summed into the rejected pipeline as dollars
+    inputs = deals_of(tmp_path, "deal_id,account_id,created_at,closed_at,status,amount,currency\n"
+                                "D1,A,2025-01-02,2025-02-01,won,100.00,USD\n"
+                                "D2,A,2025-01-02,2025-02-01,won,200.00,USD\n"
+                                "D3,A,2025-01-02,2025-02-01,won,40457.445,KWD\n"
+                                "D4,A,2025-01-02,2025-02-01,won,71277.70,KWD\n"
+                                "D5,A,2025-01-02,2025-02-01,won,-5,USD\n",
+                      max_reject_rate=1.0)
+    reason = ("currency differs from the run's currency USD; convert amounts first or set "
+              "[money] currency")
+    assert inputs.rejects.select("row", "column", "reason").rows() == [
+        (3, "currency", reason), (4, "currency", reason), (5, "amount", "negative amount")]
+    accounting = inputs.accounting["deals"]
+    assert (accounting.rejected_amount, accounting.rejected_won_amount) == (0, 0)
