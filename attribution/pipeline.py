@@ -308,16 +308,14 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     from attribution.paths import read_paths
 
     assert config.paths is not None
-    table = read_paths(config.paths, columns=config.columns.get("paths"),
-                       separator=config.path_separator, encoding=config.encoding)
     rules = load_rules(config.channel_rules)
-    journeys = table.journeys
-    journeys = Journeys(
-        touches=journeys.touches.with_columns(rules.group_of(pl.col("channel")).alias("channel_group")),
-        journeys=journeys.journeys,
-        has_timestamps=False,
-        has_milestones=False,
+    table = read_paths(
+        config.paths, columns=config.columns.get("paths"), separator=config.path_separator,
+        encoding=config.encoding,
+        channel_groups=lambda names: names.to_frame("channel").select(
+            rules.group_of(pl.col("channel"))).to_series(),
     )
+    journeys = table.journeys
     used = journeys.journeys.select(pl.len()).collect().item()
     first_reasons = table.rejects.unique(subset="row", keep="first", maintain_order=True)
     accounting = Accounting(
