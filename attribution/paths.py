@@ -146,7 +146,7 @@ def parse_paths(
         pl.Series("_empty_step", empty_step, dtype=pl.Boolean),
         _whole_number("conversions").alias("_conversions"),
         _whole_number("nulls").alias("_nulls"),
-        _minor_units("conversion_value").alias("_value"),
+        _minor_units(frame.get_column("conversion_value")).alias("_value"),
     )
     blank = lambda name: pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")  # noqa: E731
     problems = [
@@ -242,23 +242,31 @@ def _whole_number(name: str) -> pl.Expr:
     )
 
 
-def _minor_units(name: str) -> pl.Expr:
-    """Decimal text -> exact Int64 cents, rounding digits beyond the cents half to even."""
-    text = pl.col(name).str.strip_chars()
-    parts = text.str.extract_groups(r"^\+?(\d*)(?:\.(\d*))?$")
-    whole = parts.struct.field("1")
-    fraction = parts.struct.field("2").fill_null("")
-    valid = text.str.contains(r"^\+?(\d+\.?\d*|\.\d+)$")
-    padded = fraction + pl.lit("00")
+def _minor_units(text: pl.Series) -> pl.Series:
+    """Decimal text -> exact Int64 cents, rounding digits beyond the cents half to even; null
+    where the text is not a decimal number >= 0. (Staged over materialised columns: as one
+    expression, polars evaluated the shared parts once per use.)"""
+    text = text.str.strip_chars()
+    parts = text.str.strip_prefix("+").str.split_exact(".", 1).struct.unnest()
+    digits = pl.DataFrame({
+        "valid": text.str.contains(r"^\+?(\d+\.?\d*|\.\d+)$"),
+        "whole": parts.get_column("field_0"),
+        "fraction": parts.get_column("field_1").fill_null(""),
+    })
+    whole, fraction = pl.col("whole"), pl.col("fraction")
     cents = (
         pl.when(whole == "").then(pl.lit("0")).otherwise(whole).cast(pl.Int64, strict=False) * 100
-        + padded.str.slice(0, 2).cast(pl.Int64)
+        + (fraction + pl.lit("00")).str.slice(0, 2).cast(pl.Int64, strict=False)
     )
     rest = fraction.str.slice(2)
     first = rest.str.slice(0, 1)
     tail_nonzero = rest.str.slice(1).str.contains(r"[1-9]")
-    round_up = (first > "5") | ((first == "5") & (tail_nonzero | (cents % 2 == 1)))
-    return pl.when(valid).then(cents + round_up.cast(pl.Int64)).otherwise(None)
+    round_up = (first > "5") | ((first == "5") & (tail_nonzero | (pl.col("_cents") % 2 == 1)))
+    return (
+        digits.with_columns(cents.alias("_cents"))
+        .select(pl.when(pl.col("valid")).then(pl.col("_cents") + round_up.cast(pl.Int64)))
+        .to_series()
+    )
 
 
 def sniff_delimiter(path: Path) -> str:
