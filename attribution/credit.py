@@ -481,15 +481,39 @@ def deals_touched(journeys: Journeys) -> pl.DataFrame:
     touch's (journey, channel) cell is marked once in a table of journeys by channels, so no
     text is hashed beyond the channels' own coding.
     """
+    names, counts, untouched = channel_reach(journeys)
+    touched = pl.DataFrame({
+        "channel": names,
+        "deals_touched": pl.Series(counts, dtype=pl.UInt32),
+    }).filter(pl.col("deals_touched") > 0)
+    bare = pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "deals_touched": [untouched]},
+                        schema={"channel": pl.String, "deals_touched": pl.UInt32})
+    return pl.concat([touched, bare])
+
+
+def channel_reach(journeys: Journeys, per_deal: np.ndarray | None = None
+                  ) -> tuple[pl.Series, np.ndarray, int]:
+    """What :func:`deals_touched` counts, each deal counting ``per_deal`` (int64, one value per
+    row of ``journeys.money``; default 1): the channels (sorted, then a null for touches
+    without a channel), each channel's total over the money journeys with at least one touch
+    of it, and the total over the money journeys without a touch."""
     money = journeys.money
     runs = journeys.runs
     touches = runs.touches
     keys = touches.get_column("journey_id").gather(runs.starts)
     ids = money.get_column("journey_id")
-    if keys.equals(ids.filter(money.get_column("n_touches") > 0)):  # the money journeys alone
+    has_touch = money.get_column("n_touches") > 0
+    run_money: np.ndarray | None = None  # each run's row of ``money`` (when weighted)
+    if keys.equals(ids.filter(has_touch)):  # the money journeys alone
         counted = np.ones(keys.len(), dtype=bool)
+        if per_deal is not None:
+            run_money = np.flatnonzero(has_touch.to_numpy())
     else:
         counted = keys.is_in(ids.implode()).fill_null(False).to_numpy()
+        if per_deal is not None:
+            run_money = (keys.to_frame().join(money.select("journey_id").with_row_index("_m"),
+                                              on="journey_id", how="left", maintain_order="left")
+                         .get_column("_m").fill_null(0).to_numpy().astype(np.int64))
     channel = touches.get_column("channel")
     names = channel.drop_nulls().unique().sort()
     width = names.len() + 1  # the last code: a touch without a channel
@@ -501,18 +525,22 @@ def deals_touched(journeys: Journeys) -> pl.DataFrame:
     if runs.starts.size * width <= _MARKED_CELLS:
         marked = np.zeros(runs.starts.size * width, dtype=bool)
         marked[cells] = True
-        counts = marked.reshape(-1, width).sum(axis=0)
-    else:
+        if per_deal is None:
+            counts = marked.reshape(-1, width).sum(axis=0)
+        else:
+            cells = np.flatnonzero(marked)
+    elif per_deal is None:
         counts = np.bincount(np.unique(cells) % width, minlength=width)
-    touched = pl.DataFrame({
-        "channel": pl.concat([names, pl.Series([None], dtype=pl.String)]),
-        "deals_touched": pl.Series(counts, dtype=pl.UInt32),
-    }).filter(pl.col("deals_touched") > 0)
-    untouched = pl.DataFrame({
-        "channel": [NO_TOUCH_CHANNEL],
-        "deals_touched": [int((money.get_column("n_touches") == 0).sum())],
-    }, schema={"channel": pl.String, "deals_touched": pl.UInt32})
-    return pl.concat([touched, untouched])
+    else:
+        cells = np.unique(cells)
+    if per_deal is not None:
+        assert run_money is not None
+        counts = np.zeros(width, dtype=np.int64)
+        np.add.at(counts, cells % width, np.asarray(per_deal, np.int64)[run_money[cells // width]])
+        untouched = int(np.asarray(per_deal, np.int64)[~has_touch.to_numpy()].sum())
+    else:
+        untouched = int((~has_touch).sum())
+    return pl.concat([names, pl.Series([None], dtype=pl.String)]), counts, untouched
 
 
 def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,

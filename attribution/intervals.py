@@ -427,24 +427,26 @@ def _table(model: str, channels: list[str], totals: np.ndarray, level: float) ->
 
 def won_deals_touched(journeys: Journeys) -> pl.DataFrame:
     """``channel, won_deals_touched``: the won deals (a path row's conversions) on which each
-    channel has at least one touch; ``(no touch)`` the won deals without any."""
-    won = (journeys.journeys.filter(pl.col("status").is_in(["won", "path"]))
-           .select("journey_id", "n_touches",
-                   pl.when(pl.col("status") == "won").then(1)
-                   .otherwise(pl.col("conversions").fill_null(0)).cast(pl.Int64).alias("_won"))
-           .filter(pl.col("_won") > 0).collect())
-    touched = (
-        journeys.touches.select("journey_id", "channel").unique().collect()
-        .join(won, on="journey_id", how="inner")
-        .group_by("channel").agg(pl.col("_won").sum().alias("won_deals_touched"))
-    )
-    untouched = pl.DataFrame({
-        "channel": [NO_TOUCH_CHANNEL],
-        "won_deals_touched": [int(won.filter(pl.col("n_touches") == 0)
-                                  .get_column("_won").sum())],
-    }, schema={"channel": pl.String, "won_deals_touched": pl.Int64})
-    return pl.concat([touched.with_columns(pl.col("won_deals_touched").cast(pl.Int64)),
-                      untouched]).sort("channel")
+    channel has at least one touch; ``(no touch)`` the won deals without any. Counted as
+    :func:`~attribution.credit.deals_touched` counts deals, each deal weighing its won deals
+    (``tests/test_models_contract.py`` compares it with a plain join and group-by)."""
+    from attribution.credit import channel_reach
+
+    money = journeys.money
+    won = (money.select(pl.when(pl.col("status") == "won").then(1)
+                        .when(pl.col("status") == "path")
+                        .then(pl.col("conversions").fill_null(0)).otherwise(0)
+                        .cast(pl.Int64))
+           .to_series().to_numpy())
+    won = np.maximum(won, 0)  # only journeys with won deals count
+    names, counts, untouched = channel_reach(journeys, won)
+    touched = pl.DataFrame({"channel": names, "won_deals_touched": counts},
+                           schema={"channel": pl.String, "won_deals_touched": pl.Int64})
+    untouched_row = pl.DataFrame({"channel": [NO_TOUCH_CHANNEL],
+                                  "won_deals_touched": [untouched]},
+                                 schema={"channel": pl.String, "won_deals_touched": pl.Int64})
+    return pl.concat([touched.filter(pl.col("won_deals_touched") > 0),
+                      untouched_row]).sort("channel")
 
 
 def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int) -> pl.DataFrame:
