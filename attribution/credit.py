@@ -231,20 +231,34 @@ def _credit_rows(rows: pl.DataFrame, money: pl.DataFrame) -> tuple[pl.DataFrame,
         runs = runs.select(keep.to_numpy())
         found = found.drop_nulls()
     run_row = found.to_numpy()
-    if not (run_row[1:] <= run_row[:-1]).any():  # each journey one run, in money order
-        if runs.touch_ordered:
+    if _runs_in_order(rows, runs, touch):  # each run in touch (or channel) order already
+        if not (run_row[1:] <= run_row[:-1]).any():  # each journey one run, in money order
             return rows, runs
-        channel = rows.get_column("channel")
-        if touch.null_count() == touch.len() and not channel.null_count():
-            rising = (channel.slice(1) > channel.slice(0, max(rows.height - 1, 0))).to_numpy()
-            same = np.ones(rows.height, dtype=bool)
-            same[runs.starts] = False
-            if not (same[1:] & ~rising).any():
-                return rows, runs  # channel-level weights: channels increasing in each run
+        if np.unique(run_row).size == run_row.size:  # each journey one run, in another order:
+            # the runs are put in money order whole (what the sort below would give)
+            order = np.argsort(run_row, kind="stable")
+            sizes = runs.sizes[order]
+            rows = rows[np.repeat(runs.starts[order] - (np.cumsum(sizes) - sizes), sizes)
+                        + np.arange(runs.rows, dtype=np.int64)]
+            return rows, JourneyIndex.of_sizes(sizes, touch_ordered=runs.touch_ordered)
     order = ["_j", "touch_index", "channel"]
     if not _in_order(rows, order):
         rows = rows.sort(order, nulls_last=True, maintain_order=True)
     return rows, JourneyIndex.of(rows.get_column("_j"))
+
+
+def _runs_in_order(rows: pl.DataFrame, runs: JourneyIndex, touch: pl.Series) -> bool:
+    """Whether each run of ``rows`` is in credit order inside: ``touch_index`` increasing, or
+    for channel-level weights (no ``touch_index``) the channel increasing."""
+    if runs.touch_ordered:
+        return True
+    channel = rows.get_column("channel")
+    if touch.null_count() != touch.len() or channel.null_count():
+        return False
+    rising = (channel.slice(1) > channel.slice(0, max(rows.height - 1, 0))).to_numpy()
+    same = np.ones(rows.height, dtype=bool)
+    same[runs.starts] = False
+    return not (same[1:] & ~rising).any()
 
 
 def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -315,7 +329,7 @@ def _channel_shares(rows: pl.DataFrame, runs: JourneyIndex,
     first = channel.head(width)
     if first.null_count() or (weight != weight[0]).any():
         return None
-    if not (channel.to_numpy().reshape(-1, width) == first.to_numpy()).all():
+    if not channel.equals(first.gather(np.tile(np.arange(width), channel.len() // width))):
         return None
     return pl.DataFrame({"channel": first, "weight": weight[0]})
 
@@ -332,20 +346,32 @@ def _by_totals(rows: pl.DataFrame, runs: JourneyIndex, money: pl.DataFrame,
     if population is None:
         population = pl.DataFrame([ids, *(money.get_column(c).gather(weighed)
                                           for c in ("amount", "revenue"))])
-    population = population.select("journey_id", "amount", "revenue").sort("journey_id")
-    found = ids.to_frame().join(population.with_row_index("_p"), on="journey_id",
-                                how="left", maintain_order="left").get_column("_p")
-    if found.null_count():
-        missing = ids.filter(found.is_null())[0]
-        raise ModelError(f"journey {missing!r} is not in the population its channel totals "
-                         "were split over")
-    at = found.to_numpy()
+        # the journeys are the population: each one's place in journey_id order (the ids are
+        # distinct) is the inverse of their sorting permutation, no join needed
+        order = ids.arg_sort().to_numpy()
+        at = np.empty(order.size, dtype=np.int64)
+        at[order] = np.arange(order.size)
+        population = population[order]
+    else:
+        population = population.select("journey_id", "amount", "revenue").sort("journey_id")
+        found = ids.to_frame().join(population.with_row_index("_p"), on="journey_id",
+                                    how="left", maintain_order="left").get_column("_p")
+        if found.null_count():
+            missing = ids.filter(found.is_null())[0]
+            raise ModelError(f"journey {missing!r} is not in the population its channel totals "
+                             "were split over")
+        at = found.to_numpy()
     share = shares.get_column("weight").to_numpy()
     credit = []
-    for column in ("amount", "revenue"):
-        split = split_by_totals(population.get_column(column).to_numpy(), share)[at].ravel()
+    amount = population.get_column("amount").to_numpy()
+    revenue = population.get_column("revenue").to_numpy()
+    split_amount = split_by_totals(amount, share)
+    # revenue that is the amount (path rows, won deals alone) splits as the amount does
+    split_revenue = (split_amount if np.array_equal(amount, revenue)
+                     else split_by_totals(revenue, share))
+    for column, split in (("amount", split_amount), ("revenue", split_revenue)):
         whole = money.get_column(column).gather(bare).to_numpy()  # (no touch): whole
-        credit.append(np.concatenate([split, whole]).astype(np.int64))
+        credit.append(np.concatenate([split[at].ravel(), whole]).astype(np.int64))
     return credit[0], credit[1]
 
 

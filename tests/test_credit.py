@@ -353,7 +353,8 @@ def credit_cases(draw):
     ]
     sources = draw(st.lists(st.sampled_from([*REFERENCE_MODELS, "scores", "channels"]),
                             min_size=1, max_size=3))
-    layout = draw(st.sampled_from(["as made", "shuffled", "no details", "strays"]))
+    layout = draw(st.sampled_from(["as made", "shuffled", "no details", "strays",
+                                   "runs reordered"]))
     return touches, deals, sources, layout, draw(st.randoms(use_true_random=False)), draw(
         st.lists(st.integers(0, 4), min_size=64, max_size=64))
 
@@ -403,6 +404,12 @@ def test_allocate_matches_the_reference_credit_splitter(case, small_thresholds):
                 rows = list(range(weights.height))
                 random.shuffle(rows)
                 weights = weights[rows]
+            elif layout == "runs reordered":  # each journey one run, journeys in another order
+                ids = weights.get_column("journey_id").unique(maintain_order=True).to_list()
+                random.shuffle(ids)
+                weights = (weights.join(pl.DataFrame({"journey_id": ids}).with_row_index("_o"),
+                                        on="journey_id", maintain_order="left")
+                           .sort("_o", maintain_order=True).drop("_o"))
             elif layout == "no details":
                 weights = weights.select("journey_id", "touch_index", "channel", "weight")
             elif layout == "strays":  # rows of journeys that carry no money, or of none
