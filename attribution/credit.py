@@ -604,7 +604,65 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,
     return conform(_with_shares(summary.collect()).lazy(), SUMMARY_SCHEMA).collect()
 
 
-def exact_sum(value: pl.Expr) -> pl.Expr:
+def summarise_shares(journeys: Journeys, shares: pl.DataFrame, model: str, *,
+                     touched: pl.DataFrame | None = None) -> pl.DataFrame | None:
+    """The channel summary of a model whose weights are the same channel ``shares``
+    (``channel, weight``) in every journey with a touch (:meth:`Fit.channel_shares`), from
+    totals, without its credit rows: what :func:`summarise` gives for :func:`allocate`'s credit
+    of those weights, byte for byte. None when no journey that carries money has a touch (then
+    :func:`allocate` splits nothing by totals).
+
+    It holds because :func:`split_by_totals` makes each channel's column sum its share of the
+    total, rounded by largest remainder (:func:`_apportion`), whatever the deals; the
+    conversion credit of a channel is the exact sum of its share times each journey's
+    conversions, summed once per distinct conversions count (integer parts: any order gives the
+    same). Deals without a touch are credited whole to ``(no touch)``.
+    ``tests/test_credit.py`` compares it with the summary of the allocated credit.
+    """
+    from attribution.journeys import channel_group_of
+
+    money = journeys.money
+    has_touch = money.get_column("n_touches") > 0
+    if not has_touch.any() or not shares.height:
+        return None
+    share = shares.get_column("weight").to_numpy()
+    share = share / math.fsum(share)  # as split_by_totals normalises it
+    groups = channel_group_of(journeys.touches).collect()
+    channels = shares.select("channel").join(groups, on="channel", how="left",
+                                             maintain_order="left")
+    touched_money = money.filter(has_touch)
+    conversions = (touched_money.drop_nulls("conversions").group_by("conversions").len("_n")
+                   .sort("conversions"))  # each distinct count once, with how many journeys
+    counted = pl.DataFrame({
+        "channel": np.repeat(channels.get_column("channel").to_numpy(), conversions.height),
+        "_value": (shares.get_column("weight").to_numpy()[:, None]
+                   * conversions.get_column("conversions").to_numpy()[None, :]).ravel(),
+        "_n": np.tile(conversions.get_column("_n").to_numpy(), shares.height),
+    }, schema={"channel": pl.String, "_value": pl.Float64, "_n": pl.Int64})
+    conversion_credit = (counted.group_by("channel", maintain_order=True)
+                         .agg(exact_sum(pl.col("_value"), count=pl.col("_n"))
+                              .alias("conversion_credit")))
+    rows = channels.with_columns(
+        pl.lit(model).alias("model"),
+        pl.Series("pipeline_credit",
+                  _apportion(share, int(touched_money.get_column("amount").sum()))),
+        pl.Series("revenue_credit",
+                  _apportion(share, int(touched_money.get_column("revenue").sum()))),
+    ).join(conversion_credit, on="channel", how="left", maintain_order="left")
+    bare = money.filter(~has_touch)
+    if bare.height:  # deals without a touch: whole, to (no touch)
+        rows = pl.concat([rows, pl.DataFrame({
+            "channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP], "model": [model],
+            "pipeline_credit": [int(bare.get_column("amount").sum())],
+            "revenue_credit": [int(bare.get_column("revenue").sum())],
+            "conversion_credit": bare.select(exact_sum(pl.col("conversions").cast(pl.Float64)))
+            .to_series(),
+        }, schema=rows.schema)])
+    credit = conform(rows.lazy(), CREDIT_SCHEMA)
+    return summarise(credit, journeys, touched=touched)
+
+
+def exact_sum(value: pl.Expr, *, count: pl.Expr | None = None) -> pl.Expr:
     """The sum of a float expression (inside a ``group_by`` or not), correctly rounded.
 
     A plain ``sum()`` adds partial sums in an order that depends on how polars spread the rows
@@ -612,12 +670,15 @@ def exact_sum(value: pl.Expr) -> pl.Expr:
     value is cut into two integers (its multiples of 2^-32 and the 2^-84 multiples of the
     rest); integer sums are exact in any order, and the total is rounded to a float once. The
     result depends only on the values, not on their order: the same bytes every run. (Bits
-    below 2^-84 of each value are dropped; nulls count as nothing.)
+    below 2^-84 of each value are dropped; nulls count as nothing.) With ``count``, each value
+    counts that many times, as if repeated.
     """
     scaled = value * 2.0**32
-    whole = scaled.floor()
-    rest = ((scaled - whole) * 2.0**52).floor()
-    exact = whole.cast(pl.Int128).sum() * 2**52 + rest.cast(pl.Int128).sum()
+    whole = scaled.floor().cast(pl.Int128)
+    rest = ((scaled - scaled.floor()) * 2.0**52).floor().cast(pl.Int128)
+    if count is not None:  # each value ``count`` times: its integer parts times the count
+        whole, rest = whole * count, rest * count
+    exact = whole.sum() * 2**52 + rest.sum()
     return exact.cast(pl.Float64) * 2.0**-84
 
 

@@ -302,6 +302,12 @@ class TouchRuns:
         return self.index.max(values)
 
 
+def channel_group_of(touches: pl.LazyFrame) -> pl.LazyFrame:
+    """``channel, channel_group``: each channel of the touches once, with its group (the group
+    of one of its touches: a channel has one group under the channel rules)."""
+    return touches.group_by("channel").agg(pl.col("channel_group").first())
+
+
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """Select exactly ``schema``'s columns, in order, with its dtypes (missing ones as null)."""
     present = set(frame.collect_schema().names())

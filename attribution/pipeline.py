@@ -26,7 +26,7 @@ from attribution import progress as progress_events
 from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
 from attribution.config import Config
-from attribution.credit import allocate, deals_touched, summarise
+from attribution.credit import allocate, deals_touched, summarise, summarise_shares
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
@@ -277,20 +277,31 @@ def run_models(
         report(f"model {model.name}", done, len(models))
         model.check(journeys)
         scope = scopes.of(model)
+        summary = None
         with progress_events.reporting(progress):
             if model.fits:
                 # fitted once: the credit and the model's own tables come from one fit
                 fitted = model.fit(scope)
                 weights = fitted.weights(scope)
                 diagnostics.update(fit_tables(model.name, fitted))
+                shares = fitted.channel_shares()
                 del fitted
+                if shares is not None and not keep_credit and on_credit is None:
+                    # no credit rows wanted, and the summary is defined by channel totals
+                    if touched is None:
+                        touched = deals_touched(scope)
+                    summary = summarise_shares(scope, shares, model.name, touched=touched)
             else:
                 weights = model.weights(scope)
-            credit = allocate(scope, weights, model.name).collect()
+            if summary is None:
+                credit = allocate(scope, weights, model.name).collect()
         if touched is None:  # counted once, on the money journeys alone when the model had them
             touched = deals_touched(scope)
         del scope, weights
         scopes.done(model)
+        if summary is not None:
+            summaries.append(summary)
+            continue
         summaries.append(summarise(credit, journeys, touched=touched))
         if on_credit is not None:
             on_credit(credit)

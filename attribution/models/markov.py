@@ -58,7 +58,7 @@ from attribution.graph import (
     path_codes,
     state_chain,
 )
-from attribution.journeys import Journeys
+from attribution.journeys import Journeys, channel_group_of
 from attribution.models.base import AttributionModel, Fit, FitInput, normalise
 from attribution.transforms import SOURCE_INDEX, apply_transforms, check_last_n, transform_touches
 
@@ -164,6 +164,21 @@ class MarkovFit(Fit):
             scored, on=["journey_id", "touch_index"], how="left", maintain_order="left"
         ).with_columns(pl.col("raw").fill_null(0.0))
         return normalise(scored_touches).sort("journey_id", "touch_index")
+
+    def channel_shares(self) -> pl.DataFrame | None:
+        """The global allocation's shares (channels with a share above 0), the same in every
+        journey with a touch; even over the fitted channels when nothing converted. None for
+        ``allocation="per_deal"``, a fit without a model, or nothing fitted (then each journey
+        is split evenly over its own touches)."""
+        if self.model is None or self.model.allocation != "global" or not len(self.channels):
+            return None
+        share = self.shares()
+        if share.sum() <= 0:
+            share = np.full(len(share), 1.0 / len(share))  # no conversion at all: an even split
+        return pl.DataFrame(
+            {"channel": self.channels, "weight": share},
+            schema={"channel": pl.String, "weight": pl.Float64},
+        ).filter(pl.col("weight") > 0)
 
     def removal_effects(self) -> pl.DataFrame:
         """One row per channel, sorted by channel.
@@ -409,22 +424,13 @@ def _global_weights(journeys: Journeys, fit: MarkovFit) -> pl.LazyFrame:
     scale they are most journeys (journeys x channels rows would dominate a run).
     """
     touches = journeys.touches
-    share = fit.shares()
-    if not len(share):  # nothing to fit (only open deals, say): an even split of each journey
+    shares = fit.channel_shares()
+    if shares is None:  # nothing to fit (only open deals, say): an even split of each journey
         raw = touches.select("journey_id", "touch_index", "channel", pl.lit(0.0).alias("raw"))
         return normalise(raw).sort("journey_id", "touch_index")
-    if share.sum() <= 0:
-        share = np.full(len(share), 1.0 / len(share))  # no conversion at all: an even split
     # each channel's group comes with the weights: allocate then joins no lookup on its rows
-    groups = touches.group_by("channel").agg(pl.col("channel_group").first())
-    channel_weights = (
-        pl.LazyFrame(
-            {"channel": fit.channels, "weight": share},
-            schema={"channel": pl.String, "weight": pl.Float64},
-        )
-        .filter(pl.col("weight") > 0)
-        .join(groups, on="channel", how="left", maintain_order="left")
-    )
+    channel_weights = shares.lazy().join(channel_group_of(touches), on="channel", how="left",
+                                          maintain_order="left")
     credited = journeys.journeys.filter(
         (pl.col("status") != "none") & (pl.col("n_touches") > 0)
     ).select("journey_id")
