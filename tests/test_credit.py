@@ -407,8 +407,9 @@ def test_allocate_matches_the_reference_credit_splitter(case, small_thresholds):
             elif layout == "runs reordered":  # each journey one run, journeys in another order
                 ids = weights.get_column("journey_id").unique(maintain_order=True).to_list()
                 random.shuffle(ids)
-                weights = (weights.join(pl.DataFrame({"journey_id": ids}).with_row_index("_o"),
-                                        on="journey_id", maintain_order="left")
+                order = pl.DataFrame({"journey_id": ids}, schema={"journey_id": pl.String})
+                weights = (weights.join(order.with_row_index("_o"), on="journey_id",
+                                        maintain_order="left")
                            .sort("_o", maintain_order=True).drop("_o"))
             elif layout == "no details":
                 weights = weights.select("journey_id", "touch_index", "channel", "weight")
