@@ -449,11 +449,14 @@ def won_deals_touched(journeys: Journeys) -> pl.DataFrame:
                       untouched_row]).sort("channel")
 
 
-def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int) -> pl.DataFrame:
+def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int, *,
+                won: pl.DataFrame | None = None) -> pl.DataFrame:
     """``summary`` with ``won_deals_touched`` and ``sufficient``: False (too few deals to
     tell) when fewer than ``min_deals`` won deals touched the channel, or when the channel's
-    interval (if the summary has one) is wider than its estimate."""
-    marked = summary.join(won_deals_touched(journeys), on="channel", how="left",
+    interval (if the summary has one) is wider than its estimate. ``won``: the journeys'
+    :func:`won_deals_touched` when the caller has it."""
+    won = won_deals_touched(journeys) if won is None else won
+    marked = summary.join(won, on="channel", how="left",
                           maintain_order="left").with_columns(
         pl.col("won_deals_touched").fill_null(0))
     enough = pl.col("won_deals_touched") >= min_deals
@@ -502,11 +505,13 @@ def few_won_deals(result: RunResult) -> str | None:
             "which channels drive revenue; read every share as a wide range")
 
 
-def insufficient(result: RunResult, model: str) -> list[str]:
-    """The channels of ``model`` with too few deals to tell (:func:`sufficiency`)."""
+def insufficient(result: RunResult, model: str, *,
+                 won: pl.DataFrame | None = None) -> list[str]:
+    """The channels of ``model`` with too few deals to tell (:func:`sufficiency`; ``won``:
+    the run's :func:`won_deals_touched` when the caller has it)."""
     marked = result.summary.filter(pl.col("model") == model)
     if "sufficient" not in marked.columns:
-        marked = sufficiency(marked, result.journeys, result.config.min_deals)
+        marked = sufficiency(marked, result.journeys, result.config.min_deals, won=won)
     return marked.filter(~pl.col("sufficient")).get_column("channel").to_list()
 
 
@@ -520,8 +525,11 @@ def evidence_notes(result: RunResult, models: Sequence[str] | None = None) -> li
     if result.summary.is_empty():
         return lines
     names = list(models) if models is not None else [m.name for m in result.models]
+    won = None  # counted once for every model (when the summary has no sufficiency yet)
+    if names and "sufficient" not in result.summary.columns:
+        won = won_deals_touched(result.journeys)
     for name in names:
-        channels = insufficient(result, name)
+        channels = insufficient(result, name, won=won)
         if channels:
             lines.append(f"{name}: {TOO_FEW} (fewer than {result.config.min_deals} won deals "
                          f"touched, or an interval wider than its estimate): "
