@@ -346,7 +346,7 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
     :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
     Inputs that are files pass through as they are."""
-    from attribution.db import is_database_uri
+    from attribution.reading import is_database_uri
 
     names = ("touchpoints", "deals", "contacts", "spend", "paths")
     wanted = [n for n in names if getattr(config, n) is not None
