@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from attribution.errors import ConfigError, InputError
 from attribution.journeys import JourneyIndex, Journeys
@@ -43,6 +42,7 @@ from attribution.schema import schema_of
 
 if TYPE_CHECKING:  # imported where a graph is made or read: slow to import, rarely needed
     import networkx as nx
+    import scipy.sparse as sp
 
 START = "(start)"
 CONVERSION = "(conversion)"
@@ -456,6 +456,8 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
     edge_key, edge_index = _unique(edges, n_nodes * n_nodes)
     del edges
     # one column per path, its walk's steps in order (repeats are summed by the products)
+    import scipy.sparse as sp  # here: slow to import, and only chains need it
+
     incidence = sp.csc_matrix(
         (np.ones(len(node)), edge_index, np.concatenate([[0], np.cumsum(steps)])),
         shape=(len(edge_key), n_paths),

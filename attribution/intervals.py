@@ -29,11 +29,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from scipy import sparse
 
 from attribution.credit import allocate
 from attribution.errors import ConfigError
@@ -41,6 +40,9 @@ from attribution.journeys import Journeys
 from attribution.models.base import AttributionModel
 from attribution.pipeline import RunResult, Scopes
 from attribution.schema import NO_TOUCH_CHANNEL
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 #: columns the intervals add to a summary (and, with last-touch's, to a comparison)
 INTERVAL_COLUMNS = ("revenue_credit_low", "revenue_credit_high", "revenue_share_low",
@@ -113,6 +115,8 @@ def journey_credit(credit: pl.DataFrame, journey_ids: pl.Series,
               how="inner")
         .collect()
     )
+    from scipy import sparse  # here: a run without --bootstrap never needs it
+
     return sparse.csr_matrix(
         (rows.get_column("revenue_credit").cast(pl.Float64).to_numpy(),
          (rows.get_column("_row").to_numpy(), rows.get_column("_col").to_numpy())),

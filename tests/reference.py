@@ -345,7 +345,7 @@ def reference_parse_paths(
                          cents(value) or 0))
     spellings = Counter(step for _, steps, *_ in kept for step in steps)
     usual: dict[str, str] = {}
-    for name, count in sorted(spellings.items(), key=lambda item: (-item[1], item[0])):
+    for name, _count in sorted(spellings.items(), key=lambda item: (-item[1], item[0])):
         usual.setdefault(channel_key(name), name)
     touches = [
         {"journey_id": f"path-{number}", "touch_index": position,

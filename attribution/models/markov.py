@@ -44,8 +44,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from attribution import progress
 from attribution.errors import ConfigError, ModelError
@@ -335,6 +333,9 @@ def removal_effects(
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """``(P, V, RE, RE_value)``: conversion probability and expected value from the start,
     and each channel's removal effects, solved exactly (one sparse LU per channel)."""
+    import scipy.sparse as sp  # here: slow to import, and only a Markov fit needs it
+    import scipy.sparse.linalg as spla
+
     n = chain.n_nodes
     out_total = (
         np.bincount(chain.edge_from, weights=counts.edge, minlength=n)
