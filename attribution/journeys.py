@@ -212,6 +212,13 @@ class Journeys:
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
         money = self.money
+        if money.height == self.journeys.select(pl.len()).collect().item():
+            # every journey carries money (a path table, deals without deal-less accounts):
+            # the touches as they are, not filtered and copied
+            return Journeys(touches=self.touches, journeys=money.lazy(),
+                            has_timestamps=self.has_timestamps,
+                            has_milestones=self.has_milestones, as_of=self.as_of,
+                            index=self.index)
         touches = self.touches.collect()
         # a filter on a set of the money journeys' ids (a semi join takes longer)
         keep = touches.get_column("journey_id").is_in(

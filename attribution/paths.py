@@ -212,7 +212,8 @@ def parse_paths(
                                              chosen.get_column("label"), default=None)
     group = label if channel_groups is None else channel_groups(label)
     index = JourneyIndex.of_sizes(sizes, touch_ordered=True, positional=True)
-    touch_index = np.arange(index.rows, dtype=np.int64) - index.spread(index.starts)
+    touch_index = (np.arange(index.rows, dtype=np.int64)
+                   - index.spread(index.starts)).astype(np.uint32)
     touches = pl.DataFrame([
         journeys.get_column("journey_id").gather(index.run_of_rows()),
         pl.Series("touch_index", touch_index, dtype=pl.UInt32),
