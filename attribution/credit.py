@@ -234,11 +234,11 @@ def _credit_rows(rows: pl.DataFrame, money: pl.DataFrame) -> tuple[pl.DataFrame,
     if _runs_in_order(rows, runs, touch):  # each run in touch (or channel) order already
         if not (run_row[1:] <= run_row[:-1]).any():  # each journey one run, in money order
             return rows, runs
-        if np.unique(run_row).size == run_row.size:  # each journey one run, in another order:
+        if np.bincount(run_row).max() == 1:  # each journey one run, in another order:
             # the runs are put in money order whole (what the sort below would give)
-            order = np.argsort(run_row, kind="stable")
-            sizes = runs.sizes[order]
-            rows = rows[np.repeat(runs.starts[order] - (np.cumsum(sizes) - sizes), sizes)
+            by_run = np.argsort(run_row, kind="stable")
+            sizes = runs.sizes[by_run]
+            rows = rows[np.repeat(runs.starts[by_run] - (np.cumsum(sizes) - sizes), sizes)
                         + np.arange(runs.rows, dtype=np.int64)]
             return rows, JourneyIndex.of_sizes(sizes, touch_ordered=runs.touch_ordered)
     order = ["_j", "touch_index", "channel"]
