@@ -79,16 +79,23 @@ def unify_spellings(channel: pl.Series) -> pl.Series:
     distinct = channel.unique().drop_nulls().to_list()
     if len({channel_key(name) for name in distinct}) == len(distinct):
         return channel
-    counts = channel.rename("name").drop_nulls().value_counts(name="n")
+    chosen = usual_spellings(channel.rename("name").drop_nulls().value_counts(name="n"))
+    return channel.replace_strict(chosen.get_column("name"), chosen.get_column("label"),
+                                  default=None, return_dtype=pl.String)
+
+
+def usual_spellings(counts: pl.DataFrame) -> pl.DataFrame:
+    """``name, label``: each distinct ``name`` of ``counts`` (``name, n``: how often it occurs)
+    and the most frequent name of its :func:`channel_key` (ties: the smallest text), the rule
+    of :func:`unify_spellings` for a caller that has counted the names already."""
     keys = pl.Series("key", [channel_key(name) for name in counts.get_column("name").to_list()],
                      dtype=pl.String)
-    chosen = (
+    return (
         counts.with_columns(keys)
         .sort(["key", "n", "name"], descending=[False, True, False])
         .with_columns(pl.col("name").first().over("key").alias("label"))
+        .select("name", "label")
     )
-    return channel.replace_strict(chosen.get_column("name"), chosen.get_column("label"),
-                                  default=None, return_dtype=pl.String)
 
 
 def relabel(names: pl.Series, labels: Iterable[str]) -> pl.Series:

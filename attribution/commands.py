@@ -471,8 +471,7 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
 def deal_segments(config: Config) -> pl.DataFrame | None:
     """``deal_id, segment`` of the deals export when it has a ``segment`` column (or one
     ``[columns.deals] segment`` maps); None otherwise (or for deals read from a database)."""
-    from attribution.db import is_database_uri
-    from attribution.reading import read_header, read_table
+    from attribution.reading import is_database_uri, read_header, read_table
     from attribution.validation import text
 
     if config.deals is None or is_database_uri(config.deals):

@@ -239,20 +239,34 @@ def _credit_rows(rows: pl.DataFrame, money: pl.DataFrame) -> tuple[pl.DataFrame,
         runs = runs.select(keep.to_numpy())
         found = found.drop_nulls()
     run_row = found.to_numpy()
-    if not (run_row[1:] <= run_row[:-1]).any():  # each journey one run, in money order
-        if runs.touch_ordered:
+    if _runs_in_order(rows, runs, touch):  # each run in touch (or channel) order already
+        if not (run_row[1:] <= run_row[:-1]).any():  # each journey one run, in money order
             return rows, runs
-        channel = rows.get_column("channel")
-        if touch.null_count() == touch.len() and not channel.null_count():
-            rising = (channel.slice(1) > channel.slice(0, max(rows.height - 1, 0))).to_numpy()
-            same = np.ones(rows.height, dtype=bool)
-            same[runs.starts] = False
-            if not (same[1:] & ~rising).any():
-                return rows, runs  # channel-level weights: channels increasing in each run
+        if np.bincount(run_row).max() == 1:  # each journey one run, in another order:
+            # the runs are put in money order whole (what the sort below would give)
+            by_run = np.argsort(run_row, kind="stable")
+            sizes = runs.sizes[by_run]
+            rows = rows[np.repeat(runs.starts[by_run] - (np.cumsum(sizes) - sizes), sizes)
+                        + np.arange(runs.rows, dtype=np.int64)]
+            return rows, JourneyIndex.of_sizes(sizes, touch_ordered=runs.touch_ordered)
     order = ["_j", "touch_index", "channel"]
     if not _in_order(rows, order):
         rows = rows.sort(order, nulls_last=True, maintain_order=True)
     return rows, JourneyIndex.of(rows.get_column("_j"))
+
+
+def _runs_in_order(rows: pl.DataFrame, runs: JourneyIndex, touch: pl.Series) -> bool:
+    """Whether each run of ``rows`` is in credit order inside: ``touch_index`` increasing, or
+    for channel-level weights (no ``touch_index``) the channel increasing."""
+    if runs.touch_ordered:
+        return True
+    channel = rows.get_column("channel")
+    if touch.null_count() != touch.len() or channel.null_count():
+        return False
+    rising = (channel.slice(1) > channel.slice(0, max(rows.height - 1, 0))).to_numpy()
+    same = np.ones(rows.height, dtype=bool)
+    same[runs.starts] = False
+    return not (same[1:] & ~rising).any()
 
 
 def _largest_remainder(weight: np.ndarray, totals: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -323,7 +337,7 @@ def _channel_shares(rows: pl.DataFrame, runs: JourneyIndex,
     first = channel.head(width)
     if first.null_count() or (weight != weight[0]).any():
         return None
-    if not (channel.to_numpy().reshape(-1, width) == first.to_numpy()).all():
+    if not channel.equals(first.gather(np.tile(np.arange(width), channel.len() // width))):
         return None
     return pl.DataFrame({"channel": first, "weight": weight[0]})
 
@@ -340,20 +354,32 @@ def _by_totals(rows: pl.DataFrame, runs: JourneyIndex, money: pl.DataFrame,
     if population is None:
         population = pl.DataFrame([ids, *(money.get_column(c).gather(weighed)
                                           for c in ("amount", "revenue"))])
-    population = population.select("journey_id", "amount", "revenue").sort("journey_id")
-    found = ids.to_frame().join(population.with_row_index("_p"), on="journey_id",
-                                how="left", maintain_order="left").get_column("_p")
-    if found.null_count():
-        missing = ids.filter(found.is_null())[0]
-        raise ModelError(f"journey {missing!r} is not in the population its channel totals "
-                         "were split over")
-    at = found.to_numpy()
+        # the journeys are the population: each one's place in journey_id order (the ids are
+        # distinct) is the inverse of their sorting permutation, no join needed
+        order = ids.arg_sort().to_numpy()
+        at = np.empty(order.size, dtype=np.int64)
+        at[order] = np.arange(order.size)
+        population = population[order]
+    else:
+        population = population.select("journey_id", "amount", "revenue").sort("journey_id")
+        found = ids.to_frame().join(population.with_row_index("_p"), on="journey_id",
+                                    how="left", maintain_order="left").get_column("_p")
+        if found.null_count():
+            missing = ids.filter(found.is_null())[0]
+            raise ModelError(f"journey {missing!r} is not in the population its channel totals "
+                             "were split over")
+        at = found.to_numpy()
     share = shares.get_column("weight").to_numpy()
     credit = []
-    for column in ("amount", "revenue"):
-        split = split_by_totals(population.get_column(column).to_numpy(), share)[at].ravel()
+    amount = population.get_column("amount").to_numpy()
+    revenue = population.get_column("revenue").to_numpy()
+    split_amount = split_by_totals(amount, share)
+    # revenue that is the amount (path rows, won deals alone) splits as the amount does
+    split_revenue = (split_amount if np.array_equal(amount, revenue)
+                     else split_by_totals(revenue, share))
+    for column, split in (("amount", split_amount), ("revenue", split_revenue)):
         whole = money.get_column(column).gather(bare).to_numpy()  # (no touch): whole
-        credit.append(np.concatenate([split, whole]).astype(np.int64))
+        credit.append(np.concatenate([split[at].ravel(), whole]).astype(np.int64))
     return credit[0], credit[1]
 
 
@@ -489,15 +515,39 @@ def deals_touched(journeys: Journeys) -> pl.DataFrame:
     touch's (journey, channel) cell is marked once in a table of journeys by channels, so no
     text is hashed beyond the channels' own coding.
     """
+    names, counts, untouched = channel_reach(journeys)
+    touched = pl.DataFrame({
+        "channel": names,
+        "deals_touched": pl.Series(counts, dtype=pl.UInt32),
+    }).filter(pl.col("deals_touched") > 0)
+    bare = pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "deals_touched": [untouched]},
+                        schema={"channel": pl.String, "deals_touched": pl.UInt32})
+    return pl.concat([touched, bare])
+
+
+def channel_reach(journeys: Journeys, per_deal: np.ndarray | None = None
+                  ) -> tuple[pl.Series, np.ndarray, int]:
+    """What :func:`deals_touched` counts, each deal counting ``per_deal`` (int64, one value per
+    row of ``journeys.money``; default 1): the channels (sorted, then a null for touches
+    without a channel), each channel's total over the money journeys with at least one touch
+    of it, and the total over the money journeys without a touch."""
     money = journeys.money
     runs = journeys.runs
     touches = runs.touches
     keys = touches.get_column("journey_id").gather(runs.starts)
     ids = money.get_column("journey_id")
-    if keys.equals(ids.filter(money.get_column("n_touches") > 0)):  # the money journeys alone
+    has_touch = money.get_column("n_touches") > 0
+    run_money: np.ndarray | None = None  # each run's row of ``money`` (when weighted)
+    if keys.equals(ids.filter(has_touch)):  # the money journeys alone
         counted = np.ones(keys.len(), dtype=bool)
+        if per_deal is not None:
+            run_money = np.flatnonzero(has_touch.to_numpy())
     else:
         counted = keys.is_in(ids.implode()).fill_null(False).to_numpy()
+        if per_deal is not None:
+            run_money = (keys.to_frame().join(money.select("journey_id").with_row_index("_m"),
+                                              on="journey_id", how="left", maintain_order="left")
+                         .get_column("_m").fill_null(0).to_numpy().astype(np.int64))
     channel = touches.get_column("channel")
     names = channel.drop_nulls().unique().sort()
     width = names.len() + 1  # the last code: a touch without a channel
@@ -509,18 +559,22 @@ def deals_touched(journeys: Journeys) -> pl.DataFrame:
     if runs.starts.size * width <= _MARKED_CELLS:
         marked = np.zeros(runs.starts.size * width, dtype=bool)
         marked[cells] = True
-        counts = marked.reshape(-1, width).sum(axis=0)
-    else:
+        if per_deal is None:
+            counts = marked.reshape(-1, width).sum(axis=0)
+        else:
+            cells = np.flatnonzero(marked)
+    elif per_deal is None:
         counts = np.bincount(np.unique(cells) % width, minlength=width)
-    touched = pl.DataFrame({
-        "channel": pl.concat([names, pl.Series([None], dtype=pl.String)]),
-        "deals_touched": pl.Series(counts, dtype=pl.UInt32),
-    }).filter(pl.col("deals_touched") > 0)
-    untouched = pl.DataFrame({
-        "channel": [NO_TOUCH_CHANNEL],
-        "deals_touched": [int((money.get_column("n_touches") == 0).sum())],
-    }, schema={"channel": pl.String, "deals_touched": pl.UInt32})
-    return pl.concat([touched, untouched])
+    else:
+        cells = np.unique(cells)
+    if per_deal is not None:
+        assert run_money is not None
+        counts = np.zeros(width, dtype=np.int64)
+        np.add.at(counts, cells % width, np.asarray(per_deal, np.int64)[run_money[cells // width]])
+        untouched = int(np.asarray(per_deal, np.int64)[~has_touch.to_numpy()].sum())
+    else:
+        untouched = int((~has_touch).sum())
+    return pl.concat([names, pl.Series([None], dtype=pl.String)]), counts, untouched
 
 
 def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,
@@ -558,7 +612,65 @@ def summarise(credit: pl.LazyFrame | pl.DataFrame, journeys: Journeys, *,
     return conform(_with_shares(summary.collect()).lazy(), SUMMARY_SCHEMA).collect()
 
 
-def exact_sum(value: pl.Expr) -> pl.Expr:
+def summarise_shares(journeys: Journeys, shares: pl.DataFrame, model: str, *,
+                     touched: pl.DataFrame | None = None) -> pl.DataFrame | None:
+    """The channel summary of a model whose weights are the same channel ``shares``
+    (``channel, weight``) in every journey with a touch (:meth:`Fit.channel_shares`), from
+    totals, without its credit rows: what :func:`summarise` gives for :func:`allocate`'s credit
+    of those weights, byte for byte. None when no journey that carries money has a touch (then
+    :func:`allocate` splits nothing by totals).
+
+    It holds because :func:`split_by_totals` makes each channel's column sum its share of the
+    total, rounded by largest remainder (:func:`_apportion`), whatever the deals; the
+    conversion credit of a channel is the exact sum of its share times each journey's
+    conversions, summed once per distinct conversions count (integer parts: any order gives the
+    same). Deals without a touch are credited whole to ``(no touch)``.
+    ``tests/test_credit.py`` compares it with the summary of the allocated credit.
+    """
+    from attribution.journeys import channel_group_of
+
+    money = journeys.money
+    has_touch = money.get_column("n_touches") > 0
+    if not has_touch.any() or not shares.height:
+        return None
+    share = shares.get_column("weight").to_numpy()
+    share = share / math.fsum(share)  # as split_by_totals normalises it
+    groups = channel_group_of(journeys.touches).collect()
+    channels = shares.select("channel").join(groups, on="channel", how="left",
+                                             maintain_order="left")
+    touched_money = money.filter(has_touch)
+    conversions = (touched_money.drop_nulls("conversions").group_by("conversions").len("_n")
+                   .sort("conversions"))  # each distinct count once, with how many journeys
+    counted = pl.DataFrame({
+        "channel": np.repeat(channels.get_column("channel").to_numpy(), conversions.height),
+        "_value": (shares.get_column("weight").to_numpy()[:, None]
+                   * conversions.get_column("conversions").to_numpy()[None, :]).ravel(),
+        "_n": np.tile(conversions.get_column("_n").to_numpy(), shares.height),
+    }, schema={"channel": pl.String, "_value": pl.Float64, "_n": pl.Int64})
+    conversion_credit = (counted.group_by("channel", maintain_order=True)
+                         .agg(exact_sum(pl.col("_value"), count=pl.col("_n"))
+                              .alias("conversion_credit")))
+    rows = channels.with_columns(
+        pl.lit(model).alias("model"),
+        pl.Series("pipeline_credit",
+                  _apportion(share, int(touched_money.get_column("amount").sum()))),
+        pl.Series("revenue_credit",
+                  _apportion(share, int(touched_money.get_column("revenue").sum()))),
+    ).join(conversion_credit, on="channel", how="left", maintain_order="left")
+    bare = money.filter(~has_touch)
+    if bare.height:  # deals without a touch: whole, to (no touch)
+        rows = pl.concat([rows, pl.DataFrame({
+            "channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP], "model": [model],
+            "pipeline_credit": [int(bare.get_column("amount").sum())],
+            "revenue_credit": [int(bare.get_column("revenue").sum())],
+            "conversion_credit": bare.select(exact_sum(pl.col("conversions").cast(pl.Float64)))
+            .to_series(),
+        }, schema=rows.schema)])
+    credit = conform(rows.lazy(), CREDIT_SCHEMA)
+    return summarise(credit, journeys, touched=touched)
+
+
+def exact_sum(value: pl.Expr, *, count: pl.Expr | None = None) -> pl.Expr:
     """The sum of a float expression (inside a ``group_by`` or not), correctly rounded.
 
     A plain ``sum()`` adds partial sums in an order that depends on how polars spread the rows
@@ -566,12 +678,15 @@ def exact_sum(value: pl.Expr) -> pl.Expr:
     value is cut into two integers (its multiples of 2^-32 and the 2^-84 multiples of the
     rest); integer sums are exact in any order, and the total is rounded to a float once. The
     result depends only on the values, not on their order: the same bytes every run. (Bits
-    below 2^-84 of each value are dropped; nulls count as nothing.)
+    below 2^-84 of each value are dropped; nulls count as nothing.) With ``count``, each value
+    counts that many times, as if repeated.
     """
     scaled = value * 2.0**32
-    whole = scaled.floor()
-    rest = ((scaled - whole) * 2.0**52).floor()
-    exact = whole.cast(pl.Int128).sum() * 2**52 + rest.cast(pl.Int128).sum()
+    whole = scaled.floor().cast(pl.Int128)
+    rest = ((scaled - scaled.floor()) * 2.0**52).floor().cast(pl.Int128)
+    if count is not None:  # each value ``count`` times: its integer parts times the count
+        whole, rest = whole * count, rest * count
+    exact = whole.sum() * 2**52 + rest.sum()
     return exact.cast(pl.Float64) * 2.0**-84
 
 

@@ -52,12 +52,11 @@ from attribution.errors import (
     TableNotFoundError,
 )
 from attribution.output import money_to_decimal
+from attribution.reading import DUCKDB_EXTENSIONS, is_database_uri
 from attribution.schema import MONEY_COLUMNS, currency_decimals
 
 Engine = Literal["postgresql", "duckdb"]
 
-#: file names that make an output a DuckDB database (``--out history.duckdb``)
-DUCKDB_EXTENSIONS = (".duckdb", ".ddb")
 #: seconds libpq waits for a server before giving up (unless the URI sets connect_timeout)
 CONNECT_TIMEOUT = 10
 #: rows per Arrow IPC batch of the digest: fixed, so the digest never depends on how the driver
@@ -93,14 +92,6 @@ class DatabaseURI:
     table: str | None = None
     query: str | None = None
     schema: str | None = None
-
-
-def is_database_uri(text: str | Path) -> bool:
-    """Whether an input or ``--out`` names a database rather than a file or folder:
-    a ``postgresql://``, ``postgres://`` or ``duckdb://`` URI, or a path ending ``.duckdb``."""
-    text = str(text)
-    return (text.startswith(("postgresql://", "postgres://", "duckdb://"))
-            or text.lower().endswith(DUCKDB_EXTENSIONS))
 
 
 def _split_parameters(raw: str, shown: str) -> tuple[dict[str, str], str | None]:

@@ -31,7 +31,7 @@ ENGINES = ("polars", "spark")
 def is_database(location: object) -> bool:
     """Whether an input or ``--out`` names a database (``postgresql://``, ``duckdb://``, a
     ``.duckdb`` file) rather than files."""
-    from attribution.db import is_database_uri
+    from attribution.reading import is_database_uri
 
     return is_database_uri(str(location))
 

@@ -35,8 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import scipy.sparse as sp
 
 from attribution.errors import ConfigError, InputError
 from attribution.journeys import JourneyIndex, Journeys
@@ -44,6 +42,7 @@ from attribution.schema import schema_of
 
 if TYPE_CHECKING:  # imported where a graph is made or read: slow to import, rarely needed
     import networkx as nx
+    import scipy.sparse as sp
 
 START = "(start)"
 CONVERSION = "(conversion)"
@@ -248,6 +247,8 @@ PATH_SUMS = ("conversions", "nulls", "revenue")
 def _code_bytes(codes: np.ndarray, lengths: np.ndarray) -> pl.Series:
     """Paths of channel codes (back to back, ``lengths`` each) as one binary value a path,
     equal exactly when the paths are (what grouping the long paths needs)."""
+    import pyarrow as pa  # here: only paths too long for an integer key need it
+
     data = codes.astype("<u4").view(np.uint8)
     offsets = np.concatenate([[0], np.cumsum(lengths) * 4]).astype(np.int64)
     array = pa.LargeBinaryArray.from_buffers(
@@ -291,6 +292,8 @@ def _with_outcomes(keyed: pl.DataFrame, journeys: Journeys, include_open: bool) 
 
 def _channel_lists(codes: np.ndarray, lengths: np.ndarray, channels: list[str]) -> pl.Series:
     """Channel codes (1..n, back to back) as one list of channel names per path."""
+    import pyarrow as pa  # here: only paths too long for an integer key need it
+
     # arrays made by polars, not pa.array: that imports pandas when it is installed
     values = pl.Series(channels, dtype=pl.String).gather(codes - 1).to_arrow()
     offsets = pl.Series(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)).to_arrow()
@@ -453,6 +456,8 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
     edge_key, edge_index = _unique(edges, n_nodes * n_nodes)
     del edges
     # one column per path, its walk's steps in order (repeats are summed by the products)
+    import scipy.sparse as sp  # here: slow to import, and only chains need it
+
     incidence = sp.csc_matrix(
         (np.ones(len(node)), edge_index, np.concatenate([[0], np.cumsum(steps)])),
         shape=(len(edge_key), n_paths),

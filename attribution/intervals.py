@@ -33,11 +33,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from scipy import sparse
 
 from attribution.credit import allocate
 from attribution.errors import ConfigError
@@ -46,6 +45,9 @@ from attribution.models.base import AttributionModel, WeightedFits
 from attribution.models.self_reported import SELF_REPORTED_MODELS
 from attribution.pipeline import RunResult, Scopes
 from attribution.schema import NO_TOUCH_CHANNEL
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 #: columns the intervals add to a summary (and, with last-touch's, to a comparison)
 INTERVAL_COLUMNS = ("revenue_credit_low_cents", "revenue_credit_high_cents", "revenue_share_low",
@@ -118,6 +120,8 @@ def journey_credit(credit: pl.DataFrame, journey_ids: pl.Series,
               how="inner")
         .collect()
     )
+    from scipy import sparse  # here: a run without --bootstrap never needs it
+
     return sparse.csr_matrix(
         (rows.get_column("revenue_credit_cents").cast(pl.Float64).to_numpy(),
          (rows.get_column("_row").to_numpy(), rows.get_column("_col").to_numpy())),
@@ -449,12 +453,36 @@ def _table(model: str, channels: list[str], totals: np.ndarray, level: float) ->
 
 def won_deals_touched(journeys: Journeys, *, stated: bool = False) -> pl.DataFrame:
     """``channel, won_deals_touched``: the won deals (a path row's conversions) on which each
-    channel has at least one touch; ``(no touch)`` the won deals without any. ``stated``:
-    a deal whose buyers name the channel (:attr:`Journeys.stated`) counts too (the evidence
-    of the self-reported models)."""
-    pairs = journeys.touches.select("journey_id", "channel")
+    channel has at least one touch; ``(no touch)`` the won deals without any. Counted as
+    :func:`~attribution.credit.deals_touched` counts deals, each deal weighing its won deals
+    (``tests/test_models_contract.py`` compares it with a plain join and group-by).
+    ``stated``: a deal whose buyers name the channel (:attr:`Journeys.stated`) counts too (the
+    evidence of the self-reported models), by the plain join."""
     if stated and journeys.stated is not None:
-        pairs = pl.concat([pairs, journeys.stated.lazy().select("journey_id", "channel")])
+        return _won_deals_touched_or_stated(journeys, journeys.stated)
+    from attribution.credit import channel_reach
+
+    money = journeys.money
+    won = (money.select(pl.when(pl.col("status") == "won").then(1)
+                        .when(pl.col("status") == "path")
+                        .then(pl.col("conversions").fill_null(0)).otherwise(0)
+                        .cast(pl.Int64))
+           .to_series().to_numpy())
+    won = np.maximum(won, 0)  # only journeys with won deals count
+    names, counts, untouched = channel_reach(journeys, won)
+    touched = pl.DataFrame({"channel": names, "won_deals_touched": counts},
+                           schema={"channel": pl.String, "won_deals_touched": pl.Int64})
+    untouched_row = pl.DataFrame({"channel": [NO_TOUCH_CHANNEL],
+                                  "won_deals_touched": [untouched]},
+                                 schema={"channel": pl.String, "won_deals_touched": pl.Int64})
+    return pl.concat([touched.filter(pl.col("won_deals_touched") > 0),
+                      untouched_row]).sort("channel")
+
+
+def _won_deals_touched_or_stated(journeys: Journeys, stated: pl.DataFrame) -> pl.DataFrame:
+    """:func:`won_deals_touched` with the deals' stated channels counted as touches."""
+    pairs = pl.concat([journeys.touches.select("journey_id", "channel"),
+                       stated.lazy().select("journey_id", "channel")])
     won = (journeys.journeys.filter(pl.col("status").is_in(["won", "path"]))
            .select("journey_id", "n_touches",
                    pl.when(pl.col("status") == "won").then(1)
@@ -474,12 +502,15 @@ def won_deals_touched(journeys: Journeys, *, stated: bool = False) -> pl.DataFra
                       untouched]).sort("channel")
 
 
-def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int) -> pl.DataFrame:
+def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int, *,
+                won: pl.DataFrame | None = None) -> pl.DataFrame:
     """``summary`` with ``won_deals_touched`` and ``sufficient``: False (too few deals to
     tell) when fewer than ``min_deals`` won deals touched the channel (for the self-reported
     models: touched it or name it), or when the channel's interval (if the summary has one)
-    is wider than its estimate."""
-    marked = summary.join(won_deals_touched(journeys), on="channel", how="left",
+    is wider than its estimate. ``won``: the journeys' :func:`won_deals_touched` when the
+    caller has it."""
+    won = won_deals_touched(journeys) if won is None else won
+    marked = summary.join(won, on="channel", how="left",
                           maintain_order="left").with_columns(
         pl.col("won_deals_touched").fill_null(0))
     if journeys.stated is not None:  # the self-reported models' evidence: touched or stated
@@ -535,11 +566,13 @@ def few_won_deals(result: RunResult) -> str | None:
             "which channels drive revenue; read every share as a wide range")
 
 
-def insufficient(result: RunResult, model: str) -> list[str]:
-    """The channels of ``model`` with too few deals to tell (:func:`sufficiency`)."""
+def insufficient(result: RunResult, model: str, *,
+                 won: pl.DataFrame | None = None) -> list[str]:
+    """The channels of ``model`` with too few deals to tell (:func:`sufficiency`; ``won``:
+    the run's :func:`won_deals_touched` when the caller has it)."""
     marked = result.summary.filter(pl.col("model") == model)
     if "sufficient" not in marked.columns:
-        marked = sufficiency(marked, result.journeys, result.config.min_deals)
+        marked = sufficiency(marked, result.journeys, result.config.min_deals, won=won)
     return marked.filter(~pl.col("sufficient")).get_column("channel").to_list()
 
 
@@ -553,8 +586,11 @@ def evidence_notes(result: RunResult, models: Sequence[str] | None = None) -> li
     if result.summary.is_empty():
         return lines
     names = list(models) if models is not None else [m.name for m in result.models]
+    won = None  # counted once for every model (when the summary has no sufficiency yet)
+    if names and "sufficient" not in result.summary.columns:
+        won = won_deals_touched(result.journeys)
     for name in names:
-        channels = insufficient(result, name)
+        channels = insufficient(result, name, won=won)
         if channels:
             lines.append(f"{name}: {TOO_FEW} (fewer than {result.config.min_deals} won deals "
                          f"touched, or an interval wider than its estimate): "

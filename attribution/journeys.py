@@ -219,6 +219,13 @@ class Journeys:
     def with_money_only(self) -> Journeys:
         """The journeys that carry money (deals and path rows), without deal-less accounts."""
         money = self.money
+        if money.height == self.journeys.select(pl.len()).collect().item():
+            # every journey carries money (a path table, deals without deal-less accounts):
+            # the touches as they are, not filtered and copied
+            return Journeys(touches=self.touches, journeys=money.lazy(),
+                            has_timestamps=self.has_timestamps,
+                            has_milestones=self.has_milestones, as_of=self.as_of,
+                            index=self.index)
         touches = self.touches.collect()
         # a filter on a set of the money journeys' ids (a semi join takes longer)
         keep = touches.get_column("journey_id").is_in(
@@ -308,6 +315,12 @@ class TouchRuns:
     def max(self, values: np.ndarray) -> np.ndarray:
         """Each run's largest value."""
         return self.index.max(values)
+
+
+def channel_group_of(touches: pl.LazyFrame) -> pl.LazyFrame:
+    """``channel, channel_group``: each channel of the touches once, with its group (the group
+    of one of its touches: a channel has one group under the channel rules)."""
+    return touches.group_by("channel").agg(pl.col("channel_group").first())
 
 
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:

@@ -23,16 +23,18 @@ left out. A missing column raises :class:`~attribution.errors.ColumnNotFoundErro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 
-from attribution.channels import unify_spellings
+from attribution.channels import channel_key, usual_spellings
 from attribution.errors import ColumnNotFoundError, FileFormatError
-from attribution.journeys import Journeys
+from attribution.journeys import JourneyIndex, Journeys, conform
 from attribution.reading import read_file
-from attribution.schema import REJECT_SCHEMA
+from attribution.schema import JOURNEY_SCHEMA, REJECT_SCHEMA, TOUCH_SCHEMA
 
 #: canonical path-table columns: name -> required?
 PATH_COLUMNS: dict[str, bool] = {
@@ -64,6 +66,7 @@ def read_paths(
     separator: str = ">",
     encoding: str | None = None,
     decimals: int = 2,
+    channel_groups: Callable[[pl.Series], pl.Series] | None = None,
 ) -> PathTable:
     """Read a path table into :class:`~attribution.journeys.Journeys` (status ``path``).
 
@@ -83,6 +86,9 @@ def read_paths(
     decimals
         The run's currency's ISO 4217 minor unit: conversion values are read into that many
         minor units (2: cents; 3 for KWD).
+    channel_groups
+        Maps the distinct channel names (a Series) to their groups, in order (default: each
+        channel its own group).
 
     Examples
     --------
@@ -94,14 +100,32 @@ def read_paths(
     # columns refused, so a path table is never read lossily either
     raw = read_file(Path(path), "paths", encoding=encoding)
     names = _resolve_columns(source, raw.columns, columns or {})
-    return parse_paths(raw, names, source=source, separator=separator, decimals=decimals)
+    return parse_paths(raw, names, source=source, separator=separator, decimals=decimals,
+                       channel_groups=channel_groups)
 
 
 def parse_paths(
-    raw: pl.DataFrame, names: dict[str, str], *, source: str = "<paths>", separator: str = ">",
+    raw: pl.DataFrame,
+    names: dict[str, str],
+    *,
+    source: str = "<paths>",
+    separator: str = ">",
     decimals: int = 2,
+    channel_groups: Callable[[pl.Series], pl.Series] | None = None,
 ) -> PathTable:
-    """Validate an already-read path table whose canonical columns are located by ``names``."""
+    """Validate an already-read path table whose canonical columns are located by ``names``.
+
+    ``channel_groups`` maps the distinct channel names (a Series) to their groups, in order;
+    without it a channel is its own group.
+
+    How: each path is split on the separator once and its steps are coded by their distinct
+    spellings (a path table has few of them), so stripping spaces, finding empty steps and
+    unifying spellings is work per distinct step, and the touches are gathered from those
+    codes run by run. The touches come out as :func:`~attribution.journeys.build_journeys`
+    lays them out (each journey one run, in touch order, journeys in row order) and say so in
+    ``Journeys.index``. ``tests/reference.py`` keeps the row-by-row reading
+    (``reference_parse_paths``) that a property test compares with this one.
+    """
     if not separator:
         raise FileFormatError(f"{source}: the path separator must not be empty")
     frame = raw.select(
@@ -112,21 +136,29 @@ def parse_paths(
         if name not in names:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
 
-    steps = (
-        pl.col("path").str.split(separator).list.eval(pl.element().str.strip_chars())
-    )
+    # every row's steps back to back (a missing path is one empty step: it is rejected below)
+    steps = frame.get_column("path").fill_null("").str.split(separator)
+    lengths = steps.list.len().to_numpy().astype(np.int64)
+    flat = steps.explode()
+    spellings = flat.unique().sort()
+    step_code = flat.cast(pl.Enum(spellings.to_list())).to_physical().to_numpy()
+    stripped = spellings.str.strip_chars()
+    empty = (stripped == "").to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    empty_step = np.logical_or.reduceat(empty[step_code], starts) if starts.size else empty[:0]
+
     frame = frame.with_columns(
-        steps.alias("channels"),
+        pl.Series("_empty_step", empty_step, dtype=pl.Boolean),
         _whole_number("conversions").alias("_conversions"),
         _whole_number("nulls").alias("_nulls"),
-        _minor_units("conversion_value", decimals).alias("_value"),
+        _minor_units(frame.get_column("conversion_value"), decimals).alias("_value"),
     )
     blank = lambda name: pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")  # noqa: E731
     problems = [
         ("path", blank("path"), "empty path"),
         (
             "path",
-            ~blank("path") & pl.col("channels").list.eval(pl.element() == "").list.any(),
+            ~blank("path") & pl.col("_empty_step"),
             f"empty step in path (separator {separator!r})",
         ),
         ("conversions", blank("conversions"), "missing conversions"),
@@ -155,34 +187,53 @@ def parse_paths(
             for column, condition, reason in problems
         ]
     ).sort("row", maintain_order=True).cast(REJECT_SCHEMA)
-    good = frame.filter(~pl.col("row").is_in(rejects["row"].implode()))
-
+    keep = ~frame.get_column("row").is_in(rejects.get_column("row").implode()).to_numpy()
+    good = frame.filter(keep)
+    journey_id = pl.format("path-{}", pl.col("row")).alias("journey_id")
     journeys = good.select(
-        pl.format("path-{}", pl.col("row")).alias("journey_id"),
+        journey_id,
         pl.lit("path").alias("status"),
         pl.col("_value").fill_null(0).alias("amount"),
-        pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"),
+        pl.Series("n_touches", lengths[keep], dtype=pl.UInt32),
         pl.col("_conversions").alias("conversions"),
         pl.col("_nulls").fill_null(0).alias("nulls"),
         pl.col("_value").fill_null(0).alias("revenue"),
     )
-    touches = (
-        good.select(pl.format("path-{}", pl.col("row")).alias("journey_id"), "channels")
-        .explode("channels")
-        .select(
-            "journey_id",
-            pl.int_range(pl.len(), dtype=pl.UInt32).over("journey_id").alias("touch_index"),
-            pl.col("channels").alias("channel"),
-            pl.col("channels").alias("channel_group"),
-        )
-        .with_columns((pl.col("touch_index") == 0).alias("is_first"))
-    )
+
+    # the kept rows' steps: each a channel name (a stripped spelling), coded
+    sizes = lengths[keep]
+    step_code = step_code[np.repeat(keep, lengths)]
+    channel_names = stripped.unique().sort()
+    name_of_spelling = stripped.cast(pl.Enum(channel_names.to_list())).to_physical().to_numpy()
+    name_code = name_of_spelling[step_code]
     # channels compare case-insensitively (as in touch files): "Direct" and "direct" are one
     # channel, labelled by the file's usual spelling
-    unified = unify_spellings(touches.get_column("channel"))
-    touches = touches.with_columns(unified.alias("channel"), unified.alias("channel_group"))
+    label = channel_names
+    if len({channel_key(name) for name in channel_names.to_list()}) != channel_names.len():
+        counts = pl.DataFrame({"name": channel_names,
+                               "n": np.bincount(name_code, minlength=channel_names.len())})
+        chosen = usual_spellings(counts.filter(pl.col("n") > 0))
+        label = channel_names.replace_strict(chosen.get_column("name"),
+                                             chosen.get_column("label"), default=None)
+    group = label if channel_groups is None else channel_groups(label)
+    index = JourneyIndex.of_sizes(sizes, touch_ordered=True, positional=True)
+    touch_index = (np.arange(index.rows, dtype=np.int64)
+                   - index.spread(index.starts)).astype(np.uint32)
+    touches = pl.DataFrame([
+        journeys.get_column("journey_id").gather(index.run_of_rows()),
+        pl.Series("touch_index", touch_index, dtype=pl.UInt32),
+        label.gather(name_code).alias("channel"),
+        group.gather(name_code).alias("channel_group"),
+        pl.Series("is_first", touch_index == 0),
+    ])
     return PathTable(
-        Journeys.from_frames(touches, journeys, has_timestamps=False, has_milestones=False),
+        Journeys(
+            touches=conform(touches.lazy(), TOUCH_SCHEMA).collect().lazy(),
+            journeys=conform(journeys.lazy(), JOURNEY_SCHEMA).collect().lazy(),
+            has_timestamps=False,
+            has_milestones=False,
+            index=index,
+        ),
         rejects,
     )
 
@@ -197,16 +248,21 @@ def _whole_number(name: str) -> pl.Expr:
     )
 
 
-def _minor_units(name: str, decimals: int = 2) -> pl.Expr:
+def _minor_units(text: pl.Series, decimals: int = 2) -> pl.Series:
     """Decimal text -> exact Int64 minor units (``decimals`` of them: cents for 2), rounding
-    digits beyond the minor unit half to even."""
-    text = pl.col(name).str.strip_chars()
-    parts = text.str.extract_groups(r"^\+?(\d*)(?:\.(\d*))?$")
-    whole = parts.struct.field("1")
-    fraction = parts.struct.field("2").fill_null("")
-    valid = text.str.contains(r"^\+?(\d+\.?\d*|\.\d+)$")
-    padded = fraction + pl.lit("0" * decimals)
-    kept = padded.str.slice(0, decimals).cast(pl.Int64) if decimals else pl.lit(0, pl.Int64)
+    digits beyond the minor unit half to even; null where the text is not a decimal number
+    >= 0. (Staged over materialised columns: as one expression, polars evaluated the shared
+    parts once per use.)"""
+    text = text.str.strip_chars()
+    parts = text.str.strip_prefix("+").str.split_exact(".", 1).struct.unnest()
+    digits = pl.DataFrame({
+        "valid": text.str.contains(r"^\+?(\d+\.?\d*|\.\d+)$"),
+        "whole": parts.get_column("field_0"),
+        "fraction": parts.get_column("field_1").fill_null(""),
+    })
+    whole, fraction = pl.col("whole"), pl.col("fraction")
+    kept = ((fraction + pl.lit("0" * decimals)).str.slice(0, decimals)
+            .cast(pl.Int64, strict=False) if decimals else pl.lit(0, pl.Int64))
     minor = (
         pl.when(whole == "").then(pl.lit("0")).otherwise(whole).cast(pl.Int64, strict=False)
         * 10 ** decimals
@@ -215,8 +271,12 @@ def _minor_units(name: str, decimals: int = 2) -> pl.Expr:
     rest = fraction.str.slice(decimals)
     first = rest.str.slice(0, 1)
     tail_nonzero = rest.str.slice(1).str.contains(r"[1-9]")
-    round_up = (first > "5") | ((first == "5") & (tail_nonzero | (minor % 2 == 1)))
-    return pl.when(valid).then(minor + round_up.cast(pl.Int64)).otherwise(None)
+    round_up = (first > "5") | ((first == "5") & (tail_nonzero | (pl.col("_minor") % 2 == 1)))
+    return (
+        digits.with_columns(minor.alias("_minor"))
+        .select(pl.when(pl.col("valid")).then(pl.col("_minor") + round_up.cast(pl.Int64)))
+        .to_series()
+    )
 
 
 def sniff_delimiter(path: Path) -> str:

@@ -26,7 +26,7 @@ from attribution import progress as progress_events
 from attribution.channels import load_rules
 from attribution.compare import BASELINE, compare
 from attribution.config import Config
-from attribution.credit import allocate, deals_touched, summarise
+from attribution.credit import allocate, deals_touched, summarise, summarise_shares
 from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys, JourneyStats, build_journeys
 from attribution.loading import Accounting, InputFile, Inputs, file_digest, load_inputs
@@ -302,20 +302,31 @@ def run_models(
         report(f"model {model.name}", done, len(models))
         model.check(journeys)
         scope = scopes.of(model)
+        summary = None
         with progress_events.reporting(progress):
             if model.fits:
                 # fitted once: the credit and the model's own tables come from one fit
                 fitted = model.fit(scope)
                 weights = fitted.weights(scope)
                 diagnostics.update(fit_tables(model.name, fitted))
+                shares = fitted.channel_shares()
                 del fitted
+                if shares is not None and not keep_credit and on_credit is None:
+                    # no credit rows wanted, and the summary is defined by channel totals
+                    if touched is None:
+                        touched = deals_touched(scope)
+                    summary = summarise_shares(scope, shares, model.name, touched=touched)
             else:
                 weights = model.weights(scope)
-            credit = allocate(scope, weights, model.name).collect()
+            if summary is None:
+                credit = allocate(scope, weights, model.name).collect()
         if touched is None:  # counted once, on the money journeys alone when the model had them
             touched = deals_touched(scope)
         del scope, weights
         scopes.done(model)
+        if summary is not None:
+            summaries.append(summary)
+            continue
         summaries.append(summarise(credit, journeys, touched=touched))
         if on_credit is not None:
             on_credit(credit)
@@ -333,17 +344,14 @@ def load_paths(config: Config) -> tuple[Journeys, Accounting, pl.DataFrame]:
     from attribution.paths import read_paths
 
     assert config.paths is not None
-    table = read_paths(config.paths, columns=config.columns.get("paths"),
-                       separator=config.path_separator, encoding=config.encoding_of("paths"),
-                       decimals=currency_decimals(config.currency or "USD"))
     rules = load_rules(config.channel_rules)
-    journeys = table.journeys
-    journeys = Journeys(
-        touches=journeys.touches.with_columns(rules.group_of(pl.col("channel")).alias("channel_group")),
-        journeys=journeys.journeys,
-        has_timestamps=False,
-        has_milestones=False,
+    table = read_paths(
+        config.paths, columns=config.columns.get("paths"), separator=config.path_separator,
+        encoding=config.encoding_of("paths"), decimals=currency_decimals(config.currency or "USD"),
+        channel_groups=lambda names: names.to_frame("channel").select(
+            rules.group_of(pl.col("channel"))).to_series(),
     )
+    journeys = table.journeys
     used = journeys.journeys.select(pl.len()).collect().item()
     first_reasons = table.rejects.unique(subset="row", keep="first", maintain_order=True)
     accounting = Accounting(
@@ -363,7 +371,7 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
     :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
     Inputs that are files pass through as they are."""
-    from attribution.db import is_database_uri
+    from attribution.reading import is_database_uri
 
     names = ("touchpoints", "deals", "contacts", "spend", "paths")  # money: keep name
     wanted = [n for n in names if getattr(config, n) is not None

@@ -44,6 +44,18 @@ _HEADER_LIMIT = 1 << 20
 LINE_LIMIT = 1 << 20
 
 
+#: file names that make an input or output a DuckDB database (``--out history.duckdb``)
+DUCKDB_EXTENSIONS = (".duckdb", ".ddb")
+
+
+def is_database_uri(text: str | Path) -> bool:
+    """Whether an input or ``--out`` names a database rather than a file or folder:
+    a ``postgresql://``, ``postgres://`` or ``duckdb://`` URI, or a path ending ``.duckdb``.
+    (Here rather than in :mod:`attribution.db`, whose drivers a run on files never loads.)"""
+    text = str(text)
+    return (text.startswith(("postgresql://", "postgres://", "duckdb://"))
+            or text.lower().endswith(DUCKDB_EXTENSIONS))
+
 @dataclass(frozen=True)
 class InputFile:
     """Where an input came from, for the run's record."""

@@ -23,6 +23,7 @@ from attribution.schema import (
     JOURNEY_SCHEMA,
     NO_TOUCH_CHANNEL,
     NO_TOUCH_GROUP,
+    REJECT_SCHEMA,
     TOUCH_SCHEMA,
 )
 
@@ -286,3 +287,86 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
             }
             (bare if no_touch else out).append(credit)
     return pl.DataFrame(out + bare, schema=CREDIT_SCHEMA)
+
+
+def reference_parse_paths(
+    raw: pl.DataFrame, names: dict[str, str], *, source: str = "<paths>", separator: str = ">"
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Touches (:data:`TOUCH_SCHEMA`), journeys (:data:`JOURNEY_SCHEMA`) and rejects of a path
+    table, read one row at a time as :mod:`attribution.paths` states it: steps trimmed, a row
+    with an empty path or step, or a count or value that is not a number >= 0 rejected (one
+    reject per problem, in column order), values in exact cents rounded half to even, and
+    each channel spelled as the most frequent spelling of its key (ties: the smallest)."""
+    import re
+    from collections import Counter
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    from attribution.channels import channel_key
+
+    def text(row: Row, name: str) -> str | None:
+        value = row.get(names[name]) if name in names else None
+        return None if value is None else str(value)
+
+    def blank(value: str | None) -> bool:
+        return value is None or value.strip() == ""
+
+    def whole(value: str | None) -> int | None:
+        if value is None or not re.fullmatch(r"\+?\d+(\.0*)?", value.strip()):
+            return None
+        return int(re.match(r"\+?(\d+)", value.strip()).group(1))  # type: ignore[union-attr]
+
+    def cents(value: str | None) -> int | None:
+        if value is None or not re.fullmatch(r"\+?(\d+\.?\d*|\.\d+)", value.strip()):
+            return None
+        exact = Decimal(value.strip().lstrip("+")).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+        return int(exact * 100)
+
+    rejects: list[Row] = []
+    kept: list[tuple[int, list[str], int, int, int]] = []
+    for number, row in enumerate(raw.iter_rows(named=True), start=1):
+        path = text(row, "path")
+        steps = [] if path is None else [step.strip() for step in path.split(separator)]
+        conversions, nulls, value = (text(row, "conversions"), text(row, "nulls"),
+                                     text(row, "conversion_value"))
+        problems = [
+            ("path", blank(path), "empty path"),
+            ("path", not blank(path) and "" in steps,
+             f"empty step in path (separator {separator!r})"),
+            ("conversions", blank(conversions), "missing conversions"),
+            ("conversions", not blank(conversions) and whole(conversions) is None,
+             "conversions is not a whole number >= 0"),
+            ("nulls", not blank(nulls) and whole(nulls) is None,
+             "nulls is not a whole number >= 0"),
+            ("conversion_value", not blank(value) and cents(value) is None,
+             "conversion value is not a decimal number >= 0"),
+        ]
+        found = [(column, reason) for column, bad, reason in problems if bad]
+        for column, reason in found:
+            rejects.append({"file": source, "input": "paths", "row": number,
+                            "column": names.get(column, column), "reason": reason,
+                            "value": text(row, column)})
+        if not found:
+            kept.append((number, steps, whole(conversions) or 0, whole(nulls) or 0,
+                         cents(value) or 0))
+    spellings = Counter(step for _, steps, *_ in kept for step in steps)
+    usual: dict[str, str] = {}
+    for name, _count in sorted(spellings.items(), key=lambda item: (-item[1], item[0])):
+        usual.setdefault(channel_key(name), name)
+    touches = [
+        {"journey_id": f"path-{number}", "touch_index": position,
+         "channel": usual[channel_key(step)], "channel_group": usual[channel_key(step)],
+         "is_first": position == 0}
+        for number, steps, *_ in kept for position, step in enumerate(steps)
+    ]
+    journeys = [
+        {"journey_id": f"path-{number}", "status": "path", "amount": value,
+         "n_touches": len(steps), "conversions": conversions, "nulls": nulls, "revenue": value}
+        for number, steps, conversions, nulls, value in kept
+    ]
+
+    def frame(rows: list[Row], schema: pl.Schema) -> pl.DataFrame:
+        return pl.DataFrame(
+            {name: [row.get(name) for row in rows] for name in schema.names()}, schema=schema)
+
+    return (frame(touches, TOUCH_SCHEMA), frame(journeys, JOURNEY_SCHEMA),
+            frame(rejects, REJECT_SCHEMA))

@@ -354,7 +354,8 @@ def credit_cases(draw):
     ]
     sources = draw(st.lists(st.sampled_from([*REFERENCE_MODELS, "scores", "channels"]),
                             min_size=1, max_size=3))
-    layout = draw(st.sampled_from(["as made", "shuffled", "no details", "strays"]))
+    layout = draw(st.sampled_from(["as made", "shuffled", "no details", "strays",
+                                   "runs reordered"]))
     return touches, deals, sources, layout, draw(st.randoms(use_true_random=False)), draw(
         st.lists(st.integers(0, 4), min_size=64, max_size=64))
 
@@ -404,6 +405,13 @@ def test_allocate_matches_the_reference_credit_splitter(case, small_thresholds):
                 rows = list(range(weights.height))
                 random.shuffle(rows)
                 weights = weights[rows]
+            elif layout == "runs reordered":  # each journey one run, journeys in another order
+                ids = weights.get_column("journey_id").unique(maintain_order=True).to_list()
+                random.shuffle(ids)
+                order = pl.DataFrame({"journey_id": ids}, schema={"journey_id": pl.String})
+                weights = (weights.join(order.with_row_index("_o"), on="journey_id",
+                                        maintain_order="left")
+                           .sort("_o", maintain_order=True).drop("_o"))
             elif layout == "no details":
                 weights = weights.select("journey_id", "touch_index", "channel", "weight")
             elif layout == "strays":  # rows of journeys that carry no money, or of none
@@ -471,3 +479,38 @@ def test_weights_of_built_journeys_are_credited_without_a_sort(monkeypatch):
         weights = model.weights(scope)
         assert_frame_equal(allocate(scope, weights, name).collect(),
                            reference_credit(scope, weights.collect(), name))
+
+
+@settings(max_examples=60, deadline=None)
+@given(credit_cases(), st.sampled_from(["conversions", "revenue"]), st.integers(1, 3),
+       st.booleans())
+def test_summary_from_channel_totals_is_the_summary_of_the_allocated_credit(
+        case, weight_by, order, as_paths):
+    # a model whose credit is its channel shares in every journey (Markov's global
+    # allocation) is summarised from totals when no credit rows are kept: the same frame as
+    # summarising the credit allocate gives, with deals without a touch, open deals and
+    # repeated conversion counts among the journeys
+    from attribution.credit import deals_touched, summarise_shares
+    from attribution.models.markov import MarkovModel
+
+    touches, deals, *_ = case
+    journeys = journeys_of(touches, deals)
+    if as_paths:  # path rows: several conversions a row, revenue the amount
+        money = journeys.journeys.collect()
+        journeys = Journeys(
+            touches=journeys.touches, index=journeys.index,
+            journeys=money.with_columns(
+                pl.lit("path").alias("status"),
+                (pl.col("amount") % 7).alias("conversions"),
+                pl.col("amount").alias("revenue")).lazy(),
+            has_timestamps=False, has_milestones=False)
+    fitted = MarkovModel(order=order, weight_by=weight_by).fit(journeys)
+    shares = fitted.channel_shares()
+    touched = deals_touched(journeys)
+    from_totals = (None if shares is None else
+                   summarise_shares(journeys, shares, "markov", touched=touched))
+    if from_totals is None:  # nothing split by totals: no shares, or no money journey touched
+        assert shares is None or journeys.money.get_column("n_touches").max() in (0, None)
+        return
+    credit = allocate(journeys, fitted.weights(journeys), "markov")
+    assert_frame_equal(from_totals, summarise(credit, journeys, touched=touched))

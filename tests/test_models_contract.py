@@ -18,6 +18,7 @@ from polars.testing import assert_frame_equal
 from attribution import credit as credit_module
 from attribution.credit import allocate, deals_touched, summarise
 from attribution.errors import ModelError
+from attribution.intervals import won_deals_touched
 from attribution.journeys import Journeys, TouchRuns, build_journeys
 from attribution.models import MODELS, base, get_model
 from attribution.schema import CREDIT_SCHEMA, DETAIL_COLUMNS, NO_TOUCH_CHANNEL, WEIGHT_SCHEMA
@@ -293,3 +294,26 @@ def test_deals_touched_counts_each_deal_once_per_channel_in_any_layout(touches, 
             got = deals_touched(scope)
             assert got.schema == pl.Schema({"channel": pl.String, "deals_touched": pl.UInt32})
             assert dict(got.iter_rows()) == expected
+            assert_frame_equal(won_deals_touched(scope), _plain_won_deals_touched(scope))
+
+
+def _plain_won_deals_touched(journeys: Journeys) -> pl.DataFrame:
+    """The won deals (a path row's conversions) each channel touched, by a join and a
+    group-by: the reference :func:`attribution.intervals.won_deals_touched` is compared with."""
+    won = (journeys.journeys.filter(pl.col("status").is_in(["won", "path"]))
+           .select("journey_id", "n_touches",
+                   pl.when(pl.col("status") == "won").then(1)
+                   .otherwise(pl.col("conversions").fill_null(0)).cast(pl.Int64).alias("_won"))
+           .filter(pl.col("_won") > 0).collect())
+    touched = (
+        journeys.touches.select("journey_id", "channel").unique().collect()
+        .join(won, on="journey_id", how="inner")
+        .group_by("channel").agg(pl.col("_won").sum().alias("won_deals_touched"))
+    )
+    untouched = pl.DataFrame({
+        "channel": [NO_TOUCH_CHANNEL],
+        "won_deals_touched": [int(won.filter(pl.col("n_touches") == 0)
+                                  .get_column("_won").sum())],
+    }, schema={"channel": pl.String, "won_deals_touched": pl.Int64})
+    return pl.concat([touched.with_columns(pl.col("won_deals_touched").cast(pl.Int64)),
+                      untouched]).sort("channel")

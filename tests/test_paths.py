@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from attribution.errors import ColumnNotFoundError, FileFormatError
 from attribution.paths import read_paths
@@ -158,3 +162,53 @@ def test_a_path_table_is_never_read_lossily(tmp_path):
     read = read_paths(table, encoding="latin-1")
     channels = set(read.journeys.touches.collect()["channel"].to_list())
     assert channels == {"search", "événements", "évènements"}  # two channels, not one garbled
+
+
+# the fast reading against the row-by-row reference (tests/reference.py): odd spacing, case
+# variants of one channel, empty steps, bad and rounded numbers, missing cells
+_STEP = st.sampled_from(["email", "Email", " email", "search ", " SEARCH ", "direct", "", " "])
+_COUNT = st.one_of(st.none(), st.sampled_from(["0", "3", " 12 ", "+4", "2.0", "2.5", "-1", "x",
+                                              ""]))
+_VALUE = st.one_of(st.none(), st.sampled_from(["0", "1.005", "1.015", "2.5", ".5", "7.", "+3.125",
+                                              "9.9951", "-2", "1.2.3", "", " 40.10 "]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.one_of(st.none(), st.lists(_STEP, min_size=1, max_size=5)),
+                  _COUNT, _COUNT, _VALUE),
+        max_size=12,
+    ),
+    separator=st.sampled_from([">", " > ", "|"]),
+    with_nulls=st.booleans(),
+)
+def test_parse_paths_matches_the_row_by_row_reference(rows, separator, with_nulls) -> None:
+    from attribution.journeys import JourneyIndex
+    from attribution.paths import parse_paths
+    from tests.reference import reference_parse_paths
+
+    raw = pl.DataFrame(
+        {
+            "p": [None if steps is None else separator.join(steps) for steps, *_ in rows],
+            "c": [c for _, c, _, _ in rows],
+            "n": [n for _, _, n, _ in rows],
+            "v": [v for *_, v in rows],
+        },
+        schema={"p": pl.String, "c": pl.String, "n": pl.String, "v": pl.String},
+    )
+    names = {"path": "p", "conversions": "c", "conversion_value": "v"}
+    if with_nulls:
+        names["nulls"] = "n"
+    table = parse_paths(raw, names, source="t.csv", separator=separator)
+    touches, journeys, rejects = reference_parse_paths(raw, names, source="t.csv",
+                                                       separator=separator)
+    assert_frame_equal(table.journeys.touches.collect(), touches)
+    assert_frame_equal(table.journeys.journeys.collect(), journeys)
+    assert_frame_equal(table.rejects, rejects)
+    # the layout handed over is the one the touches have
+    derived = JourneyIndex.of(touches.get_column("journey_id"), touches.get_column("touch_index"))
+    index = table.journeys.index
+    assert index is not None and index.positional and index.touch_ordered
+    assert np.array_equal(index.starts, derived.starts)
+    assert np.array_equal(index.sizes, derived.sizes)

@@ -90,6 +90,14 @@ class Fit:
         """The fit's own output tables by name (written as ``<model>_<name>``)."""
         raise NotImplementedError
 
+    def channel_shares(self) -> pl.DataFrame | None:
+        """``channel, weight``: when the fit's weights are these same channel-level shares in
+        every journey with a touch (Markov's global allocation), so that its credit is defined
+        by channel totals (:func:`attribution.credit.split_by_totals`); None otherwise (the
+        default). A run that keeps no credit rows then summarises the model from the totals
+        (:func:`attribution.credit.summarise_shares`)."""
+        return None
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         for name in self.transient:

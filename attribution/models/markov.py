@@ -44,8 +44,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from attribution import progress
 from attribution.errors import ConfigError, ModelError
@@ -58,7 +56,7 @@ from attribution.graph import (
     path_codes,
     state_chain,
 )
-from attribution.journeys import Journeys
+from attribution.journeys import Journeys, channel_group_of
 from attribution.models.base import AttributionModel, Fit, FitInput, normalise
 from attribution.transforms import SOURCE_INDEX, apply_transforms, check_last_n, transform_touches
 
@@ -164,6 +162,21 @@ class MarkovFit(Fit):
             scored, on=["journey_id", "touch_index"], how="left", maintain_order="left"
         ).with_columns(pl.col("raw").fill_null(0.0))
         return normalise(scored_touches).sort("journey_id", "touch_index")
+
+    def channel_shares(self) -> pl.DataFrame | None:
+        """The global allocation's shares (channels with a share above 0), the same in every
+        journey with a touch; even over the fitted channels when nothing converted. None for
+        ``allocation="per_deal"``, a fit without a model, or nothing fitted (then each journey
+        is split evenly over its own touches)."""
+        if self.model is None or self.model.allocation != "global" or not len(self.channels):
+            return None
+        share = self.shares()
+        if share.sum() <= 0:
+            share = np.full(len(share), 1.0 / len(share))  # no conversion at all: an even split
+        return pl.DataFrame(
+            {"channel": self.channels, "weight": share},
+            schema={"channel": pl.String, "weight": pl.Float64},
+        ).filter(pl.col("weight") > 0)
 
     def removal_effects(self) -> pl.DataFrame:
         """One row per channel, sorted by channel.
@@ -320,6 +333,9 @@ def removal_effects(
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """``(P, V, RE, RE_value)``: conversion probability and expected value from the start,
     and each channel's removal effects, solved exactly (one sparse LU per channel)."""
+    import scipy.sparse as sp  # here: slow to import, and only a Markov fit needs it
+    import scipy.sparse.linalg as spla
+
     n = chain.n_nodes
     out_total = (
         np.bincount(chain.edge_from, weights=counts.edge, minlength=n)
@@ -409,22 +425,13 @@ def _global_weights(journeys: Journeys, fit: MarkovFit) -> pl.LazyFrame:
     scale they are most journeys (journeys x channels rows would dominate a run).
     """
     touches = journeys.touches
-    share = fit.shares()
-    if not len(share):  # nothing to fit (only open deals, say): an even split of each journey
+    shares = fit.channel_shares()
+    if shares is None:  # nothing to fit (only open deals, say): an even split of each journey
         raw = touches.select("journey_id", "touch_index", "channel", pl.lit(0.0).alias("raw"))
         return normalise(raw).sort("journey_id", "touch_index")
-    if share.sum() <= 0:
-        share = np.full(len(share), 1.0 / len(share))  # no conversion at all: an even split
     # each channel's group comes with the weights: allocate then joins no lookup on its rows
-    groups = touches.group_by("channel").agg(pl.col("channel_group").first())
-    channel_weights = (
-        pl.LazyFrame(
-            {"channel": fit.channels, "weight": share},
-            schema={"channel": pl.String, "weight": pl.Float64},
-        )
-        .filter(pl.col("weight") > 0)
-        .join(groups, on="channel", how="left", maintain_order="left")
-    )
+    channel_weights = shares.lazy().join(channel_group_of(touches), on="channel", how="left",
+                                          maintain_order="left")
     credited = journeys.journeys.filter(
         (pl.col("status") != "none") & (pl.col("n_touches") > 0)
     ).select("journey_id")
