@@ -652,17 +652,17 @@ def summarise_shares(journeys: Journeys, shares: pl.DataFrame, model: str, *,
                               .alias("conversion_credit")))
     rows = channels.with_columns(
         pl.lit(model).alias("model"),
-        pl.Series("pipeline_credit",
+        pl.Series("pipeline_credit_cents",
                   _apportion(share, int(touched_money.get_column("amount").sum()))),
-        pl.Series("revenue_credit",
+        pl.Series("revenue_credit_cents",
                   _apportion(share, int(touched_money.get_column("revenue").sum()))),
     ).join(conversion_credit, on="channel", how="left", maintain_order="left")
     bare = money.filter(~has_touch)
     if bare.height:  # deals without a touch: whole, to (no touch)
         rows = pl.concat([rows, pl.DataFrame({
             "channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP], "model": [model],
-            "pipeline_credit": [int(bare.get_column("amount").sum())],
-            "revenue_credit": [int(bare.get_column("revenue").sum())],
+            "pipeline_credit_cents": [int(bare.get_column("amount").sum())],
+            "revenue_credit_cents": [int(bare.get_column("revenue").sum())],
             "conversion_credit": bare.select(exact_sum(pl.col("conversions").cast(pl.Float64)))
             .to_series(),
         }, schema=rows.schema)])
