@@ -347,16 +347,32 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
         return
     from attribution import db
 
+    preset = load_preset(config.source) if config.source is not None else None
     with tempfile.TemporaryDirectory(prefix="attribution-db-") as scratch:
         sources: dict[str, Any] = {}
         changes: dict[str, Any] = {}
         for name in wanted:
             path, source = db.materialize(getattr(config, name), scratch, name,
                                           query=config.queries.get(name),
-                                          mapping=config.columns.get(name))
+                                          mapping=config.columns.get(name),
+                                          key_candidates=key_candidates(config, preset, name))
             sources[str(path)] = source
             changes[name] = path
         yield config.replace(**changes), sources
+
+
+def key_candidates(config: Config, preset: Any, input_name: str) -> list[str]:
+    """The names a database source's id column may have (what keys its rejects when the
+    table has no primary key): the config's ``[columns]`` name, the source preset's names,
+    then the canonical name (:data:`attribution.db.ID_COLUMNS`)."""
+    from attribution.db import ID_COLUMNS
+
+    identifier = ID_COLUMNS.get(input_name)
+    if identifier is None:
+        return []
+    mapped = config.columns.get(input_name, {}).get(identifier)
+    named = preset.columns.get(input_name, {}).get(identifier, ()) if preset is not None else ()
+    return [*([mapped] if mapped else []), *named, identifier]
 
 
 def _from_databases(result: RunResult, config: Config, sources: dict[str, Any]) -> RunResult:

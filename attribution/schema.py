@@ -93,6 +93,9 @@ REJECT_SCHEMA = schema_of(
         "column": pl.String,
         "reason": pl.String,
         "value": pl.String,
+        # a database source's row: its primary key, else the input's id column (deal_id,
+        # touchpoint_id, contact_id) as text; null for a file, whose row number finds it
+        "key": pl.String,
     }
 )
 
