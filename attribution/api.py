@@ -35,9 +35,11 @@ def read_spend(result: RunResult, path: str | Path | None = None) -> Spend:
     config = result.config
     labels = result.summary.get_column("channel").unique().to_list() if result.summary.height \
         else None  # spend channels take the touches' spelling ("linkedin ads" -> "LinkedIn Ads")
+    # the config's [inputs.spend] query goes with the config's uri, not with a --spend given
+    query = config.queries.get("spend") if path is None else None
     return load_spend(chosen, rules=load_rules(config.channel_rules), currency=result.currency,
                       columns=config.columns.get("spend"), strict=config.strict,
-                      labels=labels, encoding=config.encoding)
+                      labels=labels, encoding=config.encoding, query=query)
 
 
 def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | None = None,

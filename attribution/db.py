@@ -362,9 +362,14 @@ def _zero(dtype: pa.DataType) -> Any:
         return b""
     if pa.types.is_boolean(dtype):
         return False
+    if pa.types.is_date32(dtype) or pa.types.is_time32(dtype):
+        return pa.scalar(0, pa.int32()).cast(dtype)  # (Arrow casts these from int32 only)
     if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_temporal(dtype)
             or pa.types.is_decimal(dtype)):
-        return pa.scalar(0, pa.int64()).cast(dtype)
+        try:
+            return pa.scalar(0, pa.int64()).cast(dtype)
+        except pa.ArrowNotImplementedError:  # an interval: hashed as the driver gave it
+            return None
     return None
 
 

@@ -336,10 +336,11 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     """The config with every input that names a database (``postgresql://``, ``duckdb://``, a
     ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
     :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
-    Inputs that are files pass through as they are."""
+    Inputs that are files pass through as they are. Spend is not an input of the run: it is
+    read by :func:`attribution.spend.load_spend` (a database source too) when asked for."""
     from attribution.db import is_database_uri
 
-    names = ("touchpoints", "deals", "contacts", "spend", "paths")
+    names = ("touchpoints", "deals", "contacts", "paths")
     wanted = [n for n in names if getattr(config, n) is not None
               and is_database_uri(getattr(config, n))]
     if not wanted:
