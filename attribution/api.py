@@ -80,12 +80,15 @@ def recommend_budget(result: RunResult, spend: Spend, model: str, *, total: int 
 
 def report_data(result: RunResult, *, spend: Spend | None = None,
                 budget_model: str | None = None,
-                evaluation: pl.DataFrame | None = None) -> Any:
+                evaluation: pl.DataFrame | None = None,
+                history: str | None = None, history_runs: int | None = None) -> Any:
     """Everything the report shows, built once (:class:`attribution.report.data.ReportData`):
     led by ``budget_model`` (default: the config's recommended model when it ran), with the
     scorecard and the budget move when there is spend. With intervals in the run's summary
     (``--bootstrap``), the budget moves money only where the model's share interval excludes
-    last-touch's share."""
+    last-touch's share. With ``history`` (a database that ``attribution run --out`` writes
+    to), the report shows the led model's credit per channel across its last
+    ``history_runs`` stored runs (:func:`attribution.db.channel_trend`)."""
     from attribution import budget as budgeting
     from attribution.report.data import lead_model
     from attribution.report.data import report_data as build
@@ -97,17 +100,25 @@ def report_data(result: RunResult, *, spend: Spend | None = None,
         if model in [m.name for m in result.models]:
             held = budgeting.undecided(result.summary, model) if model != "last_touch" else []
             budget_frame = budgeting.recommend_budget(result.summary, spend, model, hold=held)
+    trend = shown = None
+    if history is not None:
+        from attribution import db
+
+        trend = db.channel_trend(history, model, last=history_runs)
+        shown = db.parse_uri(history).display
     return build(result, recommended=model, scorecard=scorecard_frame, budget=budget_frame,
-                 evaluation=evaluation)
+                 evaluation=evaluation, trend=trend, history=shown)
 
 
 def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = None,
                  budget_model: str | None = None, png_dir: str | Path | None = None,
-                 evaluation: pl.DataFrame | None = None) -> Path:
+                 evaluation: pl.DataFrame | None = None, history: str | None = None,
+                 history_runs: int | None = None) -> Path:
     """Write the self-contained HTML report (and PNG charts) of a run; ``evaluation`` is an
     :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section.
     The report leads with ``budget_model`` (default: the recommended model)."""
     from attribution import report as reporting
 
-    data = report_data(result, spend=spend, budget_model=budget_model, evaluation=evaluation)
+    data = report_data(result, spend=spend, budget_model=budget_model, evaluation=evaluation,
+                       history=history, history_runs=history_runs)
     return reporting.write_report(data, Path(path), png_dir=Path(png_dir) if png_dir else None)

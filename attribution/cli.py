@@ -481,13 +481,21 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
 @click.option("--evaluation", "evaluation_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder written by `attribution evaluate --out DIR`: adds each model's error "
                    "against simulated truth.")
+@click.option("--history", "history", metavar="URI",
+              help="Database that `attribution run --out URI` keeps runs in "
+                   "(postgresql://...?schema=..., history.duckdb): adds the recommended model's "
+                   "credit per channel across the stored runs.  [default: [output] dir when it "
+                   "is a database]")
+@click.option("--history-runs", type=click.IntRange(min=1), default=commands.HISTORY_RUNS,
+              show_default=True, help="How many of the latest stored runs --history shows.")
 @evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
 def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
-           budget_model: str | None, evaluation_dir: Path | None, engine: str,
-           spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
+           budget_model: str | None, evaluation_dir: Path | None, history: str | None,
+           history_runs: int, engine: str, spark_master: str, spark_conf: tuple[str, ...],
+           **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
     Leads with the decision: the recommended model against last-touch (with intervals under
@@ -503,7 +511,7 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
         economics, path = commands.report(
             config, make_engine(engine, spark_master, spark_conf), progress, output=output,
             spend_path=spend, png_dir=png_dir, budget_model=budget_model,
-            evaluation_dir=evaluation_dir)
+            evaluation_dir=evaluation_dir, history=history, history_runs=history_runs)
     report_economics(state, economics)
     state.note(f"wrote {render.escape_text(path)}"
                + (f" and PNG charts in {render.escape_text(png_dir)}" if png_dir else ""))

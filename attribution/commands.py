@@ -368,12 +368,20 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([frame, total.cast(frame.schema)])
 
 
+#: stored runs the report's trend shows by default (a quarter of weekly runs)
+HISTORY_RUNS = 12
+
+
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,
            output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
-           budget_model: str | None = None,
-           evaluation_dir: Path | None = None) -> tuple[Economics, Path]:
+           budget_model: str | None = None, evaluation_dir: Path | None = None,
+           history: str | None = None,
+           history_runs: int = HISTORY_RUNS) -> tuple[Economics, Path]:
     """``attribution report``: one self-contained HTML report of a run (and PNG charts), led
-    by ``budget_model`` (default: the recommended model, when it ran)."""
+    by ``budget_model`` (default: the recommended model, when it ran). ``history`` (default:
+    the config's ``[output] dir`` when it names a database) adds the led model's credit per
+    channel across its last ``history_runs`` runs stored there."""
+    from attribution import db
     from attribution.report.data import lead_model
 
     evaluation = None
@@ -390,8 +398,14 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
         raise ConfigError(f"--budget-model {budget_model!r} is not among the run's models: "
                           f"{', '.join(names)}")
     chosen = budget_model or lead_model(result)
+    if history is None and config.out is not None and db.is_database_uri(config.out):
+        history = str(config.out)
+    if history is not None and not db.is_database_uri(history):
+        raise ConfigError(f"--history {history}: runs are kept in a database (postgresql://..."
+                          " or a .duckdb file) by `attribution run --out`; a folder holds one")
     path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
-                            png_dir=png_dir, evaluation=evaluation)
+                            png_dir=png_dir, evaluation=evaluation, history=history,
+                            history_runs=history_runs)
     return economics, path
 
 

@@ -1030,6 +1030,32 @@ def channel_history(uri: str | Path, channel: str, model: str, *,
     return trend.tail(last) if last is not None else trend
 
 
+def channel_trend(uri: str | Path, model: str, *, last: int | None = None) -> pl.DataFrame:
+    """Every channel's credit in each of the runs of ``model`` (the last ``last`` runs when
+    given), oldest run first: run_id, started_at, channel, channel_group, pipeline_credit,
+    revenue_credit (minor units), pipeline_share, revenue_share; a row per run and channel
+    credited in any of those runs (a run that did not credit a channel has zeros). The
+    same tables :func:`channel_history` reads; empty when no stored run ran ``model``."""
+    location = parse_uri(uri)
+    schema = location.schema
+    with _connect(location) as connection:
+        summary = _select_with_cents(connection, location, schema, "summary",
+                                     "WHERE model = $1", [model], "")
+        runs = _history(connection, location).select("run_id", "started_at")
+    ran = runs.join(summary.select("run_id").unique(), on="run_id", how="semi")
+    if last is not None:
+        ran = ran.tail(last)
+    rows = summary.join(ran, on="run_id", how="semi")
+    money = ["pipeline_credit", "revenue_credit", "pipeline_share", "revenue_share"]
+    channels = (rows.group_by("channel").agg(pl.col("channel_group").drop_nulls().first())
+                .sort("channel"))
+    grid = ran.with_row_index("_run").join(channels, how="cross")
+    trend = grid.join(rows.select("run_id", "channel", *money), on=["run_id", "channel"],
+                      how="left").with_columns(pl.col(c).fill_null(0) for c in money)
+    return trend.sort("_run", "channel").select("run_id", "started_at", "channel",
+                                                "channel_group", *money)
+
+
 def _unknown(what: str, name: str, known: Sequence[Any], source: str, where: str = "") -> None:
     import difflib
 
@@ -1045,6 +1071,7 @@ __all__ = [
     "SourceInfo",
     "arrow_digest",
     "channel_history",
+    "channel_trend",
     "check_types",
     "history",
     "is_database_uri",
