@@ -27,13 +27,14 @@ credit is one query (:func:`channel_history`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -288,7 +289,7 @@ class SourceInfo:
     rows: int
     sha256: str
     key: tuple[str, ...] = ()
-    keys: pl.Series | None = field(default=None, compare=False, repr=False)
+    keys: pl.Series | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         return {"input": self.input, "uri": self.uri, "query": self.query, "rows": self.rows,
