@@ -528,6 +528,53 @@ def test_a_run_without_the_channel_shows_zero(tmp_path):
         (first, "audio", 500, 0.4), (second, "audio", 0, 0.0)]
 
 
+def test_channel_trend_is_every_channel_in_every_run(tmp_path):
+    """The report's trend: a row per stored run of the model and channel, zeros where a run
+    did not credit the channel, other models' runs left out, the last N runs."""
+    path = tmp_path / "h.duckdb"
+
+    def summary(model: str, credits: dict[str, int]) -> pl.DataFrame:
+        total = sum(credits.values())
+        return pl.DataFrame({"model": model, "channel": list(credits),
+                             "channel_group": [f"{c}_group" for c in credits],
+                             "pipeline_credit": list(credits.values()),
+                             "revenue_credit": list(credits.values()),
+                             "pipeline_share": [v / total for v in credits.values()],
+                             "revenue_share": [v / total for v in credits.values()]})
+
+    first = db.write_result_set(path, {"summary": summary("linear", {"ads": 300, "seo": 100})},
+                                {})
+    db.write_result_set(path, {"summary": summary("w_shaped", {"ads": 1, "tv": 3})}, {})
+    second = db.write_result_set(path, {"summary": summary("linear", {"seo": 200})}, {})
+    third = db.write_result_set(path, {"summary": summary("linear", {"ads": 50, "seo": 150})},
+                                {})
+    trend = db.channel_trend(path, "linear")
+    assert trend.select("run_id", "channel", "channel_group", "revenue_credit",
+                        "revenue_share").rows() == [
+        (first, "ads", "ads_group", 300, 0.75), (first, "seo", "seo_group", 100, 0.25),
+        (second, "ads", "ads_group", 0, 0.0), (second, "seo", "seo_group", 200, 1.0),
+        (third, "ads", "ads_group", 50, 0.25), (third, "seo", "seo_group", 150, 0.75)]
+    assert db.channel_trend(path, "linear", last=2)["run_id"].unique(
+        maintain_order=True).to_list() == [second, third]
+    # the report's trend is what history --channel gives, channel by channel
+    for channel in ("ads", "seo"):
+        history = db.channel_history(path, channel, "linear")
+        assert history["revenue_credit"].to_list() == \
+            trend.filter(pl.col("channel") == channel)["revenue_credit"].to_list()
+    assert db.channel_trend(path, "markov").is_empty()
+
+
+def test_row_key_primary_key_then_id_column():
+    frame = pl.DataFrame({"region": ["eu", "us"], "n": [7, 7], "deal_id": ["D1", "D2"],
+                          "Record ID": ["11", "12"]})
+    assert db.row_key(frame, ["region", "n"], ["deal_id"])[0] == ("region", "n")
+    assert db.row_key(frame, ["region", "n"], ["deal_id"])[1].to_list() == ["eu|7", "us|7"]
+    # a primary key the rows do not hold (a query's columns): the id column
+    assert db.row_key(frame, ["sync_id"], ["Record ID", "deal_id"])[1].to_list() == \
+        ["11", "12"]
+    assert db.row_key(frame, [], ["opportunity"]) == ((), None)
+
+
 def test_a_table_with_other_columns_is_refused(tmp_path):
     path = tmp_path / "h.duckdb"
     db.write_result_set(path, {"summary": pl.DataFrame({"channel": ["a"]})}, {})
