@@ -485,6 +485,13 @@ def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
 #: the column that identifies a row of each input when its table has no primary key
 ID_COLUMNS = {"touchpoints": "touchpoint_id", "deals": "deal_id", "contacts": "contact_id"}
 
+#: PostgreSQL's catalogue, not information_schema: the latter shows the constraints only of
+#: tables the user owns or may change, and an analyst who may only read would see no key
+_POSTGRES_PRIMARY_KEY_SQL = (
+    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary "
+    "ORDER BY array_position(i.indkey::int2[], a.attnum)"
+)
 _PRIMARY_KEY_SQL = (
     "SELECT k.column_name FROM information_schema.table_constraints t "
     "JOIN information_schema.key_column_usage k ON k.constraint_name = t.constraint_name "
@@ -498,6 +505,10 @@ def _primary_key(connection: Any, location: DatabaseURI) -> list[str]:
     """The primary key columns of the table a source reads (none for a query or a view)."""
     if location.table is None:
         return []
+    if location.engine == "postgresql":
+        rows = _fetch_arrow(connection, location, _POSTGRES_PRIMARY_KEY_SQL,
+                            [_qualified(location.table)])
+        return [str(v) for v in rows.column(0).to_pylist()]
     schema, _, name = location.table.rpartition(".")
     owner = _owner(connection, location, schema or None)
     rows = _fetch_arrow(connection, location, _PRIMARY_KEY_SQL, [owner, name])

@@ -803,6 +803,19 @@ def test_rejects_carry_the_tables_primary_key(postgres, tmp_path):
         [f"{postgres.uri()}?table=crm.keyed_deals"]
     stored = {s["input"]: s for s in keyed.sources}
     assert stored["deals"]["key"] == ["sync_id"]
+    # a table the analyst may only read: its key is still found (the catalogue, not
+    # information_schema, which hides the constraints of tables the user cannot change)
+    postgres.admin_sql("DROP TABLE IF EXISTS public.readonly_deals",
+                       "CREATE TABLE public.readonly_deals (deal_id TEXT, account_id TEXT, "
+                       "created_at TEXT, closed_at TEXT, status TEXT, amount TEXT, "
+                       "currency TEXT, sync_id INTEGER, PRIMARY KEY (sync_id, deal_id))",
+                       "INSERT INTO public.readonly_deals VALUES ('D9', 'A000001', "
+                       "'2025-01-01', '', 'maybe', '10', 'USD', 7)",
+                       "GRANT SELECT ON public.readonly_deals TO analyst", database="crm")
+    frame, source = db.read_source(postgres.uri(table="public.readonly_deals"),
+                                   input_name="deals")
+    assert source.key == ("sync_id", "deal_id")
+    assert source.keys is not None and source.keys.to_list() == ["7|D9"]
     query = ("SELECT deal_id AS opportunity, account_id, created_at, closed_at, status, amount, "
              "currency FROM crm.bad_deals")
     mapped = pipeline.validate(Config(deals=postgres.uri(query=query),
