@@ -89,7 +89,7 @@ REJECT_SCHEMA = schema_of(
     {
         "file": pl.String,
         "input": pl.String,  # touchpoints | deals | contacts | spend | paths
-        "row": pl.Int64,  # 1-based data row (the header is row 0)
+        "row": pl.Int64,  # 1-based data row (the header is row 0); a table's: in the rows read
         "column": pl.String,
         "reason": pl.String,
         "value": pl.String,
