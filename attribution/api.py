@@ -44,9 +44,12 @@ def read_spend(result: RunResult, path: str | Path | None = None) -> Spend:
     # and their groups (a preset's groups reach the touches, not the rules)
     groups = dict(result.journeys.touches.select("channel", "channel_group")
                   .unique(subset="channel").drop_nulls().collect().iter_rows())
+    # the config's [inputs.spend] query goes with the config's uri, not with a --spend given
+    query = config.queries.get("spend") if path is None else None
     return load_spend(chosen, rules=load_rules(config.channel_rules), currency=result.currency,
                       columns=config.columns.get("spend"), strict=config.strict,
-                      labels=labels, encoding=config.encoding_of("spend"), groups=groups)
+                      labels=labels, encoding=config.encoding_of("spend"), groups=groups,
+                      query=query)
 
 
 def scorecard(result: RunResult, spend: Spend | None = None, *, grain: str | None = None,
@@ -87,12 +90,15 @@ def recommend_budget(result: RunResult, spend: Spend, model: str, *, total: int 
 
 def report_data(result: RunResult, *, spend: Spend | None = None,
                 budget_model: str | None = None,
-                evaluation: pl.DataFrame | None = None, calibration: Any = None) -> Any:
+                evaluation: pl.DataFrame | None = None, calibration: Any = None,
+                history: str | None = None, history_runs: int | None = None) -> Any:
     """Everything the report shows, built once (:class:`attribution.report.data.ReportData`):
     led by ``budget_model`` (default: the config's recommended model when it ran), with the
     scorecard and the budget move when there is spend. With intervals in the run's summary
     (``--bootstrap``), the budget moves money only where the model's share interval excludes
-    last-touch's share."""
+    last-touch's share. With ``history`` (a database that ``attribution run --out`` writes
+    to), the report shows the led model's credit per channel across its last
+    ``history_runs`` stored runs (:func:`attribution.db.channel_trend`)."""
     from attribution import budget as budgeting
     from attribution.report.data import lead_model
     from attribution.report.data import report_data as build
@@ -104,13 +110,20 @@ def report_data(result: RunResult, *, spend: Spend | None = None,
         if model in [m.name for m in result.models]:
             held = budgeting.undecided(result.summary, model) if model != "last_touch" else []
             budget_frame = budgeting.recommend_budget(result.summary, spend, model, hold=held)
+    trend = shown = None
+    if history is not None:
+        from attribution import db
+
+        trend = db.channel_trend(history, model, last=history_runs)
+        shown = db.parse_uri(history).display
     return build(result, recommended=model, scorecard=scorecard_frame, budget=budget_frame,
-                 evaluation=evaluation, calibration=calibration)
+                 evaluation=evaluation, calibration=calibration, trend=trend, history=shown)
 
 
 def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = None,
                  budget_model: str | None = None, png_dir: str | Path | None = None,
-                 evaluation: pl.DataFrame | None = None, calibration: Any = None) -> Path:
+                 evaluation: pl.DataFrame | None = None, calibration: Any = None,
+                 history: str | None = None, history_runs: int | None = None) -> Path:
     """Write the self-contained HTML report (and PNG charts) of a run; ``evaluation`` is an
     :meth:`attribution.evaluate.Evaluation.summary` for the "which model to trust" section,
     ``calibration`` an :class:`attribution.calibrate.Calibration` for "checked against your
@@ -118,5 +131,5 @@ def write_report(result: RunResult, path: str | Path, *, spend: Spend | None = N
     from attribution import report as reporting
 
     data = report_data(result, spend=spend, budget_model=budget_model, evaluation=evaluation,
-                       calibration=calibration)
+                       calibration=calibration, history=history, history_runs=history_runs)
     return reporting.write_report(data, Path(path), png_dir=Path(png_dir) if png_dir else None)

@@ -592,13 +592,20 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
               help="Your holdout or lift experiments (as for `attribution calibrate`): adds "
                    "every model's credit beside them; with [models] recommend_by = "
                    "\"experiments\" the report leads with the model they favour.")
+@click.option("--history", "history", metavar="URI",
+              help="Database that `attribution run --out URI` keeps runs in "
+                   "(postgresql://...?schema=..., history.duckdb): adds the recommended model's "
+                   "credit per channel across the stored runs.  [default: [output] dir when it "
+                   "is a database]")
+@click.option("--history-runs", type=click.IntRange(min=1), default=commands.HISTORY_RUNS,
+              show_default=True, help="How many of the latest stored runs --history shows.")
 @evidence_options
 @engine_options
 @click.pass_obj
 @handle_errors
 def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
            budget_model: str | None, evaluation_dir: Path | None,
-           experiments_path: Path | None, engine: str,
+           experiments_path: Path | None, history: str | None, history_runs: int, engine: str,
            spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Write one self-contained HTML report that opens offline.
 
@@ -615,7 +622,8 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
         economics, path = commands.report(
             config, make_engine(engine, spark_master, spark_conf), progress, output=output,
             spend_path=spend, png_dir=png_dir, budget_model=budget_model,
-            evaluation_dir=evaluation_dir, experiments_path=experiments_path)
+            evaluation_dir=evaluation_dir, experiments_path=experiments_path, history=history,
+            history_runs=history_runs)
     report_economics(state, economics)
     state.note(f"wrote {render.escape_text(path)}"
                + (f" and PNG charts in {render.escape_text(png_dir)}" if png_dir else ""))

@@ -280,6 +280,8 @@ def experiments_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--spend", type=click.Path(dir_okay=False, path_type=Path),
+    return click.option("--spend", type=LOCATION, metavar="FILE",
                         help="Channel spend export: channel (or utm), period_start, period_end or "
-                             "period, amount.")(command)
+                             "period, amount; or a database table or query "
+                             "(postgresql://...?table=..., duckdb:///file.duckdb?table=...)."
+                        )(command)

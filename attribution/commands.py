@@ -424,15 +424,23 @@ def with_total_row(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([frame, total.cast(frame.schema)])
 
 
+#: stored runs the report's trend shows by default (a quarter of weekly runs)
+HISTORY_RUNS = 12
+
+
 def report(config: Config, engine: Engine, progress: Progress | None = None, *,
            output: Path, spend_path: Path | None = None, png_dir: Path | None = None,
            budget_model: str | None = None, evaluation_dir: Path | None = None,
-           experiments_path: Path | None = None) -> tuple[Economics, Path]:
+           experiments_path: Path | None = None, history: str | None = None,
+           history_runs: int = HISTORY_RUNS) -> tuple[Economics, Path]:
     """``attribution report``: one self-contained HTML report of a run (and PNG charts), led
     by ``budget_model`` (default: the recommended model, when it ran; under ``[models]
     recommend_by = "experiments"`` with experiments given, the model they favour). With
     experiments (``experiments_path`` or ``[inputs] experiments``) the report sets every
-    model's credit beside them (:func:`calibrate`)."""
+    model's credit beside them (:func:`calibrate`). ``history`` (default: the config's
+    ``[output] dir`` when it names a database) adds the led model's credit per channel across
+    its last ``history_runs`` runs stored there."""
+    from attribution import db
     from attribution.calibrate import calibrate as score
     from attribution.report.data import lead_model
     from attribution.results import with_experiments
@@ -463,8 +471,14 @@ def report(config: Config, engine: Engine, progress: Progress | None = None, *,
         if budget_model is None and config.recommend_by == "experiments":
             budget_model = calibration.favoured
     chosen = budget_model or lead_model(result)
+    if history is None and config.out is not None and db.is_database_uri(config.out):
+        history = str(config.out)
+    if history is not None and not db.is_database_uri(history):
+        raise ConfigError(f"--history {history}: runs are kept in a database (postgresql://..."
+                          " or a .duckdb file) by `attribution run --out`; a folder holds one")
     path = api.write_report(result, output, spend=economics.spend, budget_model=chosen,
-                            png_dir=png_dir, evaluation=evaluation, calibration=calibration)
+                            png_dir=png_dir, evaluation=evaluation, calibration=calibration,
+                            history=history, history_runs=history_runs)
     return economics, path
 
 

@@ -27,6 +27,7 @@ the history of a channel's credit is one query (:func:`channel_history`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -272,17 +273,21 @@ def _fetch_arrow(connection: Any, location: DatabaseURI, sql: str,
 @dataclass(frozen=True)
 class SourceInfo:
     """Where an input's rows came from, for the run's record: the URI without secrets, the SQL
-    run, the rows read and a SHA-256 of them (:func:`arrow_digest`)."""
+    run, the rows read, a SHA-256 of them (:func:`arrow_digest`) and the columns that key a
+    row (:func:`row_key`); ``keys`` holds each row's key as text, in the order read, so a
+    reject found at a row position is named by its key (:func:`relabel_rejects`)."""
 
     input: str
     uri: str
     query: str
     rows: int
     sha256: str
+    key: tuple[str, ...] = ()
+    keys: pl.Series | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         return {"input": self.input, "uri": self.uri, "query": self.query, "rows": self.rows,
-                "sha256": self.sha256}
+                "sha256": self.sha256, "key": list(self.key)}
 
 
 #: the columns of each input whose type is checked on a database source, and what they may be
@@ -353,9 +358,14 @@ def _zero(dtype: pa.DataType) -> Any:
         return b""
     if pa.types.is_boolean(dtype):
         return False
+    if pa.types.is_date32(dtype) or pa.types.is_time32(dtype):
+        return pa.scalar(0, pa.int32()).cast(dtype)  # (Arrow casts these from int32 only)
     if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_temporal(dtype)
             or pa.types.is_decimal(dtype)):
-        return pa.scalar(0, pa.int64()).cast(dtype)
+        try:
+            return pa.scalar(0, pa.int64()).cast(dtype)
+        except pa.ArrowNotImplementedError:  # an interval: hashed as the driver gave it
+            return None
     return None
 
 
@@ -467,9 +477,61 @@ def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
     return DatabaseError(f"{location.display}: cannot read {input_name}: {first}")
 
 
+#: the column that identifies a row of each input when its table has no primary key
+ID_COLUMNS = {"touchpoints": "touchpoint_id", "deals": "deal_id", "contacts": "contact_id"}
+
+#: PostgreSQL's catalogue, not information_schema: the latter shows the constraints only of
+#: tables the user owns or may change, and an analyst who may only read would see no key
+_POSTGRES_PRIMARY_KEY_SQL = (
+    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary "
+    "ORDER BY array_position(i.indkey::int2[], a.attnum)"
+)
+_PRIMARY_KEY_SQL = (
+    "SELECT k.column_name FROM information_schema.table_constraints t "
+    "JOIN information_schema.key_column_usage k ON k.constraint_name = t.constraint_name "
+    "AND k.table_schema = t.table_schema AND k.table_name = t.table_name "
+    "WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = $1 AND t.table_name = $2 "
+    "ORDER BY k.ordinal_position"
+)
+
+
+def _primary_key(connection: Any, location: DatabaseURI) -> list[str]:
+    """The primary key columns of the table a source reads (none for a query or a view)."""
+    if location.table is None:
+        return []
+    if location.engine == "postgresql":
+        rows = _fetch_arrow(connection, location, _POSTGRES_PRIMARY_KEY_SQL,
+                            [_qualified(location.table)])
+        return [str(v) for v in rows.column(0).to_pylist()]
+    schema, _, name = location.table.rpartition(".")
+    owner = _owner(connection, location, schema or None)
+    rows = _fetch_arrow(connection, location, _PRIMARY_KEY_SQL, [owner, name])
+    return [str(v) for v in rows.column(0).to_pylist()]
+
+
+def row_key(frame: pl.DataFrame, primary_key: Sequence[str],
+            candidates: Sequence[str]) -> tuple[tuple[str, ...], pl.Series | None]:
+    """The columns that key a row of ``frame`` and each row's key as text: the table's
+    primary key when the rows hold all of it (a composite key's values joined by ``|``), else
+    the first of ``candidates`` (the input's id column, as mapped) that the rows hold, else
+    none."""
+    if primary_key and all(c in frame.columns for c in primary_key):
+        columns = tuple(primary_key)
+    else:
+        found = next((c for c in candidates if c in frame.columns), None)
+        if found is None:
+            return (), None
+        columns = (found,)
+    keys = frame.select(pl.concat_str([pl.col(c).cast(pl.String) for c in columns],
+                                      separator="|").alias("key")).to_series()
+    return columns, keys
+
+
 def read_source(uri: str | Path, *, query: str | None = None, input_name: str = "input",
                 mapping: Mapping[str, str] | None = None,
-                expected: Sequence[str] = ()) -> tuple[pl.DataFrame, SourceInfo]:
+                expected: Sequence[str] = (),
+                key_candidates: Sequence[str] = ()) -> tuple[pl.DataFrame, SourceInfo]:
     """Read a database table or query into a DataFrame, through Arrow.
 
     Parameters
@@ -484,6 +546,10 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
         checked to have a type that can hold them (:func:`check_types`), under ``mapping``.
     expected
         Columns that must be there (canonical names, looked up through ``mapping``).
+    key_candidates
+        The source's names of the input's id column, tried in order when the table has no
+        primary key (default: ``mapping``'s name of :data:`ID_COLUMNS`' column, then that
+        column); the key found is :attr:`SourceInfo.key` (:func:`row_key`).
 
     Returns the rows as read (no validation: that is the loader's) and a :class:`SourceInfo`.
     Errors are one line: :class:`DatabaseConnectionError` (names the host),
@@ -506,6 +572,7 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
     with _connect(location) as connection:
         try:
             table = _fetch_arrow(connection, location, sql)
+            primary_key = _primary_key(connection, location)
         except Exception as exc:  # the drivers' own errors: turned into one line
             if not _is_driver_error(exc):
                 raise
@@ -519,7 +586,11 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
     if missing:
         raise ColumnNotFoundError.from_missing(location.display, missing, frame.columns)
     check_types(frame, input_name, location.display, mapping)
-    return frame, SourceInfo(input_name, location.display, sql, frame.height, digest)
+    if not key_candidates and input_name in ID_COLUMNS:
+        identifier = ID_COLUMNS[input_name]
+        key_candidates = [mapping.get(identifier, identifier), identifier]
+    key, keys = row_key(frame, primary_key, key_candidates)
+    return frame, SourceInfo(input_name, location.display, sql, frame.height, digest, key, keys)
 
 
 def _is_driver_error(exc: Exception) -> bool:
@@ -528,17 +599,18 @@ def _is_driver_error(exc: Exception) -> bool:
 
 
 def materialize(uri: str | Path, directory: str | Path, input_name: str, *,
-                query: str | None = None,
-                mapping: Mapping[str, str] | None = None) -> tuple[Path, SourceInfo]:
+                query: str | None = None, mapping: Mapping[str, str] | None = None,
+                key_candidates: Sequence[str] = ()) -> tuple[Path, SourceInfo]:
     """Read a database source (:func:`read_source`) into ``directory/<input_name>.parquet``,
     for the file loader; returns the file and the source's record.
 
     A bridge until the loader takes frames: the rows are validated exactly as a Parquet export
     would be (the types read are kept; Parquet holds every type :func:`check_types` lets
     through). Rejects then name the file and the row's 1-based position in the rows read; give
-    them the source's label with :func:`relabel_rejects`.
+    them the source's label and each row's key with :func:`relabel_rejects`.
     """
-    frame, source = read_source(uri, query=query, input_name=input_name, mapping=mapping)
+    frame, source = read_source(uri, query=query, input_name=input_name, mapping=mapping,
+                                key_candidates=key_candidates)
     path = Path(directory) / f"{input_name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path, compression="uncompressed", statistics=False)
@@ -547,9 +619,18 @@ def materialize(uri: str | Path, directory: str | Path, input_name: str, *,
 
 def relabel_rejects(rejects: pl.DataFrame, files: Mapping[str, SourceInfo]) -> pl.DataFrame:
     """Rejects whose ``file`` is a materialized source's file (``str(path)`` -> its
-    :class:`SourceInfo`) named by the source's URI instead."""
+    :class:`SourceInfo`) named by the source's URI instead, and each one's ``key`` the key of
+    the row it names (``row`` is the 1-based position in the rows read: the key is looked up
+    there, by the source's :attr:`SourceInfo.keys`)."""
+    keyed = [(path, source) for path, source in files.items() if source.keys is not None]
+    keys = pl.col("key")
+    for path, source in keyed:
+        assert source.keys is not None
+        looked_up = pl.lit(source.keys).gather(
+            pl.col("row").clip(1, max(source.rows, 1)) - 1)
+        keys = pl.when(pl.col("file") == path).then(looked_up).otherwise(keys)
     labels = {path: source.uri for path, source in files.items()}
-    return rejects.with_columns(pl.col("file").replace(labels))
+    return rejects.with_columns(keys.alias("key")).with_columns(pl.col("file").replace(labels))
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -620,21 +701,38 @@ def _prepared(frame: Table, run_id: str, decimals: int = MONEY_SCALE) -> Table:
 #: the run's one transaction), so a table larger than memory (the credit of a large run,
 #: spilled to Parquet parts) is never held whole
 WRITE_BATCH_ROWS = 1_000_000
+#: rows per Arrow record batch handed to PostgreSQL's binary COPY. The ADBC driver encodes and
+#: sends one record batch at a time, so with small batches the server stores one while the
+#: client encodes the next (the two overlap); one batch of a million rows is encoded whole
+#: before the server sees a byte, and the two then take turns
+COPY_BATCH_ROWS = 65_536
 
 
 def _batches(frame: Table) -> Iterator[pl.DataFrame]:
-    """A DataFrame whole; a LazyFrame :data:`WRITE_BATCH_ROWS` rows at a time, in order."""
+    """A DataFrame whole; a LazyFrame :data:`WRITE_BATCH_ROWS` rows at a time, in order. The
+    next slice of a LazyFrame is collected in a thread while the caller sends the current one
+    (polars and the drivers release the GIL), so reading the spilled credit back overlaps
+    the copy instead of preceding it."""
     if isinstance(frame, pl.DataFrame):
         yield frame
         return
-    offset = 0
-    while True:
-        batch = frame.slice(offset, WRITE_BATCH_ROWS).collect()
-        if batch.height:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def collect(offset: int) -> pl.DataFrame:
+        return frame.slice(offset, WRITE_BATCH_ROWS).collect()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution-db-read") as pool:
+        offset = 0
+        pending = pool.submit(collect, offset)
+        while True:
+            batch = pending.result()
+            if batch.height < WRITE_BATCH_ROWS:
+                if batch.height:
+                    yield batch
+                return
+            offset += WRITE_BATCH_ROWS
+            pending = pool.submit(collect, offset)
             yield batch
-        if batch.height < WRITE_BATCH_ROWS:
-            return
-        offset += WRITE_BATCH_ROWS
 
 
 def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
@@ -729,6 +827,8 @@ def _append_batch(connection: Any, location: DatabaseURI, schema: str | None, na
         return
     arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     if location.engine == "postgresql":
+        arrow = pa.Table.from_batches(arrow.to_batches(max_chunksize=COPY_BATCH_ROWS),
+                                      arrow.schema)
         with connection.cursor() as cursor:
             cursor.adbc_ingest(name, arrow, mode="append", db_schema_name=schema)
     else:
@@ -962,6 +1062,32 @@ def channel_history(uri: str | Path, channel: str, model: str, *,
     return trend.tail(last) if last is not None else trend
 
 
+def channel_trend(uri: str | Path, model: str, *, last: int | None = None) -> pl.DataFrame:
+    """Every channel's credit in each of the runs of ``model`` (the last ``last`` runs when
+    given), oldest run first: run_id, started_at, channel, channel_group, pipeline_credit,
+    revenue_credit (minor units), pipeline_share, revenue_share; a row per run and channel
+    credited in any of those runs (a run that did not credit a channel has zeros). The
+    same tables :func:`channel_history` reads; empty when no stored run ran ``model``."""
+    location = parse_uri(uri)
+    schema = location.schema
+    with _connect(location) as connection:
+        summary = _select_with_cents(connection, location, schema, "summary",
+                                     "WHERE model = $1", [model], "")
+        runs = _history(connection, location).select("run_id", "started_at")
+    ran = runs.join(summary.select("run_id").unique(), on="run_id", how="semi")
+    if last is not None:
+        ran = ran.tail(last)
+    rows = summary.join(ran, on="run_id", how="semi")
+    money = ["pipeline_credit_cents", "revenue_credit_cents", "pipeline_share", "revenue_share"]
+    channels = (rows.group_by("channel").agg(pl.col("channel_group").drop_nulls().first())
+                .sort("channel"))
+    grid = ran.with_row_index("_run").join(channels, how="cross")
+    trend = grid.join(rows.select("run_id", "channel", *money), on=["run_id", "channel"],
+                      how="left").with_columns(pl.col(c).fill_null(0) for c in money)
+    return trend.sort("_run", "channel").select("run_id", "started_at", "channel",
+                                                "channel_group", *money)
+
+
 def _unknown(what: str, name: str, known: Sequence[Any], source: str, where: str = "") -> None:
     import difflib
 
@@ -977,6 +1103,7 @@ __all__ = [
     "SourceInfo",
     "arrow_digest",
     "channel_history",
+    "channel_trend",
     "check_types",
     "history",
     "is_database_uri",
@@ -986,6 +1113,7 @@ __all__ = [
     "read_source",
     "relabel_rejects",
     "result_table",
+    "row_key",
     "run_record",
     "write_result_set",
 ]

@@ -183,6 +183,7 @@ def parse_paths(
                 pl.lit(names.get(column, column)).alias("column"),
                 pl.lit(reason).alias("reason"),
                 pl.col(column).alias("value"),
+                pl.lit(None, pl.String).alias("key"),
             )
             for column, condition, reason in problems
         ]

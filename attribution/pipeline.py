@@ -370,10 +370,11 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
     """The config with every input that names a database (``postgresql://``, ``duckdb://``, a
     ``.duckdb`` file) read into a scratch Parquet file for the loader, and each such file's
     :class:`attribution.db.SourceInfo` (by the file's path); the files go when the block ends.
-    Inputs that are files pass through as they are."""
+    Inputs that are files pass through as they are. Spend is not an input of the run: it is
+    read by :func:`attribution.spend.load_spend` (a database source too) when asked for."""
     from attribution.reading import is_database_uri
 
-    names = ("touchpoints", "deals", "contacts", "spend", "paths")  # money: keep name
+    names = ("touchpoints", "deals", "contacts", "paths")
     wanted = [n for n in names if getattr(config, n) is not None
               and is_database_uri(getattr(config, n))]
     if not wanted:
@@ -381,16 +382,32 @@ def database_inputs(config: Config) -> Iterator[tuple[Config, dict[str, Any]]]:
         return
     from attribution import db
 
+    preset = load_preset(config.source) if config.source is not None else None
     with tempfile.TemporaryDirectory(prefix="attribution-db-") as scratch:
         sources: dict[str, Any] = {}
         changes: dict[str, Any] = {}
         for name in wanted:
             path, source = db.materialize(getattr(config, name), scratch, name,
                                           query=config.queries.get(name),
-                                          mapping=config.columns.get(name))
+                                          mapping=config.columns.get(name),
+                                          key_candidates=key_candidates(config, preset, name))
             sources[str(path)] = source
             changes[name] = path
         yield config.replace(**changes), sources
+
+
+def key_candidates(config: Config, preset: Any, input_name: str) -> list[str]:
+    """The names a database source's id column may have (what keys its rejects when the
+    table has no primary key): the config's ``[columns]`` name, the source preset's names,
+    then the canonical name (:data:`attribution.db.ID_COLUMNS`)."""
+    from attribution.db import ID_COLUMNS
+
+    identifier = ID_COLUMNS.get(input_name)
+    if identifier is None:
+        return []
+    mapped = config.columns.get(input_name, {}).get(identifier)
+    named = preset.columns.get(input_name, {}).get(identifier, ()) if preset is not None else ()
+    return [*([mapped] if mapped else []), *named, identifier]
 
 
 def _from_databases(result: RunResult, config: Config, sources: dict[str, Any]) -> RunResult:

@@ -287,6 +287,7 @@ def with_spend(result: RunResult, spend: Spend) -> RunResult:
         accounting=[*result.accounting, spend.accounting],
         files=[*result.files, spend.file],
         rejects=rejects,
+        sources=[*result.sources, spend.source] if spend.source else result.sources,
     )
 
 

@@ -100,10 +100,13 @@ REJECT_SCHEMA = schema_of(
     {
         "file": pl.String,
         "input": pl.String,  # touchpoints | deals | contacts | spend | paths
-        "row": pl.Int64,  # 1-based data row (the header is row 0)
+        "row": pl.Int64,  # 1-based data row (the header is row 0); a table's: in the rows read
         "column": pl.String,
         "reason": pl.String,
         "value": pl.String,
+        # a database source's row: its primary key, else the input's id column (deal_id,
+        # touchpoint_id, contact_id) as text; null for a file, whose row number finds it
+        "key": pl.String,
     }
 )
 

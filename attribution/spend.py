@@ -137,6 +137,8 @@ class Spend:
     accounting: Accounting
     file: InputFile
     currency: str
+    #: a database source's record (URI without secrets, query, rows, digest, key), for run.json
+    source: dict[str, object] | None = None
 
 
 def check_grain(grain: str) -> str:
@@ -156,6 +158,33 @@ def period_of(day: pl.Expr, grain: str) -> pl.Expr:
     return day.cast(pl.Date).dt.truncate(GRAINS[check_grain(grain)])
 
 
+def _load_spend_source(uri: str, *, query: str | None, rules: ChannelRules | None,
+                       currency: str | None, columns: Mapping[str, str] | None, strict: bool,
+                       labels: Iterable[str] | None) -> Spend:
+    """Spend from a database table or query: the rows read through Arrow
+    (:func:`attribution.db.materialize`), validated exactly as a Parquet export, then named
+    by the source (rejects: its URI and each row's key; the file: its rows and digest)."""
+    import dataclasses
+    import tempfile
+
+    from attribution import db
+
+    with tempfile.TemporaryDirectory(prefix="attribution-db-") as scratch:
+        file, source = db.materialize(uri, scratch, "spend_cents", query=query, mapping=columns)
+        try:
+            spend = load_spend(file, rules=rules, currency=currency, columns=columns,
+                               strict=strict, labels=labels)
+        except RejectedRowError as exc:  # strict: the first bad row, named by the source
+            raise RejectedRowError(str(exc).replace(str(file), source.uri, 1)) from None
+    return dataclasses.replace(
+        spend,
+        rejects=db.relabel_rejects(spend.rejects, {str(file): source}),
+        accounting=dataclasses.replace(spend.accounting, path=source.uri),
+        file=InputFile("spend_cents", source.uri, source.rows, source.sha256),
+        source=source.as_dict(),
+    )
+
+
 def load_spend(
     path: str | Path,
     *,
@@ -166,13 +195,16 @@ def load_spend(
     labels: Iterable[str] | None = None,
     encoding: str | None = None,
     groups: Mapping[str, str] | None = None,
+    query: str | None = None,
 ) -> Spend:
-    """Read and validate a spend export (CSV, Parquet or NDJSON, by extension).
+    """Read and validate a spend export (CSV, Parquet or NDJSON, by extension), or a database
+    table or query (``postgresql://...?table=marketing.spend``, ``duckdb:///crm.duckdb?
+    table=spend``; see :mod:`attribution.db`).
 
     Parameters
     ----------
     path
-        The spend file.
+        The spend file, or a database URI.
     rules
         Channel rules for utm_source / utm_medium and for channel groups; default: the built-in
         rules (pass the run's rules so spend and touches agree).
@@ -191,6 +223,8 @@ def load_spend(
     groups
         The run's channel groups (channel -> group, as its touches got them, a preset's
         groups included): a spend channel of the run takes its group; others, the rules'.
+    query
+        The SQL of a database source given apart from its URI (``[inputs.spend] query``).
 
     Returns
     -------
@@ -207,6 +241,11 @@ def load_spend(
     >>> spend = load_spend("fixtures/economics/spend.csv")          # doctest: +SKIP
     >>> spend.daily.group_by("channel").agg(pl.col("spend").sum())  # doctest: +SKIP
     """
+    from attribution.db import is_database_uri
+
+    if is_database_uri(path):
+        return _load_spend_source(str(path), query=query, rules=rules, currency=currency,
+                                  columns=columns, strict=strict, labels=labels)
     path = Path(path)
     rules = rules or load_rules()
     required = [name for name, needed in SPEND_COLUMNS.items() if needed]

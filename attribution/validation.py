@@ -688,6 +688,7 @@ def beyond_horizon(touchpoints: pl.DataFrame, latest: datetime | None,
         pl.col(ROW).alias("row"), pl.lit("timestamp").alias("column"),
         pl.lit(reason).alias("reason"),
         pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias("value"),
+        pl.lit(None, pl.String).alias("key"),
     ).cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
     kept = touchpoints.filter(~late)
     rechunk_in_place(kept)
@@ -731,6 +732,7 @@ def split_rejects(frame: pl.DataFrame, file: str,
         pl.col(_COLUMN).alias("column"),
         pl.col(_REASON).alias("reason"),
         pl.col(_VALUE).alias("value"),
+        pl.lit(None, pl.String).alias("key"),  # a database source's: db.relabel_rejects
     )
     # (no copy of the frame when nothing was rejected)
     good = frame.filter(pl.col(_REASON).is_null()) if bad.height else frame

@@ -16,7 +16,9 @@ Measured, median of ``--repeat`` runs, each side doing what a run does with its 
 * **read DuckDB**: ``db.read_source(duckdb:///...?table=...)``;
 * **write Parquet**: ``output.write_table`` of the credit and summary tables;
 * **write PostgreSQL / DuckDB**: ``db.write_result_set`` of the same tables (one transaction,
-  money as NUMERIC(38,2)).
+  money as NUMERIC(38,2)); for PostgreSQL also with the table handed to COPY as one record
+  batch (the write before ``db.COPY_BATCH_ROWS``), and with the credit scanned lazily from a
+  spilled Parquet file (what ``attribution run`` hands over).
 
 Run (from the repository root, with the db extra installed and PostgreSQL binaries present)::
 
@@ -212,6 +214,27 @@ def main() -> None:
                 seconds = timed(lambda uri_of=uri_of: db.write_result_set(uri_of(), tables,
                                                                           record), repeat)
                 results.append((label, seconds, f"{seconds / base:.2f}"))
+            # the same write with the whole table handed to COPY as one record batch (as it
+            # was before db.COPY_BATCH_ROWS): the driver encodes it all before the server
+            # stores a row, so the two take turns instead of overlapping
+            batch_rows = db.COPY_BATCH_ROWS
+            db.COPY_BATCH_ROWS = max(credit.height, 1)
+            try:
+                seconds = timed(lambda: db.write_result_set(
+                    server.uri(schema=f"results_{next(counter)}"), tables, record), repeat)
+            finally:
+                db.COPY_BATCH_ROWS = batch_rows
+            results.append(("write PostgreSQL, one record batch per COPY (before)", seconds,
+                            f"{seconds / base:.2f}"))
+            # what `attribution run` hands over: the credit spilled to Parquet and scanned
+            # lazily, written db.WRITE_BATCH_ROWS rows at a time
+            spilled = folder / "credit-spilled.parquet"
+            credit.write_parquet(spilled)
+            lazy_tables = {"credit": pl.scan_parquet(spilled), "summary": summary}
+            seconds = timed(lambda: db.write_result_set(
+                server.uri(schema=f"results_{next(counter)}"), lazy_tables, record), repeat)
+            results.append(("write PostgreSQL, credit scanned from a spilled Parquet file",
+                            seconds, f"{seconds / base:.2f}"))
         finally:
             server.stop()
     print(f"\n{rows:,} touchpoints, median of {repeat}\n")

@@ -288,6 +288,11 @@ def test_rejects_from_a_table_name_the_source(postgres, tmp_path):
         ("D000002", "unknown status; expected won, lost or open"),
         ("D000004", "negative amount"),
     ]
+    # no primary key: the reject carries the row's deal_id
+    assert source.key == ("deal_id",)
+    assert deals.get_column("key").to_list() == keys
+    assert rejects.filter(pl.col("input") != "deals").get_column("key").null_count() == \
+        rejects.filter(pl.col("input") != "deals").height  # files: the row number finds it
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -444,6 +449,7 @@ def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo
         parts.append(tmp_path / f"part-{index}.parquet")
         part.write_parquet(parts[-1])
     monkeypatch.setattr(db, "WRITE_BATCH_ROWS", 1_000)
+    monkeypatch.setattr(db, "COPY_BATCH_ROWS", 97)  # several record batches per COPY
     assert demo_run.credit.height > 5 * db.WRITE_BATCH_ROWS
     lazy = db.write_result_set(destination, {"credit": pl.scan_parquet(parts)}, {})
     whole = db.write_result_set(destination, {"credit": demo_run.credit}, {})
@@ -555,6 +561,53 @@ def test_a_run_without_the_channel_shows_zero(tmp_path):
     assert trend.select("run_id", "channel_group", "revenue_credit_cents",
                         "revenue_share").rows() == [
         (first, "audio", 500, 0.4), (second, "audio", 0, 0.0)]
+
+
+def test_channel_trend_is_every_channel_in_every_run(tmp_path):
+    """The report's trend: a row per stored run of the model and channel, zeros where a run
+    did not credit the channel, other models' runs left out, the last N runs."""
+    path = tmp_path / "h.duckdb"
+
+    def summary(model: str, credits: dict[str, int]) -> pl.DataFrame:
+        total = sum(credits.values())
+        return pl.DataFrame({"model": model, "channel": list(credits),
+                             "channel_group": [f"{c}_group" for c in credits],
+                             "pipeline_credit_cents": list(credits.values()),
+                             "revenue_credit_cents": list(credits.values()),
+                             "pipeline_share": [v / total for v in credits.values()],
+                             "revenue_share": [v / total for v in credits.values()]})
+
+    first = db.write_result_set(path, {"summary": summary("linear", {"ads": 300, "seo": 100})},
+                                {})
+    db.write_result_set(path, {"summary": summary("w_shaped", {"ads": 1, "tv": 3})}, {})
+    second = db.write_result_set(path, {"summary": summary("linear", {"seo": 200})}, {})
+    third = db.write_result_set(path, {"summary": summary("linear", {"ads": 50, "seo": 150})},
+                                {})
+    trend = db.channel_trend(path, "linear")
+    assert trend.select("run_id", "channel", "channel_group", "revenue_credit_cents",
+                        "revenue_share").rows() == [
+        (first, "ads", "ads_group", 300, 0.75), (first, "seo", "seo_group", 100, 0.25),
+        (second, "ads", "ads_group", 0, 0.0), (second, "seo", "seo_group", 200, 1.0),
+        (third, "ads", "ads_group", 50, 0.25), (third, "seo", "seo_group", 150, 0.75)]
+    assert db.channel_trend(path, "linear", last=2)["run_id"].unique(
+        maintain_order=True).to_list() == [second, third]
+    # the report's trend is what history --channel gives, channel by channel
+    for channel in ("ads", "seo"):
+        history = db.channel_history(path, channel, "linear")
+        assert history["revenue_credit_cents"].to_list() == \
+            trend.filter(pl.col("channel") == channel)["revenue_credit_cents"].to_list()
+    assert db.channel_trend(path, "markov").is_empty()
+
+
+def test_row_key_primary_key_then_id_column():
+    frame = pl.DataFrame({"region": ["eu", "us"], "n": [7, 7], "deal_id": ["D1", "D2"],
+                          "Record ID": ["11", "12"]})
+    assert db.row_key(frame, ["region", "n"], ["deal_id"])[0] == ("region", "n")
+    assert db.row_key(frame, ["region", "n"], ["deal_id"])[1].to_list() == ["eu|7", "us|7"]
+    # a primary key the rows do not hold (a query's columns): the id column
+    assert db.row_key(frame, ["sync_id"], ["Record ID", "deal_id"])[1].to_list() == \
+        ["11", "12"]
+    assert db.row_key(frame, [], ["opportunity"]) == ((), None)
 
 
 def test_a_table_with_other_columns_is_refused(tmp_path):
@@ -763,3 +816,275 @@ def test_history_of_a_folder_is_refused(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"Error: --out {tmp_path}: history is kept in a database "
                                    "(postgresql://... or a .duckdb file); a folder holds one run")
+
+
+# -- rejects keyed, presets on tables, spend, the report's trend -----------------------------
+def test_rejects_carry_the_tables_primary_key(postgres, tmp_path):
+    """A table with a primary key: each reject names the row by it (not by deal_id); a query
+    has none, so its rejects take the input's id column as the config maps it."""
+    postgres.sql(
+        "DROP TABLE IF EXISTS crm.keyed_deals",
+        "CREATE TABLE crm.keyed_deals (sync_id INTEGER PRIMARY KEY, deal_id TEXT, "
+        "account_id TEXT, created_at TEXT, closed_at TEXT, status TEXT, amount TEXT, "
+        "currency TEXT)",
+        "INSERT INTO crm.keyed_deals SELECT 500 + row_number() OVER (ORDER BY deal_id), * "
+        "FROM crm.bad_deals",
+    )
+    base = {"touchpoints": DEMO / "touchpoints.csv", "contacts": DEMO / "contacts.csv",
+            "models": ("linear",), "max_reject_rate": 1.0}
+    keyed = pipeline.validate(Config(deals=postgres.uri(table="crm.keyed_deals"), **base))
+    deals = keyed.rejects.filter(pl.col("input") == "deals").sort("key")
+    # bad_deals sorted by deal_id: D000002 is the 2nd row (sync_id 502), D000004 the 4th
+    assert deals.select("key", "column").rows() == [("502", "status"), ("504", "amount")]
+    assert deals.get_column("file").unique().to_list() == \
+        [f"{postgres.uri()}?table=crm.keyed_deals"]
+    stored = {s["input"]: s for s in keyed.sources}
+    assert stored["deals"]["key"] == ["sync_id"]
+    # a table the analyst may only read: its key is still found (the catalogue, not
+    # information_schema, which hides the constraints of tables the user cannot change)
+    postgres.admin_sql("DROP TABLE IF EXISTS public.readonly_deals",
+                       "CREATE TABLE public.readonly_deals (deal_id TEXT, account_id TEXT, "
+                       "created_at TEXT, closed_at TEXT, status TEXT, amount TEXT, "
+                       "currency TEXT, sync_id INTEGER, PRIMARY KEY (sync_id, deal_id))",
+                       "INSERT INTO public.readonly_deals VALUES ('D9', 'A000001', "
+                       "'2025-01-01', '', 'maybe', '10', 'USD', 7)",
+                       "GRANT SELECT ON public.readonly_deals TO analyst", database="crm")
+    frame, source = db.read_source(postgres.uri(table="public.readonly_deals"),
+                                   input_name="deals")
+    assert source.key == ("sync_id", "deal_id")
+    assert source.keys is not None and source.keys.to_list() == ["7|D9"]
+    query = ("SELECT deal_id AS opportunity, account_id, created_at, closed_at, status, amount, "
+             "currency FROM crm.bad_deals")
+    mapped = pipeline.validate(Config(deals=postgres.uri(query=query),
+                                      columns={"deals": {"deal_id": "opportunity"}}, **base))
+    deals = mapped.rejects.filter(pl.col("input") == "deals").sort("key")
+    assert deals.select("key", "column").rows() == [("D000002", "status"),
+                                                    ("D000004", "amount")]
+
+
+def test_rejects_from_a_database_are_written_with_their_key(tmp_path):
+    path = tmp_path / "crm.duckdb"
+    deals = _demo_frames()["deals"].sort("deal_id").head(5).with_columns(
+        pl.when(pl.col("deal_id") == "D000003").then(pl.lit("maybe")).otherwise("status")
+        .alias("status"))
+    with duckdb.connect(str(path)) as connection:
+        connection.register("incoming", deals.to_arrow())
+        connection.execute("CREATE TABLE deals AS SELECT * FROM incoming")
+    done = _cli("validate", "--touchpoints", str(DEMO / "touchpoints.csv"),
+                "--deals", f"duckdb:///{path}?table=deals", "--contacts",
+                str(DEMO / "contacts.csv"), "--max-reject-rate", "1",
+                "--rejects", str(tmp_path / "rejects.csv"))
+    assert done.returncode == 0, done.stderr
+    rejects = pl.read_csv(tmp_path / "rejects.csv", infer_schema=False)
+    assert rejects.columns[-1] == "key"
+    from_table = rejects.filter(pl.col("input") == "deals")
+    assert from_table.select("file", "row", "column", "key").rows() == [
+        (f"duckdb:///{path}?table=deals", "3", "status", "D000003")]
+    assert from_table.get_column("key").to_list() == ["D000003"]
+
+
+HUBSPOT = ROOT / "fixtures" / "hubspot"
+
+
+def _hubspot_frames() -> dict[str, pl.DataFrame]:
+    return {name: pl.read_csv(HUBSPOT / f"{name}.csv", infer_schema=False)
+            for name in ("touchpoints", "deals", "contacts")}
+
+
+def _hubspot_in_postgres(postgres) -> None:
+    """The HubSpot exports as tables of schema ``hubspot``, their columns named as the
+    exports name them ("Record ID", "Deal Stage"): text, as a CRM sync keeps them; the deals
+    keyed by their record id."""
+    statements = ["DROP SCHEMA IF EXISTS hubspot CASCADE", "CREATE SCHEMA hubspot"]
+    for name, frame in _hubspot_frames().items():
+        columns = ", ".join(f"{db.quote_identifier(c)} TEXT" for c in frame.columns)
+        if name == "deals":
+            columns += ', PRIMARY KEY ("Record ID")'
+        statements += [f"CREATE TABLE hubspot.{name} ({columns})",
+                       _insert_sql(f"hubspot.{name}", frame)]
+    postgres.sql(*statements)
+
+
+def _hubspot_in_duckdb(path: Path) -> Path:
+    with duckdb.connect(str(path)) as connection:
+        for name, frame in _hubspot_frames().items():
+            connection.register("incoming", frame.to_arrow())
+            connection.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming")
+            connection.unregister("incoming")
+    return path
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "duckdb"])
+def test_source_preset_on_tables_gives_the_credit_of_the_csv_export(engine, postgres,
+                                                                    tmp_path):
+    """`attribution run --source hubspot` on HubSpot-layout tables (PostgreSQL, DuckDB):
+    the preset renames the tables' columns, reads their US dates and stages as it does the
+    CSV export's, and the run credits every deal to the cent as the CSV run does."""
+    if engine == "postgresql":
+        _hubspot_in_postgres(postgres)
+
+        def uri(name: str) -> str:
+            return postgres.uri(table=f"hubspot.{name}")
+    else:
+        database = _hubspot_in_duckdb(tmp_path / "hubspot.duckdb")
+
+        def uri(name: str) -> str:
+            return f"duckdb:///{database}?table={name}"
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    outputs = {}
+    for label, inputs in [("files", {n: str(HUBSPOT / f"{n}.csv") for n in _hubspot_frames()}),
+                          ("tables", {n: uri(n) for n in _hubspot_frames()})]:
+        out = tmp_path / label
+        done = _cli("run", "--source", "hubspot", "--as-of", "2025-06-30",
+                    *[a for n, v in inputs.items() for a in (f"--{n}", v)],
+                    "--out", str(out), "--format", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert not (out / "rejects.csv").exists()
+        outputs[label] = out
+    for name in ("summary", "credit"):
+        files = pl.read_parquet(outputs["files"] / f"{name}.parquet")
+        tables = pl.read_parquet(outputs["tables"] / f"{name}.parquet")
+        assert_frame_equal(_sorted(tables), _sorted(files), check_exact=True)
+    record = json.loads((outputs["tables"] / "run.json").read_text())
+    assert {s["input"] for s in record["sources"]} == {"touchpoints", "deals", "contacts"}
+    keys = {s["input"]: s["key"] for s in record["sources"]}
+    if engine == "postgresql":
+        assert keys["deals"] == ["Record ID"]  # the table's primary key
+    assert keys["contacts"] == ["Record ID"]  # the preset's name of contact_id
+
+
+ECONOMICS = ROOT / "fixtures" / "economics"
+
+
+def _economics_inputs() -> list[str]:
+    return [a for n in ("touchpoints", "deals", "contacts")
+            for a in (f"--{n}", str(ECONOMICS / f"{n}.csv"))]
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "duckdb"])
+def test_spend_from_a_table_gives_the_scorecard_of_the_spend_file(engine, postgres, tmp_path):
+    """`scorecard --spend URI` reads a typed spend table (DATE periods, NUMERIC amounts) with
+    one bad row: the scorecard is the spend file's, the bad row rejected with its key."""
+    spend = pl.read_csv(ECONOMICS / "spend.csv", infer_schema=False)
+    bad = ("99", "events", "2025-02-01", "2025-02-01", None, "-5.00", "USD")
+    ddl = ("CREATE TABLE spend_rows (spend_id INTEGER PRIMARY KEY, channel TEXT, "
+           "period_start DATE, period_end DATE, period TEXT, amount NUMERIC(12,2), "
+           "currency TEXT)")
+    rows = [(str(10 + i), *row) for i, row in enumerate(spend.iter_rows())] + [bad]
+    values = ", ".join("(" + ", ".join("NULL" if v is None else f"'{v}'" for v in row) + ")"
+                       for row in rows)
+    if engine == "postgresql":
+        postgres.sql("DROP TABLE IF EXISTS crm.spend_rows",
+                     ddl.replace("spend_rows", "crm.spend_rows"),
+                     f"INSERT INTO crm.spend_rows VALUES {values}")
+        uri = postgres.uri(table="crm.spend_rows")
+    else:
+        path = tmp_path / "marketing.duckdb"
+        with duckdb.connect(str(path)) as connection:
+            connection.execute(ddl)
+            connection.execute(f"INSERT INTO spend_rows VALUES {values}")
+        uri = f"duckdb:///{path}?table=spend_rows"
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    from_file = _cli("scorecard", *_economics_inputs(), "--spend", str(ECONOMICS / "spend.csv"),
+                     "--format", "csv", env=env)
+    from_table = _cli("scorecard", *_economics_inputs(), "--spend", uri, "--format", "csv",
+                      "--rejects", str(tmp_path / "rejects.csv"), env=env)
+    assert from_file.returncode == 0 and from_table.returncode == 0, from_table.stderr
+    assert from_table.stdout == from_file.stdout
+    rejects = pl.read_csv(tmp_path / "rejects.csv", infer_schema=False)
+    assert rejects.select("file", "input", "column", "reason", "key").rows() == [
+        (db.parse_uri(uri).display, "spend", "amount", "negative amount", "99")]
+
+
+def test_spend_query_in_the_config_for_budget(postgres, tmp_path):
+    """[inputs.spend] uri + query, as the other inputs: `budget` reads the query's rows and
+    recommends what it does from the spend file."""
+    spend = pl.read_csv(ECONOMICS / "spend.csv", infer_schema=False)
+    postgres.sql("DROP TABLE IF EXISTS crm.marketing_spend",
+                 "CREATE TABLE crm.marketing_spend (channel TEXT, period_start TEXT, "
+                 "period_end TEXT, period TEXT, cost TEXT, currency TEXT, team TEXT)",
+                 _insert_sql("crm.marketing_spend", spend.with_columns(pl.lit("growth")
+                                                                       .alias("team"))),
+                 "INSERT INTO crm.marketing_spend VALUES ('events', '2025-01-01', "
+                 "'2025-01-31', NULL, '99999.00', 'USD', 'other team')")
+    config = tmp_path / "attribution.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [inputs.spend]
+        uri = "{postgres.uri()}"
+        query = '''SELECT channel, period_start, period_end, period, cost, currency
+                   FROM crm.marketing_spend WHERE team = 'growth''''
+
+        [columns.spend]
+        amount = "cost"
+        """))
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    from_file = _cli("budget", *_economics_inputs(), "--spend", str(ECONOMICS / "spend.csv"),
+                     "--model", "linear", "--format", "json", env=env)
+    from_query = _cli("budget", *_economics_inputs(), "--config", str(config),
+                      "--model", "linear", "--format", "json", env=env)
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_query.returncode == 0, from_query.stderr
+    assert json.loads(from_query.stdout) == json.loads(from_file.stdout)
+
+
+def _trend_section(html_text: str) -> str:
+    start = html_text.index('<section id="trend">')
+    return html_text[start:html_text.index("</section>", start)]
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "duckdb"])
+def test_report_shows_the_credit_across_stored_runs(engine, postgres, tmp_path):
+    """Three runs kept in a database (two alike, one with a shorter lookback), then
+    `report --history URI`: a section with the recommended model's credit per channel in
+    each stored run, the figures `attribution history --channel` prints for the same runs."""
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    history = (postgres.uri(schema=f"trend_{tmp_path.name[-8:].lower().replace('-', '_')}")
+               if engine == "postgresql" else str(tmp_path / "history.duckdb"))
+    inputs = [a for n in ("touchpoints", "deals", "contacts")
+              for a in (f"--{n}", str(DEMO / f"{n}.csv"))]
+    models = ["--model", "last_touch", "--model", "linear", "--max-reject-rate", "1"]
+    for lookback in ("180", "180", "30"):
+        done = _cli("run", *inputs, *models, "--lookback-days", lookback, "--out", history,
+                    env=env)
+        assert done.returncode == 0, done.stderr
+    output = tmp_path / "report.html"
+    done = _cli("report", *inputs, *models, "--budget-model", "linear", "--history", history,
+                "--history-runs", "2", "-o", str(output), env=env)
+    assert done.returncode == 0, done.stderr
+    section = _trend_section(output.read_text())
+    runs = db.history(history).tail(2)
+    assert "the last 2 runs of linear" in section
+    for channel in ("paid_search", "content"):
+        shown = db.channel_history(history, channel, "linear", last=2)
+        assert shown.get_column("run_id").to_list() == runs.get_column("run_id").to_list()
+        from attribution.render import money, percent
+        cells = [f"{money(c, 'USD')} ({percent(s)})" for c, s in
+                 shown.select("revenue_credit_cents", "revenue_share").iter_rows()]
+        row = section[section.index(f">{channel}</span>"):]
+        row = row[:row.index("</tr>")]
+        assert [cell.split(">")[-1] for cell in row.split("</td>")[1:-1]] == cells
+    # the shorter lookback moved the credit: the two runs differ
+    assert len(set(cells)) == 2
+    # the same history named by the config's [output] dir
+    config = tmp_path / "attribution.toml"
+    config.write_text(f'[output]\ndir = "{history}"\n')
+    done = _cli("report", *inputs, *models, "--budget-model", "linear", "--config",
+                str(config), "-o", str(tmp_path / "default.html"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "the last 3 runs of linear" in _trend_section((tmp_path / "default.html").read_text())
+
+
+def test_report_history_of_another_model_says_none_is_stored(tmp_path):
+    history = tmp_path / "history.duckdb"
+    inputs = [a for n in ("touchpoints", "deals", "contacts")
+              for a in (f"--{n}", str(DEMO / f"{n}.csv"))]
+    done = _cli("run", *inputs, "--model", "last_touch", "--max-reject-rate", "1", "--out",
+                str(history))
+    assert done.returncode == 0, done.stderr
+    done = _cli("report", *inputs, "--model", "last_touch", "--model", "linear",
+                "--budget-model", "linear", "--max-reject-rate", "1", "--history",
+                str(history), "-o", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    assert "No run of linear is stored in" in _trend_section((tmp_path / "r.html").read_text())
+    refused = _cli("report", *inputs, "--history", str(tmp_path), "-o", str(tmp_path / "x.html"))
+    assert refused.returncode == 2 and "--history" in refused.stderr

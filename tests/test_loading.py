@@ -445,7 +445,7 @@ def test_each_bad_deal_is_rejected_with_its_reason(tmp_path, line, column, reaso
     deals = write(tmp_path, "d.csv", DEALS_HEADER + "d0,a1,2025-01-02,,open,1\n" + line + "\n")
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.deals["deal_id"].to_list() == ["d0"]
-    assert inputs.rejects.rows() == [(str(deals), "deals", 2, column, reason, value)]
+    assert inputs.rejects.rows() == [(str(deals), "deals", 2, column, reason, value, None)]
     assert inputs.accounting["deals"].rejected == {reason: 1}
     with pytest.raises(RejectedRowError) as caught:
         load(one_touch(tmp_path), deals, strict=True)
@@ -468,7 +468,8 @@ def test_each_bad_touch_is_rejected_with_its_reason(tmp_path, line, column, reas
     deals = open_deal(tmp_path)
     inputs = load(touches, deals)
     assert inputs.touchpoints["touchpoint_id"].to_list() == ["t0"]
-    assert inputs.rejects.rows() == [(str(touches), "touchpoints", 2, column, reason, value)]
+    assert inputs.rejects.rows() == [(str(touches), "touchpoints", 2, column, reason, value,
+                                      None)]
     with pytest.raises(RejectedRowError) as caught:
         load(touches, deals, strict=True)
     shown = "empty" if value is None else repr(value)

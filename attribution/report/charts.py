@@ -332,6 +332,75 @@ def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | No
     return Chart("monthly", title, subtitle, spec)
 
 
+# -- 0c. credit across stored runs ----------------------------------------------------------------
+def run_label(started_at: Any, run_id: str) -> str:
+    """How a stored run is named on an axis: its start (UTC, to the minute) and the tail of
+    its id (two runs may start in the same minute)."""
+    return f"{started_at:%Y-%m-%d %H:%M} #{str(run_id)[-8:]}"
+
+
+def credit_trend(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
+    """Lines: each channel's revenue credited by ``model`` in each stored run, oldest first.
+
+    ``table``: :func:`attribution.db.channel_trend` (``run_id``, ``started_at``, ``channel``,
+    ``revenue_credit``, ``revenue_share``, ...)."""
+    if table.height == 0:
+        return None
+    runs = table.select("run_id", "started_at").unique(maintain_order=True)
+    if runs.height < 2:
+        return None
+    labels = [run_label(s, r) for r, s in runs.iter_rows()]
+    position = {r: i for i, r in enumerate(runs.get_column("run_id").to_list())}
+    totals = (table.group_by("channel").agg(pl.col("revenue_credit_cents").sum())
+              .sort(["revenue_credit_cents", "channel"], descending=[True, False]))
+    order = totals.get_column("channel").to_list()
+    keys = Keys(order)
+    values = [
+        {"run": labels[position[row["run_id"]]], "position": position[row["run_id"]],
+         "key": keys[row["channel"]], "channel": printable(row["channel"]),
+         "credit": _major(row["revenue_credit_cents"], currency),
+         "credit_label": money(row["revenue_credit_cents"], currency),
+         "share_label": percent(row["revenue_share"])}
+        for row in table.iter_rows(named=True)
+    ]
+    oldest, newest = runs.row(0)[0], runs.row(-1)[0]
+    moves = (table.filter(pl.col("run_id") == newest).select("channel", "revenue_credit_cents")
+             .join(table.filter(pl.col("run_id") == oldest).select(
+                 "channel", pl.col("revenue_credit_cents").alias("before")), on="channel")
+             .with_columns((pl.col("revenue_credit_cents") - pl.col("before")).alias("move"))
+             .sort([pl.col("move").abs(), "channel"], descending=[True, False]))
+    top = moves.row(0, named=True) if moves.height else None
+    title = f"{model}'s credit over the last {runs.height} stored runs"
+    if top is not None and top["move"]:
+        title += (f": {printable(top['channel'])} moved the most, "
+                  f"{_sign_money(int(top['move']), currency)}")
+    palette = theme.MODEL_COLOURS * (len(order) // len(theme.MODEL_COLOURS) + 1)
+    spec: Spec = {
+        "params": [keys.param()],
+        "data": {"values": values},
+        "width": 760,
+        "height": 260,
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": {"field": "run", "type": "ordinal", "sort": labels, "title": "Stored run",
+                  "axis": {"labelAngle": -45}},
+            "y": {"field": "credit", "type": "quantitative",
+                  "title": f"Won revenue credited ({currency})", "axis": {"format": "$,.3~s"}},
+            "color": {"field": "key", "type": "nominal", "sort": keys.keys(order),
+                      "scale": {"domain": keys.keys(order), "range": palette[:len(order)]},
+                      "title": "Channel",
+                      "legend": {**keys.axis_labels(), "columns": 2, "symbolLimit": 40}},
+            "tooltip": [{"field": "run", "title": "Run"},
+                        {"field": "channel", "title": "Channel"},
+                        {"field": "credit_label", "title": "Won revenue credited"},
+                        {"field": "share_label", "title": "Share"}],
+        },
+    }
+    subtitle = (f"Each channel's won revenue credited by {model} in each run kept in the "
+                "history database (credited revenue, not caused revenue)")
+    return Chart("trend", title, subtitle, spec)
+
+
 # -- 1. credit by model -----------------------------------------------------------------------
 def credit_by_model(summary: pl.DataFrame, currency: str, baseline: str = BASELINE, *,
                     recommended: str | None = None,

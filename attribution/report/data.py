@@ -5,9 +5,9 @@ The HTML page (:mod:`attribution.report.html`) and the charts
 (:mod:`attribution.report.charts`) only arrange what is here: every table the report shows is
 in :attr:`ReportData.tables` under its name (``summary``, ``comparison``, ``decision``,
 ``monthly``, ``scorecard``, ``budget``, ``transitions``, ``paths``, ``top_paths``,
-``removal_effects``, ``evaluation``, ``dark_funnel``), and a chart is made from the table of
-its name. The report leads with :attr:`ReportData.recommended`, the model a reader is asked
-to act on.
+``removal_effects``, ``evaluation``, ``dark_funnel``, ``trend``), and a chart is made from the
+table of its name. The report leads with :attr:`ReportData.recommended`, the model a reader is
+asked to act on.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class ReportData:
     insufficient: list[str] = field(default_factory=list)
     #: parameters of the Markov model, when it ran
     markov_params: dict[str, Any] = field(default_factory=dict)
+    #: the history database the ``trend`` table was read from (URI without secrets)
+    history: str | None = None
 
     @property
     def currency(self) -> str:
@@ -114,9 +116,13 @@ def report_data(
     budget: pl.DataFrame | None = None,
     evaluation: pl.DataFrame | None = None,
     calibration: Any = None,
+    trend: pl.DataFrame | None = None,
+    history: str | None = None,
 ) -> ReportData:
     """Build every table of the report once (see the module docstring); ``calibration`` (an
-    :class:`attribution.calibrate.Calibration`) adds the experiments section."""
+    :class:`attribution.calibrate.Calibration`) adds the experiments section. ``trend`` is the
+    recommended model's credit per channel in the runs stored in the ``history`` database
+    (:func:`attribution.db.channel_trend`)."""
     from attribution import graph
     from attribution.pipeline import model_diagnostics
     from attribution.transforms import apply_transforms
@@ -154,6 +160,8 @@ def report_data(
         tables["calibration_scores"] = calibration.scores
     if result.dark_funnel is not None:
         tables["dark_funnel"] = result.dark_funnel
+    if trend is not None:
+        tables["trend"] = trend
     tables["paths"] = graph.distinct_paths(result.journeys)
     markov = next((m for m in result.models if m.name == "markov"), None)
     transitions = diagnostics.get("markov_transitions")
@@ -182,6 +190,7 @@ def report_data(
                        "recommended)."),
         tables=tables, diagnostics=diagnostics, warnings=warnings, insufficient=insufficient,
         markov_params=markov.params() if markov is not None else {},
+        history=history,
     )
 
 

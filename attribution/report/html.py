@@ -117,6 +117,8 @@ def report_charts(
         found.append(charts_module.decision(tables["decision"], currency, model))
     if "monthly" in tables:
         found.append(charts_module.monthly_credit(tables["monthly"], currency, model))
+    if "trend" in tables:
+        found.append(charts_module.credit_trend(tables["trend"], currency, model))
     if "budget" in tables:
         found.append(charts_module.budget_chart(tables["budget"], currency))
     found.append(charts_module.credit_by_model(tables["summary"], currency, recommended=model,
@@ -692,6 +694,34 @@ def _decision_section(data: ReportData, by_name: Mapping[str, Chart]) -> str:
     return _section("decision", f"{model} (recommended) against last-touch", body)
 
 
+def _trend_body(data: ReportData, by_name: Mapping[str, Chart]) -> str:
+    """The recommended model's credit per channel in each stored run: the chart (two runs or
+    more) and the table, channels down, runs across (oldest first)."""
+    trend = data.tables["trend"]
+    model = data.recommended
+    source = data.history or "the history database"
+    if trend.height == 0:
+        return (f'<p class="note">No run of {_e(model)} is stored in {_e(source)} yet: '
+                f"`attribution run --model {_e(model)} --out ...` keeps one.</p>")
+    runs = trend.select("run_id", "started_at").unique(maintain_order=True)
+    labels = [charts_module.run_label(s, r) for r, s in runs.iter_rows()]
+    cells = {(r["run_id"], r["channel"]): r for r in trend.iter_rows(named=True)}
+    groups = {r["channel"]: r["channel_group"] for r in trend.iter_rows(named=True)}
+    channels = (trend.filter(pl.col("run_id") == runs.row(-1)[0])
+                .sort(["revenue_credit_cents", "channel"], descending=[True, False])
+                .get_column("channel").to_list())
+    rows = [[_channel(channel, groups.get(channel)),
+             *[f"{money(cells[(run, channel)]['revenue_credit_cents'], data.currency)} "
+               f"({percent(cells[(run, channel)]['revenue_share'])})"
+               for run in runs.get_column("run_id").to_list()]]
+            for channel in channels]
+    body = _chart_block(by_name["trend"]) if "trend" in by_name else ""
+    body += (f'<p class="note" data-figure="trend-source">Won revenue credited by {_e(model)} '
+             f"(and its share) in the last {runs.height} runs of {_e(model)} kept in "
+             f"{_e(source)}, oldest first; `attribution history` lists them.</p>")
+    return body + _table(["channel", *labels], rows, numeric=range(1, len(labels) + 1))
+
+
 def _budget_note(budget: pl.DataFrame) -> str:
     held = budget.filter(pl.col("bound") == "held").get_column("channel").to_list()
     model = budget.get_column("model")[0]
@@ -771,6 +801,10 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
         sections.append(_section("monthly", "Won revenue by month and channel",
                                  _chart_block(by_name["monthly"])))
         nav.append(("monthly", "By month"))
+    if "trend" in tables:
+        sections.append(_section("trend", "Credit across stored runs",
+                                 _trend_body(data, by_name)))
+        nav.append(("trend", "Across runs"))
     budget = tables.get("budget")
     if budget is not None:
         body = _chart_block(by_name["budget"]) if "budget" in by_name else ""
