@@ -94,6 +94,7 @@ class SparkEngine:
     """The pipeline on Apache Spark (:mod:`attribution.spark`)."""
 
     name: ClassVar[str] = "spark"
+    #: a master URL, or a Spark Connect address (``sc://host:port``)
     master: str = "local[*]"
     conf: Mapping[str, str] = field(default_factory=dict)
 
@@ -147,12 +148,25 @@ class SparkEngine:
 
 
 def get_engine(name: str = "polars", *, spark_master: str = "local[*]",
-               spark_conf: Mapping[str, str] | None = None) -> Engine:
-    """The engine called ``name`` (``polars`` or ``spark``, with its master and settings)."""
+               spark_conf: Mapping[str, str] | None = None, spark_remote: str | None = None,
+               spark_archives: tuple[str, ...] = ()) -> Engine:
+    """The engine called ``name`` (``polars`` or ``spark``, with its master and settings).
+
+    ``spark_remote`` (``sc://host:port``) runs on a Spark Connect server instead of
+    ``spark_master``; ``spark_archives`` are packed environments unpacked on every executor
+    (Spark's ``spark.archives``).
+    """
     if name == "polars":
         return LocalEngine()
     if name == "spark":
-        return SparkEngine(spark_master, dict(spark_conf or {}))
+        conf = dict(spark_conf or {})
+        if spark_remote is not None and not spark_remote.startswith("sc://"):
+            raise ConfigError(f"--spark-remote {spark_remote}: expected a Spark Connect "
+                              "address, sc://HOST:PORT")
+        if spark_archives:
+            conf["spark.archives"] = ",".join(
+                [*filter(None, [conf.get("spark.archives", "")]), *spark_archives])
+        return SparkEngine(spark_remote or spark_master, conf)
     raise ConfigError(f"unknown engine {name!r}; valid: {', '.join(ENGINES)}")
 
 

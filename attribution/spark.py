@@ -141,17 +141,161 @@ def session(
 ) -> SparkSession:
     """A SparkSession for the engine (an existing active session is reused, with ``conf`` set).
 
-    In local mode the Python workers run this interpreter, so the executors see the same
-    ``attribution`` and polars as the driver.
+    ``master`` is a master URL (``local[4]``, ``spark://host:7077``, ``yarn``) or a Spark
+    Connect address (``sc://host:15002``, what ``--spark-remote`` gives): the engine uses only
+    the DataFrame API, so a Connect session runs it as a classic one does. In local mode the
+    Python workers run this interpreter. On every session the engine ships its own package to
+    the executors and checks that they can import what it needs (:func:`ship`).
 
     >>> spark = session("local[2]", {"spark.sql.shuffle.partitions": "8"})  # doctest: +SKIP
+    >>> spark = session("sc://127.0.0.1:15002")                           # doctest: +SKIP
     """
-    if master.startswith("local"):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**SESSION_CONF, **dict(conf or {})}.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    settings = {**SESSION_CONF, **dict(conf or {})}
+    if is_remote_address(master):
+        archives = [a for a in settings.pop("spark.archives", "").split(",") if a]
+        spark = SparkSession.builder.remote(master).getOrCreate()
+        # a Connect server's static settings are its own; session settings travel, and a
+        # packed environment goes up as an artifact of the session
+        for key, value in settings.items():
+            with contextlib.suppress(Exception):
+                spark.conf.set(key, value)
+        if archives:
+            spark.addArtifacts(*archives, archive=True)
+    else:
+        # A classic session takes the executors' Python from PYSPARK_PYTHON as the driver
+        # process sees it; spark.pyspark.python is read only by spark-submit. A run started
+        # from Python (the CLI) honours the setting the way spark-submit would.
+        if settings.get("spark.pyspark.python"):
+            os.environ["PYSPARK_PYTHON"] = settings["spark.pyspark.python"]
+        elif master.startswith("local"):
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = SparkSession.builder.master(master).appName(app_name)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+    ship(spark)
+    return spark
+
+
+#: sessions the package was shipped to and checked on: id(session) -> the zip's digest
+_SHIPPED: dict[int, str] = {}
+#: what the executors' Python must import besides the shipped package
+EXECUTOR_MODULES = ("polars", "pyarrow", "pandas", "numpy")
+
+
+def package_zip() -> Path:
+    """A zip of the running ``attribution`` package (its code and data files), named by its
+    content so that one session never gets two different files of one name.
+
+    The entries are sorted and carry a fixed time, so the same code gives the same bytes.
+    """
+    import hashlib
+    import io
+    import zipfile
+
+    import attribution
+
+    root = Path(attribution.__file__).resolve().parent
+    members = sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in members:
+            name = f"attribution/{path.relative_to(root).as_posix()}"
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+    content = buffer.getvalue()
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / "attribution-spark" / f"attribution-{digest}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_suffix(f".{os.getpid()}.part")
+        staged.write_bytes(content)
+        staged.replace(target)
+    return target
+
+
+def ship(spark: SparkSession) -> None:
+    """Add a zip of this ``attribution`` package to the session's Python path on every
+    executor (``addArtifacts(pyfile=True)``: ``addPyFile`` in a classic session, an artifact
+    of the session on Spark Connect), then check that the executors can import it and
+    :data:`EXECUTOR_MODULES`, so a cluster without them fails here with one line saying what
+    to install where, not with a Python worker's traceback in the middle of a stage.
+
+    The executors then run the driver's own code, whatever (if anything) is installed on
+    them: pip-installed copies come after the shipped zip on their Python path (only a
+    checkout in a worker's working folder, as in local mode from the repository, comes
+    first, and that is the driver's code too).
+    """
+    zipped = package_zip()
+    if _SHIPPED.get(id(spark)) == zipped.name:
+        return
+    spark.addArtifacts(str(zipped), pyfile=True)
+    _check_executors(spark, zipped.name)
+    _SHIPPED[id(spark)] = zipped.name
+
+
+# The probe runs in the executors' Python before anything of ours is importable there, so it
+# is compiled here from source under a module name that does not exist: cloudpickle then
+# ships the function by value instead of by a reference to attribution.spark.
+_PROBE_SOURCE = """
+def probe(_ignored):
+    import importlib, sys
+    missing = []
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            missing.append(name + " (" + type(exc).__name__ + ")")
+    try:
+        import attribution.credit  # noqa: F401
+    except Exception as exc:
+        missing.append("attribution from " + ZIP + " (" + type(exc).__name__ + ")")
+    return sys.executable + " " + ".".join(map(str, sys.version_info[:2])) + "|" + ",".join(
+        missing)
+"""
+
+
+def _probe_function(zip_name: str) -> Callable[[Any], str]:
+    namespace: dict[str, Any] = {"__name__": "_attribution_executor_probe",
+                                 "MODULES": EXECUTOR_MODULES, "ZIP": zip_name}
+    exec(compile(_PROBE_SOURCE, "<attribution executor probe>", "exec"), namespace)
+    return namespace["probe"]
+
+
+def _check_executors(spark: SparkSession, zip_name: str) -> None:
+    """Run :data:`_PROBE_SOURCE` in two tasks (a plain Python UDF: it needs no pyarrow)."""
+    probe = F.udf(_probe_function(zip_name), T.StringType(), useArrow=False)
+    try:
+        rows = spark.range(0, 2, 1, 2).select(probe(F.col("id")).alias("probe")).collect()
+    except Exception as exc:  # the executors' Python did not start or crashed
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ConfigError(
+            "the spark executors cannot run Python for the engine ("
+            + (lines[0] if lines else type(exc).__name__)[:300]
+            + "); install Python 3.11+ with 'revenue-attribution[spark]' on every node, or "
+            "pass a packed environment with --spark-archives ENV.tar.gz#env and "
+            "--spark-conf spark.pyspark.python=./env/bin/python"
+        ) from None
+    for row in rows:
+        python, _, missing = str(row["probe"]).partition("|")
+        if missing:
+            names = missing.replace(",", ", ")
+            raise ConfigError(
+                f"the spark executors' Python ({python}) cannot import {names}: "
+                "install them there (pip install 'revenue-attribution[spark]' on every node) or "
+                "pass a packed environment with --spark-archives ENV.tar.gz#env and "
+                "--spark-conf spark.pyspark.python=./env/bin/python"
+            )
+
+
+def is_remote_address(master: str) -> bool:
+    """Whether ``master`` names a Spark Connect server (``sc://host:port``)."""
+    return master.startswith("sc://")
 
 
 def _configure(spark: SparkSession) -> None:
@@ -314,26 +458,30 @@ def _location(path: str | Path) -> str:
     return text
 
 
-def _hadoop_files(spark: SparkSession, location: str) -> list[str]:
-    """Data files at a location (a file, a folder or a glob), hidden files left out."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    statuses = fs.globStatus(hadoop_path) or []
-    files: list[str] = []
-    for status in statuses:
-        if status.isDirectory():
-            iterator = fs.listFiles(status.getPath(), True)
-            while iterator.hasNext():
-                files.append(iterator.next().getPath().toString())
-        else:
-            files.append(status.getPath().toString())
+def _data_files(spark: SparkSession, location: str) -> list[str]:
+    """Data files at a location (a file, a folder or a glob), hidden files left out.
+
+    Listed by Spark's own file index through the DataFrame API (the ``binaryFile`` source with
+    its ``content`` column never selected, so no file is read), which works in classic and
+    Spark Connect sessions alike and on every file system the cluster can read. The list
+    grows with the number of files, not rows.
+    """
+    try:
+        listed = (
+            spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+            .load(location).select("path").toArrow()
+        )
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+            return []
+        first_line = str(exc).strip().splitlines()[0]
+        raise FileFormatError(f"{location}: cannot list files ({first_line})") from None
+    files = [str(path) for path in listed.column("path").to_pylist()]
     return sorted(f for f in files if not Path(f).name.startswith(("_", ".")))
 
 
 def _format(spark: SparkSession, location: str, input_name: str) -> tuple[str, list[str]]:
-    files = _hadoop_files(spark, location)
+    files = _data_files(spark, location)
     if not files:
         raise FileFormatError(f"{location}: no such {input_name} file")
     suffixes = {Path(location.rstrip("/")).suffix.lower()} | {Path(f).suffix.lower() for f in files}
@@ -1247,6 +1395,7 @@ def _session_for(spark: SparkSession | None, master: str,
         for key, value in dict(conf or {}).items():
             spark.conf.set(key, value)
         _configure(spark)
+        ship(spark)
         return spark
     return session(master, conf)
 
@@ -1404,6 +1553,8 @@ class SparkWriter:
     credit: str | None = None
     run_id: str | None = None
     csv_raw: bool = False
+    #: the run's session (set by :func:`write_credit`); else the active one
+    spark: SparkSession | None = None
 
     @contextlib.contextmanager
     def transaction(self, *, wait: bool = False) -> Iterator[None]:
@@ -1429,7 +1580,7 @@ class SparkWriter:
         return target
 
     def table(self, stem: str, frame: pl.DataFrame) -> str:
-        spark = SparkSession.builder.getOrCreate()
+        spark = self.spark or SparkSession.active()
         small = spark.createDataFrame(_to_arrow(frame, pa.schema(
             [pa.field(n, _arrow_type(t)) for n, t in frame.schema.items()]
         )))
@@ -1449,6 +1600,7 @@ class SparkWriter:
 def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
     """The touch-level credit, written by the executors as ``credit/`` under the writer's
     location (nothing when the run had no model)."""
+    writer.spark = result.spark
     if result.credit_frame is None:
         return None
     writer.credit = writer.frame("credit", result.credit_frame)
@@ -1474,7 +1626,7 @@ def write_results(
     """
     location = _location(out).rstrip("/")
     side = Path("out") if "://" in location else Path(location)
-    writer = SparkWriter(location, side, mode)
+    writer = SparkWriter(location, side, mode, spark=result.spark)
     write_credit(result, writer)
     write_result_set(result.to_result(), writer)
     if journeys:

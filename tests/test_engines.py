@@ -25,6 +25,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME") and not os.e
 
 from attribution.cli import cli  # noqa: E402
 from attribution.engine import LocalEngine, SparkEngine, get_engine  # noqa: E402
+from attribution.errors import AttributionError  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,32 @@ def _json(*arguments: str) -> object:
 def test_get_engine_names_the_engines():
     assert isinstance(get_engine("polars"), LocalEngine)
     assert get_engine("spark", spark_master="local[1]") == SparkEngine("local[1]", {})
+    # a Spark Connect server instead of the master; packed environments as spark.archives
+    remote = get_engine("spark", spark_remote="sc://127.0.0.1:15002",
+                        spark_conf={"spark.archives": "a.tar.gz#a"},
+                        spark_archives=("env.tar.gz#env",))
+    assert remote == SparkEngine("sc://127.0.0.1:15002",
+                                 {"spark.archives": "a.tar.gz#a,env.tar.gz#env"})
+    with pytest.raises(AttributionError, match=r"--spark-remote 127.0.0.1:15002: expected a "
+                                               r"Spark Connect address, sc://HOST:PORT"):
+        get_engine("spark", spark_remote="127.0.0.1:15002")
+
+
+def test_the_package_ships_as_one_zip_named_by_its_content():
+    import zipfile
+
+    import attribution
+    from attribution.spark import package_zip
+
+    first, again = package_zip(), package_zip()
+    assert first == again and first.read_bytes() == again.read_bytes()
+    names = zipfile.ZipFile(first).namelist()
+    package = Path(attribution.__file__).parent
+    assert "attribution/spark.py" in names and "attribution/default_channels.toml" in names
+    assert "attribution/models/markov.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert (zipfile.ZipFile(first).read("attribution/credit.py")
+            == (package / "credit.py").read_bytes())
 
 
 @pytest.mark.parametrize("verb, extra", [
