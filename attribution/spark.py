@@ -1005,7 +1005,7 @@ class _Journeys:
     built: DataFrame  # the packed output of the journey stage (persisted)
     stats: JourneyStats
     totals: dict[str, int]
-    paths: pl.DataFrame
+    paths: _PathCounts
     time_to_close: pl.DataFrame
     channel_groups: pl.DataFrame
 
@@ -1080,14 +1080,36 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
          pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP]})],
         how="vertical_relaxed",
     ).unique(subset="channel", keep="first", maintain_order=True)
-    paths = _collect(
+    paths = _PathCounts(
         _BUILT.spark_frame(built, "path").groupBy("path_key").agg(
             F.first("channels").alias("channels"),
             *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue", "opens")],
-        ),
-        _PATHS,
-    ).sort("path_key")
+        )
+    )
     return _Journeys(built, stats, totals, paths, close, groups)
+
+
+class _PathCounts:
+    """The summed distinct paths (:data:`PATH_COUNTS_SCHEMA`), summed by the executors and
+    brought to the driver only when something reads them (a fit that learns from paths, the
+    path statistics): a rule-based run never collects them. The table holds a row per
+    distinct path, which on real journeys grows with the input."""
+
+    def __init__(self, frame: DataFrame) -> None:
+        self.frame = frame
+        self._table: pl.DataFrame | None = None
+
+    def collect(self) -> pl.DataFrame:
+        if self._table is None:
+            self._table = _collect(self.frame, _PATHS).sort("path_key")
+        return self._table
+
+    @property
+    def collected(self) -> bool:
+        return self._table is not None
+
+    def lazy(self) -> pl.LazyFrame:
+        return pl.defer(self.collect, schema=_PATHS)
 
 
 # -- models and credit ------------------------------------------------------------------------
@@ -1104,7 +1126,7 @@ class _Scorer:
 
 
 def _scorers(models: Sequence[AttributionModel],
-             paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Fit]]:
+             paths: _PathCounts) -> tuple[list[_Scorer], dict[str, Fit]]:
     """Fit the models whose fits merge on the summed path counts; the others fit nothing."""
     scorers: list[_Scorer] = []
     fits: dict[str, Fit] = {}
@@ -1115,7 +1137,7 @@ def _scorers(models: Sequence[AttributionModel],
                 "does not reduce yet; run it without --engine spark"
             )
         if model.fits:
-            fits[model.name] = model.fit_counts(paths)
+            fits[model.name] = model.fit_counts(paths.collect())
             scorers.append(_Scorer(model, fits[model.name]))
         else:
             scorers.append(_Scorer(model))
@@ -1271,8 +1293,9 @@ class SparkRunResult:
     credit_frame: DataFrame | None
     touches_frame: DataFrame
     journeys_frame: DataFrame
-    #: summed distinct paths: ``path_key, channels, conversions, nulls, revenue, opens``
-    paths: pl.DataFrame
+    #: summed distinct paths (``path_key, channels, conversions, nulls, revenue, opens``),
+    #: collected when first read (:attr:`paths`)
+    path_counts: _PathCounts
     #: :func:`attribution.graph.time_to_close_distribution` over all journeys
     time_to_close: pl.DataFrame
     stats: JourneyStats
@@ -1304,6 +1327,12 @@ class SparkRunResult:
     def path_journeys(self, *, include_open: bool = False) -> Journeys:
         """Path-table journeys for the path graph and statistics (see :func:`path_journeys`)."""
         return path_journeys(self.paths, include_open=include_open)
+
+    @property
+    def paths(self) -> pl.DataFrame:
+        """The summed distinct paths on the driver (collected on first use: a row per
+        distinct path, which grows with the input)."""
+        return self.path_counts.collect()
 
     def diagnostics(self) -> dict[str, pl.DataFrame]:
         """Markov removal effects and transitions, Shapley values (as
@@ -1382,7 +1411,7 @@ class SparkRunResult:
             inputs=inputs,
             diagnostics=self.diagnostics(),
             engine="spark",
-            path_counts=self.paths,
+            path_counts=self.path_counts.lazy(),
             time_to_close=self.time_to_close,
             skipped_models=list(self.skipped_models),
             known_totals=self.totals(),
@@ -1466,7 +1495,7 @@ def _prepare(
         credit_frame=None,
         touches_frame=built.touches,
         journeys_frame=built.journeys,
-        paths=built.paths,
+        path_counts=built.paths,
         time_to_close=built.time_to_close,
         stats=stats,
         accounting=list(accounting.values()),
@@ -1539,15 +1568,54 @@ def _money_as_decimal(frame: DataFrame) -> DataFrame:
     return frame.select([major(f.name, f.dataType) for f in frame.schema.fields])
 
 
+def is_uri(location: str) -> bool:
+    """Whether an output location is a URI (``s3a://``, ``gs://``, ``file://``, ...) rather
+    than a local path."""
+    return "://" in location
+
+
+#: Hadoop scheme -> the scheme pyarrow's file systems know it by
+_ARROW_SCHEMES = {"s3a": "s3", "s3n": "s3", "abfss": "abfs"}
+
+
+def write_file(location: str, content: bytes) -> str:
+    """Write one small file (``run.json``, ``rejects.csv``) to a URI with pyarrow's file
+    systems (local, S3, GCS, Azure, HDFS): Spark writes folders of part files, and a Spark
+    Connect client has no handle on the cluster's Hadoop file systems, so the side files of a
+    result set go through the driver's own client of the same store. Credentials come from
+    that client's usual places (environment, instance profile), not from Spark's settings."""
+    import pyarrow.fs as pafs
+
+    scheme, sep, rest = location.partition("://")
+    uri = f"{_ARROW_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            filesystem.create_dir(parent, recursive=True)
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(content)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"--out {location.rsplit('/', 1)[0]}: cannot write {location.rsplit('/', 1)[-1]} "
+            f"there ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "write to a local folder or a location pyarrow reaches (s3://, gs://, abfs://, "
+            "hdfs://, file://)"
+        ) from None
+    return location
+
+
 @dataclass
 class SparkWriter:
     """A result set where Spark writes (:class:`attribution.results.ResultWriter`): a Parquet
     folder ``location/<table>`` per table, money as ``Decimal(38, 2)`` in major units, the
-    touch-level credit written by the executors; ``run.json`` and ``rejects.csv`` in the local
-    side folder (:func:`attribution.results.side_folder`)."""
+    touch-level credit written by the executors; ``run.json`` and ``rejects.csv`` beside them,
+    in the same location (a local folder, or any URI: :func:`write_file`)."""
 
     location: str
-    side: Path
+    #: the local folder of ``run.json`` and ``rejects.csv``; None when ``location`` is a URI
+    #: (they are written there)
+    side: Path | None
     mode: str = "overwrite"
     written: dict[str, str] = field(default_factory=dict)
     credit: str | None = None
@@ -1566,7 +1634,14 @@ class SparkWriter:
 
     @classmethod
     def for_config(cls, config: Config) -> SparkWriter:
-        return cls(_location(config.out or "out").rstrip("/"), side_folder(config),
+        if config.format != "parquet":
+            raise ConfigError(
+                f"--out-format {config.format}: the spark engine writes Parquet folders (one "
+                "per table, written by the executors); leave out --out-format, or convert "
+                "the folders afterwards"
+            )
+        location = _location(config.out or "out").rstrip("/")
+        return cls(location, None if is_uri(location) else side_folder(config),
                    csv_raw=config.csv_raw)
 
     def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
@@ -1587,13 +1662,22 @@ class SparkWriter:
         return self.frame(stem, small, 1)
 
     def document(self, name: str, document: dict[str, Any]) -> str:
-        return str(write_json_document(document, self.side / name))
+        if self.side is not None:
+            return str(write_json_document(document, self.side / name))
+        with tempfile.TemporaryDirectory() as folder:
+            local = write_json_document(document, Path(folder) / name)
+            return write_file(f"{self.location}/{name}", local.read_bytes())
 
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
         written = [self.table("rejects",
                               rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
-        if rejects.height:
+        if rejects.height and self.side is not None:
             written.append(str(write_rejects(rejects, self.side, csv_raw=self.csv_raw)))
+        elif rejects.height:
+            with tempfile.TemporaryDirectory() as folder:
+                local = write_rejects(rejects, Path(folder), csv_raw=self.csv_raw)
+                written.append(write_file(f"{self.location}/{local.name}",
+                                          local.read_bytes()))
         return written
 
 
@@ -1619,14 +1703,13 @@ def write_results(
     ``credit`` (touch-level, written by the executors), then what
     :func:`attribution.results.write_results` writes for every engine: ``summary``,
     ``comparison`` (when last-touch ran), the fitted models' tables, ``rejects``, and
-    ``run.json`` (with ``rejects.csv``) in the local side folder (``out`` itself when it is
-    local); with ``journeys=True`` also ``journeys`` and ``touches``. Money is
-    ``Decimal(38, 2)`` in major units. Each table is a Parquet folder ``out/<name>``; returns
-    ``{name: location}`` of the folders.
+    ``run.json`` (with ``rejects.csv``) beside them in ``out``; with ``journeys=True`` also
+    ``journeys`` and ``touches``. Money is ``Decimal(38, 2)`` in major units. Each table is a
+    Parquet folder ``out/<name>``; returns ``{name: location}`` of the folders.
     """
     location = _location(out).rstrip("/")
-    side = Path("out") if "://" in location else Path(location)
-    writer = SparkWriter(location, side, mode, spark=result.spark)
+    writer = SparkWriter(location, None if is_uri(location) else Path(location), mode,
+                         spark=result.spark)
     write_credit(result, writer)
     write_result_set(result.to_result(), writer)
     if journeys:

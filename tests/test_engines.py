@@ -103,3 +103,47 @@ def test_run_on_spark_writes_the_local_result_set(tmp_path):
                            check_dtypes=False, rel_tol=1e-12)
     record = json.loads((tmp_path / "spark" / "run.json").read_text())
     assert record["totals"] == json.loads((tmp_path / "local" / "run.json").read_text())["totals"]
+
+
+MESSY = DEMO.parent / "messy"
+
+
+def test_run_on_spark_writes_every_output_to_a_uri(tmp_path, monkeypatch):
+    """``--out file://...`` goes through the remote path (as s3a:// would): the tables, run.json
+    and rejects.csv all land under the URI, none in a local ./out."""
+    import polars as pl
+
+    monkeypatch.chdir(tmp_path)
+    inputs = ["--touchpoints", str(MESSY / "touchpoints.csv"), "--deals",
+              str(MESSY / "deals.csv"), "--contacts", str(MESSY / "contacts.csv"),
+              "--max-reject-rate", "1", "--model", "last_touch", "--model", "markov"]
+    local = CliRunner().invoke(cli, ["-q", "run", *inputs, "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    target = tmp_path / "remote" / "run-1"
+    spark = CliRunner().invoke(cli, ["-q", "run", *inputs, *SPARK, "--out", target.as_uri()])
+    assert spark.exit_code == 0, spark.output
+    assert not (tmp_path / "out").exists()
+    local_rejects = (tmp_path / "local" / "rejects.csv").read_bytes()
+    assert (target / "rejects.csv").read_bytes() == local_rejects
+    record = json.loads((target / "run.json").read_text())
+    expected = json.loads((tmp_path / "local" / "run.json").read_text())
+    assert record["totals"] == expected["totals"]
+    assert record["accounting"] == expected["accounting"]
+    for table in ("credit", "summary", "comparison", "markov_removal_effects", "rejects"):
+        mine = pl.read_parquet(tmp_path / "local" / f"{table}.parquet") if table != "rejects" \
+            else pl.read_csv(tmp_path / "local" / "rejects.csv", infer_schema=False)
+        theirs = pl.read_parquet(target / table / "*.parquet")
+        if table == "rejects":
+            theirs = theirs.select(pl.all().cast(pl.String))
+        assert_frame_equal(theirs.sort(theirs.columns, nulls_last=True),
+                           mine.sort(mine.columns, nulls_last=True),
+                           check_dtypes=False, rel_tol=1e-12)
+
+
+def test_spark_refuses_an_output_format_it_does_not_write(tmp_path):
+    result = CliRunner().invoke(cli, ["-q", "run", *INPUTS, *SPARK, "--out-format", "csv",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: --out-format csv: the spark engine writes Parquet folders (one per table, "
+        "written by the executors); leave out --out-format, or convert the folders afterwards")
