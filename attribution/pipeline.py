@@ -75,6 +75,9 @@ class RunResult:
     skipped_models: list[str] = field(default_factory=list)
     #: :meth:`totals`, when the engine summed them already (Spark)
     known_totals: dict[str, Any] | None = None
+    #: how the engine ran it where that is a choice (Spark: the shuffle partitions of each
+    #: stage and where the number came from), for run.json
+    engine_settings: dict[str, Any] = field(default_factory=dict)
     #: what the load has to tell the user: formats it inferred, status values it did not
     #: know, an export that carries first touches only
     notes: list[str] = field(default_factory=list)

@@ -734,6 +734,8 @@ class SparkInputs:
     schemas: dict[str, pl.Schema]
     #: frames the engine cached; :meth:`SparkRunResult.unpersist` frees them
     cached: list[DataFrame] = field(default_factory=list)
+    #: the shuffle partitions of each stage (stated in run.json)
+    partitions: _Partitions = field(default_factory=lambda: _Partitions())
 
 
 _CONTACT_SCHEMA = pl.Schema(
@@ -741,12 +743,50 @@ _CONTACT_SCHEMA = pl.Schema(
 )
 
 
-def _buckets(spark: SparkSession, rows: int, buckets: int | None) -> int:
+def _buckets(partitions: int, rows: int, buckets: int | None) -> int:
     if buckets:
         return int(buckets)
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
     wanted = min(partitions, -(-rows // MIN_ROWS_PER_BATCH))
     return max(1, wanted, -(-rows // ROWS_PER_BATCH))
+
+
+#: the most shuffle partitions a derived plan uses (Spark's own default)
+MAX_DERIVED_PARTITIONS = 200
+
+
+@dataclass
+class _Partitions:
+    """The shuffle partitions of each stage, and where the number came from.
+
+    With ``derive`` (a session the engine made, without ``spark.sql.shuffle.partitions`` in
+    its settings), each stage runs with one partition per batch of ids or accounts (20,000 to
+    200,000 rows each, at most :data:`MAX_DERIVED_PARTITIONS`), set on the session before the
+    stage's shuffle: a small export is not spread over Spark's default 200 partitions (mostly
+    empty, each a task). Otherwise the session's setting stands and the batches are sized by
+    it. Either way run.json states what each stage used.
+    """
+
+    derive: bool = False
+    used: dict[str, int] = field(default_factory=dict)
+
+    def plan(self, spark: SparkSession, stage: str, rows: int, buckets: int | None) -> int:
+        """The number of batches for ``stage`` (setting the session's partitions if derived)."""
+        if self.derive:
+            count = _buckets(MAX_DERIVED_PARTITIONS, rows, buckets)
+            spark.conf.set("spark.sql.shuffle.partitions", str(count))
+        else:
+            count = _buckets(int(spark.conf.get("spark.sql.shuffle.partitions") or 200), rows,
+                             buckets)
+        self.used[stage] = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
+        return count
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "shuffle_partitions": dict(self.used),
+            "shuffle_partitions_from": (
+                "input rows: a partition per batch of 20,000 to 200,000 rows"
+                if self.derive else "spark.sql.shuffle.partitions"),
+        }
 
 
 def _local_file(location: str) -> Path | None:
@@ -768,6 +808,7 @@ def load(
     *,
     buckets: int | None = None,
     progress: Progress | None = None,
+    partitions: _Partitions | None = None,
 ) -> SparkInputs:
     """Read and validate the exports named by ``config`` on Spark.
 
@@ -780,6 +821,7 @@ def load(
             f"no {missing[2:]} file: give {missing} FILE or set it under [inputs] in the config"
         )
     report = progress or (lambda _stage, _done, _total: None)
+    partitions = partitions or _Partitions()
     _configure(spark)
     rules = load_rules(config.channel_rules)
     columns = config.columns
@@ -809,7 +851,7 @@ def load(
         validated = _validate(
             source,
             _text_key(_column_of(source, "contact_id", mapping, ())),
-            _buckets(spark, source.rows, buckets),
+            partitions.plan(spark, "contacts", source.rows, buckets),
             contact_schema,
             check_contacts,
         )
@@ -856,7 +898,7 @@ def load(
     validated = _validate(
         touch_source,
         _text_key(_column_of(source, "touchpoint_id", mapping, ())),
-        _buckets(spark, source.rows, buckets),
+        partitions.plan(spark, "touchpoints", source.rows, buckets),
         touch_schema,
         check_touchpoints,
         carried=carried,
@@ -900,7 +942,7 @@ def load(
     validated = _validate(
         dataclasses.replace(source, frame=frame),
         _text_key(_column_of(source, "deal_id", mapping, ())),
-        _buckets(spark, source.rows, buckets),
+        partitions.plan(spark, "deals", source.rows, buckets),
         deal_schema,
         check_deals,
         carried=[_KNOWN],
@@ -937,6 +979,7 @@ def load(
         channel_groups=groups,
         schemas=schemas,
         cached=cached,
+        partitions=partitions,
     )
 
 
@@ -1026,7 +1069,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
     packing = _Packing({"touch": schemas["touchpoints"], "deal": schemas["deals"],
                         "contact": schemas["contacts"]})
     rows = inputs.accounting["touchpoints"].used + inputs.accounting["deals"].used
-    count = _buckets(spark, rows, buckets)
+    count = inputs.partitions.plan(spark, "journeys", rows, buckets)
     bucket = F.pmod(F.hash("account_id"), F.lit(count)).alias(_BUCKET)
     stacked = (
         packing.tag(inputs.touchpoints, "touch", [bucket])
@@ -1415,6 +1458,7 @@ class SparkRunResult:
             time_to_close=self.time_to_close,
             skipped_models=list(self.skipped_models),
             known_totals=self.totals(),
+            engine_settings=self.inputs.partitions.record(),
         )
 
 
@@ -1463,9 +1507,11 @@ def _prepare(
             "the spark engine reads touchpoint, deal and contact exports; a path table is "
             "already aggregated: run it without --engine spark"
         )
+    derive = spark is None and "spark.sql.shuffle.partitions" not in dict(conf or {})
     spark = _session_for(spark, master, conf)
     report = progress or (lambda _stage, _done, _total: None)
-    inputs = load(spark, config, buckets=buckets, progress=report)
+    inputs = load(spark, config, buckets=buckets, progress=report,
+                  partitions=_Partitions(derive=derive))
     report("journeys", 0, 1)
     built = _build(spark, inputs, config, buckets)
     report("journeys", 1, 1)

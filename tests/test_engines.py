@@ -129,6 +129,12 @@ def test_run_on_spark_writes_every_output_to_a_uri(tmp_path, monkeypatch):
     expected = json.loads((tmp_path / "local" / "run.json").read_text())
     assert record["totals"] == expected["totals"]
     assert record["accounting"] == expected["accounting"]
+    assert record["engine"] == {
+        "name": "spark",
+        "shuffle_partitions": {"contacts": 4, "touchpoints": 4, "deals": 4, "journeys": 4},
+        "shuffle_partitions_from": "spark.sql.shuffle.partitions",
+    }
+    assert "engine" not in expected
     for table in ("credit", "summary", "comparison", "markov_removal_effects", "rejects"):
         mine = pl.read_parquet(tmp_path / "local" / f"{table}.parquet") if table != "rejects" \
             else pl.read_csv(tmp_path / "local" / "rejects.csv", infer_schema=False)

@@ -238,3 +238,19 @@ def test_cli_engine_spark_prints_the_same_comparison(spark, tmp_path):
     spark_result = CliRunner().invoke(cli, [*args, "--engine", "spark"])
     assert spark_result.exit_code == 0, spark_result.stderr
     assert json.loads(spark_result.stdout) == polars_rows
+
+
+def test_a_rule_based_run_collects_no_path_table(spark):
+    """The summed distinct paths (a row per distinct path: it grows with the input) come to
+    the driver only when a fit or the path statistics read them."""
+    config = load_config(DEMO / "attribution.toml").replace(models=("last_touch", "w_shaped"))
+    result = engine.run(config, spark=spark, buckets=2)
+    local = result.to_result()
+    assert local.summary.height and not result.path_counts.collected
+    # the path statistics still read them, on demand: the polars engine's own
+    expected = pipeline.run(config)
+    assert_frame_equal(graph.top_paths(local.path_journeys(), None),
+                       graph.top_paths(expected.journeys, None))
+    assert result.path_counts.collected
+    fitted = engine.run(config.replace(models=("last_touch", "markov")), spark=spark, buckets=2)
+    assert fitted.path_counts.collected

@@ -189,10 +189,17 @@ def test_spark_connect_server_gives_the_local_result_set(executor_python, local_
     with _started(command, _server_env(executor_python), log, tmp_path) as server:
         _wait_for_port(port, server, log)
         out = tmp_path / "spark"
+        # no spark.sql.shuffle.partitions given: the engine derives it from the input rows
         done = _cli("run", *INPUTS, *MODELS, "--engine", "spark",
-                    "--spark-remote", f"sc://127.0.0.1:{port}", *SMALL, "--out", str(out))
+                    "--spark-remote", f"sc://127.0.0.1:{port}", "--out", str(out))
         assert done.returncode == 0, done.stderr[-3000:]
         assert_same_result_sets(local_result, out)
+        assert json.loads((out / "run.json").read_text())["engine"] == {
+            "name": "spark",
+            "shuffle_partitions": {"contacts": 1, "touchpoints": 1, "deals": 1, "journeys": 1},
+            "shuffle_partitions_from": "input rows: a partition per batch of 20,000 to "
+                                       "200,000 rows",
+        }
         # a verb that prints: the same JSON as the local engine
         local = _cli("validate", *INPUTS, "--format", "json")
         remote = _cli("validate", *INPUTS, "--format", "json", "--engine", "spark",
