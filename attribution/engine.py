@@ -15,6 +15,7 @@ the same definitions on Apache Spark (the ``spark`` extra), to the same cent. Th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -127,6 +128,8 @@ class SparkEngine:
     def prepare(self, config: Config, progress: Progress | None = None, *,
                 keep_inputs: bool = True) -> RunResult:
         self._check(config)
+        if config.paths is not None:  # see run()
+            return pipeline.prepare(config, progress, keep_inputs=keep_inputs)
         prepared = self._module().prepare(config, master=self.master, conf=dict(self.conf),
                                           progress=progress)
         return prepared.to_result(keep_inputs=keep_inputs)
@@ -136,6 +139,17 @@ class SparkEngine:
             keep_credit: bool = True) -> RunResult:
         self._check(config)
         spark_engine = self._module()
+        if config.paths is not None:
+            # A path table is already the aggregate the engine reduces exports to (a row per
+            # distinct path and its counts): it is fitted on the driver by the polars pipeline,
+            # the same definitions, and the result set goes where Spark writes.
+            result = pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=True)
+            if writer is not None:
+                session = spark_engine.session(self.master, dict(self.conf))
+                spark_engine.write_local_credit(result, writer, session)
+            if keep_credit:
+                return result
+            return dataclasses.replace(result, credit=result.credit.clear())
         done = spark_engine.run(config, master=self.master, conf=dict(self.conf),
                                 progress=progress)
         if writer is not None:

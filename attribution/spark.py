@@ -1505,7 +1505,8 @@ def _prepare(
     if config.paths is not None:
         raise ConfigError(
             "the spark engine reads touchpoint, deal and contact exports; a path table is "
-            "already aggregated: run it without --engine spark"
+            "already aggregated: read it with attribution.pipeline.run (the CLI does so "
+            "with --engine spark)"
         )
     derive = spark is None and "spark.sql.shuffle.partitions" not in dict(conf or {})
     spark = _session_for(spark, master, conf)
@@ -1734,6 +1735,13 @@ def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
     if result.credit_frame is None:
         return None
     writer.credit = writer.frame("credit", result.credit_frame)
+    return writer.credit
+
+
+def write_local_credit(result: RunResult, writer: SparkWriter, spark: SparkSession) -> str:
+    """The credit of a run made on the driver (a path table) as the ``credit/`` folder."""
+    writer.spark = spark
+    writer.credit = writer.table("credit", result.credit)
     return writer.credit
 
 

@@ -153,3 +153,22 @@ def test_spark_refuses_an_output_format_it_does_not_write(tmp_path):
     assert result.output.strip().splitlines()[-1] == (
         "Error: --out-format csv: the spark engine writes Parquet folders (one per table, "
         "written by the executors); leave out --out-format, or convert the folders afterwards")
+
+
+def test_a_path_table_on_spark_gives_the_local_result_set(tmp_path):
+    import polars as pl
+
+    sample = DEMO.parent / "paths" / "sample.csv"
+    arguments = ["-q", "run", "--paths", str(sample), "--model", "last_touch", "--model",
+                 "markov", "--markov-order", "2"]
+    local = CliRunner().invoke(cli, [*arguments, "--out", str(tmp_path / "local")])
+    spark = CliRunner().invoke(cli, [*arguments, *SPARK, "--out", str(tmp_path / "spark")])
+    assert local.exit_code == 0 and spark.exit_code == 0, spark.output
+    for table in ("credit", "summary", "comparison", "markov_removal_effects"):
+        mine = pl.read_parquet(tmp_path / "local" / f"{table}.parquet")
+        theirs = pl.read_parquet(tmp_path / "spark" / table / "*.parquet")
+        assert_frame_equal(theirs.sort(theirs.columns, nulls_last=True),
+                           mine.sort(mine.columns, nulls_last=True),
+                           check_dtypes=False, rel_tol=1e-12)
+    assert (json.loads((tmp_path / "spark" / "run.json").read_text())["totals"]
+            == json.loads((tmp_path / "local" / "run.json").read_text())["totals"])
