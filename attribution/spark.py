@@ -1168,9 +1168,11 @@ class _Scorer:
         return self.model.weights(journeys) if self.fit is None else self.fit.weights(journeys)
 
 
-def _scorers(models: Sequence[AttributionModel],
-             paths: _PathCounts) -> tuple[list[_Scorer], dict[str, Fit]]:
-    """Fit the models whose fits merge on the summed path counts; the others fit nothing."""
+def _scorers(models: Sequence[AttributionModel], paths: _PathCounts,
+             tallies: Mapping[str, Mapping[str, pl.DataFrame]]) -> tuple[list[_Scorer],
+                                                                         dict[str, Fit]]:
+    """Fit the models that fit from tallies on their summed tallies, the other ones whose
+    fits merge on the summed path counts (collected then); the others fit nothing."""
     scorers: list[_Scorer] = []
     fits: dict[str, Fit] = {}
     for model in models:
@@ -1179,7 +1181,10 @@ def _scorers(models: Sequence[AttributionModel],
                 f"model {model.name!r} fits on all journeys at once in a way the spark engine "
                 "does not reduce yet; run it without --engine spark"
             )
-        if model.fits:
+        if model.fits and model.name in tallies:
+            fits[model.name] = model.fit_tallies(tallies[model.name])
+            scorers.append(_Scorer(model, fits[model.name]))
+        elif model.fits:
             fits[model.name] = model.fit_counts(paths.collect())
             scorers.append(_Scorer(model, fits[model.name]))
         else:
@@ -1258,7 +1263,18 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
         )
         return _SCORED.pack({"credit": credit, "reach": _deals_touched(batch), "total": total})
 
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    wanted = built.built.filter(F.col(_KIND).isin("touch", "journey"))
+    return wanted.mapInArrow(_per_batch(score_batch), _SCORED.spark)
+
+
+def _per_batch(
+    call: Callable[[pl.DataFrame, pl.DataFrame], pa.Table],
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A ``mapInArrow`` function calling ``call(touches, journeys)`` on each batch of accounts
+    of the journey stage's output, where that stage left it: each batch's rows are contiguous
+    in one partition, so a map over the partitions sees whole batches with no shuffle."""
+
+    def over(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         pending: list[pa.Table] = []
         current = None
         done: set[int] = set()
@@ -1270,7 +1286,7 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
             pending.clear()
             touches = _BUILT.local(table, "touch")
             journeys = _BUILT.local(table, "journey")
-            yield from score_batch(touches, journeys).to_batches()
+            yield from call(touches, journeys).to_batches()
 
         for record in batches:
             table = pa.Table.from_batches([record])
@@ -1291,8 +1307,38 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
                     start = end
         yield from flush()
 
+    return over
+
+
+def _tallies(built: _Journeys, models: Sequence[AttributionModel],
+             as_of: datetime) -> dict[str, dict[str, pl.DataFrame]]:
+    """Each model's :meth:`~attribution.models.base.AttributionModel.tally` tables of every
+    batch of accounts, summed by Spark (integer columns summed, grouped by the others) and
+    only then collected: their size is bounded by the model (Markov: a row per transition and
+    per state), not by the journeys or their distinct paths."""
+    stub = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA),
+                                pl.DataFrame(schema=JOURNEY_SCHEMA))
+    shapes = {f"m{i}_{name}": (model, name, table.schema)
+              for i, model in enumerate(models) for name, table in model.tally(stub).items()}
+    packing = _Packing({kind: schema for kind, (_, _, schema) in shapes.items()})
+
+    def tally_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
+        batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
+        frames = {}
+        for i, model in enumerate(models):
+            for name, table in model.tally(batch).items():
+                frames[f"m{i}_{name}"] = table
+        return packing.pack(frames)
+
     wanted = built.built.filter(F.col(_KIND).isin("touch", "journey"))
-    return wanted.mapInArrow(score, _SCORED.spark)
+    tallied = wanted.mapInArrow(_per_batch(tally_batch), packing.spark)
+    out: dict[str, dict[str, pl.DataFrame]] = {model.name: {} for model in models}
+    for kind, (model, name, schema) in shapes.items():
+        keys = [c for c, t in schema.items() if not t.is_integer()]
+        sums = [F.sum(c).alias(c) for c, t in schema.items() if t.is_integer()]
+        summed = packing.spark_frame(tallied, kind).groupBy(*keys).agg(*sums)
+        out[model.name][name] = _collect(summed.select(list(schema)), schema)
+    return out
 
 
 def _summary(scored: DataFrame, models: Sequence[AttributionModel]) -> pl.DataFrame:
@@ -1585,7 +1631,9 @@ def run(
     for model in models:
         model.check(stub)
     report("models", 0, len(models))
-    scorers, fits = _scorers(models, built.paths)
+    tallied = [m for m in models if m.fits and m.fits_from_tallies()]
+    tallies = _tallies(built, tallied, prepared.stats.as_of) if tallied else {}
+    scorers, fits = _scorers(models, built.paths, tallies)
     scored = _score(built, scorers, prepared.stats.as_of).persist()
     summary = _summary(scored, models)
     report("models", len(models), len(models))

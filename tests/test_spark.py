@@ -252,5 +252,17 @@ def test_a_rule_based_run_collects_no_path_table(spark):
     assert_frame_equal(graph.top_paths(local.path_journeys(), None),
                        graph.top_paths(expected.journeys, None))
     assert result.path_counts.collected
-    fitted = engine.run(config.replace(models=("last_touch", "markov")), spark=spark, buckets=2)
-    assert fitted.path_counts.collected
+    # Markov fits from transition counts per state summed by Spark, not from the paths ...
+    markov = config.replace(models=("last_touch", "markov"), model_params={"markov": {"order": 2}})
+    fitted = engine.run(markov, spark=spark, buckets=2)
+    assert not fitted.path_counts.collected
+    expected = pipeline.run(markov)
+    assert_frame_equal(fitted.summary.drop("conversion_credit"),
+                       expected.summary.drop("conversion_credit"))
+    for name, table in pipeline.model_diagnostics(expected).items():
+        assert_frame_equal(fitted.diagnostics()[name], table)
+    assert_frame_equal(by_model(fitted.credit(), fitted.models),
+                       by_model(expected.credit, expected.models))
+    # ... Shapley (and a Markov bootstrap, which resamples paths) from the summed paths
+    shapley = engine.run(config.replace(models=("shapley",)), spark=spark, buckets=2)
+    assert shapley.path_counts.collected
