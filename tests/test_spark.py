@@ -263,6 +263,15 @@ def test_a_rule_based_run_collects_no_path_table(spark):
         assert_frame_equal(fitted.diagnostics()[name], table)
     assert_frame_equal(by_model(fitted.credit(), fitted.models),
                        by_model(expected.credit, expected.models))
-    # ... Shapley (and a Markov bootstrap, which resamples paths) from the summed paths
-    shapley = engine.run(config.replace(models=("shapley",)), spark=spark, buckets=2)
-    assert shapley.path_counts.collected
+    # ... Shapley from its channel sets summed by Spark ...
+    shapley = config.replace(models=("shapley",), model_params={"shapley": {"variant": "rate"}})
+    fitted = engine.run(shapley, spark=spark, buckets=2)
+    assert not fitted.path_counts.collected
+    expected = pipeline.run(shapley)
+    assert_frame_equal(fitted.diagnostics()["shapley_values"],
+                       pipeline.model_diagnostics(expected)["shapley_values"])
+    assert_frame_equal(by_model(fitted.credit(), fitted.models),
+                       by_model(expected.credit, expected.models))
+    # ... and a Markov bootstrap, which resamples paths, from the summed paths
+    bootstrap = config.replace(models=("markov",), model_params={"markov": {"bootstrap": 3}})
+    assert engine.run(bootstrap, spark=spark, buckets=2).path_counts.collected

@@ -89,6 +89,7 @@ without touches take no part (they have no channel to credit).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -284,7 +285,35 @@ class ShapleyModel(AttributionModel):
         """Play the game on ``journeys``: channel values plus the weights they imply."""
         self.check(journeys)
         journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
-        keys = _key_table(journey_keys)
+        return self._play(_key_table(journey_keys), journeys,
+                          journey_keys.select("journey_id", "key"))
+
+    def fits_from_tallies(self) -> bool:
+        """The game reads only the distinct channel keys and their summed observations."""
+        return True
+
+    def tally(self, journeys: Journeys) -> dict[str, pl.DataFrame]:
+        """``keys``: the journeys' distinct channel sets (sequences, for ordered) with their
+        journeys, conversions, trials and revenue: a row per set, however many journeys."""
+        self.check(journeys)
+        journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
+        table = _key_table(journey_keys)
+        return {"keys": table.select([pl.col(name).cast(dtype)
+                                      for name, dtype in KEY_TALLY_SCHEMA.items()])}
+
+    def fit_tallies(self, tallies: Mapping[str, pl.DataFrame]) -> ShapleyFit:
+        """The game on the summed :meth:`tally` keys: the fit on all their journeys."""
+        keys = (
+            tallies["keys"].group_by("key")
+            .agg(pl.col("channels").first(),
+                 pl.col("journeys", "conversions", "trials", "revenue").sum())
+            .sort("key")
+        )
+        return self._play(keys, None, None)
+
+    def _play(self, keys: pl.DataFrame, journeys: Journeys | None,
+              journey_keys: pl.DataFrame | None) -> ShapleyFit:
+        """The game on a key table (:func:`_key_table`), and the fit it gives."""
         sets = _ChannelSets.from_keys(keys, self.value)
         game = self._play_rate(sets) if self.variant == "rate" else self._play_closed_form(sets)
         key_weights = pl.DataFrame(
@@ -313,7 +342,7 @@ class ShapleyModel(AttributionModel):
             _position_values=positions,
             _key_weights=key_weights,
             _source=journeys,
-            _source_keys=journey_keys.select("journey_id", "key"),
+            _source_keys=journey_keys,
         )
 
     def _play_closed_form(self, sets: _ChannelSets) -> _Game:
@@ -470,6 +499,13 @@ def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
         .join(journey_observations(journeys), on="journey_id", how="left")
         .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
     )
+
+
+#: :meth:`ShapleyModel.tally`: distinct channel keys with summed observations
+KEY_TALLY_SCHEMA = pl.Schema(
+    [("key", pl.String()), ("channels", pl.List(pl.String)), ("journeys", pl.Int64()),
+     ("conversions", pl.Int64()), ("trials", pl.Int64()), ("revenue", pl.Int64())]
+)
 
 
 def _key_table(journey_keys: pl.DataFrame) -> pl.DataFrame:
