@@ -18,11 +18,11 @@ that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
    each batch of accounts with one global ``as_of`` (computed in Spark when not configured),
    which is exactly what it depends on. Each batch also reduces its journeys to distinct
    paths (:func:`attribution.graph.distinct_paths`), and the batches' path counts are summed
-   in Spark;
-4. **models**: rule-based models weigh each journey on its own. Markov and Shapley fit once,
-   on the driver, on the summed distinct paths (the table ``distinct_paths`` returns for all
-   journeys, so the fit is the polars engine's fit), and then score the journeys of each
-   batch with that fit;
+   in Spark (collected only when read: the path statistics, a Markov bootstrap);
+4. **models**: rule-based models weigh each journey on its own. Markov and Shapley tally each
+   batch (transition counts per state; channel sets), Spark sums the tallies, and they fit
+   once on the driver from the sums (bounded by the model, not the data; the polars
+   engine's fit to the last bit), then score the journeys of each batch with that fit;
 5. **credit** with :func:`attribution.credit.allocate` per batch (exact largest remainder
    per deal), and the channel summary as a Spark aggregation finished by
    :func:`attribution.credit.summarise`.
