@@ -78,6 +78,7 @@ def test_the_package_ships_as_one_zip_named_by_its_content():
     ("compare", ["--model", "last_touch", "--model", "linear", "--model", "markov"]),
     ("scorecard", ["--model", "linear", "--spend", str(DEMO / "spend.csv"), "--no-hygiene"]),
     ("budget", ["--model", "linear", "--spend", str(DEMO / "spend.csv")]),
+    ("paths", ["--top", "5"]),
 ])
 def test_a_verb_on_spark_prints_what_it_prints_locally(verb, extra):
     local = _json(verb, *INPUTS, *extra)
