@@ -251,16 +251,37 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Spark master URL (with --engine spark)."),
         click.option("--spark-conf", multiple=True, metavar="KEY=VALUE",
                      help="Spark configuration (repeatable), e.g. spark.executor.memory=8g."),
+        click.option("--spark-remote", metavar="sc://HOST:PORT", expose_value=False,
+                     callback=_remember,
+                     help="A Spark Connect server to run on instead of --spark-master "
+                          "(with --engine spark)."),
+        click.option("--spark-archives", metavar="ENV.tar.gz[#DIR]", multiple=True,
+                     expose_value=False, callback=_remember,
+                     help="A packed Python environment (conda-pack, venv-pack) unpacked on "
+                          "every executor as DIR; point spark.pyspark.python at "
+                          "DIR/bin/python (repeatable; with --engine spark)."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
+def _remember(context: click.Context, parameter: click.Parameter, value: Any) -> Any:
+    """Keep an engine option that every verb passes on unread (``--spark-remote``,
+    ``--spark-archives``) for :func:`make_engine`, so the verbs' signatures stay as they are."""
+    if value:
+        context.meta[f"attribution.{parameter.name}"] = value
+    return value
+
+
 def make_engine(engine: str = "polars", spark_master: str = "local[*]",
                 spark_conf: tuple[str, ...] = ()) -> Engine:
-    """The engine the --engine options name."""
-    return get_engine(engine, spark_master=spark_master, spark_conf=parse_spark_conf(spark_conf))
+    """The engine the --engine options name (with --spark-remote and --spark-archives)."""
+    context = click.get_current_context(silent=True)
+    meta = context.meta if context is not None else {}
+    return get_engine(engine, spark_master=spark_master, spark_conf=parse_spark_conf(spark_conf),
+                      spark_remote=meta.get("attribution.spark_remote"),
+                      spark_archives=tuple(meta.get("attribution.spark_archives") or ()))
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,6 +15,7 @@ the same definitions on Apache Spark (the ``spark`` extra), to the same cent. Th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -95,6 +96,7 @@ class SparkEngine:
     """The pipeline on Apache Spark (:mod:`attribution.spark`)."""
 
     name: ClassVar[str] = "spark"
+    #: a master URL, or a Spark Connect address (``sc://host:port``)
     master: str = "local[*]"
     conf: Mapping[str, str] = field(default_factory=dict)
 
@@ -127,6 +129,8 @@ class SparkEngine:
     def prepare(self, config: Config, progress: Progress | None = None, *,
                 keep_inputs: bool = True) -> RunResult:
         self._check(config)
+        if config.paths is not None:  # see run()
+            return pipeline.prepare(config, progress, keep_inputs=keep_inputs)
         prepared = self._module().prepare(config, master=self.master, conf=dict(self.conf),
                                           progress=progress)
         return prepared.to_result(keep_inputs=keep_inputs)
@@ -136,6 +140,17 @@ class SparkEngine:
             keep_credit: bool = True) -> RunResult:
         self._check(config)
         spark_engine = self._module()
+        if config.paths is not None:
+            # A path table is already the aggregate the engine reduces exports to (a row per
+            # distinct path and its counts): it is fitted on the driver by the polars pipeline,
+            # the same definitions, and the result set goes where Spark writes.
+            result = pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=True)
+            if writer is not None:
+                session = spark_engine.session(self.master, dict(self.conf))
+                spark_engine.write_local_credit(result, writer, session)
+            if keep_credit:
+                return result
+            return dataclasses.replace(result, credit=result.credit.clear())
         done = spark_engine.run(config, master=self.master, conf=dict(self.conf),
                                 progress=progress)
         if writer is not None:
@@ -148,12 +163,25 @@ class SparkEngine:
 
 
 def get_engine(name: str = "polars", *, spark_master: str = "local[*]",
-               spark_conf: Mapping[str, str] | None = None) -> Engine:
-    """The engine called ``name`` (``polars`` or ``spark``, with its master and settings)."""
+               spark_conf: Mapping[str, str] | None = None, spark_remote: str | None = None,
+               spark_archives: tuple[str, ...] = ()) -> Engine:
+    """The engine called ``name`` (``polars`` or ``spark``, with its master and settings).
+
+    ``spark_remote`` (``sc://host:port``) runs on a Spark Connect server instead of
+    ``spark_master``; ``spark_archives`` are packed environments unpacked on every executor
+    (Spark's ``spark.archives``).
+    """
     if name == "polars":
         return LocalEngine()
     if name == "spark":
-        return SparkEngine(spark_master, dict(spark_conf or {}))
+        conf = dict(spark_conf or {})
+        if spark_remote is not None and not spark_remote.startswith("sc://"):
+            raise ConfigError(f"--spark-remote {spark_remote}: expected a Spark Connect "
+                              "address, sc://HOST:PORT")
+        if spark_archives:
+            conf["spark.archives"] = ",".join(
+                [*filter(None, [conf.get("spark.archives", "")]), *spark_archives])
+        return SparkEngine(spark_remote or spark_master, conf)
     raise ConfigError(f"unknown engine {name!r}; valid: {', '.join(ENGINES)}")
 
 

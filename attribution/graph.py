@@ -345,6 +345,8 @@ class StateChain:
     conversions: np.ndarray
     nulls: np.ndarray
     revenue: np.ndarray
+    #: the channels of state i+1 at position i (what ``states`` names, without joining them)
+    windows: tuple[tuple[str, ...], ...] = ()
 
     @property
     def n_nodes(self) -> int:
@@ -447,6 +449,12 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
         if len(state_key)
         else []
     )
+    # by the digits, not the names: a null channel is named "" in a path's codes
+    digits = [((state_key // base ** (order - 1 - step)) % base).tolist()
+              for step in range(order)]
+    windows = tuple(
+        tuple(channels[d - 1] for d in window if d > 0) for window in zip(*digits, strict=True)
+    )
 
     edges = np.empty_like(node)  # (previous state, state) as one key: 0 before a walk
     edges[1:] = node[:-1]
@@ -475,7 +483,129 @@ def state_chain(paths: pl.DataFrame | PathCodes, order: int = 1) -> StateChain:
         conversions=coded.conversions,
         nulls=coded.nulls,
         revenue=coded.revenue,
+        windows=windows,
     )
+
+
+#: a chain's transient transitions keyed by their states' channels, and its exits per state:
+#: sums over disjoint sets of journeys add up to the whole's (:func:`chain_tallies`)
+CHAIN_EDGE_SCHEMA = pl.Schema(
+    [("from_window", pl.List(pl.String)), ("to_window", pl.List(pl.String)),
+     ("edge", pl.Int64()), ("edge_conversions", pl.Int64()), ("edge_value", pl.Int64())]
+)
+CHAIN_EXIT_SCHEMA = pl.Schema(
+    [("window", pl.List(pl.String)), ("conversion", pl.Int64()), ("null", pl.Int64()),
+     ("value", pl.Int64())]
+)
+
+
+def chain_tallies(chain: StateChain) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chain's :class:`TransitionCounts` keyed by state windows instead of node numbers
+    (``CHAIN_EDGE_SCHEMA``, ``CHAIN_EXIT_SCHEMA``; the start is the empty window).
+
+    Node numbers depend on which states a set of journeys has; windows do not, so the tallies
+    of disjoint sets of journeys add up (:func:`chain_from_tallies`). Their size is bounded by
+    the chain (states and transitions), not by the journeys.
+    """
+    counts = chain.counts()
+    windows: list[list[str]] = [[], *[list(w) for w in chain.windows]]
+    edges = pl.DataFrame(
+        {
+            "from_window": [windows[i] for i in chain.edge_from],
+            "to_window": [windows[i] for i in chain.edge_to],
+            "edge": np.rint(counts.edge).astype(np.int64),
+            "edge_conversions": np.rint(counts.edge_conversions).astype(np.int64),
+            "edge_value": np.rint(counts.edge_value).astype(np.int64),
+        },
+        schema=CHAIN_EDGE_SCHEMA,
+    )
+    exits = pl.DataFrame(
+        {
+            "window": windows,
+            "conversion": np.rint(counts.conversion).astype(np.int64),
+            "null": np.rint(counts.null).astype(np.int64),
+            "value": np.rint(counts.value).astype(np.int64),
+        },
+        schema=CHAIN_EXIT_SCHEMA,
+    ).filter((pl.col("conversion") != 0) | (pl.col("null") != 0) | (pl.col("value") != 0))
+    return edges, exits
+
+
+def chain_from_tallies(order: int, edges: pl.DataFrame,
+                       exits: pl.DataFrame) -> tuple[StateChain, TransitionCounts]:
+    """The chain and counts that :func:`state_chain` and :meth:`StateChain.counts` give on
+    the journeys whose :func:`chain_tallies` are ``edges`` and ``exits`` (summed here, over
+    any number of parts): the same states in the same order (windows numbered by their
+    channel codes, as :func:`state_chain` numbers them), the same transitions and counts, so
+    the same removal effects to the last bit. It has no paths (``incidence`` has no columns):
+    what needs the paths themselves (a bootstrap over them) needs the path counts."""
+    check_order(order)
+    sums = [pl.col(c).sum() for c in ("edge", "edge_conversions", "edge_value")]
+    edges = edges.group_by("from_window", "to_window").agg(*sums)
+    exits = exits.group_by("window").agg(pl.col("conversion", "null", "value").sum())
+    seen = {tuple(w) for w in edges["to_window"].to_list()}
+    seen |= {tuple(w) for w in exits["window"].to_list() if w}
+    channels = sorted({c for window in seen for c in window})
+    code = {c: i + 1 for i, c in enumerate(channels)}
+    base = len(channels) + 1
+
+    def key(window: tuple[str, ...]) -> int:
+        value = 0
+        for step in range(order):
+            value = value * base + (code[window[step]] if step < len(window) else 0)
+        return value
+
+    windows = tuple(sorted(seen, key=key))
+    node = {window: i + 1 for i, window in enumerate(windows)}
+    node[()] = 0
+    n_nodes = len(windows) + 1
+    contains = np.zeros((n_nodes, len(channels)), dtype=bool)
+    for window, number in node.items():
+        for channel in window:
+            contains[number, code[channel] - 1] = True
+    edge_key = np.array(
+        [node[tuple(f)] * n_nodes + node[tuple(t)]
+         for f, t in zip(edges["from_window"].to_list(), edges["to_window"].to_list(),
+                         strict=True)],
+        dtype=np.int64,
+    )
+    ordered = np.argsort(edge_key, kind="stable")
+    edge_key = edge_key[ordered]
+
+    def column(frame: pl.DataFrame, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        values = frame[name].to_numpy().astype(np.float64)
+        return values if rows is None else values[rows]
+
+    exit_nodes = np.array([node[tuple(w)] for w in exits["window"].to_list()], dtype=np.int64)
+
+    def per_node(name: str) -> np.ndarray:
+        return np.bincount(exit_nodes, weights=column(exits, name), minlength=n_nodes)
+
+    counts = TransitionCounts(
+        edge=column(edges, "edge", ordered),
+        edge_conversions=column(edges, "edge_conversions", ordered),
+        edge_value=column(edges, "edge_value", ordered),
+        conversion=per_node("conversion"),
+        null=per_node("null"),
+        value=per_node("value"),
+    )
+    empty = np.zeros(0, dtype=np.int64)
+    chain = StateChain(
+        order=order,
+        # named as state_chain names them (a null channel's "" is left out after the first)
+        states=[STATE_SEPARATOR.join([w[0], *[c for c in w[1:] if c]]) for w in windows],
+        channels=channels,
+        contains=contains,
+        edge_from=edge_key // n_nodes,
+        edge_to=edge_key % n_nodes,
+        incidence=sp.csc_matrix((len(edge_key), 0)),
+        last_state=empty,
+        conversions=empty,
+        nulls=empty,
+        revenue=empty,
+        windows=windows,
+    )
+    return chain, counts
 
 
 def _unique(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
@@ -757,10 +887,14 @@ __all__ = [
     "CONVERSION",
     "NULL",
     "START",
+    "CHAIN_EDGE_SCHEMA",
+    "CHAIN_EXIT_SCHEMA",
     "PathCodes",
     "StateChain",
     "TransitionCounts",
+    "chain_from_tallies",
     "chain_graph",
+    "chain_tallies",
     "chain_transitions",
     "distinct_paths",
     "from_node_link_json",

@@ -68,14 +68,18 @@ class RunResult:
     #: the engine that computed it (``polars`` or ``spark``)
     engine: str = "polars"
     #: summed distinct-path counts (:func:`attribution.models.counts.path_counts`), when the
-    #: engine reduced them already (Spark): the path statistics then need no journeys
-    path_counts: pl.DataFrame | None = None
+    #: engine reduced them already (Spark): the path statistics then need no journeys (a
+    #: LazyFrame when the engine brings them to this machine only if they are read)
+    path_counts: pl.DataFrame | pl.LazyFrame | None = None
     #: :func:`attribution.graph.time_to_close_distribution`, when the engine computed it
     time_to_close: pl.DataFrame | None = None
     #: models of a run with no models configured that the engine does not run
     skipped_models: list[str] = field(default_factory=list)
     #: :meth:`totals`, when the engine summed them already (Spark)
     known_totals: dict[str, Any] | None = None
+    #: how the engine ran it where that is a choice (Spark: the shuffle partitions of each
+    #: stage and where the number came from), for run.json
+    engine_settings: dict[str, Any] = field(default_factory=dict)
     #: what the load has to tell the user: formats it inferred, status values it did not
     #: know, an export that carries first touches only
     notes: list[str] = field(default_factory=list)
@@ -104,7 +108,9 @@ class RunResult:
             return self.journeys
         from attribution.models.counts import path_journeys
 
-        return path_journeys(self.path_counts, include_open=include_open)
+        counts = self.path_counts
+        return path_journeys(counts.collect() if isinstance(counts, pl.LazyFrame) else counts,
+                             include_open=include_open)
 
     def close_times(self) -> pl.DataFrame | None:
         """Days from first touch to close (:func:`attribution.graph.time_to_close_distribution`);

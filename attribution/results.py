@@ -61,6 +61,8 @@ def run_record(result: RunResult) -> dict[str, Any]:
         "models": [{"name": m.name, "params": m.params()} for m in result.models],
         **({"sources": list(result.sources)} if result.sources else {}),
         **({"self_reported": answered(result)} if result.journeys.stated is not None else {}),
+        **({"engine": {"name": result.engine, **result.engine_settings}}
+           if result.engine_settings else {}),
     }
 
 

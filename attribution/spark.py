@@ -18,11 +18,11 @@ that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
    each batch of accounts with one global ``as_of`` (computed in Spark when not configured),
    which is exactly what it depends on. Each batch also reduces its journeys to distinct
    paths (:func:`attribution.graph.distinct_paths`), and the batches' path counts are summed
-   in Spark;
-4. **models**: rule-based models weigh each journey on its own. Markov and Shapley fit once,
-   on the driver, on the summed distinct paths (the table ``distinct_paths`` returns for all
-   journeys, so the fit is the polars engine's fit), and then score the journeys of each
-   batch with that fit;
+   in Spark (collected only when read: the path statistics, a Markov bootstrap);
+4. **models**: rule-based models weigh each journey on its own. Markov and Shapley tally each
+   batch (transition counts per state; channel sets), Spark sums the tallies, and they fit
+   once on the driver from the sums (bounded by the model, not the data; the polars
+   engine's fit to the last bit), then score the journeys of each batch with that fit;
 5. **credit** with :func:`attribution.credit.allocate` per batch (exact largest remainder
    per deal), and the channel summary as a Spark aggregation finished by
    :func:`attribution.credit.summarise`.
@@ -143,17 +143,161 @@ def session(
 ) -> SparkSession:
     """A SparkSession for the engine (an existing active session is reused, with ``conf`` set).
 
-    In local mode the Python workers run this interpreter, so the executors see the same
-    ``attribution`` and polars as the driver.
+    ``master`` is a master URL (``local[4]``, ``spark://host:7077``, ``yarn``) or a Spark
+    Connect address (``sc://host:15002``, what ``--spark-remote`` gives): the engine uses only
+    the DataFrame API, so a Connect session runs it as a classic one does. In local mode the
+    Python workers run this interpreter. On every session the engine ships its own package to
+    the executors and checks that they can import what it needs (:func:`ship`).
 
     >>> spark = session("local[2]", {"spark.sql.shuffle.partitions": "8"})  # doctest: +SKIP
+    >>> spark = session("sc://127.0.0.1:15002")                           # doctest: +SKIP
     """
-    if master.startswith("local"):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**SESSION_CONF, **dict(conf or {})}.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    settings = {**SESSION_CONF, **dict(conf or {})}
+    if is_remote_address(master):
+        archives = [a for a in settings.pop("spark.archives", "").split(",") if a]
+        spark = SparkSession.builder.remote(master).getOrCreate()
+        # a Connect server's static settings are its own; session settings travel, and a
+        # packed environment goes up as an artifact of the session
+        for key, value in settings.items():
+            with contextlib.suppress(Exception):
+                spark.conf.set(key, value)
+        if archives:
+            spark.addArtifacts(*archives, archive=True)
+    else:
+        # A classic session takes the executors' Python from PYSPARK_PYTHON as the driver
+        # process sees it; spark.pyspark.python is read only by spark-submit. A run started
+        # from Python (the CLI) honours the setting the way spark-submit would.
+        if settings.get("spark.pyspark.python"):
+            os.environ["PYSPARK_PYTHON"] = settings["spark.pyspark.python"]
+        elif master.startswith("local"):
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = SparkSession.builder.master(master).appName(app_name)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+    ship(spark)
+    return spark
+
+
+#: sessions the package was shipped to and checked on: id(session) -> the zip's digest
+_SHIPPED: dict[int, str] = {}
+#: what the executors' Python must import besides the shipped package
+EXECUTOR_MODULES = ("polars", "pyarrow", "pandas", "numpy")
+
+
+def package_zip() -> Path:
+    """A zip of the running ``attribution`` package (its code and data files), named by its
+    content so that one session never gets two different files of one name.
+
+    The entries are sorted and carry a fixed time, so the same code gives the same bytes.
+    """
+    import hashlib
+    import io
+    import zipfile
+
+    import attribution
+
+    root = Path(attribution.__file__).resolve().parent
+    members = sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in members:
+            name = f"attribution/{path.relative_to(root).as_posix()}"
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+    content = buffer.getvalue()
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / "attribution-spark" / f"attribution-{digest}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_suffix(f".{os.getpid()}.part")
+        staged.write_bytes(content)
+        staged.replace(target)
+    return target
+
+
+def ship(spark: SparkSession) -> None:
+    """Add a zip of this ``attribution`` package to the session's Python path on every
+    executor (``addArtifacts(pyfile=True)``: ``addPyFile`` in a classic session, an artifact
+    of the session on Spark Connect), then check that the executors can import it and
+    :data:`EXECUTOR_MODULES`, so a cluster without them fails here with one line saying what
+    to install where, not with a Python worker's traceback in the middle of a stage.
+
+    The executors then run the driver's own code, whatever (if anything) is installed on
+    them: pip-installed copies come after the shipped zip on their Python path (only a
+    checkout in a worker's working folder, as in local mode from the repository, comes
+    first, and that is the driver's code too).
+    """
+    zipped = package_zip()
+    if _SHIPPED.get(id(spark)) == zipped.name:
+        return
+    spark.addArtifacts(str(zipped), pyfile=True)
+    _check_executors(spark, zipped.name)
+    _SHIPPED[id(spark)] = zipped.name
+
+
+# The probe runs in the executors' Python before anything of ours is importable there, so it
+# is compiled here from source under a module name that does not exist: cloudpickle then
+# ships the function by value instead of by a reference to attribution.spark.
+_PROBE_SOURCE = """
+def probe(_ignored):
+    import importlib, sys
+    missing = []
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            missing.append(name + " (" + type(exc).__name__ + ")")
+    try:
+        import attribution.credit  # noqa: F401
+    except Exception as exc:
+        missing.append("attribution from " + ZIP + " (" + type(exc).__name__ + ")")
+    return sys.executable + " " + ".".join(map(str, sys.version_info[:2])) + "|" + ",".join(
+        missing)
+"""
+
+
+def _probe_function(zip_name: str) -> Callable[[Any], str]:
+    namespace: dict[str, Any] = {"__name__": "_attribution_executor_probe",
+                                 "MODULES": EXECUTOR_MODULES, "ZIP": zip_name}
+    exec(compile(_PROBE_SOURCE, "<attribution executor probe>", "exec"), namespace)
+    return namespace["probe"]
+
+
+def _check_executors(spark: SparkSession, zip_name: str) -> None:
+    """Run :data:`_PROBE_SOURCE` in two tasks (a plain Python UDF: it needs no pyarrow)."""
+    probe = F.udf(_probe_function(zip_name), T.StringType(), useArrow=False)
+    try:
+        rows = spark.range(0, 2, 1, 2).select(probe(F.col("id")).alias("probe")).collect()
+    except Exception as exc:  # the executors' Python did not start or crashed
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ConfigError(
+            "the spark executors cannot run Python for the engine ("
+            + (lines[0] if lines else type(exc).__name__)[:300]
+            + "); install Python 3.11+ with 'revenue-attribution[spark]' on every node, or "
+            "pass a packed environment with --spark-archives ENV.tar.gz#env and "
+            "--spark-conf spark.pyspark.python=./env/bin/python"
+        ) from None
+    for row in rows:
+        python, _, missing = str(row["probe"]).partition("|")
+        if missing:
+            names = missing.replace(",", ", ")
+            raise ConfigError(
+                f"the spark executors' Python ({python}) cannot import {names}: "
+                "install them there (pip install 'revenue-attribution[spark]' on every node) or "
+                "pass a packed environment with --spark-archives ENV.tar.gz#env and "
+                "--spark-conf spark.pyspark.python=./env/bin/python"
+            )
+
+
+def is_remote_address(master: str) -> bool:
+    """Whether ``master`` names a Spark Connect server (``sc://host:port``)."""
+    return master.startswith("sc://")
 
 
 def _configure(spark: SparkSession) -> None:
@@ -316,26 +460,30 @@ def _location(path: str | Path) -> str:
     return text
 
 
-def _hadoop_files(spark: SparkSession, location: str) -> list[str]:
-    """Data files at a location (a file, a folder or a glob), hidden files left out."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    statuses = fs.globStatus(hadoop_path) or []
-    files: list[str] = []
-    for status in statuses:
-        if status.isDirectory():
-            iterator = fs.listFiles(status.getPath(), True)
-            while iterator.hasNext():
-                files.append(iterator.next().getPath().toString())
-        else:
-            files.append(status.getPath().toString())
+def _data_files(spark: SparkSession, location: str) -> list[str]:
+    """Data files at a location (a file, a folder or a glob), hidden files left out.
+
+    Listed by Spark's own file index through the DataFrame API (the ``binaryFile`` source with
+    its ``content`` column never selected, so no file is read), which works in classic and
+    Spark Connect sessions alike and on every file system the cluster can read. The list
+    grows with the number of files, not rows.
+    """
+    try:
+        listed = (
+            spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+            .load(location).select("path").toArrow()
+        )
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+            return []
+        first_line = str(exc).strip().splitlines()[0]
+        raise FileFormatError(f"{location}: cannot list files ({first_line})") from None
+    files = [str(path) for path in listed.column("path").to_pylist()]
     return sorted(f for f in files if not Path(f).name.startswith(("_", ".")))
 
 
 def _format(spark: SparkSession, location: str, input_name: str) -> tuple[str, list[str]]:
-    files = _hadoop_files(spark, location)
+    files = _data_files(spark, location)
     if not files:
         raise FileFormatError(f"{location}: no such {input_name} file")
     suffixes = {Path(location.rstrip("/")).suffix.lower()} | {Path(f).suffix.lower() for f in files}
@@ -588,6 +736,8 @@ class SparkInputs:
     schemas: dict[str, pl.Schema]
     #: frames the engine cached; :meth:`SparkRunResult.unpersist` frees them
     cached: list[DataFrame] = field(default_factory=list)
+    #: the shuffle partitions of each stage (stated in run.json)
+    partitions: _Partitions = field(default_factory=lambda: _Partitions())
 
 
 _CONTACT_SCHEMA = pl.Schema(
@@ -595,12 +745,50 @@ _CONTACT_SCHEMA = pl.Schema(
 )
 
 
-def _buckets(spark: SparkSession, rows: int, buckets: int | None) -> int:
+def _buckets(partitions: int, rows: int, buckets: int | None) -> int:
     if buckets:
         return int(buckets)
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
     wanted = min(partitions, -(-rows // MIN_ROWS_PER_BATCH))
     return max(1, wanted, -(-rows // ROWS_PER_BATCH))
+
+
+#: the most shuffle partitions a derived plan uses (Spark's own default)
+MAX_DERIVED_PARTITIONS = 200
+
+
+@dataclass
+class _Partitions:
+    """The shuffle partitions of each stage, and where the number came from.
+
+    With ``derive`` (a session the engine made, without ``spark.sql.shuffle.partitions`` in
+    its settings), each stage runs with one partition per batch of ids or accounts (20,000 to
+    200,000 rows each, at most :data:`MAX_DERIVED_PARTITIONS`), set on the session before the
+    stage's shuffle: a small export is not spread over Spark's default 200 partitions (mostly
+    empty, each a task). Otherwise the session's setting stands and the batches are sized by
+    it. Either way run.json states what each stage used.
+    """
+
+    derive: bool = False
+    used: dict[str, int] = field(default_factory=dict)
+
+    def plan(self, spark: SparkSession, stage: str, rows: int, buckets: int | None) -> int:
+        """The number of batches for ``stage`` (setting the session's partitions if derived)."""
+        if self.derive:
+            count = _buckets(MAX_DERIVED_PARTITIONS, rows, buckets)
+            spark.conf.set("spark.sql.shuffle.partitions", str(count))
+        else:
+            count = _buckets(int(spark.conf.get("spark.sql.shuffle.partitions") or 200), rows,
+                             buckets)
+        self.used[stage] = int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
+        return count
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "shuffle_partitions": dict(self.used),
+            "shuffle_partitions_from": (
+                "input rows: a partition per batch of 20,000 to 200,000 rows"
+                if self.derive else "spark.sql.shuffle.partitions"),
+        }
 
 
 def _local_file(location: str) -> Path | None:
@@ -622,6 +810,7 @@ def load(
     *,
     buckets: int | None = None,
     progress: Progress | None = None,
+    partitions: _Partitions | None = None,
 ) -> SparkInputs:
     """Read and validate the exports named by ``config`` on Spark.
 
@@ -634,6 +823,7 @@ def load(
             f"no {missing[2:]} file: give {missing} FILE or set it under [inputs] in the config"
         )
     report = progress or (lambda _stage, _done, _total: None)
+    partitions = partitions or _Partitions()
     _configure(spark)
     rules = load_rules(config.channel_rules)
     columns = config.columns
@@ -663,7 +853,7 @@ def load(
         validated = _validate(
             source,
             _text_key(_column_of(source, "contact_id", mapping, ())),
-            _buckets(spark, source.rows, buckets),
+            partitions.plan(spark, "contacts", source.rows, buckets),
             contact_schema,
             check_contacts,
         )
@@ -710,7 +900,7 @@ def load(
     validated = _validate(
         touch_source,
         _text_key(_column_of(source, "touchpoint_id", mapping, ())),
-        _buckets(spark, source.rows, buckets),
+        partitions.plan(spark, "touchpoints", source.rows, buckets),
         touch_schema,
         check_touchpoints,
         carried=carried,
@@ -754,7 +944,7 @@ def load(
     validated = _validate(
         dataclasses.replace(source, frame=frame),
         _text_key(_column_of(source, "deal_id", mapping, ())),
-        _buckets(spark, source.rows, buckets),
+        partitions.plan(spark, "deals", source.rows, buckets),
         deal_schema,
         check_deals,
         carried=[_KNOWN],
@@ -791,6 +981,7 @@ def load(
         channel_groups=groups,
         schemas=schemas,
         cached=cached,
+        partitions=partitions,
     )
 
 
@@ -860,7 +1051,7 @@ class _Journeys:
     built: DataFrame  # the packed output of the journey stage (persisted)
     stats: JourneyStats
     totals: dict[str, int]
-    paths: pl.DataFrame
+    paths: _PathCounts
     time_to_close: pl.DataFrame
     channel_groups: pl.DataFrame
 
@@ -881,7 +1072,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
     packing = _Packing({"touch": schemas["touchpoints"], "deal": schemas["deals"],
                         "contact": schemas["contacts"]})
     rows = inputs.accounting["touchpoints"].used + inputs.accounting["deals"].used
-    count = _buckets(spark, rows, buckets)
+    count = inputs.partitions.plan(spark, "journeys", rows, buckets)
     bucket = F.pmod(F.hash("account_id"), F.lit(count)).alias(_BUCKET)
     stacked = (
         packing.tag(inputs.touchpoints, "touch", [bucket])
@@ -935,14 +1126,36 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
          pl.DataFrame({"channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP]})],
         how="vertical_relaxed",
     ).unique(subset="channel", keep="first", maintain_order=True)
-    paths = _collect(
+    paths = _PathCounts(
         _BUILT.spark_frame(built, "path").groupBy("path_key").agg(
             F.first("channels").alias("channels"),
             *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue", "opens")],
-        ),
-        _PATHS,
-    ).sort("path_key")
+        )
+    )
     return _Journeys(built, stats, totals, paths, close, groups)
+
+
+class _PathCounts:
+    """The summed distinct paths (:data:`PATH_COUNTS_SCHEMA`), summed by the executors and
+    brought to the driver only when something reads them (a fit that learns from paths, the
+    path statistics): a rule-based run never collects them. The table holds a row per
+    distinct path, which on real journeys grows with the input."""
+
+    def __init__(self, frame: DataFrame) -> None:
+        self.frame = frame
+        self._table: pl.DataFrame | None = None
+
+    def collect(self) -> pl.DataFrame:
+        if self._table is None:
+            self._table = _collect(self.frame, _PATHS).sort("path_key")
+        return self._table
+
+    @property
+    def collected(self) -> bool:
+        return self._table is not None
+
+    def lazy(self) -> pl.LazyFrame:
+        return pl.defer(self.collect, schema=_PATHS)
 
 
 # -- models and credit ------------------------------------------------------------------------
@@ -958,9 +1171,11 @@ class _Scorer:
         return self.model.weights(journeys) if self.fit is None else self.fit.weights(journeys)
 
 
-def _scorers(models: Sequence[AttributionModel],
-             paths: pl.DataFrame) -> tuple[list[_Scorer], dict[str, Fit]]:
-    """Fit the models whose fits merge on the summed path counts; the others fit nothing."""
+def _scorers(models: Sequence[AttributionModel], paths: _PathCounts,
+             tallies: Mapping[str, Mapping[str, pl.DataFrame]]) -> tuple[list[_Scorer],
+                                                                         dict[str, Fit]]:
+    """Fit the models that fit from tallies on their summed tallies, the other ones whose
+    fits merge on the summed path counts (collected then); the others fit nothing."""
     scorers: list[_Scorer] = []
     fits: dict[str, Fit] = {}
     for model in models:
@@ -969,8 +1184,11 @@ def _scorers(models: Sequence[AttributionModel],
                 f"model {model.name!r} fits on all journeys at once in a way the spark engine "
                 "does not reduce yet; run it without --engine spark"
             )
-        if model.fits:
-            fits[model.name] = model.fit_counts(paths)
+        if model.fits and model.name in tallies:
+            fits[model.name] = model.fit_tallies(tallies[model.name])
+            scorers.append(_Scorer(model, fits[model.name]))
+        elif model.fits:
+            fits[model.name] = model.fit_counts(paths.collect())
             scorers.append(_Scorer(model, fits[model.name]))
         else:
             scorers.append(_Scorer(model))
@@ -1050,7 +1268,18 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
         )
         return _SCORED.pack({"credit": credit, "reach": _deals_touched(batch), "total": total})
 
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    wanted = built.built.filter(F.col(_KIND).isin("touch", "journey"))
+    return wanted.mapInArrow(_per_batch(score_batch), _SCORED.spark)
+
+
+def _per_batch(
+    call: Callable[[pl.DataFrame, pl.DataFrame], pa.Table],
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A ``mapInArrow`` function calling ``call(touches, journeys)`` on each batch of accounts
+    of the journey stage's output, where that stage left it: each batch's rows are contiguous
+    in one partition, so a map over the partitions sees whole batches with no shuffle."""
+
+    def over(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         pending: list[pa.Table] = []
         current = None
         done: set[int] = set()
@@ -1062,7 +1291,7 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
             pending.clear()
             touches = _BUILT.local(table, "touch")
             journeys = _BUILT.local(table, "journey")
-            yield from score_batch(touches, journeys).to_batches()
+            yield from call(touches, journeys).to_batches()
 
         for record in batches:
             table = pa.Table.from_batches([record])
@@ -1083,8 +1312,38 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
                     start = end
         yield from flush()
 
+    return over
+
+
+def _tallies(built: _Journeys, models: Sequence[AttributionModel],
+             as_of: datetime) -> dict[str, dict[str, pl.DataFrame]]:
+    """Each model's :meth:`~attribution.models.base.AttributionModel.tally` tables of every
+    batch of accounts, summed by Spark (integer columns summed, grouped by the others) and
+    only then collected: their size is bounded by the model (Markov: a row per transition and
+    per state), not by the journeys or their distinct paths."""
+    stub = Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA),
+                                pl.DataFrame(schema=JOURNEY_SCHEMA))
+    shapes = {f"m{i}_{name}": (model, name, table.schema)
+              for i, model in enumerate(models) for name, table in model.tally(stub).items()}
+    packing = _Packing({kind: schema for kind, (_, _, schema) in shapes.items()})
+
+    def tally_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
+        batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
+        frames = {}
+        for i, model in enumerate(models):
+            for name, table in model.tally(batch).items():
+                frames[f"m{i}_{name}"] = table
+        return packing.pack(frames)
+
     wanted = built.built.filter(F.col(_KIND).isin("touch", "journey"))
-    return wanted.mapInArrow(score, _SCORED.spark)
+    tallied = wanted.mapInArrow(_per_batch(tally_batch), packing.spark)
+    out: dict[str, dict[str, pl.DataFrame]] = {model.name: {} for model in models}
+    for kind, (model, name, schema) in shapes.items():
+        keys = [c for c, t in schema.items() if not t.is_integer()]
+        sums = [F.sum(c).alias(c) for c, t in schema.items() if t.is_integer()]
+        summed = packing.spark_frame(tallied, kind).groupBy(*keys).agg(*sums)
+        out[model.name][name] = _collect(summed.select(list(schema)), schema)
+    return out
 
 
 def _summary(scored: DataFrame, models: Sequence[AttributionModel]) -> pl.DataFrame:
@@ -1128,8 +1387,9 @@ class SparkRunResult:
     credit_frame: DataFrame | None
     touches_frame: DataFrame
     journeys_frame: DataFrame
-    #: summed distinct paths: ``path_key, channels, conversions, nulls, revenue, opens``
-    paths: pl.DataFrame
+    #: summed distinct paths (``path_key, channels, conversions, nulls, revenue, opens``),
+    #: collected when first read (:attr:`paths`)
+    path_counts: _PathCounts
     #: :func:`attribution.graph.time_to_close_distribution` over all journeys
     time_to_close: pl.DataFrame
     stats: JourneyStats
@@ -1161,6 +1421,12 @@ class SparkRunResult:
     def path_journeys(self, *, include_open: bool = False) -> Journeys:
         """Path-table journeys for the path graph and statistics (see :func:`path_journeys`)."""
         return path_journeys(self.paths, include_open=include_open)
+
+    @property
+    def paths(self) -> pl.DataFrame:
+        """The summed distinct paths on the driver (collected on first use: a row per
+        distinct path, which grows with the input)."""
+        return self.path_counts.collect()
 
     def diagnostics(self) -> dict[str, pl.DataFrame]:
         """Markov removal effects and transitions, Shapley values (as
@@ -1239,10 +1505,11 @@ class SparkRunResult:
             inputs=inputs,
             diagnostics=self.diagnostics(),
             engine="spark",
-            path_counts=self.paths,
+            path_counts=self.path_counts.lazy(),
             time_to_close=self.time_to_close,
             skipped_models=list(self.skipped_models),
             known_totals=self.totals(),
+            engine_settings=self.inputs.partitions.record(),
         )
 
 
@@ -1252,6 +1519,7 @@ def _session_for(spark: SparkSession | None, master: str,
         for key, value in dict(conf or {}).items():
             spark.conf.set(key, value)
         _configure(spark)
+        ship(spark)
         return spark
     return session(master, conf)
 
@@ -1288,11 +1556,14 @@ def _prepare(
     if config.paths is not None:
         raise ConfigError(
             "the spark engine reads touchpoint, deal and contact exports; a path table is "
-            "already aggregated: run it without --engine spark"
+            "already aggregated: read it with attribution.pipeline.run (the CLI does so "
+            "with --engine spark)"
         )
+    derive = spark is None and "spark.sql.shuffle.partitions" not in dict(conf or {})
     spark = _session_for(spark, master, conf)
     report = progress or (lambda _stage, _done, _total: None)
-    inputs = load(spark, config, buckets=buckets, progress=report)
+    inputs = load(spark, config, buckets=buckets, progress=report,
+                  partitions=_Partitions(derive=derive))
     report("journeys", 0, 1)
     built = _build(spark, inputs, config, buckets)
     report("journeys", 1, 1)
@@ -1322,7 +1593,7 @@ def _prepare(
         credit_frame=None,
         touches_frame=built.touches,
         journeys_frame=built.journeys,
-        paths=built.paths,
+        path_counts=built.paths,
         time_to_close=built.time_to_close,
         stats=stats,
         accounting=list(accounting.values()),
@@ -1365,7 +1636,9 @@ def run(
     for model in models:
         model.check(stub)
     report("models", 0, len(models))
-    scorers, fits = _scorers(models, built.paths)
+    tallied = [m for m in models if m.fits and m.fits_from_tallies()]
+    tallies = _tallies(built, tallied, prepared.stats.as_of) if tallied else {}
+    scorers, fits = _scorers(models, built.paths, tallies)
     scored = _score(built, scorers, prepared.stats.as_of).persist()
     summary = _summary(scored, models)
     report("models", len(models), len(models))
@@ -1396,15 +1669,54 @@ def _money_as_decimal(frame: DataFrame, decimals: int = 2) -> DataFrame:
     return frame.select([major(f.name, f.dataType) for f in frame.schema.fields])
 
 
+def is_uri(location: str) -> bool:
+    """Whether an output location is a URI (``s3a://``, ``gs://``, ``file://``, ...) rather
+    than a local path."""
+    return "://" in location
+
+
+#: Hadoop scheme -> the scheme pyarrow's file systems know it by
+_ARROW_SCHEMES = {"s3a": "s3", "s3n": "s3", "abfss": "abfs"}
+
+
+def write_file(location: str, content: bytes) -> str:
+    """Write one small file (``run.json``, ``rejects.csv``) to a URI with pyarrow's file
+    systems (local, S3, GCS, Azure, HDFS): Spark writes folders of part files, and a Spark
+    Connect client has no handle on the cluster's Hadoop file systems, so the side files of a
+    result set go through the driver's own client of the same store. Credentials come from
+    that client's usual places (environment, instance profile), not from Spark's settings."""
+    import pyarrow.fs as pafs
+
+    scheme, sep, rest = location.partition("://")
+    uri = f"{_ARROW_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            filesystem.create_dir(parent, recursive=True)
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(content)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"--out {location.rsplit('/', 1)[0]}: cannot write {location.rsplit('/', 1)[-1]} "
+            f"there ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "write to a local folder or a location pyarrow reaches (s3://, gs://, abfs://, "
+            "hdfs://, file://)"
+        ) from None
+    return location
+
+
 @dataclass
 class SparkWriter:
     """A result set where Spark writes (:class:`attribution.results.ResultWriter`): a Parquet
     folder ``location/<table>`` per table, money as ``Decimal(38, 2)`` in major units, the
-    touch-level credit written by the executors; ``run.json`` and ``rejects.csv`` in the local
-    side folder (:func:`attribution.results.side_folder`)."""
+    touch-level credit written by the executors; ``run.json`` and ``rejects.csv`` beside them,
+    in the same location (a local folder, or any URI: :func:`write_file`)."""
 
     location: str
-    side: Path
+    #: the local folder of ``run.json`` and ``rejects.csv``; None when ``location`` is a URI
+    #: (they are written there)
+    side: Path | None
     mode: str = "overwrite"
     written: dict[str, str] = field(default_factory=dict)
     credit: str | None = None
@@ -1412,6 +1724,8 @@ class SparkWriter:
     csv_raw: bool = False
     #: the run's currency: money is written to its minor unit
     currency: str = "USD"
+    #: the run's session (set by :func:`write_credit`); else the active one
+    spark: SparkSession | None = None
 
     @contextlib.contextmanager
     def transaction(self, *, wait: bool = False) -> Iterator[None]:
@@ -1423,7 +1737,14 @@ class SparkWriter:
 
     @classmethod
     def for_config(cls, config: Config) -> SparkWriter:
-        return cls(_location(config.out or "out").rstrip("/"), side_folder(config),
+        if config.format != "parquet":
+            raise ConfigError(
+                f"--out-format {config.format}: the spark engine writes Parquet folders (one "
+                "per table, written by the executors); leave out --out-format, or convert "
+                "the folders afterwards"
+            )
+        location = _location(config.out or "out").rstrip("/")
+        return cls(location, None if is_uri(location) else side_folder(config),
                    csv_raw=config.csv_raw)
 
     def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
@@ -1437,30 +1758,47 @@ class SparkWriter:
         return target
 
     def table(self, stem: str, frame: pl.DataFrame) -> str:
-        spark = SparkSession.builder.getOrCreate()
+        spark = self.spark or SparkSession.active()
         small = spark.createDataFrame(_to_arrow(frame, pa.schema(
             [pa.field(n, _arrow_type(t)) for n, t in frame.schema.items()]
         )))
         return self.frame(stem, small, 1)
 
     def document(self, name: str, document: dict[str, Any]) -> str:
-        return str(write_json_document(document, self.side / name))
+        if self.side is not None:
+            return str(write_json_document(document, self.side / name))
+        with tempfile.TemporaryDirectory() as folder:
+            local = write_json_document(document, Path(folder) / name)
+            return write_file(f"{self.location}/{name}", local.read_bytes())
 
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
         written = [self.table("rejects",
                               rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
-        if rejects.height:
+        if rejects.height and self.side is not None:
             written.append(str(write_rejects(rejects, self.side, csv_raw=self.csv_raw)))
+        elif rejects.height:
+            with tempfile.TemporaryDirectory() as folder:
+                local = write_rejects(rejects, Path(folder), csv_raw=self.csv_raw)
+                written.append(write_file(f"{self.location}/{local.name}",
+                                          local.read_bytes()))
         return written
 
 
 def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
     """The touch-level credit, written by the executors as ``credit/`` under the writer's
     location (nothing when the run had no model)."""
+    writer.spark = result.spark
     if result.credit_frame is None:
         return None
     writer.currency = result.currency
     writer.credit = writer.frame("credit", result.credit_frame)
+    return writer.credit
+
+
+def write_local_credit(result: RunResult, writer: SparkWriter, spark: SparkSession) -> str:
+    """The credit of a run made on the driver (a path table) as the ``credit/`` folder."""
+    writer.spark = spark
+    writer.credit = writer.table("credit", result.credit)
     return writer.credit
 
 
@@ -1476,14 +1814,13 @@ def write_results(
     ``credit`` (touch-level, written by the executors), then what
     :func:`attribution.results.write_results` writes for every engine: ``summary``,
     ``comparison`` (when last-touch ran), the fitted models' tables, ``rejects``, and
-    ``run.json`` (with ``rejects.csv``) in the local side folder (``out`` itself when it is
-    local); with ``journeys=True`` also ``journeys`` and ``touches``. Money is
-    ``Decimal(38, 2)`` in major units. Each table is a Parquet folder ``out/<name>``; returns
-    ``{name: location}`` of the folders.
+    ``run.json`` (with ``rejects.csv``) beside them in ``out``; with ``journeys=True`` also
+    ``journeys`` and ``touches``. Money is ``Decimal(38, 2)`` in major units. Each table is a
+    Parquet folder ``out/<name>``; returns ``{name: location}`` of the folders.
     """
     location = _location(out).rstrip("/")
-    side = Path("out") if "://" in location else Path(location)
-    writer = SparkWriter(location, side, mode)
+    writer = SparkWriter(location, None if is_uri(location) else Path(location), mode,
+                         spark=result.spark)
     write_credit(result, writer)
     write_result_set(result.to_result(), writer)
     if journeys:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from attribution.errors import ConfigError
+from attribution.errors import ConfigError, ModelError
 from attribution.journeys import Journeys
 from attribution.models import get_model
 from attribution.models.markov import MarkovModel
@@ -396,3 +396,57 @@ def test_only_open_deals_split_each_journey_evenly() -> None:
     weights = MarkovModel().weights(deals([("a>b", "open", 20)])).collect()
     assert weights.select("touch_index", "channel", "weight").rows() == [
         (0, "a", 0.5), (1, "b", 0.5)]
+
+
+# -- fitted from tallies (transition counts per state, summed over parts) -----------------------
+tallied_deals = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=0, max_size=6).map(">".join),
+        st.sampled_from(["won", "lost", "open"]),
+        st.integers(1, 10_000),
+        st.integers(0, 3),  # which part the deal falls in
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallied_deals, st.sampled_from([
+    {}, {"order": 2}, {"order": 3, "weight_by": "revenue"}, {"include_open": True},
+    {"collapse_repeats": True, "order": 2}, {"allocation": "per_deal", "last_n": 3},
+]))
+def test_tallies_summed_over_parts_give_the_path_fit_exactly(rows, params) -> None:
+    """What the Spark engine does: each part of the journeys is tallied on its own (a row per
+    transition and per state), the tallies are stacked and the fit rebuilt from them; the
+    chain, its counts, removal effects, tables and weights are the fit on everything, bit for
+    bit."""
+    model = MarkovModel(**params)
+    everything = deals([(path, status, amount) for path, status, amount, _ in rows])
+    expected = model.fit(everything)
+    parts = [deals([(p, s, a) for p, s, a, part in rows if part == k]) for k in range(4)]
+    tallies = [model.tally(part) for part in parts if part.journeys.collect().height]
+    fit = model.fit_tallies({name: pl.concat([t[name] for t in tallies])
+                             for name in ("edges", "exits")})
+    assert fit.channels == expected.channels
+    assert fit.chain.states == expected.chain.states
+    assert fit.chain.windows == expected.chain.windows
+    assert np.array_equal(fit.chain.edge_from, expected.chain.edge_from)
+    assert np.array_equal(fit.chain.edge_to, expected.chain.edge_to)
+    assert np.array_equal(fit.chain.contains, expected.chain.contains)
+    for name in ("edge", "edge_conversions", "edge_value", "conversion", "null", "value"):
+        assert np.array_equal(getattr(fit.counts, name), getattr(expected.counts, name)), name
+    assert np.array_equal(fit.removal_effect, expected.removal_effect)
+    assert np.array_equal(fit.removal_effect_value, expected.removal_effect_value)
+    assert (fit.total_conversions, fit.total_revenue) == (expected.total_conversions,
+                                                          expected.total_revenue)
+    for name, table in expected.tables().items():
+        assert_frame_equal(fit.tables()[name], table)
+    assert_frame_equal(fit.weights(everything).collect(), expected.weights(everything).collect())
+
+
+def test_a_bootstrap_is_not_fitted_from_tallies() -> None:
+    model = MarkovModel(bootstrap=10)
+    assert not model.fits_from_tallies() and MarkovModel().fits_from_tallies()
+    with pytest.raises(ModelError, match="a Markov bootstrap resamples paths"):
+        model.fit_tallies({})

@@ -577,3 +577,30 @@ def test_the_weighted_game_equals_the_game_on_copied_journeys(touches, deals, we
     copied_deals = theirs.get_column("journey_id").n_unique()
     for channel, value in found.items():
         assert abs(value - summed.get(channel, 0)) <= copied_deals + 1e-6, channel
+# -- fitted from tallies (a row per channel set, summed over parts) ---------------------------
+@pytest.mark.parametrize("params", [
+    {}, {"value": "revenue"}, {"variant": "rate"}, {"variant": "rate", "value": "revenue"},
+    {"variant": "ordered"}, {"variant": "rate", "max_channels": 2, "samples": 200},
+])
+@pytest.mark.parametrize("seed", range(6))
+def test_tallies_summed_over_parts_give_the_journey_fit_exactly(seed, params):
+    """What the Spark engine does: each part of the journeys tallies its channel sets, the
+    tallies are stacked and the game played on their sums: the values, position values and
+    weights of the fit on every journey, exactly."""
+    rng = random.Random(seed)
+    paths = random_paths(rng, rng.randint(1, 40), ["s", "e", "v", "p"])
+    amounts = {j: rng.randint(1, 900) * 100 for j in paths}
+    model = ShapleyModel(**params)
+    everything = make_journeys(paths, amounts)
+    expected = model.fit(everything)
+    parts: list[dict] = [{}, {}, {}]
+    for journey, path in paths.items():
+        parts[rng.randrange(3)][journey] = path
+    tallies = [model.tally(make_journeys(part, amounts)) for part in parts if part]
+    fit = model.fit_tallies({"keys": pl.concat([t["keys"] for t in tallies])})
+    assert_frame_equal(fit.values(), expected.values())
+    assert (fit.channel_sets, fit.total, fit.method) == (expected.channel_sets, expected.total,
+                                                          expected.method)
+    if model.variant == "ordered":
+        assert_frame_equal(fit.position_values(), expected.position_values())
+    assert_frame_equal(fit.weights(everything).collect(), expected.weights(everything).collect())

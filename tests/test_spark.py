@@ -239,3 +239,40 @@ def test_cli_engine_spark_prints_the_same_comparison(spark, tmp_path):
     spark_result = CliRunner().invoke(cli, [*args, "--engine", "spark"])
     assert spark_result.exit_code == 0, spark_result.stderr
     assert json.loads(spark_result.stdout) == polars_rows
+
+
+def test_a_rule_based_run_collects_no_path_table(spark):
+    """The summed distinct paths (a row per distinct path: it grows with the input) come to
+    the driver only when a fit or the path statistics read them."""
+    config = load_config(DEMO / "attribution.toml").replace(models=("last_touch", "w_shaped"))
+    result = engine.run(config, spark=spark, buckets=2)
+    local = result.to_result()
+    assert local.summary.height and not result.path_counts.collected
+    # the path statistics still read them, on demand: the polars engine's own
+    expected = pipeline.run(config)
+    assert_frame_equal(graph.top_paths(local.path_journeys(), None),
+                       graph.top_paths(expected.journeys, None))
+    assert result.path_counts.collected
+    # Markov fits from transition counts per state summed by Spark, not from the paths ...
+    markov = config.replace(models=("last_touch", "markov"), model_params={"markov": {"order": 2}})
+    fitted = engine.run(markov, spark=spark, buckets=2)
+    assert not fitted.path_counts.collected
+    expected = pipeline.run(markov)
+    assert_frame_equal(fitted.summary.drop("conversion_credit"),
+                       expected.summary.drop("conversion_credit"))
+    for name, table in pipeline.model_diagnostics(expected).items():
+        assert_frame_equal(fitted.diagnostics()[name], table)
+    assert_frame_equal(by_model(fitted.credit(), fitted.models),
+                       by_model(expected.credit, expected.models))
+    # ... Shapley from its channel sets summed by Spark ...
+    shapley = config.replace(models=("shapley",), model_params={"shapley": {"variant": "rate"}})
+    fitted = engine.run(shapley, spark=spark, buckets=2)
+    assert not fitted.path_counts.collected
+    expected = pipeline.run(shapley)
+    assert_frame_equal(fitted.diagnostics()["shapley_values"],
+                       pipeline.model_diagnostics(expected)["shapley_values"])
+    assert_frame_equal(by_model(fitted.credit(), fitted.models),
+                       by_model(expected.credit, expected.models))
+    # ... and a Markov bootstrap, which resamples paths, from the summed paths
+    bootstrap = config.replace(models=("markov",), model_params={"markov": {"bootstrap": 3}})
+    assert engine.run(bootstrap, spark=spark, buckets=2).path_counts.collected

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -231,6 +232,23 @@ class AttributionModel:
             )
         keep_unobserved = self.fit_input is FitInput.CHANNEL_SETS
         return self.fit(path_journeys(paths, keep_unobserved=keep_unobserved))
+
+    def fits_from_tallies(self) -> bool:
+        """Whether this model (with these hyperparameters) fits from :meth:`tally` outputs,
+        whose size is bounded by the model, not the journeys: an engine that holds the
+        journeys in partitions sums each partition's tallies and calls :meth:`fit_tallies`
+        instead of bringing every distinct path to one place. None do unless they say so."""
+        return False
+
+    def tally(self, journeys: Journeys) -> dict[str, pl.DataFrame]:
+        """Additive tallies of ``journeys`` (for :meth:`fit_tallies`): tables whose integer
+        columns sum, grouped by the others, over disjoint sets of journeys."""
+        raise ModelError(f"model {self.name!r} is not fitted from tallies")
+
+    def fit_tallies(self, tallies: Mapping[str, pl.DataFrame]) -> Fit:
+        """The fit from :meth:`tally` tables of disjoint sets of journeys, stacked (summed
+        here): equal to :meth:`fit` on all of them."""
+        raise ModelError(f"model {self.name!r} is not fitted from tallies")
 
     def params(self) -> dict[str, Any]:
         """Hyperparameters and their values, in declaration order."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,7 +51,9 @@ from attribution.errors import ConfigError, ModelError
 from attribution.graph import (
     StateChain,
     TransitionCounts,
+    chain_from_tallies,
     chain_graph,
+    chain_tallies,
     chain_transitions,
     check_order,
     path_codes,
@@ -302,6 +305,42 @@ class MarkovModel(AttributionModel):
         from attribution.models.counts import path_journeys
 
         return self.fit(path_journeys(paths, include_open=self.include_open))
+
+    def fits_from_tallies(self) -> bool:
+        """The removal effects need only the transition counts per state; a bootstrap
+        resamples paths, so it needs the paths."""
+        return self.bootstrap == 0
+
+    def tally(self, journeys: Journeys) -> dict[str, pl.DataFrame]:
+        """``edges`` and ``exits`` (:func:`attribution.graph.chain_tallies`) of the journeys'
+        order-``order`` chain, after the model's path transforms: a row per transition and
+        per state, however many journeys."""
+        self.check(journeys)
+        transformed = apply_transforms(journeys, **self._transforms())
+        chain = state_chain(path_codes(transformed, include_open=self.include_open), self.order)
+        edges, exits = chain_tallies(chain)
+        return {"edges": edges, "exits": exits}
+
+    def fit_tallies(self, tallies: Mapping[str, pl.DataFrame]) -> MarkovFit:
+        """The fit from summed :meth:`tally` tables: the chain :meth:`fit` solves, rebuilt from
+        its transition counts (:func:`attribution.graph.chain_from_tallies`)."""
+        if not self.fits_from_tallies():
+            raise ModelError("a Markov bootstrap resamples paths: fit it from path counts")
+        chain, counts = chain_from_tallies(self.order, tallies["edges"], tallies["exits"])
+        probability, value, effect, effect_value = removal_effects(chain, counts)
+        return MarkovFit(
+            order=chain.order,
+            weight_by=self.weight_by,
+            chain=chain,
+            counts=counts,
+            conversion_probability=probability,
+            conversion_value=value,
+            total_conversions=int(counts.conversion.sum()),
+            total_revenue=int(counts.value.sum()),
+            removal_effect=effect,
+            removal_effect_value=effect_value,
+            model=self,
+        )
 
 
 def fit_chain(

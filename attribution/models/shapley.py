@@ -89,6 +89,7 @@ without touches take no part (they have no channel to credit).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -424,6 +425,29 @@ class ShapleyModel(AttributionModel):
         return self._play_keys(_key_table(journey_keys), source=journeys,
                                source_keys=journey_keys.select("journey_id", "key"))
 
+    def fits_from_tallies(self) -> bool:
+        """The game reads only the distinct channel keys and their summed observations."""
+        return True
+
+    def tally(self, journeys: Journeys) -> dict[str, pl.DataFrame]:
+        """``keys``: the journeys' distinct channel sets (sequences, for ordered) with their
+        journeys, conversions, trials and revenue: a row per set, however many journeys."""
+        self.check(journeys)
+        journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
+        table = _key_table(journey_keys)
+        return {"keys": table.select([pl.col(name).cast(dtype)
+                                      for name, dtype in KEY_TALLY_SCHEMA.items()])}
+
+    def fit_tallies(self, tallies: Mapping[str, pl.DataFrame]) -> ShapleyFit:
+        """The game on the summed :meth:`tally` keys: the fit on all their journeys."""
+        keys = (
+            tallies["keys"].group_by("key")
+            .agg(pl.col("channels").first(),
+                 pl.col("journeys", "conversions", "trials", "revenue").sum())
+            .sort("key")
+        )
+        return self._play_keys(keys)
+
     def _play_keys(self, keys: pl.DataFrame, *, source: Journeys | None = None,
                    source_keys: pl.DataFrame | None = None) -> ShapleyFit:
         """The game on a key table (:func:`_key_table`): all the fit reads."""
@@ -611,6 +635,13 @@ def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
         .join(journey_observations(journeys), on="journey_id", how="left")
         .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
     )
+
+
+#: :meth:`ShapleyModel.tally`: distinct channel keys with summed observations
+KEY_TALLY_SCHEMA = pl.Schema(
+    [("key", pl.String()), ("channels", pl.List(pl.String)), ("journeys", pl.Int64()),
+     ("conversions", pl.Int64()), ("trials", pl.Int64()), ("revenue", pl.Int64())]
+)
 
 
 def _key_table(journey_keys: pl.DataFrame) -> pl.DataFrame:
