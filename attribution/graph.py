@@ -539,6 +539,8 @@ def chain_from_tallies(order: int, edges: pl.DataFrame,
     channel codes, as :func:`state_chain` numbers them), the same transitions and counts, so
     the same removal effects to the last bit. It has no paths (``incidence`` has no columns):
     what needs the paths themselves (a bootstrap over them) needs the path counts."""
+    import scipy.sparse as sp  # here: slow to import, and only chains need it
+
     check_order(order)
     sums = [pl.col(c).sum() for c in ("edge", "edge_conversions", "edge_value")]
     edges = edges.group_by("from_window", "to_window").agg(*sums)
