@@ -54,6 +54,11 @@ CALIBRATION_SCHEMA = pl.Schema(
     }
 )
 
+#: fewer experiments than this make a weak verdict (:attr:`Calibration.caution`)
+FEW_EXPERIMENTS = 3
+#: a runner-up closer than this in mean relative error ties with the favourite
+CLOSE_ERROR = 0.02
+
 #: one row per model, the favoured first
 SCORE_SCHEMA = pl.Schema(
     {
@@ -84,6 +89,22 @@ class Calibration:
     table: pl.DataFrame
     scores: pl.DataFrame
     favoured: str
+
+    @property
+    def caution(self) -> str | None:
+        """Why the verdict is weak, or None: fewer than :data:`FEW_EXPERIMENTS` experiments,
+        or a runner-up within :data:`CLOSE_ERROR` of the favourite's mean relative error
+        (the small-sample rule of the rest of the report, for experiments)."""
+        experiments = self.table.get_column("experiment").n_unique()
+        if experiments < FEW_EXPERIMENTS:
+            return (f"based on {experiments} experiment{'s' if experiments != 1 else ''}: a "
+                    f"weak signal; run at least {FEW_EXPERIMENTS} before acting on it")
+        errors = self.scores.get_column("mean_relative_error").drop_nulls()
+        if errors.len() >= 2 and errors[1] - errors[0] < CLOSE_ERROR:
+            runner_up = self.scores.get_column("model")[1]
+            return (f"{runner_up} is within {CLOSE_ERROR:.0%} of its mean relative error: "
+                    "too close to choose between them by these experiments")
+        return None
 
 
 def credit_in_periods(result: RunResult, experiments: pl.DataFrame,

@@ -531,7 +531,8 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
     are ranked by mean relative error, then by the experiments they fall inside. With
     [models] recommend_by = "experiments" the favoured model is the recommended one.
 
-    With --format json, stdout holds one object: favoured, recommended, recommend_by, scores
+    With --format json, stdout holds one object: favoured, recommended, recommend_by, caution
+    (why the verdict is weak: few experiments, or a runner-up too close; else null), scores
     (rank, model, experiments, inside, mean_relative_error, mean_absolute_error) and
     experiments (one object per experiment and model; money in major units).
     """
@@ -547,6 +548,7 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
             "favoured": calibration.favoured,
             "recommended": done.recommended,  # money: keep name
             "recommend_by": config.recommend_by,
+            "caution": calibration.caution,
             "scores": json_records(calibration.scores),
             "experiments": json_records(calibration.table.with_columns(
                 pl.col("start", "end").dt.to_string("%Y-%m-%d"))),
@@ -570,6 +572,8 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
     elif done.recommended != calibration.favoured:
         line += (f"; the recommended model is {render.escape_text(done.recommended)} (set "
                  "[models] recommend_by = \"experiments\" to follow the experiments)")
+    if calibration.caution is not None:
+        line += f" ({calibration.caution})"
     click.echo(line)
 
 

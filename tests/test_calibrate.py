@@ -229,7 +229,8 @@ def test_cli_calibrate_table_and_json(tmp_path):
                     "--format", "json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
-    assert set(document) == {"favoured", "recommended", "recommend_by", "scores", "experiments"}
+    assert set(document) == {"favoured", "recommended", "recommend_by", "caution", "scores",
+                             "experiments"}
     assert (document["favoured"], document["recommended"], document["recommend_by"]) == (
         "linear", "incremental", "config")
     assert document["scores"][0] == {
@@ -550,3 +551,24 @@ def test_a_bootstrap_refits_a_calibrated_incremental_on_copies_not_under_weights
     low, credit, high = (result.summary.get_column(c).sum() for c in (
         "revenue_credit_low_cents", "revenue_credit_cents", "revenue_credit_high_cents"))
     assert low <= credit <= high
+
+
+def test_a_verdict_on_few_experiments_says_it_is_weak(tmp_path):
+    experiments = tmp_path / "experiments.csv"
+    experiments.write_text("channel,start,end,lift,lower,upper\n"
+                           "paid_search,2025-03-01,2025-03-31,3500,3000,4200\n")
+    result = invoke("-q", "calibrate", "--config", str(TINY / "attribution.toml"),
+                    "--experiments", str(experiments), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["caution"] == (
+        "based on 1 experiment: a weak signal; run at least 3 before acting on it")
+    shown = invoke("-q", "calibrate", "--config", str(TINY / "attribution.toml"),
+                   "--experiments", str(experiments))
+    assert "(based on 1 experiment: a weak signal; run at least 3 before acting on it)" \
+        in shown.output
+    # three experiments, and the favourite clear of the runner-up: no caution
+    result = invoke("-q", "calibrate", "--config", str(TINY / "attribution.toml"),
+                    "--format", "json")
+    document = json.loads(result.output)
+    errors = [s["mean_relative_error"] for s in document["scores"]]
+    assert document["caution"] is None and errors[1] - errors[0] >= 0.02

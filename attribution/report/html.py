@@ -459,8 +459,12 @@ def _calibration_section(table: pl.DataFrame, scores: pl.DataFrame, currency: st
           "yes" if r["inside"] else "no"]
          for r in table.iter_rows(named=True)],
         numeric=[6, 7], classes="calibration")
+    from attribution.calibrate import Calibration
+
+    caution = Calibration(table, scores, favoured).caution
     body = (f'<h3 class="finding">Your experiments favour {_e(favoured)}</h3>'
-            '<p class="subtitle">Each model\'s credit for an experiment\'s channel and period '
+            + (f'<p class="few">{_e(caution.capitalize())}</p>' if caution else "")
+            + '<p class="subtitle">Each model\'s credit for an experiment\'s channel and period '
             "(revenue: won deals closed in it; pipeline: deals created in it) beside the lift "
             "the experiment measured. Ranked by mean relative error, then by the experiments "
             "whose interval holds the credit. Credit is not caused revenue: a model far from "
