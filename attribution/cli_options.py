@@ -186,7 +186,9 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Fail on the first bad row instead of writing it to the rejects file."),
         click.option("--out", type=LOCATION, metavar="DIR",
                      help="Where `run` writes its result set: a folder (replaced whole), or a "
-                          "database (postgresql://..., a .duckdb file).  [default: out]"),
+                          "database (postgresql://..., a .duckdb file); other commands write "
+                          "nothing there (report reads a database's stored runs).  "
+                          "[default: out]"),
         click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
                      metavar="FILE",
                      help="Write the rejected rows to FILE (run also writes rejects.csv into "

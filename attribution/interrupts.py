@@ -23,7 +23,7 @@ import threading
 import time
 from typing import NoReturn
 
-INTERRUPTED = "Error: interrupted (Ctrl-C); a result folder keeps its previous set"
+INTERRUPTED = "Error: interrupted (Ctrl-C); earlier results are kept as they were"
 #: how long Ctrl-C waits for the command to stop by itself before the process stops at once
 GRACE = 0.3
 #: whether :func:`watch` runs in this process (the console entry point, not a test runner)

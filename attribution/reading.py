@@ -119,9 +119,9 @@ def _not_utf8(path: Path, input_name: str) -> FileFormatError:
              if found is not None else "")
     return FileFormatError(
         f"{path}: {input_name} file is not valid UTF-8{where}; if it was saved in another "
-        f"encoding, name it: --encoding {input_name}=latin-1 (or [inputs] encoding = "
-        f"{{ {input_name} = \"latin-1\" }} in the config) reads a Latin-1 {input_name} file, "
-        "--encoding latin-1 every input"
+        f"encoding, name it: --encoding {input_name}=cp1252 (or [inputs] encoding = "
+        f"{{ {input_name} = \"cp1252\" }} in the config) reads a {input_name} file saved by "
+        "Windows or Excel (latin-1 for ISO-8859-1), --encoding cp1252 every input"
     )
 
 

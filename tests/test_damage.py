@@ -63,9 +63,10 @@ def test_a_latin_1_file_stops_the_run_with_the_byte_offset_and_a_hint(tmp_path: 
         load(touches, deals)
     assert str(raised.value) == (
         f"{touches}: touchpoints file is not valid UTF-8 at byte {offset} (line 2, bytes e9); "
-        "if it was saved in another encoding, name it: --encoding touchpoints=latin-1 (or "
-        '[inputs] encoding = { touchpoints = "latin-1" } in the config) reads a Latin-1 '
-        "touchpoints file, --encoding latin-1 every input"
+        "if it was saved in another encoding, name it: --encoding touchpoints=cp1252 (or "
+        '[inputs] encoding = { touchpoints = "cp1252" } in the config) reads a touchpoints '
+        "file saved by Windows or Excel (latin-1 for ISO-8859-1), --encoding cp1252 every "
+        "input"
     )
 
 

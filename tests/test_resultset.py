@@ -218,7 +218,7 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_previous_set(tmp_path, med
         pytest.skip("the run ended before Ctrl-C")
     assert process.returncode == 130
     assert stderr.strip().splitlines() == [
-        "Error: interrupted (Ctrl-C); a result folder keeps its previous set"]
+        "Error: interrupted (Ctrl-C); earlier results are kept as they were"]
     assert _manifest(out) == before and verify(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
 
@@ -267,7 +267,7 @@ def test_ctrl_c_inside_a_long_native_call_stops_the_process_within_a_second(tmp_
     assert time.monotonic() - sent < 1.0
     assert process.returncode == 130
     assert stderr.splitlines() == [
-        "Error: interrupted (Ctrl-C); a result folder keeps its previous set"]
+        "Error: interrupted (Ctrl-C); earlier results are kept as they were"]
     assert _manifest(out) == before and verify(out)
     # its staging folder is gone (and the killed control's, which it removed on starting)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
@@ -282,7 +282,7 @@ def test_ctrl_c_while_the_libraries_load_is_the_same_one_line(tmp_path):
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert stderr.splitlines() == [
-        "Error: interrupted (Ctrl-C); a result folder keeps its previous set"]
+        "Error: interrupted (Ctrl-C); earlier results are kept as they were"]
     assert not out.exists()
 
 
@@ -318,7 +318,7 @@ def test_ctrl_c_at_random_moments_of_a_run_stops_it_within_a_second(tmp_path, me
         assert process.returncode == 130, (attempt, stderr)
         assert waited < 1.0, (attempt, waited)
         assert stderr.splitlines() == [
-            "Error: interrupted (Ctrl-C); a result folder keeps its previous set"], attempt
+            "Error: interrupted (Ctrl-C); earlier results are kept as they were"], attempt
         assert _manifest(out) == before and verify(out), attempt
         assert not list(tmp_path.glob(".out.staging-*")), attempt
 
