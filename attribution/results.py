@@ -281,29 +281,24 @@ def write_results(result: RunResult, writer: ResultWriter) -> list[str]:
 def with_spend(result: RunResult, spend: Spend) -> RunResult:
     """The run with a spend export's accounting, file and rejects added (a new result; the
     run given is not changed)."""
-    rejects = result.rejects
-    if spend.rejects.height:
-        rejects = pl.concat([rejects, spend.rejects])
-    return dataclasses.replace(
-        result,
-        accounting=[*result.accounting, spend.accounting],
-        files=[*result.files, spend.file],
-        rejects=rejects,
-        sources=[*result.sources, spend.source] if spend.source else result.sources,
-    )
+    return _with_input(result, spend.accounting, spend.file, spend.rejects, spend.source)
 
 
 def with_experiments(result: RunResult, experiments: Any) -> RunResult:
     """The run with an experiments file's accounting, file and rejects added (a new result),
     as :func:`with_spend` does for spend."""
-    rejects = result.rejects
-    if experiments.rejects.height:
-        rejects = pl.concat([rejects, experiments.rejects])
+    return _with_input(result, experiments.accounting, experiments.file, experiments.rejects)
+
+
+def _with_input(result: RunResult, accounting: Any, file: Any, rejects: pl.DataFrame,
+                source: Any = None) -> RunResult:
+    """The run with one more input read beside it (its accounting, file, rejects, source)."""
     return dataclasses.replace(
         result,
-        accounting=[*result.accounting, experiments.accounting],
-        files=[*result.files, experiments.file],
-        rejects=rejects,
+        accounting=[*result.accounting, accounting],
+        files=[*result.files, file],
+        rejects=pl.concat([result.rejects, rejects]) if rejects.height else result.rejects,
+        sources=[*result.sources, source] if source else result.sources,
     )
 
 
