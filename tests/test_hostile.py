@@ -190,5 +190,5 @@ def test_a_rules_error_quotes_at_most_200_characters_of_input(tmp_path):
     assert done.returncode == 2
     assert done.stderr == (
         f"Error: {rules}: unknown section {'z' * 200!r}... (100,000 characters); "
-        "expected [groups], [aliases] and [[rule]]\n"
+        "expected [groups], [aliases], [self_reported] and [[rule]]\n"
     )

@@ -28,11 +28,17 @@ p.note { color: var(--muted); font-size: 13px; }
 .chart { min-height: 80px; overflow-x: auto; max-width: 100%; }
 /* a chart drawn wider than a narrow screen is scaled down to it, not cut off */
 .chart svg, .chart canvas { max-width: 100%; height: auto; }
-/* on a phone a wide table scrolls in its own box; channel names stay whole */
+/* on a phone a wide table scrolls in its own box; channel names stay whole; a chart keeps
+   its text readable and scrolls in its box instead of shrinking to the screen */
 @media (max-width: 600px) {
   table { display: block; overflow-x: auto; max-width: 100%; }
   td:first-child, th:first-child { white-space: nowrap; }
+  .chart svg, .chart canvas { max-width: none; }
 }
+/* headers are ours: they wrap between words, never inside one; a name column is wide enough
+   for a model's or a channel's usual name before it wraps */
+th { overflow-wrap: normal; word-break: normal; }
+td:first-child { min-width: 9em; }
 .cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 14px; margin-top: 14px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; background: #fff; }
 .card .label { font-size: 12px; text-transform: uppercase; letter-spacing: 0.06em; \
