@@ -289,6 +289,10 @@ LABELS = {
 # money: keep names to here
 
 
+#: the widest an id column of a frame table is kept whole
+ID_WIDTH = 40
+
+
 def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
                 money_columns: Iterable[str] | None = None,
                 share_columns: Iterable[str] | None = None, compact: bool = False) -> Table:
@@ -299,8 +303,14 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
     table = Table(title=cell(title) if title else None, title_justify="left")
     for name, dtype in frame.schema.items():
         shown = major_name(name) if name in money_set else name  # (shown in major units)
+        # an id is copied from the terminal (`history`'s run_id): whole, never cut, up to a
+        # bound so a hostile one cannot take the table
+        whole = (int(frame.get_column(name).cast(pl.String).str.len_chars().fill_null(0)
+                     .max() or 0)  # type: ignore[arg-type]
+                 if name.endswith("_id") and frame.height else 0)
         table.add_column(cell(LABELS.get(shown, shown) if compact else shown),
-                         justify="right" if dtype.is_numeric() else "left")
+                         justify="right" if dtype.is_numeric() else "left",
+                         no_wrap=bool(whole), min_width=min(whole, ID_WIDTH) or None)
     for row in frame.iter_rows(named=True):
         cells: list[str | Text] = []
         for name, value in row.items():

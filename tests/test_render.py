@@ -122,3 +122,18 @@ def test_a_multi_line_note_keeps_its_lines_and_escapes_each():
     console.print(shown[0])
     assert console.export_text().splitlines() == [
         "unknown status values:", "[statuses]", 'open = ["Demo [b]Completed\\x1b"]']
+
+
+def test_an_id_column_is_shown_whole_in_a_narrow_terminal():
+    # `history`'s run_id is copied from the terminal: other columns give way, not the id
+    run_id = "20261204T221752123456-3f2a9c1b"
+    frame = pl.DataFrame({"run_id": [run_id], "model": ["incremental"],
+                          "source": ["a long description of where the run read its inputs " * 2]})
+    console = Console(file=io.StringIO(), width=60, color_system=None)
+    console.print(render.frame_table(frame))
+    assert run_id in console.file.getvalue()
+    # a hostile id is bounded: the table still fits
+    frame = frame.with_columns(pl.lit("x" * 500).alias("run_id"))
+    console = Console(file=io.StringIO(), width=60, color_system=None)
+    console.print(render.frame_table(frame))
+    assert max(len(line) for line in console.file.getvalue().splitlines()) <= 60
