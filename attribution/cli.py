@@ -28,6 +28,7 @@ from attribution.cli_options import (
     input_options,
     make_engine,
     model_options,
+    recommended_model_options,
     spend_option,
 )
 from attribution.config import OUTPUT_FORMATS, writes_outside
@@ -346,7 +347,7 @@ FUNNEL_COLUMNS = [
 
 @cli.command(short_help="Channel economics: leads, pipeline, revenue, win rate, cost, ROAS.")
 @input_options
-@model_options
+@recommended_model_options
 @experiments_option
 @format_option
 @spend_option
@@ -428,7 +429,7 @@ BUDGET_COLUMNS = [
 
 @cli.command(short_help="Recommend a budget from credited revenue per dollar, vs last-touch.")
 @input_options
-@model_options
+@recommended_model_options
 @experiments_option
 @format_option
 @spend_option
@@ -515,8 +516,8 @@ CALIBRATION_COLUMNS = [
 @format_option
 @click.option("--experiments", "experiments_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Experiments file: channel, start, end, metric (revenue or pipeline), lift, "
-                   "lower, upper, segment (README, \"Experiments\").  [default: [inputs] "
-                   "experiments]")
+                   "lower, upper, segment (README, \"Experiments\"). Default: the config's "
+                   "[inputs] experiments.")
 @engine_options
 @click.pass_obj
 @handle_errors
@@ -641,7 +642,9 @@ def report(state: State, spend: Path | None, output: Path, png_dir: Path | None,
                                                 "last_touch_world", "no_marketing",
                                                 "confounded_engagement", "engaged_closer",
                                                 "unobserved_intent", "demand_capture"]),
-              default="baseline", show_default=True, help="The causal world to simulate.")
+              default="baseline", show_default=True,
+              help="The causal world to simulate (the dark-funnel world of `attribution "
+                   "evaluate` is --dark-channel podcast).")
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
               help="Length of the export, from 2025-01-01.")
 @click.option("--messy", is_flag=True, help="Add realistic bad rows (see fixtures/demo/README.md).")

@@ -203,11 +203,21 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The model flags of a verb that runs every model the data supports by default."""
+    return _model_options(command, "Model to run (repeatable); see `attribution models`. "
+                                   "Default: every model the data supports.")
+
+
+def recommended_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The model flags of a verb that acts on one model (scorecard, budget)."""
+    return _model_options(command, "Model whose credit the economics use (repeatable); see "
+                                   "`attribution models`. Default: the recommended model ([models] "
+                                   "recommended; incremental unless set).")
+
+
+def _model_options(command: Callable[..., Any], model_help: str) -> Callable[..., Any]:
     options = [
-        click.option("--model", "model_names", multiple=True, metavar="NAME",
-                     help="Model to run (repeatable); see `attribution models`. Default: every "
-                          "model the data supports (scorecard and budget: the recommended "
-                          "model, [models] recommended, default incremental)."),
+        click.option("--model", "model_names", multiple=True, metavar="NAME", help=model_help),
         click.option("--half-life-days", type=click.FloatRange(min=0, min_open=True),
                      help="time_decay half-life.  [default: 7]"),
         click.option("--markov-order", type=click.IntRange(1, 4),
@@ -298,7 +308,8 @@ def experiments_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         metavar="FILE",
                         help="Your holdout or lift experiments (channel, start, end, metric, "
                              "lift, lower, upper, segment): the incremental model's channel "
-                             "effects are calibrated to them.  [default: [inputs] experiments]"
+                             "effects are calibrated to them. Default: the config's "
+                             "[inputs] experiments, if set."
                         )(command)
 
 

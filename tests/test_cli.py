@@ -40,6 +40,30 @@ def test_every_command_has_help(command):
     assert "Usage:" in result.output and len(result.output.splitlines()) > 5
 
 
+@pytest.mark.parametrize("command", ["run", "compare", "report", "calibrate"])
+def test_model_help_of_a_verb_that_runs_every_model(command):
+    # the --model help says what this verb does without it, not what other verbs do
+    text = " ".join(invoke(command, "--help").output.split())
+    assert "Default: every model the data supports." in text
+    assert "scorecard" not in text.split("--model NAME")[1].split("--half-life-days")[0]
+
+
+@pytest.mark.parametrize("command", ["scorecard", "budget"])
+def test_model_help_of_a_verb_that_uses_the_recommended_model(command):
+    text = " ".join(invoke(command, "--help").output.split())
+    assert ("Default: the recommended model ([models] recommended; incremental unless set)."
+            in text)
+    assert "every model the data supports" not in text
+
+
+def test_help_states_config_defaults_in_words():
+    # "[default: [inputs] experiments]" read as a literal default value; say it in words
+    for command in ("run", "calibrate"):
+        text = " ".join(invoke(command, "--help").output.split())
+        assert "[default: [inputs]" not in text
+        assert "Default: the config's [inputs] experiments" in text
+
+
 def test_run_writes_results_and_accounts_for_every_row(tmp_path):
     result = invoke("run", *INPUTS, "--out", str(tmp_path), "--out-format", "csv")
     assert result.exit_code == 0, result.output
