@@ -47,7 +47,9 @@ PATH_COLUMNS: dict[str, bool] = {
 PATH_ALIASES: dict[str, tuple[str, ...]] = {
     "path": ("paths",),
     "conversions": ("total_conversions", "conversion"),
+    # money: keep names from here (a file's column)
     "conversion_value": ("total_conversion_value", "value", "revenue", "conversion_values"),
+    # money: keep names to here
     "nulls": ("total_null", "total_nulls", "null"),
 }
 

@@ -43,7 +43,7 @@ DEAL_COLUMNS: dict[str, bool] = {
     "created_at": True,
     "closed_at": False,
     "status": True,
-    "amount": True,
+    "amount": True,  # money: keep name
     "currency": False,
     "is_won": False,  # boolean won flag (Salesforce IsWon): with is_closed, stands in for status
     "is_closed": False,

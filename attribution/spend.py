@@ -74,7 +74,7 @@ SPEND_COLUMNS: dict[str, bool] = {
     "period_start": True,
     "period_end": False,  # period_end and/or period
     "period": False,
-    "amount": True,
+    "amount": True,  # money: keep name
     "currency": False,
 }
 
@@ -280,9 +280,10 @@ def load_spend(
             text("period", frame).str.to_lowercase(),
             pl.when(month_label & text("period_end", frame).is_null()).then(pl.lit("month")),
         ).alias("_period"),
-        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
-        text("amount", frame).alias("_amount_text"),
-        amount_text("amount", frame).alias("_amount_clean"),
+        minor_units("amount", frame, currency_decimals(currency))  # money: keep name
+        .alias("amount_cents"),
+        text("amount", frame).alias("_amount_text"),  # money: keep name
+        amount_text("amount", frame).alias("_amount_clean"),  # money: keep name
         text("currency", frame).str.to_uppercase().alias("currency"),
     )
     channel = unify_spellings(parsed.get_column("_channel"))
@@ -334,12 +335,15 @@ def load_spend(
                  "period_end does not match period", pl.col("_end_text")),
                 (pl.col("period_end") < pl.col("period_start"), "period_end",
                  "period_end is before period_start", pl.col("_end_text")),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount",
+                (pl.col("_amount_text").is_null(), "amount", "missing amount",  # money: keep name
                  pl.col("_amount_text")),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
-                (pl.col("amount").is_null(), "amount",
+                (pl.col("amount_cents").is_null(), "amount",  # money: keep name
                  "amount is not a number; expected a decimal like 1250.00", pl.col("_amount_text")),
-                (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
+                # money: keep names from here (a reject's column is the file's)
+                (pl.col("amount_cents") < 0, "amount", "negative amount",
+                 pl.col("_amount_text")),
+                # money: keep names to here
                 (no_channel, "channel", "no channel and no utm_source/utm_medium",
                  pl.lit(None, pl.String)),
                 (pl.col("channel") == UNMAPPED_CHANNEL, "utm_source",

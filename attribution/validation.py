@@ -1129,9 +1129,10 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("closed_at", frame).alias("_closed_text"),
         status_word.alias("status"),
         text("status", frame).alias("_status_text"),
-        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
-        text("amount", frame).alias("_amount_text"),
-        amount_text("amount", frame).alias("_amount_clean"),
+        minor_units("amount", frame, currency_decimals(currency))  # money: keep name
+        .alias("amount_cents"),
+        text("amount", frame).alias("_amount_text"),  # money: keep name
+        amount_text("amount", frame).alias("_amount_clean"),  # money: keep name
         text("currency", frame).str.to_uppercase().alias("currency"),
         *_answer_column(frame),
         *((boolean("is_won", frame).alias("_won"), text("is_won", frame).alias("_won_text"),
@@ -1216,15 +1217,20 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                      "first or set [money] currency"),
                     pl.col("currency"),
                 ),
+                # money: keep names from here (a file's column)
                 (pl.col("_amount_text").is_null() & ~pl.col("_unsized"), "amount",
+                # money: keep names to here
                  "missing amount", pl.col("_amount_text")),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
                 (
-                    pl.col("amount").is_null(), "amount",
+                    pl.col("amount_cents").is_null(), "amount",  # money: keep name
                     "amount is not a number; expected a decimal like 48250.00",
                     pl.col("_amount_text"),
                 ),
-                (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
+                # money: keep names from here (a reject's column is the file's)
+                (pl.col("amount_cents") < 0, "amount", "negative amount",
+                 pl.col("_amount_text")),
+                # money: keep names to here
                 (
                     account_unknown, "account_id",
                     "unknown account: not in the contacts file and never touched",

@@ -80,7 +80,7 @@ from attribution.schema import DETAIL_COLUMNS, NO_TOUCH_CHANNEL, UNMAPPED_CHANNE
 if TYPE_CHECKING:
     from scipy import sparse
 
-VALUES = ("revenue", "conversions")
+VALUES = ("revenue", "conversions")  # money: keep name
 
 #: the fitted channel effects, one row per channel in causal (time) order
 EFFECT_SCHEMA = pl.Schema(

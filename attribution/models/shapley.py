@@ -111,7 +111,7 @@ if TYPE_CHECKING:
     from scipy import sparse
 
 VARIANTS = ("simplified", "rate", "ordered")
-VALUES = ("conversions", "revenue")
+VALUES = ("conversions", "revenue")  # money: keep name
 #: the value columns of a fit with ``value="revenue"``: named by their unit, the run's minor
 #: units (floats: a value is an estimate, not whole cents); the writers give them in major
 #: units under the plain names (:data:`attribution.schema.MINOR_UNIT_ESTIMATES`)

@@ -774,7 +774,7 @@ def journey_flow(
                     if (y1 - y0) >= 8 else ""
                 ),
                 "column": headers[index], "node": printable(name),
-                "revenue": money(revenue, currency),
+                "revenue": money(revenue, currency),  # money: keep name
                 "share": percent(revenue / total), "won": f"{deals[(index, name)]:,}",
                 "label_x": xs[index] - 0.012 if index == 0 else xs[index] + 0.012,
                 "label_y": (y0 + y1) / 2, "side": index,
@@ -802,7 +802,7 @@ def journey_flow(
         width = revenue * scale
         sy, ty = source_start[(first, last)], target_start[(first, last)]
         tooltip = {"from": printable(first), "to": printable(last), "won": f"{won:,}",
-                   "revenue": money(revenue, currency),
+                   "revenue": money(revenue, currency),  # money: keep name
                    "share": percent(revenue / total)}
         for step in range(points + 1):
             t = step / points
@@ -1123,7 +1123,7 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "series": label,
-            "amount": _major(row[column], currency),
+            "amount": _major(row[column], currency),  # money: keep name
             "amount_label": money(row[column], currency),
             "change_label": ("+" if row["change_cents"] > 0 else "") + money(row["change_cents"],
                                                                              currency),
