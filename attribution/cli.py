@@ -291,16 +291,16 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     report_inputs(state, stats.result, stats.rejects_file)
     state.out.print(render.frame_table(
         stats.top_paths, title=f"Top {top} paths", currency=currency,
-        money_columns=["revenue"], share_columns=["conversion_rate"],
+        money_columns=["revenue_cents"], share_columns=["conversion_rate"],
     ))
     state.out.print(render.frame_table(
-        stats.lengths, title="Path length", currency=currency, money_columns=["revenue"],
+        stats.lengths, title="Path length", currency=currency, money_columns=["revenue_cents"],
         share_columns=["conversion_rate", "share"],
     ))
     if stats.time_to_close is not None:
         state.out.print(render.frame_table(
             stats.time_to_close, title="Days from first touch to close", currency=currency,
-            money_columns=["revenue", "won_revenue_cents"], share_columns=["share"],
+            money_columns=["revenue_cents", "won_revenue_cents"], share_columns=["share"],
         ))
     state.out.print(render.frame_table(
         stats.transitions, title=f"Top {top} transitions", currency=currency,

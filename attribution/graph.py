@@ -59,7 +59,7 @@ DISTINCT_PATH_SCHEMA = schema_of(
         "channels": pl.List(pl.String),
         "conversions": pl.Int64,
         "nulls": pl.Int64,
-        "revenue": pl.Int64,
+        "revenue_cents": pl.Int64,
     }
 )
 
@@ -91,7 +91,7 @@ def _outcome_columns() -> list[pl.Expr]:
                 .when(status == "won").then(won).otherwise(other).cast(pl.Int64).alias(name))
 
     return [by_status("conversions", 1, 0), by_status("nulls", 0, 1),
-            by_status("revenue", pl.coalesce("revenue", "amount", pl.lit(0)), 0)]
+            by_status("revenue_cents", pl.coalesce("revenue_cents", "amount_cents", pl.lit(0)), 0)]
 
 
 def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
@@ -112,7 +112,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
                 "channels": lists,
                 "conversions": coded.conversions,
                 "nulls": coded.nulls,
-                "revenue": coded.revenue,
+                "revenue_cents": coded.revenue,
             }
         )
         .with_columns(pl.col("channels").list.join(_KEY_SEPARATOR).alias("_sort"))
@@ -122,7 +122,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
             pl.col("channels").cast(pl.List(pl.String)),
             pl.col("conversions").cast(pl.Int64),
             pl.col("nulls").cast(pl.Int64),
-            pl.col("revenue").cast(pl.Int64),
+            pl.col("revenue_cents").cast(pl.Int64),
         )
     )
 
@@ -162,7 +162,7 @@ class PathCodes:
             lengths=paths["channels"].list.len().to_numpy().astype(np.int64),
             conversions=paths["conversions"].to_numpy().astype(np.int64),
             nulls=paths["nulls"].to_numpy().astype(np.int64),
-            revenue=paths["revenue"].to_numpy().astype(np.int64),
+            revenue=paths["revenue_cents"].to_numpy().astype(np.int64),
         )
 
 
@@ -237,11 +237,11 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
         ),
         conversions=frame["conversions"].to_numpy().astype(np.int64),
         nulls=frame["nulls"].to_numpy().astype(np.int64),
-        revenue=frame["revenue"].to_numpy().astype(np.int64),
+        revenue=frame["revenue_cents"].to_numpy().astype(np.int64),
     )
 
 
-PATH_SUMS = ("conversions", "nulls", "revenue")
+PATH_SUMS = ("conversions", "nulls", "revenue_cents")
 
 
 def _code_bytes(codes: np.ndarray, lengths: np.ndarray) -> pl.Series:
@@ -713,7 +713,7 @@ def top_paths(
         "conversions",
         "nulls",
         _rate().alias("conversion_rate"),
-        "revenue",
+        "revenue_cents",
     ).sort(["journeys", "conversions", "path"], descending=[True, True, False])
     return table if n is None else table.head(n)
 
@@ -724,14 +724,14 @@ def path_length_distribution(journeys: Journeys, *, include_open: bool = False) 
     return (
         distinct_paths(journeys, include_open=include_open)
         .group_by(pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"))
-        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum())
+        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue_cents").sum())
         .select(
             "n_touches",
             (pl.col("conversions") + pl.col("nulls")).alias("journeys"),
             "conversions",
             "nulls",
             _rate().alias("conversion_rate"),
-            "revenue",
+            "revenue_cents",
         )
         .sort("n_touches")
     )
@@ -781,7 +781,7 @@ def time_to_close_distribution(
         .agg(
             (pl.col("status") == "won").sum().cast(pl.Int64).alias("won"),
             (pl.col("status") == "lost").sum().cast(pl.Int64).alias("lost"),
-            pl.when(pl.col("status") == "won").then(pl.col("amount")).sum().cast(pl.Int64)
+            pl.when(pl.col("status") == "won").then(pl.col("amount_cents")).sum().cast(pl.Int64)
             .alias("won_revenue_cents"),
         )
     )

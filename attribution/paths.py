@@ -196,11 +196,11 @@ def parse_paths(
     journeys = good.select(
         journey_id,
         pl.lit("path").alias("status"),
-        pl.col("_value").fill_null(0).alias("amount"),
+        pl.col("_value").fill_null(0).alias("amount_cents"),
         pl.Series("n_touches", lengths[keep], dtype=pl.UInt32),
         pl.col("_conversions").alias("conversions"),
         pl.col("_nulls").fill_null(0).alias("nulls"),
-        pl.col("_value").fill_null(0).alias("revenue"),
+        pl.col("_value").fill_null(0).alias("revenue_cents"),
     )
 
     # the kept rows' steps: each a channel name (a stripped spelling), coded

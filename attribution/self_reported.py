@@ -200,7 +200,7 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
     won deals state the channel (too few to tell).
     """
     money = journeys.filter(pl.col("status") != "none").select(
-        "journey_id", "status", "revenue").collect()
+        "journey_id", "status", "revenue_cents").collect()
     seen = touches.select("journey_id", "channel").unique().collect()
     seen_keys = seen.with_columns(
         pl.col("channel").map_elements(channel_key, return_dtype=pl.String).alias("_key")
@@ -220,7 +220,7 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
         pl.col("_won").sum().cast(pl.UInt32).alias("stated_won_deals"),
         (~pl.col("_touched")).sum().cast(pl.UInt32).alias("dark_deals"),
         (~pl.col("_touched") & pl.col("_won")).sum().cast(pl.UInt32).alias("dark_won_deals"),
-        pl.when(~pl.col("_touched")).then(pl.col("revenue")).otherwise(0).sum()
+        pl.when(~pl.col("_touched")).then(pl.col("revenue_cents")).otherwise(0).sum()
         .cast(pl.Int64).alias("dark_revenue_cents"),
     )
 

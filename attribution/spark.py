@@ -1129,7 +1129,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
     paths = _PathCounts(
         _BUILT.spark_frame(built, "path").groupBy("path_key").agg(
             F.first("channels").alias("channels"),
-            *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue", "opens")],
+            *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue_cents", "opens")],
         )
     )
     return _Journeys(built, stats, totals, paths, close, groups)
@@ -1235,8 +1235,8 @@ def _population(built: _Journeys) -> pl.DataFrame:
     journeys = _BUILT.spark_frame(built.built, "journey")
     return _collect(
         journeys.filter((F.col("status") != "none") & (F.col("n_touches") > 0))
-        .select("journey_id", "amount", "revenue"),
-        pl.Schema({"journey_id": pl.String, "amount": pl.Int64, "revenue": pl.Int64}),
+        .select("journey_id", "amount_cents", "revenue_cents"),
+        pl.Schema({"journey_id": pl.String, "amount_cents": pl.Int64, "revenue_cents": pl.Int64}),
     )
 
 

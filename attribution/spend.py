@@ -96,7 +96,7 @@ SPEND_ROW_SCHEMA = pl.Schema(
         "period_start": pl.Date,
         "period_end": pl.Date,  # inclusive
         "days": pl.Int64,
-        "amount": pl.Int64,  # minor units
+        "amount_cents": pl.Int64,  # minor units
     }
 )
 
@@ -373,7 +373,7 @@ def load_spend(
         "period_end",
         ((pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1).cast(pl.Int64)
         .alias("days"),
-        "amount",
+        "amount_cents",
     ).cast(dict(SPEND_ROW_SCHEMA))  # type: ignore[arg-type]
     accounting = Accounting("spend", str(path),  # money: keep name
                             read=frame.height, used=rows.height, rejected=reason_counts(rejects))
@@ -409,8 +409,8 @@ def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
         "channel",
         "channel_group",
         "day",
-        (pl.col("amount") // pl.col("days")
-         + (index < pl.col("amount") % pl.col("days")).cast(pl.Int64))
+        (pl.col("amount_cents") // pl.col("days")
+         + (index < pl.col("amount_cents") % pl.col("days")).cast(pl.Int64))
         .alias("spend_cents"),
     ).sort(["row", "day"])
 

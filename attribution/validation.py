@@ -1152,7 +1152,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    .sort(["len", "_status_text"], descending=[True, False]))
         if unknown.height:
             notes.append(unknown_statuses_message(file, unknown.rows()))
-    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency",
+    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount_cents",
+               "currency",
                *_answer_name(frame)]
     closed = pl.col("status").is_in(["won", "lost"])
     # CRMs leave the amount blank until a deal is sized (HubSpot's Amount, Salesforce's
@@ -1160,7 +1161,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     # which a note says; a won deal without one is a rejected row (its revenue is unknown)
     unsized = pl.col("_amount_text").is_null() & pl.col("status").is_in(["open", "lost"])
     parsed = parsed.with_columns(
-        pl.when(unsized).then(0).otherwise(pl.col("amount")).alias("amount"),
+        pl.when(unsized).then(0).otherwise(pl.col("amount_cents")).alias("amount_cents"),
         pl.when(unsized).then(pl.lit("0")).otherwise(pl.col("_amount_clean"))
         .alias("_amount_clean"),
         unsized.alias("_unsized"),
@@ -1254,17 +1255,18 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     good = (good.filter(~pl.col("_copy")) if copies else good).select(
         ROW, "deal_id", "account_id", "created_at",
         pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
-        "status", "amount", *_answer_name(frame),
+        "status", "amount_cents", *_answer_name(frame),
     )
     # the money the rejected rows would have brought, where it could be read
     # (rows in another currency are not money of this run: not summed with it)
-    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0)
+    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount_cents") > 0)
                           & (pl.col("currency").is_null() | (pl.col("currency") == currency)))
     accounting = Accounting("deals", file, read=frame.height, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects),
-                            rejected_amount=int(lost.get_column("amount").sum()),
+                            rejected_amount=int(lost.get_column("amount_cents").sum()),
                             rejected_won_amount=int(
-                                lost.filter(pl.col("status") == "won").get_column("amount").sum()
+                                lost.filter(pl.col("status") == "won")
+                                .get_column("amount_cents").sum()
                             ))
     return Validated(good, rejects, accounting, currency=currency, time_formats=found,
                      notes=notes)

@@ -352,7 +352,8 @@ def test_incremental_with_priors_changes_credit_and_keeps_money_exact():
     per_deal = credit.group_by("deal_id").agg(pl.col("revenue_credit_cents").sum()).join(
         amounts, on="deal_id")
     assert per_deal.height == amounts.height
-    assert (per_deal.get_column("revenue_credit_cents") == per_deal.get_column("revenue")).all()
+    assert (per_deal.get_column("revenue_credit_cents")
+            == per_deal.get_column("revenue_cents")).all()
 
     def channel(frame: pl.DataFrame, name: str) -> int:
         return frame.filter(pl.col("channel") == name).get_column("revenue_credit_cents").item()

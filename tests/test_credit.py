@@ -501,8 +501,8 @@ def test_summary_from_channel_totals_is_the_summary_of_the_allocated_credit(
             touches=journeys.touches, index=journeys.index,
             journeys=money.with_columns(
                 pl.lit("path").alias("status"),
-                (pl.col("amount") % 7).alias("conversions"),
-                pl.col("amount").alias("revenue")).lazy(),
+                (pl.col("amount_cents") % 7).alias("conversions"),
+                pl.col("amount_cents").alias("revenue_cents")).lazy(),
             has_timestamps=False, has_milestones=False)
     fitted = MarkovModel(order=order, weight_by=weight_by).fit(journeys)
     shares = fitted.channel_shares()

@@ -215,9 +215,9 @@ def test_markov_channel_credit_is_its_share_of_the_total_to_the_cent(tmp_path, w
     # every deal still sums to its amount, to the cent, and no credit is negative
     per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit_cents").sum())
     expected = journeys.money.select("journey_id", "revenue")
-    assert dict(per_deal.iter_rows()) == dict(expected.filter(pl.col("revenue") != 0)
+    assert dict(per_deal.iter_rows()) == dict(expected.filter(pl.col("revenue_cents") != 0)
                                               .iter_rows()) | {
-        j: 0 for j in expected.filter(pl.col("revenue") == 0)["journey_id"]}
+        j: 0 for j in expected.filter(pl.col("revenue_cents") == 0)["journey_id"]}
     assert credit["revenue_credit_cents"].min() >= 0 and credit["pipeline_credit_cents"].min() >= 0
     # the data does what ChannelAttribution's does: deal by deal, delta is starved
     former = deal_by_deal(journeys, weights)

@@ -206,7 +206,7 @@ def test_parquet_integer_and_decimal_amounts(tmp_path: Path) -> None:
     decimal_deals = tmp_path / "d2.parquet"
     pl.DataFrame({"deal_id": ["d1"], "account_id": ["a1"], "created_at": ["2025-01-01"],
                   "status": ["open"], "amount": ["19.99"]}).with_columns(
-        pl.col("amount").cast(pl.Decimal(10, 2))
+        pl.col("amount").cast(pl.Decimal(10, 2))  # money: keep name
     ).write_parquet(decimal_deals)
     assert load(one_touch(tmp_path), decimal_deals).deals["amount"].to_list() == [1999]
 

@@ -289,7 +289,7 @@ def test_simplified_equals_even_split_and_brute_force(seed, value):
         .join(journeys.journeys.select("journey_id", "status", "amount"), on="journey_id")
         .filter(pl.col("status") == "won")
         .group_by("channel")
-        .agg((pl.col("weight") * (1 if value == "conversions" else pl.col("amount"))).sum())
+        .agg((pl.col("weight") * (1 if value == "conversions" else pl.col("amount_cents"))).sum())
         .collect()
     )
     assert dict(credit.iter_rows()) == pytest.approx({c: v for c, v in expected.items() if v})

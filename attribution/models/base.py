@@ -374,14 +374,14 @@ def journey_observations(journeys: Journeys) -> pl.LazyFrame:
     )
     revenue = (
         pl.when(status == "won")
-        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
+        .then(pl.coalesce("revenue_cents", "amount_cents", pl.lit(0)))
         .when(status == "path")
-        .then(pl.col("revenue").fill_null(0))
+        .then(pl.col("revenue_cents").fill_null(0))
         .otherwise(0)
     )
     return journeys.journeys.select(
         "journey_id",
         conversions.cast(pl.Int64).alias("conversions"),
         (conversions + nulls).cast(pl.Int64).alias("trials"),
-        revenue.cast(pl.Int64).alias("revenue"),
+        revenue.cast(pl.Int64).alias("revenue_cents"),
     )

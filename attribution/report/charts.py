@@ -719,20 +719,21 @@ def journey_flow(
     column, ribbons as smooth areas), so any Vega-Lite renderer draws it without a plug-in.
     Returns None when no journey with touches won.
     """
-    flows = paths.filter((pl.col("channels").list.len() > 0) & (pl.col("revenue") > 0)).select(
+    flows = paths.filter((pl.col("channels").list.len() > 0)
+                         & (pl.col("revenue_cents") > 0)).select(
         pl.col("channels").list.first().alias("first"),
         pl.col("channels").list.last().alias("last"),
         "conversions",
-        "revenue",
+        "revenue_cents",
     )
     if flows.height == 0:
         return None
     pairs = (
         flows.group_by("first", "last")
-        .agg(pl.col("conversions").sum(), pl.col("revenue").sum())
+        .agg(pl.col("conversions").sum(), pl.col("revenue_cents").sum())
         .sort("first", "last")
     )
-    total = int(pairs.get_column("revenue").sum())
+    total = int(pairs.get_column("revenue_cents").sum())
     size: dict[tuple[int, str], int] = defaultdict(int)
     deals: dict[tuple[int, str], int] = defaultdict(int)
     for first, last, won, revenue in pairs.iter_rows():

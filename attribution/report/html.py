@@ -362,15 +362,15 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
 
 def _top_paths_table(every: pl.DataFrame, currency: str) -> str:
     total = int(every.get_column("journeys").sum()) if every.height else 0
-    by_revenue = int(every.get_column("revenue").sum()) > 0 if every.height else False
+    by_revenue = int(every.get_column("revenue_cents").sum()) > 0 if every.height else False
     top = (
-        every.sort(["revenue", "journeys", "path"], descending=[True, True, False])
+        every.sort(["revenue_cents", "journeys", "path"], descending=[True, True, False])
         if by_revenue else every
     ).head(TOP_PATHS)
     rows = [
         [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0),
          f"{r['conversions']:,}",
-         percent(r["conversion_rate"]), money(r["revenue"], currency)]
+         percent(r["conversion_rate"]), money(r["revenue_cents"], currency)]
         for r in top.iter_rows(named=True)
     ]
     table = _table(["path (repeats collapsed)", "journeys", "share of journeys", "won", "win rate",
