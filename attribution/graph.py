@@ -686,7 +686,7 @@ def transition_table(
 
     >>> t = pl.DataFrame({"journey_id": ["d1", "d1"], "touch_index": [0, 1],
     ...                   "channel": ["email", "search"]})
-    >>> j = pl.DataFrame({"journey_id": ["d1"], "status": ["won"], "amount": [500]})
+    >>> j = pl.DataFrame({"journey_id": ["d1"], "status": ["won"], "amount_cents": [500]})
     >>> transition_table(Journeys.from_frames(t, j))["to_state"].to_list()
     ['email', 'search', '(conversion)']
     """

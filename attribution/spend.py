@@ -388,16 +388,17 @@ def load_spend(
 
 
 def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
-    """Every spend row spread over its days, exactly: ``row, channel, channel_group, day, spend``.
+    """Every spend row spread over its days, exactly: ``row, channel, channel_group, day,
+    spend_cents``.
 
-    A row of ``amount`` cents over ``n`` days gives each day ``amount // n`` and one more cent
-    to each of the first ``amount % n`` days, so the days of a row sum to its amount.
+    A row of ``amount_cents`` over ``n`` days gives each day ``amount_cents // n`` and one more
+    cent to each of the first ``amount_cents % n`` days, so the days of a row sum to its amount.
 
     >>> import datetime as dt
     >>> rows = pl.DataFrame({"row": [1], "channel": ["events"], "channel_group": ["x"],
     ...     "period_start": [dt.date(2025, 1, 1)], "period_end": [dt.date(2025, 1, 3)],
-    ...     "days": [3], "amount": [100]})
-    >>> spread_daily(rows)["spend"].to_list()
+    ...     "days": [3], "amount_cents": [100]})
+    >>> spread_daily(rows)["spend_cents"].to_list()
     [34, 33, 33]
     """
     exploded = rows.with_columns(
