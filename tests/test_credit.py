@@ -445,8 +445,8 @@ def test_allocate_matches_the_reference_on_path_rows(paths, sources, scores):
     rows = pl.DataFrame(
         [(f"p{n}", "path", value + conversions, value, conversions, nulls, len(channels))
          for n, (channels, conversions, nulls, value) in enumerate(paths)],
-        schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64,
-                "revenue": pl.Int64, "conversions": pl.Int64, "nulls": pl.Int64,
+        schema={"journey_id": pl.String, "status": pl.String, "amount_cents": pl.Int64,
+                "revenue_cents": pl.Int64, "conversions": pl.Int64, "nulls": pl.Int64,
                 "n_touches": pl.UInt32},
         orient="row",
     )

@@ -438,7 +438,7 @@ def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, dem
     # money: keep names from here
     by_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit").sum())
     deals = demo_run.journeys.journeys.collect().filter(pl.col("status") != "none")
-    joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount")), on="deal_id")
+    joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount_cents")), on="deal_id")
     assert joined.height == by_deal.height
     assert (joined["pipeline_credit"] == joined["amount"]).all()
     # money: keep names to here

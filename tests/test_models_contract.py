@@ -126,9 +126,9 @@ def test_conservation_to_the_cent(name, touches, deals):
     )
     assert_frame_equal(per_deal, expected, check_row_order=False)
     summary = summarise(credit, journeys)
-    assert summary["pipeline_credit_cents"].sum() == deal_frame["amount"].sum()
+    assert summary["pipeline_credit_cents"].sum() == deal_frame["amount_cents"].sum()
     assert summary["revenue_credit_cents"].sum() == deal_frame.filter(pl.col("status") == "won")[
-        "amount"
+        "amount_cents"
     ].sum()
 
 

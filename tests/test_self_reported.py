@@ -259,7 +259,7 @@ def _reference_model_credit(journeys, model: str, share: float) -> dict[tuple[st
                                                                               1.0 - w)]))
             rows = [r for r in touch + channel_level if r[1] > 0]
         for (channel, _), cents in zip(rows, largest_remainder([w for _, w in rows],
-                                                               j["revenue"]), strict=True):
+                                                               j["revenue_cents"]), strict=True):
             out[(jid, channel)] = out.get((jid, channel), 0) + cents
     return {k: v for k, v in out.items() if v}
 
@@ -280,11 +280,11 @@ def test_models_match_the_reference_conserve_cents_and_are_deterministic(
     assert credit.equals(reference_credit(journeys, weights, name))
     per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit_cents").sum(),
                                                  pl.col("pipeline_credit_cents").sum())
-    money = journeys.money.select("journey_id", "revenue", "amount")
+    money = journeys.money.select("journey_id", "revenue_cents", "amount_cents")
     checked = per_deal.join(money, on="journey_id")
     assert checked.height == money.height
-    assert (checked["revenue_credit_cents"] == checked["revenue"]).all()
-    assert (checked["pipeline_credit_cents"] == checked["amount"]).all()
+    assert (checked["revenue_credit_cents"] == checked["revenue_cents"]).all()
+    assert (checked["pipeline_credit_cents"] == checked["amount_cents"]).all()
     # the model's split, deal by deal: the cents of allocate's own rules are checked above
     # (reference_credit); a run whose every deal has the same channel-level weights (answered
     # deals without touches, one stated channel) is split channel totals first, so a channel
