@@ -77,9 +77,9 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
     Channel-level weights that are the same in every journey (``touch_index`` null: a model's
     channel shares, as Markov's global allocation gives) are split totals first
     (:func:`split_by_totals`) over the journeys they weigh, or over ``population`` when it is
-    given: ``journey_id, amount, revenue`` of every journey the shares weigh in the whole run,
-    for an engine that allocates a part of the journeys at a time (Spark's batches), so the
-    part gets the cents the whole gives it.
+    given: ``journey_id, amount_cents, revenue_cents`` of every journey the shares weigh in the
+    whole run, for an engine that allocates a part of the journeys at a time (Spark's batches),
+    so the part gets the cents the whole gives it.
 
     Raises
     ------

@@ -9,7 +9,7 @@ Outcomes (the absorbing nodes ``(conversion)`` and ``(null)``):
 
 * a won deal is one conversion carrying its revenue; a lost deal and a deal-less account
   (status ``none``) are one null; a path-table row (status ``path``) brings its own
-  ``conversions``, ``nulls`` and ``revenue``;
+  ``conversions``, ``nulls`` and ``revenue_cents``;
 * open deals are pipeline, neither converted nor lost: left out unless ``include_open=True``,
   which counts them as nulls (not converted yet);
 * journeys without touches have no path and are left out.
@@ -66,7 +66,8 @@ DISTINCT_PATH_SCHEMA = schema_of(
 
 # -- outcomes and distinct paths ---------------------------------------------------------------
 def journey_outcomes(journeys: Journeys, *, include_open: bool = False) -> pl.LazyFrame:
-    """One row per counted journey: ``journey_id, status, conversions, nulls, revenue`` (Int64).
+    """One row per counted journey: ``journey_id, status, conversions, nulls, revenue_cents``
+    (Int64).
 
     See the module docstring for which statuses count as what.
     """
@@ -82,7 +83,7 @@ def _counted(include_open: bool) -> pl.Expr:
 
 
 def _outcome_columns() -> list[pl.Expr]:
-    """``conversions, nulls, revenue`` of a counted journey: a path row's own counts, else by
+    """``conversions, nulls, revenue_cents`` of a counted journey: a path row's own counts, else by
     its status (a won deal: one conversion carrying its revenue; any other: one null)."""
     status = pl.col("status")
 
@@ -101,7 +102,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
     -------
     polars.DataFrame
         :data:`DISTINCT_PATH_SCHEMA`: ``path_id`` (0.. in path order), ``channels`` (list),
-        ``conversions``, ``nulls``, ``revenue`` (minor units). Sorted by path, so the same
+        ``conversions``, ``nulls``, ``revenue_cents`` (minor units). Sorted by path, so the same
         journeys always give the same ids.
     """
     coded = path_codes(journeys, include_open=include_open)
@@ -701,7 +702,8 @@ def top_paths(
     include_open: bool = False,
     separator: str = " > ",
 ) -> pl.DataFrame:
-    """The most frequent paths: ``path, journeys, conversions, nulls, conversion_rate, revenue``.
+    """The most frequent paths: ``path, journeys, conversions, nulls, conversion_rate,
+    revenue_cents``.
 
     ``journeys`` is conversions + nulls (for a path table, the row's counts). Sorted by
     journeys (most first), then conversions, then path; ``n=None`` keeps every path.
@@ -720,7 +722,7 @@ def top_paths(
 
 def path_length_distribution(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
     """Journeys by number of touches: ``n_touches, journeys, conversions, nulls,
-    conversion_rate, revenue``."""
+    conversion_rate, revenue_cents``."""
     return (
         distinct_paths(journeys, include_open=include_open)
         .group_by(pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"))

@@ -664,7 +664,7 @@ def build_journeys(
         touch_type, campaign`` (utm source and medium optional: they break ties in the touch
         order), one row per input row (the row accounting counts positions).
     deals
-        ``deal_id, account_id, created_at, closed_at, status, amount`` (minor units).
+        ``deal_id, account_id, created_at, closed_at, status, amount_cents`` (minor units).
     contacts
         ``contact_id, account_id, lead_created_at``.
     as_of

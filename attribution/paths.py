@@ -74,8 +74,8 @@ def read_paths(
 
     One journey per valid row (``journey_id`` ``"path-<row>"``, row 1-based), its touches the
     path's channels with null timestamps (``has_timestamps=False, has_milestones=False``);
-    ``conversions``, ``nulls``, ``revenue`` (the conversion value in minor units) and
-    ``amount`` (= revenue) from the row.
+    ``conversions``, ``nulls``, ``revenue_cents`` (the conversion value in minor units) and
+    ``amount_cents`` (= revenue_cents) from the row.
 
     Parameters
     ----------

@@ -1228,8 +1228,8 @@ def _deals_touched(journeys: Journeys) -> pl.DataFrame:
 
 
 def _population(built: _Journeys) -> pl.DataFrame:
-    """``journey_id, amount, revenue`` of every journey that carries money and has a touch:
-    the journeys a fitted model's channel shares weigh (Markov's global allocation), whose
+    """``journey_id, amount_cents, revenue_cents`` of every journey that carries money and has a
+    touch: the journeys a fitted model's channel shares weigh (Markov's global allocation), whose
     channel totals :func:`attribution.credit.allocate` splits over all of them, not a batch's
     (one row a deal, collected once on the driver and shipped with the scoring)."""
     journeys = _BUILT.spark_frame(built.built, "journey")
@@ -1387,7 +1387,7 @@ class SparkRunResult:
     credit_frame: DataFrame | None
     touches_frame: DataFrame
     journeys_frame: DataFrame
-    #: summed distinct paths (``path_key, channels, conversions, nulls, revenue, opens``),
+    #: summed distinct paths (``path_key, channels, conversions, nulls, revenue_cents, opens``),
     #: collected when first read (:attr:`paths`)
     path_counts: _PathCounts
     #: :func:`attribution.graph.time_to_close_distribution` over all journeys

@@ -62,8 +62,8 @@ def test_vendor_fixture_runs_end_to_end_with_exact_credit(source: str) -> None:
     assert len(models) >= 8
     credit, summary = run_models(journeys, models)
     deals = inputs.deals
-    won = int(deals.filter(pl.col("status") == "won")["amount"].sum())
-    pipeline = int(deals["amount"].sum())
+    won = int(deals.filter(pl.col("status") == "won")["amount_cents"].sum())
+    pipeline = int(deals["amount_cents"].sum())
     assert won > 0
     for model in summary["model"].unique().to_list():
         rows = summary.filter(pl.col("model") == model)
@@ -71,7 +71,7 @@ def test_vendor_fixture_runs_end_to_end_with_exact_credit(source: str) -> None:
         assert int(rows["pipeline_credit_cents"].sum()) == pipeline, model
     # every deal's credit sums to its amount, to the cent, in every model
     per_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit_cents").sum())
-    amounts = dict(deals.select("deal_id", "amount").iter_rows())
+    amounts = dict(deals.select("deal_id", "amount_cents").iter_rows())
     assert per_deal.height == len(amounts) * summary["model"].n_unique()
     for model, deal, total in per_deal.iter_rows():
         assert total == amounts[deal], (model, deal)
@@ -83,7 +83,7 @@ def test_hubspot_fixture_reads_its_stages_dates_and_association_cells() -> None:
     assert deals["status"].to_list() == ["open"] * 5 + ["won", "won", "lost", "lost", "won"]
     # "9001;9003": the first company listed
     assert deals["account_id"].to_list()[:2] == ["9001", "9002"]
-    assert deals["amount"].to_list()[:2] == [1_200_000, 1_337_525]
+    assert deals["amount_cents"].to_list()[:2] == [1_200_000, 1_337_525]
     first = deals.row(0, named=True)
     assert first["created_at"].isoformat() == "2025-01-23T09:28:00+00:00"
     assert inputs.notes[-1] == (

@@ -326,7 +326,7 @@ def test_validating_a_frame_gives_what_validating_its_file_gives(tmp_path: Path)
         assert from_frame.accounting == from_file.accounting
         assert from_frame.notes == from_file.notes
     assert from_file.rejects.select("row", "column").rows() == [(2, "status")]
-    assert from_file.good["amount"].to_list() == [123_450]
+    assert from_file.good["amount_cents"].to_list() == [123_450]
 
 
 # -- amounts a CRM leaves blank -----------------------------------------------------------------
@@ -340,7 +340,7 @@ def test_open_and_lost_deals_without_an_amount_are_0_pipeline_and_said(tmp_path:
                                 "D4,A,2025-01-02,2025-02-01,won,\n"
                                 "D5,A,2025-01-02,2025-02-01,won,1200.50\n",
                       max_reject_rate=1.0)
-    assert dict(inputs.deals.select("deal_id", "amount").iter_rows()) == {
+    assert dict(inputs.deals.select("deal_id", "amount_cents").iter_rows()) == {
         "D1": 0, "D2": 0, "D3": 0, "D5": 120050}
     assert inputs.rejects.select("row", "column", "reason").rows() == [
         (4, "amount", "missing amount")]

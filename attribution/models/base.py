@@ -354,7 +354,7 @@ def flag(runs: TouchRuns, column: str) -> np.ndarray:
 
 def journey_observations(journeys: Journeys) -> pl.LazyFrame:
     """Per journey, what data-driven models fit on: ``conversions``, ``trials`` (conversions
-    plus nulls) and ``revenue`` (minor units). A won deal is one conversion carrying its
+    plus nulls) and ``revenue_cents`` (minor units). A won deal is one conversion carrying its
     revenue, a lost deal or a deal-less account one null, a path-table row its own counts;
     open deals are neither (zeros)."""
     status = pl.col("status")
