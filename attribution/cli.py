@@ -191,8 +191,10 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     funnel follows the table: per channel, the recommended model's tracked credit next to the
     self_reported model's, the deals stating the channel and the dark ones (no touch of it in
     their journey); in JSON each row carries its channel's tracked_revenue_credit,
-    tracked_revenue_share, self_reported_revenue_credit, self_reported_revenue_share,
-    stated_deals, stated_won_deals, dark_deals, dark_won_deals, dark_share and dark_revenue.
+    tracked_revenue_share, self_reported_revenue_credit, self_reported_revenue_share (the
+    self_reported model: stated plus the fallback's credit for unanswered deals),
+    stated_revenue_credit, stated_revenue_share (what buyers said, alone), stated_deals,
+    stated_won_deals, dark_deals, dark_won_deals, dark_share and dark_revenue.
     """
     config = build_config(**options)
     with state.progress() as progress:

@@ -254,6 +254,7 @@ MONEY_COLUMNS = frozenset(
         # the dark funnel: tracked credit beside self-reported credit
         "tracked_revenue_credit_cents",
         "self_reported_revenue_credit_cents",
+        "stated_revenue_credit_cents",
         "dark_revenue_cents",
     }
 )
@@ -282,6 +283,7 @@ SHARE_COLUMNS = frozenset(
         "paid_revenue_share",
         "tracked_revenue_share",
         "self_reported_revenue_share",
+        "stated_revenue_share",
         "dark_share",
     }
 )

@@ -70,7 +70,8 @@ CORE = (
     # attribution calibrate: a model's credit beside an experiment's measured lift
     "model_credit", "lift_lower", "lift_upper", "credit_error", "mean_absolute_error",
     # the dark funnel (attribution.self_reported)
-    "tracked_revenue_credit", "self_reported_revenue_credit", "dark_revenue",
+    "tracked_revenue_credit", "self_reported_revenue_credit", "stated_revenue_credit",
+    "dark_revenue",
 )
 #: words that name a money column only in some modules (and mean other things elsewhere)
 GENERIC = ("pipeline", "spend", "recommended", "change", "floor", "cap")

@@ -300,12 +300,13 @@ def _dark_headline(result: RunResult) -> str:
 
 
 def _dark_funnel_table(dark: pl.DataFrame, currency: str) -> str:
-    headers = ["channel", "tracked", "tracked %", "self-reported", "self-reported %",
-               "stated deals", "dark deals", "dark %", "dark revenue"]
+    headers = ["channel", "tracked", "tracked %", "stated", "stated %", "stated + fallback",
+               "stated + fallback %", "stated deals", "dark deals", "dark %", "dark revenue"]
     rows = [
         [_channel(r["channel"], r["channel_group"]), money(r["tracked_revenue_credit_cents"],
                                                            currency),
-         percent(r["tracked_revenue_share"]), money(r["self_reported_revenue_credit_cents"],
+         percent(r["tracked_revenue_share"]), money(r["stated_revenue_credit_cents"], currency),
+         percent(r["stated_revenue_share"]), money(r["self_reported_revenue_credit_cents"],
                                                     currency),
          percent(r["self_reported_revenue_share"]), f"{r['stated_deals']:,}",
          f"{r['dark_deals']:,}", percent(r["dark_share"]) if r["dark_share"] is not None else "",
@@ -313,9 +314,10 @@ def _dark_funnel_table(dark: pl.DataFrame, currency: str) -> str:
         for r in dark.iter_rows(named=True)
     ]
     note = ('<p class="note">Tracked: the recommended model\'s credit from touches. '
-            "Self-reported: each answered deal whole to the channel its buyers named (\"How did "
-            "you hear about us?\"), the others as tracked. Dark deals name a channel no touch "
-            "of their journey shows.</p>")
+            "Stated: what buyers said, alone: each answered deal whole to the channel its "
+            "buyers named (\"How did you hear about us?\"). Stated + fallback: the "
+            "self_reported model, the stated credit plus the unanswered deals credited as "
+            "tracked. Dark deals name a channel no touch of their journey shows.</p>")
     return note + _table(headers, rows, numeric=range(1, len(headers)))
 
 
