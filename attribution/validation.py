@@ -177,9 +177,13 @@ def _named(source: TableSource, file: str | None, input_name: str,
         path = Path(source)
         where = file if file is not None else str(path)
         raw = read_file(path, input_name, encoding=encoding)
+    header = None
     if preset is not None:
+        # the preset renames the file's columns: a missing column's message lists the file's
+        header = list(raw.columns)
         raw, mapping = apply_preset(raw, preset, input_name, mapping)
-    return name_columns(raw, where, input_name, mapping, expected, alternatives), where, mapping
+    return (name_columns(raw, where, input_name, mapping, expected, alternatives, header),
+            where, mapping)
 
 
 def _notes(file: str, found: Mapping[str, TimeFormat]) -> list[str]:
