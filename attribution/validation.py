@@ -451,6 +451,26 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
     return parsed, found
 
 
+def unparseable_reason(formats: Mapping[str, TimeFormat], column: str) -> str:
+    """The reason a timestamp the run could not read is rejected; it names the format the run
+    detected for the file's ``column`` when it detected one (a value in another style is then
+    what is wrong, not the file's whole column).
+
+    >>> unparseable_reason({}, "Close Date").startswith("unparseable timestamp; expected ISO")
+    True
+    >>> unparseable_reason({"Close Date": TimeFormat("%d/%m/%Y", "day/month/year, date only")},
+    ...                    "Close Date")  # doctest: +NORMALIZE_WHITESPACE
+    "unparseable timestamp; does not fit the format detected for this column, '%d/%m/%Y'
+    (day/month/year, date only), nor ISO-8601; declare the format with --timestamp-format"
+    """
+    fitted = formats.get(column)
+    if fitted is None:
+        return f"unparseable timestamp; {TIMESTAMP_HINT}"
+    return (f"unparseable timestamp; does not fit the format detected for this column, "
+            f"{fitted.pattern!r} ({fitted.description}), nor ISO-8601; declare the format with "
+            "--timestamp-format")
+
+
 def time_format_note(file: str, formats: Mapping[str, TimeFormat]) -> str:
     """``t.csv: timestamp read as '%m/%d/%Y %I:%M %p' (month/day/year, 12-hour clock)``."""
     by_format: dict[TimeFormat, list[str]] = {}
@@ -857,7 +877,7 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
                 (
                     pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
                     "lead_created_at",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}",
+                    unparseable_reason(found, lead_column),
                     pl.col("_lead_text"),
                 ),
                 *time_checks("lead_created_at", "_lead_text", "lead_created_at"),
@@ -977,7 +997,7 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                  pl.col("_time_text")),
                 (
                     pl.col("timestamp").is_null(), "timestamp",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
+                    unparseable_reason(found, time_column), pl.col("_time_text"),
                 ),
                 *time_checks("timestamp", "_time_text", "timestamp"),
                 (
@@ -1198,13 +1218,15 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                  pl.col("_created_text")),
                 (
                     pl.col("created_at").is_null(), "created_at",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
+                    unparseable_reason(found, _file_column(mapping, "created_at")),
+                    pl.col("_created_text"),
                 ),
                 *time_checks("created_at", "_created_text", "created_at"),
                 *(_flag_checks() if flags else _status_checks()),
                 (
                     pl.col("_closed_text").is_not_null() & pl.col("closed_at").is_null(),
-                    "closed_at", f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_closed_text"),
+                    "closed_at", unparseable_reason(found, _file_column(mapping, "closed_at")),
+                    pl.col("_closed_text"),
                 ),
                 *time_checks("closed_at", "_closed_text", "closed_at"),
                 (

@@ -177,6 +177,26 @@ def test_day_first_is_inferred_when_a_day_is_above_12(tmp_path: Path) -> None:
         "created_at": "day/month/year, 24-hour clock", "closed_at": "day/month/year, 24-hour clock"}
 
 
+def test_a_rejected_timestamp_names_the_format_the_run_detected(tmp_path: Path) -> None:
+    # a new user's trial: the reason said "expected ISO-8601", though the run had read every
+    # other close date day first; it now says which format it detected for the column
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,Close Date,status,amount\n"
+                  "D1,A,2025-01-02,25/01/2025 09:30,won,100\n"
+                  "D2,A,2025-01-02,Jan 26th 2025,won,100\n")
+    checked = validate_deals(deals, None, None, {"closed_at": "Close Date"})
+    assert checked.good["deal_id"].to_list() == ["D1"]
+    assert checked.rejects.select("row", "column", "reason", "value").rows() == [
+        (2, "closed_at", "unparseable timestamp; does not fit the format detected for this "
+         "column, '%d/%m/%Y %H:%M' (day/month/year, 24-hour clock), nor ISO-8601; declare the "
+         "format with --timestamp-format", "Jan 26th 2025")]
+    # the ISO created_at was detected as nothing: its reason is the one it always was
+    iso = write(tmp_path, "i.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                "D1,A,2025-01-02,,open,100\nD2,A,someday,,open,100\n")
+    assert validate_deals(iso, None, None).rejects.select("column", "reason").rows() == [
+        ("created_at", "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or "
+         "2025-03-04, or declare the format with --timestamp-format")]
+
+
 def test_epoch_microseconds_are_inferred(tmp_path: Path) -> None:
     touches = pl.DataFrame({"event_timestamp": [1735689600123456, 1735689700000000],
                             "account_id": ["A", "A"], "channel": ["email", "email"]})
