@@ -213,8 +213,10 @@ def test_the_dark_funnel_keeps_what_buyers_said_apart_from_the_fallback_credit()
     assert done.returncode == 0, done.stderr
     search = next(r for r in json.loads(done.stdout)
                   if r["model"] == "self_reported" and r["channel"] == "Paid Search")
+    # money: keep names from here (the JSON's names, major units)
     assert (search["self_reported_revenue_credit"], search["stated_revenue_credit"],
             search["stated_revenue_share"]) == (5000.0, 0.0, 0.0)
+    # money: keep names to here
     # the terminal and the report name the blended column for what it is
     from rich.console import Console
 

@@ -8,15 +8,14 @@ major units under the name without the suffix, so every file keeps its column na
 
 This script does the rename, and is rerunnable (a name already ending ``_cents`` is left
 alone): every Python string literal that is exactly one of :data:`CORE` (in any file of
-``attribution/``,
-``tests/`` and ``bench/``) or one of :data:`GENERIC` (only in :data:`GENERIC_FILES`,
-where those words name money columns) becomes ``<name>_cents``; so does a quoted name inside
-an f-string's replacement field (``{row['name']}``, ``{frame.get_column('name').sum()}``). A
-line carrying the comment ``# money: keep name``, and the lines from one carrying ``# money:
-keep names from here`` to one carrying ``# money: keep names to here``, are left as they are:
-there the literal is a file's column,
-a label or another meaning of the word (the ``spend`` input, a ``floor`` bound kind, the
-``recommended`` model flag).
+``attribution/``, ``tests/`` and ``bench/``) or one of :data:`GENERIC` (only in
+:data:`GENERIC_FILES`, where those words name money columns) becomes ``<name>_cents``; so does
+a quoted name inside an f-string's replacement field (``{row['name']}``,
+``{frame.get_column('name').sum()}``). A line carrying the comment ``# money: keep name``, and
+the lines from one carrying ``# money: keep names from here`` to one carrying ``# money: keep
+names to here``, are left as they are: there the literal is a file's column, a label or another
+meaning of the word (the ``spend`` input, a ``floor`` bound kind, the ``recommended`` model
+flag).
 
 The models' input contract, ``amount`` and ``revenue`` (:data:`CONTRACT`: the journeys table,
 the validated deals and spend exports, the path counts and path tables made from them), is
@@ -36,10 +35,19 @@ names, so only where the literal can only be a column:
 
 Identifiers are never touched (``revenue_credit``, a ``revenue=`` keyword, ``self.revenue``).
 
-After merging branches that add code naming money columns the old way, run it again; where a
-merge conflicts on renamed literals, take the other branch's lines and run it again. Then read
-``git diff`` for literals that are a file's column or an option's value (mark them ``# money:
-keep name`` and run it again) and run the tests (``tests/test_api.py`` checks every API table).
+After merging a branch written before a rename (from the same main):
+
+1. where the merge conflicts on renamed literals, take the other branch's lines (``git
+   checkout --theirs FILE`` for a file only the names conflict in), then finish the merge;
+2. ``python tools/rename_money_columns.py --check`` lists ``file:line: "old" -> "new"``; read
+   it for a literal that is a file's column, a reject's column or an option's value (mark that
+   line ``# money: keep name``), then run it without ``--check`` and commit;
+3. run the tests: ``tests/test_money_names.py`` fails while ``--check`` finds anything, and
+   ``tests/test_api.py`` checks every API table's money columns, the journeys, validated
+   inputs, spend rows and path tables included. A column literal in a form the script does
+   not rename outside :data:`CONTRACT_FILES` (``frame["amount"]``, a dict key, a
+   ``select("amount")``) fails as a missing column in the tests that run it: rename it by
+   hand, or add the file to :data:`CONTRACT_FILES` and run the script again.
 
 Run from the repository root::
 
