@@ -21,7 +21,7 @@ Canonical columns (a ``columns`` mapping renames a file's own names onto them):
   day of the next month: 2025-01-15 -> 2025-02-14) or ``quarter`` (3 months). When a row has
   both they must agree;
 * ``amount`` (required): a decimal >= 0 in major units, read into integer minor units of the
-  run's currency (cents; fils for KWD); amounts with
+  run's currency (cents; fils for KWD; :attr:`Spend.rows`' ``amount_cents``); amounts with
   more decimals than the currency's minor unit, in exponent notation or too large are
   rejected (:func:`~attribution.validation.amount_checks`), never rounded;
 * ``currency`` (optional): rows in another currency than the run's are rejected.
