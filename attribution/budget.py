@@ -577,7 +577,8 @@ def read_budget(path: str | Path, columns: Mapping[str, str] | None = None,
 def _proposal(proposed: Mapping[str, int] | pl.DataFrame) -> dict[str, int]:
     if isinstance(proposed, pl.DataFrame):
         column = next(
-            (c for c in ("spend_cents", "recommended_cents", "amount") if c in proposed.columns),
+            (c for c in ("spend_cents", "recommended_cents", "amount_cents")
+             if c in proposed.columns),
             None
         )
         if column is None:

@@ -192,8 +192,10 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     funnel follows the table: per channel, the recommended model's tracked credit next to the
     self_reported model's, the deals stating the channel and the dark ones (no touch of it in
     their journey); in JSON each row carries its channel's tracked_revenue_credit,
-    tracked_revenue_share, self_reported_revenue_credit, self_reported_revenue_share,
-    stated_deals, stated_won_deals, dark_deals, dark_won_deals, dark_share and dark_revenue.
+    tracked_revenue_share, self_reported_revenue_credit, self_reported_revenue_share (the
+    self_reported model: stated plus the fallback's credit for unanswered deals),
+    stated_revenue_credit, stated_revenue_share (what buyers said, alone), stated_deals,
+    stated_won_deals, dark_deals, dark_won_deals, dark_share and dark_revenue.
     """
     config = build_config(**options)
     with state.progress() as progress:
@@ -292,16 +294,16 @@ def paths(state: State, stdout_format: str, output: Path | None, order: int, top
     report_inputs(state, stats.result, stats.rejects_file)
     state.out.print(render.frame_table(
         stats.top_paths, title=f"Top {top} paths", currency=currency,
-        money_columns=["revenue"], share_columns=["conversion_rate"],
+        money_columns=["revenue_cents"], share_columns=["conversion_rate"],
     ))
     state.out.print(render.frame_table(
-        stats.lengths, title="Path length", currency=currency, money_columns=["revenue"],
+        stats.lengths, title="Path length", currency=currency, money_columns=["revenue_cents"],
         share_columns=["conversion_rate", "share"],
     ))
     if stats.time_to_close is not None:
         state.out.print(render.frame_table(
             stats.time_to_close, title="Days from first touch to close", currency=currency,
-            money_columns=["revenue", "won_revenue_cents"], share_columns=["share"],
+            money_columns=["revenue_cents", "won_revenue_cents"], share_columns=["share"],
         ))
     state.out.print(render.frame_table(
         stats.transitions, title=f"Top {top} transitions", currency=currency,

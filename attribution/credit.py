@@ -77,9 +77,9 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
     Channel-level weights that are the same in every journey (``touch_index`` null: a model's
     channel shares, as Markov's global allocation gives) are split totals first
     (:func:`split_by_totals`) over the journeys they weigh, or over ``population`` when it is
-    given: ``journey_id, amount, revenue`` of every journey the shares weigh in the whole run,
-    for an engine that allocates a part of the journeys at a time (Spark's batches), so the
-    part gets the cents the whole gives it.
+    given: ``journey_id, amount_cents, revenue_cents`` of every journey the shares weigh in the
+    whole run, for an engine that allocates a part of the journeys at a time (Spark's batches),
+    so the part gets the cents the whole gives it.
 
     Raises
     ------
@@ -90,7 +90,8 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
     money = pl.DataFrame([  # column by column: no query plan
         pl.Series("_j", np.arange(money.height, dtype=np.uint32)),
         *(money.get_column(c) for c in ("journey_id", "deal_id", "account_id", "status",
-                                        "amount", "revenue", "conversions", "n_touches")),
+                                        "amount_cents", "revenue_cents", "conversions",
+                                        "n_touches")),
     ])
     carried = [c for c in DETAIL_COLUMNS if c in weights.collect_schema().names()]
     touched = (  # zero-weight rows carry no money (a missing weight stays, to be refused)
@@ -115,8 +116,8 @@ def allocate(journeys: Journeys, weights: pl.LazyFrame, model: str, *,
     starts = runs.starts
     journey = row[starts]
     weight = rows.get_column("weight").to_numpy()
-    amount = money.get_column("amount").to_numpy()
-    revenue = money.get_column("revenue").to_numpy()
+    amount = money.get_column("amount_cents").to_numpy()
+    revenue = money.get_column("revenue_cents").to_numpy()
     bare = 0 if untouched is None else untouched.height
     shares = _channel_shares(rows, runs, bare)
     if shares is not None:  # credit defined by channel totals: the totals first
@@ -353,7 +354,7 @@ def _by_totals(rows: pl.DataFrame, runs: JourneyIndex, money: pl.DataFrame,
     ids = money.get_column("journey_id").gather(weighed)
     if population is None:
         population = pl.DataFrame([ids, *(money.get_column(c).gather(weighed)
-                                          for c in ("amount", "revenue"))])
+                                          for c in ("amount_cents", "revenue_cents"))])
         # the journeys are the population: each one's place in journey_id order (the ids are
         # distinct) is the inverse of their sorting permutation, no join needed
         order = ids.arg_sort().to_numpy()
@@ -361,7 +362,8 @@ def _by_totals(rows: pl.DataFrame, runs: JourneyIndex, money: pl.DataFrame,
         at[order] = np.arange(order.size)
         population = population[order]
     else:
-        population = population.select("journey_id", "amount", "revenue").sort("journey_id")
+        population = population.select("journey_id", "amount_cents",
+                                       "revenue_cents").sort("journey_id")
         found = ids.to_frame().join(population.with_row_index("_p"), on="journey_id",
                                     how="left", maintain_order="left").get_column("_p")
         if found.null_count():
@@ -371,13 +373,13 @@ def _by_totals(rows: pl.DataFrame, runs: JourneyIndex, money: pl.DataFrame,
         at = found.to_numpy()
     share = shares.get_column("weight").to_numpy()
     credit = []
-    amount = population.get_column("amount").to_numpy()
-    revenue = population.get_column("revenue").to_numpy()
+    amount = population.get_column("amount_cents").to_numpy()
+    revenue = population.get_column("revenue_cents").to_numpy()
     split_amount = split_by_totals(amount, share)
     # revenue that is the amount (path rows, won deals alone) splits as the amount does
     split_revenue = (split_amount if np.array_equal(amount, revenue)
                      else split_by_totals(revenue, share))
-    for column, split in (("amount", split_amount), ("revenue", split_revenue)):
+    for column, split in (("amount_cents", split_amount), ("revenue_cents", split_revenue)):
         whole = money.get_column(column).gather(bare).to_numpy()  # (no touch): whole
         credit.append(np.concatenate([split[at].ravel(), whole]).astype(np.int64))
     return credit[0], credit[1]
@@ -653,16 +655,16 @@ def summarise_shares(journeys: Journeys, shares: pl.DataFrame, model: str, *,
     rows = channels.with_columns(
         pl.lit(model).alias("model"),
         pl.Series("pipeline_credit_cents",
-                  _apportion(share, int(touched_money.get_column("amount").sum()))),
+                  _apportion(share, int(touched_money.get_column("amount_cents").sum()))),
         pl.Series("revenue_credit_cents",
-                  _apportion(share, int(touched_money.get_column("revenue").sum()))),
+                  _apportion(share, int(touched_money.get_column("revenue_cents").sum()))),
     ).join(conversion_credit, on="channel", how="left", maintain_order="left")
     bare = money.filter(~has_touch)
     if bare.height:  # deals without a touch: whole, to (no touch)
         rows = pl.concat([rows, pl.DataFrame({
             "channel": [NO_TOUCH_CHANNEL], "channel_group": [NO_TOUCH_GROUP], "model": [model],
-            "pipeline_credit_cents": [int(bare.get_column("amount").sum())],
-            "revenue_credit_cents": [int(bare.get_column("revenue").sum())],
+            "pipeline_credit_cents": [int(bare.get_column("amount_cents").sum())],
+            "revenue_credit_cents": [int(bare.get_column("revenue_cents").sum())],
             "conversion_credit": bare.select(exact_sum(pl.col("conversions").cast(pl.Float64)))
             .to_series(),
         }, schema=rows.schema)])

@@ -49,6 +49,23 @@ def quote_input(value: str, limit: int = QUOTE_LIMIT) -> str:
     return f"{value[:limit]!r}... ({len(value):,} characters)"
 
 
+def listed(names: Iterable[str], limit: int = QUOTE_LIMIT) -> str:
+    """A file's column names for an error message, each quoted as :func:`quote_input` does
+    (escaped), the whole cut to ``limit`` characters with the count said: a header of
+    thousands of columns cannot make the one line a screenful.
+
+    >>> listed(["a", "b"])
+    "'a', 'b'"
+    >>> listed([f"c{i}" for i in range(100)], limit=20)
+    "'c0', 'c1', 'c2', 'c... (100 columns)"
+    """
+    names = list(names)
+    text = ", ".join(quote_input(name) for name in names)
+    if not text:
+        return "no columns"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(names):,} columns)"
+
+
 class AttributionError(ValueError):
     """Base class of every error this library raises on purpose."""
 
@@ -74,10 +91,7 @@ class ColumnNotFoundError(InputError):
             close = difflib.get_close_matches(name, available, n=1)
             guess = f" (did you mean {quote_input(close[0])}?)" if close else ""
             parts.append(f"{quote_input(name)}{guess}")
-        message = (
-            f"{path}: missing column {', '.join(parts)}; "
-            f"the file has {', '.join(quote_input(c) for c in available) or 'no columns'}"
-        )
+        message = f"{path}: missing column {', '.join(parts)}; the file has {listed(available)}"
         if hint:
             message += f"; {hint}"
         return cls(message)

@@ -9,7 +9,7 @@ Outcomes (the absorbing nodes ``(conversion)`` and ``(null)``):
 
 * a won deal is one conversion carrying its revenue; a lost deal and a deal-less account
   (status ``none``) are one null; a path-table row (status ``path``) brings its own
-  ``conversions``, ``nulls`` and ``revenue``;
+  ``conversions``, ``nulls`` and ``revenue_cents``;
 * open deals are pipeline, neither converted nor lost: left out unless ``include_open=True``,
   which counts them as nulls (not converted yet);
 * journeys without touches have no path and are left out.
@@ -59,14 +59,15 @@ DISTINCT_PATH_SCHEMA = schema_of(
         "channels": pl.List(pl.String),
         "conversions": pl.Int64,
         "nulls": pl.Int64,
-        "revenue": pl.Int64,
+        "revenue_cents": pl.Int64,
     }
 )
 
 
 # -- outcomes and distinct paths ---------------------------------------------------------------
 def journey_outcomes(journeys: Journeys, *, include_open: bool = False) -> pl.LazyFrame:
-    """One row per counted journey: ``journey_id, status, conversions, nulls, revenue`` (Int64).
+    """One row per counted journey: ``journey_id, status, conversions, nulls, revenue_cents``
+    (Int64).
 
     See the module docstring for which statuses count as what.
     """
@@ -82,7 +83,7 @@ def _counted(include_open: bool) -> pl.Expr:
 
 
 def _outcome_columns() -> list[pl.Expr]:
-    """``conversions, nulls, revenue`` of a counted journey: a path row's own counts, else by
+    """``conversions, nulls, revenue_cents`` of a counted journey: a path row's own counts, else by
     its status (a won deal: one conversion carrying its revenue; any other: one null)."""
     status = pl.col("status")
 
@@ -91,7 +92,7 @@ def _outcome_columns() -> list[pl.Expr]:
                 .when(status == "won").then(won).otherwise(other).cast(pl.Int64).alias(name))
 
     return [by_status("conversions", 1, 0), by_status("nulls", 0, 1),
-            by_status("revenue", pl.coalesce("revenue", "amount", pl.lit(0)), 0)]
+            by_status("revenue_cents", pl.coalesce("revenue_cents", "amount_cents", pl.lit(0)), 0)]
 
 
 def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
@@ -101,7 +102,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
     -------
     polars.DataFrame
         :data:`DISTINCT_PATH_SCHEMA`: ``path_id`` (0.. in path order), ``channels`` (list),
-        ``conversions``, ``nulls``, ``revenue`` (minor units). Sorted by path, so the same
+        ``conversions``, ``nulls``, ``revenue_cents`` (minor units). Sorted by path, so the same
         journeys always give the same ids.
     """
     coded = path_codes(journeys, include_open=include_open)
@@ -112,7 +113,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
                 "channels": lists,
                 "conversions": coded.conversions,
                 "nulls": coded.nulls,
-                "revenue": coded.revenue,
+                "revenue_cents": coded.revenue,
             }
         )
         .with_columns(pl.col("channels").list.join(_KEY_SEPARATOR).alias("_sort"))
@@ -122,7 +123,7 @@ def distinct_paths(journeys: Journeys, *, include_open: bool = False) -> pl.Data
             pl.col("channels").cast(pl.List(pl.String)),
             pl.col("conversions").cast(pl.Int64),
             pl.col("nulls").cast(pl.Int64),
-            pl.col("revenue").cast(pl.Int64),
+            pl.col("revenue_cents").cast(pl.Int64),
         )
     )
 
@@ -162,7 +163,7 @@ class PathCodes:
             lengths=paths["channels"].list.len().to_numpy().astype(np.int64),
             conversions=paths["conversions"].to_numpy().astype(np.int64),
             nulls=paths["nulls"].to_numpy().astype(np.int64),
-            revenue=paths["revenue"].to_numpy().astype(np.int64),
+            revenue=paths["revenue_cents"].to_numpy().astype(np.int64),
         )
 
 
@@ -237,11 +238,11 @@ def path_codes(journeys: Journeys, *, include_open: bool = False) -> PathCodes:
         ),
         conversions=frame["conversions"].to_numpy().astype(np.int64),
         nulls=frame["nulls"].to_numpy().astype(np.int64),
-        revenue=frame["revenue"].to_numpy().astype(np.int64),
+        revenue=frame["revenue_cents"].to_numpy().astype(np.int64),
     )
 
 
-PATH_SUMS = ("conversions", "nulls", "revenue")
+PATH_SUMS = ("conversions", "nulls", "revenue_cents")
 
 
 def _code_bytes(codes: np.ndarray, lengths: np.ndarray) -> pl.Series:
@@ -686,7 +687,7 @@ def transition_table(
 
     >>> t = pl.DataFrame({"journey_id": ["d1", "d1"], "touch_index": [0, 1],
     ...                   "channel": ["email", "search"]})
-    >>> j = pl.DataFrame({"journey_id": ["d1"], "status": ["won"], "amount": [500]})
+    >>> j = pl.DataFrame({"journey_id": ["d1"], "status": ["won"], "amount_cents": [500]})
     >>> transition_table(Journeys.from_frames(t, j))["to_state"].to_list()
     ['email', 'search', '(conversion)']
     """
@@ -701,7 +702,8 @@ def top_paths(
     include_open: bool = False,
     separator: str = " > ",
 ) -> pl.DataFrame:
-    """The most frequent paths: ``path, journeys, conversions, nulls, conversion_rate, revenue``.
+    """The most frequent paths: ``path, journeys, conversions, nulls, conversion_rate,
+    revenue_cents``.
 
     ``journeys`` is conversions + nulls (for a path table, the row's counts). Sorted by
     journeys (most first), then conversions, then path; ``n=None`` keeps every path.
@@ -713,25 +715,25 @@ def top_paths(
         "conversions",
         "nulls",
         _rate().alias("conversion_rate"),
-        "revenue",
+        "revenue_cents",
     ).sort(["journeys", "conversions", "path"], descending=[True, True, False])
     return table if n is None else table.head(n)
 
 
 def path_length_distribution(journeys: Journeys, *, include_open: bool = False) -> pl.DataFrame:
     """Journeys by number of touches: ``n_touches, journeys, conversions, nulls,
-    conversion_rate, revenue``."""
+    conversion_rate, revenue_cents``."""
     return (
         distinct_paths(journeys, include_open=include_open)
         .group_by(pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"))
-        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue").sum())
+        .agg(pl.col("conversions").sum(), pl.col("nulls").sum(), pl.col("revenue_cents").sum())
         .select(
             "n_touches",
             (pl.col("conversions") + pl.col("nulls")).alias("journeys"),
             "conversions",
             "nulls",
             _rate().alias("conversion_rate"),
-            "revenue",
+            "revenue_cents",
         )
         .sort("n_touches")
     )
@@ -781,7 +783,7 @@ def time_to_close_distribution(
         .agg(
             (pl.col("status") == "won").sum().cast(pl.Int64).alias("won"),
             (pl.col("status") == "lost").sum().cast(pl.Int64).alias("lost"),
-            pl.when(pl.col("status") == "won").then(pl.col("amount")).sum().cast(pl.Int64)
+            pl.when(pl.col("status") == "won").then(pl.col("amount_cents")).sum().cast(pl.Int64)
             .alias("won_revenue_cents"),
         )
     )

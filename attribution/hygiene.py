@@ -86,7 +86,7 @@ FLAG_SCHEMA = schema_of(
         "deal_id": pl.String,
         "account_id": pl.String,
         "status": pl.String,
-        "amount": pl.Int64,
+        "amount_cents": pl.Int64,
         "created_at": UTC_TIME,
         "no_prior_touch": pl.Boolean,
         "signup": pl.Boolean,
@@ -141,7 +141,7 @@ def flag_deals(journeys: Journeys, rules: HygieneRules | None = None) -> pl.Data
     """
     rules = rules or HygieneRules()
     deals = journeys.journeys.filter(pl.col("status").is_in(DEAL_STATUSES)).select(
-        "journey_id", "deal_id", "account_id", "status", "amount", "created_at"
+        "journey_id", "deal_id", "account_id", "status", "amount_cents", "created_at"
     )
     touches = journeys.touches.select(
         "journey_id", "timestamp", "channel_group", "touch_type"
@@ -209,8 +209,8 @@ def _counts(deals: pl.DataFrame, label: str) -> dict[str, object]:
         "won": won,
         "lost": lost,
         "win_rate": won / (won + lost) if won + lost else None,
-        "pipeline_cents": int(deals["amount"].sum()),
-        "won_revenue_cents": int(deals.filter(pl.col("status") == "won")["amount"].sum()),
+        "pipeline_cents": int(deals["amount_cents"].sum()),
+        "won_revenue_cents": int(deals.filter(pl.col("status") == "won")["amount_cents"].sum()),
     }
 
 

@@ -166,16 +166,16 @@ def weighted_credit(journeys: Journeys, weights: pl.LazyFrame) -> pl.DataFrame:
     rounding to the cent (under a cent per deal and channel), which a resample's channel totals
     do not need."""
     money = journeys.journeys.filter(pl.col("status") != "none").select(
-        "journey_id", "n_touches", pl.col("revenue").fill_null(0).cast(pl.Float64))
+        "journey_id", "n_touches", pl.col("revenue_cents").fill_null(0).cast(pl.Float64))
     touched = (
         weights.group_by("journey_id", "channel").agg(pl.col("weight").sum())
-        .join(money.select("journey_id", "revenue"), on="journey_id", how="inner")
+        .join(money.select("journey_id", "revenue_cents"), on="journey_id", how="inner")
         .select("journey_id", "channel",
-                (pl.col("weight") * pl.col("revenue")).alias("revenue_credit_cents"))
+                (pl.col("weight") * pl.col("revenue_cents")).alias("revenue_credit_cents"))
     )
     untouched = money.filter(pl.col("n_touches") == 0).select(
         "journey_id", pl.lit(NO_TOUCH_CHANNEL).alias("channel"),
-        pl.col("revenue").alias("revenue_credit_cents"))
+        pl.col("revenue_cents").alias("revenue_credit_cents"))
     return pl.concat([touched, untouched]).collect()
 
 
@@ -300,12 +300,12 @@ class _JourneyPaths:
         every = journey_outcomes(journeys, include_open=True).collect()
         closed = journey_outcomes(journeys, include_open=False).collect()
         outcomes = (
-            frame.join(every.select("journey_id", "conversions", "revenue",
+            frame.join(every.select("journey_id", "conversions", "revenue_cents",
                                     pl.col("nulls").alias("_all")),
                        on="journey_id", how="left", maintain_order="left")
             .join(closed.select("journey_id", "nulls"), on="journey_id", how="left",
                   maintain_order="left")
-            .select(pl.col("conversions", "revenue", "nulls", "_all").fill_null(0))
+            .select(pl.col("conversions", "revenue_cents", "nulls", "_all").fill_null(0))
         )
         return cls(
             path=per.get_column("_path").fill_null(-1).cast(pl.Int64).to_numpy(),
@@ -313,7 +313,7 @@ class _JourneyPaths:
             outcomes={
                 "conversions": outcomes.get_column("conversions").to_numpy(),
                 "nulls": outcomes.get_column("nulls").to_numpy(),
-                "revenue": outcomes.get_column("revenue").to_numpy(),
+                "revenue_cents": outcomes.get_column("revenue_cents").to_numpy(),
                 "opens": (outcomes.get_column("_all") - outcomes.get_column("nulls")).to_numpy(),
             },
         )
@@ -332,7 +332,7 @@ class _JourneyPaths:
         return self.paths.with_columns(
             [pl.Series(name, values) for name, values in sums.items()]
         ).filter(pl.Series(seen)).select("path_key", "channels", "conversions", "nulls",
-                                         "revenue", "opens")
+                                         "revenue_cents", "opens")
 
 
 def _refit_from_paths(journeys: Journeys, model: AttributionModel,
@@ -348,16 +348,16 @@ def _refit_from_paths(journeys: Journeys, model: AttributionModel,
     for row in counts:
         table = paths.counts(row)
         fitted = model.fit_counts(table)
-        paying = table.filter(pl.col("revenue") > 0)
+        paying = table.filter(pl.col("revenue_cents") > 0)
         # deals without a touch: their revenue is (no touch)'s, under every model
-        alone = float((row[untouched] * paths.outcomes["revenue"][untouched]).sum())
+        alone = float((row[untouched] * paths.outcomes["revenue_cents"][untouched]).sum())
         base = {NO_TOUCH_CHANNEL: alone} if alone else {}
         if paying.is_empty():
             found.append(base)
             continue
         scored = path_journeys(paying, keep_unobserved=True)
         weights = fitted.weights(scored)
-        revenue = scored.journeys.select("journey_id", pl.col("amount").cast(pl.Float64)
+        revenue = scored.journeys.select("journey_id", pl.col("amount_cents").cast(pl.Float64)
                                          .alias("_revenue")).collect()
         credit = (weights.collect().join(revenue, on="journey_id")
                   .group_by("channel").agg((pl.col("weight") * pl.col("_revenue")).sum()))

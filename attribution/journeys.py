@@ -664,7 +664,7 @@ def build_journeys(
         touch_type, campaign`` (utm source and medium optional: they break ties in the touch
         order), one row per input row (the row accounting counts positions).
     deals
-        ``deal_id, account_id, created_at, closed_at, status, amount`` (minor units).
+        ``deal_id, account_id, created_at, closed_at, status, amount_cents`` (minor units).
     contacts
         ``contact_id, account_id, lead_created_at``.
     as_of
@@ -863,21 +863,22 @@ def _journey_frame(deal_rows: pl.DataFrame, account_rows: pl.DataFrame, numbered
     touch ``counts`` (by number) and outcomes."""
     as_of_lit = pl.lit(as_of, dtype=UTC_TIME)
     deal_journeys = deal_rows.select(
-        "journey_id", "account_id", "deal_id", "status", "amount", "created_at", "closed_at",
-        "end_at",
+        "journey_id", "account_id", "deal_id", "status", "amount_cents", "created_at",
+        "closed_at", "end_at",
         pl.Series("n_touches", counts[numbered.rank[:numbered.deals]], dtype=pl.UInt32),
         (pl.col("status") == "won").cast(pl.Int64).alias("conversions"),
         (pl.col("status") == "lost").cast(pl.Int64).alias("nulls"),
-        pl.when(pl.col("status") == "won").then(pl.col("amount")).otherwise(0).alias("revenue"),
+        pl.when(pl.col("status") == "won").then(pl.col("amount_cents")).otherwise(0)
+        .alias("revenue_cents"),
     )
     account_journeys = account_rows.select(
         "journey_id", "account_id", pl.lit(None, pl.String).alias("deal_id"),
-        pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount"),
+        pl.lit("none").alias("status"), pl.lit(0, pl.Int64).alias("amount_cents"),
         pl.lit(None, UTC_TIME).alias("created_at"), pl.lit(None, UTC_TIME).alias("closed_at"),
         as_of_lit.alias("end_at"),
         pl.Series("n_touches", counts[numbered.rank[numbered.deals:]], dtype=pl.UInt32),
         pl.lit(0, pl.Int64).alias("conversions"), pl.lit(1, pl.Int64).alias("nulls"),
-        pl.lit(0, pl.Int64).alias("revenue"),
+        pl.lit(0, pl.Int64).alias("revenue_cents"),
     )
     return pl.concat(
         [conform(deal_journeys.lazy(), JOURNEY_SCHEMA),

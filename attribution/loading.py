@@ -72,7 +72,7 @@ class Inputs:
 
     ``touchpoints`` has ``_row, touchpoint_id, timestamp, contact_id, account_id, channel,
     channel_group, touch_type, campaign, utm_source, utm_medium``; ``deals`` has ``_row, deal_id,
-    account_id, created_at, closed_at, status, amount`` (minor units); ``contacts`` has
+    account_id, created_at, closed_at, status, amount_cents`` (minor units); ``contacts`` has
     ``contact_id, account_id, lead_created_at``.
     """
 

@@ -47,7 +47,9 @@ PATH_COLUMNS: dict[str, bool] = {
 PATH_ALIASES: dict[str, tuple[str, ...]] = {
     "path": ("paths",),
     "conversions": ("total_conversions", "conversion"),
+    # money: keep names from here (a file's column)
     "conversion_value": ("total_conversion_value", "value", "revenue", "conversion_values"),
+    # money: keep names to here
     "nulls": ("total_null", "total_nulls", "null"),
 }
 
@@ -72,8 +74,8 @@ def read_paths(
 
     One journey per valid row (``journey_id`` ``"path-<row>"``, row 1-based), its touches the
     path's channels with null timestamps (``has_timestamps=False, has_milestones=False``);
-    ``conversions``, ``nulls``, ``revenue`` (the conversion value in minor units) and
-    ``amount`` (= revenue) from the row.
+    ``conversions``, ``nulls``, ``revenue_cents`` (the conversion value in minor units) and
+    ``amount_cents`` (= revenue_cents) from the row.
 
     Parameters
     ----------
@@ -194,11 +196,11 @@ def parse_paths(
     journeys = good.select(
         journey_id,
         pl.lit("path").alias("status"),
-        pl.col("_value").fill_null(0).alias("amount"),
+        pl.col("_value").fill_null(0).alias("amount_cents"),
         pl.Series("n_touches", lengths[keep], dtype=pl.UInt32),
         pl.col("_conversions").alias("conversions"),
         pl.col("_nulls").fill_null(0).alias("nulls"),
-        pl.col("_value").fill_null(0).alias("revenue"),
+        pl.col("_value").fill_null(0).alias("revenue_cents"),
     )
 
     # the kept rows' steps: each a channel name (a stripped spelling), coded

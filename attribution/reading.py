@@ -296,13 +296,16 @@ def read_header(path: str | Path, input_name: str, *, encoding: str | None = Non
 def name_columns(frame: pl.DataFrame, file: str, input_name: str,
                  mapping: dict[str, str] | None = None,
                  expected: Sequence[str] = (),
-                 alternatives: Mapping[str, str] | None = None) -> pl.DataFrame:
+                 alternatives: Mapping[str, str] | None = None,
+                 header: Sequence[str] | None = None) -> pl.DataFrame:
     """A table as read, with its columns trimmed and renamed by ``mapping`` (canonical ->
     the file's name), the ``expected`` canonical columns checked, and ``_row`` added.
 
     ``file`` names the table in messages (its path, or where a frame came from);
     ``alternatives`` name, per expected column, another that stands in for it (``status`` is
-    not needed when ``is_won`` is there).
+    not needed when ``is_won`` is there); ``header`` is the file's own column names when
+    ``frame``'s were renamed before (by a source preset): a missing column's message lists
+    those, the names the user sees in the file.
     """
     check_header(frame.columns, file, input_name)
     frame = frame.rename({c: c.strip() for c in frame.columns if c != c.strip()})
@@ -327,7 +330,7 @@ def name_columns(frame: pl.DataFrame, file: str, input_name: str,
                if name not in frame.columns and stand_ins.get(name) not in frame.columns]
     if missing:
         raise ColumnNotFoundError.from_missing(
-            file, missing, frame.columns,
+            file, missing, frame.columns if header is None else [c.strip() for c in header],
             hint=f"map a differently named column with [columns.{input_name}] in the config",
         )
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))

@@ -282,8 +282,9 @@ LABELS = {
     "expected_revenue": "expected revenue", "revenue_change": "revenue change",
     "in_band": "in band", "paid_revenue_share": "revenue share (paid channels)",
     "tracked_revenue_credit": "tracked", "tracked_revenue_share": "tracked %",
-    "self_reported_revenue_credit": "self-reported", "self_reported_revenue_share":
-    "self-reported %", "stated_deals": "stated deals", "dark_deals": "dark deals",
+    "self_reported_revenue_credit": "stated + fallback", "self_reported_revenue_share":
+    "stated + fallback %", "stated_revenue_credit": "stated", "stated_revenue_share": "stated %",
+    "stated_deals": "stated deals", "dark_deals": "dark deals",
     "dark_share": "dark %", "dark_revenue": "dark revenue",
 }
 # money: keep names to here
@@ -337,14 +338,16 @@ def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
 
 #: the dark-funnel columns a terminal shows
 DARK_FUNNEL_COLUMNS = ["channel", "tracked_revenue_credit_cents", "tracked_revenue_share",
+                       "stated_revenue_credit_cents", "stated_revenue_share",
                        "self_reported_revenue_credit_cents", "self_reported_revenue_share",
                        "stated_deals", "dark_deals", "dark_share", "dark_revenue_cents"]
 
 
 def dark_funnel_table(dark: pl.DataFrame, currency: str, tracked: str) -> Table:
-    """The dark-funnel table: per channel, the tracked model's revenue credit next to the
-    self-reported credit, the deals stating the channel and those of them no touch of it
-    reached (``dark``)."""
+    """The dark-funnel table: per channel, the tracked model's revenue credit next to what
+    buyers said (``stated``: the answered deals alone) and the self_reported model's credit
+    (``stated + fallback``: the unanswered deals credited by the fallback), the deals stating
+    the channel and those of them no touch of it reached (``dark``)."""
     return frame_table(dark.select(DARK_FUNNEL_COLUMNS),
                        title=f"Dark funnel: tracked credit ({tracked}) vs self-reported",
                        currency=currency, compact=True)

@@ -43,7 +43,7 @@ DEAL_COLUMNS: dict[str, bool] = {
     "created_at": True,
     "closed_at": False,
     "status": True,
-    "amount": True,
+    "amount": True,  # money: keep name
     "currency": False,
     "is_won": False,  # boolean won flag (Salesforce IsWon): with is_closed, stands in for status
     "is_closed": False,
@@ -143,14 +143,14 @@ JOURNEY_SCHEMA = schema_of(
         "account_id": pl.String,
         "deal_id": pl.String,
         "status": pl.String,  # won | lost | open | none | path
-        "amount": pl.Int64,  # minor units; the pipeline value of a deal, revenue of a path row
+        "amount_cents": pl.Int64,  # minor units: a deal's pipeline value, a path row's revenue
         "created_at": UTC_TIME,
         "closed_at": UTC_TIME,
         "end_at": UTC_TIME,  # close, or the as-of date for open deals and deal-less accounts
         "n_touches": pl.UInt32,
         "conversions": pl.Int64,  # 1 for a won deal; the count for a path row
         "nulls": pl.Int64,  # 1 for a lost deal or a deal-less account; the count for a path row
-        "revenue": pl.Int64,  # minor units: amount of a won deal, conversion value of a path row
+        "revenue_cents": pl.Int64,  # minor units: a won deal's amount, a path row's value
     }
 )
 
@@ -214,8 +214,8 @@ MONEY_COLUMNS = frozenset(
     {
         "shapley_value_cents",  # Shapley values with value="revenue" (floats: estimates)
         "standard_error_cents",
-        "amount",
-        "revenue",
+        "amount_cents",
+        "revenue_cents",
         "pipeline_credit_cents",
         "revenue_credit_cents",
         "revenue_credit_low_cents",  # bootstrap bounds of the credit (--bootstrap)
@@ -254,6 +254,7 @@ MONEY_COLUMNS = frozenset(
         # the dark funnel: tracked credit beside self-reported credit
         "tracked_revenue_credit_cents",
         "self_reported_revenue_credit_cents",
+        "stated_revenue_credit_cents",
         "dark_revenue_cents",
     }
 )
@@ -282,6 +283,7 @@ SHARE_COLUMNS = frozenset(
         "paid_revenue_share",
         "tracked_revenue_share",
         "self_reported_revenue_share",
+        "stated_revenue_share",
         "dark_share",
     }
 )

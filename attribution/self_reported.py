@@ -47,8 +47,14 @@ DARK_FUNNEL_SCHEMA = schema_of({
     "channel_group": pl.String,
     "tracked_revenue_credit_cents": pl.Int64,
     "tracked_revenue_share": pl.Float64,
+    # the self_reported model's credit: answered deals to their stated channel *and* the
+    # unanswered ones by the fallback (tracked) model
     "self_reported_revenue_credit_cents": pl.Int64,
     "self_reported_revenue_share": pl.Float64,
+    # what buyers said, alone: the won revenue of the answered deals stating the channel (its
+    # share of all won revenue, so stated + fallback = self_reported)
+    "stated_revenue_credit_cents": pl.Int64,
+    "stated_revenue_share": pl.Float64,
     "stated_deals": pl.UInt32,
     "stated_won_deals": pl.UInt32,
     "dark_deals": pl.UInt32,
@@ -192,15 +198,17 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
 
     ``tracked_*`` is the ``tracked`` model's revenue credit (the recommended model: touches
     only), ``self_reported_*`` the ``self_reported`` model's (each answered deal whole to its
-    stated channel, the others as ``tracked``); both come from ``summary`` and sum to won
-    revenue. ``stated_deals`` counts the deals stating the channel, ``dark_deals`` those of
-    them whose journey has no touch of the channel (compared by
+    stated channel, the others as ``tracked``: the fallback's credit is in it); both come from
+    ``summary`` and sum to won revenue. ``stated_*`` is what buyers said, alone: the won
+    revenue of the answered deals stating the channel, and its share of all won revenue (the
+    unanswered deals' revenue is in no channel's). ``stated_deals`` counts the deals stating
+    the channel, ``dark_deals`` those of them whose journey has no touch of the channel (compared by
     :func:`~attribution.channels.channel_key`), ``dark_share`` their share and
     ``dark_revenue`` their won revenue. ``sufficient`` is False when fewer than ``min_deals``
     won deals state the channel (too few to tell).
     """
     money = journeys.filter(pl.col("status") != "none").select(
-        "journey_id", "status", "revenue").collect()
+        "journey_id", "status", "revenue_cents").collect()
     seen = touches.select("journey_id", "channel").unique().collect()
     seen_keys = seen.with_columns(
         pl.col("channel").map_elements(channel_key, return_dtype=pl.String).alias("_key")
@@ -220,9 +228,15 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
         pl.col("_won").sum().cast(pl.UInt32).alias("stated_won_deals"),
         (~pl.col("_touched")).sum().cast(pl.UInt32).alias("dark_deals"),
         (~pl.col("_touched") & pl.col("_won")).sum().cast(pl.UInt32).alias("dark_won_deals"),
-        pl.when(~pl.col("_touched")).then(pl.col("revenue")).otherwise(0).sum()
+        pl.when(~pl.col("_touched")).then(pl.col("revenue_cents")).otherwise(0).sum()
         .cast(pl.Int64).alias("dark_revenue_cents"),
+        pl.col("revenue_cents").sum().cast(pl.Int64).alias("stated_revenue_credit_cents"),
     )
+    # every deal's won revenue, answered or not: the shares' denominator, as the models'
+    won_total = int(money.get_column("revenue_cents").sum())
+    counts = counts.with_columns(
+        (pl.col("stated_revenue_credit_cents") / won_total if won_total else pl.lit(0.0))
+        .alias("stated_revenue_share"))
 
     def credit(model: str, prefix: str) -> pl.DataFrame:
         return summary.filter(pl.col("model") == model).select(
@@ -240,9 +254,11 @@ def dark_funnel(summary: pl.DataFrame, touches: pl.LazyFrame, journeys: pl.LazyF
             *(pl.col(c).fill_null(0) for c in ("tracked_revenue_credit_cents",
                                                "self_reported_revenue_credit_cents", "stated_deals",
                                                "stated_won_deals", "dark_deals",
-                                               "dark_won_deals", "dark_revenue_cents")),
+                                               "dark_won_deals", "dark_revenue_cents",
+                                               "stated_revenue_credit_cents")),
             *(pl.col(c).fill_null(0.0) for c in ("tracked_revenue_share",
-                                                 "self_reported_revenue_share")),
+                                                 "self_reported_revenue_share",
+                                                 "stated_revenue_share")),
         )
         .with_columns(
             pl.when(pl.col("stated_deals") > 0)

@@ -992,9 +992,11 @@ TOUCHPOINT_OUTPUT = (
     "utm_campaign",
     "touch_type",
 )
+# money: keep names from here (a file's column)
 DEAL_OUTPUT = ("deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency")
+# money: keep names to here
 CONTACT_OUTPUT = ("contact_id", "account_id", "lead_created_at")
-SPEND_OUTPUT = ("channel", "period_start", "period_end", "amount", "currency")
+SPEND_OUTPUT = ("channel", "period_start", "period_end", "amount", "currency")  # money: keep name
 DEFECT_SCHEMA = pl.Schema(
     {
         "input": pl.String,
@@ -1309,7 +1311,7 @@ def _deal_output(outcomes: Outcomes, epoch_seconds: int, digits: int) -> pl.Data
         .then(pl.lit("won"))
         .otherwise(pl.lit("lost"))
         .alias("status"),
-        _cents_text(pl.col("cents")).alias("amount"),
+        _cents_text(pl.col("cents")).alias("amount"),  # money: keep name
         pl.lit("USD").alias("currency"),
     )
 
@@ -1369,7 +1371,7 @@ def _spend_output(
         "channel",
         "period_start",
         "period_end",
-        _cents_text(pl.col("cents")).alias("amount"),
+        _cents_text(pl.col("cents")).alias("amount"),  # money: keep name
         pl.lit("USD").alias("currency"),
     )
 
@@ -1507,13 +1509,15 @@ def _add_defects(
                 "deal_id": "D" + str(n_deal + 1).zfill(deal_digits),
                 "account_id": first_free,
                 "status": "lost",
-                "amount": "-12500.00",
+                "amount": "-12500.00",  # money: keep name
             },
             "negative_amount",
         ),
         (
             int(rng.integers(duplicated + 1, n_deal + 1)),
+            # money: keep names from here (a file's column)
             deal_rows[duplicated] | {"status": "open", "closed_at": None, "amount": "9999.00"},
+            # money: keep names to here
             "duplicate_deal_id",
         ),
         (

@@ -1129,7 +1129,7 @@ def _build(spark: SparkSession, inputs: SparkInputs, config: Config,
     paths = _PathCounts(
         _BUILT.spark_frame(built, "path").groupBy("path_key").agg(
             F.first("channels").alias("channels"),
-            *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue", "opens")],
+            *[F.sum(c).alias(c) for c in ("conversions", "nulls", "revenue_cents", "opens")],
         )
     )
     return _Journeys(built, stats, totals, paths, close, groups)
@@ -1228,15 +1228,15 @@ def _deals_touched(journeys: Journeys) -> pl.DataFrame:
 
 
 def _population(built: _Journeys) -> pl.DataFrame:
-    """``journey_id, amount, revenue`` of every journey that carries money and has a touch:
-    the journeys a fitted model's channel shares weigh (Markov's global allocation), whose
+    """``journey_id, amount_cents, revenue_cents`` of every journey that carries money and has a
+    touch: the journeys a fitted model's channel shares weigh (Markov's global allocation), whose
     channel totals :func:`attribution.credit.allocate` splits over all of them, not a batch's
     (one row a deal, collected once on the driver and shipped with the scoring)."""
     journeys = _BUILT.spark_frame(built.built, "journey")
     return _collect(
         journeys.filter((F.col("status") != "none") & (F.col("n_touches") > 0))
-        .select("journey_id", "amount", "revenue"),
-        pl.Schema({"journey_id": pl.String, "amount": pl.Int64, "revenue": pl.Int64}),
+        .select("journey_id", "amount_cents", "revenue_cents"),
+        pl.Schema({"journey_id": pl.String, "amount_cents": pl.Int64, "revenue_cents": pl.Int64}),
     )
 
 
@@ -1387,7 +1387,7 @@ class SparkRunResult:
     credit_frame: DataFrame | None
     touches_frame: DataFrame
     journeys_frame: DataFrame
-    #: summed distinct paths (``path_key, channels, conversions, nulls, revenue, opens``),
+    #: summed distinct paths (``path_key, channels, conversions, nulls, revenue_cents, opens``),
     #: collected when first read (:attr:`paths`)
     path_counts: _PathCounts
     #: :func:`attribution.graph.time_to_close_distribution` over all journeys

@@ -21,7 +21,7 @@ Canonical columns (a ``columns`` mapping renames a file's own names onto them):
   day of the next month: 2025-01-15 -> 2025-02-14) or ``quarter`` (3 months). When a row has
   both they must agree;
 * ``amount`` (required): a decimal >= 0 in major units, read into integer minor units of the
-  run's currency (cents; fils for KWD); amounts with
+  run's currency (cents; fils for KWD; :attr:`Spend.rows`' ``amount_cents``); amounts with
   more decimals than the currency's minor unit, in exponent notation or too large are
   rejected (:func:`~attribution.validation.amount_checks`), never rounded;
 * ``currency`` (optional): rows in another currency than the run's are rejected.
@@ -74,7 +74,7 @@ SPEND_COLUMNS: dict[str, bool] = {
     "period_start": True,
     "period_end": False,  # period_end and/or period
     "period": False,
-    "amount": True,
+    "amount": True,  # money: keep name
     "currency": False,
 }
 
@@ -96,7 +96,7 @@ SPEND_ROW_SCHEMA = pl.Schema(
         "period_start": pl.Date,
         "period_end": pl.Date,  # inclusive
         "days": pl.Int64,
-        "amount": pl.Int64,  # minor units
+        "amount_cents": pl.Int64,  # minor units
     }
 )
 
@@ -280,9 +280,10 @@ def load_spend(
             text("period", frame).str.to_lowercase(),
             pl.when(month_label & text("period_end", frame).is_null()).then(pl.lit("month")),
         ).alias("_period"),
-        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
-        text("amount", frame).alias("_amount_text"),
-        amount_text("amount", frame).alias("_amount_clean"),
+        minor_units("amount", frame, currency_decimals(currency))  # money: keep name
+        .alias("amount_cents"),
+        text("amount", frame).alias("_amount_text"),  # money: keep name
+        amount_text("amount", frame).alias("_amount_clean"),  # money: keep name
         text("currency", frame).str.to_uppercase().alias("currency"),
     )
     channel = unify_spellings(parsed.get_column("_channel"))
@@ -334,12 +335,15 @@ def load_spend(
                  "period_end does not match period", pl.col("_end_text")),
                 (pl.col("period_end") < pl.col("period_start"), "period_end",
                  "period_end is before period_start", pl.col("_end_text")),
-                (pl.col("_amount_text").is_null(), "amount", "missing amount",
+                (pl.col("_amount_text").is_null(), "amount", "missing amount",  # money: keep name
                  pl.col("_amount_text")),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
-                (pl.col("amount").is_null(), "amount",
+                (pl.col("amount_cents").is_null(), "amount",  # money: keep name
                  "amount is not a number; expected a decimal like 1250.00", pl.col("_amount_text")),
-                (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
+                # money: keep names from here (a reject's column is the file's)
+                (pl.col("amount_cents") < 0, "amount", "negative amount",
+                 pl.col("_amount_text")),
+                # money: keep names to here
                 (no_channel, "channel", "no channel and no utm_source/utm_medium",
                  pl.lit(None, pl.String)),
                 (pl.col("channel") == UNMAPPED_CHANNEL, "utm_source",
@@ -369,7 +373,7 @@ def load_spend(
         "period_end",
         ((pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1).cast(pl.Int64)
         .alias("days"),
-        "amount",
+        "amount_cents",
     ).cast(dict(SPEND_ROW_SCHEMA))  # type: ignore[arg-type]
     accounting = Accounting("spend", str(path),  # money: keep name
                             read=frame.height, used=rows.height, rejected=reason_counts(rejects))
@@ -384,16 +388,17 @@ def load_spend(
 
 
 def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
-    """Every spend row spread over its days, exactly: ``row, channel, channel_group, day, spend``.
+    """Every spend row spread over its days, exactly: ``row, channel, channel_group, day,
+    spend_cents``.
 
-    A row of ``amount`` cents over ``n`` days gives each day ``amount // n`` and one more cent
-    to each of the first ``amount % n`` days, so the days of a row sum to its amount.
+    A row of ``amount_cents`` over ``n`` days gives each day ``amount_cents // n`` and one more
+    cent to each of the first ``amount_cents % n`` days, so the days of a row sum to its amount.
 
     >>> import datetime as dt
     >>> rows = pl.DataFrame({"row": [1], "channel": ["events"], "channel_group": ["x"],
     ...     "period_start": [dt.date(2025, 1, 1)], "period_end": [dt.date(2025, 1, 3)],
-    ...     "days": [3], "amount": [100]})
-    >>> spread_daily(rows)["spend"].to_list()
+    ...     "days": [3], "amount_cents": [100]})
+    >>> spread_daily(rows)["spend_cents"].to_list()
     [34, 33, 33]
     """
     exploded = rows.with_columns(
@@ -405,8 +410,8 @@ def spread_daily(rows: pl.DataFrame) -> pl.DataFrame:
         "channel",
         "channel_group",
         "day",
-        (pl.col("amount") // pl.col("days")
-         + (index < pl.col("amount") % pl.col("days")).cast(pl.Int64))
+        (pl.col("amount_cents") // pl.col("days")
+         + (index < pl.col("amount_cents") % pl.col("days")).cast(pl.Int64))
         .alias("spend_cents"),
     ).sort(["row", "day"])
 

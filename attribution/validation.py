@@ -177,9 +177,13 @@ def _named(source: TableSource, file: str | None, input_name: str,
         path = Path(source)
         where = file if file is not None else str(path)
         raw = read_file(path, input_name, encoding=encoding)
+    header = None
     if preset is not None:
+        # the preset renames the file's columns: a missing column's message lists the file's
+        header = list(raw.columns)
         raw, mapping = apply_preset(raw, preset, input_name, mapping)
-    return name_columns(raw, where, input_name, mapping, expected, alternatives), where, mapping
+    return (name_columns(raw, where, input_name, mapping, expected, alternatives, header),
+            where, mapping)
 
 
 def _notes(file: str, found: Mapping[str, TimeFormat]) -> list[str]:
@@ -445,6 +449,26 @@ def infer_times(parsed: pl.DataFrame, columns: Sequence[tuple[str, str, str]], f
         for moment, shown, _ in pending
     )
     return parsed, found
+
+
+def unparseable_reason(formats: Mapping[str, TimeFormat], column: str) -> str:
+    """The reason a timestamp the run could not read is rejected; it names the format the run
+    detected for the file's ``column`` when it detected one (a value in another style is then
+    what is wrong, not the file's whole column).
+
+    >>> unparseable_reason({}, "Close Date").startswith("unparseable timestamp; expected ISO")
+    True
+    >>> unparseable_reason({"Close Date": TimeFormat("%d/%m/%Y", "day/month/year, date only")},
+    ...                    "Close Date")  # doctest: +NORMALIZE_WHITESPACE
+    "unparseable timestamp; does not fit the format detected for this column, '%d/%m/%Y'
+    (day/month/year, date only), nor ISO-8601; declare the format with --timestamp-format"
+    """
+    fitted = formats.get(column)
+    if fitted is None:
+        return f"unparseable timestamp; {TIMESTAMP_HINT}"
+    return (f"unparseable timestamp; does not fit the format detected for this column, "
+            f"{fitted.pattern!r} ({fitted.description}), nor ISO-8601; declare the format with "
+            "--timestamp-format")
 
 
 def time_format_note(file: str, formats: Mapping[str, TimeFormat]) -> str:
@@ -853,7 +877,7 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
                 (
                     pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
                     "lead_created_at",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}",
+                    unparseable_reason(found, lead_column),
                     pl.col("_lead_text"),
                 ),
                 *time_checks("lead_created_at", "_lead_text", "lead_created_at"),
@@ -973,7 +997,7 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                  pl.col("_time_text")),
                 (
                     pl.col("timestamp").is_null(), "timestamp",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_time_text"),
+                    unparseable_reason(found, time_column), pl.col("_time_text"),
                 ),
                 *time_checks("timestamp", "_time_text", "timestamp"),
                 (
@@ -1129,9 +1153,10 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("closed_at", frame).alias("_closed_text"),
         status_word.alias("status"),
         text("status", frame).alias("_status_text"),
-        minor_units("amount", frame, currency_decimals(currency)).alias("amount"),
-        text("amount", frame).alias("_amount_text"),
-        amount_text("amount", frame).alias("_amount_clean"),
+        minor_units("amount", frame, currency_decimals(currency))  # money: keep name
+        .alias("amount_cents"),
+        text("amount", frame).alias("_amount_text"),  # money: keep name
+        amount_text("amount", frame).alias("_amount_clean"),  # money: keep name
         text("currency", frame).str.to_uppercase().alias("currency"),
         *_answer_column(frame),
         *((boolean("is_won", frame).alias("_won"), text("is_won", frame).alias("_won_text"),
@@ -1151,7 +1176,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                    .sort(["len", "_status_text"], descending=[True, False]))
         if unknown.height:
             notes.append(unknown_statuses_message(file, unknown.rows()))
-    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount", "currency",
+    content = ["deal_id", "account_id", "created_at", "closed_at", "status", "amount_cents",
+               "currency",
                *_answer_name(frame)]
     closed = pl.col("status").is_in(["won", "lost"])
     # CRMs leave the amount blank until a deal is sized (HubSpot's Amount, Salesforce's
@@ -1159,7 +1185,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     # which a note says; a won deal without one is a rejected row (its revenue is unknown)
     unsized = pl.col("_amount_text").is_null() & pl.col("status").is_in(["open", "lost"])
     parsed = parsed.with_columns(
-        pl.when(unsized).then(0).otherwise(pl.col("amount")).alias("amount"),
+        pl.when(unsized).then(0).otherwise(pl.col("amount_cents")).alias("amount_cents"),
         pl.when(unsized).then(pl.lit("0")).otherwise(pl.col("_amount_clean"))
         .alias("_amount_clean"),
         unsized.alias("_unsized"),
@@ -1192,13 +1218,15 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                  pl.col("_created_text")),
                 (
                     pl.col("created_at").is_null(), "created_at",
-                    f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_created_text"),
+                    unparseable_reason(found, _file_column(mapping, "created_at")),
+                    pl.col("_created_text"),
                 ),
                 *time_checks("created_at", "_created_text", "created_at"),
                 *(_flag_checks() if flags else _status_checks()),
                 (
                     pl.col("_closed_text").is_not_null() & pl.col("closed_at").is_null(),
-                    "closed_at", f"unparseable timestamp; {TIMESTAMP_HINT}", pl.col("_closed_text"),
+                    "closed_at", unparseable_reason(found, _file_column(mapping, "closed_at")),
+                    pl.col("_closed_text"),
                 ),
                 *time_checks("closed_at", "_closed_text", "closed_at"),
                 (
@@ -1216,15 +1244,20 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                      "first or set [money] currency"),
                     pl.col("currency"),
                 ),
+                # money: keep names from here (a file's column)
                 (pl.col("_amount_text").is_null() & ~pl.col("_unsized"), "amount",
+                # money: keep names to here
                  "missing amount", pl.col("_amount_text")),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
                 (
-                    pl.col("amount").is_null(), "amount",
+                    pl.col("amount_cents").is_null(), "amount",  # money: keep name
                     "amount is not a number; expected a decimal like 48250.00",
                     pl.col("_amount_text"),
                 ),
-                (pl.col("amount") < 0, "amount", "negative amount", pl.col("_amount_text")),
+                # money: keep names from here (a reject's column is the file's)
+                (pl.col("amount_cents") < 0, "amount", "negative amount",
+                 pl.col("_amount_text")),
+                # money: keep names to here
                 (
                     account_unknown, "account_id",
                     "unknown account: not in the contacts file and never touched",
@@ -1248,17 +1281,18 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     good = (good.filter(~pl.col("_copy")) if copies else good).select(
         ROW, "deal_id", "account_id", "created_at",
         pl.when(closed).then(pl.col("closed_at")).otherwise(None).alias("closed_at"),
-        "status", "amount", *_answer_name(frame),
+        "status", "amount_cents", *_answer_name(frame),
     )
     # the money the rejected rows would have brought, where it could be read
     # (rows in another currency are not money of this run: not summed with it)
-    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount") > 0)
+    lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount_cents") > 0)
                           & (pl.col("currency").is_null() | (pl.col("currency") == currency)))
     accounting = Accounting("deals", file, read=frame.height, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects),
-                            rejected_amount=int(lost.get_column("amount").sum()),
+                            rejected_amount=int(lost.get_column("amount_cents").sum()),
                             rejected_won_amount=int(
-                                lost.filter(pl.col("status") == "won").get_column("amount").sum()
+                                lost.filter(pl.col("status") == "won")
+                                .get_column("amount_cents").sum()
                             ))
     return Validated(good, rejects, accounting, currency=currency, time_formats=found,
                      notes=notes)

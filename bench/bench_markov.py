@@ -83,8 +83,8 @@ def first_order_process(n: int, seed: int = 0) -> tuple[Journeys, pl.DataFrame]:
         {
             "journey_id": pl.Series(np.arange(n)).cast(pl.String),
             "status": np.where(converted, "won", "lost"),
-            "amount": amount,
-            "revenue": np.where(converted, amount, 0),
+            "amount_cents": amount,
+            "revenue_cents": np.where(converted, amount, 0),
         }
     )
     journeys = Journeys.from_frames(touches, rows)
@@ -97,7 +97,7 @@ def first_order_process(n: int, seed: int = 0) -> tuple[Journeys, pl.DataFrame]:
         .agg(
             (pl.col("status") == "won").sum().alias("total_conversions"),
             (pl.col("status") == "lost").sum().alias("total_null"),
-            pl.col("revenue").sum().alias("total_conversion_value"),
+            pl.col("revenue_cents").sum().alias("total_conversion_value"),
         )
         .sort("path")
     )
@@ -110,7 +110,7 @@ def path_journeys(table: pl.DataFrame) -> Journeys:
         pl.lit("path").alias("status"),
         pl.col("total_conversions").alias("conversions"),
         pl.col("total_null").alias("nulls"),
-        pl.col("total_conversion_value").alias("revenue"),
+        pl.col("total_conversion_value").alias("revenue_cents"),
         pl.col("path").str.split(" > ").alias("channel"),
     )
     touches = rows.select("journey_id", "channel").explode("channel").with_columns(

@@ -79,7 +79,7 @@ def workload(accounts: int, data: Path, seed: int = 0) -> dict[str, Path]:
     )
     deals = export.deals.with_columns(
         pl.col("created_at", "closed_at").str.to_datetime(iso, time_zone="UTC", strict=False),
-        pl.col("amount").cast(pl.Decimal(18, 2)),
+        pl.col("amount").cast(pl.Decimal(18, 2)),  # money: keep name
     )
     contacts = export.contacts.with_columns(
         pl.col("lead_created_at").str.to_datetime(iso, time_zone="UTC", strict=False)
@@ -295,7 +295,7 @@ def peers(paths: dict[str, Path], repeat: int) -> list[dict[str, Any]]:
     path_table = table.select(
         pl.col("channels").list.join(" > ").alias("path"),
         pl.col("conversions").alias("total_conversions"),
-        (pl.col("revenue") / 100).alias("total_conversion_value"),
+        (pl.col("revenue_cents") / 100).alias("total_conversion_value"),
         pl.col("nulls").alias("total_null"),
     )
     rows.append({"peer": "(distinct paths fed to ChannelAttribution)", "rows": path_table.height})

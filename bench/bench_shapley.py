@@ -40,7 +40,7 @@ def random_journeys(n_journeys: int, n_channels: int, seed: int = 0) -> Journeys
     )
     status = rng.choice(["won", "lost", "none", "open"], size=n_journeys, p=[0.2, 0.45, 0.2, 0.15])
     amount = rng.integers(1_000_00, 100_000_00, size=n_journeys)
-    rows = pl.DataFrame({"journey_id": ids, "status": status, "amount": amount})
+    rows = pl.DataFrame({"journey_id": ids, "status": status, "amount_cents": amount})
     return Journeys.from_frames(touches, rows)
 
 

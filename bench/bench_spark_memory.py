@@ -62,7 +62,9 @@ def export(touchpoints: int, data: Path) -> Path:
                  if c in frame.columns]
             )
             if name == "deals":
+                # money: keep names from here (the file's column)
                 typed = typed.with_columns(pl.col("amount").cast(pl.Decimal(18, 2)))
+                # money: keep names to here
             (folder / name).mkdir(parents=True, exist_ok=True)
             typed.write_parquet(folder / name / f"part-{part:04d}.parquet")
         print(f"  part {part + 1}/{parts}: {size:,} accounts", flush=True)

@@ -56,9 +56,10 @@ def deals_frame(rows: list[tuple[str, str, str, str | None, str, int]]) -> pl.Da
             "created_at": [at(r[2]) for r in rows],
             "closed_at": [at(r[3]) if r[3] else None for r in rows],
             "status": [r[4] for r in rows],
-            "amount": [r[5] for r in rows],
+            "amount_cents": [r[5] for r in rows],
         },
-        schema_overrides={"created_at": UTC_TIME, "closed_at": UTC_TIME, "amount": pl.Int64},
+        schema_overrides={"created_at": UTC_TIME, "closed_at": UTC_TIME,
+                          "amount_cents": pl.Int64},
     )
 
 

@@ -73,21 +73,21 @@ def reference_journeys(
         closed_at = None if status == "open" else deal["closed_at"]
         journeys.append({
             "journey_id": deal["deal_id"], "account_id": deal["account_id"],
-            "deal_id": deal["deal_id"], "status": status, "amount": deal["amount"],
+            "deal_id": deal["deal_id"], "status": status, "amount_cents": deal["amount_cents"],
             "created_at": deal["created_at"], "closed_at": closed_at,
             "end_at": closed_at if closed_at is not None else as_of,
             "_start": deal["created_at"] - timedelta(days=lookback_days),
             "conversions": int(status == "won"), "nulls": int(status == "lost"),
-            "revenue": deal["amount"] if status == "won" else 0,
+            "revenue_cents": deal["amount_cents"] if status == "won" else 0,
         })
     with_deal = {j["account_id"] for j in journeys}
     touched_accounts = {t["account_id"] for t in touches if t["timestamp"] <= as_of}
     for account in touched_accounts - with_deal:
         journeys.append({
             "journey_id": ACCOUNT_JOURNEY_PREFIX + account, "account_id": account,
-            "deal_id": None, "status": "none", "amount": 0, "created_at": None,
+            "deal_id": None, "status": "none", "amount_cents": 0, "created_at": None,
             "closed_at": None, "end_at": as_of, "_start": None,
-            "conversions": 0, "nulls": 1, "revenue": 0,
+            "conversions": 0, "nulls": 1, "revenue_cents": 0,
         })
     journeys.sort(key=lambda j: j["journey_id"])
 
@@ -246,8 +246,8 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
                           if j["n_touches"] > 0 or n in per_journey),
                          key=lambda j: j["journey_id"])
         share = [w for _, w in shared]
-        pipelines = split_by_totals([j["amount"] for j in weighed], share)
-        revenues = split_by_totals([j["revenue"] for j in weighed], share)
+        pipelines = split_by_totals([j["amount_cents"] for j in weighed], share)
+        revenues = split_by_totals([j["revenue_cents"] for j in weighed], share)
         by_totals = {j["journey_id"]: (p, v)
                      for j, p, v in zip(weighed, pipelines, revenues, strict=True)}
     out: list[Row] = []
@@ -264,8 +264,8 @@ def reference_credit(journeys: Journeys, weights: pl.DataFrame, model: str) -> p
                 or abs(sum(weight) - 1.0) > 1e-9):
             raise ModelError(f"weights {weight!r} for journey {journey['journey_id']!r}")
         rows.sort(key=lambda r: (*_nulls_last(r["touch_index"]), *_nulls_last(r["channel"])))
-        pipeline = largest_remainder(weight := [r["weight"] for r in rows], journey["amount"])
-        revenue = largest_remainder(weight, journey["revenue"])
+        pipeline = largest_remainder(weight := [r["weight"] for r in rows], journey["amount_cents"])
+        revenue = largest_remainder(weight, journey["revenue_cents"])
         if journey["journey_id"] in by_totals:
             pipeline, revenue = by_totals[journey["journey_id"]]
         for r, p, v in zip(rows, pipeline, revenue, strict=True):
@@ -359,8 +359,9 @@ def reference_parse_paths(
         for number, steps, *_ in kept for position, step in enumerate(steps)
     ]
     journeys = [
-        {"journey_id": f"path-{number}", "status": "path", "amount": value,
-         "n_touches": len(steps), "conversions": conversions, "nulls": nulls, "revenue": value}
+        {"journey_id": f"path-{number}", "status": "path", "amount_cents": value,
+         "n_touches": len(steps), "conversions": conversions, "nulls": nulls,
+         "revenue_cents": value}
         for number, steps, conversions, nulls, value in kept
     ]
 

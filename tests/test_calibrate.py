@@ -294,7 +294,7 @@ def _three_deals():
               datetime(2025, 3, 20, tzinfo=UTC)]
     frame = pl.DataFrame({
         "journey_id": ["a", "b", "c"], "status": ["won", "won", "won"],
-        "amount": [1000, 2000, 4000], "revenue": [1000, 2000, 4000],
+        "amount_cents": [1000, 2000, 4000], "revenue_cents": [1000, 2000, 4000],
         "created_at": [datetime(2025, 2, 1, tzinfo=UTC)] * 3, "closed_at": closed,
     })
     return Journeys(touches=pl.LazyFrame(), journeys=frame.lazy())
@@ -348,11 +348,12 @@ def test_incremental_with_priors_changes_credit_and_keeps_money_exact():
     assert (summary.get_column("revenue_credit_cents").sum()
             == plain.get_column("revenue_credit_cents").sum())
     amounts = prepared.journeys.journeys.filter(pl.col("status") == "won").select(
-        "deal_id", "revenue").collect()
+        "deal_id", "revenue_cents").collect()
     per_deal = credit.group_by("deal_id").agg(pl.col("revenue_credit_cents").sum()).join(
         amounts, on="deal_id")
     assert per_deal.height == amounts.height
-    assert (per_deal.get_column("revenue_credit_cents") == per_deal.get_column("revenue")).all()
+    assert (per_deal.get_column("revenue_credit_cents")
+            == per_deal.get_column("revenue_cents")).all()
 
     def channel(frame: pl.DataFrame, name: str) -> int:
         return frame.filter(pl.col("channel") == name).get_column("revenue_credit_cents").item()

@@ -445,8 +445,8 @@ def test_allocate_matches_the_reference_on_path_rows(paths, sources, scores):
     rows = pl.DataFrame(
         [(f"p{n}", "path", value + conversions, value, conversions, nulls, len(channels))
          for n, (channels, conversions, nulls, value) in enumerate(paths)],
-        schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64,
-                "revenue": pl.Int64, "conversions": pl.Int64, "nulls": pl.Int64,
+        schema={"journey_id": pl.String, "status": pl.String, "amount_cents": pl.Int64,
+                "revenue_cents": pl.Int64, "conversions": pl.Int64, "nulls": pl.Int64,
                 "n_touches": pl.UInt32},
         orient="row",
     )
@@ -501,8 +501,8 @@ def test_summary_from_channel_totals_is_the_summary_of_the_allocated_credit(
             touches=journeys.touches, index=journeys.index,
             journeys=money.with_columns(
                 pl.lit("path").alias("status"),
-                (pl.col("amount") % 7).alias("conversions"),
-                pl.col("amount").alias("revenue")).lazy(),
+                (pl.col("amount_cents") % 7).alias("conversions"),
+                pl.col("amount_cents").alias("revenue_cents")).lazy(),
             has_timestamps=False, has_milestones=False)
     fitted = MarkovModel(order=order, weight_by=weight_by).fit(journeys)
     shares = fitted.channel_shares()

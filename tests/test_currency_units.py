@@ -262,14 +262,14 @@ def test_spend_in_kwd_is_read_in_fils(tmp_path: Path) -> None:
                      "podcast,2025-01-01,2025-01-03,1.001,KWD\n"
                      "podcast,2025-01-04,2025-01-04,2.0005,KWD\n", encoding="utf-8")
     loaded = load_spend(spend, currency="KWD")
-    assert loaded.rows["amount"].to_list() == [1001]
+    assert loaded.rows["amount_cents"].to_list() == [1001]
     # spread over three days to the fil: 334 + 334 + 333
     assert loaded.daily["spend_cents"].to_list() == [334, 334, 333]
     assert loaded.rejects.select("row", "reason").rows() == [
         (2, "amount has more decimals than KWD's minor unit (3 decimals, ISO 4217)")]
     # without a currency, the file's own (KWD) decides
     assert load_spend(spend).currency == "KWD"
-    assert load_spend(spend).rows["amount"].to_list() == [1001]
+    assert load_spend(spend).rows["amount_cents"].to_list() == [1001]
 
 
 def test_path_table_values_are_read_in_the_runs_minor_unit(tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_path_table_values_are_read_in_the_runs_minor_unit(tmp_path: Path) -> No
     paths.write_text("path,conversions,nulls,conversion_value\n"
                      "email > search,2,1,1234.567\nsearch,1,0,10\n", encoding="utf-8")
     kwd = read_paths(paths, decimals=3).journeys.journeys.collect()
-    assert kwd["revenue"].to_list() == [1234567, 10000]
+    assert kwd["revenue_cents"].to_list() == [1234567, 10000]
     jpy = read_paths(paths, decimals=0).journeys.journeys.collect()
-    assert jpy["revenue"].to_list() == [1235, 10]
+    assert jpy["revenue_cents"].to_list() == [1235, 10]
 # money: keep names to here

@@ -252,7 +252,7 @@ def one_touch(tmp_path: Path) -> Path:
 def test_amounts_beyond_the_minor_unit_are_rejected_not_rounded(tmp_path: Path) -> None:
     inputs = load(one_touch(tmp_path), deals_in(tmp_path, "USD", "1234.567", "1234.50", "1e30",
                                                 "1.5E3", "12345678901234", "9999999999999.99"))
-    assert inputs.deals.select("deal_id", "amount").rows() == [
+    assert inputs.deals.select("deal_id", "amount_cents").rows() == [
         ("D2", 123450), ("D6", 999999999999999)]
     exponent = ("amount in exponent notation, which can hide lost digits; expected a plain "
                 "decimal like 48250.00")
@@ -272,7 +272,7 @@ def test_a_currency_without_decimals_takes_whole_amounts(tmp_path: Path) -> None
     assert currency_decimals("jpy") == 0
     inputs = load(one_touch(tmp_path), deals_in(tmp_path, "JPY", "1200", "1200.50", "1200.00"))
     # held in yen, the minor unit (which is the major unit)
-    assert inputs.deals["amount"].to_list() == [1200, 1200]
+    assert inputs.deals["amount_cents"].to_list() == [1200, 1200]
     assert rejects_of(inputs, "deals") == [
         (2, "amount", "amount has more decimals than JPY's minor unit (no decimals, ISO 4217)",
          "1200.50")]
@@ -282,7 +282,7 @@ def test_a_three_decimal_currency_keeps_its_three_decimals_exactly(tmp_path: Pat
     # money is held in the currency's minor unit: fils for KWD, 1,000 to the dinar
     inputs = load(one_touch(tmp_path), deals_in(tmp_path, "KWD", "10.250", "10.255", "1234.567",
                                                 "1234.5678"))
-    assert inputs.deals["amount"].to_list() == [10250, 10255, 1234567]
+    assert inputs.deals["amount_cents"].to_list() == [10250, 10255, 1234567]
     assert rejects_of(inputs, "deals") == [
         (4, "amount", "amount has more decimals than KWD's minor unit (3 decimals, ISO 4217)",
          "1234.5678")]
@@ -296,7 +296,7 @@ def test_spend_amounts_are_checked_and_channels_take_the_touches_spelling(tmp_pa
                   "linkedin ads,2025-01-01,2025-01-02,1.005\n"
                   "linkedin ads,2025-01-01,2025-01-02,2.00\n")
     loaded = load_spend(spend, labels=["toString", "LinkedIn Ads"])
-    assert loaded.rows.select("channel", "amount").rows() == [
+    assert loaded.rows.select("channel", "amount_cents").rows() == [
         ("toString", 1000), ("toString", 500), ("LinkedIn Ads", 200)]
     assert loaded.rejects.select("row", "reason").rows() == [
         (3, "amount has more decimals than USD's minor unit (2 decimals, ISO 4217)")]
@@ -377,7 +377,7 @@ def test_an_integer_amount_beyond_64_bits_is_a_rejected_row() -> None:
                           "created_at": ["2025-01-01"] * 2, "status": ["open"] * 2,
                           "amount": pl.Series([2**63 + 5, 7], dtype=pl.UInt64)})
     checked = validate_deals(deals, None, "USD")
-    assert checked.good.select("deal_id", "amount").rows() == [("d2", 700)]
+    assert checked.good.select("deal_id", "amount_cents").rows() == [("d2", 700)]
     assert checked.rejects.select("row", "reason", "value").rows() == [
         (1, "amount too large; expected at most 13 digits before the decimal point",
          str(2**63 + 5))]

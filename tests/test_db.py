@@ -70,8 +70,10 @@ def _typed_deals() -> pl.DataFrame:
     TIMESTAMPTZ, amounts NUMERIC(12,2)."""
     deals = _demo_frames()["deals"].with_columns(
         pl.col("created_at", "closed_at").str.to_datetime(time_zone="UTC", strict=False),
-        pl.col("amount").cast(pl.Decimal(12, 2), strict=False))
+        pl.col("amount").cast(pl.Decimal(12, 2), strict=False))  # money: keep name
+    # money: keep names from here (the file's column)
     return deals.filter(pl.col("created_at").is_not_null() & pl.col("amount").is_not_null())
+    # money: keep names to here
 
 
 def _insert_sql(table: str, frame: pl.DataFrame) -> str:
@@ -198,8 +200,10 @@ def test_numeric_amounts_are_read_exactly(postgres):
     assert_frame_equal(frame.drop("amount"), typed.drop("amount"))
     # NUMERIC comes as its exact text, which the loader parses to cents
     assert frame.schema["amount"] == pl.String
+    # money: keep names from here (the database's own column)
     assert [Decimal(a) for a in frame.get_column("amount")] == \
         [Decimal(str(a)) for a in typed.get_column("amount")]
+    # money: keep names to here
 
 
 def test_read_query_from_postgres(postgres):
@@ -434,7 +438,7 @@ def test_result_set_reads_back_as_the_parquet_files_to_the_cent(destination, dem
     # money: keep names from here
     by_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit").sum())
     deals = demo_run.journeys.journeys.collect().filter(pl.col("status") != "none")
-    joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount")), on="deal_id")
+    joined = by_deal.join(money_to_decimal(deals.select("deal_id", "amount_cents")), on="deal_id")
     assert joined.height == by_deal.height
     assert (joined["pipeline_credit"] == joined["amount"]).all()
     # money: keep names to here

@@ -182,11 +182,11 @@ def deal_by_deal(journeys, weights) -> dict[str, int]:
     from attribution.credit import _largest_remainder
 
     rows = weights.collect().sort("journey_id", "channel")
-    money = journeys.money.select("journey_id", "revenue")
+    money = journeys.money.select("journey_id", "revenue_cents")
     rows = rows.join(money, on="journey_id", how="left", maintain_order="left")
     starts = np.flatnonzero(np.r_[True, rows["journey_id"].to_numpy()[1:]
                                   != rows["journey_id"].to_numpy()[:-1]])
-    cents = _largest_remainder(rows["weight"].to_numpy(), rows["revenue"].to_numpy()[starts],
+    cents = _largest_remainder(rows["weight"].to_numpy(), rows["revenue_cents"].to_numpy()[starts],
                                starts)
     totals = rows.with_columns(pl.Series("cents", cents)).group_by("channel").agg(
         pl.col("cents").sum())
@@ -203,21 +203,21 @@ def test_markov_channel_credit_is_its_share_of_the_total_to_the_cent(tmp_path, w
     weights = fit.weights(journeys)
     credit = allocate(journeys, weights, "markov").collect()
     share = dict(zip(fit.channels, fit.shares(), strict=True))
-    revenue = int(journeys.money["revenue"].sum())
+    revenue = int(journeys.money["revenue_cents"].sum())
     assert revenue == int(credit["revenue_credit_cents"].sum())
     got = channel_credit(credit)
     for channel, value in share.items():
         assert abs(got[channel] - value * revenue) < 1.0, channel
     pipeline = channel_credit(credit, "pipeline_credit_cents")
-    amount = int(journeys.money["amount"].sum())
+    amount = int(journeys.money["amount_cents"].sum())
     for channel, value in share.items():
         assert abs(pipeline[channel] - value * amount) < 1.0, channel
     # every deal still sums to its amount, to the cent, and no credit is negative
     per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit_cents").sum())
-    expected = journeys.money.select("journey_id", "revenue")
-    assert dict(per_deal.iter_rows()) == dict(expected.filter(pl.col("revenue") != 0)
+    expected = journeys.money.select("journey_id", "revenue_cents")
+    assert dict(per_deal.iter_rows()) == dict(expected.filter(pl.col("revenue_cents") != 0)
                                               .iter_rows()) | {
-        j: 0 for j in expected.filter(pl.col("revenue") == 0)["journey_id"]}
+        j: 0 for j in expected.filter(pl.col("revenue_cents") == 0)["journey_id"]}
     assert credit["revenue_credit_cents"].min() >= 0 and credit["pipeline_credit_cents"].min() >= 0
     # the data does what ChannelAttribution's does: deal by deal, delta is starved
     former = deal_by_deal(journeys, weights)
@@ -238,7 +238,7 @@ def test_channelattribution_delta_numbers_from_the_issue(tmp_path):
     journeys = read_paths(source).journeys
     fit = MarkovModel().fit(journeys)
     credit = allocate(journeys, fit.weights(journeys), "markov").collect()
-    revenue = int(journeys.money["revenue"].sum())
+    revenue = int(journeys.money["revenue_cents"].sum())
     delta = fit.shares()[fit.channels.index("delta")] * revenue
     assert revenue == 49_626 and round(delta, 2) == 889.14
     assert channel_credit(credit)["delta"] == 889

@@ -47,8 +47,8 @@ def sample() -> Journeys:
         {
             "journey_id": ["d1", "d2", "d3", "d4", "d5", "a1"],
             "status": ["won", "lost", "won", "open", "won", "none"],
-            "amount": [100, 20, 50, 70, 10, None],
-            "revenue": [100, None, 50, None, 10, None],
+            "amount_cents": [100, 20, 50, 70, 10, None],
+            "revenue_cents": [100, None, 50, None, 10, None],
             "closed_at": [T0 + timedelta(days=10), T0 + timedelta(days=40),
                           T0 + timedelta(days=3), None, T0, None],
         }
@@ -151,8 +151,8 @@ def journeys_of(
     # shuffled ones through a join
     deals = pl.DataFrame(
         [(j, s, int(j[1:]), int(j[1:]) if s == "won" else 0, len(c)) for j, c, s in journeys],
-        schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64,
-                "revenue": pl.Int64, "n_touches": pl.UInt32},
+        schema={"journey_id": pl.String, "status": pl.String, "amount_cents": pl.Int64,
+                "revenue_cents": pl.Int64, "n_touches": pl.UInt32},
         orient="row",
     )
     return Journeys.from_frames(touches, deals)
@@ -206,7 +206,7 @@ def test_state_chain_counts_repeats_and_short_paths_at_order_2() -> None:
     # a > b > a > b won (3 steps: ab, ba, ab), a lost (shorter than 2: one state "a")
     paths = pl.DataFrame(
         {"channels": [["a", "b", "a", "b"], ["a"]], "conversions": [1, 0], "nulls": [0, 1],
-         "revenue": [7, 0]}
+         "revenue_cents": [7, 0]}
     )
     chain = state_chain(paths, order=2)
     assert chain.node_names() == ["(start)", "a", "a > b", "b > a"]
@@ -229,8 +229,8 @@ def test_paths_of_hand_built_touches_follow_touch_index_whatever_its_values() ->
         schema_overrides={"touch_index": pl.UInt32},
     )
     deals = pl.DataFrame({"journey_id": ["d1", "d2"], "status": ["won", "lost"],
-                          "amount": [7, 3], "revenue": [7, 0], "n_touches": [3, 3]},
+                          "amount_cents": [7, 3], "revenue_cents": [7, 0], "n_touches": [3, 3]},
                          schema_overrides={"n_touches": pl.UInt32})
     paths = distinct_paths(Journeys.from_frames(touches, deals))
     assert [tuple(c) for c in paths["channels"]] == [("a", "b", "c")]
-    assert paths.select("conversions", "nulls", "revenue").row(0) == (1, 1, 7)
+    assert paths.select("conversions", "nulls", "revenue_cents").row(0) == (1, 1, 7)

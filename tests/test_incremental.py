@@ -106,7 +106,7 @@ def test_path_tables_work_without_timestamps():
             "n_touches": [2, 1, 1],
             "conversions": [30, 5, 0],
             "nulls": [10, 40, 50],
-            "revenue": [3_000_000, 500_000, 0],
+            "revenue_cents": [3_000_000, 500_000, 0],
         }
     )
     journeys = Journeys.from_frames(touches, rows, has_timestamps=False, has_milestones=False)

@@ -113,9 +113,10 @@ def test_buying_group_journey_with_milestones_and_schemas() -> None:
         "is_closed_won": "t5",
     }
     assert journeys.journeys.collect().row(0, named=True) | {} == {
-        "journey_id": "D1", "account_id": "A", "deal_id": "D1", "status": "won", "amount": 100000,
+        "journey_id": "D1", "account_id": "A", "deal_id": "D1", "status": "won",
+        "amount_cents": 100000,
         "created_at": at("2025-02-03"), "closed_at": at("2025-02-15"), "end_at": at("2025-02-15"),
-        "n_touches": 5, "conversions": 1, "nulls": 0, "revenue": 100000,
+        "n_touches": 5, "conversions": 1, "nulls": 0, "revenue_cents": 100000,
     }
     assert (stats.touches_used, stats.touches_out_of_window,
             stats.touches_deduplicated) == (5, 1, 0)
@@ -134,7 +135,8 @@ def test_window_boundaries_are_inclusive() -> None:
     )
     assert paths(journeys) == {"D": ["start", "end"]}
     row = journeys.journeys.collect().row(0, named=True)
-    assert (row["status"], row["conversions"], row["nulls"], row["revenue"]) == ("lost", 0, 1, 0)
+    assert (row["status"], row["conversions"], row["nulls"],
+            row["revenue_cents"]) == ("lost", 0, 1, 0)
     assert milestones(journeys, "D")["is_closed_won"] is None
     assert (stats.touches_used, stats.touches_out_of_window) == (2, 2)
 
@@ -153,14 +155,14 @@ def test_statuses_open_lost_none_and_deals_without_touches() -> None:
     )
     rows = {r["journey_id"]: r for r in journeys.journeys.collect().iter_rows(named=True)}
     assert sorted(rows) == ["D-empty", "D-open", "account:N"]
-    assert {k: (r["status"], r["n_touches"], r["conversions"], r["nulls"], r["revenue"],
+    assert {k: (r["status"], r["n_touches"], r["conversions"], r["nulls"], r["revenue_cents"],
                 r["end_at"])
             for k, r in rows.items()} == {
         "D-open": ("open", 1, 0, 0, 0, AS_OF),
         "D-empty": ("won", 0, 1, 0, 300, at("2025-02-01")),
         "account:N": ("none", 2, 0, 1, 0, AS_OF),
     }
-    assert rows["account:N"]["deal_id"] is None and rows["account:N"]["amount"] == 0
+    assert rows["account:N"]["deal_id"] is None and rows["account:N"]["amount_cents"] == 0
     assert paths(journeys) == {"D-open": ["t1"], "account:N": ["t2", "t3"]}
     assert milestones(journeys, "account:N") == {
         "is_first": "t2", "is_lead_creation": "t2", "is_opportunity_creation": None,
@@ -179,7 +181,7 @@ def test_as_of_reopens_later_closes_and_drops_later_deals() -> None:
         as_of=at("2025-02-01"),
     )
     rows = journeys.journeys.collect()
-    assert rows.select("journey_id", "status", "closed_at", "end_at", "revenue").rows() == [
+    assert rows.select("journey_id", "status", "closed_at", "end_at", "revenue_cents").rows() == [
         ("D1", "open", None, at("2025-02-01"), 0)
     ]
     assert paths(journeys) == {"D1": ["t1"]}

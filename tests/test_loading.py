@@ -95,8 +95,8 @@ def test_amounts_are_exact_cents(tmp_path: Path) -> None:
     )
     inputs = load(one_touch(tmp_path), deals)
     assert inputs.rejects.height == 0
-    assert inputs.deals["amount"].to_list() == [4825000, 1250, 10, 100050, 0]
-    assert inputs.deals.schema["amount"] == pl.Int64
+    assert inputs.deals["amount_cents"].to_list() == [4825000, 1250, 10, 100050, 0]
+    assert inputs.deals.schema["amount_cents"] == pl.Int64
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_csv_parquet_and_ndjson_give_the_same_frames(tmp_path: Path) -> None:
             ("t1", utc(2025, 1, 2, 9), "a1", "paid_search", "demand_capture", "brand"),
             ("t2", utc(2025, 1, 3), "a2", UNMAPPED_CHANNEL, UNMAPPED_CHANNEL, None),
         ]
-        assert inputs.deals.select("deal_id", "closed_at", "status", "amount").rows() == [
+        assert inputs.deals.select("deal_id", "closed_at", "status", "amount_cents").rows() == [
             ("d1", utc(2025, 2, 1), "won", 120050)
         ]
         assert inputs.contacts.rows() == [("c1", "a1", utc(2025, 1, 2))]
@@ -183,7 +183,7 @@ def test_parquet_typed_columns(tmp_path: Path) -> None:
         (utc(2025, 1, 1, 11), "101", "Email"),  # the file's spelling
         (utc(2025, 1, 2, 11), "102", "direct"),
     ]
-    assert inputs.deals.select("deal_id", "created_at", "closed_at", "amount").rows() == [
+    assert inputs.deals.select("deal_id", "created_at", "closed_at", "amount_cents").rows() == [
         ("d2", utc(2025, 1, 6), None, 25000),
     ]
     assert rejects_of(inputs, "deals") == [
@@ -201,14 +201,14 @@ def test_parquet_integer_and_decimal_amounts(tmp_path: Path) -> None:
          "status": ["open", "open"], "amount": [1200, -3]}
     ).write_parquet(deals)
     inputs = load(one_touch(tmp_path), deals)
-    assert inputs.deals["amount"].to_list() == [120000]
+    assert inputs.deals["amount_cents"].to_list() == [120000]
     assert rejects_of(inputs, "deals") == [(2, "amount", "negative amount", "-3")]
     decimal_deals = tmp_path / "d2.parquet"
     pl.DataFrame({"deal_id": ["d1"], "account_id": ["a1"], "created_at": ["2025-01-01"],
                   "status": ["open"], "amount": ["19.99"]}).with_columns(
-        pl.col("amount").cast(pl.Decimal(10, 2))
+        pl.col("amount").cast(pl.Decimal(10, 2))  # money: keep name
     ).write_parquet(decimal_deals)
-    assert load(one_touch(tmp_path), decimal_deals).deals["amount"].to_list() == [1999]
+    assert load(one_touch(tmp_path), decimal_deals).deals["amount_cents"].to_list() == [1999]
 
 
 def test_ndjson_with_mixed_types(tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ def test_ndjson_with_mixed_types(tmp_path: Path) -> None:
     assert inputs.touchpoints.select("account_id", "channel").rows() == [
         ("7", "email"), ("a2", "paid_search"),
     ]
-    assert inputs.deals["amount"].to_list() == [10050, 1200]
+    assert inputs.deals["amount_cents"].to_list() == [10050, 1200]
 
 
 def test_semicolon_and_tab_separated_csv(tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_semicolon_and_tab_separated_csv(tmp_path: Path) -> None:
                   "d1\ta1\t2025-01-02\topen\t5\n")
     inputs = load(touches, deals)
     assert inputs.touchpoints["account_id"].to_list() == ["a1"]
-    assert inputs.deals["amount"].to_list() == [500]
+    assert inputs.deals["amount_cents"].to_list() == [500]
 
 
 def test_column_names_mapped_in_config(tmp_path: Path) -> None:
@@ -257,7 +257,8 @@ def test_column_names_mapped_in_config(tmp_path: Path) -> None:
     assert inputs.touchpoints.select("timestamp", "account_id", "channel").rows() == [
         (utc(2025, 1, 1, 8), "a1", "paid_search")
     ]
-    assert inputs.deals.select("deal_id", "account_id", "amount").rows() == [("d1", "a1", 1000)]
+    assert inputs.deals.select("deal_id", "account_id", "amount_cents").rows() == [
+        ("d1", "a1", 1000)]
 
 
 def test_a_mapped_column_wins_over_one_already_named_like_the_target(tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ def deals(paths: list[tuple[str, str, int]]) -> Journeys:
             {
                 "journey_id": journey,
                 "status": status,
-                "amount": amount,
-                "revenue": amount if status == "won" else None,
+                "amount_cents": amount,
+                "revenue_cents": amount if status == "won" else None,
                 "n_touches": len(path.split(">")) if path else 0,
             }
         )
@@ -306,7 +306,7 @@ def first_order_paths(n: int, seed: int) -> Journeys:
         {
             "journey_id": np.arange(n).astype(str),
             "status": np.where(converted, "won", "lost"),
-            "amount": np.full(n, 100),
+            "amount_cents": np.full(n, 100),
         }
     )
     return Journeys.from_frames(touches, rows)

@@ -121,14 +121,14 @@ def test_conservation_to_the_cent(name, touches, deals):
         pl.col("pipeline_credit_cents").sum(), pl.col("revenue_credit_cents").sum()
     )
     expected = journeys.journeys.filter(pl.col("status") != "none").collect().select(
-        "journey_id", pl.col("amount").alias("pipeline_credit_cents"),
-        pl.col("revenue").alias("revenue_credit_cents"),
+        "journey_id", pl.col("amount_cents").alias("pipeline_credit_cents"),
+        pl.col("revenue_cents").alias("revenue_credit_cents"),
     )
     assert_frame_equal(per_deal, expected, check_row_order=False)
     summary = summarise(credit, journeys)
-    assert summary["pipeline_credit_cents"].sum() == deal_frame["amount"].sum()
+    assert summary["pipeline_credit_cents"].sum() == deal_frame["amount_cents"].sum()
     assert summary["revenue_credit_cents"].sum() == deal_frame.filter(pl.col("status") == "won")[
-        "amount"
+        "amount_cents"
     ].sum()
 
 

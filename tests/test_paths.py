@@ -48,8 +48,8 @@ def test_reads_the_semicolon_fixture_in_channelattribution_layout() -> None:
     assert rows["conversions"].to_list() == [2, 1, 0, 1, 3]
     assert rows["nulls"].to_list() == [3, 4, 2, 1, 0]
     # exact cents from the decimal text; 400.005 rounds half to even -> 400.00
-    assert rows["revenue"].to_list() == [125050, 9999, 0, 40000, 300000]
-    assert rows["amount"].to_list() == rows["revenue"].to_list()
+    assert rows["revenue_cents"].to_list() == [125050, 9999, 0, 40000, 300000]
+    assert rows["amount_cents"].to_list() == rows["revenue_cents"].to_list()
     assert not table.journeys.has_timestamps and not table.journeys.has_milestones
     assert table.journeys.touches.collect()["timestamp"].null_count() == 13  # every touch
 
@@ -60,7 +60,7 @@ def test_comma_file_with_spaces_and_no_value_or_null_columns(tmp_path: Path) -> 
     assert channels(table) == [["a", "b", "c"], ["b"]]
     rows = table.journeys.journeys.collect()
     assert rows["nulls"].to_list() == [0, 0]
-    assert rows["revenue"].to_list() == [0, 0]
+    assert rows["revenue_cents"].to_list() == [0, 0]
 
 
 def test_column_mapping_and_custom_separator(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_column_mapping_and_custom_separator(tmp_path: Path) -> None:
         separator="|",
     )
     assert channels(table) == [["email", "search"]]
-    assert table.journeys.journeys.collect()["revenue"].to_list() == [1050]
+    assert table.journeys.journeys.collect()["revenue_cents"].to_list() == [1050]
 
 
 def test_bad_rows_become_rejects(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_bad_rows_become_rejects(tmp_path: Path) -> None:
     assert rejects.filter(pl.col("row") == 4)["value"].to_list() == ["c>>a"]
     rows = table.journeys.journeys.collect()
     assert rows["journey_id"].to_list() == ["path-1", "path-8"]
-    assert rows["revenue"].to_list() == [250, 114]
+    assert rows["revenue_cents"].to_list() == [250, 114]
     assert rows["conversions"].to_list() == [1, 3]
 
 
@@ -119,7 +119,7 @@ def test_parquet_and_ndjson(tmp_path: Path) -> None:
     for name in ("p.parquet", "p.ndjson"):
         table = read_paths(tmp_path / name)
         assert channels(table) == [["a", "b"], ["c"]]
-        assert table.journeys.journeys.collect()["revenue"].to_list() == [999, 0]
+        assert table.journeys.journeys.collect()["revenue_cents"].to_list() == [999, 0]
         assert table.journeys.journeys.collect()["nulls"].to_list() == [2, 5]
 
 
@@ -147,7 +147,7 @@ def test_reads_channelattribution_data_csv_unchanged() -> None:
     # totals of the file's own columns (values have 3 decimals: cents are rounded half-even)
     assert rows["conversions"].sum() == 19785
     assert rows["nulls"].sum() == 68602
-    assert abs(rows["revenue"].sum() - 7_480_294) <= 0
+    assert abs(rows["revenue_cents"].sum() - 7_480_294) <= 0
 
 
 def test_a_path_table_is_never_read_lossily(tmp_path):

@@ -187,6 +187,53 @@ def test_hand_worked_fixture_self_reported_and_blended():
     assert dark.row(0, named=True)["channel"] == "podcast"  # most dark revenue first
 
 
+def test_the_dark_funnel_keeps_what_buyers_said_apart_from_the_fallback_credit():
+    # a new user's trial read the self-reported column as what buyers said, but it holds the
+    # fallback's credit for the deals without a mapped answer too: 70003's $5,000.00 (an answer
+    # no rule maps) is Paid Search's there, by last_touch. The stated columns hold the answered
+    # deals alone: 70001 podcast $10,000.00, 70002 word_of_mouth $7,000.01, 70005 ai_assistant
+    # $3,333.33, of $25,333.34 won revenue in all
+    dark = _fixture_run("self_reported").dark_funnel
+    assert dark is not None
+    rows = {r["channel"]: r for r in dark.iter_rows(named=True)}
+    stated = {c: r["stated_revenue_credit_cents"] for c, r in rows.items()
+              if r["stated_revenue_credit_cents"]}
+    assert stated == {"podcast": 1_000_000, "word_of_mouth": 700_001, "ai_assistant": 333_333}
+    assert (rows["Paid Search"]["stated_revenue_credit_cents"],
+            rows["Paid Search"]["self_reported_revenue_credit_cents"]) == (0, 500_000)
+    assert rows["podcast"]["stated_revenue_share"] == 1_000_000 / 2_533_334
+    assert rows["Paid Search"]["stated_revenue_share"] == 0.0
+    # the fallback's part is self_reported - stated: the unanswered deals' revenue, nothing else
+    fallback = sum(r["self_reported_revenue_credit_cents"] - r["stated_revenue_credit_cents"]
+                   for r in rows.values())
+    assert fallback == 500_000
+    # compare --format json: the existing fields as they were, the stated ones beside them
+    done = _cli("-q", "compare", "--config", str(FIXTURE / "attribution.toml"), "--model",
+                "self_reported", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    search = next(r for r in json.loads(done.stdout)
+                  if r["model"] == "self_reported" and r["channel"] == "Paid Search")
+    # money: keep names from here (the JSON's names, major units)
+    assert (search["self_reported_revenue_credit"], search["stated_revenue_credit"],
+            search["stated_revenue_share"]) == (5000.0, 0.0, 0.0)
+    # money: keep names to here
+    # the terminal and the report name the blended column for what it is
+    from rich.console import Console
+
+    from attribution import render
+    from attribution.report.html import _dark_funnel_table
+
+    console = Console(width=240, record=True, color_system=None)
+    console.print(render.dark_funnel_table(dark, "USD", "last_touch"))
+    header = next(line for line in console.export_text().splitlines() if "channel" in line)
+    assert [cell.strip() for cell in header.strip().strip("┃").split("┃")] == [
+        "channel", "tracked", "tracked %", "stated", "stated %", "stated + fallback",
+        "stated + fallback %", "stated deals", "dark deals", "dark %", "dark revenue"]
+    html = _dark_funnel_table(dark, "USD")
+    assert ">stated + fallback</th>" in html and ">stated</th>" in html
+    assert "the unanswered deals credited as tracked" in html
+
+
 def test_blend_weight_from_param_and_the_issue_spelling():
     config = load_config(FIXTURE / "attribution.toml")
     one = config.replace(models=("blended",), model_params={"blend": {"self_reported": 1.0}})
@@ -259,7 +306,7 @@ def _reference_model_credit(journeys, model: str, share: float) -> dict[tuple[st
                                                                               1.0 - w)]))
             rows = [r for r in touch + channel_level if r[1] > 0]
         for (channel, _), cents in zip(rows, largest_remainder([w for _, w in rows],
-                                                               j["revenue"]), strict=True):
+                                                               j["revenue_cents"]), strict=True):
             out[(jid, channel)] = out.get((jid, channel), 0) + cents
     return {k: v for k, v in out.items() if v}
 
@@ -280,11 +327,11 @@ def test_models_match_the_reference_conserve_cents_and_are_deterministic(
     assert credit.equals(reference_credit(journeys, weights, name))
     per_deal = credit.group_by("journey_id").agg(pl.col("revenue_credit_cents").sum(),
                                                  pl.col("pipeline_credit_cents").sum())
-    money = journeys.money.select("journey_id", "revenue", "amount")
+    money = journeys.money.select("journey_id", "revenue_cents", "amount_cents")
     checked = per_deal.join(money, on="journey_id")
     assert checked.height == money.height
-    assert (checked["revenue_credit_cents"] == checked["revenue"]).all()
-    assert (checked["pipeline_credit_cents"] == checked["amount"]).all()
+    assert (checked["revenue_credit_cents"] == checked["revenue_cents"]).all()
+    assert (checked["pipeline_credit_cents"] == checked["amount_cents"]).all()
     # the model's split, deal by deal: the cents of allocate's own rules are checked above
     # (reference_credit); a run whose every deal has the same channel-level weights (answered
     # deals without touches, one stated channel) is split channel totals first, so a channel

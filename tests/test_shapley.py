@@ -38,10 +38,10 @@ def make_journeys(paths: dict[str, tuple[str, list[str]]], amounts: dict[str, in
     )
     rows = pl.DataFrame(
         [
-            {"journey_id": jid, "status": status, "amount": amounts.get(jid, 0)}
+            {"journey_id": jid, "status": status, "amount_cents": amounts.get(jid, 0)}
             for jid, (status, _) in paths.items()
         ],
-        schema={"journey_id": pl.String, "status": pl.String, "amount": pl.Int64},
+        schema={"journey_id": pl.String, "status": pl.String, "amount_cents": pl.Int64},
     )
     return Journeys.from_frames(touches, rows)
 
@@ -286,10 +286,10 @@ def test_simplified_equals_even_split_and_brute_force(seed, value):
     # the won deals' credit per channel, from the weights, gives the values back
     credit = (
         fit.weights(journeys)
-        .join(journeys.journeys.select("journey_id", "status", "amount"), on="journey_id")
+        .join(journeys.journeys.select("journey_id", "status", "amount_cents"), on="journey_id")
         .filter(pl.col("status") == "won")
         .group_by("channel")
-        .agg((pl.col("weight") * (1 if value == "conversions" else pl.col("amount"))).sum())
+        .agg((pl.col("weight") * (1 if value == "conversions" else pl.col("amount_cents"))).sum())
         .collect()
     )
     assert dict(credit.iter_rows()) == pytest.approx({c: v for c, v in expected.items() if v})
@@ -324,7 +324,7 @@ def test_path_rows_count_like_the_journeys_they_stand_for():
     )  # fmt: skip
     rows = pl.DataFrame(
         {"journey_id": ["p1", "p2"], "status": ["path", "path"], "conversions": [2, 1],
-         "nulls": [3, 0], "revenue": [50_000, 7_000]}
+         "nulls": [3, 0], "revenue_cents": [50_000, 7_000]}
     )  # fmt: skip
     from_paths = Journeys.from_frames(touches, rows, has_timestamps=False, has_milestones=False)
     expanded = make_journeys(

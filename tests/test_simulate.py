@@ -223,7 +223,9 @@ def test_spend_is_monthly_per_paid_channel(baseline):
     for start, end in spend.select("period_start", "period_end").unique().iter_rows():
         first, last = date.fromisoformat(start), date.fromisoformat(end)
         assert first.day == 1 and (last + timedelta(days=1)).day == 1 and first.month == last.month
+    # money: keep names from here (the file's column)
     totals = spend.group_by("channel").agg(pl.col("amount").cast(pl.Float64).sum())
+    # money: keep names to here
     assert (totals["amount"] > 0).all()
 
 

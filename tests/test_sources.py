@@ -62,8 +62,8 @@ def test_vendor_fixture_runs_end_to_end_with_exact_credit(source: str) -> None:
     assert len(models) >= 8
     credit, summary = run_models(journeys, models)
     deals = inputs.deals
-    won = int(deals.filter(pl.col("status") == "won")["amount"].sum())
-    pipeline = int(deals["amount"].sum())
+    won = int(deals.filter(pl.col("status") == "won")["amount_cents"].sum())
+    pipeline = int(deals["amount_cents"].sum())
     assert won > 0
     for model in summary["model"].unique().to_list():
         rows = summary.filter(pl.col("model") == model)
@@ -71,7 +71,7 @@ def test_vendor_fixture_runs_end_to_end_with_exact_credit(source: str) -> None:
         assert int(rows["pipeline_credit_cents"].sum()) == pipeline, model
     # every deal's credit sums to its amount, to the cent, in every model
     per_deal = credit.group_by("model", "deal_id").agg(pl.col("pipeline_credit_cents").sum())
-    amounts = dict(deals.select("deal_id", "amount").iter_rows())
+    amounts = dict(deals.select("deal_id", "amount_cents").iter_rows())
     assert per_deal.height == len(amounts) * summary["model"].n_unique()
     for model, deal, total in per_deal.iter_rows():
         assert total == amounts[deal], (model, deal)
@@ -83,7 +83,7 @@ def test_hubspot_fixture_reads_its_stages_dates_and_association_cells() -> None:
     assert deals["status"].to_list() == ["open"] * 5 + ["won", "won", "lost", "lost", "won"]
     # "9001;9003": the first company listed
     assert deals["account_id"].to_list()[:2] == ["9001", "9002"]
-    assert deals["amount"].to_list()[:2] == [1_200_000, 1_337_525]
+    assert deals["amount_cents"].to_list()[:2] == [1_200_000, 1_337_525]
     first = deals.row(0, named=True)
     assert first["created_at"].isoformat() == "2025-01-23T09:28:00+00:00"
     assert inputs.notes[-1] == (
@@ -279,16 +279,34 @@ def test_single_touch_journeys_are_flagged() -> None:
     assert single_touch_note(None, "t.csv", journeys=mixed) is None
 
 
+def test_a_missing_column_lists_the_files_headers_escaped_and_cut(tmp_path: Path) -> None:
+    # through a preset: the file's own names, each escaped, the whole cut to 200 characters
+    touches = write(tmp_path, "t.csv", "timestamp,account_id,channel\n2025-01-01,A,email\n")
+    names = ["Record ID", "Deal Stage", "Amount", "[red]x\x1b[0m"] + [f"Field {i}"
+                                                                     for i in range(60)]
+    deals = write(tmp_path, "d.csv", ",".join(names) + "\n" + ",".join(["1"] * 64) + "\n")
+    with pytest.raises(ColumnNotFoundError) as caught:
+        load_inputs(touches, deals, rules=load_rules(), source="hubspot")
+    message = str(caught.value)
+    listing = ", ".join(repr(n) for n in names)
+    assert (f"; the file has {listing[:200]}... (64 columns); map a differently named column"
+            in message)
+    assert "'[red]x\\x1b[0m'" in message and "\x1b" not in message
+    assert "'amount'" not in message.split("; the file has ")[1].split(";")[0]
+
+
 def test_a_preset_names_the_columns_it_looked_for(tmp_path: Path) -> None:
     touches = write(tmp_path, "t.csv", "timestamp,account_id,channel\n2025-01-01,A,email\n")
     deals = write(tmp_path, "d.csv", "Record ID,Deal Stage,Amount,Create Date\n"
                   "1,closedwon,10,2025-01-02\n")
     with pytest.raises(ColumnNotFoundError) as caught:
         load_inputs(touches, deals, rules=load_rules(), source="salesforce")
+    # the file's own headers (the preset had renamed 'Amount' to 'amount': a new user's trial
+    # read that as a column of the file), and no guess from a renamed one
     assert str(caught.value) == (
-        f"{deals}: missing column 'deal_id', 'account_id' (did you mean 'amount'?), 'created_at' "
+        f"{deals}: missing column 'deal_id', 'account_id', 'created_at' "
         "(did you mean 'Create Date'?), 'status'; the file has 'Record ID', 'Deal Stage', "
-        "'amount', 'Create Date'; map a differently named column with [columns.deals] in the "
+        "'Amount', 'Create Date'; map a differently named column with [columns.deals] in the "
         "config; the salesforce preset looks for deal_id in 'Id' or 'Opportunity ID' or "
         "'Opportunity Id'; account_id in 'AccountId' or 'Account ID'; created_at in "
         "'CreatedDate' or 'Created Date'; status in 'StageName' or 'Stage'; this looks like a "

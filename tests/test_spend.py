@@ -36,7 +36,8 @@ def test_reads_the_fixture_and_spreads_each_row_to_the_cent() -> None:
     spend = load_spend(FIXTURES / "spend.csv")
     assert spend.rows.schema == SPEND_ROW_SCHEMA
     assert spend.daily.schema == DAILY_SPEND_SCHEMA
-    assert spend.rows.select("channel", "period_start", "period_end", "days", "amount").rows() == [
+    assert spend.rows.select("channel", "period_start", "period_end", "days",
+                             "amount_cents").rows() == [
         ("paid_social", D(2025, 1, 1), D(2025, 1, 31), 31, 60000),  # period=month from Jan 1
         ("events", D(2025, 1, 10), D(2025, 1, 12), 3, 300000),
         ("paid_search", D(2025, 1, 1), D(2025, 2, 28), 59, 100000),
@@ -101,7 +102,7 @@ def test_spreading_is_exact_even_and_deterministic(amounts, lengths, offsets) ->
             "period_end": [s + dt.timedelta(days=n - 1)
                            for s, n in zip(starts, days, strict=True)],
             "days": days,
-            "amount": amounts,
+            "amount_cents": amounts,
         },
         schema=SPEND_ROW_SCHEMA,
     )
@@ -249,7 +250,7 @@ def test_mapped_column_names_and_other_formats(tmp_path: Path) -> None:
     frame.write_ndjson(tmp_path / "spend.ndjson")
     for name in ("spend.parquet", "spend.ndjson"):
         spend = load_spend(tmp_path / name, columns=columns)
-        assert spend.rows.select("channel", "period_end", "amount").row(0) == (
+        assert spend.rows.select("channel", "period_end", "amount_cents").row(0) == (
             "events", D(2025, 1, 12), 300000,
         )
 
@@ -266,7 +267,7 @@ def test_month_labels_need_no_period_column(tmp_path: Path) -> None:
     path.write_text("Channel,Month,Cost\npodcast,2025-02,2800\npodcast,2025-03-05,10\n")
     spend = load_spend(path, columns={"channel": "Channel", "period_start": "Month",
                                       "amount": "Cost"})
-    assert spend.rows.select("channel", "period_start", "period_end", "amount").rows() == [
+    assert spend.rows.select("channel", "period_start", "period_end", "amount_cents").rows() == [
         ("podcast", D(2025, 2, 1), D(2025, 2, 28), 280_000),
     ]
     assert spend.rejects.select("row", "column").rows() == [(2, "period_end")]

@@ -177,6 +177,26 @@ def test_day_first_is_inferred_when_a_day_is_above_12(tmp_path: Path) -> None:
         "created_at": "day/month/year, 24-hour clock", "closed_at": "day/month/year, 24-hour clock"}
 
 
+def test_a_rejected_timestamp_names_the_format_the_run_detected(tmp_path: Path) -> None:
+    # a new user's trial: the reason said "expected ISO-8601", though the run had read every
+    # other close date day first; it now says which format it detected for the column
+    deals = write(tmp_path, "d.csv", "deal_id,account_id,created_at,Close Date,status,amount\n"
+                  "D1,A,2025-01-02,25/01/2025 09:30,won,100\n"
+                  "D2,A,2025-01-02,Jan 26th 2025,won,100\n")
+    checked = validate_deals(deals, None, None, {"closed_at": "Close Date"})
+    assert checked.good["deal_id"].to_list() == ["D1"]
+    assert checked.rejects.select("row", "column", "reason", "value").rows() == [
+        (2, "closed_at", "unparseable timestamp; does not fit the format detected for this "
+         "column, '%d/%m/%Y %H:%M' (day/month/year, 24-hour clock), nor ISO-8601; declare the "
+         "format with --timestamp-format", "Jan 26th 2025")]
+    # the ISO created_at was detected as nothing: its reason is the one it always was
+    iso = write(tmp_path, "i.csv", "deal_id,account_id,created_at,closed_at,status,amount\n"
+                "D1,A,2025-01-02,,open,100\nD2,A,someday,,open,100\n")
+    assert validate_deals(iso, None, None).rejects.select("column", "reason").rows() == [
+        ("created_at", "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or "
+         "2025-03-04, or declare the format with --timestamp-format")]
+
+
 def test_epoch_microseconds_are_inferred(tmp_path: Path) -> None:
     touches = pl.DataFrame({"event_timestamp": [1735689600123456, 1735689700000000],
                             "account_id": ["A", "A"], "channel": ["email", "email"]})
@@ -326,7 +346,7 @@ def test_validating_a_frame_gives_what_validating_its_file_gives(tmp_path: Path)
         assert from_frame.accounting == from_file.accounting
         assert from_frame.notes == from_file.notes
     assert from_file.rejects.select("row", "column").rows() == [(2, "status")]
-    assert from_file.good["amount"].to_list() == [123_450]
+    assert from_file.good["amount_cents"].to_list() == [123_450]
 
 
 # -- amounts a CRM leaves blank -----------------------------------------------------------------
@@ -340,7 +360,7 @@ def test_open_and_lost_deals_without_an_amount_are_0_pipeline_and_said(tmp_path:
                                 "D4,A,2025-01-02,2025-02-01,won,\n"
                                 "D5,A,2025-01-02,2025-02-01,won,1200.50\n",
                       max_reject_rate=1.0)
-    assert dict(inputs.deals.select("deal_id", "amount").iter_rows()) == {
+    assert dict(inputs.deals.select("deal_id", "amount_cents").iter_rows()) == {
         "D1": 0, "D2": 0, "D3": 0, "D5": 120050}
     assert inputs.rejects.select("row", "column", "reason").rows() == [
         (4, "amount", "missing amount")]

@@ -354,7 +354,7 @@ def flag(runs: TouchRuns, column: str) -> np.ndarray:
 
 def journey_observations(journeys: Journeys) -> pl.LazyFrame:
     """Per journey, what data-driven models fit on: ``conversions``, ``trials`` (conversions
-    plus nulls) and ``revenue`` (minor units). A won deal is one conversion carrying its
+    plus nulls) and ``revenue_cents`` (minor units). A won deal is one conversion carrying its
     revenue, a lost deal or a deal-less account one null, a path-table row its own counts;
     open deals are neither (zeros)."""
     status = pl.col("status")
@@ -374,14 +374,14 @@ def journey_observations(journeys: Journeys) -> pl.LazyFrame:
     )
     revenue = (
         pl.when(status == "won")
-        .then(pl.coalesce("revenue", "amount", pl.lit(0)))
+        .then(pl.coalesce("revenue_cents", "amount_cents", pl.lit(0)))
         .when(status == "path")
-        .then(pl.col("revenue").fill_null(0))
+        .then(pl.col("revenue_cents").fill_null(0))
         .otherwise(0)
     )
     return journeys.journeys.select(
         "journey_id",
         conversions.cast(pl.Int64).alias("conversions"),
         (conversions + nulls).cast(pl.Int64).alias("trials"),
-        revenue.cast(pl.Int64).alias("revenue"),
+        revenue.cast(pl.Int64).alias("revenue_cents"),
     )

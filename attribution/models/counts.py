@@ -27,7 +27,7 @@ PATH_COUNTS_SCHEMA = pl.Schema(
         ("channels", pl.List(pl.String)),
         ("conversions", pl.Int64()),
         ("nulls", pl.Int64()),  # lost deals and deal-less accounts
-        ("revenue", pl.Int64()),  # minor units
+        ("revenue_cents", pl.Int64()),  # minor units
         ("opens", pl.Int64()),  # open deals
     ]
 )
@@ -45,7 +45,7 @@ def path_counts(journeys: Journeys) -> pl.DataFrame:
     ).select(
         "path_key", "channels", "conversions",
         pl.col("_closed_nulls").fill_null(0).alias("nulls"),
-        "revenue",
+        "revenue_cents",
         (pl.col("nulls") - pl.col("_closed_nulls").fill_null(0)).alias("opens"),
     )
 
@@ -56,7 +56,8 @@ def merge_path_counts(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
                         how="vertical_relaxed")
     return (
         stacked.group_by("path_key")
-        .agg(pl.col("channels").first(), pl.col("conversions", "nulls", "revenue", "opens").sum())
+        .agg(pl.col("channels").first(), pl.col("conversions", "nulls", "revenue_cents",
+                                                "opens").sum())
         .select([pl.col(n).cast(t) for n, t in PATH_COUNTS_SCHEMA.items()])
         .sort("path_key")
     )
@@ -79,7 +80,7 @@ def path_journeys(paths: pl.DataFrame, *, include_open: bool = False,
     rows = rows.with_row_index("_i").with_columns(
         pl.format("path:{}", pl.col("_i")).alias("journey_id"),
         pl.lit("path").alias("status"),
-        pl.col("revenue").alias("amount"),
+        pl.col("revenue_cents").alias("amount_cents"),
         pl.col("channels").list.len().cast(pl.UInt32).alias("n_touches"),
     )
     touches = (

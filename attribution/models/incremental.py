@@ -80,7 +80,7 @@ from attribution.schema import DETAIL_COLUMNS, NO_TOUCH_CHANNEL, UNMAPPED_CHANNE
 if TYPE_CHECKING:
     from scipy import sparse
 
-VALUES = ("revenue", "conversions")
+VALUES = ("revenue", "conversions")  # money: keep name
 
 #: the fitted channel effects, one row per channel in causal (time) order
 EFFECT_SCHEMA = pl.Schema(
@@ -212,7 +212,7 @@ class IncrementalWeightedFits(WeightedFits):
             raise ModelError("incremental: a model with experiment priors is refitted on "
                              "copied journeys, not under weights")
         frame = journeys.journeys.select(
-            "journey_id", "status", "n_touches", pl.col("revenue").fill_null(0)).collect()
+            "journey_id", "status", "n_touches", pl.col("revenue_cents").fill_null(0)).collect()
         observed = journey_observations(journeys).collect()  # the same rows, the same order
         n_journeys = frame.height
         rows = frame.select("journey_id").with_row_index("_row")
@@ -271,11 +271,11 @@ class IncrementalWeightedFits(WeightedFits):
             journey_set=journey_set,
             fitted_rows=np.flatnonzero(touched),
             fitted_set=inverse.astype(np.int64),
-            observed=(fitted("conversions"), fitted("trials"), fitted("revenue")),
+            observed=(fitted("conversions"), fitted("trials"), fitted("revenue_cents")),
             sets=_bits(set_masks, len(names)).astype(np.int64),
             credit_names=tuple(credit_names),
             feature_column=np.searchsorted(credit_names, names).astype(np.int64),
-            money_revenue=np.where(money, frame.get_column("revenue").to_numpy(), 0)
+            money_revenue=np.where(money, frame.get_column("revenue_cents").to_numpy(), 0)
             .astype(np.float64),
             scored=money & has_feature,
             untouched=money & ~touched,
@@ -444,7 +444,7 @@ class IncrementalModel(AttributionModel):
             masks=patterns["mask"].to_numpy(),
             wins=patterns["conversions"].to_numpy().astype(float),
             trials=patterns["trials"].to_numpy().astype(float),
-            revenue=patterns["revenue"].to_numpy().astype(float),
+            revenue=patterns["revenue_cents"].to_numpy().astype(float),
         )
         nested = _fit_nested(sums, len(channels), self.l2, self.value)
         if self.priors:  # experiments calibrate the channels' effects (models.priors)
@@ -665,7 +665,7 @@ def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> 
             "journey_id",
             pl.col("conversions").cast(pl.Float64),
             pl.col("trials").cast(pl.Float64),
-            pl.col("revenue").cast(pl.Float64),
+            pl.col("revenue_cents").cast(pl.Float64),
         )
     )
     masks = _masks(first, rank)
@@ -675,7 +675,7 @@ def _patterns(first: pl.DataFrame, journeys: Journeys, rank: dict[str, int]) -> 
         .group_by("mask")
         .agg(
             pl.col("journey_id").alias("journey_ids"),
-            pl.col("conversions", "trials", "revenue").sum(),
+            pl.col("conversions", "trials", "revenue_cents").sum(),
         )
         .sort("mask")
     )

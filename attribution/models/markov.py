@@ -66,7 +66,7 @@ from attribution.transforms import SOURCE_INDEX, apply_transforms, check_last_n,
 if TYPE_CHECKING:
     import networkx as nx
 
-WEIGHT_BY = ("conversions", "revenue")
+WEIGHT_BY = ("conversions", "revenue")  # money: keep name
 ALLOCATIONS = ("global", "per_deal")
 #: percentiles of the bootstrap interval
 CI_PERCENTILES = (2.5, 97.5)
@@ -191,7 +191,7 @@ class MarkovFit(Fit):
         ``weight_by="conversions"``, ``share_value`` for ``"revenue"``).
         """
         share = self.shares("conversions")
-        share_value = self.shares("revenue")
+        share_value = self.shares("revenue")  # money: keep name
         frame = pl.DataFrame(
             {
                 "channel": self.channels,

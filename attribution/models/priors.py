@@ -102,7 +102,7 @@ def calibrate_scores(
         .rename({"journey_ids": "journey_id"})
     )
     deals = (
-        journeys.journeys.select("journey_id", "status", "amount", "revenue",
+        journeys.journeys.select("journey_id", "status", "amount_cents", "revenue_cents",
                                  pl.col("created_at").dt.date().alias("_created"),
                                  pl.col("closed_at").dt.date().alias("_closed"))
         .collect()
@@ -119,11 +119,11 @@ def calibrate_scores(
         if prior.metric == "pipeline":
             chosen = deals.filter(pl.col("status").is_in(["won", "lost", "open"])
                                   & pl.col("_created").is_between(start, end))
-            value = chosen.get_column("amount")
+            value = chosen.get_column("amount_cents")
         else:
             chosen = deals.filter((pl.col("status") == "won")
                                   & pl.col("_closed").is_between(start, end))
-            value = chosen.get_column("revenue")
+            value = chosen.get_column("revenue_cents")
         index = chosen.get_column("_pattern").to_numpy()
         estimate = float((value.to_numpy().astype(float) * fraction[index, k]).sum())
         measured, estimated = totals.setdefault(k, [0.0, 0.0])

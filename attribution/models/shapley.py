@@ -111,7 +111,7 @@ if TYPE_CHECKING:
     from scipy import sparse
 
 VARIANTS = ("simplified", "rate", "ordered")
-VALUES = ("conversions", "revenue")
+VALUES = ("conversions", "revenue")  # money: keep name
 #: the value columns of a fit with ``value="revenue"``: named by their unit, the run's minor
 #: units (floats: a value is an estimate, not whole cents); the writers give them in major
 #: units under the plain names (:data:`attribution.schema.MINOR_UNIT_ESTIMATES`)
@@ -278,7 +278,7 @@ class ShapleyWeightedFits(WeightedFits):
         if not isinstance(model, ShapleyModel):  # pragma: no cover - wired by weighted_type
             raise ModelError(f"model {model.name!r} is not the Shapley model")
         frame = journeys.journeys.select(
-            "journey_id", "status", "n_touches", pl.col("revenue").fill_null(0)).collect()
+            "journey_id", "status", "n_touches", pl.col("revenue_cents").fill_null(0)).collect()
         index = frame.select("journey_id").with_row_index("_row")
         journey_keys = (_journey_keys(journeys, ordered=model.variant == "ordered").collect()
                         .join(index, on="journey_id", how="inner"))
@@ -300,12 +300,12 @@ class ShapleyWeightedFits(WeightedFits):
             rows=coded.get_column("_row").to_numpy().astype(np.int64),
             key=coded.get_column("_key").to_numpy().astype(np.int64),
             observed=(*(coded.get_column(c).fill_null(0).to_numpy().astype(np.float64)
-                        for c in ("conversions", "trials", "revenue")),),  # type: ignore[arg-type]
+                        for c in ("conversions", "trials", "revenue_cents")),),  # type: ignore[arg-type]
             member_key=members.get_column("_key").to_numpy().astype(np.int64),
             member_column=np.searchsorted(credit_names,
                                           members.get_column("channels").to_numpy()),
             credit_names=tuple(credit_names),
-            money_revenue=np.where(money, frame.get_column("revenue").to_numpy(), 0)
+            money_revenue=np.where(money, frame.get_column("revenue_cents").to_numpy(), 0)
             .astype(np.float64),
             untouched=money & (frame.get_column("n_touches").to_numpy() == 0),
             seen=sparse.csr_matrix((np.ones(int(on_money.sum())),
@@ -357,7 +357,7 @@ class ShapleyWeightedFits(WeightedFits):
             summed(None).cast(pl.UInt32).alias("journeys"),
             summed(conversions).alias("conversions"),
             summed(trials).alias("trials"),
-            summed(revenue).alias("revenue"),
+            summed(revenue).alias("revenue_cents"),
         )
         return self.model._play_keys(table), w, kept
 
@@ -443,7 +443,7 @@ class ShapleyModel(AttributionModel):
         keys = (
             tallies["keys"].group_by("key")
             .agg(pl.col("channels").first(),
-                 pl.col("journeys", "conversions", "trials", "revenue").sum())
+                 pl.col("journeys", "conversions", "trials", "revenue_cents").sum())
             .sort("key")
         )
         return self._play_keys(keys)
@@ -559,7 +559,7 @@ class _ChannelSets:
             member_channel=np.searchsorted(channels, members["channels"].to_numpy()),
             lengths=lengths,
             starts=np.cumsum(lengths) - lengths,
-            numerator=keys["revenue" if value == "revenue" else "conversions"].to_numpy(),
+            numerator=keys["revenue_cents" if value == "revenue" else "conversions"].to_numpy(),
             trials=keys["trials"].to_numpy(),
         )
 
@@ -602,7 +602,7 @@ def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
         .agg(order.alias("channels"))
         .with_columns(pl.col("channels").list.join(_SEPARATOR).alias("key"))
         .join(journey_observations(journeys), on="journey_id", how="left")
-        .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
+        .with_columns(pl.col("conversions", "trials", "revenue_cents").fill_null(0))
     )
 
 
@@ -633,14 +633,14 @@ def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
         .join(sets.lazy(), on="_mask")
         .drop("_mask")
         .join(journey_observations(journeys), on="journey_id", how="left")
-        .with_columns(pl.col("conversions", "trials", "revenue").fill_null(0))
+        .with_columns(pl.col("conversions", "trials", "revenue_cents").fill_null(0))
     )
 
 
 #: :meth:`ShapleyModel.tally`: distinct channel keys with summed observations
 KEY_TALLY_SCHEMA = pl.Schema(
     [("key", pl.String()), ("channels", pl.List(pl.String)), ("journeys", pl.Int64()),
-     ("conversions", pl.Int64()), ("trials", pl.Int64()), ("revenue", pl.Int64())]
+     ("conversions", pl.Int64()), ("trials", pl.Int64()), ("revenue_cents", pl.Int64())]
 )
 
 
@@ -651,7 +651,7 @@ def _key_table(journey_keys: pl.DataFrame) -> pl.DataFrame:
         .agg(
             pl.col("channels").first(),
             pl.len().alias("journeys"),
-            pl.col("conversions", "trials", "revenue").sum(),
+            pl.col("conversions", "trials", "revenue_cents").sum(),
         )
         .sort("key")
     )

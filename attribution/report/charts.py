@@ -719,20 +719,21 @@ def journey_flow(
     column, ribbons as smooth areas), so any Vega-Lite renderer draws it without a plug-in.
     Returns None when no journey with touches won.
     """
-    flows = paths.filter((pl.col("channels").list.len() > 0) & (pl.col("revenue") > 0)).select(
+    flows = paths.filter((pl.col("channels").list.len() > 0)
+                         & (pl.col("revenue_cents") > 0)).select(
         pl.col("channels").list.first().alias("first"),
         pl.col("channels").list.last().alias("last"),
         "conversions",
-        "revenue",
+        "revenue_cents",
     )
     if flows.height == 0:
         return None
     pairs = (
         flows.group_by("first", "last")
-        .agg(pl.col("conversions").sum(), pl.col("revenue").sum())
+        .agg(pl.col("conversions").sum(), pl.col("revenue_cents").sum())
         .sort("first", "last")
     )
-    total = int(pairs.get_column("revenue").sum())
+    total = int(pairs.get_column("revenue_cents").sum())
     size: dict[tuple[int, str], int] = defaultdict(int)
     deals: dict[tuple[int, str], int] = defaultdict(int)
     for first, last, won, revenue in pairs.iter_rows():
@@ -774,7 +775,7 @@ def journey_flow(
                     if (y1 - y0) >= 8 else ""
                 ),
                 "column": headers[index], "node": printable(name),
-                "revenue": money(revenue, currency),
+                "revenue": money(revenue, currency),  # money: keep name
                 "share": percent(revenue / total), "won": f"{deals[(index, name)]:,}",
                 "label_x": xs[index] - 0.012 if index == 0 else xs[index] + 0.012,
                 "label_y": (y0 + y1) / 2, "side": index,
@@ -802,7 +803,7 @@ def journey_flow(
         width = revenue * scale
         sy, ty = source_start[(first, last)], target_start[(first, last)]
         tooltip = {"from": printable(first), "to": printable(last), "won": f"{won:,}",
-                   "revenue": money(revenue, currency),
+                   "revenue": money(revenue, currency),  # money: keep name
                    "share": percent(revenue / total)}
         for step in range(points + 1):
             t = step / points
@@ -1123,7 +1124,7 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
             "key": keys[row["channel"]],
             "channel": printable(row["channel"]),
             "series": label,
-            "amount": _major(row[column], currency),
+            "amount": _major(row[column], currency),  # money: keep name
             "amount_label": money(row[column], currency),
             "change_label": ("+" if row["change_cents"] > 0 else "") + money(row["change_cents"],
                                                                              currency),

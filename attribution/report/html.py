@@ -300,12 +300,13 @@ def _dark_headline(result: RunResult) -> str:
 
 
 def _dark_funnel_table(dark: pl.DataFrame, currency: str) -> str:
-    headers = ["channel", "tracked", "tracked %", "self-reported", "self-reported %",
-               "stated deals", "dark deals", "dark %", "dark revenue"]
+    headers = ["channel", "tracked", "tracked %", "stated", "stated %", "stated + fallback",
+               "stated + fallback %", "stated deals", "dark deals", "dark %", "dark revenue"]
     rows = [
         [_channel(r["channel"], r["channel_group"]), money(r["tracked_revenue_credit_cents"],
                                                            currency),
-         percent(r["tracked_revenue_share"]), money(r["self_reported_revenue_credit_cents"],
+         percent(r["tracked_revenue_share"]), money(r["stated_revenue_credit_cents"], currency),
+         percent(r["stated_revenue_share"]), money(r["self_reported_revenue_credit_cents"],
                                                     currency),
          percent(r["self_reported_revenue_share"]), f"{r['stated_deals']:,}",
          f"{r['dark_deals']:,}", percent(r["dark_share"]) if r["dark_share"] is not None else "",
@@ -313,9 +314,10 @@ def _dark_funnel_table(dark: pl.DataFrame, currency: str) -> str:
         for r in dark.iter_rows(named=True)
     ]
     note = ('<p class="note">Tracked: the recommended model\'s credit from touches. '
-            "Self-reported: each answered deal whole to the channel its buyers named (\"How did "
-            "you hear about us?\"), the others as tracked. Dark deals name a channel no touch "
-            "of their journey shows.</p>")
+            "Stated: what buyers said, alone: each answered deal whole to the channel its "
+            "buyers named (\"How did you hear about us?\"). Stated + fallback: the "
+            "self_reported model, the stated credit plus the unanswered deals credited as "
+            "tracked. Dark deals name a channel no touch of their journey shows.</p>")
     return note + _table(headers, rows, numeric=range(1, len(headers)))
 
 
@@ -362,15 +364,15 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
 
 def _top_paths_table(every: pl.DataFrame, currency: str) -> str:
     total = int(every.get_column("journeys").sum()) if every.height else 0
-    by_revenue = int(every.get_column("revenue").sum()) > 0 if every.height else False
+    by_revenue = int(every.get_column("revenue_cents").sum()) > 0 if every.height else False
     top = (
-        every.sort(["revenue", "journeys", "path"], descending=[True, True, False])
+        every.sort(["revenue_cents", "journeys", "path"], descending=[True, True, False])
         if by_revenue else every
     ).head(TOP_PATHS)
     rows = [
         [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0),
          f"{r['conversions']:,}",
-         percent(r["conversion_rate"]), money(r["revenue"], currency)]
+         percent(r["conversion_rate"]), money(r["revenue_cents"], currency)]
         for r in top.iter_rows(named=True)
     ]
     table = _table(["path (repeats collapsed)", "journeys", "share of journeys", "won", "win rate",
