@@ -19,8 +19,9 @@ that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
    which is exactly what it depends on. Each batch also reduces its journeys to distinct
    paths (:func:`attribution.graph.distinct_paths`), and the batches' path counts are summed
    in Spark (collected only when read: the path statistics, a Markov bootstrap);
-4. **models**: rule-based models weigh each journey on its own. Markov and Shapley tally each
-   batch (transition counts per state; channel sets), Spark sums the tallies, and they fit
+4. **models**: rule-based models weigh each journey on its own. Markov, Shapley and
+   incremental tally each batch (transition counts per state; channel sets; channel sets
+   before creation and first-touch ranks), Spark sums the tallies, and they fit
    once on the driver from the sums (bounded by the model, not the data; the polars
    engine's fit to the last bit), then score the journeys of each batch with that fit;
 5. **credit** with :func:`attribution.credit.allocate` per batch (exact largest remainder
@@ -1197,9 +1198,11 @@ def _scorers(models: Sequence[AttributionModel], paths: _PathCounts,
 
 def supported(model: AttributionModel) -> bool:
     """Whether the spark engine runs ``model``: per-journey models, and fitted models whose fit
-    merges over partitions (:attr:`~attribution.models.base.FitInput.merges`)."""
+    merges over partitions (:attr:`~attribution.models.base.FitInput.merges`) or is made from
+    tallies summed over them (:meth:`~attribution.models.base.AttributionModel.
+    fits_from_tallies`: ``incremental``, whose fit reads every journey's touch times)."""
     if model.fit_input is not None:
-        return model.fit_input.merges
+        return model.fit_input.merges or model.fits_from_tallies()
     return not model.uses_population
 
 

@@ -76,6 +76,7 @@ def test_the_package_ships_as_one_zip_named_by_its_content():
 @pytest.mark.parametrize("verb, extra", [
     ("validate", []),
     ("compare", ["--model", "last_touch", "--model", "linear", "--model", "markov"]),
+    ("compare", ["--model", "last_touch", "--model", "incremental"]),
     ("scorecard", ["--model", "linear", "--spend", str(DEMO / "spend.csv"), "--no-hygiene"]),
     ("budget", ["--model", "linear", "--spend", str(DEMO / "spend.csv")]),
     ("paths", ["--top", "5"]),

@@ -280,3 +280,27 @@ def test_a_rule_based_run_collects_no_path_table(spark):
     # ... and a Markov bootstrap, which resamples paths, from the summed paths
     bootstrap = config.replace(models=("markov",), model_params={"markov": {"bootstrap": 3}})
     assert engine.run(bootstrap, spark=spark, buckets=2).path_counts.collected
+
+
+def test_incremental_fits_from_tallies_summed_by_spark(spark):
+    """``incremental`` on Spark: each batch tallies its channel sets before creation and its
+    first-touch ranks, Spark sums them and the driver fits once: the local engine's effects
+    and credit to the cent, with experiment priors too, and no path table collected."""
+    from attribution.experiments import load_experiments
+    from attribution.models.priors import priors_of
+
+    planted = ROOT / "fixtures" / "experiments" / "planted"
+    experiments = load_experiments(planted / "experiments.csv", ["paid_search", "podcast"])
+    priors = priors_of(experiments.rows)
+    assert priors
+    for folder, params in ((DEMO, {}),
+                           (DEMO, {"value": "conversions", "before_creation": False}),
+                           (planted, {"priors": priors})):
+        config = load_config(folder / "attribution.toml").replace(
+            models=("last_touch", "incremental"), model_params={"incremental": params})
+        expected = pipeline.run(config)
+        result = engine.run(config, spark=spark, buckets=3)
+        assert not result.path_counts.collected and not result.skipped_models
+        assert_frame_equal(result.diagnostics()["incremental_effects"],
+                           pipeline.model_diagnostics(expected)["incremental_effects"])
+        assert_same(expected, result)
