@@ -1345,7 +1345,10 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
     those partitions sees whole batches; no second shuffle is needed.
     """
     groups = built.channel_groups
-    population = _population(built) if any(s.fit is not None for s in scorers) else None
+    # only a fit whose credit is defined by channel totals (Markov's global allocation) splits
+    # over the whole run's deals; the others' weights are each journey's own
+    by_totals = any(s.fit is not None and s.fit.channel_shares() is not None for s in scorers)
+    population = _population(built) if by_totals else None
 
     def score_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
         batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)

@@ -282,12 +282,18 @@ def test_a_rule_based_run_collects_no_path_table(spark):
     assert engine.run(bootstrap, spark=spark, buckets=2).path_counts.collected
 
 
-def test_incremental_fits_from_tallies_summed_by_spark(spark):
+def test_incremental_fits_from_tallies_summed_by_spark(spark, monkeypatch):
     """``incremental`` on Spark: each batch tallies its channel sets before creation and its
     first-touch ranks, Spark sums them and the driver fits once: the local engine's effects
-    and credit to the cent, with experiment priors too, and no path table collected."""
+    and credit to the cent, with experiment priors too, and no path table or deal list
+    collected."""
     from attribution.experiments import load_experiments
     from attribution.models.priors import priors_of
+
+    def no_population(_built):
+        raise AssertionError("only channel-total fits (Markov's global allocation) need it")
+
+    monkeypatch.setattr(engine, "_population", no_population)
 
     planted = ROOT / "fixtures" / "experiments" / "planted"
     experiments = load_experiments(planted / "experiments.csv", ["paid_search", "podcast"])
