@@ -153,9 +153,10 @@ class SparkEngine:
             return dataclasses.replace(result, credit=result.credit.clear())
         done = spark_engine.run(config, master=self.master, conf=dict(self.conf),
                                 progress=progress)
-        if writer is not None:
+        if writer is not None:  # the writer has the executors write the credit and rejects
             spark_engine.write_credit(done, writer)
-        return done.to_result(keep_inputs=keep_inputs, keep_credit=keep_credit)
+        return done.to_result(keep_inputs=keep_inputs, keep_credit=keep_credit,
+                              keep_rejects=writer is None)
 
     def writer(self, config: Config) -> ResultWriter:
         self._check(config)

@@ -57,6 +57,9 @@ class RunResult:
     summary: pl.DataFrame
     accounting: list[Accounting] = field(default_factory=list)
     rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_SCHEMA))
+    #: rejected rows the engine left where it found them, not in ``rejects`` (Spark's
+    #: executors write them into the result set): how many
+    rejects_elsewhere: int = 0
     files: list[InputFile] = field(default_factory=list)
     stats: JourneyStats | None = None
     currency: str = "USD"

@@ -416,11 +416,11 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
             f"[yellow]unmapped utm source/medium, kept as '(unmapped)': {pairs}{more}; "
             "add rules with --channel-rules[/yellow]"
         )
+    rejected = result.rejects.height + result.rejects_elsewhere
     if rejects_file is not None:
-        notes.append(f"{result.rejects.height:,} rejected rows written to "
-                     f"{escape_text(rejects_file)}")
-    elif result.rejects.height:
-        notes.append(f"{result.rejects.height:,} rejected rows (reasons above); write them to "
+        notes.append(f"{rejected:,} rejected rows written to {escape_text(rejects_file)}")
+    elif rejected:
+        notes.append(f"{rejected:,} rejected rows (reasons above); write them to "
                      "a file with --rejects FILE")
     return notes
 

@@ -19,8 +19,9 @@ that piece unchanged inside Arrow UDFs (``applyInArrow`` / ``mapInArrow``):
    which is exactly what it depends on. Each batch also reduces its journeys to distinct
    paths (:func:`attribution.graph.distinct_paths`), and the batches' path counts are summed
    in Spark (collected only when read: the path statistics, a Markov bootstrap);
-4. **models**: rule-based models weigh each journey on its own. Markov and Shapley tally each
-   batch (transition counts per state; channel sets), Spark sums the tallies, and they fit
+4. **models**: rule-based models weigh each journey on its own. Markov, Shapley and
+   incremental tally each batch (transition counts per state; channel sets; channel sets
+   before creation and first-touch ranks), Spark sums the tallies, and they fit
    once on the driver from the sums (bounded by the model, not the data; the polars
    engine's fit to the last bit), then score the journeys of each batch with that fit;
 5. **credit** with :func:`attribution.credit.allocate` per batch (exact largest remainder
@@ -1158,6 +1159,101 @@ class _PathCounts:
         return pl.defer(self.collect, schema=_PATHS)
 
 
+#: the local engine's order of the inputs' rejects (:func:`attribution.loading.load_inputs`)
+_INPUT_ORDER = {"contacts": 0, "touchpoints": 1, "deals": 2}
+
+
+class _RejectRows:
+    """The rejected rows (:data:`~attribution.schema.REJECT_SCHEMA`), left on the executors,
+    which write them (:meth:`SparkWriter.rejects`); the driver holds their count by input and
+    reason (summed by Spark) and collects the rows only when something reads them as a table
+    (:meth:`SparkRunResult.to_local`, ``validate``'s ``--rejects FILE``). A systematically bad
+    column makes them as many as the rows of the export."""
+
+    def __init__(self, frame: DataFrame) -> None:
+        self.frame = frame
+        self._table: pl.DataFrame | None = None
+        counted = _collect(frame.groupBy("input", "reason").count(),
+                           pl.Schema({"input": pl.String, "reason": pl.String,
+                                      "count": pl.Int64}))
+        #: ``input, reason, count``: the rows by input and reason
+        self.counts = counted.sort("input", "reason")
+        self.rows = int(counted.get_column("count").sum())
+
+    def ordered(self) -> DataFrame:
+        """The rows with the local engine's order as columns ``_order``, ``file``, ``row``."""
+        order = F.lit(3)
+        for name, rank in reversed(_INPUT_ORDER.items()):
+            order = F.when(F.col("input") == name, rank).otherwise(order)
+        return self.frame.withColumn("_order", order)
+
+    def collect(self) -> pl.DataFrame:
+        if self._table is None:
+            self._table = (
+                _collect(self.frame, _REJECTS)
+                .with_columns(pl.col("input").replace_strict(_INPUT_ORDER, default=3)
+                              .alias("_order"))
+                .sort(["_order", "file", "row"])
+                .drop("_order")
+            )
+        return self._table
+
+    @property
+    def collected(self) -> bool:
+        return self._table is not None
+
+
+def write_rejects_csv(rejects: _RejectRows, extra: pl.DataFrame, location: str, *,
+                      csv_raw: bool = False) -> tuple[int, str]:
+    """``location`` (a local path or a URI, :func:`_output_stream`): the rejected rows as the
+    local engine's ``rejects.csv`` (:func:`attribution.results.write_rejects`), byte for byte,
+    written by one executor task: the rows in the local order (input, file, row; a sort in
+    Spark that spills, not the driver's memory), a batch at a time, then ``extra`` (the
+    driver's own few: an experiments or spend file's). Returns the data rows written and the
+    file's SHA-256, which the task computes as it writes; the driver receives one row.
+
+    Each batch is neutralised and written with ``quote_style="never"``
+    (:func:`attribution.output.neutralise_formulas` quotes every other cell exactly as polars
+    would), so the bytes do not depend on which batch holds a formula cell."""
+    from attribution.output import neutralise_formulas
+
+    columns = list(_REJECTS)
+
+    def text(frame: pl.DataFrame, header: bool) -> bytes:
+        if csv_raw:
+            return frame.write_csv(include_header=header).encode()
+        return neutralise_formulas(frame).write_csv(include_header=header,
+                                                    quote_style="never").encode()
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import hashlib
+
+        digest, rows, header = hashlib.sha256(), 0, True
+        with _output_stream(location) as stream:
+            chunks = (_from_arrow(pa.Table.from_batches([b]).select(columns), _REJECTS)
+                      for b in batches)
+            for chunk in _then(chunks, extra):
+                if not chunk.height:
+                    continue
+                data = text(chunk.select(columns), header)
+                stream.write(data)
+                digest.update(data)
+                rows, header = rows + chunk.height, False
+        yield pa.RecordBatch.from_pydict({"rows": [rows], "sha256": [digest.hexdigest()]},
+                                         schema=pa.schema([("rows", pa.int64()),
+                                                           ("sha256", pa.string())]))
+
+    one = (rejects.ordered().repartition(1).sortWithinPartitions("_order", "file", "row")
+           .select(columns))
+    done = one.mapInArrow(write, "rows long, sha256 string").collect()
+    return int(done[0]["rows"]), str(done[0]["sha256"])
+
+
+def _then(first: Iterator[pl.DataFrame], last: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    yield from first
+    yield last
+
+
 # -- models and credit ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Scorer:
@@ -1197,9 +1293,11 @@ def _scorers(models: Sequence[AttributionModel], paths: _PathCounts,
 
 def supported(model: AttributionModel) -> bool:
     """Whether the spark engine runs ``model``: per-journey models, and fitted models whose fit
-    merges over partitions (:attr:`~attribution.models.base.FitInput.merges`)."""
+    merges over partitions (:attr:`~attribution.models.base.FitInput.merges`) or is made from
+    tallies summed over them (:meth:`~attribution.models.base.AttributionModel.
+    fits_from_tallies`: ``incremental``, whose fit reads every journey's touch times)."""
     if model.fit_input is not None:
-        return model.fit_input.merges
+        return model.fit_input.merges or model.fits_from_tallies()
     return not model.uses_population
 
 
@@ -1247,7 +1345,10 @@ def _score(built: _Journeys, scorers: Sequence[_Scorer], as_of: datetime) -> Dat
     those partitions sees whole batches; no second shuffle is needed.
     """
     groups = built.channel_groups
-    population = _population(built) if any(s.fit is not None for s in scorers) else None
+    # only a fit whose credit is defined by channel totals (Markov's global allocation) splits
+    # over the whole run's deals; the others' weights are each journey's own
+    by_totals = any(s.fit is not None and s.fit.channel_shares() is not None for s in scorers)
+    population = _population(built) if by_totals else None
 
     def score_batch(touches: pl.DataFrame, journeys: pl.DataFrame) -> pa.Table:
         batch = Journeys(touches=touches.lazy(), journeys=journeys.lazy(), as_of=as_of)
@@ -1394,7 +1495,8 @@ class SparkRunResult:
     time_to_close: pl.DataFrame
     stats: JourneyStats
     accounting: list[Accounting]
-    rejects: pl.DataFrame
+    #: the rejected rows, on the executors (counted by input and reason on the driver)
+    reject_rows: _RejectRows
     files: list[InputFile]
     currency: str
     unmapped: pl.DataFrame | None
@@ -1413,6 +1515,12 @@ class SparkRunResult:
     def comparison(self, baseline: str = BASELINE) -> pl.DataFrame:
         """Per model and channel, the credit next to last-touch's, with the shift."""
         return compare(self.summary, baseline)
+
+    @property
+    def rejects(self) -> pl.DataFrame:
+        """Every rejected row on the driver, in the polars engine's order (collected on first
+        use: a run that writes its result set leaves them to the executors)."""
+        return self.reject_rows.collect()
 
     def totals(self) -> dict[str, Any]:
         """Headline figures, as :meth:`attribution.pipeline.RunResult.totals`."""
@@ -1454,13 +1562,17 @@ class SparkRunResult:
         """Everything collected to the driver as a :class:`RunResult` (for data that fits)."""
         return self.to_result(keep_inputs=True, keep_credit=True)
 
-    def to_result(self, *, keep_inputs: bool = False, keep_credit: bool = False) -> RunResult:
+    def to_result(self, *, keep_inputs: bool = False, keep_credit: bool = False,
+                  keep_rejects: bool = True) -> RunResult:
         """The run as the one result type every engine returns.
 
         The small tables come as they are; the journeys are read from Spark only when asked
         for (a deferred frame: the summary, comparison, path statistics and model tables
         never need them). ``keep_inputs`` and ``keep_credit`` collect the validated exports and
         the touch-level credit to the driver, as the scorecard and the report read them.
+        ``keep_rejects=False`` leaves the rejected rows on the executors, for a writer that
+        has them write the rejects (:func:`write_credit` hands them over): the result's
+        ``rejects`` is then empty and ``rejects_elsewhere`` their number.
         """
         stats = self.stats
         touches_frame, journeys_frame = self.touches_frame, self.journeys_frame
@@ -1497,7 +1609,8 @@ class SparkRunResult:
             credit=credit if self.models else pl.DataFrame(),
             summary=self.summary,
             accounting=list(self.accounting),
-            rejects=self.rejects,
+            rejects=self.rejects if keep_rejects else pl.DataFrame(schema=_REJECTS),
+            rejects_elsewhere=0 if keep_rejects else self.reject_rows.rows,
             files=list(self.files),
             stats=stats,
             currency=self.currency,
@@ -1577,13 +1690,7 @@ def _prepare(
     deal.out_of_window = stats.deals_out_of_window
     deal.used -= stats.deals_out_of_window
     check_reject_rate(accounting, config.max_reject_rate)  # as the polars engine: stop here
-    order = {"contacts": 0, "touchpoints": 1, "deals": 2}  # as loading.load_inputs
-    rejects = (
-        _collect(inputs.rejects, _REJECTS)
-        .with_columns(pl.col("input").replace_strict(order, default=3).alias("_order"))
-        .sort(["_order", "file", "row"])
-        .drop("_order")
-    )
+    rejects = _RejectRows(inputs.rejects)  # counted here; the rows stay on the executors
     return SparkRunResult(
         config=config,
         spark=spark,
@@ -1597,7 +1704,7 @@ def _prepare(
         time_to_close=built.time_to_close,
         stats=stats,
         accounting=list(accounting.values()),
-        rejects=rejects,
+        reject_rows=rejects,
         files=inputs.files,
         currency=inputs.currency,
         unmapped=inputs.unmapped,
@@ -1685,25 +1792,39 @@ def write_file(location: str, content: bytes) -> str:
     Connect client has no handle on the cluster's Hadoop file systems, so the side files of a
     result set go through the driver's own client of the same store. Credentials come from
     that client's usual places (environment, instance profile), not from Spark's settings."""
+    with _output_stream(location) as stream:
+        stream.write(content)
+    return location
+
+
+@contextlib.contextmanager
+def _output_stream(location: str) -> Iterator[Any]:
+    """A binary stream writing ``location``: a local path (its folder made), or a URI through
+    pyarrow's file systems (:func:`write_file`). Used on the driver and in executor tasks."""
+    if not is_uri(location):
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            yield handle
+        return
     import pyarrow.fs as pafs
 
     scheme, sep, rest = location.partition("://")
     uri = f"{_ARROW_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
     try:
-        filesystem, path = pafs.FileSystem.from_uri(uri)
-        parent = path.rsplit("/", 1)[0]
+        filesystem, path_in = pafs.FileSystem.from_uri(uri)
+        parent = path_in.rsplit("/", 1)[0]
         if parent:
             filesystem.create_dir(parent, recursive=True)
-        with filesystem.open_output_stream(path) as stream:
-            stream.write(content)
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        with filesystem.open_output_stream(path_in) as stream:
+            yield stream
+    except (pa.ArrowException, OSError, ValueError) as exc:  # opening or writing
         raise ConfigError(
             f"--out {location.rsplit('/', 1)[0]}: cannot write {location.rsplit('/', 1)[-1]} "
             f"there ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
             "write to a local folder or a location pyarrow reaches (s3://, gs://, abfs://, "
             "hdfs://, file://)"
         ) from None
-    return location
 
 
 @dataclass
@@ -1726,6 +1847,12 @@ class SparkWriter:
     currency: str = "USD"
     #: the run's session (set by :func:`write_credit`); else the active one
     spark: SparkSession | None = None
+    #: the run's rejected rows on the executors (set by :func:`write_credit`), which
+    #: :meth:`rejects` has them write; None for a run made on the driver (a path table)
+    reject_rows: _RejectRows | None = None
+    #: ``--rejects FILE``: where the executors write the rejects too (the driver never holds
+    #: them to write it)
+    rejects_file: str | None = None
 
     @contextlib.contextmanager
     def transaction(self, *, wait: bool = False) -> Iterator[None]:
@@ -1745,7 +1872,8 @@ class SparkWriter:
             )
         location = _location(config.out or "out").rstrip("/")
         return cls(location, None if is_uri(location) else side_folder(config),
-                   csv_raw=config.csv_raw)
+                   csv_raw=config.csv_raw,
+                   rejects_file=None if config.rejects is None else str(config.rejects))
 
     def frame(self, stem: str, frame: DataFrame, files: int | None = None) -> str:
         """Write a Spark frame as the Parquet folder ``location/stem``."""
@@ -1772,6 +1900,13 @@ class SparkWriter:
             return write_file(f"{self.location}/{name}", local.read_bytes())
 
     def rejects(self, rejects: pl.DataFrame) -> list[str]:
+        """The ``rejects`` Parquet folder and ``rejects.csv`` (the local engine's bytes), both
+        written by the executors from the run's rows (:attr:`reject_rows`), with ``rejects``
+        (the driver's own: an experiments or spend file's) after them; the driver holds only
+        their count. A run made on the driver writes its ``rejects`` as they are."""
+        held = self.reject_rows
+        if held is not None:
+            return self._executor_rejects(held, rejects)
         written = [self.table("rejects",
                               rejects if rejects.height else pl.DataFrame(schema=_REJECTS))]
         if rejects.height and self.side is not None:
@@ -1783,11 +1918,31 @@ class SparkWriter:
                                           local.read_bytes()))
         return written
 
+    def _executor_rejects(self, held: _RejectRows, extra: pl.DataFrame) -> list[str]:
+        spark = self.spark or SparkSession.active()
+        frame = held.frame.select(list(_REJECTS))
+        if extra.height:
+            frame = frame.unionByName(spark.createDataFrame(_to_arrow(extra, pa.schema(
+                [pa.field(n, _arrow_type(t)) for n, t in _REJECTS.items()]))))
+        written = [self.frame("rejects", frame, 1)]
+        if not held.rows + extra.height:
+            return written
+        target = (str(self.side / "rejects.csv") if self.side is not None
+                  else f"{self.location}/rejects.csv")
+        for location in (target, self.rejects_file):
+            if location is not None:
+                write_rejects_csv(held, extra.select(list(_REJECTS)), location,
+                                  csv_raw=self.csv_raw)
+                written.append(location)
+        return written
+
 
 def write_credit(result: SparkRunResult, writer: SparkWriter) -> str | None:
     """The touch-level credit, written by the executors as ``credit/`` under the writer's
-    location (nothing when the run had no model)."""
+    location (nothing when the run had no model); the writer also takes the run's rejected
+    rows, which it has the executors write (:meth:`SparkWriter.rejects`)."""
     writer.spark = result.spark
+    writer.reject_rows = result.reject_rows
     if result.credit_frame is None:
         return None
     writer.currency = result.currency
@@ -1822,7 +1977,7 @@ def write_results(
     writer = SparkWriter(location, None if is_uri(location) else Path(location), mode,
                          spark=result.spark)
     write_credit(result, writer)
-    write_result_set(result.to_result(), writer)
+    write_result_set(result.to_result(keep_rejects=False), writer)
     if journeys:
         writer.frame("journeys", result.journeys_frame)
         writer.frame("touches", result.touches_frame)

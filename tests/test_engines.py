@@ -76,6 +76,7 @@ def test_the_package_ships_as_one_zip_named_by_its_content():
 @pytest.mark.parametrize("verb, extra", [
     ("validate", []),
     ("compare", ["--model", "last_touch", "--model", "linear", "--model", "markov"]),
+    ("compare", ["--model", "last_touch", "--model", "incremental"]),
     ("scorecard", ["--model", "linear", "--spend", str(DEMO / "spend.csv"), "--no-hygiene"]),
     ("budget", ["--model", "linear", "--spend", str(DEMO / "spend.csv")]),
     ("paths", ["--top", "5"]),
@@ -118,14 +119,19 @@ def test_run_on_spark_writes_every_output_to_a_uri(tmp_path, monkeypatch):
     inputs = ["--touchpoints", str(MESSY / "touchpoints.csv"), "--deals",
               str(MESSY / "deals.csv"), "--contacts", str(MESSY / "contacts.csv"),
               "--max-reject-rate", "1", "--model", "last_touch", "--model", "markov"]
-    local = CliRunner().invoke(cli, ["-q", "run", *inputs, "--out", str(tmp_path / "local")])
+    local = CliRunner().invoke(cli, ["-q", "run", *inputs, "--out", str(tmp_path / "local"),
+                                     "--rejects", str(tmp_path / "local-rejects.csv")])
     assert local.exit_code == 0, local.output
     target = tmp_path / "remote" / "run-1"
-    spark = CliRunner().invoke(cli, ["-q", "run", *inputs, *SPARK, "--out", target.as_uri()])
+    spark = CliRunner().invoke(cli, ["-q", "run", *inputs, *SPARK, "--out", target.as_uri(),
+                                     "--rejects", str(tmp_path / "spark-rejects.csv")])
     assert spark.exit_code == 0, spark.output
     assert not (tmp_path / "out").exists()
     local_rejects = (tmp_path / "local" / "rejects.csv").read_bytes()
+    # written by the executors, the result set's and --rejects FILE alike
     assert (target / "rejects.csv").read_bytes() == local_rejects
+    assert (tmp_path / "spark-rejects.csv").read_bytes() == local_rejects
+    assert (tmp_path / "local-rejects.csv").read_bytes() == local_rejects
     record = json.loads((target / "run.json").read_text())
     expected = json.loads((tmp_path / "local" / "run.json").read_text())
     assert record["totals"] == expected["totals"]

@@ -251,3 +251,84 @@ def test_positions_are_exact_means_and_ties_go_by_name():
     doubled = IncrementalModel().weighted(journeys).fit([2, 1]).effects()
     assert doubled["channel"].to_list() == ["podcast", "events"]
     assert doubled["position"].to_list() == [1 / 3, 2 / 3]
+
+
+# -- fitted from tallies (summed over disjoint parts, as the Spark engine sums them) ----------
+
+#: priors over the contract's journeys (January to May 2025): each metric, a channel tested
+#: twice, one with a negative lift, one the journeys may not have
+TALLY_PRIORS = (
+    ("paid_search", "2025-01-01", "2025-03-31", "revenue", 250_000),
+    ("podcast", "2025-02-01", "2025-05-31", "pipeline", 1_000_000),
+    ("paid_search", "2025-04-01", "2025-05-31", "revenue", -3),
+    ("tiktok", "2025-01-01", "2025-05-31", "revenue", 10),
+)
+TALLY_VARIANTS = (*WEIGHTED_VARIANTS, {"priors": TALLY_PRIORS},
+                  {"priors": TALLY_PRIORS[1:2], "before_creation": False})
+
+
+def _part(journeys: Journeys, ids: list[str]) -> Journeys:
+    """The journeys ``ids`` (with their touches): a part of a split by journey."""
+    keep = pl.col("journey_id").is_in(pl.Series(ids, dtype=pl.String).implode())
+    return Journeys(touches=journeys.touches.filter(keep), journeys=journeys.journeys.filter(keep),
+                    as_of=journeys.as_of)
+
+
+def _assert_tallied_fit_is_the_fit(journeys: Journeys, parts: list[int], params: dict) -> None:
+    """Tally each part of ``journeys`` (journey ``j`` in part ``parts[j]``), stack the tables
+    and fit on them: the effects and the lookup of the plain fit on every journey, bit for
+    bit, and so the same cents."""
+    import numpy as np
+
+    model = IncrementalModel(**params)
+    plain = model.fit(journeys)
+    ids = journeys.journeys.select("journey_id").collect().get_column("journey_id").to_list()
+    split = np.resize(np.asarray(parts), len(ids))
+    tallies = [model.tally(_part(journeys, [j for j, p in zip(ids, split, strict=True) if p == k]))
+               for k in sorted(set(split.tolist()))]
+    for tally in tallies:  # bounded by channel sets, not touches or journeys
+        assert tally["sets"].height == tally["sets"].get_column("channels").n_unique()
+    fit = model.fit_tallies({name: pl.concat([t[name] for t in tallies])
+                             for name in ("positions", "sets")})
+    assert fit.channels == plain.channels
+    assert_frame_equal(fit.effects(), plain.effects(), check_exact=True)
+    assert_frame_equal(fit._key_scores, plain._key_scores, check_exact=True)
+    mine = allocate(journeys, fit.weights(journeys), "incremental").collect()
+    theirs = allocate(journeys, plain.weights(journeys), "incremental").collect()
+    assert_frame_equal(mine, theirs, check_exact=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(touches=touch_rows, deals=deal_rows,
+       parts=st.lists(st.integers(0, 3), min_size=1, max_size=16),
+       variant=st.sampled_from(TALLY_VARIANTS))
+def test_tallies_summed_over_parts_give_the_plain_fit_exactly(touches, deals, parts, variant):
+    _assert_tallied_fit_is_the_fit(_journeys(touches, deals), parts, variant)
+
+
+@pytest.mark.parametrize("params", [{}, {"value": "conversions", "before_creation": False},
+                                    {"priors": TALLY_PRIORS}])
+def test_tallies_of_the_demo_give_its_plain_fit_exactly(params):
+    from attribution import pipeline
+    from attribution.config import load_config
+
+    journeys = pipeline.prepare(load_config("fixtures/demo/attribution.toml")).journeys
+    _assert_tallied_fit_is_the_fit(journeys, [0, 1, 2, 1, 3, 0, 0, 2, 4], params)
+    # a tally holds a row per channel set (as many as the fit's patterns) and per channel and
+    # gap, however many journeys and touches
+    tally = IncrementalModel().tally(journeys)
+    fit = IncrementalModel().fit(journeys)
+    assert tally["sets"].height == fit._key_scores.get_column("mask").n_unique()
+    assert tally["sets"].height < journeys.journeys.collect().height
+    assert tally["positions"].height <= len(fit.channels) ** 2
+
+
+def test_the_tallies_of_no_journeys_have_their_schemas():
+    from attribution.models.incremental import POSITION_TALLY_SCHEMA, SET_TALLY_SCHEMA
+
+    nothing = Journeys.from_frames(pl.DataFrame(), pl.DataFrame())
+    tally = IncrementalModel(priors=TALLY_PRIORS[:1]).tally(nothing)
+    assert tally["positions"].schema == POSITION_TALLY_SCHEMA
+    assert tally["sets"].schema == pl.Schema({**SET_TALLY_SCHEMA, "_prior0": pl.Int64,
+                                              "_prior0_missing": pl.Int64})
+    assert IncrementalModel().fits_from_tallies()

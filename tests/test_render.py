@@ -137,3 +137,15 @@ def test_an_id_column_is_shown_whole_in_a_narrow_terminal():
     console = Console(file=io.StringIO(), width=60, color_system=None)
     console.print(render.frame_table(frame))
     assert max(len(line) for line in console.file.getvalue().splitlines()) <= 60
+
+
+def test_rejects_written_by_the_engine_are_counted_in_the_notes():
+    """Spark's executors write the rejected rows; the run holds their number only."""
+    from attribution.pipeline import RunResult
+    from attribution.schema import REJECT_SCHEMA
+
+    result = RunResult(config=None, journeys=None, models=[], credit=None, summary=None,
+                       rejects=pl.DataFrame(schema=REJECT_SCHEMA), rejects_elsewhere=1234)
+    assert render.run_notes(result, "out/rejects.csv")[-1] == (
+        "1,234 rejected rows written to out/rejects.csv")
+    assert render.run_notes(result)[-1].startswith("1,234 rejected rows (reasons above)")

@@ -280,3 +280,86 @@ def test_a_rule_based_run_collects_no_path_table(spark):
     # ... and a Markov bootstrap, which resamples paths, from the summed paths
     bootstrap = config.replace(models=("markov",), model_params={"markov": {"bootstrap": 3}})
     assert engine.run(bootstrap, spark=spark, buckets=2).path_counts.collected
+
+
+def test_incremental_fits_from_tallies_summed_by_spark(spark, monkeypatch):
+    """``incremental`` on Spark: each batch tallies its channel sets before creation and its
+    first-touch ranks, Spark sums them and the driver fits once: the local engine's effects
+    and credit to the cent, with experiment priors too, and no path table or deal list
+    collected."""
+    from attribution.experiments import load_experiments
+    from attribution.models.priors import priors_of
+
+    def no_population(_built):
+        raise AssertionError("only channel-total fits (Markov's global allocation) need it")
+
+    monkeypatch.setattr(engine, "_population", no_population)
+
+    planted = ROOT / "fixtures" / "experiments" / "planted"
+    experiments = load_experiments(planted / "experiments.csv", ["paid_search", "podcast"])
+    priors = priors_of(experiments.rows)
+    assert priors
+    for folder, params in ((DEMO, {}),
+                           (DEMO, {"value": "conversions", "before_creation": False}),
+                           (planted, {"priors": priors})):
+        config = load_config(folder / "attribution.toml").replace(
+            models=("last_touch", "incremental"), model_params={"incremental": params})
+        expected = pipeline.run(config)
+        result = engine.run(config, spark=spark, buckets=3)
+        assert not result.path_counts.collected and not result.skipped_models
+        assert_frame_equal(result.diagnostics()["incremental_effects"],
+                           pipeline.model_diagnostics(expected)["incremental_effects"])
+        assert_same(expected, result)
+
+
+def test_rejects_are_written_by_the_executors_in_the_local_order(spark, tmp_path):
+    """A systematically bad column rejects half the touchpoints: the executors write them
+    (``rejects.csv`` byte for byte the local engine's, rows in its order, formula cells
+    neutralised and commas and quotes quoted across batches) and the driver holds only their
+    count by input and reason."""
+    from attribution.results import write_rejects
+
+    export = simulate(400, seed=5)
+    tables = export.tables()
+    bad = ["not a time", '=HYPERLINK("x")', "a,b", 'say "hi"', "+1", "2025-13-45", "-2"]
+    stamps = tables["touchpoints"].get_column("timestamp").to_list()
+    stamps = [bad[(i // 2) % len(bad)] if i % 2 == 0 else stamp
+              for i, stamp in enumerate(stamps)]
+    paths = {}
+    for name in ("touchpoints", "deals", "contacts"):
+        frame = tables[name]
+        if name == "touchpoints":
+            frame = frame.with_columns(pl.Series("timestamp", stamps))
+        paths[name] = tmp_path / f"{name}.csv"
+        frame.write_csv(paths[name])
+    config = Config(touchpoints=paths["touchpoints"], deals=paths["deals"],
+                    contacts=paths["contacts"], models=("last_touch",), max_reject_rate=1.0)
+    expected = pipeline.run(config)
+    assert expected.rejects.height > 1000
+    local = write_rejects(expected.rejects, tmp_path / "local").read_bytes()
+
+    result = engine.run(config, spark=spark, buckets=4)
+    engine.write_results(result, tmp_path / "spark")
+    assert not result.reject_rows.collected  # only the counts came to the driver
+    assert (tmp_path / "spark" / "rejects.csv").read_bytes() == local
+    assert result.reject_rows.rows == expected.rejects.height
+    assert_frame_equal(result.reject_rows.counts.drop("count"),
+                       expected.rejects.group_by("input", "reason").len()
+                       .sort("input", "reason").drop("len"))
+    folder = pl.read_parquet(tmp_path / "spark" / "rejects" / "*.parquet")
+    assert_frame_equal(folder.sort("row"), expected.rejects.sort("row"), check_dtypes=False)
+    assert result.to_result(keep_rejects=False).rejects_elsewhere == expected.rejects.height
+
+    # --rejects FILE too, and the driver's own rejects (an experiments file's) after them
+    extra = expected.rejects.head(3).with_columns(pl.lit("experiments").alias("input"))
+    writer = engine.SparkWriter(str(tmp_path / "again"), tmp_path / "again", spark=spark,
+                                rejects_file=str(tmp_path / "mine.csv"),
+                                reject_rows=result.reject_rows)
+    written = writer.rejects(extra)
+    both = write_rejects(pl.concat([expected.rejects, extra]), tmp_path / "both").read_bytes()
+    assert written[1:] == [str(tmp_path / "again" / "rejects.csv"), str(tmp_path / "mine.csv")]
+    assert (tmp_path / "mine.csv").read_bytes() == both
+    assert (tmp_path / "again" / "rejects.csv").read_bytes() == both
+    assert not result.reject_rows.collected
+    # as a table, when asked for: the polars engine's
+    assert_frame_equal(result.rejects, expected.rejects)

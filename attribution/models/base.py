@@ -46,8 +46,9 @@ NEEDS_SELF_REPORTED = "self_reported"
 class FitInput(enum.Enum):
     """What a fitted model learns from; engines read it instead of asking for a model's type.
 
-    * ``JOURNEYS``: every journey at once (touch times, milestones); no summary of the
-      partitions reproduces the fit.
+    * ``JOURNEYS``: every journey at once (touch times, milestones); the path counts do not
+      reproduce the fit (a model may still sum tallies of its own: :meth:`AttributionModel.
+      fits_from_tallies`, as ``incremental`` does).
     * ``PATH_COUNTS``: the distinct channel paths with their summed outcomes
       (:func:`attribution.models.counts.path_counts`); counts of disjoint sets of accounts add up,
       so a fit on merged partition counts equals the fit on the whole.

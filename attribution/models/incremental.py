@@ -57,7 +57,7 @@ Assumptions, and where it fails
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar
@@ -74,7 +74,13 @@ from attribution.models.base import (
     WeightedFits,
     journey_observations,
 )
-from attribution.models.priors import ChannelPrior, calibrate_scores
+from attribution.models.priors import (
+    ChannelPrior,
+    calibrate,
+    calibrate_scores,
+    experiment_values,
+    pattern_values,
+)
 from attribution.schema import DETAIL_COLUMNS, NO_TOUCH_CHANNEL, UNMAPPED_CHANNEL
 
 if TYPE_CHECKING:
@@ -457,6 +463,142 @@ class IncrementalModel(AttributionModel):
         return IncrementalFit(channels, self.before_creation, effects, key_scores,
                               _source=journeys, _source_weights=weights)
 
+    def fits_from_tallies(self) -> bool:
+        """The fit reads only sums: each channel's summed first-touch ranks (its time order),
+        and per channel set (before creation) its summed observations and the values its
+        deals give the experiments (the features are binary, so these are the regressions'
+        sufficient statistics)."""
+        return True
+
+    def tally(self, journeys: Journeys) -> dict[str, pl.DataFrame]:
+        """``positions`` (:data:`POSITION_TALLY_SCHEMA`: a row per channel and number of
+        channels in a journey) and ``sets`` (:data:`SET_TALLY_SCHEMA` and two columns per
+        prior: a row per distinct channel set) of the journeys, however many they are."""
+        self.check(journeys)
+        first = _first_touches(_feature_touches(journeys, self.before_creation))
+        return {"positions": _position_tally(first),
+                "sets": _set_tally(first, journeys, self.priors)}
+
+    def fit_tallies(self, tallies: Mapping[str, pl.DataFrame]) -> IncrementalFit:
+        """The fit from :meth:`tally` tables of disjoint sets of journeys, stacked: the time
+        order from the summed ranks, the nested models on the summed channel sets (the same
+        :func:`_fit_nested` on the same sums as :meth:`fit`, so the same bits)."""
+        positions = _summed(tallies["positions"]).with_columns(pl.col("gap").cast(pl.Int64))
+        sets = _summed(tallies["sets"])
+        names = sorted(positions.get_column("channel_key").unique().to_list())
+        code = _codes(names)
+        coded = positions.join(code, on="channel_key", how="left")
+        channel = coded.get_column("_code").to_numpy().astype(np.int64)
+        gap = coded.get_column("gap").to_numpy().astype(np.int64)
+        width = int(gap.max()) + 1 if gap.size else 1
+        rank_sums = np.zeros((len(names), width), dtype=np.int64)
+        np.add.at(rank_sums, (channel, gap), coded.get_column("ranks").to_numpy())
+        several = gap > 0
+        counts = np.bincount(channel[several], weights=coded.get_column("entries")
+                             .to_numpy()[several].astype(np.float64), minlength=len(names))
+        order, position = _order_of_sums(names, rank_sums, counts)
+        channels = tuple(order)
+        _check_width(len(channels))
+        bits = pl.DataFrame(
+            {"channel_key": list(channels), "_bit": [1 << i for i in range(len(channels))]},
+            schema={"channel_key": pl.String, "_bit": pl.Int64},
+        )
+        masks = (
+            sets.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_set"), "channels")
+            .explode("channels")
+            .join(bits, left_on="channels", right_on="channel_key", how="left")
+            .group_by("_set")
+            .agg(pl.col("_bit").sum().alias("mask"))
+        )
+        patterns = (
+            sets.with_row_index("_set").with_columns(pl.col("_set").cast(pl.Int64))
+            .join(masks, on="_set", how="left")
+            .with_columns(pl.col("mask").fill_null(0))  # the empty set (explode drops it)
+            .sort("mask")
+        )
+        sums = _PatternSums(
+            masks=patterns["mask"].to_numpy(),
+            wins=patterns["conversions"].to_numpy().astype(float),
+            trials=patterns["trials"].to_numpy().astype(float),
+            revenue=patterns["revenue_cents"].to_numpy().astype(float),
+        )
+        nested = _fit_nested(sums, len(channels), self.l2, self.value)
+        if self.priors:
+            values = pattern_values(patterns.with_row_index("_pattern"), "_pattern",
+                                    patterns.height, len(self.priors))
+            nested = dataclasses.replace(nested, scores=calibrate(
+                nested.scores, nested.expected, values, channels, self.priors))
+        effects, key_scores = _fit_tables(channels, position, sums, nested)
+        return IncrementalFit(channels, self.before_creation, effects, key_scores)
+
+
+#: :meth:`IncrementalModel.tally` ``positions``: per channel and ``gap`` (the number of other
+#: feature channels in the journey, as text: a key the sums are grouped by, not a count to
+#: add up), the summed 0-based ranks of the channel's first touch among the journey's
+#: channels, and how many journeys that is
+POSITION_TALLY_SCHEMA = pl.Schema(
+    {"channel_key": pl.String, "gap": pl.String, "ranks": pl.Int64, "entries": pl.Int64}
+)
+#: :meth:`IncrementalModel.tally` ``sets``: per distinct feature-channel set (sorted names;
+#: empty for a journey whose touches all came after creation), its touched journeys and their
+#: observations (:func:`~attribution.models.base.journey_observations`); a model with priors
+#: adds :func:`~attribution.models.priors.experiment_values` summed, two columns per prior
+SET_TALLY_SCHEMA = pl.Schema(
+    [("channels", pl.List(pl.String)), ("journeys", pl.Int64()), ("conversions", pl.Int64()),
+     ("trials", pl.Int64()), ("revenue_cents", pl.Int64())]
+)
+
+
+def _position_tally(first: pl.DataFrame) -> pl.DataFrame:
+    """The ``positions`` tally of :func:`_first_touches` (the entries :func:`_time_order`
+    sums, added up per channel and gap)."""
+    return (
+        first.with_columns(
+            (pl.col("first").rank("ordinal").over("journey_id") - 1).alias("rank"),
+            (pl.len().over("journey_id") - 1).alias("gap"),
+        )
+        .group_by("channel_key", "gap")
+        .agg(pl.col("rank").sum().alias("ranks"), pl.len().alias("entries"))
+        .sort("channel_key", "gap")
+        .select(pl.col("channel_key"), pl.col("gap").cast(pl.String),
+                pl.col("ranks", "entries").cast(pl.Int64))
+    )
+
+
+def _set_tally(first: pl.DataFrame, journeys: Journeys,
+               priors: tuple[ChannelPrior, ...]) -> pl.DataFrame:
+    """The ``sets`` tally: the touched journeys (those :func:`_patterns` fits on) grouped by
+    their feature-channel set, with summed observations and experiment values."""
+    sets = first.group_by("journey_id").agg(pl.col("channel_key").sort().alias("channels"))
+    extra = [c for i in range(len(priors)) for c in (f"_prior{i}", f"_prior{i}_missing")]
+    touched = (
+        journeys.journeys.filter(pl.col("n_touches") > 0)
+        .select("journey_id", *experiment_values(priors))
+        .collect()
+    )
+    observed = journey_observations(journeys).collect()
+    rows = (
+        touched.join(observed, on="journey_id", how="left")
+        .join(sets, on="journey_id", how="left")
+        .with_columns(pl.col("channels").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+    )
+    return (
+        rows.group_by("channels")
+        .agg(pl.len().alias("journeys"), pl.col("conversions", "trials", "revenue_cents",
+                                                *extra).sum())
+        .sort("channels")
+        .select(*[pl.col(name).cast(dtype) for name, dtype in SET_TALLY_SCHEMA.items()],
+                *[pl.col(name).cast(pl.Int64) for name in extra])
+    )
+
+
+def _summed(tally: pl.DataFrame) -> pl.DataFrame:
+    """Stacked tallies of disjoint sets of journeys summed: integer columns added up, grouped
+    by the others (sorted, so the result does not depend on the stacking order)."""
+    keys = [name for name, dtype in tally.schema.items() if not dtype.is_integer()]
+    counts = [name for name, dtype in tally.schema.items() if dtype.is_integer()]
+    return tally.group_by(keys).agg(pl.col(counts).sum()).sort(keys).select(tally.columns)
+
 
 @dataclass(frozen=True)
 class _PatternSums:
@@ -639,6 +781,13 @@ def _time_order(names: list[str], channel: np.ndarray, rank: np.ndarray, gap: np
                        weights=(weight * rank)[several],
                        minlength=len(names) * width).reshape(len(names), width)
     counts = np.bincount(channel[several], weights=weight[several], minlength=len(names))
+    return _order_of_sums(names, sums, counts)
+
+
+def _order_of_sums(names: list[str], sums: np.ndarray,
+                   counts: np.ndarray) -> tuple[list[str], dict[str, float]]:
+    """:func:`_time_order` from its sums: ``sums[c, g]``, the summed ranks of channel ``c``'s
+    entries with ``gap`` ``g`` (whole numbers), and ``counts[c]``, its entries with a gap."""
     means = {}
     for code, name in enumerate(names):
         if counts[code] > 0:
@@ -797,5 +946,5 @@ def _weights(
     )
 
 
-__all__ = ["EFFECT_SCHEMA", "VALUES", "IncrementalFit", "IncrementalModel",
-           "IncrementalWeightedFits"]
+__all__ = ["EFFECT_SCHEMA", "POSITION_TALLY_SCHEMA", "SET_TALLY_SCHEMA", "VALUES", "IncrementalFit",
+           "IncrementalModel", "IncrementalWeightedFits"]

@@ -89,43 +89,97 @@ def calibrate_scores(
     ``expected`` holds ``f_k(x)`` of each pattern under channel ``k``'s nested model;
     ``patterns`` the fit's distinct channel sets (``journey_ids`` of each, in row order).
     Channels the fit does not know, and experiments whose deals the model gives no effect,
-    leave the scores as they are.
+    leave the scores as they are. The journeys are read only for :func:`experiment_values`
+    summed per pattern: :func:`calibrate` on those sums is the same calibration.
     """
     if not priors:
         return scores
-    calibrated = scores.copy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.where(expected > 0, scores / expected, 0.0).clip(0.0, 1.0)
     members = (
         patterns.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_pattern"), "journey_ids")
         .explode("journey_ids")
         .rename({"journey_ids": "journey_id"})
     )
     deals = (
-        journeys.journeys.select("journey_id", "status", "amount_cents", "revenue_cents",
-                                 pl.col("created_at").dt.date().alias("_created"),
-                                 pl.col("closed_at").dt.date().alias("_closed"))
+        journeys.journeys.select("journey_id", *experiment_values(priors))
         .collect()
         .join(members, on="journey_id", how="inner")
     )
+    values = pattern_values(deals, "_pattern", patterns.height, len(priors))
+    return calibrate(scores, expected, values, channels, priors)
+
+
+def experiment_values(priors: Sequence[ChannelPrior]) -> list[pl.Expr]:
+    """Per journey (a row of :data:`~attribution.schema.JOURNEY_SCHEMA`) and prior ``i``, the
+    columns ``_prior{i}``: the deal's value that experiment counts (the amount of a deal
+    created in its period for ``pipeline``, the revenue of a deal won in it otherwise; 0 for a
+    deal it does not count), and ``_prior{i}_missing``: 1 where it counts the deal but the
+    value is missing. Integers, so their sums over any grouping of the journeys are exact
+    (what :meth:`~attribution.models.incremental.IncrementalModel.tally` adds up)."""
+    created = pl.col("created_at").dt.date()
+    closed = pl.col("closed_at").dt.date()
+    columns = []
+    for i, prior in enumerate(priors):
+        start, end = pl.lit(prior.start).str.to_date(), pl.lit(prior.end).str.to_date()
+        if prior.metric == "pipeline":
+            counted = (pl.col("status").is_in(["won", "lost", "open"])
+                       & created.is_between(start, end))
+            value = pl.col("amount_cents")
+        else:
+            counted = (pl.col("status") == "won") & closed.is_between(start, end)
+            value = pl.col("revenue_cents")
+        counted = counted.fill_null(False)
+        columns += [
+            pl.when(counted).then(value.fill_null(0)).otherwise(0).cast(pl.Int64)
+            .alias(f"_prior{i}"),
+            (counted & value.is_null()).cast(pl.Int64).alias(f"_prior{i}_missing"),
+        ]
+    return columns
+
+
+def pattern_values(values: pl.DataFrame, pattern: str, n_patterns: int,
+                   n_priors: int) -> np.ndarray:
+    """(patterns x priors) sums of :func:`experiment_values` columns of ``values`` grouped by
+    the 0-based ``pattern`` column, as floats; NaN where a counted deal's value is missing (the
+    calibration then leaves that experiment's channel alone, as an estimate of NaN does)."""
+    sums = np.zeros((n_patterns, n_priors))
+    if not n_priors:
+        return sums
+    summed = values.group_by(pattern).agg(
+        pl.col(*[f"_prior{i}" for i in range(n_priors)],
+               *[f"_prior{i}_missing" for i in range(n_priors)]).sum())
+    rows = summed.get_column(pattern).to_numpy().astype(np.int64)
+    for i in range(n_priors):
+        found = summed.get_column(f"_prior{i}").to_numpy().astype(np.float64)
+        missing = summed.get_column(f"_prior{i}_missing").to_numpy() > 0
+        sums[rows, i] = np.where(missing, np.nan, found)
+    return sums
+
+
+def calibrate(
+    scores: np.ndarray,
+    expected: np.ndarray,
+    values: np.ndarray,
+    channels: Sequence[str],
+    priors: Sequence[ChannelPrior],
+) -> np.ndarray:
+    """:func:`calibrate_scores` from ``values`` (patterns x priors: the value each experiment
+    counts, summed over each pattern's deals, :func:`pattern_values`). A pattern's deals share
+    its fraction, so an experiment's estimate is the sum over patterns of value times
+    fraction, in pattern order: the same bits however the journeys were grouped."""
+    if not priors:
+        return scores
+    calibrated = scores.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(expected > 0, scores / expected, 0.0).clip(0.0, 1.0)
     # a prior names its channel as the user spelled it: matched by channel_key
     rank = {channel_key(c): i for i, c in enumerate(channels)}
     totals: dict[int, list[float]] = {}
-    for prior in priors:
+    for i, prior in enumerate(priors):
         k = rank.get(channel_key(prior.channel), -1)
         if k < 0:
             continue
-        start, end = pl.lit(prior.start).str.to_date(), pl.lit(prior.end).str.to_date()
-        if prior.metric == "pipeline":
-            chosen = deals.filter(pl.col("status").is_in(["won", "lost", "open"])
-                                  & pl.col("_created").is_between(start, end))
-            value = chosen.get_column("amount_cents")
-        else:
-            chosen = deals.filter((pl.col("status") == "won")
-                                  & pl.col("_closed").is_between(start, end))
-            value = chosen.get_column("revenue_cents")
-        index = chosen.get_column("_pattern").to_numpy()
-        estimate = float((value.to_numpy().astype(float) * fraction[index, k]).sum())
+        counted = values[:, i] != 0
+        estimate = float((values[counted, i] * fraction[counted, k]).sum())
         measured, estimated = totals.setdefault(k, [0.0, 0.0])
         totals[k] = [measured + prior.lift, estimated + estimate]
     for k, (measured, estimated) in totals.items():
@@ -146,4 +200,5 @@ def calibrate_scores(
 _POOL_RANGE = (0.05, 20.0)
 
 
-__all__ = ["ChannelPrior", "calibrate_scores", "priors_of"]
+__all__ = ["ChannelPrior", "calibrate", "calibrate_scores", "experiment_values", "pattern_values",
+           "priors_of"]
