@@ -623,7 +623,8 @@ def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
         .agg(pl.col("_bit").bitwise_or().alias("_mask"))
     )
     distinct = masks.get_column("_mask").unique().sort()
-    members = [[name for b, name in enumerate(names) if mask >> b & 1] for mask in distinct]
+    labels = names.to_list()  # (a list: a Series iterated by index is slow per element)
+    members = [[name for b, name in enumerate(labels) if mask >> b & 1] for mask in distinct]
     sets = pl.DataFrame(
         {"_mask": distinct, "channels": members},
         schema={"_mask": pl.Int64, "channels": pl.List(pl.String)},
