@@ -608,20 +608,21 @@ def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
 
 def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
     """:func:`_journey_keys` for channel sets, through one integer bit mask per journey (an OR
-    of its channels' bits: one group-by instead of two and no text per journey). None beyond
-    62 channels, where a mask does not fit."""
-    channel = pl.col("channel").fill_null(UNMAPPED_CHANNEL)
-    touches = journeys.touches.select("journey_id", channel.alias("channel_key")).collect()
-    names = touches.get_column("channel_key").unique().sort()
+    of its channels' bits, taken over each journey's run of touches (:attr:`Journeys.runs`)
+    with one ``reduceat``: no group-by and no text per journey). None beyond 62 channels, where
+    a mask does not fit."""
+    runs = journeys.runs  # each journey's touches one run of rows (null ids: the last run)
+    channel_key = runs.touches.get_column("channel").fill_null(UNMAPPED_CHANNEL)
+    names = channel_key.unique().sort()
     if names.len() > 62:
         return None
-    code = touches.get_column("channel_key").cast(pl.Enum(names.to_list())).to_physical()
+    code = channel_key.cast(pl.Enum(names.to_list())).to_physical()
     bit = np.left_shift(np.int64(1), code.to_numpy().astype(np.int64))
-    masks = (
-        touches.select("journey_id", pl.Series("_bit", bit))
-        .group_by("journey_id")
-        .agg(pl.col("_bit").bitwise_or().alias("_mask"))
-    )
+    starts = runs.starts
+    masks = pl.DataFrame([
+        runs.touches.get_column("journey_id").gather(starts),
+        pl.Series("_mask", np.bitwise_or.reduceat(bit, starts) if starts.size else bit[:0]),
+    ])
     distinct = masks.get_column("_mask").unique().sort()
     labels = names.to_list()  # (a list: a Series iterated by index is slow per element)
     members = [[name for b, name in enumerate(labels) if mask >> b & 1] for mask in distinct]
