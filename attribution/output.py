@@ -326,10 +326,11 @@ class PartStream:
     concatenation: its row groups have a fixed size (:data:`ROW_GROUP_ROWS`), whatever the
     parts' sizes.
 
-    :meth:`add` returns once the sink is done with the part before (so at most two parts are
-    held: the one being written and the caller's next); :meth:`close` waits for the file and
-    raises what writing it raised; :meth:`abort` stops the sink and removes the unfinished
-    file.
+    A part goes to the sink a row group's worth of rows at a time, and :meth:`add` returns once
+    the sink has asked for the part's last rows, so that, but for the few row groups the sink
+    is still encoding, the caller holds only the part it makes next (the sink asks for rows as
+    it writes them); :meth:`close` waits for the file and raises what writing it raised;
+    :meth:`abort` stops the sink and removes the unfinished file.
     """
 
     #: what the caller puts after the last part (the end of the table) or to stop the write
@@ -364,7 +365,8 @@ class PartStream:
                     part = part.filter(predicate)
                 if n_rows is not None:
                     part, n_rows = part.head(n_rows), n_rows - min(n_rows, part.height)
-                yield part
+                for offset in range(0, part.height, ROW_GROUP_ROWS):
+                    yield part.slice(offset, ROW_GROUP_ROWS)
             finally:
                 part = None  # not held while the next one is awaited
                 self._queue.task_done()
@@ -378,13 +380,18 @@ class PartStream:
         except BaseException as exc:  # handed to the caller by add() or close()
             self._error = exc
 
-    def _put(self, item: object) -> None:
-        """Wait until the sink is done with the part before, then hand ``item`` over; raises
-        what the sink raised when it stopped."""
+    def _taken(self) -> None:
+        """Wait until the sink has asked for the last rows of the part handed over (or has
+        stopped)."""
         tasks = self._queue.all_tasks_done
         with tasks:
             while self._queue.unfinished_tasks and self._thread.is_alive():
                 tasks.wait(0.1)
+
+    def _put(self, item: object) -> None:
+        """Hand ``item`` over once the sink has taken the one before; raises what the sink
+        raised when it stopped."""
+        self._taken()
         while self._thread.is_alive():
             try:
                 self._queue.put(item, timeout=0.1)
@@ -396,8 +403,12 @@ class PartStream:
         raise RuntimeError(f"{self.path.name}: the writer stopped before the table ended")
 
     def add(self, frame: pl.DataFrame) -> None:
-        """Hand over the next part; raises what writing the file raised so far."""
+        """Hand over the next part and wait until the sink has taken it; raises what writing
+        the file raised so far."""
         self._put(frame)
+        self._taken()
+        if self._error is not None:
+            raise self._error
 
     def close(self, decimals: int) -> Path:
         """End the table and wait for the file; returns its path."""
