@@ -219,7 +219,8 @@ def main() -> None:
     parser.add_argument("--skip-paths", action="store_true", help="leave target 2 out")
     parser.add_argument("--skip-partitioned", action="store_true", help="leave target 3 out")
     parser.add_argument("--path-journeys", type=int, default=1_000_000)
-    parser.add_argument("--partitioned-args", default="",
+    parser.add_argument("--partitioned-args",
+                        default="--touchpoints 1000000 10000000 100000000",
                         help="arguments for bench/bench_partitioned.py, as one string")
     parser.add_argument("--json", type=Path, help="also write target 1's medians here")
     args = parser.parse_args()
