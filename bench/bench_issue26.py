@@ -113,7 +113,7 @@ def sim_workload(accounts: int, data: Path) -> dict[str, Path]:
 
 # -- one side in a fresh process ---------------------------------------------------------------
 def measure(command: list[str]) -> dict[str, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of ``command`` run as a
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of ``command`` run as a
     fresh child process."""
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -159,11 +159,11 @@ def target_1(name: str, paths: dict[str, Path], rounds: int) -> dict[str, Any]:
                 results[side].append(measure(sides[side]))
             log(f"round {round_ + 1} ({' -> '.join(order)}): " + " | ".join(
                 f"{s} {results[s][-1]['wall']:.2f} s / {results[s][-1]['cpu']:.2f} s CPU / "
-                f"{results[s][-1]['peak_mb']:,.0f} MB" for s in names))
+                f"{results[s][-1]['peak_mb']:,.0f} MiB" for s in names))
     log(f"load average after: {loadavg()}")
     log("\nmedians over the rounds; ratio = the side over the limit in the same round "
         "(median of the rounds' ratios)")
-    log("| side | wall s | CPU s | peak RSS MB | wall / limit | CPU / limit | "
+    log("| side | wall s | CPU s | peak RSS MiB | wall / limit | CPU / limit | "
         "peak RSS / Arrow |")
     log("|---|---:|---:|---:|---:|---:|---:|")
     summary: dict[str, Any] = {"workload": name, "touchpoints": size["rows"],
