@@ -25,6 +25,7 @@ from attribution.config import Config
 from attribution.errors import ConfigError
 from attribution.pipeline import Progress, RunResult
 from attribution.results import DatabaseWriter, LocalWriter, ResultWriter, side_folder
+from attribution.schema import currency_decimals
 
 ENGINES = ("polars", "spark")
 
@@ -74,9 +75,12 @@ class LocalEngine:
         if not isinstance(writer, LocalWriter | DatabaseWriter):
             raise ConfigError("the polars engine writes to a local folder or a database")
         # each model's credit goes to the credit file as soon as it is allocated
+        # (a Parquet credit file is written as it comes, in the currency the inputs give)
         with writer.credit_parts() as parts:
-            result = pipeline.run(config, progress, keep_inputs=keep_inputs,
-                                  keep_credit=keep_credit, on_credit=parts.add)
+            result = pipeline.run(
+                config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit,
+                on_credit=parts.add,
+                on_prepared=lambda run: parts.stream(currency_decimals(run.currency)))
             writer.currency = result.currency  # the credit file's money: its minor unit
         return result
 

@@ -17,10 +17,13 @@ Parquet and JSON always keep them exact.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import shutil
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -218,6 +221,10 @@ class TableParts:
         with TableParts(out, "credit", "parquet", CREDIT_SCHEMA) as parts:
             result = pipeline.run(config, keep_credit=False, on_credit=parts.add)
             path = parts.close()
+
+    A Parquet result whose money's minor unit is known before the first part
+    (:meth:`stream`) is not spilled at all: each part goes straight into the result file
+    (:class:`PartStream`), which saves writing the table twice and reading it back.
     """
 
     def __init__(self, directory: Path, stem: str, fmt: str, schema: pl.Schema, *,
@@ -231,13 +238,27 @@ class TableParts:
         self._parts: list[Path] = []
         self._writer: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
+        self._stream: PartStream | None = None
         self._closed = False
+
+    def stream(self, decimals: int) -> None:
+        """Write the parts straight into the result file as they are added, money to
+        ``decimals`` (the run's currency's minor unit; :meth:`close` must be given the same),
+        instead of spilling them: for a Parquet result, called before the first part (other
+        formats, or a call after the first part, keep spilling)."""
+        if self.fmt != "parquet" or self._parts or self._stream is not None or self._closed:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._stream = PartStream(self.directory, self.stem, self.schema, decimals)
 
     def add(self, frame: pl.DataFrame) -> None:
         """Spill one part (a frame with :attr:`schema`); raises what spilling the previous
         part raised."""
         if self._closed:
             raise RuntimeError(f"{self.stem}: parts added after the table was written")
+        if self._stream is not None:
+            self._stream.add(frame.select(list(self.schema)).cast(self.schema))
+            return
         self._wait()
         if self._scratch is None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -266,6 +287,8 @@ class TableParts:
         run is done), and remove the scratch folder; returns the path written."""
         self._closed = True
         try:
+            if self._stream is not None:
+                return self._stream.close(decimals)
             self._wait()
             if self._parts:  # (paths, not patterns: an out folder may be named "[2025]")
                 table: pl.LazyFrame | pl.DataFrame = pl.scan_parquet(self._parts, glob=False)
@@ -277,7 +300,11 @@ class TableParts:
             self.discard()
 
     def discard(self) -> None:
-        """Remove the scratch folder and its parts (after the part being spilled, if any)."""
+        """Remove the scratch folder and its parts (after the part being spilled, if any); a
+        result file being streamed and not closed is stopped and removed."""
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream = None
         if self._writer is not None:
             self._writer.shutdown(wait=True)
         if self._scratch is not None:
@@ -289,6 +316,121 @@ class TableParts:
 
     def __exit__(self, *_exc: object) -> None:
         self.discard()
+
+
+class PartStream:
+    """A Parquet table written from parts handed over one at a time, as they come: the
+    streaming engine's Parquet sink (:func:`write_table`) reads them from a Python source
+    (``register_io_source``) on a thread of its own, so the file is written once, while the
+    caller makes the next part. The bytes are :func:`write_table`'s of the parts'
+    concatenation: its row groups have a fixed size (:data:`ROW_GROUP_ROWS`), whatever the
+    parts' sizes.
+
+    A part goes to the sink a row group's worth of rows at a time, and :meth:`add` returns once
+    the sink has asked for the part's last rows, so that, but for the few row groups the sink
+    is still encoding, the caller holds only the part it makes next (the sink asks for rows as
+    it writes them); :meth:`close` waits for the file and raises what writing it raised;
+    :meth:`abort` stops the sink and removes the unfinished file.
+    """
+
+    #: what the caller puts after the last part (the end of the table) or to stop the write
+    _END, _ABORT = object(), object()
+
+    def __init__(self, directory: Path, stem: str, schema: pl.Schema, decimals: int) -> None:
+        self.path = directory / f"{stem}{EXTENSIONS['parquet']}"
+        self.schema, self.decimals = schema, decimals
+        # one slot: a part waits there until the sink takes it; a task is done once the sink
+        # asks for the part after it
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._write, args=(directory, stem), name="attribution-stream", daemon=True)
+        self._thread.start()
+
+    def _parts(self, with_columns: list[str] | None, predicate: pl.Expr | None,
+               n_rows: int | None, _batch_size: int | None) -> Iterator[pl.DataFrame]:
+        # the sink reads every column and row; a projection or a filter is honoured anyway
+        while True:
+            part = self._queue.get()
+            try:
+                if part is self._END:
+                    return
+                if part is self._ABORT:
+                    raise RuntimeError(f"{self.path.name}: the write was stopped")
+                assert isinstance(part, pl.DataFrame)
+                if with_columns is not None:
+                    part = part.select(with_columns)
+                if predicate is not None:
+                    part = part.filter(predicate)
+                if n_rows is not None:
+                    part, n_rows = part.head(n_rows), n_rows - min(n_rows, part.height)
+                for offset in range(0, part.height, ROW_GROUP_ROWS):
+                    yield part.slice(offset, ROW_GROUP_ROWS)
+            finally:
+                part = None  # not held while the next one is awaited
+                self._queue.task_done()
+
+    def _write(self, directory: Path, stem: str) -> None:
+        from polars.io.plugins import register_io_source
+
+        try:
+            table = register_io_source(self._parts, schema=self.schema)
+            write_table(table, directory, stem, "parquet", decimals=self.decimals)
+        except BaseException as exc:  # handed to the caller by add() or close()
+            self._error = exc
+
+    def _taken(self) -> None:
+        """Wait until the sink has asked for the last rows of the part handed over (or has
+        stopped)."""
+        tasks = self._queue.all_tasks_done
+        with tasks:
+            while self._queue.unfinished_tasks and self._thread.is_alive():
+                tasks.wait(0.1)
+
+    def _put(self, item: object) -> None:
+        """Hand ``item`` over once the sink has taken the one before; raises what the sink
+        raised when it stopped."""
+        self._taken()
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        if self._error is not None:
+            raise self._error
+        raise RuntimeError(f"{self.path.name}: the writer stopped before the table ended")
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Hand over the next part and wait until the sink has taken it; raises what writing
+        the file raised so far."""
+        self._put(frame)
+        self._taken()
+        if self._error is not None:
+            raise self._error
+
+    def close(self, decimals: int) -> Path:
+        """End the table and wait for the file; returns its path."""
+        if decimals != self.decimals:
+            raise ValueError(f"{self.path.name}: streamed with {self.decimals} decimals, "
+                             f"closed with {decimals}")
+        self._put(self._END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Stop the write if it runs and remove the file, unless :meth:`close` finished it."""
+        if self._done:
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._put(self._ABORT)
+            self._thread.join()
+        self.path.unlink(missing_ok=True)
 
 
 def json_records(frame: pl.DataFrame, *, decimals: int = DECIMALS) -> list[dict[str, Any]]:

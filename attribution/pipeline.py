@@ -502,7 +502,8 @@ def _prepare_files(config: Config, progress: Progress | None = None, *,
 
 def run(config: Config, progress: Progress | None = None, *,
         keep_inputs: bool = True, keep_credit: bool = True,
-        on_credit: Callable[[pl.DataFrame], None] | None = None) -> RunResult:
+        on_credit: Callable[[pl.DataFrame], None] | None = None,
+        on_prepared: Callable[[RunResult], None] | None = None) -> RunResult:
     """The whole pipeline on the exports named by ``config`` (or its path table).
 
     What a run holds on to can be cut for large exports; the summary, the comparison and the
@@ -517,12 +518,17 @@ def run(config: Config, progress: Progress | None = None, *,
       the scorecard and the report, which read it, refuse the result).
       ``attribution run`` writes the credit file this way, a model at a time: at 10^7
       touchpoints the credit of nine models is about 2 GB.
+    * ``on_prepared`` is handed the run once its inputs are read and its journeys built,
+      before any model runs (a credit writer learns the run's currency there, before the
+      first credit).
 
     Example: the summary alone, holding neither the exports nor the credit::
 
         summary = run(config, keep_inputs=False, keep_credit=False).summary
     """
     prepared = prepare(config, progress, keep_inputs=keep_inputs)
+    if on_prepared is not None:
+        on_prepared(prepared)
     models = resolve_models(config, prepared.journeys)
     diagnostics: dict[str, pl.DataFrame] = {}
     credit, summary = run_models(prepared.journeys, models, progress, diagnostics,

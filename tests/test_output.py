@@ -218,3 +218,81 @@ def test_parts_find_a_formula_in_any_part(tmp_path):
     assert deals[-3:] == ["ok", "'@x", "ok"]
     assert written.read_bytes() == write_table(pl.concat([clean, clean, late]), tmp_path / "w",
                                                "credit", "csv").read_bytes()
+
+
+# -- the credit streamed straight into its Parquet file (issue 26) --------------------------
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=260), min_size=0, max_size=5),
+       st.sampled_from([0, 2, 3]))
+def test_streamed_parts_write_the_bytes_of_the_whole_table(sizes, decimals):
+    import tempfile
+    from pathlib import Path
+
+    import attribution.output as output
+
+    parts = [credit_rows(f"m{i}", n) for i, n in enumerate(sizes)]
+    whole_frame = pl.concat(parts) if parts else pl.DataFrame(schema=CREDIT_SCHEMA)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(output, "ROW_GROUP_ROWS", 100)  # row groups across the parts' seams
+            # the reference: the parts' concatenation written whole
+            whole = write_table(whole_frame, folder / "whole", "credit", "parquet",
+                                decimals=decimals)
+            with TableParts(folder / "streamed", "credit", "parquet", CREDIT_SCHEMA) as writer:
+                writer.stream(decimals)
+                for part in parts:
+                    writer.add(part)
+                written = writer.close(decimals=decimals)
+        assert written.read_bytes() == whole.read_bytes()
+        assert [p.name for p in (folder / "streamed").iterdir()] == ["credit.parquet"]
+
+
+def test_a_streamed_table_is_not_spilled_and_a_failed_run_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError, match="model failed"):
+        with TableParts(tmp_path, "credit", "parquet", CREDIT_SCHEMA) as writer:
+            writer.stream(2)
+            writer.add(credit_rows("linear", 10))
+            assert not any(p.name.startswith(".credit.parts.") for p in tmp_path.iterdir())
+            raise RuntimeError("model failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stream_that_fails_to_write_raises_and_leaves_nothing(tmp_path, monkeypatch):
+    import attribution.output as output
+
+    def disk_full(table, directory, stem, *args, **kwargs):
+        path = directory / f"{stem}.parquet"
+        table.head(12).collect().write_parquet(path)  # a part read, a file begun, then:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(output, "write_table", disk_full)
+    with pytest.raises(OSError, match="disk full"), TableParts(
+            tmp_path, "credit", "parquet", CREDIT_SCHEMA) as writer:
+        writer.stream(2)
+        writer.add(credit_rows("linear", 10))
+        writer.add(credit_rows("markov", 3))
+        writer.add(credit_rows("shapley", 3))  # raises here or at close
+        writer.close(decimals=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stream_closed_with_other_decimals_is_refused(tmp_path):
+    with TableParts(tmp_path, "credit", "parquet", CREDIT_SCHEMA) as writer:
+        writer.stream(2)
+        writer.add(credit_rows("linear", 5))
+        with pytest.raises(ValueError, match="streamed with 2 decimals, closed with 3"):
+            writer.close(decimals=3)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_other_formats_keep_spilling(tmp_path, fmt):
+    parts = [credit_rows("linear", 7), credit_rows("markov", 4)]
+    with TableParts(tmp_path / "p", "credit", fmt, CREDIT_SCHEMA) as writer:
+        writer.stream(2)
+        for part in parts:
+            writer.add(part)
+        written = writer.close()
+    assert written.read_bytes() == write_table(pl.concat(parts), tmp_path / "w", "credit",
+                                               fmt).read_bytes()

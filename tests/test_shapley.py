@@ -604,3 +604,43 @@ def test_tallies_summed_over_parts_give_the_journey_fit_exactly(seed, params):
     if model.variant == "ordered":
         assert_frame_equal(fit.position_values(), expected.position_values())
     assert_frame_equal(fit.weights(everything).collect(), expected.weights(everything).collect())
+
+
+def _indexed(journeys):
+    """The journeys with their layout index, as built journeys carry it (make_journeys lists
+    each journey's touches as one run, in touch order)."""
+    import dataclasses
+
+    from attribution.journeys import JourneyIndex
+
+    touches = journeys.touches.collect()
+    return dataclasses.replace(journeys, index=JourneyIndex.of(
+        touches.get_column("journey_id"), touches.get_column("touch_index")))
+
+
+@settings(max_examples=80, deadline=None)
+@given(journeys_strategy(), st.sampled_from(["simplified", "rate"]),
+       st.sampled_from(["conversions", "revenue"]))
+def test_weights_on_runs_match_the_joins(case, variant, value):
+    # the fast path (numpy over the runs) against the plain joins, row for row and bit for bit
+    from attribution.models import shapley
+
+    journeys = _indexed(make_journeys(*case))
+    fitted = ShapleyModel(variant=variant, value=value).fit(journeys)
+    keys = fitted._source_keys
+    on_runs = shapley._weights_on_runs(journeys, keys, fitted._key_weights)
+    assert on_runs is not None  # built journeys in run order: the fast path applies
+    by_joins = shapley._weights_by_joins(journeys, keys, fitted._key_weights).collect()
+    assert_frame_equal(on_runs, by_joins, check_exact=True)
+    assert_frame_equal(fitted.weights(journeys).collect(), by_joins, check_exact=True)
+
+
+def test_weights_without_an_index_take_the_joins():
+    from attribution.models import shapley
+
+    journeys = make_journeys({"d1": ("won", ["a", "b", "a"]), "d2": ("none", ["b"])},
+                             {"d1": 100})
+    fitted = ShapleyModel().fit(journeys)
+    assert shapley._weights_on_runs(journeys, fitted._source_keys, fitted._key_weights) is None
+    assert weights_of(ShapleyModel(), journeys) == {("d1", 0): 0.25, ("d1", 1): 0.5,
+                                                    ("d1", 2): 0.25}

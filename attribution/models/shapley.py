@@ -209,34 +209,96 @@ class ShapleyFit(Fit):
         get no rows: at scale they are most journeys."""
         if journeys is self._source and self._source_keys is not None:
             journey_keys = self._source_keys
+            on_runs = _weights_on_runs(journeys, journey_keys, self._key_weights)
+            if on_runs is not None:
+                return on_runs.lazy()
         else:
             journey_keys = _journey_keys(journeys, ordered=self.variant == "ordered").collect()
             journey_keys = journey_keys.select("journey_id", "key")
-        money = journeys.touches.join(
-            journeys.journeys.filter(pl.col("status") != "none").select("journey_id"),
-            on="journey_id", how="semi", maintain_order="left",
-        )
-        details = [c for c in DETAIL_COLUMNS if c in money.collect_schema().names()]
-        touches = money.select(
-            "journey_id",
-            "touch_index",
-            "channel",
+        return _weights_by_joins(journeys, journey_keys, self._key_weights)
+
+
+def _weights_by_joins(journeys: Journeys, journey_keys: pl.DataFrame,
+                      key_weights: pl.DataFrame) -> pl.LazyFrame:
+    """:meth:`ShapleyFit.weights` by joins on the journey ids and keys (any journeys; the
+    plain definition :func:`_weights_on_runs` is compared with)."""
+    money = journeys.touches.join(
+        journeys.journeys.filter(pl.col("status") != "none").select("journey_id"),
+        on="journey_id", how="semi", maintain_order="left",
+    )
+    details = [c for c in DETAIL_COLUMNS if c in money.collect_schema().names()]
+    touches = money.select(
+        "journey_id",
+        "touch_index",
+        "channel",
+        *details,
+        pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
+    ).with_columns(pl.len().over("journey_id", "channel_key").alias("channel_touches"))
+    return (
+        touches.join(journey_keys.lazy(), on="journey_id", how="left",
+                     maintain_order="left")
+        .join(key_weights.lazy(), on=["key", "channel_key"], how="left",
+              maintain_order="left")
+        .select(
+            pl.col("journey_id").cast(pl.String),
+            pl.col("touch_index").cast(pl.UInt32),
+            pl.col("channel").cast(pl.String),
+            (pl.col("channel_weight") / pl.col("channel_touches")).alias("weight"),
             *details,
-            pl.col("channel").fill_null(UNMAPPED_CHANNEL).alias("channel_key"),
-        ).with_columns(pl.len().over("journey_id", "channel_key").alias("channel_touches"))
-        return (
-            touches.join(journey_keys.lazy(), on="journey_id", how="left",
-                         maintain_order="left")
-            .join(self._key_weights.lazy(), on=["key", "channel_key"], how="left",
-                  maintain_order="left")
-            .select(
-                pl.col("journey_id").cast(pl.String),
-                pl.col("touch_index").cast(pl.UInt32),
-                pl.col("channel").cast(pl.String),
-                (pl.col("channel_weight") / pl.col("channel_touches")).alias("weight"),
-                *details,
-            )
         )
+    )
+
+
+def _weights_on_runs(journeys: Journeys, journey_keys: pl.DataFrame,
+                     key_weights: pl.DataFrame) -> pl.DataFrame | None:
+    """:func:`_weights_by_joins` read off the journeys' runs of touches, in numpy: which
+    journeys carry money, their keys and the touches per (journey, channel) are taken a run
+    at a time, and a touch's channel weight is looked up in a (key x channel) table, instead
+    of joins and a window on the text ids of every touch.
+
+    Relies on: built journeys (:attr:`Journeys.index`: the touches are the runs as they are,
+    in the order the joins keep) and ``journey_keys`` listing the runs' journeys in run order
+    (:func:`_set_keys`' order); None otherwise, or when a (key, channel) has no weight (the
+    joins' null), and the caller takes the joins.
+    """
+    if journeys.index is None:
+        return None
+    runs = journeys.runs
+    touches = runs.touches
+    run_ids = touches.get_column("journey_id").gather(runs.starts)
+    if not run_ids.equals(journey_keys.get_column("journey_id")):
+        return None
+    money_ids = (journeys.journeys.filter(pl.col("status") != "none")
+                 .select("journey_id").collect().to_series())
+    money_run = run_ids.is_in(money_ids.implode()).fill_null(False).to_numpy()
+    sizes = runs.sizes[money_run]
+    rows = touches.filter(pl.Series(np.repeat(money_run, runs.sizes)))
+    details = [c for c in DETAIL_COLUMNS if c in touches.columns]
+    channel_key = rows.get_column("channel").fill_null(UNMAPPED_CHANNEL)
+    names = key_weights.get_column("channel_key").unique().sort()
+    keys = key_weights.get_column("key").unique().sort()
+    if channel_key.len() and not channel_key.is_in(names.implode()).all():
+        return None
+    channel = channel_key.cast(pl.Enum(names.to_list())).to_physical().to_numpy()
+    key = (journey_keys.get_column("key").filter(pl.Series(money_run))
+           .cast(pl.Enum(keys.to_list())).to_physical().to_numpy())
+    table = np.full((keys.len(), names.len()), np.nan)
+    table[key_weights.get_column("key").cast(pl.Enum(keys.to_list())).to_physical().to_numpy(),
+          key_weights.get_column("channel_key").cast(pl.Enum(names.to_list()))
+          .to_physical().to_numpy()] = key_weights.get_column("channel_weight").to_numpy()
+    run = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)
+    cell = run * names.len() + channel.astype(np.int64)
+    channel_weight = table[key[run], channel]
+    if np.isnan(channel_weight).any():
+        return None
+    channel_touches = np.bincount(cell, minlength=sizes.size * names.len())[cell]
+    return pl.DataFrame([
+        rows.get_column("journey_id").cast(pl.String),
+        rows.get_column("touch_index").cast(pl.UInt32),
+        rows.get_column("channel").cast(pl.String),
+        pl.Series("weight", channel_weight / channel_touches.astype(np.float64)),
+        *(rows.get_column(c) for c in details),
+    ])
 
 
 @dataclass(frozen=True)
@@ -299,8 +361,9 @@ class ShapleyWeightedFits(WeightedFits):
             keys=keys.drop("_key"),
             rows=coded.get_column("_row").to_numpy().astype(np.int64),
             key=coded.get_column("_key").to_numpy().astype(np.int64),
-            observed=(*(coded.get_column(c).fill_null(0).to_numpy().astype(np.float64)
-                        for c in ("conversions", "trials", "revenue_cents")),),  # type: ignore[arg-type]
+            observed=tuple(  # type: ignore[arg-type]
+                coded.get_column(c).fill_null(0).to_numpy().astype(np.float64)
+                for c in ("conversions", "trials", "revenue_cents")),
             member_key=members.get_column("_key").to_numpy().astype(np.int64),
             member_column=np.searchsorted(credit_names,
                                           members.get_column("channels").to_numpy()),
@@ -608,31 +671,34 @@ def _journey_keys(journeys: Journeys, *, ordered: bool) -> pl.LazyFrame:
 
 def _set_keys(journeys: Journeys) -> pl.LazyFrame | None:
     """:func:`_journey_keys` for channel sets, through one integer bit mask per journey (an OR
-    of its channels' bits: one group-by instead of two and no text per journey). None beyond
-    62 channels, where a mask does not fit."""
-    channel = pl.col("channel").fill_null(UNMAPPED_CHANNEL)
-    touches = journeys.touches.select("journey_id", channel.alias("channel_key")).collect()
-    names = touches.get_column("channel_key").unique().sort()
+    of its channels' bits, taken over each journey's run of touches (:attr:`Journeys.runs`)
+    with one ``reduceat``: no group-by and no text per journey). None beyond 62 channels, where
+    a mask does not fit."""
+    runs = journeys.runs  # each journey's touches one run of rows (null ids: the last run)
+    channel_key = runs.touches.get_column("channel").fill_null(UNMAPPED_CHANNEL)
+    names = channel_key.unique().sort()
     if names.len() > 62:
         return None
-    code = touches.get_column("channel_key").cast(pl.Enum(names.to_list())).to_physical()
+    code = channel_key.cast(pl.Enum(names.to_list())).to_physical()
     bit = np.left_shift(np.int64(1), code.to_numpy().astype(np.int64))
-    masks = (
-        touches.select("journey_id", pl.Series("_bit", bit))
-        .group_by("journey_id")
-        .agg(pl.col("_bit").bitwise_or().alias("_mask"))
-    )
+    starts = runs.starts
+    masks = pl.DataFrame([
+        runs.touches.get_column("journey_id").gather(starts),
+        pl.Series("_mask", np.bitwise_or.reduceat(bit, starts) if starts.size else bit[:0]),
+    ])
     distinct = masks.get_column("_mask").unique().sort()
-    members = [[name for b, name in enumerate(names) if mask >> b & 1] for mask in distinct]
+    labels = names.to_list()  # (a list: a Series iterated by index is slow per element)
+    members = [[name for b, name in enumerate(labels) if mask >> b & 1] for mask in distinct]
     sets = pl.DataFrame(
         {"_mask": distinct, "channels": members},
         schema={"_mask": pl.Int64, "channels": pl.List(pl.String)},
     ).with_columns(pl.col("channels").list.join(_SEPARATOR).alias("key"))
-    return (
+    return (  # the runs' order kept (what :func:`_weights_on_runs` relies on)
         masks.lazy()
-        .join(sets.lazy(), on="_mask")
+        .join(sets.lazy(), on="_mask", maintain_order="left")
         .drop("_mask")
-        .join(journey_observations(journeys), on="journey_id", how="left")
+        .join(journey_observations(journeys), on="journey_id", how="left",
+              maintain_order="left")
         .with_columns(pl.col("conversions", "trials", "revenue_cents").fill_null(0))
     )
 
