@@ -706,6 +706,8 @@ WRITE_BATCH_ROWS = 1_000_000
 #: client encodes the next (the two overlap); one batch of a million rows is encoded whole
 #: before the server sees a byte, and the two then take turns
 COPY_BATCH_ROWS = 65_536
+#: record batches converted from polars ahead of the one the driver is sending (:class:`_Ahead`)
+COPY_BATCHES_AHEAD = 4
 
 
 def _batches(frame: Table) -> Iterator[pl.DataFrame]:
@@ -815,30 +817,135 @@ def _execute(connection: Any, location: DatabaseURI, sql: str) -> None:
 
 def _append(connection: Any, location: DatabaseURI, schema: str | None, name: str,
             frame: Table) -> None:
-    for batch in _batches(frame):
-        _append_batch(connection, location, schema, name, batch)
-
-
-def _append_batch(connection: Any, location: DatabaseURI, schema: str | None, name: str,
-                  frame: pl.DataFrame) -> None:
-    """Append ``frame``'s rows to an existing table: one binary COPY (PostgreSQL, ADBC bulk
-    ingest) or one INSERT ... SELECT from the Arrow table (DuckDB)."""
-    if frame.height == 0:
-        return
-    arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    """Append ``frame``'s rows to an existing table: PostgreSQL, one binary COPY (ADBC bulk
+    ingest) fed a stream of record batches (:func:`_copy_batches`); DuckDB, one INSERT ...
+    SELECT from the Arrow table per batch of :func:`_batches`."""
     if location.engine == "postgresql":
-        arrow = pa.Table.from_batches(arrow.to_batches(max_chunksize=COPY_BATCH_ROWS),
-                                      arrow.schema)
-        with connection.cursor() as cursor:
-            cursor.adbc_ingest(name, arrow, mode="append", db_schema_name=schema)
-    else:
-        connection.register("_attribution_incoming", arrow)
+        arrow_schema = _arrow_schema(frame)
+        with _Ahead(_copy_batches(frame), COPY_BATCHES_AHEAD) as batches:
+            reader = pa.RecordBatchReader.from_batches(arrow_schema, batches)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.adbc_ingest(name, reader, mode="append", db_schema_name=schema)
+            except Exception:
+                # the driver reports a failure of the batches' making as its own error: the
+                # original (a polars error, say) is the one to raise
+                batches.raise_error()
+                raise
+            batches.raise_error()
+        return
+    for batch in _batches(frame):
+        if batch.height == 0:
+            continue
+        connection.register("_attribution_incoming",
+                            batch.to_arrow(compat_level=pl.CompatLevel.oldest()))
         try:
             target = _qualified(f"{schema}.{name}" if schema else name)
             connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM "
                                "_attribution_incoming")
         finally:
             connection.unregister("_attribution_incoming")
+
+
+def _arrow_schema(frame: Table) -> pa.Schema:
+    """The Arrow schema of ``frame``'s batches as :func:`_copy_batches` makes them."""
+    empty = frame.clear() if isinstance(frame, pl.DataFrame) else frame.limit(0).collect()
+    return empty.to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+
+
+def _copy_batches(frame: Table) -> Iterator[pa.RecordBatch]:
+    """``frame``'s rows as Arrow record batches of at most :data:`COPY_BATCH_ROWS` rows, in
+    order, each converted from polars only when it is asked for (never the whole table at
+    once)."""
+    for part in _batches(frame):
+        for piece in part.iter_slices(COPY_BATCH_ROWS):
+            yield from piece.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
+
+
+class _Ahead(Iterator[Any]):
+    """The items of ``items``, made on a thread up to ``depth`` ahead of the one taken.
+
+    Used for the record batches of a COPY: the driver encodes and sends a batch while the
+    next ones are converted from polars (polars and pyarrow let go of the GIL), instead of
+    the conversion waiting for the send and the send for the conversion. The items are made
+    in order by one thread, so they come out as ``items`` gives them. An error of the making
+    is raised by the next ``next`` (never a silent end: a COPY that saw its stream end would
+    store the rows sent so far) and kept for :meth:`raise_error`; leaving the ``with`` block
+    stops the thread."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Any], depth: int) -> None:
+        import queue
+        import threading
+
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._done = False
+        self._thread = threading.Thread(target=self._make, name="attribution-db-copy",
+                                        daemon=True)
+
+    def __enter__(self) -> _Ahead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # (unblock a put waiting for room)
+            self._drain()
+            self._thread.join(timeout=0.05)
+        self._drain()
+
+    def _drain(self) -> None:
+        import queue
+
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _make(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer's thread
+            self._error = exc
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # (a generator is closed in the thread that runs it)
+        self._put(self._END)
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is self._END:
+            self._done = True
+            if self._error is not None:  # a failed stream, not a short one: the COPY aborts
+                raise self._error
+            raise StopIteration
+        return item
+
+    def raise_error(self) -> None:
+        """Raise the error that stopped the making of the items, if one did."""
+        if self._error is not None:
+            raise self._error
 
 
 WriteProgress = Callable[[str, int, int], None]

@@ -458,6 +458,22 @@ def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo
     assert db.result_table(destination, "credit", lazy).height == demo_run.credit.height
 
 
+
+def test_a_table_that_fails_while_its_batches_are_made_leaves_no_rows(destination, demo_run,
+                                                                      monkeypatch):
+    """The record batches of a COPY are made on a thread ahead of the driver: an error there
+    (here, a slice of a lazily scanned table that cannot be cast) is raised as itself, and the
+    transaction leaves nothing, not the rows sent before it."""
+    monkeypatch.setattr(db, "WRITE_BATCH_ROWS", 1_000)
+    monkeypatch.setattr(db, "COPY_BATCH_ROWS", 97)
+    kept = db.write_result_set(destination, {"credit": demo_run.credit}, {})
+    good = demo_run.credit.lazy()
+    bad = pl.concat([good, good.with_columns(  # (deal ids are not numbers)
+        pl.col("deal_id").cast(pl.UInt32, strict=True).alias("touch_index"))])
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        db.write_result_set(destination, {"credit": bad}, {})
+    assert db.history(destination).get_column("run_id").to_list() == [kept]
+
 def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     uri = postgres.uri(schema="declared")
     db.write_result_set(uri, {"summary": demo_run.summary}, _record(demo_run))
