@@ -395,46 +395,132 @@ def _canonical(column: pa.Array) -> pa.Array:
                                  if bitmap is not None else 0, offset=column.offset)
 
 
+class _HashSink:
+    """A file-like sink that feeds what is written to a hash, not to memory."""
+
+    closed = False
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
+
+    def write(self, data: Any) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+def _exact(column: pa.ChunkedArray) -> pa.Array:
+    """``column`` as one array in fresh buffers that hold exactly its rows. (A slice keeps its
+    whole buffers, and Arrow's IPC writer writes a string column's whole value buffer when the
+    slice starts at 0: the rows after it, in whatever chunk the driver made, would be
+    hashed too.)"""
+    return pa.concat_arrays([*column.chunks, pa.array([], column.type)])
+
+
+class ArrowDigest:
+    """SHA-256 of rows handed over a record batch at a time, as :func:`arrow_digest` takes it
+    of the whole table: the batches are cut again into windows of :data:`DIGEST_BATCH_ROWS`
+    rows whatever their own sizes, so a read can be hashed as its batches arrive (while the
+    driver decodes the next) and still give the digest of the rows, not of the chunking."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = pa.schema([field.remove_metadata() for field in schema])
+        self._hash = hashlib.sha256()
+        self._writer = pa.ipc.new_stream(_HashSink(self._hash), self.schema)
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Hash ``batch``'s rows after the ones added before."""
+        if batch.num_rows == 0:
+            return
+        self._tables.append(pa.Table.from_arrays(batch.columns, schema=self.schema))
+        self._rows += batch.num_rows
+        while self._rows >= DIGEST_BATCH_ROWS:
+            self._write(DIGEST_BATCH_ROWS)
+
+    def _write(self, rows: int) -> None:
+        pending = (self._tables[0] if len(self._tables) == 1
+                   else pa.concat_tables(self._tables))
+        window = pending.slice(0, rows)
+        self._writer.write_batch(pa.record_batch(
+            [_canonical(_exact(column)) for column in window.columns], schema=self.schema))
+        rest = pending.slice(rows)
+        self._tables = [rest] if rest.num_rows else []
+        self._rows -= rows
+
+    def hexdigest(self) -> str:
+        """The digest of every row added (ends the stream: add nothing after)."""
+        if self._rows:
+            self._write(self._rows)
+        self._writer.close()
+        return self._hash.hexdigest()
+
+
 def arrow_digest(table: pa.Table) -> str:
     """SHA-256 of the rows of ``table`` as an Arrow IPC stream: the schema without metadata,
     then batches of :data:`DIGEST_BATCH_ROWS` rows (so it does not depend on how the driver
-    chunked them), each column with its undefined bytes set (:func:`_canonical`). Equal rows
-    of equal types in the same order give the same digest."""
-    schema = pa.schema([field.remove_metadata() for field in table.schema])
-    table = pa.Table.from_arrays(table.columns, schema=schema)
-    digest = hashlib.sha256()
-
-    class _Sink:  # the stream goes to the hash, not to memory
-        closed = False
-
-        def write(self, data: Any) -> int:
-            digest.update(data)
-            return len(data)
-
-        def flush(self) -> None:
-            return None
-
-    with pa.ipc.new_stream(_Sink(), schema) as writer:
-        for start in range(0, table.num_rows, DIGEST_BATCH_ROWS):
-            window = table.slice(start, DIGEST_BATCH_ROWS).combine_chunks()
-            writer.write_batch(pa.record_batch(
-                [_canonical(column.chunk(0)) for column in window.columns], schema=schema))
+    chunked them), each column in buffers of exactly its rows (:func:`_exact`) with its
+    undefined bytes set (:func:`_canonical`). Equal rows
+    of equal types in the same order give the same digest (:class:`ArrowDigest` gives it a
+    batch at a time)."""
+    digest = ArrowDigest(table.schema)
+    for batch in table.to_batches():
+        digest.add(batch)
     return digest.hexdigest()
+
+
+def _plain_field(field: pa.Field) -> pa.Field:
+    """An extension column's field as its storage's (PostgreSQL ``numeric`` comes as an opaque
+    text extension), without metadata."""
+    if isinstance(field.type, pa.ExtensionType) or hasattr(field.type, "storage_type"):
+        field = pa.field(field.name, field.type.storage_type, field.nullable)
+    return field.remove_metadata()
+
+
+def _plain_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with extension columns as their storage (``schema``: its plain fields)."""
+    columns = [column.storage if isinstance(column, pa.ExtensionArray) else column
+               for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _plain_arrow(table: pa.Table) -> pa.Table:
     """Extension columns (PostgreSQL ``numeric`` comes as an opaque text extension) as their
     storage, so polars reads ``123.45`` as text, which the loader parses exactly."""
-    columns = []
-    fields = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        if isinstance(field.type, pa.ExtensionType) or hasattr(field.type, "storage_type"):
-            storage = field.type.storage_type
-            column = pa.chunked_array([chunk.storage for chunk in column.chunks], storage)
-            field = pa.field(field.name, storage, field.nullable)
-        columns.append(column)
-        fields.append(field.remove_metadata())
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    schema = pa.schema([_plain_field(field) for field in table.schema])
+    columns = [pa.chunked_array([chunk.storage for chunk in column.chunks], field.type)
+               if field.type != column.type else column
+               for field, column in zip(schema, table.columns, strict=True)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+#: record batches the driver decodes ahead of the one being hashed (:func:`_fetch_digested`)
+READ_BATCHES_AHEAD = 4
+
+
+def _fetch_digested(connection: Any, location: DatabaseURI, sql: str) -> tuple[pa.Table, str]:
+    """Run ``sql``; its rows as one Arrow table (extension columns as their storage) and their
+    :func:`arrow_digest`. PostgreSQL's rows are hashed a record batch at a time as the driver
+    hands them over, the driver decoding the next batches on a thread meanwhile (it lets go
+    of the GIL), instead of hashing the whole table after the read."""
+    if location.engine != "postgresql":
+        table = _plain_arrow(_fetch_arrow(connection, location, sql))
+        return table, arrow_digest(table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        reader = cursor.fetch_record_batch()
+        schema = pa.schema([_plain_field(field) for field in reader.schema])
+        digest = ArrowDigest(schema)
+        batches = []
+        with _Ahead(iter(reader), READ_BATCHES_AHEAD) as incoming:
+            for batch in incoming:
+                batch = _plain_batch(batch, schema)
+                digest.add(batch)
+                batches.append(batch)
+    return pa.Table.from_batches(batches, schema=schema), digest.hexdigest()
 
 
 def _table_names(connection: Any, location: DatabaseURI, schema: str | None) -> list[str]:
@@ -571,14 +657,12 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
         sql = location.query
     with _connect(location) as connection:
         try:
-            table = _fetch_arrow(connection, location, sql)
+            table, digest = _fetch_digested(connection, location, sql)
             primary_key = _primary_key(connection, location)
         except Exception as exc:  # the drivers' own errors: turned into one line
             if not _is_driver_error(exc):
                 raise
             raise _read_error(exc, connection, location, input_name) from None
-    table = _plain_arrow(table)
-    digest = arrow_digest(table)
     frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     mapping = dict(mapping or {})
@@ -1207,6 +1291,7 @@ def _unknown(what: str, name: str, known: Sequence[Any], source: str, where: str
 
 __all__ = [
     "DatabaseURI",
+    "ArrowDigest",
     "SourceInfo",
     "arrow_digest",
     "channel_history",

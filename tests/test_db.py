@@ -233,6 +233,46 @@ def test_digest_does_not_depend_on_chunks():
     assert db.arrow_digest(changed) != db.arrow_digest(table)
 
 
+def _reference_digest(table: pa.Table) -> str:
+    """The digest the plain way: the schema without metadata, then each window of
+    DIGEST_BATCH_ROWS rows built afresh from its Python values (buffers of exactly its rows,
+    zeros under nulls), canonical, as one IPC stream in memory."""
+    import hashlib
+
+    schema = pa.schema([field.remove_metadata() for field in table.schema])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        for start in range(0, table.num_rows, db.DIGEST_BATCH_ROWS):
+            window = table.slice(start, db.DIGEST_BATCH_ROWS)
+            writer.write_batch(pa.record_batch(
+                [db._canonical(pa.array(column.to_pylist(), field.type))
+                 for field, column in zip(schema, window.columns, strict=True)],
+                schema=schema))
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(0, 400), window=st.integers(1, 50),
+       cuts=st.lists(st.integers(0, 400), max_size=6), seed=st.integers(0, 2**16))
+def test_digest_a_batch_at_a_time_is_the_whole_tables(rows, window, cuts, seed):
+    """ArrowDigest, fed the rows in batches of any sizes (as a driver hands them over), gives
+    the digest of the whole table as the reference takes it."""
+    rng = np.random.default_rng(seed)
+    table = pa.table({
+        "n": pa.array(rng.integers(0, 9, rows), mask=rng.random(rows) < 0.2),
+        "s": pa.array([f"v{i}" for i in rng.integers(0, 99, rows)], mask=rng.random(rows) < 0.2),
+        "f": pa.array(rng.random(rows) < 0.5, mask=rng.random(rows) < 0.2),
+    })
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "DIGEST_BATCH_ROWS", window)
+        digest = db.ArrowDigest(table.schema)
+        bounds = sorted({0, rows, *(min(c, rows) for c in cuts)})
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            for batch in table.slice(start, end - start).to_batches():
+                digest.add(batch)
+        assert digest.hexdigest() == _reference_digest(table) == db.arrow_digest(table)
+
+
 def test_digest_ignores_the_bytes_arrow_leaves_undefined():
     """Two reads of one table differed in the validity bitmap's bits past the end and could in
     the values under nulls: neither is part of the rows."""
