@@ -778,14 +778,22 @@ def test_database_benchmark_smoke_run(postgres_server):  # noqa: F811
     """A tiny run of bench/bench_db.py, so it cannot rot (timings are not asserted)."""
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_db.py"), "--touchpoints", "2000",
-         "--repeat", "1"], check=False, capture_output=True, text=True, timeout=300,
-        cwd=ROOT)
+         "--repeat", "1", "--command-accounts", "300", "--command-repeat", "1"], check=False,
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert completed.returncode == 0, completed.stderr
     rows = [line.split("|")[1].strip() for line in completed.stdout.splitlines()
             if line.startswith("| ") and "---" not in line]
     assert rows[0] == "what"
     assert {"read PostgreSQL (db.read_source)", "read DuckDB (db.read_source)",
             "write PostgreSQL (db.write_result_set, one transaction)"} <= set(rows)
+    commands = [row.split(" (")[0] for row in rows if row.startswith("`attribution ")]
+    assert commands == [
+        "`attribution validate, touchpoints from Parquet`",
+        "`attribution validate, touchpoints from PostgreSQL`",
+        "`attribution run --out DIR, touchpoints from Parquet`",
+        "`attribution run --out DIR, touchpoints from PostgreSQL`",
+        "`attribution run --out postgresql://, touchpoints from Parquet`",
+    ]
 
 
 def test_end_to_end_postgres_tables_to_duckdb_history(postgres, demo_run, tmp_path):
