@@ -560,6 +560,7 @@ def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
         return ColumnNotFoundError(f"{location.display}: no column {name!r} in the tables "
                                    "the query reads")
     first = re.sub(r"^[A-Z_]+: (Failed to prepare query: )?", "", _first_line(exc))
+    first = re.sub(r"^\[libpq\] .*?ERROR:\s+", "", first)
     return DatabaseError(f"{location.display}: cannot read {input_name}: {first}")
 
 
@@ -679,7 +680,10 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
 
 def _is_driver_error(exc: Exception) -> bool:
     module = type(exc).__module__ or ""
-    return module.startswith(("adbc_driver", "_duckdb", "duckdb"))
+    # an error the server raises while the rows stream in reaches us through pyarrow's
+    # reader of the driver's stream, as an OSError carrying libpq's message
+    return (module.startswith(("adbc_driver", "_duckdb", "duckdb"))
+            or (isinstance(exc, OSError) and "[libpq]" in str(exc)))
 
 
 def materialize(uri: str | Path, directory: str | Path, input_name: str, *,
@@ -949,9 +953,10 @@ def _copy_batches(frame: Table) -> Iterator[pa.RecordBatch]:
 class _Ahead(Iterator[Any]):
     """The items of ``items``, made on a thread up to ``depth`` ahead of the one taken.
 
-    Used for the record batches of a COPY: the driver encodes and sends a batch while the
-    next ones are converted from polars (polars and pyarrow let go of the GIL), instead of
-    the conversion waiting for the send and the send for the conversion. The items are made
+    Used for the record batches of a COPY (the driver encodes and sends a batch while the
+    next ones are converted from polars; polars and pyarrow let go of the GIL, so the
+    conversion and the send stop waiting for each other) and of a read (the driver decodes
+    the next batches while the one before is hashed). The items are made
     in order by one thread, so they come out as ``items`` gives them. An error of the making
     is raised by the next ``next`` (never a silent end: a COPY that saw its stream end would
     store the rows sent so far) and kept for :meth:`raise_error`; leaving the ``with`` block
@@ -968,7 +973,7 @@ class _Ahead(Iterator[Any]):
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._done = False
-        self._thread = threading.Thread(target=self._make, name="attribution-db-copy",
+        self._thread = threading.Thread(target=self._make, name="attribution-db-batches",
                                         daemon=True)
 
     def __enter__(self) -> _Ahead:
@@ -1290,8 +1295,8 @@ def _unknown(what: str, name: str, known: Sequence[Any], source: str, where: str
 
 
 __all__ = [
-    "DatabaseURI",
     "ArrowDigest",
+    "DatabaseURI",
     "SourceInfo",
     "arrow_digest",
     "channel_history",

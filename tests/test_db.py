@@ -214,6 +214,17 @@ def test_read_query_from_postgres(postgres):
     assert source.query == sql
 
 
+def test_a_query_that_fails_while_its_rows_stream_in_is_one_line(postgres):
+    """The rows are decoded on a thread while the ones before are hashed: an error the server
+    raises part-way through the rows still comes out as one line naming the source."""
+    sql = ("SELECT touchpoint_id, 1 / (row_number() OVER (ORDER BY touchpoint_id) - 150) "
+           "AS ratio FROM crm.touchpoints")
+    with pytest.raises(DatabaseError) as error:
+        db.read_source(postgres.uri(query=sql), input_name="touchpoints")
+    assert "division by zero" in _one_line(error)
+    assert str(error.value).startswith(postgres.uri())
+
+
 def test_read_table_and_query_from_duckdb(tmp_path):
     path = _duckdb_with_demo(tmp_path / "crm.duckdb")
     frame, source = db.read_source(f"duckdb:///{path}?table=deals", input_name="deals")
