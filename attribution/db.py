@@ -395,46 +395,132 @@ def _canonical(column: pa.Array) -> pa.Array:
                                  if bitmap is not None else 0, offset=column.offset)
 
 
+class _HashSink:
+    """A file-like sink that feeds what is written to a hash, not to memory."""
+
+    closed = False
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
+
+    def write(self, data: Any) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+def _exact(column: pa.ChunkedArray) -> pa.Array:
+    """``column`` as one array in fresh buffers that hold exactly its rows. (A slice keeps its
+    whole buffers, and Arrow's IPC writer writes a string column's whole value buffer when the
+    slice starts at 0: the rows after it, in whatever chunk the driver made, would be
+    hashed too.)"""
+    return pa.concat_arrays([*column.chunks, pa.array([], column.type)])
+
+
+class ArrowDigest:
+    """SHA-256 of rows handed over a record batch at a time, as :func:`arrow_digest` takes it
+    of the whole table: the batches are cut again into windows of :data:`DIGEST_BATCH_ROWS`
+    rows whatever their own sizes, so a read can be hashed as its batches arrive (while the
+    driver decodes the next) and still give the digest of the rows, not of the chunking."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = pa.schema([field.remove_metadata() for field in schema])
+        self._hash = hashlib.sha256()
+        self._writer = pa.ipc.new_stream(_HashSink(self._hash), self.schema)
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Hash ``batch``'s rows after the ones added before."""
+        if batch.num_rows == 0:
+            return
+        self._tables.append(pa.Table.from_arrays(batch.columns, schema=self.schema))
+        self._rows += batch.num_rows
+        while self._rows >= DIGEST_BATCH_ROWS:
+            self._write(DIGEST_BATCH_ROWS)
+
+    def _write(self, rows: int) -> None:
+        pending = (self._tables[0] if len(self._tables) == 1
+                   else pa.concat_tables(self._tables))
+        window = pending.slice(0, rows)
+        self._writer.write_batch(pa.record_batch(
+            [_canonical(_exact(column)) for column in window.columns], schema=self.schema))
+        rest = pending.slice(rows)
+        self._tables = [rest] if rest.num_rows else []
+        self._rows -= rows
+
+    def hexdigest(self) -> str:
+        """The digest of every row added (ends the stream: add nothing after)."""
+        if self._rows:
+            self._write(self._rows)
+        self._writer.close()
+        return self._hash.hexdigest()
+
+
 def arrow_digest(table: pa.Table) -> str:
     """SHA-256 of the rows of ``table`` as an Arrow IPC stream: the schema without metadata,
     then batches of :data:`DIGEST_BATCH_ROWS` rows (so it does not depend on how the driver
-    chunked them), each column with its undefined bytes set (:func:`_canonical`). Equal rows
-    of equal types in the same order give the same digest."""
-    schema = pa.schema([field.remove_metadata() for field in table.schema])
-    table = pa.Table.from_arrays(table.columns, schema=schema)
-    digest = hashlib.sha256()
-
-    class _Sink:  # the stream goes to the hash, not to memory
-        closed = False
-
-        def write(self, data: Any) -> int:
-            digest.update(data)
-            return len(data)
-
-        def flush(self) -> None:
-            return None
-
-    with pa.ipc.new_stream(_Sink(), schema) as writer:
-        for start in range(0, table.num_rows, DIGEST_BATCH_ROWS):
-            window = table.slice(start, DIGEST_BATCH_ROWS).combine_chunks()
-            writer.write_batch(pa.record_batch(
-                [_canonical(column.chunk(0)) for column in window.columns], schema=schema))
+    chunked them), each column in buffers of exactly its rows (:func:`_exact`) with its
+    undefined bytes set (:func:`_canonical`). Equal rows
+    of equal types in the same order give the same digest (:class:`ArrowDigest` gives it a
+    batch at a time)."""
+    digest = ArrowDigest(table.schema)
+    for batch in table.to_batches():
+        digest.add(batch)
     return digest.hexdigest()
+
+
+def _plain_field(field: pa.Field) -> pa.Field:
+    """An extension column's field as its storage's (PostgreSQL ``numeric`` comes as an opaque
+    text extension), without metadata."""
+    if isinstance(field.type, pa.ExtensionType) or hasattr(field.type, "storage_type"):
+        field = pa.field(field.name, field.type.storage_type, field.nullable)
+    return field.remove_metadata()
+
+
+def _plain_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with extension columns as their storage (``schema``: its plain fields)."""
+    columns = [column.storage if isinstance(column, pa.ExtensionArray) else column
+               for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _plain_arrow(table: pa.Table) -> pa.Table:
     """Extension columns (PostgreSQL ``numeric`` comes as an opaque text extension) as their
     storage, so polars reads ``123.45`` as text, which the loader parses exactly."""
-    columns = []
-    fields = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        if isinstance(field.type, pa.ExtensionType) or hasattr(field.type, "storage_type"):
-            storage = field.type.storage_type
-            column = pa.chunked_array([chunk.storage for chunk in column.chunks], storage)
-            field = pa.field(field.name, storage, field.nullable)
-        columns.append(column)
-        fields.append(field.remove_metadata())
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    schema = pa.schema([_plain_field(field) for field in table.schema])
+    columns = [pa.chunked_array([chunk.storage for chunk in column.chunks], field.type)
+               if field.type != column.type else column
+               for field, column in zip(schema, table.columns, strict=True)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+#: record batches the driver decodes ahead of the one being hashed (:func:`_fetch_digested`)
+READ_BATCHES_AHEAD = 4
+
+
+def _fetch_digested(connection: Any, location: DatabaseURI, sql: str) -> tuple[pa.Table, str]:
+    """Run ``sql``; its rows as one Arrow table (extension columns as their storage) and their
+    :func:`arrow_digest`. PostgreSQL's rows are hashed a record batch at a time as the driver
+    hands them over, the driver decoding the next batches on a thread meanwhile (it lets go
+    of the GIL), instead of hashing the whole table after the read."""
+    if location.engine != "postgresql":
+        table = _plain_arrow(_fetch_arrow(connection, location, sql))
+        return table, arrow_digest(table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        reader = cursor.fetch_record_batch()
+        schema = pa.schema([_plain_field(field) for field in reader.schema])
+        digest = ArrowDigest(schema)
+        batches = []
+        with _Ahead(iter(reader), READ_BATCHES_AHEAD) as incoming:
+            for batch in incoming:
+                batch = _plain_batch(batch, schema)
+                digest.add(batch)
+                batches.append(batch)
+    return pa.Table.from_batches(batches, schema=schema), digest.hexdigest()
 
 
 def _table_names(connection: Any, location: DatabaseURI, schema: str | None) -> list[str]:
@@ -474,6 +560,7 @@ def _read_error(exc: Exception, connection: Any, location: DatabaseURI,
         return ColumnNotFoundError(f"{location.display}: no column {name!r} in the tables "
                                    "the query reads")
     first = re.sub(r"^[A-Z_]+: (Failed to prepare query: )?", "", _first_line(exc))
+    first = re.sub(r"^\[libpq\] .*?ERROR:\s+", "", first)
     return DatabaseError(f"{location.display}: cannot read {input_name}: {first}")
 
 
@@ -571,14 +658,12 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
         sql = location.query
     with _connect(location) as connection:
         try:
-            table = _fetch_arrow(connection, location, sql)
+            table, digest = _fetch_digested(connection, location, sql)
             primary_key = _primary_key(connection, location)
         except Exception as exc:  # the drivers' own errors: turned into one line
             if not _is_driver_error(exc):
                 raise
             raise _read_error(exc, connection, location, input_name) from None
-    table = _plain_arrow(table)
-    digest = arrow_digest(table)
     frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     mapping = dict(mapping or {})
@@ -595,7 +680,10 @@ def read_source(uri: str | Path, *, query: str | None = None, input_name: str = 
 
 def _is_driver_error(exc: Exception) -> bool:
     module = type(exc).__module__ or ""
-    return module.startswith(("adbc_driver", "_duckdb", "duckdb"))
+    # an error the server raises while the rows stream in reaches us through pyarrow's
+    # reader of the driver's stream, as an OSError carrying libpq's message
+    return (module.startswith(("adbc_driver", "_duckdb", "duckdb"))
+            or (isinstance(exc, OSError) and "[libpq]" in str(exc)))
 
 
 def materialize(uri: str | Path, directory: str | Path, input_name: str, *,
@@ -706,6 +794,8 @@ WRITE_BATCH_ROWS = 1_000_000
 #: client encodes the next (the two overlap); one batch of a million rows is encoded whole
 #: before the server sees a byte, and the two then take turns
 COPY_BATCH_ROWS = 65_536
+#: record batches converted from polars ahead of the one the driver is sending (:class:`_Ahead`)
+COPY_BATCHES_AHEAD = 4
 
 
 def _batches(frame: Table) -> Iterator[pl.DataFrame]:
@@ -815,30 +905,136 @@ def _execute(connection: Any, location: DatabaseURI, sql: str) -> None:
 
 def _append(connection: Any, location: DatabaseURI, schema: str | None, name: str,
             frame: Table) -> None:
-    for batch in _batches(frame):
-        _append_batch(connection, location, schema, name, batch)
-
-
-def _append_batch(connection: Any, location: DatabaseURI, schema: str | None, name: str,
-                  frame: pl.DataFrame) -> None:
-    """Append ``frame``'s rows to an existing table: one binary COPY (PostgreSQL, ADBC bulk
-    ingest) or one INSERT ... SELECT from the Arrow table (DuckDB)."""
-    if frame.height == 0:
-        return
-    arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    """Append ``frame``'s rows to an existing table: PostgreSQL, one binary COPY (ADBC bulk
+    ingest) fed a stream of record batches (:func:`_copy_batches`); DuckDB, one INSERT ...
+    SELECT from the Arrow table per batch of :func:`_batches`."""
     if location.engine == "postgresql":
-        arrow = pa.Table.from_batches(arrow.to_batches(max_chunksize=COPY_BATCH_ROWS),
-                                      arrow.schema)
-        with connection.cursor() as cursor:
-            cursor.adbc_ingest(name, arrow, mode="append", db_schema_name=schema)
-    else:
-        connection.register("_attribution_incoming", arrow)
+        arrow_schema = _arrow_schema(frame)
+        with _Ahead(_copy_batches(frame), COPY_BATCHES_AHEAD) as batches:
+            reader = pa.RecordBatchReader.from_batches(arrow_schema, batches)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.adbc_ingest(name, reader, mode="append", db_schema_name=schema)
+            except Exception:
+                # the driver reports a failure of the batches' making as its own error: the
+                # original (a polars error, say) is the one to raise
+                batches.raise_error()
+                raise
+            batches.raise_error()
+        return
+    for batch in _batches(frame):
+        if batch.height == 0:
+            continue
+        connection.register("_attribution_incoming",
+                            batch.to_arrow(compat_level=pl.CompatLevel.oldest()))
         try:
             target = _qualified(f"{schema}.{name}" if schema else name)
             connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM "
                                "_attribution_incoming")
         finally:
             connection.unregister("_attribution_incoming")
+
+
+def _arrow_schema(frame: Table) -> pa.Schema:
+    """The Arrow schema of ``frame``'s batches as :func:`_copy_batches` makes them."""
+    empty = frame.clear() if isinstance(frame, pl.DataFrame) else frame.limit(0).collect()
+    return empty.to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+
+
+def _copy_batches(frame: Table) -> Iterator[pa.RecordBatch]:
+    """``frame``'s rows as Arrow record batches of at most :data:`COPY_BATCH_ROWS` rows, in
+    order, each converted from polars only when it is asked for (never the whole table at
+    once)."""
+    for part in _batches(frame):
+        for piece in part.iter_slices(COPY_BATCH_ROWS):
+            yield from piece.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
+
+
+class _Ahead(Iterator[Any]):
+    """The items of ``items``, made on a thread up to ``depth`` ahead of the one taken.
+
+    Used for the record batches of a COPY (the driver encodes and sends a batch while the
+    next ones are converted from polars; polars and pyarrow let go of the GIL, so the
+    conversion and the send stop waiting for each other) and of a read (the driver decodes
+    the next batches while the one before is hashed). The items are made
+    in order by one thread, so they come out as ``items`` gives them. An error of the making
+    is raised by the next ``next`` (never a silent end: a COPY that saw its stream end would
+    store the rows sent so far) and kept for :meth:`raise_error`; leaving the ``with`` block
+    stops the thread."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Any], depth: int) -> None:
+        import queue
+        import threading
+
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._done = False
+        self._thread = threading.Thread(target=self._make, name="attribution-db-batches",
+                                        daemon=True)
+
+    def __enter__(self) -> _Ahead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # (unblock a put waiting for room)
+            self._drain()
+            self._thread.join(timeout=0.05)
+        self._drain()
+
+    def _drain(self) -> None:
+        import queue
+
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _make(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer's thread
+            self._error = exc
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # (a generator is closed in the thread that runs it)
+        self._put(self._END)
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is self._END:
+            self._done = True
+            if self._error is not None:  # a failed stream, not a short one: the COPY aborts
+                raise self._error
+            raise StopIteration
+        return item
+
+    def raise_error(self) -> None:
+        """Raise the error that stopped the making of the items, if one did."""
+        if self._error is not None:
+            raise self._error
 
 
 WriteProgress = Callable[[str, int, int], None]
@@ -1099,6 +1295,7 @@ def _unknown(what: str, name: str, known: Sequence[Any], source: str, where: str
 
 
 __all__ = [
+    "ArrowDigest",
     "DatabaseURI",
     "SourceInfo",
     "arrow_digest",

@@ -218,6 +218,17 @@ def test_read_query_from_postgres(postgres):
     assert source.query == sql
 
 
+def test_a_query_that_fails_while_its_rows_stream_in_is_one_line(postgres):
+    """The rows are decoded on a thread while the ones before are hashed: an error the server
+    raises part-way through the rows still comes out as one line naming the source."""
+    sql = ("SELECT touchpoint_id, 1 / (row_number() OVER (ORDER BY touchpoint_id) - 150) "
+           "AS ratio FROM crm.touchpoints")
+    with pytest.raises(DatabaseError) as error:
+        db.read_source(postgres.uri(query=sql), input_name="touchpoints")
+    assert "division by zero" in _one_line(error)
+    assert str(error.value).startswith(postgres.uri())
+
+
 def test_read_table_and_query_from_duckdb(tmp_path):
     path = _duckdb_with_demo(tmp_path / "crm.duckdb")
     frame, source = db.read_source(f"duckdb:///{path}?table=deals", input_name="deals")
@@ -235,6 +246,46 @@ def test_digest_does_not_depend_on_chunks():
     assert db.arrow_digest(rechunked) == db.arrow_digest(table)
     changed = table.set_column(1, "b", pa.array(["x"] + table.column("b").to_pylist()[1:]))
     assert db.arrow_digest(changed) != db.arrow_digest(table)
+
+
+def _reference_digest(table: pa.Table) -> str:
+    """The digest the plain way: the schema without metadata, then each window of
+    DIGEST_BATCH_ROWS rows built afresh from its Python values (buffers of exactly its rows,
+    zeros under nulls), canonical, as one IPC stream in memory."""
+    import hashlib
+
+    schema = pa.schema([field.remove_metadata() for field in table.schema])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        for start in range(0, table.num_rows, db.DIGEST_BATCH_ROWS):
+            window = table.slice(start, db.DIGEST_BATCH_ROWS)
+            writer.write_batch(pa.record_batch(
+                [db._canonical(pa.array(column.to_pylist(), field.type))
+                 for field, column in zip(schema, window.columns, strict=True)],
+                schema=schema))
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(0, 400), window=st.integers(1, 50),
+       cuts=st.lists(st.integers(0, 400), max_size=6), seed=st.integers(0, 2**16))
+def test_digest_a_batch_at_a_time_is_the_whole_tables(rows, window, cuts, seed):
+    """ArrowDigest, fed the rows in batches of any sizes (as a driver hands them over), gives
+    the digest of the whole table as the reference takes it."""
+    rng = np.random.default_rng(seed)
+    table = pa.table({
+        "n": pa.array(rng.integers(0, 9, rows), mask=rng.random(rows) < 0.2),
+        "s": pa.array([f"v{i}" for i in rng.integers(0, 99, rows)], mask=rng.random(rows) < 0.2),
+        "f": pa.array(rng.random(rows) < 0.5, mask=rng.random(rows) < 0.2),
+    })
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "DIGEST_BATCH_ROWS", window)
+        digest = db.ArrowDigest(table.schema)
+        bounds = sorted({0, rows, *(min(c, rows) for c in cuts)})
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            for batch in table.slice(start, end - start).to_batches():
+                digest.add(batch)
+        assert digest.hexdigest() == _reference_digest(table) == db.arrow_digest(table)
 
 
 def test_digest_ignores_the_bytes_arrow_leaves_undefined():
@@ -461,6 +512,22 @@ def test_a_lazy_table_is_written_in_batches_as_the_whole_frame(destination, demo
                        _sorted(db.result_table(destination, "credit", whole)))
     assert db.result_table(destination, "credit", lazy).height == demo_run.credit.height
 
+
+
+def test_a_table_that_fails_while_its_batches_are_made_leaves_no_rows(destination, demo_run,
+                                                                      monkeypatch):
+    """The record batches of a COPY are made on a thread ahead of the driver: an error there
+    (here, a slice of a lazily scanned table that cannot be cast) is raised as itself, and the
+    transaction leaves nothing, not the rows sent before it."""
+    monkeypatch.setattr(db, "WRITE_BATCH_ROWS", 1_000)
+    monkeypatch.setattr(db, "COPY_BATCH_ROWS", 97)
+    kept = db.write_result_set(destination, {"credit": demo_run.credit}, {})
+    good = demo_run.credit.lazy()
+    bad = pl.concat([good, good.with_columns(  # (deal ids are not numbers)
+        pl.col("deal_id").cast(pl.UInt32, strict=True).alias("touch_index"))])
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        db.write_result_set(destination, {"credit": bad}, {})
+    assert db.history(destination).get_column("run_id").to_list() == [kept]
 
 def test_money_columns_are_declared_numeric(postgres, demo_run, tmp_path):
     uri = postgres.uri(schema="declared")
@@ -726,14 +793,22 @@ def test_database_benchmark_smoke_run(postgres_server):  # noqa: F811
     """A tiny run of bench/bench_db.py, so it cannot rot (timings are not asserted)."""
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_db.py"), "--touchpoints", "2000",
-         "--repeat", "1"], check=False, capture_output=True, text=True, timeout=300,
-        cwd=ROOT)
+         "--repeat", "1", "--command-accounts", "300", "--command-repeat", "1"], check=False,
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert completed.returncode == 0, completed.stderr
     rows = [line.split("|")[1].strip() for line in completed.stdout.splitlines()
             if line.startswith("| ") and "---" not in line]
     assert rows[0] == "what"
     assert {"read PostgreSQL (db.read_source)", "read DuckDB (db.read_source)",
             "write PostgreSQL (db.write_result_set, one transaction)"} <= set(rows)
+    commands = [row.split(" (")[0] for row in rows if row.startswith("`attribution ")]
+    assert commands == [
+        "`attribution validate, touchpoints from Parquet`",
+        "`attribution validate, touchpoints from PostgreSQL`",
+        "`attribution run --out DIR, touchpoints from Parquet`",
+        "`attribution run --out DIR, touchpoints from PostgreSQL`",
+        "`attribution run --out postgresql://, touchpoints from Parquet`",
+    ]
 
 
 def test_end_to_end_postgres_tables_to_duckdb_history(postgres, demo_run, tmp_path):
