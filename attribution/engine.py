@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import polars as pl
+
 from attribution import pipeline
 from attribution.config import Config
 from attribution.errors import ConfigError
@@ -61,6 +63,9 @@ class LocalEngine:
     """The pipeline on this machine (polars)."""
 
     name: ClassVar[str] = "polars"
+    #: account partitions of ``run`` (``--partitions``); None: the run decides
+    #: (:func:`attribution.partitioned.partitions_for`: a dataset or a large file partitions)
+    partitions: int | None = None
 
     def prepare(self, config: Config, progress: Progress | None = None, *,
                 keep_inputs: bool = True) -> RunResult:
@@ -69,6 +74,11 @@ class LocalEngine:
     def run(self, config: Config, progress: Progress | None = None, *,
             writer: ResultWriter | None = None, keep_inputs: bool = True,
             keep_credit: bool = True) -> RunResult:
+        from attribution import partitioned
+
+        count = partitioned.partitions_for(config, self.partitions)
+        if count is not None:
+            return self._partitioned(config, count, progress, writer, keep_credit)
         if writer is None:
             return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
         if not isinstance(writer, LocalWriter | DatabaseWriter):
@@ -78,6 +88,28 @@ class LocalEngine:
             result = pipeline.run(config, progress, keep_inputs=keep_inputs,
                                   keep_credit=keep_credit, on_credit=parts.add)
             writer.currency = result.currency  # the credit file's money: its minor unit
+        return result
+
+    @staticmethod
+    def _partitioned(config: Config, count: int, progress: Progress | None,
+                     writer: ResultWriter | None, keep_credit: bool) -> RunResult:
+        """The run past memory (:mod:`attribution.partitioned`): the same result set, the
+        accounts a partition at a time; it keeps no inputs, and the credit only without a
+        writer and with ``keep_credit``."""
+        from attribution import partitioned
+
+        if writer is None:
+            parts: list[pl.DataFrame] = []
+            result = partitioned.run(config, count, progress,
+                                     on_credit=parts.append if keep_credit else None)
+            if keep_credit and parts:
+                result = dataclasses.replace(result, credit=pl.concat(parts))
+            return result
+        if not isinstance(writer, LocalWriter | DatabaseWriter):
+            raise ConfigError("the polars engine writes to a local folder or a database")
+        with writer.credit_parts() as credit:
+            result = partitioned.run(config, count, progress, on_credit=credit.add)
+            writer.currency = result.currency
         return result
 
     def writer(self, config: Config) -> LocalWriter | DatabaseWriter:
@@ -164,15 +196,19 @@ class SparkEngine:
 
 def get_engine(name: str = "polars", *, spark_master: str = "local[*]",
                spark_conf: Mapping[str, str] | None = None, spark_remote: str | None = None,
-               spark_archives: tuple[str, ...] = ()) -> Engine:
+               spark_archives: tuple[str, ...] = (), partitions: int | None = None) -> Engine:
     """The engine called ``name`` (``polars`` or ``spark``, with its master and settings).
 
     ``spark_remote`` (``sc://host:port``) runs on a Spark Connect server instead of
     ``spark_master``; ``spark_archives`` are packed environments unpacked on every executor
-    (Spark's ``spark.archives``).
+    (Spark's ``spark.archives``). ``partitions`` is how many account partitions a polars
+    ``run`` takes (:mod:`attribution.partitioned`; default: its own choice).
     """
     if name == "polars":
-        return LocalEngine()
+        return LocalEngine(partitions)
+    if partitions is not None:
+        raise ConfigError("--partitions is the polars engine's; Spark partitions on its own "
+                          "(set spark.sql.shuffle.partitions with --spark-conf)")
     if name == "spark":
         conf = dict(spark_conf or {})
         if spark_remote is not None and not spark_remote.startswith("sc://"):
