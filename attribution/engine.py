@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import polars as pl
@@ -95,21 +96,39 @@ class LocalEngine:
                      writer: ResultWriter | None, keep_credit: bool) -> RunResult:
         """The run past memory (:mod:`attribution.partitioned`): the same result set, the
         accounts a partition at a time; it keeps no inputs, and the credit only without a
-        writer and with ``keep_credit``."""
+        writer and with ``keep_credit``. A folder's credit file is written from the run's
+        spilled parts, in one stream (as :class:`~attribution.output.TableParts` writes its
+        own parts)."""
         from attribution import partitioned
+        from attribution.output import has_formula_cells, write_table
+        from attribution.schema import CREDIT_SCHEMA, currency_decimals
 
-        if writer is None:
-            parts: list[pl.DataFrame] = []
-            result = partitioned.run(config, count, progress,
-                                     on_credit=parts.append if keep_credit else None)
-            if keep_credit and parts:
-                result = dataclasses.replace(result, credit=pl.concat(parts))
-            return result
-        if not isinstance(writer, LocalWriter | DatabaseWriter):
+        kept: list[pl.DataFrame] = []
+
+        def to_writer(paths: list[Path], currency: str) -> None:
+            table = (pl.scan_parquet(paths, glob=False) if paths
+                     else pl.DataFrame(schema=CREDIT_SCHEMA))
+            if isinstance(writer, LocalWriter):
+                writer.currency = currency
+                formulas = (writer.fmt == "csv" and not writer.csv_raw
+                            and has_formula_cells(table))
+                writer.credit = str(write_table(table, writer.directory, "credit", writer.fmt,
+                                                csv_raw=writer.csv_raw, formulas=formulas,
+                                                decimals=currency_decimals(currency)))
+            elif writer is not None:
+                assert isinstance(writer, DatabaseWriter)
+                with writer.credit_parts() as parts:
+                    for path in paths:
+                        parts.add(pl.read_parquet(path))
+                    writer.currency = currency
+            elif keep_credit:
+                kept.append(table.lazy().collect())
+
+        if writer is not None and not isinstance(writer, LocalWriter | DatabaseWriter):
             raise ConfigError("the polars engine writes to a local folder or a database")
-        with writer.credit_parts() as credit:
-            result = partitioned.run(config, count, progress, on_credit=credit.add)
-            writer.currency = result.currency
+        result = partitioned.run(config, count, progress, on_credit=to_writer)
+        if kept:
+            result = dataclasses.replace(result, credit=kept[0])
         return result
 
     def writer(self, config: Config) -> LocalWriter | DatabaseWriter:

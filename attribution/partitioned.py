@@ -349,6 +349,8 @@ def _validate(split: _Split, buckets: int, folder: Path,
         table = _read(paths)
         if table is None:
             continue
+        for path in paths:
+            path.unlink()
         table = table.sort(_ORDINAL)
         helpers = table.select(_FILE, _FILE_ROW, _ORDINAL)
         raw = table.select(split.columns)
@@ -535,14 +537,20 @@ def _dataset_digest(files: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
+#: what is handed the credit: its spilled Parquet parts in the in-memory run's row order
+#: (:data:`~attribution.schema.CREDIT_SCHEMA`), and the run's currency
+CreditParts = Callable[[list[Path], str], None]
+
+
 def run(config: Config, partitions: int, progress: Progress | None = None, *,
-        on_credit: Callable[[pl.DataFrame], None] | None = None,
+        on_credit: CreditParts | None = None,
         scratch: str | Path | None = None) -> RunResult:
     """``attribution run`` over ``partitions`` account partitions (see the module docstring).
 
-    Each model's credit goes to ``on_credit`` in parts, in the in-memory run's order (as
-    :class:`attribution.output.TableParts` takes them); the result holds no credit and no
-    journeys (its totals, summary, fitted tables, rejects and accounting are the whole run's).
+    The credit is handed to ``on_credit`` as its spilled parts, in the in-memory run's row
+    order, before they go (one scan of them is the in-memory run's credit table); the result
+    holds no credit and no journeys (its totals, summary, fitted tables, rejects and
+    accounting are the whole run's).
     ``scratch`` is the folder the partitions are written under (default: the system's
     temporary folder); it needs room for about two compressed copies of the inputs and one
     uncompressed copy of the credit.
@@ -558,7 +566,7 @@ def run(config: Config, partitions: int, progress: Progress | None = None, *,
 
 
 def _run(config: Config, buckets: int, report: Progress,
-         on_credit: Callable[[pl.DataFrame], None] | None, folder: Path) -> RunResult:
+         on_credit: CreditParts | None, folder: Path) -> RunResult:
     rules = load_rules(config.channel_rules)
     columns = config.columns
     for name in ("split", "contacts", "touchpoints", "built", "credit"):
@@ -576,7 +584,7 @@ def _run(config: Config, buckets: int, report: Progress,
 
 
 def _stages(config: Config, buckets: int, report: Progress,
-            on_credit: Callable[[pl.DataFrame], None] | None, folder: Path,
+            on_credit: CreditParts | None, folder: Path,
             rules: ChannelRules, columns: dict[str, dict[str, str]], stages: int,
             digests: dict[str, Any]) -> RunResult:
     assert config.touchpoints is not None and config.deals is not None
@@ -604,9 +612,6 @@ def _stages(config: Config, buckets: int, report: Progress,
 
         contacts = _validate(split, buckets, folder / "contacts", check_contacts, deal_accounts,
                              keep_file=False)
-        for paths in split.parts:
-            for path in paths:
-                path.unlink()
 
     # touchpoints: channel spellings unified over the whole column, split by touchpoint id
     report("load touchpoints", 1, stages)
@@ -626,11 +631,8 @@ def _stages(config: Config, buckets: int, report: Progress,
         groups.update(found)
         return good, bad, counted, unmapped
 
-    touches = _validate(split, buckets, folder / "touchpoints", check_touchpoints, deal_accounts,
-                        keep_file=True)
-    for paths in split.parts:
-        for path in paths:
-            path.unlink()
+    touches = _validate(split, buckets, folder / "touchpoints", check_touchpoints,
+                        deal_accounts, keep_file=True)
 
     # deals: whole, in memory, as the in-memory run validates them
     report("load deals", 2, stages)
@@ -804,12 +806,11 @@ def _stages(config: Config, buckets: int, report: Progress,
                     spilled.setdefault((i, kind), []).append(path)
             del credit
         del batch, touch_frame, journey_frame
+    # each model's touched rows in journey_id order, then its deals without a touch
+    ordered = [path for i in range(len(models)) for kind in ("touched", "bare")
+               for path in spilled.get((i, kind), [])]
     if on_credit is not None:
-        for i, _model in enumerate(models):
-            for kind in ("touched", "bare"):
-                for path in spilled.get((i, kind), []):
-                    on_credit(pl.read_parquet(path))
-                    path.unlink()
+        on_credit(ordered, currency)
     summary = (_summary(partials, reach, models) if partials
                else summarise(pl.DataFrame(schema=CREDIT_SCHEMA),
                               Journeys.from_frames(pl.DataFrame(schema=TOUCH_SCHEMA),
