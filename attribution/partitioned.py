@@ -298,7 +298,7 @@ def _split(location: str | Path, input_name: str, key: str, buckets: int, folder
                                                       include_key=False).items():
                 path = folder / f"{bucket:05d}-{written:06d}.parquet"
                 part.write_parquet(path, compression="lz4", statistics=False)
-                parts[int(bucket)].append(path)  # type: ignore[call-overload]
+                parts[int(bucket)].append(path)
             written += 1
             file_row += rows
             ordinal += rows
@@ -377,8 +377,9 @@ def _validate(split: _Split, buckets: int, folder: Path,
                                 .unique())
         if "timestamp" in good.columns:
             latest = good.get_column("timestamp").max()
-            if latest is not None and (checked.latest is None or latest > checked.latest):
-                checked.latest = latest  # type: ignore[assignment]
+            if isinstance(latest, datetime) and (checked.latest is None
+                                                 or latest > checked.latest):
+                checked.latest = latest
         spread = good.with_columns(_bucket_of(pl.col("account_id"), buckets, ROW))
         del good
         distinct = spread.get_column("account_id").unique()
@@ -387,7 +388,7 @@ def _validate(split: _Split, buckets: int, folder: Path,
                                                            include_key=False).items():
             path = folder / f"{account_bucket:05d}-{bucket:05d}.parquet"
             part.write_parquet(path, compression="lz4", statistics=False)
-            checked.by_account[int(account_bucket)].append(path)  # type: ignore[call-overload]
+            checked.by_account[int(account_bucket)].append(path)
     if split.rows == 0:
         raise InputError(no_rows_message(str(split.location), split.input))
     return checked
@@ -399,7 +400,8 @@ def _contact_lookup(contacts: _Checked | None, frame: pl.DataFrame,
     account of their own (the loader looks only those up); None without a contacts file."""
     if contacts is None:
         return None
-    schema = {"contact_id": pl.String, "account_id": pl.String, "lead_created_at": UTC_TIME}
+    schema = pl.Schema([("contact_id", pl.String()), ("account_id", pl.String()),
+                        ("lead_created_at", UTC_TIME)])
     account = _raw_column(frame.columns, "account_id", mapping)
     contact = _raw_column(frame.columns, "contact_id", mapping)
     lacking = (frame.select(text(account, frame).is_null()).to_series() if account is not None
@@ -575,6 +577,7 @@ def _run(config: Config, buckets: int, report: Progress,
     pool = ThreadPoolExecutor(1, thread_name_prefix="attribution-digest")
     digests = {name: pool.submit(_dataset_digest, dataset_files(getattr(config, name), name))
                for name in ("contacts", "touchpoints") if getattr(config, name) is not None}
+    assert config.deals is not None
     digests["deals"] = pool.submit(file_digest, config.deals)
     try:
         return _stages(config, buckets, report, on_credit, folder, rules, columns, stages,
@@ -616,8 +619,7 @@ def _stages(config: Config, buckets: int, report: Progress,
     # touchpoints: channel spellings unified over the whole column, split by touchpoint id
     report("load touchpoints", 1, stages)
     mapping = columns.get("touchpoints")
-    files = dataset_files(config.touchpoints, "touchpoints")
-    rewrite = _unified_channels(files, mapping)
+    rewrite = _unified_channels(dataset_files(config.touchpoints, "touchpoints"), mapping)
     split = _split(config.touchpoints, "touchpoints", "touchpoint_id", buckets,
                    folder / "split", mapping, rewrite=rewrite,
                    encoding=config.encoding_of("touchpoints"))
@@ -661,13 +663,16 @@ def _stages(config: Config, buckets: int, report: Progress,
     # the run's as-of instant: the latest in the data, touches past the horizon left out
     latest_touch = touches.latest
     if limit is not None and latest_touch is not None and latest_touch > limit:
-        latest_touch = (pl.scan_parquet([p for ps in touches.by_account for p in ps], glob=False)
-                        .filter(pl.col("timestamp") <= limit).select(pl.col("timestamp").max())
-                        .collect().item())
-    as_of = config.as_of
-    if as_of is None:
+        within = (pl.scan_parquet([p for ps in touches.by_account for p in ps], glob=False)
+                  .filter(pl.col("timestamp") <= limit).select(pl.col("timestamp").max())
+                  .collect().item())
+        latest_touch = within if isinstance(within, datetime) else None
+    as_of: datetime
+    if config.as_of is not None:
+        as_of = config.as_of
+    else:
         present = [v for v in (latest_touch, deals.get_column("created_at").max(),
-                               deals.get_column("closed_at").max()) if v is not None]
+                               deals.get_column("closed_at").max()) if isinstance(v, datetime)]
         as_of = max(present) if present else datetime(1970, 1, 1, tzinfo=UTC)
     bounds = _journey_ranges(deals, pl.concat(touches.sample).unique().sort(), buckets, as_of)
 
@@ -678,18 +683,18 @@ def _stages(config: Config, buckets: int, report: Progress,
     deal_bucket = deals.select(_bucket_of(pl.col("account_id"), buckets, ROW)).to_series()
     summed = _Tallied({n: 0 for n in _STATS}, {}, {m.name: {} for m in tallied}, [], [], [],
                       [])
-    contact_columns = {"contact_id": pl.String, "account_id": pl.String,
-                       "lead_created_at": UTC_TIME}
+    contact_columns = pl.Schema([("contact_id", pl.String()), ("account_id", pl.String()),
+                                 ("lead_created_at", UTC_TIME)])
     touch_schema = _touch_schema(touches)
     for bucket in range(buckets):
         part = _read(touches.by_account[bucket], touch_schema)
         assert part is not None
         part = part.sort(ROW)
         if limit is not None:
-            late = pl.col("timestamp") > limit
-            if part.select(late.any()).item():
-                summed.late.append(_late_rejects(part.filter(late), horizon, split))
-                part = part.filter(~late)
+            past = pl.col("timestamp") > limit
+            if part.select(past.any()).item():
+                summed.late.append(_late_rejects(part.filter(past), horizon, split))
+                part = part.filter(~past)
         part = part.drop(_FILE, _FILE_ROW)
         summed.unmapped.append(unmapped_touches(part))
         people = (_read(contacts.by_account[bucket]) if contacts is not None else None)
@@ -770,11 +775,12 @@ def _stages(config: Config, buckets: int, report: Progress,
         target = folder / "built" / f"{where:05d}"
         if not target.exists():
             continue
-        touch_frame = _read(sorted(target.glob("t-*.parquet")), TOUCH_SCHEMA)
-        journey_frame = _read(sorted(target.glob("j-*.parquet")), JOURNEY_SCHEMA)
-        assert touch_frame is not None and journey_frame is not None
-        journey_frame = journey_frame.sort("journey_id")
-        touch_frame = touch_frame.sort("journey_id", "touch_index")
+        touch_read = _read(sorted(target.glob("t-*.parquet")), TOUCH_SCHEMA)
+        journey_read = _read(sorted(target.glob("j-*.parquet")), JOURNEY_SCHEMA)
+        assert touch_read is not None and journey_read is not None
+        journey_frame = journey_read.sort("journey_id")
+        touch_frame = touch_read.sort("journey_id", "touch_index")
+        del touch_read, journey_read
         shutil.rmtree(target)
         batch = Journeys(touches=touch_frame.lazy(), journeys=journey_frame.lazy(), as_of=as_of)
         bare = journey_frame.filter((pl.col("status") != "none") & (pl.col("n_touches") == 0))
@@ -818,7 +824,7 @@ def _stages(config: Config, buckets: int, report: Progress,
     report("credit", stages, stages)
 
     stats = JourneyStats(**summed.stats, as_of=as_of)
-    files = []
+    files: list[InputFile] = []
     if contacts is not None:
         files.append(InputFile("contacts", str(config.contacts), contacts.accounting.read,
                                digests["contacts"].result()))
