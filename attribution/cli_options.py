@@ -295,7 +295,7 @@ def partitions_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Run the accounts in N hash partitions, one at a time, to go past memory (the "
              "same files, byte for byte). Default: partitioned when --touchpoints is a folder "
              "or glob of Parquet files, or one Parquet file over 4 GiB as Arrow (one "
-             "partition per 256 MiB).")(command)
+             "partition per 128 MiB of their Parquet row groups, uncompressed).")(command)
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -97,7 +97,7 @@ from attribution.validation import HORIZON, check_reject_rate, latest_deal_event
 
 #: touchpoints' Arrow bytes per partition when the run picks the count itself: a partition's
 #: journeys, tallies and credit then take a small multiple of this
-PARTITION_BYTES = 256 * 2**20
+PARTITION_BYTES = 128 * 2**20
 #: a single Parquet file of touchpoints larger than this as Arrow is run in partitions
 AUTO_BYTES = 4 * 2**30
 #: rows read from an input file at a time while splitting it
