@@ -78,7 +78,17 @@ def run_once(folder: Path, models: list[str], partitions: int | None, out: Path)
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_gb": peak_kb / 1e6,
             "load_before": [round(v, 2) for v in load],
             "load_after": [round(v, 2) for v in os.getloadavg()],
-            "engine": record.get("engine_settings", {})}
+            "partitions": partitions or default_partitions(folder),
+            "models": [m["name"] for m in record["models"]]}
+
+
+def default_partitions(folder: Path) -> int | None:
+    """The partitions the run picks on its own (:func:`attribution.partitioned.partitions_for`)."""
+    from attribution import partitioned
+    from attribution.config import Config
+
+    return partitioned.partitions_for(Config(touchpoints=folder / "touchpoints",
+                                             deals=folder / "deals.parquet"))
 
 
 def main() -> None:
