@@ -456,15 +456,10 @@ def _range_of(journey_id: pl.Series, bounds: pl.Series) -> pl.Series:
     return pl.Series(bounds.search_sorted(journey_id, side="right")).cast(pl.Int32)
 
 
-def _sum_tallies(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Tallies of disjoint journeys stacked: integer columns summed, grouped by the others."""
-    stacked = pl.concat(frames)
-    keys = [c for c, t in stacked.schema.items() if not t.is_integer()]
-    sums = [c for c, t in stacked.schema.items() if t.is_integer()]
-    if not keys:
-        return stacked.select(pl.col(sums).sum())
-    return (stacked.group_by(keys, maintain_order=True).agg(pl.col(sums).sum())
-            .select(stacked.columns))
+def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Tallies of disjoint journeys, stacked: :meth:`fit_tallies` sums them itself (integer
+    columns, and whatever else its own tables say how to add)."""
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def _models(config: Config) -> tuple[list[AttributionModel], list[str]]:
@@ -758,7 +753,7 @@ def _stages(config: Config, buckets: int, report: Progress,
     fits: dict[str, Fit] = {}
     for model in tallied:
         fits[model.name] = model.fit_tallies(
-            {name: _sum_tallies(frames) for name, frames in summed.tallies[model.name].items()})
+            {name: _stacked(frames) for name, frames in summed.tallies[model.name].items()})
     report("credit", 4, stages)
     channel_groups = pl.concat(
         [*[g for g in summed.groups],
