@@ -166,3 +166,25 @@ def test_journey_ranges_keep_journey_id_order(ids: list[str], cuts: list[str]) -
     read_back = [i for r in sorted(set(ranges.to_list()))
                  for i in frame.filter(pl.col("r") == r).get_column("journey_id").sort()]
     assert read_back == journey_id.sort().to_list()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(min_value=2.0**-20, max_value=3.0), min_size=1, max_size=30),
+       st.lists(st.integers(0, 3), min_size=30, max_size=30))
+def test_summed_conversion_credit_is_the_exact_sum(values: list[float], parts: list[int]) -> None:
+    """The conversion credit summed range by range (integer parts) is the one exact sum of
+    all the rows, whatever ranges they fall in."""
+    from attribution.credit import exact_sum
+
+    credit = pl.DataFrame({
+        "model": "linear", "channel": "c", "channel_group": "g",
+        "pipeline_credit_cents": 1, "revenue_credit_cents": 1,
+        "conversion_credit": values, "_part": parts[:len(values)],
+    })
+    partials = [partitioned._partial_summary(credit.filter(pl.col("_part") == p).drop("_part"))
+                for p in sorted(set(parts[:len(values)]))]
+    reach = [pl.DataFrame({"channel": ["c"], "deals_touched": [1]})]
+    summary = partitioned._summary(partials, reach, [get_model("linear")])
+    expected = credit.select(exact_sum(pl.col("conversion_credit"))).item()
+    assert summary.filter(pl.col("channel") == "c").get_column("conversion_credit").item() \
+        == expected
