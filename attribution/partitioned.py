@@ -618,14 +618,12 @@ def _stages(config: Config, buckets: int, report: Progress,
     split = _split(config.touchpoints, "touchpoints", "touchpoint_id", buckets,
                    folder / "split", mapping, rewrite=rewrite,
                    encoding=config.encoding_of("touchpoints"))
-    groups: dict[str, str] = {}
 
     def check_touchpoints(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, Accounting,
                                                       pl.DataFrame]:
         known = _contact_lookup(contacts, raw, mapping)
-        good, bad, counted, unmapped, found = load_touchpoints(raw, rules, known, mapping,
-                                                               **time_options)
-        groups.update(found)
+        good, bad, counted, unmapped, _groups = load_touchpoints(raw, rules, known, mapping,
+                                                                 **time_options)
         return good, bad, counted, unmapped
 
     touches = _validate(split, buckets, folder / "touchpoints", check_touchpoints,
