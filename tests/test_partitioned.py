@@ -188,3 +188,13 @@ def test_summed_conversion_credit_is_the_exact_sum(values: list[float], parts: l
     expected = credit.select(exact_sum(pl.col("conversion_credit"))).item()
     assert summary.filter(pl.col("channel") == "c").get_column("conversion_credit").item() \
         == expected
+
+
+def test_says_which_default_models_it_left_out(tmp_path: Path) -> None:
+    unsupported = [n for n in MODELS if get_model(n).fits and not get_model(n).fits_from_tallies()]
+    if not unsupported:
+        pytest.skip("every fitted model tallies")
+    result = CliRunner().invoke(cli, ["run", *INPUTS, "--partitions", "2",
+                                      "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    assert f"not run in partitions: {', '.join(unsupported)}" in result.output
