@@ -437,16 +437,25 @@ class _Tallied:
 def _journey_ranges(deals: pl.DataFrame, sample: pl.Series, ranges: int,
                     as_of: datetime) -> pl.Series:
     """``ranges - 1`` sorted ``journey_id`` bounds that cut the run's journeys into about
-    equal ranges: from the ids of the deals in scope and of a sample of the accounts (the
-    ranges' sizes depend on the sample; their order, and so the credit's, does not)."""
-    ids = pl.concat([
-        deals.filter(pl.col("created_at") <= pl.lit(as_of, UTC_TIME)).get_column("deal_id"),
-        (ACCOUNT_JOURNEY_PREFIX + sample.cast(pl.String)).rename("deal_id"),
-    ]).sort()
-    if ranges <= 1 or not ids.len():
+    equal ranges: from the ids of the deals in scope, each counting once, and of a sample of
+    the accounts (one in :data:`SAMPLE_EVERY`), each counting for that many deal-less
+    accounts. The ranges' sizes depend on the sample; their order, and so the credit's, does
+    not."""
+    weighted = pl.concat([
+        deals.filter(pl.col("created_at") <= pl.lit(as_of, UTC_TIME)).select(
+            pl.col("deal_id").alias("id"), pl.lit(1, pl.Int64).alias("w")),
+        pl.DataFrame({"id": ACCOUNT_JOURNEY_PREFIX + sample.cast(pl.String)}).with_columns(
+            pl.lit(SAMPLE_EVERY, pl.Int64).alias("w")),
+    ]).sort("id").with_columns(pl.col("w").cum_sum().alias("upto"))
+    if ranges <= 1 or not weighted.height:
         return pl.Series("bound", [], pl.String)
-    at = [min(ids.len() - 1, round(i * ids.len() / ranges)) for i in range(1, ranges)]
-    return ids.gather(at).unique(maintain_order=True).rename("bound")
+    total = int(weighted.get_column("upto")[-1])
+    # the id at which each i/ranges share of the weight is reached
+    at = weighted.get_column("upto").search_sorted(
+        pl.Series([round(i * total / ranges) for i in range(1, ranges)], dtype=pl.Int64),
+        side="left")
+    at = at.clip(0, weighted.height - 1)
+    return weighted.get_column("id").gather(at).unique(maintain_order=True).rename("bound")
 
 
 def _range_of(journey_id: pl.Series, bounds: pl.Series) -> pl.Series:

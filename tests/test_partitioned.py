@@ -198,3 +198,19 @@ def test_says_which_default_models_it_left_out(tmp_path: Path) -> None:
                                       "--out", str(tmp_path / "x")])
     assert result.exit_code == 0, result.output
     assert f"not run in partitions: {', '.join(unsupported)}" in result.output
+
+
+def test_journey_ranges_are_about_equal() -> None:
+    """Deals count once and each sampled account for the accounts it stands for, so ranges of
+    mostly deal-less accounts are not larger than the others."""
+    from datetime import UTC, datetime
+
+    deals = pl.DataFrame({"deal_id": [f"d{i:05d}" for i in range(2_000)],
+                          "created_at": datetime(2025, 1, 1, tzinfo=UTC)})
+    accounts = pl.Series([f"a{i:06d}" for i in range(32_000)])
+    sample = accounts.filter(accounts.hash(seed=7) % partitioned.SAMPLE_EVERY == 0)
+    bounds = partitioned._journey_ranges(deals, sample, 8, datetime(2026, 1, 1, tzinfo=UTC))
+    ids = pl.concat([deals.get_column("deal_id"), "account:" + accounts])
+    sizes = partitioned._range_of(ids, bounds).value_counts().get_column("count")
+    assert sizes.len() == 8
+    assert sizes.max() < 1.5 * ids.len() / 8
