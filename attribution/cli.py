@@ -28,6 +28,7 @@ from attribution.cli_options import (
     input_options,
     make_engine,
     model_options,
+    partitions_option,
     recommended_model_options,
     spend_option,
 )
@@ -104,6 +105,7 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
 @experiments_option
 @format_option
 @engine_options
+@partitions_option
 @click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
               help="Format of the result files.  [default: parquet]")
 @click.option("--wait", is_flag=True,

@@ -293,7 +293,19 @@ def make_engine(engine: str = "polars", spark_master: str = "local[*]",
     meta = context.meta if context is not None else {}
     return get_engine(engine, spark_master=spark_master, spark_conf=parse_spark_conf(spark_conf),
                       spark_remote=meta.get("attribution.spark_remote"),
-                      spark_archives=tuple(meta.get("attribution.spark_archives") or ()))
+                      spark_archives=tuple(meta.get("attribution.spark_archives") or ()),
+                      partitions=meta.get("attribution.partitions"))
+
+
+def partitions_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--partitions N`` (``run``): the accounts in N partitions, a partition at a time."""
+    return click.option(
+        "--partitions", type=click.IntRange(min=1), metavar="N", expose_value=False,
+        callback=_remember,
+        help="Run the accounts in N hash partitions, one at a time, to go past memory (the "
+             "same files, byte for byte). Default: partitioned when --touchpoints is a folder "
+             "or glob of Parquet files, or one Parquet file over 4 GiB as Arrow (one "
+             "partition per 128 MiB of their Parquet row groups, uncompressed).")(command)
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
+
+import polars as pl
 
 from attribution import pipeline
 from attribution.config import Config
@@ -62,6 +65,9 @@ class LocalEngine:
     """The pipeline on this machine (polars)."""
 
     name: ClassVar[str] = "polars"
+    #: account partitions of ``run`` (``--partitions``); None: the run decides
+    #: (:func:`attribution.partitioned.partitions_for`: a dataset or a large file partitions)
+    partitions: int | None = None
 
     def prepare(self, config: Config, progress: Progress | None = None, *,
                 keep_inputs: bool = True) -> RunResult:
@@ -70,6 +76,11 @@ class LocalEngine:
     def run(self, config: Config, progress: Progress | None = None, *,
             writer: ResultWriter | None = None, keep_inputs: bool = True,
             keep_credit: bool = True) -> RunResult:
+        from attribution import partitioned
+
+        count = partitioned.partitions_for(config, self.partitions)
+        if count is not None:
+            return self._partitioned(config, count, progress, writer, keep_credit)
         if writer is None:
             return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
         if not isinstance(writer, LocalWriter | DatabaseWriter):
@@ -82,6 +93,46 @@ class LocalEngine:
                 on_credit=parts.add,
                 on_prepared=lambda run: parts.stream(currency_decimals(run.currency)))
             writer.currency = result.currency  # the credit file's money: its minor unit
+        return result
+
+    @staticmethod
+    def _partitioned(config: Config, count: int, progress: Progress | None,
+                     writer: ResultWriter | None, keep_credit: bool) -> RunResult:
+        """The run past memory (:mod:`attribution.partitioned`): the same result set, the
+        accounts a partition at a time; it keeps no inputs, and the credit only without a
+        writer and with ``keep_credit``. A folder's credit file is written from the run's
+        spilled parts, in one stream (as :class:`~attribution.output.TableParts` writes its
+        own parts)."""
+        from attribution import partitioned
+        from attribution.output import has_formula_cells, write_table
+        from attribution.schema import CREDIT_SCHEMA, currency_decimals
+
+        kept: list[pl.DataFrame] = []
+
+        def to_writer(paths: list[Path], currency: str) -> None:
+            table = (pl.scan_parquet(paths, glob=False) if paths
+                     else pl.DataFrame(schema=CREDIT_SCHEMA))
+            if isinstance(writer, LocalWriter):
+                writer.currency = currency
+                formulas = (writer.fmt == "csv" and not writer.csv_raw
+                            and has_formula_cells(table))
+                writer.credit = str(write_table(table, writer.directory, "credit", writer.fmt,
+                                                csv_raw=writer.csv_raw, formulas=formulas,
+                                                decimals=currency_decimals(currency)))
+            elif writer is not None:
+                assert isinstance(writer, DatabaseWriter)
+                with writer.credit_parts() as parts:
+                    for path in paths:
+                        parts.add(pl.read_parquet(path))
+                    writer.currency = currency
+            elif keep_credit:
+                kept.append(table.lazy().collect())
+
+        if writer is not None and not isinstance(writer, LocalWriter | DatabaseWriter):
+            raise ConfigError("the polars engine writes to a local folder or a database")
+        result = partitioned.run(config, count, progress, on_credit=to_writer)
+        if kept:
+            result = dataclasses.replace(result, credit=kept[0])
         return result
 
     def writer(self, config: Config) -> LocalWriter | DatabaseWriter:
@@ -169,15 +220,19 @@ class SparkEngine:
 
 def get_engine(name: str = "polars", *, spark_master: str = "local[*]",
                spark_conf: Mapping[str, str] | None = None, spark_remote: str | None = None,
-               spark_archives: tuple[str, ...] = ()) -> Engine:
+               spark_archives: tuple[str, ...] = (), partitions: int | None = None) -> Engine:
     """The engine called ``name`` (``polars`` or ``spark``, with its master and settings).
 
     ``spark_remote`` (``sc://host:port``) runs on a Spark Connect server instead of
     ``spark_master``; ``spark_archives`` are packed environments unpacked on every executor
-    (Spark's ``spark.archives``).
+    (Spark's ``spark.archives``). ``partitions`` is how many account partitions a polars
+    ``run`` takes (:mod:`attribution.partitioned`; default: its own choice).
     """
     if name == "polars":
-        return LocalEngine()
+        return LocalEngine(partitions)
+    if partitions is not None:
+        raise ConfigError("--partitions is the polars engine's; Spark partitions on its own "
+                          "(set spark.sql.shuffle.partitions with --spark-conf)")
     if name == "spark":
         conf = dict(spark_conf or {})
         if spark_remote is not None and not spark_remote.startswith("sc://"):

@@ -383,7 +383,8 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
     sources and where the rejects went."""
     notes: list[str] = []
     if result.skipped_models:
-        notes.append(f"[yellow]not run on Spark: {', '.join(result.skipped_models)}[/yellow]")
+        where = "on Spark" if result.engine == "spark" else "in partitions"
+        notes.append(f"[yellow]not run {where}: {', '.join(result.skipped_models)}[/yellow]")
     if result.stats is not None:
         stats = result.stats
         notes.append(
