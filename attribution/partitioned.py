@@ -768,8 +768,8 @@ def _stages(config: Config, buckets: int, report: Progress,
         how="vertical_relaxed",
     ).unique(subset="channel", keep="first", maintain_order=True)
     population = (pl.concat(summed.population).sort("journey_id") if summed.population
-                  else pl.DataFrame(schema={"journey_id": pl.String, "amount": pl.Int64,
-                                            "revenue": pl.Int64}))
+                  else pl.DataFrame(schema={"journey_id": pl.String, "amount_cents": pl.Int64,
+                                            "revenue_cents": pl.Int64}))
     partials: list[pl.DataFrame] = []
     reach: list[pl.DataFrame] = []
     spilled: dict[tuple[int, str], list[Path]] = {}
@@ -892,7 +892,7 @@ def _tally(summed: _Tallied, journeys: Journeys, stats: JourneyStats,
     table = journeys.journeys.collect()
     summed.population.append(
         table.filter((pl.col("status") != "none") & (pl.col("n_touches") > 0))
-        .select("journey_id", "amount", "revenue"))
+        .select("journey_id", "amount_cents", "revenue_cents"))
     with_touches = table.filter(pl.col("n_touches") > 0)
     summed.with_touches += with_touches.height
     summed.single_touch += with_touches.filter(pl.col("n_touches") == 1).height

@@ -56,7 +56,7 @@ def test_any_other_file_is_renamed_only_in_column_calls(tool):
         'deals.select("deal_id", "amount")\n'
         'write_csv({"amount": text})\n'
     )
-    assert tool.rename_source(source, "attribution/partitioned.py") == (
+    assert tool.rename_source(source, "attribution/not_listed.py") == (
         'frame.filter(pl.col("revenue_cents") > 0).get_column("amount_cents")\n'
         'pl.lit(0).alias("revenue_cents")\n'
         'deals.select("deal_id", "amount")\n'

@@ -191,13 +191,21 @@ def test_summed_conversion_credit_is_the_exact_sum(values: list[float], parts: l
 
 
 def test_says_which_default_models_it_left_out(tmp_path: Path) -> None:
-    unsupported = [n for n in MODELS if get_model(n).fits and not get_model(n).fits_from_tallies()]
-    if not unsupported:
-        pytest.skip("every fitted model tallies")
-    result = CliRunner().invoke(cli, ["run", *INPUTS, "--partitions", "2",
+    """Every model fits from tallies at its defaults; Markov with a bootstrap resamples whole
+    paths, so a default run leaves it out and says so, and naming it is refused."""
+    assert [n for n in MODELS if get_model(n).fits and not get_model(n).fits_from_tallies()] \
+        == []
+    bootstrap = ["--param", "markov.bootstrap=5"]
+    result = CliRunner().invoke(cli, ["run", *INPUTS, *bootstrap, "--partitions", "2",
                                       "--out", str(tmp_path / "x")])
     assert result.exit_code == 0, result.output
-    assert f"not run in partitions: {', '.join(unsupported)}" in result.output
+    assert "not run in partitions: markov" in result.output
+    written = pl.read_parquet(tmp_path / "x" / "credit.parquet")["model"].unique().to_list()
+    assert "markov" not in written and "incremental" in written
+    refused = CliRunner().invoke(cli, ["run", *INPUTS, *bootstrap, "--model", "markov",
+                                       "--partitions", "2", "--out", str(tmp_path / "y")])
+    assert refused.exit_code == 2
+    assert "model 'markov' fits on all journeys at once" in refused.output
 
 
 def test_journey_ranges_are_about_equal() -> None:

@@ -101,7 +101,8 @@ CONTRACT = ("amount", "revenue")
 CONTRACT_FILES = (
     "attribution/credit.py", "attribution/evaluate.py",
     "attribution/graph.py", "attribution/hygiene.py", "attribution/intervals.py",
-    "attribution/journeys.py", "attribution/paths.py", "attribution/pipeline.py",
+    "attribution/journeys.py", "attribution/partitioned.py", "attribution/paths.py",
+    "attribution/pipeline.py",
     "attribution/schema.py", "attribution/self_reported.py", "attribution/simulate.py",
     "attribution/spark.py", "attribution/spend.py", "attribution/validation.py",
     "attribution/report/html.py", "attribution/report/charts.py", "attribution/cli.py",

@@ -903,6 +903,21 @@ def _expected(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     return expit(design @ beta) * np.exp(np.clip(design @ gamma, -30, 30))
 
 
+def _mask_totals(key_scores: pl.DataFrame) -> pl.DataFrame:
+    """``mask, _total``: per channel set, its channels' scores summed in one fixed order (by
+    channel key). A journey's feature channels are its mask's channels, so this is the sum of
+    each distinct channel's score over the journey, the same bits wherever it is taken."""
+    ordered = key_scores.select("mask", "channel_key", "score").sort("mask", "channel_key")
+    mask = ordered.get_column("mask")
+    if not mask.len():
+        return pl.DataFrame({"mask": mask, "_total": pl.Series([], dtype=pl.Float64)})
+    codes = mask.to_numpy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    score = ordered.get_column("score").fill_null(0.0).to_numpy().astype(np.float64)
+    return pl.DataFrame({"mask": mask.gather(starts),
+                         "_total": np.add.reduceat(score, starts)})
+
+
 def _weights(
     touches: pl.LazyFrame, masks: pl.DataFrame, key_scores: pl.DataFrame
 ) -> pl.LazyFrame:
@@ -911,6 +926,7 @@ def _weights(
     scored = (
         touches.join(masks.lazy(), on="journey_id", how="left", maintain_order="left")
         .join(key_scores.lazy(), on=["mask", "channel_key"], how="left", maintain_order="left")
+        .join(_mask_totals(key_scores).lazy(), on="mask", how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("feature"))
             .then(pl.col("score").fill_null(0.0))
@@ -923,11 +939,15 @@ def _weights(
             pl.col("feature").sum().over("journey_id", "channel_key").alias("_channel_touches"),
         )
     )
-    # each distinct channel's score once per journey
+    # each distinct channel's score once per journey, split over its touches; the total is
+    # the journey's set's (:func:`_mask_totals`), not this column summed over the journey: a
+    # float sum over a window adds in the order the engine groups the rows, which depends on
+    # the other journeys in the frame, and a run a part of the journeys at a time
+    # (attribution.partitioned, Spark) must give every journey the same bits
     channel_score = (
         pl.when(pl.col("feature")).then(pl.col("score") / pl.col("_channel_touches")).otherwise(0.0)
     )
-    total = channel_score.sum().over("journey_id")
+    total = pl.col("_total").fill_null(0.0)
     weight = (
         pl.when(~pl.col("_any_feature"))
         .then(1.0 / pl.len().over("journey_id"))
