@@ -446,12 +446,7 @@ class IncrementalModel(AttributionModel):
         _check_width(len(channels))
         rank = {c: i for i, c in enumerate(channels)}
         patterns = _patterns(first, journeys, rank)
-        sums = _PatternSums(
-            masks=patterns["mask"].to_numpy(),
-            wins=patterns["conversions"].to_numpy().astype(float),
-            trials=patterns["trials"].to_numpy().astype(float),
-            revenue=patterns["revenue_cents"].to_numpy().astype(float),
-        )
+        sums = _PatternSums.of(patterns)
         nested = _fit_nested(sums, len(channels), self.l2, self.value)
         if self.priors:  # experiments calibrate the channels' effects (models.priors)
             nested = dataclasses.replace(nested, scores=calibrate_scores(
@@ -516,12 +511,7 @@ class IncrementalModel(AttributionModel):
             .with_columns(pl.col("mask").fill_null(0))  # the empty set (explode drops it)
             .sort("mask")
         )
-        sums = _PatternSums(
-            masks=patterns["mask"].to_numpy(),
-            wins=patterns["conversions"].to_numpy().astype(float),
-            trials=patterns["trials"].to_numpy().astype(float),
-            revenue=patterns["revenue_cents"].to_numpy().astype(float),
-        )
+        sums = _PatternSums.of(patterns)
         nested = _fit_nested(sums, len(channels), self.l2, self.value)
         if self.priors:
             values = pattern_values(patterns.with_row_index("_pattern"), "_pattern",
@@ -609,6 +599,16 @@ class _PatternSums:
     wins: np.ndarray
     trials: np.ndarray
     revenue: np.ndarray
+
+    @classmethod
+    def of(cls, patterns: pl.DataFrame) -> _PatternSums:
+        """From a patterns table sorted by ``mask`` with the summed observations."""
+        return cls(
+            masks=patterns["mask"].to_numpy(),
+            wins=patterns["conversions"].to_numpy().astype(float),
+            trials=patterns["trials"].to_numpy().astype(float),
+            revenue=patterns["revenue_cents"].to_numpy().astype(float),
+        )
 
 
 @dataclass(frozen=True)
