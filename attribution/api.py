@@ -81,11 +81,23 @@ def recommend_budget(result: RunResult, spend: Spend, model: str, *, total: int 
            shift: float = 0.2, floors: Mapping[str, Any] | None = None,
            caps: Mapping[str, Any] | None = None) -> pl.DataFrame:
     """The budget recommendation under ``model`` next to last-touch's
-    (:func:`attribution.budget.recommend_budget`; ``total`` in minor units)."""
+    (:func:`attribution.budget.recommend_budget`; ``total`` in minor units). Money moves only
+    for channels with the evidence to move (:func:`attribution.budget.move_evidence`: enough
+    won deals to tell and, with intervals, a share interval that excludes last-touch's)."""
     from attribution import budget as budgeting
 
     return budgeting.recommend_budget(result.summary, spend, model, total=total, shift=shift,
-                            floors=floors, caps=caps)
+                                      floors=floors, caps=caps,
+                                      evidence=budget_evidence(result, model))
+
+
+def budget_evidence(result: RunResult, model: str) -> dict[str, str | None]:
+    """Per channel, None when the run's evidence supports moving its budget under ``model``,
+    else why not (:func:`attribution.budget.move_evidence` on the run's marked summary)."""
+    from attribution import budget as budgeting
+    from attribution.intervals import marked
+
+    return budgeting.move_evidence(marked(result), model, min_deals=result.config.min_deals)
 
 
 def report_data(result: RunResult, *, spend: Spend | None = None,
@@ -94,9 +106,10 @@ def report_data(result: RunResult, *, spend: Spend | None = None,
                 history: str | None = None, history_runs: int | None = None) -> Any:
     """Everything the report shows, built once (:class:`attribution.report.data.ReportData`):
     led by ``budget_model`` (default: the config's recommended model when it ran), with the
-    scorecard and the budget move when there is spend. With intervals in the run's summary
-    (``--bootstrap``), the budget moves money only where the model's share interval excludes
-    last-touch's share. With ``history`` (a database that ``attribution run --out`` writes
+    scorecard and the budget move when there is spend. The budget moves money only for the
+    channels with enough won deals to tell and, with intervals in the run's summary
+    (``--bootstrap``), whose share interval excludes last-touch's share
+    (:func:`budget_evidence`). With ``history`` (a database that ``attribution run --out`` writes
     to), the report shows the led model's credit per channel across its last
     ``history_runs`` stored runs (:func:`attribution.db.channel_trend`)."""
     from attribution import budget as budgeting
@@ -108,8 +121,8 @@ def report_data(result: RunResult, *, spend: Spend | None = None,
     if spend is not None:
         scorecard_frame = scorecard(result, spend)
         if model in [m.name for m in result.models]:
-            held = budgeting.undecided(result.summary, model) if model != "last_touch" else []
-            budget_frame = budgeting.recommend_budget(result.summary, spend, model, hold=held)
+            budget_frame = budgeting.recommend_budget(result.summary, spend, model,
+                                                      evidence=budget_evidence(result, model))
     trend = shown = None
     if history is not None:
         from attribution import db

@@ -30,6 +30,15 @@ Which channels
     when a floor names it, and gets exactly its floor. When no paid channel has revenue credit
     the revenue shares are undefined and the target is the current mix.
 
+Evidence
+    Given ``evidence`` (:func:`move_evidence`: the decision's sufficiency rule,
+    :func:`attribution.intervals.sufficiency`, and with intervals :func:`undecided`), a
+    channel whose credit has too few deals to tell, or whose share interval holds last-touch's
+    share, keeps its share of the current spend (``bound`` "held", ``supported`` False, the
+    reason in ``evidence``): money moves only between the channels the data supports. With
+    fewer than two such channels no move is supported (:func:`verdict`) and every channel keeps
+    its share; ``unchecked_recommended`` still says what the model's credit alone would do.
+
 Last-touch next to the model
     With ``baseline="last_touch"`` (the default) the same recommendation is made on last-touch
     credit and set beside the model's: ``decision_shift`` is how much more (or less) each
@@ -101,8 +110,17 @@ BUDGET_SCHEMA = pl.Schema(
         "last_touch_recommended_cents": pl.Int64,
         "last_touch_change_cents": pl.Int64,
         "decision_shift_cents": pl.Int64,  # recommended - last_touch_recommended
+        # the evidence check (null when not checked): does the data support moving this
+        # channel's budget, why not, and what the model's credit alone would recommend
+        "supported": pl.Boolean,
+        "evidence": pl.String,
+        "unchecked_recommended_cents": pl.Int64,
+        "unchecked_change_cents": pl.Int64,
     }
 )
+
+#: why a channel no won deal touched cannot move (a spend channel the touches never name)
+NO_WON_DEAL = "too few deals to tell: no won deal touched it"
 
 #: expected revenue of a proposed budget, one row per channel
 WHAT_IF_SCHEMA = pl.Schema(
@@ -356,6 +374,7 @@ def recommend_budget(
     baseline: str | None = BASELINE,
     hold: Collection[str] = (),
     decimals: int | None = None,
+    evidence: Mapping[str, str | None] | None = None,
 ) -> pl.DataFrame:
     """Recommend a budget per channel from credited revenue per unit of spend.
 
@@ -381,8 +400,13 @@ def recommend_budget(
         The model to set beside (``last_touch``), or ``None`` to skip it.
     hold
         Channels whose budget is not moved: they keep their share of the current spend
-        (``bound`` "held"), under both models. :func:`undecided` lists the channels whose
-        evidence does not support a move (the model's share interval holds last-touch's share).
+        (``bound`` "held"), under both models.
+    evidence
+        Channel -> None when the data supports moving its budget, else why not
+        (:func:`move_evidence`; a budgeted channel not in it has no won deal touching it).
+        The unsupported channels are held too (a floor or cap set for one stands), ``supported``
+        and ``evidence`` say so, and ``unchecked_recommended`` is the budget without that
+        check. ``None``: nothing is checked (``supported`` and ``evidence`` empty).
 
     Returns
     -------
@@ -444,9 +468,12 @@ def recommend_budget(
         c: _cents(caps_given[c], total, up=False) if c in caps_given else None for c in budgeted
     }
     spent = sum(spend_of[c] for c in budgeted)
-    held = {c for c in hold if c in budgeted and c not in floors_given and c not in caps_given}
-    for channel in held:
-        lows[channel] = highs[channel] = spend_of[channel] * total // spent if spent else 0
+    fixed = set(floors_given) | set(caps_given)  # the user's bounds stand
+    asked = {c for c in hold if c in budgeted and c not in fixed}
+    why: dict[str, str | None] = (
+        {c: evidence.get(c, NO_WON_DEAL) for c in budgeted} if evidence is not None else {}
+    )
+    held = asked | {c for c, reason in why.items() if reason is not None and c not in fixed}
     for channel in budgeted:
         high = highs[channel]
         if high is not None and lows[channel] > high:
@@ -457,15 +484,30 @@ def recommend_budget(
     step = Fraction(Decimal(repr(shift)))
     revenue_of = {c: int(r) for c, r in chosen.select("channel",
                                                       "revenue_credit_cents").iter_rows()}
-    recommended, _ = _allocate(spend_of, revenue_of, budgeted, total, step, lows, highs,
-                               decimals)
-    if base is not None:
-        base_revenue = {c: int(r) for c, r in base.select("channel",
-                                                          "revenue_credit_cents").iter_rows()}
-        base_recommended, _ = _allocate(spend_of, base_revenue, budgeted, total, step, lows,
-                                        highs, decimals)
-    else:
-        base_revenue, base_recommended = {}, {}
+    base_revenue = (
+        {c: int(r) for c, r in base.select("channel", "revenue_credit_cents").iter_rows()}
+        if base is not None else {}
+    )
+
+    def plan(kept: set[str], revenue: dict[str, int]) -> dict[str, int]:
+        """The allocation with the ``kept`` channels at their share of the current spend."""
+        if kept and kept == set(budgeted):  # nothing moves: the current mix, to the cent
+            return _allocate(spend_of, revenue, budgeted, total, Fraction(0),
+                             dict.fromkeys(budgeted, 0), dict.fromkeys(budgeted), decimals)[0]
+        low, high = dict(lows), dict(highs)
+        # each kept channel at its share of the total; when the other channels' floors leave
+        # less than that, the kept ones share what the floors leave, by their current spend
+        pool, over = total, spent
+        need = sum(lows[c] for c in budgeted if c not in kept)
+        if spent and need + sum(spend_of[c] * total // spent for c in kept) > total:
+            pool, over = max(total - need, 0), sum(spend_of[c] for c in kept)
+        for channel in kept:
+            low[channel] = high[channel] = spend_of[channel] * pool // over if over else 0
+        return _allocate(spend_of, revenue, budgeted, total, step, low, high, decimals)[0]
+
+    recommended = plan(held, revenue_of)
+    unchecked = plan(asked, revenue_of) if held != asked else recommended
+    base_recommended = plan(held, base_revenue) if base is not None else {}
 
     spent_total = sum(spend_of[c] for c in budgeted)
     paid_revenue = sum(revenue_of.get(c, 0) for c in budgeted)
@@ -514,6 +556,10 @@ def recommend_budget(
                 "decision_shift_cents": (
                     amount - base_recommended[channel] if base is not None else None
                 ),
+                "supported": why[channel] is None if evidence is not None else None,
+                "evidence": why.get(channel),
+                "unchecked_recommended_cents": unchecked[channel],
+                "unchecked_change_cents": unchecked[channel] - spend_of[channel],
             }
         )
     frame = pl.DataFrame(rows, schema=BUDGET_SCHEMA, orient="row")
@@ -535,6 +581,168 @@ def undecided(summary: pl.DataFrame, model: str, baseline: str = BASELINE) -> li
             .filter((pl.col("revenue_share_low") <= pl.col("_base"))
                     & (pl.col("_base") <= pl.col("revenue_share_high"))))
     return sorted(rows.get_column("channel").to_list())
+
+
+def _deals(count: int) -> str:
+    return f"{count:,} won deal{'' if count == 1 else 's'}"
+
+
+def move_evidence(marked: pl.DataFrame, model: str, *, min_deals: int | None = None,
+                  baseline: str = BASELINE) -> dict[str, str | None]:
+    """Per channel of ``model``: None when the data supports moving its budget, else why not
+    (for :func:`recommend_budget`'s ``evidence``).
+
+    The rule is the one the report's decision section and every "too few deals to tell" mark
+    use (:func:`attribution.intervals.sufficiency`, whose ``won_deals_touched`` and
+    ``sufficient`` columns ``marked`` must have): a channel with fewer than ``min_deals`` won
+    deals touching it, or an interval wider than its credit, does not move. With intervals,
+    neither does one whose interval of ``model``'s share holds ``baseline``'s share
+    (:func:`undecided`).
+
+    >>> marked = pl.DataFrame({"model": ["m", "m"], "channel": ["a", "b"],
+    ...                        "won_deals_touched": [40, 4], "sufficient": [True, False]})
+    >>> move_evidence(marked, "m", min_deals=30)
+    {'a': None, 'b': 'too few deals to tell: 4 won deals touched it (fewer than 30)'}
+    """
+    if "sufficient" not in marked.columns or "won_deals_touched" not in marked.columns:
+        raise ConfigError("the evidence of a budget needs a summary marked by "
+                          "attribution.intervals.sufficiency (won_deals_touched, sufficient)")
+    unsure = set(undecided(marked, model, baseline)) if model != baseline else set()
+    said = "last-touch" if baseline == BASELINE else baseline
+    reasons: dict[str, str | None] = {}
+    rows = marked.filter(pl.col("model") == model).select("channel", "won_deals_touched",
+                                                          "sufficient")
+    for channel, touched, enough in rows.iter_rows():
+        count = int(touched or 0)
+        if not enough:
+            if count == 0:
+                reasons[channel] = NO_WON_DEAL
+            elif min_deals is not None and count >= min_deals:
+                reasons[channel] = "too few deals to tell: its interval is wider than its credit"
+            else:
+                reasons[channel] = (f"too few deals to tell: {_deals(count)} touched it"
+                                    + (f" (fewer than {min_deals:,})" if min_deals else ""))
+        elif channel in unsure:
+            reasons[channel] = f"its interval of {model}'s share holds {said}'s share"
+        else:
+            reasons[channel] = None
+    return reasons
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the data supports a budget's moves (:func:`verdict`)."""
+
+    #: the evidence was checked (the budget was made with ``evidence``)
+    checked: bool
+    #: money may move: two channels or more have the evidence to move (always, unchecked)
+    supported: bool
+    #: why no move is supported
+    reason: str | None
+    #: the channels held at their share of current spend for want of evidence
+    held: tuple[str, ...]
+
+
+def verdict(budget: pl.DataFrame) -> Verdict:
+    """Whether ``budget`` (:func:`recommend_budget`) may move money: only between channels the
+    data supports, so not with fewer than two of them; then every channel keeps its share of
+    the current spend and ``reason`` says why."""
+    if "supported" not in budget.columns or budget.get_column("supported").null_count():
+        return Verdict(False, True, None, ())
+    able = budget.filter(pl.col("supported")).get_column("channel").to_list()
+    unable = budget.filter(~pl.col("supported"))
+    held = tuple(unable.filter(pl.col("bound") == "held").get_column("channel").to_list())
+    if len(able) >= 2:
+        return Verdict(True, True, None, held)
+    if able:
+        reason = (f"only {able[0]} has the evidence to move its budget, and money moves "
+                  "between two channels or more")
+    elif all(str(r).startswith("too few deals to tell")
+             for r in unable.get_column("evidence").to_list()):
+        reason = ("every paid channel has too few deals to tell" if budget.height > 1
+                  else "the paid channel has too few deals to tell")
+    else:
+        reason = "no paid channel has the evidence to move its budget"
+    return Verdict(True, False, reason, held)
+
+
+def _moves(budget: pl.DataFrame, column: str, currency: str) -> tuple[str, str] | None:
+    """``("$18.9k", "most into A (+$12.9k), most out of B (-$8.93k)")`` of a change column,
+    or None when nothing moves."""
+    from attribution.render import compact_money, printable
+
+    moved = int(budget.filter(pl.col(column) > 0).get_column(column).sum())
+    if moved <= 0:
+        return None
+    into = budget.sort([column, "channel"], descending=[True, False]).row(0, named=True)
+    out = budget.sort([column, "channel"]).row(0, named=True)
+
+    def signed(cents: int) -> str:
+        text = compact_money(cents, currency)
+        return text if cents < 0 else f"+{text}"
+
+    return (compact_money(moved, currency),
+            f"most into {printable(into['channel'])} ({signed(into[column])}), "
+            f"most out of {printable(out['channel'])} ({signed(out[column])})")
+
+
+def headline(budget: pl.DataFrame, currency: str = "USD") -> str:
+    """The budget's finding in one sentence: the move, or why the data supports none."""
+    found = verdict(budget)
+    if not found.supported:
+        return f"No budget move is supported by the data: {found.reason}"
+    moves = _moves(budget, "change_cents", currency)
+    if moves is None:
+        return "The recommended budget keeps the current mix"
+    amount, where = moves
+    if found.held:
+        able = budget.height - len(found.held)
+        return f"Move {amount} of spend between the {able} channels the data supports: {where}"
+    return f"Move {amount} of spend: {where}"
+
+
+def notes(budget: pl.DataFrame, currency: str = "USD", *, gated: bool = False,
+          min_deals: int | None = None, columns: bool = False) -> list[str]:
+    """What a reader of ``budget`` must know, one sentence each: why no move is supported and
+    what the model's credit alone would do (``columns``: where to find it in JSON and CSV),
+    which channels are held and why, and the rule (``gated``: with intervals)."""
+    from attribution.render import printable
+
+    model = budget.get_column("model")[0] if budget.height else ""
+    found = verdict(budget)
+    lines = []
+    if not found.checked:
+        return ["the moves are not checked against the evidence: with intervals (--bootstrap "
+                f"N), money moves only where the interval of {model}'s share excludes "
+                "last-touch's share"]
+    if not found.supported:
+        lines.append(f"no move is supported by the data: {found.reason}; every channel keeps "
+                     "its share of current spend")
+        alone = _moves(budget, "unchecked_change_cents", currency)
+        if alone is not None:
+            lines.append(f"left to its credit alone, {model} would move {alone[0]} of spend, "
+                         f"{alone[1]}: not supported by the data"
+                         + (" (unchecked_recommended and unchecked_change in --format json or "
+                            "csv)" if columns else ""))
+    elif found.held:
+        by_reason: dict[str, list[str]] = {}
+        for channel, reason in (budget.filter(pl.col("channel").is_in(list(found.held)))
+                                .select("channel", "evidence").sort("channel").iter_rows()):
+            kind = str(reason).split(":")[0]
+            by_reason.setdefault(kind, []).append(printable(channel))
+        lines.append("held at their share of current spend: " + "; ".join(
+            f"{', '.join(names)} ({kind})" for kind, names in by_reason.items()))
+    enough = (f"at least {min_deals:,} won deals touched it" if min_deals
+              else "enough won deals touched it")
+    if gated:
+        lines.append(f"a channel's budget moves only when {enough}, its interval is no wider "
+                     f"than its credit and the interval of {model}'s share excludes "
+                     "last-touch's share")
+    else:
+        lines.append(f"a channel's budget moves only when {enough}; no intervals (add "
+                     "--bootstrap N): the moves are not checked against the uncertainty of "
+                     "the credit")
+    return lines
 
 
 # -- what if ------------------------------------------------------------------------------------
@@ -683,13 +891,20 @@ def what_if(
 
 __all__ = [
     "BUDGET_SCHEMA",
+    "NO_WON_DEAL",
     "WHAT_IF_SCHEMA",
     "Share",
+    "Verdict",
     "current_spend",  # money: keep name (the function)
+    "headline",
     "largest_remainder",
+    "move_evidence",
+    "notes",
     "parse_bound",
     "parse_bound_option",
     "read_budget",
     "recommend_budget",
+    "undecided",
+    "verdict",
     "what_if",
 ]

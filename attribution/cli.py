@@ -463,8 +463,12 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     --model (one model; default the recommended model, [models] recommended), moves --shift
     of the budget toward the revenue mix within floors and caps (the total is kept to the
     cent), and shows what changes when the decision is made on multi-touch credit rather than
-    last-touch. With --bootstrap N, money moves only where the model's share interval excludes
-    last-touch's share; the other channels keep their share of current spend ("held").
+    last-touch. Money moves only for channels with enough won deals to tell (--min-deals, the
+    rule of every "too few deals to tell" mark) and, with --bootstrap N, whose share interval
+    excludes last-touch's share; the other channels keep their share of current spend
+    ("held"). With fewer than two such channels no move is supported and the title says why.
+    JSON and CSV rows carry supported, evidence (why not) and unchecked_recommended /
+    unchecked_change: what the model's credit alone would do.
     """
     names: tuple[str, ...] = options.get("model_names") or ()
     if len(names) > 1:
@@ -485,17 +489,15 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
     emit(state, recommendation, stdout_format,
          render.frame_table(shown, title=f"Budget recommendation - {plan.model}"
                             + (" (recommended model)" if plan.model == config.recommended else "")
-                            + " (shift "
-                            f"{shift:.0%} toward credited revenue), next to the same rule on "
-                            "last-touch credit", currency=result.currency, compact=True),
+                            + (" (shift "
+                               f"{shift:.0%} toward credited revenue), next to the same rule on "
+                               "last-touch credit" if plan.verdict.supported else
+                               ": no move is supported by the data; every channel keeps its "
+                               "share of current spend"),
+                            currency=result.currency, compact=True),
          result.currency)
-    if plan.gated:
-        state.note("money moves only where the interval of " + render.escape_text(plan.model)
-                   + "'s share excludes last-touch's share; held at the current mix: "
-                   + (", ".join(map(render.escape_text, plan.held)) or "none"))
-    else:
-        state.note("no intervals (add --bootstrap N): the moves are not checked against the "
-                   "uncertainty of the credit")
+    for line in plan.notes():
+        state.note(render.escape_text(line))
     note_too_few(state, result, [plan.model])
     if plan.what_if is not None:
         emit(state, plan.what_if, stdout_format,

@@ -24,7 +24,7 @@ from attribution.compare import BASELINE
 from attribution.config import Config
 from attribution.engine import Engine
 from attribution.errors import ConfigError, RejectRateError
-from attribution.intervals import sufficiency, with_intervals
+from attribution.intervals import marked, sufficiency, with_intervals
 from attribution.output import write_csv
 from attribution.pipeline import Progress, RunResult, require_inputs, resolve_models
 from attribution.results import unspent_channels, with_spend, write_results
@@ -364,11 +364,26 @@ class Budget:
     model: str
     recommendation: pl.DataFrame
     what_if: pl.DataFrame | None = None
-    #: channels held at their current share: the model's share interval holds last-touch's
-    #: (empty without intervals)
+    #: channels held at their current share for want of evidence (too few deals to tell, or
+    #: with intervals one whose share interval holds last-touch's)
     held: list[str] = field(default_factory=list)
     #: whether intervals gated the moves (the run had --bootstrap)
     gated: bool = False
+
+    @property
+    def verdict(self) -> Any:
+        """Whether the data supports the moves (:func:`attribution.budget.verdict`)."""
+        from attribution.budget import verdict
+
+        return verdict(self.recommendation)
+
+    def notes(self) -> list[str]:
+        """What a reader must know about the moves (:func:`attribution.budget.notes`)."""
+        from attribution.budget import notes
+
+        result = self.economics.result
+        return notes(self.recommendation, result.currency, gated=self.gated,
+                     min_deals=result.config.min_deals, columns=True)
 
 
 def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
@@ -377,9 +392,11 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
            what_if_path: Path | None = None, band: float = 0.5) -> Budget:
     """``attribution budget``: a budget from ``model``'s credited revenue per unit of spend
     (default: the recommended model, :func:`by_experiments`), next to the same rule on
-    last-touch credit (and a what-if estimate of a proposed one). With ``config.bootstrap``
-    resamples, money moves only where the model's share interval excludes last-touch's share;
-    the other channels keep their share of the current spend (``held``)."""
+    last-touch credit (and a what-if estimate of a proposed one). Money moves only for the
+    channels with enough won deals to tell (the rule of every "too few deals to tell" mark,
+    :func:`attribution.intervals.sufficiency`) and, with ``config.bootstrap`` resamples, whose
+    share interval excludes last-touch's share; the other channels keep their share of the
+    current spend (``held``, :func:`attribution.budget.move_evidence`)."""
     from attribution import budget as budgeting
 
     model = model or by_experiments(config, engine, progress).recommended
@@ -388,7 +405,8 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
                            required=True, keep_inputs=False, keep_credit=False)
     assert economics.spend is not None
     summary = economics.result.summary
-    held = budgeting.undecided(summary, model) if model != BASELINE else []
+    evidence = budgeting.move_evidence(marked(economics.result), model,
+                                       min_deals=config.min_deals)
     decimals = currency_decimals(economics.result.currency)  # amounts given in major units
     recommendation = budgeting.recommend_budget(
         summary, economics.spend, model,
@@ -396,14 +414,15 @@ def budget(config: Config, engine: Engine, progress: Progress | None = None, *,
         shift=shift,
         floors=dict(budgeting.parse_bound_option(f, "--floor", decimals) for f in floors),
         caps=dict(budgeting.parse_bound_option(c, "--cap", decimals) for c in caps),
-        hold=held,
         decimals=decimals,
+        evidence=evidence,
     )
     estimate = None
     if what_if_path is not None:
         estimate = budgeting.what_if(budgeting.read_budget(what_if_path, decimals=decimals),
                                      summary, economics.spend, model, band=band)
-    held = [c for c in held if c in set(recommendation.get_column("channel").to_list())]
+    held = (recommendation.filter((pl.col("bound") == "held") & ~pl.col("supported"))
+            .get_column("channel").sort().to_list())
     return Budget(economics, model, recommendation, estimate, held,
                   "revenue_share_low" in summary.columns)
 

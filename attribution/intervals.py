@@ -527,6 +527,14 @@ def sufficiency(summary: pl.DataFrame, journeys: Journeys, min_deals: int, *,
     return marked.with_columns(enough.alias("sufficient"))
 
 
+def marked(result: RunResult, *, won: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The run's summary with :data:`SUFFICIENCY_COLUMNS` (:func:`sufficiency` under the run's
+    ``min_deals``): its own when :func:`with_intervals` added them."""
+    if "sufficient" in result.summary.columns:
+        return result.summary
+    return sufficiency(result.summary, result.journeys, result.config.min_deals, won=won)
+
+
 def with_intervals(result: RunResult, *, replicates: int | None = None,
                    level: float | None = None, seed: int | None = None,
                    min_deals: int | None = None,
@@ -603,6 +611,7 @@ __all__ = [
     "evidence_notes",
     "few_won_deals",
     "insufficient",
+    "marked",
     "INTERVAL_COLUMNS",
     "SUFFICIENCY_COLUMNS",
     "TOO_FEW",

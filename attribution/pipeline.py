@@ -215,6 +215,15 @@ def journeys_from(inputs: Inputs, config: Config, *,
     return journeys, stats
 
 
+def direct_channels(config: Config) -> tuple[str, ...]:
+    """The channels ``last_non_direct`` counts as direct: the config's, the source preset's
+    ("Direct Traffic" for HubSpot), and their aliases under the run's channel rules."""
+    direct = tuple(config.direct_channels)
+    if config.source is not None:
+        direct = (*direct, *source_direct_channels(load_preset(config.source)))
+    return load_rules(config.channel_rules).names_of(dict.fromkeys(direct))
+
+
 def resolve_models(config: Config, journeys: Journeys | None = None) -> list[AttributionModel]:
     """Model instances for the run: the configured names, or every model the data supports."""
     # last-touch first: everything is compared with it; a model named twice runs once (its
@@ -232,12 +241,7 @@ def resolve_models(config: Config, journeys: Journeys | None = None) -> list[Att
             fallback = params.setdefault("fallback", fallback_model(config))
             params.setdefault("fallback_params", config.params_for(fallback))
         if name == "last_non_direct":
-            # the direct channels and their aliases ("Direct Traffic" is direct, as "Direct")
-            direct = tuple(config.direct_channels)
-            if config.source is not None:
-                direct = (*direct, *source_direct_channels(load_preset(config.source)))
-            params.setdefault("direct_channels",
-                              load_rules(config.channel_rules).names_of(dict.fromkeys(direct)))
+            params.setdefault("direct_channels", direct_channels(config))
         models.append(get_model(name, **params))
     if not config.models and journeys is not None:
         models = [m for m in models if _supports(m, journeys)]

@@ -236,6 +236,8 @@ MONEY_COLUMNS = frozenset(
         "last_touch_recommended_cents",
         "last_touch_change_cents",
         "decision_shift_cents",
+        "unchecked_recommended_cents",  # a budget before the evidence check
+        "unchecked_change_cents",
         "floor_cents",
         "cap_cents",
         "proposed_spend_cents",

@@ -288,3 +288,99 @@ def test_read_budget(tmp_path: Path) -> None:
         InputError, match=r"budget.csv: row 1, column 'amount': not a number \(value 'lots'\)"
     ):
         read_budget(path)
+
+
+# -- the evidence check: money moves only where the data supports a move -----------------------
+def test_without_evidence_for_any_channel_nothing_moves_and_the_model_alone_is_kept() -> None:
+    from attribution.budget import headline, notes, verdict
+
+    plain = recommend_budget(SUMMARY, SPEND, "linear")
+    evidence = {"events": "too few deals to tell: 1 won deal touched it (fewer than 30)",
+                "paid_search": "too few deals to tell: 2 won deals touched it (fewer than 30)"}
+    budget = recommend_budget(SUMMARY, SPEND, "linear", evidence=evidence)
+    assert budget.schema == BUDGET_SCHEMA
+    # every channel keeps its spend (paid_social, absent from the evidence, had no won deal)
+    assert column(budget, "recommended_cents") == column(budget, "current_spend_cents")
+    assert column(budget, "last_touch_recommended_cents") == column(budget, "current_spend_cents")
+    assert set(budget["bound"]) == {"held"} and set(budget["supported"]) == {False}
+    assert column(budget, "evidence")["paid_social"] == (
+        "too few deals to tell: no won deal touched it")
+    # what linear alone would do: the plain recommendation, to the cent
+    assert column(budget, "unchecked_recommended_cents") == column(plain, "recommended_cents")
+    assert column(budget, "unchecked_change_cents") == column(plain, "change_cents")
+    found = verdict(budget)
+    assert found.checked and not found.supported
+    assert found.reason == "every paid channel has too few deals to tell"
+    assert headline(budget) == ("No budget move is supported by the data: every paid channel "
+                                "has too few deals to tell")
+    lines = notes(budget, min_deals=30)
+    assert lines[0].startswith("no move is supported by the data")
+    assert lines[1] == ("left to its credit alone, linear would move $260 of spend, most into "
+                        "paid_search (+$260), most out of events (-$148): not supported by the "
+                        "data")
+    assert "at least 30 won deals touched it" in lines[2]
+    # unchecked, as before: nothing is said about support
+    assert verdict(plain).checked is False and set(plain["supported"].to_list()) == {None}
+    assert headline(plain).startswith("Move $260 of spend: most into paid_search")
+
+
+def test_only_supported_channels_move_and_one_alone_cannot() -> None:
+    from attribution.budget import headline, verdict
+
+    two = recommend_budget(SUMMARY, SPEND, "linear", shift=0.5,
+                           evidence={"events": None, "paid_search": None})
+    rows = {r["channel"]: r for r in two.iter_rows(named=True)}
+    assert rows["paid_social"]["bound"] == "held" and not rows["paid_social"]["supported"]
+    assert rows["paid_social"]["recommended_cents"] == 60000
+    assert rows["events"]["recommended_cents"] + rows["paid_search"]["recommended_cents"] == 400000
+    assert rows["paid_search"]["change_cents"] > 0 > rows["events"]["change_cents"]
+    assert verdict(two).supported and verdict(two).held == ("paid_social",)
+    assert headline(two).startswith("Move $")
+    assert "between the 2 channels the data supports" in headline(two)
+    one = recommend_budget(SUMMARY, SPEND, "linear", evidence={"events": None})
+    assert column(one, "change_cents") == {"events": 0, "paid_search": 0, "paid_social": 0}
+    assert verdict(one).reason == ("only events has the evidence to move its budget, and money "
+                                   "moves between two channels or more")
+
+
+def test_held_channels_keep_the_total_and_leave_room_for_a_floor() -> None:
+    # every channel held with a total that is not the current spend: the current mix of it,
+    # to the cent (no channel is left a bound it cannot meet)
+    budget = recommend_budget(SUMMARY, SPEND, "linear", total=100001, evidence={})
+    assert budget["recommended_cents"].sum() == 100001
+    assert column(budget, "recommended_cents") == column(
+        recommend_budget(SUMMARY, SPEND, "linear", total=100001, shift=0), "recommended_cents")
+    # a floor on a new channel with every paid channel held: the held ones share what it leaves
+    summary = pl.concat([SUMMARY, pl.DataFrame({
+        "model": ["linear"], "channel": ["podcast"], "channel_group": ["demand_creation"],
+        "revenue_credit_cents": [0]})])
+    budget = recommend_budget(summary, SPEND, "linear", floors={"podcast": "50%"}, evidence={},
+                              baseline=None)
+    rows = column(budget, "recommended_cents")
+    assert rows["podcast"] >= 230000 and sum(rows.values()) == 460000
+    assert rows["events"] * 100 == pytest.approx(rows["paid_search"] * 300, abs=300)
+
+
+def test_move_evidence_is_the_sufficiency_rule_and_with_intervals_the_overlap() -> None:
+    from attribution.budget import move_evidence
+
+    marked = pl.DataFrame({
+        "model": ["m", "m", "m", "m", "last_touch", "last_touch", "last_touch", "last_touch"],
+        "channel": ["a", "b", "c", "d"] * 2,
+        "revenue_credit_cents": [600, 300, 100, 0, 400, 600, 0, 0],
+        "revenue_share": [0.6, 0.3, 0.1, 0.0, 0.4, 0.6, 0.0, 0.0],
+        "revenue_share_low": [0.5, 0.1, 0.0, 0.0, 0.3, 0.5, 0.0, 0.0],
+        "revenue_share_high": [0.7, 0.5, 0.3, 0.0, 0.5, 0.7, 0.0, 0.0],
+        "won_deals_touched": [40, 35, 31, 2, 40, 35, 31, 2],
+        "sufficient": [True, True, True, False, True, True, True, False],
+    })
+    assert move_evidence(marked, "m", min_deals=30) == {
+        "a": None, "b": None,
+        "c": "its interval of m's share holds last-touch's share",
+        "d": "too few deals to tell: 2 won deals touched it (fewer than 30)",
+    }
+    wide = marked.with_columns(pl.lit(False).alias("sufficient"))
+    assert move_evidence(wide, "m", min_deals=30)["a"] == (
+        "too few deals to tell: its interval is wider than its credit")
+    with pytest.raises(ConfigError, match="sufficiency"):
+        move_evidence(marked.drop("sufficient"), "m")

@@ -292,14 +292,18 @@ def test_write_pngs_titles_each_image(tmp_path):
     assert path == tmp_path / "tiny.png" and png_size(path)[0] > 100
 
 
-def test_top_paths_are_ranked_by_won_revenue(page):
+def test_top_paths_are_ranked_by_won_revenue_and_list_only_paths_that_won(page):
     section = page[page.index('<section id="journeys">'):page.index('<section id="markov">')]
-    assert "paths that won the most revenue" in section
+    # two of the three paths won (D2 lost and D4 open went paid_social alone): fewer than
+    # the twelve a top list holds, and the heading says so
+    assert '<h3 class="finding">Only 2 paths won revenue</h3>' in section
+    assert "paths that won the most revenue" not in section
     # D3 events > paid_search ($60,000) before D1 paid_social > paid_search ($1,000)
     assert section.index("<td>events &gt; paid_search</td>") < section.index(
         "<td>paid_social &gt; paid_search</td>"
     )
     assert "$60,000.00" in section and "$1,000.00" in section
+    assert "<td>paid_social</td>" not in section and "$0.00" not in section
 
 
 # -- names are data (issue #21, item 4) -----------------------------------------------------------

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,24 +105,24 @@ def _major(cents: int | float | None, currency: str) -> float | None:
 
 
 def _group_rank(group: str | None) -> int:
-    return {CREATION: 0, CAPTURE: 1}.get(group or "", 2)
+    return theme.group_rank(group)
 
 
 def label_colour_expr(groups: Mapping[str, str | None], keys: Keys,
                       default: str = "#374151") -> dict[str, str]:
     """A Vega expression colouring axis labels (channels, encoded by their :class:`Keys`) by
-    their channel group."""
-    creation = sorted(keys[c] for c, g in groups.items() if g == CREATION and c in keys.names)
-    capture = sorted(keys[c] for c, g in groups.items() if g == CAPTURE and c in keys.names)
-    return {
-        "expr": (
-            f"indexof({json.dumps(creation)}, datum.value) >= 0 ? "
-            f"'{theme.GROUP_COLOURS[CREATION]}' : "
-            f"indexof({json.dumps(capture)}, datum.value) >= 0 ? "
-            f"'{theme.GROUP_COLOURS[CAPTURE]}' : "
-            f"'{default}'"
-        )
-    }
+    their channel group's colour (:func:`~attribution.report.theme.group_colour`: the tables'
+    colour too); ungrouped channels in ``default``."""
+    named = set(keys.names)
+    by_group: dict[str | None, list[str]] = {}
+    for channel, group in groups.items():
+        if channel in named and theme.group_colour(group) != theme.OTHER_COLOUR:
+            by_group.setdefault(group, []).append(keys[channel])
+    expr = f"'{default}'"
+    for group in reversed(theme.group_order(by_group)):
+        expr = (f"indexof({json.dumps(sorted(by_group[group]))}, datum.value) >= 0 ? "
+                f"'{theme.group_colour(group)}' : {expr}")
+    return {"expr": expr}
 
 
 def _models(frame: pl.DataFrame) -> list[str]:
@@ -159,11 +159,6 @@ def _credited(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     return frame.filter((pl.col(column) != 0).any().over("channel"))
 
 
-def _present_groups(groups: Sequence[str | None]) -> list[str]:
-    labels = {group_label(g) for g in groups}
-    return [label for label in theme.GROUP_ORDER if label in labels]
-
-
 def _sign_money(cents: int, currency: str) -> str:
     text = compact_money(cents, currency)
     return text if cents < 0 else f"+{text}"
@@ -171,6 +166,8 @@ def _sign_money(cents: int, currency: str) -> str:
 
 # -- 0. the decision: the recommended model against last-touch --------------------------------
 TOO_FEW_LABEL = "too few deals to tell"
+#: what a model alone would do where the data supports no move: pale, never a recommendation
+UNSUPPORTED_COLOUR = "#F2DDB3"
 
 
 def decision(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
@@ -183,9 +180,7 @@ def decision(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
     A channel marked insufficient is drawn hollow and never named in the title."""
     if table.height == 0:
         return None
-    rows = table.filter((pl.col("revenue_share") != 0) | (pl.col("last_touch_revenue_share") != 0))
-    if rows.height == 0:
-        return None
+    rows = table  # the table's channels, every one: a channel both models give 0% is a dot at 0
     order = rows.get_column("channel").to_list()
     keys = Keys(order)
     groups = channel_groups(rows)
@@ -280,6 +275,24 @@ def decision(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
 
 
 # -- 0b. won revenue by month -------------------------------------------------------------------
+def month_range(months: Iterable[str]) -> list[str]:
+    """Every month (``2025-04``) from the earliest to the latest of ``months``.
+
+    >>> month_range(["2025-11", "2026-02"])
+    ['2025-11', '2025-12', '2026-01', '2026-02']
+    """
+    present = sorted(set(months))
+    if not present:
+        return []
+    year, month = map(int, present[0].split("-"))
+    last = tuple(map(int, present[-1].split("-")))
+    every = []
+    while (year, month) <= last:
+        every.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return every
+
+
 def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | None:
     """Stacked bars: won revenue by month of close, split by the channels ``model`` credits.
 
@@ -302,9 +315,16 @@ def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | No
     best = months.sort(["revenue_credit_cents", "month"], descending=[True, False]).row(0,
                                                                                         named=True)
     total = int(months.get_column("revenue_credit_cents").sum())
+    # every month from the first to the last: a month without a won deal is a zero bar, not
+    # a gap the axis closes
+    axis = month_range(months.get_column("month").to_list())
+    empty = [m for m in axis if m not in set(months.get_column("month").to_list())]
     title = (f"Won revenue by month of close, credited by {model}: "
              f"{compact_money(total, currency)} over "
-             f"{months.height} months, the most in {best['month']}")
+             f"{len(axis)} months, the most in {best['month']}")
+    if empty:
+        title += (f"; no won revenue in {', '.join(empty[:3])}"
+                  + (f" and {len(empty) - 3} more months" if len(empty) > 3 else ""))
     palette = theme.MODEL_COLOURS * (len(order) // len(theme.MODEL_COLOURS) + 1)
     spec: Spec = {
         "params": [keys.param()],
@@ -314,7 +334,7 @@ def monthly_credit(table: pl.DataFrame, currency: str, model: str) -> Chart | No
         "mark": {"type": "bar"},
         "encoding": {
             "x": {"field": "month", "type": "ordinal", "title": None,
-                  "axis": {"labelAngle": -45}},
+                  "scale": {"domain": axis}, "axis": {"labelAngle": -45}},
             "y": {"field": "credit", "type": "quantitative", "stack": "zero",
                   "title": f"Won revenue ({currency})", "axis": {"format": "$,.3~s"}},
             "color": {"field": "key", "type": "nominal", "sort": keys.keys(order),
@@ -590,7 +610,9 @@ def shift_from_last_touch(
                         "x": {"field": "shift", "type": "quantitative",
                               "title": f"vs last-touch ({currency})",
                               "axis": {"format": "$,.2~s", "tickCount": 4}},
-                        "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                        "color": {"field": "group", "type": "nominal",
+                                  "scale": theme.group_scale(
+                                      rows.get_column("channel_group").to_list()),
                                   "title": "Channel group"},
                         "tooltip": [
                             {"field": "channel", "title": "Channel"},
@@ -621,9 +643,11 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
     models = _models(summary)
     if baseline in models:
         models = [baseline, *[m for m in models if m != baseline]]
+    present = theme.group_order(summary.get_column("channel_group").unique().to_list())
     by_group = (
         summary.with_columns(
-            pl.col("channel_group").map_elements(group_label, return_dtype=pl.String).alias("group")
+            pl.col("channel_group").fill_null("other")
+            .map_elements(group_label, return_dtype=pl.String).alias("group")
         )
         .group_by("model", "group")
         .agg(
@@ -635,7 +659,7 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
     for model in models:
         start = 0.0
         part = {g: (s, c) for _, g, s, c in by_group.filter(pl.col("model") == model).iter_rows()}
-        for group in theme.GROUP_ORDER:
+        for group in [group_label(g) for g in present]:
             if group not in part:
                 continue
             share, credit = part[group]
@@ -683,7 +707,8 @@ def group_share(summary: pl.DataFrame, currency: str, baseline: str = BASELINE) 
                     "x": {"field": "start", "type": "quantitative", "title": "Share of won revenue",
                           "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
                     "x2": {"field": "end"},
-                    "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                    "color": {"field": "group", "type": "nominal",
+                              "scale": theme.group_scale(present),
                               "title": "Channel group"},
                     "tooltip": [
                         {"field": "model", "title": "Model"},
@@ -849,7 +874,8 @@ def journey_flow(
                     "y": {**axis_free("y0"), "scale": y_scale, "stack": None},
                     "y2": {"field": "y1"},
                     "detail": {"field": "link", "type": "nominal"},
-                    "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                    "color": {"field": "group", "type": "nominal",
+                              "scale": theme.group_scale([groups.get(n) for n in columns[0]]),
                               "title": "First touch in"},
                     "tooltip": [
                         {"field": "from", "title": "First touch"},
@@ -1069,7 +1095,8 @@ def removal_effects(
                 "x": {"field": "share", "type": "quantitative",
                       "title": f"Share of removal effect ({what})",
                       "axis": {"format": "%"}},
-                "color": {"field": "group", "type": "nominal", "scale": theme.group_scale(),
+                "color": {"field": "group", "type": "nominal",
+                          "scale": theme.group_scale([groups.get(c) for c in keys.names]),
                           "title": "Channel group"},
                 "tooltip": tooltip,
             },
@@ -1100,25 +1127,43 @@ def removal_effects(
 
 # -- 7. budget -----------------------------------------------------------------------------------
 def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
-    """Current spend next to the recommended budget (and last-touch's), per channel."""
+    """Current spend next to the recommended budget (and last-touch's), per channel; titled by
+    :func:`attribution.budget.headline`. When the data supports no move
+    (:func:`attribution.budget.verdict`), current spend next to what the model's credit alone
+    would recommend, pale and labelled "not supported by the data"."""
+    from attribution import budget as budgeting
+
     if budget.height == 0:
         return None
     model = budget.get_column("model")[0]
+    found = budgeting.verdict(budget)
     groups = dict(budget.select("channel", "channel_group").iter_rows())
+    unsupported = found.checked and not found.supported
+    ranked = "unchecked_recommended_cents" if unsupported else "recommended_cents"
     order = (
-        budget.sort(["recommended_cents", "channel"], descending=[True, False])
+        budget.sort([ranked, "channel"], descending=[True, False])
         .get_column("channel")
         .to_list()
     )
     keys = Keys(order)
-    series = [("Current spend", "current_spend_cents"), (f"Recommended ({model})",
-                                                         "recommended_cents")]
     has_base = (
-        "last_touch_recommended_cents" in budget.columns
+        not unsupported
+        and "last_touch_recommended_cents" in budget.columns
         and budget.get_column("last_touch_recommended_cents").null_count() == 0
     )
-    if has_base:
-        series.append(("Recommended (last-touch)", "last_touch_recommended_cents"))
+    if unsupported:
+        series = [("Current spend", "current_spend_cents", "change_cents"),
+                  (f"{model} alone (not supported by the data)", "unchecked_recommended_cents",
+                   "unchecked_change_cents")]
+        colours = ["#9AA0A6", UNSUPPORTED_COLOUR]
+    else:
+        series = [("Current spend", "current_spend_cents", "change_cents"),
+                  (f"Recommended ({model})", "recommended_cents", "change_cents")]
+        colours = ["#9AA0A6", "#E69F00"]
+        if has_base:
+            series.append(("Recommended (last-touch)", "last_touch_recommended_cents",
+                           "last_touch_change_cents"))
+            colours.append(theme.BASELINE_COLOUR)
     values = [
         {
             "key": keys[row["channel"]],
@@ -1126,27 +1171,22 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
             "series": label,
             "amount": _major(row[column], currency),  # money: keep name
             "amount_label": money(row[column], currency),
-            "change_label": ("+" if row["change_cents"] > 0 else "") + money(row["change_cents"],
-                                                                             currency),
+            "change_label": ("+" if row[change] > 0 else "") + money(row[change], currency),
+            "evidence": row.get("evidence") or ("enough deals" if row.get("supported") else ""),
         }
         for row in budget.iter_rows(named=True)
-        for label, column in series
+        for label, column, change in series
     ]
-    moved = int(budget.filter(pl.col("change_cents") > 0).get_column("change_cents").sum())
-    gainer = budget.sort(["change_cents", "channel"], descending=[True, False]).row(0, named=True)
-    loser = budget.sort(["change_cents", "channel"]).row(0, named=True)
-    if moved > 0:
-        title = (
-            f"Move {compact_money(moved, currency)} of spend: "
-            f"most into {printable(gainer['channel'])} "
-            f"({_sign_money(gainer['change_cents'], currency)}), "
-            f"most out of {printable(loser['channel'])} "
-            f"({_sign_money(loser['change_cents'], currency)})"
-        )
-    else:
-        title = "The recommended budget keeps the current mix"
-    labels = [label for label, _ in series]
-    colours = ["#9AA0A6", "#E69F00", theme.BASELINE_COLOUR][: len(labels)]
+    title = budgeting.headline(budget, currency)
+    labels = [label for label, _, _ in series]
+    tooltip = [
+        {"field": "channel", "title": "Channel"},
+        {"field": "series", "title": "Budget"},
+        {"field": "amount_label", "title": "Amount"},
+        {"field": "change_label", "title": "Change"},
+    ]
+    if found.checked:
+        tooltip.append({"field": "evidence", "title": "Evidence"})
     spec: Spec = {
         "params": [keys.param()],
         "data": {"values": values},
@@ -1161,18 +1201,22 @@ def budget_chart(budget: pl.DataFrame, currency: str) -> Chart | None:
             "x": {"field": "amount", "type": "quantitative", "title": f"Spend ({currency})",
                   "axis": {"format": "$,.3~s"}},
             "color": {"field": "series", "type": "nominal", "sort": labels,
-                      "scale": {"domain": labels, "range": colours}, "title": None},
-            "tooltip": [
-                {"field": "channel", "title": "Channel"},
-                {"field": "series", "title": "Budget"},
-                {"field": "amount_label", "title": "Amount"},
-                {"field": "change_label", "title": "Recommended change"},
-            ],
+                      "scale": {"domain": labels, "range": colours}, "title": None,
+                      "legend": {"labelLimit": 400}},
+            "tooltip": tooltip,
         },
     }
-    subtitle = f"Current spend per paid channel and the budget recommended from {model} credit"
-    if has_base:
-        subtitle += ", next to the same recommendation made on last-touch credit"
+    if unsupported:
+        subtitle = (f"Current spend per paid channel, and the budget {model}'s credit alone "
+                    "would recommend: not supported by the data, so every channel keeps its "
+                    "share of current spend")
+    else:
+        subtitle = (f"Current spend per paid channel and the budget recommended from {model} "
+                    "credit")
+        if has_base:
+            subtitle += ", next to the same recommendation made on last-touch credit"
+        if found.held:
+            subtitle += "; channels without the evidence to move keep what they spend now"
     return Chart("budget", title, subtitle, spec)
 
 

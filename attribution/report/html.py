@@ -175,7 +175,9 @@ class Raw:
 
 
 def _channel(name: str, group: str | None) -> Raw:
-    return Raw(f'<span class="group-{_e(group)}">{_e(name)}</span>')
+    """A channel's name in its group's colour (the charts' colour), its group on hover."""
+    return Raw(f'<span class="{_e(theme.group_class(group))}" '
+               f'title="{_e(theme.group_label(group))}">{_e(name)}</span>')
 
 
 def _signed(cents: int | None, currency: str) -> Raw:
@@ -198,13 +200,14 @@ def _section(section_id: str, heading: str, body: str) -> str:
     return f'<section id="{section_id}">\n<h2>{_e(heading)}</h2>\n{body}</section>\n'
 
 
-def _group_legend() -> str:
+def _group_legend(groups: Iterable[str | None]) -> str:
+    """The channel groups of the page (:func:`~attribution.report.theme.group_order`) with
+    their colours, as the charts show them."""
     parts = [
-        f'<span class="swatch" style="background:{theme.GROUP_COLOURS[g]}"></span>'
-        f"{_e(theme.GROUP_LABELS[g])}"
-        for g in (theme.CREATION, theme.CAPTURE)
+        f'<span class="swatch" style="background:{theme.group_colour(g)}"></span>'
+        f"{_e(theme.group_label(g))}"
+        for g in theme.group_order(groups)
     ]
-    parts.append(f'<span class="swatch" style="background:{theme.OTHER_COLOUR}"></span>Other')
     return f'<div class="legend-groups">Channel groups: {"".join(parts)}</div>'
 
 
@@ -365,9 +368,11 @@ def _shift_table(comparison: pl.DataFrame, currency: str) -> str:
 def _top_paths_table(every: pl.DataFrame, currency: str) -> str:
     total = int(every.get_column("journeys").sum()) if every.height else 0
     by_revenue = int(every.get_column("revenue_cents").sum()) > 0 if every.height else False
+    # ranked by won revenue, only the paths that won some: a path that won nothing is no top
+    winners = every.filter(pl.col("revenue_cents") > 0) if by_revenue else every
     top = (
-        every.sort(["revenue_cents", "journeys", "path"], descending=[True, True, False])
-        if by_revenue else every
+        winners.sort(["revenue_cents", "journeys", "path"], descending=[True, True, False])
+        if by_revenue else winners
     ).head(TOP_PATHS)
     rows = [
         [r["path"], f"{r['journeys']:,}", percent(r["journeys"] / total if total else 0.0),
@@ -377,12 +382,17 @@ def _top_paths_table(every: pl.DataFrame, currency: str) -> str:
     ]
     table = _table(["path (repeats collapsed)", "journeys", "share of journeys", "won", "win rate",
                     "won revenue"], rows, numeric=range(1, 6))
-    heading = (f"The {top.height} paths that won the most revenue" if by_revenue
-               else f"The {top.height} most common paths")
+    if not by_revenue:
+        heading = f"The {top.height} most common paths"
+    elif winners.height < TOP_PATHS:  # every path that won, by won revenue
+        heading = f"Only {winners.height} path{'' if winners.height == 1 else 's'} won revenue"
+    else:
+        heading = f"The {top.height} paths that won the most revenue"
+    ranked = "; ranked by won revenue" if by_revenue else ""
     return (f'<h3 class="finding">{heading}</h3>'
             '<p class="subtitle">Channel sequences with consecutive repeats of a channel collapsed '
             "(podcast &gt; podcast &gt; paid_search is podcast &gt; paid_search); journeys are won "
-            "deals, lost deals and accounts touched without a deal</p>" + table)
+            f"deals, lost deals and accounts touched without a deal{ranked}</p>" + table)
 
 
 def _removal_table(effects: pl.DataFrame, groups: Mapping[str, str | None], currency: str) -> str:
@@ -516,40 +526,65 @@ def _scorecard(scorecard: pl.DataFrame, currency: str, lead: str | None = None) 
 
 
 def _budget_table(budget: pl.DataFrame, currency: str) -> str:
+    """The budget per channel. Checked against the evidence, each row says why a channel does
+    not move (greyed); when the data supports no move, the columns are what the model's credit
+    alone would do, labelled so, and nothing else is recommended."""
+    from attribution import budget as budgeting
+
+    found = budgeting.verdict(budget)
+    unsupported = found.checked and not found.supported
+    model = str(budget.get_column("model")[0])
     has_base = (
-        "last_touch_recommended_cents" in budget.columns
+        not unsupported
+        and "last_touch_recommended_cents" in budget.columns
         and budget.get_column("last_touch_recommended_cents").null_count() == 0
     )
-    headers = ["channel", "current spend", "revenue credit", "ROAS",
-               "recommended", "change"]  # money: keep name
+    plan, change = (("unchecked_recommended_cents", "unchecked_change_cents") if unsupported
+                    else ("recommended_cents", "change_cents"))
+    headers = ["channel", "current spend", "revenue credit", "ROAS"]
+    headers += ([f"{model} alone (not supported by the data)", "change (not supported)"]
+                if unsupported else ["recommended", "change"])  # money: keep name
     if has_base:
         headers += ["last-touch recommends", "difference"]
-    headers.append("bound")
+    if not unsupported:  # (nothing is bound where nothing moves)
+        headers.append("bound")
+    if found.checked:
+        headers.append("evidence")
     rows = []
+    classes = []
+    if unsupported:  # as the chart: by what the model alone would spend
+        budget = budget.sort([plan, "channel"], descending=[True, False])
     for r in budget.iter_rows(named=True):
         row: list[Any] = [
             _channel(r["channel"], r["channel_group"]), money(r["current_spend_cents"], currency),
             money(r["revenue_credit_cents"], currency), _cell(r["roas"], "ratio", currency),
-            money(r["recommended_cents"], currency), _signed(r["change_cents"], currency),
+            money(r[plan], currency), _signed(r[change], currency),
         ]
         if has_base:
             row += [
                 money(r["last_touch_recommended_cents"], currency),
                 _signed(r["decision_shift_cents"], currency),
             ]
-        row.append(r["bound"] or "")
+        if not unsupported:
+            row.append(r["bound"] or "")
+        if found.checked:
+            row.append("enough deals" if r["supported"]
+                       else Raw(f'<span class="few">{_e(r["evidence"])}</span>'))
         rows.append(row)
-    total = int(budget.get_column("recommended_cents").sum())
+        classes.append("unsupported" if unsupported or r["supported"] is False else "")
+    total = int(budget.get_column(plan).sum())
     current = int(budget.get_column("current_spend_cents").sum())
     total_row: list[Any] = ["total", money(current, currency), "", "", money(total, currency),
                             _signed(total - current, currency)]
     if has_base:
         total_row += [money(int(budget.get_column("last_touch_recommended_cents").sum()), currency),
                       ""]
-    total_row.append("")
+    total_row += [""] * (len(headers) - len(total_row))
     rows.append(total_row)
-    return _table(headers, rows, numeric=range(1, len(headers) - 1),
-                  row_classes=[""] * (len(rows) - 1) + ["total"])
+    numeric = range(1, len(headers) - (not unsupported) - found.checked)
+    return _table(headers, rows, numeric=numeric,
+                  classes="budget unsupported" if unsupported else "budget",
+                  row_classes=[*classes, "total"])
 
 
 def _configuration(result: RunResult) -> str:
@@ -564,8 +599,7 @@ def _configuration(result: RunResult) -> str:
          f"{config.lookback_days} days before each deal's creation, to its close"),
         ("Deduplication",
          f"same contact and channel within {config.dedup_minutes:g} minutes count once"),
-        ("Channel rules", str(config.channel_rules) if config.channel_rules else "built-in"),
-        ("Direct channels", ", ".join(config.direct_channels)),
+        *_channel_settings(result),
         ("Baseline", "last_touch"),
     ]
     if config.paths is not None:
@@ -637,6 +671,47 @@ def _configuration(result: RunResult) -> str:
         "reconcile with the deals file.</li></ul>"
     )
     return _section("configuration", "Configuration and assumptions", body)
+
+
+def _channel_settings(result: RunResult) -> list[tuple[str, str]]:
+    """What decided the run's channels, as the run used it: the source preset, the channel
+    rules (with the preset's channel vocabulary), the direct channels ``last_non_direct``
+    counts (the config's, the preset's and their aliases) and the group of every channel."""
+    from attribution.channels import channel_key
+    from attribution.pipeline import direct_channels
+    from attribution.sources import load_preset
+
+    config = result.config
+    preset = load_preset(config.source) if config.source is not None else None
+    rules = (str(config.channel_rules) if config.channel_rules
+             else "built-in (default_channels.toml)")
+    if preset is None:
+        source = "generic (no preset: the columns as the config names them)"
+    else:
+        where = (f"built in, attribution/presets/{preset.name}.toml"
+                 if preset.origin.startswith("the ") else preset.origin)
+        source = (f"{preset.name} ({preset.title}; {where}): its column names, deal stages, "
+                  "date styles and channel vocabulary")
+    settings = [("Source preset", source)]
+    if preset is not None and preset.channel_groups:
+        rules += (f", with the {preset.name} preset's groups of its "
+                  f"{len(preset.channel_groups)} channel names")
+    settings.append(("Channel rules", rules))
+    direct: dict[str, str] = {}
+    for name in direct_channels(config):
+        direct.setdefault(channel_key(name), name)
+    settings.append(("Direct channels",
+                     ", ".join(direct.values()) + " (spellings differing only in case or "
+                     "separators count too)"))
+    members: dict[str, list[str]] = {}
+    for channel, group in sorted(_groups(result).items(), key=lambda item: str(item[0])):
+        if channel is not None and channel != NO_TOUCH_CHANNEL:
+            members.setdefault(group or "other", []).append(channel)
+    if members:
+        order = sorted(members, key=lambda g: (theme.group_rank(g), g))
+        settings.append(("Channel groups", "; ".join(
+            f"{theme.group_label(g)}: {', '.join(members[g])}" for g in order)))
+    return settings
 
 
 def _param(value: Any) -> str:
@@ -728,16 +803,16 @@ def _trend_body(data: ReportData, by_name: Mapping[str, Chart]) -> str:
     return body + _table(["channel", *labels], rows, numeric=range(1, len(labels) + 1))
 
 
-def _budget_note(budget: pl.DataFrame) -> str:
-    held = budget.filter(pl.col("bound") == "held").get_column("channel").to_list()
-    model = budget.get_column("model")[0]
-    if held:
-        text = (f"Money moves only where the interval of {model}'s share excludes last-touch's "
-                f"share; held at their share of current spend: {', '.join(map(printable, held))}.")
-    else:
-        text = ("Without --bootstrap the moves are not checked against the uncertainty of the "
-                "credit: with intervals, money moves only where the interval of "
-                f"{model}'s share excludes last-touch's share.")
+def _budget_note(data: ReportData, budget: pl.DataFrame) -> str:
+    """The budget's caveats (:func:`attribution.budget.notes`): why no move is supported and
+    what the model alone would do, the held channels, the rule."""
+    from attribution import budget as budgeting
+
+    run = data.result
+    lines = budgeting.notes(budget, data.currency,
+                            gated="revenue_share_low" in run.summary.columns,
+                            min_deals=run.config.min_deals)
+    text = " ".join(line[0].upper() + line[1:] + "." for line in lines)
     return f'<p class="note" data-figure="budget-evidence">{_e(text)}</p>'
 
 
@@ -814,7 +889,7 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
     budget = tables.get("budget")
     if budget is not None:
         body = _chart_block(by_name["budget"]) if "budget" in by_name else ""
-        body += _budget_note(budget) + _budget_table(budget, currency)
+        body += _budget_note(data, budget) + _budget_table(budget, currency)
         sections.append(_section("budget", "Budget move", body))
         nav.append(("budget", "Budget"))
     sections.append(_headline(run))
@@ -827,7 +902,8 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
         sections.append(_section("credit", "Channel credit by model", body))
         nav.append(("credit", "Credit by model"))
     if "shift" in by_name:
-        body = _chart_block(by_name["shift"]) + _group_legend()
+        body = _chart_block(by_name["shift"]) + _group_legend(
+            tables["comparison"].get_column("channel_group").to_list())
         body += ("<details><summary>Shift from last-touch by channel (table)</summary>"
                  + _shift_table(tables["comparison"], currency) + "</details>")
         sections.append(_section("shift", "Last-touch vs multi-touch", body))
@@ -892,7 +968,8 @@ def _page(data: ReportData, by_name: dict[str, Chart], charts: Sequence[Chart],
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="generator" content="attribution">\n'
-        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<title>{_e(title)}</title>\n<style>{CSS}{theme.group_css(groups.values())}</style>\n"
+        "</head>\n<body>\n"
         f'<header class="top"><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>\n'
         f"<nav>{nav_html}</nav>\n<main>\n{_warnings(data)}{''.join(sections)}"
         "<footer>Made by attribution. Charts: Vega-Lite, embedded; "

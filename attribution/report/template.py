@@ -72,6 +72,11 @@ footer { color: var(--muted); font-size: 12px; margin-top: 48px; border-top: 1px
            padding: 8px 16px; font-size: 14px; }
 .warning ul { margin: 4px 0; padding-left: 18px; }
 .few { color: #B45309; font-size: 12px; white-space: nowrap; }
+/* a budget move the data does not support: greyed, never read as a recommendation */
+tr.unsupported td { color: #9CA3AF; }
+tr.unsupported td span[class^="group-"], tr.unsupported td .pos, tr.unsupported td .neg { \
+color: #9CA3AF; }
+table.budget td .few { white-space: normal; }
 table.scorecard th { white-space: normal; }
 @media (max-width: 700px) {
   header.top, nav { padding-left: 14px; padding-right: 14px; }
