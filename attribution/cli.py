@@ -28,15 +28,18 @@ from attribution.cli_options import (
     input_options,
     make_engine,
     model_options,
+    one_model_options,
     partitions_option,
     recommended_model_options,
+    required_spend_option,
     spend_option,
 )
 from attribution.config import OUTPUT_FORMATS, writes_outside
 from attribution.config import from_options as build_config
 from attribution.errors import ConfigError
-from attribution.output import csv_text, json_records, money_to_decimal
+from attribution.output import csv_text, json_records, json_text, money_to_decimal
 from attribution.pipeline import RunResult, fallback_model
+from attribution.results import accounting_record
 from attribution.schema import currency_decimals
 from attribution.self_reported import with_dark_funnel
 
@@ -54,24 +57,20 @@ def report_notes(state: State, result: RunResult, rejects_file: str | None) -> N
 
 
 def fitting_models(state: State, models: list[str], *, per_model: int, fixed: int,
-                   recommended: str | None = None) -> list[str]:
+                   recommended: str | None = None) -> tuple[list[str], list[str]]:
     """The models whose columns fit the terminal (last-touch first, then the recommended
-    model); a note names the rest."""
-    shown, hidden = render.fitting_columns(models, state.out.width, per_model=per_model,
-                                           fixed=fixed, recommended=recommended)
-    if hidden:
-        state.note(f"[yellow]{len(hidden)} more models than this terminal fits: "
-                   f"{', '.join(hidden)}; widen it, pick some with --model, or see the "
-                   "summary file[/yellow]")
-    return shown
+    model) and the rest, which the table's caption names (on stdout, so even under -q a
+    partial table says what it leaves out)."""
+    return render.fitting_columns(models, state.out.width, per_model=per_model, fixed=fixed,
+                                  recommended=recommended)
 
 
 def emit(state: State, frame: pl.DataFrame, fmt: str, table: Any, currency: str = "USD") -> None:
     """Print a result on stdout as a table, JSON (list of objects) or CSV (money in major units
     of ``currency``)."""
     decimals = currency_decimals(currency)
-    if fmt == "json":
-        click.echo(json.dumps(json_records(frame, decimals=decimals), indent=2))
+    if fmt == "json":  # money exact to the minor unit: 51528.20, never 51528.200000000004
+        click.echo(json_text(json_records(frame, decimals=decimals)))
     elif fmt == "csv":
         click.echo(csv_text(money_to_decimal(frame, decimals=decimals), csv_raw=state.csv_raw),
                    nl=False)
@@ -104,6 +103,7 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
 @model_options
 @experiments_option
 @format_option
+@evidence_options
 @engine_options
 @partitions_option
 @click.option("--out-format", type=click.Choice(OUTPUT_FORMATS),
@@ -152,14 +152,16 @@ def run(state: State, stdout_format: str, out_format: str | None, wait: bool, en
         if len(models) == 1:
             state.out.print(render.summary_table(result.summary, result.currency, models[0]))
         else:
-            shown = fitting_models(state, models, per_model=12, fixed=26,
-                                   recommended=result.config.recommended)
-            state.out.print(render.credit_matrix(result.summary, result.currency, shown))
+            shown, hidden = fitting_models(state, models, per_model=12, fixed=32,
+                                           recommended=result.config.recommended)
+            state.out.print(render.credit_matrix(result.summary, result.currency, shown,
+                                                 hidden=hidden, elsewhere="summary"))
         if "last_touch" in models and len(models) > 1:
-            shown = fitting_models(state, models, per_model=14, fixed=30,
-                                   recommended=result.config.recommended)
+            shown, hidden = fitting_models(state, models, per_model=14, fixed=30,
+                                           recommended=result.config.recommended)
             state.out.print(render.comparison_table(result.comparison(), result.currency,
-                                                    models=shown))
+                                                    models=shown, hidden=hidden,
+                                                    elsewhere="comparison"))
         if result.dark_funnel is not None:
             state.out.print(render.dark_funnel_table(result.dark_funnel, result.currency,
                                                      fallback_model(result.config)))
@@ -206,11 +208,12 @@ def compare(state: State, stdout_format: str, engine: str, spark_master: str,
     result = outcome.result
     report_inputs(state, result, outcome.rejects_file)
     comparison = result.comparison()
-    shown = fitting_models(state, [m.name for m in result.models], per_model=14, fixed=30,
-                           recommended=result.config.recommended)
+    shown, hidden = fitting_models(state, [m.name for m in result.models], per_model=14,
+                                   fixed=30, recommended=result.config.recommended)
     dark = result.dark_funnel
     emit(state, comparison if dark is None else with_dark_funnel(comparison, dark),
-         stdout_format, render.comparison_table(comparison, result.currency, models=shown),
+         stdout_format, render.comparison_table(comparison, result.currency, models=shown,
+                                                hidden=hidden),
          result.currency)
     if dark is not None and stdout_format == "table":
         state.out.print(render.dark_funnel_table(dark, result.currency,
@@ -243,9 +246,16 @@ def validate(state: State, stdout_format: str, engine: str, spark_master: str,
         report_notes(state, result, outcome.rejects_file)
     else:
         report_notes(state, result, outcome.rejects_file)
-        accounting = pl.DataFrame([a.as_dict(currency_decimals(result.currency))
-                                   for a in result.accounting])
-        emit(state, accounting.drop("rejected_by_reason"), stdout_format, None, result.currency)
+        decimals = currency_decimals(result.currency)
+        records = [{k: v for k, v in accounting_record(a, decimals).items()
+                    if k != "rejected_by_reason"} for a in result.accounting]
+        keys = list(dict.fromkeys(k for record in records for k in record))
+        records = [{k: record.get(k) for k in keys} for record in records]  # one shape
+        if stdout_format == "json":
+            click.echo(json_text(records))
+        else:
+            emit(state, pl.DataFrame(records, infer_schema_length=None), stdout_format, None,
+                 result.currency)
 
 
 @cli.command(short_help="Journey path graph (GraphML, JSON) and path statistics.")
@@ -333,20 +343,34 @@ def note_too_few(state: State, result: RunResult, models: list[str] | None = Non
 
 
 SCORECARD_COLUMNS = [
-    "channel", "channel_group", "leads", "opportunities", "pipeline_credit_cents", "won_deals",
-    "revenue_credit_cents", "win_rate", "avg_deal_size_cents", "days_to_close", "spend_cents",
-    "cost_per_lead_cents",
-    "cost_per_won_deal_cents", "roas",
+    "channel", "channel_group", "leads", "opportunities", "pipeline_credit_cents",
+    "closed_deals", "won_deals", "revenue_credit_cents", "win_rate", "avg_deal_size_cents",
+    "days_to_close", "spend_cents", "cost_per_lead_cents", "cost_per_won_deal_cents", "roas",
 ]
-#: fractional, model-weighted counts say so in their heading
-CREDITED_LABELS = {"opportunities": "credited_opportunities", "won_deals": "credited_won_deals"}
+#: fractional, model-weighted counts say so in their heading (the terminal's; CSV and JSON
+#: keep the columns' names)
+CREDITED_LABELS = {"opportunities": "credited opps", "closed_deals": "credited closed",
+                   "won_deals": "credited won"}
 
 FUNNEL_COLUMNS = [
-    "period", "channel_group", "leads", "opportunities", "pipeline_cents", "won_deals",
-    "won_revenue_cents",
-    "lead_to_opportunity", "win_rate", "avg_cycle_days", "spend_cents", "volume_effect",
-    "conversion_effect",
+    "period", "channel_group", "leads", "opportunities", "pipeline_cents", "closed_deals",
+    "won_deals", "won_revenue_cents", "lead_to_opportunity", "win_rate", "avg_cycle_days",
+    "spend_cents", "volume_effect", "conversion_effect",
 ]
+
+#: what the scorecard's figures mean, under its table (stdout: -q keeps it)
+CREDITED_NOTE = ("credited opps, closed, won: each deal shared out by the model and summed (a "
+                 "deal split over three channels counts a third to each); win rate = credited "
+                 "won / credited closed (open deals left out, so it never passes 100%)")
+SCORECARD_NOTE = (CREDITED_NOTE + "; deal size = revenue / credited won; days to close: "
+                  "credit-weighted, won deals; cost/lead = spend / leads (contacts whose first "
+                  "touch is the channel); cost/won = spend / credited won; ROAS = revenue / "
+                  "spend; no spend, no cost")
+FUNNEL_NOTE = (CREDITED_NOTE + "; opps per lead = credited opps / leads (first touches): a "
+               "ratio of two attributions, not a conversion rate, so it can pass 1.00 (accounts "
+               "with several deals, deals credited to a channel whose contacts were first "
+               "touched by another); volume and conversion effect: the change in credited opps "
+               "since the previous period from more leads, and from more opps per lead")
 
 
 @cli.command(short_help="Channel economics: leads, pipeline, revenue, win rate, cost, ROAS.")
@@ -376,9 +400,12 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
 
     Judges channels by the pipeline and revenue they create, not by lead counts: for each
     channel (under each --model; default the recommended model, [models] recommended)
-    leads (contacts whose first touch is the
-    channel), credited opportunities, pipeline, won deals and revenue, win rate, average deal
-    size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
+    leads (contacts whose first touch is the channel), credited opportunities, pipeline,
+    credited closed and won deals, revenue, win rate (credited won / credited closed), average
+    deal size, days to close, spend, cost per lead / opportunity / won deal, ROI and ROAS.
+    Credited counts are each deal shared out by the model and summed; the table's caption
+    defines every figure. With --grain, lead_to_opportunity ("opps per lead") is credited
+    opportunities per first-touch lead: a ratio of two attributions, which can pass 1.
     """
     config = build_config(**options)
     with state.progress() as progress:
@@ -394,16 +421,13 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
     from attribution.economics import PERIOD_BASIS
 
     if grain and not by_period_channel:
-        columns = FUNNEL_COLUMNS
+        columns, caption = FUNNEL_COLUMNS, FUNNEL_NOTE
         title = f"Funnel by {grain}"
     else:
-        columns = (["period"] if grain else []) + SCORECARD_COLUMNS
+        columns, caption = (["period"] if grain else []) + SCORECARD_COLUMNS, SCORECARD_NOTE
         title = "Channel scorecard" + (f" by {grain}" if grain else "")
     if grain:
         state.note(f"periods count {PERIOD_BASIS}")
-    state.note("credited opportunities and won deals are model-weighted counts (a deal shared "
-               "by three channels counts a fraction to each); channels without spend have no "
-               "cost")
     if stdout_format == "table":
         for model in table.get_column("model").unique(maintain_order=True):
             rows = table.filter(pl.col("model") == model)
@@ -413,7 +437,7 @@ def scorecard(state: State, stdout_format: str, spend: Path | None, grain: str |
                 CREDITED_LABELS, strict=False)
             label = f"{model} (recommended)" if model == card.recommended else model
             state.out.print(render.frame_table(
-                rows, title=f"{title} - {label}",
+                rows, title=f"{title} - {label}", caption=caption,
                 currency=result.currency, compact=True))
     else:
         emit(state, table, stdout_format, None, result.currency)
@@ -433,10 +457,10 @@ BUDGET_COLUMNS = [
 
 @cli.command(short_help="Recommend a budget from credited revenue per dollar, vs last-touch.")
 @input_options
-@recommended_model_options
+@one_model_options
 @experiments_option
 @format_option
-@spend_option
+@required_spend_option
 @click.option("--total",
               help="Budget to allocate (major units, e.g. 250000); default: current spend.")
 @click.option("--shift", type=click.FloatRange(0, 1), default=0.2, show_default=True,
@@ -458,6 +482,8 @@ def budget(state: State, stdout_format: str, spend: Path | None, total: str | No
            floors: tuple[str, ...], caps: tuple[str, ...], what_if_path: Path | None, band: float,
            engine: str, spark_master: str, spark_conf: tuple[str, ...], **options: Any) -> None:
     """Recommend a budget from credited revenue per unit of spend, next to last-touch's.
+
+    Needs the spend: --spend FILE, or [inputs] spend in the --config file.
 
     Compares each paid channel's share of spend with its share of credited revenue under
     --model (one model; default the recommended model, [models] recommended), moves --shift
@@ -551,18 +577,18 @@ def calibrate(state: State, stdout_format: str, experiments_path: Path | None, e
     report_inputs(state, result, done.outcome.rejects_file)
     calibration = done.calibration
     if stdout_format == "json":
-        click.echo(json.dumps({
+        decimals = currency_decimals(result.currency)
+        click.echo(json_text({
             "favoured": calibration.favoured,
             "recommended": done.recommended,  # money: keep name
             "recommend_by": config.recommend_by,
             "caution": calibration.caution,
-            "scores": json_records(calibration.scores),
-            "experiments": json_records(calibration.table.with_columns(
-                pl.col("start", "end").dt.to_string("%Y-%m-%d"))),
-        }, indent=2))
+            "scores": json_records(calibration.scores, decimals=decimals),
+            "experiments": json_records(calibration.table, decimals=decimals),
+        }))
         return
     if stdout_format == "csv":
-        emit(state, calibration.table, stdout_format, None)
+        emit(state, calibration.table, stdout_format, None, result.currency)
         return
     state.out.print(render.frame_table(
         calibration.table.select(CALIBRATION_COLUMNS), currency=result.currency, compact=True,
@@ -797,7 +823,8 @@ def history(state: State, out: Any, channel: str | None, last: int | None,
     kept = commands.history(out, channel=channel, model=model_name, last=last)
     title = (f"{kept.channel} under {kept.model}, run by run" if kept.channel
              else f"Runs kept in {out}")
-    emit(state, kept.table, stdout_format, render.frame_table(kept.table, title=title))
+    emit(state, kept.table, stdout_format,
+         render.frame_table(kept.table, title=title, currency=kept.currency), kept.currency)
 
 
 @cli.command(short_help="Check a result folder against the manifest in its run.json.")

@@ -209,10 +209,19 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def recommended_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The model flags of a verb that acts on one model (scorecard, budget)."""
-    return _model_options(command, "Model whose credit the economics use (repeatable); see "
-                                   "`attribution models`. Default: the recommended model ([models] "
-                                   "recommended; incremental unless set).")
+    """The model flags of a verb that shows the recommended model by default (scorecard: one
+    scorecard per --model named)."""
+    return _model_options(command, "Model whose credit the economics use (repeatable: one "
+                                   "scorecard each); see `attribution models`. Default: the "
+                                   "recommended model ([models] recommended; incremental "
+                                   "unless set).")
+
+
+def one_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The model flags of a verb that acts on exactly one model (budget)."""
+    return _model_options(command, "The one model whose credit the budget follows (give it "
+                                   "once); see `attribution models`. Default: the recommended "
+                                   "model ([models] recommended; incremental unless set).")
 
 
 def _model_options(command: Callable[..., Any], model_help: str) -> Callable[..., Any]:
@@ -303,8 +312,9 @@ def partitions_option(command: Callable[..., Any]) -> Callable[..., Any]:
         "--partitions", type=click.IntRange(min=1), metavar="N", expose_value=False,
         callback=_remember,
         help="Run the accounts in N hash partitions, one at a time, to go past memory (the "
-             "same files, byte for byte). Default: partitioned when --touchpoints is a folder "
-             "or glob of Parquet files, or one Parquet file over 4 GiB as Arrow (one "
+             "same files, byte for byte; run.json records the partitions). Default: "
+             "partitioned when --touchpoints is a folder or glob of Parquet files, or one "
+             "Parquet file over 4 GiB as Arrow (one "
              "partition per 128 MiB of their Parquet row groups, uncompressed).")(command)
 
 
@@ -325,9 +335,21 @@ def experiments_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         )(command)
 
 
+#: what --spend reads, said in every verb's help
+SPEND_HELP = ("Channel spend export: channel (or utm), period_start, period_end or period, "
+              "amount; or a database table or query (postgresql://...?table=..., "
+              "duckdb:///file.duckdb?table=...).")
+
+
 def spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--spend`` of a verb that uses spend when there is some (scorecard, report)."""
     return click.option("--spend", type=LOCATION, metavar="FILE",
-                        help="Channel spend export: channel (or utm), period_start, period_end or "
-                             "period, amount; or a database table or query "
-                             "(postgresql://...?table=..., duckdb:///file.duckdb?table=...)."
-                        )(command)
+                        help=SPEND_HELP + " Default: [inputs] spend of the config; without "
+                                          "one, no cost figures.")(command)
+
+
+def required_spend_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--spend`` of a verb that needs spend (budget): from the flag or the config."""
+    return click.option("--spend", type=LOCATION, metavar="FILE",
+                        help=SPEND_HELP + " Required: give --spend FILE, or set [inputs] spend "
+                                          "in the --config file.")(command)

@@ -122,6 +122,16 @@ class History:
     table: pl.DataFrame
     channel: str | None = None
     model: str | None = None
+    #: the runs' currency (a database keeps money of one scale): the money's minor unit
+    currency: str = "USD"
+
+
+def _runs_currency(runs: pl.DataFrame) -> str:
+    """The currency of the latest run kept (USD when none is)."""
+    if "currency" not in runs.columns:
+        return "USD"
+    kept = runs.get_column("currency").drop_nulls()
+    return str(kept[-1]) if kept.len() else "USD"
 
 
 def history(out: str | Path, *, channel: str | None = None, model: str | None = None,
@@ -136,9 +146,10 @@ def history(out: str | Path, *, channel: str | None = None, model: str | None = 
     if (channel is None) != (model is None):
         raise ConfigError("history: give --channel and --model together (or neither)")
     if channel is not None and model is not None:
-        return History(db.channel_history(out, channel, model, last=last), channel, model)
+        trend = db.channel_history(out, channel, model, last=last)
+        return History(trend, channel, model, _runs_currency(db.history(out)))
     table = db.history(out)
-    return History(table.tail(last) if last else table)
+    return History(table.tail(last) if last else table, currency=_runs_currency(table))
 
 
 def compare(config: Config, engine: Engine, progress: Progress | None = None) -> Outcome:

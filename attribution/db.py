@@ -52,7 +52,7 @@ from attribution.errors import (
     DatabaseError,
     TableNotFoundError,
 )
-from attribution.output import money_to_decimal
+from attribution.output import json_text, money_to_decimal
 from attribution.reading import DUCKDB_EXTENSIONS, is_database_uri
 from attribution.schema import MONEY_COLUMNS, currency_decimals
 
@@ -852,7 +852,7 @@ def _runs_row(run_id: str, record: Mapping[str, Any], started_at: datetime,
             "pipeline_cents": [count("pipeline_cents")],
             "journeys": [count("journeys")],
             "touches": [count("touches")],
-            "record": [json.dumps(record, sort_keys=True, default=str)],
+            "record": [json_text(record, indent=None, sort_keys=True, default=str)],
         },
         schema={"run_id": pl.String, "started_at": pl.Datetime("us", "UTC"),
                 "finished_at": pl.Datetime("us", "UTC"), "currency": pl.String,

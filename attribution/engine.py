@@ -80,7 +80,11 @@ class LocalEngine:
 
         count = partitioned.partitions_for(config, self.partitions)
         if count is not None:
-            return self._partitioned(config, count, progress, writer, keep_credit)
+            result = self._partitioned(config, count, progress, writer, keep_credit)
+            # said on stderr and kept in run.json: how many partitions, and why
+            return dataclasses.replace(result, engine_settings={
+                **result.engine_settings, "partitions": count,
+                "partitions_from": partitioned.partitions_basis(config, self.partitions)})
         if writer is None:
             return pipeline.run(config, progress, keep_inputs=keep_inputs, keep_credit=keep_credit)
         if not isinstance(writer, LocalWriter | DatabaseWriter):

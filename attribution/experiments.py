@@ -43,7 +43,7 @@ import polars as pl
 from attribution.channels import channel_key
 from attribution.errors import RejectedRowError
 from attribution.reading import ROW, InputFile, file_digest, read_table
-from attribution.schema import REJECT_SCHEMA
+from attribution.schema import REJECT_SCHEMA, currency_decimals
 from attribution.validation import (
     Accounting,
     amount_checks,
@@ -177,7 +177,8 @@ def load_experiments(
         text("metric", frame).alias("_metric_text"),
         text("metric", frame).str.to_lowercase().fill_null("revenue").alias("metric"),
         *[expression for name in ("lift", "lower", "upper") for expression in (
-            minor_units(name, frame).alias(name),
+            # in the run's currency's minor unit (fils for KWD, whole yen), not always cents
+            minor_units(name, frame, currency_decimals(currency)).alias(name),
             text(name, frame).alias(f"_{name}_text"),
             amount_text(name, frame).alias(f"_{name}_clean"))],
         text("segment", frame).alias("segment"),

@@ -1,9 +1,11 @@
 """Write result tables as Parquet, CSV or JSON, with money as decimals.
 
 Inside the library money is integer minor units of the run's currency; here it becomes
-``Decimal(38, d)`` for Parquet and CSV (``48250.00``) and a JSON number for JSON, ``d`` being
-the currency's ISO 4217 minor unit (2 for USD, 3 for KWD, 0 for JPY), so every minor unit is
-kept exactly. Same input, same
+``Decimal(38, d)`` for Parquet and CSV (``48250.00``) and a JSON number written with exactly
+``d`` decimals (``48250.00``: from the integer, never through a float, so
+``json.loads(text, parse_float=Decimal)`` reads it back exactly; :func:`json_text`,
+:func:`write_json_table`), ``d`` being the currency's ISO 4217 minor unit (2 for USD, 3 for
+KWD, 0 for JPY), so every minor unit is kept exactly. Same input, same
 bytes out: the writers are given frames in a fixed order and no timestamps of their own.
 
 CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``, a
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import queue
+import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -86,12 +90,18 @@ def _major_names(columns: Iterable[str]) -> dict[str, str]:
 def money_to_float(frame: pl.DataFrame, columns: Iterable[str] = MONEY_COLUMNS, *,
                    decimals: int = DECIMALS) -> pl.DataFrame:
     """Minor-unit money columns (integer or float) as floats in major units (``decimals``: the
-    currency's minor unit)."""
+    currency's minor unit). An integer column goes through the exact decimal, so each float is
+    the one nearest the amount (``5152820`` -> ``51528.2``; polars' division by ``100`` gives
+    ``51528.200000000004``)."""
+    whole = [c for c in frame.columns if c in set(columns) and frame.schema[c].is_integer()]
     present = [c for c in frame.columns
                if c in set(columns)
                and (frame.schema[c].is_integer() or frame.schema[c].is_float())]
-    return frame.with_columns([(pl.col(c) / 10 ** decimals).alias(c) for c in present]).rename(
-        _major_names(present))
+    unit = _minor_unit(decimals)
+    return frame.with_columns(
+        [(pl.col(c).cast(pl.Decimal(38, 0)) * unit).cast(pl.Float64).alias(c) for c in whole]
+        + [(pl.col(c) / 10 ** decimals).alias(c) for c in present if c not in whole]
+    ).rename(_major_names(present))
 
 
 #: what starts a cell a spreadsheet would run as a formula (OWASP, "CSV Injection")
@@ -200,7 +210,30 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, directory: Path, stem: str,
     elif fmt == "csv":
         frame.lazy().collect().write_csv(path)  # a header alone (no columns: no cells)
     else:
-        money_to_float(frame.lazy().collect(), decimals=decimals).write_json(path)
+        write_json_table(frame, path, decimals=decimals)
+    return path
+
+
+def write_json_table(frame: pl.DataFrame | pl.LazyFrame, path: Path, *,
+                     decimals: int = DECIMALS) -> Path:
+    """``frame`` as a JSON list of objects (polars' JSON), money in major units: whole minor
+    units as exact decimal numbers with ``decimals`` places (``51528.20``, never through a
+    float), estimates as floats. Written :data:`ROW_GROUP_ROWS` rows at a time."""
+    table = money_to_decimal(frame.lazy(), decimals=decimals).collect()
+    exact = [c for c, t in table.schema.items() if isinstance(t, pl.Decimal)]
+    # polars writes a decimal as a JSON string ("51528.20"): written as text and unquoted
+    # below, by its key, which JSON escaping makes unambiguous (a quote inside a string is \")
+    table = table.with_columns(pl.col(exact).cast(pl.String))
+    unquote = (re.compile('"(' + "|".join(re.escape(json.dumps(c)[1:-1]) for c in exact)
+                          + ')":"(-?[0-9]+(?:\\.[0-9]+)?)"') if exact else None)
+    with path.open("w", encoding="utf-8") as sink:
+        sink.write("[")
+        for offset in range(0, table.height, ROW_GROUP_ROWS):
+            text = table.slice(offset, ROW_GROUP_ROWS).write_json()[1:-1]
+            if unquote is not None:
+                text = unquote.sub(r'"\1":\2', text)
+            sink.write(("," if offset else "") + text)
+        sink.write("]")
     return path
 
 
@@ -433,21 +466,129 @@ class PartStream:
         self.path.unlink(missing_ok=True)
 
 
-def json_records(frame: pl.DataFrame, *, decimals: int = DECIMALS) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts, money in major units (``decimals``: the currency's minor
-    unit), datetimes as ISO text."""
-    converted = money_to_float(frame, decimals=decimals)
-    converted = converted.with_columns(
-        [
-            pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")
-            for c, t in converted.schema.items()
-            if isinstance(t, pl.Datetime)
-        ]
-    )
-    return converted.to_dicts()
+def major_decimal(cents: int, decimals: int = DECIMALS) -> Decimal:
+    """Integer minor units as an exact :class:`~decimal.Decimal` in major units with exactly
+    ``decimals`` places (``major_decimal(5152820) == Decimal("51528.20")``, ``major_decimal(5,
+    3) == Decimal("0.005")``, ``major_decimal(1234, 0) == Decimal("1234")``): no float, so no
+    ``51528.200000000004``."""
+    return Decimal(int(cents)).scaleb(-decimals)
+
+
+def _json_value(value: Any, money: bool, decimals: int) -> Any:
+    """One cell as a JSON-ready value: money in minor units as an exact decimal in major units
+    (an integer) or a float in major units (an estimate)."""
+    if not money or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return major_decimal(value, decimals)
+    if isinstance(value, float):  # an estimate (share x total): not whole minor units
+        return value / 10 ** decimals
+    return value
+
+
+def json_records(frame: pl.DataFrame, *, decimals: int = DECIMALS,
+                 columns: Iterable[str] = MONEY_COLUMNS) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts for :func:`json_text`: money columns in minor units
+    (``*_cents``, named without the suffix) in major units to ``decimals`` (the currency's minor
+    unit), as exact :class:`~decimal.Decimal` when they are whole minor units (floats when
+    they are estimates), datetimes as ISO text (``Z``) and dates as ISO dates."""
+    money = set(columns)
+    frame = frame.with_columns(
+        [pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")
+         for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
+        + [pl.col(c).dt.to_string("%Y-%m-%d")
+           for c, t in frame.schema.items() if isinstance(t, pl.Date)])
+    names = {c: (major_name(c) if c in money else c) for c in frame.columns}
+    return [{names[c]: _json_value(v, c in money, decimals) for c, v in row.items()}
+            for row in frame.iter_rows(named=True)]
+
+
+def _json_float(value: float) -> str:
+    """A float as :func:`json.dumps` writes it (``NaN`` and ``Infinity`` included)."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return json.dumps(key)
+    if isinstance(key, float):
+        return _json_float(key)
+    if isinstance(key, int | Decimal):
+        return str(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def json_text(document: Any, *, indent: int | None = 2, sort_keys: bool = False,
+              default: Callable[[Any], Any] | None = None) -> str:
+    """``document`` as JSON text, as :func:`json.dumps` writes it with the same arguments,
+    except that a :class:`~decimal.Decimal` is written as the number it is, digit for digit
+    (``Decimal("51528.20")`` -> ``51528.20``), never through a float: money from
+    :func:`json_records` and :func:`major_decimal` reads back exactly
+    (``json.loads(text, parse_float=Decimal)``)."""
+    item_separator, key_separator = ("," if indent is not None else ", "), ": "
+    parts: list[str] = []
+    seen: set[int] = set()
+
+    def encode(value: Any, level: int) -> None:
+        if isinstance(value, str):
+            parts.append(json.encoder.encode_basestring_ascii(value))
+        elif value is None:
+            parts.append("null")
+        elif value is True:
+            parts.append("true")
+        elif value is False:
+            parts.append("false")
+        elif isinstance(value, int):
+            parts.append(int.__repr__(value))
+        elif isinstance(value, float):
+            parts.append(_json_float(value))
+        elif isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError(f"{value} is not a JSON number")
+            parts.append(format(value, "f"))
+        elif isinstance(value, dict | list | tuple):
+            if id(value) in seen:
+                raise ValueError("circular reference")
+            seen.add(id(value))
+            is_dict = isinstance(value, dict)
+            items: list[Any] = list(value.items()) if isinstance(value, dict) else list(value)
+            if is_dict and sort_keys:
+                items.sort(key=lambda kv: kv[0])
+            opening, closing = ("{", "}") if is_dict else ("[", "]")
+            if not items:
+                parts.append(opening + closing)
+            else:
+                inner = "" if indent is None else "\n" + " " * (indent * (level + 1))
+                parts.append(opening)
+                for index, item in enumerate(items):
+                    parts.append((item_separator if index else "") + inner)
+                    if is_dict:
+                        parts.append(json.encoder.encode_basestring_ascii(_json_key(item[0]))
+                                     + key_separator)
+                        encode(item[1], level + 1)
+                    else:
+                        encode(item, level + 1)
+                parts.append(("" if indent is None else "\n" + " " * (indent * level))
+                             + closing)
+            seen.discard(id(value))
+        elif default is not None:
+            encode(default(value), level)
+        else:
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    encode(document, 0)
+    return "".join(parts)
 
 
 def write_json_document(document: Any, path: Path) -> Path:
+    """``document`` (run.json) as indented JSON, exact decimals as numbers
+    (:func:`json_text`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n", "utf-8")
+    path.write_text(json_text(document, indent=2, default=str) + "\n", "utf-8")
     return path

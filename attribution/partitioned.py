@@ -186,6 +186,17 @@ def partitions_for(config: Config, requested: int | None = None) -> int | None:
     return max(1, math.ceil(size / PARTITION_BYTES))
 
 
+def partitions_basis(config: Config, requested: int | None = None) -> str:
+    """Why a run is partitioned (:func:`partitions_for` gave a count), for its note and
+    run.json: ``--partitions N``, or the touchpoints that made the run partition itself."""
+    if requested is not None:
+        return f"--partitions {requested}"
+    per = f"one partition per {PARTITION_BYTES // 2**20} MiB of their row groups, uncompressed"
+    if config.touchpoints is not None and is_dataset(config.touchpoints):
+        return f"--touchpoints is a folder or glob of Parquet files: {per}"
+    return f"--touchpoints is a Parquet file over {AUTO_BYTES // 2**30} GiB as Arrow: {per}"
+
+
 def check_supported(config: Config) -> None:
     """Refuse what a partitioned run does not do, rather than ignore it."""
     if config.source not in (None, "generic"):
@@ -966,4 +977,4 @@ def _notes(config: Config, rules: ChannelRules, channel_groups: pl.DataFrame,
 
 
 __all__ = ["AUTO_BYTES", "PARTITION_BYTES", "arrow_bytes", "check_supported", "dataset_files",
-           "is_dataset", "partitions_for", "run"]
+           "is_dataset", "partitions_basis", "partitions_for", "run"]

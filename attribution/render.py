@@ -170,12 +170,31 @@ def _last_placeholders(frame: pl.DataFrame) -> pl.DataFrame:
     ).drop("_placeholder")
 
 
-def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None = None) -> Table:
-    """Channels down, models across: each model's revenue credit (compact money)."""
+def hidden_caption(hidden: Iterable[str], elsewhere: str | None = None) -> Text | None:
+    """The caption of a table that leaves models out for want of terminal width: which ones,
+    and how to see them (printed with the table, on stdout: ``-q`` does not hide it)."""
+    hidden = list(hidden)
+    if not hidden:
+        return None
+    where = f", in the {elsewhere} file" if elsewhere else ""
+    return Text(printable(
+        f"not shown, the terminal is too narrow: {', '.join(hidden)}; every model is in "
+        f"--format csv or json{where} or on a wider terminal (COLUMNS=250 when piped), or "
+        "pick models with --model"), style="yellow")
+
+
+def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None = None, *,
+                  hidden: Iterable[str] = (), elsewhere: str | None = None) -> Table:
+    """Channels down, models across: each model's revenue credit (compact money), and the
+    deals each channel touched (won, lost or open). ``hidden``: models left out for want of
+    width, named in the caption (``elsewhere``: the result file that has them)."""
     models = models or summary.get_column("model").unique(maintain_order=True).to_list()
-    table = Table(title="Revenue credit by channel and model", title_justify="left")
+    table = Table(title="Revenue credit by channel and model", title_justify="left",
+                  caption=hidden_caption(hidden, elsewhere), caption_justify="left")
     table.add_column("channel")
-    table.add_column("deals", justify="right")
+    # every deal (won, lost, open) with a touch of the channel, whatever the model credits:
+    # the summary's deals_touched
+    table.add_column("deals touched", justify="right")
     for model in models:
         table.add_column(cell(model), justify="right")
     cells = {(r["model"], r["channel"]): r for r in summary.iter_rows(named=True)}
@@ -207,14 +226,17 @@ def credit_matrix(summary: pl.DataFrame, currency: str, models: list[str] | None
 
 
 def comparison_table(comparison: pl.DataFrame, currency: str, baseline: str = "last_touch",
-                     models: list[str] | None = None) -> Table:
-    """Channels down: last-touch revenue and share, then each model's share and shift (points)."""
+                     models: list[str] | None = None, *, hidden: Iterable[str] = (),
+                     elsewhere: str | None = None) -> Table:
+    """Channels down: last-touch revenue and share, then each model's share and shift (points).
+    ``hidden``: models left out for want of width, named in the caption (``elsewhere``: the
+    result file that has them)."""
     models = [m for m in (models or comparison.get_column("model").unique(maintain_order=True))
               if m != baseline]
     table = Table(
         title=("Revenue share: last-touch vs multi-touch"
                " (shift in points; demand creation in green)"),
-        title_justify="left",
+        title_justify="left", caption=hidden_caption(hidden, elsewhere), caption_justify="left",
     )
     table.add_column("channel")
     table.add_column(cell(baseline), justify="right")
@@ -296,12 +318,16 @@ ID_WIDTH = 40
 
 def frame_table(frame: pl.DataFrame, title: str = "", currency: str = "USD",
                 money_columns: Iterable[str] | None = None,
-                share_columns: Iterable[str] | None = None, compact: bool = False) -> Table:
+                share_columns: Iterable[str] | None = None, compact: bool = False,
+                caption: str | None = None) -> Table:
     """Any small frame as a table, formatting money and share columns (by default the ones
-    :data:`~attribution.schema.MONEY_COLUMNS` and ``SHARE_COLUMNS`` name)."""
+    :data:`~attribution.schema.MONEY_COLUMNS` and ``SHARE_COLUMNS`` name); ``caption``: a
+    line under it (what its figures mean)."""
     money_set = set(MONEY_COLUMNS if money_columns is None else money_columns)
     share_set = set(SHARE_COLUMNS if share_columns is None else share_columns)
-    table = Table(title=cell(title) if title else None, title_justify="left")
+    table = Table(title=cell(title) if title else None, title_justify="left",
+                  caption=Text(printable(caption), style="dim") if caption else None,
+                  caption_justify="left")
     for name, dtype in frame.schema.items():
         shown = major_name(name) if name in money_set else name  # (shown in major units)
         # an id is copied from the terminal (`history`'s run_id): whole, never cut, up to a
@@ -382,6 +408,11 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
     load's own notes (inferred formats, unknown statuses, first-touch-only data), unmapped
     sources and where the rejects went."""
     notes: list[str] = []
+    partitions = result.engine_settings.get("partitions") if result.engine == "polars" else None
+    if partitions:
+        notes.append(f"partitioned run: the accounts in {_count(partitions, 'partition')}, "
+                     "one at a time, to go past memory (same results as in memory; "
+                     f"{escape_text(result.engine_settings.get('partitions_from', ''))})")
     if result.skipped_models:
         where = "on Spark" if result.engine == "spark" else "in partitions"
         notes.append(f"[yellow]not run {where}: {', '.join(result.skipped_models)}[/yellow]")
@@ -396,8 +427,10 @@ def run_notes(result: RunResult, rejects_file: str | None = None) -> list[str]:
     for item in result.accounting:
         share = item.rejected_total / item.read if item.read else 0.0
         if share > REJECT_WARNING:
-            notes.append(f"[yellow]warning: {share:.0%} of {item.input} rows were rejected "
-                         f"({item.rejected_total:,} of {item.read:,}); see rejects.csv[/yellow]")
+            # a file is named only when one was written (the last note says how to write one)
+            where = f"; see {escape_text(rejects_file)}" if rejects_file is not None else ""
+            notes.append(f"[yellow]warning: {share:.0%} of {escape_text(item.input)} rows were "
+                         f"rejected ({item.rejected_total:,} of {item.read:,}){where}[/yellow]")
         if item.rejected_amount:
             notes.append(
                 f"[yellow]rejected deals carry {money(item.rejected_amount, result.currency)}"

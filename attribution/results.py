@@ -26,7 +26,13 @@ import polars as pl
 
 from attribution.compare import BASELINE
 from attribution.config import Config
-from attribution.output import TableParts, write_csv, write_json_document, write_table
+from attribution.output import (
+    TableParts,
+    major_decimal,
+    write_csv,
+    write_json_document,
+    write_table,
+)
 from attribution.pipeline import RunResult, model_diagnostics
 from attribution.resultset import RECORD, ResultSetError, Staging, manifest, staged
 from attribution.schema import CREDIT_SCHEMA, currency_decimals
@@ -42,13 +48,24 @@ def record_totals(totals: dict[str, Any]) -> dict[str, Any]:
     return dict(totals)
 
 
+def accounting_record(item: Any, decimals: int) -> dict[str, Any]:
+    """One input's row accounting as run.json (and ``validate --format json``) write it: the
+    deals' rejected amounts in major units as exact decimals to the currency's minor unit
+    (``decimals``), from their integer minor units."""
+    record = item.as_dict(decimals)
+    for name in ("rejected_amount", "rejected_won_amount"):
+        if name in record:
+            record[name] = major_decimal(getattr(item, name), decimals)
+    return record
+
+
 def run_record(result: RunResult) -> dict[str, Any]:
     """What a run read, assumed and produced, for run.json and the report."""
     config = result.config
     return {
         "currency": result.currency,
         "totals": record_totals(result.totals()),
-        "accounting": [a.as_dict(currency_decimals(result.currency))
+        "accounting": [accounting_record(a, currency_decimals(result.currency))
                        for a in result.accounting],
         "files": [f.__dict__ for f in result.files],
         "options": {
@@ -57,6 +74,10 @@ def run_record(result: RunResult) -> dict[str, Any]:
             "as_of": result.stats.as_of.isoformat() if result.stats else None,
             "channel_rules": str(config.channel_rules) if config.channel_rules else "built-in",
             "direct_channels": list(config.direct_channels),
+            # the intervals' settings, when the run has intervals (same seed, same intervals)
+            **({"bootstrap": config.bootstrap, "interval": config.interval,
+                "seed": config.seed, "min_deals": config.min_deals}
+               if config.bootstrap else {}),
         },
         "models": [{"name": m.name, "params": m.params()} for m in result.models],
         **({"sources": list(result.sources)} if result.sources else {}),
@@ -311,6 +332,7 @@ def unspent_channels(result: RunResult, spend: Spend) -> list[str]:
 
 __all__ = [
     "LocalWriter",
+    "accounting_record",
     "ResultWriter",
     "record_totals",
     "run_record",

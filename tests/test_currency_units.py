@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from attribution.budget import parse_bound, read_budget
 from attribution.cli import cli
 from attribution.errors import ConfigError, InputError
-from attribution.output import json_records, money_to_decimal
+from attribution.output import json_records, json_text, money_to_decimal
 from attribution.paths import read_paths
 from attribution.render import compact_money, money
 from attribution.schema import minor_per_major
@@ -238,7 +238,12 @@ def test_money_is_shown_and_written_to_the_currencys_minor_unit() -> None:
     assert money_to_decimal(frame, decimals=3).schema["revenue_credit"] == pl.Decimal(38, 3)
     assert money_to_decimal(frame, decimals=0)["revenue_credit"].to_list() == [
         Decimal(1234567), Decimal(-5)]
-    assert [r["revenue_credit"] for r in json_records(frame, decimals=3)] == [1234.567, -0.005]
+    # JSON: exact decimals, written digit for digit (never through a float)
+    assert [r["revenue_credit"] for r in json_records(frame, decimals=3)] == [
+        Decimal("1234.567"), Decimal("-0.005")]
+    assert json_text(json_records(frame, decimals=3), indent=None) == (
+        '[{"revenue_credit": 1234.567, "revenue_share": 0.5}, '
+        '{"revenue_credit": -0.005, "revenue_share": 0.5}]')
 
 
 def test_bounds_and_budget_files_are_read_to_the_minor_unit(tmp_path: Path) -> None:

@@ -40,6 +40,21 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def assert_same_results(memory: dict[str, bytes], parts: dict[str, bytes], partitions: int,
+                        basis: str) -> None:
+    """Every file byte for byte, but run.json, which also records the partitions and why
+    (its engine entry; the in-memory run's has none)."""
+    assert sorted(memory) == sorted(parts)
+    for name in memory:
+        if name != "run.json":
+            assert parts[name] == memory[name], name
+    record, expected = json.loads(parts["run.json"]), json.loads(memory["run.json"])
+    assert record.pop("engine") == {"name": "polars", "partitions": partitions,
+                                    "partitions_from": basis}
+    assert "engine" not in expected
+    assert record == expected
+
+
 def models_args(names: list[str]) -> list[str]:
     return [arg for name in names for arg in ("--model", name)]
 
@@ -59,9 +74,7 @@ def test_same_files_as_in_memory(tmp_path: Path, partitions: int, options: list[
     memory, parts = files_of(tmp_path / "memory"), files_of(tmp_path / "parts")
     assert "rejects.csv" in memory
     assert {"markov_removal_effects", "shapley_values"} <= {Path(n).stem for n in memory}
-    assert sorted(memory) == sorted(parts)
-    for name in memory:
-        assert parts[name] == memory[name], name
+    assert_same_results(memory, parts, partitions, f"--partitions {partitions}")
 
 
 def test_default_models_leave_out_what_cannot_tally(tmp_path: Path) -> None:
@@ -72,7 +85,8 @@ def test_default_models_leave_out_what_cannot_tally(tmp_path: Path) -> None:
     ran = [m["name"] for m in record["models"]]
     assert ran == PARTITIONED
     run(*INPUTS, *models_args(ran), "--out", str(tmp_path / "memory"))
-    assert files_of(tmp_path / "parts") == files_of(tmp_path / "memory")
+    assert_same_results(files_of(tmp_path / "memory"), files_of(tmp_path / "parts"), 4,
+                        "--partitions 4")
 
 
 def test_a_dataset_of_parquet_files(tmp_path: Path) -> None:
@@ -104,6 +118,10 @@ def test_a_dataset_of_parquet_files(tmp_path: Path) -> None:
                 assert parts[name] == memory[name], (label, name)
         record, expected = (json.loads(parts["run.json"]), json.loads(memory["run.json"]))
         assert record["totals"] == expected["totals"]
+        assert record["engine"] == {
+            "name": "polars", "partitions": 1,
+            "partitions_from": "--touchpoints is a folder or glob of Parquet files: one "
+                               "partition per 128 MiB of their row groups, uncompressed"}
         counts = [{k: v for k, v in a.items() if k != "file"} for a in record["accounting"]]
         assert counts == [{k: v for k, v in a.items() if k != "file"}
                           for a in expected["accounting"]]
