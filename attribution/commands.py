@@ -71,7 +71,19 @@ def checked_experiments(result: RunResult) -> RunResult:
     if result.config.experiments is None:
         return result
     from attribution.results import with_experiments
+    from attribution.schema import currency_decimals
 
+    # with_priors read the lifts before the deals named the run's currency: in USD's minor
+    # unit unless --currency was given; a currency with other decimals would scale the
+    # priors by a power of ten
+    read_in = result.config.currency or "USD"
+    if currency_decimals(read_in) != currency_decimals(result.currency):
+        raise ConfigError(
+            f"{result.config.experiments}: the experiments' lifts were read in {read_in} "
+            f"({currency_decimals(read_in)} decimals) before the deals showed the run is in "
+            f"{result.currency} ({currency_decimals(result.currency)} decimals): give "
+            f"--currency {result.currency}"
+        )
     experiments, _ = read_experiments(result)
     return with_experiments(result, experiments)
 

@@ -573,3 +573,27 @@ def test_a_verdict_on_few_experiments_says_it_is_weak(tmp_path):
     document = json.loads(result.output)
     errors = [s["mean_relative_error"] for s in document["scores"]]
     assert document["caution"] is None and errors[1] - errors[0] >= 0.02
+
+
+def test_experiments_read_before_the_deals_named_a_currency_of_other_decimals(tmp_path):
+    """Without --currency the lifts are read in USD's cents before the deals say the run is in
+    KWD (3 decimals): the priors would be 10x off, so the run stops and names the fix; with
+    --currency KWD it runs."""
+    import shutil
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(TINY, folder)
+    deals = folder / "deals.csv"
+    deals.write_text(deals.read_text().replace(",USD,", ",KWD,"))
+    config = str(folder / "attribution.toml")
+    stopped = CliRunner().invoke(cli, ["run", "--config", config, "--model", "incremental",
+                                       "--out", str(tmp_path / "out")])
+    assert stopped.exit_code == 2
+    assert stopped.output.strip().splitlines()[-1] == (
+        f"Error: {folder / 'experiments.csv'}: the experiments' lifts were read in USD "
+        "(2 decimals) before the deals showed the run is in KWD (3 decimals): give "
+        "--currency KWD")
+    assert not (tmp_path / "out").exists()
+    done = CliRunner().invoke(cli, ["-q", "run", "--config", config, "--model", "incremental",
+                                    "--currency", "KWD", "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
