@@ -695,7 +695,9 @@ def _stages(config: Config, buckets: int, report: Progress,
         if limit is not None:
             past = pl.col("timestamp") > limit
             if part.select(past.any()).item():
-                summed.late.append(_late_rejects(part.filter(past), horizon, split))
+                summed.late.append(_late_rejects(part.filter(past), horizon, split,
+                                                 (columns.get("touchpoints") or {}).get(
+                                                     "timestamp", "timestamp")))
                 part = part.filter(~past)
         part = part.drop(_FILE, _FILE_ROW)
         summed.unmapped.append(unmapped_touches(part))
@@ -859,7 +861,8 @@ def _touch_schema(touches: _Checked) -> pl.Schema:
     raise InputError(f"{touches.accounting.path}: no touchpoint is valid")
 
 
-def _late_rejects(late: pl.DataFrame, horizon: datetime | None, split: _Split) -> pl.DataFrame:
+def _late_rejects(late: pl.DataFrame, horizon: datetime | None, split: _Split,
+                  column: str = "timestamp") -> pl.DataFrame:
     """The rejects of touches dated past the horizon, as
     :func:`attribution.validation.beyond_horizon` words them, at their file and row."""
     assert horizon is not None
@@ -867,7 +870,7 @@ def _late_rejects(late: pl.DataFrame, horizon: datetime | None, split: _Split) -
               f"({horizon:%Y-%m-%d}), outside the run's horizon")
     return late.select(
         split.file_of(pl.col(_FILE)).alias("file"), pl.lit("touchpoints").alias("input"),
-        pl.col(_FILE_ROW).alias("row"), pl.lit("timestamp").alias("column"),
+        pl.col(_FILE_ROW).alias("row"), pl.lit(column).alias("column"),
         pl.lit(reason).alias("reason"),
         pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias("value"),
         pl.lit(None, pl.String).alias("key"),

@@ -104,7 +104,7 @@ from attribution.schema import (
     currency_decimals,
     major_name,
 )
-from attribution.validation import check_reject_rate
+from attribution.validation import BLANKED, check_reject_rate
 
 try:
     from pyspark.errors import AnalysisException
@@ -681,7 +681,9 @@ def _validate(
             "good": good,
             "reject": rejects,
             "count": pl.DataFrame({name: [getattr(accounting, name)] for name in _COUNTS}),
-            "reason": rejects.group_by("reason").len().rename({"len": "n"}),
+            # (a cell left blank is listed with the rejects, its row counted as used)
+            "reason": rejects.filter(~pl.col("reason").str.starts_with(BLANKED))
+            .group_by("reason").len().rename({"len": "n"}),
         }
         if unmapped is not None:
             frames["unmapped"] = unmapped.with_columns(pl.col("touches").cast(pl.Int64))
