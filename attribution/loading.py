@@ -375,22 +375,28 @@ def ungrouped_note(rules: ChannelRules, channels: Iterable[str | None]) -> str |
 # values must not choose a format for itself (the whole column's must).
 def load_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
                   time_formats: Sequence[str] = (), preset: Preset | None = None,
+                  rejected: list[pl.DataFrame] | None = None,
                   ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, int]:
-    """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``."""
+    """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``; the ids of the
+    rejected contact rows (:attr:`Validated.rejected_ids`) are added to ``rejected`` when it
+    is given, for :func:`load_touchpoints`."""
     checked = validate_contacts(source, mapping, time_formats=time_formats,
                                 infer_time_formats=False, preset=preset)
+    if rejected is not None and checked.rejected_ids is not None and checked.rejected_ids.height:
+        rejected.append(checked.rejected_ids)
     return checked.good, checked.rejects, checked.accounting, checked.accounting.read
 
 
 def load_touchpoints(
     source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
-    preset: Preset | None = None,
+    preset: Preset | None = None, rejected_contacts: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
     """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
     # a batch does not unify the spellings of a channel: its own counts would choose them
     checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
-                                   infer_time_formats=False, preset=preset, unify=False)
+                                   infer_time_formats=False, preset=preset, unify=False,
+                                   rejected_contacts=rejected_contacts)
     assert checked.unmapped is not None
     return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
             checked.channel_groups)

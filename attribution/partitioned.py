@@ -605,6 +605,7 @@ def _stages(config: Config, buckets: int, report: Progress,
 
     # contacts: split by contact id, validated, spread by account
     contacts: _Checked | None = None
+    rejected_contacts: list[pl.DataFrame] = []  # their touches say so
     if config.contacts is not None:
         report("load contacts", 0, stages)
         mapping = columns.get("contacts")
@@ -613,7 +614,8 @@ def _stages(config: Config, buckets: int, report: Progress,
 
         def check_contacts(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame,
                                                        Accounting, None]:
-            good, bad, counted, _rows = load_contacts(raw, mapping, **time_options)
+            good, bad, counted, _rows = load_contacts(raw, mapping, rejected=rejected_contacts,
+                                                      **time_options)
             return good.select(ROW, "contact_id", "account_id", "lead_created_at"), bad, \
                 counted, None
 
@@ -628,11 +630,13 @@ def _stages(config: Config, buckets: int, report: Progress,
                    folder / "split", mapping, rewrite=rewrite,
                    encoding=config.encoding_of("touchpoints"))
 
+    rejected = pl.concat(rejected_contacts) if rejected_contacts else None
+
     def check_touchpoints(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, Accounting,
                                                       pl.DataFrame]:
         known = _contact_lookup(contacts, raw, mapping)
-        good, bad, counted, unmapped, _groups = load_touchpoints(raw, rules, known, mapping,
-                                                                 **time_options)
+        good, bad, counted, unmapped, _groups = load_touchpoints(
+            raw, rules, known, mapping, rejected_contacts=rejected, **time_options)
         return good, bad, counted, unmapped
 
     touches = _validate(split, buckets, folder / "touchpoints", check_touchpoints,

@@ -117,7 +117,8 @@ def test_the_offset_is_found_in_a_later_block_and_a_cut_character(tmp_path: Path
     assert where_not_utf8((2, 2, 1, b"")) == (
         "at byte 2 (line 2, byte 1 of the line: the file ends inside a character)")
     # a byte cp1252 leaves undefined is named alone
-    assert where_not_utf8((1_234, 3, 9, b"\x81")) == "at byte 1,234 (line 3, byte 9 of the line: 0x81)"
+    assert where_not_utf8((1_234, 3, 9, b"\x81")) == (
+        "at byte 1,234 (line 3, byte 9 of the line: 0x81)")
     assert invalid_utf8(write(tmp_path, "fine.csv", "a\né\n")) is None
 
 

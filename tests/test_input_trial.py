@@ -310,3 +310,27 @@ def test_a_contact_lead_date_is_read_when_valid(exports):
     inputs = load(exports)
     assert inputs.contacts.filter(pl.col("contact_id") == "1001")["lead_created_at"].to_list() \
         == [datetime(2025, 2, 9, 15, 44, tzinfo=UTC)]
+
+
+def test_spend_amounts_are_checked_against_the_run_currency_too(tmp_path):
+    from attribution.spend import load_spend
+
+    spend = write(tmp_path, "spend.csv", (
+        "channel,period_start,period_end,amount\n"
+        "paid_search,2025-01-01,2025-01-31,$1000\n"
+        "paid_search,2025-02-01,2025-02-28,\"€1,000.00\"\n"
+        "paid_search,2025-03-01,2025-03-31,1000 USD\n"))
+    loaded = load_spend(spend, currency="USD")
+    assert loaded.rows["amount_cents"].to_list() == [100_000, 100_000]
+    assert loaded.rejects.select("row", "column", "reason").rows() == [
+        (2, "amount", "amount is in EUR ('€'), not the run's currency USD; convert amounts "
+         "first or set [money] currency")]
+
+
+def test_a_ragged_row_is_found_in_a_file_of_another_encoding(exports, tmp_path):
+    ragged = write(tmp_path, "ragged.csv", (DEAL_HEADER + (
+        "80001,Acme – Müller,Closed Won,100,2025-03-16,2025-04-16,5000\n"
+        "80002,Acme,Closed Won,100,2025-03-16,2025-04-16,5000,x\n")).encode("cp1252"))
+    assert stopped(validate(exports, "--encoding", "deals=cp1252", deals=ragged)) == (
+        f"Error: {ragged}: row 2 (line 3) of the deals file has 8 fields, the header has 7; "
+        'quote a cell that holds a comma ("1,234.50"), or remove the extra cells')
