@@ -377,7 +377,8 @@ def test_a_rejected_contact_and_a_blanked_lead_date_read_the_same(spark, tmp_pat
     (tmp_path / "d.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
                                     "D1,A,2025-01-05,2025-02-01,won,100\n")
     config = Config(touchpoints=tmp_path / "t.csv", deals=tmp_path / "d.csv",
-                    contacts=tmp_path / "c.csv", max_reject_rate=1.0, models=("last_touch", "linear"))
+                    contacts=tmp_path / "c.csv", max_reject_rate=1.0,
+                    models=("last_touch", "linear"))
     expected = pipeline.run(config)
     assert expected.rejects.select("input", "row").rows() == [
         ("contacts", 2), ("contacts", 3), ("touchpoints", 2)]
