@@ -232,7 +232,7 @@ def _load_inputs(
     files = []
     accounting: dict[str, Accounting] = {}
     all_rejects = []
-    contact_frame = None
+    contact_frame = rejected_contacts = None
     if contacts is not None:
         step("contacts")
         checked = validated(contacts, "contacts", lambda table, mapping: validate_contacts(
@@ -240,7 +240,7 @@ def _load_inputs(
             infer_time_formats=infer_time_formats, prefer_time_formats=prefer, preset=preset,
             encoding=of(encoding, "contacts")))
         note("contacts", checked)
-        contact_frame = checked.good
+        contact_frame, rejected_contacts = checked.good, checked.rejected_ids
         accounting["contacts"] = checked.accounting
         all_rejects.append(checked.rejects)
         digest = digests["contacts"].result()
@@ -249,7 +249,9 @@ def _load_inputs(
     checked = validated(touchpoints, "touchpoints", lambda table, mapping: validate_touchpoints(
         table, rules, contact_frame, mapping, file=str(Path(touchpoints)),
         time_formats=time_formats, infer_time_formats=infer_time_formats,
-        prefer_time_formats=prefer, preset=preset, encoding=of(encoding, "touchpoints")))
+        prefer_time_formats=prefer, preset=preset, encoding=of(encoding, "touchpoints"),
+        rejected_contacts=rejected_contacts))
+    time_column = checked.columns.get("timestamp", "timestamp")
     note("touchpoints", checked)
     touch_frame, unmapped, groups = checked.good, checked.unmapped, checked.channel_groups
     assert unmapped is not None
@@ -275,7 +277,7 @@ def _load_inputs(
     del checked
     # touches dated past the deals' horizon are rejected rather than made the as-of date
     touch_frame, late = beyond_horizon(touch_frame, latest_deal_event(deal_frame),
-                                       str(Path(touchpoints)))
+                                       str(Path(touchpoints)), time_column)
     if late.height:
         all_rejects.append(late)
         counted = accounting["touchpoints"]
@@ -373,22 +375,28 @@ def ungrouped_note(rules: ChannelRules, channels: Iterable[str | None]) -> str |
 # values must not choose a format for itself (the whole column's must).
 def load_contacts(source: TableSource, mapping: dict[str, str] | None = None, *,
                   time_formats: Sequence[str] = (), preset: Preset | None = None,
+                  rejected: list[pl.DataFrame] | None = None,
                   ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, int]:
-    """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``."""
+    """:func:`validate_contacts` as ``(good, rejects, accounting, rows read)``; the ids of the
+    rejected contact rows (:attr:`Validated.rejected_ids`) are added to ``rejected`` when it
+    is given, for :func:`load_touchpoints`."""
     checked = validate_contacts(source, mapping, time_formats=time_formats,
                                 infer_time_formats=False, preset=preset)
+    if rejected is not None and checked.rejected_ids is not None and checked.rejected_ids.height:
+        rejected.append(checked.rejected_ids)
     return checked.good, checked.rejects, checked.accounting, checked.accounting.read
 
 
 def load_touchpoints(
     source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
     mapping: dict[str, str] | None = None, *, time_formats: Sequence[str] = (),
-    preset: Preset | None = None,
+    preset: Preset | None = None, rejected_contacts: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Accounting, pl.DataFrame, dict[str, str]]:
     """:func:`validate_touchpoints` as ``(good, rejects, accounting, unmapped, groups)``."""
     # a batch does not unify the spellings of a channel: its own counts would choose them
     checked = validate_touchpoints(source, rules, contacts, mapping, time_formats=time_formats,
-                                   infer_time_formats=False, preset=preset, unify=False)
+                                   infer_time_formats=False, preset=preset, unify=False,
+                                   rejected_contacts=rejected_contacts)
     assert checked.unmapped is not None
     return (checked.good, checked.rejects, checked.accounting, checked.unmapped,
             checked.channel_groups)

@@ -616,6 +616,7 @@ def _stages(config: Config, buckets: int, report: Progress,
 
     # contacts: split by contact id, validated, spread by account
     contacts: _Checked | None = None
+    rejected_contacts: list[pl.DataFrame] = []  # their touches say so
     if config.contacts is not None:
         report("load contacts", 0, stages)
         mapping = columns.get("contacts")
@@ -624,7 +625,8 @@ def _stages(config: Config, buckets: int, report: Progress,
 
         def check_contacts(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame,
                                                        Accounting, None]:
-            good, bad, counted, _rows = load_contacts(raw, mapping, **time_options)
+            good, bad, counted, _rows = load_contacts(raw, mapping, rejected=rejected_contacts,
+                                                      **time_options)
             return good.select(ROW, "contact_id", "account_id", "lead_created_at"), bad, \
                 counted, None
 
@@ -639,11 +641,13 @@ def _stages(config: Config, buckets: int, report: Progress,
                    folder / "split", mapping, rewrite=rewrite,
                    encoding=config.encoding_of("touchpoints"))
 
+    rejected = pl.concat(rejected_contacts) if rejected_contacts else None
+
     def check_touchpoints(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, Accounting,
                                                       pl.DataFrame]:
         known = _contact_lookup(contacts, raw, mapping)
-        good, bad, counted, unmapped, _groups = load_touchpoints(raw, rules, known, mapping,
-                                                                 **time_options)
+        good, bad, counted, unmapped, _groups = load_touchpoints(
+            raw, rules, known, mapping, rejected_contacts=rejected, **time_options)
         return good, bad, counted, unmapped
 
     touches = _validate(split, buckets, folder / "touchpoints", check_touchpoints,
@@ -706,7 +710,9 @@ def _stages(config: Config, buckets: int, report: Progress,
         if limit is not None:
             past = pl.col("timestamp") > limit
             if part.select(past.any()).item():
-                summed.late.append(_late_rejects(part.filter(past), horizon, split))
+                summed.late.append(_late_rejects(part.filter(past), horizon, split,
+                                                 (columns.get("touchpoints") or {}).get(
+                                                     "timestamp", "timestamp")))
                 part = part.filter(~past)
         part = part.drop(_FILE, _FILE_ROW)
         summed.unmapped.append(unmapped_touches(part))
@@ -870,7 +876,8 @@ def _touch_schema(touches: _Checked) -> pl.Schema:
     raise InputError(f"{touches.accounting.path}: no touchpoint is valid")
 
 
-def _late_rejects(late: pl.DataFrame, horizon: datetime | None, split: _Split) -> pl.DataFrame:
+def _late_rejects(late: pl.DataFrame, horizon: datetime | None, split: _Split,
+                  column: str = "timestamp") -> pl.DataFrame:
     """The rejects of touches dated past the horizon, as
     :func:`attribution.validation.beyond_horizon` words them, at their file and row."""
     assert horizon is not None
@@ -878,7 +885,7 @@ def _late_rejects(late: pl.DataFrame, horizon: datetime | None, split: _Split) -
               f"({horizon:%Y-%m-%d}), outside the run's horizon")
     return late.select(
         split.file_of(pl.col(_FILE)).alias("file"), pl.lit("touchpoints").alias("input"),
-        pl.col(_FILE_ROW).alias("row"), pl.lit("timestamp").alias("column"),
+        pl.col(_FILE_ROW).alias("row"), pl.lit(column).alias("column"),
         pl.lit(reason).alias("reason"),
         pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias("value"),
         pl.lit(None, pl.String).alias("key"),

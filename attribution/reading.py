@@ -90,33 +90,62 @@ def text_encoding(path: Path, encoding: str | None) -> str | None:
     return next((name for bom, name in _BOMS if start.startswith(bom)), None)
 
 
-def invalid_utf8(path: Path) -> tuple[int, int, bytes] | None:
-    """Where a file stops being UTF-8: ``(byte offset, line, the offending bytes)``, or None
-    when it is valid. Read a megabyte at a time through an incremental decoder, so the file
-    is never held whole."""
+def invalid_utf8(path: Path) -> tuple[int, int, int, bytes] | None:
+    """Where a file stops being UTF-8: ``(byte offset, line, byte of the line, the offending
+    bytes)`` (the line and its byte counted from 1), or None when it is valid. Read a megabyte
+    at a time through an incremental decoder, so the file is never held whole."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    consumed = lines = 0
+    consumed = lines = line_start = 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as error:
-                return (consumed + error.start, lines + block.count(b"\n", 0, error.start) + 1,
-                        block[error.start:error.end])
+                offset = consumed + error.start
+                before = block.rfind(b"\n", 0, error.start)
+                start = consumed + before + 1 if before != -1 else line_start
+                return (offset, lines + block.count(b"\n", 0, error.start) + 1,
+                        offset - start + 1, block[error.start:error.end])
+            last = block.rfind(b"\n")
+            if last != -1:
+                line_start = consumed + last + 1
             consumed += len(block)
             lines += block.count(b"\n")
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as error:  # the file ends inside a character
-            return consumed - 1 + error.start, lines + 1, b""
+            offset = consumed - 1 + error.start
+            return offset, lines + 1, offset - line_start + 1, b""
     return None
+
+
+def where_not_utf8(found: tuple[int, int, int, bytes]) -> str:
+    """Where :func:`invalid_utf8` found a file not UTF-8, in words: ``at byte 127 (line 2,
+    byte 17 of the line: 0x96, which cp1252 reads as '–')``.
+
+    >>> where_not_utf8((127, 2, 17, b"\\x96"))
+    "at byte 127 (line 2, byte 17 of the line: 0x96, which cp1252 reads as '–')"
+    >>> where_not_utf8((2, 2, 1, b""))
+    'at byte 2 (line 2, byte 1 of the line: the file ends inside a character)'
+    """
+    offset, line, column, cut = found
+    if not cut:
+        what = "the file ends inside a character"
+    else:
+        what = " ".join(f"0x{b:02x}" for b in cut)
+        try:
+            read = cut.decode("cp1252")
+        except UnicodeDecodeError:
+            read = ""
+        if read.isprintable() and read:
+            what += f", which cp1252 reads as {read!r}"
+    return f"at byte {offset:,} (line {line:,}, byte {column:,} of the line: {what})"
 
 
 def _not_utf8(path: Path, input_name: str) -> FileFormatError:
     """The error for a text file that is not valid UTF-8: where, and how to read it."""
     found = invalid_utf8(path)
-    where = (f" at byte {found[0]} (line {found[1]}, bytes {found[2].hex(' ')})"
-             if found is not None else "")
+    where = f" {where_not_utf8(found)}" if found is not None else ""
     return FileFormatError(
         f"{path}: {input_name} file is not valid UTF-8{where}; if it was saved in another "
         f"encoding, name it: --encoding {input_name}=cp1252 (or [inputs] encoding = "
@@ -187,6 +216,11 @@ def read_file(path: str | Path, input_name: str, *, encoding: str | None = None)
         message = str(exc).strip()
         if isinstance(source, Path) and "utf-8" in message.lower():
             raise _not_utf8(path, input_name) from None
+        if suffix in CSV_EXTENSIONS:
+            # only now, after the fast reader failed: the row it stopped at, found in Python
+            found = ragged_row(source, separator, input_name)
+            if found is not None:
+                raise FileFormatError(f"{path}: {found}") from None
         # the first line of the reader's message, quoted and cut: it can carry a whole row
         first_line = message.splitlines()[0] if message else type(exc).__name__
         shown = (first_line if len(first_line) <= QUOTE_LIMIT and first_line.isprintable()
@@ -196,6 +230,56 @@ def read_file(path: str | Path, input_name: str, *, encoding: str | None = None)
         f"{path}: unknown file type {suffix or '(none)'!r} for {input_name}; "
         "use .csv, .parquet or .ndjson/.jsonl"
     )
+
+
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def ragged_row(source: Path | io.BytesIO, separator: str, input_name: str) -> str | None:
+    """What is wrong with the first CSV row that the reader cannot split into the header's
+    columns, in words naming the row and the line it starts on (they differ below a quoted
+    cell that holds a line break); None when every row fits.
+
+    A row with more fields than the header is one (a cell holding the separator without
+    quotes, usually); so is a quoted cell never closed. A row with fewer fields is not: the
+    reader takes its missing last cells as blank, as Excel writes a row whose last cells are
+    empty. Read here, in Python, only once the fast reader has failed.
+    """
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        handle: io.TextIOBase = io.TextIOWrapper(source, encoding="utf-8", newline="")
+    else:
+        handle = source.open("r", encoding="utf-8-sig", errors="replace", newline="")
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 4 * LINE_LIMIT))
+    try:
+        reader = csv.reader(handle, delimiter=separator, strict=True)
+        header = next(reader, None)
+        if header is None:
+            return None
+        row = 0
+        line = reader.line_num  # the last line read: each row starts on the one after it
+        try:
+            for record in reader:
+                row += 1
+                if len(record) > len(header):
+                    name = _SEPARATOR_NAMES.get(separator, repr(separator))
+                    example = ' ("1,234.50")' if separator == "," else ""
+                    return (f"row {row:,} (line {line + 1:,}) of the {input_name} file has "
+                            f"{len(record):,} fields, the header has {len(header):,}; quote a "
+                            f"cell that holds a {name}{example}, or remove the extra cells")
+                line = reader.line_num
+        except csv.Error:
+            return (f"row {row + 1:,} (line {line + 1:,}) of the {input_name} file opens a "
+                    "quoted cell that is never closed; close its quote, or double a quote "
+                    "inside a cell (\"\")")
+        return None
+    finally:
+        csv.field_size_limit(limit)
+        if isinstance(handle, io.TextIOWrapper) and isinstance(source, io.BytesIO):
+            handle.detach()
+        else:
+            handle.close()
 
 
 def check_line_lengths(path: Path, input_name: str, limit: int = LINE_LIMIT) -> None:
@@ -397,9 +481,11 @@ __all__ = [
     "check_header",
     "file_digest",
     "invalid_utf8",
+    "where_not_utf8",
     "is_utf8",
     "name_columns",
     "read_file",
+    "ragged_row",
     "read_header",
     "read_table",
     "rechunk_in_place",

@@ -104,7 +104,7 @@ from attribution.schema import (
     currency_decimals,
     major_name,
 )
-from attribution.validation import check_reject_rate
+from attribution.validation import BLANKED, check_reject_rate
 
 try:
     from pyspark.errors import AnalysisException
@@ -622,6 +622,8 @@ _COUNTS = pl.Schema(
 )
 _UNMAPPED = pl.Schema({"utm_source": pl.String, "utm_medium": pl.String, "touches": pl.Int64})
 _REASONS = pl.Schema({"reason": pl.String, "n": pl.Int64})
+#: the ids of rejected contact rows, with their reason (a touch of one says so)
+_IDS = pl.Schema({"contact_id": pl.String, "reason": pl.String})
 
 
 @dataclass
@@ -633,6 +635,7 @@ class _Validated:
     accounting: Accounting
     cached: DataFrame
     unmapped: pl.DataFrame | None = None
+    rejected_ids: pl.DataFrame | None = None
 
 
 def _validate(
@@ -644,15 +647,17 @@ def _validate(
                    tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None, Accounting]],
     carried: Sequence[str] = (),
     with_unmapped: bool = False,
+    with_ids: bool = False,
 ) -> _Validated:
     """Shuffle an export by its id and run ``call`` (a polars loader) on every group.
 
     ``call(raw, helpers)`` validates the group's raw rows (a frame of the export's columns, in
     row order) and returns ``(good, rejects, unmapped, accounting)``; the group-local row numbers
     it reports are mapped back to the file's own rows here, and its accounting is summed.
+    With ``with_ids``, the third is the ids of the rejected rows instead (contacts).
     """
     kinds = {"good": good_schema, "reject": _REJECTS, "count": _COUNTS, "reason": _REASONS,
-             "unmapped": _UNMAPPED}
+             "unmapped": _UNMAPPED, "ids": _IDS}
     packing = _Packing(kinds)
     columns, location, single = list(source.columns), source.location, source.single_file
     input_name = source.input
@@ -681,16 +686,20 @@ def _validate(
             "good": good,
             "reject": rejects,
             "count": pl.DataFrame({name: [getattr(accounting, name)] for name in _COUNTS}),
-            "reason": rejects.group_by("reason").len().rename({"len": "n"}),
+            # (a cell left blank is listed with the rejects, its row counted as used)
+            "reason": rejects.filter(~pl.col("reason").str.starts_with(BLANKED))
+            .group_by("reason").len().rename({"len": "n"}),
         }
-        if unmapped is not None:
+        if unmapped is not None and with_ids:
+            frames["ids"] = unmapped
+        elif unmapped is not None:
             frames["unmapped"] = unmapped.with_columns(pl.col("touches").cast(pl.Int64))
         return packing.pack(frames)
 
     frame = source.frame.withColumn(_BUCKET, _bucket(key, buckets))
     out = frame.groupBy(_BUCKET).applyInArrow(check, packing.spark).persist()
     # one small collect: every group's counts, reject reasons and unmapped utm pairs
-    tallies = out.filter(F.col(_KIND).isin("count", "reason", "unmapped")).toArrow()
+    tallies = out.filter(F.col(_KIND).isin("count", "reason", "unmapped", "ids")).toArrow()
     counts = packing.local(tallies, "count").sum()
     reasons = (packing.local(tallies, "reason").group_by("reason").agg(pl.col("n").sum())
                .sort("reason"))
@@ -713,6 +722,7 @@ def _validate(
         accounting=accounting,
         unmapped=unmapped,
         cached=out,
+        rejected_ids=packing.local(tallies, "ids") if with_ids else None,
     )
 
 
@@ -839,6 +849,7 @@ def load(
     cached: list[DataFrame] = []
 
     contacts: DataFrame | None = None
+    rejected_contacts: pl.DataFrame | None = None
     contact_schema = _CONTACT_SCHEMA
     if config.contacts is not None:
         report("load contacts", stages.index("contacts"), len(stages))
@@ -848,8 +859,10 @@ def load(
         contact_schema = _schema_of(probe[0])
 
         def check_contacts(path: Path, _helpers: pl.DataFrame):
-            good, bad, counted, _rows = load_contacts(path, mapping, **time_options)
-            return good, bad, None, counted
+            ids: list[pl.DataFrame] = []
+            good, bad, counted, _rows = load_contacts(path, mapping, rejected=ids,
+                                                      **time_options)
+            return good, bad, pl.concat(ids) if ids else pl.DataFrame(schema=_IDS), counted
 
         validated = _validate(
             source,
@@ -857,8 +870,10 @@ def load(
             partitions.plan(spark, "contacts", source.rows, buckets),
             contact_schema,
             check_contacts,
+            with_ids=True,
         )
         contacts = validated.good
+        rejected_contacts = validated.rejected_ids
         cached.append(validated.cached)
         accounting["contacts"] = validated.accounting
         files.append(_input_file(source, validated.accounting))
@@ -893,8 +908,8 @@ def load(
                 helpers.select(pl.col(_CONTACTS).explode()).unnest(_CONTACTS)
                 .drop_nulls("contact_id").unique(maintain_order=True)
             ).cast({"contact_id": pl.String, "account_id": pl.String})
-        good, bad, counted, unmapped, _groups = load_touchpoints(path, rules, known, mapping,
-                                                                **time_options)
+        good, bad, counted, unmapped, _groups = load_touchpoints(
+            path, rules, known, mapping, rejected_contacts=rejected_contacts, **time_options)
         return good, bad, unmapped, counted
 
     touch_source = dataclasses.replace(source, frame=frame)

@@ -56,6 +56,8 @@ from attribution.validation import (
     Accounting,
     amount_checks,
     amount_text,
+    currency_mark,
+    currency_mark_check,
     first_failure,
     instant,
     minor_units,
@@ -280,10 +282,11 @@ def load_spend(
             text("period", frame).str.to_lowercase(),
             pl.when(month_label & text("period_end", frame).is_null()).then(pl.lit("month")),
         ).alias("_period"),
-        minor_units("amount", frame, currency_decimals(currency))  # money: keep name
+        minor_units("amount", frame, currency_decimals(currency), currency)  # money: keep name
         .alias("amount_cents"),
         text("amount", frame).alias("_amount_text"),  # money: keep name
-        amount_text("amount", frame).alias("_amount_clean"),  # money: keep name
+        amount_text("amount", frame, currency).alias("_amount_clean"),  # money: keep name
+        currency_mark("amount", frame).alias("_amount_mark"),  # money: keep name
         text("currency", frame).str.to_uppercase().alias("currency"),
     )
     channel = unify_spellings(parsed.get_column("_channel"))
@@ -337,6 +340,7 @@ def load_spend(
                  "period_end is before period_start", pl.col("_end_text")),
                 (pl.col("_amount_text").is_null(), "amount", "missing amount",  # money: keep name
                  pl.col("_amount_text")),
+                currency_mark_check(pl.col("_amount_mark"), pl.col("_amount_text"), currency),
                 *amount_checks(pl.col("_amount_clean"), pl.col("_amount_text"), currency),
                 (pl.col("amount_cents").is_null(), "amount",  # money: keep name
                  "amount is not a number; expected a decimal like 1250.00", pl.col("_amount_text")),

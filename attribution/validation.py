@@ -20,7 +20,12 @@ from pathlib import Path
 import polars as pl
 
 from attribution.channels import ChannelRules, unify_spellings
-from attribution.errors import AmbiguousTimestampError, ColumnNotFoundError, RejectRateError
+from attribution.errors import (
+    AmbiguousTimestampError,
+    ColumnNotFoundError,
+    RejectRateError,
+    quote_input,
+)
 from attribution.keys import lookup
 from attribution.reading import ROW, name_columns, read_file, rechunk_in_place
 from attribution.schema import (
@@ -112,6 +117,10 @@ class Accounting:
     deduplicated: int = 0
     out_of_window: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    #: cells of used rows left blank because they could not be used (an unreadable optional
+    #: date): the row is counted as used, and each cell is listed with the rejects (its
+    #: reason starts with :data:`BLANKED`)
+    blanked: int = 0
     #: deals only: the amount (minor units) of rejected rows whose amount could be read, and of
     #: those marked won; money that is in the file but in no total of the run
     rejected_amount: int = 0
@@ -133,6 +142,7 @@ class Accounting:
             "out_of_window": self.out_of_window,
             "rejected": self.rejected_total,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "blanked": self.blanked,
             **({"rejected_amount": self.rejected_amount / 10 ** decimals,
                 "rejected_won_amount": self.rejected_won_amount / 10 ** decimals}
                if self.input == "deals" else {}),
@@ -160,16 +170,43 @@ class Validated:
     time_formats: dict[str, TimeFormat] = field(default_factory=dict)
     #: what the caller should tell the user (inferred formats, unknown statuses)
     notes: list[str] = field(default_factory=list)
+    #: canonical column -> the file's own name for it, where they differ
+    columns: dict[str, str] = field(default_factory=dict)
+    #: contacts only: the ids of the rejected contact rows, with their reason (``contact_id``,
+    #: ``reason``), so a touch of one says so
+    rejected_ids: pl.DataFrame | None = None
+
+
+@dataclass
+class _Named:
+    """A table ready to validate (:func:`_named`)."""
+
+    #: canonical column names and ``_row``, without the rows that repeat the header
+    frame: pl.DataFrame
+    #: the name messages give the table (its path)
+    file: str
+    #: canonical -> the file's column, as used
+    mapping: dict[str, str] | None
+    #: canonical -> the file's own header for it (rejects name a column so)
+    names: dict[str, str]
+    #: the rejects of the rows that repeat the header
+    repeated: pl.DataFrame
+
+    @property
+    def read(self) -> int:
+        """The rows read: the frame's and the header repeats'."""
+        return self.frame.height + self.repeated.height
 
 
 def _named(source: TableSource, file: str | None, input_name: str,
            mapping: dict[str, str] | None, expected: Sequence[str],
            alternatives: Mapping[str, str] | None = None,
            preset: Preset | None = None,
-           encoding: str | None = None) -> tuple[pl.DataFrame, str, dict[str, str] | None]:
-    """The table with canonical column names and ``_row``, the name its messages use, and the
-    column mapping used; through ``preset`` (:func:`attribution.sources.apply_preset`) when
-    one is given."""
+           encoding: str | None = None) -> _Named:
+    """The table with canonical column names and ``_row``, the name its messages use, the
+    column mapping used and the file's names of the columns; through ``preset``
+    (:func:`attribution.sources.apply_preset`) when one is given. Rows that repeat the header
+    (exports joined one after another) are set aside as rejects."""
     if isinstance(source, pl.DataFrame):
         where = file if file is not None else f"({input_name} table)"
         raw = source
@@ -177,13 +214,55 @@ def _named(source: TableSource, file: str | None, input_name: str,
         path = Path(source)
         where = file if file is not None else str(path)
         raw = read_file(path, input_name, encoding=encoding)
+    repeats = header_repeats(raw)
     header = None
+    fills: dict[str, list[str]] = {}
     if preset is not None:
         # the preset renames the file's columns: a missing column's message lists the file's
         header = list(raw.columns)
+        _, fills = preset.mapping(input_name, header, mapping)
         raw, mapping = apply_preset(raw, preset, input_name, mapping)
-    return (name_columns(raw, where, input_name, mapping, expected, alternatives, header),
-            where, mapping)
+    frame = name_columns(raw, where, input_name, mapping, expected, alternatives, header)
+    names = {canonical: " or ".join(fills[canonical]) if canonical in fills else original
+             for canonical, original in (mapping or {}).items()}
+    repeated = pl.DataFrame(schema=REJECT_SCHEMA)
+    if repeats is not None:
+        repeated = frame.filter(repeats).select(
+            pl.lit(where).alias("file"), pl.lit(input_name).alias("input"),
+            pl.col(ROW).alias("row"), pl.lit("").alias("column"),
+            pl.lit(HEADER_REPEAT).alias("reason"), pl.lit(None, pl.String).alias("value"),
+            pl.lit(None, pl.String).alias("key"),
+        ).cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
+        frame = frame.filter(~repeats)
+        rechunk_in_place(frame)
+    return _Named(frame, where, mapping, names, repeated)
+
+
+#: the reason of a row that repeats the header
+HEADER_REPEAT = ("repeats the header (exports joined one after another?); "
+                 "the row is not data")
+
+
+def header_repeats(raw: pl.DataFrame) -> pl.Series | None:
+    """Which rows of a table as read repeat its header (every cell its column's name,
+    trimmed; what joining exports one after another leaves), or None when none does. Only a
+    table of text columns can hold one (a CSV); one column is searched first, so a table
+    without such a row costs one search of one column."""
+    if not raw.height or not raw.width or any(d != pl.String for d in raw.dtypes):
+        return None
+
+    def repeats(name: str) -> pl.Expr:
+        if not name.strip():  # a column without a name: its cell is empty in the copy
+            return pl.col(name).str.strip_chars().replace("", None).is_null()
+        return (pl.col(name).str.strip_chars() == name.strip()).fill_null(False)
+
+    named = next((c for c in raw.columns if c.strip()), None)
+    # (a search without copying the column first: most files have no cell holding the name)
+    if named is None or not raw.select(
+            pl.col(named).str.contains(named.strip(), literal=True).any()).item():
+        return None
+    found = raw.select(pl.all_horizontal(repeats(c) for c in raw.columns)).to_series()
+    return found if found.any() else None
 
 
 def _notes(file: str, found: Mapping[str, TimeFormat]) -> list[str]:
@@ -600,7 +679,8 @@ def instant(name: str, frame: pl.DataFrame, formats: Sequence[str] = ()) -> pl.E
     )
 
 
-def minor_units(name: str, frame: pl.DataFrame, decimals: int = 2) -> pl.Expr:
+def minor_units(name: str, frame: pl.DataFrame, decimals: int = 2,
+                currency: str | None = None) -> pl.Expr:
     """An amount as integer minor units (``decimals``: the currency's ISO 4217 minor unit, so
     cents for USD, fils for KWD: ``1.234`` KWD is 1234); null if not a number.
 
@@ -608,13 +688,16 @@ def minor_units(name: str, frame: pl.DataFrame, decimals: int = 2) -> pl.Expr:
     (:func:`amount_checks` rejects such amounts first where the run reads money). A float
     column (Parquet, NDJSON) is read through its shortest decimal text, so ``1.005`` is treated
     like the text ``1.005`` in a CSV and NaN or infinity becomes null (a reject), never a crash.
+    With ``currency`` (the run's), a currency sign or code that marks it is read past
+    (:func:`amount_text`); one that marks another currency leaves the amount null, and
+    :func:`currency_mark_check` says why.
     """
     dtype = frame.schema[name]
     column = pl.col(name)
     if dtype.is_integer():
         # (too large: rejected by its digits)
         return column.cast(pl.Int64, strict=False) * 10 ** decimals
-    raw = amount_text(name, frame)
+    raw = amount_text(name, frame, currency)
     valid = raw.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
     # a wide scale so the cast itself does not round (rounding twice moved 0.0149999 to 2 cents)
     decimal = raw.cast(pl.Decimal(38, 12), strict=False)
@@ -622,13 +705,82 @@ def minor_units(name: str, frame: pl.DataFrame, decimals: int = 2) -> pl.Expr:
     return pl.when(valid).then(minor).otherwise(None)
 
 
-def amount_text(name: str, frame: pl.DataFrame) -> pl.Expr:
-    """An amount's text as :func:`minor_units` reads it: trimmed, without a leading currency
-    sign, spaces, underscores or thousands separators (only in the unambiguous form
-    1,234,567.89); a number column as its shortest decimal text."""
+#: currency signs -> the ISO 4217 currencies written with them. ``$`` is every dollar's and
+#: most pesos' sign, so it marks any of them (the run's currency decides which it is);
+#: a sign with a country's letters (``US$``, ``CA$``, ``A$``) marks that country's alone.
+DOLLAR_SIGN_CURRENCIES = (
+    "USD", "CAD", "AUD", "NZD", "SGD", "HKD", "TWD", "BSD", "BBD", "BZD", "BMD", "BND", "FJD",
+    "GYD", "JMD", "KYD", "LRD", "NAD", "SBD", "SRD", "TTD", "XCD", "MXN", "ARS", "CLP", "COP",
+    "CUP", "DOP", "UYU",
+)
+CURRENCY_SIGNS: dict[str, tuple[str, ...]] = {
+    "$": DOLLAR_SIGN_CURRENCIES,
+    "US$": ("USD",), "CA$": ("CAD",), "C$": ("CAD",), "A$": ("AUD",), "AU$": ("AUD",),
+    "NZ$": ("NZD",), "HK$": ("HKD",), "S$": ("SGD",), "SG$": ("SGD",), "NT$": ("TWD",),
+    "MX$": ("MXN",), "R$": ("BRL",),
+    "€": ("EUR",), "£": ("GBP", "GIP", "FKP", "SHP"), "¥": ("JPY", "CNY"), "₹": ("INR",),
+    "₩": ("KRW",), "₽": ("RUB",), "₪": ("ILS",), "₺": ("TRY",), "₫": ("VND",), "₱": ("PHP",),
+    "₦": ("NGN",), "₴": ("UAH",), "฿": ("THB",), "₡": ("CRC",), "₸": ("KZT",),
+}
+#: a currency sign, or an ISO 4217 code (three capital letters), as a regular expression
+_MARK = "|".join([*(re.escape(sign) for sign in sorted(CURRENCY_SIGNS, key=len, reverse=True)),
+                  "[A-Z]{3}"])
+#: a mark before the number (after a sign, before one), or after it
+_MARK_BEFORE = rf"^([+-]?)\s*({_MARK})\s*([+-]?\s*[0-9.])"
+_MARK_AFTER = rf"([0-9.])\s*({_MARK})$"
+
+
+def currency_mark(name: str, frame: pl.DataFrame) -> pl.Expr:
+    """The currency sign or ISO 4217 code written with an amount (``$12,500.00``,
+    ``USD 15000``, ``15000 USD``, ``9.000 €``), or null when there is none (a number column
+    has none)."""
+    if name not in frame.columns or frame.schema[name] != pl.String:
+        return pl.lit(None, dtype=pl.String)
+    cell = text(name, frame)
+    return pl.coalesce(cell.str.extract(_MARK_BEFORE, 2), cell.str.extract(_MARK_AFTER, 2))
+
+
+def marks_of(currency: str) -> list[str]:
+    """The signs and the code that mark ``currency`` (``$``, ``US$`` and ``USD`` for USD)."""
+    return [currency, *(sign for sign, codes in CURRENCY_SIGNS.items() if currency in codes)]
+
+
+def currency_mark_check(mark: pl.Expr, shown: pl.Expr, currency: str,
+                        column: str = "amount") -> tuple[pl.Expr, str, pl.Expr, pl.Expr]:
+    """The check that rejects an amount whose currency sign or code (``mark``:
+    :func:`currency_mark`) marks another currency than the run's, with a reason naming both
+    (``amount is in EUR ('€'), not the run's currency USD``); ``$`` marks any dollar or peso
+    (:data:`DOLLAR_SIGN_CURRENCIES`), so it is another currency only to a run in neither."""
+    advice = f", not the run's currency {currency}; convert amounts first or set [money] currency"
+    reasons = {}
+    for sign, codes in CURRENCY_SIGNS.items():
+        what = (f"{' or '.join(codes)} ({sign!r})" if len(codes) <= 4
+                else f"a currency written {sign!r} ({', '.join(codes[:3])} and others)")
+        reasons[sign] = f"amount is in {what}{advice}"
+    reason = pl.when(mark.is_in(list(CURRENCY_SIGNS))).then(
+        mark.replace_strict(reasons, default=None, return_dtype=pl.String)
+    ).otherwise(pl.format("amount is in {}" + advice, mark))
+    return (mark.is_not_null() & ~mark.is_in(marks_of(currency)), column, reason, shown)
+
+
+def amount_text(name: str, frame: pl.DataFrame, currency: str | None = None) -> pl.Expr:
+    """An amount's text as :func:`minor_units` reads it: trimmed, without spaces, underscores
+    or thousands separators (only in the unambiguous form 1,234,567.89); a number column as
+    its shortest decimal text. With ``currency`` (the run's), without a sign or ISO code that
+    marks it (``$``, ``US$`` or ``USD``, before or after the number: :func:`marks_of`); a mark
+    of another currency stays, so the amount is not a number. Without, a leading ``$``, ``€``
+    or ``£`` is dropped whatever the currency."""
     if name not in frame.columns:
         return pl.lit(None, dtype=pl.String)
-    raw = text(name, frame).str.replace_all(r"^[$€£]|[ _]", "")
+    raw = text(name, frame)
+    if currency is None:
+        raw = raw.str.replace(r"^[$€£]", "")
+    elif frame.schema[name] == pl.String:
+        own = "|".join(re.escape(mark) for mark in
+                       sorted(marks_of(currency.upper()), key=len, reverse=True))
+        raw = (raw.str.replace(rf"^([+-]?)\s*(?:{own})\s*([+-]?\s*[0-9.])", "${1}${2}")
+               .str.replace(rf"([0-9.])\s*(?:{own})$", "${1}"))
+    raw = raw.str.replace_all(r"[ _]", "")
     return pl.when(raw.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")).then(
         raw.str.replace_all(",", "")
     ).otherwise(raw)
@@ -695,10 +847,11 @@ def latest_deal_event(deals: pl.DataFrame) -> datetime | None:
 
 
 def beyond_horizon(touchpoints: pl.DataFrame, latest: datetime | None,
-                   file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+                   file: str, column: str = "timestamp") -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(kept, rejects)``: validated touchpoints split at one :data:`HORIZON` (a year) after
     ``latest`` (the latest deal event, :func:`latest_deal_event`), so one touch dated 2200
-    never moves the run's as-of date. Nothing is split off without deals."""
+    never moves the run's as-of date. Nothing is split off without deals. ``column`` is the
+    file's name of the timestamp column, which the rejects give."""
     if latest is None:
         return touchpoints, pl.DataFrame(schema=REJECT_SCHEMA)
     limit = latest + HORIZON
@@ -709,7 +862,7 @@ def beyond_horizon(touchpoints: pl.DataFrame, latest: datetime | None,
               f"({latest:%Y-%m-%d}), outside the run's horizon")
     rejects = touchpoints.filter(late).select(
         pl.lit(file).alias("file"), pl.lit("touchpoints").alias("input"),
-        pl.col(ROW).alias("row"), pl.lit("timestamp").alias("column"),
+        pl.col(ROW).alias("row"), pl.lit(column).alias("column"),
         pl.lit(reason).alias("reason"),
         pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias("value"),
         pl.lit(None, pl.String).alias("key"),
@@ -719,11 +872,14 @@ def beyond_horizon(touchpoints: pl.DataFrame, latest: datetime | None,
     return kept, rejects
 
 
-def first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.Expr]:
-    """Columns ``_reason``, ``_column``, ``_value`` for the first failing check of each row."""
+def first_failure(checks: Sequence[tuple[pl.Expr, str, str | pl.Expr, pl.Expr]],
+                  names: tuple[str, str, str] = (_REASON, _COLUMN, _VALUE)) -> list[pl.Expr]:
+    """Columns ``_reason``, ``_column``, ``_value`` (or ``names``) for the first failing check
+    of each row; a check's message is text, or an expression when it differs by row."""
     reason = column = value = None
     for failed, column_name, message, shown in reversed(checks):
-        reason = pl.when(failed).then(pl.lit(message)).otherwise(
+        said = message if isinstance(message, pl.Expr) else pl.lit(message)
+        reason = pl.when(failed).then(said).otherwise(
             reason if reason is not None else pl.lit(None, pl.String)
         )
         column = pl.when(failed).then(pl.lit(column_name)).otherwise(
@@ -733,7 +889,7 @@ def first_failure(checks: list[tuple[pl.Expr, str, str, pl.Expr]]) -> list[pl.Ex
             value if value is not None else pl.lit(None, pl.String)
         )
     assert reason is not None and column is not None and value is not None
-    return [reason.alias(_REASON), column.alias(_COLUMN), value.alias(_VALUE)]
+    return [reason.alias(names[0]), column.alias(names[1]), value.alias(names[2])]
 
 
 def blank_row(*cells: str) -> pl.Expr:
@@ -745,15 +901,19 @@ def blank_row(*cells: str) -> pl.Expr:
 EMPTY_ROW_CHECK = (pl.col("_empty"), "", "empty row", pl.lit(None, pl.String))
 
 
-def split_rejects(frame: pl.DataFrame, file: str,
-                  input_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a checked frame into (good rows, rejects)."""
+def split_rejects(frame: pl.DataFrame, file: str, input_name: str,
+                  names: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a checked frame into (good rows, rejects); ``names`` (canonical -> the file's
+    column) give each reject's column as the file's header names it."""
     bad = frame.filter(pl.col(_REASON).is_not_null())
+    column = pl.col(_COLUMN)
+    if names:
+        column = column.replace(dict(names))
     rejects = bad.select(
         pl.lit(file).alias("file"),
         pl.lit(input_name).alias("input"),
         pl.col(ROW).alias("row"),
-        pl.col(_COLUMN).alias("column"),
+        column.alias("column"),
         pl.col(_REASON).alias("reason"),
         pl.col(_VALUE).alias("value"),
         pl.lit(None, pl.String).alias("key"),  # a database source's: db.relabel_rejects
@@ -847,9 +1007,10 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
     """Check a contacts table (a path, or a frame as read); see :class:`Validated`.
     ``encoding`` names a text file's encoding when it is not UTF-8 (see
     :func:`attribution.reading.read_file`)."""
-    frame, file, mapping = _named(source, file, "contacts", mapping,
-                                  [c for c, req in CONTACT_COLUMNS.items() if req],
-                                  preset=preset, encoding=encoding)
+    named = _named(source, file, "contacts", mapping,
+                   [c for c, req in CONTACT_COLUMNS.items() if req], preset=preset,
+                   encoding=encoding)
+    frame, file, mapping = named.frame, named.file, named.mapping
     lead_column = _file_column(mapping, "lead_created_at")
     early = sniff_times(frame, [("lead_created_at", lead_column)], time_formats, file,
                         infer_time_formats, prefer_time_formats)
@@ -866,6 +1027,21 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         parsed, [("lead_created_at", "_lead_text", lead_column)], file, infer_time_formats,
         prefer_time_formats, early, time_formats,
     )
+    # the lead-created date is optional: one that cannot be used is left blank and the contact
+    # kept (its touches still join its account), and the cell is listed with the rejects
+    parsed = parsed.with_columns(first_failure(
+        [
+            (
+                pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
+                "lead_created_at", unparseable_reason(found, lead_column), pl.col("_lead_text"),
+            ),
+            *time_checks("lead_created_at", "_lead_text", "lead_created_at"),
+        ],
+        names=("_lead_reason", "_lead_column", "_lead_value"),
+    )).with_columns(
+        pl.when(pl.col("_lead_reason").is_null()).then(pl.col("lead_created_at"))
+        .alias("lead_created_at")
+    )
     checked = parsed.with_columns(
         first_failure(
             [
@@ -874,13 +1050,6 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
                  pl.col("contact_id")),
                 (pl.col("account_id").is_null(), "account_id", "missing account_id",
                  pl.col("account_id")),
-                (
-                    pl.col("_lead_text").is_not_null() & pl.col("lead_created_at").is_null(),
-                    "lead_created_at",
-                    unparseable_reason(found, lead_column),
-                    pl.col("_lead_text"),
-                ),
-                *time_checks("lead_created_at", "_lead_text", "lead_created_at"),
             ]
         )
     )
@@ -889,15 +1058,61 @@ def validate_contacts(source: TableSource, mapping: dict[str, str] | None = None
         ["contact_id", "account_id", "lead_created_at", *_answer_name(frame)],
         "duplicate contact_id with different values on another row",
     )
-    good, rejects = split_rejects(checked, file, "contacts")
+    good, rejects = split_rejects(checked, file, "contacts", named.names)
+    rejected_ids = (checked.filter(pl.col(_REASON).is_not_null()
+                                   & pl.col("contact_id").is_not_null())
+                    .select("contact_id", pl.col(_REASON).alias("reason")))
     copies = int(good["_copy"].sum())
-    good = (good.filter(~pl.col("_copy")) if copies else good).drop("_copy", "_lead_text", "_empty")
-    accounting = Accounting("contacts", file, read=frame.height, used=good.height,
-                            deduplicated=copies, rejected=reason_counts(rejects))
+    good = good.filter(~pl.col("_copy")) if copies else good
+    blanked = blanked_cells(good, file, "contacts", named.names, "_lead")
+    good = good.drop("_copy", "_lead_text", "_empty", "_lead_reason", "_lead_column",
+                     "_lead_value")
+    notes = _notes(file, found)
+    if blanked.height:
+        notes.append(blanked_note(blanked, file, lead_column, "each contact is kept with its "
+                                  "touches, without a lead-created date"))
+    rejected = pl.concat([named.repeated, rejects])
+    accounting = Accounting("contacts", file, read=named.read, used=good.height,
+                            deduplicated=copies, rejected=reason_counts(rejected),
+                            blanked=blanked.height)
     # one chunk per column: touches look contacts up by row, and a gather over a file's many
     # row groups is slow
-    return Validated(good.rechunk(), rejects, accounting, time_formats=found,
-                     notes=_notes(file, found))
+    return Validated(good.rechunk(), pl.concat([rejected, blanked]).sort("row"), accounting,
+                     time_formats=found, notes=notes, columns=named.names,
+                     rejected_ids=rejected_ids)
+
+
+#: how a cell that was left blank (its row kept) starts its reason in the rejects
+BLANKED = "cell left blank, the row kept: "
+#: how many of a column's blanked cells a note names
+BLANKED_LISTED = 3
+
+
+def blanked_cells(good: pl.DataFrame, file: str, input_name: str, names: Mapping[str, str],
+                  prefix: str) -> pl.DataFrame:
+    """The rejects (:data:`~attribution.schema.REJECT_SCHEMA`) of the cells of used rows that
+    were left blank because they could not be used: ``{prefix}_reason``, ``_column`` and
+    ``_value`` say which, and why (the reason starts with :data:`BLANKED`)."""
+    reason, column = pl.col(f"{prefix}_reason"), pl.col(f"{prefix}_column")
+    return good.filter(reason.is_not_null()).select(
+        pl.lit(file).alias("file"), pl.lit(input_name).alias("input"), pl.col(ROW).alias("row"),
+        column.replace(dict(names)) if names else column,
+        (pl.lit(BLANKED) + reason).alias("reason"),
+        pl.col(f"{prefix}_value").alias("value"), pl.lit(None, pl.String).alias("key"),
+    ).rename({f"{prefix}_column": "column"}).cast(dict(REJECT_SCHEMA))  # type: ignore[arg-type]
+
+
+def blanked_note(blanked: pl.DataFrame, file: str, column: str, kept: str) -> str:
+    """The note for cells left blank: how many, the first few rows and values, and that the
+    rejects list them."""
+    shown = ", ".join(f"row {row:,}: {quote_input(str(value), 40)}" for row, value in
+                      blanked.head(BLANKED_LISTED).select("row", "value").iter_rows())
+    more = (f" and {blanked.height - BLANKED_LISTED:,} more" if blanked.height > BLANKED_LISTED
+            else "")
+    plural = "s" if blanked.height != 1 else ""
+    return (f"{file}: {blanked.height:,} {column} value{plural} could not be used and "
+            f"{'are' if plural else 'is'} left blank ({shown}{more}): {kept}; the rejects "
+            "list each cell and why")
 
 
 def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.DataFrame | None,
@@ -907,7 +1122,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                          prefer_time_formats: Sequence[str] = (),
                          preset: Preset | None = None,
                          encoding: str | None = None,
-                         unify: bool = True) -> Validated:
+                         unify: bool = True,
+                         rejected_contacts: pl.DataFrame | None = None) -> Validated:
     """Check a touchpoints table (a path, or a frame as read) and give each row its channel and
     group; ``contacts`` (validated) give rows without an account their contact's account.
 
@@ -915,9 +1131,14 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     separators (:func:`~attribution.channels.channel_key`) become the file's most frequent one
     (:func:`~attribution.channels.unify_spellings`); ``unify=False`` leaves that to the caller
     (a batch of a file must not choose the file's spelling alone).
+
+    ``rejected_contacts`` (:attr:`Validated.rejected_ids` of the contacts) name the contacts
+    whose rows were rejected: a touch of one without an account of its own is rejected
+    saying so, with the contact's reason, rather than as an unknown contact.
     """
-    frame, file, mapping = _named(source, file, "touchpoints", mapping, ["timestamp"],
-                                  preset=preset, encoding=encoding)
+    named = _named(source, file, "touchpoints", mapping, ["timestamp"], preset=preset,
+                   encoding=encoding)
+    frame, file, mapping = named.frame, named.file, named.mapping
     del source  # the frame is all that is used (a frame given is freed with it below)
     has_channel_info = {"channel", "utm_source", "utm_medium"} & set(frame.columns)
     if not has_channel_info:
@@ -952,7 +1173,8 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         text("touch_type", frame).alias("touch_type"),
     ).with_columns(blank_row("touchpoint_id", "_time_text", "contact_id", "_row_account",
                              "_channel", "utm_source", "utm_medium", "campaign", "touch_type"))
-    rows_read = frame.height
+    rows_read = named.read
+    named.frame = pl.DataFrame()  # (this reference too: the frame is freed below)
     del frame  # the parsed columns replace the raw ones: free them before the joins
     # "Direct" and "direct" in one file are one channel, under the file's usual spelling
     # (before the duplicate check: two rows differing only in that are copies)
@@ -989,6 +1211,13 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         if contacts is not None
         else "no account_id, and no contacts file to find the contact's account"
     )
+    # a touch of a contact whose row was rejected says so, with the contact's reason
+    contact_rejected = pl.lit(None, pl.String)
+    if contacts is not None and rejected_contacts is not None and rejected_contacts.height:
+        ids = rejected_contacts.unique("contact_id", keep="first", maintain_order=True)
+        contact_rejected = pl.col("contact_id").replace_strict(
+            ids.get_column("contact_id"), ids.get_column("reason"), default=None,
+            return_dtype=pl.String)
     checked = parsed.with_columns(
         first_failure(
             [
@@ -1003,6 +1232,13 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
                 (
                     pl.col("contact_id").is_null() & pl.col("_row_account").is_null(),
                     "contact_id", "no contact_id and no account_id", pl.lit(None, pl.String),
+                ),
+                (
+                    pl.col("account_id").is_null() & contact_rejected.is_not_null(),
+                    "contact_id",
+                    pl.format("contact rejected in the contacts file ({}), and the row has no "
+                              "account_id", contact_rejected),
+                    pl.col("contact_id"),
                 ),
                 (pl.col("account_id").is_null(), "contact_id", unknown_contact,
                  pl.col("contact_id")),
@@ -1019,7 +1255,9 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
         checked, "touchpoint_id", content,
         "duplicate touchpoint_id with different values on another row",
     )
-    good, rejects = split_rejects(checked, file, "touchpoints")
+    good, rejects = split_rejects(checked, file, "touchpoints", named.names)
+    if named.repeated.height:
+        rejects = pl.concat([named.repeated, rejects]).sort("row")
     del checked, parsed
     copies = int(good["_copy"].sum())
     good = good.filter(~pl.col("_copy")) if copies else good
@@ -1087,7 +1325,7 @@ def validate_touchpoints(source: TableSource, rules: ChannelRules, contacts: pl.
     accounting = Accounting("touchpoints", file, read=rows_read, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects))
     return Validated(good, rejects, accounting, unmapped=unmapped, channel_groups=groups,
-                     time_formats=found, notes=_notes(file, found))
+                     time_formats=found, notes=_notes(file, found), columns=named.names)
 
 
 def most_common_currency(frame: pl.DataFrame) -> str:
@@ -1122,8 +1360,9 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     (:func:`~attribution.schema.minor_per_major`: ``1234.567`` KWD is 1234567 fils).
     """
     required = [c for c, req in DEAL_COLUMNS.items() if req]
-    frame, file, mapping = _named(source, file, "deals", mapping, required, {"status": "is_won"},
-                                  preset, encoding)
+    named = _named(source, file, "deals", mapping, required, {"status": "is_won"}, preset,
+                   encoding)
+    frame, file, mapping = named.frame, named.file, named.mapping
     status_key = text("status", frame).str.to_lowercase().str.replace_all(r"[^a-z]", "")
     status_word = status_key.replace_strict(status_words(statuses), default=None,
                                             return_dtype=pl.String)
@@ -1153,10 +1392,11 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         text("closed_at", frame).alias("_closed_text"),
         status_word.alias("status"),
         text("status", frame).alias("_status_text"),
-        minor_units("amount", frame, currency_decimals(currency))  # money: keep name
+        minor_units("amount", frame, currency_decimals(currency), currency)  # money: keep name
         .alias("amount_cents"),
         text("amount", frame).alias("_amount_text"),  # money: keep name
-        amount_text("amount", frame).alias("_amount_clean"),  # money: keep name
+        amount_text("amount", frame, currency).alias("_amount_clean"),  # money: keep name
+        currency_mark("amount", frame).alias("_amount_mark"),  # money: keep name
         text("currency", frame).str.to_uppercase().alias("currency"),
         *_answer_column(frame),
         *((boolean("is_won", frame).alias("_won"), text("is_won", frame).alias("_won_text"),
@@ -1196,8 +1436,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
         # deal accounts is much cheaper than finding every distinct touch account
         # (through 64-bit hashes first: the few accounts whose hash some deal account shares
         # hold every match, and the text decides among them)
-        named = parsed.get_column("account_id").drop_nulls().unique()
-        hashes = named.hash(seed=5).implode()
+        in_file = parsed.get_column("account_id").drop_nulls().unique()
+        hashes = in_file.hash(seed=5).implode()
         known = (known_accounts.filter(known_accounts.hash(seed=5).is_in(hashes)).to_frame()
                  .lazy().unique().collect(engine="streaming").to_series())
         account_unknown = ~pl.col("account_id").is_in(known.implode())
@@ -1244,6 +1484,8 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                      "first or set [money] currency"),
                     pl.col("currency"),
                 ),
+                # an amount whose sign or code marks another currency than the run's
+                currency_mark_check(pl.col("_amount_mark"), pl.col("_amount_text"), currency),
                 # money: keep names from here (a file's column)
                 (pl.col("_amount_text").is_null() & ~pl.col("_unsized"), "amount",
                 # money: keep names to here
@@ -1269,7 +1511,9 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     checked = flag_duplicates(
         checked, "deal_id", content, "duplicate deal_id with different values on another row"
     )
-    good, rejects = split_rejects(checked, file, "deals")
+    good, rejects = split_rejects(checked, file, "deals", named.names)
+    if named.repeated.height:
+        rejects = pl.concat([named.repeated, rejects]).sort("row")
     unsized_used = good.filter(pl.col("_unsized") & ~pl.col("_copy")).group_by("status").len()
     if unsized_used.height:
         counts = dict(unsized_used.iter_rows())
@@ -1287,7 +1531,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
     # (rows in another currency are not money of this run: not summed with it)
     lost = checked.filter(pl.col(_REASON).is_not_null() & (pl.col("amount_cents") > 0)
                           & (pl.col("currency").is_null() | (pl.col("currency") == currency)))
-    accounting = Accounting("deals", file, read=frame.height, used=good.height,
+    accounting = Accounting("deals", file, read=named.read, used=good.height,
                             deduplicated=copies, rejected=reason_counts(rejects),
                             rejected_amount=int(lost.get_column("amount_cents").sum()),
                             rejected_won_amount=int(
@@ -1295,7 +1539,7 @@ def validate_deals(source: TableSource, known_accounts: pl.Series | None, curren
                                 .get_column("amount_cents").sum()
                             ))
     return Validated(good, rejects, accounting, currency=currency, time_formats=found,
-                     notes=notes)
+                     notes=notes, columns=named.names)
 
 
 def _answer_name(frame: pl.DataFrame) -> list[str]:
@@ -1373,8 +1617,12 @@ def _file_column(mapping: Mapping[str, str] | None, canonical: str) -> str:
 
 
 __all__ = [
+    "BLANKED",
+    "CURRENCY_SIGNS",
+    "DOLLAR_SIGN_CURRENCIES",
     "EARLIEST_TIME",
     "EMPTY_ROW_CHECK",
+    "HEADER_REPEAT",
     "HORIZON",
     "ISO_TIME_FORMATS",
     "MAX_AMOUNT_DIGITS",
@@ -1389,12 +1637,17 @@ __all__ = [
     "amount_text",
     "beyond_horizon",
     "blank_row",
+    "blanked_cells",
     "check_reject_rate",
+    "currency_mark",
+    "currency_mark_check",
     "distinct_utm",
     "first_failure",
     "flag_duplicates",
+    "header_repeats",
     "instant",
     "latest_deal_event",
+    "marks_of",
     "minor_units",
     "most_common_currency",
     "reason_counts",

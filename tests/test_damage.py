@@ -21,7 +21,13 @@ from attribution.cli import cli
 from attribution.config import load_config
 from attribution.errors import ConfigError, FileFormatError, RejectedRowError
 from attribution.loading import load_inputs
-from attribution.reading import LINE_LIMIT, check_line_lengths, invalid_utf8, read_file
+from attribution.reading import (
+    LINE_LIMIT,
+    check_line_lengths,
+    invalid_utf8,
+    read_file,
+    where_not_utf8,
+)
 from attribution.schema import currency_decimals
 from attribution.spend import load_spend
 from attribution.validation import HORIZON
@@ -58,11 +64,13 @@ def test_a_latin_1_file_stops_the_run_with_the_byte_offset_and_a_hint(tmp_path: 
     touches = write(tmp_path, "t.csv", LATIN_TOUCHES)
     deals = write(tmp_path, "d.csv", DEAL_HEADER + DEAL)
     offset = LATIN_TOUCHES.index(b"\xe9")
-    assert invalid_utf8(touches) == (offset, 2, b"\xe9")
+    line_start = LATIN_TOUCHES.index(b"\n") + 1
+    assert invalid_utf8(touches) == (offset, 2, offset - line_start + 1, b"\xe9")
     with pytest.raises(FileFormatError) as raised:
         load(touches, deals)
     assert str(raised.value) == (
-        f"{touches}: touchpoints file is not valid UTF-8 at byte {offset} (line 2, bytes e9); "
+        f"{touches}: touchpoints file is not valid UTF-8 at byte {offset} (line 2, byte "
+        f"{offset - line_start + 1} of the line: 0xe9, which cp1252 reads as 'é'); "
         "if it was saved in another encoding, name it: --encoding touchpoints=cp1252 (or "
         '[inputs] encoding = { touchpoints = "cp1252" } in the config) reads a touchpoints '
         "file saved by Windows or Excel (latin-1 for ISO-8859-1), --encoding cp1252 every "
@@ -101,9 +109,16 @@ def test_each_input_can_have_its_own_encoding(tmp_path: Path) -> None:
 def test_the_offset_is_found_in_a_later_block_and_a_cut_character(tmp_path: Path) -> None:
     block = b"a,b\n" + b"x,1\n" * 300_000  # past the first megabyte read
     assert invalid_utf8(write(tmp_path, "late.csv", block + b"\xff,2\n")) == (
-        len(block), 300_002, b"\xff")
+        len(block), 300_002, 1, b"\xff")
+    assert invalid_utf8(write(tmp_path, "mid.csv", block + b"x,\xff\n")) == (
+        len(block) + 2, 300_002, 3, b"\xff")
     cut = "é".encode()[:1]  # the file ends inside a two-byte character
-    assert invalid_utf8(write(tmp_path, "cut.csv", b"a\n" + cut)) == (2, 2, b"")
+    assert invalid_utf8(write(tmp_path, "cut.csv", b"a\n" + cut)) == (2, 2, 1, b"")
+    assert where_not_utf8((2, 2, 1, b"")) == (
+        "at byte 2 (line 2, byte 1 of the line: the file ends inside a character)")
+    # a byte cp1252 leaves undefined is named alone
+    assert where_not_utf8((1_234, 3, 9, b"\x81")) == (
+        "at byte 1,234 (line 3, byte 9 of the line: 0x81)")
     assert invalid_utf8(write(tmp_path, "fine.csv", "a\né\n")) is None
 
 

@@ -23,6 +23,7 @@ from attribution.errors import (
 from attribution.loading import load_inputs
 from attribution.pipeline import validate
 from attribution.schema import UNMAPPED_CHANNEL
+from attribution.validation import BLANKED
 
 TIME_HINT = (
     "unparseable timestamp; expected ISO-8601 like 2025-03-04T10:15:00Z or 2025-03-04, or "
@@ -492,14 +493,18 @@ def test_bad_contacts(tmp_path: Path) -> None:
         "c1,a1,2025-01-01\n,a1,\nc2,,\nc3,a1,someday\nc4,a1,\nc4,a2,\n",
     )
     inputs = load(one_touch(tmp_path), open_deal(tmp_path), contacts)
-    assert inputs.contacts["contact_id"].to_list() == ["c1"]
+    # an unreadable lead-created date is left blank, the contact kept, the cell listed
+    assert inputs.contacts.select("contact_id", "lead_created_at").rows() == [
+        ("c1", datetime(2025, 1, 1, tzinfo=UTC)), ("c3", None)]
     assert rejects_of(inputs, "contacts") == [
         (2, "contact_id", "missing contact_id", None),
         (3, "account_id", "missing account_id", None),
-        (4, "lead_created_at", TIME_HINT, "someday"),
+        (4, "lead_created_at", f"cell left blank, the row kept: {TIME_HINT}", "someday"),
         (5, "contact_id", "duplicate contact_id with different values on another row", "c4"),
         (6, "contact_id", "duplicate contact_id with different values on another row", "c4"),
     ]
+    counted = inputs.accounting["contacts"]
+    assert (counted.read, counted.used, counted.rejected_total, counted.blanked) == (6, 2, 4, 1)
 
 
 def test_duplicate_ids(tmp_path: Path) -> None:
@@ -627,7 +632,10 @@ def test_every_row_is_accounted_for(tmp_path: Path, exports) -> None:
         assert min(counts["used"], counts["deduplicated"], counts["out_of_window"]) >= 0
         # every reject names its file, row and column
         rejects = result.rejects.filter(pl.col("input") == item.input)
-        assert rejects.height == counts["rejected"]
+        # the rejects list the rejected rows, and the cells left blank in used rows
+        assert rejects.height == counts["rejected"] + counts["blanked"]
+        assert rejects.filter(pl.col("reason").str.starts_with(BLANKED)).height == \
+            counts["blanked"]
         assert rejects["row"].is_unique().all()
         assert rejects["file"].to_list() == [item.path] * rejects.height
         assert rejects["column"].null_count() == 0 and rejects["reason"].null_count() == 0

@@ -240,3 +240,26 @@ def test_journey_ranges_are_about_equal() -> None:
     sizes = partitioned._range_of(ids, bounds).value_counts().get_column("count")
     assert sizes.len() == 8
     assert sizes.max() < 1.5 * ids.len() / 8
+
+
+def test_a_rejected_contact_and_a_blanked_lead_date_read_as_in_memory(tmp_path: Path) -> None:
+    """A touch of a rejected contact says so; a lead date that cannot be read is left blank,
+    the contact kept: the rejects and the accounting are the in-memory run's."""
+    from attribution import pipeline
+
+    (tmp_path / "c.csv").write_text("contact_id,account_id,lead_created_at\nc1,A,2025-01-01\n"
+                                    "c2,,2025-01-01\nc3,A,31.02.2025\n")
+    (tmp_path / "t.csv").write_text("touchpoint_id,timestamp,contact_id,channel\n"
+                                    "t1,2025-01-02,c1,email\nt2,2025-01-03,c2,email\n"
+                                    "t3,2025-01-04,c3,email\n")
+    (tmp_path / "d.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
+                                    "D1,A,2025-01-05,2025-02-01,won,100\n")
+    config = Config(touchpoints=tmp_path / "t.csv", deals=tmp_path / "d.csv",
+                    contacts=tmp_path / "c.csv", max_reject_rate=1.0, models=("linear",))
+    expected = pipeline.run(config)
+    parts = partitioned.run(config, 2)
+    assert parts.rejects.rows() == expected.rejects.rows()
+    assert [a.as_dict() for a in parts.accounting] == [a.as_dict() for a in expected.accounting]
+    assert expected.rejects["reason"][2] == (
+        "contact rejected in the contacts file (missing account_id), and the row has no "
+        "account_id")

@@ -363,3 +363,24 @@ def test_rejects_are_written_by_the_executors_in_the_local_order(spark, tmp_path
     assert not result.reject_rows.collected
     # as a table, when asked for: the polars engine's
     assert_frame_equal(result.rejects, expected.rejects)
+
+
+def test_a_rejected_contact_and_a_blanked_lead_date_read_the_same(spark, tmp_path):
+    """A contact without an account is rejected and its touch says so (not "unknown
+    contact"); a contact whose lead date cannot be read is kept, the cell listed with the
+    rejects and counted as blanked, not rejected: on Spark as in the local engine."""
+    (tmp_path / "c.csv").write_text("contact_id,account_id,lead_created_at\nc1,A,2025-01-01\n"
+                                    "c2,,2025-01-01\nc3,A,31.02.2025\n")
+    (tmp_path / "t.csv").write_text("touchpoint_id,timestamp,contact_id,channel\n"
+                                    "t1,2025-01-02,c1,email\nt2,2025-01-03,c2,email\n"
+                                    "t3,2025-01-04,c3,email\n")
+    (tmp_path / "d.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
+                                    "D1,A,2025-01-05,2025-02-01,won,100\n")
+    config = Config(touchpoints=tmp_path / "t.csv", deals=tmp_path / "d.csv",
+                    contacts=tmp_path / "c.csv", max_reject_rate=1.0,
+                    models=("last_touch", "linear"))
+    expected = pipeline.run(config)
+    assert expected.rejects.select("input", "row").rows() == [
+        ("contacts", 2), ("contacts", 3), ("touchpoints", 2)]
+    assert expected.rejects["reason"][2].startswith("contact rejected in the contacts file")
+    assert_same(expected, engine.run(config, spark=spark, buckets=2))

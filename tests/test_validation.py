@@ -111,10 +111,11 @@ def test_boolean_won_and_closed_columns_decide_the_status(tmp_path: Path) -> Non
     ]
     # an open deal's expected close date is not a close
     assert inputs.deals.filter(pl.col("deal_id") == "O3")["closed_at"].to_list() == [None]
+    # a reject names the column as the file's header does
     assert inputs.rejects.select("row", "column", "reason", "value").rows() == [
-        (5, "is_won", "is_won is not true or false", "maybe"),
-        (6, "is_closed", "is_closed is not true or false", "perhaps"),
-        (7, "is_won", "missing is_won", None),
+        (5, "IsWon", "is_won is not true or false", "maybe"),
+        (6, "IsClosed", "is_closed is not true or false", "perhaps"),
+        (7, "IsWon", "missing is_won", None),
     ]
     assert inputs.notes == []  # the stage names are not needed: no unknown-status note
 
@@ -186,7 +187,7 @@ def test_a_rejected_timestamp_names_the_format_the_run_detected(tmp_path: Path) 
     checked = validate_deals(deals, None, None, {"closed_at": "Close Date"})
     assert checked.good["deal_id"].to_list() == ["D1"]
     assert checked.rejects.select("row", "column", "reason", "value").rows() == [
-        (2, "closed_at", "unparseable timestamp; does not fit the format detected for this "
+        (2, "Close Date", "unparseable timestamp; does not fit the format detected for this "
          "column, '%d/%m/%Y %H:%M' (day/month/year, 24-hour clock), nor ISO-8601; declare the "
          "format with --timestamp-format", "Jan 26th 2025")]
     # the ISO created_at was detected as nothing: its reason is the one it always was
