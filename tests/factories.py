@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 
+from attribution.config import Config
 from attribution.journeys import Journeys, build_journeys
 from attribution.schema import UTC_TIME
 from attribution.simulate import World
@@ -143,3 +145,18 @@ def with_answers(journeys: Journeys, cycle=STATED_CYCLE) -> Journeys:
     )
     return dataclasses.replace(journeys, stated=stated)
 
+
+
+def rejected_and_blanked_contacts(folder: Path, models: tuple[str, ...]) -> Config:
+    """A tiny export in ``folder``: contact c2 has no account (rejected, its touch with it),
+    c3 a lead date that cannot be read (the cell blanked, the contact kept); the config of a
+    run of ``models`` over it (every reject allowed)."""
+    (folder / "c.csv").write_text("contact_id,account_id,lead_created_at\nc1,A,2025-01-01\n"
+                                  "c2,,2025-01-01\nc3,A,31.02.2025\n")
+    (folder / "t.csv").write_text("touchpoint_id,timestamp,contact_id,channel\n"
+                                  "t1,2025-01-02,c1,email\nt2,2025-01-03,c2,email\n"
+                                  "t3,2025-01-04,c3,email\n")
+    (folder / "d.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
+                                  "D1,A,2025-01-05,2025-02-01,won,100\n")
+    return Config(touchpoints=folder / "t.csv", deals=folder / "d.csv",
+                  contacts=folder / "c.csv", max_reject_rate=1.0, models=models)

@@ -20,6 +20,7 @@ from attribution import partitioned
 from attribution.cli import cli
 from attribution.config import Config
 from attribution.models import MODELS, get_model
+from tests.factories import rejected_and_blanked_contacts
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 INPUTS = ["--touchpoints", str(DEMO / "touchpoints.csv"), "--deals", str(DEMO / "deals.csv"),
@@ -247,15 +248,7 @@ def test_a_rejected_contact_and_a_blanked_lead_date_read_as_in_memory(tmp_path: 
     the contact kept: the rejects and the accounting are the in-memory run's."""
     from attribution import pipeline
 
-    (tmp_path / "c.csv").write_text("contact_id,account_id,lead_created_at\nc1,A,2025-01-01\n"
-                                    "c2,,2025-01-01\nc3,A,31.02.2025\n")
-    (tmp_path / "t.csv").write_text("touchpoint_id,timestamp,contact_id,channel\n"
-                                    "t1,2025-01-02,c1,email\nt2,2025-01-03,c2,email\n"
-                                    "t3,2025-01-04,c3,email\n")
-    (tmp_path / "d.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
-                                    "D1,A,2025-01-05,2025-02-01,won,100\n")
-    config = Config(touchpoints=tmp_path / "t.csv", deals=tmp_path / "d.csv",
-                    contacts=tmp_path / "c.csv", max_reject_rate=1.0, models=("linear",))
+    config = rejected_and_blanked_contacts(tmp_path, ("linear",))
     expected = pipeline.run(config)
     parts = partitioned.run(config, 2)
     assert parts.rejects.rows() == expected.rejects.rows()

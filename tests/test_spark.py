@@ -17,6 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from attribution.models.self_reported import SELF_REPORTED_MODELS
+from tests.factories import rejected_and_blanked_contacts
 
 try:
     import pyspark  # noqa: F401
@@ -369,16 +370,7 @@ def test_a_rejected_contact_and_a_blanked_lead_date_read_the_same(spark, tmp_pat
     """A contact without an account is rejected and its touch says so (not "unknown
     contact"); a contact whose lead date cannot be read is kept, the cell listed with the
     rejects and counted as blanked, not rejected: on Spark as in the local engine."""
-    (tmp_path / "c.csv").write_text("contact_id,account_id,lead_created_at\nc1,A,2025-01-01\n"
-                                    "c2,,2025-01-01\nc3,A,31.02.2025\n")
-    (tmp_path / "t.csv").write_text("touchpoint_id,timestamp,contact_id,channel\n"
-                                    "t1,2025-01-02,c1,email\nt2,2025-01-03,c2,email\n"
-                                    "t3,2025-01-04,c3,email\n")
-    (tmp_path / "d.csv").write_text("deal_id,account_id,created_at,closed_at,status,amount\n"
-                                    "D1,A,2025-01-05,2025-02-01,won,100\n")
-    config = Config(touchpoints=tmp_path / "t.csv", deals=tmp_path / "d.csv",
-                    contacts=tmp_path / "c.csv", max_reject_rate=1.0,
-                    models=("last_touch", "linear"))
+    config = rejected_and_blanked_contacts(tmp_path, ("last_touch", "linear"))
     expected = pipeline.run(config)
     assert expected.rejects.select("input", "row").rows() == [
         ("contacts", 2), ("contacts", 3), ("touchpoints", 2)]
